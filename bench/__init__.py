@@ -1,0 +1,42 @@
+"""dynbench's harness: plugin model, suites, runner, results.
+
+The public API for plugin authors::
+
+    from bench import hookimpl, Param, Solver, Task, CellContext
+
+Nothing here knows of any domain; the built-in plugins live in ``plugins``.
+"""
+
+from bench.base import (
+    Architecture,
+    Backend,
+    Diverged,
+    Encoding,
+    Plugin,
+    SkipCell,
+    Solver,
+    Task,
+)
+from bench.context import CellContext
+from bench.params import Param, ParamError
+from bench.plugins import get_plugin_manager, hookimpl
+from bench.registry import Registry
+
+__all__ = [
+    "Architecture",
+    "Backend",
+    "CellContext",
+    "Diverged",
+    "Encoding",
+    "Param",
+    "ParamError",
+    "Plugin",
+    "Registry",
+    "SkipCell",
+    "Solver",
+    "Task",
+    "get_plugin_manager",
+    "hookimpl",
+]
+
+__version__ = "0.1.0"

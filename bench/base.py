@@ -1,0 +1,182 @@
+"""Base classes for every kind of plugin.
+
+A plugin is a class with a unique ``name``, a docstring (its first line is what
+``bench list`` shows), and typed ``params``. It is registered by returning it
+from the matching hook (``bench_solvers``, ``bench_tasks``, ...).
+
+Required and optional members, per kind:
+
+- every plugin: ``name``; optional ``params``, ``requires`` (modules that must
+  import for the plugin to run), ``skip(device)`` for other reasons to skip.
+- ``Solver``: ``order`` and ``odeint(func, y0, t, **options)``; optional
+  ``adaptive``, ``supports_adjoint``.
+- ``Architecture``: ``build(**kwargs) -> torch.nn.Module``.
+- ``Encoding``: ``build(in_features, out_features, **kwargs) -> torch.nn.Module``.
+- ``Backend``: ``op`` (the hot operation it implements) and ``__call__``.
+- ``Task``: ``components`` (slot -> kind it needs) and ``run(ctx)``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from bench.params import Param, ParamError
+
+if TYPE_CHECKING:
+    import torch
+
+    from bench.context import CellContext
+
+KINDS = ("solver", "architecture", "encoding", "task", "backend")
+
+
+class SkipCell(Exception):
+    """Raise from a plugin to end its cell with status ``skipped`` and this reason."""
+
+
+class Diverged(Exception):
+    """Raise from a plugin to end its cell with status ``diverged`` and this reason."""
+
+
+class Plugin(ABC):
+    """Common base: a named, documented class with typed parameters."""
+
+    kind: ClassVar[str] = ""
+    name: ClassVar[str] = ""
+    params: ClassVar[dict[str, Param]] = {}
+    requires: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, **values: Any) -> None:
+        self.values = self.resolve_params(values)
+
+    @classmethod
+    def resolve_params(cls, values: dict[str, Any]) -> dict[str, Any]:
+        """Validate ``values`` against ``params`` and fill in defaults.
+
+        Raises ``ParamError`` naming the first bad parameter.
+        """
+        unknown = sorted(set(values) - set(cls.params))
+        if unknown:
+            known = ", ".join(sorted(cls.params)) or "none"
+            raise ParamError(
+                f"{cls.name} has no parameter {unknown[0]!r} (its parameters: {known})"
+            )
+        resolved = {}
+        for key, param in cls.params.items():
+            if key in values:
+                try:
+                    resolved[key] = param.validate(values[key])
+                except ParamError as exc:
+                    raise ParamError(f"{cls.name}.{key}: {exc}") from None
+            else:
+                resolved[key] = param.default
+        return resolved
+
+    @classmethod
+    def summary(cls) -> str:
+        """First line of the docstring."""
+        doc = (cls.__doc__ or "").strip()
+        return doc.splitlines()[0] if doc else ""
+
+    @classmethod
+    def missing_requirement(cls) -> str | None:
+        """The reason this plugin cannot run here, or None.
+
+        Checks that every module in ``requires`` can be imported, without
+        importing it.
+        """
+        for module in cls.requires:
+            try:
+                found = importlib.util.find_spec(module) is not None
+            except (ImportError, ValueError):
+                found = False
+            if not found:
+                return f"{cls.name} needs the optional module {module!r}, which is not installed"
+        return None
+
+    def skip(self, device: str) -> str | None:
+        """Override to skip on some devices or settings: return a reason, or None."""
+        return None
+
+
+class Solver(Plugin):
+    """Integrates dx/dt = f(t, x) from ``t[0]`` through every time in ``t``.
+
+    ``odeint`` has torchdiffeq's semantics: ``func(t, y)`` returns dy/dt, ``y0``
+    is a tensor, ``t`` is a 1-D increasing tensor, and the result has shape
+    ``(len(t), *y0.shape)`` with ``result[0] == y0``.
+    """
+
+    kind = "solver"
+    order: ClassVar[int] = 0
+    adaptive: ClassVar[bool] = False
+    supports_adjoint: ClassVar[bool] = False
+
+    @abstractmethod
+    def odeint(self, func: Any, y0: torch.Tensor, t: torch.Tensor, **options: Any) -> torch.Tensor:
+        """Solve and return the solution at every time in ``t``.
+
+        ``options`` may carry ``adjoint=True`` (only where ``supports_adjoint``;
+        ``func`` must then be an ``nn.Module``) and overrides of the solver's
+        own parameters for this call.
+        """
+
+
+class Architecture(Plugin):
+    """A family of torch modules (ResNet, RevNet, Neural ODE, ...)."""
+
+    kind = "architecture"
+
+    @abstractmethod
+    def build(self, **kwargs: Any) -> torch.nn.Module:
+        """Return a fresh module; ``kwargs`` are sizes the task decides."""
+
+
+class Encoding(Plugin):
+    """A coordinate network (neural field) mapping coordinates to values."""
+
+    kind = "encoding"
+
+    @abstractmethod
+    def build(self, in_features: int, out_features: int, **kwargs: Any) -> torch.nn.Module:
+        """Return a fresh module mapping ``(N, in_features)`` to ``(N, out_features)``."""
+
+
+class Backend(Plugin):
+    """One implementation of a hot operation (``op``), e.g. warp or sine-MLP."""
+
+    kind = "backend"
+    op: ClassVar[str] = ""
+
+    @abstractmethod
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the operation."""
+
+
+class Task(Plugin):
+    """A problem, a protocol and its metrics.
+
+    ``components`` maps each slot the task needs to a kind, e.g.
+    ``{"solver": "solver"}``; a suite fills each slot with a plugin name and
+    the harness passes instances in ``ctx.components``. ``run`` makes its data
+    (untimed), then times the work with ``ctx.time`` and records results with
+    ``ctx.metric`` and ``ctx.curve``.
+    """
+
+    kind = "task"
+    components: ClassVar[dict[str, str]] = {}
+
+    @abstractmethod
+    def run(self, ctx: CellContext) -> None:
+        """Run one cell."""
+
+
+BASES: dict[str, type[Plugin]] = {
+    "solver": Solver,
+    "architecture": Architecture,
+    "encoding": Encoding,
+    "task": Task,
+    "backend": Backend,
+}

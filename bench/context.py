@@ -1,0 +1,135 @@
+"""What a task sees while it runs one cell: its components and the recorders."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.base import Diverged, Plugin
+from bench.timing import PeakMemory, summarize, time_callable
+
+
+@dataclass
+class CellRecord:
+    """Everything one cell measured; the runner turns it into result rows."""
+
+    times: dict[str, list[float]] = field(default_factory=dict)
+    memory: dict[str, int] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    curves: list[tuple[str, int, float, float]] = field(default_factory=list)
+
+    def flat(self) -> dict[str, Any]:
+        """Flat ``time.*``, ``mem.*`` and ``metric.*`` columns."""
+        row: dict[str, Any] = {}
+        for name, samples in self.times.items():
+            for stat, value in summarize(samples).items():
+                row[f"time.{name}.{stat}"] = value
+        for name, nbytes in self.memory.items():
+            row[f"mem.{name}"] = nbytes
+        for name, value in self.metrics.items():
+            row[f"metric.{name}"] = value
+        return row
+
+
+def default_cache_dir() -> Path:
+    """Where tasks cache expensive references (``$DYNBENCH_CACHE`` overrides)."""
+    env = os.environ.get("DYNBENCH_CACHE")
+    if env:
+        return Path(env)
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "dynbench"
+
+
+class CellContext:
+    """Handed to ``Task.run``.
+
+    Attributes:
+        device: ``"cpu"`` or ``"cuda:N"``.
+        seed: the cell's seed; the harness has already seeded torch, numpy and random.
+        repeats: timed repetitions the suite asks for; ``warmup``: untimed calls first.
+        components: slot name -> plugin instance (``ctx.components["solver"]``).
+        params: the task's own resolved parameters (also ``task.values``).
+        cache_dir: a directory for cached references shared across runs.
+    """
+
+    def __init__(
+        self,
+        *,
+        device: str,
+        seed: int,
+        repeats: int,
+        warmup: int,
+        components: dict[str, Plugin],
+        params: dict[str, Any],
+        cache_dir: Path | None = None,
+    ) -> None:
+        self.device = device
+        self.seed = seed
+        self.repeats = repeats
+        self.warmup = warmup
+        self.components = components
+        self.params = params
+        self.cache_dir = cache_dir or default_cache_dir()
+        self.record = CellRecord()
+
+    def time(
+        self,
+        name: str,
+        fn: Callable[[], Any],
+        *,
+        repeats: int | None = None,
+        warmup: int | None = None,
+        flush_l2: bool = False,
+    ) -> Any:
+        """Time ``fn()`` (after untimed warm-up calls); also record its peak memory.
+
+        Returns what the last call returned, so the timed work's output can be
+        checked afterwards. Samples land in ``time.<name>.*`` and
+        ``samples.parquet``; peak memory above the start in ``mem.<name>``.
+        """
+        with PeakMemory(self.device) as mem:
+            samples, result = time_callable(
+                fn,
+                device=self.device,
+                repeats=self.repeats if repeats is None else repeats,
+                warmup=self.warmup if warmup is None else warmup,
+                flush_l2=flush_l2,
+            )
+        self.record.times[name] = samples
+        self.record.memory[name] = mem.peak_bytes
+        return result
+
+    def add_time(self, name: str, seconds: float) -> None:
+        """Record a duration the task measured itself (e.g. a training loop)."""
+        self.record.times.setdefault(name, []).append(float(seconds))
+
+    @contextlib.contextmanager
+    def memory(self, name: str) -> Iterator[PeakMemory]:
+        """Record the peak memory of a ``with`` block in ``mem.<name>``."""
+        with PeakMemory(self.device) as mem:
+            yield mem
+        self.record.memory[name] = mem.peak_bytes
+
+    def metric(self, name: str, value: Any) -> float:
+        """Record a scalar metric (a number or a one-element tensor)."""
+        number = float(value.item() if hasattr(value, "item") else value)
+        self.record.metrics[name] = number
+        return number
+
+    def curve(self, name: str, step: int, value: Any, time: float = math.nan) -> None:
+        """Record one point of a convergence curve (``curves.parquet``)."""
+        number = float(value.item() if hasattr(value, "item") else value)
+        self.record.curves.append((name, int(step), float(time), number))
+
+    def check_finite(self, name: str, value: Any) -> None:
+        """Raise ``Diverged`` if ``value`` (number or tensor) has a NaN or Inf."""
+        if hasattr(value, "isfinite"):
+            ok = bool(value.isfinite().all())
+        else:
+            ok = math.isfinite(float(value))
+        if not ok:
+            raise Diverged(f"{name} is not finite")

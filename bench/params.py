@@ -1,0 +1,126 @@
+"""Typed plugin parameters: declaration, validation and description.
+
+A plugin declares ``params = {"step_size": Param(0.1, low=0.0, doc="...")}``.
+Suite values are validated against these declarations before anything runs,
+and ``bench list`` prints them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+_MISSING = object()
+
+
+class ParamError(ValueError):
+    """A parameter value that does not fit its declaration."""
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter of a plugin.
+
+    Args:
+        default: the value used when a suite does not set it. ``None`` is allowed
+            (then ``type`` must be given, or the parameter accepts anything).
+        type: ``int``, ``float``, ``bool``, ``str``, ``list`` or ``dict``; inferred
+            from ``default`` when omitted. An ``int`` is accepted for a ``float``.
+        doc: one line for ``bench list``.
+        choices: the allowed values, if the set is closed.
+        low, high: inclusive bounds for numbers.
+        low_open: make ``low`` exclusive (``step_size > 0``).
+    """
+
+    default: Any
+    type: type | None = None
+    doc: str = ""
+    choices: Sequence[Any] | None = None
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    nullable: bool = field(default=False)
+
+    @property
+    def kind(self) -> type | None:
+        if self.type is not None:
+            return self.type
+        if self.default is None:
+            return None
+        return type(self.default)
+
+    def validate(self, value: Any) -> Any:
+        """Return ``value`` coerced to the declared type, or raise ``ParamError``."""
+        kind = self.kind
+        if value is None:
+            if self.default is None or self.nullable:
+                return None
+            raise ParamError(f"must not be null (expected {_type_name(kind)})")
+        if kind is float:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                value = _parse_float(value)
+            value = float(value)
+            if math.isnan(value):
+                raise ParamError("must be a number, got NaN")
+        elif kind is int:
+            if isinstance(value, bool) or not isinstance(value, int):
+                if isinstance(value, float) and value.is_integer():
+                    value = int(value)
+                else:
+                    raise ParamError(f"expected an integer, got {value!r}")
+        elif kind is bool:
+            if not isinstance(value, bool):
+                raise ParamError(f"expected true or false, got {value!r}")
+        elif kind is str:
+            if not isinstance(value, str):
+                raise ParamError(f"expected a string, got {value!r}")
+        elif kind in (list, tuple):
+            if not isinstance(value, (list, tuple)):
+                raise ParamError(f"expected a list, got {value!r}")
+            value = list(value)
+        elif kind is dict and not isinstance(value, dict):
+            raise ParamError(f"expected a mapping, got {value!r}")
+        if self.choices is not None and value not in self.choices:
+            allowed = ", ".join(repr(c) for c in self.choices)
+            raise ParamError(f"{value!r} is not one of {allowed}")
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if self.low is not None:
+                if self.low_open and not value > self.low:
+                    raise ParamError(f"must be > {self.low}, got {value!r}")
+                if not self.low_open and not value >= self.low:
+                    raise ParamError(f"must be >= {self.low}, got {value!r}")
+            if self.high is not None and not value <= self.high:
+                raise ParamError(f"must be <= {self.high}, got {value!r}")
+        return value
+
+    def describe(self) -> str:
+        """A short type/default/range string for listings."""
+        parts = [f"{_type_name(self.kind)} = {self.default!r}"]
+        if self.choices is not None:
+            parts.append("one of " + "|".join(str(c) for c in self.choices))
+        if self.low is not None or self.high is not None:
+            lo = "" if self.low is None else f"{self.low}{'<' if self.low_open else '<='}"
+            hi = "" if self.high is None else f"<={self.high}"
+            parts.append(f"{lo}x{hi}")
+        return ", ".join(parts)
+
+
+def _parse_float(value: Any) -> float:
+    # YAML 1.1 reads "1e-3" (no dot) as a string; accept it as a number.
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    raise ParamError(f"expected a number, got {value!r}")
+
+
+def _type_name(kind: type | None) -> str:
+    return "any" if kind is None else kind.__name__
+
+
+def is_list_param(param: Param) -> bool:
+    """True when the parameter itself takes a list (so a list value is not a sweep)."""
+    return param.kind in (list, tuple)

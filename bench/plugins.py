@@ -1,0 +1,98 @@
+"""Building the plugin manager: built-ins, entry points and suite-named plugins."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from types import ModuleType
+
+import pluggy
+
+from bench import hookspecs
+
+hookimpl = pluggy.HookimplMarker("bench")
+
+ENTRY_POINT_GROUP = "bench"
+
+#: Built-in plugin modules, registered through the same hooks as third-party ones.
+BUILTIN_PLUGINS: tuple[str, ...] = (
+    "plugins.solvers",
+    "plugins.tasks.ode",
+)
+
+
+class PluginLoadError(Exception):
+    """A plugin module or file that could not be loaded; names which and why."""
+
+
+def get_plugin_manager(
+    extra: Iterable[str] = (), *, base_dir: Path | None = None, builtins: bool = True
+) -> pluggy.PluginManager:
+    """A fresh manager: hookspecs, entry points, built-ins, then ``extra``.
+
+    ``extra`` holds module names (``my_lab.bench_plugins``) or paths to ``.py``
+    files (relative ones resolved against ``base_dir``, the suite's folder).
+    """
+    pm = pluggy.PluginManager("bench")
+    pm.add_hookspecs(hookspecs)
+    try:
+        pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+    except Exception as exc:  # a broken third-party package must say who it is
+        msg = f"an entry point in group {ENTRY_POINT_GROUP!r} failed to load: {exc}"
+        raise PluginLoadError(msg) from exc
+    if builtins:
+        for name in BUILTIN_PLUGINS:
+            pm.register(_import_module(name), name=name)
+    for spec in extra:
+        module = load_plugin(spec, base_dir=base_dir)
+        if pm.get_plugin(module.__name__) is None:
+            pm.register(module, name=module.__name__)
+    pm.check_pending()
+    return pm
+
+
+def load_plugin(spec: str, *, base_dir: Path | None = None) -> ModuleType:
+    """Import a plugin given as a module name or a path to a ``.py`` file."""
+    if spec.endswith(".py") or "/" in spec or "\\" in spec:
+        path = Path(spec)
+        if not path.is_absolute() and base_dir is not None:
+            path = base_dir / path
+        path = path.resolve()
+        if not path.is_file():
+            raise PluginLoadError(f"plugin file {spec!r} does not exist (looked at {path})")
+        # A stable module name per file, so workers and the parent agree on it.
+        digest = hashlib.sha1(str(path).encode()).hexdigest()[:8]
+        mod_name = f"bench_local_{path.stem}_{digest}"
+        if mod_name in sys.modules:
+            return sys.modules[mod_name]
+        file_spec = importlib.util.spec_from_file_location(mod_name, path)
+        if file_spec is None or file_spec.loader is None:
+            raise PluginLoadError(f"plugin file {spec!r} cannot be imported")
+        module = importlib.util.module_from_spec(file_spec)
+        sys.modules[mod_name] = module
+        try:
+            file_spec.loader.exec_module(module)
+        except Exception as exc:
+            del sys.modules[mod_name]
+            raise PluginLoadError(
+                f"plugin file {spec!r} failed to import: {type(exc).__name__}: {exc}"
+            ) from exc
+        return module
+    return _import_module(spec)
+
+
+def _import_module(name: str) -> ModuleType:
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        raise PluginLoadError(
+            f"plugin module {name!r} failed to import: {type(exc).__name__}: {exc}"
+        ) from exc
+    except Exception as exc:
+        raise PluginLoadError(
+            f"plugin module {name!r} raised while importing: {type(exc).__name__}: {exc}"
+        ) from exc

@@ -1,0 +1,92 @@
+"""The registry: every plugin class, by kind and name, with who provided it."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+
+import pluggy
+
+from bench.base import BASES, KINDS, Plugin
+from bench.hookspecs import REGISTRATION_HOOKS
+
+
+class RegistryError(Exception):
+    """A plugin registration that cannot stand (duplicate name, wrong base class)."""
+
+
+class UnknownPluginError(KeyError):
+    """A plugin name that no registered plugin has."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0])
+
+
+@dataclass(frozen=True)
+class Entry:
+    cls: type[Plugin]
+    provider: str  # the registered plugin (module) that returned the class
+
+    @property
+    def name(self) -> str:
+        return self.cls.name
+
+
+class Registry:
+    """Plugin classes collected from a plugin manager's registration hooks."""
+
+    def __init__(self, pm: pluggy.PluginManager) -> None:
+        self.pm = pm
+        self._entries: dict[str, dict[str, Entry]] = {kind: {} for kind in KINDS}
+        for hook_name, kind in REGISTRATION_HOOKS.items():
+            hook = getattr(pm.hook, hook_name)
+            for impl in reversed(hook.get_hookimpls()):  # registration order
+                classes = impl.function() or []
+                for cls in classes:
+                    self._add(kind, cls, impl.plugin_name)
+
+    def _add(self, kind: str, cls: type, provider: str) -> None:
+        base = BASES[kind]
+        if not (isinstance(cls, type) and issubclass(cls, base)):
+            raise RegistryError(
+                f"{provider} returned {cls!r} from the {kind} hook; "
+                f"it must be a subclass of bench.{base.__name__}"
+            )
+        if not cls.name:
+            raise RegistryError(f"{provider}: {cls.__qualname__} has no name")
+        existing = self._entries[kind].get(cls.name)
+        if existing is not None:
+            raise RegistryError(
+                f"duplicate {kind} name {cls.name!r}: provided by {existing.provider} "
+                f"({existing.cls.__qualname__}) and by {provider} ({cls.__qualname__})"
+            )
+        self._entries[kind][cls.name] = Entry(cls, provider)
+
+    def names(self, kind: str) -> list[str]:
+        return sorted(self._entries[kind])
+
+    def entries(self, kind: str | None = None) -> list[Entry]:
+        kinds = KINDS if kind is None else (kind,)
+        return [self._entries[k][n] for k in kinds for n in sorted(self._entries[k])]
+
+    def has(self, kind: str, name: str) -> bool:
+        return name in self._entries.get(kind, {})
+
+    def get(self, kind: str, name: str) -> type[Plugin]:
+        """The class registered as ``name`` for ``kind``; unknown names say what is close."""
+        if kind not in self._entries:
+            raise UnknownPluginError(f"unknown plugin kind {kind!r}; kinds are {', '.join(KINDS)}")
+        try:
+            return self._entries[kind][name].cls
+        except KeyError:
+            raise UnknownPluginError(unknown_message(kind, name, self.names(kind))) from None
+
+
+def unknown_message(kind: str, name: object, known: list[str]) -> str:
+    close = difflib.get_close_matches(str(name), known, n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    if len(known) <= 12:
+        listing = ", ".join(known)
+    else:
+        listing = f"{len(known)} {kind}s (see `bench list {kind}`)"
+    return f"unknown {kind} {name!r}{hint} (available: {listing or 'none'})"

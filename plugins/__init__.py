@@ -1,0 +1,1 @@
+"""Built-in plugins. They use only the public API of `bench`, like a third party."""
