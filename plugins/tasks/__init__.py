@@ -1,0 +1,1 @@
+"""Built-in tasks, one subpackage per family (``plugins.tasks.ode``, ...)."""
