@@ -1,0 +1,348 @@
+"""The ``bench`` command: run, list, show, compare.
+
+Exit codes: 0 success; 1 a ``compare`` gate was crossed or a run was aborted;
+2 bad input (suite file, plugin, results folder, arguments); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from bench.base import KINDS
+from bench.display import (
+    STATUS_STYLE,
+    cells_table,
+    comparison_tables,
+    errors_table,
+    grouped,
+    grouped_table,
+    make_console,
+    violations_table,
+)
+
+EXIT_GATE = 1
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+
+class CliError(Exception):
+    """Bad input: printed as one message, exit code 2."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return EXIT_BAD_INPUT
+    err = make_console(stderr=True)
+    try:
+        return args.func(args)
+    except CliError as exc:
+        err.print(f"[bold red]error:[/] {exc}", markup=True, soft_wrap=True)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        return EXIT_INTERRUPTED
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="bench", description="dynbench: run, list, show and compare benchmarks"
+    )
+    sub = p.add_subparsers(dest="command")
+
+    run = sub.add_parser("run", help="run a suite file")
+    run.add_argument("suite", help="path to a suite YAML file")
+    run.add_argument("--dry-run", action="store_true", help="print the cells and stop")
+    run.add_argument("--output", default="results", help="results root (default: ./results)")
+    run.add_argument("--resume", metavar="RUN_DIR", help="finish the cells missing from a run")
+    run.add_argument(
+        "--in-process",
+        action="store_true",
+        help="run cells in this process (debugging; no timeout, a crash ends the run)",
+    )
+    run.add_argument("--quiet", action="store_true", help="no progress bar or per-cell lines")
+    run.set_defaults(func=cmd_run)
+
+    ls = sub.add_parser("list", help="list registered plugins")
+    ls.add_argument("kind", nargs="?", choices=KINDS, help="only this kind")
+    ls.add_argument("--plugins", nargs="*", default=[], help="extra plugin modules or .py files")
+    ls.set_defaults(func=cmd_list)
+
+    show = sub.add_parser("show", help="print a run's results")
+    show.add_argument("run", help="a run folder, or a suite folder (its newest run)")
+    show.add_argument(
+        "--filter", action="append", default=[], metavar="COL=VALUE", help="keep matching cells"
+    )
+    show.add_argument("--group-by", action="append", default=[], metavar="COL")
+    show.add_argument("--columns", help="comma-separated columns to show")
+    show.add_argument("--curves", action="store_true", help="also list the recorded curves")
+    show.set_defaults(func=cmd_show)
+
+    cmp = sub.add_parser("compare", help="compare two runs: ratios, significance, gates")
+    cmp.add_argument("run_a", help="baseline run folder")
+    cmp.add_argument("run_b", help="candidate run folder")
+    cmp.add_argument(
+        "--fail-on",
+        action="append",
+        default=[],
+        metavar="GATE",
+        help="time:+10%%, time.NAME:+10%%, metric.NAME:+5%%, metric.NAME:-0.01, status",
+    )
+    cmp.add_argument("--alpha", type=float, default=0.05, help="significance level (0.05)")
+    cmp.set_defaults(func=cmd_compare)
+    return p
+
+
+# --- run --------------------------------------------------------------------
+
+
+def _load_suite(path: str):
+    from bench.plugins import PluginLoadError
+    from bench.registry import RegistryError
+    from bench.suite import SuiteError, load_suite
+
+    try:
+        return load_suite(path)
+    except SuiteError as exc:
+        raise CliError(str(exc)) from None
+    except (PluginLoadError, RegistryError) as exc:
+        raise CliError(f"{path}: {exc}") from None
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from bench.results import ResultsError, load_run
+    from bench.runner import (
+        InProcessExecutor,
+        ProcessExecutor,
+        WorkerStartError,
+        new_run_id,
+        run_suite,
+    )
+
+    out = make_console()
+    suite = _load_suite(args.suite)
+    if args.dry_run:
+        out.print(f"{suite.name}: {len(suite.cells)} cells")
+        for i, cell in enumerate(suite.cells):
+            out.print(f"  {i:>4}  {cell.id}  {cell.describe()}", markup=False, soft_wrap=True)
+        return 0
+    if args.resume:
+        run_dir = Path(args.resume)
+        if not run_dir.is_dir():
+            raise CliError(f"--resume {run_dir}: no such run folder")
+        if (run_dir / "cells.parquet").exists():
+            try:
+                load_run(run_dir)
+            except ResultsError as exc:
+                raise CliError(f"cannot resume: {exc}") from None
+    else:
+        run_dir = Path(args.output) / suite.name / new_run_id()
+    if args.in_process:
+        from bench.plugins import get_plugin_manager
+        from bench.registry import Registry
+
+        executor = InProcessExecutor(
+            Registry(get_plugin_manager(suite.plugins, base_dir=suite.base_dir))
+        )
+    else:
+        executor = ProcessExecutor(suite.plugins, suite.base_dir)
+
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        console=out,
+        disable=args.quiet,
+        transient=False,
+    )
+    bar = {}
+
+    def on_start(todo):
+        skipped = len(suite.cells) - len(todo)
+        note = f" ({skipped} already done)" if skipped else ""
+        if not args.quiet:
+            out.print(f"{suite.name}: {len(todo)} cells to run{note} -> {run_dir}")
+        bar["id"] = progress.add_task(suite.name, total=len(todo))
+
+    def on_cell_start(cell):
+        progress.update(bar["id"], description=f"{cell.task} {_short(cell)}")
+
+    def on_cell_done(cell, row):
+        status = row["status"]
+        if not args.quiet:
+            msg = f" [dim]{row['error'][:160]}[/]" if row["error"] else ""
+            progress.console.print(
+                f"  [{STATUS_STYLE.get(status, '')}]{status:>8}[/]  {cell.describe()}"
+                f"  [dim]({row['wall']:.1f} s)[/]{msg}",
+                highlight=False,
+                soft_wrap=True,
+            )
+        progress.advance(bar["id"])
+
+    try:
+        with progress:
+            run_suite(
+                suite,
+                run_dir,
+                executor=executor,
+                resume=bool(args.resume),
+                on_start=on_start,
+                on_cell_start=on_cell_start,
+                on_cell_done=on_cell_done,
+            )
+    except WorkerStartError as exc:
+        raise CliError(f"{exc}; results so far are in {run_dir}") from None
+    except KeyboardInterrupt:
+        out.print(f"interrupted; finish with: bench run {args.suite} --resume {run_dir}")
+        return EXIT_INTERRUPTED
+    run = load_run(run_dir)
+    if not args.quiet:
+        out.print(cells_table(run.cells, title=f"{run.name}"))
+        bad = errors_table(run.cells)
+        if bad is not None:
+            out.print(bad)
+        counts = run.cells["status"].value_counts().to_dict()
+        out.print(
+            "  ".join(f"{k}: {v}" for k, v in sorted(counts.items())) + f"   results: {run_dir}"
+        )
+    return 0
+
+
+def _short(cell) -> str:
+    return " ".join(f"{n}" for n in cell.components.values())
+
+
+# --- list -------------------------------------------------------------------
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from bench.plugins import PluginLoadError, get_plugin_manager
+    from bench.registry import Registry, RegistryError
+
+    try:
+        registry = Registry(get_plugin_manager(args.plugins, base_dir=Path.cwd()))
+    except (PluginLoadError, RegistryError) as exc:
+        raise CliError(str(exc)) from None
+    out = make_console()
+    kinds = [args.kind] if args.kind else list(KINDS)
+    for kind in kinds:
+        entries = registry.entries(kind)
+        if not entries:
+            continue
+        table = Table(title=f"{kind}s ({len(entries)})", header_style="bold", title_justify="left")
+        table.add_column("name", style="bold")
+        table.add_column("provider", style="dim")
+        table.add_column("description", overflow="fold")
+        table.add_column("parameters", overflow="fold")
+        for entry in entries:
+            cls = entry.cls
+            params = "\n".join(f"{k}: {p.describe()}" for k, p in cls.params.items())
+            if kind == "task" and cls.components:
+                slots = ", ".join(f"{s} ({k})" for s, k in cls.components.items())
+                params = f"components: {slots}" + ("\n" + params if params else "")
+            desc = cls.summary()
+            missing = cls.missing_requirement()
+            if missing:
+                desc += f"\n[yellow]unavailable: {missing}[/]"
+            table.add_row(cls.name, entry.provider, desc, params)
+        out.print(table)
+    return 0
+
+
+# --- show -------------------------------------------------------------------
+
+
+def _load(path: str):
+    from bench.results import ResultsError, load_run
+
+    try:
+        return load_run(path)
+    except ResultsError as exc:
+        raise CliError(str(exc)) from None
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    run = _load(args.run)
+    cells = run.cells
+    for expr in args.filter:
+        col, sep, value = expr.partition("=")
+        if not sep:
+            raise CliError(f"--filter {expr!r}: expected COL=VALUE")
+        if col not in cells.columns:
+            raise CliError(f"--filter {expr!r}: no column {col!r} in {run.path}")
+        cells = cells[cells[col].astype(str) == value]
+    out = make_console()
+    meta = run.meta
+    dev = ", ".join(d.get("name", "?") for d in meta.get("devices", []))
+    out.print(
+        f"{run.name}  [{meta.get('status', '?')}]  {meta.get('start', '')}  on {dev}",
+        highlight=False,
+    )
+    try:
+        if args.group_by:
+            out.print(grouped_table(grouped(cells, args.group_by), args.group_by))
+        else:
+            columns = args.columns.split(",") if args.columns else None
+            out.print(cells_table(cells, columns=columns))
+            bad = errors_table(cells)
+            if bad is not None:
+                out.print(bad)
+    except KeyError as exc:
+        raise CliError(str(exc.args[0])) from None
+    if args.curves and not run.curves.empty:
+        summary = run.curves.groupby(["cell_id", "curve"]).agg(
+            points=("step", "count"), last=("value", "last")
+        )
+        out.print(summary.to_string())
+    return 0
+
+
+# --- compare ----------------------------------------------------------------
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from bench.compare import Gate, GateError, check_gates, compare_runs
+
+    try:
+        gates = [Gate.parse(g) for g in args.fail_on]
+    except GateError as exc:
+        raise CliError(str(exc)) from None
+    run_a, run_b = _load(args.run_a), _load(args.run_b)
+    cmp = compare_runs(run_a, run_b, alpha=args.alpha)
+    out = make_console()
+    out.print(f"A = {cmp.run_a}\nB = {cmp.run_b}", highlight=False)
+    if cmp.only_a or cmp.only_b:
+        out.print(f"unmatched configurations: {cmp.only_a} only in A, {cmp.only_b} only in B")
+    if not cmp.times and not cmp.metrics and not cmp.status_changes:
+        out.print("no aligned cells with results in both runs")
+    for table in comparison_tables(cmp, args.alpha):
+        out.print(table)
+    violations = check_gates(cmp, gates, alpha=args.alpha)
+    if violations:
+        out.print(violations_table(violations, cmp.key_columns))
+        return EXIT_GATE
+    if gates:
+        out.print(f"gates held: {', '.join(str(g) for g in gates)}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,227 @@
+"""Comparing two runs: align cells, aggregate seeds, ratios, significance, gates.
+
+Cells are aligned on what they measured (task, components, parameters); the
+seeds of a configuration are pooled. For each timer, the ratio is
+``median(B) / median(A)`` over the pooled samples, with a two-sided
+Mann-Whitney U test on those samples (scipy): a ratio is called significant
+when p < alpha. Metrics are compared as the difference of their means over seeds.
+
+Gates (``--fail-on``) make ``bench compare`` usable in CI:
+
+- ``time:+10%``: fail when any timer is more than 10 % slower and the
+  difference is significant (or the samples are too few to test: fewer than 3
+  on either side, where a gate that could never fire would be no gate).
+- ``time.solve:+10%``: the same for one timer.
+- ``metric.rel_l2_error:+5%`` / ``metric.accuracy:-0.01``: fail when a metric
+  rises (``+``) or falls (``-``) by more than that, relative (``%``) or absolute.
+- ``status``: fail when a cell that was ``ok`` in A is not ``ok`` in B.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bench.results import Run, key_columns
+
+MIN_SAMPLES_FOR_TEST = 3
+_GATE_RE = re.compile(
+    r"^(?P<target>time|time\.[\w.\-]+|metric\.[\w.\-]+):(?P<sign>[+-])"
+    r"(?P<amount>\d+(\.\d*)?([eE][+-]?\d+)?)(?P<pct>%?)$"
+)
+
+
+class GateError(ValueError):
+    """A ``--fail-on`` expression that cannot be parsed."""
+
+
+@dataclass(frozen=True)
+class Gate:
+    target: str  # "time", "time.<name>", "metric.<name>" or "status"
+    sign: int = 1  # +1: fail on increase; -1: fail on decrease
+    amount: float = 0.0
+    relative: bool = True
+
+    @classmethod
+    def parse(cls, text: str) -> Gate:
+        text = text.strip()
+        if text == "status":
+            return cls("status")
+        m = _GATE_RE.match(text)
+        if not m:
+            raise GateError(
+                f"cannot read --fail-on {text!r}: expected time:+10%, time.NAME:+10%, "
+                "metric.NAME:+5% or metric.NAME:-0.01, or status"
+            )
+        target = m["target"]
+        relative = bool(m["pct"])
+        amount = float(m["amount"]) / (100.0 if relative else 1.0)
+        if target.startswith("time") and not relative:
+            raise GateError(f"--fail-on {text!r}: time gates are relative; write e.g. time:+10%")
+        return cls(target, 1 if m["sign"] == "+" else -1, amount, relative)
+
+    def __str__(self) -> str:
+        if self.target == "status":
+            return "status"
+        sign = "+" if self.sign > 0 else "-"
+        amount = f"{self.amount * 100:g}%" if self.relative else f"{self.amount:g}"
+        return f"{self.target}:{sign}{amount}"
+
+
+@dataclass
+class TimeRow:
+    key: dict[str, Any]
+    timer: str
+    median_a: float
+    median_b: float
+    n_a: int
+    n_b: int
+    p_value: float
+
+    @property
+    def ratio(self) -> float:
+        return self.median_b / self.median_a if self.median_a > 0 else math.inf
+
+    @property
+    def testable(self) -> bool:
+        return min(self.n_a, self.n_b) >= MIN_SAMPLES_FOR_TEST
+
+
+@dataclass
+class MetricRow:
+    key: dict[str, Any]
+    metric: str
+    a: float
+    b: float
+
+    @property
+    def delta(self) -> float:
+        return self.b - self.a
+
+    @property
+    def relative(self) -> float:
+        return self.delta / abs(self.a) if self.a != 0 else (0.0 if self.delta == 0 else math.inf)
+
+
+@dataclass
+class Comparison:
+    run_a: str
+    run_b: str
+    key_columns: list[str]
+    times: list[TimeRow] = field(default_factory=list)
+    metrics: list[MetricRow] = field(default_factory=list)
+    status_changes: list[tuple[dict[str, Any], str, str]] = field(default_factory=list)
+    only_a: int = 0
+    only_b: int = 0
+
+
+def _key_str(row: pd.Series, cols: list[str]) -> str:
+    return json.dumps([_plain(row.get(c)) for c in cols], default=str)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def compare_runs(a: Run, b: Run, alpha: float = 0.05) -> Comparison:
+    """Align ``a`` and ``b`` and compute timer ratios, p-values and metric deltas."""
+    from scipy.stats import mannwhitneyu
+
+    cols = [c for c in key_columns(a.cells) if c in set(key_columns(b.cells))]
+    result = Comparison(a.name, b.name, cols)
+    groups_a = _groups(a.cells, cols)
+    groups_b = _groups(b.cells, cols)
+    result.only_a = len(set(groups_a) - set(groups_b))
+    result.only_b = len(set(groups_b) - set(groups_a))
+    for k in [k for k in groups_a if k in groups_b]:
+        cells_a, cells_b = groups_a[k], groups_b[k]
+        key = {c: _plain(cells_a.iloc[0].get(c)) for c in cols}
+        status_a = _status(cells_a)
+        status_b = _status(cells_b)
+        if status_a != status_b:
+            result.status_changes.append((key, status_a, status_b))
+        ok_a = cells_a[cells_a["status"] == "ok"]
+        ok_b = cells_b[cells_b["status"] == "ok"]
+        if ok_a.empty or ok_b.empty:
+            continue
+        samples_a = a.samples[a.samples["cell_id"].isin(ok_a["cell_id"])]
+        samples_b = b.samples[b.samples["cell_id"].isin(ok_b["cell_id"])]
+        for timer in sorted(set(samples_a["timer"]) & set(samples_b["timer"])):
+            xa = samples_a.loc[samples_a["timer"] == timer, "seconds"].to_numpy(float)
+            xb = samples_b.loc[samples_b["timer"] == timer, "seconds"].to_numpy(float)
+            if min(len(xa), len(xb)) >= MIN_SAMPLES_FOR_TEST:
+                p = float(mannwhitneyu(xa, xb, alternative="two-sided").pvalue)
+            else:
+                p = math.nan
+            result.times.append(
+                TimeRow(key, timer, float(np.median(xa)), float(np.median(xb)), len(xa), len(xb), p)
+            )
+        metric_cols = sorted(
+            c for c in ok_a.columns if c.startswith("metric.") and c in ok_b.columns
+        )
+        for col in metric_cols:
+            va = pd.to_numeric(ok_a[col], errors="coerce").dropna()
+            vb = pd.to_numeric(ok_b[col], errors="coerce").dropna()
+            if len(va) and len(vb):
+                result.metrics.append(MetricRow(key, col, float(va.mean()), float(vb.mean())))
+    return result
+
+
+def _groups(cells: pd.DataFrame, cols: list[str]) -> dict[str, pd.DataFrame]:
+    keys = cells.apply(lambda r: _key_str(r, cols), axis=1) if len(cells) else pd.Series([])
+    return {k: cells[keys == k] for k in dict.fromkeys(keys)}
+
+
+def _status(cells: pd.DataFrame) -> str:
+    statuses = sorted(set(cells["status"]))
+    return statuses[0] if len(statuses) == 1 else "/".join(statuses)
+
+
+@dataclass
+class Violation:
+    gate: Gate
+    key: dict[str, Any]
+    what: str
+    detail: str
+
+
+def check_gates(cmp: Comparison, gates: list[Gate], alpha: float = 0.05) -> list[Violation]:
+    """Every gate crossing, with what crossed it."""
+    out: list[Violation] = []
+    for gate in gates:
+        if gate.target == "status":
+            for key, sa, sb in cmp.status_changes:
+                if sa == "ok" and sb != "ok":
+                    out.append(Violation(gate, key, "status", f"ok -> {sb}"))
+            continue
+        if gate.target.startswith("time"):
+            wanted = gate.target[len("time.") :] if gate.target != "time" else None
+            for row in cmp.times:
+                if wanted is not None and row.timer != wanted:
+                    continue
+                change = row.ratio - 1.0
+                crossed = change * gate.sign > gate.amount
+                significant = not row.testable or row.p_value < alpha
+                if crossed and significant:
+                    p = "untested" if not row.testable else f"p={row.p_value:.2g}"
+                    out.append(
+                        Violation(gate, row.key, f"time.{row.timer}", f"x{row.ratio:.3f} ({p})")
+                    )
+            continue
+        for row in cmp.metrics:
+            if row.metric != gate.target:
+                continue
+            change = row.relative if gate.relative else row.delta
+            if change * gate.sign > gate.amount:
+                out.append(Violation(gate, row.key, row.metric, f"{row.a:.4g} -> {row.b:.4g}"))
+    return out

@@ -1,0 +1,239 @@
+"""Tables for the terminal (rich): cells, summaries, comparisons."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+from bench.compare import Comparison, Violation
+from bench.results import key_columns
+
+STATUS_STYLE = {
+    "ok": "green",
+    "error": "red",
+    "timeout": "magenta",
+    "oom": "red",
+    "diverged": "yellow",
+    "skipped": "dim",
+}
+
+
+def fmt_seconds(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    v = float(value)
+    if v >= 1:
+        return f"{v:.3g} s"
+    if v >= 1e-3:
+        return f"{v * 1e3:.3g} ms"
+    return f"{v * 1e6:.3g} us"
+
+
+def fmt_bytes(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    v = float(value)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(v) < 1024 or unit == "GiB":
+            return f"{v:.3g} {unit}" if unit != "B" else f"{int(v)} B"
+        v /= 1024
+    return str(value)
+
+
+def fmt_value(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def varying(cells: pd.DataFrame, cols: list[str]) -> list[str]:
+    """Columns that take more than one value (the ones worth showing)."""
+    out = []
+    for c in cols:
+        if c not in cells.columns:
+            continue
+        values = cells[c].map(lambda v: repr(v) if not isinstance(v, float) or v == v else "nan")
+        if values.nunique() > 1:
+            out.append(c)
+    return out
+
+
+def cell_columns(cells: pd.DataFrame, columns: list[str] | None = None) -> list[str]:
+    if columns:
+        missing = [c for c in columns if c not in cells.columns]
+        if missing:
+            raise KeyError(f"no column {missing[0]!r}; columns are: {', '.join(cells.columns)}")
+        return columns
+    keys = key_columns(cells)
+    comps = [c for c in keys if not c.startswith("param.") and c != "task"]
+    params = varying(cells, [c for c in keys if c.startswith("param.")])
+    times = [c for c in cells.columns if c.startswith("time.") and c.endswith(".median")]
+    mems = [c for c in cells.columns if c.startswith("mem.")]
+    metrics = [c for c in cells.columns if c.startswith("metric.")]
+    seed = ["seed"] if cells["seed"].nunique() > 1 else []
+    return ["task", *comps, *params, *seed, "status", *times, *mems, *metrics]
+
+
+def _fmt_cell(col: str, value: Any) -> str:
+    if col.startswith("time.") and not col.endswith(".n"):
+        return fmt_seconds(value)
+    if col.startswith("mem."):
+        return fmt_bytes(value)
+    if col == "wall":
+        return fmt_seconds(value)
+    return fmt_value(value)
+
+
+def _header(col: str) -> str:
+    if col.startswith("time.") and col.endswith(".median"):
+        return col[: -len(".median")]
+    return col.removeprefix("param.").removeprefix("metric.")
+
+
+def cells_table(cells: pd.DataFrame, title: str = "", columns: list[str] | None = None) -> Table:
+    cols = cell_columns(cells, columns)
+    table = Table(title=title or None, show_lines=False, header_style="bold")
+    for col in cols:
+        justify = "right" if col.startswith(("time.", "mem.", "metric.")) else "left"
+        table.add_column(_header(col), justify=justify, overflow="fold")
+    for _, row in cells.iterrows():
+        values = []
+        for col in cols:
+            text = _fmt_cell(col, row.get(col))
+            if col == "status":
+                text = f"[{STATUS_STYLE.get(text, '')}]{text}[/]"
+            values.append(text)
+        table.add_row(*values)
+    return table
+
+
+def errors_table(cells: pd.DataFrame) -> Table | None:
+    bad = cells[~cells["status"].isin(["ok"])]
+    if bad.empty:
+        return None
+    table = Table(title="cells not ok", header_style="bold")
+    table.add_column("cell")
+    table.add_column("status")
+    table.add_column("message", overflow="fold")
+    comps = [c for c in key_columns(cells) if not c.startswith("param.") and c != "task"]
+    for _, row in bad.iterrows():
+        label = " ".join([str(row["task"]), *(str(row[c]) for c in comps if c in row)])
+        status = str(row["status"])
+        table.add_row(label, f"[{STATUS_STYLE.get(status, '')}]{status}[/]", str(row["error"]))
+    return table
+
+
+def grouped(cells: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """Median of every measure per group, with the count of cells and of ok cells."""
+    missing = [c for c in by if c not in cells.columns]
+    if missing:
+        raise KeyError(f"no column {missing[0]!r}; columns are: {', '.join(cells.columns)}")
+    measures = [c for c in cells.columns if c.startswith(("time.", "mem.", "metric."))]
+    numeric = cells[measures].apply(pd.to_numeric, errors="coerce")
+    frame = pd.concat([cells[by].astype(str), numeric], axis=1)
+    agg = frame.groupby(by, sort=True)[measures].median()
+    counts = (
+        cells.assign(_ok=cells["status"] == "ok")
+        .groupby([cells[c].astype(str) for c in by], sort=True)["_ok"]
+        .agg(cells="count", ok="sum")
+    )
+    return counts.join(agg).reset_index()
+
+
+def grouped_table(frame: pd.DataFrame, by: list[str]) -> Table:
+    table = Table(header_style="bold")
+    cols = [*by, "cells", "ok"] + [
+        c
+        for c in frame.columns
+        if c.startswith(("time.", "mem.", "metric."))
+        and (not c.startswith("time.") or c.endswith(".median"))
+    ]
+    for col in cols:
+        table.add_column(_header(col), justify="left" if col in by else "right")
+    for _, row in frame.iterrows():
+        table.add_row(*(_fmt_cell(c, row[c]) for c in cols))
+    return table
+
+
+def _key_label(key: dict[str, Any], cols: list[str]) -> str:
+    parts = []
+    for c in cols:
+        v = key.get(c)
+        if v is None:
+            continue
+        parts.append(str(v) if not c.startswith("param.") else f"{c[6:]}={fmt_value(v)}")
+    return " ".join(parts)
+
+
+def comparison_tables(cmp: Comparison, alpha: float) -> list[Table]:
+    shown = [c for c in cmp.key_columns if not c.startswith("param.")]
+    params = [c for c in cmp.key_columns if c.startswith("param.")]
+    # Show only parameters that differ between aligned cells.
+    keys = [t.key for t in cmp.times] + [m.key for m in cmp.metrics]
+    param_cols = [c for c in params if len({repr(k.get(c)) for k in keys}) > 1]
+    label_cols = shown + param_cols
+    tables = []
+    if cmp.times:
+        t = Table(title=f"time: {cmp.run_b} / {cmp.run_a}", header_style="bold")
+        for name in ("cell", "timer", "A median", "B median", "ratio", "p", "n"):
+            t.add_column(name, justify="left" if name in ("cell", "timer") else "right")
+        for row in cmp.times:
+            sig = row.testable and row.p_value < alpha
+            style = "red" if sig and row.ratio > 1 else "green" if sig else ""
+            ratio = f"x{row.ratio:.3f}"
+            t.add_row(
+                _key_label(row.key, label_cols),
+                row.timer,
+                fmt_seconds(row.median_a),
+                fmt_seconds(row.median_b),
+                f"[{style}]{ratio}[/]" if style else ratio,
+                "" if not row.testable else f"{row.p_value:.2g}",
+                f"{row.n_a}/{row.n_b}",
+            )
+        tables.append(t)
+    if cmp.metrics:
+        t = Table(title="metrics (mean over seeds)", header_style="bold")
+        for name in ("cell", "metric", "A", "B", "delta", "relative"):
+            t.add_column(name, justify="left" if name in ("cell", "metric") else "right")
+        for row in cmp.metrics:
+            rel = "" if math.isinf(row.relative) else f"{row.relative * 100:+.2f}%"
+            t.add_row(
+                _key_label(row.key, label_cols),
+                row.metric.removeprefix("metric."),
+                fmt_value(row.a),
+                fmt_value(row.b),
+                f"{row.delta:+.4g}",
+                rel,
+            )
+        tables.append(t)
+    if cmp.status_changes:
+        t = Table(title="status changes", header_style="bold")
+        for name in ("cell", "A", "B"):
+            t.add_column(name)
+        for key, sa, sb in cmp.status_changes:
+            t.add_row(_key_label(key, label_cols), sa, sb)
+        tables.append(t)
+    return tables
+
+
+def violations_table(violations: list[Violation], cols: list[str]) -> Table:
+    t = Table(title="gates crossed", header_style="bold red")
+    for name in ("gate", "cell", "what", "change"):
+        t.add_column(name)
+    for v in violations:
+        t.add_row(str(v.gate), _key_label(v.key, cols), v.what, v.detail)
+    return t
+
+
+def make_console(stderr: bool = False) -> Console:
+    """A console; when output is not a terminal (CI logs, pipes) tables get 200
+    columns instead of rich's default 80, so they are not folded cell by cell."""
+    probe = Console(stderr=stderr)
+    width = None if probe.is_terminal else 200
+    return Console(stderr=stderr, highlight=False, width=width)

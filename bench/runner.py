@@ -1,0 +1,228 @@
+"""Running a suite's cells: executors, progress, and the results folder.
+
+Executors share one protocol: ``execute(cell) -> Outcome``.
+
+- ``ProcessExecutor`` (default): cells run in a spawned worker process, reused
+  from cell to cell so torch is imported once; a cell past its timeout gets the
+  worker killed (status ``timeout``) and a fresh worker starts for the next
+  cell; a worker that dies (segfault, OOM killer) ends its cell as ``error``
+  (or ``oom`` for SIGKILL, the Linux OOM killer's signal) and is replaced.
+- ``InProcessExecutor``: cells run in this process, for debugging (no timeout).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import multiprocessing as mp
+import os
+import secrets
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench.registry import Registry
+from bench.results import RUN_JSON, RunWriter, atomic_write_json
+from bench.suite import Cell, Suite
+from bench.sysinfo import run_metadata
+from bench.worker import Outcome, resolve_device, run_cell, worker_main
+
+# A worker imports torch and builds the registry before its first cell; that is
+# not the cell's time, so it gets its own allowance.
+WORKER_START_TIMEOUT = 180.0
+
+
+class WorkerStartError(RuntimeError):
+    """A worker that could not start (its plugins failed to load)."""
+
+
+class InProcessExecutor:
+    def __init__(self, registry: Registry, cache_dir: Path | None = None) -> None:
+        self.registry = registry
+        self.cache_dir = cache_dir
+
+    def execute(self, cell: Cell) -> Outcome:
+        return run_cell(cell, self.registry, self.cache_dir)
+
+    def close(self) -> None:
+        pass
+
+
+class ProcessExecutor:
+    def __init__(
+        self, plugin_specs: list[str], base_dir: Path, cache_dir: Path | None = None
+    ) -> None:
+        self.plugin_specs = list(plugin_specs)
+        self.base_dir = str(base_dir)
+        self.cache_dir = str(cache_dir) if cache_dir else None
+        self._ctx = mp.get_context("spawn")
+        self._proc: Any = None
+        self._conn: Any = None
+
+    def _start(self) -> None:
+        parent, child = self._ctx.Pipe()
+        proc = self._ctx.Process(
+            target=worker_main,
+            args=(child, self.plugin_specs, self.base_dir, self.cache_dir),
+            daemon=True,
+        )
+        proc.start()
+        child.close()
+        if not parent.poll(WORKER_START_TIMEOUT):
+            _kill(proc)
+            raise WorkerStartError(f"worker did not start within {WORKER_START_TIMEOUT:.0f} s")
+        try:
+            kind, payload = parent.recv()
+        except EOFError:
+            proc.join(1)
+            msg = f"worker died while starting (exit code {proc.exitcode})"
+            raise WorkerStartError(msg) from None
+        if kind != "ready":
+            _kill(proc)
+            raise WorkerStartError(f"worker could not load plugins: {payload}")
+        self._proc, self._conn = proc, parent
+
+    def execute(self, cell: Cell) -> Outcome:
+        if self._proc is None or not self._proc.is_alive():
+            self._start()
+        start = time.perf_counter()
+        self._conn.send(cell.to_dict())
+        try:
+            ready = self._conn.poll(cell.timeout)
+        except (EOFError, OSError):
+            ready = True  # the worker died; recv below says how
+        if not ready:
+            self._discard()
+            return Outcome(
+                "timeout",
+                f"no result within the {cell.timeout:g} s timeout; worker killed",
+                wall=time.perf_counter() - start,
+            )
+        try:
+            kind, outcome = self._conn.recv()
+        except (EOFError, OSError):
+            code = self._discard()
+            return _death_outcome(code, time.perf_counter() - start)
+        return outcome
+
+    def _discard(self) -> int | None:
+        proc, self._proc = self._proc, None
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        return _kill(proc) if proc is not None else None
+
+    def close(self) -> None:
+        if self._proc is not None and self._proc.is_alive():
+            try:
+                self._conn.send(None)
+                self._proc.join(5)
+            except (BrokenPipeError, OSError):
+                pass
+        self._discard()
+
+
+def _kill(proc: Any) -> int | None:
+    if proc.is_alive():
+        proc.kill()
+    proc.join(10)
+    return proc.exitcode
+
+
+def _death_outcome(code: int | None, wall: float) -> Outcome:
+    if code is not None and code < 0:
+        sig = -code
+        try:
+            signame = signal.Signals(sig).name
+        except ValueError:
+            signame = f"signal {sig}"
+        if sig == signal.SIGKILL:
+            return Outcome(
+                "oom",
+                f"worker killed by {signame}, most likely by the kernel's out-of-memory killer",
+                wall=wall,
+            )
+        return Outcome("error", f"worker died from {signame}", wall=wall)
+    return Outcome("error", f"worker exited unexpectedly (exit code {code})", wall=wall)
+
+
+def new_run_id() -> str:
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return f"{stamp}-{secrets.token_hex(2)}"
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+Callback = Callable[[Cell, dict[str, Any]], None]
+
+
+def run_suite(
+    suite: Suite,
+    run_dir: Path,
+    *,
+    executor: InProcessExecutor | ProcessExecutor,
+    resume: bool = False,
+    on_start: Callable[[list[Cell]], None] | None = None,
+    on_cell_start: Callable[[Cell], None] | None = None,
+    on_cell_done: Callback | None = None,
+) -> list[dict[str, Any]]:
+    """Run every cell not already in ``run_dir`` and return all rows.
+
+    Each finished cell is written at once. ``run.json`` is written at the start
+    (status ``running``) and rewritten at the end (``complete`` or ``interrupted``).
+    """
+    writer = RunWriter(run_dir, resume=resume)
+    done = writer.done_ids()
+    todo = [c for c in suite.cells if c.id not in done]
+    meta_path = Path(run_dir) / RUN_JSON
+    meta = _start_meta(suite, run_dir, resume)
+    atomic_write_json(meta_path, meta)
+    if on_start:
+        on_start(todo)
+    status = "interrupted"
+    try:
+        for cell in todo:
+            if on_cell_start:
+                on_cell_start(cell)
+            outcome = executor.execute(cell)
+            row = writer.add(cell, outcome, resolve_device(cell.device), now_iso())
+            if on_cell_done:
+                on_cell_done(cell, row)
+        status = "complete"
+    finally:
+        executor.close()
+        meta["end"] = now_iso()
+        meta["status"] = status
+        meta["cells"] = {"total": len(suite.cells), "finished": len(writer.cells)}
+        atomic_write_json(meta_path, meta)
+    return writer.cells
+
+
+def _start_meta(suite: Suite, run_dir: Path, resume: bool) -> dict[str, Any]:
+    import json
+
+    meta_path = Path(run_dir) / RUN_JSON
+    previous: dict[str, Any] = {}
+    if resume and meta_path.exists():
+        try:
+            previous = json.loads(meta_path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            previous = {}
+    devices = sorted({resolve_device(c.device) for c in suite.cells})
+    meta = run_metadata(devices)
+    meta.update(
+        {
+            "suite": suite.name,
+            "suite_file": os.path.abspath(suite.source),
+            "suite_text": suite.text,
+            "run_id": Path(run_dir).name,
+            "start": previous.get("start", now_iso()),
+            "status": "running",
+        }
+    )
+    if resume:
+        meta["resumed"] = previous.get("resumed", []) + [now_iso()]
+    return meta

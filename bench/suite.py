@@ -1,0 +1,500 @@
+"""Suite files: load, validate in full, expand into cells.
+
+A suite is YAML (read with ``yaml.safe_load``)::
+
+    suite: quickstart
+    device: auto            # auto | cpu | cuda | cuda:N
+    seeds: [0, 1]           # or a count: 3 -> [0, 1, 2]
+    repeats: 5              # timed repetitions per cell, after warm-up
+    warmup: 1               # untimed calls before timing
+    timeout: 120            # seconds per cell
+    plugins: [my_lab.plugins, ./local_plugin.py]
+    benchmarks:
+      - task: ode.harmonic
+        params: {t1: 10.0, solver.step_size: [0.1, 0.01]}
+        matrix:
+          solver: [euler, rk4]
+
+In ``params`` and ``matrix`` alike, a key is a task parameter (``t1``), a
+component slot of the task (``solver``: the plugin name), or a component's
+parameter (``solver.step_size``). Every list in ``matrix``, and every list in
+``params`` given to a parameter that does not itself take a list, is swept: the
+cells are the cartesian product of all sweeps, times the seeds.
+
+Every mistake is collected with its path (``benchmarks[1].params.t1``) before
+anything runs; ``SuiteError`` carries them all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bench.params import ParamError, is_list_param
+from bench.registry import Registry, unknown_message
+
+TOP_KEYS = {
+    "suite": "name of the suite (results go to results/<suite>/<run-id>/)",
+    "description": "free text",
+    "device": "auto | cpu | cuda | cuda:N",
+    "seeds": "list of integer seeds, or a count",
+    "repeats": "timed repetitions per cell (>= 1)",
+    "warmup": "untimed calls before timing (>= 0)",
+    "timeout": "seconds per cell (> 0)",
+    "plugins": "modules or .py files to load plugins from",
+    "benchmarks": "list of benchmark entries",
+}
+BENCH_KEYS = {
+    "task": "task plugin name",
+    "name": "optional label for this entry",
+    "params": "task and component parameters (lists sweep)",
+    "matrix": "lists to sweep (cartesian product)",
+    "seeds": "overrides the suite's seeds",
+    "repeats": "overrides the suite's repeats",
+    "warmup": "overrides the suite's warmup",
+    "timeout": "overrides the suite's timeout",
+    "device": "overrides the suite's device",
+}
+DEFAULTS = {"device": "auto", "seeds": [0], "repeats": 5, "warmup": 1, "timeout": 900.0}
+_DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+_SUITE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+class SuiteError(Exception):
+    """A suite file with mistakes; ``errors`` lists ``path: message`` strings."""
+
+    def __init__(self, source: str, errors: list[str]) -> None:
+        self.source = source
+        self.errors = errors
+        lines = "\n".join(f"  {e}" for e in errors)
+        noun = "mistake" if len(errors) == 1 else "mistakes"
+        super().__init__(f"{source}: {len(errors)} {noun}:\n{lines}")
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One unit of work: a task, its components and parameters, and a seed."""
+
+    suite: str
+    bench: int  # index of the benchmark entry in the suite
+    label: str
+    task: str
+    components: dict[str, str]  # slot -> plugin name
+    task_params: dict[str, Any]  # resolved (defaults filled in)
+    component_params: dict[str, dict[str, Any]]  # slot -> resolved params
+    given: dict[str, Any]  # the keys the suite set explicitly, flat
+    seed: int
+    device: str
+    repeats: int
+    warmup: int
+    timeout: float
+
+    @property
+    def id(self) -> str:
+        """Stable across runs: a hash of what the suite asked for, not of defaults."""
+        key = {
+            "task": self.task,
+            "components": self.components,
+            "given": self.given,
+            "seed": self.seed,
+        }
+        blob = json.dumps(key, sort_keys=True, default=str)
+        return hashlib.sha1(blob.encode()).hexdigest()[:12]
+
+    def param_columns(self) -> dict[str, Any]:
+        """``param.<name>`` and ``param.<slot>.<name>`` columns, defaults included."""
+        cols = {f"param.{k}": v for k, v in self.task_params.items()}
+        for slot, values in self.component_params.items():
+            cols.update({f"param.{slot}.{k}": v for k, v in values.items()})
+        return cols
+
+    def describe(self) -> str:
+        comps = " ".join(f"{s}={n}" for s, n in self.components.items())
+        given = " ".join(f"{k}={v}" for k, v in self.given.items() if k not in self.components)
+        return " ".join(p for p in (self.task, comps, given, f"seed={self.seed}") if p)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "suite": self.suite,
+            "bench": self.bench,
+            "label": self.label,
+            "task": self.task,
+            "components": self.components,
+            "task_params": self.task_params,
+            "component_params": self.component_params,
+            "given": self.given,
+            "seed": self.seed,
+            "device": self.device,
+            "repeats": self.repeats,
+            "warmup": self.warmup,
+            "timeout": self.timeout,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Cell:
+        return cls(**data)
+
+
+@dataclass
+class Suite:
+    name: str
+    source: str  # path, for messages
+    text: str  # the file as written, stored in run.json
+    data: dict[str, Any]
+    plugins: list[str] = field(default_factory=list)
+    base_dir: Path = Path(".")
+    cells: list[Cell] = field(default_factory=list)
+
+
+def read_suite_file(path: str | Path) -> tuple[str, dict[str, Any]]:
+    """Read and parse YAML; raise ``SuiteError`` for unreadable or malformed files."""
+    source = str(path)
+    try:
+        text = Path(path).read_text()
+    except FileNotFoundError:
+        raise SuiteError(source, ["file not found"]) from None
+    except OSError as exc:
+        raise SuiteError(source, [f"cannot read: {exc.strerror or exc}"]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise SuiteError(source, [f"{where}invalid YAML: {problem}"]) from None
+    if not isinstance(data, dict):
+        raise SuiteError(source, ["the file must be a mapping with 'suite' and 'benchmarks'"])
+    return text, data
+
+
+def plugin_specs(data: dict[str, Any], source: str) -> list[str]:
+    """The suite's ``plugins:`` list, checked (it is needed before the registry exists)."""
+    plugins = data.get("plugins", [])
+    if plugins is None:
+        return []
+    if not isinstance(plugins, list) or not all(isinstance(p, str) for p in plugins):
+        raise SuiteError(source, ["plugins: expected a list of module names or .py paths"])
+    return plugins
+
+
+def load_suite(path: str | Path, registry: Registry | None = None) -> Suite:
+    """Load, validate and expand a suite file.
+
+    ``registry`` defaults to one built from the built-ins, entry points and the
+    suite's own ``plugins:`` list.
+    """
+    from bench.plugins import PluginLoadError, get_plugin_manager
+
+    text, data = read_suite_file(path)
+    source = str(path)
+    base_dir = Path(path).resolve().parent
+    plugins = plugin_specs(data, source)
+    if registry is None:
+        try:
+            registry = Registry(get_plugin_manager(plugins, base_dir=base_dir))
+        except PluginLoadError as exc:
+            raise SuiteError(source, [f"plugins: {exc}"]) from None
+    cells = expand(data, registry, source)
+    return Suite(
+        name=data["suite"],
+        source=source,
+        text=text,
+        data=data,
+        plugins=plugins,
+        base_dir=base_dir,
+        cells=cells,
+    )
+
+
+def expand(data: dict[str, Any], registry: Registry, source: str = "<suite>") -> list[Cell]:
+    """Validate ``data`` in full and return its cells; raise ``SuiteError`` listing every
+    mistake."""
+    errors: list[str] = []
+    for key in data:
+        if key not in TOP_KEYS:
+            errors.append(_unknown_key(str(key), TOP_KEYS, ""))
+    name = data.get("suite")
+    if name is None:
+        errors.append("suite: missing (the suite's name)")
+    elif not isinstance(name, str) or not _SUITE_NAME_RE.match(name):
+        errors.append(f"suite: {name!r} must be a name of letters, digits, '.', '_' or '-'")
+    settings = _settings(data, "", DEFAULTS, errors)
+    benchmarks = data.get("benchmarks")
+    cells: list[Cell] = []
+    if benchmarks is None:
+        errors.append("benchmarks: missing (a list of benchmark entries)")
+    elif not isinstance(benchmarks, list) or not benchmarks:
+        errors.append("benchmarks: expected a non-empty list")
+    else:
+        for i, entry in enumerate(benchmarks):
+            cells.extend(_expand_entry(entry, i, settings, registry, str(name), errors))
+    if errors:
+        raise SuiteError(source, errors)
+    ids = {}
+    for cell in cells:
+        if cell.id in ids:
+            errors.append(
+                f"benchmarks[{cell.bench}]: cell {cell.describe()!r} repeats "
+                f"benchmarks[{ids[cell.id].bench}]"
+            )
+        ids[cell.id] = cell
+    if errors:
+        raise SuiteError(source, errors)
+    return cells
+
+
+def _settings(
+    data: dict[str, Any], prefix: str, inherited: dict[str, Any], errors: list[str]
+) -> dict[str, Any]:
+    """Run settings (device, seeds, repeats, warmup, timeout) with their checks."""
+    out = dict(inherited)
+    if "device" in data:
+        dev = data["device"]
+        if not isinstance(dev, str) or not _DEVICE_RE.match(dev):
+            errors.append(f"{prefix}device: {dev!r} is not one of auto, cpu, cuda, cuda:N")
+        else:
+            out["device"] = dev
+    if "seeds" in data:
+        seeds = data["seeds"]
+        if isinstance(seeds, int) and not isinstance(seeds, bool) and seeds >= 1:
+            out["seeds"] = list(range(seeds))
+        elif (
+            isinstance(seeds, list)
+            and seeds
+            and all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)
+        ):
+            if len(set(seeds)) != len(seeds):
+                errors.append(f"{prefix}seeds: {seeds!r} repeats a seed")
+            else:
+                out["seeds"] = seeds
+        else:
+            errors.append(
+                f"{prefix}seeds: expected a list of integers or a count >= 1, got {seeds!r}"
+            )
+    for key, low in (("repeats", 1), ("warmup", 0)):
+        if key in data:
+            value = data[key]
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                errors.append(f"{prefix}{key}: expected an integer >= {low}, got {value!r}")
+            else:
+                out[key] = value
+    if "timeout" in data:
+        value = data["timeout"]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            errors.append(f"{prefix}timeout: expected a number of seconds > 0, got {value!r}")
+        else:
+            out["timeout"] = float(value)
+    return out
+
+
+def _unknown_key(key: str, allowed: dict[str, str], prefix: str) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(key, list(allowed), n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"{prefix}{key}: unknown key{hint} (allowed: {', '.join(allowed)})"
+
+
+def _expand_entry(
+    entry: Any,
+    index: int,
+    inherited: dict[str, Any],
+    registry: Registry,
+    suite_name: str,
+    errors: list[str],
+) -> list[Cell]:
+    path = f"benchmarks[{index}]"
+    if not isinstance(entry, dict):
+        errors.append(f"{path}: expected a mapping with a 'task', got {entry!r}")
+        return []
+    n_errors = len(errors)
+    for key in entry:
+        if key not in BENCH_KEYS:
+            errors.append(_unknown_key(str(key), BENCH_KEYS, f"{path}."))
+    settings = _settings(entry, f"{path}.", inherited, errors)
+    task_name = entry.get("task")
+    if task_name is None:
+        errors.append(f"{path}.task: missing")
+        return []
+    if not isinstance(task_name, str) or not registry.has("task", task_name):
+        errors.append(f"{path}.task: " + unknown_message("task", task_name, registry.names("task")))
+        return []
+    task_cls = registry.get("task", task_name)
+    label = entry.get("name", task_name)
+    if not isinstance(label, str):
+        errors.append(f"{path}.name: expected a string, got {label!r}")
+
+    # Gather sweeps: key -> (list of values, path of the key for messages).
+    axes: list[tuple[str, list[Any], str]] = []
+    for section in ("params", "matrix"):
+        block = entry.get(section)
+        if block is None:
+            continue
+        if not isinstance(block, dict):
+            errors.append(f"{path}.{section}: expected a mapping, got {block!r}")
+            continue
+        for key, value in block.items():
+            kpath = f"{path}.{section}.{key}"
+            if not isinstance(key, str):
+                errors.append(f"{kpath}: keys must be strings")
+                continue
+            if any(key == k for k, _, _ in axes):
+                errors.append(f"{kpath}: set twice (in params and matrix)")
+                continue
+            values = _axis_values(key, value, section, task_cls, registry, kpath, errors)
+            if values is not None:
+                axes.append((key, values, kpath))
+    slots = task_cls.components
+    for slot, kind in slots.items():
+        if not any(k == slot for k, _, _ in axes):
+            errors.append(
+                f"{path}: {task_name} needs a {kind} in slot {slot!r} "
+                f"(add e.g. `matrix: {{{slot}: [{', '.join(registry.names(kind)[:2])}]}}`)"
+            )
+    if len(errors) > n_errors:
+        return []
+
+    cells = []
+    keys = [k for k, _, _ in axes]
+    paths = {k: p for k, _, p in axes}
+    for combo in itertools.product(*(v for _, v, _ in axes)):
+        given = dict(zip(keys, combo))
+        cell_errors: list[str] = []
+        resolved = _resolve(given, task_cls, registry, paths, cell_errors)
+        if cell_errors:
+            for err in cell_errors:
+                if err not in errors:
+                    errors.append(err)
+            continue
+        components, task_params, component_params = resolved
+        for seed in settings["seeds"]:
+            cells.append(
+                Cell(
+                    suite=suite_name,
+                    bench=index,
+                    label=label if isinstance(label, str) else task_name,
+                    task=task_name,
+                    components=components,
+                    task_params=task_params,
+                    component_params=component_params,
+                    given=given,
+                    seed=seed,
+                    device=settings["device"],
+                    repeats=settings["repeats"],
+                    warmup=settings["warmup"],
+                    timeout=settings["timeout"],
+                )
+            )
+    return cells
+
+
+def _axis_values(
+    key: str,
+    value: Any,
+    section: str,
+    task_cls: type,
+    registry: Registry,
+    kpath: str,
+    errors: list[str],
+) -> list[Any] | None:
+    """The list of values a key sweeps over (one value when it does not sweep)."""
+    slot, _, sub = key.partition(".")
+    slots = task_cls.components
+    if section == "matrix" and not isinstance(value, list):
+        errors.append(f"{kpath}: matrix values must be lists, got {value!r}")
+        return None
+    if isinstance(value, list) and not value:
+        errors.append(f"{kpath}: an empty list sweeps over nothing")
+        return None
+    if not sub and key in slots:  # a component choice
+        values = value if isinstance(value, list) else [value]
+        kind = slots[key]
+        ok = True
+        for v in values:
+            if not isinstance(v, str) or not registry.has(kind, v):
+                errors.append(f"{kpath}: " + unknown_message(kind, v, registry.names(kind)))
+                ok = False
+        return values if ok else None
+    if sub:
+        if slot not in slots:
+            known = ", ".join(slots) or "none"
+            errors.append(
+                f"{kpath}: {task_cls.name} has no component slot {slot!r} (slots: {known})"
+            )
+            return None
+        # Component parameter: checked per cell, once the component is known.
+        return value if isinstance(value, list) else [value]
+    param = task_cls.params.get(key)
+    if param is None:
+        choices = sorted(task_cls.params) + sorted(slots)
+        import difflib
+
+        close = difflib.get_close_matches(key, choices, n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        known = ", ".join(sorted(task_cls.params)) or "none"
+        errors.append(
+            f"{kpath}: {task_cls.name} has no parameter {key!r}{hint} (parameters: {known})"
+        )
+        return None
+    if isinstance(value, list) and (
+        section == "matrix" or not is_list_param(param) or all(isinstance(v, list) for v in value)
+    ):
+        values = value
+    else:
+        values = [value]
+    ok = True
+    for v in values:
+        try:
+            param.validate(v)
+        except ParamError as exc:
+            errors.append(f"{kpath}: {exc}")
+            ok = False
+    return values if ok else None
+
+
+def _resolve(
+    given: dict[str, Any],
+    task_cls: type,
+    registry: Registry,
+    paths: dict[str, str],
+    errors: list[str],
+) -> tuple[dict[str, str], dict[str, Any], dict[str, dict[str, Any]]]:
+    slots = task_cls.components
+    components = {slot: given[slot] for slot in slots}
+    task_given = {k: v for k, v in given.items() if "." not in k and k not in slots}
+    comp_given: dict[str, dict[str, Any]] = {slot: {} for slot in slots}
+    for key, value in given.items():
+        slot, _, sub = key.partition(".")
+        if sub:
+            comp_given[slot][sub] = value
+    task_params = task_cls.resolve_params(task_given)  # validated per value already
+    component_params = {}
+    for slot, plugin_name in components.items():
+        cls = registry.get(slots[slot], plugin_name)
+        for sub, value in comp_given[slot].items():
+            param = cls.params.get(sub)
+            where = paths[f"{slot}.{sub}"]
+            if param is None:
+                known = ", ".join(sorted(cls.params)) or "none"
+                errors.append(
+                    f"{where}: {plugin_name} has no parameter {sub!r} (parameters: {known})"
+                )
+                continue
+            if isinstance(value, list) and not is_list_param(param):
+                errors.append(f"{where}: expected a single value, got {value!r}")
+                continue
+            try:
+                param.validate(value)
+            except ParamError as exc:
+                errors.append(f"{where}: {plugin_name}.{sub}: {exc}")
+        if errors:
+            continue
+        component_params[slot] = cls.resolve_params(comp_given[slot])
+    return components, task_params, component_params

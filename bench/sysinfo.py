@@ -1,0 +1,98 @@
+"""What a run ran on: code version, packages, devices, host. Stored in run.json."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import platform
+import socket
+import subprocess
+from pathlib import Path
+from typing import Any
+
+PACKAGES = (
+    "dynbench",
+    "torch",
+    "triton",
+    "torchdiffeq",
+    "numpy",
+    "scipy",
+    "pandas",
+    "pyarrow",
+    "pluggy",
+    "nilearn",
+    "scikit-image",
+)
+
+
+def package_versions() -> dict[str, str | None]:
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def git_state(path: Path | None = None) -> dict[str, Any]:
+    """Commit and dirty flag of the source tree dynbench runs from (None outside git)."""
+    where = path or Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True, timeout=10
+        )
+        if commit.returncode != 0:
+            return {"commit": None, "dirty": None}
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=where,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        return {"commit": commit.stdout.strip(), "dirty": bool(status.stdout.strip())}
+    except (OSError, subprocess.TimeoutExpired):
+        return {"commit": None, "dirty": None}
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def device_info(device: str) -> dict[str, Any]:
+    import torch
+
+    if device.startswith("cuda") and torch.cuda.is_available():
+        props = torch.cuda.get_device_properties(device)
+        return {
+            "device": device,
+            "name": props.name,
+            "memory_bytes": props.total_memory,
+            "capability": f"{props.major}.{props.minor}",
+        }
+    return {"device": device, "name": cpu_name(), "threads": torch.get_num_threads()}
+
+
+def run_metadata(devices: list[str]) -> dict[str, Any]:
+    import torch
+
+    cuda: dict[str, Any] = {"version": torch.version.cuda, "available": torch.cuda.is_available()}
+    if torch.cuda.is_available():
+        try:
+            cuda["driver"] = torch.cuda.driver_version()  # type: ignore[attr-defined]
+        except AttributeError:
+            cuda["driver"] = None
+    return {
+        "git": git_state(),
+        "packages": package_versions(),
+        "devices": [device_info(d) for d in devices],
+        "cuda": cuda,
+        "host": socket.gethostname(),
+        "platform": platform.platform(),
+    }

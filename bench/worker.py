@@ -1,0 +1,203 @@
+"""Running one cell, in whatever process the executor chose.
+
+``run_cell`` never raises for a plugin's failure: it returns an outcome with a
+status (ok, error, oom, diverged, skipped) and the message. Timeouts are the
+parent's business (it kills the worker).
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import os
+import random
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.base import Diverged, SkipCell
+from bench.context import CellContext
+from bench.params import ParamError
+from bench.registry import Registry
+from bench.suite import Cell
+
+STATUSES = ("ok", "error", "timeout", "oom", "diverged", "skipped")
+
+
+@dataclass
+class Outcome:
+    """What one cell produced, in plain types so it can cross a pipe."""
+
+    status: str
+    error: str = ""
+    row: dict[str, Any] = field(default_factory=dict)  # time.*, mem.*, metric.*
+    samples: dict[str, list[float]] = field(default_factory=dict)
+    curves: list[tuple[str, int, float, float]] = field(default_factory=list)
+    wall: float = 0.0
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda:0`` when CUDA is available, else ``cpu``; ``cuda`` -> ``cuda:0``."""
+    import torch
+
+    if device == "auto":
+        return "cuda:0" if torch.cuda.is_available() else "cpu"
+    if device == "cuda":
+        device = "cuda:0"
+    return device
+
+
+def _seed_everything(seed: int) -> None:
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _where(exc: BaseException) -> str:
+    """The innermost frame outside the harness, as ``file:line in func``."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    here = str(Path(__file__).parent)
+    inner = [f for f in frames if not f.filename.startswith(here)] or frames
+    if not inner:
+        return ""
+    frame = inner[-1]
+    filename = frame.filename
+    try:
+        filename = os.path.relpath(filename)
+    except ValueError:
+        pass
+    if filename.startswith(".."):
+        filename = frame.filename
+    return f"{filename}:{frame.lineno} in {frame.name}"
+
+
+def _is_oom(exc: BaseException) -> bool:
+    if isinstance(exc, MemoryError):
+        return True
+    try:
+        import torch
+
+        if isinstance(exc, torch.cuda.OutOfMemoryError):
+            return True
+    except ImportError:
+        pass
+    return "out of memory" in str(exc).lower() and isinstance(exc, RuntimeError)
+
+
+def run_cell(cell: Cell, registry: Registry, cache_dir: Path | None = None) -> Outcome:
+    """Instantiate the cell's plugins and run its task; classify any failure."""
+    start = time.perf_counter()
+    try:
+        ctx = _run(cell, registry, cache_dir)
+    except SkipCell as exc:
+        result = Outcome("skipped", str(exc))
+    except Diverged as exc:
+        result = Outcome("diverged", str(exc))
+    except ParamError as exc:
+        result = Outcome("error", f"ParamError: {exc}")
+    except BaseException as exc:  # noqa: BLE001 - every plugin failure becomes a status
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        status = "oom" if _is_oom(exc) else "error"
+        message = f"{type(exc).__name__}: {exc}".strip()
+        where = _where(exc)
+        result = Outcome(status, f"{message} (at {where})" if where else message)
+    else:
+        result = _finish(ctx)
+    finally:
+        _cleanup(cell.device)
+    result.wall = time.perf_counter() - start
+    return result
+
+
+def _run(cell: Cell, registry: Registry, cache_dir: Path | None) -> CellContext:
+    device = resolve_device(cell.device)
+    task_cls = registry.get("task", cell.task)
+    classes = {"task": task_cls}
+    for slot, name in cell.components.items():
+        classes[slot] = registry.get(task_cls.components[slot], name)
+    for cls in classes.values():
+        reason = cls.missing_requirement()
+        if reason:
+            raise SkipCell(reason)
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise SkipCell(f"device {device} requested but CUDA is not available")
+    components = {slot: classes[slot](**cell.component_params[slot]) for slot in cell.components}
+    task = task_cls(**cell.task_params)
+    for plugin in (task, *components.values()):
+        reason = plugin.skip(device)
+        if reason:
+            raise SkipCell(reason)
+    _seed_everything(cell.seed)
+    ctx = CellContext(
+        device=device,
+        seed=cell.seed,
+        repeats=cell.repeats,
+        warmup=cell.warmup,
+        components=components,
+        params=task.values,
+        cache_dir=cache_dir,
+    )
+    task.run(ctx)
+    return ctx
+
+
+def _finish(ctx: CellContext) -> Outcome:
+    record = ctx.record
+    outcome = Outcome(
+        "ok",
+        row=record.flat(),
+        samples=dict(record.times),
+        curves=list(record.curves),
+    )
+    bad = [k for k, v in record.metrics.items() if not math.isfinite(v)]
+    if bad:
+        outcome.status = "diverged"
+        outcome.error = "non-finite metric: " + ", ".join(f"{k}={record.metrics[k]}" for k in bad)
+    return outcome
+
+
+def _cleanup(device: str) -> None:
+    gc.collect()
+    if device != "cpu":
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        except ImportError:
+            pass
+
+
+# --- worker process -------------------------------------------------------
+
+
+def worker_main(conn: Any, plugin_specs: list[str], base_dir: str, cache_dir: str | None) -> None:
+    """Entry point of a spawned worker: build the registry once, then run cells
+    received over ``conn`` until it receives ``None``."""
+    from bench.plugins import get_plugin_manager
+
+    try:
+        registry = Registry(get_plugin_manager(plugin_specs, base_dir=Path(base_dir)))
+    except BaseException as exc:  # noqa: BLE001
+        conn.send(("failed", f"{type(exc).__name__}: {exc}"))
+        return
+    conn.send(("ready", os.getpid()))
+    while True:
+        try:
+            message = conn.recv()
+        except EOFError:
+            return
+        if message is None:
+            return
+        cell = Cell.from_dict(message)
+        outcome = run_cell(cell, registry, Path(cache_dir) if cache_dir else None)
+        conn.send(("done", outcome))
