@@ -1,0 +1,836 @@
+"""Fused SIREN (sine-MLP) evaluation: every layer of ``sin(omega * (W h + b))`` in one
+Triton kernel, activations kept on chip.
+
+    from kernels import sine_mlp
+    y = sine_mlp(x, weights, biases, omega0=30.0, precision="fp16")
+
+Torch eager runs one matmul and one elementwise kernel per layer and writes every
+activation to memory: at 2^20 points and width 256 that is 1 GiB of fp32 per layer,
+written and read back (~0.7 ms per layer at 3 TB/s on an H100), against ~0.4 ms for the
+whole 3 -> 256 x 3 -> 1 SIREN at fp16 tensor-core speed. Here a program owns BLOCK_M
+points and carries their activations through every layer in registers:
+
+- first layer (in_features 1..4): fp32 FMAs, no tensor cores needed (4 FMAs a unit);
+- hidden layers: ``tl.dot`` tiles with fp32 accumulation; the sine argument is the fp32
+  accumulator, never rounded to half (at omega0 = 30 an fp16 argument of ~30 rad has an
+  ulp of 0.016 rad, and errors of up to ~0.1 rad after the omega scaling);
+- last layer (width -> out_features, often 1..3): one more ``tl.dot`` with the output
+  padded to 16 columns (the minimum dot tile); it adds 16/width of a hidden layer's work.
+
+Omega is folded into the weights and biases on the host (``omega * W`` computed in
+float64, rounded once to the operand precision): exact in real arithmetic, and in
+floating point one rounding of ``omega * W`` replaces the reference's one rounding of
+``omega * (W h + b)``; measured fp32 error is the same as torch's (~1e-6, see tests).
+
+Activations are held as two column halves of WIDTH/2. A single 256 x 256 fp32 weight
+operand is 256 KiB, more than an H100's 228 KiB of shared memory, so every layer is
+four (WIDTH/2)^2 dots instead of one; for fp16 the halves are 32 KiB each.
+
+Precisions (operands of every layer but the first; accumulation always fp32):
+``fp32`` (IEEE, matches torch to 1e-5), ``tf32``, ``fp16``, ``bf16``. See
+``tests/kernels/test_sine_mlp.py`` for the error each keeps against float64.
+
+Backward (``torch.autograd.Function``): the forward saves only x and the parameters,
+and the backward recomputes the activations block by block; see ``_SineMLPFunction``.
+The gradient with respect to the input coordinates comes from the same backward kernel,
+either through autograd or fused on its own with ``sine_mlp_input_grad``.
+
+With ``backend="triton"``, tensors on a device where Triton cannot run (CPU without
+``TRITON_INTERPRET=1``, or no triton installed) take the torch reference path instead:
+same function, same gradients (by autograd), slower. ``backend="torch"`` always does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from kernels._triton import check_backend, interpreting, triton_available, triton_can_run
+from kernels.reference import (
+    SINE_MLP_FINAL_ACTIVATIONS,
+    SINE_MLP_PRECISIONS,
+    sine_mlp_reference,
+)
+
+if triton_available():
+    import triton
+    import triton.language as tl
+else:  # pragma: no cover - exercised only where triton does not install
+    triton = None
+    tl = None
+
+__all__ = ["sine_mlp", "sine_mlp_input_grad"]
+
+MAX_IN_FEATURES = 4
+MAX_WIDTH = 256
+MAX_OUT_FEATURES = 256
+
+_FINAL_CODE = {None: 0, "sine": 1, "sigmoid": 2, "tanh": 3}
+_OPERAND_DTYPE = {
+    "fp32": torch.float32,
+    "tf32": torch.float32,
+    "fp16": torch.float16,
+    "bf16": torch.bfloat16,
+}
+# tl.dot's input_precision matters only for fp32 operands; half operands are exact.
+_INPUT_PRECISION = {"fp32": "ieee", "tf32": "tf32", "fp16": "ieee", "bf16": "ieee"}
+
+# The backward kernel writes, per chunk of points, the pre-activations (then their
+# gradients, in place) and the activations of every sine layer in fp32, for the
+# weight-gradient GEMMs. Chunking bounds that scratch to 256 MiB whatever N is; at width
+# 256 and 4 sine layers a chunk is 2^15 points, still a long GEMM reduction (K = 32768).
+_BACKWARD_SCRATCH_BYTES = 256 * 2**20
+
+
+# ---------------------------------------------------------------------------
+# Triton kernels
+# ---------------------------------------------------------------------------
+
+if triton is not None:
+
+    @triton.jit
+    def _tile_dot(
+        a,
+        tile_ptr,
+        stride_r,
+        stride_c,
+        R: tl.constexpr,
+        C: tl.constexpr,
+        UPCAST: tl.constexpr,
+        INPUT_PRECISION: tl.constexpr,
+    ):
+        """``a @ T`` with ``T[i, j] = tile_ptr[i * stride_r + j * stride_c]`` (R x C),
+        ``a`` cast to T's dtype; fp32 accumulation."""
+        r = tl.arange(0, R)
+        c = tl.arange(0, C)
+        b = tl.load(tile_ptr + r[:, None] * stride_r + c[None, :] * stride_c)
+        a = a.to(b.dtype)
+        if UPCAST:
+            # The interpreter keeps bf16 as raw uint16 and its tl.dot multiplies the bit
+            # patterns (errors of ~1e10); bf16 values are exact in fp32, so this is the
+            # same product. Never set on GPU.
+            a = a.to(tl.float32)
+            b = b.to(tl.float32)
+        return tl.dot(a, b, input_precision=INPUT_PRECISION)
+
+    @triton.jit
+    def _first_layer(
+        x_ptr,
+        w0_ptr,
+        b0_ptr,
+        rows,
+        row_mask,
+        stride_xm,
+        IN: tl.constexpr,
+        WIDTH: tl.constexpr,
+    ):
+        """Pre-activation of the first layer, as two column halves, by IN fp32 FMAs a unit."""
+        HALF: tl.constexpr = WIDTH // 2
+        c0 = tl.arange(0, HALF)
+        z0 = tl.load(b0_ptr + c0)[None, :]
+        z1 = tl.load(b0_ptr + HALF + c0)[None, :]
+        for k in tl.static_range(IN):
+            xk = tl.load(x_ptr + rows * stride_xm + k, mask=row_mask, other=0.0)[:, None]
+            z0 = z0 + xk * tl.load(w0_ptr + k * WIDTH + c0)[None, :]
+            z1 = z1 + xk * tl.load(w0_ptr + k * WIDTH + HALF + c0)[None, :]
+        return z0, z1
+
+    @triton.jit
+    def _hidden_layer(
+        h0,
+        h1,
+        w_ptr,
+        b_ptr,
+        WIDTH: tl.constexpr,
+        UPCAST: tl.constexpr,
+        INPUT_PRECISION: tl.constexpr,
+    ):
+        """``[h0 h1] @ Wt + b`` for a (WIDTH, WIDTH) row-major Wt (W transposed)."""
+        HALF: tl.constexpr = WIDTH // 2
+        c0 = tl.arange(0, HALF)
+        z0 = _tile_dot(h0, w_ptr, WIDTH, 1, HALF, HALF, UPCAST, INPUT_PRECISION)
+        z0 += _tile_dot(h1, w_ptr + HALF * WIDTH, WIDTH, 1, HALF, HALF, UPCAST, INPUT_PRECISION)
+        z1 = _tile_dot(h0, w_ptr + HALF, WIDTH, 1, HALF, HALF, UPCAST, INPUT_PRECISION)
+        z1 += _tile_dot(
+            h1, w_ptr + HALF * WIDTH + HALF, WIDTH, 1, HALF, HALF, UPCAST, INPUT_PRECISION
+        )
+        z0 += tl.load(b_ptr + c0)[None, :]
+        z1 += tl.load(b_ptr + HALF + c0)[None, :]
+        return z0, z1
+
+    @triton.jit
+    def _last_layer(
+        h0,
+        h1,
+        w_ptr,
+        b_ptr,
+        WIDTH: tl.constexpr,
+        OUT_PAD: tl.constexpr,
+        UPCAST: tl.constexpr,
+        INPUT_PRECISION: tl.constexpr,
+    ):
+        """``[h0 h1] @ WLt + bL`` for a (WIDTH, OUT_PAD) row-major WLt."""
+        HALF: tl.constexpr = WIDTH // 2
+        z = _tile_dot(h0, w_ptr, OUT_PAD, 1, HALF, OUT_PAD, UPCAST, INPUT_PRECISION)
+        z += _tile_dot(
+            h1, w_ptr + HALF * OUT_PAD, OUT_PAD, 1, HALF, OUT_PAD, UPCAST, INPUT_PRECISION
+        )
+        return z + tl.load(b_ptr + tl.arange(0, OUT_PAD))[None, :]
+
+    @triton.jit
+    def _final_activation(z, FINAL: tl.constexpr):
+        if FINAL == 1:
+            z = tl.sin(z)
+        elif FINAL == 2:
+            z = tl.sigmoid(z)
+        elif FINAL == 3:
+            z = 2.0 * tl.sigmoid(2.0 * z) - 1.0  # tanh, which tl lacks
+        return z
+
+    @triton.jit
+    def _final_activation_grad(z, FINAL: tl.constexpr):
+        """d final_activation / dz at z (1 for a linear last layer)."""
+        if FINAL == 0:
+            d = tl.full(z.shape, 1.0, tl.float32)
+        elif FINAL == 1:
+            d = tl.cos(z)
+        elif FINAL == 2:
+            s = tl.sigmoid(z)
+            d = s * (1.0 - s)
+        else:
+            t = 2.0 * tl.sigmoid(2.0 * z) - 1.0
+            d = 1.0 - t * t
+        return d
+
+    @triton.jit
+    def _store_halves(ptr, rows, row_mask, a0, a1, WIDTH: tl.constexpr):
+        HALF: tl.constexpr = WIDTH // 2
+        c0 = tl.arange(0, HALF)
+        offs = rows[:, None] * WIDTH + c0[None, :]
+        tl.store(ptr + offs, a0, mask=row_mask[:, None])
+        tl.store(ptr + offs + HALF, a1, mask=row_mask[:, None])
+
+    @triton.jit
+    def _load_halves(ptr, rows, row_mask, WIDTH: tl.constexpr):
+        HALF: tl.constexpr = WIDTH // 2
+        c0 = tl.arange(0, HALF)
+        offs = rows[:, None] * WIDTH + c0[None, :]
+        a0 = tl.load(ptr + offs, mask=row_mask[:, None], other=0.0)
+        a1 = tl.load(ptr + offs + HALF, mask=row_mask[:, None], other=0.0)
+        return a0, a1
+
+    @triton.jit
+    def _sine_mlp_fwd_kernel(
+        x_ptr,
+        w0_ptr,
+        b0_ptr,
+        wh_ptr,
+        bh_ptr,
+        wl_ptr,
+        bl_ptr,
+        y_ptr,
+        n_rows,
+        stride_xm,
+        IN: tl.constexpr,
+        OUT: tl.constexpr,
+        OUT_PAD: tl.constexpr,
+        WIDTH: tl.constexpr,
+        NUM_HIDDEN: tl.constexpr,
+        FINAL: tl.constexpr,
+        UPCAST: tl.constexpr,
+        INPUT_PRECISION: tl.constexpr,
+        BLOCK_M: tl.constexpr,
+    ):
+        pid = tl.program_id(0)
+        rows = pid.to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
+        row_mask = rows < n_rows
+        z0, z1 = _first_layer(x_ptr, w0_ptr, b0_ptr, rows, row_mask, stride_xm, IN, WIDTH)
+        h0 = tl.sin(z0)
+        h1 = tl.sin(z1)
+        for layer in range(NUM_HIDDEN):
+            z0, z1 = _hidden_layer(
+                h0,
+                h1,
+                wh_ptr + layer * WIDTH * WIDTH,
+                bh_ptr + layer * WIDTH,
+                WIDTH,
+                UPCAST,
+                INPUT_PRECISION,
+            )
+            h0 = tl.sin(z0)
+            h1 = tl.sin(z1)
+        z = _last_layer(h0, h1, wl_ptr, bl_ptr, WIDTH, OUT_PAD, UPCAST, INPUT_PRECISION)
+        y = _final_activation(z, FINAL)
+        cols = tl.arange(0, OUT_PAD)
+        mask = row_mask[:, None] & (cols[None, :] < OUT)
+        tl.store(y_ptr + rows[:, None] * OUT + cols[None, :], y, mask=mask)
+
+    @triton.jit
+    def _sine_mlp_bwd_kernel(
+        x_ptr,
+        dy_ptr,
+        w0_ptr,
+        b0_ptr,
+        wh_ptr,
+        bh_ptr,
+        wl_ptr,
+        bl_ptr,
+        whb_ptr,
+        wlb_ptr,
+        z_ptr,
+        h_ptr,
+        dzl_ptr,
+        dx_ptr,
+        n_rows,
+        stride_xm,
+        stride_dym,
+        IN: tl.constexpr,
+        OUT: tl.constexpr,
+        OUT_PAD: tl.constexpr,
+        WIDTH: tl.constexpr,
+        NUM_HIDDEN: tl.constexpr,
+        FINAL: tl.constexpr,
+        UPCAST: tl.constexpr,
+        INPUT_PRECISION: tl.constexpr,
+        BWD_INPUT_PRECISION: tl.constexpr,
+        WRITE_PARAM_GRADS: tl.constexpr,
+        WRITE_DX: tl.constexpr,
+        BLOCK_M: tl.constexpr,
+    ):
+        """Recompute the forward for BLOCK_M points, then propagate dy back to dx.
+
+        Writes, per sine layer l, the gradient of its (omega-folded) pre-activation over
+        z_ptr[l] (where the recomputed pre-activation was parked) and, with
+        WRITE_PARAM_GRADS, its activation to h_ptr[l]; the host turns those into weight
+        gradients with one GEMM a layer. The recomputation uses the forward's operands
+        (wh, wl: same numerics as the forward); the back-propagation uses fp32 copies
+        (whb, wlb) so that small gradients do not underflow fp16.
+        """
+        HALF: tl.constexpr = WIDTH // 2
+        pid = tl.program_id(0)
+        rows = pid.to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
+        row_mask = rows < n_rows
+        layer_stride = n_rows * WIDTH
+
+        # Forward again, parking every pre-activation in the scratch.
+        z0, z1 = _first_layer(x_ptr, w0_ptr, b0_ptr, rows, row_mask, stride_xm, IN, WIDTH)
+        _store_halves(z_ptr, rows, row_mask, z0, z1, WIDTH)
+        h0 = tl.sin(z0)
+        h1 = tl.sin(z1)
+        for layer in range(NUM_HIDDEN):
+            if WRITE_PARAM_GRADS:
+                _store_halves(h_ptr + layer * layer_stride, rows, row_mask, h0, h1, WIDTH)
+            z0, z1 = _hidden_layer(
+                h0,
+                h1,
+                wh_ptr + layer * WIDTH * WIDTH,
+                bh_ptr + layer * WIDTH,
+                WIDTH,
+                UPCAST,
+                INPUT_PRECISION,
+            )
+            _store_halves(z_ptr + (layer + 1) * layer_stride, rows, row_mask, z0, z1, WIDTH)
+            h0 = tl.sin(z0)
+            h1 = tl.sin(z1)
+        if WRITE_PARAM_GRADS:
+            _store_halves(h_ptr + NUM_HIDDEN * layer_stride, rows, row_mask, h0, h1, WIDTH)
+        zl = _last_layer(h0, h1, wl_ptr, bl_ptr, WIDTH, OUT_PAD, UPCAST, INPUT_PRECISION)
+        # The scratch is re-read below in another register layout, i.e. partly by other
+        # threads of this program: make the stores visible to the whole block first.
+        tl.debug_barrier()
+
+        # Backward: last layer, then the hidden layers in reverse, then the first.
+        cols = tl.arange(0, OUT_PAD)
+        out_mask = row_mask[:, None] & (cols[None, :] < OUT)
+        dy = tl.load(dy_ptr + rows[:, None] * stride_dym + cols[None, :], mask=out_mask, other=0.0)
+        dzl = dy.to(tl.float32) * _final_activation_grad(zl, FINAL)
+        if WRITE_PARAM_GRADS:
+            tl.store(dzl_ptr + rows[:, None] * OUT_PAD + cols[None, :], dzl, mask=row_mask[:, None])
+        # dh = dzl @ WL, with WL[o, k] = wlb[k, o].
+        dh0 = _tile_dot(dzl, wlb_ptr, 1, OUT_PAD, OUT_PAD, HALF, False, BWD_INPUT_PRECISION)
+        dh1 = _tile_dot(
+            dzl, wlb_ptr + HALF * OUT_PAD, 1, OUT_PAD, OUT_PAD, HALF, False, BWD_INPUT_PRECISION
+        )
+        for i in range(NUM_HIDDEN):
+            layer = NUM_HIDDEN - 1 - i
+            zp = z_ptr + (layer + 1) * layer_stride
+            z0, z1 = _load_halves(zp, rows, row_mask, WIDTH)
+            dz0 = dh0 * tl.cos(z0)
+            dz1 = dh1 * tl.cos(z1)
+            if WRITE_PARAM_GRADS:
+                _store_halves(zp, rows, row_mask, dz0, dz1, WIDTH)
+            # dh = dz @ W, with W[n, k] = whb[layer][k, n]: tile (n-half, k-half).
+            wp = whb_ptr + layer * WIDTH * WIDTH
+            prec = BWD_INPUT_PRECISION
+            dh0 = _tile_dot(dz0, wp, 1, WIDTH, HALF, HALF, False, prec)
+            dh0 += _tile_dot(dz1, wp + HALF, 1, WIDTH, HALF, HALF, False, prec)
+            dh1 = _tile_dot(dz0, wp + HALF * WIDTH, 1, WIDTH, HALF, HALF, False, prec)
+            dh1 += _tile_dot(dz1, wp + HALF * WIDTH + HALF, 1, WIDTH, HALF, HALF, False, prec)
+        z0, z1 = _load_halves(z_ptr, rows, row_mask, WIDTH)
+        dz0 = dh0 * tl.cos(z0)
+        dz1 = dh1 * tl.cos(z1)
+        if WRITE_PARAM_GRADS:
+            _store_halves(z_ptr, rows, row_mask, dz0, dz1, WIDTH)
+        if WRITE_DX:
+            c0 = tl.arange(0, HALF)
+            for k in tl.static_range(IN):
+                w0k = w0_ptr + k * WIDTH + c0
+                dxk = tl.sum(dz0 * tl.load(w0k)[None, :], axis=1)
+                dxk += tl.sum(dz1 * tl.load(w0k + HALF)[None, :], axis=1)
+                tl.store(dx_ptr + rows * IN + k, dxk, mask=row_mask)
+
+
+# ---------------------------------------------------------------------------
+# Host side: checks, packing, launch settings, launchers
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Config:
+    omega0: float
+    first_omega0: float
+    final_activation: str | None
+    precision: str
+
+
+@dataclass(frozen=True)
+class _Packed:
+    """Omega-folded, zero-padded parameters in the kernel's layouts.
+
+    Zero padding is exact: a padded unit has pre-activation 0, so sin(0) = 0 and it adds
+    nothing to the next layer.
+    """
+
+    w0t: torch.Tensor  # (IN, WIDTH) fp32: first layer, transposed
+    b0: torch.Tensor  # (WIDTH,) fp32
+    wht: torch.Tensor  # (max(NUM_HIDDEN, 1), WIDTH, WIDTH) operand dtype, each W^T
+    bh: torch.Tensor  # (max(NUM_HIDDEN, 1), WIDTH) fp32
+    wlt: torch.Tensor  # (WIDTH, OUT_PAD) operand dtype: last layer, transposed
+    bl: torch.Tensor  # (OUT_PAD,) fp32
+    in_features: int
+    out_features: int
+    width: int
+    out_pad: int
+    num_hidden: int
+
+
+def _next_pow2(n: int) -> int:
+    return 1 << max(0, (n - 1).bit_length())
+
+
+def _check_inputs(
+    x: torch.Tensor,
+    weights: Sequence[torch.Tensor],
+    biases: Sequence[torch.Tensor],
+    config: _Config,
+    backend: str,
+) -> None:
+    check_backend(backend)
+    if config.precision not in SINE_MLP_PRECISIONS:
+        raise ValueError(
+            f'Invalid precision "{config.precision}". Must be one of {SINE_MLP_PRECISIONS}'
+        )
+    if config.final_activation not in SINE_MLP_FINAL_ACTIVATIONS:
+        raise ValueError(
+            f'Invalid final_activation "{config.final_activation}". '
+            f"Must be one of {SINE_MLP_FINAL_ACTIVATIONS}"
+        )
+    if not isinstance(x, torch.Tensor) or x.dim() != 2:
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"x must be a 2-D tensor (N, in_features); got {shape}")
+    in_features = x.shape[1]
+    if not 1 <= in_features <= MAX_IN_FEATURES:
+        raise ValueError(
+            f"x must have 1 to {MAX_IN_FEATURES} features (columns); got {in_features}"
+        )
+    if len(weights) != len(biases):
+        raise ValueError(f"got {len(weights)} weights but {len(biases)} biases")
+    if len(weights) < 2:
+        raise ValueError(
+            f"a sine MLP needs at least 2 layers (one sine layer and the output layer); "
+            f"got {len(weights)}"
+        )
+    allowed = (torch.float32,) if backend == "triton" else (torch.float32, torch.float64)
+    tensors = {"x": x}
+    fan_in = in_features
+    for i, (w, b) in enumerate(zip(weights, biases)):
+        if not isinstance(w, torch.Tensor) or w.dim() != 2:
+            raise ValueError(f"weights[{i}] must be a 2-D tensor (out, in)")
+        if w.shape[1] != fan_in:
+            raise ValueError(
+                f"weights[{i}] has shape {tuple(w.shape)}: expected {fan_in} input columns "
+                f"({'x' if i == 0 else f'weights[{i - 1}]'} gives {fan_in} features)"
+            )
+        if not isinstance(b, torch.Tensor) or tuple(b.shape) != (w.shape[0],):
+            got = tuple(b.shape) if isinstance(b, torch.Tensor) else type(b).__name__
+            raise ValueError(f"biases[{i}] must have shape ({w.shape[0]},); got {got}")
+        limit = MAX_OUT_FEATURES if i == len(weights) - 1 else MAX_WIDTH
+        if not 1 <= w.shape[0] <= limit:
+            raise ValueError(f"weights[{i}] has {w.shape[0]} outputs; must be 1 to {limit}")
+        tensors[f"weights[{i}]"] = w
+        tensors[f"biases[{i}]"] = b
+        fan_in = w.shape[0]
+    for name, t in tensors.items():
+        if t.dtype not in allowed:
+            raise TypeError(
+                f"{name} has dtype {t.dtype}; backend={backend!r} takes {allowed} "
+                f"(precision={config.precision!r} picks the compute precision)"
+            )
+        if t.device != x.device:
+            raise ValueError(f"{name} is on {t.device} but x is on {x.device}")
+
+
+def _pack(
+    weights: Sequence[torch.Tensor],
+    biases: Sequence[torch.Tensor],
+    config: _Config,
+    operand_dtype: torch.dtype,
+) -> _Packed:
+    device = weights[0].device
+    in_features = weights[0].shape[1]
+    hidden = [w.shape[0] for w in weights[:-1]]
+    out_features = weights[-1].shape[0]
+    # WIDTH/2 is a dot dimension, and tl.dot needs >= 16.
+    width = max(32, _next_pow2(max(hidden)))
+    out_pad = max(16, _next_pow2(out_features))
+    num_hidden = len(weights) - 2
+
+    def folded(t: torch.Tensor, omega: float) -> torch.Tensor:
+        return t.detach().double() * omega
+
+    with torch.no_grad():
+        w0t = torch.zeros(in_features, width, dtype=torch.float32, device=device)
+        w0t[:, : hidden[0]] = folded(weights[0], config.first_omega0).t()
+        b0 = torch.zeros(width, dtype=torch.float32, device=device)
+        b0[: hidden[0]] = folded(biases[0], config.first_omega0)
+        wht = torch.zeros(max(num_hidden, 1), width, width, dtype=operand_dtype, device=device)
+        bh = torch.zeros(max(num_hidden, 1), width, dtype=torch.float32, device=device)
+        for layer in range(num_hidden):
+            w, b = weights[layer + 1], biases[layer + 1]
+            wht[layer, : w.shape[1], : w.shape[0]] = folded(w, config.omega0).t()
+            bh[layer, : w.shape[0]] = folded(b, config.omega0)
+        last_omega = config.omega0 if config.final_activation == "sine" else 1.0
+        wlt = torch.zeros(width, out_pad, dtype=operand_dtype, device=device)
+        wlt[: hidden[-1], :out_features] = folded(weights[-1], last_omega).t()
+        bl = torch.zeros(out_pad, dtype=torch.float32, device=device)
+        bl[:out_features] = folded(biases[-1], last_omega)
+    return _Packed(w0t, b0, wht, bh, wlt, bl, in_features, out_features, width, out_pad, num_hidden)
+
+
+def _launch_settings(width: int) -> tuple[int, int]:
+    """(BLOCK_M, num_warps) for a padded width.
+
+    The activation tile (BLOCK_M x WIDTH fp32) and the dot accumulator live in
+    registers: at width 256, BLOCK_M = 64 and 8 warps that is 64 + 64 registers a thread
+    of the 255 allowed. Narrower layers take more points a program to keep the tensor
+    cores fed. Chosen from the register budget, not yet measured: the GPU tuning sweep is
+    owed (see tests/kernels/bench_sine_mlp.py).
+    """
+    if width <= 64:
+        return 128, 4
+    if width <= 128:
+        return 64, 4
+    return 64, 8
+
+
+def _upcast(precision: str) -> bool:
+    return precision == "bf16" and interpreting()
+
+
+def _forward(x: torch.Tensor, packed: _Packed, config: _Config) -> torch.Tensor:
+    n = x.shape[0]
+    x = x.contiguous()
+    y = torch.empty(n, packed.out_features, dtype=torch.float32, device=x.device)
+    if n == 0:
+        return y
+    block_m, num_warps = _launch_settings(packed.width)
+    grid = (triton.cdiv(n, block_m),)
+    _sine_mlp_fwd_kernel[grid](
+        x,
+        packed.w0t,
+        packed.b0,
+        packed.wht,
+        packed.bh,
+        packed.wlt,
+        packed.bl,
+        y,
+        n,
+        x.stride(0),
+        IN=packed.in_features,
+        OUT=packed.out_features,
+        OUT_PAD=packed.out_pad,
+        WIDTH=packed.width,
+        NUM_HIDDEN=packed.num_hidden,
+        FINAL=_FINAL_CODE[config.final_activation],
+        UPCAST=_upcast(config.precision),
+        INPUT_PRECISION=_INPUT_PRECISION[config.precision],
+        BLOCK_M=block_m,
+        num_warps=num_warps,
+    )
+    return y
+
+
+def _backward(
+    x: torch.Tensor,
+    dy: torch.Tensor,
+    weights: Sequence[torch.Tensor],
+    biases: Sequence[torch.Tensor],
+    packed: _Packed,
+    config: _Config,
+    *,
+    need_dx: bool,
+    need_params: bool,
+) -> tuple[torch.Tensor | None, list[torch.Tensor] | None, list[torch.Tensor] | None]:
+    """dx, dweights, dbiases (each None where not needed) for upstream gradient dy."""
+    n = x.shape[0]
+    device = x.device
+    x = x.contiguous()
+    dy = dy.contiguous().float()
+    width, out_pad, num_hidden = packed.width, packed.out_pad, packed.num_hidden
+    sine_layers = num_hidden + 1
+    # Back-propagation operands in fp32 (tf32 on tensor cores) whatever the forward
+    # precision: fp16's smallest normal, 6e-5, is above many per-point gradients.
+    if packed.wht.dtype == torch.float32:
+        backprop = packed
+    else:
+        backprop = _pack(weights, biases, config, torch.float32)
+    bwd_precision = "ieee" if config.precision == "fp32" else "tf32"
+
+    dx = torch.empty(n, packed.in_features, dtype=torch.float32, device=device) if need_dx else None
+    acc_w = [torch.zeros(w.shape, dtype=torch.float32, device=device) for w in weights]
+    acc_b = [torch.zeros(w.shape[0], dtype=torch.float32, device=device) for w in weights]
+
+    block_m, num_warps = _launch_settings(width)
+    per_row = (2 if need_params else 1) * sine_layers * width * 4
+    chunk = max(block_m, (_BACKWARD_SCRATCH_BYTES // per_row) // block_m * block_m)
+    chunk = min(chunk, max(n, 1))
+    z = torch.empty(sine_layers, chunk, width, dtype=torch.float32, device=device)
+    h = torch.empty_like(z) if need_params else z  # unused pointer when not needed
+    dzl = torch.empty(chunk, out_pad, dtype=torch.float32, device=device) if need_params else z
+    dummy_dx = torch.empty(1, dtype=torch.float32, device=device)
+
+    hidden = [w.shape[0] for w in weights[:-1]]
+    for start in range(0, n, chunk):
+        stop = min(n, start + chunk)
+        rows = stop - start
+        xc, dyc = x[start:stop], dy[start:stop]
+        grid = (triton.cdiv(rows, block_m),)
+        _sine_mlp_bwd_kernel[grid](
+            xc,
+            dyc,
+            packed.w0t,
+            packed.b0,
+            packed.wht,
+            packed.bh,
+            packed.wlt,
+            packed.bl,
+            backprop.wht,
+            backprop.wlt,
+            z,
+            h,
+            dzl,
+            dx[start:stop] if need_dx else dummy_dx,
+            rows,
+            xc.stride(0),
+            dyc.stride(0),
+            IN=packed.in_features,
+            OUT=packed.out_features,
+            OUT_PAD=out_pad,
+            WIDTH=width,
+            NUM_HIDDEN=num_hidden,
+            FINAL=_FINAL_CODE[config.final_activation],
+            UPCAST=_upcast(config.precision),
+            INPUT_PRECISION=_INPUT_PRECISION[config.precision],
+            BWD_INPUT_PRECISION=bwd_precision,
+            WRITE_PARAM_GRADS=need_params,
+            WRITE_DX=need_dx,
+            BLOCK_M=block_m,
+            num_warps=num_warps,
+        )
+        if not need_params:
+            continue
+        # Scratch rows: z[l] is the first `rows` rows (the kernel indexes with n_rows=rows).
+        dz = z.view(-1)[: sine_layers * rows * width].view(sine_layers, rows, width)
+        hs = h.view(-1)[: sine_layers * rows * width].view(sine_layers, rows, width)
+        # First layer: dW0 = dz0^T x (width x IN), cheap.
+        acc_w[0] += dz[0, :, : hidden[0]].t() @ xc.float()
+        acc_b[0] += dz[0, :, : hidden[0]].sum(0)
+        for layer in range(1, num_hidden + 1):
+            fan_out, fan_in = weights[layer].shape
+            acc_w[layer] += dz[layer, :, :fan_out].t() @ hs[layer - 1, :, :fan_in]
+            acc_b[layer] += dz[layer, :, :fan_out].sum(0)
+        dzl_rows = dzl[:rows, : packed.out_features]
+        acc_w[-1] += dzl_rows.t() @ hs[num_hidden, :, : hidden[-1]]
+        acc_b[-1] += dzl_rows.sum(0)
+
+    if not need_params:
+        return dx, None, None
+    # Unfold omega: the kernel differentiated with respect to omega * W and omega * b.
+    last_omega = config.omega0 if config.final_activation == "sine" else 1.0
+    omegas = [config.first_omega0] + [config.omega0] * num_hidden + [last_omega]
+    dweights = [g * o for g, o in zip(acc_w, omegas)]
+    dbiases = [g * o for g, o in zip(acc_b, omegas)]
+    return dx, dweights, dbiases
+
+
+class _SineMLPFunction(torch.autograd.Function):
+    """Fused forward; backward by recomputation.
+
+    Why recompute rather than save: the forward is evaluation-first and saving every
+    pre-activation would cost, at 2^20 points, width 256 and 4 sine layers, 4 GiB of fp32
+    written by the forward and held until the backward (2^20 x 256 x 4 B x 4), ~1.4 ms
+    of HBM traffic at 3 TB/s just to write it, 3.5x the whole fp16 forward (~0.4 ms).
+    Recomputing costs one more forward (+50% of the backward's FLOPs: forward 1 unit,
+    backward 2) and keeps the forward's memory at x and y. The backward then writes the
+    per-layer activations and pre-activation gradients anyway, for the weight-gradient
+    GEMMs, but in chunks of at most 256 MiB rather than all of them at once.
+
+    A weight gradient is a reduction over all N points (width x width per layer):
+    accumulating it inside the kernel would need 256 KiB of fp32 a layer per program,
+    so it is one GEMM a layer (dZ_l^T @ H_{l-1}, K = chunk) on the host, as
+    tiny-cuda-nn's fully fused MLP does.
+
+    Double backward (gradients of the input gradient, e.g. a PINN residual trained
+    through its derivatives) is not supported by the Triton path: use backend="torch".
+    """
+
+    @staticmethod
+    def forward(ctx, x, config, *params):  # type: ignore[override]
+        count = len(params) // 2
+        weights, biases = params[:count], params[count:]
+        packed = _pack(weights, biases, config, _OPERAND_DTYPE[config.precision])
+        ctx.config = config
+        ctx.packed = packed
+        ctx.count = count
+        ctx.save_for_backward(x, *params)
+        return _forward(x, packed, config)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, dy):  # type: ignore[override]
+        x, *params = ctx.saved_tensors
+        weights, biases = params[: ctx.count], params[ctx.count :]
+        need_dx = ctx.needs_input_grad[0]
+        need_params = any(ctx.needs_input_grad[2:])
+        dx, dweights, dbiases = _backward(
+            x,
+            dy,
+            weights,
+            biases,
+            ctx.packed,
+            ctx.config,
+            need_dx=need_dx,
+            need_params=need_params,
+        )
+        if dweights is None:
+            dweights = [None] * ctx.count
+            dbiases = [None] * ctx.count
+        return (dx, None, *dweights, *dbiases)
+
+
+# ---------------------------------------------------------------------------
+# Public API
+# ---------------------------------------------------------------------------
+
+
+def _use_triton(x: torch.Tensor, backend: str) -> bool:
+    return backend == "triton" and triton_can_run(x.device.type)
+
+
+def sine_mlp(
+    x: torch.Tensor,
+    weights: Sequence[torch.Tensor],
+    biases: Sequence[torch.Tensor],
+    *,
+    omega0: float = 30.0,
+    first_omega0: float = 30.0,
+    final_activation: str | None = None,
+    precision: str = "fp32",
+    backend: str = "triton",
+) -> torch.Tensor:
+    """Evaluate a SIREN on points ``x``: ``h <- sin(omega * (W h + b))`` layer by layer.
+
+    Args:
+        x: (N, in_features) float32 coordinates, in_features 1 to 4.
+        weights: per layer, (out, in) float32 like ``nn.Linear.weight``; at least two
+            layers (one sine layer and the output layer); hidden widths up to 256.
+        biases: per layer, (out,) float32.
+        omega0: frequency of the hidden sine layers (and of a "sine" final activation).
+        first_omega0: frequency of the first layer.
+        final_activation: None (linear output, SIREN), "sine", "sigmoid" or "tanh".
+        precision: matmul operands of every layer but the first: "fp32" (IEEE),
+            "tf32", "fp16" or "bf16"; accumulation and sine arguments are fp32 always.
+        backend: "triton" (fused kernel; falls back to the reference where Triton cannot
+            run on x's device) or "torch" (the reference, ``kernels.reference``).
+
+    Returns:
+        (N, out_features) float32, differentiable with respect to x, weights and biases.
+    """
+    config = _Config(float(omega0), float(first_omega0), final_activation, precision)
+    _check_inputs(x, weights, biases, config, backend)
+    if not _use_triton(x, backend):
+        return sine_mlp_reference(
+            x,
+            weights,
+            biases,
+            omega0=omega0,
+            first_omega0=first_omega0,
+            final_activation=final_activation,
+            precision=precision,
+        )
+    return _SineMLPFunction.apply(x, config, *weights, *biases)
+
+
+def sine_mlp_input_grad(
+    x: torch.Tensor,
+    weights: Sequence[torch.Tensor],
+    biases: Sequence[torch.Tensor],
+    grad_output: torch.Tensor | None = None,
+    *,
+    omega0: float = 30.0,
+    first_omega0: float = 30.0,
+    final_activation: str | None = None,
+    precision: str = "fp32",
+    backend: str = "triton",
+) -> torch.Tensor:
+    """Gradient of ``sum(grad_output * sine_mlp(x, ...))`` with respect to x, (N, in).
+
+    With one output and ``grad_output=None`` (ones) this is the spatial gradient of the
+    field, as Poisson fitting and PINN residuals need. The Triton path is one fused
+    recompute-and-backpropagate pass that writes no parameter-gradient scratch and
+    builds no autograd graph; the result is detached (no double backward). The torch
+    path uses ``torch.autograd.grad`` on the reference (``create_graph=False``).
+    """
+    config = _Config(float(omega0), float(first_omega0), final_activation, precision)
+    _check_inputs(x, weights, biases, config, backend)
+    out_features = weights[-1].shape[0]
+    if grad_output is None:
+        grad_output = torch.ones(x.shape[0], out_features, dtype=x.dtype, device=x.device)
+    if tuple(grad_output.shape) != (x.shape[0], out_features):
+        raise ValueError(
+            f"grad_output must have shape {(x.shape[0], out_features)}; "
+            f"got {tuple(grad_output.shape)}"
+        )
+    if grad_output.device != x.device:
+        raise ValueError(f"grad_output is on {grad_output.device} but x is on {x.device}")
+    if not _use_triton(x, backend):
+        with torch.enable_grad():
+            xr = x.detach().requires_grad_(True)
+            y = sine_mlp_reference(
+                xr,
+                [w.detach() for w in weights],
+                [b.detach() for b in biases],
+                omega0=omega0,
+                first_omega0=first_omega0,
+                final_activation=final_activation,
+                precision=precision,
+            )
+            (dx,) = torch.autograd.grad(y, xr, grad_output.to(y.dtype))
+        return dx
+    packed = _pack(weights, biases, config, _OPERAND_DTYPE[precision])
+    dx, _, _ = _backward(
+        x.detach(), grad_output, weights, biases, packed, config, need_dx=True, need_params=False
+    )
+    return dx
