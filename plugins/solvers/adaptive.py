@@ -36,12 +36,14 @@ def error_ratio(
     err: torch.Tensor, y0: torch.Tensor, y1: torch.Tensor, rtol: float, atol: float
 ) -> float:
     """RMS of ``err / (atol + rtol * max(|y0|, |y1|))``; a step is accepted when <= 1."""
+    # Step control is not differentiated through: the step sizes are data.
+    err, y0, y1 = err.detach(), y0.detach(), y1.detach()
     scale = atol + rtol * torch.maximum(y0.abs(), y1.abs())
     return float(torch.sqrt(torch.mean((err / scale) ** 2)))
 
 
 def _rms(x: torch.Tensor) -> float:
-    return float(torch.sqrt(torch.mean(x**2)))
+    return float(torch.sqrt(torch.mean(x.detach() ** 2)))
 
 
 def initial_step(

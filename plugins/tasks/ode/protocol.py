@@ -1,0 +1,134 @@
+"""The measuring protocol shared by the ``ode.*`` reference-problem tasks."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from bench import CellContext, Param, SkipCell, Solver, Task
+from plugins.tasks.ode.counting import CountingFunc
+from plugins.tasks.ode.reference import cached, scipy_reference
+
+DTYPES = {"float64": torch.float64, "float32": torch.float32}
+
+
+def common_params(t1: float, n_times: int = 101) -> dict[str, Param]:
+    """Parameters every reference-problem task has, with this task's end time."""
+    return {
+        "t1": Param(t1, low=0.0, low_open=True, doc="end time (the solve starts at 0)"),
+        "n_times": Param(n_times, low=2, doc="output times, evenly spaced on [0, t1]"),
+        "dtype": Param(
+            "float64", choices=tuple(DTYPES), doc="dtype of state, times and parameters"
+        ),
+        "gradient": Param(False, doc="also time forward+backward of an MSE loss through the solve"),
+    }
+
+
+def relative_error(y: torch.Tensor, ref: torch.Tensor) -> float:
+    """||y - ref|| / ||ref|| in float64 (Frobenius norm over everything given)."""
+    y, ref = y.detach().to(torch.float64), ref.to(torch.float64)
+    return float(torch.linalg.vector_norm(y - ref) / torch.linalg.vector_norm(ref))
+
+
+def adjoint_requested(solver: Solver) -> bool:
+    return bool(getattr(solver, "values", {}).get("adjoint", False))
+
+
+class ODEProblemTask(Task):
+    """Base of the reference-problem tasks; subclasses describe the problem.
+
+    Subclasses set ``y0`` and implement ``module()`` (the right-hand side) and
+    either ``exact(t)`` or ``rhs_numpy()`` (then the reference is scipy DOP853
+    at rtol = atol = 1e-12, cached under ``ctx.cache_dir``).
+
+    Metrics: ``rel_l2_error`` (whole trajectory), ``final_rel_error`` (at t1),
+    ``nfe``; times ``solve`` and, with ``gradient``, ``backward`` (forward and
+    backward of the loss, with ``mem.backward``) plus ``nfe_backward``.
+    """
+
+    components = {"solver": "solver"}
+    y0: ClassVar[tuple[float, ...]] = ()
+    reference_method: ClassVar[str] = "DOP853"
+
+    def module(self) -> torch.nn.Module:
+        raise NotImplementedError
+
+    def exact(self, t: np.ndarray) -> np.ndarray | None:
+        """The exact solution at ``t`` (float64, ``(len(t), dim)``), or None if there is none."""
+        return None
+
+    def rhs_numpy(self):
+        raise NotImplementedError
+
+    def problem_key(self) -> dict[str, Any]:
+        """Everything the reference trajectory depends on (dtype and gradient do not)."""
+        key = {k: v for k, v in self.values.items() if k not in ("dtype", "gradient")}
+        return {"problem": self.name, "y0": list(self.y0), "method": self.reference_method, **key}
+
+    def reference(self, ctx: CellContext, t: np.ndarray) -> np.ndarray:
+        exact = self.exact(t)
+        if exact is not None:
+            return exact
+        key = {**self.problem_key(), "tol": 1e-12}
+        return cached(
+            ctx.cache_dir,
+            key,
+            lambda: scipy_reference(
+                self.rhs_numpy(), np.asarray(self.y0), t, self.reference_method
+            ),
+        )
+
+    def run(self, ctx: CellContext) -> None:
+        solver: Solver = ctx.components["solver"]
+        if adjoint_requested(solver) and not solver.supports_adjoint:
+            raise SkipCell(f"{solver.name} has no adjoint mode")
+        p = ctx.params
+        dtype = DTYPES[p["dtype"]]
+        t_np = np.linspace(0.0, p["t1"], p["n_times"])
+        ref = torch.as_tensor(self.reference(ctx, t_np), dtype=torch.float64)
+        t = torch.as_tensor(t_np, dtype=dtype, device=ctx.device)
+        y0 = torch.tensor(self.y0, dtype=dtype, device=ctx.device)
+        func = CountingFunc(self.module().to(device=ctx.device, dtype=dtype))
+
+        def solve() -> torch.Tensor:
+            with torch.no_grad():
+                return solver.odeint(func, y0, t)
+
+        func.take()
+        y = solve()
+        ctx.metric("nfe", func.take())
+        ctx.check_finite("solution", y)
+        y = ctx.time("solve", solve)
+        ctx.metric("rel_l2_error", relative_error(y.cpu(), ref))
+        ctx.metric("final_rel_error", relative_error(y[-1].cpu(), ref[-1]))
+        if p["gradient"]:
+            self._gradient(ctx, solver, func, y0, t, ref.to(device=ctx.device, dtype=dtype))
+
+    def _gradient(self, ctx, solver, func, y0, t, ref) -> None:
+        y0 = y0.clone().requires_grad_(True)
+
+        def loss_of_solve() -> torch.Tensor:
+            return ((solver.odeint(func, y0, t) - ref) ** 2).mean()
+
+        def forward_backward() -> torch.Tensor:
+            func.zero_grad(set_to_none=True)
+            y0.grad = None
+            loss = loss_of_solve()
+            loss.backward()
+            return loss.detach()
+
+        func.take()
+        loss = loss_of_solve()
+        func.take()
+        if not loss.requires_grad:
+            raise SkipCell(f"{solver.name} returns a solution without an autograd graph")
+        loss.backward()
+        ctx.metric("nfe_backward", func.take())
+        loss = ctx.time("backward", forward_backward)
+        ctx.metric("loss", loss)
+        grads = [y0.grad] + [q.grad for q in func.parameters() if q.grad is not None]
+        grad = torch.cat([g.reshape(-1) for g in grads])
+        ctx.check_finite("gradient", grad)
+        ctx.metric("grad_norm", torch.linalg.vector_norm(grad.detach().to(torch.float64)))
