@@ -40,7 +40,7 @@ class Registry:
         self._entries: dict[str, dict[str, Entry]] = {kind: {} for kind in KINDS}
         for hook_name, kind in REGISTRATION_HOOKS.items():
             hook = getattr(pm.hook, hook_name)
-            for impl in reversed(hook.get_hookimpls()):  # registration order
+            for impl in hook.get_hookimpls():  # registration order
                 classes = impl.function() or []
                 for cls in classes:
                     self._add(kind, cls, impl.plugin_name)

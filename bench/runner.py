@@ -51,8 +51,14 @@ class InProcessExecutor:
 
 class ProcessExecutor:
     def __init__(
-        self, plugin_specs: list[str], base_dir: Path, cache_dir: Path | None = None
+        self,
+        plugin_specs: list[str],
+        base_dir: Path,
+        cache_dir: Path | None = None,
+        *,
+        builtins: bool = True,
     ) -> None:
+        self.builtins = builtins
         self.plugin_specs = list(plugin_specs)
         self.base_dir = str(base_dir)
         self.cache_dir = str(cache_dir) if cache_dir else None
@@ -64,7 +70,7 @@ class ProcessExecutor:
         parent, child = self._ctx.Pipe()
         proc = self._ctx.Process(
             target=worker_main,
-            args=(child, self.plugin_specs, self.base_dir, self.cache_dir),
+            args=(child, self.plugin_specs, self.base_dir, self.cache_dir, self.builtins),
             daemon=True,
         )
         proc.start()

@@ -333,6 +333,7 @@ def _expand_entry(
 
     # Gather sweeps: key -> (list of values, path of the key for messages).
     axes: list[tuple[str, list[Any], str]] = []
+    seen: set[str] = set()  # keys given, valid or not
     for section in ("params", "matrix"):
         block = entry.get(section)
         if block is None:
@@ -345,15 +346,16 @@ def _expand_entry(
             if not isinstance(key, str):
                 errors.append(f"{kpath}: keys must be strings")
                 continue
-            if any(key == k for k, _, _ in axes):
+            if key in seen:
                 errors.append(f"{kpath}: set twice (in params and matrix)")
                 continue
+            seen.add(key)
             values = _axis_values(key, value, section, task_cls, registry, kpath, errors)
             if values is not None:
                 axes.append((key, values, kpath))
     slots = task_cls.components
     for slot, kind in slots.items():
-        if not any(k == slot for k, _, _ in axes):
+        if slot not in seen:
             errors.append(
                 f"{path}: {task_name} needs a {kind} in slot {slot!r} "
                 f"(add e.g. `matrix: {{{slot}: [{', '.join(registry.names(kind)[:2])}]}}`)"

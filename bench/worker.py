@@ -180,13 +180,20 @@ def _cleanup(device: str) -> None:
 # --- worker process -------------------------------------------------------
 
 
-def worker_main(conn: Any, plugin_specs: list[str], base_dir: str, cache_dir: str | None) -> None:
+def worker_main(
+    conn: Any,
+    plugin_specs: list[str],
+    base_dir: str,
+    cache_dir: str | None,
+    builtins: bool = True,
+) -> None:
     """Entry point of a spawned worker: build the registry once, then run cells
     received over ``conn`` until it receives ``None``."""
     from bench.plugins import get_plugin_manager
 
     try:
-        registry = Registry(get_plugin_manager(plugin_specs, base_dir=Path(base_dir)))
+        pm = get_plugin_manager(plugin_specs, base_dir=Path(base_dir), builtins=builtins)
+        registry = Registry(pm)
     except BaseException as exc:  # noqa: BLE001
         conn.send(("failed", f"{type(exc).__name__}: {exc}"))
         return

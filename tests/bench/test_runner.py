@@ -1,0 +1,252 @@
+"""Running cells in worker processes: every status, timeouts, crashes, kill and resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bench.cli import main
+from bench.results import load_run
+from bench.runner import InProcessExecutor, ProcessExecutor, run_suite
+from bench.suite import load_suite
+
+from .conftest import FIXTURE_PLUGINS
+
+MODES_SUITE = """
+suite: statuses
+device: cpu
+repeats: 3
+timeout: 4
+plugins: [FIXTURE_PLUGINS]
+benchmarks:
+  - task: test.behave
+    matrix:
+      solver: [test.constant]
+      mode: [ok, raise, nan, diverge, skip, oom, hang, crash, kill]
+  - task: test.behave
+    params: {value: 2}
+    matrix: {solver: [test.constant]}
+  - task: test.needs_missing
+"""
+
+
+@pytest.fixture(scope="module")
+def statuses_run(tmp_path_factory, registry_module):
+    tmp = tmp_path_factory.mktemp("statuses")
+    path = tmp / "suite.yaml"
+    path.write_text(MODES_SUITE.replace("FIXTURE_PLUGINS", FIXTURE_PLUGINS))
+    suite = load_suite(path, registry_module)
+    executor = ProcessExecutor(suite.plugins, suite.base_dir, builtins=False)
+    run_dir = tmp / "run"
+    run_suite(suite, run_dir, executor=executor)
+    return load_run(run_dir)
+
+
+@pytest.fixture(scope="module")
+def registry_module():
+    from bench import Registry, get_plugin_manager
+
+    return Registry(get_plugin_manager([FIXTURE_PLUGINS], builtins=False))
+
+
+def _row(run, **where) -> pd.Series:
+    cells = run.cells
+    for col, value in where.items():
+        cells = cells[cells[col] == value]
+    assert len(cells) == 1, where
+    return cells.iloc[0]
+
+
+@pytest.mark.parametrize(
+    "mode, status, error",
+    [
+        ("ok", "ok", ""),
+        ("nan", "diverged", "non-finite metric: value=nan"),
+        ("diverge", "diverged", "loss exploded on purpose"),
+        ("skip", "skipped", "skipped on purpose"),
+        ("oom", "oom", "MemoryError: could not allocate on purpose (at "),
+        ("raise", "error", "ValueError: the plugin raised on purpose (at "),
+        ("hang", "timeout", "no result within the 4 s timeout; worker killed"),
+        ("crash", "error", "worker died from SIGSEGV"),
+        (
+            "kill",
+            "oom",
+            "worker killed by SIGKILL, most likely by the kernel's out-of-memory killer",
+        ),
+    ],
+)
+def test_each_failure_ends_its_cell_with_a_status(statuses_run, mode, status, error):
+    row = _row(statuses_run, **{"param.mode": mode, "param.value": 1.0})
+    assert row["status"] == status
+    assert row["error"].startswith(error)
+    if status == "error" and mode == "raise":
+        assert "harness_plugins.py:" in row["error"] and "in run)" in row["error"]
+
+
+def test_the_run_goes_on_after_every_failure(statuses_run):
+    assert len(statuses_run.cells) == 11
+    assert statuses_run.meta["status"] == "complete"
+    assert _row(statuses_run, **{"param.value": 2.0})["status"] == "ok"
+
+
+def test_worker_is_reused_and_replaced_after_a_timeout_or_crash(statuses_run):
+    first_ok = _row(statuses_run, **{"param.mode": "ok", "param.value": 1.0})
+    after_kill = _row(statuses_run, **{"param.value": 2.0})
+    nan = _row(statuses_run, **{"param.mode": "nan"})
+    assert first_ok["metric.pid"] == nan["metric.pid"]  # reused
+    assert after_kill["metric.pid"] != first_ok["metric.pid"]  # replaced
+
+
+def test_missing_optional_dependency_is_skipped_with_the_reason(statuses_run):
+    row = _row(statuses_run, task="test.needs_missing")
+    assert row["status"] == "skipped"
+    assert "needs the optional module 'a_module_that_does_not_exist_anywhere'" in row["error"]
+
+
+def test_results_folder_layout(statuses_run):
+    run = statuses_run
+    row = _row(run, **{"param.mode": "ok", "param.value": 1.0})
+    for col in ("time.work.median", "time.work.iqr", "time.work.min", "time.work.n", "mem.work"):
+        assert col in run.cells.columns
+    assert row["time.work.n"] == 3
+    samples = run.samples[run.samples["cell_id"] == row["cell_id"]]
+    assert list(samples["rep"]) == [0, 1, 2]
+    assert samples["seconds"].median() == pytest.approx(row["time.work.median"])
+    curves = run.curves[run.curves["cell_id"] == row["cell_id"]]
+    assert list(curves["value"]) == pytest.approx([1.0, 0.5, 1 / 3])
+    meta = run.meta
+    for key in ("git", "packages", "devices", "cuda", "host", "start", "end", "suite_text"):
+        assert key in meta
+    assert meta["packages"]["torch"]
+    assert meta["cells"] == {"total": 11, "finished": 11}
+
+
+def test_in_process_executor_runs_the_same_protocol(write_suite, registry, tmp_path):
+    path = write_suite(
+        "suite: inproc\nplugins: [FIXTURE_PLUGINS]\nrepeats: 2\nbenchmarks:\n"
+        "  - task: test.behave\n    matrix: {solver: [test.constant], mode: [ok, raise]}\n"
+    )
+    suite = load_suite(path, registry)
+    rows = run_suite(suite, tmp_path / "run", executor=InProcessExecutor(registry))
+    assert [r["status"] for r in rows] == ["ok", "error"]
+    assert rows[0]["metric.pid"] == os.getpid()
+
+
+def _bench(*args: str, cwd: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "bench.cli", *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def test_a_killed_run_loses_only_the_running_cell_and_resumes(write_suite, tmp_path):
+    marker = tmp_path / "hung-once"
+    path = write_suite(
+        f"""
+        suite: resumable
+        device: cpu
+        repeats: 2
+        timeout: 300
+        plugins: [FIXTURE_PLUGINS]
+        benchmarks:
+          - task: test.behave
+            params: {{value: 1}}
+            matrix: {{solver: [test.constant]}}
+          - task: test.behave
+            params: {{mode: hang_once, marker: "{marker}"}}
+            matrix: {{solver: [test.constant]}}
+          - task: test.behave
+            params: {{value: 3}}
+            matrix: {{solver: [test.constant]}}
+        """
+    )
+    out = tmp_path / "out"
+    proc = _bench("run", str(path), "--output", str(out), cwd=tmp_path)
+    deadline = time.monotonic() + 120
+    while not marker.exists():  # the second cell has started (and hangs)
+        assert time.monotonic() < deadline, proc.communicate(timeout=5)[0]
+        assert proc.poll() is None, proc.communicate()[0]
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)  # bench and its worker, without warning
+    proc.wait(10)
+    (run_dir,) = (out / "resumable").iterdir()
+    before = load_run(run_dir)
+    assert len(before.cells) == 1 and before.cells.iloc[0]["status"] == "ok"
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "running"
+    assert not [p for p in run_dir.iterdir() if p.name.endswith(".tmp")]
+
+    resumed = _bench("run", str(path), "--resume", str(run_dir), cwd=tmp_path)
+    log = resumed.communicate(timeout=180)[0]
+    assert resumed.returncode == 0, log
+    assert "2 cells to run (1 already done)" in log
+    after = load_run(run_dir)
+    assert sorted(after.cells["param.value"]) == [1.0, 1.0, 3.0]
+    assert set(after.cells["status"]) == {"ok"}
+    assert after.cells["cell_id"].is_unique
+    kept = after.cells[after.cells["cell_id"] == before.cells.iloc[0]["cell_id"]].iloc[0]
+    assert kept["finished_at"] == before.cells.iloc[0]["finished_at"]  # not run again
+    assert after.meta["status"] == "complete" and len(after.meta["resumed"]) == 1
+    assert len(after.samples) == 3 * 2  # no samples left over from the killed cell
+
+
+@pytest.fixture
+def finished_run(write_suite, registry, tmp_path) -> Path:
+    path = write_suite(
+        "suite: small\nplugins: [FIXTURE_PLUGINS]\nrepeats: 2\nbenchmarks:\n"
+        "  - task: test.behave\n    matrix: {solver: [test.constant]}\n"
+    )
+    suite = load_suite(path, registry)
+    run_dir = tmp_path / "results" / "small" / "r1"
+    run_suite(suite, run_dir, executor=InProcessExecutor(registry))
+    return run_dir
+
+
+def test_corrupt_cells_file_gives_one_clear_message(finished_run, capsys):
+    (finished_run / "cells.parquet").write_bytes(b"not parquet at all")
+    assert main(["show", str(finished_run)]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert f"{finished_run / 'cells.parquet'}: corrupt or not a Parquet file" in " ".join(
+        err.split()
+    )
+
+
+def test_resume_refuses_a_corrupt_run_and_leaves_it_alone(finished_run, write_suite, capsys):
+    target = finished_run / "cells.parquet"
+    target.write_bytes(b"garbage")
+    suite = write_suite(
+        "suite: small\nplugins: [FIXTURE_PLUGINS]\nbenchmarks:\n"
+        "  - task: test.behave\n    matrix: {solver: [test.constant]}\n",
+        "again.yaml",
+    )
+    assert main(["run", str(suite), "--resume", str(finished_run)]) == 2
+    assert "cannot resume:" in capsys.readouterr().err
+    assert target.read_bytes() == b"garbage"
+
+
+def test_corrupt_run_json_is_named(finished_run, capsys):
+    (finished_run / "run.json").write_text("{not json")
+    assert main(["show", str(finished_run)]) == 2
+    assert "run.json: corrupt JSON" in capsys.readouterr().err
+
+
+def test_show_accepts_a_suite_folder_and_filters(finished_run, capsys):
+    assert main(["show", str(finished_run.parent), "--filter", "status=ok"]) == 0
+    out = capsys.readouterr().out
+    assert "small/r1" in out and "test.constant" in out
+    assert main(["show", str(finished_run), "--filter", "nope=1"]) == 2
+    assert "no column 'nope'" in capsys.readouterr().err
+    assert main(["show", str(finished_run), "--group-by", "solver"]) == 0
+    assert "test.constant" in capsys.readouterr().out

@@ -1,0 +1,261 @@
+"""Suite files: every kind of mistake is reported with its path, before anything runs."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.cli import main
+from bench.suite import SuiteError, expand, load_suite
+
+HEADER = """
+suite: s
+plugins: [FIXTURE_PLUGINS]
+"""
+
+
+def errors_of(write_suite, registry, body: str) -> list[str]:
+    path = write_suite(HEADER + body)
+    with pytest.raises(SuiteError) as info:
+        load_suite(path, registry)
+    return info.value.errors
+
+
+def test_cartesian_product_of_matrix_and_param_lists(write_suite, registry):
+    path = write_suite(
+        HEADER
+        + """
+seeds: 2
+benchmarks:
+  - task: test.behave
+    params: {seconds: [0.0, 0.1], solver.step_size: 0.5}
+    matrix:
+      solver: [test.constant]
+      value: [1, 2, 3]
+"""
+    )
+    suite = load_suite(path, registry)
+    assert len(suite.cells) == 2 * 3 * 2
+    first = suite.cells[0]
+    assert first.components == {"solver": "test.constant"}
+    assert first.component_params == {"solver": {"step_size": 0.5}}
+    assert first.task_params == {"mode": "ok", "seconds": 0.0, "value": 1.0, "marker": ""}
+    assert [c.seed for c in suite.cells[:2]] == [0, 1]
+    assert len({c.id for c in suite.cells}) == 12
+
+
+def test_cell_ids_are_stable_and_ignore_defaults(write_suite, registry):
+    body = """
+benchmarks:
+  - task: test.behave
+    matrix: {solver: [test.constant]}
+"""
+    a = load_suite(write_suite(HEADER + body, "a.yaml"), registry).cells[0]
+    b = load_suite(write_suite(HEADER + body, "b.yaml"), registry).cells[0]
+    assert a.id == b.id
+    explicit = body.replace("matrix:", "params: {mode: ok}\n    matrix:")
+    c = load_suite(write_suite(HEADER + explicit, "c.yaml"), registry).cells[0]
+    assert c.id != a.id  # what the suite asked for differs, even if the values agree
+
+
+def test_settings_inherit_and_override(write_suite, registry):
+    path = write_suite(
+        HEADER
+        + """
+repeats: 7
+timeout: 3
+device: cpu
+benchmarks:
+  - task: test.behave
+    matrix: {solver: [test.constant]}
+    repeats: 2
+"""
+    )
+    cell = load_suite(path, registry).cells[0]
+    assert (cell.repeats, cell.timeout, cell.device, cell.warmup) == (2, 3.0, "cpu", 1)
+
+
+@pytest.mark.parametrize(
+    "body, expected",
+    [
+        (
+            "benchmark: []\n",
+            [
+                "benchmark: unknown key; did you mean 'benchmarks'? (allowed: suite, description,"
+                " device, seeds, repeats, warmup, timeout, plugins, benchmarks)",
+                "benchmarks: missing (a list of benchmark entries)",
+            ],
+        ),
+        ("benchmarks: {}\n", ["benchmarks: expected a non-empty list"]),
+        (
+            "device: gpu\nbenchmarks: [{task: test.behave, matrix: {solver: [test.constant]}}]\n",
+            ["device: 'gpu' is not one of auto, cpu, cuda, cuda:N"],
+        ),
+        (
+            "seeds: [0, 0]\nbenchmarks: [{task: test.behave, matrix: {solver: [test.constant]}}]\n",
+            ["seeds: [0, 0] repeats a seed"],
+        ),
+        (
+            "repeats: 0\nbenchmarks: [{task: test.behave, matrix: {solver: [test.constant]}}]\n",
+            ["repeats: expected an integer >= 1, got 0"],
+        ),
+        (
+            "timeout: soon\nbenchmarks: [{task: test.behave, matrix: {solver: [test.constant]}}]\n",
+            ["timeout: expected a number of seconds > 0, got 'soon'"],
+        ),
+        (
+            "benchmarks:\n  - task: test.behav\n",
+            [
+                "benchmarks[0].task: unknown task 'test.behav'; did you mean test.behave? "
+                "(available: test.behave, test.needs_missing)"
+            ],
+        ),
+        (
+            "benchmarks:\n  - task: test.behave\n    matrix: {solver: [test.constnt]}\n",
+            [
+                "benchmarks[0].matrix.solver: unknown solver 'test.constnt'; "
+                "did you mean test.constant? (available: test.constant)"
+            ],
+        ),
+        (
+            "benchmarks:\n  - task: test.behave\n",
+            [
+                "benchmarks[0]: test.behave needs a solver in slot 'solver' "
+                "(add e.g. `matrix: {solver: [test.constant]}`)"
+            ],
+        ),
+        (
+            "benchmarks:\n  - task: test.behave\n    params: {secnds: 1}\n"
+            "    matrix: {solver: [test.constant]}\n",
+            [
+                "benchmarks[0].params.secnds: test.behave has no parameter 'secnds'; "
+                "did you mean 'seconds'? (parameters: marker, mode, seconds, value)"
+            ],
+        ),
+        (
+            "benchmarks:\n  - task: test.behave\n    params: {seconds: fast}\n"
+            "    matrix: {solver: [test.constant]}\n",
+            ["benchmarks[0].params.seconds: expected a number, got 'fast'"],
+        ),
+        (
+            "benchmarks:\n  - task: test.behave\n    params: {seconds: -1}\n"
+            "    matrix: {solver: [test.constant]}\n",
+            ["benchmarks[0].params.seconds: must be >= 0.0, got -1.0"],
+        ),
+        (
+            "benchmarks:\n  - task: test.behave\n    matrix: {solver: test.constant}\n",
+            ["benchmarks[0].matrix.solver: matrix values must be lists, got 'test.constant'"],
+        ),
+        (
+            "benchmarks:\n  - task: test.behave\n"
+            "    matrix: {solver: [test.constant], solver.step_size: [0]}\n",
+            [
+                "benchmarks[0].matrix.solver.step_size: test.constant.step_size: "
+                "must be > 0.0, got 0.0"
+            ],
+        ),
+        (
+            "benchmarks:\n  - task: test.behave\n"
+            "    matrix: {solver: [test.constant], solver.rtol: [0.1]}\n",
+            [
+                "benchmarks[0].matrix.solver.rtol: test.constant has no parameter 'rtol' "
+                "(parameters: step_size)"
+            ],
+        ),
+        (
+            "benchmarks:\n  - task: test.behave\n"
+            "    matrix: {solver: [test.constant], solvr.rtol: [0.1]}\n",
+            [
+                "benchmarks[0].matrix.solvr.rtol: test.behave has no component slot 'solvr' "
+                "(slots: solver)"
+            ],
+        ),
+        (
+            "benchmarks:\n  - task: test.behave\n    mtrix: {}\n    matrix: {solver: []}\n",
+            [
+                "benchmarks[0].mtrix: unknown key; did you mean 'matrix'? (allowed: task, name,"
+                " params, matrix, seeds, repeats, warmup, timeout, device)",
+                "benchmarks[0].matrix.solver: an empty list sweeps over nothing",
+            ],
+        ),
+        (
+            "benchmarks:\n  - task: test.behave\n    matrix: {solver: [test.constant]}\n"
+            "  - task: test.behave\n    matrix: {solver: [test.constant]}\n",
+            ["benchmarks[1]: cell 'test.behave solver=test.constant seed=0' repeats benchmarks[0]"],
+        ),
+        (
+            "benchmarks:\n  - just a string\n",
+            ["benchmarks[0]: expected a mapping with a 'task', got 'just a string'"],
+        ),
+    ],
+)
+def test_each_mistake_is_reported_with_its_path(write_suite, registry, body, expected):
+    assert errors_of(write_suite, registry, body) == expected
+
+
+def test_all_mistakes_are_reported_at_once(write_suite, registry):
+    errors = errors_of(
+        write_suite,
+        registry,
+        """
+repeats: -1
+benchmarks:
+  - task: test.behave
+    params: {seconds: x}
+    matrix: {solver: [test.constant]}
+  - task: nope
+""",
+    )
+    assert len(errors) == 3
+    assert errors[0].startswith("repeats:")
+    assert errors[1].startswith("benchmarks[0].params.seconds:")
+    assert errors[2].startswith("benchmarks[1].task: unknown task 'nope'")
+
+
+def test_missing_suite_name(registry):
+    with pytest.raises(SuiteError) as info:
+        expand(
+            {"benchmarks": [{"task": "test.behave", "matrix": {"solver": ["test.constant"]}}]},
+            registry,
+        )
+    assert info.value.errors == ["suite: missing (the suite's name)"]
+
+
+def test_yaml_syntax_error_gives_line_and_column(write_suite):
+    path = write_suite("suite: s\nbenchmarks:\n  - task: [unclosed\n")
+    with pytest.raises(SuiteError) as info:
+        load_suite(path)
+    assert len(info.value.errors) == 1
+    assert info.value.errors[0].startswith("line 4, column 1: invalid YAML:")
+
+
+def test_file_that_is_not_a_mapping(write_suite):
+    with pytest.raises(SuiteError) as info:
+        load_suite(write_suite("- a\n- b\n"))
+    assert info.value.errors == ["the file must be a mapping with 'suite' and 'benchmarks'"]
+
+
+def test_cli_reports_suite_mistakes_with_exit_2_and_no_traceback(write_suite, capsys):
+    path = write_suite("suite: s\nrepeats: 0\nbenchmarks:\n  - task: ode.nope\n")
+    assert main(["run", str(path), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert f"{path}: 2 mistakes:" in err
+    assert "repeats: expected an integer >= 1, got 0" in err
+    assert "benchmarks[0].task: unknown task 'ode.nope'" in err
+
+
+def test_cli_reports_a_missing_file(tmp_path, capsys):
+    assert main(["run", str(tmp_path / "none.yaml")]) == 2
+    assert "none.yaml: 1 mistake:\n  file not found" in capsys.readouterr().err
+
+
+def test_dry_run_prints_the_cells(write_suite, capsys):
+    path = write_suite(
+        HEADER + "benchmarks:\n  - task: test.behave\n    matrix: {solver: [test.constant], "
+        "mode: [ok, nan]}\n"
+    )
+    assert main(["run", str(path), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("s: 2 cells\n")
+    assert "test.behave solver=test.constant mode=ok seed=0" in out
+    assert "test.behave solver=test.constant mode=nan seed=0" in out
