@@ -1,0 +1,119 @@
+"""bench compare: alignment, ratios against a known slowdown, significance, gates."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench.cli import main
+from bench.compare import Gate, GateError, check_gates, compare_runs
+from bench.results import load_run
+from bench.runner import InProcessExecutor, run_suite
+from bench.suite import load_suite
+
+
+def _fake_run(tmp_path, name, scale, metric, statuses=("ok", "ok"), n=8, seed=0):
+    """A run folder with two configurations x two seeds and known samples."""
+    rng = np.random.default_rng(seed)
+    run_dir = tmp_path / name
+    run_dir.mkdir()
+    cells, samples = [], []
+    for cfg, solver in enumerate(("euler", "rk4")):
+        for s in (0, 1):
+            cid = f"{name}-{cfg}-{s}"
+            cells.append(
+                {
+                    "cell_id": cid,
+                    "suite": "x",
+                    "bench": 0,
+                    "label": "t",
+                    "task": "ode.t",
+                    "solver": solver,
+                    "param.step_size": 0.1,
+                    "seed": s,
+                    "device": "cpu",
+                    "status": statuses[cfg],
+                    "error": "",
+                    "wall": 1.0,
+                    "finished_at": "",
+                    "metric.err": metric * (cfg + 1),
+                }
+            )
+            base = 0.010 * (cfg + 1)
+            for rep, x in enumerate(base * scale * (1 + 0.01 * rng.standard_normal(n))):
+                samples.append({"cell_id": cid, "timer": "solve", "rep": rep, "seconds": x})
+    pd.DataFrame(cells).to_parquet(run_dir / "cells.parquet")
+    pd.DataFrame(samples).to_parquet(run_dir / "samples.parquet")
+    (run_dir / "run.json").write_text('{"suite": "x"}')
+    return run_dir
+
+
+def test_ratio_and_significance_of_a_known_slowdown(tmp_path):
+    a = load_run(_fake_run(tmp_path, "a", 1.0, 0.1))
+    b = load_run(_fake_run(tmp_path, "b", 1.5, 0.1, seed=1))
+    cmp = compare_runs(a, b)
+    assert [t.key["solver"] for t in cmp.times] == ["euler", "rk4"]
+    for row in cmp.times:
+        assert row.ratio == pytest.approx(1.5, rel=0.02)  # 1 % noise on 16 pooled samples
+        assert row.n_a == row.n_b == 16  # seeds pooled
+        assert row.p_value < 1e-4
+    assert check_gates(cmp, [Gate.parse("time:+10%")])
+    assert not check_gates(cmp, [Gate.parse("time:+60%")])
+
+
+def test_noise_alone_does_not_cross_a_gate(tmp_path):
+    a = load_run(_fake_run(tmp_path, "a", 1.0, 0.1, seed=0))
+    b = load_run(_fake_run(tmp_path, "b", 1.0, 0.1, seed=1))
+    cmp = compare_runs(a, b)
+    assert all(abs(r.ratio - 1) < 0.02 for r in cmp.times)
+    assert check_gates(cmp, [Gate.parse("time:+1%")]) == []  # 1 % noise is not significant
+
+
+def test_metric_and_status_gates(tmp_path):
+    a = load_run(_fake_run(tmp_path, "a", 1.0, 0.1))
+    b = load_run(_fake_run(tmp_path, "b", 1.0, 0.12, statuses=("ok", "diverged")))
+    cmp = compare_runs(a, b)
+    (row,) = [m for m in cmp.metrics if m.key["solver"] == "euler"]
+    assert row.delta == pytest.approx(0.02) and row.relative == pytest.approx(0.2)
+    assert [v.what for v in check_gates(cmp, [Gate.parse("metric.err:+10%")])] == ["metric.err"]
+    assert check_gates(cmp, [Gate.parse("metric.err:+25%")]) == []
+    assert check_gates(cmp, [Gate.parse("metric.err:+0.01")])  # absolute
+    assert check_gates(cmp, [Gate.parse("metric.err:-0.01")]) == []  # it rose, not fell
+    (status,) = check_gates(cmp, [Gate.parse("status")])
+    assert status.key["solver"] == "rk4" and status.detail == "ok -> diverged"
+
+
+@pytest.mark.parametrize("text", ["time:10%", "time:+x%", "speed:+10%", "time:+0.1"])
+def test_unreadable_gates_are_refused(text):
+    with pytest.raises(GateError, match="--fail-on"):
+        Gate.parse(text)
+
+
+def test_cli_exit_codes(tmp_path, capsys):
+    a = _fake_run(tmp_path, "a", 1.0, 0.1)
+    b = _fake_run(tmp_path, "b", 1.3, 0.1, seed=1)
+    assert main(["compare", str(a), str(b)]) == 0
+    out = capsys.readouterr().out
+    assert "x1.3" in out and "euler" in out
+    assert main(["compare", str(a), str(b), "--fail-on", "time:+10%"]) == 1
+    assert "gates crossed" in capsys.readouterr().out
+    assert main(["compare", str(a), str(b), "--fail-on", "time:+50%"]) == 0
+    assert "gates held: time:+50%" in capsys.readouterr().out
+    assert main(["compare", str(a), str(b), "--fail-on", "bogus"]) == 2
+
+
+def test_two_real_runs_align(write_suite, registry, tmp_path, capsys):
+    path = write_suite(
+        "suite: cmp\nplugins: [FIXTURE_PLUGINS]\nrepeats: 3\nbenchmarks:\n"
+        "  - task: test.behave\n    matrix: {solver: [test.constant], seconds: [0.001, 0.004]}\n"
+    )
+    suite = load_suite(path, registry)
+    for name in ("r1", "r2"):
+        run_suite(suite, tmp_path / name, executor=InProcessExecutor(registry))
+    cmp = compare_runs(load_run(tmp_path / "r1"), load_run(tmp_path / "r2"))
+    assert cmp.only_a == cmp.only_b == 0
+    assert len(cmp.times) == 2
+    for row in cmp.times:  # sleep-bound work: the same within scheduler noise
+        assert 0.5 < row.ratio < 2.0
+    assert main(["compare", str(tmp_path / "r1"), str(tmp_path / "r2")]) == 0
