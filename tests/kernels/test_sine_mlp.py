@@ -13,16 +13,18 @@ fp16 2^-11, bf16 2^-8; ``SINE_MLP_UNIT_ROUNDOFF``):
   quadrature: std ~0.82 u sqrt(L) at the output; the largest of a few hundred outputs
   is ~3.5 sigma ~ 3 u sqrt(L). We allow 8 u sqrt(L), ~2.7x that, because the GPU's
   accumulation order and sine differ from the interpreter's. Measured on the CPU
-  interpreter, max |y - y_float64| / (u sqrt(L)) is <= 1.0 for fp16 and bf16 over the
-  cases below (e.g. 3 -> 256 x 3 -> 1: fp16 6e-5, bf16 4e-4 absolute).
+  interpreter over CASES with seeds 0..2, max |y - y_float64| / (u sqrt(L)) is 1.4 for
+  fp16 (1.5e-3 absolute) and 2.4 for bf16 (2.1e-2 absolute).
 - Gradients are compared relative to each gradient's largest entry, with the same
   8 u sqrt(L): the backward recomputes the forward with the same operands (error as
   above) and back-propagates in fp32/tf32 (on GPU tf32, u = 2^-11 again, which at most
-  doubles the variance). Measured: <= 0.7 u sqrt(L) for fp16, <= 1.1 u sqrt(L) for bf16.
-- tf32: the interpreter computes tf32 dots in fp32 (measured error ~1e-7, like fp32),
+  doubles the variance). Measured: 1.4 u sqrt(L) for fp16, 1.7 u sqrt(L) for bf16.
+- tf32: the interpreter computes tf32 dots in fp32 (measured error 3e-6, like fp32),
   but the assertion uses tf32's GPU tolerance (u = 2^-11), which is what a GPU must meet.
+  The reference's exact emulation of tf32 operand rounding errs by 1.7e-3, like fp16,
+  and is held to the same tolerance (test_emulated_tf32_meets_the_tf32_tolerance).
 - fp32: the issue's 1e-5 absolute, both against torch fp32 and against float64
-  (measured <= 2e-6; the fp32 sine of a ~30 rad argument alone is ~2e-6 off).
+  (measured <= 3e-6 forward, 2.7e-6 relative for gradients; torch fp32 itself 2e-6).
 - fp16/bf16 on the interpreter: fp16 tl.dot is numpy matmul of fp16 inputs with fp32
   output (tensor-core semantics); bf16 is upcast to fp32 before the dot, exact for bf16
   values. Both are what an H100 computes, up to summation order.
@@ -123,6 +125,24 @@ def test_fp32_forward_matches_torch_to_1e_5(n, in_features, hidden, out_features
     y = sine_mlp(x, weights, biases, final_activation=final)
     expected = sine_mlp(x, weights, biases, final_activation=final, backend="torch")
     torch.testing.assert_close(y, expected, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize(("n", "in_features", "hidden", "out_features", "final"), CASES)
+def test_emulated_tf32_meets_the_tf32_tolerance(n, in_features, hidden, out_features, final):
+    """The interpreter cannot exercise tf32; real tf32 operand rounding (the reference
+    rounds operands to 10 mantissa bits) shows the tf32 tolerance is met with margin."""
+    x, weights, biases, _ = _problem(n, in_features, hidden, out_features)
+    y = sine_mlp(x, weights, biases, final_activation=final, precision="tf32", backend="torch")
+    y64 = sine_mlp_reference(
+        x.double(),
+        [w.double() for w in weights],
+        [b.double() for b in biases],
+        final_activation=final,
+    )
+    fp32_err = sine_mlp(x, weights, biases, final_activation=final, backend="torch") - y64
+    err = (y.double() - y64).abs().max().item()
+    # Far above fp32's error (the rounding really happens), within tf32's tolerance.
+    assert 10 * fp32_err.abs().max().item() < err <= _tolerance("tf32", len(hidden))
 
 
 @needs_triton
