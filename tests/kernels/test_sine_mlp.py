@@ -59,7 +59,8 @@ DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 CASES = [
     pytest.param(37, 1, [16], 1, None, id="1-16-1"),
     pytest.param(129, 2, [32, 32], 1, None, id="2-32x2-1"),
-    pytest.param(37, 3, [256, 256, 256], 1, None, id="3-256x3-1"),
+    # The issue's SIREN 3 -> 256 x 3 -> 1: four sine layers, three 256 x 256 matmuls.
+    pytest.param(37, 3, [256] * 4, 1, None, id="3-256x3-1"),
     pytest.param(129, 4, [20, 48, 100, 64], 3, "sine", id="4-20-48-100-64-3-sine"),
     pytest.param(37, 3, [128] * 5, 2, "tanh", id="3-128x5-2-tanh"),
     pytest.param(37, 2, [64, 64], 3, "sigmoid", id="2-64x2-3-sigmoid"),
@@ -457,14 +458,14 @@ def test_sweep_forward_and_input_grad(in_features, depth, width, precision):
 def test_gpu_siren_3_256x3_1_at_2_20_points(precision):
     """The issue's case at full size: forward against float64, on 2^16 of the points."""
     g = torch.Generator().manual_seed(16)
-    weights, biases = siren_parameters(3, [256] * 3, 1, generator=g, device="cuda")
+    weights, biases = siren_parameters(3, [256] * 4, 1, generator=g, device="cuda")
     x = (torch.rand(2**20, 3, generator=g) * 2 - 1).cuda()
     y = sine_mlp(x, weights, biases, precision=precision)
     sub = slice(0, 2**16)
     y64 = sine_mlp_reference(
         x[sub].double(), [w.double() for w in weights], [b.double() for b in biases]
     )
-    tol = 1e-5 if precision == "fp32" else _tolerance(precision, 3)
+    tol = 1e-5 if precision == "fp32" else _tolerance(precision, 4)
     assert (y[sub].double() - y64).abs().max().item() <= tol
     dx = sine_mlp_input_grad(x[sub], weights, biases, precision=precision)
     x64 = x[sub].double().requires_grad_()
