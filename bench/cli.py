@@ -28,6 +28,7 @@ from bench.display import (
     grouped,
     grouped_table,
     make_console,
+    task_tables,
     violations_table,
 )
 
@@ -213,7 +214,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
     run = load_run(run_dir)
     if not args.quiet:
-        out.print(cells_table(run.cells, title=f"{run.name}"))
+        for table in task_tables(run.cells, title=run.name):
+            out.print(table)
         bad = errors_table(run.cells)
         if bad is not None:
             out.print(bad)
@@ -301,7 +303,11 @@ def cmd_show(args: argparse.Namespace) -> int:
             out.print(grouped_table(grouped(cells, args.group_by), args.group_by))
         else:
             columns = args.columns.split(",") if args.columns else None
-            out.print(cells_table(cells, columns=columns))
+            if columns:
+                out.print(cells_table(cells, columns=columns))
+            else:
+                for table in task_tables(cells):
+                    out.print(table)
             bad = errors_table(cells)
             if bad is not None:
                 out.print(bad)

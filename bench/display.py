@@ -53,12 +53,14 @@ def fmt_value(value: Any) -> str:
 
 
 def varying(cells: pd.DataFrame, cols: list[str]) -> list[str]:
-    """Columns that take more than one value (the ones worth showing)."""
+    """Columns whose filled values differ (the ones worth showing). A parameter
+    that only some plugins have (empty for the others) but is the same wherever
+    set does not count."""
     out = []
     for c in cols:
         if c not in cells.columns:
             continue
-        values = cells[c].map(lambda v: repr(v) if not isinstance(v, float) or v == v else "nan")
+        values = cells[c].dropna().map(repr)
         if values.nunique() > 1:
             out.append(c)
     return out
@@ -77,7 +79,8 @@ def cell_columns(cells: pd.DataFrame, columns: list[str] | None = None) -> list[
     mems = [c for c in cells.columns if c.startswith("mem.")]
     metrics = [c for c in cells.columns if c.startswith("metric.")]
     seed = ["seed"] if cells["seed"].nunique() > 1 else []
-    return ["task", *comps, *params, *seed, "status", *times, *mems, *metrics]
+    task = ["task"] if cells["task"].nunique() > 1 else []
+    return [*task, *comps, *params, *seed, "status", *times, *mems, *metrics]
 
 
 def _fmt_cell(col: str, value: Any) -> str:
@@ -111,6 +114,17 @@ def cells_table(cells: pd.DataFrame, title: str = "", columns: list[str] | None 
             values.append(text)
         table.add_row(*values)
     return table
+
+
+def task_tables(cells: pd.DataFrame, title: str = "") -> list[Table]:
+    """One table per task, each with only the columns its cells filled: a suite
+    mixing tasks would otherwise show the union of every task's columns."""
+    tables = []
+    for task, group in cells.groupby("task", sort=False):
+        group = group.dropna(axis=1, how="all")
+        label = f"{title}: {task}" if title else str(task)
+        tables.append(cells_table(group, title=label))
+    return tables
 
 
 def errors_table(cells: pd.DataFrame) -> Table | None:
