@@ -1,0 +1,77 @@
+"""Benchmarks of svf_exp (7-step scaling and squaring): torch eager, torch.compile, Triton.
+
+    pytest tests/kernels/bench_svf.py --benchmark-enable [-m "slow or not slow"]
+
+GPU sizes: 3-D 160x192x224 and 80x96x112 and 2-D 256x256, batch 1, forward and
+forward+backward. Target (H100): >= 10x eager (eager ~0.4 ms fused lower bound at
+160x192x224 is the DESIGN figure). GPU figures are owed (no GPU so far).
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from kernels.reference import svf_exp_reference
+from kernels.svf import svf_exp
+from tests.kernels._warp_bench import BACKEND_PARAMS, DEVICE, ON_GPU, compiled, run_case
+from tests.kernels._warp_cases import smooth_field
+
+STEPS = 7
+CASES = {
+    "3d-160x192x224": (160, 192, 224),
+    "3d-80x96x112": (80, 96, 112),
+    "2d-256x256": (256, 256),
+}
+CPU_SIZES = {"3d-160x192x224": (6, 7, 8), "3d-80x96x112": (5, 6, 7), "2d-256x256": (12, 13)}
+
+
+def min_bytes(voxels: int, ndim: int, backward: bool, itemsize: int = 4) -> int:
+    """Fused lower bound: the scaling reads and writes the field (2 ndim volumes); each
+    squaring reads it once (its gathers hit cache) and writes it (2 ndim). The backward
+    of each squaring reads grad_out, the field twice over (gathers and displacement)
+    and writes grad_disp (4 ndim), and zeroes then atomically updates the fp32
+    grad_image (3 ndim); the scaling's backward is one more 2 ndim pass."""
+    volumes = 2 * ndim * (STEPS + 1)
+    if backward:
+        volumes += 7 * ndim * STEPS + 2 * ndim
+    return volumes * voxels * itemsize
+
+
+@pytest.mark.parametrize("backend", BACKEND_PARAMS)
+@pytest.mark.parametrize("passes", ["fwd", "fwd+bwd"])
+@pytest.mark.parametrize("case", list(CASES))
+def test_bench_svf_exp(benchmark, case, passes, backend):
+    backward = passes == "fwd+bwd"
+    spatial = CASES[case] if ON_GPU else CPU_SIZES[case]
+    velocity = smooth_field(1, spatial, amplitude=5.0, seed=2).to(DEVICE)
+    velocity.requires_grad_(backward)
+    if backend == "triton":
+        op = svf_exp
+    elif backend == "eager":
+        op = svf_exp_reference
+    else:
+        op = compiled(svf_exp_reference)
+
+    if backward:
+        grad_out = torch.randn_like(velocity)
+
+        def fn():
+            return torch.autograd.grad(op(velocity, STEPS), (velocity,), grad_out)
+    else:
+
+        def fn():
+            return op(velocity, STEPS)
+
+    result = fn()
+    assert all(torch.isfinite(t).all() for t in (result if backward else (result,)))
+    ndim = len(spatial)
+    run_case(
+        benchmark,
+        fn,
+        group=f"svf_exp {case} steps={STEPS} {passes}",
+        bytes_moved=min_bytes(math.prod(spatial), ndim, backward),
+        info={"shape": [1, ndim, *spatial], "backend": backend, "passes": passes},
+    )

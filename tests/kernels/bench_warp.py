@@ -1,0 +1,92 @@
+"""Benchmarks of warp: torch eager (VoxelMorph-style grid_sample), torch.compile, Triton.
+
+    pytest tests/kernels/bench_warp.py --benchmark-enable [-m "slow or not slow"]
+
+GPU sizes are the issue's: 2-D 256x256 at batch 1/16/64, 3-D 160x192x224 and
+80x96x112 at batch 1/2, channels 1 and 3, forward and forward+backward. Each row of a
+benchmark group is one backend; on GPU ``extra_info`` holds the do_bench median, the
+achieved bandwidth under the minimum-traffic model below and its fraction of the copy
+bandwidth. Targets (H100): forward >= 80% of copy bandwidth, >= 6x eager, >= 2x
+torch.compile; forward+backward >= 5x eager. GPU figures are owed (no GPU so far).
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from kernels.reference import warp_reference
+from kernels.warp import warp
+from tests.kernels._warp_bench import BACKEND_PARAMS, DEVICE, ON_GPU, compiled, run_case
+from tests.kernels._warp_cases import smooth_field
+
+# case id -> (batch, spatial) on GPU, and the interpreter-sized stand-in on CPU.
+CASES = {
+    "2d-256x256-b1": ((1, (256, 256)), (1, (12, 13))),
+    "2d-256x256-b16": ((16, (256, 256)), (2, (12, 13))),
+    "2d-256x256-b64": ((64, (256, 256)), (3, (12, 13))),
+    "3d-160x192x224-b1": ((1, (160, 192, 224)), (1, (6, 7, 8))),
+    "3d-160x192x224-b2": ((2, (160, 192, 224)), (2, (6, 7, 8))),
+    "3d-80x96x112-b1": ((1, (80, 96, 112)), (1, (5, 6, 7))),
+    "3d-80x96x112-b2": ((2, (80, 96, 112)), (2, (5, 6, 7))),
+}
+
+
+def _inputs(case: str, channels: int, requires_grad: bool):
+    batch, spatial = CASES[case][0 if ON_GPU else 1]
+    gen = torch.Generator().manual_seed(0)
+    image = torch.randn((batch, channels, *spatial), generator=gen).to(DEVICE)
+    # A smooth field of up to 5 voxels, as a registration produces.
+    disp = smooth_field(batch, spatial, amplitude=5.0, seed=1).to(DEVICE)
+    image.requires_grad_(requires_grad)
+    disp.requires_grad_(requires_grad)
+    return image, disp
+
+
+def min_bytes(batch_voxels: int, channels: int, ndim: int, backward: bool, itemsize: int = 4):
+    """Fused lower bound. Forward: read C image + ndim displacement volumes, write C.
+    Backward adds: read grad_out (C), image (C), displacement (ndim); write grad_disp
+    (ndim); zero, then atomically read and write, the fp32 grad_image (3 C)."""
+    volumes = 2 * channels + ndim
+    if backward:
+        volumes += 2 * channels + 2 * ndim + 3 * channels
+    return volumes * batch_voxels * itemsize
+
+
+@pytest.mark.parametrize("backend", BACKEND_PARAMS)
+@pytest.mark.parametrize("passes", ["fwd", "fwd+bwd"])
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("case", list(CASES))
+def test_bench_warp(benchmark, case, channels, passes, backend):
+    backward = passes == "fwd+bwd"
+    image, disp = _inputs(case, channels, requires_grad=backward)
+    if backend == "triton":
+        op = warp
+    elif backend == "eager":
+        op = warp_reference
+    else:
+        op = compiled(warp_reference)
+
+    if backward:
+        grad_out = torch.randn_like(image)
+
+        def fn():
+            return torch.autograd.grad(op(image, disp), (image, disp), grad_out)
+    else:
+
+        def fn():
+            return op(image, disp)
+
+    result = fn()  # also the warm-up (and compilation) outside the timing
+    assert all(torch.isfinite(t).all() for t in (result if backward else (result,)))
+    ndim = disp.shape[1]
+    batch_voxels = image.shape[0] * math.prod(image.shape[2:])
+    run_case(
+        benchmark,
+        fn,
+        group=f"warp {case} C={channels} {passes}",
+        bytes_moved=min_bytes(batch_voxels, channels, ndim, backward),
+        info={"shape": list(image.shape), "backend": backend, "passes": passes},
+    )
