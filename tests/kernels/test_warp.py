@@ -212,6 +212,21 @@ def test_constant_fractional_displacement_interpolates(padding):
     torch.testing.assert_close(warp(image, disp, padding=padding), expected, atol=1e-6, rtol=0)
 
 
+@pytest.mark.parametrize("backend", ["triton", "torch"])
+@pytest.mark.parametrize("half", [0.5, -0.5])
+def test_nearest_rounds_half_to_even(half, backend):
+    """x + 0.5 and x - 0.5 go to the even neighbour, as grid_sample's nearbyint; the
+    edge samples at -0.5 and W - 0.5 round onto the volume."""
+    width = 9
+    image = torch.arange(float(width)).view(1, 1, 1, width).expand(2, 3, 7, width).contiguous()
+    disp = torch.zeros(2, 2, 7, width)
+    disp[:, 1] = half
+    coord = torch.arange(width) + half
+    even = torch.where(coord.floor() % 2 == 0, coord.floor(), coord.ceil())
+    expected = even.clamp(0, width - 1).expand(2, 3, 7, width)
+    torch.testing.assert_close(warp(image, disp, mode="nearest", backend=backend), expected)
+
+
 @pytest.mark.parametrize("padding", PADDINGS)
 @pytest.mark.parametrize("shape", [SHAPES_2D[1], SHAPES_3D[1]], ids=_shape_id)
 def test_identity_at_boundary_voxels(shape, padding):
