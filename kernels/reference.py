@@ -28,6 +28,44 @@ def identity_grid(
     return torch.stack(torch.meshgrid(*axes, indexing="ij"))
 
 
+def grid_sample_warp(
+    image: torch.Tensor,
+    disp: torch.Tensor,
+    mode: str = "bilinear",
+    padding: str = "zeros",
+    align_corners: bool = True,
+    grid: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """VoxelMorph's SpatialTransformer: ``grid_sample`` of ``image`` at ``index + disp``.
+
+    The eager baseline of the benchmarks (no NaN handling). ``grid`` is the identity
+    ``identity_grid(spatial)``, which SpatialTransformer keeps as a buffer; pass it to
+    leave its construction out of a timing. The voxel coordinates are normalised to
+    [-1, 1] with the ``align_corners`` convention and put in grid_sample's order (x, the
+    last axis, first); grid_sample un-normalises with the same convention, so both
+    conventions sample the same voxel position. A size-1 axis cannot be normalised with
+    ``align_corners=True`` (grid_sample maps every coordinate on it to 0), so the
+    function switches to ``False`` there.
+    """
+    spatial = image.shape[2:]
+    if any(n == 1 for n in spatial):
+        align_corners = False
+    if grid is None:
+        grid = identity_grid(tuple(spatial), disp.device, disp.dtype)
+    locs = grid + disp
+    coords = []
+    for i, n in enumerate(spatial):
+        if align_corners:
+            coords.append(locs[:, i] * (2.0 / (n - 1)) - 1.0)
+        else:
+            coords.append((2.0 * locs[:, i] + 1.0) / n - 1.0)
+    sample_at = torch.stack(coords[::-1], dim=-1).to(image.dtype)
+    interp = "nearest" if mode == "nearest" else "bilinear"
+    return torch.nn.functional.grid_sample(
+        image, sample_at, mode=interp, padding_mode=padding, align_corners=align_corners
+    )
+
+
 def warp_reference(
     image: torch.Tensor,
     disp: torch.Tensor,
@@ -35,36 +73,16 @@ def warp_reference(
     padding: str = "zeros",
     align_corners: bool = True,
 ) -> torch.Tensor:
-    """Sample ``image`` (B, C, *S) at ``index + disp`` with ``grid_sample``, VoxelMorph-style.
+    """Sample ``image`` (B, C, *S) at ``index + disp``: ``grid_sample_warp`` with NaNs defined.
 
-    ``disp`` is (B, ndim, *S) in voxels, channel i along spatial axis i. The voxel
-    coordinates are normalised to [-1, 1] with the ``align_corners`` convention and put
-    in grid_sample's order (x = last axis first); since grid_sample un-normalises with
-    the same convention, both conventions sample the same voxel position. A size-1 axis
-    cannot be normalised with ``align_corners=True`` (grid_sample maps every coordinate
-    on it to 0), so the reference switches to ``False`` there.
-
-    A NaN in any displacement channel makes that output voxel NaN in every image
-    channel; it contributes no gradient to the image and gets a zero displacement
-    gradient (``torch.where`` semantics). The Triton kernels do the same.
+    ``disp`` is (B, ndim, *S) in voxels, channel i along spatial axis i. A NaN in any
+    displacement channel makes that output voxel NaN in every image channel; it
+    contributes no gradient to the image and gets a zero displacement gradient
+    (``torch.where`` semantics). The Triton kernels do the same.
     """
-    spatial = image.shape[2:]
-    if any(n == 1 for n in spatial):
-        align_corners = False
     nan = torch.isnan(disp).any(dim=1, keepdim=True)
     safe = torch.where(nan, torch.zeros((), dtype=disp.dtype, device=disp.device), disp)
-    locs = identity_grid(tuple(spatial), disp.device, disp.dtype) + safe
-    coords = []
-    for i, n in enumerate(spatial):
-        if align_corners:
-            coords.append(locs[:, i] * (2.0 / (n - 1)) - 1.0)
-        else:
-            coords.append((2.0 * locs[:, i] + 1.0) / n - 1.0)
-    grid = torch.stack(coords[::-1], dim=-1)
-    interp = "nearest" if mode == "nearest" else "bilinear"
-    out = torch.nn.functional.grid_sample(
-        image, grid.to(image.dtype), mode=interp, padding_mode=padding, align_corners=align_corners
-    )
+    out = grid_sample_warp(image, safe, mode=mode, padding=padding, align_corners=align_corners)
     return torch.where(nan, torch.full((), float("nan"), dtype=out.dtype, device=out.device), out)
 
 

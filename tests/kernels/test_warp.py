@@ -16,7 +16,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kernels.reference import identity_grid, warp_reference
+from kernels.reference import grid_sample_warp, identity_grid, warp_reference
 from kernels.warp import warp
 from tests.kernels._warp_cases import (
     DTYPE_TOLERANCES,
@@ -150,6 +150,15 @@ def test_align_corners_conventions_agree(shape, backend):
     a = warp(image, disp, align_corners=True, backend=backend)
     b = warp(image, disp, align_corners=False, backend=backend)
     assert_close_scaled(a, b, FP32_ATOL, FP32_RTOL)
+
+
+@pytest.mark.parametrize("shape", [SHAPES_2D[1], SHAPES_3D[1]], ids=_shape_id)
+def test_grid_sample_baseline_with_buffered_grid_matches_reference(shape):
+    image, disp = random_image(shape), random_disp(shape)
+    grid = identity_grid(tuple(shape[2:]))
+    torch.testing.assert_close(
+        grid_sample_warp(image, disp, grid=grid), warp_reference(image, disp), atol=0, rtol=0
+    )
 
 
 def test_reference_gradcheck_float64():
