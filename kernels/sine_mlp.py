@@ -49,6 +49,8 @@ same function, same gradients (by autograd), slower. ``backend="torch"`` always 
 
 from __future__ import annotations
 
+import sys
+import types
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -529,11 +531,14 @@ def _pack(
 def _launch_settings(width: int) -> tuple[int, int]:
     """(BLOCK_M, num_warps) for a padded width.
 
-    The activation tile (BLOCK_M x WIDTH fp32) and the dot accumulator live in
-    registers: at width 256, BLOCK_M = 64 and 8 warps that is 64 + 64 registers a thread
-    of the 255 allowed. Narrower layers take more points a program to keep the tensor
-    cores fed. Chosen from the register budget, not yet measured: the GPU tuning sweep is
-    owed (see tests/kernels/bench_sine_mlp.py).
+    Two budgets pull apart. Registers: the activation (BLOCK_M x WIDTH, fp32) and the
+    dot accumulator live in registers; at width 256, BLOCK_M = 64 and 8 warps that is
+    64 + 64 of a thread's 255. L2: every program reads every weight matrix once, so a
+    layer costs 2 BLOCK_M W^2 FLOP per 2 W^2 bytes (fp16) of L2 traffic, BLOCK_M
+    FLOP/byte; at ~5.5 TB/s of L2 that caps BLOCK_M = 64 at ~350 TFLOP/s (~1.1 ms for
+    the 0.4 TFLOP SIREN) and BLOCK_M = 128 at ~700. So 128 is the one to try first on
+    an H100 at width 256 if it does not spill. Chosen from these budgets, not measured:
+    the GPU sweep (BLOCK_M 64/128 x 4/8 warps x widths) is owed.
     """
     if width <= 64:
         return 128, 4
@@ -841,3 +846,17 @@ def sine_mlp_input_grad(
         x.detach(), grad_output, weights, biases, packed, config, need_dx=True, need_params=False
     )
     return dx
+
+
+class _CallableModule(types.ModuleType):
+    """``from kernels import sine_mlp`` yields this module, not the function, whenever
+    ``kernels.sine_mlp`` has been imported: importing a submodule binds the package
+    attribute of the same name to the module, and the package's lazy ``__getattr__`` is
+    then never consulted. Calling the module calls the function, so the export works in
+    every import order."""
+
+    def __call__(self, *args, **kwargs) -> torch.Tensor:
+        return sine_mlp(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
