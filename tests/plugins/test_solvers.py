@@ -94,9 +94,10 @@ def _convergence_slope(cls: type[Solver], ns: list[int], **options) -> float:
 @pytest.mark.filterwarnings("ignore:Functional iteration did not converge")
 def test_fixed_step_convergence_order(name: str) -> None:
     cls = SOLVERS[name]
-    # Coarser grids for higher orders keep the finest error (~1e-10 for order 4
-    # at h = 2/80) well above float64 rounding (~1e-15 per step).
-    ns = [20, 40, 80, 160] if cls.order <= 2 else [10, 20, 40, 80]
+    # Grids in the asymptotic range (midpoint's error changes sign near h = 0.1 on
+    # this problem) yet coarse enough for order >= 3 that the finest error (~1e-11
+    # for order 4 at h = 2/160) stays far above float64 rounding (~1e-15 per step).
+    ns = [40, 80, 160, 320] if cls.order <= 2 else [20, 40, 80, 160]
     options = {}
     if "rtol" in cls.params:  # implicit Adams: converge the corrector far below the error
         options = {"rtol": 1e-13, "atol": 1e-13}
