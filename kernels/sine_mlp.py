@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import sys
 import types
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -528,6 +529,42 @@ def _pack(
     return _Packed(w0t, b0, wht, bh, wlt, bl, in_features, out_features, width, out_pad, num_hidden)
 
 
+# Packing is ~30 small torch ops a call, ~0.1 ms of launches on a GPU: a quarter of the
+# 0.4 ms fp16 forward at 2^20 points. Evaluation calls repeat with the same parameters,
+# so the last few packings are kept. An entry is valid only for the very same tensor
+# objects (weak references, so a freed tensor whose memory is reused cannot match), at
+# the same version counter (bumped by every in-place update, an optimiser step
+# included) and the same storage pointer (``p.data = ...`` keeps the version).
+_PACK_CACHE_SIZE = 8
+_pack_cache: dict[tuple, tuple[list, list, _Packed]] = {}
+
+
+def _packed(
+    weights: Sequence[torch.Tensor],
+    biases: Sequence[torch.Tensor],
+    config: _Config,
+    operand_dtype: torch.dtype,
+) -> _Packed:
+    """``_pack``, reusing a recent packing of the very same, unmodified tensors."""
+    params = (*weights, *biases)
+    try:
+        state = [(p._version, p.data_ptr()) for p in params]
+    except RuntimeError:  # inference-mode tensors have no version counter: no caching
+        return _pack(weights, biases, config, operand_dtype)
+    key = (config, operand_dtype, tuple(id(p) for p in params))
+    hit = _pack_cache.get(key)
+    if hit is not None:
+        refs, hit_state, packed = hit
+        if all(r() is p for r, p in zip(refs, params)) and hit_state == state:
+            return packed
+        del _pack_cache[key]
+    packed = _pack(weights, biases, config, operand_dtype)
+    if len(_pack_cache) >= _PACK_CACHE_SIZE:
+        _pack_cache.pop(next(iter(_pack_cache)))  # oldest first: dicts keep insertion order
+    _pack_cache[key] = ([weakref.ref(p) for p in params], state, packed)
+    return packed
+
+
 def _launch_settings(width: int) -> tuple[int, int]:
     """(BLOCK_M, num_warps) for a padded width.
 
@@ -607,7 +644,7 @@ def _backward(
     if packed.wht.dtype == torch.float32:
         backprop = packed
     else:
-        backprop = _pack(weights, biases, config, torch.float32)
+        backprop = _packed(weights, biases, config, torch.float32)
     bwd_precision = "ieee" if config.precision == "fp32" else "tf32"
 
     dx = torch.empty(n, packed.in_features, dtype=torch.float32, device=device) if need_dx else None
@@ -712,7 +749,7 @@ class _SineMLPFunction(torch.autograd.Function):
     def forward(ctx, x, config, *params):  # type: ignore[override]
         count = len(params) // 2
         weights, biases = params[:count], params[count:]
-        packed = _pack(weights, biases, config, _OPERAND_DTYPE[config.precision])
+        packed = _packed(weights, biases, config, _OPERAND_DTYPE[config.precision])
         ctx.config = config
         ctx.packed = packed
         ctx.count = count
@@ -841,7 +878,7 @@ def sine_mlp_input_grad(
             )
             (dx,) = torch.autograd.grad(y, xr, grad_output.to(y.dtype))
         return dx
-    packed = _pack(weights, biases, config, _OPERAND_DTYPE[precision])
+    packed = _packed(weights, biases, config, _OPERAND_DTYPE[precision])
     dx, _, _ = _backward(
         x.detach(), grad_output, weights, biases, packed, config, need_dx=True, need_params=False
     )

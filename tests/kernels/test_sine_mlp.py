@@ -192,6 +192,28 @@ def test_strided_input_and_empty_batch():
     assert sine_mlp(x[:0], weights, biases).shape == (0, 1)
 
 
+@needs_triton
+def test_packed_parameters_are_reused_until_modified(monkeypatch):
+    x, weights, biases, _ = _problem(37, 2, [32, 32], 1, seed=18)
+    calls = []
+    pack = sine_mlp_module._pack
+    monkeypatch.setattr(sine_mlp_module, "_pack", lambda *args: calls.append(1) or pack(*args))
+    first = sine_mlp(x, weights, biases)
+    assert torch.equal(sine_mlp(x, weights, biases), first) and len(calls) == 1
+    with torch.no_grad():
+        weights[1].mul_(-1.0)  # in place: bumps the version counter
+    second = sine_mlp(x, weights, biases)
+    assert len(calls) == 2
+    torch.testing.assert_close(second, sine_mlp_reference(x, weights, biases), atol=1e-5, rtol=0)
+    assert (second - first).abs().max() > 1e-2
+    fresh = [w.clone() for w in weights]  # same values, other tensors: packed anew
+    sine_mlp(x, fresh, biases)
+    assert len(calls) == 3
+    with torch.inference_mode():
+        inference_weights = [w.clone() for w in weights]
+        torch.testing.assert_close(sine_mlp(x, inference_weights, biases), second, atol=0, rtol=0)
+
+
 # ---------------------------------------------------------------------------
 # backward
 # ---------------------------------------------------------------------------
