@@ -108,16 +108,22 @@ class ProcessExecutor:
         try:
             kind, outcome = self._conn.recv()
         except (EOFError, OSError):
-            code = self._discard()
+            # The pipe closed because the worker is dying: let it finish dying so
+            # its own exit status (e.g. SIGSEGV) is read, not the SIGKILL we would add.
+            code = self._discard(grace=5.0)
             return _death_outcome(code, time.perf_counter() - start)
         return outcome
 
-    def _discard(self) -> int | None:
+    def _discard(self, grace: float = 0.0) -> int | None:
         proc, self._proc = self._proc, None
         if self._conn is not None:
             self._conn.close()
             self._conn = None
-        return _kill(proc) if proc is not None else None
+        if proc is None:
+            return None
+        if grace:
+            proc.join(grace)
+        return _kill(proc)
 
     def close(self) -> None:
         if self._proc is not None and self._proc.is_alive():
