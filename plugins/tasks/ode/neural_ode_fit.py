@@ -48,12 +48,14 @@ class NeuralODEFitTask(Task):
     name = "ode.neural_ode_fit"
     components = {"solver": "solver"}
     params = {
-        "steps": Param(200, low=1, doc="optimiser steps"),
+        "steps": Param(150, low=1, doc="optimiser steps"),
         "lr": Param(0.01, low=0.0, low_open=True, doc="Adam learning rate"),
         "batch_time": Param(10, low=2, doc="samples per training window"),
         "batch_size": Param(16, low=1, doc="windows per step"),
         "hidden": Param(50, low=1, doc="hidden units of the MLP"),
-        "data_size": Param(500, low=20, doc="samples of the true trajectory on [0, 25]"),
+        "data_size": Param(
+            501, low=20, doc="samples of the true trajectory on [0, 25] (501: spacing 0.05)"
+        ),
         "dtype": Param("float32", choices=tuple(DTYPES), doc="dtype of data and model"),
     }
 

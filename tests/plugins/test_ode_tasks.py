@@ -1,0 +1,202 @@
+"""The ode.* tasks end to end with a real CellContext, checked against independent numbers."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from bench import CellContext, Diverged, Param, SkipCell, Solver, Task
+from plugins.tasks.ode import ODE_TASKS, protocol
+from plugins.tasks.ode.reference import cache_path
+from tests.plugins._problems import registry
+
+REGISTRY = registry()
+
+
+def run_cell(
+    task: str | type[Task],
+    component: str | Solver,
+    tmp_path: Path,
+    task_params: dict[str, Any] | None = None,
+    **solver_params: Any,
+) -> CellContext:
+    cls = REGISTRY.get("task", task) if isinstance(task, str) else task
+    solver = component
+    if isinstance(component, str):
+        solver = REGISTRY.get("solver", component)(**solver_params)
+    params = cls.resolve_params(task_params or {})
+    ctx = CellContext(
+        device="cpu",
+        seed=0,
+        repeats=2,
+        warmup=1,
+        components={"solver": solver},
+        params=params,
+        cache_dir=tmp_path,
+    )
+    cls(**(task_params or {})).run(ctx)
+    return ctx
+
+
+def test_tasks_are_registered_with_docs() -> None:
+    names = REGISTRY.names("task")
+    for expected in ("ode.harmonic", "ode.spiral", "ode.lotka_volterra", "ode.van_der_pol",
+                     "ode.neural_ode_fit"):  # fmt: skip
+        assert expected in names
+    for cls in ODE_TASKS:
+        assert cls.summary() and cls.components == {"solver": "solver"}
+        cls.resolve_params({})  # every default validates
+
+
+def _rk4_matrix(h: float) -> np.ndarray:
+    hA = h * np.array([[0.0, 1.0], [-1.0, 0.0]])
+    return sum(np.linalg.matrix_power(hA, k) / math.factorial(k) for k in range(5))
+
+
+def test_harmonic_rk4_error_matches_hand_computed(tmp_path: Path) -> None:
+    # On y' = A y one classic RK4 step is y <- R y with R = sum_{k<=4} (hA)^k / k!.
+    # Defaults: t1 = 10, 101 outputs (0.1 apart), step 0.05 = 2 steps per output.
+    ctx = run_cell("ode.harmonic", "rk4", tmp_path)
+    R2 = np.linalg.matrix_power(_rk4_matrix(0.05), 2)
+    ys = [np.array([1.0, 0.0])]
+    for _ in range(100):
+        ys.append(R2 @ ys[-1])
+    ys = np.array(ys)
+    t = np.linspace(0, 10, 101)
+    exact = np.stack([np.cos(t), -np.sin(t)], axis=-1)
+    rel_l2 = np.linalg.norm(ys - exact) / np.linalg.norm(exact)
+    final = np.linalg.norm(ys[-1] - exact[-1]) / np.linalg.norm(exact[-1])
+    m = ctx.record.metrics
+    assert m["rel_l2_error"] == pytest.approx(rel_l2, rel=1e-6)
+    assert m["final_rel_error"] == pytest.approx(final, rel=1e-6)
+    assert 1e-7 < m["rel_l2_error"] < 1e-5  # the error is rk4's, not rounding
+    assert m["nfe"] == 100 * 2 * 4
+    assert len(ctx.record.times["solve"]) == 2  # repeats, after 1 warm-up
+    assert "solve" in ctx.record.memory
+
+
+def test_harmonic_float32_is_limited_by_rounding(tmp_path: Path) -> None:
+    f64 = run_cell("ode.harmonic", "dopri5", tmp_path, rtol=1e-10, atol=1e-10).record.metrics
+    f32 = run_cell("ode.harmonic", "dopri5", tmp_path, {"dtype": "float32"}, rtol=1e-10, atol=1e-10)
+    # float32 carries ~6e-8 relative per value; 1e3 steps accumulate ~1e-6.
+    assert f64["rel_l2_error"] < 1e-8
+    assert 1e-8 < f32.record.metrics["rel_l2_error"] < 1e-4
+
+
+def test_reference_is_cached_and_reused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = run_cell("ode.spiral", "rk4", tmp_path).record.metrics
+    files = list((tmp_path / "ode_reference").iterdir())
+    assert len(files) == 1 and files[0].suffix == ".npz"  # no temporary file left behind
+
+    def no_solve(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("the reference was recomputed instead of read from the cache")
+
+    monkeypatch.setattr(protocol, "scipy_reference", no_solve)
+    second = run_cell("ode.spiral", "rk4", tmp_path).record.metrics
+    assert second["rel_l2_error"] == first["rel_l2_error"]
+    # A different problem (other t1) is another key, so it is computed: no_solve raises.
+    with pytest.raises(AssertionError, match="recomputed"):
+        run_cell("ode.spiral", "rk4", tmp_path, {"t1": 5.0})
+
+
+def test_cache_key_covers_problem_params_not_dtype(tmp_path: Path) -> None:
+    task = REGISTRY.get("task", "ode.van_der_pol")
+    key = task(mu=2.0).problem_key()
+    assert cache_path(tmp_path, key) != cache_path(tmp_path, task(mu=3.0).problem_key())
+    assert key == task(mu=2.0, dtype="float32", gradient=True).problem_key()
+
+
+def test_lotka_volterra_reference_conserves_its_invariant(tmp_path: Path) -> None:
+    # V = delta x - gamma ln x + beta y - alpha ln y is constant along exact orbits:
+    # an independent check of the scipy reference (not of any solver).
+    task = REGISTRY.get("task", "ode.lotka_volterra")()
+    ctx = CellContext(device="cpu", seed=0, repeats=1, warmup=0, components={},
+                      params=task.values, cache_dir=tmp_path)  # fmt: skip
+    ref = task.reference(ctx, np.linspace(0, 10, 101))
+    x, y = ref[:, 0], ref[:, 1]
+    alpha, beta, gamma, delta = 1.5, 1.0, 3.0, 1.0
+    invariant = delta * x - gamma * np.log(x) + beta * y - alpha * np.log(y)
+    assert np.ptp(invariant) < 1e-10
+    assert np.ptp(x) > 1.0  # it really cycles
+
+
+def test_lotka_volterra_tight_solver_matches_reference(tmp_path: Path) -> None:
+    m = run_cell("ode.lotka_volterra", "dopri5", tmp_path, rtol=1e-11, atol=1e-11).record.metrics
+    assert m["rel_l2_error"] < 1e-9
+    loose = run_cell("ode.lotka_volterra", "dopri5", tmp_path, rtol=1e-4, atol=1e-4).record.metrics
+    assert loose["rel_l2_error"] > 100 * m["rel_l2_error"] and loose["nfe"] < m["nfe"]
+
+
+def test_van_der_pol_stiff_with_large_euler_step_diverges(tmp_path: Path) -> None:
+    # mu = 1000: the fast eigenvalue is ~ -mu (1 - x^2) ~ -3e3 near x = 2, and Euler
+    # is stable only for h < 2 / 3e3; h = 0.05 is ~75x past that.
+    try:
+        ctx = run_cell("ode.van_der_pol", "euler", tmp_path, {"mu": 1000.0, "t1": 2.0})
+    except Diverged as exc:
+        assert "not finite" in str(exc)
+    else:
+        assert ctx.record.metrics["rel_l2_error"] > 1.0
+
+
+def test_van_der_pol_mild_mu_is_accurate(tmp_path: Path) -> None:
+    m = run_cell("ode.van_der_pol", "dopri5", tmp_path, {"mu": 2.0}).record.metrics
+    assert m["rel_l2_error"] < 1e-5
+
+
+def test_van_der_pol_stiff_reference_uses_radau(tmp_path: Path) -> None:
+    task = REGISTRY.get("task", "ode.van_der_pol")
+    assert task(mu=100.0).reference_method == "Radau"
+    assert task(mu=1.0).reference_method == "DOP853"
+    params = {"mu": 100.0, "t1": 5.0}
+    ctx = run_cell("ode.van_der_pol", "torchdiffeq.scipy_solver", tmp_path, params,
+                   solver="Radau", rtol=1e-9, atol=1e-9)  # fmt: skip
+    m = ctx.record.metrics
+    assert m["rel_l2_error"] < 1e-5
+
+
+@pytest.mark.parametrize(
+    "task", ["ode.harmonic", "ode.spiral", "ode.lotka_volterra", "ode.van_der_pol"]
+)
+def test_gradient_mode_direct_against_adjoint(task: str, tmp_path: Path) -> None:
+    direct = run_cell(task, "rk4", tmp_path, {"gradient": True, "t1": 2.0})
+    adjoint = run_cell(task, "rk4", tmp_path, {"gradient": True, "t1": 2.0}, adjoint=True)
+    md, ma = direct.record.metrics, adjoint.record.metrics
+    assert md["nfe_backward"] == 0  # backprop does not call func
+    assert ma["nfe_backward"] == md["nfe"]  # rk4's backward retraces the same grid
+    assert ma["loss"] == pytest.approx(md["loss"], rel=1e-12)
+    # rk4 at h = 0.05: adjoint and discrete gradients differ by O(h^4) ~ 1e-5.
+    assert ma["grad_norm"] == pytest.approx(md["grad_norm"], rel=1e-3)
+    for ctx in (direct, adjoint):
+        assert len(ctx.record.times["backward"]) == 2 and "backward" in ctx.record.memory
+
+
+class _NoAdjointSolver(Solver):
+    """A third-party solver with an adjoint switch it cannot honour (for the skip test)."""
+
+    name = "test.no_adjoint"
+    order = 1
+    params = {"adjoint": Param(False)}
+
+    def odeint(self, func, y0, t, **options):
+        return torch.stack([y0] * len(t))
+
+
+@pytest.mark.parametrize("task", ["ode.harmonic", "ode.neural_ode_fit"])
+def test_skip_adjoint_on_solver_without_adjoint(task: str, tmp_path: Path) -> None:
+    with pytest.raises(SkipCell, match="no adjoint mode"):
+        run_cell(task, _NoAdjointSolver(adjoint=True), tmp_path)
+
+
+def test_skip_gradient_with_scipy_solver(tmp_path: Path) -> None:
+    with pytest.raises(SkipCell, match="without an autograd graph"):
+        run_cell("ode.harmonic", "torchdiffeq.scipy_solver", tmp_path, {"gradient": True})
+    with pytest.raises(SkipCell, match="without an autograd graph"):
+        run_cell("ode.neural_ode_fit", "torchdiffeq.scipy_solver", tmp_path, {"steps": 2})
+    # Without gradients scipy_solver is fine.
+    m = run_cell("ode.harmonic", "torchdiffeq.scipy_solver", tmp_path).record.metrics
+    assert m["rel_l2_error"] < 1e-5 and m["nfe"] > 0
