@@ -92,6 +92,18 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("--curves", action="store_true", help="also list the recorded curves")
     show.set_defaults(func=cmd_show)
 
+    plot = sub.add_parser("plot", help="plot one measure against another, a line per group")
+    plot.add_argument("run", help="a run folder, or a suite folder (its newest run)")
+    plot.add_argument("--x", default="time.solve.median", help="column for the x axis")
+    plot.add_argument("--y", default="metric.final_rel_error", help="column for the y axis")
+    plot.add_argument("--by", default="solver", help="column whose values are lines")
+    plot.add_argument("--facet", default="task", help="column whose values are panels")
+    plot.add_argument("--filter", action="append", default=[], metavar="COL=VALUE")
+    plot.add_argument("--linear-x", action="store_true")
+    plot.add_argument("--linear-y", action="store_true")
+    plot.add_argument("-o", "--output", help="PNG path (default: RUN/<y>-vs-<x>.png)")
+    plot.set_defaults(func=cmd_plot)
+
     cmp = sub.add_parser("compare", help="compare two runs: ratios, significance, gates")
     cmp.add_argument("run_a", help="baseline run folder")
     cmp.add_argument("run_b", help="candidate run folder")
@@ -281,16 +293,21 @@ def _load(path: str):
         raise CliError(str(exc)) from None
 
 
-def cmd_show(args: argparse.Namespace) -> int:
-    run = _load(args.run)
+def _filtered(run, filters: list[str]):
     cells = run.cells
-    for expr in args.filter:
+    for expr in filters:
         col, sep, value = expr.partition("=")
         if not sep:
             raise CliError(f"--filter {expr!r}: expected COL=VALUE")
         if col not in cells.columns:
             raise CliError(f"--filter {expr!r}: no column {col!r} in {run.path}")
         cells = cells[cells[col].astype(str) == value]
+    return cells
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    run = _load(args.run)
+    cells = _filtered(run, args.filter)
     out = make_console()
     meta = run.meta
     dev = ", ".join(d.get("name", "?") for d in meta.get("devices", []))
@@ -318,6 +335,34 @@ def cmd_show(args: argparse.Namespace) -> int:
             points=("step", "count"), last=("value", "last")
         )
         out.print(summary.to_string())
+    return 0
+
+
+# --- plot -------------------------------------------------------------------
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from bench.plot import PlotError, plot_run
+
+    run = _load(args.run)
+    cells = _filtered(run, args.filter)
+    facet = args.facet if args.facet in cells.columns and cells[args.facet].nunique() > 1 else None
+    output = Path(args.output) if args.output else run.path / f"{args.y}-vs-{args.x}.png"
+    try:
+        path = plot_run(
+            cells,
+            x=args.x,
+            y=args.y,
+            by=args.by,
+            facet=facet,
+            output=output,
+            title=run.name,
+            logx=not args.linear_x,
+            logy=not args.linear_y,
+        )
+    except PlotError as exc:
+        raise CliError(str(exc)) from None
+    make_console().print(f"wrote {path}")
     return 0
 
 
