@@ -1,0 +1,46 @@
+"""bench list and bench plot from the command line."""
+
+from __future__ import annotations
+
+from bench.cli import main
+from bench.runner import InProcessExecutor, run_suite
+from bench.suite import load_suite
+
+from .conftest import FIXTURE_PLUGINS
+
+
+def test_list_shows_kind_provider_doc_and_parameters(capsys):
+    assert main(["list", "task", "--plugins", FIXTURE_PLUGINS]) == 0
+    out = capsys.readouterr().out
+    assert "test.behave" in out and "bench_local_harness_plugins" in out
+    assert "Does what its mode says" in out
+    assert "seconds: float = 0.001" in out
+    assert "components: solver (solver)" in out
+    assert "unavailable: test.needs_missing needs the optional module" in " ".join(out.split())
+
+
+def test_list_of_all_kinds_includes_builtins(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "solvers (" in out and "tasks (" in out and "dopri5" in out
+
+
+def test_list_reports_a_bad_plugin_without_traceback(tmp_path, capsys):
+    assert main(["list", "--plugins", str(tmp_path / "missing.py")]) == 2
+    err = capsys.readouterr().err
+    assert "does not exist" in err and "Traceback" not in err
+
+
+def test_plot_writes_a_png(write_suite, registry, tmp_path, capsys):
+    path = write_suite(
+        "suite: p\nplugins: [FIXTURE_PLUGINS]\nrepeats: 2\nbenchmarks:\n"
+        "  - task: test.behave\n    matrix: {solver: [test.constant], value: [1, 2, 4]}\n"
+    )
+    run_dir = tmp_path / "run"
+    run_suite(load_suite(path, registry), run_dir, executor=InProcessExecutor(registry))
+    png = tmp_path / "fig.png"
+    args = ["plot", str(run_dir), "--x", "metric.value", "--y", "time.work.median", "-o", str(png)]
+    assert main(args) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["plot", str(run_dir), "--x", "metric.nope", "-o", str(png)]) == 2
+    assert "no column 'metric.nope'" in capsys.readouterr().err
