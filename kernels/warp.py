@@ -568,18 +568,28 @@ def _spatially_dense(t: torch.Tensor) -> torch.Tensor:
 
 
 def _launch_settings(ndim: int, backward: bool) -> tuple[int, int]:
-    """(BLOCK_SIZE, num_warps), chosen for H100 from the kernels' shape, not yet measured.
+    """(BLOCK_SIZE, num_warps) for H100: chosen from ptxas register counts, not timings.
 
-    The forward is a gather bound by memory latency: 1024 voxels on 4 warps gives each
-    thread 8 independent gather chains to hide ~600-cycle DRAM latency, and ~132 SMs x
-    16 resident programs cover a 160x192x224 volume (6.9 M voxels, 6720 programs) in
-    about three waves. The 3-D backward keeps 8 corner values and 3 accumulators live
-    per voxel, so it halves the block to stay under ~128 registers per thread. Sweeping
-    these on a GPU is owed (bench_warp.py).
+    The kernels are latency-bound gathers, so what matters is voxels in flight per SM
+    (Little's law: ~3.35 TB/s x ~600 ns over 132 SMs is ~15 KB, ~1000 voxels at ~16
+    DRAM bytes each) without spilling. Registers per thread for fp32 on sm_90a, from
+    ``python -m tests.kernels._warp_sm90_check --sweep`` (Triton 3.9, compiled on CPU):
+
+        BLOCK/warps   fwd2d  fwd3d      bwd2d     bwd3d
+        256/4            48     94         72       136
+        512/4            94    160        138       255 (182 border)
+        1024/4          145    255+80B    255+24B   255+352B spill
+        1024/8          108    144        128+8B    255 (182 border)
+
+    fwd 512/4: 3 (3-D) to 5 (2-D) resident programs per SM, 1536-2560 voxels in flight;
+    1024/4 spills in 3-D. bwd2d 512/4: 3 programs, 1536 voxels. bwd3d 256/4: 136-175
+    registers over all variants (bf16, border, ADD_DISP), 3 programs; 512/4 hits the
+    255 ceiling. No variant spills at these settings (checked by a slow test). GPU timing
+    sweeps are owed (bench_warp.py); they may move these.
     """
     if backward and ndim == 3:
-        return 512, 4
-    return 1024, 4
+        return 256, 4
+    return 512, 4
 
 
 def warp_forward(
