@@ -3,8 +3,10 @@
     pytest tests/kernels/bench_svf.py --benchmark-enable [-m "slow or not slow"]
 
 GPU sizes: 3-D 160x192x224 and 80x96x112 and 2-D 256x256, batch 1, forward and
-forward+backward. Target (H100): >= 10x eager (eager ~0.4 ms fused lower bound at
-160x192x224 is the DESIGN figure). GPU figures are owed (no GPU so far).
+forward+backward. The eager baseline is VoxelMorph's VecInt on ``grid_sample_warp``.
+Target (H100): >= 10x eager; the fused lower bound at 160x192x224 is ~0.4 ms (48
+volumes of 27.5 MB, see min_bytes; the DESIGN figure). GPU figures are owed (no GPU
+so far).
 """
 
 from __future__ import annotations

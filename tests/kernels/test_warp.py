@@ -125,7 +125,7 @@ def test_strided_inputs(shape):
         assert_close_scaled(got, want, FP32_ATOL, FP32_RTOL)
 
 
-@settings(max_examples=12, deadline=None)
+@settings(max_examples=12, deadline=None, database=None)  # no .hypothesis/ in the repo
 @given(
     spatial=st.lists(st.integers(1, 9), min_size=2, max_size=3),
     batch=st.integers(1, 2),
