@@ -15,15 +15,19 @@ scatters into grad_image.
 Backward scatter. grad_image[q] sums grad_out over every voxel whose sample lands near
 q; which voxels those are depends on the data, so it is a scatter. Options: (a) fp32
 ``atomic_add``, one per corner (8 in 3-D); (b) sort (target, value) pairs and reduce
-segments, which moves ~3x the data of (a) in extra passes and needs a device-wide sort;
-(c) a gather over the inverse map, which exists only for invertible warps and is itself
-a solve. We use (a): for the smooth fields of registration a voxel's corners are
-distinct addresses and neighbouring voxels collide on at most ~8 writers per address,
-which H100's L2 atomic units absorb at near store throughput (this is also what
-grid_sample's own CUDA backward does). Atomics are ``relaxed`` (pure accumulation needs
-no ordering) and land in an fp32 buffer even for fp16/bf16 images, so the sum order is
-nondeterministic only at fp32 rounding (~1e-7 relative). GPU timings of (a) against
-grid_sample's backward are owed (tests/kernels/bench_warp.py measures them).
+segments: 8 pairs of 8 bytes per voxel written, sorted and read back, ~15x the 4-byte
+atomic traffic of (a) plus a device-wide sort; (c) a gather over the inverse map, which
+exists only for invertible warps and is itself a solve; (d) (a) with the two x-corners
+that neighbouring threads share summed in registers first (for |disp| < 1 voxel x0 + 1
+of voxel x is x0 of voxel x + 1), halving the atomics for small fields only. We use (a),
+chosen by this analysis, not yet by measurement: a warp's 32 consecutive voxels scatter
+to runs of consecutive addresses, which the L2 turns into coalesced reductions, and a
+smooth field puts at most ~8 writers on one address, so contention stays low (this is
+also what grid_sample's CUDA backward does). Atomics are ``relaxed`` (accumulation
+needs no ordering) and land in an fp32 buffer even for fp16/bf16 images, so the
+nondeterminism of the sum order is at fp32 rounding (~1e-7 relative). Timing (a)
+against grid_sample's backward on a GPU is owed (bench_warp.py, fwd+bwd rows); (d) is
+the first thing to try if the backward misses its 5x target.
 
 CPU: with ``backend="triton"`` the kernels run on CPU tensors only under the Triton
 interpreter (``TRITON_INTERPRET=1``, see ``kernels._triton.triton_can_run``); without
@@ -750,6 +754,8 @@ def warp(
             check it); the Triton kernels work in voxels and need no normalisation.
         backend: "triton" or "torch". "triton" falls back to the torch reference where
             Triton cannot run (CPU without ``TRITON_INTERPRET=1``, non-CUDA devices).
+            Any batch and channel strides are used as they are; a volume that is not
+            dense row-major (e.g. channels_last_3d, a transposed view) is copied once.
 
     Returns:
         The warped image, shaped and typed like ``image``. A voxel whose displacement
