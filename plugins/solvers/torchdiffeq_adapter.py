@@ -14,6 +14,7 @@ polynomial). The own solvers (``plugins.solvers.own``) clip steps instead.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -105,7 +106,11 @@ class TorchdiffeqSolver(Solver):
                     f"the gradients; got {type(func).__name__}"
                 )
             return torchdiffeq.odeint_adjoint(func, y0, t, **kwargs)
-        return torchdiffeq.odeint(func, y0, t, **kwargs)
+        with warnings.catch_warnings():
+            # torchdiffeq's scipy wrapper always passes min_step, which scipy's
+            # explicit RK methods ignore with a warning on every call.
+            warnings.filterwarnings("ignore", "The following arguments have no effect")
+            return torchdiffeq.odeint(func, y0, t, **kwargs)
 
 
 def _params_for(method: str, solver_cls: type) -> tuple[dict[str, Param], bool, bool]:
