@@ -66,11 +66,19 @@ def svf_exp(
     of ``exp(v)`` after ``velocity / 2**steps`` and ``steps`` self-compositions, each
     one fused kernel. ``svf_exp(-velocity)`` is the inverse map. Differentiable; the
     backward keeps the ``steps`` intermediate fields, as the eager chain does.
+
+    float16/bfloat16 velocities are exponentiated in float32 and the result rounded
+    once: rounding the field at each of 7 squarings compounds bf16's 2^-9 to ~2% (0.07
+    voxel on a 3.4-voxel field, 6% on the gradient), where one final rounding keeps the
+    dtype's own accuracy. This doubles the traffic of a half-precision input.
     """
     _check_field(velocity, "velocity")
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
         raise ValueError(f"steps must be a non-negative int, got {steps!r}")
     check_warp_inputs(velocity, velocity, "bilinear", padding, backend)
+    dtype = velocity.dtype
+    if dtype in (torch.float16, torch.bfloat16):
+        return svf_exp(velocity.float(), steps, padding=padding, backend=backend).to(dtype)
     if backend == "torch" or not triton_can_run(velocity.device.type):
         return svf_exp_reference(velocity, steps=steps, padding=padding)
     # The scaling is one elementwise pass (2 of ~6 * (steps + 1) volumes of traffic,

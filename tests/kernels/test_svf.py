@@ -116,6 +116,24 @@ def test_svf_exp_matches_reference(shape, padding, steps):
     assert_close_scaled(got, want, atol, rtol, "grad velocity")
 
 
+@pytest.mark.parametrize(("dtype", "atol", "rtol"), DTYPE_TOLERANCES)
+@pytest.mark.parametrize("spatial", [(11, 13), (7, 8, 9)], ids=["2d", "3d"])
+def test_svf_exp_dtypes(spatial, dtype, atol, rtol):
+    """Half-precision velocities keep their dtype's accuracy: the squarings run in fp32
+    and only the result is rounded (7 roundings in bf16 would give ~2%, see svf_exp)."""
+    velocity = smooth_field(2, spatial, amplitude=4.0, seed=3).to(dtype).requires_grad_()
+    out = svf_exp(velocity)
+    assert out.dtype == dtype
+    v32 = velocity.detach().float().requires_grad_()
+    ref = svf_exp_reference(v32)
+    assert_close_scaled(out, ref, atol, rtol, "forward")
+    grad_out = _grad_out(out.shape).to(dtype)
+    (got,) = torch.autograd.grad(out, (velocity,), grad_out)
+    (want,) = torch.autograd.grad(ref, (v32,), grad_out.float())
+    assert got.dtype == dtype
+    assert_close_scaled(got, want, atol, rtol, "grad velocity")
+
+
 def test_reference_gradcheck_float64():
     for shape in [(1, 2, 4, 5), (1, 3, 3, 4, 3)]:
         for padding in PADDINGS:
