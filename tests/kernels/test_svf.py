@@ -116,7 +116,7 @@ def test_svf_exp_matches_reference(shape, padding, steps):
     assert_close_scaled(got, want, atol, rtol, "grad velocity")
 
 
-@pytest.mark.parametrize(("dtype", "atol", "rtol"), DTYPE_TOLERANCES)
+@pytest.mark.parametrize(("dtype", "atol", "rtol"), DTYPE_TOLERANCES[1:])  # fp32: above
 @pytest.mark.parametrize("spatial", [(11, 13), (7, 8, 9)], ids=["2d", "3d"])
 def test_svf_exp_dtypes(spatial, dtype, atol, rtol):
     """Half-precision velocities keep their dtype's accuracy: the squarings run in fp32
