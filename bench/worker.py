@@ -192,6 +192,10 @@ def worker_main(
     from bench.plugins import get_plugin_manager
 
     try:
+        # torch takes seconds to import (more on a loaded machine): pay it here,
+        # before "ready", so it never counts against a cell's timeout.
+        import torch  # noqa: F401
+
         pm = get_plugin_manager(plugin_specs, base_dir=Path(base_dir), builtins=builtins)
         registry = Registry(pm)
     except BaseException as exc:  # noqa: BLE001
