@@ -10,6 +10,7 @@ test_exported_from_kernels.
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 
 import pytest
 import torch
@@ -397,22 +398,38 @@ def test_triton_path_runs_under_the_interpreter(monkeypatch):
     assert calls == [1]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="kernels/__init__.py exports lazily through __getattr__, but importing the "
-    "submodule kernels.warp (which `from kernels import warp` itself does, as does "
-    "kernels.svf) makes the import system set the package attribute `warp` to the module, "
-    "so __getattr__ is never asked again. Fix in kernels/__init__.py: import the exports "
-    "eagerly (~0.3 s over torch's import), or rebind every loaded export inside __getattr__ "
-    "(still the module after a bare `import kernels.warp`). Not this file's owner's to change.",
-)
 def test_exported_from_kernels():
+    """``from kernels import warp`` gives the submodule here (imported above, it shadows
+    the package's lazy export of the same name); calling it calls warp."""
+    import kernels
     import kernels.svf
     from kernels import compose, svf_exp
     from kernels import warp as exported
 
-    assert exported is warp and compose is kernels.svf.compose
-    assert svf_exp is kernels.svf.svf_exp
+    assert compose is kernels.svf.compose and svf_exp is kernels.svf.svf_exp
+    image, disp = random_image(SHAPES_2D[1]), random_disp(SHAPES_2D[1])
+    expected = warp_reference(image, disp)
+    for candidate in (exported, kernels.warp):
+        torch.testing.assert_close(candidate(image, disp, backend="torch"), expected)
+    assert {"warp", "compose", "svf_exp"} <= set(kernels.__all__)
+
+
+def test_exported_from_kernels_in_a_fresh_interpreter():
+    """The first import order a user meets: ``from kernels import warp`` before anything."""
+    import subprocess
+    import sys
+
+    code = (
+        "import torch\n"
+        "from kernels import warp\n"
+        "from kernels import warp as again\n"
+        "from kernels.reference import warp_reference\n"
+        "x, d = torch.randn(1, 2, 5, 6), torch.rand(1, 2, 5, 6)\n"
+        "for f in (warp, again):\n"
+        "    assert torch.equal(f(x, d, backend='torch'), warp_reference(x, d))\n"
+    )
+    repo_root = Path(__file__).resolve().parents[2]
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=repo_root)
 
 
 def test_empty_batch():
