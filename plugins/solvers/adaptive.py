@@ -28,7 +28,7 @@ class StepControl:
     safety: float = 0.9
     min_factor: float = 0.2
     max_factor: float = 10.0
-    max_steps: int = 10_000
+    max_steps: int = 100_000
     first_step: float | None = None
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
@@ -37,26 +38,29 @@ class RungeKuttaSolver(Solver):
     tableau: ClassVar[tb.ButcherTableau]
     supports_adjoint = True
 
+    @abstractmethod
     def integrator(self, opts: dict[str, Any]) -> Callable:
         """``integrate(func, y0, times)`` for increasing float times, with these options."""
-        raise NotImplementedError
 
     def odeint(self, func: Callable, y0: torch.Tensor, t: torch.Tensor, **options: Any):
-        """Solve at every time in ``t`` (increasing or decreasing); see ``bench.Solver``."""
+        """Solve at every time in ``t`` (increasing or decreasing); see ``bench.Solver``.
+
+        Decreasing times are solved as increasing ``s = -t`` with ``-func(-s, y)``.
+        """
         opts = call_options(self, options)
-        times = [float(x) for x in torch.as_tensor(t).reshape(-1).tolist()]
-        if len(times) < 1:
+        t = torch.as_tensor(t).reshape(-1)
+        times = [float(x) for x in t.tolist()]
+        if not times:
             raise ValueError("t must hold at least one time")
         steps = [b - a for a, b in zip(times[:-1], times[1:])]
-        if steps and not (all(d > 0 for d in steps) or all(d < 0 for d in steps)):
+        if not (all(d > 0 for d in steps) or all(d < 0 for d in steps)):
             raise ValueError(f"t must be strictly increasing or strictly decreasing, got {times}")
         if steps and steps[0] < 0:
-            func = _Reversed(func)
-            t = -torch.as_tensor(t)
+            func, t, times = _Reversed(func), -t, [-x for x in times]
         integrate = self.integrator(opts)
         if opts["adjoint"]:
-            return odeint_adjoint(integrate, func, y0, torch.as_tensor(t))
-        return integrate(func, y0, [float(x) for x in torch.as_tensor(t).reshape(-1).tolist()])
+            return odeint_adjoint(integrate, func, y0, t)
+        return integrate(func, y0, times)
 
 
 class FixedStepSolver(RungeKuttaSolver):
@@ -95,7 +99,7 @@ class AdaptiveSolver(RungeKuttaSolver):
             0.2, low=0.0, low_open=True, high=1.0, doc="smallest step shrink per step"
         ),
         "max_factor": Param(10.0, low=1.0, doc="largest step growth per step"),
-        "max_steps": Param(10_000, low=1, doc="attempted steps before giving up with an error"),
+        "max_steps": Param(100_000, low=1, doc="attempted steps before giving up with an error"),
         "first_step": Param(
             None, type=float, low=0.0, low_open=True, doc="first step; null selects it (Hairer)"
         ),

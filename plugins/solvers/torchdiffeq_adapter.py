@@ -85,6 +85,10 @@ _EXTRA_PARAMS["fixed_adams"] = _EXTRA_PARAMS["implicit_adams"]
 _OPTION_NAMES = {"step_size", "max_order", "solver"}
 
 
+class MaxStepsExceeded(RuntimeError):
+    """torchdiffeq gave up after ``max_steps`` steps (it signals this with an AssertionError)."""
+
+
 class TorchdiffeqSolver(Solver):
     """Base of the generated adapters; ``method`` is the torchdiffeq method name."""
 
@@ -99,31 +103,42 @@ class TorchdiffeqSolver(Solver):
         kwargs: dict[str, Any] = {"method": self.method, "options": solver_options}
         if "rtol" in opts:
             kwargs["rtol"], kwargs["atol"] = opts["rtol"], opts["atol"]
-        if opts.get("adjoint"):
-            if not isinstance(func, torch.nn.Module):
-                raise TypeError(
-                    "adjoint=True needs func to be a torch.nn.Module, whose parameters receive "
-                    f"the gradients; got {type(func).__name__}"
-                )
-            return torchdiffeq.odeint_adjoint(func, y0, t, **kwargs)
-        with warnings.catch_warnings():
-            # torchdiffeq's scipy wrapper always passes min_step, which scipy's
-            # explicit RK methods ignore with a warning on every call.
-            warnings.filterwarnings("ignore", "The following arguments have no effect")
-            return torchdiffeq.odeint(func, y0, t, **kwargs)
+        if opts.get("adjoint") and not isinstance(func, torch.nn.Module):
+            raise TypeError(
+                "adjoint=True needs func to be a torch.nn.Module, whose parameters receive "
+                f"the gradients; got {type(func).__name__}"
+            )
+        try:
+            if opts.get("adjoint"):
+                return torchdiffeq.odeint_adjoint(func, y0, t, **kwargs)
+            with warnings.catch_warnings():
+                # torchdiffeq's scipy wrapper always passes min_step, which scipy's
+                # explicit RK methods ignore with a warning on every call.
+                warnings.filterwarnings("ignore", "The following arguments have no effect")
+                return torchdiffeq.odeint(func, y0, t, **kwargs)
+        except AssertionError as exc:
+            if "max_num_steps exceeded" not in str(exc):
+                raise
+            raise MaxStepsExceeded(
+                f"{self.name}: reached max_steps={opts['max_steps']} before t={float(t[-1]):.6g}; "
+                "the problem may be stiff or the tolerances too tight: raise max_steps, "
+                "loosen rtol/atol, or use an implicit method"
+            ) from None
 
 
-def _params_for(method: str, solver_cls: type) -> tuple[dict[str, Param], bool, bool]:
-    """(params, adaptive, supports_adjoint) for one torchdiffeq method."""
+def _describe(method: str, solver_cls: type) -> tuple[dict[str, Param], int, bool, bool]:
+    """(params, order, adaptive, supports_adjoint) for one torchdiffeq method."""
     if issubclass(solver_cls, ScipyWrapperODESolver):
-        # solve_ivp works on numpy copies under no_grad: no graph, so no gradient
-        # of either kind (odeint_adjoint would integrate the adjoint with it, but
-        # the parameters' vector-Jacobian products need autograd through func).
+        # solve_ivp works on numpy copies with func called under no_grad: the
+        # solution has no graph, and an adjoint solve cannot work either, since
+        # its augmented dynamics need autograd's vector-Jacobian products of func.
+        # Order 0 means variable: LSODA (the default) switches between Adams
+        # orders 1-12 and BDF orders 1-5.
         params = {"rtol": _RTOL, "atol": _ATOL, **_EXTRA_PARAMS[method]}
-        return params, True, False
+        return params, 0, True, False
     if issubclass(solver_cls, FixedGridODESolver):
         params = {"step_size": _STEP, **_EXTRA_PARAMS.get(method, {}), "adjoint": _ADJOINT}
-        return params, False, True
+        return params, solver_cls.order, False, True
     if issubclass(solver_cls, AdaptiveStepsizeODESolver):
         params = {
             "rtol": _RTOL,
@@ -133,24 +148,13 @@ def _params_for(method: str, solver_cls: type) -> tuple[dict[str, Param], bool, 
             ),
             "adjoint": _ADJOINT,
         }
-        return params, True, True
+        return params, solver_cls.order, True, True
     raise TypeError(f"torchdiffeq method {method!r} ({solver_cls.__name__}) has an unknown kind")
-
-
-def _scipy_order(solver_cls: type) -> int:
-    # LSODA (the default) switches between Adams orders 1-12 and BDF orders 1-5:
-    # there is no single order, and 0 says "variable".
-    return 0
 
 
 def make_adapter(method: str, solver_cls: type) -> type[TorchdiffeqSolver]:
     """The plugin class for one torchdiffeq method, named ``torchdiffeq.<method>``."""
-    params, adaptive, supports_adjoint = _params_for(method, solver_cls)
-    order = (
-        _scipy_order(solver_cls)
-        if issubclass(solver_cls, ScipyWrapperODESolver)
-        else solver_cls.order
-    )
+    params, order, adaptive, supports_adjoint = _describe(method, solver_cls)
     summary = _SUMMARIES.get(method, f"torchdiffeq method {method!r}")
     cls_name = "Torchdiffeq_" + method
     return type(
