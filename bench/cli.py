@@ -388,7 +388,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         out.print(table)
     violations = check_gates(cmp, gates, alpha=args.alpha)
     if violations:
-        out.print(violations_table(violations, cmp.key_columns))
+        out.print(violations_table(violations, cmp))
         return EXIT_GATE
     if gates:
         out.print(f"gates held: {', '.join(str(g) for g in gates)}")

@@ -9,8 +9,9 @@ when p < alpha. Metrics are compared as the difference of their means over seeds
 Gates (``--fail-on``) make ``bench compare`` usable in CI:
 
 - ``time:+10%``: fail when any timer is more than 10 % slower and the
-  difference is significant (or the samples are too few to test: fewer than 3
-  on either side, where a gate that could never fire would be no gate).
+  difference is significant. Where the samples are too few for the test ever to
+  reach ``alpha`` (3 against 3: the smallest two-sided p is 2/C(6,3) = 0.1), the
+  ratio alone decides: a gate that could never fire would be no gate.
 - ``time.solve:+10%``: the same for one timer.
 - ``metric.rel_l2_error:+5%`` / ``metric.accuracy:-0.01``: fail when a metric
   rises (``+``) or falls (``-``) by more than that, relative (``%``) or absolute.
@@ -30,7 +31,6 @@ import pandas as pd
 
 from bench.results import Run, key_columns
 
-MIN_SAMPLES_FOR_TEST = 3
 _GATE_RE = re.compile(
     r"^(?P<target>time|time\.[\w.\-]+|metric\.[\w.\-]+):(?P<sign>[+-])"
     r"(?P<amount>\d+(\.\d*)?([eE][+-]?\d+)?)(?P<pct>%?)$"
@@ -88,9 +88,15 @@ class TimeRow:
     def ratio(self) -> float:
         return self.median_b / self.median_a if self.median_a > 0 else math.inf
 
+    alpha: float = 0.05
+
     @property
     def testable(self) -> bool:
-        return min(self.n_a, self.n_b) >= MIN_SAMPLES_FOR_TEST
+        """Can the two-sided Mann-Whitney U test reach ``alpha`` with these counts?
+        Its smallest p, at complete separation, is 2 / C(n_a + n_b, n_a)."""
+        if min(self.n_a, self.n_b) < 1:
+            return False
+        return 2.0 / math.comb(self.n_a + self.n_b, self.n_a) < self.alpha
 
 
 @dataclass
@@ -159,13 +165,19 @@ def compare_runs(a: Run, b: Run, alpha: float = 0.05) -> Comparison:
         for timer in sorted(set(samples_a["timer"]) & set(samples_b["timer"])):
             xa = samples_a.loc[samples_a["timer"] == timer, "seconds"].to_numpy(float)
             xb = samples_b.loc[samples_b["timer"] == timer, "seconds"].to_numpy(float)
-            if min(len(xa), len(xb)) >= MIN_SAMPLES_FOR_TEST:
-                p = float(mannwhitneyu(xa, xb, alternative="two-sided").pvalue)
-            else:
-                p = math.nan
-            result.times.append(
-                TimeRow(key, timer, float(np.median(xa)), float(np.median(xb)), len(xa), len(xb), p)
+            row = TimeRow(
+                key,
+                timer,
+                float(np.median(xa)),
+                float(np.median(xb)),
+                len(xa),
+                len(xb),
+                math.nan,
+                alpha,
             )
+            if row.testable:
+                row.p_value = float(mannwhitneyu(xa, xb, alternative="two-sided").pvalue)
+            result.times.append(row)
         metric_cols = sorted(
             c for c in ok_a.columns if c.startswith("metric.") and c in ok_b.columns
         )
@@ -211,7 +223,7 @@ def check_gates(cmp: Comparison, gates: list[Gate], alpha: float = 0.05) -> list
                     continue
                 change = row.ratio - 1.0
                 crossed = change * gate.sign > gate.amount
-                significant = not row.testable or row.p_value < alpha
+                significant = not row.testable or row.p_value < row.alpha
                 if crossed and significant:
                     p = "untested" if not row.testable else f"p={row.p_value:.2g}"
                     out.append(

@@ -175,7 +175,9 @@ def grouped_table(frame: pd.DataFrame, by: list[str]) -> Table:
     return table
 
 
-def _key_label(key: dict[str, Any], cols: list[str]) -> str:
+def _key_label(key: dict[str, Any], cols: list[str] | dict[str, list[str]]) -> str:
+    if isinstance(cols, dict):
+        cols = cols.get(str(key.get("task")), [])
     parts = []
     for c in cols:
         v = key.get(c)
@@ -185,13 +187,22 @@ def _key_label(key: dict[str, Any], cols: list[str]) -> str:
     return " ".join(parts)
 
 
-def comparison_tables(cmp: Comparison, alpha: float) -> list[Table]:
-    shown = [c for c in cmp.key_columns if not c.startswith("param.")]
+def _label_columns(cmp: Comparison, keys: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """Per task: its components, and the parameters that differ between its cells."""
+    comps = [c for c in cmp.key_columns if not c.startswith("param.")]
     params = [c for c in cmp.key_columns if c.startswith("param.")]
-    # Show only parameters that differ between aligned cells.
-    keys = [t.key for t in cmp.times] + [m.key for m in cmp.metrics]
-    param_cols = [c for c in params if len({repr(k.get(c)) for k in keys}) > 1]
-    label_cols = shown + param_cols
+    out: dict[str, list[str]] = {}
+    for task in dict.fromkeys(k.get("task") for k in keys):
+        mine = [k for k in keys if k.get("task") == task]
+        varying_params = [
+            c for c in params if len({repr(k.get(c)) for k in mine if k.get(c) is not None}) > 1
+        ]
+        out[str(task)] = comps + varying_params
+    return out
+
+
+def comparison_tables(cmp: Comparison, alpha: float) -> list[Table]:
+    label_cols = _label_columns(cmp, [t.key for t in cmp.times] + [m.key for m in cmp.metrics])
     tables = []
     if cmp.times:
         t = Table(title=f"time: {cmp.run_b} / {cmp.run_a}", header_style="bold")
@@ -236,12 +247,13 @@ def comparison_tables(cmp: Comparison, alpha: float) -> list[Table]:
     return tables
 
 
-def violations_table(violations: list[Violation], cols: list[str]) -> Table:
+def violations_table(violations: list[Violation], cmp: Comparison) -> Table:
     t = Table(title="gates crossed", header_style="bold red")
     for name in ("gate", "cell", "what", "change"):
         t.add_column(name)
+    labels = _label_columns(cmp, [v.key for v in violations])
     for v in violations:
-        t.add_row(str(v.gate), _key_label(v.key, cols), v.what, v.detail)
+        t.add_row(str(v.gate), _key_label(v.key, labels), v.what, v.detail)
     return t
 
 

@@ -117,3 +117,18 @@ def test_two_real_runs_align(write_suite, registry, tmp_path, capsys):
     for row in cmp.times:  # sleep-bound work: the same within scheduler noise
         assert 0.5 < row.ratio < 2.0
     assert main(["compare", str(tmp_path / "r1"), str(tmp_path / "r2")]) == 0
+
+
+def test_too_few_samples_for_the_test_gate_on_the_ratio_alone(tmp_path):
+    # 3 repeats x 2 seeds = 6 a side can reach p < 0.05; 1 repeat x 2 seeds = 2 a side
+    # cannot (smallest two-sided p = 2 / C(4, 2) = 0.33), so the ratio alone decides.
+    a = load_run(_fake_run(tmp_path, "a", 1.0, 0.1, n=1))
+    b = load_run(_fake_run(tmp_path, "b", 1.5, 0.1, n=1, seed=1))
+    cmp = compare_runs(a, b)
+    assert all(not row.testable and np.isnan(row.p_value) for row in cmp.times)
+    crossed = check_gates(cmp, [Gate.parse("time:+10%")])
+    assert len(crossed) == 2 and all("untested" in v.detail for v in crossed)
+    a3 = load_run(_fake_run(tmp_path, "a3", 1.0, 0.1, n=3))
+    b3 = load_run(_fake_run(tmp_path, "b3", 1.5, 0.1, n=3, seed=1))
+    rows = compare_runs(a3, b3).times
+    assert all(row.testable and row.p_value < 0.01 for row in rows)
