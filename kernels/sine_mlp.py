@@ -32,7 +32,7 @@ worst error against float64 measured on the CPU interpreter over the test proble
 relative to their largest entry); the tests hold each to 8 u sqrt(L) for unit roundoff u
 and L layers (fp16 at L = 4: 7.8e-3), derived in ``tests/kernels/test_sine_mlp.py``:
 
-    fp32  IEEE fp32                      forward 2.9e-6   gradients 2.7e-6   (torch 2.1e-6)
+    fp32  tf32x3 on GPU (~fp32)          forward 2.9e-6   gradients 2.7e-6   (torch 2.1e-6)
     tf32  10-bit mantissa, fp32 range    1.7e-3 (exact tf32 emulation; GPU figures owed)
     fp16  fp32 accumulate                forward 1.5e-3   gradients 1.5e-3
     bf16  fp32 accumulate                forward 2.1e-2   gradients 1.6e-2
@@ -85,7 +85,18 @@ _OPERAND_DTYPE = {
     "bf16": torch.bfloat16,
 }
 # tl.dot's input_precision matters only for fp32 operands; half operands are exact.
-_INPUT_PRECISION = {"fp32": "ieee", "tf32": "tf32", "fp16": "ieee", "bf16": "ieee"}
+# "fp32" is tf32x3 (a = a_hi + a_lo in tf32, three tensor-core products, the lo*lo one
+# dropped: ~2^-22 relative a product, against fp32's 2^-24), not IEEE: compiled for
+# sm_90, the IEEE (FMA) dot spills 5.6, 12 and 18 KB of stack a thread at widths 64, 128
+# and 256, while tf32x3 fits in registers up to width 128 (the interpreter computes
+# both in plain fp32). The backward propagates in tf32 for the reduced precisions: fp32
+# range, so small per-point gradients do not underflow as in fp16.
+_INPUT_PRECISION = {"fp32": "tf32x3", "tf32": "tf32", "fp16": "ieee", "bf16": "ieee"}
+_BACKWARD_INPUT_PRECISION = {"fp32": "tf32x3", "tf32": "tf32", "fp16": "tf32", "bf16": "tf32"}
+# Triton's default software pipelining (3 stages) prefetches the next layer's weight
+# tiles: at width 256 that took 557-856 KiB of shared memory for fp32/tf32 and 950 KiB
+# for the fp16 backward (sm_90 compiles), against 227 KiB on an H100. One stage: 98-196.
+_NUM_STAGES = 1
 
 # The backward kernel writes, per chunk of points, the pre-activations (then their
 # gradients, in place) and the activations of every sine layer in fp32, for the
@@ -188,6 +199,15 @@ if triton is not None:
             h1, w_ptr + HALF * OUT_PAD, OUT_PAD, 1, HALF, OUT_PAD, UPCAST, INPUT_PRECISION
         )
         return z + tl.load(b_ptr + tl.arange(0, OUT_PAD))[None, :]
+
+    @triton.jit
+    def _backprop_dot(dz0, dz1, w_ptr, WIDTH: tl.constexpr, INPUT_PRECISION: tl.constexpr):
+        """One column half of ``[dz0 dz1] @ W`` for a (WIDTH, WIDTH) row-major Wt = W^T,
+        w_ptr at the half's first row of Wt: W[n, k] = Wt[k, n] is read transposed."""
+        HALF: tl.constexpr = WIDTH // 2
+        dh = _tile_dot(dz0, w_ptr, 1, WIDTH, HALF, HALF, False, INPUT_PRECISION)
+        dh += _tile_dot(dz1, w_ptr + HALF, 1, WIDTH, HALF, HALF, False, INPUT_PRECISION)
+        return dh
 
     @triton.jit
     def _final_activation(z, FINAL: tl.constexpr):
@@ -373,11 +393,8 @@ if triton is not None:
                 _store_halves(zp, rows, row_mask, dz0, dz1, WIDTH)
             # dh = dz @ W, with W[n, k] = whb[layer][k, n]: tile (n-half, k-half).
             wp = whb_ptr + layer * WIDTH * WIDTH
-            prec = BWD_INPUT_PRECISION
-            dh0 = _tile_dot(dz0, wp, 1, WIDTH, HALF, HALF, False, prec)
-            dh0 += _tile_dot(dz1, wp + HALF, 1, WIDTH, HALF, HALF, False, prec)
-            dh1 = _tile_dot(dz0, wp + HALF * WIDTH, 1, WIDTH, HALF, HALF, False, prec)
-            dh1 += _tile_dot(dz1, wp + HALF * WIDTH + HALF, 1, WIDTH, HALF, HALF, False, prec)
+            dh0 = _backprop_dot(dz0, dz1, wp, WIDTH, BWD_INPUT_PRECISION)
+            dh1 = _backprop_dot(dz0, dz1, wp + HALF * WIDTH, WIDTH, BWD_INPUT_PRECISION)
         z0, z1 = _load_halves(z_ptr, rows, row_mask, WIDTH)
         dz0 = dh0 * tl.cos(z0)
         dz1 = dh1 * tl.cos(z1)
@@ -617,6 +634,7 @@ def _forward(x: torch.Tensor, packed: _Packed, config: _Config) -> torch.Tensor:
         INPUT_PRECISION=_INPUT_PRECISION[config.precision],
         BLOCK_M=block_m,
         num_warps=num_warps,
+        num_stages=_NUM_STAGES,
     )
     return y
 
@@ -645,7 +663,6 @@ def _backward(
         backprop = packed
     else:
         backprop = _packed(weights, biases, config, torch.float32)
-    bwd_precision = "ieee" if config.precision == "fp32" else "tf32"
 
     dx = torch.empty(n, packed.in_features, dtype=torch.float32, device=device) if need_dx else None
     acc_w = [torch.zeros(w.shape, dtype=torch.float32, device=device) for w in weights]
@@ -692,11 +709,12 @@ def _backward(
             FINAL=_FINAL_CODE[config.final_activation],
             UPCAST=_upcast(config.precision),
             INPUT_PRECISION=_INPUT_PRECISION[config.precision],
-            BWD_INPUT_PRECISION=bwd_precision,
+            BWD_INPUT_PRECISION=_BACKWARD_INPUT_PRECISION[config.precision],
             WRITE_PARAM_GRADS=need_params,
             WRITE_DX=need_dx,
             BLOCK_M=block_m,
             num_warps=num_warps,
+            num_stages=_NUM_STAGES,
         )
         if not need_params:
             continue
@@ -809,7 +827,7 @@ def sine_mlp(
         omega0: frequency of the hidden sine layers (and of a "sine" final activation).
         first_omega0: frequency of the first layer.
         final_activation: None (linear output, SIREN), "sine", "sigmoid" or "tanh".
-        precision: matmul operands of every layer but the first: "fp32" (IEEE),
+        precision: matmul operands of every layer but the first: "fp32" (tf32x3),
             "tf32", "fp16" or "bf16"; accumulation and sine arguments are fp32 always.
         backend: "triton" (fused kernel; falls back to the reference where Triton cannot
             run on x's device) or "torch" (the reference, ``kernels.reference``).
