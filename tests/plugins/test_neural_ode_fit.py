@@ -9,7 +9,7 @@ import torch
 import torchdiffeq
 
 from plugins.tasks.ode.problems import SPIRAL_A
-from tests.plugins.test_ode_tasks import run_cell
+from tests.plugins._cells import run_cell
 
 
 def test_spiral_reference_matches_torchdiffeq_ode_demo(tmp_path: Path) -> None:

@@ -10,37 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from bench import CellContext, Diverged, Param, SkipCell, Solver, Task
+from bench import CellContext, Diverged, Param, SkipCell, Solver
 from plugins.tasks.ode import ODE_TASKS, protocol
 from plugins.tasks.ode.reference import cache_path
-from tests.plugins._problems import registry
-
-REGISTRY = registry()
-
-
-def run_cell(
-    task: str | type[Task],
-    component: str | Solver,
-    tmp_path: Path,
-    task_params: dict[str, Any] | None = None,
-    **solver_params: Any,
-) -> CellContext:
-    cls = REGISTRY.get("task", task) if isinstance(task, str) else task
-    solver = component
-    if isinstance(component, str):
-        solver = REGISTRY.get("solver", component)(**solver_params)
-    params = cls.resolve_params(task_params or {})
-    ctx = CellContext(
-        device="cpu",
-        seed=0,
-        repeats=2,
-        warmup=1,
-        components={"solver": solver},
-        params=params,
-        cache_dir=tmp_path,
-    )
-    cls(**(task_params or {})).run(ctx)
-    return ctx
+from tests.plugins._cells import REGISTRY, run_cell
 
 
 def test_tasks_are_registered_with_docs() -> None:
