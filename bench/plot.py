@@ -12,6 +12,12 @@ from pathlib import Path
 
 import pandas as pd
 
+_STYLES = (
+    {"linestyle": "-", "marker": "o"},
+    {"linestyle": "--", "marker": "s"},
+    {"linestyle": ":", "marker": "^"},
+)
+
 
 class PlotError(ValueError):
     """A plot request that the run's columns cannot satisfy."""
@@ -47,13 +53,16 @@ def plot_run(
         raise PlotError(f"no ok cell has both {x} and {y}")
     panels = [None] if facet is None else list(dict.fromkeys(ok[facet]))
     fig, axes = plt.subplots(
-        1, len(panels), figsize=(5.5 * len(panels), 4.5), squeeze=False, sharey=False
+        1, len(panels), figsize=(5.5 * len(panels) + 2.5, 4.5), squeeze=False, sharey=False
     )
     for ax, panel in zip(axes[0], panels):
         data = ok if panel is None else ok[ok[facet] == panel]
-        for name, group in data.groupby(by, sort=True):
+        for i, (name, group) in enumerate(data.groupby(by, sort=True)):
             pts = group[[x, y]].sort_values(x)
-            ax.plot(pts[x], pts[y], marker="o", ms=3, lw=1.2, label=str(name))
+            # Ten colours, then the next ten dashed with other markers: lines stay
+            # distinguishable past matplotlib's default cycle.
+            style = _STYLES[(i // 10) % len(_STYLES)]
+            ax.plot(pts[x], pts[y], color=f"C{i % 10}", ms=3.5, lw=1.2, label=str(name), **style)
         ax.set_xscale("log" if logx else "linear")
         ax.set_yscale("log" if logy else "linear")
         ax.set_xlabel(x)
@@ -61,7 +70,7 @@ def plot_run(
         if panel is not None:
             ax.set_title(f"{facet} = {panel}")
         ax.grid(True, which="both", alpha=0.3)
-    axes[0][-1].legend(fontsize=7, loc="best")
+    axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     if title:
         fig.suptitle(title)
     fig.tight_layout()
