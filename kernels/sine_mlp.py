@@ -582,23 +582,31 @@ def _packed(
     return packed
 
 
-def _launch_settings(width: int) -> tuple[int, int]:
-    """(BLOCK_M, num_warps) for a padded width.
+# (BLOCK_M, num_warps) by padded width, from sm_90 compiles of the 3 -> W x 3 -> 1 SIREN
+# (Triton 3.9, one stage; registers a thread of 255, stack bytes; 32 bytes of stack is
+# libdevice's sin/cos range reduction, not a spill):
+#   forward fp16/bf16  W 64: 128/4  139 regs | W 128: 128/8  158 | W 256: 64/8  252
+#   forward fp32/tf32  W 64: 128/4  252      | W 128:  64/4  253 | W 256: 64/8, spills
+#                      240 B (tf32) and 2.4 KB (tf32x3); 32/4, 32/8, 64/16 spill more
+#   backward           W 64:  64/4  232      | W 128:  32/4  255 | W 256: 32/8, spills
+#                      0.8 KB (fp16); 64/8 and 32/4 spill more
+# Larger BLOCK_M is better where it fits: every program reads every weight matrix, so a
+# layer does BLOCK_M FLOP per byte of L2 weight traffic (fp16); at ~5.5 TB/s of L2,
+# BLOCK_M = 64 caps near 350 TFLOP/s. Throughput of each choice is owed (GPU sweep).
+_FORWARD_SETTINGS = {
+    "half": {64: (128, 4), 128: (128, 8), 256: (64, 8)},
+    "single": {64: (128, 4), 128: (64, 4), 256: (64, 8)},
+}
+_BACKWARD_SETTINGS = {64: (64, 4), 128: (32, 4), 256: (32, 8)}
 
-    Two budgets pull apart. Registers: the activation (BLOCK_M x WIDTH, fp32) and the
-    dot accumulator live in registers; at width 256, BLOCK_M = 64 and 8 warps that is
-    64 + 64 of a thread's 255. L2: every program reads every weight matrix once, so a
-    layer costs 2 BLOCK_M W^2 FLOP per 2 W^2 bytes (fp16) of L2 traffic, BLOCK_M
-    FLOP/byte; at ~5.5 TB/s of L2 that caps BLOCK_M = 64 at ~350 TFLOP/s (~1.1 ms for
-    the 0.4 TFLOP SIREN) and BLOCK_M = 128 at ~700. So 128 is the one to try first on
-    an H100 at width 256 if it does not spill. Chosen from these budgets, not measured:
-    the GPU sweep (BLOCK_M 64/128 x 4/8 warps x widths) is owed.
-    """
-    if width <= 64:
-        return 128, 4
-    if width <= 128:
-        return 64, 4
-    return 64, 8
+
+def _launch_settings(width: int, precision: str, backward: bool = False) -> tuple[int, int]:
+    """(BLOCK_M, num_warps) for a padded width (32..256) and precision."""
+    width = max(64, width)  # widths 32 and 64 share settings
+    if backward:
+        return _BACKWARD_SETTINGS[width]
+    family = "half" if precision in ("fp16", "bf16") else "single"
+    return _FORWARD_SETTINGS[family][width]
 
 
 def _upcast(precision: str) -> bool:
@@ -611,7 +619,7 @@ def _forward(x: torch.Tensor, packed: _Packed, config: _Config) -> torch.Tensor:
     y = torch.empty(n, packed.out_features, dtype=torch.float32, device=x.device)
     if n == 0:
         return y
-    block_m, num_warps = _launch_settings(packed.width)
+    block_m, num_warps = _launch_settings(packed.width, config.precision)
     grid = (triton.cdiv(n, block_m),)
     _sine_mlp_fwd_kernel[grid](
         x,
@@ -668,7 +676,7 @@ def _backward(
     acc_w = [torch.zeros(w.shape, dtype=torch.float32, device=device) for w in weights]
     acc_b = [torch.zeros(w.shape[0], dtype=torch.float32, device=device) for w in weights]
 
-    block_m, num_warps = _launch_settings(width)
+    block_m, num_warps = _launch_settings(width, config.precision, backward=True)
     per_row = (2 if need_params else 1) * sine_layers * width * 4
     chunk = max(block_m, (_BACKWARD_SCRATCH_BYTES // per_row) // block_m * block_m)
     chunk = min(chunk, max(n, 1))
