@@ -1,4 +1,11 @@
-"""dynbench's own Runge-Kutta solvers: a tableau and a few lines each."""
+"""dynbench's own Runge-Kutta solvers: a tableau and a few lines each.
+
+Output times: every solver here lands exactly on each requested time by
+clipping the step that would pass it (no interpolation), so the outputs carry
+the method's full order. The price: a fixed step larger than the output spacing
+is cut down to that spacing, and an adaptive solver takes one extra (short)
+step per output time it would otherwise have stepped over.
+"""
 
 from __future__ import annotations
 

@@ -57,16 +57,17 @@ _ATOL = Param(1e-9, low=0.0, doc="absolute tolerance (torchdiffeq's default)")
 # the default 12 is unstable (error 7e6 at h = 1/80), with max_order = 5 it
 # converges at order 3.99. implicit_adams with max_order = 4 (AB3 predictor, AM4
 # corrector) converges at order 3.9-4.0. These defaults make torchdiffeq's
-# declared order (4) the one actually observed.
+# declared order (4) the one actually observed. Below 4 torchdiffeq silently
+# falls back to rk4, hence the lower bound.
 _EXTRA_PARAMS: dict[str, dict[str, Param]] = {
     "explicit_adams": {
         "max_order": Param(
-            5, low=1, high=12, doc="torchdiffeq max_order (AB of order max_order - 1)"
+            5, low=4, high=12, doc="torchdiffeq max_order (AB of order max_order - 1)"
         ),
     },
     "implicit_adams": {
         "max_order": Param(
-            4, low=1, high=12, doc="torchdiffeq max_order (corrector of order max_order)"
+            4, low=4, high=12, doc="torchdiffeq max_order (corrector of order max_order)"
         ),
         "rtol": _RTOL,
         "atol": _ATOL,
