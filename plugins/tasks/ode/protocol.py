@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from abc import abstractmethod
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
@@ -44,23 +46,28 @@ class ODEProblemTask(Task):
     at rtol = atol = 1e-12, cached under ``ctx.cache_dir``).
 
     Metrics: ``rel_l2_error`` (whole trajectory), ``final_rel_error`` (at t1),
-    ``nfe``; times ``solve`` and, with ``gradient``, ``backward`` (forward and
-    backward of the loss, with ``mem.backward``) plus ``nfe_backward``.
+    ``nfe``; time ``solve`` (under ``no_grad``). With ``gradient``: time
+    ``backward`` (forward and backward of the MSE to the reference, with
+    ``mem.backward``), ``nfe_backward`` (evaluations during ``backward()`` only:
+    0 for backprop, the adjoint solve's for ``adjoint=True``), ``loss`` and
+    ``grad_norm`` (over y0 and the problem's coefficients).
     """
 
     components = {"solver": "solver"}
     y0: ClassVar[tuple[float, ...]] = ()
     reference_method: ClassVar[str] = "DOP853"
 
+    @abstractmethod
     def module(self) -> torch.nn.Module:
-        raise NotImplementedError
+        """The right-hand side ``f(t, y)``, its coefficients as parameters."""
 
     def exact(self, t: np.ndarray) -> np.ndarray | None:
         """The exact solution at ``t`` (float64, ``(len(t), dim)``), or None if there is none."""
         return None
 
-    def rhs_numpy(self):
-        raise NotImplementedError
+    def rhs_numpy(self) -> Callable[[float, np.ndarray], np.ndarray]:
+        """The right-hand side for scipy; needed when there is no ``exact``."""
+        raise NotImplementedError(f"{self.name} has neither an exact solution nor rhs_numpy")
 
     def problem_key(self) -> dict[str, Any]:
         """Everything the reference trajectory depends on (dtype and gradient do not)."""
@@ -106,7 +113,15 @@ class ODEProblemTask(Task):
         if p["gradient"]:
             self._gradient(ctx, solver, func, y0, t, ref.to(device=ctx.device, dtype=dtype))
 
-    def _gradient(self, ctx, solver, func, y0, t, ref) -> None:
+    def _gradient(
+        self,
+        ctx: CellContext,
+        solver: Solver,
+        func: CountingFunc,
+        y0: torch.Tensor,
+        t: torch.Tensor,
+        ref: torch.Tensor,
+    ) -> None:
         y0 = y0.clone().requires_grad_(True)
 
         def loss_of_solve() -> torch.Tensor:
