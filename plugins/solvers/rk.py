@@ -23,7 +23,9 @@ def as_time(t: float, like: torch.Tensor) -> torch.Tensor:
     return torch.tensor(t, dtype=like.dtype, device=like.device)
 
 
-def _combine(y: torch.Tensor, h: float, coeffs: Sequence[float], k: list[torch.Tensor]):
+def _combine(
+    y: torch.Tensor, h: float, coeffs: Sequence[float], k: list[torch.Tensor]
+) -> torch.Tensor:
     """``y + h * sum(coeffs[j] * k[j])``, skipping zero coefficients."""
     acc = None
     for coeff, kj in zip(coeffs, k):
