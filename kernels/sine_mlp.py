@@ -583,13 +583,17 @@ def _packed(
 
 
 # (BLOCK_M, num_warps) by padded width, from sm_90 compiles of the 3 -> W x 3 -> 1 SIREN
-# (Triton 3.9, one stage; registers a thread of 255, stack bytes; 32 bytes of stack is
-# libdevice's sin/cos range reduction, not a spill):
-#   forward fp16/bf16  W 64: 128/4  139 regs | W 128: 128/8  158 | W 256: 64/8  252
-#   forward fp32/tf32  W 64: 128/4  252      | W 128:  64/4  253 | W 256: 64/8, spills
-#                      240 B (tf32) and 2.4 KB (tf32x3); 32/4, 32/8, 64/16 spill more
-#   backward           W 64:  64/4  232      | W 128:  32/4  255 | W 256: 32/8, spills
-#                      0.8 KB (fp16); 64/8 and 32/4 spill more
+# (Triton 3.9, one stage; tests/kernels/_sine_mlp_aot.py prints these): registers a
+# thread of 255, and stack bytes where there are spills (up to 32 bytes of stack is
+# libdevice's sin/cos range reduction, not a spill). Shared memory is <= 192 KiB in all.
+#   forward  fp16/bf16  W 64: 128/4 139 regs | W 128: 128/8 158 | W 256: 64/8 252
+#   forward  tf32       W 64: 128/4 146      | W 128:  64/4 157 | W 256: 64/8 spills 240 B
+#   forward  fp32       W 64: 128/4 252      | W 128:  64/4 253 | W 256: 64/8 spills 2.4 KB
+#            (W 256: 32/4, 32/8 and 64/16 spill more)
+#   backward fp16/bf16  W 64:  64/4 232      | W 128:  32/4 255 | W 256: 32/8 spills 840 B
+#   backward tf32       W 64:  64/4 229      | W 128: spills 112 B | W 256: spills 960 B
+#   backward fp32       W 64:  64/4 255      | W 128: spills 1.8 KB | W 256: 15.7 KB
+#            (W 128: 64/4 spills 608 B in fp16; W 256: 64/8 and 32/4 spill more)
 # Larger BLOCK_M is better where it fits: every program reads every weight matrix, so a
 # layer does BLOCK_M FLOP per byte of L2 weight traffic (fp16); at ~5.5 TB/s of L2,
 # BLOCK_M = 64 caps near 350 TFLOP/s. Throughput of each choice is owed (GPU sweep).
