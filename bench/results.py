@@ -5,7 +5,8 @@
 - ``cells.parquet``: one row per cell. Columns: ``cell_id``, ``suite``, ``bench``,
   ``label``, ``task``, one column per component slot (``solver``, ...),
   ``param.*`` (task parameters) and ``param.<slot>.*`` (component parameters),
-  ``seed``, ``device``, ``status``, ``error``, ``wall`` (seconds the cell took
+  ``seed``, ``device``, ``threads`` (torch intra-op threads the cell ran with),
+  ``status``, ``error``, ``wall`` (seconds the cell took
   end to end), ``finished_at``, ``time.<name>.{median,iqr,min,n}``,
   ``mem.<name>`` (bytes), ``metric.<name>``.
 - ``samples.parquet``: ``cell_id``, ``timer``, ``rep``, ``seconds``: every timed sample.
@@ -38,7 +39,7 @@ CURVES = "curves.parquet"
 RUN_JSON = "run.json"
 
 BASE_COLUMNS = ["cell_id", "suite", "bench", "label", "task"]
-STATUS_COLUMNS = ["seed", "device", "status", "error", "wall", "finished_at"]
+STATUS_COLUMNS = ["seed", "device", "threads", "status", "error", "wall", "finished_at"]
 SAMPLE_COLUMNS = ["cell_id", "timer", "rep", "seconds"]
 CURVE_COLUMNS = ["cell_id", "curve", "step", "time", "value"]
 
@@ -140,6 +141,7 @@ class RunWriter:
             **cell.param_columns(),
             "seed": cell.seed,
             "device": device,
+            "threads": outcome.threads,
             "status": outcome.status,
             "error": outcome.error,
             "wall": outcome.wall,

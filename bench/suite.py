@@ -8,6 +8,7 @@ A suite is YAML (read with ``yaml.safe_load``)::
     repeats: 5              # timed repetitions per cell, after warm-up
     warmup: 1               # untimed calls before timing
     timeout: 120            # seconds per cell
+    threads: 1              # torch intra-op threads per worker (default: torch's choice)
     plugins: [my_lab.plugins, ./local_plugin.py]
     benchmarks:
       - task: ode.harmonic
@@ -48,6 +49,7 @@ TOP_KEYS = {
     "repeats": "timed repetitions per cell (>= 1)",
     "warmup": "untimed calls before timing (>= 0)",
     "timeout": "seconds per cell (> 0)",
+    "threads": "torch intra-op CPU threads in the worker (>= 1; default: torch's choice)",
     "plugins": "modules or .py files to load plugins from",
     "benchmarks": "list of benchmark entries",
 }
@@ -60,9 +62,17 @@ BENCH_KEYS = {
     "repeats": "overrides the suite's repeats",
     "warmup": "overrides the suite's warmup",
     "timeout": "overrides the suite's timeout",
+    "threads": "overrides the suite's threads",
     "device": "overrides the suite's device",
 }
-DEFAULTS = {"device": "auto", "seeds": [0], "repeats": 5, "warmup": 1, "timeout": 900.0}
+DEFAULTS = {
+    "device": "auto",
+    "seeds": [0],
+    "repeats": 5,
+    "warmup": 1,
+    "timeout": 900.0,
+    "threads": None,
+}
 _DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 _SUITE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -95,6 +105,7 @@ class Cell:
     repeats: int
     warmup: int
     timeout: float
+    threads: int | None = None  # torch intra-op threads; None: leave torch's default
 
     @property
     def id(self) -> str:
@@ -135,6 +146,7 @@ class Cell:
             "repeats": self.repeats,
             "warmup": self.warmup,
             "timeout": self.timeout,
+            "threads": self.threads,
         }
 
     @classmethod
@@ -253,7 +265,7 @@ def expand(data: dict[str, Any], registry: Registry, source: str = "<suite>") ->
 def _settings(
     data: dict[str, Any], prefix: str, inherited: dict[str, Any], errors: list[str]
 ) -> dict[str, Any]:
-    """Run settings (device, seeds, repeats, warmup, timeout) with their checks."""
+    """Run settings (device, seeds, repeats, warmup, timeout, threads) with their checks."""
     out = dict(inherited)
     if "device" in data:
         dev = data["device"]
@@ -278,7 +290,7 @@ def _settings(
             errors.append(
                 f"{prefix}seeds: expected a list of integers or a count >= 1, got {seeds!r}"
             )
-    for key, low in (("repeats", 1), ("warmup", 0)):
+    for key, low in (("repeats", 1), ("warmup", 0), ("threads", 1)):
         if key in data:
             value = data[key]
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
@@ -392,6 +404,7 @@ def _expand_entry(
                     repeats=settings["repeats"],
                     warmup=settings["warmup"],
                     timeout=settings["timeout"],
+                    threads=settings["threads"],
                 )
             )
     return cells

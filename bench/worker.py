@@ -36,6 +36,7 @@ class Outcome:
     samples: dict[str, list[float]] = field(default_factory=dict)
     curves: list[tuple[str, int, float, float]] = field(default_factory=list)
     wall: float = 0.0
+    threads: int | None = None  # torch intra-op threads the cell ran with
 
 
 def resolve_device(device: str) -> str:
@@ -49,6 +50,15 @@ def resolve_device(device: str) -> str:
     return device
 
 
+def _current_threads() -> int | None:
+    try:
+        import torch
+
+        return torch.get_num_threads()
+    except ImportError:
+        return None
+
+
 def _seed_everything(seed: int) -> None:
     import numpy as np
     import torch
@@ -56,6 +66,22 @@ def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+_DEFAULT_THREADS: int | None = None
+
+
+def _set_threads(threads: int | None) -> None:
+    """Apply the cell's thread count; a cell without one gets torch's default back
+    (workers are reused, so one cell's setting must not leak into the next)."""
+    global _DEFAULT_THREADS
+    import torch
+
+    if _DEFAULT_THREADS is None:
+        _DEFAULT_THREADS = torch.get_num_threads()
+    wanted = threads or _DEFAULT_THREADS
+    if torch.get_num_threads() != wanted:
+        torch.set_num_threads(wanted)
 
 
 def _where(exc: BaseException) -> str:
@@ -112,6 +138,7 @@ def run_cell(cell: Cell, registry: Registry, cache_dir: Path | None = None) -> O
     finally:
         _cleanup(cell.device)
     result.wall = time.perf_counter() - start
+    result.threads = _current_threads()
     return result
 
 
@@ -137,6 +164,7 @@ def _run(cell: Cell, registry: Registry, cache_dir: Path | None) -> CellContext:
         if reason:
             raise SkipCell(reason)
     _seed_everything(cell.seed)
+    _set_threads(cell.threads)
     ctx = CellContext(
         device=device,
         seed=cell.seed,

@@ -250,3 +250,19 @@ def test_show_accepts_a_suite_folder_and_filters(finished_run, capsys):
     assert "no column 'nope'" in capsys.readouterr().err
     assert main(["show", str(finished_run), "--group-by", "solver"]) == 0
     assert "test.constant" in capsys.readouterr().out
+
+
+def test_threads_apply_per_cell_and_do_not_leak(write_suite, registry, tmp_path):
+    import torch
+
+    before = torch.get_num_threads()
+    path = write_suite(
+        "suite: threads\nplugins: [FIXTURE_PLUGINS]\nrepeats: 1\nbenchmarks:\n"
+        "  - task: test.behave\n    threads: 1\n    matrix: {solver: [test.constant]}\n"
+        "  - task: test.behave\n    params: {value: 2}\n    matrix: {solver: [test.constant]}\n"
+    )
+    suite = load_suite(path, registry)
+    rows = run_suite(suite, tmp_path / "r", executor=InProcessExecutor(registry))
+    assert rows[0]["threads"] == 1
+    assert rows[1]["threads"] == before  # the next cell gets torch's default back
+    assert torch.get_num_threads() == before

@@ -81,7 +81,7 @@ benchmarks:
             "benchmark: []\n",
             [
                 "benchmark: unknown key; did you mean 'benchmarks'? (allowed: suite, description,"
-                " device, seeds, repeats, warmup, timeout, plugins, benchmarks)",
+                " device, seeds, repeats, warmup, timeout, threads, plugins, benchmarks)",
                 "benchmarks: missing (a list of benchmark entries)",
             ],
         ),
@@ -101,6 +101,10 @@ benchmarks:
         (
             "timeout: soon\nbenchmarks: [{task: test.behave, matrix: {solver: [test.constant]}}]\n",
             ["timeout: expected a number of seconds > 0, got 'soon'"],
+        ),
+        (
+            "threads: 0\nbenchmarks: [{task: test.behave, matrix: {solver: [test.constant]}}]\n",
+            ["threads: expected an integer >= 1, got 0"],
         ),
         (
             "benchmarks:\n  - task: test.behav\n",
@@ -173,7 +177,7 @@ benchmarks:
             "benchmarks:\n  - task: test.behave\n    mtrix: {}\n    matrix: {solver: []}\n",
             [
                 "benchmarks[0].mtrix: unknown key; did you mean 'matrix'? (allowed: task, name,"
-                " params, matrix, seeds, repeats, warmup, timeout, device)",
+                " params, matrix, seeds, repeats, warmup, timeout, threads, device)",
                 "benchmarks[0].matrix.solver: an empty list sweeps over nothing",
             ],
         ),
