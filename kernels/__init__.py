@@ -5,26 +5,21 @@
 This package knows nothing of plugins. Every public function takes
 ``backend="triton" | "torch"``; ``"torch"`` is the reference in
 ``kernels.reference`` and the fallback where Triton is not available.
-Submodules are imported lazily so that ``import kernels`` stays cheap.
+
+The functions are imported eagerly. Two of them share their submodule's name
+(``kernels.warp``, ``kernels.sine_mlp``): importing a submodule binds the package
+attribute of that name to the module, so a lazy export would hand out the module
+in some import orders. Binding the functions here, after their modules load,
+makes ``kernels.warp`` the function in every order; reach the modules through
+``importlib.import_module("kernels.warp")`` or ``from kernels.warp import ...``.
+Triton's JIT reads ``TRITON_INTERPRET`` when a kernel is decorated, i.e. when
+this package is first imported: set it before that.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from kernels.sine_mlp import sine_mlp
+from kernels.svf import compose, svf_exp
+from kernels.warp import warp
 
-_EXPORTS = {
-    "warp": "kernels.warp",
-    "compose": "kernels.svf",
-    "svf_exp": "kernels.svf",
-    "sine_mlp": "kernels.sine_mlp",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'kernels' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__all__ = ["compose", "sine_mlp", "svf_exp", "warp"]

@@ -49,8 +49,6 @@ same function, same gradients (by autograd), slower. ``backend="torch"`` always 
 
 from __future__ import annotations
 
-import sys
-import types
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -913,17 +911,3 @@ def sine_mlp_input_grad(
         x.detach(), grad_output, weights, biases, packed, config, need_dx=True, need_params=False
     )
     return dx
-
-
-class _CallableModule(types.ModuleType):
-    """``from kernels import sine_mlp`` yields this module, not the function, whenever
-    ``kernels.sine_mlp`` has been imported: importing a submodule binds the package
-    attribute of the same name to the module, and the package's lazy ``__getattr__`` is
-    then never consulted. Calling the module calls the function, so the export works in
-    every import order."""
-
-    def __call__(self, *args, **kwargs) -> torch.Tensor:
-        return sine_mlp(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

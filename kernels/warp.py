@@ -36,9 +36,6 @@ it, and on any other device, ``warp`` falls back to the torch reference.
 
 from __future__ import annotations
 
-import sys
-import types
-
 import torch
 import triton
 import triton.language as tl
@@ -769,19 +766,3 @@ def warp(
     if backend == "torch" or not triton_can_run(image.device.type):
         return warp_reference(image, disp, mode=mode, padding=padding, align_corners=align_corners)
     return WarpFunction.apply(image, disp, mode, padding, False)
-
-
-class _CallableModule(types.ModuleType):
-    """``from kernels import warp`` yields this module, not the function, whenever
-    ``kernels.warp`` has been imported (``kernels.svf`` imports it, and so does the
-    package's lazy export itself): importing a submodule binds the package attribute of
-    the same name to the module, and the package's ``__getattr__`` is then never
-    consulted. Calling the module calls the function, so the export works in every import
-    order (as kernels.sine_mlp does). Eager imports in kernels/__init__.py would make this
-    unnecessary."""
-
-    def __call__(self, *args, **kwargs) -> torch.Tensor:
-        return warp(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
