@@ -168,6 +168,15 @@ class Task(Plugin):
     kind = "task"
     components: ClassVar[dict[str, str]] = {}
 
+    @classmethod
+    def check_component(cls, slot: str, plugin: type[Plugin]) -> str | None:
+        """Refuse a plugin of the right kind that this task cannot use in ``slot``.
+
+        Called while a suite is validated, for every plugin named in a slot; return
+        the reason (e.g. "warp.triton implements warp, not sine_mlp"), or None.
+        """
+        return None
+
     @abstractmethod
     def run(self, ctx: CellContext) -> None:
         """Run one cell."""

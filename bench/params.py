@@ -8,7 +8,7 @@ and ``bench list`` prints them.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +32,8 @@ class Param:
         choices: the allowed values, if the set is closed.
         low, high: inclusive bounds for numbers.
         low_open: make ``low`` exclusive (``step_size > 0``).
+        check: a further test of the coerced value (e.g. the entries of a list):
+            returns the reason it is wrong, or None.
     """
 
     default: Any
@@ -42,6 +44,7 @@ class Param:
     high: float | None = None
     low_open: bool = False
     nullable: bool = field(default=False)
+    check: Callable[[Any], str | None] | None = field(default=None, compare=False)
 
     @property
     def kind(self) -> type | None:
@@ -93,6 +96,10 @@ class Param:
                     raise ParamError(f"must be >= {self.low}, got {value!r}")
             if self.high is not None and not value <= self.high:
                 raise ParamError(f"must be <= {self.high}, got {value!r}")
+        if self.check is not None:
+            reason = self.check(value)
+            if reason:
+                raise ParamError(reason)
         return value
 
     def describe(self) -> str:

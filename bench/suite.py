@@ -436,6 +436,11 @@ def _axis_values(
             if not isinstance(v, str) or not registry.has(kind, v):
                 errors.append(f"{kpath}: " + unknown_message(kind, v, registry.names(kind)))
                 ok = False
+                continue
+            reason = task_cls.check_component(key, registry.get(kind, v))
+            if reason:
+                errors.append(f"{kpath}: {task_cls.name} cannot use {v!r}: {reason}")
+                ok = False
         return values if ok else None
     if sub:
         if slot not in slots:

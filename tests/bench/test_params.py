@@ -34,6 +34,11 @@ def test_valid_values_are_coerced(param, value, expected):
         (Param(1, high=10), 11, "must be <= 10, got 11"),
         (Param(0.5), float("nan"), "must be a number, got NaN"),
         (Param(0.5), None, "must not be null (expected float)"),
+        (
+            Param([1], check=lambda v: None if len(v) < 4 else f"{len(v)} entries, not 2 or 3"),
+            [1, 2, 3, 4],
+            "4 entries, not 2 or 3",
+        ),
     ],
 )
 def test_invalid_values_say_what_and_why(param, value, message):

@@ -109,8 +109,9 @@ benchmarks:
         (
             "benchmarks:\n  - task: test.behav\n",
             [
-                "benchmarks[0].task: unknown task 'test.behav'; did you mean test.behave? "
-                "(available: test.behave, test.needs_missing)"
+                "benchmarks[0].task: unknown task 'test.behav'; "
+                "did you mean test.behave, test.picky? "
+                "(available: test.behave, test.needs_missing, test.picky)"
             ],
         ),
         (
@@ -185,6 +186,23 @@ benchmarks:
             "benchmarks:\n  - task: test.behave\n    matrix: {solver: [test.constant]}\n"
             "  - task: test.behave\n    matrix: {solver: [test.constant]}\n",
             ["benchmarks[1]: cell 'test.behave solver=test.constant seed=0' repeats benchmarks[0]"],
+        ),
+        (
+            "benchmarks:\n  - task: test.picky\n    matrix: {solver: [test.constant]}\n",
+            [
+                "benchmarks[0].matrix.solver: test.picky cannot use 'test.constant': "
+                "test.constant has order 1; test.picky needs 2 or more"
+            ],
+        ),
+        (
+            "benchmarks:\n  - task: test.picky\n    params: {shape: [2, 0]}\n"
+            "    matrix: {solver: [test.constant]}\n",
+            [
+                "benchmarks[0].params.shape: expected a non-empty list of positive integers, "
+                "got [2, 0]",
+                "benchmarks[0].matrix.solver: test.picky cannot use 'test.constant': "
+                "test.constant has order 1; test.picky needs 2 or more",
+            ],
         ),
         (
             "benchmarks:\n  - just a string\n",
