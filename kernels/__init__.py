@@ -2,6 +2,9 @@
 
     from kernels import warp, compose, svf_exp, sine_mlp
 
+``triton_can_run(device_type)`` says whether the Triton path would run on a device
+here (compiled on CUDA, interpreted on CPU under ``TRITON_INTERPRET=1``) or fall back.
+
 This package knows nothing of plugins. Every public function takes
 ``backend="triton" | "torch"``; ``"torch"`` is the reference in
 ``kernels.reference`` and the fallback where Triton is not available.
@@ -18,8 +21,18 @@ this package is first imported: set it before that.
 
 from __future__ import annotations
 
-from kernels.sine_mlp import sine_mlp
+from kernels._triton import interpreting, triton_available, triton_can_run
+from kernels.sine_mlp import sine_mlp, sine_mlp_input_grad
 from kernels.svf import compose, svf_exp
 from kernels.warp import warp
 
-__all__ = ["compose", "sine_mlp", "svf_exp", "warp"]
+__all__ = [
+    "compose",
+    "interpreting",
+    "sine_mlp",
+    "sine_mlp_input_grad",
+    "svf_exp",
+    "triton_available",
+    "triton_can_run",
+    "warp",
+]

@@ -6,7 +6,10 @@ Each section belongs to one kernel family; keep them independent.
 
 from __future__ import annotations
 
-import torch  # noqa: F401
+import contextlib
+from collections.abc import Iterator
+
+import torch
 
 # ---------------------------------------------------------------------------
 # warp / compose / svf_exp (kernels/warp.py, kernels/svf.py)
@@ -104,6 +107,18 @@ def svf_exp_reference(
     return disp
 
 
+def vecint(
+    velocity: torch.Tensor, steps: int, grid: torch.Tensor, padding: str = "zeros"
+) -> torch.Tensor:
+    """The eager baseline of scaling and squaring: VoxelMorph's VecInt (``u = v / 2**steps``,
+    then ``steps`` times ``u = u + SpatialTransformer(u, u)``) on ``grid_sample_warp``
+    with the identity ``grid`` kept as a buffer, and no NaN handling."""
+    disp = velocity / 2**steps
+    for _ in range(steps):
+        disp = disp + grid_sample_warp(disp, disp, padding=padding, grid=grid)
+    return disp
+
+
 # ---------------------------------------------------------------------------
 # sine_mlp (kernels/sine_mlp.py)
 # ---------------------------------------------------------------------------
@@ -143,6 +158,27 @@ def _round_operand(t: torch.Tensor, precision: str) -> torch.Tensor:
         return round_to_tf32(t)
     half = torch.float16 if precision == "fp16" else torch.bfloat16
     return t.to(half).float()
+
+
+@contextlib.contextmanager
+def torch_precision(precision: str, device_type: str) -> Iterator[None]:
+    """How plain torch asks for each sine_mlp precision: "fp32" at full fp32 matmul
+    precision, "tf32" as ``set_float32_matmul_precision("high")``, "fp16"/"bf16" under
+    ``torch.autocast`` (matmul outputs, hence sine arguments, in half precision). The
+    baselines the fused kernel is measured against run inside it."""
+    if precision not in SINE_MLP_PRECISIONS:
+        raise ValueError(f'Invalid precision "{precision}". Must be one of {SINE_MLP_PRECISIONS}')
+    if precision in ("fp16", "bf16"):
+        dtype = torch.float16 if precision == "fp16" else torch.bfloat16
+        with torch.autocast(device_type, dtype=dtype):
+            yield
+        return
+    old = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("high" if precision == "tf32" else "highest")
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(old)
 
 
 def sine_mlp_reference(

@@ -24,14 +24,18 @@ GPU figures are owed: no GPU was available when this was written.
 
 from __future__ import annotations
 
-import contextlib
-
 import pytest
 import torch
 
 from bench.timing import summarize, time_callable
 from kernels._triton import triton_can_run
-from kernels.reference import SINE_MLP_PRECISIONS, sine_mlp_reference, siren_parameters
+from kernels.cost import sine_mlp_flops
+from kernels.reference import (
+    SINE_MLP_PRECISIONS,
+    sine_mlp_reference,
+    siren_parameters,
+    torch_precision,
+)
 from kernels.sine_mlp import sine_mlp
 
 ON_GPU = torch.cuda.is_available()
@@ -43,26 +47,6 @@ WIDTHS = [64, 128, 256] if ON_GPU else [64]
 BACKWARD_SIZES = [2**16, 2**20] if ON_GPU else [2**8]
 BACKENDS = ["torch", "torch.compile", "triton"]
 ERROR_POINTS = 4096  # float64 reference on a subset: 2^24 points in float64 is 16 GiB/layer
-
-
-def _flops_per_point(in_features: int, width: int, sine_layers: int, out: int) -> int:
-    return 2 * (in_features * width + (sine_layers - 1) * width * width + width * out)
-
-
-@contextlib.contextmanager
-def _torch_precision(precision: str):
-    """The torch baselines' way of asking for each precision."""
-    if precision == "fp16" or precision == "bf16":
-        dtype = torch.float16 if precision == "fp16" else torch.bfloat16
-        with torch.autocast(DEVICE, dtype=dtype):
-            yield
-        return
-    old = torch.get_float32_matmul_precision()
-    torch.set_float32_matmul_precision("high" if precision == "tf32" else "highest")
-    try:
-        yield
-    finally:
-        torch.set_float32_matmul_precision(old)
 
 
 def _siren(width: int, n: int, seed: int = 0):
@@ -85,7 +69,7 @@ def _make_forward(backend: str, precision: str, x, weights, biases):
         fn = torch.compile(sine_mlp_reference, dynamic=False)
 
     def run():
-        with _torch_precision(precision):
+        with torch_precision(precision, DEVICE):
             return fn(x, weights, biases).float()
 
     return run
@@ -133,7 +117,7 @@ def test_bench_sine_mlp_forward(benchmark, n, width, backend, precision):
         benchmark,
         fn,
         n=n,
-        flops=n * _flops_per_point(3, width, 4, 1),
+        flops=n * sine_mlp_flops(3, [width] * 4, 1),
         y=y,
         x=x,
         weights=weights,
@@ -157,7 +141,7 @@ def test_bench_sine_mlp_training_step(benchmark, n, backend, precision):
         if backend == "triton":
             y = sine_mlp(xg, params[:5], params[5:], precision=precision)
         else:
-            with _torch_precision(precision):
+            with torch_precision(precision, DEVICE):
                 y = sine_mlp_reference(xg, params[:5], params[5:]).float()
         return torch.autograd.grad(y.sum(), [xg, *params])
 
@@ -165,7 +149,7 @@ def test_bench_sine_mlp_training_step(benchmark, n, backend, precision):
     benchmark.group = f"sine_mlp training step n={n} width={width}"
     grads = benchmark.pedantic(_synced(step), rounds=10 if ON_GPU else 1)
     assert all(torch.isfinite(g).all() for g in grads)
-    benchmark.extra_info["flop"] = 3 * n * _flops_per_point(3, width, 4, 1)
+    benchmark.extra_info["flop"] = 3 * n * sine_mlp_flops(3, [width] * 4, 1)
     if ON_GPU and not benchmark.disabled:
         samples, _ = time_callable(step, device=DEVICE, repeats=10, warmup=2, flush_l2=True)
         benchmark.extra_info["cuda_events_l2_flushed"] = summarize(samples)

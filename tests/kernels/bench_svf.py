@@ -5,8 +5,8 @@
 GPU sizes: 3-D 160x192x224 and 80x96x112 and 2-D 256x256, batch 1, forward and
 forward+backward. The eager baseline is VoxelMorph's VecInt on ``grid_sample_warp``.
 Target (H100): >= 10x eager; the fused lower bound at 160x192x224 is ~0.4 ms (48
-volumes of 27.5 MB, see min_bytes; the DESIGN figure). GPU figures are owed (no GPU
-so far).
+volumes of 27.5 MB, see kernels.cost.svf_exp_min_bytes; the DESIGN figure). GPU figures
+are owed (no GPU so far).
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ import math
 import pytest
 import torch
 
-from kernels.reference import grid_sample_warp, identity_grid
+from kernels.cost import svf_exp_min_bytes
+from kernels.reference import identity_grid, vecint
 from kernels.svf import svf_exp
 from tests.kernels._warp_bench import BACKEND_PARAMS, DEVICE, ON_GPU, compiled, run_case
 from tests.kernels._warp_cases import smooth_field
@@ -29,27 +30,6 @@ CASES = {
     "2d-256x256": (256, 256),
 }
 CPU_SIZES = {"3d-160x192x224": (6, 7, 8), "3d-80x96x112": (5, 6, 7), "2d-256x256": (12, 13)}
-
-
-def vecint(velocity: torch.Tensor, steps: int, grid: torch.Tensor) -> torch.Tensor:
-    """The eager baseline: VoxelMorph's VecInt (scaling, then ``steps`` times
-    ``u = u + SpatialTransformer(u, u)``) on ``grid_sample_warp`` with a buffered grid."""
-    disp = velocity / 2**steps
-    for _ in range(steps):
-        disp = disp + grid_sample_warp(disp, disp, grid=grid)
-    return disp
-
-
-def min_bytes(voxels: int, ndim: int, backward: bool, itemsize: int = 4) -> int:
-    """Fused lower bound: the scaling reads and writes the field (2 ndim volumes); each
-    squaring reads it once (its gathers hit cache) and writes it (2 ndim). The backward
-    of each squaring reads grad_out, the field twice over (gathers and displacement)
-    and writes grad_disp (4 ndim), and zeroes then atomically updates the fp32
-    grad_image (3 ndim); the scaling's backward is one more 2 ndim pass."""
-    volumes = 2 * ndim * (STEPS + 1)
-    if backward:
-        volumes += 7 * ndim * STEPS + 2 * ndim
-    return volumes * voxels * itemsize
 
 
 @pytest.mark.parametrize("backend", BACKEND_PARAMS)
@@ -85,6 +65,6 @@ def test_bench_svf_exp(benchmark, case, passes, backend):
         benchmark,
         fn,
         group=f"svf_exp {case} steps={STEPS} {passes}",
-        bytes_moved=min_bytes(math.prod(spatial), ndim, backward),
+        bytes_moved=svf_exp_min_bytes(math.prod(spatial), ndim, STEPS, backward),
         info={"shape": [1, ndim, *spatial], "backend": backend, "passes": passes},
     )

@@ -20,6 +20,7 @@ import math
 import pytest
 import torch
 
+from kernels.cost import warp_min_bytes
 from kernels.reference import grid_sample_warp, identity_grid
 from kernels.warp import warp
 from tests.kernels._warp_bench import BACKEND_PARAMS, DEVICE, ON_GPU, compiled, run_case
@@ -46,16 +47,6 @@ def _inputs(case: str, channels: int, requires_grad: bool):
     image.requires_grad_(requires_grad)
     disp.requires_grad_(requires_grad)
     return image, disp
-
-
-def min_bytes(batch_voxels: int, channels: int, ndim: int, backward: bool, itemsize: int = 4):
-    """Fused lower bound. Forward: read C image + ndim displacement volumes, write C.
-    Backward adds: read grad_out (C), image (C), displacement (ndim); write grad_disp
-    (ndim); zero, then atomically read and write, the fp32 grad_image (3 C)."""
-    volumes = 2 * channels + ndim
-    if backward:
-        volumes += 2 * channels + 2 * ndim + 3 * channels
-    return volumes * batch_voxels * itemsize
 
 
 @pytest.mark.parametrize("backend", BACKEND_PARAMS)
@@ -92,6 +83,6 @@ def test_bench_warp(benchmark, case, channels, passes, backend):
         benchmark,
         fn,
         group=f"warp {case} C={channels} {passes}",
-        bytes_moved=min_bytes(batch_voxels, channels, ndim, backward),
+        bytes_moved=warp_min_bytes(batch_voxels, channels, ndim, backward),
         info={"shape": list(image.shape), "backend": backend, "passes": passes},
     )
