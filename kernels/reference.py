@@ -107,6 +107,25 @@ def svf_exp_reference(
     return disp
 
 
+def smooth_field(
+    batch: int,
+    spatial: tuple[int, ...],
+    amplitude: float,
+    seed: int = 0,
+    coarse: int = 4,
+    device: torch.device | str = "cpu",
+) -> torch.Tensor:
+    """A smooth random displacement/velocity (B, ndim, *spatial): noise on a coarse
+    ``coarse``^ndim grid, linearly upsampled on ``device``, scaled so that max |v| =
+    amplitude. The same ``seed`` gives the same field on every device (up to rounding)."""
+    gen = torch.Generator().manual_seed(seed)
+    ndim = len(spatial)
+    noise = torch.randn((batch, ndim, *([coarse] * ndim)), generator=gen).to(device)
+    mode = "bilinear" if ndim == 2 else "trilinear"
+    field = torch.nn.functional.interpolate(noise, size=spatial, mode=mode, align_corners=True)
+    return field * (amplitude / field.abs().max())
+
+
 def vecint(
     velocity: torch.Tensor, steps: int, grid: torch.Tensor, padding: str = "zeros"
 ) -> torch.Tensor:

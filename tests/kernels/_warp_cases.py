@@ -64,16 +64,3 @@ def random_disp(
 def random_image(shape: tuple[int, ...], seed: int = 1, dtype=torch.float32) -> torch.Tensor:
     gen = torch.Generator().manual_seed(seed)
     return torch.randn(shape, generator=gen).to(dtype)
-
-
-def smooth_field(
-    batch: int, spatial: tuple[int, ...], amplitude: float, seed: int = 0, coarse: int = 4
-) -> torch.Tensor:
-    """A smooth random displacement/velocity (B, ndim, *spatial): noise on a coarse
-    ``coarse``^ndim grid, linearly upsampled, scaled so that max |v| = amplitude."""
-    gen = torch.Generator().manual_seed(seed)
-    ndim = len(spatial)
-    noise = torch.randn((batch, ndim, *([coarse] * ndim)), generator=gen)
-    mode = "bilinear" if ndim == 2 else "trilinear"
-    field = torch.nn.functional.interpolate(noise, size=spatial, mode=mode, align_corners=True)
-    return field * (amplitude / field.abs().max())

@@ -18,10 +18,9 @@ import pytest
 import torch
 
 from kernels.cost import svf_exp_min_bytes
-from kernels.reference import identity_grid, vecint
+from kernels.reference import identity_grid, smooth_field, vecint
 from kernels.svf import svf_exp
 from tests.kernels._warp_bench import BACKEND_PARAMS, DEVICE, ON_GPU, compiled, run_case
-from tests.kernels._warp_cases import smooth_field
 
 STEPS = 7
 CASES = {

@@ -21,10 +21,9 @@ import pytest
 import torch
 
 from kernels.cost import warp_min_bytes
-from kernels.reference import grid_sample_warp, identity_grid
+from kernels.reference import grid_sample_warp, identity_grid, smooth_field
 from kernels.warp import warp
 from tests.kernels._warp_bench import BACKEND_PARAMS, DEVICE, ON_GPU, compiled, run_case
-from tests.kernels._warp_cases import smooth_field
 
 # case id -> (batch, spatial) on GPU, and the interpreter-sized stand-in on CPU.
 CASES = {

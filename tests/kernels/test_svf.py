@@ -18,7 +18,12 @@ import math
 import pytest
 import torch
 
-from kernels.reference import compose_reference, identity_grid, svf_exp_reference
+from kernels.reference import (
+    compose_reference,
+    identity_grid,
+    smooth_field,
+    svf_exp_reference,
+)
 from kernels.svf import compose, svf_exp
 from tests.kernels._warp_cases import (
     DTYPE_TOLERANCES,
@@ -26,7 +31,6 @@ from tests.kernels._warp_cases import (
     SHAPES_3D,
     assert_close_scaled,
     random_disp,
-    smooth_field,
 )
 
 svf_module = importlib.import_module("kernels.svf")
