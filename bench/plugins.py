@@ -21,7 +21,9 @@ ENTRY_POINT_GROUP = "bench"
 #: Built-in plugin modules, registered through the same hooks as third-party ones.
 BUILTIN_PLUGINS: tuple[str, ...] = (
     "plugins.solvers",
+    "plugins.backends",
     "plugins.tasks.ode",
+    "plugins.tasks.kernels",
 )
 
 

@@ -29,7 +29,16 @@ def test_the_builtin_families_are_registered():
         "ode.lotka_volterra",
         "ode.van_der_pol",
         "ode.neural_ode_fit",
+        "kernels.warp",
+        "kernels.svf_exp",
+        "kernels.sine_mlp",
     } <= tasks
+    backends = set(REGISTRY.names("backend"))
+    assert {
+        f"{op}.{impl}"
+        for op in ("warp", "svf_exp", "sine_mlp")
+        for impl in ("eager", "compile", "triton")
+    } <= backends
 
 
 @pytest.mark.parametrize("entry", ENTRIES, ids=[f"{e.cls.kind}:{e.name}" for e in ENTRIES])
@@ -47,6 +56,8 @@ def test_plugin_conforms(entry):
     if cls.kind == "task":
         for slot, kind in cls.components.items():
             assert kind in BASES, f"{cls.name}: slot {slot!r} names unknown kind {kind!r}"
+    if cls.kind == "backend":
+        assert cls.op, f"{cls.name} must name the operation it implements (op)"
     if cls.kind == "solver":
         # 0 declares a variable order (scipy's LSODA switches between Adams and BDF).
         assert cls.order >= 1 or (cls.order == 0 and cls.adaptive), cls.name

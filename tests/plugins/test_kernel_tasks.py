@@ -1,0 +1,245 @@
+"""The kernels.* tasks and their backends, run in-process at interpreter sizes.
+
+On CPU the Triton backends run under TRITON_INTERPRET=1 (tests/conftest.py). The
+tasks' error metrics are the independent check here: each backend's output and
+gradients are compared, inside the task, with the float64 torch reference; these
+tests assert the metrics land under tolerances justified below, and that a wrong
+backend is caught by them.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+
+import pytest
+import torch
+
+from bench import Backend, CellContext, Registry, get_plugin_manager
+from bench.suite import SuiteError, load_suite
+from kernels.cost import sine_mlp_flops, svf_exp_min_bytes, warp_min_bytes
+
+REGISTRY = Registry(get_plugin_manager())
+
+# fp32 against float64: bilinear weights and a sum of 2^ndim terms round at ~2^-24 each,
+# relative to max |ref|; the eager path's coordinate normalisation (x * 2/(n-1) - 1 and
+# back) adds a few ulps of the coordinate. 1e-5 is ~100 ulps: far above rounding, far
+# below any indexing or weighting mistake (a one-voxel shift gives O(1)).
+FP32_REL = 1e-5
+# Scaling and squaring compounds 7 compositions of rounded fields.
+SVF_FP32_REL = 2e-5
+
+
+def run_task(task: str, backend: str, tmp_path, repeats: int = 2, **params) -> CellContext:
+    task_cls = REGISTRY.get("task", task)
+    backend_obj = REGISTRY.get("backend", backend)()
+    reason = backend_obj.skip("cpu")
+    if reason:
+        pytest.skip(reason)
+    resolved = task_cls.resolve_params(params)
+    ctx = CellContext(
+        device="cpu",
+        seed=0,
+        repeats=repeats,
+        warmup=1,
+        components={"backend": backend_obj},
+        params=resolved,
+        cache_dir=tmp_path,
+    )
+    torch.manual_seed(0)
+    task_cls(**params).run(ctx)
+    return ctx
+
+
+def median(ctx: CellContext, name: str) -> float:
+    return statistics.median(ctx.record.times[name])
+
+
+@pytest.mark.parametrize("backend", ["warp.eager", "warp.triton"])
+@pytest.mark.parametrize(
+    "size, mode, padding",
+    [
+        ([5, 6, 7], "bilinear", "zeros"),
+        ([9, 11], "bilinear", "border"),
+        ([5, 6, 7], "nearest", "zeros"),
+    ],
+)
+def test_warp_task_measures_and_checks(tmp_path, backend, size, mode, padding):
+    ctx = run_task(
+        "kernels.warp",
+        backend,
+        tmp_path,
+        size=size,
+        batch=2,
+        channels=3,
+        mode=mode,
+        padding=padding,
+    )
+    m = ctx.record.metrics
+    for name in ("output", "grad_image", "grad_disp"):
+        assert m[f"{name}_error_max"] < FP32_REL, (name, m)
+        assert m[f"{name}_error_mean"] <= m[f"{name}_error_max"]
+    assert set(ctx.record.times) == {"forward", "forward_backward"}
+    assert all(len(s) == 2 for s in ctx.record.times.values())
+    voxels = 2 * math.prod(size)
+    expect = warp_min_bytes(voxels, 3, len(size), backward=False) / median(ctx, "forward") / 1e9
+    assert m["gbs_forward"] == pytest.approx(expect)
+    expect = warp_min_bytes(voxels, 3, len(size), True) / median(ctx, "forward_backward") / 1e9
+    assert m["gbs_forward_backward"] == pytest.approx(expect)
+
+
+def test_warp_task_without_backward_times_forward_only(tmp_path):
+    ctx = run_task("kernels.warp", "warp.eager", tmp_path, size=[6, 7], backward=False)
+    assert set(ctx.record.times) == {"forward"}
+    assert "grad_image_error_max" not in ctx.record.metrics
+
+
+def test_warp_task_half_precision(tmp_path):
+    ctx = run_task("kernels.warp", "warp.triton", tmp_path, size=[9, 11], dtype="bfloat16")
+    # bf16 keeps 8 significant bits: the output is rounded once (2^-9 relative) after
+    # an fp32 interpolation of bf16 inputs; the reference interpolates the same inputs.
+    assert ctx.record.metrics["output_error_max"] < 2**-8
+    assert ctx.record.metrics["output_error_max"] > FP32_REL  # it is really bf16
+
+
+class ShiftedWarp(Backend):
+    """A wrong warp: samples one voxel off along the last axis."""
+
+    name = "test.shifted_warp"
+    op = "warp"
+
+    def __call__(self, image, disp, *, mode="bilinear", padding="zeros"):
+        from kernels import warp
+
+        shift = torch.zeros_like(disp)
+        shift[:, -1] = 1.0
+        return warp(image, disp + shift, mode=mode, padding=padding, backend="torch")
+
+
+def test_a_wrong_backend_is_caught_by_the_error_metrics(tmp_path):
+    ctx = CellContext(
+        device="cpu",
+        seed=0,
+        repeats=1,
+        warmup=0,
+        components={"backend": ShiftedWarp()},
+        params={},
+        cache_dir=tmp_path,
+    )
+    REGISTRY.get("task", "kernels.warp")(size=[8, 9], backward=False).run(ctx)
+    assert ctx.record.metrics["output_error_max"] > 0.1
+
+
+@pytest.mark.parametrize("backend", ["svf_exp.eager", "svf_exp.triton"])
+def test_svf_exp_task(tmp_path, backend):
+    ctx = run_task("kernels.svf_exp", backend, tmp_path, size=[6, 7, 8], velocity=2.0)
+    m = ctx.record.metrics
+    assert m["output_error_max"] < SVF_FP32_REL
+    assert m["grad_velocity_error_max"] < SVF_FP32_REL
+    # exp(v) o exp(-v) = id up to interpolation error, O(h^2 |grad v|^2): a fraction of a
+    # voxel for a 2-voxel field on a 6x7x8 grid, whose zero padding bends it at the edges.
+    assert 0 < m["inverse_error_mean"] < 0.2
+    assert m["inverse_error_mean"] <= m["inverse_error_max"] < 1.0
+    expect = svf_exp_min_bytes(6 * 7 * 8, 3, 7, backward=False) / median(ctx, "forward") / 1e9
+    assert m["gbs_forward"] == pytest.approx(expect)
+
+
+def test_svf_exp_inverse_error_shrinks_with_the_field(tmp_path):
+    """The inverse-consistency metric measures the method: exact (0) for a zero field, and
+    shrinking faster than the field, as interpolation error does (by 4 for a smooth field
+    when it halves; by 2.5-3 here, the synthetic field being piecewise linear, kinked at
+    its coarse nodes). Border padding keeps the volume's edge out of it."""
+
+    def residual(velocity: float) -> float:
+        ctx = run_task(
+            "kernels.svf_exp",
+            "svf_exp.eager",
+            tmp_path,
+            size=[48, 48],
+            velocity=velocity,
+            padding="border",
+            backward=False,
+        )
+        return ctx.record.metrics["inverse_error_mean"]
+
+    big, small = residual(2.0), residual(1.0)
+    assert 2.2 < big / small < 4.5
+    assert residual(0.0) == 0.0
+
+
+# Against float64, per precision (relative to max |y|, y ~ 1): fp32 ~1e-7 (see
+# tests/kernels/test_sine_mlp.py); tf32 and fp16 operands keep 11 bits (2^-11 = 4.9e-4
+# each, growing ~sqrt(fan_in) over a 32-wide dot and through omega0 = 30 per layer);
+# bf16 keeps 8 bits. The bounds below are a few times the errors measured at these
+# sizes; the interpreter computes "tf32" dots in full fp32.
+SINE_MLP_REL = {"fp32": 1e-5, "tf32": 5e-3, "fp16": 5e-3, "bf16": 5e-2}
+
+
+@pytest.mark.parametrize("precision", list(SINE_MLP_REL))
+@pytest.mark.parametrize("backend", ["sine_mlp.eager", "sine_mlp.triton"])
+def test_sine_mlp_task(tmp_path, backend, precision):
+    ctx = run_task(
+        "kernels.sine_mlp",
+        backend,
+        tmp_path,
+        points=129,
+        width=32,
+        sine_layers=3,
+        precision=precision,
+        backward=True,
+    )
+    m = ctx.record.metrics
+    tol = SINE_MLP_REL[precision]
+    if backend == "sine_mlp.eager" and precision in ("fp16", "bf16"):
+        tol *= 4  # autocast also rounds the sine arguments (the fused kernel keeps fp32)
+    assert m["output_error_max"] < tol
+    assert m["grad_x_error_max"] < 10 * tol  # x-gradients carry omega0 = 30 per layer
+    assert m["grad_params_error_max"] < 10 * tol
+    flops = 129 * sine_mlp_flops(3, [32] * 3, 1)
+    assert m["tflops_forward"] == pytest.approx(flops / median(ctx, "forward") / 1e12)
+    assert set(ctx.record.times) == {"forward", "forward_backward"}
+
+
+def test_triton_backends_skip_where_triton_cannot_run(monkeypatch):
+    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    for op in ("warp", "svf_exp", "sine_mlp"):
+        backend = REGISTRY.get("backend", f"{op}.triton")()
+        reason = backend.skip("cpu")
+        assert reason == (
+            f"{op}.triton needs a CUDA device, or TRITON_INTERPRET=1 for the CPU "
+            f"interpreter; on cpu kernels would fall back to torch"
+        )
+        assert REGISTRY.get("backend", f"{op}.eager")().skip("cpu") is None
+
+
+def test_a_backend_of_another_op_is_refused_at_validation(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        "suite: s\nbenchmarks:\n  - task: kernels.svf_exp\n"
+        "    matrix: {backend: [svf_exp.eager, warp.triton]}\n"
+        "  - task: kernels.warp\n    params: {size: [3, 4, 5, 6]}\n"
+        "    matrix: {backend: [warp.eager]}\n"
+    )
+    with pytest.raises(SuiteError) as info:
+        load_suite(path)
+    assert info.value.errors == [
+        "benchmarks[0].matrix.backend: kernels.svf_exp cannot use 'warp.triton': it implements "
+        "'warp', and kernels.svf_exp measures a backend of 'svf_exp'",
+        "benchmarks[1].params.size: expected 2 or 3 positive integers, (H, W) or (D, H, W); "
+        "got [3, 4, 5, 6]",
+    ]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "task, backend, params",
+    [
+        ("kernels.warp", "warp.compile", {"size": [9, 11], "batch": 2}),
+        ("kernels.svf_exp", "svf_exp.compile", {"size": [9, 11], "steps": 3}),
+        ("kernels.sine_mlp", "sine_mlp.compile", {"points": 65, "width": 16, "backward": True}),
+    ],
+)
+def test_compile_backends(tmp_path, task, backend, params):
+    """torch.compile on CPU builds C++ (tens of seconds a graph): slow-marked."""
+    ctx = run_task(task, backend, tmp_path, **params)
+    assert ctx.record.metrics["output_error_max"] < SVF_FP32_REL
