@@ -54,6 +54,14 @@ class _GridCache:
         return self._grids[key]
 
 
+class _BuffersGrid:
+    """Mixin: ``self.grid(like)``, the identity grid cached on the instance."""
+
+    def grid(self, like: torch.Tensor) -> torch.Tensor:
+        cache = self.__dict__.setdefault("_grids", _GridCache())
+        return cache(like)
+
+
 class _Eager(Backend):
     impl: ClassVar[str] = "eager"
 
@@ -98,33 +106,25 @@ def _warp_eager(image, disp, grid, mode, padding):
     return grid_sample_warp(image, disp, mode=mode, padding=padding, grid=grid)
 
 
-class WarpEager(_Eager):
+class WarpEager(_BuffersGrid, _Eager):
     """Warp by VoxelMorph's SpatialTransformer: grid_sample at index + disp, eager."""
 
     name = "warp.eager"
     op = "warp"
 
-    def __init__(self, **values: Any) -> None:
-        super().__init__(**values)
-        self._grid = _GridCache()
-
     def __call__(self, image, disp, *, mode="bilinear", padding="zeros"):
-        return _warp_eager(image, disp, self._grid(disp), mode, padding)
+        return _warp_eager(image, disp, self.grid(disp), mode, padding)
 
 
-class WarpCompile(_Compiled):
+class WarpCompile(_BuffersGrid, _Compiled):
     """Warp by VoxelMorph's SpatialTransformer under torch.compile."""
 
     name = "warp.compile"
     op = "warp"
     eager_fn = staticmethod(_warp_eager)
 
-    def __init__(self, **values: Any) -> None:
-        super().__init__(**values)
-        self._grid = _GridCache()
-
     def __call__(self, image, disp, *, mode="bilinear", padding="zeros"):
-        return self.compiled()(image, disp, self._grid(disp), mode, padding)
+        return self.compiled()(image, disp, self.grid(disp), mode, padding)
 
 
 class WarpTriton(_Triton):
@@ -144,33 +144,25 @@ def _svf_exp_eager(velocity, grid, steps, padding):
     return vecint(velocity, steps, grid, padding=padding)
 
 
-class SvfExpEager(_Eager):
+class SvfExpEager(_BuffersGrid, _Eager):
     """Scaling and squaring by VoxelMorph's VecInt on grid_sample, eager."""
 
     name = "svf_exp.eager"
     op = "svf_exp"
 
-    def __init__(self, **values: Any) -> None:
-        super().__init__(**values)
-        self._grid = _GridCache()
-
     def __call__(self, velocity, *, steps=7, padding="zeros"):
-        return _svf_exp_eager(velocity, self._grid(velocity), steps, padding)
+        return _svf_exp_eager(velocity, self.grid(velocity), steps, padding)
 
 
-class SvfExpCompile(_Compiled):
+class SvfExpCompile(_BuffersGrid, _Compiled):
     """Scaling and squaring by VoxelMorph's VecInt under torch.compile."""
 
     name = "svf_exp.compile"
     op = "svf_exp"
     eager_fn = staticmethod(_svf_exp_eager)
 
-    def __init__(self, **values: Any) -> None:
-        super().__init__(**values)
-        self._grid = _GridCache()
-
     def __call__(self, velocity, *, steps=7, padding="zeros"):
-        return self.compiled()(velocity, self._grid(velocity), steps, padding)
+        return self.compiled()(velocity, self.grid(velocity), steps, padding)
 
 
 class SvfExpTriton(_Triton):
