@@ -164,8 +164,10 @@ class WarpTask(KernelTask):
 
 
 class SvfExpTask(KernelTask):
-    """Exponentiate a smooth velocity field (scaling and squaring): error, inverse
-    consistency, time and GB/s, per backend."""
+    """Scaling and squaring of a smooth velocity: error, inverse consistency, time, GB/s.
+
+    One backend per cell; the inverse is the exponential of ``-velocity``.
+    """
 
     name = "kernels.svf_exp"
     op = "svf_exp"
@@ -226,8 +228,11 @@ class SvfExpTask(KernelTask):
 
 
 class SineMLPTask(KernelTask):
-    """Evaluate a SIREN on random points: error to float64, time and TFLOP/s, per backend
-    and precision."""
+    """Evaluate a SIREN on random points: error to float64, time and TFLOP/s, per backend.
+
+    ``precision`` sets the matmul operands of both the fused kernel and the torch
+    baselines (which use ``torch.autocast`` for fp16/bf16).
+    """
 
     name = "kernels.sine_mlp"
     op = "sine_mlp"
