@@ -18,6 +18,7 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.text import Text
 
 from bench.base import KINDS
 from bench.display import (
@@ -51,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except CliError as exc:
-        err.print(f"[bold red]error:[/] {exc}", markup=True, soft_wrap=True)
+        err.print(Text.assemble(("error:", "bold red"), f" {exc}"), soft_wrap=True)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         err.print("interrupted")
@@ -174,7 +175,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         executor = ProcessExecutor(suite.plugins, suite.base_dir)
 
     progress = Progress(
-        TextColumn("[bold]{task.description}"),
+        TextColumn("{task.description}", style="bold", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
@@ -199,13 +200,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     def on_cell_done(cell, row):
         status = row["status"]
         if not args.quiet:
-            msg = f" [dim]{row['error'][:160]}[/]" if row["error"] else ""
-            progress.console.print(
-                f"  [{STATUS_STYLE.get(status, '')}]{status:>8}[/]  {cell.describe()}"
-                f"  [dim]({row['wall']:.1f} s)[/]{msg}",
-                highlight=False,
-                soft_wrap=True,
+            line = Text.assemble(
+                "  ",
+                (f"{status:>8}", STATUS_STYLE.get(status, "")),
+                f"  {cell.describe()}",
+                (f"  ({row['wall']:.1f} s)", "dim"),
+                (f" {row['error'][:160]}" if row["error"] else "", "dim"),
             )
+            progress.console.print(line, highlight=False, soft_wrap=True)
         progress.advance(bar["id"])
 
     try:
@@ -272,10 +274,10 @@ def cmd_list(args: argparse.Namespace) -> int:
             if kind == "task" and cls.components:
                 slots = ", ".join(f"{s} ({k})" for s, k in cls.components.items())
                 params = f"components: {slots}" + ("\n" + params if params else "")
-            desc = cls.summary()
+            desc = Text(cls.summary())
             missing = cls.missing_requirement()
             if missing:
-                desc += f"\n[yellow]unavailable: {missing}[/]"
+                desc.append(f"\nunavailable: {missing}", style="yellow")
             table.add_row(cls.name, entry.provider, desc, params)
         out.print(table)
     return 0

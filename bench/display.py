@@ -8,6 +8,7 @@ from typing import Any
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from bench.compare import Comparison, Violation
 from bench.results import key_columns
@@ -109,9 +110,7 @@ def cells_table(cells: pd.DataFrame, title: str = "", columns: list[str] | None 
         values = []
         for col in cols:
             text = _fmt_cell(col, row.get(col))
-            if col == "status":
-                text = f"[{STATUS_STYLE.get(text, '')}]{text}[/]"
-            values.append(text)
+            values.append(Text(text, style=STATUS_STYLE.get(text, "")) if col == "status" else text)
         table.add_row(*values)
     return table
 
@@ -139,7 +138,7 @@ def errors_table(cells: pd.DataFrame) -> Table | None:
     for _, row in bad.iterrows():
         label = " ".join([str(row["task"]), *(str(row[c]) for c in comps if c in row)])
         status = str(row["status"])
-        table.add_row(label, f"[{STATUS_STYLE.get(status, '')}]{status}[/]", str(row["error"]))
+        table.add_row(label, Text(status, style=STATUS_STYLE.get(status, "")), str(row["error"]))
     return table
 
 
@@ -217,7 +216,7 @@ def comparison_tables(cmp: Comparison, alpha: float) -> list[Table]:
                 row.timer,
                 fmt_seconds(row.median_a),
                 fmt_seconds(row.median_b),
-                f"[{style}]{ratio}[/]" if style else ratio,
+                Text(ratio, style=style),
                 "" if not row.testable else f"{row.p_value:.2g}",
                 f"{row.n_a}/{row.n_b}",
             )
@@ -262,4 +261,6 @@ def make_console(stderr: bool = False) -> Console:
     columns instead of rich's default 80, so they are not folded cell by cell."""
     probe = Console(stderr=stderr)
     width = None if probe.is_terminal else 200
-    return Console(stderr=stderr, highlight=False, width=width)
+    # No markup: tables and messages carry user text (errors, params like [64, 64], pip
+    # extras like dynbench[plot]) that rich would read as style tags; styling is Text.
+    return Console(stderr=stderr, highlight=False, markup=False, width=width)

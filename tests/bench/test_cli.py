@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from bench.cli import main
 from bench.runner import InProcessExecutor, run_suite
 from bench.suite import load_suite
@@ -44,3 +46,31 @@ def test_plot_writes_a_png(write_suite, registry, tmp_path, capsys):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert main(["plot", str(run_dir), "--x", "metric.nope", "-o", str(png)]) == 2
     assert "no column 'metric.nope'" in capsys.readouterr().err
+
+
+def test_messages_with_brackets_are_printed_as_they_are(write_suite, capsys):
+    """Rich markup is off: `dynbench[plot]`, `[64, 64]` or `[/x]` in a message or a
+    parameter reach the user unchanged (and cannot break the printing)."""
+    path = write_suite(
+        "suite: s\nplugins: [FIXTURE_PLUGINS]\nbenchmarks:\n"
+        "  - task: test.picky\n    params: {shape: [1, '[/x]']}\n"
+        "    matrix: {solver: [test.constant]}\n"
+    )
+    assert main(["run", str(path), "--dry-run"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "got [1, '[/x]']" in err
+    assert err.startswith("error:")
+
+
+def test_plot_without_matplotlib_names_the_extra(
+    write_suite, registry, tmp_path, capsys, monkeypatch
+):
+    path = write_suite(
+        "suite: p\nplugins: [FIXTURE_PLUGINS]\nbenchmarks:\n"
+        "  - task: test.behave\n    matrix: {solver: [test.constant]}\n"
+    )
+    run_dir = tmp_path / "run"
+    run_suite(load_suite(path, registry), run_dir, executor=InProcessExecutor(registry))
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
+    assert main(["plot", str(run_dir), "--x", "metric.value", "-o", str(tmp_path / "f.png")]) == 2
+    assert "pip install 'dynbench[plot]'" in capsys.readouterr().err
