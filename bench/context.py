@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.base import Diverged, Plugin
-from bench.timing import PeakMemory, summarize, time_callable
+from bench.timing import PeakMemory, flush_buffer, is_cuda, summarize, time_callable
 
 
 @dataclass
@@ -91,6 +91,8 @@ class CellContext:
         checked afterwards. Samples land in ``time.<name>.*`` and
         ``samples.parquet``; peak memory above the start in ``mem.<name>``.
         """
+        if flush_l2 and is_cuda(self.device):
+            flush_buffer(self.device)  # allocated outside the measured region
         with PeakMemory(self.device) as mem:
             samples, result = time_callable(
                 fn,

@@ -18,12 +18,16 @@ def warp_min_bytes(
 
     Forward: read C image and ndim displacement volumes, write C. Backward adds: read
     grad_out (C), the image (C) and the displacement (ndim); write grad_disp (ndim);
-    zero, then atomically read and write, the fp32 grad_image (3 C).
+    zero, then atomically read and write, the fp32 grad_image (3 C, 4 bytes whatever
+    ``itemsize``; its final cast to a half-precision image is not counted).
     """
     volumes = 2 * channels + ndim
     if backward:
-        volumes += 2 * channels + 2 * ndim + 3 * channels
-    return volumes * batch_voxels * itemsize
+        volumes += 2 * channels + 2 * ndim
+    nbytes = volumes * batch_voxels * itemsize
+    if backward:
+        nbytes += 3 * channels * batch_voxels * 4  # the grad_image accumulator is fp32
+    return nbytes
 
 
 def svf_exp_min_bytes(

@@ -67,7 +67,14 @@ class _Eager(Backend):
 
 
 class _Compiled(Backend):
-    """Compiles ``eager_fn`` once per instance; torch.compile recompiles per shape itself."""
+    """Compiles ``eager_fn`` once per instance; torch.compile recompiles per shape itself.
+
+    A worker runs many cells, and dynamo keeps one code cache per function across them:
+    past ``recompile_limit`` versions (8) it would silently run the function eagerly and
+    the cell would report eager times under this backend's name. So each instance (one
+    per cell) starts from ``torch._dynamo.reset()``, and hitting the limit within a cell
+    raises, which ends the cell with status ``error`` instead of a false row.
+    """
 
     impl: ClassVar[str] = "compile"
     eager_fn: ClassVar[Callable[..., Any]]
@@ -81,6 +88,8 @@ class _Compiled(Backend):
 
     def compiled(self) -> Callable[..., Any]:
         if self._fn is None:
+            torch._dynamo.reset()
+            torch._dynamo.config.fail_on_recompile_limit_hit = True
             self._fn = torch.compile(type(self).eager_fn, mode=self.values["mode"], dynamic=False)
         return self._fn
 

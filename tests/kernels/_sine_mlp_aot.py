@@ -12,6 +12,7 @@ so the tests call it in a subprocess.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
@@ -29,7 +30,8 @@ def compile_kernel(direction: str, width: int, precision: str) -> dict:
     import triton
     from triton.backends.compiler import GPUTarget
 
-    from kernels import sine_mlp as m
+    # The module, not the function `kernels.sine_mlp` that the package exports.
+    m = importlib.import_module("kernels.sine_mlp")
 
     backward = direction == "bwd"
     block_m, num_warps = m._launch_settings(width, precision, backward=backward)
