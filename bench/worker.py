@@ -116,10 +116,16 @@ def _is_oom(exc: BaseException) -> bool:
 
 
 def run_cell(cell: Cell, registry: Registry, cache_dir: Path | None = None) -> Outcome:
-    """Instantiate the cell's plugins and run its task; classify any failure."""
+    """Instantiate the cell's plugins and run its task; classify any failure.
+
+    A task that fails part-way keeps what it measured before: the times, metrics and
+    curves recorded until then land in the row beside the status and the message (a
+    forward time before a backward OOM, a loss curve up to the divergence).
+    """
     start = time.perf_counter()
+    holder: list[CellContext] = []
     try:
-        ctx = _run(cell, registry, cache_dir)
+        ctx = _run(cell, registry, cache_dir, holder)
     except SkipCell as exc:
         result = Outcome("skipped", str(exc))
     except Diverged as exc:
@@ -137,12 +143,23 @@ def run_cell(cell: Cell, registry: Registry, cache_dir: Path | None = None) -> O
         result = _finish(ctx)
     finally:
         _cleanup(cell.device)
+    if result.status != "ok" and holder:
+        _keep_partial(result, holder[0])
     result.wall = time.perf_counter() - start
     result.threads = _current_threads()
     return result
 
 
-def _run(cell: Cell, registry: Registry, cache_dir: Path | None) -> CellContext:
+def _keep_partial(outcome: Outcome, ctx: CellContext) -> None:
+    record = ctx.record
+    outcome.row = {**record.flat(), **outcome.row}
+    outcome.samples = {**dict(record.times), **outcome.samples}
+    outcome.curves = outcome.curves or list(record.curves)
+
+
+def _run(
+    cell: Cell, registry: Registry, cache_dir: Path | None, holder: list[CellContext]
+) -> CellContext:
     device = resolve_device(cell.device)
     task_cls = registry.get("task", cell.task)
     classes = {"task": task_cls}
@@ -174,6 +191,7 @@ def _run(cell: Cell, registry: Registry, cache_dir: Path | None) -> CellContext:
         params=task.values,
         cache_dir=cache_dir,
     )
+    holder.append(ctx)
     task.run(ctx)
     return ctx
 

@@ -30,7 +30,7 @@ benchmarks:
   - task: test.behave
     matrix:
       solver: [test.constant]
-      mode: [ok, raise, nan, diverge, skip, oom, hang, crash, kill]
+      mode: [ok, raise, nan, diverge, skip, oom, hang, crash, kill, diverge_late, oom_late]
   - task: test.behave
     params: {value: 2}
     matrix: {solver: [test.constant]}
@@ -91,8 +91,28 @@ def test_each_failure_ends_its_cell_with_a_status(statuses_run, mode, status, er
         assert "harness_plugins.py:" in row["error"] and "in run)" in row["error"]
 
 
+@pytest.mark.parametrize(
+    "mode, status, error",
+    [
+        ("diverge_late", "diverged", "loss exploded after measuring"),
+        ("oom_late", "oom", "MemoryError: could not allocate the backward (at "),
+    ],
+)
+def test_a_cell_failing_late_keeps_what_it_measured(statuses_run, mode, status, error):
+    row = _row(statuses_run, **{"param.mode": mode})
+    assert (row["status"], row["error"][: len(error)]) == (status, error)
+    assert row["metric.value"] == 1.0
+    assert row["time.work.n"] == 3
+    samples = statuses_run.samples
+    assert len(samples[(samples["cell_id"] == row["cell_id"]) & (samples["timer"] == "work")]) == 3
+    curves = statuses_run.curves
+    assert list(curves[curves["cell_id"] == row["cell_id"]]["value"]) == pytest.approx(
+        [1.0, 0.5, 1.0 / 3]
+    )
+
+
 def test_the_run_goes_on_after_every_failure(statuses_run):
-    assert len(statuses_run.cells) == 11
+    assert len(statuses_run.cells) == 13
     assert statuses_run.meta["status"] == "complete"
     assert _row(statuses_run, **{"param.value": 2.0})["status"] == "ok"
 
@@ -126,7 +146,7 @@ def test_results_folder_layout(statuses_run):
     for key in ("git", "packages", "devices", "cuda", "host", "start", "end", "suite_text"):
         assert key in meta
     assert meta["packages"]["torch"]
-    assert meta["cells"] == {"total": 11, "finished": 11}
+    assert meta["cells"] == {"total": 13, "finished": 13}
 
 
 def test_in_process_executor_runs_the_same_protocol(write_suite, registry, tmp_path):
