@@ -90,6 +90,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     show.add_argument("--group-by", action="append", default=[], metavar="COL")
     show.add_argument("--columns", help="comma-separated columns to show")
+    show.add_argument(
+        "--baseline",
+        metavar="COL=VALUE",
+        help="add speedup.<timer> against the cell with COL=VALUE and otherwise the same "
+        "configuration and seed (e.g. backend=warp.eager)",
+    )
     show.add_argument("--curves", action="store_true", help="also list the recorded curves")
     show.set_defaults(func=cmd_show)
 
@@ -310,6 +316,16 @@ def _filtered(run, filters: list[str]):
 def cmd_show(args: argparse.Namespace) -> int:
     run = _load(args.run)
     cells = _filtered(run, args.filter)
+    if args.baseline:
+        from bench.compare import with_speedups
+
+        col, sep, value = args.baseline.partition("=")
+        if not sep:
+            raise CliError(f"--baseline {args.baseline!r}: expected COL=VALUE")
+        try:
+            cells = with_speedups(cells, col, value)
+        except KeyError as exc:
+            raise CliError(f"--baseline {args.baseline!r}: {exc.args[0]}") from None
     out = make_console()
     meta = run.meta
     dev = ", ".join(d.get("name", "?") for d in meta.get("devices", []))

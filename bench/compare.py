@@ -237,3 +237,50 @@ def check_gates(cmp: Comparison, gates: list[Gate], alpha: float = 0.05) -> list
             if change * gate.sign > gate.amount:
                 out.append(Violation(gate, row.key, row.metric, f"{row.a:.4g} -> {row.b:.4g}"))
     return out
+
+
+def _as_text(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return str(value)
+
+
+def with_speedups(cells: pd.DataFrame, column: str, value: str) -> pd.DataFrame:
+    """Within one run: each cell's speed against a baseline cell, as ``speedup.<timer>``.
+
+    The baseline of a cell is the ``ok`` cell that has ``column == value`` (compared as
+    text) and the same task, seed and every other key column, leaving out the
+    parameters of the varied component (``param.<column>.*``: ``warp.compile`` has a
+    ``mode`` that ``warp.eager`` lacks). ``speedup.<timer>`` is the baseline's median
+    time over the cell's: 6.0 means six times faster than the baseline, which shows
+    1.0. Cells without an ``ok`` baseline, or not ``ok`` themselves, get NaN.
+
+    Raises ``KeyError`` naming the column or the value when the run has neither.
+    """
+    if column not in cells.columns:
+        raise KeyError(f"no column {column!r}; columns are: {', '.join(cells.columns)}")
+    text = cells[column].map(_as_text)
+    if not (text == value).any():
+        values = ", ".join(sorted(text.unique()))
+        raise KeyError(f"no cell has {column}={value} (its values: {values})")
+    match = [c for c in key_columns(cells) if c != column and not c.startswith(f"param.{column}.")]
+    match.append("seed")
+    keys = pd.Series(
+        ["\x1f".join(_as_text(v) for v in row) for row in cells[match].itertuples(index=False)],
+        index=cells.index,
+    )
+    ok = cells["status"] == "ok"
+    baselines = cells[(text == value) & ok]
+    base_of = dict(zip(keys[baselines.index], baselines.index))
+    out = cells.copy()
+    timers = [c for c in cells.columns if c.startswith("time.") and c.endswith(".median")]
+    for timer in timers:
+        speedup = []
+        for idx in cells.index:
+            base = base_of.get(keys[idx])
+            if base is None or not ok[idx]:
+                speedup.append(math.nan)
+            else:
+                speedup.append(float(cells.at[base, timer]) / float(cells.at[idx, timer]))
+        out["speedup." + timer[len("time.") : -len(".median")]] = speedup
+    return out

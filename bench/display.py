@@ -77,11 +77,12 @@ def cell_columns(cells: pd.DataFrame, columns: list[str] | None = None) -> list[
     comps = [c for c in keys if not c.startswith("param.") and c != "task"]
     params = varying(cells, [c for c in keys if c.startswith("param.")])
     times = [c for c in cells.columns if c.startswith("time.") and c.endswith(".median")]
+    speedups = [c for c in cells.columns if c.startswith("speedup.")]
     mems = [c for c in cells.columns if c.startswith("mem.")]
     metrics = [c for c in cells.columns if c.startswith("metric.")]
     seed = ["seed"] if cells["seed"].nunique() > 1 else []
     task = ["task"] if cells["task"].nunique() > 1 else []
-    return [*task, *comps, *params, *seed, "status", *times, *mems, *metrics]
+    return [*task, *comps, *params, *seed, "status", *times, *speedups, *mems, *metrics]
 
 
 def _fmt_cell(col: str, value: Any) -> str:
@@ -91,6 +92,8 @@ def _fmt_cell(col: str, value: Any) -> str:
         return fmt_bytes(value)
     if col == "wall":
         return fmt_seconds(value)
+    if col.startswith("speedup."):
+        return "" if value is None or math.isnan(value) else f"x{value:.3g}"
     return fmt_value(value)
 
 
@@ -104,7 +107,7 @@ def cells_table(cells: pd.DataFrame, title: str = "", columns: list[str] | None 
     cols = cell_columns(cells, columns)
     table = Table(title=title or None, show_lines=False, header_style="bold")
     for col in cols:
-        justify = "right" if col.startswith(("time.", "mem.", "metric.")) else "left"
+        justify = "right" if col.startswith(("time.", "speedup.", "mem.", "metric.")) else "left"
         table.add_column(_header(col), justify=justify, overflow="fold")
     for _, row in cells.iterrows():
         values = []

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from bench.cli import main
-from bench.compare import Gate, GateError, check_gates, compare_runs
+from bench.compare import Gate, GateError, check_gates, compare_runs, with_speedups
 from bench.results import load_run
 from bench.runner import InProcessExecutor, run_suite
 from bench.suite import load_suite
@@ -132,3 +132,62 @@ def test_too_few_samples_for_the_test_gate_on_the_ratio_alone(tmp_path):
     b3 = load_run(_fake_run(tmp_path, "b3", 1.5, 0.1, n=3, seed=1))
     rows = compare_runs(a3, b3).times
     assert all(row.testable and row.p_value < 0.01 for row in rows)
+
+
+def _cells(rows):
+    base = {"task": "k.t", "seed": 0, "status": "ok", "error": "", "wall": 1.0}
+    return pd.DataFrame([{**base, **r} for r in rows])
+
+
+def test_speedups_against_a_baseline_within_a_run():
+    cells = _cells(
+        [
+            {"backend": "eager", "param.n": 1, "time.fwd.median": 6.0, "time.bwd.median": 9.0},
+            {"backend": "fused", "param.n": 1, "time.fwd.median": 1.0, "time.bwd.median": 3.0},
+            # compile's own parameter does not stop it matching the eager cell
+            {
+                "backend": "compile",
+                "param.backend.mode": "default",
+                "param.n": 1,
+                "time.fwd.median": 2.0,
+                "time.bwd.median": 4.5,
+            },
+            {"backend": "eager", "param.n": 2, "time.fwd.median": 8.0, "time.bwd.median": 8.0},
+            {"backend": "fused", "param.n": 2, "time.fwd.median": 2.0, "time.bwd.median": 2.0},
+            {"backend": "fused", "param.n": 3, "time.fwd.median": 1.0, "time.bwd.median": 1.0},
+            {
+                "backend": "fused",
+                "param.n": 2,
+                "seed": 1,
+                "time.fwd.median": 1.0,
+                "time.bwd.median": 1.0,
+            },
+        ]
+    )
+    out = with_speedups(cells, "backend", "eager")
+    assert list(out["speedup.fwd"].fillna(-1)) == [1.0, 6.0, 3.0, 1.0, 4.0, -1, -1]
+    assert list(out["speedup.bwd"].fillna(-1)) == [1.0, 3.0, 2.0, 1.0, 4.0, -1, -1]
+    # n=3 has no eager cell, seed 1 no eager cell of its seed: no speedup, not a guess.
+    failed = cells.copy()
+    failed.loc[0, "status"] = "oom"
+    assert out["speedup.fwd"].notna().sum() == 5
+    assert with_speedups(failed, "backend", "eager")["speedup.fwd"].notna().sum() == 2
+    with pytest.raises(KeyError, match=r"no cell has backend=eagr \(its values: compile, eager"):
+        with_speedups(cells, "backend", "eagr")
+    with pytest.raises(KeyError, match="no column 'backnd'"):
+        with_speedups(cells, "backnd", "eager")
+
+
+def test_show_baseline_from_the_command_line(write_suite, registry, tmp_path, capsys):
+    path = write_suite(
+        "suite: sp\nplugins: [FIXTURE_PLUGINS]\nrepeats: 2\nbenchmarks:\n"
+        "  - task: test.behave\n    matrix: {solver: [test.constant], value: [1, 2]}\n"
+    )
+    run_dir = tmp_path / "run"
+    run_suite(load_suite(path, registry), run_dir, executor=InProcessExecutor(registry))
+    capsys.readouterr()
+    assert main(["show", str(run_dir), "--baseline", "param.value=1.0"]) == 0
+    out = capsys.readouterr().out
+    assert "speedup.work" in out and "x1 " in out
+    assert main(["show", str(run_dir), "--baseline", "value"]) == 2
+    assert "--baseline 'value': expected COL=VALUE" in capsys.readouterr().err
