@@ -23,6 +23,20 @@ class CellRecord:
     metrics: dict[str, float] = field(default_factory=dict)
     curves: list[tuple[str, int, float, float]] = field(default_factory=list)
 
+    def apply(self, event: tuple[Any, ...]) -> None:
+        """Replay one event that ``CellContext`` streamed (see ``CellContext.listener``)."""
+        kind = event[0]
+        if kind == "times":
+            self.times[event[1]] = list(event[2])
+        elif kind == "memory":
+            self.memory[event[1]] = int(event[2])
+        elif kind == "metric":
+            self.metrics[event[1]] = float(event[2])
+        elif kind == "curve":
+            self.curves.append(tuple(event[1]))
+        else:
+            raise ValueError(f"unknown record event {kind!r}")
+
     def flat(self) -> dict[str, Any]:
         """Flat ``time.*``, ``mem.*`` and ``metric.*`` columns."""
         row: dict[str, Any] = {}
@@ -75,6 +89,13 @@ class CellContext:
         self.params = params
         self.cache_dir = cache_dir or default_cache_dir()
         self.record = CellRecord()
+        # The worker sets this to stream each recorded value to the parent process, so
+        # that a cell that crashes or hangs later still keeps what it measured.
+        self.listener: Callable[[tuple[Any, ...]], None] | None = None
+
+    def _emit(self, event: tuple[Any, ...]) -> None:
+        if self.listener is not None:
+            self.listener(event)
 
     def time(
         self,
@@ -103,11 +124,14 @@ class CellContext:
             )
         self.record.times[name] = samples
         self.record.memory[name] = mem.peak_bytes
+        self._emit(("times", name, list(samples)))
+        self._emit(("memory", name, mem.peak_bytes))
         return result
 
     def add_time(self, name: str, seconds: float) -> None:
         """Record a duration the task measured itself (e.g. a training loop)."""
         self.record.times.setdefault(name, []).append(float(seconds))
+        self._emit(("times", name, list(self.record.times[name])))
 
     @contextlib.contextmanager
     def memory(self, name: str) -> Iterator[PeakMemory]:
@@ -115,17 +139,21 @@ class CellContext:
         with PeakMemory(self.device) as mem:
             yield mem
         self.record.memory[name] = mem.peak_bytes
+        self._emit(("memory", name, mem.peak_bytes))
 
     def metric(self, name: str, value: Any) -> float:
         """Record a scalar metric (a number or a one-element tensor)."""
         number = float(value.item() if hasattr(value, "item") else value)
         self.record.metrics[name] = number
+        self._emit(("metric", name, number))
         return number
 
     def curve(self, name: str, step: int, value: Any, time: float = math.nan) -> None:
         """Record one point of a convergence curve (``curves.parquet``)."""
         number = float(value.item() if hasattr(value, "item") else value)
-        self.record.curves.append((name, int(step), float(time), number))
+        point = (name, int(step), float(time), number)
+        self.record.curves.append(point)
+        self._emit(("curve", point))
 
     def check_finite(self, name: str, value: Any) -> None:
         """Raise ``Diverged`` if ``value`` (number or tensor) has a NaN or Inf."""

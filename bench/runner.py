@@ -22,11 +22,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench.context import CellRecord
 from bench.registry import Registry
 from bench.results import RUN_JSON, RunWriter, atomic_write_json
 from bench.suite import Cell, Suite
 from bench.sysinfo import run_metadata
-from bench.worker import Outcome, resolve_device, run_cell, worker_main
+from bench.worker import Outcome, keep_partial, resolve_device, run_cell, worker_main
 
 # A worker imports torch and builds the registry before its first cell; that is
 # not the cell's time, so it gets its own allowance.
@@ -93,26 +94,37 @@ class ProcessExecutor:
         if self._proc is None or not self._proc.is_alive():
             self._start()
         start = time.perf_counter()
+        deadline = start + cell.timeout
+        partial = CellRecord()  # what the cell has recorded so far (streamed)
         self._conn.send(cell.to_dict())
-        try:
-            ready = self._conn.poll(cell.timeout)
-        except (EOFError, OSError):
-            ready = True  # the worker died; recv below says how
-        if not ready:
-            self._discard()
-            return Outcome(
-                "timeout",
-                f"no result within the {cell.timeout:g} s timeout; worker killed",
-                wall=time.perf_counter() - start,
-            )
-        try:
-            kind, outcome = self._conn.recv()
-        except (EOFError, OSError):
-            # The pipe closed because the worker is dying: let it finish dying so
-            # its own exit status (e.g. SIGSEGV) is read, not the SIGKILL we would add.
-            code = self._discard(grace=5.0)
-            return _death_outcome(code, time.perf_counter() - start)
-        return outcome
+        while True:
+            try:
+                ready = self._conn.poll(max(0.0, deadline - time.perf_counter()))
+            except (EOFError, OSError):
+                ready = True  # the worker died; recv below says how
+            if not ready:
+                self._discard()
+                outcome = Outcome(
+                    "timeout",
+                    f"no result within the {cell.timeout:g} s timeout; worker killed",
+                    wall=time.perf_counter() - start,
+                )
+                keep_partial(outcome, partial)
+                return outcome
+            try:
+                kind, payload = self._conn.recv()
+            except (EOFError, OSError):
+                # The pipe closed because the worker is dying: let it finish dying so
+                # its own exit status (e.g. SIGSEGV) is read, not the SIGKILL we would add.
+                code = self._discard(grace=5.0)
+                outcome = _death_outcome(code, time.perf_counter() - start)
+                keep_partial(outcome, partial)
+                return outcome
+            if kind == "partial":
+                for event in payload:
+                    partial.apply(event)
+                continue
+            return payload
 
     def _discard(self, grace: float = 0.0) -> int | None:
         proc, self._proc = self._proc, None

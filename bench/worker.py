@@ -11,6 +11,7 @@ import gc
 import math
 import os
 import random
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.base import Diverged, SkipCell
-from bench.context import CellContext
+from bench.context import CellContext, CellRecord
 from bench.params import ParamError
 from bench.registry import Registry
 from bench.suite import Cell
@@ -115,17 +116,23 @@ def _is_oom(exc: BaseException) -> bool:
     return "out of memory" in str(exc).lower() and isinstance(exc, RuntimeError)
 
 
-def run_cell(cell: Cell, registry: Registry, cache_dir: Path | None = None) -> Outcome:
+def run_cell(
+    cell: Cell,
+    registry: Registry,
+    cache_dir: Path | None = None,
+    listener: Any = None,
+) -> Outcome:
     """Instantiate the cell's plugins and run its task; classify any failure.
 
     A task that fails part-way keeps what it measured before: the times, metrics and
     curves recorded until then land in the row beside the status and the message (a
     forward time before a backward OOM, a loss curve up to the divergence).
+    ``listener`` receives each value as it is recorded (see ``CellContext.listener``).
     """
     start = time.perf_counter()
     holder: list[CellContext] = []
     try:
-        ctx = _run(cell, registry, cache_dir, holder)
+        ctx = _run(cell, registry, cache_dir, holder, listener)
     except SkipCell as exc:
         result = Outcome("skipped", str(exc))
     except Diverged as exc:
@@ -144,21 +151,25 @@ def run_cell(cell: Cell, registry: Registry, cache_dir: Path | None = None) -> O
     finally:
         _cleanup(cell.device)
     if result.status != "ok" and holder:
-        _keep_partial(result, holder[0])
+        keep_partial(result, holder[0].record)
     result.wall = time.perf_counter() - start
     result.threads = _current_threads()
     return result
 
 
-def _keep_partial(outcome: Outcome, ctx: CellContext) -> None:
-    record = ctx.record
+def keep_partial(outcome: Outcome, record: CellRecord) -> None:
+    """Add what a failed cell recorded before failing to its outcome."""
     outcome.row = {**record.flat(), **outcome.row}
     outcome.samples = {**dict(record.times), **outcome.samples}
     outcome.curves = outcome.curves or list(record.curves)
 
 
 def _run(
-    cell: Cell, registry: Registry, cache_dir: Path | None, holder: list[CellContext]
+    cell: Cell,
+    registry: Registry,
+    cache_dir: Path | None,
+    holder: list[CellContext],
+    listener: Any,
 ) -> CellContext:
     device = resolve_device(cell.device)
     task_cls = registry.get("task", cell.task)
@@ -191,6 +202,7 @@ def _run(
         params=task.values,
         cache_dir=cache_dir,
     )
+    ctx.listener = listener
     holder.append(ctx)
     task.run(ctx)
     return ctx
@@ -256,5 +268,58 @@ def worker_main(
         if message is None:
             return
         cell = Cell.from_dict(message)
-        outcome = run_cell(cell, registry, Path(cache_dir) if cache_dir else None)
-        conn.send(("done", outcome))
+        stream = _PartialStream(conn)
+        outcome = run_cell(cell, registry, Path(cache_dir) if cache_dir else None, stream)
+        stream.finish(outcome)
+
+
+class _PartialStream:
+    """Sends a running cell's recorded values to the parent as they come, so a crash or
+    a timeout (the worker is killed) loses nothing already measured.
+
+    Curve points are batched, so a training loop that records every step does not pay a
+    pipe write per step: they go with the next other value, or within ``FLUSH_S`` from
+    a flusher thread (so points recorded just before a hang still arrive). ``finish``
+    sends the outcome; nothing of this cell is sent after it.
+    """
+
+    FLUSH_S = 0.5
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self.lock = threading.Lock()
+        self.pending: list[tuple[Any, ...]] = []
+        self.closed = False
+        self.last_flush = time.monotonic()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._flusher, daemon=True)
+        self._thread.start()
+
+    def __call__(self, event: tuple[Any, ...]) -> None:
+        with self.lock:
+            if self.closed:
+                return
+            self.pending.append(event)
+            if event[0] != "curve" or time.monotonic() - self.last_flush >= self.FLUSH_S:
+                self._flush()
+
+    def _flush(self) -> None:  # with the lock held
+        if self.pending:
+            self.conn.send(("partial", self.pending))
+            self.pending = []
+        self.last_flush = time.monotonic()
+
+    def _flusher(self) -> None:
+        while not self._stop.wait(self.FLUSH_S):
+            with self.lock:
+                if self.closed:
+                    return
+                self._flush()
+
+    def finish(self, outcome: Outcome) -> None:
+        with self.lock:
+            self.closed = True
+            self.pending = []
+            self.conn.send(("done", outcome))
+        self._stop.set()
+        self._thread.join()

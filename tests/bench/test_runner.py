@@ -30,7 +30,11 @@ benchmarks:
   - task: test.behave
     matrix:
       solver: [test.constant]
-      mode: [ok, raise, nan, diverge, skip, oom, hang, crash, kill, diverge_late, oom_late]
+      mode: [ok, raise, nan, diverge, skip, oom, hang, crash, kill]
+  - task: test.behave
+    matrix:
+      solver: [test.constant]
+      mode: [diverge_late, oom_late, hang_late, crash_late]
   - task: test.behave
     params: {value: 2}
     matrix: {solver: [test.constant]}
@@ -96,6 +100,8 @@ def test_each_failure_ends_its_cell_with_a_status(statuses_run, mode, status, er
     [
         ("diverge_late", "diverged", "loss exploded after measuring"),
         ("oom_late", "oom", "MemoryError: could not allocate the backward (at "),
+        ("hang_late", "timeout", "no result within the 4 s timeout; worker killed"),
+        ("crash_late", "error", "worker died from SIGSEGV"),
     ],
 )
 def test_a_cell_failing_late_keeps_what_it_measured(statuses_run, mode, status, error):
@@ -112,7 +118,7 @@ def test_a_cell_failing_late_keeps_what_it_measured(statuses_run, mode, status, 
 
 
 def test_the_run_goes_on_after_every_failure(statuses_run):
-    assert len(statuses_run.cells) == 13
+    assert len(statuses_run.cells) == 15
     assert statuses_run.meta["status"] == "complete"
     assert _row(statuses_run, **{"param.value": 2.0})["status"] == "ok"
 
@@ -146,7 +152,7 @@ def test_results_folder_layout(statuses_run):
     for key in ("git", "packages", "devices", "cuda", "host", "start", "end", "suite_text"):
         assert key in meta
     assert meta["packages"]["torch"]
-    assert meta["cells"] == {"total": 13, "finished": 13}
+    assert meta["cells"] == {"total": 15, "finished": 15}
 
 
 def test_in_process_executor_runs_the_same_protocol(write_suite, registry, tmp_path):
