@@ -94,7 +94,7 @@ def _parser() -> argparse.ArgumentParser:
         "--baseline",
         metavar="COL=VALUE",
         help="add speedup.<timer> against the cell with COL=VALUE and otherwise the same "
-        "configuration and seed (e.g. backend=warp.eager)",
+        "configuration and seed (e.g. backend=warp.eager,svf_exp.eager: one per task)",
     )
     show.add_argument("--curves", action="store_true", help="also list the recorded curves")
     show.set_defaults(func=cmd_show)
@@ -323,7 +323,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         if not sep:
             raise CliError(f"--baseline {args.baseline!r}: expected COL=VALUE")
         try:
-            cells = with_speedups(cells, col, value)
+            cells = with_speedups(cells, col, value.split(","))
         except KeyError as exc:
             raise CliError(f"--baseline {args.baseline!r}: {exc.args[0]}") from None
     out = make_console()

@@ -245,24 +245,29 @@ def _as_text(value: Any) -> str:
     return str(value)
 
 
-def with_speedups(cells: pd.DataFrame, column: str, value: str) -> pd.DataFrame:
+def with_speedups(cells: pd.DataFrame, column: str, value: str | list[str]) -> pd.DataFrame:
     """Within one run: each cell's speed against a baseline cell, as ``speedup.<timer>``.
 
     The baseline of a cell is the ``ok`` cell that has ``column == value`` (compared as
-    text) and the same task, seed and every other key column, leaving out the
+    text; with several values, whichever matches: ``warp.eager`` for the warp cells,
+    ``svf_exp.eager`` for the others) and the same task, seed and every other key column,
+    leaving out the
     parameters of the varied component (``param.<column>.*``: ``warp.compile`` has a
     ``mode`` that ``warp.eager`` lacks). ``speedup.<timer>`` is the baseline's median
     time over the cell's: 6.0 means six times faster than the baseline, which shows
     1.0. Cells without an ``ok`` baseline, or not ``ok`` themselves, get NaN.
 
-    Raises ``KeyError`` naming the column or the value when the run has neither.
+    Raises ``KeyError`` naming the column or the value when the run has neither, or the
+    two values when both are baselines of one configuration.
     """
     if column not in cells.columns:
         raise KeyError(f"no column {column!r}; columns are: {', '.join(cells.columns)}")
     text = cells[column].map(_as_text)
-    if not (text == value).any():
-        values = ", ".join(sorted(text.unique()))
-        raise KeyError(f"no cell has {column}={value} (its values: {values})")
+    wanted = [value] if isinstance(value, str) else list(value)
+    for one in wanted:
+        if not (text == one).any():
+            values = ", ".join(sorted(text.unique()))
+            raise KeyError(f"no cell has {column}={one} (its values: {values})")
     match = [c for c in key_columns(cells) if c != column and not c.startswith(f"param.{column}.")]
     match.append("seed")
     keys = pd.Series(
@@ -270,8 +275,15 @@ def with_speedups(cells: pd.DataFrame, column: str, value: str) -> pd.DataFrame:
         index=cells.index,
     )
     ok = cells["status"] == "ok"
-    baselines = cells[(text == value) & ok]
-    base_of = dict(zip(keys[baselines.index], baselines.index))
+    baselines = cells[text.isin(wanted) & ok]
+    base_of: dict[str, Any] = {}
+    for idx in baselines.index:
+        other = base_of.setdefault(keys[idx], idx)
+        if other != idx:
+            raise KeyError(
+                f"{column}={text[other]} and {column}={text[idx]} are both baselines of "
+                f"one configuration ({cells.at[idx, 'task']}); name one per configuration"
+            )
     out = cells.copy()
     timers = [c for c in cells.columns if c.startswith("time.") and c.endswith(".median")]
     for timer in timers:

@@ -172,6 +172,19 @@ def test_speedups_against_a_baseline_within_a_run():
     failed.loc[0, "status"] = "oom"
     assert out["speedup.fwd"].notna().sum() == 5
     assert with_speedups(failed, "backend", "eager")["speedup.fwd"].notna().sum() == 2
+    # Several baselines: one per configuration (per task, typically), never two.
+    two_tasks = _cells(
+        [
+            {"task": "k.warp", "backend": "warp.eager", "time.fwd.median": 4.0},
+            {"task": "k.warp", "backend": "warp.fused", "time.fwd.median": 1.0},
+            {"task": "k.svf", "backend": "svf.eager", "time.fwd.median": 9.0},
+            {"task": "k.svf", "backend": "svf.fused", "time.fwd.median": 3.0},
+        ]
+    )
+    two = with_speedups(two_tasks, "backend", ["warp.eager", "svf.eager"])
+    assert list(two["speedup.fwd"]) == [1.0, 4.0, 1.0, 3.0]
+    with pytest.raises(KeyError, match="backend=eager and backend=compile are both baselines"):
+        with_speedups(cells, "backend", ["eager", "compile"])
     with pytest.raises(KeyError, match=r"no cell has backend=eagr \(its values: compile, eager"):
         with_speedups(cells, "backend", "eagr")
     with pytest.raises(KeyError, match="no column 'backnd'"):
