@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from rich.progress import (
     BarColumn,
@@ -74,6 +75,15 @@ def _parser() -> argparse.ArgumentParser:
         "--in-process",
         action="store_true",
         help="run cells in this process (debugging; no timeout, a crash ends the run)",
+    )
+    run.add_argument(
+        "--slurm",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="run each cell as a cluster job through submitit, with this parameter "
+        "(repeat: slurm_partition=gpu, gpus_per_node=1, timeout_min=60; cluster=local "
+        "for local processes)",
     )
     run.add_argument("--quiet", action="store_true", help="no progress bar or per-cell lines")
     run.set_defaults(func=cmd_run)
@@ -170,7 +180,11 @@ def cmd_run(args: argparse.Namespace) -> int:
                 raise CliError(f"cannot resume: {exc}") from None
     else:
         run_dir = Path(args.output) / suite.name / new_run_id()
-    if args.in_process:
+    if args.slurm and args.in_process:
+        raise CliError("--slurm and --in-process exclude each other")
+    if args.slurm:
+        executor = _slurm_executor(args.slurm, suite, run_dir)
+    elif args.in_process:
         from bench.plugins import get_plugin_manager
         from bench.registry import Registry
 
@@ -287,6 +301,25 @@ def cmd_list(args: argparse.Namespace) -> int:
             table.add_row(cls.name, entry.provider, desc, params)
         out.print(table)
     return 0
+
+
+def _slurm_executor(specs: list[str], suite: Any, run_dir: Path) -> Any:
+    import yaml
+
+    from bench.slurm import SlurmExecutor, SlurmUnavailable
+
+    params: dict[str, Any] = {}
+    for spec in specs:
+        key, sep, value = spec.partition("=")
+        if not sep or not key:
+            raise CliError(f"--slurm {spec!r}: expected KEY=VALUE, e.g. slurm_partition=gpu")
+        params[key] = yaml.safe_load(value)
+    try:
+        return SlurmExecutor(suite.plugins, suite.base_dir, run_dir / "slurm", params)
+    except SlurmUnavailable as exc:
+        raise CliError(str(exc)) from None
+    except (ValueError, TypeError, NameError) as exc:  # submitit refuses a name it lacks
+        raise CliError(f"--slurm: {exc}") from None
 
 
 # --- show -------------------------------------------------------------------

@@ -18,7 +18,7 @@ import os
 import secrets
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -187,13 +187,17 @@ def run_suite(
     suite: Suite,
     run_dir: Path,
     *,
-    executor: InProcessExecutor | ProcessExecutor,
+    executor: Any,
     resume: bool = False,
     on_start: Callable[[list[Cell]], None] | None = None,
     on_cell_start: Callable[[Cell], None] | None = None,
     on_cell_done: Callback | None = None,
 ) -> list[dict[str, Any]]:
     """Run every cell not already in ``run_dir`` and return all rows.
+
+    ``executor`` has ``execute(cell) -> Outcome`` and ``close()``; one that runs cells
+    concurrently (``bench.slurm.SlurmExecutor``) also has ``run_all(cells,
+    on_cell_start)``, yielding ``(cell, outcome)`` as cells finish.
 
     Each finished cell is written at once. ``run.json`` is written at the start
     (status ``running``) and rewritten at the end (``complete`` or ``interrupted``).
@@ -203,16 +207,23 @@ def run_suite(
     todo = [c for c in suite.cells if c.id not in done]
     meta_path = Path(run_dir) / RUN_JSON
     meta = _start_meta(suite, run_dir, resume)
+    # With SLURM, "devices" and "host" describe the submitting machine; each row's
+    # `device` column is resolved where the cell ran.
+    meta["executor"] = type(executor).__name__
+    if getattr(executor, "cluster", None):
+        meta["cluster"] = executor.cluster
     atomic_write_json(meta_path, meta)
     if on_start:
         on_start(todo)
     status = "interrupted"
+    if hasattr(executor, "run_all"):  # executors that run cells concurrently (SLURM)
+        outcomes = executor.run_all(todo, on_cell_start)
+    else:
+        outcomes = _one_by_one(executor, todo, on_cell_start)
     try:
-        for cell in todo:
-            if on_cell_start:
-                on_cell_start(cell)
-            outcome = executor.execute(cell)
-            row = writer.add(cell, outcome, resolve_device(cell.device), now_iso())
+        for cell, outcome in outcomes:
+            device = outcome.device or resolve_device(cell.device)
+            row = writer.add(cell, outcome, device, now_iso())
             if on_cell_done:
                 on_cell_done(cell, row)
         status = "complete"
@@ -223,6 +234,15 @@ def run_suite(
         meta["cells"] = {"total": len(suite.cells), "finished": len(writer.cells)}
         atomic_write_json(meta_path, meta)
     return writer.cells
+
+
+def _one_by_one(
+    executor: Any, cells: list[Cell], on_cell_start: Callable[[Cell], None] | None
+) -> Iterator[tuple[Cell, Outcome]]:
+    for cell in cells:
+        if on_cell_start:
+            on_cell_start(cell)
+        yield cell, executor.execute(cell)
 
 
 def _start_meta(suite: Suite, run_dir: Path, resume: bool) -> dict[str, Any]:

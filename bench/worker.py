@@ -38,6 +38,7 @@ class Outcome:
     curves: list[tuple[str, int, float, float]] = field(default_factory=list)
     wall: float = 0.0
     threads: int | None = None  # torch intra-op threads the cell ran with
+    device: str = ""  # the device it ran on, resolved where it ran ("" if it never started)
 
 
 def resolve_device(device: str) -> str:
@@ -154,6 +155,10 @@ def run_cell(
         keep_partial(result, holder[0].record)
     result.wall = time.perf_counter() - start
     result.threads = _current_threads()
+    try:
+        result.device = resolve_device(cell.device)
+    except Exception:  # noqa: BLE001 - the row falls back to the runner's resolution
+        pass
     return result
 
 

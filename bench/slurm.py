@@ -1,0 +1,150 @@
+"""Running a suite's cells as cluster jobs through submitit (SLURM, or local processes).
+
+Each cell is one job of a job array. Inside its job a cell runs exactly as on a
+workstation, in a ``ProcessExecutor`` worker: the cell's own timeout, a crash or a hang
+ending the cell with its status and what it recorded, the same rows. The runner writes
+each row when its job finishes (in the order they finish), so ``--resume`` submits only
+what is missing after an interruption.
+
+    bench run suite.yaml --slurm slurm_partition=gpu --slurm gpus_per_node=1
+
+``--slurm KEY=VALUE`` sets any submitit parameter (``timeout_min``, ``mem_gb``,
+``cpus_per_task``, ``gpus_per_node``, ``slurm_partition``, ``slurm_array_parallelism``,
+...); ``cluster=local`` runs the jobs as local processes (no SLURM needed), as the tests
+do. ``timeout_min`` defaults to the longest cell timeout plus 5 minutes for starting.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from bench.suite import Cell
+from bench.worker import Outcome
+
+START_MARGIN_MIN = 5  # job start, imports and worker spawn, on top of the cell timeout
+POLL_S = 1.0
+
+
+class SlurmUnavailable(RuntimeError):
+    """submitit is not installed."""
+
+
+def run_cell_job(
+    cell: dict[str, Any],
+    plugin_specs: list[str],
+    base_dir: str,
+    cache_dir: str | None,
+    builtins: bool,
+) -> Outcome:
+    """The job's function: one cell in a worker process, as ``bench run`` does locally."""
+    from bench.runner import ProcessExecutor
+
+    executor = ProcessExecutor(
+        plugin_specs,
+        Path(base_dir),
+        Path(cache_dir) if cache_dir else None,
+        builtins=builtins,
+    )
+    try:
+        return executor.execute(Cell.from_dict(cell))
+    finally:
+        executor.close()
+
+
+class SlurmExecutor:
+    """Submits cells as a submitit job array and yields their outcomes as jobs finish."""
+
+    def __init__(
+        self,
+        plugin_specs: list[str],
+        base_dir: Path,
+        folder: Path,
+        parameters: dict[str, Any] | None = None,
+        cache_dir: Path | None = None,
+        *,
+        builtins: bool = True,
+    ) -> None:
+        try:
+            import submitit
+        except ImportError:
+            raise SlurmUnavailable(
+                "running on a cluster needs submitit: pip install 'dynbench[slurm]'"
+            ) from None
+        params = dict(parameters or {})
+        cluster = params.pop("cluster", None)
+        self._submitit = submitit
+        self._executor = submitit.AutoExecutor(folder=Path(folder) / "%j", cluster=cluster)
+        self.cluster = self._executor.cluster
+        self._executor.update_parameters(**params)  # unknown names raise here, up front
+        self.params = params
+        self.plugin_specs = list(plugin_specs)
+        self.base_dir = str(base_dir)
+        self.cache_dir = str(cache_dir) if cache_dir else None
+        self.builtins = builtins
+        self._pending: list[tuple[Any, Cell]] = []
+
+    def run_all(
+        self, cells: list[Cell], on_cell_start: Callable[[Cell], None] | None = None
+    ) -> Iterator[tuple[Cell, Outcome]]:
+        """Submit every cell, then yield ``(cell, outcome)`` as their jobs finish."""
+        if not cells:
+            return
+        longest = max(c.timeout for c in cells)
+        params = {
+            "name": f"bench-{cells[0].suite}",
+            "timeout_min": math.ceil(longest / 60) + START_MARGIN_MIN,
+            **self.params,
+        }
+        self._executor.update_parameters(**params)
+        jobs = []
+        with self._executor.batch():
+            for cell in cells:
+                args = (cell.to_dict(), self.plugin_specs, self.base_dir, self.cache_dir)
+                jobs.append(self._executor.submit(run_cell_job, *args, self.builtins))
+        self._pending = list(zip(jobs, cells))
+        for cell in cells:
+            if on_cell_start:
+                on_cell_start(cell)
+        while self._pending:
+            finished = [(job, cell) for job, cell in self._pending if job.done()]
+            if not finished:
+                time.sleep(POLL_S)
+                continue
+            for pair in finished:
+                self._pending.remove(pair)
+                yield pair[1], self._outcome(*pair)
+
+    def _outcome(self, job: Any, cell: Cell) -> Outcome:
+        try:
+            outcome = job.result()
+        except self._submitit.core.utils.UncompletedJobError as exc:
+            text = str(exc)
+            lines = [line for line in text.splitlines() if line.strip()]
+            last = lines[-1].strip() if lines else type(exc).__name__
+            if "time" in text.lower() and "limit" in text.lower() or "TIMEOUT" in text:
+                return Outcome("timeout", f"job {job.job_id} reached its time limit: {last}")
+            if "memory" in text.lower() or "oom" in text.lower():
+                return Outcome("oom", f"job {job.job_id} ran out of memory: {last}")
+            return Outcome("error", f"job {job.job_id} failed: {last}")
+        if not isinstance(outcome, Outcome):
+            return Outcome("error", f"job {job.job_id} returned {type(outcome).__name__}")
+        return outcome
+
+    def execute(self, cell: Cell) -> Outcome:
+        """One cell as one job (the protocol the other executors share)."""
+        for _, outcome in self.run_all([cell]):
+            return outcome
+        raise RuntimeError("no outcome")  # pragma: no cover - run_all yields one per cell
+
+    def close(self) -> None:
+        """Cancel the jobs not finished (an interrupted run); ``--resume`` reruns them."""
+        for job, _ in self._pending:
+            try:
+                job.cancel(check=False)
+            except Exception:  # noqa: BLE001 - best effort on the way out
+                pass
+        self._pending = []

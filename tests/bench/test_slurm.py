@@ -1,0 +1,57 @@
+"""bench run --slurm: cells as submitit jobs (here cluster=local: local processes).
+
+Inside each job a cell runs in a worker process exactly as ``bench run`` does locally,
+so every status, and what a failing cell measured, must come back the same.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from bench.cli import main
+from bench.results import load_run
+
+SUITE = """
+suite: sl
+device: cpu
+repeats: 2
+timeout: 6
+plugins: [FIXTURE_PLUGINS]
+benchmarks:
+  - task: test.behave
+    matrix: {solver: [test.constant], mode: [ok, raise, crash_late, hang_late]}
+"""
+
+
+def test_cells_run_as_jobs_with_the_local_statuses(write_suite, tmp_path, capsys):
+    path = write_suite(SUITE)
+    out = tmp_path / "results"
+    code = main(["run", str(path), "--output", str(out), "--quiet", "--slurm", "cluster=local"])
+    assert code == 0
+    run = load_run(next((out / "sl").iterdir()))
+    status = dict(zip(run.cells["param.mode"], run.cells["status"]))
+    assert status == {"ok": "ok", "raise": "error", "crash_late": "error", "hang_late": "timeout"}
+    errors = dict(zip(run.cells["param.mode"], run.cells["error"]))
+    assert errors["crash_late"] == "worker died from SIGSEGV"
+    assert errors["hang_late"] == "no result within the 6 s timeout; worker killed"
+    # what the failing cells measured before failing comes back from the job too
+    late = run.cells[run.cells["param.mode"].isin(["crash_late", "hang_late"])]
+    assert list(late["metric.value"]) == [1.0, 1.0]
+    assert set(run.cells["device"]) == {"cpu"}
+    assert run.meta["status"] == "complete"
+    assert (run.meta["executor"], run.meta["cluster"]) == ("SlurmExecutor", "local")
+    assert list((out / "sl").iterdir())[0].joinpath("slurm").is_dir()  # submitit's logs
+
+
+def test_bad_slurm_options_are_reported(write_suite, tmp_path, capsys, monkeypatch):
+    path = write_suite(SUITE)
+    args = ["run", str(path), "--output", str(tmp_path), "--quiet"]
+    assert main([*args, "--slurm", "partition"]) == 2
+    assert "--slurm 'partition': expected KEY=VALUE" in capsys.readouterr().err
+    assert main([*args, "--slurm", "cluster=local", "--slurm", "no_such_param=1"]) == 2
+    assert "no_such_param" in capsys.readouterr().err
+    assert main([*args, "--slurm", "cluster=local", "--in-process"]) == 2
+    assert "--slurm and --in-process exclude each other" in capsys.readouterr().err
+    monkeypatch.setitem(sys.modules, "submitit", None)
+    assert main([*args, "--slurm", "cluster=local"]) == 2
+    assert "needs submitit: pip install 'dynbench[slurm]'" in capsys.readouterr().err
