@@ -85,6 +85,18 @@ def _parser() -> argparse.ArgumentParser:
         "(repeat: slurm_partition=gpu, gpus_per_node=1, timeout_min=60; cluster=local "
         "for local processes)",
     )
+    run.add_argument(
+        "--gpus",
+        metavar="0,1,...",
+        help="one worker per listed GPU, each pinned to it (CUDA_VISIBLE_DEVICES); cells "
+        "on cuda or auto run on whichever GPU is free",
+    )
+    run.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="N worker processes at once (on CPU they share the cores: times suffer)",
+    )
     run.add_argument("--quiet", action="store_true", help="no progress bar or per-cell lines")
     run.set_defaults(func=cmd_run)
 
@@ -180,10 +192,22 @@ def cmd_run(args: argparse.Namespace) -> int:
                 raise CliError(f"cannot resume: {exc}") from None
     else:
         run_dir = Path(args.output) / suite.name / new_run_id()
-    if args.slurm and args.in_process:
-        raise CliError("--slurm and --in-process exclude each other")
+    chosen = [
+        name
+        for name, given in (
+            ("--slurm", args.slurm),
+            ("--in-process", args.in_process),
+            ("--gpus", args.gpus),
+            ("--workers", args.workers is not None),
+        )
+        if given
+    ]
+    if len(chosen) > 1:
+        raise CliError(f"{' and '.join(chosen)} exclude each other")
     if args.slurm:
         executor = _slurm_executor(args.slurm, suite, run_dir)
+    elif args.gpus or args.workers is not None:
+        executor = _parallel_executor(args.gpus, args.workers, suite)
     elif args.in_process:
         from bench.plugins import get_plugin_manager
         from bench.registry import Registry
@@ -301,6 +325,27 @@ def cmd_list(args: argparse.Namespace) -> int:
             table.add_row(cls.name, entry.provider, desc, params)
         out.print(table)
     return 0
+
+
+def _parallel_executor(gpus: str | None, workers: int | None, suite: Any) -> Any:
+    from bench.runner import ParallelExecutor
+
+    if gpus is not None:
+        ids = [g.strip() for g in gpus.split(",")]
+        if not all(g.isdigit() for g in ids) or len(set(ids)) != len(ids):
+            raise CliError(f"--gpus {gpus!r}: expected distinct GPU numbers, e.g. 0,1,2,3")
+        pinned = sorted({c.device for c in suite.cells if c.device.startswith("cuda:")})
+        if pinned:
+            raise CliError(
+                f"--gpus assigns each cell a GPU, but the suite names {', '.join(pinned)}: "
+                "use device: cuda (or auto) in the suite"
+            )
+        slots = [{"CUDA_VISIBLE_DEVICES": g} for g in ids]
+    else:
+        if workers is None or workers < 1:
+            raise CliError(f"--workers {workers}: expected 1 or more")
+        slots = [{} for _ in range(workers)]
+    return ParallelExecutor(suite.plugins, suite.base_dir, slots)
 
 
 def _slurm_executor(specs: list[str], suite: Any, run_dir: Path) -> Any:

@@ -15,8 +15,10 @@ from __future__ import annotations
 import datetime as dt
 import multiprocessing as mp
 import os
+import queue
 import secrets
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -58,8 +60,10 @@ class ProcessExecutor:
         cache_dir: Path | None = None,
         *,
         builtins: bool = True,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.builtins = builtins
+        self.env = dict(env or {})  # set in the worker before it imports torch
         self.plugin_specs = list(plugin_specs)
         self.base_dir = str(base_dir)
         self.cache_dir = str(cache_dir) if cache_dir else None
@@ -71,7 +75,14 @@ class ProcessExecutor:
         parent, child = self._ctx.Pipe()
         proc = self._ctx.Process(
             target=worker_main,
-            args=(child, self.plugin_specs, self.base_dir, self.cache_dir, self.builtins),
+            args=(
+                child,
+                self.plugin_specs,
+                self.base_dir,
+                self.cache_dir,
+                self.builtins,
+                self.env,
+            ),
             daemon=True,
         )
         proc.start()
@@ -145,6 +156,80 @@ class ProcessExecutor:
             except (BrokenPipeError, OSError):
                 pass
         self._discard()
+
+
+class ParallelExecutor:
+    """Several worker processes at once, one per slot; each cell goes to a free one.
+
+    A slot is the environment of its worker: ``{"CUDA_VISIBLE_DEVICES": "2"}`` pins it to
+    one GPU (``bench run --gpus 0,1,2,3``: one worker per GPU, cells on ``cuda`` or
+    ``auto`` land on that worker's GPU), ``{}`` is a plain worker (``--workers N``;
+    on CPU, parallel cells share the cores, so their times are not those of a quiet
+    machine). Each worker keeps the protocol of ``ProcessExecutor``.
+    """
+
+    def __init__(
+        self,
+        plugin_specs: list[str],
+        base_dir: Path,
+        slots: list[dict[str, str]],
+        cache_dir: Path | None = None,
+        *,
+        builtins: bool = True,
+    ) -> None:
+        if not slots:
+            raise ValueError("ParallelExecutor needs at least one slot")
+        self.executors = [
+            ProcessExecutor(plugin_specs, base_dir, cache_dir, builtins=builtins, env=env)
+            for env in slots
+        ]
+
+    def run_all(
+        self, cells: list[Cell], on_cell_start: Callable[[Cell], None] | None = None
+    ) -> Iterator[tuple[Cell, Outcome]]:
+        todo: queue.Queue[Cell] = queue.Queue()
+        for cell in cells:
+            todo.put(cell)
+        events: queue.Queue[tuple[str, Cell | None, Any]] = queue.Queue()
+        stop = threading.Event()
+
+        def serve(executor: ProcessExecutor) -> None:
+            while not stop.is_set():
+                try:
+                    cell = todo.get_nowait()
+                except queue.Empty:
+                    return
+                events.put(("start", cell, None))
+                try:
+                    events.put(("done", cell, executor.execute(cell)))
+                except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+                    events.put(("failed", cell, exc))
+                    return
+
+        threads = [threading.Thread(target=serve, args=(e,), daemon=True) for e in self.executors]
+        for thread in threads:
+            thread.start()
+        remaining = len(cells)
+        try:
+            while remaining:
+                kind, cell, payload = events.get()
+                if kind == "start":
+                    if on_cell_start and cell is not None:
+                        on_cell_start(cell)
+                    continue
+                if kind == "failed":
+                    raise payload
+                remaining -= 1
+                yield cell, payload
+        finally:
+            stop.set()
+
+    def execute(self, cell: Cell) -> Outcome:
+        return self.executors[0].execute(cell)
+
+    def close(self) -> None:
+        for executor in self.executors:
+            executor.close()
 
 
 def _kill(proc: Any) -> int | None:

@@ -156,10 +156,21 @@ def run_cell(
     result.wall = time.perf_counter() - start
     result.threads = _current_threads()
     try:
-        result.device = resolve_device(cell.device)
+        result.device = physical_device(resolve_device(cell.device))
     except Exception:  # noqa: BLE001 - the row falls back to the runner's resolution
         pass
     return result
+
+
+def physical_device(device: str) -> str:
+    """``cuda:N`` as the machine numbers it: in a worker pinned with
+    ``CUDA_VISIBLE_DEVICES=2,3``, its ``cuda:1`` is the machine's ``cuda:3``."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
+    if not device.startswith("cuda:") or not visible.strip():
+        return device
+    ids = [v.strip() for v in visible.split(",")]
+    index = int(device.split(":", 1)[1])
+    return f"cuda:{ids[index]}" if index < len(ids) and ids[index].isdigit() else device
 
 
 def keep_partial(outcome: Outcome, record: CellRecord) -> None:
@@ -249,9 +260,12 @@ def worker_main(
     base_dir: str,
     cache_dir: str | None,
     builtins: bool = True,
+    env: dict[str, str] | None = None,
 ) -> None:
     """Entry point of a spawned worker: build the registry once, then run cells
-    received over ``conn`` until it receives ``None``."""
+    received over ``conn`` until it receives ``None``. ``env`` (e.g. the GPU this worker
+    is pinned to, ``CUDA_VISIBLE_DEVICES``) is set before torch is imported."""
+    os.environ.update(env or {})
     from bench.plugins import get_plugin_manager
 
     try:

@@ -1,0 +1,81 @@
+"""bench run --workers N / --gpus LIST: several workers at once, the same protocol."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.cli import main
+from bench.results import load_run
+from bench.worker import physical_device
+
+SUITE = """
+suite: par
+device: DEVICE
+repeats: 2
+timeout: 20
+plugins: [FIXTURE_PLUGINS]
+benchmarks:
+  - task: test.behave
+    matrix: {solver: [test.constant], value: [1, 2]}
+  - task: test.behave
+    matrix: {solver: [test.constant], mode: [raise, crash]}
+"""
+
+
+def _run(write_suite, tmp_path, *flags, device="cpu"):
+    path = write_suite(SUITE.replace("DEVICE", device))
+    out = tmp_path / "results"
+    code = main(["run", str(path), "--output", str(out), "--quiet", *flags])
+    return code, (load_run(next((out / "par").iterdir())) if code == 0 else None)
+
+
+def test_workers_run_cells_side_by_side_with_the_usual_statuses(write_suite, tmp_path):
+    code, run = _run(write_suite, tmp_path, "--workers", "2")
+    assert code == 0
+    ok = run.cells[run.cells["status"] == "ok"]
+    assert sorted(ok["metric.value"]) == [1.0, 2.0]
+    # The first two cells are taken by the two workers at once: two processes.
+    assert ok["metric.pid"].nunique() == 2
+    status = dict(zip(run.cells["param.mode"].fillna("ok"), run.cells["status"]))
+    assert status["raise"] == "error" and status["crash"] == "error"
+    assert run.meta["executor"] == "ParallelExecutor"
+    assert run.meta["cells"] == {"total": 4, "finished": 4}
+
+
+def test_gpus_pin_one_worker_to_each_listed_gpu(write_suite, tmp_path):
+    """Without a GPU here the cells run on CPU, but each worker's environment shows the
+    GPU it is pinned to (CUDA_VISIBLE_DEVICES, set before torch is imported)."""
+    code, run = _run(write_suite, tmp_path, "--gpus", "3,5")
+    assert code == 0
+    ok = run.cells[run.cells["status"] == "ok"]
+    assert sorted(ok["metric.visible_gpu"]) == [3.0, 5.0]
+    assert set(run.cells["device"]) == {"cpu"}
+
+
+@pytest.mark.parametrize(
+    "flags, device, message",
+    [
+        (["--gpus", "0,x"], "cpu", "--gpus '0,x': expected distinct GPU numbers, e.g. 0,1,2,3"),
+        (["--gpus", "1,1"], "cpu", "--gpus '1,1': expected distinct GPU numbers"),
+        (["--workers", "0"], "cpu", "--workers 0: expected 1 or more"),
+        (
+            ["--gpus", "0,1"],
+            "cuda:1",
+            "--gpus assigns each cell a GPU, but the suite names cuda:1: use device: cuda",
+        ),
+        (["--gpus", "0", "--workers", "2"], "cpu", "--gpus and --workers exclude each other"),
+    ],
+)
+def test_bad_parallel_options(write_suite, tmp_path, capsys, flags, device, message):
+    code, _ = _run(write_suite, tmp_path, *flags, device=device)
+    assert code == 2
+    assert message in " ".join(capsys.readouterr().err.split())
+
+
+def test_physical_device_follows_the_pinning(monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
+    assert physical_device("cuda:1") == "cuda:3"
+    assert physical_device("cuda:0") == "cuda:2"
+    assert physical_device("cpu") == "cpu"
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    assert physical_device("cuda:1") == "cuda:1"
