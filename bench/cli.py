@@ -341,11 +341,15 @@ def _parallel_executor(gpus: str | None, workers: int | None, suite: Any) -> Any
                 "use device: cuda (or auto) in the suite"
             )
         slots = [{"CUDA_VISIBLE_DEVICES": g} for g in ids]
+        # A worker pinned to a GPU that does not exist would see no CUDA and quietly
+        # skip (device: cuda) or run on CPU (auto) every cell it takes: refuse instead.
+        require_cuda = any(c.device in ("cuda", "auto") for c in suite.cells)
     else:
         if workers is None or workers < 1:
             raise CliError(f"--workers {workers}: expected 1 or more")
         slots = [{} for _ in range(workers)]
-    return ParallelExecutor(suite.plugins, suite.base_dir, slots)
+        require_cuda = False
+    return ParallelExecutor(suite.plugins, suite.base_dir, slots, require_cuda=require_cuda)
 
 
 def _slurm_executor(specs: list[str], suite: Any, run_dir: Path) -> Any:

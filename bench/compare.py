@@ -250,7 +250,8 @@ def with_speedups(cells: pd.DataFrame, column: str, value: str | list[str]) -> p
 
     The baseline of a cell is the ``ok`` cell that has ``column == value`` (compared as
     text; with several values, whichever matches: ``warp.eager`` for the warp cells,
-    ``svf_exp.eager`` for the others) and the same task, seed and every other key column,
+    ``svf_exp.eager`` for the others) and the same task, seed, suite entry (``bench``),
+    device, threads and every other key column,
     leaving out the
     parameters of the varied component (``param.<column>.*``: ``warp.compile`` has a
     ``mode`` that ``warp.eager`` lacks). ``speedup.<timer>`` is the baseline's median
@@ -269,7 +270,9 @@ def with_speedups(cells: pd.DataFrame, column: str, value: str | list[str]) -> p
             values = ", ".join(sorted(text.unique()))
             raise KeyError(f"no cell has {column}={one} (its values: {values})")
     match = [c for c in key_columns(cells) if c != column and not c.startswith(f"param.{column}.")]
-    match.append("seed")
+    # Where and how it ran is part of the configuration too (a CPU bench and a CUDA
+    # bench of one suite are not each other's baseline).
+    match += [c for c in ("bench", "device", "threads", "seed") if c in cells.columns]
     keys = pd.Series(
         ["\x1f".join(_as_text(v) for v in row) for row in cells[match].itertuples(index=False)],
         index=cells.index,
@@ -293,6 +296,7 @@ def with_speedups(cells: pd.DataFrame, column: str, value: str | list[str]) -> p
             if base is None or not ok[idx]:
                 speedup.append(math.nan)
             else:
-                speedup.append(float(cells.at[base, timer]) / float(cells.at[idx, timer]))
+                mine = float(cells.at[idx, timer])
+                speedup.append(float(cells.at[base, timer]) / mine if mine > 0 else math.nan)
         out["speedup." + timer[len("time.") : -len(".median")]] = speedup
     return out

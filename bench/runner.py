@@ -61,9 +61,11 @@ class ProcessExecutor:
         *,
         builtins: bool = True,
         env: dict[str, str] | None = None,
+        require_cuda: bool = False,
     ) -> None:
         self.builtins = builtins
         self.env = dict(env or {})  # set in the worker before it imports torch
+        self.require_cuda = require_cuda  # a worker that sees no GPU refuses to start
         self.plugin_specs = list(plugin_specs)
         self.base_dir = str(base_dir)
         self.cache_dir = str(cache_dir) if cache_dir else None
@@ -82,6 +84,7 @@ class ProcessExecutor:
                 self.cache_dir,
                 self.builtins,
                 self.env,
+                self.require_cuda,
             ),
             daemon=True,
         )
@@ -98,7 +101,7 @@ class ProcessExecutor:
             raise WorkerStartError(msg) from None
         if kind != "ready":
             _kill(proc)
-            raise WorkerStartError(f"worker could not load plugins: {payload}")
+            raise WorkerStartError(f"worker could not start: {payload}")
         self._proc, self._conn = proc, parent
 
     def execute(self, cell: Cell) -> Outcome:
@@ -113,7 +116,8 @@ class ProcessExecutor:
                 ready = self._conn.poll(max(0.0, deadline - time.perf_counter()))
             except (EOFError, OSError):
                 ready = True  # the worker died; recv below says how
-            if not ready:
+            # A cell streaming values non-stop must not outrun its timeout.
+            if not ready or time.perf_counter() > deadline + 0.5:
                 self._discard()
                 outcome = Outcome(
                     "timeout",
@@ -149,13 +153,21 @@ class ProcessExecutor:
         return _kill(proc)
 
     def close(self) -> None:
-        if self._proc is not None and self._proc.is_alive():
+        proc, conn = self._proc, self._conn
+        if proc is not None and conn is not None and proc.is_alive():
             try:
-                self._conn.send(None)
-                self._proc.join(5)
+                conn.send(None)
+                proc.join(5)
             except (BrokenPipeError, OSError):
                 pass
         self._discard()
+
+    def kill(self) -> None:
+        """Kill the worker now, without touching the pipe another thread may be reading
+        (its ``execute`` then returns a death outcome that nobody records)."""
+        proc = self._proc
+        if proc is not None and proc.is_alive():
+            proc.kill()
 
 
 class ParallelExecutor:
@@ -176,13 +188,23 @@ class ParallelExecutor:
         cache_dir: Path | None = None,
         *,
         builtins: bool = True,
+        require_cuda: bool = False,
     ) -> None:
         if not slots:
             raise ValueError("ParallelExecutor needs at least one slot")
         self.executors = [
-            ProcessExecutor(plugin_specs, base_dir, cache_dir, builtins=builtins, env=env)
+            ProcessExecutor(
+                plugin_specs,
+                base_dir,
+                cache_dir,
+                builtins=builtins,
+                env=env,
+                require_cuda=require_cuda,
+            )
             for env in slots
         ]
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
 
     def run_all(
         self, cells: list[Cell], on_cell_start: Callable[[Cell], None] | None = None
@@ -191,7 +213,7 @@ class ParallelExecutor:
         for cell in cells:
             todo.put(cell)
         events: queue.Queue[tuple[str, Cell | None, Any]] = queue.Queue()
-        stop = threading.Event()
+        stop = self._stop
 
         def serve(executor: ProcessExecutor) -> None:
             while not stop.is_set():
@@ -206,8 +228,10 @@ class ParallelExecutor:
                     events.put(("failed", cell, exc))
                     return
 
-        threads = [threading.Thread(target=serve, args=(e,), daemon=True) for e in self.executors]
-        for thread in threads:
+        self._threads = [
+            threading.Thread(target=serve, args=(e,), daemon=True) for e in self.executors
+        ]
+        for thread in self._threads:
             thread.start()
         remaining = len(cells)
         try:
@@ -228,6 +252,15 @@ class ParallelExecutor:
         return self.executors[0].execute(cell)
 
     def close(self) -> None:
+        """Stop handing out cells, kill workers still busy (their cells are not
+        recorded; ``--resume`` reruns them), wait for the threads, then close."""
+        self._stop.set()
+        busy = [t for t in self._threads if t.is_alive()]
+        if busy:
+            for executor in self.executors:
+                executor.kill()
+            for thread in busy:
+                thread.join(15)
         for executor in self.executors:
             executor.close()
 
@@ -313,11 +346,16 @@ def run_suite(
                 on_cell_done(cell, row)
         status = "complete"
     finally:
-        executor.close()
-        meta["end"] = now_iso()
-        meta["status"] = status
-        meta["cells"] = {"total": len(suite.cells), "finished": len(writer.cells)}
-        atomic_write_json(meta_path, meta)
+        try:
+            close = getattr(outcomes, "close", None)
+            if close:  # a generator: stops a concurrent executor handing out cells
+                close()
+            executor.close()
+        finally:
+            meta["end"] = now_iso()
+            meta["status"] = status
+            meta["cells"] = {"total": len(suite.cells), "finished": len(writer.cells)}
+            atomic_write_json(meta_path, meta)
     return writer.cells
 
 

@@ -122,14 +122,19 @@ class SlurmExecutor:
         try:
             outcome = job.result()
         except self._submitit.core.utils.UncompletedJobError as exc:
-            text = str(exc)
-            lines = [line for line in text.splitlines() if line.strip()]
-            last = lines[-1].strip() if lines else type(exc).__name__
-            if "time" in text.lower() and "limit" in text.lower() or "TIMEOUT" in text:
-                return Outcome("timeout", f"job {job.job_id} reached its time limit: {last}")
-            if "memory" in text.lower() or "oom" in text.lower():
-                return Outcome("oom", f"job {job.job_id} ran out of memory: {last}")
-            return Outcome("error", f"job {job.job_id} failed: {last}")
+            # The scheduler's state says why; the message carries the job's whole log.
+            try:
+                state = str(job.state).upper()
+            except Exception:  # noqa: BLE001 - no state to be had: call it an error
+                state = ""
+            first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), "")
+            logs = f"; logs in {job.paths.folder}"
+            if state.startswith("TIMEOUT"):
+                return Outcome("timeout", f"job {job.job_id} reached its time limit{logs}")
+            if state.startswith("OUT_OF_ME"):
+                return Outcome("oom", f"job {job.job_id} ran out of memory{logs}")
+            detail = f" ({state})" if state else ""
+            return Outcome("error", f"job {job.job_id} failed{detail}: {first[:300]}{logs}")
         if not isinstance(outcome, Outcome):
             return Outcome("error", f"job {job.job_id} returned {type(outcome).__name__}")
         return outcome

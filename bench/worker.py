@@ -261,6 +261,7 @@ def worker_main(
     cache_dir: str | None,
     builtins: bool = True,
     env: dict[str, str] | None = None,
+    require_cuda: bool = False,
 ) -> None:
     """Entry point of a spawned worker: build the registry once, then run cells
     received over ``conn`` until it receives ``None``. ``env`` (e.g. the GPU this worker
@@ -271,8 +272,13 @@ def worker_main(
     try:
         # torch takes seconds to import (more on a loaded machine): pay it here,
         # before "ready", so it never counts against a cell's timeout.
-        import torch  # noqa: F401
+        import torch
 
+        if require_cuda and torch.cuda.device_count() == 0:
+            pinned = os.environ.get("CUDA_VISIBLE_DEVICES")
+            where = f" (CUDA_VISIBLE_DEVICES={pinned})" if pinned is not None else ""
+            conn.send(("failed", f"this worker sees no CUDA device{where}"))
+            return
         pm = get_plugin_manager(plugin_specs, base_dir=Path(base_dir), builtins=builtins)
         registry = Registry(pm)
     except BaseException as exc:  # noqa: BLE001

@@ -204,3 +204,17 @@ def test_show_baseline_from_the_command_line(write_suite, registry, tmp_path, ca
     assert "speedup.work" in out and "x1 " in out
     assert main(["show", str(run_dir), "--baseline", "value"]) == 2
     assert "--baseline 'value': expected COL=VALUE" in capsys.readouterr().err
+
+
+def test_speedups_never_cross_devices_or_divide_by_zero():
+    cells = _cells(
+        [
+            {"backend": "eager", "device": "cpu", "time.fwd.median": 8.0},
+            {"backend": "eager", "device": "cuda:0", "status": "oom", "time.fwd.median": 1.0},
+            {"backend": "fused", "device": "cuda:0", "time.fwd.median": 0.5},
+            {"backend": "fused", "device": "cpu", "time.fwd.median": 0.0},
+        ]
+    )
+    out = with_speedups(cells, "backend", "eager")
+    # the CUDA cell's baseline failed: no ratio against the CPU one; a zero time: none
+    assert out["speedup.fwd"].isna().tolist() == [False, True, True, True]

@@ -8,6 +8,13 @@ from bench.cli import main
 from bench.results import load_run
 from bench.worker import physical_device
 
+
+def _has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
 SUITE = """
 suite: par
 device: DEVICE
@@ -79,3 +86,38 @@ def test_physical_device_follows_the_pinning(monkeypatch):
     assert physical_device("cpu") == "cpu"
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
     assert physical_device("cuda:1") == "cuda:1"
+
+
+def test_a_failure_while_recording_stops_every_worker(write_suite, registry, tmp_path):
+    """If recording a row fails (here the callback raises), no worker may go on taking
+    cells after the executor is closed, and run.json still says the run was cut short."""
+    import json
+
+    from bench.runner import ParallelExecutor, run_suite
+    from bench.suite import load_suite
+
+    path = write_suite(
+        "suite: stop\nplugins: [FIXTURE_PLUGINS]\nrepeats: 1\nbenchmarks:\n"
+        "  - task: test.behave\n    params: {seconds: 0.2}\n"
+        "    matrix: {solver: [test.constant], value: [1, 2, 3, 4, 5, 6, 7, 8]}\n"
+    )
+    suite = load_suite(path, registry)
+    executor = ParallelExecutor(suite.plugins, suite.base_dir, [{}, {}], builtins=False)
+
+    def explode(cell, row):
+        raise RuntimeError("the disk is full")
+
+    with pytest.raises(RuntimeError, match="the disk is full"):
+        run_suite(suite, tmp_path / "run", executor=executor, on_cell_done=explode)
+    assert all(e._proc is None for e in executor.executors)
+    assert not any(t.is_alive() for t in executor._threads)
+    meta = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert meta["status"] == "interrupted"
+
+
+@pytest.mark.skipif(_has_cuda(), reason="needs a machine without CUDA")
+def test_gpus_on_a_machine_without_that_gpu_is_refused(write_suite, tmp_path, capsys):
+    code, _ = _run(write_suite, tmp_path, "--gpus", "0", device="cuda")
+    assert code == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "worker could not start: this worker sees no CUDA device (CUDA_VISIBLE_DEVICES=0)" in err

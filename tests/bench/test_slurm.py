@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import sys
 
+import pytest
+
 from bench.cli import main
 from bench.results import load_run
 
@@ -55,3 +57,37 @@ def test_bad_slurm_options_are_reported(write_suite, tmp_path, capsys, monkeypat
     monkeypatch.setitem(sys.modules, "submitit", None)
     assert main([*args, "--slurm", "cluster=local"]) == 2
     assert "needs submitit: pip install 'dynbench[slurm]'" in capsys.readouterr().err
+
+
+class _FakeJob:
+    job_id = "42_3"
+
+    def __init__(self, state):
+        self.state = state
+
+        class _Paths:
+            folder = "/logs/42_3"
+
+        self.paths = _Paths()
+
+    def result(self):
+        import submitit
+
+        raise submitit.core.utils.UncompletedJobError("Job 42_3 ...\nroom for a warning")
+
+
+@pytest.mark.parametrize(
+    "state, status, message",
+    [
+        ("TIMEOUT", "timeout", "job 42_3 reached its time limit; logs in /logs/42_3"),
+        ("OUT_OF_MEMORY", "oom", "job 42_3 ran out of memory; logs in /logs/42_3"),
+        ("NODE_FAIL", "error", "job 42_3 failed (NODE_FAIL): Job 42_3 ...; logs in /logs/42_3"),
+    ],
+)
+def test_a_job_that_died_is_classified_by_its_scheduler_state(tmp_path, state, status, message):
+    from bench.slurm import SlurmExecutor
+    from bench.suite import Cell
+
+    executor = SlurmExecutor([], tmp_path, tmp_path / "slurm", {"cluster": "local"})
+    outcome = executor._outcome(_FakeJob(state), Cell.__new__(Cell))
+    assert (outcome.status, outcome.error) == (status, message)
