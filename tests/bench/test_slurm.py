@@ -91,3 +91,32 @@ def test_a_job_that_died_is_classified_by_its_scheduler_state(tmp_path, state, s
     executor = SlurmExecutor([], tmp_path, tmp_path / "slurm", {"cluster": "local"})
     outcome = executor._outcome(_FakeJob(state), Cell.__new__(Cell))
     assert (outcome.status, outcome.error) == (status, message)
+
+
+def test_resume_submits_only_the_missing_cells(write_suite, registry, tmp_path):
+    from bench.runner import InProcessExecutor, run_suite
+    from bench.suite import load_suite
+
+    path = write_suite(
+        "suite: rs\ndevice: cpu\nrepeats: 1\nplugins: [FIXTURE_PLUGINS]\nbenchmarks:\n"
+        "  - task: test.behave\n    matrix: {solver: [test.constant], value: [1, 2, 3]}\n"
+    )
+    run_dir = tmp_path / "run"
+
+    def stop_after_one(cell, row):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_suite(
+            load_suite(path, registry),
+            run_dir,
+            executor=InProcessExecutor(registry),
+            on_cell_done=stop_after_one,
+        )
+    assert len(load_run(run_dir).cells) == 1
+    args = ["run", str(path), "--resume", str(run_dir), "--quiet", "--slurm", "cluster=local"]
+    assert main(args) == 0
+    run = load_run(run_dir)
+    assert sorted(run.cells["metric.value"]) == [1.0, 2.0, 3.0]
+    jobs = [p for p in (run_dir / "slurm").iterdir() if p.name[0].isdigit()]  # job ids
+    assert len(jobs) == 2  # one job per missing cell, none for the finished one
