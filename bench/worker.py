@@ -317,6 +317,7 @@ class _PartialStream:
         self.closed = False
         self.last_flush = time.monotonic()
         self._stop = threading.Event()
+        self._waiting = threading.Event()  # set while curve points wait to be sent
         self._thread = threading.Thread(target=self._flusher, daemon=True)
         self._thread.start()
 
@@ -327,15 +328,23 @@ class _PartialStream:
             self.pending.append(event)
             if event[0] != "curve" or time.monotonic() - self.last_flush >= self.FLUSH_S:
                 self._flush()
+            else:
+                self._waiting.set()
 
     def _flush(self) -> None:  # with the lock held
         if self.pending:
             self.conn.send(("partial", self.pending))
             self.pending = []
+        self._waiting.clear()
         self.last_flush = time.monotonic()
 
     def _flusher(self) -> None:
-        while not self._stop.wait(self.FLUSH_S):
+        # Asleep until curve points wait (no wake-ups, and no GIL taken, otherwise),
+        # then sends them within FLUSH_S.
+        while True:
+            self._waiting.wait()
+            if self._stop.wait(self.FLUSH_S):
+                return
             with self.lock:
                 if self.closed:
                     return
@@ -347,4 +356,5 @@ class _PartialStream:
             self.pending = []
             self.conn.send(("done", outcome))
         self._stop.set()
+        self._waiting.set()  # wake the flusher so it sees the stop
         self._thread.join()
