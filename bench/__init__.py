@@ -7,11 +7,13 @@ The public API for plugin authors::
 Nothing here knows of any domain; the built-in plugins live in ``plugins``.
 """
 
+from bench.artifacts import ArtifactError
 from bench.base import (
     Architecture,
     Backend,
     Diverged,
     Encoding,
+    Method,
     Plugin,
     SkipCell,
     Solver,
@@ -23,11 +25,13 @@ from bench.plugins import get_plugin_manager, hookimpl
 from bench.registry import Registry
 
 __all__ = [
+    "ArtifactError",
     "Architecture",
     "Backend",
     "CellContext",
     "Diverged",
     "Encoding",
+    "Method",
     "Param",
     "ParamError",
     "Plugin",

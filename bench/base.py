@@ -13,7 +13,10 @@ Required and optional members, per kind:
 - ``Architecture``: ``build(**kwargs) -> torch.nn.Module``.
 - ``Encoding``: ``build(in_features, out_features, **kwargs) -> torch.nn.Module``.
 - ``Backend``: ``op`` (the hot operation it implements) and ``__call__``.
-- ``Task``: ``components`` (slot -> kind it needs) and ``run(ctx)``.
+- ``Method``: ``family`` (the problem family it solves, e.g. ``registration``) and
+  ``solve(problem, ctx)``; the family's tasks document what ``problem`` holds.
+- ``Task``: ``components`` (slot -> kind it needs) and ``run(ctx)``; optional
+  ``families`` (method slot -> family it takes).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ if TYPE_CHECKING:
 
     from bench.context import CellContext
 
-KINDS = ("solver", "architecture", "encoding", "task", "backend")
+KINDS = ("solver", "architecture", "encoding", "method", "task", "backend")
 
 
 class SkipCell(Exception):
@@ -144,6 +147,23 @@ class Encoding(Plugin):
         """Return a fresh module mapping ``(N, in_features)`` to ``(N, out_features)``."""
 
 
+class Method(Plugin):
+    """An algorithm that solves one family's problem: a registration method, a PINN.
+
+    ``family`` names the problem family (``registration``, ``physics``, ...); a task
+    says which family each of its ``method`` slots takes (``Task.families``) and the
+    harness refuses a method of another family when the suite is validated. The
+    family's tasks document the ``problem`` they hand to ``solve`` and what it returns.
+    """
+
+    kind = "method"
+    family: ClassVar[str] = ""
+
+    @abstractmethod
+    def solve(self, problem: Any, ctx: CellContext) -> Any:
+        """Solve ``problem`` (the family's problem object), recording into ``ctx``."""
+
+
 class Backend(Plugin):
     """One implementation of a hot operation (``op``), e.g. warp or sine-MLP."""
 
@@ -153,6 +173,18 @@ class Backend(Plugin):
     @abstractmethod
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Run the operation."""
+
+
+def family_mismatch(task: type[Task], slot: str, plugin: type[Plugin]) -> str | None:
+    """Why ``plugin`` cannot fill ``task``'s ``slot`` by family, or None."""
+    wanted = task.families.get(slot)
+    family = getattr(plugin, "family", None)
+    if wanted and family is not None and family != wanted:
+        return (
+            f"{task.name} cannot use {plugin.name!r} in slot {slot!r}: it is a "
+            f"{family or 'family-less'} method, the slot takes {wanted} methods"
+        )
+    return None
 
 
 class Task(Plugin):
@@ -167,6 +199,8 @@ class Task(Plugin):
 
     kind = "task"
     components: ClassVar[dict[str, str]] = {}
+    #: method slot -> the family its methods must belong to (checked at validation)
+    families: ClassVar[dict[str, str]] = {}
 
     @classmethod
     def check_component(cls, slot: str, plugin: type[Plugin]) -> str | None:
@@ -186,6 +220,7 @@ BASES: dict[str, type[Plugin]] = {
     "solver": Solver,
     "architecture": Architecture,
     "encoding": Encoding,
+    "method": Method,
     "task": Task,
     "backend": Backend,
 }

@@ -316,9 +316,14 @@ def cmd_list(args: argparse.Namespace) -> int:
             cls = entry.cls
             params = "\n".join(f"{k}: {p.describe()}" for k, p in cls.params.items())
             if kind == "task" and cls.components:
-                slots = ", ".join(f"{s} ({k})" for s, k in cls.components.items())
+                slots = ", ".join(
+                    f"{s} ({cls.families[s]} {k})" if s in cls.families else f"{s} ({k})"
+                    for s, k in cls.components.items()
+                )
                 params = f"components: {slots}" + ("\n" + params if params else "")
             desc = Text(cls.summary())
+            if kind == "method":
+                desc.append(f"\nfamily: {cls.family}", style="dim")
             missing = cls.missing_requirement()
             if missing:
                 desc.append(f"\nunavailable: {missing}", style="yellow")

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.artifacts import DEFAULT_FILES_LIMIT_MB, FileStore
 from bench.base import Diverged, Plugin
 from bench.timing import PeakMemory, flush_buffer, is_cuda, summarize, time_callable
 
@@ -22,6 +23,11 @@ class CellRecord:
     memory: dict[str, int] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
     curves: list[tuple[str, int, float, float]] = field(default_factory=list)
+    files: list[tuple[str, str, str, int]] = field(default_factory=list)  # name, kind, path, bytes
+
+    def add_file(self, info: tuple[str, str, str, int]) -> None:
+        """List a result file; one saved again under the same name replaces its entry."""
+        self.files = [f for f in self.files if f[0] != info[0]] + [tuple(info)]
 
     def apply(self, event: tuple[Any, ...]) -> None:
         """Replay one event that ``CellContext`` streamed (see ``CellContext.listener``)."""
@@ -34,6 +40,8 @@ class CellRecord:
             self.metrics[event[1]] = float(event[2])
         elif kind == "curve":
             self.curves.append(tuple(event[1]))
+        elif kind == "file":
+            self.add_file(tuple(event[1]))
         else:
             raise ValueError(f"unknown record event {kind!r}")
 
@@ -68,6 +76,8 @@ class CellContext:
         components: slot name -> plugin instance (``ctx.components["solver"]``).
         params: the task's own resolved parameters (also ``task.values``).
         cache_dir: a directory for cached references shared across runs.
+        files_dir: where ``artifact`` writes this cell's result files (None: nowhere,
+            e.g. a task run by hand; files are then encoded and counted, not kept).
     """
 
     def __init__(
@@ -80,6 +90,9 @@ class CellContext:
         components: dict[str, Plugin],
         params: dict[str, Any],
         cache_dir: Path | None = None,
+        files_dir: Path | None = None,
+        run_dir: Path | None = None,
+        files_limit_mb: float = DEFAULT_FILES_LIMIT_MB,
     ) -> None:
         self.device = device
         self.seed = seed
@@ -89,6 +102,8 @@ class CellContext:
         self.params = params
         self.cache_dir = cache_dir or default_cache_dir()
         self.record = CellRecord()
+        self.files_dir = files_dir
+        self._files = FileStore(files_dir, run_dir, int(files_limit_mb * 2**20))
         # The worker sets this to stream each recorded value to the parent process, so
         # that a cell that crashes or hangs later still keeps what it measured.
         self.listener: Callable[[tuple[Any, ...]], None] | None = None
@@ -154,6 +169,36 @@ class CellContext:
         point = (name, int(step), float(time), number)
         self.record.curves.append(point)
         self._emit(("curve", point))
+
+    def artifact(
+        self,
+        name: str,
+        value: Any,
+        *,
+        affine: Any = None,
+        svg: bool = False,
+        vmin: float | None = None,
+        vmax: float | None = None,
+        cmap: str | None = None,
+    ) -> list[str]:
+        """Keep a result file of this cell: a picture, a volume, a figure or raw bytes.
+
+        A 2-D array (or ``(H, W, 3|4)``) becomes a PNG (floats scaled to ``vmin``..``vmax``,
+        default the array's range; ``cmap`` colours grey); an array with ``affine`` (4x4,
+        voxel to mm) a NIfTI ``.nii.gz``; a matplotlib figure a PNG (and an SVG with
+        ``svg=True``), closed afterwards; ``bytes``/``str`` are written as given (the
+        name carries the suffix). The suffix is added where missing. The file is written
+        at once, so it survives a later failure of the cell. Returns the file names.
+        Raises ``bench.artifacts.ArtifactError`` for a bad name or value, or when the
+        cell's files would pass the suite's ``files_limit_mb``.
+        """
+        infos = self._files.save(
+            name, value, affine=affine, svg=svg, vmin=vmin, vmax=vmax, cmap=cmap
+        )
+        for info in infos:
+            self.record.add_file(info.as_tuple())
+            self._emit(("file", info.as_tuple()))
+        return [info.name for info in infos]
 
     def check_finite(self, name: str, value: Any) -> None:
         """Raise ``Diverged`` if ``value`` (number or tensor) has a NaN or Inf."""

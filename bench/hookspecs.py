@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pluggy
 
-from bench.base import Architecture, Backend, Encoding, Solver, Task
+from bench.base import Architecture, Backend, Encoding, Method, Solver, Task
 
 hookspec = pluggy.HookspecMarker("bench")
 
@@ -41,6 +41,15 @@ def bench_encodings() -> list[type[Encoding]]:
 
 
 @hookspec
+def bench_methods() -> list[type[Method]]:
+    """Register methods that solve a family's problem (registration, physics, ...).
+
+    Called once per registry. Returns ``Method`` subclasses, each naming its
+    ``family``; a task's method slot takes only methods of the family it names.
+    """
+
+
+@hookspec
 def bench_tasks() -> list[type[Task]]:
     """Register tasks: a problem, its protocol and metrics.
 
@@ -62,6 +71,7 @@ REGISTRATION_HOOKS: dict[str, str] = {
     "bench_solvers": "solver",
     "bench_architectures": "architecture",
     "bench_encodings": "encoding",
+    "bench_methods": "method",
     "bench_tasks": "task",
     "bench_backends": "backend",
 }

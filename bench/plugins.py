@@ -22,8 +22,16 @@ ENTRY_POINT_GROUP = "bench"
 BUILTIN_PLUGINS: tuple[str, ...] = (
     "plugins.solvers",
     "plugins.backends",
+    "plugins.encodings",
+    "plugins.architectures",
+    "plugins.methods.physics",
+    "plugins.methods.registration",
     "plugins.tasks.ode",
     "plugins.tasks.kernels",
+    "plugins.tasks.fields",
+    "plugins.tasks.architectures",
+    "plugins.tasks.physics",
+    "plugins.tasks.registration",
 )
 
 

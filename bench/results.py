@@ -11,6 +11,8 @@
   ``mem.<name>`` (bytes), ``metric.<name>``.
 - ``samples.parquet``: ``cell_id``, ``timer``, ``rep``, ``seconds``: every timed sample.
 - ``curves.parquet``: ``cell_id``, ``curve``, ``step``, ``time``, ``value``.
+- ``files.parquet``: ``cell_id``, ``name``, ``kind``, ``path``, ``bytes``: the result
+  files each cell kept (``files/<cell_id>/<name>``, see ``bench.artifacts``).
 - ``run.json``: the suite file, git commit and dirty flag, package versions,
   device, CUDA version, host, start and end.
 
@@ -36,12 +38,15 @@ from bench.worker import Outcome
 CELLS = "cells.parquet"
 SAMPLES = "samples.parquet"
 CURVES = "curves.parquet"
+FILES = "files.parquet"
+FILES_DIR = "files"
 RUN_JSON = "run.json"
 
 BASE_COLUMNS = ["cell_id", "suite", "bench", "label", "task"]
 STATUS_COLUMNS = ["seed", "device", "threads", "status", "error", "wall", "finished_at"]
 SAMPLE_COLUMNS = ["cell_id", "timer", "rep", "seconds"]
 CURVE_COLUMNS = ["cell_id", "curve", "step", "time", "value"]
+FILE_COLUMNS = ["cell_id", "name", "kind", "path", "bytes"]
 
 
 class ResultsError(Exception):
@@ -115,13 +120,15 @@ class RunWriter:
         self.cells: list[dict[str, Any]] = []
         self.samples: list[dict[str, Any]] = []
         self.curves: list[dict[str, Any]] = []
+        self.files: list[dict[str, Any]] = []
         if resume and (self.run_dir / CELLS).exists():
             cells = read_parquet(self.run_dir / CELLS)
             done = set(cells["cell_id"])
             self.cells = cells.to_dict("records")
             # Samples or curves of a cell that never reached cells.parquet are dropped:
             # that cell runs again.
-            for name, store in ((SAMPLES, self.samples), (CURVES, self.curves)):
+            stores = ((SAMPLES, self.samples), (CURVES, self.curves), (FILES, self.files))
+            for name, store in stores:
                 if (self.run_dir / name).exists():
                     frame = read_parquet(self.run_dir / name)
                     store.extend(r for r in frame.to_dict("records") if r["cell_id"] in done)
@@ -157,6 +164,11 @@ class RunWriter:
             self.curves.append(
                 {"cell_id": cell.id, "curve": name, "step": step, "time": t, "value": value}
             )
+        self.files = [f for f in self.files if f["cell_id"] != cell.id]
+        for name, kind, path, nbytes in outcome.files:
+            self.files.append(
+                {"cell_id": cell.id, "name": name, "kind": kind, "path": path, "bytes": nbytes}
+            )
         self.cells = [r for r in self.cells if r["cell_id"] != cell.id] + [row]
         self.flush()
         return row
@@ -168,7 +180,12 @@ class RunWriter:
         _atomic_write_parquet(
             self.run_dir / CURVES, pd.DataFrame(self.curves, columns=CURVE_COLUMNS)
         )
+        _atomic_write_parquet(self.run_dir / FILES, pd.DataFrame(self.files, columns=FILE_COLUMNS))
         _atomic_write_parquet(self.run_dir / CELLS, pd.DataFrame(self.cells))
+
+    def files_dir(self, cell_id: str) -> Path:
+        """Where a cell's result files go (absolute, so any worker finds it)."""
+        return (self.run_dir / FILES_DIR / cell_id).resolve()
 
 
 @dataclass
@@ -180,6 +197,7 @@ class Run:
     cells: pd.DataFrame
     samples: pd.DataFrame
     curves: pd.DataFrame
+    files: pd.DataFrame
 
     @property
     def name(self) -> str:
@@ -222,7 +240,12 @@ def load_run(path: str | Path) -> Run:
         if (run_dir / CURVES).exists()
         else pd.DataFrame(columns=CURVE_COLUMNS)
     )
-    return Run(run_dir, meta, cells, samples, curves)
+    files = (
+        read_parquet(run_dir / FILES)
+        if (run_dir / FILES).exists()
+        else pd.DataFrame(columns=FILE_COLUMNS)
+    )
+    return Run(run_dir, meta, cells, samples, curves, files)
 
 
 def key_columns(cells: pd.DataFrame) -> list[str]:

@@ -17,10 +17,12 @@ import multiprocessing as mp
 import os
 import queue
 import secrets
+import shutil
 import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +74,7 @@ class ProcessExecutor:
         self._ctx = mp.get_context("spawn")
         self._proc: Any = None
         self._conn: Any = None
+        self._used = False  # the live worker has run a cell already
 
     def _start(self) -> None:
         parent, child = self._ctx.Pipe()
@@ -103,10 +106,14 @@ class ProcessExecutor:
             _kill(proc)
             raise WorkerStartError(f"worker could not start: {payload}")
         self._proc, self._conn = proc, parent
+        self._used = False
 
     def execute(self, cell: Cell) -> Outcome:
+        if cell.fresh_worker and self._used:
+            self.close()  # a cell that asked for a process no other cell has touched
         if self._proc is None or not self._proc.is_alive():
             self._start()
+        self._used = True
         start = time.perf_counter()
         deadline = start + cell.timeout
         partial = CellRecord()  # what the cell has recorded so far (streamed)
@@ -139,6 +146,8 @@ class ProcessExecutor:
                 for event in payload:
                     partial.apply(event)
                 continue
+            if cell.fresh_worker:
+                self.close()  # no later cell inherits what this one changed
             return payload
 
     def _discard(self, grace: float = 0.0) -> int | None:
@@ -322,7 +331,15 @@ def run_suite(
     """
     writer = RunWriter(run_dir, resume=resume)
     done = writer.done_ids()
-    todo = [c for c in suite.cells if c.id not in done]
+    todo = []
+    for cell in suite.cells:
+        if cell.id in done:
+            continue
+        files_dir = writer.files_dir(cell.id)
+        # Files of an earlier attempt that never finished (killed run) go: the cell
+        # runs again and keeps only what this attempt saves.
+        shutil.rmtree(files_dir, ignore_errors=True)
+        todo.append(replace(cell, files_dir=str(files_dir)))
     meta_path = Path(run_dir) / RUN_JSON
     meta = _start_meta(suite, run_dir, resume)
     # With SLURM, "devices" and "host" describe the submitting machine; each row's

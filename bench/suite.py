@@ -38,6 +38,7 @@ from typing import Any
 
 import yaml
 
+from bench.base import family_mismatch
 from bench.params import ParamError, is_list_param
 from bench.registry import Registry, unknown_message
 
@@ -50,6 +51,8 @@ TOP_KEYS = {
     "warmup": "untimed calls before timing (>= 0)",
     "timeout": "seconds per cell (> 0)",
     "threads": "torch intra-op CPU threads in the worker (>= 1; default: torch's choice)",
+    "files_limit_mb": "most MiB of result files one cell may write (default 500)",
+    "fresh_worker": "run each cell in a new worker process (true/false; default false)",
     "plugins": "modules or .py files to load plugins from",
     "benchmarks": "list of benchmark entries",
 }
@@ -63,6 +66,8 @@ BENCH_KEYS = {
     "warmup": "overrides the suite's warmup",
     "timeout": "overrides the suite's timeout",
     "threads": "overrides the suite's threads",
+    "files_limit_mb": "overrides the suite's files_limit_mb",
+    "fresh_worker": "overrides the suite's fresh_worker",
     "device": "overrides the suite's device",
 }
 DEFAULTS = {
@@ -72,6 +77,8 @@ DEFAULTS = {
     "warmup": 1,
     "timeout": 900.0,
     "threads": None,
+    "files_limit_mb": 500.0,
+    "fresh_worker": False,
 }
 _DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 _SUITE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -106,6 +113,9 @@ class Cell:
     warmup: int
     timeout: float
     threads: int | None = None  # torch intra-op threads; None: leave torch's default
+    files_limit_mb: float = 500.0  # most result files one cell may write
+    fresh_worker: bool = False  # run in a new worker process, not a reused one
+    files_dir: str = ""  # where its result files go; set by the runner, not the suite
 
     @property
     def id(self) -> str:
@@ -147,6 +157,9 @@ class Cell:
             "warmup": self.warmup,
             "timeout": self.timeout,
             "threads": self.threads,
+            "files_limit_mb": self.files_limit_mb,
+            "fresh_worker": self.fresh_worker,
+            "files_dir": self.files_dir,
         }
 
     @classmethod
@@ -297,6 +310,22 @@ def _settings(
                 errors.append(f"{prefix}{key}: expected an integer >= {low}, got {value!r}")
             else:
                 out[key] = value
+    if "files_limit_mb" in data:
+        value = data["files_limit_mb"]
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not 0 < value < 2**40
+        ):
+            errors.append(f"{prefix}files_limit_mb: expected a number of MiB > 0, got {value!r}")
+        else:
+            out["files_limit_mb"] = float(value)
+    if "fresh_worker" in data:
+        value = data["fresh_worker"]
+        if not isinstance(value, bool):
+            errors.append(f"{prefix}fresh_worker: expected true or false, got {value!r}")
+        else:
+            out["fresh_worker"] = value
     if "timeout" in data:
         value = data["timeout"]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
@@ -405,6 +434,8 @@ def _expand_entry(
                     warmup=settings["warmup"],
                     timeout=settings["timeout"],
                     threads=settings["threads"],
+                    files_limit_mb=settings["files_limit_mb"],
+                    fresh_worker=settings["fresh_worker"],
                 )
             )
     return cells
@@ -437,7 +468,10 @@ def _axis_values(
                 errors.append(f"{kpath}: " + unknown_message(kind, v, registry.names(kind)))
                 ok = False
                 continue
-            reason = task_cls.check_component(key, registry.get(kind, v))
+            component = registry.get(kind, v)
+            reason = family_mismatch(task_cls, key, component) or task_cls.check_component(
+                key, component
+            )
             if reason:
                 errors.append(f"{kpath}: {task_cls.name} cannot use {v!r}: {reason}")
                 ok = False

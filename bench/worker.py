@@ -22,6 +22,7 @@ from bench.base import Diverged, SkipCell
 from bench.context import CellContext, CellRecord
 from bench.params import ParamError
 from bench.registry import Registry
+from bench.state import ProcessState
 from bench.suite import Cell
 
 STATUSES = ("ok", "error", "timeout", "oom", "diverged", "skipped")
@@ -39,6 +40,7 @@ class Outcome:
     wall: float = 0.0
     threads: int | None = None  # torch intra-op threads the cell ran with
     device: str = ""  # the device it ran on, resolved where it ran ("" if it never started)
+    files: list[tuple[str, str, str, int]] = field(default_factory=list)  # result files
 
 
 def resolve_device(device: str) -> str:
@@ -132,6 +134,7 @@ def run_cell(
     """
     start = time.perf_counter()
     holder: list[CellContext] = []
+    state = ProcessState.capture()
     try:
         ctx = _run(cell, registry, cache_dir, holder, listener)
     except SkipCell as exc:
@@ -150,6 +153,7 @@ def run_cell(
     else:
         result = _finish(ctx)
     finally:
+        state.restore()  # the next cell in this worker starts as this one did
         _cleanup(cell.device)
     if result.status != "ok" and holder:
         keep_partial(result, holder[0].record)
@@ -178,6 +182,7 @@ def keep_partial(outcome: Outcome, record: CellRecord) -> None:
     outcome.row = {**record.flat(), **outcome.row}
     outcome.samples = {**dict(record.times), **outcome.samples}
     outcome.curves = outcome.curves or list(record.curves)
+    outcome.files = outcome.files or list(record.files)
 
 
 def _run(
@@ -217,6 +222,9 @@ def _run(
         components=components,
         params=task.values,
         cache_dir=cache_dir,
+        files_dir=Path(cell.files_dir) if cell.files_dir else None,
+        run_dir=Path(cell.files_dir).parent.parent if cell.files_dir else None,
+        files_limit_mb=cell.files_limit_mb,
     )
     ctx.listener = listener
     holder.append(ctx)
@@ -231,6 +239,7 @@ def _finish(ctx: CellContext) -> Outcome:
         row=record.flat(),
         samples=dict(record.times),
         curves=list(record.curves),
+        files=list(record.files),
     )
     bad = [k for k, v in record.metrics.items() if not math.isfinite(v)]
     if bad:

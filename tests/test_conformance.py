@@ -58,6 +58,14 @@ def test_plugin_conforms(entry):
             assert kind in BASES, f"{cls.name}: slot {slot!r} names unknown kind {kind!r}"
     if cls.kind == "backend":
         assert cls.op, f"{cls.name} must name the operation it implements (op)"
+    if cls.kind == "method":
+        assert cls.family, f"{cls.name} must name the problem family it solves (family)"
+    if cls.kind == "task":
+        for slot, family in cls.families.items():
+            assert cls.components.get(slot) == "method", (
+                f"{cls.name}: families names slot {slot!r}, which is not a method slot"
+            )
+            assert family, f"{cls.name}: slot {slot!r} needs a family name"
     if cls.kind == "solver":
         # 0 declares a variable order (scipy's LSODA switches between Adams and BDF).
         assert cls.order >= 1 or (cls.order == 0 and cls.adaptive), cls.name

@@ -81,7 +81,8 @@ benchmarks:
             "benchmark: []\n",
             [
                 "benchmark: unknown key; did you mean 'benchmarks'? (allowed: suite, description,"
-                " device, seeds, repeats, warmup, timeout, threads, plugins, benchmarks)",
+                " device, seeds, repeats, warmup, timeout, threads, files_limit_mb, fresh_worker,"
+                " plugins, benchmarks)",
                 "benchmarks: missing (a list of benchmark entries)",
             ],
         ),
@@ -178,7 +179,8 @@ benchmarks:
             "benchmarks:\n  - task: test.behave\n    mtrix: {}\n    matrix: {solver: []}\n",
             [
                 "benchmarks[0].mtrix: unknown key; did you mean 'matrix'? (allowed: task, name,"
-                " params, matrix, seeds, repeats, warmup, timeout, threads, device)",
+                " params, matrix, seeds, repeats, warmup, timeout, threads, files_limit_mb,"
+                " fresh_worker, device)",
                 "benchmarks[0].matrix.solver: an empty list sweeps over nothing",
             ],
         ),

@@ -1,0 +1,1 @@
+"""plugins.architectures (being built in this session)."""

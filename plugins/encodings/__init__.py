@@ -1,0 +1,1 @@
+"""plugins.encodings (being built in this session)."""

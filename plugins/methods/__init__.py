@@ -1,0 +1,1 @@
+"""Built-in methods: algorithms that solve one family's problem (kind ``method``)."""

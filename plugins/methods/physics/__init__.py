@@ -1,0 +1,1 @@
+"""plugins.methods.physics (being built in this session)."""

@@ -1,0 +1,1 @@
+"""plugins.methods.registration (being built in this session)."""

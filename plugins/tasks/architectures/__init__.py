@@ -1,0 +1,1 @@
+"""plugins.tasks.architectures (being built in this session)."""

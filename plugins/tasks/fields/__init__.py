@@ -1,0 +1,1 @@
+"""plugins.tasks.fields (being built in this session)."""

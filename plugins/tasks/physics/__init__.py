@@ -1,0 +1,1 @@
+"""plugins.tasks.physics (being built in this session)."""

@@ -1,0 +1,1 @@
+"""plugins.tasks.registration (being built in this session)."""
