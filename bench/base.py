@@ -180,10 +180,7 @@ def family_mismatch(task: type[Task], slot: str, plugin: type[Plugin]) -> str | 
     wanted = task.families.get(slot)
     family = getattr(plugin, "family", None)
     if wanted and family is not None and family != wanted:
-        return (
-            f"{task.name} cannot use {plugin.name!r} in slot {slot!r}: it is a "
-            f"{family or 'family-less'} method, the slot takes {wanted} methods"
-        )
+        return f"it is a {family or 'family-less'!r} method; slot {slot!r} takes {wanted!r} methods"
     return None
 
 

@@ -27,6 +27,7 @@ from bench.display import (
     cells_table,
     comparison_tables,
     errors_table,
+    files_table,
     grouped,
     grouped_table,
     make_console,
@@ -119,6 +120,11 @@ def _parser() -> argparse.ArgumentParser:
         "configuration and seed (e.g. backend=warp.eager,svf_exp.eager: one per task)",
     )
     show.add_argument("--curves", action="store_true", help="also list the recorded curves")
+    show.add_argument(
+        "--files",
+        action="store_true",
+        help="list the result files the cells kept (pictures, volumes, figures)",
+    )
     show.set_defaults(func=cmd_show)
 
     plot = sub.add_parser("plot", help="plot one measure against another, a line per group")
@@ -440,6 +446,8 @@ def cmd_show(args: argparse.Namespace) -> int:
             points=("step", "count"), last=("value", "last")
         )
         out.print(summary.to_string())
+    if args.files:
+        out.print(files_table(run, cells))
     return 0
 
 

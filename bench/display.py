@@ -267,3 +267,33 @@ def make_console(stderr: bool = False) -> Console:
     # No markup: tables and messages carry user text (errors, params like [64, 64], pip
     # extras like dynbench[plot]) that rich would read as style tags; styling is Text.
     return Console(stderr=stderr, highlight=False, markup=False, width=width)
+
+
+def files_table(run: Any, cells: Any) -> Table:
+    """The result files of the cells shown: label, name, kind, size, path in the run."""
+    files = run.files[run.files["cell_id"].isin(set(cells["cell_id"]))]
+    labels = dict(zip(run.cells["cell_id"], run.cells["label"]))
+    table = Table(
+        title=f"result files ({len(files)}, under {run.path})",
+        header_style="bold",
+        title_justify="left",
+    )
+    for col in ("cell", "label", "name", "kind", "size", "path"):
+        table.add_column(col, overflow="fold")
+    for row in files.itertuples():
+        table.add_row(
+            row.cell_id,
+            str(labels.get(row.cell_id, "")),
+            row.name,
+            row.kind,
+            _size(int(row.bytes)),
+            row.path,
+        )
+    return table
+
+
+def _size(nbytes: int) -> str:
+    for unit, scale in (("MiB", 2**20), ("KiB", 2**10)):
+        if nbytes >= scale:
+            return f"{nbytes / scale:.1f} {unit}"
+    return f"{nbytes} B"

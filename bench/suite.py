@@ -312,11 +312,7 @@ def _settings(
                 out[key] = value
     if "files_limit_mb" in data:
         value = data["files_limit_mb"]
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, (int, float))
-            or not 0 < value < 2**40
-        ):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 2**40:
             errors.append(f"{prefix}files_limit_mb: expected a number of MiB > 0, got {value!r}")
         else:
             out["files_limit_mb"] = float(value)
