@@ -1,0 +1,304 @@
+"""Registration data with known truth: the MNI152 template warped by exp of a random SVF.
+
+Everything is built offline from ``plugins.data.mni152`` (nilearn's shipped template):
+
+- ``reference(dim, ...)``: the template (T1, or the SIMULATED T2-like contrast) with its
+  label map (0 background, 1 CSF, 2 GM, 3 WM) and brain mask, as a 3-D volume or the
+  middle axial slice, optionally block-averaged by ``downsample``; intensities scaled so
+  that the brain's 99th percentile is 1.
+- ``random_velocity``: a smooth random stationary velocity field (Gaussian-filtered
+  noise, max |v| = amplitude in voxels).
+- ``make_pair``: fixed = the T1 template; moving = the template (T1 or T2-like) warped
+  by phi = exp(v) (scaling and squaring, 7 steps), times a smooth bias field, plus
+  noise; labels warped by nearest neighbour. The true registration displacement is
+  that of exp(-v): ``moving(x + truth(x)) = fixed(x)`` up to bias and noise.
+- ``population``: subjects made from the template by zero-mean velocities (the
+  template is then the barycentre of the population, as the atlas task assumes).
+- ``load_nifti_pair``: the user's own fixed/moving NIfTI images and label maps, with
+  every mismatch reported as a ``ValueError`` naming the file.
+
+Displacements are (ndim, *S) in voxels, channel i along array axis i; a 2-D image is
+(H, W) (the axial slice, anterior up), with the affine ``diag(s, s, s, 1)`` of its
+in-plane spacing ``s`` in mm (slice coordinates, not MNI coordinates).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from scipy import ndimage
+
+from kernels.reference import svf_exp_reference, warp_reference
+from plugins.data import mni152
+
+CONTRASTS = ("t1", "t2")
+#: scaling-and-squaring steps of the synthetic warps (as the methods use: 7)
+TRUTH_STEPS = 7
+
+
+@dataclass(frozen=True)
+class Image:
+    """An image (2-D or 3-D float32), its labels (int16, or None), brain mask, affine."""
+
+    data: np.ndarray
+    labels: np.ndarray | None
+    mask: np.ndarray
+    affine: np.ndarray
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def spacing(self) -> tuple[float, ...]:
+        full = np.linalg.norm(self.affine[:3, :3], axis=0)
+        return tuple(float(s) for s in full[: self.ndim])
+
+
+@dataclass(frozen=True)
+class Pair:
+    """A fixed and a moving image; ``truth`` (ndim, *S) voxels with
+    ``moving(x + truth(x)) = fixed(x)``, or None for the user's data."""
+
+    fixed: Image
+    moving: Image
+    truth: np.ndarray | None = None
+    notes: dict = field(default_factory=dict)
+
+
+def _block_mean(array: np.ndarray, factor: int) -> np.ndarray:
+    if factor == 1:
+        return np.asarray(array, dtype=np.float32)
+    shape = [n // factor for n in array.shape]
+    cut = array[tuple(slice(0, n * factor) for n in shape)]
+    blocks = cut.reshape([x for n in shape for x in (n, factor)])
+    return blocks.mean(axis=tuple(range(1, 2 * len(shape), 2))).astype(np.float32)
+
+
+@functools.lru_cache(maxsize=16)
+def _maps(dim: int, resolution: int, downsample: int) -> dict[str, np.ndarray]:
+    names = ("template", "csf", "gm", "wm", "mask")
+    maps = {n: mni152.load(n, resolution).data for n in names}
+    maps["t2"] = mni152.simulated_t2(resolution, bias=0.0, noise=0.0).data
+    if dim == 2:
+        maps = {n: mni152.axial_slice(m) for n, m in maps.items()}
+    maps = {n: _block_mean(m, downsample) for n, m in maps.items()}
+    for m in maps.values():
+        m.setflags(write=False)
+    return maps
+
+
+def _check(dim: int, resolution: int, downsample: int, contrast: str = "t1") -> None:
+    if dim not in (2, 3):
+        raise ValueError(f"dim must be 2 (axial slice) or 3 (volume), got {dim!r}")
+    if resolution not in mni152.RESOLUTIONS:
+        raise ValueError(f"resolution {resolution!r}: the MNI152 template ships 1 and 2 mm")
+    if not isinstance(downsample, int) or downsample < 1:
+        raise ValueError(f"downsample must be an integer >= 1, got {downsample!r}")
+    if contrast not in CONTRASTS:
+        raise ValueError(f"contrast {contrast!r} is not one of {', '.join(CONTRASTS)}")
+
+
+def reference(
+    dim: int = 2, resolution: int = 2, downsample: int = 1, contrast: str = "t1"
+) -> Image:
+    """The template (``contrast`` t1, or the SIMULATED t2) with labels and brain mask."""
+    _check(dim, resolution, downsample, contrast)
+    maps = _maps(dim, resolution, downsample)
+    mask = maps["mask"] > 0.5
+    hard = np.argmax(np.stack([maps["csf"], maps["gm"], maps["wm"]]), axis=0) + 1
+    labels = (hard * mask).astype(np.int16)
+    image = maps["template" if contrast == "t1" else "t2"]
+    scale = float(np.percentile(image[mask], 99)) if mask.any() else float(image.max())
+    data = np.clip(image / max(scale, 1e-6), 0.0, None).astype(np.float32)
+    s = float(resolution * downsample)
+    affine = np.diag([s, s, s, 1.0])
+    if dim == 3:
+        affine = mni152.load("mask", resolution).affine.copy()
+        affine[:3, :3] *= downsample
+    return Image(data, labels, mask, affine)
+
+
+def random_velocity(
+    shape: tuple[int, ...], amplitude: float, seed: int, smoothness: float | None = None
+) -> np.ndarray:
+    """A smooth random velocity (ndim, *shape) in voxels: white noise filtered by a
+    Gaussian of ``smoothness`` voxels (default an eighth of the largest side), then
+    scaled so that max |v| over components and voxels is ``amplitude``."""
+    rng = np.random.default_rng(seed)
+    sigma = max(shape) / 8.0 if smoothness is None else smoothness
+    fields = [ndimage.gaussian_filter(rng.normal(size=shape), sigma) for _ in shape]
+    v = np.stack(fields)
+    peak = float(np.abs(v).max())
+    return (v * (amplitude / peak if peak > 0 else 0.0)).astype(np.float32)
+
+
+def exp_velocity(velocity: np.ndarray) -> np.ndarray:
+    """Displacement of exp(v) by scaling and squaring (``kernels.reference``, 7 steps, in
+    float64; border padding so that the field continues past the edges)."""
+    v = torch.from_numpy(np.asarray(velocity, dtype=np.float64))[None]
+    disp = svf_exp_reference(v, steps=TRUTH_STEPS, padding="border")
+    return disp[0].numpy().astype(np.float32)
+
+
+def warp_array(array: np.ndarray, disp: np.ndarray, mode: str = "bilinear") -> np.ndarray:
+    """``array(x + disp(x))`` (zero outside); ``mode`` bilinear or nearest."""
+    a = torch.from_numpy(np.asarray(array, dtype=np.float64))[None, None]
+    d = torch.from_numpy(np.asarray(disp, dtype=np.float64))[None]
+    return warp_reference(a, d, mode=mode)[0, 0].numpy()
+
+
+def bias_field(shape: tuple[int, ...], amplitude: float, seed: int) -> np.ndarray:
+    """A smooth multiplicative bias ``exp(b)``, |b| <= amplitude (a very smooth SVF-like
+    random field, smoothness a quarter of the largest side)."""
+    if amplitude == 0:
+        return np.ones(shape, dtype=np.float32)
+    b = random_velocity(shape, amplitude, seed + 7919, smoothness=max(shape) / 4.0)[0]
+    return np.exp(b).astype(np.float32)
+
+
+def subject(
+    ref: Image, velocity: np.ndarray, *, bias: float, noise: float, seed: int
+) -> tuple[Image, np.ndarray]:
+    """``ref`` warped by phi = exp(velocity) (image bilinear, labels nearest), times a
+    bias field, plus Gaussian noise of std ``noise`` (relative to the brain's 99th
+    percentile, 1). Returns the subject and the displacement of phi."""
+    disp = exp_velocity(velocity)
+    data = warp_array(ref.data, disp) * bias_field(ref.data.shape, bias, seed)
+    rng = np.random.default_rng(seed + 104729)
+    data = data + noise * rng.normal(size=data.shape)
+    labels = None
+    if ref.labels is not None:
+        labels = np.rint(warp_array(ref.labels, disp, mode="nearest")).astype(np.int16)
+    mask = labels > 0 if labels is not None else warp_array(ref.mask, disp) > 0.5
+    image = Image(np.clip(data, 0.0, None).astype(np.float32), labels, mask, ref.affine)
+    return image, disp
+
+
+def make_pair(
+    dim: int = 2,
+    *,
+    resolution: int = 2,
+    downsample: int = 1,
+    amplitude: float = 3.0,
+    smoothness: float | None = None,
+    bias: float = 0.1,
+    noise: float = 0.02,
+    contrast: str = "t1",
+    seed: int = 0,
+) -> Pair:
+    """Fixed = the T1 template; moving = the template in ``contrast`` warped by exp(v),
+    v = ``random_velocity(amplitude)``, with bias and noise. Truth: exp(-v)'s
+    displacement (``moving(x + truth(x)) = fixed(x)``)."""
+    _check(dim, resolution, downsample, contrast)
+    fixed = reference(dim, resolution, downsample, "t1")
+    source = reference(dim, resolution, downsample, contrast)
+    v = random_velocity(fixed.data.shape, amplitude, seed, smoothness)
+    moving, _ = subject(source, v, bias=bias, noise=noise, seed=seed)
+    truth = exp_velocity(-v)
+    notes = {"contrast": contrast, "simulated_t2": contrast == "t2", "amplitude": amplitude}
+    return Pair(fixed, moving, truth, notes)
+
+
+def population(
+    n: int,
+    dim: int = 2,
+    *,
+    resolution: int = 2,
+    downsample: int = 1,
+    amplitude: float = 3.0,
+    smoothness: float | None = None,
+    bias: float = 0.0,
+    noise: float = 0.02,
+    seed: int = 0,
+) -> tuple[Image, list[Image], list[np.ndarray]]:
+    """``n`` subjects of the T1 template warped by exp(v_i), the v_i random and made zero
+    mean (v_i - mean_j v_j), so the template is the population's barycentre. Returns the
+    template, the subjects and each subject's displacement (template -> subject:
+    ``subject(x) = template(x + disp_i(x))``)."""
+    if n < 2:
+        raise ValueError(f"a population needs at least 2 subjects, got {n}")
+    ref = reference(dim, resolution, downsample, "t1")
+    vs = [random_velocity(ref.data.shape, amplitude, seed * 1000 + i, smoothness) for i in range(n)]
+    mean = np.mean(vs, axis=0)
+    subjects, disps = [], []
+    for i, v in enumerate(vs):
+        image, disp = subject(ref, v - mean, bias=bias, noise=noise, seed=seed * 1000 + i)
+        subjects.append(image)
+        disps.append(disp)
+    return ref, subjects, disps
+
+
+# --- the user's own data ---------------------------------------------------------------
+
+
+def _load_nifti(path: str, what: str) -> tuple[np.ndarray, np.ndarray]:
+    import nibabel as nib
+
+    try:
+        image = nib.load(path)
+        data = np.asarray(image.get_fdata(), dtype=np.float32)
+    except Exception as exc:  # nibabel raises many kinds; one message names the file
+        raise ValueError(f"{what} {path!r} does not load as NIfTI: {exc}") from None
+    data = np.squeeze(data)
+    if data.ndim not in (2, 3):
+        raise ValueError(f"{what} {path!r} is {data.ndim}-D after squeezing: need 2-D or 3-D")
+    if not np.isfinite(data).all():
+        raise ValueError(f"{what} {path!r} holds NaN or Inf values")
+    return data, np.asarray(image.affine, dtype=np.float64)
+
+
+def check_nifti(path: str, what: str = "image") -> None:
+    """Raise ``ValueError`` if ``path`` is not a loadable 2-D/3-D finite NIfTI image."""
+    _load_nifti(path, what)
+
+
+def _labels(path: str | None, image: np.ndarray, what: str) -> np.ndarray | None:
+    if not path:
+        return None
+    data, _ = _load_nifti(path, what)
+    if data.shape != image.shape:
+        raise ValueError(
+            f"{what} {path!r} has shape {data.shape}, its image {image.shape}: they must match"
+        )
+    if not np.allclose(data, np.rint(data)) or data.min() < 0:
+        raise ValueError(f"{what} {path!r} must hold non-negative integer labels")
+    return np.rint(data).astype(np.int16)
+
+
+def _normalise(data: np.ndarray) -> np.ndarray:
+    data = data - float(data.min())
+    scale = float(np.percentile(data[data > 0], 99)) if (data > 0).any() else 1.0
+    return (data / max(scale, 1e-6)).astype(np.float32)
+
+
+def load_nifti_pair(
+    fixed: str, moving: str, fixed_labels: str | None = None, moving_labels: str | None = None
+) -> Pair:
+    """The user's fixed/moving NIfTI images (2-D as one slice, or 3-D) and optional label
+    maps, intensities scaled to the 99th percentile. The mask is the fixed labels > 0, or
+    the whole image. Raises ``ValueError`` naming the file for anything that cannot be
+    registered: a file that does not load, different dimensions or shapes, a label map
+    that does not match its image."""
+    f, f_affine = _load_nifti(fixed, "fixed")
+    m, _ = _load_nifti(moving, "moving")
+    if f.ndim != m.ndim:
+        raise ValueError(f"fixed {fixed!r} is {f.ndim}-D and moving {moving!r} is {m.ndim}-D")
+    if f.shape != m.shape:
+        raise ValueError(
+            f"fixed {fixed!r} has shape {f.shape} and moving {moving!r} {m.shape}: "
+            "resample them to one grid first"
+        )
+    fl = _labels(fixed_labels, f, "fixed_labels")
+    ml = _labels(moving_labels, m, "moving_labels")
+    if (fl is None) != (ml is None):
+        raise ValueError("give both fixed_labels and moving_labels, or neither")
+    mask = fl > 0 if fl is not None else np.ones(f.shape, dtype=bool)
+    affine = f_affine
+    fixed_image = Image(_normalise(f), fl, mask, affine)
+    moving_mask = ml > 0 if ml is not None else np.ones(m.shape, dtype=bool)
+    moving_image = Image(_normalise(m), ml, moving_mask, affine)
+    return Pair(fixed_image, moving_image, None, {"user": True})

@@ -1,0 +1,135 @@
+"""Registration metrics with the Learn2Reg definitions, on numpy arrays.
+
+Displacements are (ndim, *S) in voxels (``warped(x) = moving(x + disp(x))``); label maps
+are integer arrays of shape S; ``spacing`` is the voxel size in mm per axis.
+
+- Dice per label: 2 |A n B| / (|A| + |B|), for every label > 0 present in either map.
+- HD95: the symmetric 95th-percentile Hausdorff distance between the two labels'
+  surfaces in mm, as MONAI's ``compute_hausdorff_distance(percentile=95)`` computes it
+  (surface = the mask minus its binary erosion; distances by the Euclidean distance
+  transform with the spacing; max of the two directed percentiles).
+- Jacobian determinant of x -> x + disp(x) by central differences (``np.gradient``),
+  SDlogJ = std(log(clip(det J, 1e-9, 1e9))) over the image, folding = fraction of
+  voxels with det J <= 0.
+- Error to the truth: mean |disp - truth| in mm over a mask.
+- Inverse consistency: mean |x + f(x) + g(x + f(x)) - x| in mm for a forward map f and
+  its inverse g (0 for an exact inverse).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from scipy import ndimage
+
+from kernels.reference import compose_reference
+
+
+def dice_per_label(a: np.ndarray, b: np.ndarray) -> dict[int, float]:
+    """Dice of every label > 0 found in ``a`` or ``b``."""
+    if a.shape != b.shape:
+        raise ValueError(f"label maps of shapes {a.shape} and {b.shape}")
+    out = {}
+    for label in sorted(set(np.unique(a).tolist()) | set(np.unique(b).tolist())):
+        if label <= 0:
+            continue
+        x, y = a == label, b == label
+        out[int(label)] = float(2.0 * np.logical_and(x, y).sum() / (x.sum() + y.sum()))
+    return out
+
+
+def _surface(mask: np.ndarray) -> np.ndarray:
+    return mask ^ ndimage.binary_erosion(mask)
+
+
+def hd95(a: np.ndarray, b: np.ndarray, spacing: tuple[float, ...] | None = None) -> float:
+    """Symmetric 95th-percentile surface distance (mm) between boolean masks ``a``, ``b``;
+    inf when exactly one is empty, 0 when both are."""
+    a, b = np.asarray(a, bool), np.asarray(b, bool)
+    if not a.any() and not b.any():
+        return 0.0
+    if not a.any() or not b.any():
+        return float("inf")
+    spacing = spacing or (1.0,) * a.ndim
+    sa, sb = _surface(a), _surface(b)
+    to_b = ndimage.distance_transform_edt(~sb, sampling=spacing)
+    to_a = ndimage.distance_transform_edt(~sa, sampling=spacing)
+    return float(max(np.percentile(to_b[sa], 95), np.percentile(to_a[sb], 95)))
+
+
+def hd95_per_label(
+    a: np.ndarray, b: np.ndarray, spacing: tuple[float, ...] | None = None
+) -> dict[int, float]:
+    labels = sorted(set(np.unique(a).tolist()) | set(np.unique(b).tolist()))
+    return {int(k): hd95(a == k, b == k, spacing) for k in labels if k > 0}
+
+
+def jacobian_determinant(disp: np.ndarray) -> np.ndarray:
+    """det(I + grad disp) at every voxel (central differences, one-sided at the edges)."""
+    disp = np.asarray(disp, dtype=np.float64)
+    ndim = disp.shape[0]
+    if disp.ndim != ndim + 1:
+        raise ValueError(f"a displacement is (ndim, *S); got shape {disp.shape}")
+    # J[i][j] = d(x_i + u_i)/dx_j
+    jac = [[np.gradient(disp[i], axis=j) + (i == j) for j in range(ndim)] for i in range(ndim)]
+    if ndim == 2:
+        return jac[0][0] * jac[1][1] - jac[0][1] * jac[1][0]
+    return (
+        jac[0][0] * (jac[1][1] * jac[2][2] - jac[1][2] * jac[2][1])
+        - jac[0][1] * (jac[1][0] * jac[2][2] - jac[1][2] * jac[2][0])
+        + jac[0][2] * (jac[1][0] * jac[2][1] - jac[1][1] * jac[2][0])
+    )
+
+
+def sdlogj(det: np.ndarray) -> float:
+    """Learn2Reg's SDlogJ: std of log(clip(det J, 1e-9, 1e9))."""
+    return float(np.log(np.clip(det, 1e-9, 1e9)).std())
+
+
+def folding_fraction(det: np.ndarray) -> float:
+    """Fraction of voxels with det J <= 0."""
+    return float((det <= 0).mean())
+
+
+def _norm_mm(vec: np.ndarray, spacing: tuple[float, ...]) -> np.ndarray:
+    scale = np.asarray(spacing, dtype=np.float64).reshape((-1,) + (1,) * (vec.ndim - 1))
+    return np.sqrt(((vec * scale) ** 2).sum(axis=0))
+
+
+def error_mm(
+    disp: np.ndarray, truth: np.ndarray, spacing: tuple[float, ...], mask: np.ndarray | None
+) -> float:
+    """Mean Euclidean distance (mm) between two displacements inside ``mask``."""
+    err = _norm_mm(np.asarray(disp, np.float64) - truth, spacing)
+    return float(err[mask].mean() if mask is not None else err.mean())
+
+
+def compose(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
+    """Displacement of phi_outer o phi_inner: inner(x) + outer(x + inner(x)); the outer
+    field is continued by its border values outside the grid."""
+    a = torch.from_numpy(np.asarray(outer, np.float64))[None]
+    b = torch.from_numpy(np.asarray(inner, np.float64))[None]
+    return compose_reference(a, b, padding="border")[0].numpy()
+
+
+def inverse_consistency(
+    forward: np.ndarray,
+    inverse: np.ndarray,
+    spacing: tuple[float, ...],
+    mask: np.ndarray | None = None,
+) -> float:
+    """Mean |phi_inverse(phi_forward(x)) - x| in mm inside ``mask``."""
+    residual = _norm_mm(compose(inverse, forward), spacing)
+    return float(residual[mask].mean() if mask is not None else residual.mean())
+
+
+def mean_dice(fixed_labels: np.ndarray, warped_labels: np.ndarray) -> float:
+    scores = dice_per_label(fixed_labels, warped_labels)
+    return float(np.mean(list(scores.values()))) if scores else float("nan")
+
+
+def mean_hd95(
+    fixed_labels: np.ndarray, warped_labels: np.ndarray, spacing: tuple[float, ...]
+) -> float:
+    values = list(hd95_per_label(fixed_labels, warped_labels, spacing).values())
+    return float(np.mean(values)) if values else float("nan")
