@@ -173,3 +173,25 @@ def test_skip_gradient_with_scipy_solver(tmp_path: Path) -> None:
     # Without gradients scipy_solver is fine.
     m = run_cell("ode.harmonic", "torchdiffeq.scipy_solver", tmp_path).record.metrics
     assert m["rel_l2_error"] < 1e-5 and m["nfe"] > 0
+
+
+def test_each_cell_keeps_a_trajectory_figure(tmp_path: Path) -> None:
+    from PIL import Image
+
+    cls = REGISTRY.get("task", "ode.lotka_volterra")
+    ctx = CellContext(
+        device="cpu",
+        seed=0,
+        repeats=1,
+        warmup=0,
+        components={"solver": REGISTRY.get("solver", "rk4")(step_size=0.05)},
+        params=cls.resolve_params({"t1": 2.0}),
+        cache_dir=tmp_path,
+        files_dir=tmp_path / "files" / "cell",
+        run_dir=tmp_path,
+    )
+    cls(t1=2.0).run(ctx)
+    [(name, kind, path, nbytes)] = ctx.record.files
+    assert (name, kind, path) == ("trajectory.png", "png", "files/cell/trajectory.png")
+    with Image.open(tmp_path / path) as image:
+        assert image.width > 600 and image.height > 200  # three panels side by side

@@ -11,6 +11,7 @@ import torch
 
 from bench import CellContext, Param, SkipCell, Solver, Task
 from plugins.tasks.ode.counting import CountingFunc
+from plugins.tasks.ode.figures import trajectory_figure
 from plugins.tasks.ode.reference import cached, scipy_reference
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
@@ -51,6 +52,9 @@ class ODEProblemTask(Task):
     ``mem.backward``), ``nfe_backward`` (evaluations during ``backward()`` only:
     0 for backprop, the adjoint solve's for ``adjoint=True``), ``loss`` and
     ``grad_norm`` (over y0 and the problem's coefficients).
+
+    Result file: ``trajectory.png``, the solution beside the reference (components,
+    phase portrait, error against time).
     """
 
     components = {"solver": "solver"}
@@ -110,6 +114,15 @@ class ODEProblemTask(Task):
         y = ctx.time("solve", solve)
         ctx.metric("rel_l2_error", relative_error(y.cpu(), ref))
         ctx.metric("final_rel_error", relative_error(y[-1].cpu(), ref[-1]))
+        ctx.artifact(
+            "trajectory",
+            trajectory_figure(
+                t_np,
+                y.detach().cpu().double().numpy().reshape(len(t_np), -1),
+                ref.numpy().reshape(len(t_np), -1),
+                title=f"{self.name} with {solver.name}",
+            ),
+        )
         if p["gradient"]:
             self._gradient(ctx, solver, func, y0, t, ref.to(device=ctx.device, dtype=dtype))
 
