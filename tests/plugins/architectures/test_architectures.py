@@ -1,0 +1,229 @@
+"""The eight architectures: shapes, trajectories, inverses, gradients, Lipschitz bounds."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from bench import ParamError
+from plugins.architectures import ARCHITECTURES
+from plugins.architectures.iresnet import IResNet
+from plugins.architectures.node import NeuralODE
+from plugins.architectures.residual import ResNetShared
+from plugins.architectures.revnet import RevNet
+from plugins.tasks.architectures.flow import jacobians, power_iteration_lipschitz
+
+NAMES = [cls.name for cls in ARCHITECTURES]
+
+
+def test_eight_architectures_registered() -> None:
+    from bench import Registry, get_plugin_manager
+
+    registry = Registry(get_plugin_manager())
+    assert registry.names("architecture") == sorted(
+        [
+            "mlp",
+            "resnet",
+            "resnet_shared",
+            "resnet_symmetric",
+            "revnet",
+            "iresnet",
+            "lipschitz",
+            "node",
+        ]
+    )
+
+
+@pytest.mark.parametrize("cls", ARCHITECTURES, ids=NAMES)
+def test_trajectory_ends_at_output(cls) -> None:
+    torch.manual_seed(0)
+    net = cls(width=4, depth=5, hidden=8).build()
+    x = torch.randn(7, 4)
+    traj = net.trajectory(x)
+    assert traj.shape == (6, 7, 4)
+    # the same float32 operations in the same order, except node's solver, which is
+    # called with other output times (same steps): a few ulp
+    assert torch.allclose(traj[0], x)
+    assert torch.allclose(traj[-1], net(x), atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("cls", "values", "tol"),
+    [
+        # exact inverse; fp32 rounding of 2 x 6 half-steps on O(1) values: ~1e-6
+        (RevNet, {}, 1e-5),
+        # fixed point to inverse_tol 1e-7 with c = 0.9: error <= c/(1-c) 1e-7 = 9e-7 a block
+        (IResNet, {}, 1e-5),
+        # rk4 with h = 1/32, forward then backward: O(h^4 Lip^5) ~ 1e-6, plus fp32 rounding
+        (NeuralODE, {"depth": 32}, 1e-5),
+    ],
+    ids=["revnet", "iresnet", "node"],
+)
+def test_inverse_to_tolerance(cls, values, tol) -> None:
+    torch.manual_seed(1)
+    net = cls(**{"width": 4, "depth": 6, "hidden": 16, **values}).build()
+    x = torch.randn(64, 4)
+    with torch.no_grad():
+        err = (net.inverse(net(x)) - x).abs().max()
+    assert err < tol
+
+
+def test_iresnet_series_is_exact_for_linear_blocks() -> None:
+    # Neumann series of (I + g)^-1 for linear g (no activation, no biases) with
+    # ||g|| <= 0.5: the remainder after 40 terms is <= 0.5^41 / 0.5 |y| ~ 1e-12; fp32
+    # rounding dominates (1e-6)
+    torch.manual_seed(2)
+    net = IResNet(
+        width=4, depth=3, activation="identity", coeff=0.5, inverse="series", series_terms=40
+    ).build()
+    x = torch.randn(32, 4)
+    with torch.no_grad():
+        for block in net.blocks:
+            block.inner.bias.zero_()
+            block.outer.bias.zero_()
+        assert (net.inverse(net(x)) - x).abs().max() < 1e-5
+
+
+def test_iresnet_series_is_approximate_for_nonlinear_blocks() -> None:
+    # with tanh the composition series is not the inverse: the error stays well above
+    # the fixed point's (measured ~1e-2 at c = 0.9); the option's documented limit
+    torch.manual_seed(2)
+    net = IResNet(width=4, depth=3, coeff=0.9, inverse="series", series_terms=40).build()
+    with torch.no_grad():
+        net.blocks[0].inner.bias.fill_(0.5)
+        x = torch.randn(32, 4)
+        assert (net.inverse(net(x)) - x).abs().max() > 1e-4
+
+
+def test_iresnet_fixed_point_rate_at_most_c() -> None:
+    # Banach: ||x_{n+1} - x*|| = ||g(x_n) - g(x*)|| <= c ||x_n - x*|| for every point;
+    # float64 so the ratio is clean down to 1e-12. c bounds the rate; the observed rate
+    # is the spectral radius of the linearised g at x*, often well below c
+    torch.manual_seed(3)
+    coeff = 0.8
+    net = IResNet(width=4, depth=2, coeff=coeff).build()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.mul_(10.0)  # raw weights above the bounds: ||W1|| = 1, ||W2|| = c exactly
+    y = 0.3 * torch.randn(50, 4)
+    errors = net.fixed_point_errors(0, y, iterations=60)
+    ratios = [b / a for a, b in zip(errors, errors[1:]) if a > 1e-12]
+    assert len(ratios) > 10
+    assert max(ratios) <= coeff + 1e-9
+
+
+def test_resnet_backward_euler_inverse_is_first_order() -> None:
+    # forward Euler then backward Euler: O(h^2) per step, O(h) in all; 4x the depth at
+    # the same total time should cut the error ~4x (0.25); 0.35 leaves room for the
+    # higher-order terms at depth 16
+    torch.manual_seed(4)
+    errs = []
+    for depth in (16, 64):
+        torch.manual_seed(4)
+        net = ResNetShared(width=2, depth=depth, hidden=16).build()
+        with torch.no_grad():
+            for p in net.parameters():
+                p.mul_(2.0)  # a flow with some curvature
+            x = torch.randn(200, 2)
+            errs.append(float((net.inverse(net(x)) - x).abs().max()))
+    assert errs[1] / errs[0] < 0.35
+
+
+def test_revnet_gradient_matches_ordinary_backprop() -> None:
+    # float64: recomputing inputs through the inverse costs ~1e-15 per block
+    torch.manual_seed(5)
+    saving = RevNet(width=6, depth=10, hidden=12).build().double()
+    plain = RevNet(width=6, depth=10, hidden=12, memory_saving=False).build().double()
+    plain.load_state_dict(saving.state_dict())
+    x = torch.randn(20, 6, dtype=torch.float64)
+    grads = []
+    for net in (saving, plain):
+        xi = x.clone().requires_grad_(True)
+        loss = (net(xi) ** 3).sum()
+        grads.append(torch.autograd.grad(loss, [xi, *net.parameters()]))
+    for a, b in zip(*grads):
+        assert torch.allclose(a, b, rtol=1e-9, atol=1e-11)
+
+
+def test_revnet_keeps_only_its_output_for_backward() -> None:
+    saved: list[torch.Tensor] = []
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        saved.append(t)
+        return t
+
+    torch.manual_seed(6)
+    net = RevNet(width=8, depth=32, hidden=16).build()
+    x = torch.randn(10, 8, requires_grad=True)
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        net(x).sum()
+    # only the output (10 x 8) is saved, not the 32 blocks' activations
+    assert sum(t.numel() for t in saved if t.shape == (10, 8)) == 80
+    assert sum(t.numel() for t in saved) == 80
+
+
+def test_power_iteration_finds_known_singular_value() -> None:
+    # a linear map with singular values 3, 1, 0.5: the iteration converges at rate
+    # (1/3)^2 per step; 40 steps reach fp64 precision
+    u, _ = torch.linalg.qr(torch.randn(3, 3, dtype=torch.float64))
+    v, _ = torch.linalg.qr(torch.randn(3, 3, dtype=torch.float64))
+    a = u @ torch.diag(torch.tensor([3.0, 1.0, 0.5], dtype=torch.float64)) @ v.T
+    sigma = power_iteration_lipschitz(lambda x: x @ a.T, torch.randn(4, 3, dtype=torch.float64), 40)
+    assert torch.allclose(sigma, torch.full((4,), 3.0, dtype=torch.float64), rtol=1e-10)
+
+
+@pytest.mark.parametrize("cls", ARCHITECTURES, ids=NAMES)
+def test_lipschitz_bound_above_estimates(cls) -> None:
+    # The bound multiplies per-block spectral norms; it must lie above every local
+    # estimate: power iteration (lower bound) <= exact ||J|| by SVD <= bound
+    torch.manual_seed(7)
+    net = cls(width=4, depth=4, hidden=8).build()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.mul_(1.5)
+    x = 2 * torch.randn(200, 4)
+    exact = torch.linalg.matrix_norm(jacobians(net.flow, x), ord=2)
+    estimate = power_iteration_lipschitz(net.flow, x, iterations=50)
+    assert (estimate <= exact * (1 + 1e-4)).all()  # fp32 Rayleigh quotient rounding
+    assert float(exact.max()) <= net.lipschitz_bound() * (1 + 1e-5)
+
+
+def test_lipschitz_constraint_holds_per_block() -> None:
+    torch.manual_seed(8)
+    from plugins.architectures.residual import Lipschitz
+
+    net = Lipschitz(width=4, depth=3, hidden=8, bound=0.5).build()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.mul_(10.0)  # raw weights far above the bound: the constraint scales them
+    for block in net.blocks:
+        # exact norms: sqrt(0.5)^2, fp32 SVD rounding
+        assert float(block.lipschitz_bound()) <= 0.5 * (1 + 1e-5)
+    assert net.lipschitz_bound() <= (1 + 0.5 / 3) ** 3 * (1 + 1e-5)
+
+
+@pytest.mark.parametrize(
+    ("cls", "values", "words"),
+    [
+        (RevNet, {"width": 3}, "odd"),
+        (IResNet, {"coeff": 1.0}, "< 1"),
+        (ResNetShared, {"depth": 0}, ">= 1"),
+        (NeuralODE, {"solver": "rk5"}, "unknown solver"),
+    ],
+)
+def test_bad_values_refused(cls, values, words) -> None:
+    with pytest.raises(ParamError, match=words):
+        cls(**values)
+
+
+@pytest.mark.parametrize("adjoint", [False, True])
+def test_node_gradient_direct_and_adjoint_agree(adjoint) -> None:
+    # both differentiate the same rk4 solve; the adjoint's backward rk4 solve of the
+    # augmented state differs from the discrete gradient by O(h^4) ~ 1e-7 at h = 1/16
+    torch.manual_seed(9)
+    nets = [NeuralODE(width=2, depth=16, hidden=8, adjoint=a).build() for a in (False, adjoint)]
+    nets[1].load_state_dict(nets[0].state_dict())
+    x = torch.randn(10, 2)
+    grads = [torch.autograd.grad(n(x).pow(2).sum(), list(n.parameters())) for n in nets]
+    for a, b in zip(*grads):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-5)
