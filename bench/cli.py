@@ -37,6 +37,7 @@ from bench.display import (
 
 EXIT_GATE = 1
 EXIT_BAD_INPUT = 2
+EXIT_CELLS_NOT_OK = 3  # `bench run --strict`: the run finished, some cells are not ok
 EXIT_INTERRUPTED = 130
 
 
@@ -45,8 +46,12 @@ class CliError(Exception):
 
 
 def main(argv: list[str] | None = None) -> int:
+    import sys
+
     parser = _parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    args.argv = argv  # stored in run.json as the command
     if not getattr(args, "command", None):
         parser.print_help()
         return EXIT_BAD_INPUT
@@ -62,9 +67,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from bench import __version__
+
     p = argparse.ArgumentParser(
-        prog="bench", description="dynbench: run, list, show and compare benchmarks"
+        prog="bench", description="dynbench: run, list, show, compare and report benchmarks"
     )
+    p.add_argument("--version", action="version", version=f"dynbench {__version__}")
     sub = p.add_subparsers(dest="command")
 
     run = sub.add_parser("run", help="run a suite file")
@@ -98,7 +106,17 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="N worker processes at once (on CPU they share the cores: times suffer)",
     )
-    run.add_argument("--quiet", action="store_true", help="no progress bar or per-cell lines")
+    run.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress bar, per-cell lines or tables; only where the results went",
+    )
+    run.add_argument(
+        "--strict",
+        action="store_true",
+        help=f"exit {EXIT_CELLS_NOT_OK} when the run finished but some cells are not ok "
+        "(for scripts and CI)",
+    )
     run.set_defaults(func=cmd_run)
 
     ls = sub.add_parser("list", help="list registered plugins")
@@ -111,7 +129,14 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument(
         "--filter", action="append", default=[], metavar="COL=VALUE", help="keep matching cells"
     )
-    show.add_argument("--group-by", action="append", default=[], metavar="COL")
+    show.add_argument(
+        "--group-by",
+        action="append",
+        default=[],
+        metavar="COL",
+        help="one row per value of COL (repeat for several), seeds and cells aggregated; "
+        "one table per task",
+    )
     show.add_argument("--columns", help="comma-separated columns to show")
     show.add_argument(
         "--baseline",
@@ -125,17 +150,48 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="list the result files the cells kept (pictures, volumes, figures)",
     )
+    show.add_argument(
+        "--errors",
+        action="store_true",
+        help="print each cell that is not ok with its message and full traceback",
+    )
     show.set_defaults(func=cmd_show)
+
+    rep = sub.add_parser(
+        "report", help="write one self-contained HTML page for a run, or two runs compared"
+    )
+    rep.add_argument("run", help="a run folder, or a suite folder (its newest run)")
+    rep.add_argument("run_b", nargs="?", help="a second run: the page compares B against RUN")
+    rep.add_argument(
+        "-o",
+        "--output",
+        help="HTML file (default: RUN/report.html, or RUN_B/compare-<RUN>.html for two runs)",
+    )
+    rep.add_argument(
+        "--baseline",
+        metavar="COL=VALUE",
+        help="speedups against the cell with COL=VALUE, as in bench show",
+    )
+    rep.add_argument("--alpha", type=_alpha, default=0.05, help="significance level (0.05)")
+    rep.set_defaults(func=cmd_report)
 
     plot = sub.add_parser("plot", help="plot one measure against another, a line per group")
     plot.add_argument("run", help="a run folder, or a suite folder (its newest run)")
-    plot.add_argument("--x", default="time.solve.median", help="column for the x axis")
-    plot.add_argument("--y", default="metric.final_rel_error", help="column for the y axis")
-    plot.add_argument("--by", default="solver", help="column whose values are lines")
-    plot.add_argument("--facet", default="task", help="column whose values are panels")
-    plot.add_argument("--filter", action="append", default=[], metavar="COL=VALUE")
-    plot.add_argument("--linear-x", action="store_true")
-    plot.add_argument("--linear-y", action="store_true")
+    plot.add_argument(
+        "--x", default="time.solve.median", help="column for the x axis (time.solve.median)"
+    )
+    plot.add_argument(
+        "--y",
+        default="metric.final_rel_error",
+        help="column for the y axis (metric.final_rel_error)",
+    )
+    plot.add_argument("--by", default="solver", help="column whose values are lines (solver)")
+    plot.add_argument("--facet", default="task", help="column whose values are panels (task)")
+    plot.add_argument(
+        "--filter", action="append", default=[], metavar="COL=VALUE", help="keep matching cells"
+    )
+    plot.add_argument("--linear-x", action="store_true", help="linear x axis (default: log)")
+    plot.add_argument("--linear-y", action="store_true", help="linear y axis (default: log)")
     plot.add_argument("-o", "--output", help="PNG path (default: RUN/<y>-vs-<x>.png)")
     plot.set_defaults(func=cmd_plot)
 
@@ -149,9 +205,19 @@ def _parser() -> argparse.ArgumentParser:
         metavar="GATE",
         help="time:+10%%, time.NAME:+10%%, metric.NAME:+5%%, metric.NAME:-0.01, status",
     )
-    cmp.add_argument("--alpha", type=float, default=0.05, help="significance level (0.05)")
+    cmp.add_argument("--alpha", type=_alpha, default=0.05, help="significance level (0.05)")
     cmp.set_defaults(func=cmd_compare)
     return p
+
+
+def _alpha(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 < value < 1.0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"{text!r}: a significance level is in (0, 1)")
+    return value
 
 
 # --- run --------------------------------------------------------------------
@@ -270,6 +336,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 on_start=on_start,
                 on_cell_start=on_cell_start,
                 on_cell_done=on_cell_done,
+                command=_command_line(args.argv),
             )
     except WorkerStartError as exc:
         raise CliError(f"{exc}; results so far are in {run_dir}") from None
@@ -277,17 +344,32 @@ def cmd_run(args: argparse.Namespace) -> int:
         out.print(f"interrupted; finish with: bench run {args.suite} --resume {run_dir}")
         return EXIT_INTERRUPTED
     run = load_run(run_dir)
-    if not args.quiet:
+    counts = run.cells["status"].value_counts().to_dict()
+    if args.quiet:
+        out.print(
+            f"{suite.name}: {'  '.join(f'{k}: {v}' for k, v in sorted(counts.items()))}"
+            f"   results: {run_dir}",
+            highlight=False,
+        )
+    else:
         for table in task_tables(run.cells, title=run.name):
             out.print(table)
         bad = errors_table(run.cells)
         if bad is not None:
             out.print(bad)
-        counts = run.cells["status"].value_counts().to_dict()
         out.print(
             "  ".join(f"{k}: {v}" for k, v in sorted(counts.items())) + f"   results: {run_dir}"
         )
+        out.print(f"report: bench report {run_dir}", highlight=False)
+    if args.strict and set(counts) - {"ok"}:
+        return EXIT_CELLS_NOT_OK
     return 0
+
+
+def _command_line(argv: list[str]) -> str:
+    import shlex
+
+    return shlex.join(["bench", *argv])
 
 
 def _short(cell) -> str:
@@ -409,6 +491,12 @@ def _filtered(run, filters: list[str]):
 def cmd_show(args: argparse.Namespace) -> int:
     run = _load(args.run)
     cells = _filtered(run, args.filter)
+    if cells.empty:
+        make_console().print(
+            f"no cells match {' and '.join(args.filter)} in {run.path} ({len(run.cells)} cells)",
+            highlight=False,
+        )
+        return 0
     if args.baseline:
         from bench.compare import with_speedups
 
@@ -448,6 +536,44 @@ def cmd_show(args: argparse.Namespace) -> int:
         out.print(summary.to_string())
     if args.files:
         out.print(files_table(run, cells))
+    if args.errors:
+        bad = cells[cells["status"] != "ok"]
+        if bad.empty:
+            out.print("every cell shown is ok")
+        for _, row in bad.iterrows():
+            out.print(
+                Text.assemble(
+                    (f"{row['status']:>8}", STATUS_STYLE.get(row["status"], "")),
+                    f"  {row['label']}  {row['cell_id']}  seed={row['seed']}\n",
+                    f"  {row['error']}",
+                ),
+                soft_wrap=True,
+            )
+            trace = row.get("traceback")
+            if isinstance(trace, str) and trace:
+                out.print(Text(trace.rstrip()), style="dim", soft_wrap=True)
+    return 0
+
+
+# --- report -------------------------------------------------------------------
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from bench.report import ReportError, write_report
+
+    run = _load(args.run)
+    run_b = _load(args.run_b) if args.run_b else None
+    try:
+        path = write_report(
+            run,
+            run_b,
+            output=Path(args.output) if args.output else None,
+            baseline=args.baseline,
+            alpha=args.alpha,
+        )
+    except ReportError as exc:
+        raise CliError(str(exc)) from None
+    make_console().print(f"wrote {path}", highlight=False)
     return 0
 
 
@@ -496,7 +622,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if cmp.only_a or cmp.only_b:
         out.print(f"unmatched configurations: {cmp.only_a} only in A, {cmp.only_b} only in B")
     if not cmp.times and not cmp.metrics and not cmp.status_changes:
-        out.print("no aligned cells with results in both runs")
+        raise CliError(
+            f"{cmp.run_a} and {cmp.run_b} share no cell with results in both (same task, "
+            "components and parameters): nothing to compare"
+        )
     for table in comparison_tables(cmp, args.alpha):
         out.print(table)
     violations = check_gates(cmp, gates, alpha=args.alpha)

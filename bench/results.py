@@ -6,7 +6,8 @@
   ``label``, ``task``, one column per component slot (``solver``, ...),
   ``param.*`` (task parameters) and ``param.<slot>.*`` (component parameters),
   ``seed``, ``device``, ``threads`` (torch intra-op threads the cell ran with),
-  ``status``, ``error``, ``wall`` (seconds the cell took
+  ``status``, ``error`` (one line), ``traceback`` (the full one, for a plugin's
+  exception), ``wall`` (seconds the cell took
   end to end), ``finished_at``, ``time.<name>.{median,iqr,min,n}``,
   ``mem.<name>`` (bytes), ``metric.<name>``.
 - ``samples.parquet``: ``cell_id``, ``timer``, ``rep``, ``seconds``: every timed sample.
@@ -43,7 +44,16 @@ FILES_DIR = "files"
 RUN_JSON = "run.json"
 
 BASE_COLUMNS = ["cell_id", "suite", "bench", "label", "task"]
-STATUS_COLUMNS = ["seed", "device", "threads", "status", "error", "wall", "finished_at"]
+STATUS_COLUMNS = [
+    "seed",
+    "device",
+    "threads",
+    "status",
+    "error",
+    "traceback",
+    "wall",
+    "finished_at",
+]
 SAMPLE_COLUMNS = ["cell_id", "timer", "rep", "seconds"]
 CURVE_COLUMNS = ["cell_id", "curve", "step", "time", "value"]
 FILE_COLUMNS = ["cell_id", "name", "kind", "path", "bytes"]
@@ -151,6 +161,7 @@ class RunWriter:
             "threads": outcome.threads,
             "status": outcome.status,
             "error": outcome.error,
+            "traceback": outcome.traceback,
             "wall": outcome.wall,
             "finished_at": finished_at,
             **outcome.row,

@@ -319,6 +319,7 @@ def run_suite(
     on_start: Callable[[list[Cell]], None] | None = None,
     on_cell_start: Callable[[Cell], None] | None = None,
     on_cell_done: Callback | None = None,
+    command: str = "",
 ) -> list[dict[str, Any]]:
     """Run every cell not already in ``run_dir`` and return all rows.
 
@@ -342,6 +343,8 @@ def run_suite(
         todo.append(replace(cell, files_dir=str(files_dir)))
     meta_path = Path(run_dir) / RUN_JSON
     meta = _start_meta(suite, run_dir, resume)
+    if command:
+        meta["command"] = command
     # With SLURM, "devices" and "host" describe the submitting machine; each row's
     # `device` column is resolved where the cell ran.
     meta["executor"] = type(executor).__name__

@@ -41,6 +41,7 @@ class Outcome:
     threads: int | None = None  # torch intra-op threads the cell ran with
     device: str = ""  # the device it ran on, resolved where it ran ("" if it never started)
     files: list[tuple[str, str, str, int]] = field(default_factory=list)  # result files
+    traceback: str = ""  # the full traceback of a plugin's exception
 
 
 def resolve_device(device: str) -> str:
@@ -150,6 +151,7 @@ def run_cell(
         message = f"{type(exc).__name__}: {exc}".strip()
         where = _where(exc)
         result = Outcome(status, f"{message} (at {where})" if where else message)
+        result.traceback = "".join(traceback.format_exception(exc))
     else:
         result = _finish(ctx)
     finally:

@@ -1,0 +1,196 @@
+"""`bench report`: the page's content, and the page opened in a real browser."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+
+import pytest
+
+from bench.cli import main
+from bench.results import load_run
+
+from .conftest import FIXTURE_PLUGINS
+
+SUITE = """
+suite: report
+device: cpu
+repeats: 3
+seeds: [0, 1]
+timeout: 30
+plugins: [FIXTURE_PLUGINS]
+benchmarks:
+  - task: test.behave
+    matrix:
+      solver: [test.constant]
+      value: [1.0, 2.0, 4.0]
+      seconds: [0.001, 0.004]
+  - task: test.behave
+    params: {mode: raise}
+    matrix: {solver: [test.constant]}
+    seeds: [0]
+  - task: test.files
+    seeds: [0]
+"""
+
+
+@pytest.fixture(scope="module")
+def report_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("report")
+    suite = tmp / "suite.yaml"
+    suite.write_text(SUITE.replace("FIXTURE_PLUGINS", FIXTURE_PLUGINS))
+    assert main(["run", str(suite), "--output", str(tmp / "out"), "--quiet"]) == 0
+    return load_run(tmp / "out" / "report")
+
+
+@pytest.fixture(scope="module")
+def page(report_run):
+    assert main(["report", str(report_run.path)]) == 0
+    return (report_run.path / "report.html").read_text()
+
+
+def _embedded(page: str, name: str):
+    match = re.search(rf"const {name}=(.*?);\n", page)
+    assert match, name
+    return json.loads(match.group(1).replace("<\\/", "</"))
+
+
+def test_the_page_is_self_contained(page):
+    assert "<script src" not in page and "<link" not in page
+    assert "https://" not in page.split("<script>", 2)[-1]  # nothing fetched by our code
+    assert "Plotly" in page
+
+
+def test_the_run_header_names_suite_command_machine_and_failures(page, report_run):
+    assert "bench run" in page and report_run.meta["host"] in page
+    assert "ok 13" in page and "error 1" in page
+    assert "ValueError: the plugin raised on purpose" in page
+    assert "Traceback (most recent call last)" in page  # the full traceback is kept
+
+
+def test_tables_hold_every_cell_with_the_parameters_that_differ(page):
+    tables = _embedded(page, "TABLES")
+    behave = next(t for t in tables if "value" in t["columns"])
+    assert len(behave["rows"]) == 13
+    assert {"value", "seconds", "seed", "status", "time.work"} <= set(behave["columns"])
+
+
+def test_figures_follow_the_data(page):
+    titles = [f["title"] for f in _embedded(page, "FIGURES")]
+    # a timer against each varying metric, and the curve against step and time
+    assert "value against time.work (s)" in titles
+    assert "loss against step" in titles and "loss against time" in titles
+    cost = next(
+        f for f in _embedded(page, "FIGURES") if f["title"] == "value against time.work (s)"
+    )
+    points = [t for t in cost["data"] if t["mode"] == "markers"]
+    assert sum(len(t["x"]) for t in points) == 12  # every seed's cell, not only medians
+
+
+def test_the_gallery_inlines_the_pictures(page):
+    body = page.split("</head>", 1)[1]  # plotly.js itself holds such a string
+    assert body.count('src="data:image/png;base64,') == 2  # ramp, figure (its svg twin left out)
+
+
+def test_speedup_bars_with_a_baseline(report_run, tmp_path):
+    out = tmp_path / "speed.html"
+    assert (
+        main(["report", str(report_run.path), "-o", str(out), "--baseline", "param.seconds=0.001"])
+        == 0
+    )
+    titles = [f["title"] for f in _embedded(out.read_text(), "FIGURES")]
+    assert any(t.startswith("speedup.work") for t in titles)
+
+
+def test_two_runs_compared(report_run, tmp_path):
+    out = tmp_path / "cmp.html"
+    assert main(["report", str(report_run.path), str(report_run.path), "-o", str(out)]) == 0
+    page = out.read_text()
+    assert "comparison: B against A" in page
+    tables = _embedded(page, "TABLES")
+    times = next(t for t in tables if t["columns"][:2] == ["configuration", "timer"])
+    # the same run against itself: every ratio is 1 and nothing is slower
+    assert {row[4] for row in times["rows"]} == {1.0}
+    assert "slower" not in {row[6] for row in times["rows"]}
+
+
+def test_bad_report_arguments_are_one_message(report_run, tmp_path, capsys):
+    assert main(["report", str(report_run.path), "-o", str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err
+    assert main(["report", str(report_run.path), "--baseline", "nonsense"]) == 2
+    assert "expected COL=VALUE" in capsys.readouterr().err
+    assert main(["report", str(tmp_path / "missing")]) == 2
+
+
+# --- in a real browser ------------------------------------------------------------
+
+
+def _browser():
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = shutil.which("chromedriver")
+    if not chromium or not driver:
+        pytest.skip(
+            "no browser: install Debian's chromium and chromium-driver "
+            "(apt-get install chromium chromium-driver) to check the report in one"
+        )
+    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1300,900",
+    ):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(service=Service(driver), options=options)
+
+
+def test_the_page_works_in_headless_chromium(page, report_run):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser = _browser()
+    try:
+        browser.get((report_run.path / "report.html").as_uri())
+        plots = browser.find_elements(By.CSS_SELECTOR, "div.plot")
+        assert len(plots) >= 3
+        for plot in plots:  # figures draw when scrolled into view
+            browser.execute_script("arguments[0].scrollIntoView()", plot)
+            WebDriverWait(browser, 20).until(
+                lambda _, p=plot: p.find_elements(By.CSS_SELECTOR, "svg.main-svg")
+            )
+        # every figure drew its data (points or bars), not an empty frame
+        for plot in plots:
+            assert plot.find_elements(By.CSS_SELECTOR, "g.trace"), plot.get_attribute("id")
+
+        table = browser.find_elements(By.CSS_SELECTOR, "div.table")[0]
+        rows = lambda: len(table.find_elements(By.CSS_SELECTOR, "tbody tr"))  # noqa: E731
+        before = rows()
+        assert before == 13
+        table.find_element(By.CSS_SELECTOR, "input.filter").send_keys("raised")
+        WebDriverWait(browser, 5).until(lambda _: rows() == 1)
+        assert "1 of 14" in table.find_element(By.CSS_SELECTOR, ".count").text or rows() == 1
+
+        images = browser.find_elements(By.CSS_SELECTOR, ".gallery img")
+        assert len(images) == 2
+        for image in images:
+            browser.execute_script("arguments[0].scrollIntoView()", image)
+            WebDriverWait(browser, 10).until(
+                lambda _, i=image: browser.execute_script(
+                    "return arguments[0].complete && arguments[0].naturalWidth > 0", i
+                )
+            )
+        errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+        assert errors == []
+    finally:
+        browser.quit()
