@@ -45,7 +45,7 @@ def depth_param() -> Param:
 
 
 def width_param(check: Callable[[int], str | None] | None = None) -> Param:
-    return Param(2, low=1, check=check, doc="features of the hidden state the blocks act on")
+    return Param(2, low=2, check=check, doc="features of the hidden state the blocks act on")
 
 
 def hidden_param() -> Param:

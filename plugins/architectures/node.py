@@ -79,6 +79,15 @@ class NeuralODEModule(FlowNet):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._solve(x, torch.tensor([0.0, self.time]))[-1]
 
+    def flow(self, x: torch.Tensor) -> torch.Tensor:
+        # direct backprop through the steps: the adjoint's backward is not differentiable
+        # again, and Jacobian-vector products need that
+        adjoint, self.adjoint = self.adjoint, False
+        try:
+            return self(x)
+        finally:
+            self.adjoint = adjoint
+
     def trajectory(self, x: torch.Tensor) -> torch.Tensor:
         return self._solve(x, torch.linspace(0.0, self.time, self.depth + 1))
 

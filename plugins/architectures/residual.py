@@ -175,7 +175,9 @@ class ResNetSymmetric(Architecture):
             choices=("data", "domain"),
             doc="invertibility loss on the training points (data) or over the domain",
         ),
-        "weight": Param(1.0, low=0.0, doc="weight of the invertibility loss"),
+        # 1e4: on moons (depth 8, 1500 epochs) max |f^-1(f(x)) - x| over the domain
+        # fell from 0.12 (weight 1) to 1e-3 (weight 1e4) at the same accuracy
+        "weight": Param(1e4, low=0.0, doc="weight of the invertibility loss"),
     }
     invertible = "approximate"
 

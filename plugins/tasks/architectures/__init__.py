@@ -1,1 +1,12 @@
-"""plugins.tasks.architectures (being built in this session)."""
+"""Tasks of the architectures family (issue 12): classify.toy, memory.depth,
+synthesis.t1_to_t2, classify.digits."""
+
+from __future__ import annotations
+
+from bench import Task, hookimpl
+from plugins.tasks.architectures.toy import ClassifyToy
+
+
+@hookimpl
+def bench_tasks() -> list[type[Task]]:
+    return [ClassifyToy]

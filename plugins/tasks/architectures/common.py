@@ -1,0 +1,32 @@
+"""What the architecture tasks share: building the slot's module, counting parameters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from bench import Architecture, CellContext, Plugin, SkipCell
+
+
+def build_architecture(ctx: CellContext, slot: str = "architecture") -> tuple[Any, nn.Module]:
+    arch = ctx.components[slot]
+    assert isinstance(arch, Architecture)
+    net = arch.build()
+    return arch, net.to(ctx.device)
+
+
+def needs_inverse(plugin: type[Plugin], task: str) -> str | None:
+    """check_component's reason to refuse an architecture without an inverse."""
+    if getattr(plugin, "invertible", None) is None:
+        return f"{plugin.name} has no inverse, and {task} needs m^-1"
+    return None
+
+
+def count_parameters(*modules: nn.Module) -> int:
+    return sum(p.numel() for m in modules for p in m.parameters())
+
+
+def skip_if_too_narrow(width: int, needed: int, name: str) -> None:
+    if width < needed:
+        raise SkipCell(f"{name} needs width >= {needed}, got {width}")

@@ -1,0 +1,113 @@
+"""classify.toy, its data and the quick suite."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from bench.cli import main
+from plugins.data import toy2d
+from tests.plugins.architectures._run import run_cell
+
+SUITES = Path(__file__).resolve().parents[3] / "suites"
+TINY = {"n_train": 40, "n_test": 40, "epochs": 5, "grid": 6}
+
+
+@pytest.mark.parametrize("name", toy2d.DATASETS)
+def test_toy_sets_are_balanced_and_inside_their_domain(name) -> None:
+    x, y = toy2d.make(name, 400, 0.05, seed=3)
+    assert x.shape == (400, 2) and x.dtype == np.float32 and set(np.unique(y)) == {0, 1}
+    assert 0.35 < y.mean() < 0.65  # two classes of about equal size (binomial, n = 400)
+    (x0, x1), (y0, y1) = toy2d.domain(name)
+    inside = (x[:, 0] > x0) & (x[:, 0] < x1) & (x[:, 1] > y0) & (x[:, 1] < y1)
+    assert inside.mean() > 0.99
+
+
+def test_xor_and_spiral_truth() -> None:
+    x, y = toy2d.make("xor", 500, 0.0, seed=1)
+    np.testing.assert_array_equal(y, (x[:, 0] * x[:, 1] > 0).astype(int))
+    x, y = toy2d.make("spirals", 500, 0.0, seed=1)
+    r = np.linalg.norm(x, axis=1)  # r = 1.2 t with t in [0.1, 1]
+    assert r.min() >= 0.12 - 1e-6 and r.max() <= 1.2 + 1e-6
+
+
+def test_unknown_set_names_the_known_ones() -> None:
+    with pytest.raises(ValueError, match="moons, circles, spirals, xor"):
+        toy2d.make("swissroll", 10, 0.1, 0)
+
+
+def test_revnet_cell_inverts_and_preserves_volume(tmp_path) -> None:
+    ctx = run_cell("classify.toy", {"architecture": ("revnet", {"depth": 4})}, tmp_path, **TINY)
+    m = ctx.record.metrics
+    assert 0.0 <= m["test_accuracy"] <= 1.0
+    # exact inverse: fp32 rounding over 4 blocks on O(1) values
+    assert m["inverse_error_test"] < 1e-5 and m["inverse_error_domain"] < 1e-5
+    # additive coupling is volume preserving: det J = 1 exactly; fp32 Jacobian rounding
+    assert abs(m["detj_min"] - 1) < 1e-4 and abs(m["detj_max"] - 1) < 1e-4
+    assert m["lipschitz_estimate"] <= m["lipschitz_bound"] * (1 + 1e-5)
+    names = {f[0] for f in ctx.record.files}
+    assert names == {"decision_boundary.png", "trajectories.png", "detj.png"}
+    assert "train" in ctx.record.times and "train" in ctx.record.memory
+
+
+def test_iresnet_cell_records_its_fixed_point_rate(tmp_path) -> None:
+    ctx = run_cell(
+        "classify.toy", {"architecture": ("iresnet", {"depth": 3, "coeff": 0.7})}, tmp_path, **TINY
+    )
+    m = ctx.record.metrics
+    assert m["coeff"] == 0.7
+    assert m["fixed_point_rate"] <= 0.7 + 1e-9  # Banach, float64 iterates
+    curve = [c for c in ctx.record.curves if c[0] == "fixed_point_error"]
+    assert len(curve) == 61
+    assert "fixed_point.png" in {f[0] for f in ctx.record.files}
+
+
+def test_mlp_cell_has_no_inverse_metrics(tmp_path) -> None:
+    ctx = run_cell("classify.toy", {"architecture": ("mlp", {"depth": 2})}, tmp_path, **TINY)
+    assert "inverse_error_test" not in ctx.record.metrics
+    assert "detj_min" in ctx.record.metrics
+
+
+def _write_suite(tmp_path: Path, benchmarks: list[dict]) -> str:
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump({"suite": "s", "device": "cpu", "benchmarks": benchmarks}))
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("entry", "words"),
+    [
+        ({"params": {"dataset": "swissroll"}, "matrix": {"architecture": ["resnet"]}}, "swissroll"),
+        ({"params": {"architecture.depth": 0}, "matrix": {"architecture": ["resnet"]}}, ">= 1"),
+        ({"params": {"architecture.width": 3}, "matrix": {"architecture": ["revnet"]}}, "odd"),
+        ({"params": {"architecture.coeff": 1.0}, "matrix": {"architecture": ["iresnet"]}}, "< 1"),
+        ({"params": {"architecture.solver": "rk9"}, "matrix": {"architecture": ["node"]}}, "rk9"),
+    ],
+    ids=["dataset", "depth0", "revnet-odd", "iresnet-coeff", "node-solver"],
+)
+def test_bad_input_exits_2_naming_it(tmp_path, capsys, entry, words) -> None:
+    suite = _write_suite(tmp_path, [{"task": "classify.toy", **entry}])
+    assert main(["run", suite, "--output", str(tmp_path / "out"), "--quiet"]) == 2
+    err = capsys.readouterr()
+    assert words in err.out + err.err
+    assert not (tmp_path / "out").exists()  # nothing ran
+
+
+def test_quick_suite_runs_at_tiny_size(tmp_path) -> None:
+    data = yaml.safe_load((SUITES / "architectures-quick.yaml").read_text())
+    for entry in data["benchmarks"]:
+        if entry["task"] == "classify.toy":
+            entry["params"].update(TINY, figures=False)  # figures: tested above
+    path = tmp_path / "architectures-quick.yaml"
+    path.write_text(yaml.safe_dump(data))
+    args = ["run", str(path), "--output", str(tmp_path / "out"), "--quiet", "--in-process"]
+    assert main(args) == 0
+    import pandas as pd
+
+    (run,) = (tmp_path / "out" / "architectures-quick").iterdir()
+    cells = pd.read_parquet(run / "cells.parquet")
+    assert (cells["status"] == "ok").all(), cells[["status"]].to_string()
+    assert len(cells) == len(data["benchmarks"][0]["matrix"]["architecture"]) + 2
