@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from bench import Encoding, Param
+from plugins.encodings.errors import FieldParamError
 from plugins.encodings.mlp import relu_mlp
 
 #: the paper's hashing primes (pi_1 = 1 keeps the first axis coherent in memory)
@@ -68,18 +69,37 @@ class HashGrid(nn.Module):
         idx = torch.where(self.dense[None, :, None], dense, hashed)
         return idx & (self.table_size - 1)
 
+    def corner_indices(self, base: torch.Tensor) -> torch.Tensor:
+        """``indices`` of the 2^d vertices of the cells at ``base`` (N, L, d) -> (N, L, C).
+
+        Fast path of ``indices(base[:, :, None] + corners)``: products are formed once per
+        cell and per corner offset, then added (mod 2^32 both ways), not per vertex.
+        """
+        dense = (base * self.strides).sum(-1)[..., None] + (
+            self.corners[None] * self.strides[:, None, :]
+        ).sum(-1)  # (N, L, 1) + (L, C)
+        hb = base * self.primes  # (N, L, d)
+        off = self.corners * self.primes  # (C, d)
+        hashed = (hb[..., 0, None] + off[:, 0]) & MASK32
+        for k in range(1, self.d):
+            hashed = hashed ^ ((hb[..., k, None] + off[:, k]) & MASK32)
+        idx = torch.where(self.dense[None, :, None], dense, hashed)
+        return idx & (self.table_size - 1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         u = ((x + 1) / 2).clamp(0, 1)  # [-1, 1] -> [0, 1]
         pos = u[:, None, :] * self.res[None, :, None].to(u.dtype)  # (N, L, d)
         base = pos.floor().clamp(max=self.res[None, :, None] - 1)
         frac = pos - base
-        cell = base.long()[:, :, None, :] + self.corners  # (N, L, C, d)
-        idx = self.indices(cell)
-        levels = torch.arange(len(self.res), device=x.device)[None, :, None]
-        feats = self.table[levels, idx]  # (N, L, C, F)
+        idx = self.corner_indices(base.long())  # (N, L, C)
+        levels, size, feats = self.table.shape
+        # One embedding gather over the levels' tables laid end to end.
+        flat = idx + torch.arange(levels, device=x.device)[:, None] * size
+        got = nn.functional.embedding(flat, self.table.view(levels * size, feats))
         c = self.corners.to(u.dtype)
-        w = (c * frac[:, :, None, :] + (1 - c) * (1 - frac[:, :, None, :])).prod(-1)
-        return (w[..., None] * feats).sum(2).flatten(1)
+        f = frac[:, :, None, :]
+        w = (c * f + (1 - c) * (1 - f)).prod(-1)  # (N, L, C) d-linear weights
+        return (w[..., None] * got).sum(2).flatten(1)
 
 
 class HashGridField(Encoding):
@@ -100,9 +120,9 @@ class HashGridField(Encoding):
     def resolve_params(cls, values: dict[str, Any]) -> dict[str, Any]:
         v = super().resolve_params(values)
         if v["finest"] < v["base"]:
-            from bench import ParamError
-
-            raise ParamError(f"hashgrid: finest ({v['finest']}) is below base ({v['base']})")
+            raise FieldParamError(
+                cls.name, v, "finest is below base (levels must not coarsen)", ("base", "finest")
+            )
         return v
 
     def build(self, in_features: int, out_features: int, **kwargs: Any) -> nn.Module:

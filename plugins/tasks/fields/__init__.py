@@ -1,1 +1,15 @@
-"""plugins.tasks.fields (being built in this session)."""
+"""Neural-field tasks (issue 9): ``fields.image_fit``, ``fields.poisson``,
+``fields.multires``, ``fields.volume_fit``, ``fields.occupancy``."""
+
+from __future__ import annotations
+
+from bench import Task, hookimpl
+from plugins.tasks.fields.image import ImageFit, Multires, Poisson
+from plugins.tasks.fields.volume import Occupancy, VolumeFit
+
+FIELD_TASKS: list[type[Task]] = [ImageFit, Poisson, Multires, VolumeFit, Occupancy]
+
+
+@hookimpl
+def bench_tasks() -> list[type[Task]]:
+    return list(FIELD_TASKS)

@@ -1,0 +1,222 @@
+"""What every ``fields.*`` task shares: grids, PSNR, the model, the Adam fit loop.
+
+The fit loop (``fit``) times only the optimisation steps (``time.fit``; evaluations
+between them are untimed), records a curve point every ``eval_every`` steps against
+the step and the training time so far, ends the cell ``diverged`` (its curve kept) as
+soon as the loss is not finite, and records ``time_to_<metric>_<X>`` /
+``steps_to_<metric>_<X>``: the training time and steps until the curve first reached
+the task's threshold X (absent when it never did: the harness reads a NaN metric as a
+diverged cell).
+
+The ``backend`` slot takes a ``sine_mlp.*`` backend and only that (others are refused
+when the suite is validated). A ``siren`` field runs its forward and backward through
+it; every other encoding ignores it, and each cell records ``metric.sine_backend_used``
+(1 or 0) so that a table never mistakes an unused backend for a measured one.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from bench import CellContext, Param, Plugin, Task
+
+#: points evaluated at once when a whole grid is evaluated (bounds activation memory)
+EVAL_CHUNK = 2**16
+
+
+def pixel_grid(shape: tuple[int, ...], device: str | torch.device = "cpu") -> torch.Tensor:
+    """Pixel-centre coordinates in [-1, 1]: ``(prod(shape), len(shape))``, axis order as
+    ``shape`` (row-major, so ``values.reshape(-1)`` lines up). Centres, not edges, so
+    that the centres of a 4x coarser grid are the centres of 4x4 blocks."""
+    axes = [(torch.arange(n, dtype=torch.float32, device=device) * 2 + 1) / n - 1 for n in shape]
+    mesh = torch.meshgrid(*axes, indexing="ij")
+    return torch.stack(mesh, dim=-1).reshape(-1, len(shape))
+
+
+def psnr(pred: np.ndarray | torch.Tensor, target: np.ndarray | torch.Tensor) -> float:
+    """PSNR in dB for signals in [0, 1] (peak 1): ``-10 log10(mean squared error)``."""
+    a = torch.as_tensor(pred, dtype=torch.float64)
+    b = torch.as_tensor(target, dtype=torch.float64)
+    mse = float(((a - b) ** 2).mean())
+    return math.inf if mse == 0 else -10.0 * math.log10(mse)
+
+
+def ssim(pred: np.ndarray, target: np.ndarray, rgb: bool = False) -> float:
+    """scikit-image's SSIM, data range 1 (2-D grey, RGB, or 3-D volumes)."""
+    from skimage.metrics import structural_similarity
+
+    return float(
+        structural_similarity(
+            np.asarray(pred, dtype=np.float64),
+            np.asarray(target, dtype=np.float64),
+            data_range=1.0,
+            channel_axis=-1 if rgb else None,
+        )
+    )
+
+
+def evaluate(model: nn.Module, coords: torch.Tensor, chunk: int = EVAL_CHUNK) -> torch.Tensor:
+    """The field at ``coords``, in chunks, without gradients."""
+    with torch.no_grad():
+        return torch.cat([model(c) for c in coords.split(chunk)])
+
+
+def metric_suffix(x: float) -> str:
+    """30.0 -> '30', 32.5 -> '32p5' (result columns keep one dot: ``metric.<name>``)."""
+    return f"{x:g}".replace(".", "p").replace("-", "m")
+
+
+def param_count(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+class FieldTask(Task):
+    """Base of the ``fields.*`` tasks: an ``encoding`` slot and a ``sine_mlp`` ``backend``."""
+
+    components = {"encoding": "encoding", "backend": "backend"}
+    #: backends this task can differentiate through (None: every sine_mlp backend)
+    backends: ClassVar[tuple[str, ...] | None] = None
+
+    @classmethod
+    def check_component(cls, slot: str, plugin: type[Plugin]) -> str | None:
+        if slot != "backend":
+            return None
+        op = getattr(plugin, "op", "")
+        if op != "sine_mlp":
+            return f"it implements {op!r}; a field's backend slot takes sine_mlp backends"
+        if cls.backends is not None and plugin.name not in cls.backends:
+            return f"{cls.name} needs {', '.join(cls.backends)} ({cls.backend_reason})"
+        return None
+
+    backend_reason: ClassVar[str] = ""
+
+    def build_model(
+        self, ctx: CellContext, in_features: int, out_features: int, resolution: int
+    ) -> nn.Module:
+        """The encoding's module on ``ctx.device``; a SIREN is wired to the backend."""
+        encoding = ctx.components["encoding"]
+        model = encoding.build(in_features, out_features, resolution=resolution)  # type: ignore[attr-defined]
+        used = hasattr(model, "backend") and hasattr(model, "omega0")
+        if used:
+            model.backend = ctx.components["backend"]
+        ctx.metric("sine_backend_used", 1.0 if used else 0.0)
+        ctx.metric("params", param_count(model))
+        return model.to(ctx.device)
+
+
+@dataclass
+class FitResult:
+    steps_done: int = 0
+    train_seconds: float = 0.0
+    last: dict[str, float] = field(default_factory=dict)
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize(device)
+
+
+def fit(
+    ctx: CellContext,
+    model: nn.Module,
+    loss_fn: Callable[[int], torch.Tensor],
+    evaluate_fn: Callable[[], dict[str, float]],
+    *,
+    steps: int,
+    lr: float,
+    eval_every: int,
+    threshold: tuple[str, float] | None = None,
+) -> FitResult:
+    """Adam on ``loss_fn(step)`` for ``steps`` steps; curves of ``evaluate_fn()``.
+
+    ``threshold = (curve name, X)``: ``time_to_<name>_<X>`` and ``steps_to_<name>_<X>``
+    record when that curve first reached X. Raises ``Diverged`` on a non-finite loss.
+    """
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    result = FitResult()
+    reached: float | None = None
+    reached_step: int | None = None
+
+    def record(step: int) -> None:
+        nonlocal reached, reached_step
+        model.eval()
+        values = evaluate_fn()
+        model.train()
+        for name, value in values.items():
+            ctx.curve(name, step, value, result.train_seconds)
+        result.last = values
+        if threshold and reached is None and values.get(threshold[0], -math.inf) >= threshold[1]:
+            reached, reached_step = result.train_seconds, step
+
+    with ctx.memory("fit"):
+        record(0)
+        for step in range(1, steps + 1):
+            _sync(ctx.device)
+            start = time.perf_counter()
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn(step)
+            loss.backward()
+            opt.step()
+            _sync(ctx.device)
+            result.train_seconds += time.perf_counter() - start
+            result.steps_done = step
+            if not math.isfinite(float(loss.detach())):
+                ctx.curve("loss", step, float("nan"), result.train_seconds)
+                ctx.add_time("fit", result.train_seconds)
+                ctx.check_finite("loss", loss.detach())
+            if step % eval_every == 0 or step == steps:
+                ctx.curve("loss", step, loss.detach(), result.train_seconds)
+                record(step)
+    ctx.add_time("fit", result.train_seconds)
+    ctx.metric("steps_per_s", steps / max(result.train_seconds, 1e-12))
+    if threshold:
+        suffix = f"{threshold[0]}_{metric_suffix(threshold[1])}"
+        if reached is not None:  # absent when never reached (a NaN would read as diverged)
+            ctx.metric(f"time_to_{suffix}", reached)
+            ctx.metric(f"steps_to_{suffix}", reached_step)
+    return result
+
+
+def record_throughput(ctx: CellContext, model: nn.Module, coords: torch.Tensor) -> None:
+    """Inference throughput over ``coords`` (timed repeats): ``eval_points_per_s``."""
+    model.eval()
+    ctx.time("eval", lambda: evaluate(model, coords))
+    median = sorted(ctx.record.times["eval"])[len(ctx.record.times["eval"]) // 2]
+    ctx.metric("eval_points_per_s", coords.shape[0] / max(median, 1e-12))
+
+
+def fit_params(steps: int, lr: float, eval_every: int, target: float) -> dict[str, Param]:
+    """The Adam parameters every field task declares (defaults per task)."""
+    return {
+        "steps": Param(steps, low=1, doc="Adam steps"),
+        "lr": Param(lr, low=0.0, low_open=True, doc="Adam learning rate"),
+        "eval_every": Param(eval_every, low=1, doc="steps between curve points"),
+        "target_psnr": Param(target, doc="threshold X of time_to_psnr_X (dB)"),
+    }
+
+
+def figure_of(images: dict[str, np.ndarray], cmaps: dict[str, str] | None = None) -> Any:
+    """A one-row matplotlib Figure of named images (no pyplot state)."""
+    from matplotlib.figure import Figure
+
+    cmaps = cmaps or {}
+    fig = Figure(figsize=(3.2 * len(images), 3.4), dpi=100)
+    for i, (title, img) in enumerate(images.items()):
+        ax = fig.add_subplot(1, len(images), i + 1)
+        shown = ax.imshow(
+            np.clip(img, 0, 1) if img.ndim == 3 else img, cmap=cmaps.get(title, "gray")
+        )
+        if img.ndim == 2 and title in cmaps:
+            fig.colorbar(shown, ax=ax, fraction=0.046)
+        ax.set_title(title, fontsize=9)
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
