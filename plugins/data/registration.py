@@ -275,6 +275,28 @@ def _normalise(data: np.ndarray) -> np.ndarray:
     return (data / max(scale, 1e-6)).astype(np.float32)
 
 
+PAIR_FILES = ("fixed", "moving", "fixed_labels", "moving_labels")
+
+
+def pair_folder(folder: str) -> dict[str, str | None]:
+    """The files of a pair folder: ``fixed.nii[.gz]``, ``moving.nii[.gz]`` and optionally
+    ``fixed_labels.nii[.gz]``, ``moving_labels.nii[.gz]``. Raises ``ValueError``."""
+    from pathlib import Path
+
+    root = Path(folder)
+    if not root.is_dir():
+        raise ValueError(f"pair folder {folder!r} is not a folder")
+    found: dict[str, str | None] = {}
+    for name in PAIR_FILES:
+        hits = [root / f"{name}{suffix}" for suffix in (".nii.gz", ".nii")]
+        hits = [str(h) for h in hits if h.exists()]
+        found[name] = hits[0] if hits else None
+    missing = [n for n in ("fixed", "moving") if not found[n]]
+    if missing:
+        raise ValueError(f"pair folder {folder!r} has no {missing[0]}.nii.gz (or .nii)")
+    return found
+
+
 def load_nifti_pair(
     fixed: str, moving: str, fixed_labels: str | None = None, moving_labels: str | None = None
 ) -> Pair:

@@ -1,1 +1,17 @@
-"""plugins.tasks.registration (being built in this session)."""
+"""Registration tasks: ``registration.pairwise`` and ``registration.atlas``.
+
+See ``pairwise.py`` and ``atlas.py`` for the protocols, ``metrics.py`` for the Learn2Reg
+definitions and ``plugins.methods.registration.problem`` for what a method receives.
+"""
+
+from __future__ import annotations
+
+from bench import Task, hookimpl
+from plugins.tasks.registration.pairwise import Pairwise
+
+REGISTRATION_TASKS: list[type[Task]] = [Pairwise]
+
+
+@hookimpl
+def bench_tasks() -> list[type[Task]]:
+    return list(REGISTRATION_TASKS)

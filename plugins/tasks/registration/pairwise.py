@@ -1,0 +1,311 @@
+"""``registration.pairwise``: register a moving image onto a fixed one, Learn2Reg metrics.
+
+Data: a synthetic pair (``plugins.data.registration.make_pair``: the MNI152 T1 template
+and the template warped by exp of a random smooth SVF, with bias and noise; known true
+displacement) or the user's NIfTI pair (params ``fixed``, ``moving`` and optional
+``fixed_labels``, ``moving_labels``, or a ``folder`` holding files of those names).
+Bad files are refused when the suite is validated: a file that does not load by each
+path's check, a folder's pair (shapes, dimensions, labels) by the folder's check, and
+separate paths' pair checks by ``resolve_params``.
+
+Slots: ``method`` (a registration method) and ``backend`` (``warp.eager|compile|triton``).
+The matching ``svf_exp.*`` backend is derived from it (``warp.X`` -> ``svf_exp.X``, with
+the same parameters), so a cell exercises one implementation of the kernels end to end.
+
+Times: ``register`` (the whole ``solve``; a learned method also records ``train``);
+memory: ``mem.register``. Metrics: ``dice`` (mean over CSF, GM, WM; ``dice_<k>`` per
+label; ``dice_before`` unregistered), ``hd95`` (mm), ``sdlogj``, ``folding_percent``
+(% voxels det J <= 0), ``error_mm`` and ``error_vox`` (mean |disp - truth| in the fixed
+brain; ``error_mm_before`` = mean |truth|), ``ic_inverse_mm`` (the method's own inverse,
+where it has one), ``ic_reverse_mm`` (with ``reverse: true``: the registration of the
+fixed image onto the moving one, composed with the forward map), ``similarity_before`` /
+``similarity_after`` (the loss). Files: warped image, displacement NIfTI (mm, with the
+fixed image's affine), figure.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import torch
+
+from bench import (
+    Backend,
+    CellContext,
+    Param,
+    ParamError,
+    Plugin,
+    Registry,
+    Task,
+    get_plugin_manager,
+)
+from plugins.data import registration as data
+from plugins.methods.registration.losses import SIMILARITIES, similarity
+from plugins.methods.registration.problem import Problem, Result
+from plugins.tasks.registration import metrics as m
+from plugins.tasks.registration.figures import registration_figure
+
+TRAINING_SEED = 100_000  # training pairs use seeds from here on: never a test pair's
+
+
+def _odd(value: int) -> str | None:
+    return None if value % 2 == 1 else f"the NCC window must be odd, got {value}"
+
+
+def _nifti(what: str):
+    def check(path: str) -> str | None:
+        try:
+            data.check_nifti(path, what)
+        except ValueError as exc:
+            return str(exc)
+        return None
+
+    return check
+
+
+def _folder(path: str) -> str | None:
+    try:
+        files = data.pair_folder(path)
+        data.load_nifti_pair(**files)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def _path(what: str) -> Param:
+    return Param(None, type=str, check=_nifti(what), doc=f"the user's {what} NIfTI (path)")
+
+
+@functools.lru_cache(maxsize=1)
+def _registry() -> Registry:
+    return Registry(get_plugin_manager())
+
+
+def exp_backend(warp_backend: Backend) -> Backend:
+    """The ``svf_exp.*`` backend of the same implementation as ``warp_backend``."""
+    name = warp_backend.name.replace("warp.", "svf_exp.", 1)
+    cls = _registry().get("backend", name)
+    backend = cls(**warp_backend.values)
+    assert isinstance(backend, Backend)
+    return backend
+
+
+def to_tensor(array: np.ndarray, device: str) -> torch.Tensor:
+    return torch.as_tensor(np.ascontiguousarray(array), dtype=torch.float32, device=device)
+
+
+def image_params() -> dict[str, Param]:
+    """The synthetic data's parameters, shared with ``registration.atlas``."""
+    return {
+        "dim": Param(2, choices=(2, 3), doc="2: the middle axial slice; 3: the volume"),
+        "resolution": Param(2, choices=(1, 2), doc="MNI152 resolution (mm)"),
+        "downsample": Param(1, low=1, high=8, doc="block-average the image by this factor"),
+        "amplitude": Param(3.0, low=0.0, doc="max |v| of the random SVFs (voxels)"),
+        "noise": Param(0.02, low=0.0, doc="Gaussian noise std (brain's 99th percentile = 1)"),
+    }
+
+
+class Pairwise(Task):
+    """Pairwise registration on MNI152 pairs with known truth: Dice, HD95, SDlogJ, error."""
+
+    name = "registration.pairwise"
+    components = {"method": "method", "backend": "backend"}
+    families = {"method": "registration"}
+    params = {
+        **image_params(),
+        "bias": Param(0.1, low=0.0, doc="max |log bias| of the moving image's bias field"),
+        "contrast": Param("t1", choices=data.CONTRASTS, doc="moving contrast (t2: SIMULATED)"),
+        "similarity": Param("ncc", choices=SIMILARITIES, doc="the methods' similarity"),
+        "window": Param(9, low=3, check=_odd, doc="local NCC window (voxels, odd)"),
+        "reverse": Param(False, doc="also register fixed onto moving (inverse consistency)"),
+        "training_pairs": Param(64, low=1, doc="synthetic pairs a learned method trains on"),
+        "fixed": _path("fixed"),
+        "moving": _path("moving"),
+        "fixed_labels": _path("fixed_labels"),
+        "moving_labels": _path("moving_labels"),
+        "folder": Param(
+            None,
+            type=str,
+            check=_folder,
+            doc="a folder of fixed, moving[, fixed_labels, moving_labels].nii.gz",
+        ),
+    }
+
+    @classmethod
+    def resolve_params(cls, values: dict[str, Any]) -> dict[str, Any]:
+        # Each file is checked alone by its Param (it loads); the pair's checks (shapes,
+        # dimensions, labels against images) need several params, so they are here. A
+        # ``folder`` is checked whole by its Param.
+        resolved = super().resolve_params(values)
+        if resolved["folder"] and (resolved["fixed"] or resolved["moving"]):
+            raise ParamError(f"{cls.name}: give a folder or fixed/moving files, not both")
+        if resolved["fixed"] or resolved["moving"]:
+            if not (resolved["fixed"] and resolved["moving"]):
+                raise ParamError(f"{cls.name}: give both fixed and moving NIfTI paths")
+            try:
+                data.load_nifti_pair(
+                    resolved["fixed"],
+                    resolved["moving"],
+                    resolved["fixed_labels"],
+                    resolved["moving_labels"],
+                )
+            except ValueError as exc:
+                raise ParamError(f"{cls.name}: {exc}") from None
+        elif resolved["fixed_labels"] or resolved["moving_labels"]:
+            raise ParamError(f"{cls.name}: label maps given without the fixed/moving images")
+        return resolved
+
+    @classmethod
+    def check_component(cls, slot: str, plugin: type[Plugin]) -> str | None:
+        if slot == "backend" and getattr(plugin, "op", "") != "warp":
+            return (
+                f"it implements {getattr(plugin, 'op', '')!r}; the slot takes a warp "
+                "backend (warp.eager, warp.compile, warp.triton), and the svf_exp backend "
+                "of the same implementation is derived from it"
+            )
+        return None
+
+    # --- data ------------------------------------------------------------------------
+
+    def pair(self, seed: int) -> data.Pair:
+        v = self.values
+        if v["folder"]:
+            return data.load_nifti_pair(**data.pair_folder(v["folder"]))
+        if v["fixed"]:
+            return data.load_nifti_pair(
+                v["fixed"], v["moving"], v["fixed_labels"], v["moving_labels"]
+            )
+        return data.make_pair(
+            v["dim"],
+            resolution=v["resolution"],
+            downsample=v["downsample"],
+            amplitude=v["amplitude"],
+            bias=v["bias"],
+            noise=v["noise"],
+            contrast=v["contrast"],
+            seed=seed,
+        )
+
+    def training_pairs(self, device: str):
+        def pairs(count: int, seed: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+            for i in range(count):
+                if (
+                    self.values["fixed"] or self.values["folder"]
+                ):  # the user's pair: the learned method sees only it
+                    pair = self.pair(0)
+                else:
+                    pair = self.pair(TRAINING_SEED + seed * count + i)
+                yield (
+                    to_tensor(pair.fixed.data, device)[None, None],
+                    to_tensor(pair.moving.data, device)[None, None],
+                )
+
+        return pairs
+
+    def problem(self, pair: data.Pair, ctx: CellContext, swap: bool = False) -> Problem:
+        v = self.values
+        warp_backend = ctx.components["backend"]
+        exp = exp_backend(warp_backend)
+        fixed, moving = (pair.moving, pair.fixed) if swap else (pair.fixed, pair.moving)
+        return Problem(
+            fixed=to_tensor(fixed.data, ctx.device)[None, None],
+            moving=to_tensor(moving.data, ctx.device)[None, None],
+            mask=to_tensor(fixed.mask, ctx.device)[None, None],
+            spacing=fixed.spacing,
+            similarity=similarity(v["similarity"], v["window"]),
+            similarity_name=v["similarity"],
+            window=v["window"],
+            warp=lambda image, disp: warp_backend(image, disp, mode="bilinear", padding="zeros"),
+            exp=lambda vel, steps: exp(vel, steps=steps, padding="zeros"),
+            training_pairs=self.training_pairs(ctx.device),
+            device=ctx.device,
+        )
+
+    # --- run -------------------------------------------------------------------------
+
+    def run(self, ctx: CellContext) -> None:
+        method = ctx.components["method"]
+        supported = getattr(method, "similarities", SIMILARITIES)
+        if self.values["similarity"] not in supported:
+            # also refused at validation where the harness can see both (see README)
+            raise ValueError(
+                f"{method.name} cannot optimise similarity {self.values['similarity']!r} "
+                f"(it takes {', '.join(supported)})"
+            )
+        pair = self.pair(ctx.seed)
+        problem = self.problem(pair, ctx)
+        with ctx.memory("register"):
+            start = time.perf_counter()
+            result = method.solve(problem, ctx)
+            if ctx.device.startswith("cuda"):
+                torch.cuda.synchronize(ctx.device)
+            ctx.add_time("register", time.perf_counter() - start)
+        ctx.check_finite("displacement", result.disp)
+        reverse = None
+        if self.values["reverse"]:
+            reverse = method.solve(self.problem(pair, ctx, swap=True), ctx)
+            ctx.check_finite("reverse displacement", reverse.disp)
+        self.record(ctx, pair, problem, result, reverse, method.name)
+
+    def record(
+        self,
+        ctx: CellContext,
+        pair: data.Pair,
+        problem: Problem,
+        result: Result,
+        reverse: Result | None,
+        label: str,
+    ) -> None:
+        fixed, moving = pair.fixed, pair.moving
+        disp = result.disp[0].detach().double().cpu().numpy()
+        spacing = fixed.spacing
+        with torch.no_grad():
+            warped_t = problem.warp(problem.moving, result.disp)
+            ctx.metric("similarity_before", problem.similarity(problem.moving, problem.fixed))
+            ctx.metric("similarity_after", problem.similarity(warped_t, problem.fixed))
+        warped = warped_t[0, 0].detach().cpu().numpy()
+        if fixed.labels is not None and moving.labels is not None:
+            warped_labels = np.rint(data.warp_array(moving.labels, disp, mode="nearest"))
+            scores = m.dice_per_label(fixed.labels, warped_labels)
+            for k, score in scores.items():
+                ctx.metric(f"dice_{k}", score)
+            ctx.metric("dice", np.mean(list(scores.values())))
+            ctx.metric("dice_before", m.mean_dice(fixed.labels, moving.labels))
+            ctx.metric("hd95", m.mean_hd95(fixed.labels, warped_labels, spacing))
+            ctx.metric("hd95_before", m.mean_hd95(fixed.labels, moving.labels, spacing))
+        det = m.jacobian_determinant(disp)
+        ctx.metric("sdlogj", m.sdlogj(det))
+        ctx.metric("folding_percent", 100.0 * m.folding_fraction(det))
+        if pair.truth is not None:
+            ctx.metric("error_mm", m.error_mm(disp, pair.truth, spacing, fixed.mask))
+            voxel = float(np.mean(spacing))
+            ctx.metric("error_vox", m.error_mm(disp, pair.truth, spacing, fixed.mask) / voxel)
+            zero = np.zeros_like(pair.truth)
+            ctx.metric("error_mm_before", m.error_mm(zero, pair.truth, spacing, fixed.mask))
+        if result.inverse is not None:
+            inverse = result.inverse[0].detach().double().cpu().numpy()
+            ctx.metric("ic_inverse_mm", m.inverse_consistency(disp, inverse, spacing, fixed.mask))
+        if reverse is not None:
+            back = reverse.disp[0].detach().double().cpu().numpy()
+            ctx.metric("ic_reverse_mm", m.inverse_consistency(disp, back, spacing, fixed.mask))
+        self.keep_files(ctx, fixed, moving, warped, disp, det, label)
+
+    def keep_files(self, ctx, fixed, moving, warped, disp, det, label) -> None:
+        affine = fixed.affine
+        ndim = disp.shape[0]
+        scale = np.asarray(fixed.spacing).reshape((-1,) + (1,) * ndim)
+        # NIfTI vector image (x, y, z, t=1, component) in mm, as ITK-SNAP and FSL read it
+        field = np.moveaxis(disp * scale, 0, -1)
+        field = field[:, :, None] if ndim == 2 else field
+        ctx.artifact("displacement", field[:, :, :, None, :].astype(np.float32), affine=affine)
+        if ndim == 2:
+            ctx.artifact("warped", warped, vmin=0.0, vmax=float(np.percentile(fixed.data, 99.5)))
+        else:
+            ctx.artifact("warped", warped.astype(np.float32), affine=affine)
+        title = f"{label}: {self.values['similarity']}, seed {ctx.seed}"
+        fig = registration_figure(fixed.data, moving.data, warped, disp, det, title)
+        ctx.artifact("registration", fig)

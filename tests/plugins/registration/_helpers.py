@@ -1,0 +1,50 @@
+"""Running one registration cell with a real CellContext, and writing tiny suites."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bench import CellContext, Registry, get_plugin_manager
+
+REGISTRY = Registry(get_plugin_manager())
+TINY = {"downsample": 3, "amplitude": 3.0}  # a 39 x 33 slice of 6 mm voxels
+
+
+def run_pairwise(
+    method: str, tmp_path: Path, task: dict[str, Any] | None = None, **method_params: Any
+) -> CellContext:
+    cls = REGISTRY.get("task", "registration.pairwise")
+    values = {**TINY, **(task or {})}
+    components = {
+        "method": REGISTRY.get("method", method)(**method_params),
+        "backend": REGISTRY.get("backend", "warp.eager")(),
+    }
+    ctx = CellContext(
+        device="cpu",
+        seed=0,
+        repeats=1,
+        warmup=0,
+        components=components,
+        params=cls.resolve_params(values),
+        cache_dir=tmp_path,
+    )
+    cls(**values).run(ctx)
+    return ctx
+
+
+def write_suite(path: Path, entries: list[dict[str, Any]], **settings: Any) -> str:
+    suite = {
+        "suite": "registration-test",
+        "device": "cpu",
+        "seeds": [0],
+        "repeats": 1,
+        "warmup": 0,
+        "threads": 1,
+        **settings,
+        "benchmarks": entries,
+    }
+    path.write_text(yaml.safe_dump(suite))
+    return str(path)
