@@ -4,9 +4,10 @@ synthesis.t1_to_t2, classify.digits."""
 from __future__ import annotations
 
 from bench import Task, hookimpl
+from plugins.tasks.architectures.memory import MemoryDepth
 from plugins.tasks.architectures.toy import ClassifyToy
 
 
 @hookimpl
 def bench_tasks() -> list[type[Task]]:
-    return [ClassifyToy]
+    return [ClassifyToy, MemoryDepth]
