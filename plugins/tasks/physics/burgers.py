@@ -1,0 +1,192 @@
+"""``physics.burgers`` (Raissi's forward problem) and ``physics.burgers_reconstruct``
+(the differentiable-physics book's inverse problem).
+
+Both hand a ``PhysicsProblem`` to the ``method`` slot (see ``plugins.methods.physics``)
+and score the returned solution on a fixed grid against a reference computed here,
+untimed: the Cole-Hopf solution for Raissi's case, the book's own solver (and a
+``refine`` times finer run of it) for the reconstruction.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from bench import CellContext, Diverged, Param, Plugin, Task
+from plugins.methods.physics.problem import GridSetup, PhysicsProblem, PointData, Solution
+from plugins.methods.physics.solver import cell_centres, unstable_diffusion
+from plugins.tasks.physics.exact import MAX_NODES, RAISSI_NU, burgers_exact_grid
+from plugins.tasks.physics.figures import field_figure
+from plugins.tasks.physics.reference import (
+    BOOK_N,
+    BOOK_STEPS,
+    book_nu,
+    coarse_trajectory,
+    fine_reference,
+)
+
+#: u0 = -sin(pi x) steepens fastest at x = 0, where -u0' = pi: the shock forms at 1/pi.
+SHOCK_TIME = 1.0 / math.pi
+
+
+def _points(x: np.ndarray, t: np.ndarray, u: np.ndarray) -> PointData:
+    as_t = [
+        torch.as_tensor(np.ascontiguousarray(a), dtype=torch.float64).reshape(-1) for a in (x, t, u)
+    ]
+    return PointData(*as_t)
+
+
+def _grid_predict(solution: Solution, x: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """The solution on the grid ``x`` by ``t``: ``(len(t), len(x))``."""
+    xx, tt = np.meshgrid(x, t)
+    flat = solution.predict(torch.as_tensor(xx.reshape(-1)), torch.as_tensor(tt.reshape(-1)))
+    return flat.numpy().reshape(len(t), len(x))
+
+
+def _rel_l2(pred: np.ndarray, ref: np.ndarray) -> float:
+    return float(np.linalg.norm(pred - ref) / max(np.linalg.norm(ref), 1e-300))
+
+
+def _needs(plugin: type[Plugin]) -> str | None:
+    return getattr(plugin, "needs", None)
+
+
+class BurgersTask(Task):
+    """Burgers, Raissi's case: learn u(x, t) and score it on the 256 x 100 exact grid."""
+
+    name = "physics.burgers"
+    components = {"method": "method"}
+    families = {"method": "physics"}
+    params = {
+        "nu": Param(RAISSI_NU, doc="viscosity (Raissi: 0.01/pi)", low=0.0, low_open=True),
+        "nx": Param(256, doc="x points of the evaluation grid on [-1, 1] (Raissi: 256)", low=2),
+        "nt": Param(100, doc="times of the evaluation grid on [0, 0.99] (Raissi: 100)", low=2),
+        "shock_halfwidth": Param(
+            0.1, doc="near-shock region: |x| <= this, t >= 1/pi", low=0.0, low_open=True
+        ),
+        "quadrature_nodes": Param(
+            120, doc="Gauss-Hermite nodes of the exact solution", low=2, high=MAX_NODES
+        ),
+    }
+
+    @classmethod
+    def check_component(cls, slot: str, plugin: type[Plugin]) -> str | None:
+        if _needs(plugin) == "grid":
+            return (
+                f"{plugin.name} optimises a state through the periodic grid solver; "
+                f"{cls.name} is posed on points with Dirichlet boundaries "
+                "(use physics.burgers_reconstruct)"
+            )
+        return None
+
+    def run(self, ctx: CellContext) -> None:
+        p = self.values
+        x = np.linspace(-1.0, 1.0, p["nx"])
+        t = np.linspace(0.0, 0.99, p["nt"])
+        exact = burgers_exact_grid(x, t, p["nu"], p["quadrature_nodes"])
+        xx, tt = np.meshgrid(x, t)
+        # Raissi's pool of N_u candidates: the initial line and both boundaries of the grid.
+        edge = (tt == 0.0) | (np.abs(xx) == 1.0)
+        constraints = _points(xx[edge], tt[edge], exact[edge])
+        field = _points(xx, tt, exact)
+
+        def monitor(solution: Solution) -> float:
+            return _rel_l2(_grid_predict(solution, x, t), exact)
+
+        problem = PhysicsProblem(
+            nu=p["nu"],
+            x_range=(-1.0, 1.0),
+            t_range=(0.0, 1.0),
+            constraints=constraints,
+            field=field,
+            monitor=monitor,
+        )
+        method = ctx.components["method"]
+        solution = method.solve(problem, ctx)
+        pred = _grid_predict(solution, x, t)
+        ctx.check_finite("prediction", float(np.abs(pred).sum()))
+        err = np.abs(pred - exact)
+        ctx.metric("rel_l2", _rel_l2(pred, exact))
+        ctx.metric("max_error", err.max())
+        shock = (np.abs(xx) <= p["shock_halfwidth"]) & (tt >= SHOCK_TIME)
+        if shock.any():
+            ctx.metric("shock_rel_l2", _rel_l2(pred[shock], exact[shock]))
+            ctx.metric("shock_max_error", err[shock].max())
+        title = (
+            f"{method.name} on Burgers (nu={p['nu']:.4g}), seed {ctx.seed}: "
+            f"rel. L2 {_rel_l2(pred, exact):.3g}"
+        )
+        ctx.artifact("burgers_fit", field_figure(pred, exact, x, t, title))
+
+
+class BurgersReconstructTask(Task):
+    """Burgers, the DP book's inverse problem: the trajectory from its state at t=0.5."""
+
+    name = "physics.burgers_reconstruct"
+    components = {"method": "method"}
+    families = {"method": "physics"}
+    params = {
+        "n": Param(BOOK_N, doc="periodic cells on [-1, 1) (book: 128)", low=2),
+        "steps": Param(BOOK_STEPS, doc="solver steps to t_end (book: 32)", low=1),
+        "t_end": Param(1.0, doc="final time (book: 1)", low=0.0, low_open=True),
+        "nu": Param(
+            book_nu(), doc="viscosity (book's code: 0.01/(128 pi))", low=0.0, low_open=True
+        ),
+        "observe_step": Param(16, doc="the step whose state is given (book: 16, t=0.5)", low=1),
+        "boundary_points": Param(
+            100, doc="pool of u=0 points at x=+-1 for point methods (per side)", low=1
+        ),
+        "refine": Param(16, doc="resolution factor of the fine reference", low=1),
+    }
+
+    def run(self, ctx: CellContext) -> None:
+        p = self.values
+        n, steps, nu = p["n"], p["steps"], p["nu"]
+        dt, dx = p["t_end"] / steps, 2.0 / n
+        reason = unstable_diffusion(nu, dt, dx)
+        if reason:
+            raise Diverged(reason)
+        if p["observe_step"] > steps:
+            raise ValueError(f"observe_step {p['observe_step']} is past the last step {steps}")
+        truth = coarse_trajectory(n, steps, p["t_end"], nu)  # the book's ground truth
+        fine = fine_reference(n, steps, p["t_end"], nu, p["refine"])
+        k_obs = p["observe_step"]
+        x = cell_centres(n).numpy()
+        t = np.arange(steps + 1) * dt
+        nb = p["boundary_points"]
+        tb = np.linspace(0.0, p["t_end"], nb)
+        constraints = _points(
+            np.concatenate([x, -np.ones(nb), np.ones(nb)]),
+            np.concatenate([np.full(n, k_obs * dt), tb, tb]),
+            np.concatenate([truth[k_obs].numpy(), np.zeros(2 * nb)]),
+        )
+        truth_np = truth.numpy()
+
+        def monitor(solution: Solution) -> float:
+            return float(np.abs(_grid_predict(solution, x, t) - truth_np).mean())
+
+        problem = PhysicsProblem(
+            nu=nu,
+            x_range=(-1.0, 1.0),
+            t_range=(0.0, p["t_end"]),
+            constraints=constraints,
+            grid=GridSetup(n=n, dt=dt, steps=steps, observed={k_obs: truth[k_obs]}),
+            monitor=monitor,
+        )
+        method = ctx.components["method"]
+        solution = method.solve(problem, ctx)
+        pred = _grid_predict(solution, x, t)
+        ctx.check_finite("prediction", float(np.abs(pred).sum()))
+        ctx.metric("mae", np.abs(pred - truth_np).mean())
+        ctx.metric("mae_fine", np.abs(pred - fine.numpy()).mean())
+        ctx.metric("mae_initial", np.abs(pred[0] - truth_np[0]).mean())
+        ctx.metric("mae_observed", np.abs(pred[k_obs] - truth_np[k_obs]).mean())
+        ctx.metric("reference_gap", np.abs(truth_np - fine.numpy()).mean())
+        title = (
+            f"{method.name}, Burgers reconstruction from t={k_obs * dt:.2f} "
+            f"(N={n}, nu={nu:.3g}), seed {ctx.seed}: MAE {np.abs(pred - truth_np).mean():.3g}"
+        )
+        fig = field_figure(pred, truth_np, x, t, title, lines=(0.0, k_obs * dt, p["t_end"]))
+        ctx.artifact("reconstruction", fig)
