@@ -7,9 +7,10 @@ definitions and ``plugins.methods.registration.problem`` for what a method recei
 from __future__ import annotations
 
 from bench import Task, hookimpl
+from plugins.tasks.registration.atlas import Atlas
 from plugins.tasks.registration.pairwise import Pairwise
 
-REGISTRATION_TASKS: list[type[Task]] = [Pairwise]
+REGISTRATION_TASKS: list[type[Task]] = [Pairwise, Atlas]
 
 
 @hookimpl
