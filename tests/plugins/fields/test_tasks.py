@@ -73,6 +73,10 @@ def test_quick_suite_runs_at_tiny_size_and_keeps_pictures(tmp_path):
         assert any(n.endswith(".png") for n in names), (task, names)
         if task == "fields.volume_fit":
             assert "fitted.nii.gz" in names
+    from plugins.tasks.fields.figures import plot_curves
+
+    png = plot_curves(run, "psnr", "time", ("encoding", "task"))
+    assert png.read_bytes()[:4] == b"\x89PNG"
     multi = cells[(cells["task"] == "fields.multires") & (cells["encoding"] == "bacon")]
     assert multi["metric.psnr_output_0"].notna().all()
     assert multi["metric.psnr_quarter"].notna().all()

@@ -1,0 +1,72 @@
+"""Figures of a fields run's curves: ``python -m plugins.tasks.fields.figures RUN ...``.
+
+``bench plot`` draws one point per cell; a field's story is its curve (PSNR against
+step or training time), so this draws the ``curves.parquet`` of a run, one line per
+cell, labelled by the columns given (e.g. ``--label encoding --label param.image``).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pandas as pd
+
+
+def plot_curves(
+    run: Path,
+    curve: str = "psnr",
+    x: str = "step",
+    labels: tuple[str, ...] = ("encoding",),
+    output: Path | None = None,
+    title: str = "",
+) -> Path:
+    """One line per cell of ``curve`` against ``x`` ("step" or "time"); returns the PNG."""
+    from matplotlib.figure import Figure
+
+    cells = pd.read_parquet(run / "cells.parquet")
+    curves = pd.read_parquet(run / "curves.parquet")
+    fig = Figure(figsize=(6.4, 4.2), dpi=110)
+    ax = fig.add_subplot(1, 1, 1)
+    if len(cells) > 10:  # the default cycle repeats after 10 colours
+        from matplotlib import colormaps
+
+        ax.set_prop_cycle(color=colormaps["tab20"].colors)
+    for _, cell in cells.iterrows():
+        points = curves[(curves["cell_id"] == cell["cell_id"]) & (curves["curve"] == curve)]
+        if points.empty:
+            continue
+        points = points.sort_values("step")
+        label = " ".join(str(cell[c]) for c in labels if c in cell and pd.notna(cell[c]))
+        ax.plot(points[x], points["value"], marker=".", label=label)
+    ax.set_xlabel("Adam step" if x == "step" else "training time (s)")
+    ax.set_ylabel(f"{curve} (dB)" if curve.startswith("psnr") else curve)
+    if x == "time":
+        ax.set_xscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(title or f"{curve} vs {x}", fontsize=10)
+    fig.tight_layout()
+    output = output or run / f"{curve}-vs-{x}.png"
+    fig.savefig(output)
+    return output
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run", type=Path)
+    parser.add_argument("--curve", default="psnr")
+    parser.add_argument("--x", default="step", choices=("step", "time"))
+    parser.add_argument("--label", action="append", default=None)
+    parser.add_argument("--title", default="")
+    parser.add_argument("-o", "--output", type=Path, default=None)
+    args = parser.parse_args(argv)
+    out = plot_curves(
+        args.run, args.curve, args.x, tuple(args.label or ["encoding"]), args.output, args.title
+    )
+    print(out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
