@@ -492,7 +492,8 @@ def _run_header(run: Run, title: str) -> str:
                 f"{_esc(r.get('error', ''))}{trace_html}</li>"
             )
         fails = (
-            f"<details open><summary>cells not ok ({len(failed)})</summary>"
+            f"<details{' open' if len(failed) <= 10 else ''}><summary>cells not ok "
+            f"({len(failed)})</summary>"
             f"<ul>{''.join(items)}</ul></details>"
         )
     return (

@@ -28,7 +28,14 @@ def test_builtins_are_registered_through_the_same_manager():
 
 
 def test_plugin_loaded_from_a_py_path_is_registered(registry):
-    assert registry.names("task") == ["test.behave", "test.needs_missing", "test.picky"]
+    assert registry.names("task") == [
+        "test.behave",
+        "test.files",
+        "test.leaky",
+        "test.needs_missing",
+        "test.picky",
+        "test.uses_method",
+    ]
     entry = registry.entries("solver")[0]
     assert entry.name == "test.constant"
     assert entry.provider.startswith("bench_local_harness_plugins_")
@@ -170,8 +177,9 @@ def test_unknown_name_suggests_close_matches(registry):
     with pytest.raises(KeyError) as info:
         registry.get("task", "test.behav")
     assert str(info.value) == (
-        "unknown task 'test.behav'; did you mean test.behave, test.picky? "
-        "(available: test.behave, test.needs_missing, test.picky)"
+        "unknown task 'test.behav'; did you mean test.behave, test.leaky, test.files? "
+        "(available: test.behave, test.files, test.leaky, test.needs_missing, test.picky, "
+        "test.uses_method)"
     )
 
 

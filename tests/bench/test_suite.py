@@ -111,8 +111,9 @@ benchmarks:
             "benchmarks:\n  - task: test.behav\n",
             [
                 "benchmarks[0].task: unknown task 'test.behav'; "
-                "did you mean test.behave, test.picky? "
-                "(available: test.behave, test.needs_missing, test.picky)"
+                "did you mean test.behave, test.leaky, test.files? "
+                "(available: test.behave, test.files, test.leaky, test.needs_missing, test.picky, "
+                "test.uses_method)"
             ],
         ),
         (
