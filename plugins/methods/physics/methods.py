@@ -173,6 +173,11 @@ class PINN(_NetworkMethod):
         ),
         "w_data": Param(1.0, doc="weight of the data MSE in the loss", low=0.0),
         "w_residual": Param(1.0, doc="weight of the residual MSE in the loss", low=0.0),
+        "nu": Param(
+            0.0,
+            doc="viscosity in the residual; 0: the task's (the book's PINN used 0.01/pi)",
+            low=0.0,
+        ),
         "derivatives": Param(
             "autograd",
             choices=("forward", "autograd"),
@@ -196,7 +201,9 @@ class PINN(_NetworkMethod):
         x, t, u = (a.to(**dev) for a in (data.x, data.t, data.u))
         xf_t = torch.as_tensor(xf[:, 0], **dev)
         tf_t = torch.as_tensor(xf[:, 1], **dev)
-        w_data, w_res, nu = v["w_data"], v["w_residual"], problem.nu
+        w_data, w_res = v["w_data"], v["w_residual"]
+        nu = v["nu"] or problem.nu
+        ctx.metric("residual_nu", nu)
         derivatives = v["derivatives"]
 
         def loss_fn() -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

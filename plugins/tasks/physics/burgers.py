@@ -18,7 +18,7 @@ from bench import CellContext, Diverged, Param, Plugin, Task
 from plugins.methods.physics.problem import GridSetup, PhysicsProblem, PointData, Solution
 from plugins.methods.physics.solver import cell_centres, unstable_diffusion
 from plugins.tasks.physics.exact import MAX_NODES, RAISSI_NU, burgers_exact_grid
-from plugins.tasks.physics.figures import field_figure
+from plugins.tasks.physics.figures import field_figure, render
 from plugins.tasks.physics.reference import (
     BOOK_N,
     BOOK_STEPS,
@@ -118,7 +118,7 @@ class BurgersTask(Task):
             f"{method.name} on Burgers (nu={p['nu']:.4g}), seed {ctx.seed}: "
             f"rel. L2 {_rel_l2(pred, exact):.3g}"
         )
-        ctx.artifact("burgers_fit", field_figure(pred, exact, x, t, title))
+        ctx.artifact("burgers_fit", render(field_figure(pred, exact, x, t, title)))
 
 
 class BurgersReconstructTask(Task):
@@ -189,4 +189,4 @@ class BurgersReconstructTask(Task):
             f"(N={n}, nu={nu:.3g}), seed {ctx.seed}: MAE {np.abs(pred - truth_np).mean():.3g}"
         )
         fig = field_figure(pred, truth_np, x, t, title, lines=(0.0, k_obs * dt, p["t_end"]))
-        ctx.artifact("reconstruction", fig)
+        ctx.artifact("reconstruction", render(fig))

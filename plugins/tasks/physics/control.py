@@ -28,7 +28,7 @@ import torch
 
 from bench import Backend, CellContext, Param, Plugin, SkipCell, Task
 from kernels.reference import grid_sample_warp
-from plugins.tasks.physics.figures import sequence_figure
+from plugins.tasks.physics.figures import render, sequence_figure
 
 
 def blob(size: int) -> np.ndarray:
@@ -180,6 +180,6 @@ class DensityControlTask(Task):
             f"{backend.name}, {p['d0']} {size}x{size}, {steps} steps, {p['velocity']} u: "
             f"final L2 {ctx.record.metrics['final_l2']:.3g}"
         )
-        ctx.artifact("density_sequence", sequence_figure(shown, title))
+        ctx.artifact("density_sequence", render(sequence_figure(shown, title)))
         ctx.metric("iterations", p["iterations"])
         ctx.metric("seconds_per_iteration", train / p["iterations"])

@@ -1,0 +1,143 @@
+"""suites/physics-*.yaml end to end at tiny size, and bad input refused at validation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from bench.cli import main
+
+SUITES = Path(__file__).resolve().parents[3] / "suites"
+
+# Tiny budgets: each method still trains, the tasks still score and draw.
+TINY = {
+    "physics.burgers": {"nx": 17, "nt": 6},
+    "physics.burgers_reconstruct": {"n": 16, "steps": 4, "observe_step": 2, "refine": 2},
+    "physics.density_control": {"size": 12, "steps": 2, "iterations": 3},
+}
+TINY_METHOD = {
+    "method.adam_steps": 5,
+    "method.lbfgs_iterations": 3,
+    "method.n_collocation": 50,
+    "method.depth": 2,
+    "method.width": 8,
+    "method.iterations": 3,
+    "method.monitor_every": 2,
+}
+
+
+def _write(tmp_path: Path, benchmarks: list[dict], name: str = "physics-bad") -> str:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump({"suite": name, "device": "cpu", "benchmarks": benchmarks}))
+    return str(path)
+
+
+def _shrink(entry: dict) -> None:
+    entry.setdefault("params", {}).update(TINY[entry["task"]])
+    method = entry["params"].get("method") or entry.get("matrix", {}).get("method", [None])[0]
+    allowed = {
+        "pinn": {
+            "method.adam_steps",
+            "method.lbfgs_iterations",
+            "method.n_collocation",
+            "method.depth",
+            "method.width",
+            "method.monitor_every",
+        },
+        "supervised": {
+            "method.adam_steps",
+            "method.lbfgs_iterations",
+            "method.depth",
+            "method.width",
+            "method.monitor_every",
+        },
+        "diffphys": {"method.iterations", "method.monitor_every"},
+    }.get(method, set())
+    entry["params"].update({k: v for k, v in TINY_METHOD.items() if k in allowed})
+    entry.get("matrix", {}).pop("method.iterations", None)
+
+
+def _quick_suite_at_tiny_size(tmp_path: Path, brain: bool) -> None:
+    data = yaml.safe_load((SUITES / "physics-quick.yaml").read_text())
+    for entry in data["benchmarks"]:
+        _shrink(entry)
+        if not brain and "d0" in entry.get("matrix", {}):
+            # loading nilearn's template takes ~3-10 s: the slow test keeps the brain
+            entry["matrix"]["d0"] = ["blob"]
+            entry["params"]["steps"] = [1, 2]
+    data["repeats"] = 1
+    path = tmp_path / "physics-quick.yaml"
+    path.write_text(yaml.safe_dump(data))
+    # in-process: the cells are tiny, a worker's start-up (torch imports) would dominate
+    out = str(tmp_path / "out")
+    assert main(["run", str(path), "--output", out, "--quiet", "--in-process"]) == 0
+    (run,) = (tmp_path / "out" / "physics-quick").iterdir()
+    cells = pd.read_parquet(run / "cells.parquet")
+    assert (cells["status"] == "ok").all(), cells[["task", "status", "error"]].to_string()
+    assert len(cells) == 6
+    if brain:
+        assert set(cells["param.d0"].dropna()) == {"blob", "brain"}
+    files = pd.read_parquet(run / "files.parquet")
+    assert len(files) == 6  # one figure per cell
+    curves = pd.read_parquet(run / "curves.parquet")
+    assert {"loss", "error"} <= set(curves["curve"])
+
+
+def test_quick_suite_runs_at_tiny_size(tmp_path):
+    _quick_suite_at_tiny_size(tmp_path, brain=False)
+
+
+@pytest.mark.slow
+def test_quick_suite_runs_at_tiny_size_with_the_brain(tmp_path):
+    _quick_suite_at_tiny_size(tmp_path, brain=True)
+
+
+@pytest.mark.parametrize(
+    ("entry", "words"),
+    [
+        ({"task": "physics.burgers", "params": {"method": "pinn", "nu": 0.0}}, "nu: must be > 0"),
+        ({"task": "physics.burgers", "params": {"method": "pinn", "nu": -1.0}}, "nu: must be > 0"),
+        ({"task": "physics.burgers", "params": {"method": "pinn", "nx": 1}}, "nx: must be >= 2"),
+        (
+            {"task": "physics.burgers_reconstruct", "params": {"method": "diffphys", "n": 1}},
+            "n: must be >= 2",
+        ),
+        (
+            {"task": "physics.burgers", "params": {"method": "pinn", "method.n_collocation": 0}},
+            "n_collocation: must be >= 1",
+        ),
+        ({"task": "physics.burgers", "params": {"method": "diffphys"}}, "periodic grid"),
+        (
+            {"task": "physics.density_control", "params": {"backend": "svf_exp.eager"}},
+            "not warp",
+        ),
+        ({"task": "physics.burgers", "params": {"method": "kernels.warp"}}, "kernels.warp"),
+    ],
+    ids=["nu0", "nu-neg", "nx1", "n1", "nf0", "diffphys-forward", "not-warp", "unknown"],
+)
+def test_bad_input_exits_2_naming_it(tmp_path, capsys, entry, words):
+    suite = _write(tmp_path, [entry])
+    assert main(["run", suite, "--output", str(tmp_path / "out"), "--quiet"]) == 2
+    err = capsys.readouterr()
+    assert words in err.out + err.err
+    assert not (tmp_path / "out").exists()  # nothing ran
+
+
+def test_unstable_explicit_diffusion_ends_the_cell_diverged_with_the_bound(tmp_path):
+    # n = 16, 4 steps to t = 1: dx = 1/8, dt = 1/4; nu = 1 gives nu dt / dx^2 = 16 > 1/2.
+    # The bound needs three parameters at once, which per-parameter checks cannot see,
+    # so the cell ends before any work with status diverged and the reason.
+    entry = {
+        "task": "physics.burgers_reconstruct",
+        "params": {"method": "diffphys", "n": 16, "steps": 4, "observe_step": 2, "nu": 1.0},
+    }
+    suite = _write(tmp_path, [entry])
+    main(["run", suite, "--output", str(tmp_path / "out"), "--quiet", "--in-process"])
+    (run,) = (tmp_path / "out" / "physics-bad").iterdir()
+    cells = pd.read_parquet(run / "cells.parquet")
+    assert cells["status"].tolist() == ["diverged"]
+    assert "nu*dt/dx^2 = 16 > 0.5" in cells["error"].iloc[0]
+    assert "dt <= 0.0078" in cells["error"].iloc[0]
