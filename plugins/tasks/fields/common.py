@@ -74,6 +74,15 @@ def metric_suffix(x: float) -> str:
     return f"{x:g}".replace(".", "p").replace("-", "m")
 
 
+def mse_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean squared error of the field at ``x``; a multi-output field (BACON) is
+    supervised at every output with the same target, summed, as Lindell 2022 trains."""
+    outputs = getattr(model, "outputs", None)
+    if outputs is not None:
+        return sum(((out - y) ** 2).mean() for out in outputs(x))  # type: ignore[return-value]
+    return ((model(x) - y) ** 2).mean()
+
+
 def param_count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 

@@ -21,6 +21,7 @@ from plugins.tasks.fields.common import (
     figure_of,
     fit,
     fit_params,
+    mse_loss,
     pixel_grid,
     psnr,
     record_throughput,
@@ -120,8 +121,8 @@ class ImageFit(FieldTask):
         def loss_fn(step: int) -> torch.Tensor:
             if batch and batch < len(x_train):
                 idx = torch.randint(len(x_train), (batch,), device=ctx.device)
-                return ((model(x_train[idx]) - y_train[idx]) ** 2).mean()
-            return ((model(x_train) - y_train) ** 2).mean()
+                return mse_loss(model, x_train[idx], y_train[idx])
+            return mse_loss(model, x_train, y_train)
 
         def evaluate_fn() -> dict[str, float]:
             out = {"psnr": psnr(evaluate(model, x_train), y_train)}
@@ -280,7 +281,7 @@ class Multires(FieldTask):
         outputs = getattr(model, "outputs", None)
 
         fit(
-            ctx, model, lambda step: ((model(grid) - y) ** 2).mean(),
+            ctx, model, lambda step: mse_loss(model, grid, y),
             lambda: {"psnr": psnr(evaluate(model, grid), y)},
             steps=v["steps"], lr=v["lr"], eval_every=v["eval_every"],
             threshold=("psnr", v["target_psnr"]),

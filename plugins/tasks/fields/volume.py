@@ -19,6 +19,7 @@ from plugins.tasks.fields.common import (
     figure_of,
     fit,
     fit_params,
+    mse_loss,
     pixel_grid,
     psnr,
     record_throughput,
@@ -110,7 +111,7 @@ class VolumeFit(FieldTask):
 
         def loss_fn(step: int) -> torch.Tensor:
             idx = torch.randint(len(grid), (batch,), device=ctx.device)
-            return ((model(grid[idx]) - y[idx]) ** 2).mean()
+            return mse_loss(model, grid[idx], y[idx])
 
         def evaluate_fn() -> dict[str, float]:
             out = evaluate(model, grid)

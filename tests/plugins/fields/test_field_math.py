@@ -108,3 +108,16 @@ def test_iou():
 
 def test_metric_suffix():
     assert metric_suffix(30.0) == "30" and metric_suffix(32.5) == "32p5"
+
+
+def test_bacon_is_supervised_at_every_output():
+    from plugins.encodings.bacon import BaconField
+    from plugins.tasks.fields.common import mse_loss
+
+    torch.manual_seed(0)
+    net = BaconField(width=8, depth=3).build(2, 1, resolution=32)
+    x, y = torch.rand(20, 2) * 2 - 1, torch.rand(20, 1)
+    expected = sum(((o - y) ** 2).mean() for o in net.outputs(x))
+    torch.testing.assert_close(mse_loss(net, x, y), expected)
+    plain = torch.nn.Linear(2, 1)
+    torch.testing.assert_close(mse_loss(plain, x, y), ((plain(x) - y) ** 2).mean())
