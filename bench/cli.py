@@ -7,6 +7,7 @@ Exit codes: 0 success; 1 a ``compare`` gate was crossed or a run was aborted;
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ from bench.display import (
     errors_table,
     files_table,
     grouped,
-    grouped_table,
+    grouped_tables,
     make_console,
     task_tables,
     violations_table,
@@ -415,9 +416,21 @@ def cmd_list(args: argparse.Namespace) -> int:
             missing = cls.missing_requirement()
             if missing:
                 desc.append(f"\nunavailable: {missing}", style="yellow")
-            table.add_row(cls.name, entry.provider, desc, params)
+            table.add_row(cls.name, _provider(registry, entry.provider), desc, params)
         out.print(table)
     return 0
+
+
+def _provider(registry: Any, name: str) -> str:
+    """A plugin file's path rather than the module name it was imported under."""
+    module = registry.pm.get_plugin(name)
+    path = getattr(module, "__file__", None)
+    if name.startswith("bench_local_") and path:
+        try:
+            return os.path.relpath(path)
+        except ValueError:
+            return path
+    return name
 
 
 def _parallel_executor(gpus: str | None, workers: int | None, suite: Any) -> Any:
@@ -516,7 +529,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     )
     try:
         if args.group_by:
-            out.print(grouped_table(grouped(cells, args.group_by), args.group_by))
+            for table in grouped_tables(grouped(cells, args.group_by), args.group_by):
+                out.print(table)
         else:
             columns = args.columns.split(",") if args.columns else None
             if columns:

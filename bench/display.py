@@ -139,31 +139,51 @@ def errors_table(cells: pd.DataFrame) -> Table | None:
     table.add_column("message", overflow="fold")
     comps = [c for c in key_columns(cells) if not c.startswith("param.") and c != "task"]
     for _, row in bad.iterrows():
-        label = " ".join([str(row["task"]), *(str(row[c]) for c in comps if c in row)])
+        label = " ".join(
+            [str(row["task"]), *(str(row[c]) for c in comps if c in row and _filled(row[c]))]
+        )
         status = str(row["status"])
         table.add_row(label, Text(status, style=STATUS_STYLE.get(status, "")), str(row["error"]))
     return table
 
 
+def _filled(value: Any) -> bool:
+    return value is not None and not (isinstance(value, float) and math.isnan(value))
+
+
 def grouped(cells: pd.DataFrame, by: list[str]) -> pd.DataFrame:
-    """Median of every measure per group, with the count of cells and of ok cells."""
+    """Median of every measure per group, with the count of cells and of ok cells.
+    Tasks are never pooled: ``task`` is always the first grouping column."""
+    by = ["task", *[c for c in by if c != "task"]]
     missing = [c for c in by if c not in cells.columns]
     if missing:
         raise KeyError(f"no column {missing[0]!r}; columns are: {', '.join(cells.columns)}")
     measures = [c for c in cells.columns if c.startswith(("time.", "mem.", "metric."))]
     numeric = cells[measures].apply(pd.to_numeric, errors="coerce")
-    frame = pd.concat([cells[by].astype(str), numeric], axis=1)
+    # A slot a task does not have reads "-" (not NaN, which groupby would drop).
+    keys = pd.DataFrame({c: [str(v) if _filled(v) else "-" for v in cells[c]] for c in by})
+    keys.index = cells.index
+    frame = pd.concat([keys, numeric], axis=1)
     agg = frame.groupby(by, sort=True)[measures].median()
     counts = (
         cells.assign(_ok=cells["status"] == "ok")
-        .groupby([cells[c].astype(str) for c in by], sort=True)["_ok"]
+        .groupby([keys[c] for c in by], sort=True)["_ok"]
         .agg(cells="count", ok="sum")
     )
     return counts.join(agg).reset_index()
 
 
-def grouped_table(frame: pd.DataFrame, by: list[str]) -> Table:
-    table = Table(header_style="bold")
+def grouped_tables(frame: pd.DataFrame, by: list[str]) -> list[Table]:
+    """One table per task of ``grouped``'s frame, each with the measures it has."""
+    by = [c for c in by if c != "task"]
+    return [
+        grouped_table(part.dropna(axis=1, how="all"), by, title=str(task))
+        for task, part in frame.groupby("task", sort=False)
+    ]
+
+
+def grouped_table(frame: pd.DataFrame, by: list[str], title: str = "") -> Table:
+    table = Table(header_style="bold", title=title or None, title_justify="left")
     cols = [*by, "cells", "ok"] + [
         c
         for c in frame.columns
@@ -171,7 +191,11 @@ def grouped_table(frame: pd.DataFrame, by: list[str]) -> Table:
         and (not c.startswith("time.") or c.endswith(".median"))
     ]
     for col in cols:
-        table.add_column(_header(col), justify="left" if col in by else "right")
+        if col in by:  # names are what tell rows apart: never cut them
+            longest = max([len(str(v)) for v in frame[col]] + [len(col)])
+            table.add_column(_header(col), justify="left", min_width=min(longest, 48))
+        else:
+            table.add_column(_header(col), justify="right", overflow="fold")
     for _, row in frame.iterrows():
         table.add_row(*(_fmt_cell(c, row[c]) for c in cols))
     return table

@@ -41,7 +41,7 @@ def plot_run(
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise PlotError("bench plot needs matplotlib: pip install 'dynbench[plot]'") from None
+        raise PlotError("bench plot needs matplotlib: pip install matplotlib") from None
     for col in (x, y, by, facet):
         if col is not None and col not in cells.columns:
             raise PlotError(f"no column {col!r}; columns are: {', '.join(cells.columns)}")
@@ -55,14 +55,22 @@ def plot_run(
     fig, axes = plt.subplots(
         1, len(panels), figsize=(5.5 * len(panels) + 2.5, 4.5), squeeze=False, sharey=False
     )
+    # One colour and style per line name across every panel, and one legend of them
+    # all: a colour means the same thing in each panel.
+    names = sorted({str(v) for v in ok[by]})
+    handles = {}
     for ax, panel in zip(axes[0], panels):
         data = ok if panel is None else ok[ok[facet] == panel]
-        for i, (name, group) in enumerate(data.groupby(by, sort=True)):
+        for name, group in data.groupby(data[by].astype(str), sort=True):
+            i = names.index(name)
             pts = group[[x, y]].sort_values(x)
             # Ten colours, then the next ten dashed with other markers: lines stay
             # distinguishable past matplotlib's default cycle.
             style = _STYLES[(i // 10) % len(_STYLES)]
-            ax.plot(pts[x], pts[y], color=f"C{i % 10}", ms=3.5, lw=1.2, label=str(name), **style)
+            (line,) = ax.plot(
+                pts[x], pts[y], color=f"C{i % 10}", ms=3.5, lw=1.2, label=name, **style
+            )
+            handles.setdefault(name, line)
         ax.set_xscale("log" if logx else "linear")
         ax.set_yscale("log" if logy else "linear")
         ax.set_xlabel(x)
@@ -70,7 +78,15 @@ def plot_run(
         if panel is not None:
             ax.set_title(f"{facet} = {panel}")
         ax.grid(True, which="both", alpha=0.3)
-    axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    ordered = [handles[n] for n in names if n in handles]
+    axes[0][-1].legend(
+        ordered,
+        [h.get_label() for h in ordered],
+        fontsize=7,
+        loc="upper left",
+        bbox_to_anchor=(1.02, 1.0),
+        title=by,
+    )
     if title:
         fig.suptitle(title)
     fig.tight_layout()

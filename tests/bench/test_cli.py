@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 
+import pytest
+
 from bench.cli import main
 from bench.runner import InProcessExecutor, run_suite
 from bench.suite import load_suite
@@ -14,7 +16,7 @@ from .conftest import FIXTURE_PLUGINS
 def test_list_shows_kind_provider_doc_and_parameters(capsys):
     assert main(["list", "task", "--plugins", FIXTURE_PLUGINS]) == 0
     out = capsys.readouterr().out
-    assert "test.behave" in out and "bench_local_harness_plugins" in out
+    assert "test.behave" in out and "harness_plugins.py" in out
     assert "Does what its mode says" in out
     assert "seconds: float = 0.001" in out
     assert "components: solver (solver)" in out
@@ -62,7 +64,7 @@ def test_messages_with_brackets_are_printed_as_they_are(write_suite, capsys):
     assert err.startswith("error:")
 
 
-def test_plot_without_matplotlib_names_the_extra(
+def test_plot_without_matplotlib_says_what_to_install(
     write_suite, registry, tmp_path, capsys, monkeypatch
 ):
     path = write_suite(
@@ -73,4 +75,127 @@ def test_plot_without_matplotlib_names_the_extra(
     run_suite(load_suite(path, registry), run_dir, executor=InProcessExecutor(registry))
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
     assert main(["plot", str(run_dir), "--x", "metric.value", "-o", str(tmp_path / "f.png")]) == 2
-    assert "pip install 'dynbench[plot]'" in capsys.readouterr().err
+    assert "pip install matplotlib" in capsys.readouterr().err
+
+
+# --- what a new user tripped on (issue 8) ---------------------------------------------
+
+MIXED = (
+    "suite: mixed\ndevice: cpu\nplugins: [FIXTURE_PLUGINS]\nrepeats: 2\nbenchmarks:\n"
+    "  - task: test.behave\n    matrix: {solver: [test.constant], value: [1, 2]}\n"
+    "  - task: test.leaky\n"
+    "  - task: test.behave\n    params: {mode: raise}\n    matrix: {solver: [test.constant]}\n"
+    "  - task: test.needs_missing\n"
+)
+
+
+@pytest.fixture
+def mixed_run(write_suite, registry, tmp_path):
+    path = write_suite(MIXED)
+    run_dir = tmp_path / "run"
+    run_suite(load_suite(path, registry), run_dir, executor=InProcessExecutor(registry))
+    return run_dir
+
+
+def test_plot_keeps_one_colour_and_one_legend_per_line_across_panels(mixed_run, tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from bench.plot import plot_run
+    from bench.results import load_run
+
+    cells = load_run(mixed_run).cells.copy()
+    cells["panel"] = ["a", "b"] * (len(cells) // 2) + ["a"] * (len(cells) % 2)
+    cells["line"] = ["x", "y", "z", "x", "y", "z"][: len(cells)]
+    seen = {}
+    original = plt.subplots
+
+    def spy(*args, **kwargs):
+        fig, axes = original(*args, **kwargs)
+        seen["axes"] = axes
+        return fig, axes
+
+    plt.subplots = spy
+    try:
+        plot_run(cells, x="metric.value", y="wall", by="line", facet="panel",
+                 output=tmp_path / "f.png", logx=False, logy=False)  # fmt: skip
+    finally:
+        plt.subplots = original
+    colours: dict[str, set] = {}
+    for ax in seen["axes"][0]:
+        for line in ax.get_lines():
+            colours.setdefault(line.get_label(), set()).add(line.get_color())
+    assert all(len(c) == 1 for c in colours.values()), colours
+    legend = seen["axes"][0][-1].get_legend()
+    assert sorted(t.get_text() for t in legend.get_texts()) == sorted(colours)
+
+
+def test_group_by_never_pools_tasks_and_errors_have_clean_labels(mixed_run, capsys):
+    assert main(["show", str(mixed_run), "--group-by", "solver"]) == 0
+    out = capsys.readouterr().out
+    assert "test.behave" in out and "test.leaky" in out  # one table per task
+    assert "nan" not in out  # a cell without a solver slot reads 'test.needs_missing'
+
+
+def test_show_errors_prints_the_full_traceback(mixed_run, capsys):
+    assert main(["show", str(mixed_run), "--errors"]) == 0
+    out = capsys.readouterr().out
+    assert "Traceback (most recent call last)" in out
+    assert "ValueError: the plugin raised on purpose" in out
+
+
+def test_a_filter_matching_nothing_says_so(mixed_run, capsys):
+    assert main(["show", str(mixed_run), "--filter", "solver=nope"]) == 0
+    assert "no cells match solver=nope" in capsys.readouterr().out
+
+
+def test_strict_and_quiet(write_suite, tmp_path, capsys):
+    path = write_suite(MIXED)
+    out_dir = tmp_path / "out"
+    assert main(["run", str(path), "--output", str(out_dir), "--quiet", "--strict"]) == 3
+    out = capsys.readouterr().out
+    assert "results: " + str(out_dir) in out and "error: 1" in out
+    assert len(out.strip().splitlines()) == 1
+
+
+def test_compare_of_unrelated_runs_is_bad_input(write_suite, registry, tmp_path, capsys):
+    runs = []
+    for i, task in enumerate(["test.leaky", "test.files"]):
+        path = write_suite(
+            f"suite: u{i}\nplugins: [FIXTURE_PLUGINS]\nbenchmarks:\n  - task: {task}\n",
+            name=f"s{i}.yaml",
+        )
+        run_suite(
+            load_suite(path, registry), tmp_path / f"r{i}", executor=InProcessExecutor(registry)
+        )
+        runs.append(str(tmp_path / f"r{i}"))
+    assert main(["compare", *runs]) == 2
+    assert "share no cell" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("alpha", ["-1", "nan", "1", "x"])
+def test_alpha_outside_0_1_is_refused(alpha, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["compare", "a", "b", "--alpha", alpha])
+    assert exit_.value.code == 2
+
+
+def test_version_and_python_dash_m():
+    import subprocess
+
+    from bench import __version__
+
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--version"], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0 and done.stdout.strip() == f"dynbench {__version__}"
+
+
+def test_list_shows_a_plugin_files_path(capsys):
+    from .conftest import FIXTURE_PLUGINS
+
+    assert main(["list", "task", "--plugins", FIXTURE_PLUGINS]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "harness_plugins.py" in out and "bench_local_" not in out
