@@ -1,4 +1,5 @@
-"""Physics methods (family ``physics``): ``supervised``, ``pinn`` and ``diffphys``.
+"""Physics methods (family ``physics``): ``supervised``, ``pinn``, ``diffphys``, and
+``deepxde.pinn`` (DeepXDE's PINN as a peer; optional, skipped without deepxde).
 
 The ``problem`` a physics method's ``solve(problem, ctx)`` receives is a
 ``PhysicsProblem`` (``plugins.methods.physics.problem``): Burgers' equation
@@ -25,9 +26,10 @@ monitor's evaluations left out), peak memory (``mem.train``), the loss curves
 from __future__ import annotations
 
 from bench import Method, hookimpl
+from plugins.methods.physics.deepxde_peer import DeepXDEPINN
 from plugins.methods.physics.methods import PINN, DiffPhys, Supervised
 
-PHYSICS_METHODS: list[type[Method]] = [Supervised, PINN, DiffPhys]
+PHYSICS_METHODS: list[type[Method]] = [Supervised, PINN, DiffPhys, DeepXDEPINN]
 
 
 @hookimpl
