@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from bench import Task, hookimpl
 from plugins.tasks.architectures.memory import MemoryDepth
+from plugins.tasks.architectures.synthesis import SynthesisT1ToT2
 from plugins.tasks.architectures.toy import ClassifyToy
 
 
 @hookimpl
 def bench_tasks() -> list[type[Task]]:
-    return [ClassifyToy, MemoryDepth]
+    return [ClassifyToy, MemoryDepth, SynthesisT1ToT2]

@@ -6,7 +6,7 @@ from typing import Any
 
 from torch import nn
 
-from bench import Architecture, CellContext, Plugin, SkipCell
+from bench import Architecture, CellContext, Plugin
 
 
 def build_architecture(ctx: CellContext, slot: str = "architecture") -> tuple[Any, nn.Module]:
@@ -25,8 +25,3 @@ def needs_inverse(plugin: type[Plugin], task: str) -> str | None:
 
 def count_parameters(*modules: nn.Module) -> int:
     return sum(p.numel() for m in modules for p in m.parameters())
-
-
-def skip_if_too_narrow(width: int, needed: int, name: str) -> None:
-    if width < needed:
-        raise SkipCell(f"{name} needs width >= {needed}, got {width}")

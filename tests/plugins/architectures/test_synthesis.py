@@ -1,0 +1,74 @@
+"""synthesis.t1_to_t2: data split, metrics against scikit-image, a tiny run, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import yaml
+
+from bench.cli import main
+from plugins.tasks.architectures.synthesis import load_slices, psnr
+from tests.plugins.architectures._run import run_cell
+
+TINY = {"steps": 2, "batch": 2, "patch": 16, "test_every": 20}
+REVNET = ("revnet", {"width": 4, "depth": 2, "hidden": 4})
+
+
+def test_psnr_matches_scikit_image() -> None:
+    from skimage.metrics import peak_signal_noise_ratio
+
+    rng = np.random.default_rng(0)
+    a, b = rng.random((2, 30, 40)).astype(np.float32)
+    mask = rng.random((30, 40)) > 0.3
+    ours = psnr(a, b, mask)
+    ref = peak_signal_noise_ratio(b[mask], a[mask], data_range=1.0)
+    assert ours == pytest.approx(ref, rel=1e-6)  # the same formula, float32 inputs
+
+
+def test_slices_split_by_slice_and_normalised() -> None:
+    data = load_slices(2, 4)
+    train, test = data["train"], data["test"]
+    assert train["t1"].shape[1:] == test["t1"].shape[1:]
+    assert len(train["t1"]) > 2 * len(test["t1"]) > 0
+    for split in (train, test):
+        for key in ("t1", "t2"):
+            assert float(split[key].min()) >= 0.0 and float(split[key].max()) <= 1.0
+    # no held-out slice is also a training slice
+    flat_train = {bytes(s.numpy().tobytes()) for s in train["t1"]}
+    assert not any(bytes(s.numpy().tobytes()) in flat_train for s in test["t1"])
+    # simulated T2 contrast: CSF bright, WM dark, so T1 and T2 are anti-correlated in the brain
+    m = train["mask"]
+    corr = np.corrcoef(train["t1"][m].numpy(), train["t2"][m].numpy())[0, 1]
+    assert corr < -0.3
+
+
+def test_reversible_revnet_run(tmp_path) -> None:
+    ctx = run_cell("synthesis.t1_to_t2", {"architecture": REVNET}, tmp_path, **TINY)
+    m = ctx.record.metrics
+    for key in ("psnr", "ssim", "mae"):
+        assert f"{key}_t1_to_t2" in m and f"{key}_t2_to_t1" in m
+    assert m["invertibility_error"] < 1e-5  # exact inverse, fp32 over 2 blocks
+    assert m["cycle_error"] >= 0.0
+    assert {f[0] for f in ctx.record.files} == {"synthesis.png"}
+
+
+def test_one_direction_baseline(tmp_path) -> None:
+    ctx = run_cell(
+        "synthesis.t1_to_t2",
+        {"architecture": REVNET},
+        tmp_path,
+        mode="t2_to_t1",
+        figures=False,
+        **TINY,
+    )
+    m = ctx.record.metrics
+    assert "psnr_t2_to_t1" in m and "psnr_t1_to_t2" not in m and "cycle_error" not in m
+
+
+def test_architecture_without_inverse_refused(tmp_path, capsys) -> None:
+    path = tmp_path / "s.yaml"
+    entry = {"task": "synthesis.t1_to_t2", "matrix": {"architecture": ["revnet", "mlp"]}}
+    path.write_text(yaml.safe_dump({"suite": "s", "benchmarks": [entry]}))
+    assert main(["run", str(path), "--output", str(tmp_path / "out"), "--quiet"]) == 2
+    out = capsys.readouterr()
+    assert "mlp has no inverse" in out.out + out.err
