@@ -104,6 +104,9 @@ class _NetworkMethod(Method):
         ctx.metric("seconds_per_evaluation", result.seconds / max(result.evaluations, 1))
         ctx.metric("final_loss", result.loss)
         ctx.metric("stopped_by_time_limit", float(result.stopped == "time_limit"))
+        # L-BFGS ended before its budget: a loss change or step below machine epsilon
+        # (float32 losses repeat exactly once progress is that small) or a failed search
+        ctx.metric("stopped_by_tolerance", float(result.stopped == "converged"))
 
 
 class Supervised(_NetworkMethod):
