@@ -4,6 +4,7 @@ synthesis.t1_to_t2, classify.digits."""
 from __future__ import annotations
 
 from bench import Task, hookimpl
+from plugins.tasks.architectures.digits import ClassifyDigits
 from plugins.tasks.architectures.memory import MemoryDepth
 from plugins.tasks.architectures.synthesis import SynthesisT1ToT2
 from plugins.tasks.architectures.toy import ClassifyToy
@@ -11,4 +12,4 @@ from plugins.tasks.architectures.toy import ClassifyToy
 
 @hookimpl
 def bench_tasks() -> list[type[Task]]:
-    return [ClassifyToy, MemoryDepth, SynthesisT1ToT2]
+    return [ClassifyToy, ClassifyDigits, MemoryDepth, SynthesisT1ToT2]

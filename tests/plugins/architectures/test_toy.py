@@ -103,6 +103,8 @@ def test_quick_suite_runs_at_tiny_size(tmp_path) -> None:
             entry["params"].update(TINY, figures=False)  # figures: tested above
         if entry["task"] == "memory.depth":
             entry["params"].update({"batch": 8, "architecture.width": 4})
+        if entry["task"] == "classify.digits":
+            entry["params"].update(epochs=1)
         if entry["task"] == "synthesis.t1_to_t2":
             entry["params"].update(steps=2, batch=2, patch=16, test_every=20, figures=False)
     path = tmp_path / "architectures-quick.yaml"
