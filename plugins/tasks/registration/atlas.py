@@ -14,8 +14,10 @@ at once, Adam on A and the v_i:
     mean_i sim(A o phi_i, S_i) + weight * diffusion(v) + magnitude * mean |v|^2
         + barycentre * mean_x |mean_i disp_i(x)|^2
 
-``barycentre`` 0 turns the constraint off (beo's weight is 1, gradient 1, magnitude
-0.01). Metrics: ``template_ncc`` and ``template_psnr`` of A against the true template
+``barycentre`` 0 turns the penalty off (beo's weight is 1, gradient 1, magnitude
+0.01). ``projection: true`` adds a hard constraint instead of (or beside) the penalty:
+after every step the velocities are made zero-mean (mean_i v_i = 0, so the mean
+displacement vanishes to first order in v). Metrics: ``template_ncc`` and ``template_psnr`` of A against the true template
 inside the brain (no alignment: a template that drifted away from the population's
 centre scores lower), ``mean_ncc``/``mean_psnr`` of the voxel-wise mean image for
 reference, ``mean_deformation_mm`` (mean over the brain of |mean_i disp_i(x)|),
@@ -76,6 +78,7 @@ class Atlas(Task):
         "template_lr": positive(0.01, "Adam learning rate of the template's intensities"),
         "steps": Param(7, low=0, high=12, doc="scaling-and-squaring steps"),
         "init": Param("subject", choices=("subject", "mean"), doc="template start (smoothed)"),
+        "projection": Param(False, doc="hard constraint: make the velocities zero-mean each step"),
     }
 
     @classmethod
@@ -136,6 +139,9 @@ class Atlas(Task):
                 ctx.check_finite("loss", number)
                 value.backward()
                 opt.step()
+                if v["projection"]:
+                    with torch.no_grad():  # mean_i v_i = 0: the barycentre, to first order
+                        vel -= vel.mean(0, keepdim=True)
             if device.startswith("cuda"):
                 torch.cuda.synchronize(device)
         ctx.add_time("estimate", time.perf_counter() - start)

@@ -40,6 +40,13 @@ def test_barycentre_constraint_centres_the_template(tmp_path):
     assert on["template_ncc"] > off["template_ncc"]
 
 
+def test_projection_makes_the_velocities_zero_mean(tmp_path):
+    off = _run(tmp_path, barycentre=0.0).metrics
+    hard = _run(tmp_path, barycentre=0.0, projection=True).metrics
+    # zero-mean velocities leave a mean displacement of second order in v only
+    assert hard["mean_deformation_mm"] < 0.2 * off["mean_deformation_mm"]
+
+
 def test_atlas_keeps_template_and_figure(tmp_path):
     record = _run(tmp_path, iterations=5)
     names = {f[0] for f in record.files}
