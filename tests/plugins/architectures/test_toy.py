@@ -96,8 +96,9 @@ def test_bad_input_exits_2_naming_it(tmp_path, capsys, entry, words) -> None:
     assert not (tmp_path / "out").exists()  # nothing ran
 
 
-def test_quick_suite_runs_at_tiny_size(tmp_path) -> None:
+def _tiny_quick_suite(tmp_path: Path, tasks: set[str]) -> tuple[dict, Path]:
     data = yaml.safe_load((SUITES / "architectures-quick.yaml").read_text())
+    data["benchmarks"] = [e for e in data["benchmarks"] if e["task"] in tasks]
     for entry in data["benchmarks"]:
         if entry["task"] == "classify.toy":
             entry["params"].update(TINY, figures=False)  # figures: tested above
@@ -115,6 +116,23 @@ def test_quick_suite_runs_at_tiny_size(tmp_path) -> None:
 
     (run,) = (tmp_path / "out" / "architectures-quick").iterdir()
     cells = pd.read_parquet(run / "cells.parquet")
-    assert (cells["status"] == "ok").all(), cells[["status"]].to_string()
+    assert (cells["status"] == "ok").all(), cells[["status", "error"]].to_string()
+    return data, run
+
+
+def test_quick_suite_toy_and_memory_at_tiny_size(tmp_path) -> None:
+    import pandas as pd
+
+    data, run = _tiny_quick_suite(tmp_path, {"classify.toy", "memory.depth"})
+    cells = pd.read_parquet(run / "cells.parquet")
     toy = len(data["benchmarks"][0]["matrix"]["architecture"]) + 2
     assert (cells["task"] == "classify.toy").sum() == toy
+    assert (cells["task"] == "memory.depth").sum() == 8
+
+
+@pytest.mark.slow
+def test_quick_suite_whole_at_tiny_size(tmp_path) -> None:
+    # adds synthesis (nilearn loading) and digits (scikit-learn): ~20 s more
+    _tiny_quick_suite(
+        tmp_path, {"classify.toy", "memory.depth", "synthesis.t1_to_t2", "classify.digits"}
+    )
