@@ -14,17 +14,18 @@ at once, Adam on A and the v_i:
     mean_i sim(A o phi_i, S_i) + weight * diffusion(v) + magnitude * mean |v|^2
         + barycentre * mean_x |mean_i disp_i(x)|^2
 
-``barycentre`` 0 turns the penalty off (beo's weight is 1, gradient 1, magnitude
-0.01). ``projection: true`` adds a hard constraint instead of (or beside) the penalty:
-after every step the velocities are made zero-mean (mean_i v_i = 0, so the mean
-displacement vanishes to first order in v). Metrics: ``template_ncc`` and ``template_psnr`` of A against the true template
-inside the brain (no alignment: a template that drifted away from the population's
-centre scores lower), ``mean_ncc``/``mean_psnr`` of the voxel-wise mean image for
-reference, ``mean_deformation_mm`` (mean over the brain of |mean_i disp_i(x)|),
-``sharpness`` (mean gradient magnitude of A over that of the voxel-wise mean),
-``label_dice`` (the subjects' labels carried to the template by exp(-v_i), majority vote,
-against the true template's labels), ``subject_error_mm`` (mean error of the disp_i to
-the true ones). Files: the template as NIfTI and a figure beside the truth and the mean.
+``barycentre`` 0 turns the penalty off (beo's weight is 1, gradient 1, magnitude 0.01).
+``projection: true`` adds a hard constraint instead of (or beside) the penalty: after
+every step the velocities are made zero-mean (mean_i v_i = 0, so the mean displacement
+vanishes to first order in v). Metrics: ``template_ncc`` and ``template_psnr`` of A
+against the true template inside the brain (no alignment: a template that drifted away
+from the population's centre scores lower), ``mean_ncc``/``mean_psnr`` of the voxel-wise
+mean image for reference, ``mean_deformation_mm`` (mean over the brain of |mean_i
+disp_i(x)|), ``sharpness`` (mean gradient magnitude of A over that of the voxel-wise
+mean), ``label_dice`` (the subjects' labels carried to the template by exp(-v_i),
+majority vote, against the true template's labels), ``subject_error_mm`` (mean error of
+the disp_i to the true ones). Files: the template as NIfTI and a figure beside the truth
+and the mean.
 """
 
 from __future__ import annotations
