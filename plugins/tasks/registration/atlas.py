@@ -177,6 +177,9 @@ class Atlas(Task):
         labels = counts.argmax(0)
         ctx.metric("label_dice", m.mean_dice(truth.labels, labels))
         ctx.artifact("template", estimate.astype(np.float32), affine=truth.affine)
-        on = "on" if self.values["barycentre"] > 0 else "off"
-        title = f"atlas of {len(subjects)} subjects, barycentre {on}, seed {ctx.seed}"
+        weight = self.values["barycentre"]
+        constraint = f"barycentre penalty {weight:g}" if weight > 0 else "no barycentre penalty"
+        if self.values["projection"]:
+            constraint += ", zero-mean projection"
+        title = f"atlas of {len(subjects)} subjects, {constraint}, seed {ctx.seed}"
         ctx.artifact("atlas", atlas_figure(truth.data, mean_image, estimate, title))
