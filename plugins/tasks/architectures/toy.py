@@ -10,7 +10,8 @@ a ``grid`` x ``grid`` grid over the set's box ("the domain"):
 
 - ``test_accuracy``, ``train_accuracy``, ``parameters``; ``time.train``, ``mem.train``;
 - ``inverse_error_test`` / ``inverse_error_domain``: max |f^-1(f(z)) - z| (architectures
-  with an inverse);
+  with an inverse); ``inverse_error_test_fp64``: the same trained RevNet / i-ResNet in
+  float64 (the inverse's own error without float32 round-off);
 - ``detj_min`` and ``detj_negative_fraction``: the flow's Jacobian determinant over the
   domain (negative: the flow folds the plane, it cannot be invertible there);
 - ``lipschitz_estimate`` (max over the grid of ||J||_2 by power iteration, a lower
@@ -24,6 +25,7 @@ Files: ``decision_boundary.png``, ``trajectories.png``, ``detj.png`` (and
 
 from __future__ import annotations
 
+import copy
 import time
 
 import torch
@@ -111,6 +113,14 @@ class ClassifyToy(Task):
                 for name, z in (("test", xte), ("domain", grid)):
                     err = (net.inverse(net(z)) - z).abs().max()
                     ctx.metric(f"inverse_error_{name}", err)
+            if arch.invertible in ("exact", "iterative"):
+                # the same trained net in float64: separates the inverse's own error from
+                # float32 round-off, which the flow's Lipschitz constant amplifies
+                net64 = copy.deepcopy(net).double()
+                if hasattr(net64, "iterations"):  # i-ResNet: iterate to fp64 precision
+                    net64.iterations, net64.tol = 5000, 1e-14
+                z64 = xte.double()
+                ctx.metric("inverse_error_test_fp64", (net64.inverse(net64(z64)) - z64).abs().max())
         det = torch.linalg.det(jacobians(net.flow, grid).double())
         ctx.metric("detj_min", det.min())
         ctx.metric("detj_max", det.max())

@@ -45,6 +45,7 @@ def test_revnet_cell_inverts_and_preserves_volume(tmp_path) -> None:
     assert 0.0 <= m["test_accuracy"] <= 1.0
     # exact inverse: fp32 rounding over 4 blocks on O(1) values
     assert m["inverse_error_test"] < 1e-5 and m["inverse_error_domain"] < 1e-5
+    assert m["inverse_error_test_fp64"] < 1e-12  # float64 round-off over 4 blocks
     # additive coupling is volume preserving: det J = 1 exactly; fp32 Jacobian rounding
     assert abs(m["detj_min"] - 1) < 1e-4 and abs(m["detj_max"] - 1) < 1e-4
     assert m["lipschitz_estimate"] <= m["lipschitz_bound"] * (1 + 1e-5)
@@ -59,6 +60,8 @@ def test_iresnet_cell_records_its_fixed_point_rate(tmp_path) -> None:
     )
     m = ctx.record.metrics
     assert m["coeff"] == 0.7
+    # fixed point iterated to 1e-14 in float64: c/(1-c) 1e-14 per block, 3 blocks
+    assert m["inverse_error_test_fp64"] < 1e-11
     assert m["fixed_point_rate"] <= 0.7 + 1e-9  # Banach, float64 iterates
     curve = [c for c in ctx.record.curves if c[0] == "fixed_point_error"]
     assert len(curve) == 61
