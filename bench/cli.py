@@ -113,6 +113,11 @@ def _parser() -> argparse.ArgumentParser:
         help="no progress bar, per-cell lines or tables; only where the results went",
     )
     run.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="with --resume: also run again the cells that ended error, timeout or oom",
+    )
+    run.add_argument(
         "--strict",
         action="store_true",
         help=f"exit {EXIT_CELLS_NOT_OK} when the run finished but some cells are not ok "
@@ -238,7 +243,7 @@ def _load_suite(path: str):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from bench.results import ResultsError, load_run
+    from bench.results import ResultsError, RunLockedError, load_run
     from bench.runner import (
         InProcessExecutor,
         ProcessExecutor,
@@ -254,17 +259,24 @@ def cmd_run(args: argparse.Namespace) -> int:
         for i, cell in enumerate(suite.cells):
             out.print(f"  {i:>4}  {cell.id}  {cell.describe()}", markup=False, soft_wrap=True)
         return 0
+    if args.retry_failed and not args.resume:
+        raise CliError(
+            "--retry-failed needs --resume RUN_DIR (the run whose failed cells to rerun)"
+        )
     if args.resume:
         run_dir = Path(args.resume)
         if not run_dir.is_dir():
             raise CliError(f"--resume {run_dir}: no such run folder")
-        if (run_dir / "cells.parquet").exists():
+        if (run_dir / "cells.parquet").exists() or (run_dir / "cells.log.jsonl").exists():
             try:
                 load_run(run_dir)
             except ResultsError as exc:
                 raise CliError(f"cannot resume: {exc}") from None
     else:
-        run_dir = Path(args.output) / suite.name / new_run_id()
+        output = Path(args.output)
+        if output.exists() and not output.is_dir():
+            raise CliError(f"--output {output}: is a file; give the folder results go under")
+        run_dir = output / suite.name / new_run_id()
     chosen = [
         name
         for name, given in (
@@ -327,6 +339,12 @@ def cmd_run(args: argparse.Namespace) -> int:
             progress.console.print(line, highlight=False, soft_wrap=True)
         progress.advance(bar["id"])
 
+    import signal
+
+    def on_sigterm(signum, frame):  # `timeout`, `scancel`, `docker stop`: as Ctrl-C
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
     try:
         with progress:
             run_suite(
@@ -338,12 +356,17 @@ def cmd_run(args: argparse.Namespace) -> int:
                 on_cell_start=on_cell_start,
                 on_cell_done=on_cell_done,
                 command=_command_line(args.argv),
+                retry_failed=args.retry_failed,
             )
     except WorkerStartError as exc:
         raise CliError(f"{exc}; results so far are in {run_dir}") from None
+    except RunLockedError as exc:
+        raise CliError(str(exc)) from None
     except KeyboardInterrupt:
         out.print(f"interrupted; finish with: bench run {args.suite} --resume {run_dir}")
         return EXIT_INTERRUPTED
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     run = load_run(run_dir)
     counts = run.cells["status"].value_counts().to_dict()
     if args.quiet:
@@ -633,6 +656,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
     cmp = compare_runs(run_a, run_b, alpha=args.alpha)
     out = make_console()
     out.print(f"A = {cmp.run_a}\nB = {cmp.run_b}", highlight=False)
+    if cmp.machines[0] != cmp.machines[1]:
+        out.print(
+            f"warning: the runs come from different machines ({cmp.machines[0]} vs "
+            f"{cmp.machines[1]}): time ratios compare the machines too",
+            style="yellow",
+            highlight=False,
+        )
     if cmp.only_a or cmp.only_b:
         out.print(f"unmatched configurations: {cmp.only_a} only in A, {cmp.only_b} only in B")
     if not cmp.times and not cmp.metrics and not cmp.status_changes:

@@ -232,10 +232,10 @@ def comparison_tables(cmp: Comparison, alpha: float) -> list[Table]:
     tables = []
     if cmp.times:
         t = Table(title=f"time: {cmp.run_b} / {cmp.run_a}", header_style="bold")
-        for name in ("cell", "timer", "A median", "B median", "ratio", "p", "n"):
+        for name in ("cell", "timer", "A median", "B median", "ratio", "p (adj.)", "n"):
             t.add_column(name, justify="left" if name in ("cell", "timer") else "right")
         for row in cmp.times:
-            sig = row.testable and row.p_value < alpha
+            sig = row.significant
             style = "red" if sig and row.ratio > 1 else "green" if sig else ""
             ratio = f"x{row.ratio:.3f}"
             t.add_row(
@@ -244,7 +244,9 @@ def comparison_tables(cmp: Comparison, alpha: float) -> list[Table]:
                 fmt_seconds(row.median_a),
                 fmt_seconds(row.median_b),
                 Text(ratio, style=style),
-                "" if not row.testable else f"{row.p_value:.2g}",
+                f"{row.p_adjusted:.2g}"
+                if row.testable
+                else ("untestable, no overlap" if row.separated else "untestable"),
                 f"{row.n_a}/{row.n_b}",
             )
         tables.append(t)

@@ -15,6 +15,27 @@ from typing import Any
 _MISSING = object()
 
 
+def shown(value: object, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters: an error message quotes a value,
+    never megabytes of it (a suite can hold huge or self-multiplying values)."""
+    try:
+        text = reprlib_repr(value)
+    except Exception:  # noqa: BLE001 - a value whose repr fails is still reported
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def reprlib_repr(value: object) -> str:
+    """A repr that stops early on long containers and strings (reprlib's limits)."""
+    import reprlib
+
+    short = reprlib.Repr()
+    short.maxlist = short.maxtuple = short.maxdict = short.maxset = 8
+    short.maxstring = short.maxother = 80
+    short.maxlevel = 3
+    return short.repr(value)
+
+
 class ParamError(ValueError):
     """A parameter value that does not fit its declaration."""
 
@@ -72,30 +93,30 @@ class Param:
                 if isinstance(value, float) and value.is_integer():
                     value = int(value)
                 else:
-                    raise ParamError(f"expected an integer, got {value!r}")
+                    raise ParamError(f"expected an integer, got {shown(value)}")
         elif kind is bool:
             if not isinstance(value, bool):
-                raise ParamError(f"expected true or false, got {value!r}")
+                raise ParamError(f"expected true or false, got {shown(value)}")
         elif kind is str:
             if not isinstance(value, str):
-                raise ParamError(f"expected a string, got {value!r}")
+                raise ParamError(f"expected a string, got {shown(value)}")
         elif kind in (list, tuple):
             if not isinstance(value, (list, tuple)):
-                raise ParamError(f"expected a list, got {value!r}")
+                raise ParamError(f"expected a list, got {shown(value)}")
             value = list(value)
         elif kind is dict and not isinstance(value, dict):
-            raise ParamError(f"expected a mapping, got {value!r}")
+            raise ParamError(f"expected a mapping, got {shown(value)}")
         if self.choices is not None and value not in self.choices:
             allowed = ", ".join(repr(c) for c in self.choices)
-            raise ParamError(f"{value!r} is not one of {allowed}")
+            raise ParamError(f"{shown(value)} is not one of {allowed}")
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             if self.low is not None:
                 if self.low_open and not value > self.low:
-                    raise ParamError(f"must be > {self.low}, got {value!r}")
+                    raise ParamError(f"must be > {self.low}, got {shown(value)}")
                 if not self.low_open and not value >= self.low:
-                    raise ParamError(f"must be >= {self.low}, got {value!r}")
+                    raise ParamError(f"must be >= {self.low}, got {shown(value)}")
             if self.high is not None and not value <= self.high:
-                raise ParamError(f"must be <= {self.high}, got {value!r}")
+                raise ParamError(f"must be <= {self.high}, got {shown(value)}")
         if self.check is not None:
             reason = self.check(value)
             if reason:
@@ -104,7 +125,7 @@ class Param:
 
     def describe(self) -> str:
         """A short type/default/range string for listings."""
-        parts = [f"{_type_name(self.kind)} = {self.default!r}"]
+        parts = [f"{_type_name(self.kind)} = {shown(self.default)}"]
         if self.choices is not None:
             parts.append("one of " + "|".join(str(c) for c in self.choices))
         if self.low is not None or self.high is not None:
@@ -121,7 +142,7 @@ def _parse_float(value: Any) -> float:
             return float(value)
         except ValueError:
             pass
-    raise ParamError(f"expected a number, got {value!r}")
+    raise ParamError(f"expected a number, got {shown(value)}")
 
 
 def _type_name(kind: type | None) -> str:

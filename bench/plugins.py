@@ -61,7 +61,11 @@ def get_plugin_manager(
         module = load_plugin(spec, base_dir=base_dir)
         if pm.get_plugin(module.__name__) is None:
             pm.register(module, name=module.__name__)
-    pm.check_pending()
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        known = ", ".join(sorted(h for h in dir(hookspecs) if h.startswith("bench_")))
+        raise PluginLoadError(f"{exc} (dynbench's hooks: {known})") from None
     return pm
 
 
@@ -86,6 +90,11 @@ def load_plugin(spec: str, *, base_dir: Path | None = None) -> ModuleType:
         sys.modules[mod_name] = module
         try:
             file_spec.loader.exec_module(module)
+        except SystemExit as exc:  # a plugin must not end the program that loads it
+            del sys.modules[mod_name]
+            raise PluginLoadError(
+                f"plugin file {spec!r} called sys.exit({exc.code!r}) while importing"
+            ) from None
         except Exception as exc:
             del sys.modules[mod_name]
             raise PluginLoadError(
@@ -106,3 +115,7 @@ def _import_module(name: str) -> ModuleType:
         raise PluginLoadError(
             f"plugin module {name!r} raised while importing: {type(exc).__name__}: {exc}"
         ) from exc
+    except SystemExit as exc:
+        raise PluginLoadError(
+            f"plugin module {name!r} called sys.exit({exc.code!r}) while importing"
+        ) from None

@@ -41,7 +41,18 @@ class Registry:
         for hook_name, kind in REGISTRATION_HOOKS.items():
             hook = getattr(pm.hook, hook_name)
             for impl in hook.get_hookimpls():  # registration order
-                classes = impl.function() or []
+                try:
+                    classes = impl.function() or []
+                except Exception as exc:  # noqa: BLE001 - named, not a traceback
+                    raise RegistryError(
+                        f"{impl.plugin_name}: its {hook_name}() hook raised "
+                        f"{type(exc).__name__}: {exc}"
+                    ) from None
+                if not isinstance(classes, (list, tuple)):
+                    raise RegistryError(
+                        f"{impl.plugin_name}: {hook_name}() must return a list of classes, "
+                        f"got {type(classes).__name__}"
+                    )
                 for cls in classes:
                     self._add(kind, cls, impl.plugin_name)
 

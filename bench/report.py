@@ -412,14 +412,12 @@ def comparison_data(cmp: Comparison, alpha: float) -> dict[str, Any]:
 
     times = []
     for row in cmp.times:
-        significant = row.testable and row.p_value < alpha
-        verdict = (
-            ("slower" if row.ratio > 1 else "faster")
-            if significant
-            else (f"untestable: n={row.n_a}/{row.n_b}" if not row.testable else "same")
-        )
+        if row.significant:
+            verdict = "slower" if row.ratio > 1 else "faster"
+        else:
+            verdict = row.why if not row.testable else "same"
         times.append([key_label(row.key), row.timer, row.median_a, row.median_b, row.ratio,
-                      None if not row.testable else row.p_value, verdict])  # fmt: skip
+                      None if not row.testable else row.p_adjusted, verdict])  # fmt: skip
     metrics = [
         [key_label(r.key), r.metric.removeprefix("metric."), r.a, r.b, r.delta, r.relative]
         for r in cmp.metrics
@@ -427,7 +425,15 @@ def comparison_data(cmp: Comparison, alpha: float) -> dict[str, Any]:
     status = [[key_label(k), a, b] for k, a, b in cmp.status_changes]
     return {
         "times": {
-            "columns": ["configuration", "timer", "median A", "median B", "B/A", "p", "verdict"],
+            "columns": [
+                "configuration",
+                "timer",
+                "median A",
+                "median B",
+                "B/A",
+                "p (adj.)",
+                "verdict",
+            ],
             "kinds": ["value", "value", "seconds", "seconds", "ratio", "value", "verdict"],
             "rows": times,
         },
@@ -538,8 +544,9 @@ def build_report(
             )
         parts.append(
             f"<p class=dim>{data['only_a']} configurations only in A, {data['only_b']} only "
-            "in B. Times: two-sided Mann-Whitney U on the raw samples; 'untestable' where "
-            "the sample counts cannot reach alpha.</p>"
+            "in B. Times: two-sided Mann-Whitney U on the raw samples, p adjusted for the "
+            "number of comparisons (Benjamini-Hochberg); where the sample counts cannot reach "
+            "alpha, a difference counts only if the two runs' samples do not overlap.</p>"
         )
         for key, title in (
             ("times", "times"),

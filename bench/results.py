@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from bench.suite import Cell
@@ -41,6 +42,7 @@ SAMPLES = "samples.parquet"
 CURVES = "curves.parquet"
 FILES = "files.parquet"
 FILES_DIR = "files"
+LOG = "cells.log.jsonl"  # finished cells, appended one per line until the run closes
 RUN_JSON = "run.json"
 
 BASE_COLUMNS = ["cell_id", "suite", "bench", "label", "task"]
@@ -63,6 +65,54 @@ class ResultsError(Exception):
     """A results folder or file that is missing or cannot be read."""
 
 
+class RunLockedError(ResultsError):
+    """A run folder that another ``bench run`` is writing."""
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+#: files are made readable as the user's umask says (mkstemp alone makes them 0600)
+FILE_MODE = 0o666 & ~_umask()
+
+
+class RunLock:
+    """An exclusive lock on a run folder (``.lock``, flock), naming its holder's pid."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = Path(run_dir) / ".lock"
+        self._fh: Any = None
+
+    def acquire(self) -> None:
+        import fcntl
+
+        fh = open(self.path, "a+")  # noqa: SIM115 - held until release()
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.seek(0)
+            holder = fh.read().strip() or "unknown"
+            fh.close()
+            raise RunLockedError(
+                f"{self.path.parent}: another bench run (pid {holder}) is writing this run "
+                "folder; wait for it to finish, or stop it, before resuming"
+            ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        self._fh = fh
+
+    def release(self) -> None:
+        if self._fh is not None:
+            self.path.unlink(missing_ok=True)  # no stale .lock left in a finished run
+            self._fh.close()  # closing drops the flock
+            self._fh = None
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -70,6 +120,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -85,6 +136,7 @@ def _atomic_write_parquet(path: Path, frame: pd.DataFrame) -> None:
     os.close(fd)
     try:
         _parquet_safe(frame).to_parquet(tmp, index=False)
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -122,32 +174,51 @@ def read_parquet(path: Path) -> pd.DataFrame:
 
 
 class RunWriter:
-    """Appends finished cells to a run folder, rewriting each file atomically."""
+    """Records finished cells in a run folder.
 
-    def __init__(self, run_dir: Path, *, resume: bool = False) -> None:
+    Each finished cell is one line appended to ``cells.log.jsonl`` (its row, samples,
+    curves and files), flushed and fsynced: constant work per cell however long the
+    run (rewriting every table per cell made a run's writing quadratic). ``close``
+    compacts the log into the Parquet tables and removes it. A run killed before that
+    keeps its log, which ``load_run`` and ``--resume`` read beside the tables: a kill
+    loses at most the running cell (and a line cut short by the kill is ignored).
+    """
+
+    #: statuses ``--retry-failed`` runs again (skipped and diverged are answers, not failures)
+    RETRY_STATUSES = frozenset({"error", "timeout", "oom"})
+
+    def __init__(self, run_dir: Path, *, resume: bool = False, retry_failed: bool = False) -> None:
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.cells: list[dict[str, Any]] = []
-        self.samples: list[dict[str, Any]] = []
-        self.curves: list[dict[str, Any]] = []
-        self.files: list[dict[str, Any]] = []
-        if resume and (self.run_dir / CELLS).exists():
-            cells = read_parquet(self.run_dir / CELLS)
-            done = set(cells["cell_id"])
-            self.cells = cells.to_dict("records")
-            # Samples or curves of a cell that never reached cells.parquet are dropped:
-            # that cell runs again.
-            stores = ((SAMPLES, self.samples), (CURVES, self.curves), (FILES, self.files))
-            for name, store in stores:
-                if (self.run_dir / name).exists():
-                    frame = read_parquet(self.run_dir / name)
-                    store.extend(r for r in frame.to_dict("records") if r["cell_id"] in done)
+        self._cells: dict[str, dict[str, Any]] = {}
+        self._samples: dict[str, list[dict[str, Any]]] = {}
+        self._curves: dict[str, list[dict[str, Any]]] = {}
+        self._files: dict[str, list[dict[str, Any]]] = {}
+        if resume:
+            tables = read_tables(self.run_dir)
+            cells = tables[CELLS]
+            if retry_failed and not cells.empty:
+                cells = cells[~cells["status"].isin(self.RETRY_STATUSES)]
+            for row in cells.to_dict("records"):
+                self._cells[row["cell_id"]] = row
+            # Samples, curves or files of a cell that never finished are dropped: it runs
+            # again.
+            for name, store in ((SAMPLES, self._samples), (CURVES, self._curves),
+                                (FILES, self._files)):  # fmt: skip
+                for row in tables[name].to_dict("records"):
+                    if row["cell_id"] in self._cells:
+                        store.setdefault(row["cell_id"], []).append(row)
+        self._log = None
+
+    @property
+    def cells(self) -> list[dict[str, Any]]:
+        return list(self._cells.values())
 
     def done_ids(self) -> set[str]:
-        return {row["cell_id"] for row in self.cells}
+        return set(self._cells)
 
     def add(self, cell: Cell, outcome: Outcome, device: str, finished_at: str) -> dict[str, Any]:
-        """Record one finished cell; returns its row."""
+        """Record one finished cell (appended to the log at once); returns its row."""
         row: dict[str, Any] = {
             "cell_id": cell.id,
             "suite": cell.suite,
@@ -166,37 +237,126 @@ class RunWriter:
             "finished_at": finished_at,
             **outcome.row,
         }
-        for timer, values in outcome.samples.items():
-            self.samples.extend(
-                {"cell_id": cell.id, "timer": timer, "rep": i, "seconds": float(s)}
-                for i, s in enumerate(values)
-            )
-        for name, step, t, value in outcome.curves:
-            self.curves.append(
-                {"cell_id": cell.id, "curve": name, "step": step, "time": t, "value": value}
-            )
-        self.files = [f for f in self.files if f["cell_id"] != cell.id]
-        for name, kind, path, nbytes in outcome.files:
-            self.files.append(
-                {"cell_id": cell.id, "name": name, "kind": kind, "path": path, "bytes": nbytes}
-            )
-        self.cells = [r for r in self.cells if r["cell_id"] != cell.id] + [row]
-        self.flush()
+        samples = [
+            {"cell_id": cell.id, "timer": timer, "rep": i, "seconds": float(s)}
+            for timer, values in outcome.samples.items()
+            for i, s in enumerate(values)
+        ]
+        curves = [
+            {"cell_id": cell.id, "curve": name, "step": step, "time": t, "value": value}
+            for name, step, t, value in outcome.curves
+        ]
+        files = [
+            {"cell_id": cell.id, "name": name, "kind": kind, "path": path, "bytes": nbytes}
+            for name, kind, path, nbytes in outcome.files
+        ]
+        self._append({"cell": row, "samples": samples, "curves": curves, "files": files})
+        self._cells.pop(cell.id, None)
+        self._cells[cell.id] = row
+        self._samples[cell.id] = samples
+        self._curves[cell.id] = curves
+        self._files[cell.id] = files
         return row
 
-    def flush(self) -> None:
-        _atomic_write_parquet(
-            self.run_dir / SAMPLES, pd.DataFrame(self.samples, columns=SAMPLE_COLUMNS)
+    def _append(self, entry: dict[str, Any]) -> None:
+        if self._log is None:
+            path = self.run_dir / LOG
+            fresh = not path.exists()
+            self._log = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+            if fresh:
+                os.chmod(path, FILE_MODE)
+        self._log.write(json.dumps(entry, default=_json_default) + "\n")
+        self._log.flush()
+        os.fsync(self._log.fileno())
+
+    def close(self) -> None:
+        """Write the Parquet tables from every recorded cell, then drop the log."""
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        write_tables(
+            self.run_dir,
+            self.cells,
+            [r for rows in self._samples.values() for r in rows],
+            [r for rows in self._curves.values() for r in rows],
+            [r for rows in self._files.values() for r in rows],
         )
-        _atomic_write_parquet(
-            self.run_dir / CURVES, pd.DataFrame(self.curves, columns=CURVE_COLUMNS)
-        )
-        _atomic_write_parquet(self.run_dir / FILES, pd.DataFrame(self.files, columns=FILE_COLUMNS))
-        _atomic_write_parquet(self.run_dir / CELLS, pd.DataFrame(self.cells))
+        (self.run_dir / LOG).unlink(missing_ok=True)
 
     def files_dir(self, cell_id: str) -> Path:
         """Where a cell's result files go (absolute, so any worker finds it)."""
         return (self.run_dir / FILES_DIR / cell_id).resolve()
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    return str(value)
+
+
+def write_tables(
+    run_dir: Path,
+    cells: list[dict[str, Any]],
+    samples: list[dict[str, Any]],
+    curves: list[dict[str, Any]],
+    files: list[dict[str, Any]],
+) -> None:
+    """The four tables, each replaced atomically; cells last (the record of what is done)."""
+    _atomic_write_parquet(run_dir / SAMPLES, pd.DataFrame(samples, columns=SAMPLE_COLUMNS))
+    _atomic_write_parquet(run_dir / CURVES, pd.DataFrame(curves, columns=CURVE_COLUMNS))
+    _atomic_write_parquet(run_dir / FILES, pd.DataFrame(files, columns=FILE_COLUMNS))
+    _atomic_write_parquet(run_dir / CELLS, pd.DataFrame(cells))
+
+
+def read_log(run_dir: Path) -> list[dict[str, Any]]:
+    """The entries of a run's append-only log (a run not yet compacted); a last line
+    cut short by a kill is left out."""
+    path = Path(run_dir) / LOG
+    if not path.exists():
+        return []
+    entries = []
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    for number, line in enumerate(lines, 1):
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            if number == len(lines):
+                break  # the line being written when the run was killed
+            raise ResultsError(f"{path}: line {number} is not a cell record") from None
+        if not isinstance(entry, dict) or not isinstance(entry.get("cell"), dict):
+            raise ResultsError(f"{path}: line {number} is not a cell record")
+        entries.append(entry)
+    return entries
+
+
+def read_tables(run_dir: Path) -> dict[str, pd.DataFrame]:
+    """The run's four tables: the Parquet files, with the log's cells over them."""
+    empty = {CELLS: pd.DataFrame(columns=["cell_id", "status"]),
+             SAMPLES: pd.DataFrame(columns=SAMPLE_COLUMNS),
+             CURVES: pd.DataFrame(columns=CURVE_COLUMNS),
+             FILES: pd.DataFrame(columns=FILE_COLUMNS)}  # fmt: skip
+    tables = {
+        name: read_parquet(run_dir / name) if (run_dir / name).exists() else frame
+        for name, frame in empty.items()
+    }
+    entries = read_log(run_dir)
+    if not entries:
+        return tables
+    logged: dict[str, dict[str, Any]] = {}
+    for entry in entries:
+        logged[entry["cell"]["cell_id"]] = entry  # a cell logged twice: the last wins
+    ids = set(logged)
+    out = {}
+    for name, key in ((CELLS, "cell"), (SAMPLES, "samples"), (CURVES, "curves"), (FILES, "files")):
+        kept = tables[name][~tables[name]["cell_id"].isin(ids)] if len(tables[name]) else None
+        if key == "cell":
+            new = [e["cell"] for e in logged.values()]
+        else:
+            new = [r for e in logged.values() for r in e.get(key, [])]
+        frame = pd.DataFrame(new, columns=None if name == CELLS else empty[name].columns)
+        parts = [f for f in (kept, frame) if f is not None and len(f)]
+        out[name] = pd.concat(parts, ignore_index=True) if parts else empty[name]
+    return out
 
 
 @dataclass
@@ -220,6 +380,8 @@ def resolve_run_dir(path: str | Path) -> Path:
     path = Path(path)
     if not path.exists():
         raise ResultsError(f"{path}: no such results folder")
+    if not path.is_dir():
+        raise ResultsError(f"{path}: is a file, not a run folder or a suite folder")
     if (path / RUN_JSON).exists() or (path / CELLS).exists():
         return path
     runs = sorted(p for p in path.iterdir() if p.is_dir() and (p / RUN_JSON).exists())
@@ -238,25 +400,13 @@ def load_run(path: str | Path) -> Run:
             meta = json.loads(meta_path.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ResultsError(f"{meta_path}: corrupt JSON ({exc})") from None
-    cells = read_parquet(run_dir / CELLS)
+    if not (run_dir / CELLS).exists() and not (run_dir / LOG).exists():
+        raise ResultsError(f"{run_dir / CELLS}: missing")
+    tables = read_tables(run_dir)
+    cells = tables[CELLS]
     if "cell_id" not in cells.columns or "status" not in cells.columns:
         raise ResultsError(f"{run_dir / CELLS}: not a dynbench cells table (no cell_id/status)")
-    samples = (
-        read_parquet(run_dir / SAMPLES)
-        if (run_dir / SAMPLES).exists()
-        else pd.DataFrame(columns=SAMPLE_COLUMNS)
-    )
-    curves = (
-        read_parquet(run_dir / CURVES)
-        if (run_dir / CURVES).exists()
-        else pd.DataFrame(columns=CURVE_COLUMNS)
-    )
-    files = (
-        read_parquet(run_dir / FILES)
-        if (run_dir / FILES).exists()
-        else pd.DataFrame(columns=FILE_COLUMNS)
-    )
-    return Run(run_dir, meta, cells, samples, curves, files)
+    return Run(run_dir, meta, cells, tables[SAMPLES], tables[CURVES], tables[FILES])
 
 
 def key_columns(cells: pd.DataFrame) -> list[str]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import multiprocessing as mp
+import multiprocessing.connection as mp_connection
 import os
 import queue
 import secrets
@@ -28,7 +29,7 @@ from typing import Any
 
 from bench.context import CellRecord
 from bench.registry import Registry
-from bench.results import RUN_JSON, RunWriter, atomic_write_json
+from bench.results import RUN_JSON, RunLock, RunWriter, atomic_write_json
 from bench.suite import Cell, Suite
 from bench.sysinfo import run_metadata
 from bench.worker import Outcome, keep_partial, resolve_device, run_cell, worker_main
@@ -119,10 +120,22 @@ class ProcessExecutor:
         partial = CellRecord()  # what the cell has recorded so far (streamed)
         self._conn.send(cell.to_dict())
         while True:
-            try:
-                ready = self._conn.poll(max(0.0, deadline - time.perf_counter()))
-            except (EOFError, OSError):
-                ready = True  # the worker died; recv below says how
+            # Wait on the pipe, and look at the process itself every half second: a
+            # worker that dies while a child it forked holds the pipe (and the process
+            # sentinel) open is seen dead by waitpid, not reported as a timeout.
+            remaining = max(0.0, deadline - time.perf_counter())
+            ready = mp_connection.wait([self._conn], min(remaining, 0.5))
+            if not ready and remaining > 0.5 and self._proc.is_alive():
+                continue
+            if not ready and not self._proc.is_alive():
+                # Dead: take what it sent before dying, then say how it died.
+                done = self._drain(partial)
+                if done is not None:
+                    return done
+                code = self._discard(grace=5.0)
+                outcome = _death_outcome(code, time.perf_counter() - start)
+                keep_partial(outcome, partial)
+                return outcome
             # A cell streaming values non-stop must not outrun its timeout.
             if not ready or time.perf_counter() > deadline + 0.5:
                 self._discard()
@@ -149,6 +162,21 @@ class ProcessExecutor:
             if cell.fresh_worker:
                 self.close()  # no later cell inherits what this one changed
             return payload
+
+    def _drain(self, partial: CellRecord) -> Outcome | None:
+        """Read what a dead worker left in the pipe; its outcome if it sent one."""
+        try:
+            while self._conn.poll(0):
+                kind, payload = self._conn.recv()
+                if kind == "partial":
+                    for event in payload:
+                        partial.apply(event)
+                elif kind == "done":
+                    self._discard()
+                    return payload
+        except (EOFError, OSError):
+            pass
+        return None
 
     def _discard(self, grace: float = 0.0) -> int | None:
         proc, self._proc = self._proc, None
@@ -275,9 +303,15 @@ class ParallelExecutor:
 
 
 def _kill(proc: Any) -> int | None:
+    """Kill a worker and its process group (children a cell forked die with it)."""
     if proc.is_alive():
         proc.kill()
     proc.join(10)
+    if proc.pid is not None:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # the worker made itself the group leader
+        except (ProcessLookupError, PermissionError, OSError):
+            pass
     return proc.exitcode
 
 
@@ -320,6 +354,7 @@ def run_suite(
     on_cell_start: Callable[[Cell], None] | None = None,
     on_cell_done: Callback | None = None,
     command: str = "",
+    retry_failed: bool = False,
 ) -> list[dict[str, Any]]:
     """Run every cell not already in ``run_dir`` and return all rows.
 
@@ -330,7 +365,30 @@ def run_suite(
     Each finished cell is written at once. ``run.json`` is written at the start
     (status ``running``) and rewritten at the end (``complete`` or ``interrupted``).
     """
-    writer = RunWriter(run_dir, resume=resume)
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    lock = RunLock(Path(run_dir))
+    lock.acquire()  # a second writer of this folder gets an error naming the first
+    try:
+        return _run_locked(
+            suite, Path(run_dir), executor, resume, retry_failed, command,
+            on_start, on_cell_start, on_cell_done,
+        )  # fmt: skip
+    finally:
+        lock.release()
+
+
+def _run_locked(
+    suite: Suite,
+    run_dir: Path,
+    executor: Any,
+    resume: bool,
+    retry_failed: bool,
+    command: str,
+    on_start: Callable[[list[Cell]], None] | None,
+    on_cell_start: Callable[[Cell], None] | None,
+    on_cell_done: Callback | None,
+) -> list[dict[str, Any]]:
+    writer = RunWriter(run_dir, resume=resume, retry_failed=retry_failed)
     done = writer.done_ids()
     todo = []
     for cell in suite.cells:
@@ -372,10 +430,13 @@ def run_suite(
                 close()
             executor.close()
         finally:
-            meta["end"] = now_iso()
-            meta["status"] = status
-            meta["cells"] = {"total": len(suite.cells), "finished": len(writer.cells)}
-            atomic_write_json(meta_path, meta)
+            try:
+                writer.close()  # the log becomes the Parquet tables
+            finally:
+                meta["end"] = now_iso()
+                meta["status"] = status
+                meta["cells"] = {"total": len(suite.cells), "finished": len(writer.cells)}
+                atomic_write_json(meta_path, meta)
     return writer.cells
 
 

@@ -39,7 +39,7 @@ from typing import Any
 import yaml
 
 from bench.base import family_mismatch
-from bench.params import ParamError, is_list_param
+from bench.params import ParamError, is_list_param, shown
 from bench.registry import Registry, unknown_message
 
 TOP_KEYS = {
@@ -81,7 +81,7 @@ DEFAULTS = {
     "fresh_worker": False,
 }
 _DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
-_SUITE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_SUITE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")  # a folder name
 
 
 class SuiteError(Exception):
@@ -178,24 +178,114 @@ class Suite:
     cells: list[Cell] = field(default_factory=list)
 
 
+#: a suite file is text of at most this many bytes
+MAX_SUITE_BYTES = 4 * 2**20
+#: at most this many values once YAML aliases are expanded (an alias bomb of a few
+#: hundred bytes multiplies by ten per level: refused before anything walks it)
+MAX_SUITE_NODES = 200_000
+#: a suite expands to at most this many cells (a typo of a sweep, not a benchmark)
+MAX_CELLS = 100_000
+MAX_SEEDS = 100_000
+MAX_TIMEOUT = 30 * 24 * 3600.0
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """safe_load, refusing a mapping that repeats a key (YAML would keep the last)."""
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, Any] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                hash(key)
+            except TypeError:
+                continue  # the base class reports an unhashable key
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"key {shown(key)} appears twice in this mapping (first at line "
+                    f"{seen[key].start_mark.line + 1})",
+                    key_node.start_mark,
+                )
+            seen[key] = key_node
+        return super().construct_mapping(node, deep=deep)
+
+
+def _expanded_size(data: Any) -> int:
+    """How many values ``data`` holds with every shared (aliased) part counted each
+    time it appears: a DAG walk with memo, so a bomb is measured, not expanded."""
+    memo: dict[int, int] = {}
+
+    def size(value: Any, depth: int) -> int:
+        if depth > 100:
+            return MAX_SUITE_NODES + 1  # nesting past any suite's
+        if not isinstance(value, (list, dict)):
+            return 1
+        key = id(value)
+        if key not in memo:
+            memo[key] = MAX_SUITE_NODES + 1  # a cycle (a recursive alias) is too big
+            items = value.values() if isinstance(value, dict) else value
+            total = 1
+            for item in items:
+                total += size(item, depth + 1)
+                if total > MAX_SUITE_NODES:
+                    break
+            memo[key] = total
+        return memo[key]
+
+    return size(data, 0)
+
+
 def read_suite_file(path: str | Path) -> tuple[str, dict[str, Any]]:
-    """Read and parse YAML; raise ``SuiteError`` for unreadable or malformed files."""
+    """Read and parse YAML; raise ``SuiteError`` for unreadable or malformed files.
+
+    Refused before anything walks the document: a file past ``MAX_SUITE_BYTES``, bytes
+    that are not UTF-8, a key repeated in a mapping, and a document holding more than
+    ``MAX_SUITE_NODES`` values once its aliases are expanded.
+    """
     source = str(path)
+    path = Path(path)
     try:
-        text = Path(path).read_text()
+        if path.is_dir():
+            raise SuiteError(source, ["is a folder, not a suite file"])
+        size = path.stat().st_size
+        if size > MAX_SUITE_BYTES:
+            raise SuiteError(
+                source, [f"{size} bytes: a suite file is at most {MAX_SUITE_BYTES} bytes of YAML"]
+            )
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise SuiteError(source, ["file not found"]) from None
     except OSError as exc:
         raise SuiteError(source, [f"cannot read: {exc.strerror or exc}"]) from None
     try:
-        data = yaml.safe_load(text)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SuiteError(
+            source,
+            [f"not UTF-8 text (byte {raw[exc.start]:#04x} at offset {exc.start}): "
+             "a suite file is YAML saved as UTF-8"],
+        ) from None  # fmt: skip
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    try:
+        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise SuiteError(source, [f"{where}invalid YAML: {problem}"]) from None
+    except RecursionError:
+        raise SuiteError(source, ["nested too deeply to be a suite"]) from None
     if not isinstance(data, dict):
         raise SuiteError(source, ["the file must be a mapping with 'suite' and 'benchmarks'"])
+    if _expanded_size(data) > MAX_SUITE_NODES:
+        raise SuiteError(
+            source,
+            [f"holds more than {MAX_SUITE_NODES} values once its YAML aliases are expanded: "
+             "not a suite (an alias bomb?)"],
+        )  # fmt: skip
     return text, data
 
 
@@ -215,18 +305,33 @@ def load_suite(path: str | Path, registry: Registry | None = None) -> Suite:
     ``registry`` defaults to one built from the built-ins, entry points and the
     suite's own ``plugins:`` list.
     """
-    from bench.plugins import PluginLoadError, get_plugin_manager
+    from bench.plugins import PluginLoadError, get_plugin_manager, load_plugin
 
     text, data = read_suite_file(path)
     source = str(path)
     base_dir = Path(path).resolve().parent
     plugins = plugin_specs(data, source)
+    plugin_errors: list[str] = []
     if registry is None:
+        # A plugin that does not load is reported with the suite's other mistakes,
+        # found by validating against the plugins that did load.
+        loaded = []
+        for spec in plugins:
+            try:
+                load_plugin(spec, base_dir=base_dir)
+                loaded.append(spec)
+            except PluginLoadError as exc:
+                plugin_errors.append(f"plugins: {exc}")
         try:
-            registry = Registry(get_plugin_manager(plugins, base_dir=base_dir))
+            registry = Registry(get_plugin_manager(loaded, base_dir=base_dir))
         except PluginLoadError as exc:
-            raise SuiteError(source, [f"plugins: {exc}"]) from None
-    cells = expand(data, registry, source)
+            raise SuiteError(source, [*plugin_errors, f"plugins: {exc}"]) from None
+    try:
+        cells = expand(data, registry, source)
+    except SuiteError as exc:
+        raise SuiteError(source, [*plugin_errors, *exc.errors]) from None
+    if plugin_errors:
+        raise SuiteError(source, plugin_errors)
     return Suite(
         name=data["suite"],
         source=source,
@@ -249,7 +354,10 @@ def expand(data: dict[str, Any], registry: Registry, source: str = "<suite>") ->
     if name is None:
         errors.append("suite: missing (the suite's name)")
     elif not isinstance(name, str) or not _SUITE_NAME_RE.match(name):
-        errors.append(f"suite: {name!r} must be a name of letters, digits, '.', '_' or '-'")
+        errors.append(
+            f"suite: {shown(name)} must be a name of at most 100 letters, digits, '.', '_' "
+            "or '-' (it names the results folder)"
+        )
     settings = _settings(data, "", DEFAULTS, errors)
     benchmarks = data.get("benchmarks")
     cells: list[Cell] = []
@@ -283,49 +391,68 @@ def _settings(
     if "device" in data:
         dev = data["device"]
         if not isinstance(dev, str) or not _DEVICE_RE.match(dev):
-            errors.append(f"{prefix}device: {dev!r} is not one of auto, cpu, cuda, cuda:N")
+            errors.append(f"{prefix}device: {shown(dev)} is not one of auto, cpu, cuda, cuda:N")
         else:
             out["device"] = dev
     if "seeds" in data:
         seeds = data["seeds"]
-        if isinstance(seeds, int) and not isinstance(seeds, bool) and seeds >= 1:
+        if isinstance(seeds, int) and not isinstance(seeds, bool) and 1 <= seeds <= MAX_SEEDS:
             out["seeds"] = list(range(seeds))
         elif (
             isinstance(seeds, list)
             and seeds
             and all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)
+            and all(0 <= s < 2**63 for s in seeds)
         ):
             if len(set(seeds)) != len(seeds):
-                errors.append(f"{prefix}seeds: {seeds!r} repeats a seed")
+                errors.append(f"{prefix}seeds: {shown(seeds)} repeats a seed")
             else:
                 out["seeds"] = seeds
         else:
             errors.append(
-                f"{prefix}seeds: expected a list of integers or a count >= 1, got {seeds!r}"
+                f"{prefix}seeds: expected a list of integers from 0 to 2**63 - 1, or a count "
+                f"from 1 to {MAX_SEEDS}, got {shown(seeds)}"
             )
-    for key, low in (("repeats", 1), ("warmup", 0), ("threads", 1)):
+    # Upper bounds are what later stages can hold: a thread count torch can start, a
+    # seed that fits the int64 column of cells.parquet and torch's generator.
+    for key, low, high in (
+        ("repeats", 1, 1_000_000),
+        ("warmup", 0, 1_000_000),
+        ("threads", 1, 1024),
+    ):
         if key in data:
             value = data[key]
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                errors.append(f"{prefix}{key}: expected an integer >= {low}, got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                errors.append(
+                    f"{prefix}{key}: expected an integer from {low} to {high}, got {shown(value)}"
+                )
             else:
                 out[key] = value
     if "files_limit_mb" in data:
         value = data["files_limit_mb"]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 2**40:
-            errors.append(f"{prefix}files_limit_mb: expected a number of MiB > 0, got {value!r}")
+            errors.append(
+                f"{prefix}files_limit_mb: expected a number of MiB > 0, got {shown(value)}"
+            )
         else:
             out["files_limit_mb"] = float(value)
     if "fresh_worker" in data:
         value = data["fresh_worker"]
         if not isinstance(value, bool):
-            errors.append(f"{prefix}fresh_worker: expected true or false, got {value!r}")
+            errors.append(f"{prefix}fresh_worker: expected true or false, got {shown(value)}")
         else:
             out["fresh_worker"] = value
     if "timeout" in data:
         value = data["timeout"]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-            errors.append(f"{prefix}timeout: expected a number of seconds > 0, got {value!r}")
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not 0 < value <= MAX_TIMEOUT
+        ):
+            errors.append(
+                f"{prefix}timeout: expected a number of seconds > 0 and at most {MAX_TIMEOUT:g} "
+                f"(30 days), got {shown(value)}"
+            )
         else:
             out["timeout"] = float(value)
     return out
@@ -335,7 +462,7 @@ def _unknown_key(key: str, allowed: dict[str, str], prefix: str) -> str:
     import difflib
 
     close = difflib.get_close_matches(key, list(allowed), n=1, cutoff=0.6)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
+    hint = f"; did you mean {shown(close[0])}?" if close else ""
     return f"{prefix}{key}: unknown key{hint} (allowed: {', '.join(allowed)})"
 
 
@@ -349,7 +476,7 @@ def _expand_entry(
 ) -> list[Cell]:
     path = f"benchmarks[{index}]"
     if not isinstance(entry, dict):
-        errors.append(f"{path}: expected a mapping with a 'task', got {entry!r}")
+        errors.append(f"{path}: expected a mapping with a 'task', got {shown(entry)}")
         return []
     n_errors = len(errors)
     for key in entry:
@@ -366,7 +493,7 @@ def _expand_entry(
     task_cls = registry.get("task", task_name)
     label = entry.get("name", task_name)
     if not isinstance(label, str):
-        errors.append(f"{path}.name: expected a string, got {label!r}")
+        errors.append(f"{path}.name: expected a string, got {shown(label)}")
 
     # Gather sweeps: key -> (list of values, path of the key for messages).
     axes: list[tuple[str, list[Any], str]] = []
@@ -376,7 +503,7 @@ def _expand_entry(
         if block is None:
             continue
         if not isinstance(block, dict):
-            errors.append(f"{path}.{section}: expected a mapping, got {block!r}")
+            errors.append(f"{path}.{section}: expected a mapping, got {shown(block)}")
             continue
         for key, value in block.items():
             kpath = f"{path}.{section}.{key}"
@@ -394,12 +521,23 @@ def _expand_entry(
     for slot, kind in slots.items():
         if slot not in seen:
             errors.append(
-                f"{path}: {task_name} needs a {kind} in slot {slot!r} "
+                f"{path}: {task_name} needs a {kind} in slot {shown(slot)} "
                 f"(add e.g. `matrix: {{{slot}: [{', '.join(registry.names(kind)[:2])}]}}`)"
             )
     if len(errors) > n_errors:
         return []
 
+    count = len(settings["seeds"])
+    for _, values, _ in axes:
+        count *= len(values)
+    if count > MAX_CELLS:  # counted before anything is expanded
+        sizes = " x ".join(str(len(v)) for _, v, _ in axes)
+        errors.append(
+            f"{path}: expands to {count} cells ({sizes} x {len(settings['seeds'])} seeds), "
+            f"more than the {MAX_CELLS} a suite may run; split it into several suites "
+            "(or raise bench.suite.MAX_CELLS in a plugin of your own)"
+        )
+        return []
     cells = []
     keys = [k for k, _, _ in axes]
     paths = {k: p for k, _, p in axes}
@@ -450,7 +588,7 @@ def _axis_values(
     slot, _, sub = key.partition(".")
     slots = task_cls.components
     if section == "matrix" and not isinstance(value, list):
-        errors.append(f"{kpath}: matrix values must be lists, got {value!r}")
+        errors.append(f"{kpath}: matrix values must be lists, got {shown(value)}")
         return None
     if isinstance(value, list) and not value:
         errors.append(f"{kpath}: an empty list sweeps over nothing")
@@ -469,14 +607,14 @@ def _axis_values(
                 key, component
             )
             if reason:
-                errors.append(f"{kpath}: {task_cls.name} cannot use {v!r}: {reason}")
+                errors.append(f"{kpath}: {task_cls.name} cannot use {shown(v)}: {reason}")
                 ok = False
         return values if ok else None
     if sub:
         if slot not in slots:
             known = ", ".join(slots) or "none"
             errors.append(
-                f"{kpath}: {task_cls.name} has no component slot {slot!r} (slots: {known})"
+                f"{kpath}: {task_cls.name} has no component slot {shown(slot)} (slots: {known})"
             )
             return None
         # Component parameter: checked per cell, once the component is known.
@@ -487,10 +625,10 @@ def _axis_values(
         import difflib
 
         close = difflib.get_close_matches(key, choices, n=1, cutoff=0.6)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
+        hint = f"; did you mean {shown(close[0])}?" if close else ""
         known = ", ".join(sorted(task_cls.params)) or "none"
         errors.append(
-            f"{kpath}: {task_cls.name} has no parameter {key!r}{hint} (parameters: {known})"
+            f"{kpath}: {task_cls.name} has no parameter {shown(key)}{hint} (parameters: {known})"
         )
         return None
     if isinstance(value, list) and (
@@ -534,11 +672,11 @@ def _resolve(
             if param is None:
                 known = ", ".join(sorted(cls.params)) or "none"
                 errors.append(
-                    f"{where}: {plugin_name} has no parameter {sub!r} (parameters: {known})"
+                    f"{where}: {plugin_name} has no parameter {shown(sub)} (parameters: {known})"
                 )
                 continue
             if isinstance(value, list) and not is_list_param(param):
-                errors.append(f"{where}: expected a single value, got {value!r}")
+                errors.append(f"{where}: expected a single value, got {shown(value)}")
                 continue
             try:
                 param.validate(value)

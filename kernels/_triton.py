@@ -13,7 +13,10 @@ BACKENDS = ("triton", "torch")
 def triton_available() -> bool:
     """True when triton imports (it needs Linux); kernels then run on CUDA, or on
     CPU under ``TRITON_INTERPRET=1``."""
-    return importlib.util.find_spec("triton") is not None
+    try:
+        return importlib.util.find_spec("triton") is not None
+    except (ImportError, ValueError):  # e.g. blocked with sys.modules["triton"] = None
+        return False
 
 
 def interpreting() -> bool:

@@ -119,15 +119,23 @@ def test_two_real_runs_align(write_suite, registry, tmp_path, capsys):
     assert main(["compare", str(tmp_path / "r1"), str(tmp_path / "r2")]) == 0
 
 
-def test_too_few_samples_for_the_test_gate_on_the_ratio_alone(tmp_path):
+def test_too_few_samples_for_the_test_need_samples_that_do_not_overlap(tmp_path):
     # 3 repeats x 2 seeds = 6 a side can reach p < 0.05; 1 repeat x 2 seeds = 2 a side
-    # cannot (smallest two-sided p = 2 / C(4, 2) = 0.33), so the ratio alone decides.
+    # cannot (smallest two-sided p = 2 / C(4, 2) = 0.33): then a gate fires only when
+    # the two runs' samples do not overlap, and says why.
     a = load_run(_fake_run(tmp_path, "a", 1.0, 0.1, n=1))
     b = load_run(_fake_run(tmp_path, "b", 1.5, 0.1, n=1, seed=1))
     cmp = compare_runs(a, b)
     assert all(not row.testable and np.isnan(row.p_value) for row in cmp.times)
     crossed = check_gates(cmp, [Gate.parse("time:+10%")])
-    assert len(crossed) == 2 and all("untested" in v.detail for v in crossed)
+    assert len(crossed) == 2 and all("untestable: n=2/2" in v.detail for v in crossed)
+    assert all("no overlap" in v.detail for v in crossed)
+    # 1 % noise and a 2 % slowdown: ranges overlap, so no gate, however large the ratio
+    same = load_run(_fake_run(tmp_path, "same", 1.02, 0.1, n=1, seed=2))
+    noisy = compare_runs(a, same)
+    for row in noisy.times:
+        row.range_b = (row.range_a[0], row.range_a[1] * 2)  # overlapping on purpose
+    assert check_gates(noisy, [Gate.parse("time:+1%")]) == []
     a3 = load_run(_fake_run(tmp_path, "a3", 1.0, 0.1, n=3))
     b3 = load_run(_fake_run(tmp_path, "b3", 1.5, 0.1, n=3, seed=1))
     rows = compare_runs(a3, b3).times
@@ -218,3 +226,35 @@ def test_speedups_never_cross_devices_or_divide_by_zero():
     out = with_speedups(cells, "backend", "eager")
     # the CUDA cell's baseline failed: no ratio against the CPU one; a zero time: none
     assert out["speedup.fwd"].isna().tolist() == [False, True, True, True]
+
+
+def test_many_samples_neither_overflow_nor_take_long(tmp_path):
+    import time
+
+    a = load_run(_fake_run(tmp_path, "a", 1.0, 0.1, n=1500))
+    b = load_run(_fake_run(tmp_path, "b", 1.01, 0.1, n=1500, seed=1))
+    start = time.perf_counter()
+    cmp = compare_runs(a, b)  # 3000 samples a side: 2 / C(6000, 3000) is past any float
+    assert time.perf_counter() - start < 30
+    assert all(row.testable and row.p_value < 1e-6 for row in cmp.times)
+    assert all(not np.isnan(row.p_adjusted) for row in cmp.times)
+
+
+def test_p_values_are_corrected_for_many_comparisons():
+    from bench.compare import TimeRow, _adjust
+
+    rows = [TimeRow({}, "t", 1.0, 1.0, 10, 10, p) for p in (0.01, 0.04, 0.5)]
+    _adjust(rows)
+    # Benjamini-Hochberg by hand: p_(i) * m / i, made monotone from the top
+    assert [r.p_adjusted for r in rows] == pytest.approx([0.03, 0.06, 0.5])
+    assert rows[0].significant and not rows[1].significant
+
+
+def test_cells_on_different_devices_are_not_aligned(tmp_path):
+    a = load_run(_fake_run(tmp_path, "a", 1.0, 0.1))
+    b_dir = _fake_run(tmp_path, "b", 1.0, 0.1)
+    cells = pd.read_parquet(b_dir / "cells.parquet")
+    cells["device"] = "cuda:0"
+    cells.to_parquet(b_dir / "cells.parquet")
+    cmp = compare_runs(a, load_run(b_dir))
+    assert cmp.times == [] and cmp.only_a == cmp.only_b == 2

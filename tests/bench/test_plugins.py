@@ -5,7 +5,6 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
-import pluggy
 import pytest
 
 from bench import Registry, Solver, get_plugin_manager, hookimpl
@@ -133,7 +132,8 @@ def test_hook_name_typo_is_caught_by_check_pending(tmp_path):
             return []
         """,
     )
-    with pytest.raises(pluggy.PluginValidationError, match="bench_solver"):
+    # pluggy's check_pending finds it; the message names the hook and lists the real ones
+    with pytest.raises(PluginLoadError, match="bench_solver.*dynbench's hooks: .*bench_solvers"):
         get_plugin_manager([path], builtins=False)
 
 

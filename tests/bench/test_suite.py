@@ -97,15 +97,18 @@ benchmarks:
         ),
         (
             "repeats: 0\nbenchmarks: [{task: test.behave, matrix: {solver: [test.constant]}}]\n",
-            ["repeats: expected an integer >= 1, got 0"],
+            ["repeats: expected an integer from 1 to 1000000, got 0"],
         ),
         (
             "timeout: soon\nbenchmarks: [{task: test.behave, matrix: {solver: [test.constant]}}]\n",
-            ["timeout: expected a number of seconds > 0, got 'soon'"],
+            [
+                "timeout: expected a number of seconds > 0 and at most 2.592e+06 (30 days),"
+                " got 'soon'"
+            ],
         ),
         (
             "threads: 0\nbenchmarks: [{task: test.behave, matrix: {solver: [test.constant]}}]\n",
-            ["threads: expected an integer >= 1, got 0"],
+            ["threads: expected an integer from 1 to 1024, got 0"],
         ),
         (
             "benchmarks:\n  - task: test.behav\n",
@@ -265,7 +268,7 @@ def test_cli_reports_suite_mistakes_with_exit_2_and_no_traceback(write_suite, ca
     err = capsys.readouterr().err
     assert "Traceback" not in err
     assert f"{path}: 2 mistakes:" in err
-    assert "repeats: expected an integer >= 1, got 0" in err
+    assert "repeats: expected an integer from 1 to 1000000, got 0" in err
     assert "benchmarks[0].task: unknown task 'ode.nope'" in err
 
 
