@@ -321,6 +321,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         note = f" ({skipped} already done)" if skipped else ""
         if not args.quiet:
             out.print(f"{suite.name}: {len(todo)} cells to run{note} -> {run_dir}")
+            unset = [c for c in todo if c.threads is None and c.device in ("cpu", "auto")]
+            if unset and not _has_cuda():
+                out.print(
+                    f"note: {len(unset)} CPU cells have no `threads:`; they use torch's "
+                    "default (all cores), and their times swing with the machine's load. "
+                    "Set `threads:` in the suite for steady CPU timings.",
+                    style="yellow",
+                    highlight=False,
+                )
         bar["id"] = progress.add_task(suite.name, total=len(todo))
 
     def on_cell_start(cell):
@@ -394,6 +403,15 @@ def _command_line(argv: list[str]) -> str:
     import shlex
 
     return shlex.join(["bench", *argv])
+
+
+def _has_cuda() -> bool:
+    try:
+        import torch
+
+        return torch.cuda.is_available()
+    except ImportError:
+        return False
 
 
 def _short(cell) -> str:

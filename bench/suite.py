@@ -126,6 +126,8 @@ class Cell:
             "given": self.given,
             "seed": self.seed,
         }
+        if self.threads is not None:  # a thread sweep is a sweep (absent: ids as before)
+            key["threads"] = self.threads
         blob = json.dumps(key, sort_keys=True, default=str)
         return hashlib.sha1(blob.encode()).hexdigest()[:12]
 

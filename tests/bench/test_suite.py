@@ -287,3 +287,22 @@ def test_dry_run_prints_the_cells(write_suite, capsys):
     assert out.startswith("s: 2 cells\n")
     assert "test.behave solver=test.constant mode=ok seed=0" in out
     assert "test.behave solver=test.constant mode=nan seed=0" in out
+
+
+def test_threads_is_part_of_a_cells_identity_only_when_set(write_suite, registry):
+    body = (
+        "suite: t\nplugins: [FIXTURE_PLUGINS]\nbenchmarks:\n"
+        "  - task: test.behave\n    matrix: {solver: [test.constant]}\n    threads: THREADS\n"
+    )
+    one = load_suite(write_suite(body.replace("THREADS", "1"), name="a.yaml"), registry).cells
+    two = load_suite(write_suite(body.replace("THREADS", "2"), name="b.yaml"), registry).cells
+    unset = load_suite(
+        write_suite(body.replace("    threads: THREADS\n", ""), name="c.yaml"), registry
+    ).cells
+    assert one[0].id != two[0].id
+    assert unset[0].id not in (one[0].id, two[0].id)
+    # two entries that differ only in threads are two measurements, not a repeat
+    both = body.replace("    threads: THREADS\n", "    threads: 1\n") + (
+        "  - task: test.behave\n    matrix: {solver: [test.constant]}\n    threads: 2\n"
+    )
+    assert len(load_suite(write_suite(both, name="d.yaml"), registry).cells) == 2
