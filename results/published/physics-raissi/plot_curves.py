@@ -1,6 +1,6 @@
 """Draw a physics run's ``error`` curves (task error vs training time), one line a cell.
 
-    python results/published/physics-raissi/plot_curves.py RUN_DIR OUT.png [--x step]
+python results/published/physics-raissi/plot_curves.py RUN_DIR OUT.png [--x step]
 """
 
 from __future__ import annotations
