@@ -253,7 +253,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
 
     out = make_console()
-    suite = _load_suite(args.suite)
+    # The worker imports torch and the plugins (seconds) while this process validates
+    # the suite, instead of after it.
+    early = _prestarted_worker(args)
+    try:
+        suite = _load_suite(args.suite)
+    except BaseException:
+        if early is not None:
+            early.close()
+        raise
+    if early is not None and (args.dry_run or early.plugin_specs != list(suite.plugins)):
+        early.close()
+        early = None
     if args.dry_run:
         out.print(f"{suite.name}: {len(suite.cells)} cells")
         for i, cell in enumerate(suite.cells):
@@ -301,7 +312,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             Registry(get_plugin_manager(suite.plugins, base_dir=suite.base_dir))
         )
     else:
-        executor = ProcessExecutor(suite.plugins, suite.base_dir)
+        executor = early or ProcessExecutor(suite.plugins, suite.base_dir)
 
     progress = Progress(
         TextColumn("{task.description}", style="bold", markup=False),
@@ -403,6 +414,24 @@ def _command_line(argv: list[str]) -> str:
     import shlex
 
     return shlex.join(["bench", *argv])
+
+
+def _prestarted_worker(args: argparse.Namespace) -> Any:
+    """A ProcessExecutor whose worker is already starting, for the plain local run; None
+    where another executor is asked for or the suite's plugin list cannot be read."""
+    from bench.runner import ProcessExecutor
+    from bench.suite import SuiteError, plugin_specs, read_suite_file
+
+    if args.dry_run or args.slurm or args.gpus or args.workers is not None or args.in_process:
+        return None
+    try:
+        _, data = read_suite_file(args.suite)
+        plugins = plugin_specs(data, args.suite)
+    except SuiteError:
+        return None  # validation says why, in full
+    executor = ProcessExecutor(plugins, Path(args.suite).resolve().parent)
+    executor.prestart()
+    return executor
 
 
 def _has_cuda() -> bool:

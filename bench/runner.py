@@ -6,7 +6,8 @@ Executors share one protocol: ``execute(cell) -> Outcome``.
   from cell to cell so torch is imported once; a cell past its timeout gets the
   worker killed (status ``timeout``) and a fresh worker starts for the next
   cell; a worker that dies (segfault, OOM killer) ends its cell as ``error``
-  (or ``oom`` for SIGKILL, the Linux OOM killer's signal) and is replaced.
+  (or ``oom`` for a SIGKILL while memory was near the limit: the Linux OOM killer's
+  signal) and is replaced.
 - ``InProcessExecutor``: cells run in this process, for debugging (no timeout).
 """
 
@@ -76,6 +77,38 @@ class ProcessExecutor:
         self._proc: Any = None
         self._conn: Any = None
         self._used = False  # the live worker has run a cell already
+        self._starting: threading.Event | None = None
+        self._start_error: BaseException | None = None
+        self._hold = threading.Event()  # set at close: the prestarting thread may end
+
+    def prestart(self) -> None:
+        """Start the worker in the background (it imports torch and the plugins while
+        the caller does other work); ``execute`` waits for it.
+
+        The starting thread stays alive until ``close``: Linux's parent-death signal,
+        which the worker asks for, fires when the *thread* that started it exits.
+        """
+        started = threading.Event()
+        self._hold = threading.Event()
+
+        def start() -> None:
+            try:
+                self._start()
+            except BaseException as exc:  # noqa: BLE001 - handed to execute()
+                self._start_error = exc
+            started.set()
+            self._hold.wait()
+
+        self._starting = started
+        threading.Thread(target=start, daemon=True).start()
+
+    def _wait_started(self) -> None:
+        if self._starting is not None:
+            self._starting.wait()
+            self._starting = None
+            if self._start_error is not None:
+                error, self._start_error = self._start_error, None
+                raise error
 
     def _start(self) -> None:
         parent, child = self._ctx.Pipe()
@@ -110,6 +143,7 @@ class ProcessExecutor:
         self._used = False
 
     def execute(self, cell: Cell) -> Outcome:
+        self._wait_started()
         if cell.fresh_worker and self._used:
             self.close()  # a cell that asked for a process no other cell has touched
         if self._proc is None or not self._proc.is_alive():
@@ -119,12 +153,14 @@ class ProcessExecutor:
         deadline = start + cell.timeout
         partial = CellRecord()  # what the cell has recorded so far (streamed)
         self._conn.send(cell.to_dict())
+        memory = _memory_seen(self._proc.pid)  # last look at the worker's memory
         while True:
             # Wait on the pipe, and look at the process itself every half second: a
             # worker that dies while a child it forked holds the pipe (and the process
             # sentinel) open is seen dead by waitpid, not reported as a timeout.
             remaining = max(0.0, deadline - time.perf_counter())
             ready = mp_connection.wait([self._conn], min(remaining, 0.5))
+            memory = _memory_seen(self._proc.pid) or memory
             if not ready and remaining > 0.5 and self._proc.is_alive():
                 continue
             if not ready and not self._proc.is_alive():
@@ -133,7 +169,7 @@ class ProcessExecutor:
                 if done is not None:
                     return done
                 code = self._discard(grace=5.0)
-                outcome = _death_outcome(code, time.perf_counter() - start)
+                outcome = _death_outcome(code, time.perf_counter() - start, memory)
                 keep_partial(outcome, partial)
                 return outcome
             # A cell streaming values non-stop must not outrun its timeout.
@@ -152,7 +188,7 @@ class ProcessExecutor:
                 # The pipe closed because the worker is dying: let it finish dying so
                 # its own exit status (e.g. SIGSEGV) is read, not the SIGKILL we would add.
                 code = self._discard(grace=5.0)
-                outcome = _death_outcome(code, time.perf_counter() - start)
+                outcome = _death_outcome(code, time.perf_counter() - start, memory)
                 keep_partial(outcome, partial)
                 return outcome
             if kind == "partial":
@@ -190,6 +226,10 @@ class ProcessExecutor:
         return _kill(proc)
 
     def close(self) -> None:
+        try:
+            self._wait_started()
+        except BaseException:  # noqa: BLE001 - a worker that failed to start: nothing to close
+            pass
         proc, conn = self._proc, self._conn
         if proc is not None and conn is not None and proc.is_alive():
             try:
@@ -198,6 +238,7 @@ class ProcessExecutor:
             except (BrokenPipeError, OSError):
                 pass
         self._discard()
+        self._hold.set()  # only now may a prestarting thread end (see prestart)
 
     def kill(self) -> None:
         """Kill the worker now, without touching the pipe another thread may be reading
@@ -315,7 +356,12 @@ def _kill(proc: Any) -> int | None:
     return proc.exitcode
 
 
-def _death_outcome(code: int | None, wall: float) -> Outcome:
+def _death_outcome(
+    code: int | None, wall: float, memory: tuple[int, int, int] | None = None
+) -> Outcome:
+    """How a worker died. A SIGKILL is ``oom`` only when memory was near the limit at
+    the last look (the kernel's out-of-memory killer sends it, and so do people and
+    schedulers): ``memory`` is (worker RSS, memory available, memory total) in bytes."""
     if code is not None and code < 0:
         sig = -code
         try:
@@ -323,13 +369,48 @@ def _death_outcome(code: int | None, wall: float) -> Outcome:
         except ValueError:
             signame = f"signal {sig}"
         if sig == signal.SIGKILL:
+            if memory is None:
+                return Outcome("error", "worker killed by SIGKILL (its memory was not seen)",
+                               wall=wall)  # fmt: skip
+            rss, available, total = memory
+            seen = (
+                f"resident {rss / 2**30:.2f} GiB, {available / 2**30:.2f} GiB of "
+                f"{total / 2**30:.1f} GiB available at the last look"
+            )
+            if total and available < 0.1 * total:
+                return Outcome(
+                    "oom",
+                    f"worker killed by SIGKILL with memory near the limit ({seen}): most "
+                    "likely the kernel's out-of-memory killer",
+                    wall=wall,
+                )
             return Outcome(
-                "oom",
-                f"worker killed by {signame}, most likely by the kernel's out-of-memory killer",
+                "error",
+                f"worker killed by SIGKILL with memory not near the limit ({seen}): sent by "
+                "a person, a scheduler or another program, or a sudden allocation",
                 wall=wall,
             )
         return Outcome("error", f"worker died from {signame}", wall=wall)
     return Outcome("error", f"worker exited unexpectedly (exit code {code})", wall=wall)
+
+
+def _memory_seen(pid: int | None) -> tuple[int, int, int] | None:
+    """(RSS of ``pid``, MemAvailable, MemTotal) in bytes, from /proc; None elsewhere."""
+    if pid is None:
+        return None
+    try:
+        rss = 0
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                rss = int(line.split()[1]) * 1024
+        info = {}
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            key, _, rest = line.partition(":")
+            if key in ("MemAvailable", "MemTotal"):
+                info[key] = int(rest.split()[0]) * 1024
+        return rss, info.get("MemAvailable", 0), info.get("MemTotal", 0)
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def new_run_id() -> str:

@@ -11,6 +11,7 @@ import gc
 import math
 import os
 import random
+import sys
 import threading
 import time
 import traceback
@@ -329,12 +330,19 @@ def worker_main(
     gc.collect()
     gc.freeze()
     conn.send(("ready", os.getpid()))
+    code = 0
     try:
         _serve(conn, registry, cache_dir)
+    except BaseException:  # noqa: BLE001 - a bug of the worker loop itself: say it, exit 1
+        traceback.print_exc()
+        code = 1
     finally:
-        # Let interpreter shutdown see (and free) what was frozen; frozen objects left
-        # at exit make nanobind-based extensions (triton) print "leaked" reports.
-        gc.unfreeze()
+        # A hard exit: a non-daemon thread a cell left behind would otherwise keep the
+        # worker alive at shutdown (read as a hang), and frozen objects at teardown make
+        # nanobind-based extensions (triton) print "leaked" reports.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
 
 
 def _serve(conn: Any, registry: Registry, cache_dir: str | None) -> None:

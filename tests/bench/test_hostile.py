@@ -412,3 +412,24 @@ def test_without_triton_everything_else_works(tmp_path):
     statuses = dict(zip(cells["backend"].fillna("-"), cells["status"]))
     assert statuses == {"-": "ok", "warp.eager": "ok", "warp.triton": "skipped"}
     assert len(cells) == 3
+
+
+def test_a_prestarted_worker_runs_cells_and_closes_cleanly(write_suite, registry, tmp_path):
+    """The worker starts while the suite is validated, from a thread that stays alive
+    (Linux's parent-death signal fires when the starting *thread* ends: a worker
+    started from a thread that returned was killed under its first cell)."""
+    path = write_suite("suite: s\ndevice: cpu\nrepeats: 1\n" + HEAD + ENTRY)
+    suite = load_suite(path, registry)
+    executor = ProcessExecutor(suite.plugins, suite.base_dir, builtins=False)
+    executor.prestart()
+    executor._wait_started()
+    prestarted = executor._proc.pid
+    time.sleep(1.0)  # the starting thread has long finished its start
+    run_suite(suite, tmp_path / "run", executor=executor)
+    row = load_run(tmp_path / "run").cells.iloc[0]
+    assert row["status"] == "ok", row["error"]
+    assert row["metric.pid"] == prestarted  # the same worker, not a replacement
+    idle = ProcessExecutor(suite.plugins, suite.base_dir, builtins=False)
+    idle.prestart()
+    idle.close()  # never used: its worker is stopped, not left behind
+    assert idle._proc is None

@@ -80,11 +80,8 @@ def _row(run, **where) -> pd.Series:
         ("raise", "error", "ValueError: the plugin raised on purpose (at "),
         ("hang", "timeout", "no result within the 4 s timeout; worker killed"),
         ("crash", "error", "worker died from SIGSEGV"),
-        (
-            "kill",
-            "oom",
-            "worker killed by SIGKILL, most likely by the kernel's out-of-memory killer",
-        ),
+        # a SIGKILL with memory far from the limit is not called an out-of-memory kill
+        ("kill", "error", "worker killed by SIGKILL with memory not near the limit ("),
     ],
 )
 def test_each_failure_ends_its_cell_with_a_status(statuses_run, mode, status, error):
@@ -292,3 +289,16 @@ def test_threads_apply_per_cell_and_do_not_leak(write_suite, registry, tmp_path)
     assert rows[0]["threads"] == 1
     assert rows[1]["threads"] == before  # the next cell gets torch's default back
     assert torch.get_num_threads() == before
+
+
+def test_a_sigkill_is_oom_only_when_memory_was_near_the_limit():
+    from bench.runner import _death_outcome
+
+    gib = 2**30
+    near = _death_outcome(-signal.SIGKILL, 1.0, (20 * gib, 1 * gib, 24 * gib))
+    assert near.status == "oom" and "most likely the kernel's out-of-memory killer" in near.error
+    far = _death_outcome(-signal.SIGKILL, 1.0, (1 * gib, 20 * gib, 24 * gib))
+    assert far.status == "error" and "not near the limit" in far.error
+    assert "resident 1.00 GiB, 20.00 GiB of 24.0 GiB available" in far.error
+    unseen = _death_outcome(-signal.SIGKILL, 1.0, None)
+    assert unseen.status == "error" and "not seen" in unseen.error
