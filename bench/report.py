@@ -367,7 +367,18 @@ class _Gallery:
             cells, [c for c in key_columns(cells) if c.startswith("param.")]
         )
         seeds = cells["seed"].nunique() > 1
-        parts = ['<div class="gallery">']
+        present = [(self.run.path / p).is_file() for p in pictures["path"]]
+        missing = len(pictures) - sum(present)
+        pictures = pictures[present]
+        note = (
+            f"<p class=dim>{missing} pictures listed in files.parquet are not in this copy "
+            "of the run (a published run keeps a few; the full run folder has them all).</p>"
+            if missing
+            else ""
+        )
+        if pictures.empty:
+            return note
+        parts = [note, '<div class="gallery">']
         for _, cell in cells.iterrows():
             mine = pictures[pictures["cell_id"] == cell["cell_id"]]
             if mine.empty:
