@@ -546,7 +546,7 @@ def _expand_entry(
     for combo in itertools.product(*(v for _, v, _ in axes)):
         given = dict(zip(keys, combo))
         cell_errors: list[str] = []
-        resolved = _resolve(given, task_cls, registry, paths, cell_errors)
+        resolved = _resolve(given, task_cls, registry, paths, cell_errors, path)
         if cell_errors:
             for err in cell_errors:
                 if err not in errors:
@@ -655,7 +655,11 @@ def _resolve(
     registry: Registry,
     paths: dict[str, str],
     errors: list[str],
+    entry_path: str = "",
 ) -> tuple[dict[str, str], dict[str, Any], dict[str, dict[str, Any]]]:
+    """One cell's components and resolved parameters. A plugin's own cross-parameter
+    check (``resolve_params`` raising ``ParamError``) is reported with the entry and
+    the values of that cell."""
     slots = task_cls.components
     components = {slot: given[slot] for slot in slots}
     task_given = {k: v for k, v in given.items() if "." not in k and k not in slots}
@@ -664,7 +668,11 @@ def _resolve(
         slot, _, sub = key.partition(".")
         if sub:
             comp_given[slot][sub] = value
-    task_params = task_cls.resolve_params(task_given)  # validated per value already
+    try:
+        task_params = task_cls.resolve_params(task_given)  # each value validated already
+    except ParamError as exc:
+        errors.append(f"{entry_path}{_values_shown(task_given)}: {task_cls.name}: {exc}")
+        return components, {}, {}
     component_params = {}
     for slot, plugin_name in components.items():
         cls = registry.get(slots[slot], plugin_name)
@@ -686,5 +694,15 @@ def _resolve(
                 errors.append(f"{where}: {plugin_name}.{sub}: {exc}")
         if errors:
             continue
-        component_params[slot] = cls.resolve_params(comp_given[slot])
+        try:
+            component_params[slot] = cls.resolve_params(comp_given[slot])
+        except ParamError as exc:
+            where = f"{entry_path}{_values_shown(comp_given[slot], slot)}"
+            errors.append(f"{where}: {plugin_name}: {exc}")
     return components, task_params, component_params
+
+
+def _values_shown(values: dict[str, Any], slot: str = "") -> str:
+    prefix = f"{slot}." if slot else ""
+    inner = ", ".join(f"{prefix}{k}={shown(v, 30)}" for k, v in values.items())
+    return f" ({inner})" if inner else ""

@@ -306,3 +306,35 @@ def test_threads_is_part_of_a_cells_identity_only_when_set(write_suite, registry
         "  - task: test.behave\n    matrix: {solver: [test.constant]}\n    threads: 2\n"
     )
     assert len(load_suite(write_suite(both, name="d.yaml"), registry).cells) == 2
+
+
+def test_a_plugins_own_cross_parameter_check_names_the_entry_and_values(tmp_path, registry):
+    plugin = tmp_path / "cross.py"
+    plugin.write_text(
+        "from bench import Param, ParamError, Task, hookimpl\n"
+        "class Cross(Task):\n"
+        '    """Needs lo < hi."""\n'
+        '    name = "test.cross"\n'
+        '    params = {"lo": Param(0), "hi": Param(1)}\n'
+        "    @classmethod\n"
+        "    def resolve_params(cls, values):\n"
+        "        v = super().resolve_params(values)\n"
+        '        if v["lo"] >= v["hi"]:\n'
+        "            raise ParamError(f\"lo ({v['lo']}) must be below hi ({v['hi']})\")\n"
+        "        return v\n"
+        "    def run(self, ctx):\n"
+        "        pass\n"
+        "@hookimpl\n"
+        "def bench_tasks():\n"
+        "    return [Cross]\n"
+    )
+    suite = tmp_path / "s.yaml"
+    suite.write_text(
+        "suite: s\nplugins: [./cross.py]\nbenchmarks:\n"
+        "  - task: test.cross\n    matrix: {lo: [0, 5], hi: [3]}\n"
+    )
+    with pytest.raises(SuiteError) as err:
+        load_suite(suite)
+    assert err.value.errors == [
+        "benchmarks[0] (lo=5, hi=3): test.cross: lo (5) must be below hi (3)"
+    ]
