@@ -419,7 +419,3 @@ def key_columns(cells: pd.DataFrame) -> list[str]:
     ]
     params = sorted(c for c in cells.columns if c.startswith("param."))
     return ["task", *comps, *params]
-
-
-def measure_columns(cells: pd.DataFrame) -> list[str]:
-    return [c for c in cells.columns if c.startswith(("time.", "mem.", "metric."))]

@@ -26,8 +26,6 @@ from bench.registry import Registry
 from bench.state import ProcessState
 from bench.suite import Cell
 
-STATUSES = ("ok", "error", "timeout", "oom", "diverged", "skipped")
-
 
 @dataclass
 class Outcome:

@@ -12,7 +12,8 @@ from plugins.solvers.tableau import ButcherTableau
 
 
 class MaxStepsExceeded(RuntimeError):
-    """The adaptive integrator took ``max_steps`` steps without reaching the end time."""
+    """An adaptive integrator (own, or torchdiffeq's, which signals it with an
+    AssertionError) took ``max_steps`` steps without reaching the end time."""
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from torchdiffeq._impl.scipy_wrapper import ScipyWrapperODESolver
 from torchdiffeq._impl.solvers import AdaptiveStepsizeODESolver, FixedGridODESolver
 
 from bench import Param, Solver
+from plugins.solvers.adaptive import MaxStepsExceeded  # one class: one except catches both
 from plugins.solvers.options import call_options
 
 _SUMMARIES = {
@@ -84,10 +85,6 @@ _EXTRA_PARAMS["fixed_adams"] = _EXTRA_PARAMS["implicit_adams"]
 
 # Keys of ``opts`` handed to torchdiffeq as solver options (the rest are odeint arguments).
 _OPTION_NAMES = {"step_size", "max_order", "solver"}
-
-
-class MaxStepsExceeded(RuntimeError):
-    """torchdiffeq gave up after ``max_steps`` steps (it signals this with an AssertionError)."""
 
 
 class TorchdiffeqSolver(Solver):
