@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
 
 from bench import CellContext, Registry, get_plugin_manager
@@ -16,6 +17,7 @@ TINY = {"downsample": 3, "amplitude": 3.0}  # a 39 x 33 slice of 6 mm voxels
 def run_pairwise(
     method: str, tmp_path: Path, task: dict[str, Any] | None = None, **method_params: Any
 ) -> CellContext:
+    torch.manual_seed(0)  # as the harness seeds a cell: network inits are reproducible
     cls = REGISTRY.get("task", "registration.pairwise")
     values = {**TINY, **(task or {})}
     components = {

@@ -42,7 +42,9 @@ def test_lddmm_flow_of_a_constant_velocity_is_the_svf_exponential():
 def test_lddmm_smoothing_operator_matches_its_formula():
     shape = (16, 12)
     symbol = smoothing_spectrum(shape, 2.0, "cpu")
-    field = torch.randn(1, 2, *shape, dtype=torch.float64)
+    field = torch.randn(
+        1, 2, *shape, dtype=torch.float64, generator=torch.Generator().manual_seed(0)
+    )
 
     # L = (1 - alpha Lap)^2 with the periodic 5-point Laplacian, applied in real space
     def lap(f):
@@ -50,8 +52,10 @@ def test_lddmm_smoothing_operator_matches_its_formula():
 
     once = field - 2.0 * lap(field)
     direct = once - 2.0 * lap(once)
-    # the symbol is built in float32: agreement to its rounding (1e-7 relative), not 1e-15
-    assert torch.allclose(apply_spectrum(field, symbol.double()), direct, rtol=1e-5, atol=1e-5)
+    # the symbol is built in float32 (relative rounding 6e-8 per entry), so the two agree
+    # to ~1e-7 of the largest value, not to float64's 1e-15
+    worst = (apply_spectrum(field, symbol.double()) - direct).abs().max() / direct.abs().max()
+    assert worst < 1e-6
 
 
 def test_similarities_rank_the_right_image_best():
@@ -76,7 +80,7 @@ def test_torch_jacobian_matches_the_metric():
 # Truth: 0.87 voxel on average (3 at most) on a tiny 39x33 slice of 6 mm voxels with noise
 # and bias, few iterations. Each method must improve Dice and cut the error to the truth
 # by the factor given: the neural fields (omega 32 for implicit) fit this coarse grid least
-# well, and voxelmorph trains for 300 steps only (measured 0.49 of 0.87 voxel).
+# well, and voxelmorph trains for 300 steps only (measured 0.62 of 0.87 voxel).
 @pytest.mark.parametrize(
     ("method", "params", "factor"),
     [
@@ -86,7 +90,7 @@ def test_torch_jacobian_matches_the_metric():
         ("lddmm", {"iterations": 60, "steps": 4}, 0.6),
         ("implicit", {"iterations": 300, "width": 64}, 0.9),
         ("nodeo", {"iterations": 100, "width": 32, "step_size": 0.5}, 0.7),
-        ("voxelmorph", {"train_steps": 300, "depth": 3, "pairs": 16}, 0.8),
+        ("voxelmorph", {"train_steps": 300, "depth": 3, "pairs": 16, "lr": 3e-3}, 0.8),
     ],
 )
 def test_each_method_recovers_the_known_deformation(tmp_path, method, params, factor):

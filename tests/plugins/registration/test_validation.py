@@ -35,22 +35,30 @@ def _nifti(tmp_path, name, array):
     return str(path)
 
 
-@pytest.mark.parametrize(
-    ("params", "words"),
-    [
-        ({"method": "lddmm", "method.steps": 0}, ("lddmm.steps", ">= 1")),
-        ({"method.weight": 0.0}, ("svf.weight", "> 0")),
-        ({"method": "implicit", "method.weight": -1.0}, ("implicit.weight",)),
-        ({"similarity": "ssd"}, ("similarity", "'ssd'")),
-        ({"window": 8}, ("window", "odd")),
-        ({"backend": "svf_exp.eager"}, ("svf_exp.eager", "warp backend")),
-        ({"backend": "sine_mlp.eager"}, ("sine_mlp.eager",)),
-        ({"dim": 4}, ("dim",)),
-        ({"method": "nodeo", "method.solver": "rk5000"}, ("rk5000", "solvers:")),
-    ],
-)
-def test_bad_parameters_exit_2(tmp_path, capsys, params, words):
-    _refused(tmp_path, capsys, _entry(**params), *words)
+BAD = [
+    ({"method": "lddmm", "method.steps": 0}, ("lddmm.steps", ">= 1")),
+    ({"method.weight": 0.0}, ("svf.weight", "> 0")),
+    ({"method": "implicit", "method.weight": -1.0}, ("implicit.weight",)),
+    ({"similarity": "ssd"}, ("similarity", "'ssd'")),
+    ({"window": 8}, ("window", "odd")),
+    ({"backend": "svf_exp.eager"}, ("svf_exp.eager", "warp backend")),
+    ({"backend": "sine_mlp.eager"}, ("sine_mlp.eager",)),
+    ({"dim": 4}, ("dim",)),
+    ({"method": "nodeo", "method.solver": "rk5000"}, ("rk5000", "solvers:")),
+]
+
+
+def test_bad_parameters_exit_2(tmp_path, capsys):
+    # one suite, one entry per mistake: validation lists every one of them (one CLI call
+    # instead of nine keeps the test fast)
+    path = write_suite(tmp_path / "bad.yaml", [_entry(**params) for params, _ in BAD])
+    assert main(["run", path, "--output", str(tmp_path / "out"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    for i, (_, words) in enumerate(BAD):
+        assert f"benchmarks[{i}]" in err, err
+        for word in words:
+            assert word in err, (word, err)
+    assert not (tmp_path / "out").exists()
 
 
 def test_method_of_another_family_is_refused(tmp_path, capsys):
@@ -83,16 +91,25 @@ def _folder(tmp_path, name, **arrays):
 
 def test_mismatched_pair_folders_exit_2(tmp_path, capsys):
     img, other = np.random.rand(20, 24, 1), np.random.rand(20, 22, 1)
-    shapes = _folder(tmp_path, "shapes", fixed=img, moving=other)
-    _refused(tmp_path, capsys, _entry(folder=shapes), "shape", "resample")
-    dims = _folder(tmp_path, "dims", fixed=img, moving=np.random.rand(20, 24, 6))
-    _refused(tmp_path, capsys, _entry(folder=dims), "2-D and moving")
     lab = np.ones((20, 22))
-    labels = _folder(tmp_path, "labels", fixed=img, moving=img, fixed_labels=lab, moving_labels=lab)
-    _refused(tmp_path, capsys, _entry(folder=labels), "fixed_labels", "must match")
     empty = tmp_path / "empty"
     empty.mkdir()
-    _refused(tmp_path, capsys, _entry(folder=str(empty)), "no fixed.nii.gz")
+    folders = [
+        (_folder(tmp_path, "shapes", fixed=img, moving=other), ("shape", "resample")),
+        (_folder(tmp_path, "dims", fixed=img, moving=np.random.rand(20, 24, 6)), ("2-D and",)),
+        (
+            _folder(tmp_path, "labels", fixed=img, moving=img, fixed_labels=lab, moving_labels=lab),
+            ("fixed_labels", "must match"),
+        ),
+        (str(empty), ("no fixed.nii.gz",)),
+    ]
+    path = write_suite(tmp_path / "bad.yaml", [_entry(folder=f) for f, _ in folders])
+    assert main(["run", path, "--output", str(tmp_path / "out"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    for i, (_, words) in enumerate(folders):
+        assert f"benchmarks[{i}]" in err
+        for word in words:
+            assert word in err, (word, err)
 
 
 def test_mismatched_separate_paths_are_refused_by_resolve_params(tmp_path):
@@ -113,6 +130,7 @@ def test_mismatched_separate_paths_are_refused_by_resolve_params(tmp_path):
         task.resolve_params({"fixed": a})
 
 
+@pytest.mark.slow
 def test_user_nifti_pair_runs(tmp_path):
     from plugins.data.registration import make_pair
 
