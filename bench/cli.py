@@ -534,10 +534,13 @@ def _slurm_executor(specs: list[str], suite: Any, run_dir: Path) -> Any:
     from bench.slurm import SlurmExecutor, SlurmUnavailable
 
     params: dict[str, Any] = {}
+    from bench.compare import split_assignment
+
     for spec in specs:
-        key, sep, value = spec.partition("=")
-        if not sep or not key:
-            raise CliError(f"--slurm {spec!r}: expected KEY=VALUE, e.g. slurm_partition=gpu")
+        try:
+            key, value = split_assignment(spec, "--slurm", "KEY=VALUE, e.g. slurm_partition=gpu")
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
         params[key] = yaml.safe_load(value)
     try:
         return SlurmExecutor(suite.plugins, suite.base_dir, run_dir / "slurm", params)
@@ -561,10 +564,13 @@ def _load(path: str):
 
 def _filtered(run, filters: list[str]):
     cells = run.cells
+    from bench.compare import split_assignment
+
     for expr in filters:
-        col, sep, value = expr.partition("=")
-        if not sep:
-            raise CliError(f"--filter {expr!r}: expected COL=VALUE")
+        try:
+            col, value = split_assignment(expr, "--filter")
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
         if col not in cells.columns:
             raise CliError(f"--filter {expr!r}: no column {col!r} in {run.path}")
         cells = cells[cells[col].astype(str) == value]
@@ -581,15 +587,12 @@ def cmd_show(args: argparse.Namespace) -> int:
         )
         return 0
     if args.baseline:
-        from bench.compare import with_speedups
+        from bench.compare import speedups_against
 
-        col, sep, value = args.baseline.partition("=")
-        if not sep:
-            raise CliError(f"--baseline {args.baseline!r}: expected COL=VALUE")
         try:
-            cells = with_speedups(cells, col, value.split(","))
-        except KeyError as exc:
-            raise CliError(f"--baseline {args.baseline!r}: {exc.args[0]}") from None
+            cells = speedups_against(cells, args.baseline)
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
     out = make_console()
     meta = run.meta
     dev = ", ".join(d.get("name", "?") for d in meta.get("devices", []))

@@ -307,6 +307,24 @@ def _as_text(value: Any) -> str:
     return str(value)
 
 
+def split_assignment(text: str, flag: str, example: str = "COL=VALUE") -> tuple[str, str]:
+    """``COL=VALUE`` (``--filter``, ``--baseline``, ``--slurm``) split once, for all."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise ValueError(f"{flag} {text!r}: expected {example}")
+    return key, value
+
+
+def speedups_against(cells: pd.DataFrame, baseline: str) -> pd.DataFrame:
+    """``with_speedups`` for a ``--baseline COL=VALUE[,VALUE...]`` argument; ValueError
+    naming the argument when it cannot be used."""
+    col, value = split_assignment(baseline, "--baseline")
+    try:
+        return with_speedups(cells, col, value.split(","))
+    except KeyError as exc:
+        raise ValueError(f"--baseline {baseline!r}: {exc.args[0]}") from None
+
+
 def with_speedups(cells: pd.DataFrame, column: str, value: str | list[str]) -> pd.DataFrame:
     """Within one run: each cell's speed against a baseline cell, as ``speedup.<timer>``.
 

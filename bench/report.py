@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.compare import Comparison, compare_runs, with_speedups
+from bench.compare import Comparison, compare_runs, speedups_against
 from bench.display import _header, cell_columns, varying
 from bench.results import Run, key_columns
 
@@ -532,13 +532,10 @@ def build_report(
 
     cells = run.cells
     if baseline:
-        col, sep, value = baseline.partition("=")
-        if not sep:
-            raise ReportError(f"--baseline {baseline!r}: expected COL=VALUE")
         try:
-            cells = with_speedups(cells, col, value.split(","))
-        except KeyError as exc:
-            raise ReportError(f"--baseline {baseline!r}: {exc.args[0]}") from None
+            cells = speedups_against(cells, baseline)
+        except ValueError as exc:
+            raise ReportError(str(exc)) from None
     gallery = _Gallery(run, output)
     figures: list[dict[str, Any]] = []
     tables: list[dict[str, Any]] = []
