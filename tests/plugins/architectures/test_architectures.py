@@ -227,3 +227,57 @@ def test_node_gradient_direct_and_adjoint_agree(adjoint) -> None:
     grads = [torch.autograd.grad(n(x).pow(2).sum(), list(n.parameters())) for n in nets]
     for a, b in zip(*grads):
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_spectral_penalty_against_numpy_svd() -> None:
+    import numpy as np
+
+    from plugins.architectures.residual import Lipschitz
+
+    torch.manual_seed(10)
+    net = Lipschitz(width=3, depth=2, hidden=5, mode="spectral_penalty", bound=0.5, weight=2.0)
+    net = net.build()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.mul_(3.0)
+    expected = 0.0
+    for block in net.blocks:
+        s1 = np.linalg.svd(block.inner.weight.detach().double().numpy(), compute_uv=False)[0]
+        s2 = np.linalg.svd(block.outer.weight.detach().double().numpy(), compute_uv=False)[0]
+        expected += max(s1 * s2 - 0.5, 0.0) ** 2
+    # float32 SVD against float64 LAPACK: 1e-5 relative
+    assert float(net.penalty(torch.zeros(1, 3))) == pytest.approx(2.0 * expected, rel=1e-5)
+
+
+def test_gradient_penalty_zero_below_bound_positive_above() -> None:
+    from plugins.architectures.residual import Lipschitz
+
+    torch.manual_seed(11)
+    x = torch.randn(16, 3)
+    loose = Lipschitz(width=3, depth=2, mode="gradient_penalty", bound=1e3).build()
+    assert float(loose.penalty(x)) == 0.0  # ||J^T u|| <= ||W2|| ||W1|| << 1e3
+    tight = Lipschitz(width=3, depth=2, mode="gradient_penalty", bound=1e-6).build()
+    penalty = tight.penalty(x)
+    assert float(penalty) > 0.0
+    penalty.backward()  # it trains the weights: gradients reach them
+    assert all(p.grad is not None for p in tight.parameters() if p.dim() == 2)
+
+
+def test_symmetric_penalty_is_the_round_trip_error() -> None:
+    from plugins.architectures.residual import ResNetSymmetric
+
+    torch.manual_seed(12)
+    x = torch.randn(20, 2)
+    data = ResNetSymmetric(weight=3.0).build()
+    round_trip = data.inverse(data(x)) - x
+    expected = 3.0 * round_trip.pow(2).sum(dim=1).mean()
+    assert torch.allclose(data.penalty(x), expected)
+    domain = ResNetSymmetric(variant="domain", weight=1.0).build()
+    seen = []
+
+    def sampler(n: int) -> torch.Tensor:
+        seen.append(n)
+        return torch.zeros(n, 2)
+
+    domain.penalty(x, sampler)
+    assert seen == [20]  # as many domain points as the batch
