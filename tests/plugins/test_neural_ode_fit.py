@@ -35,8 +35,8 @@ def test_defaults_learn_the_spiral_with_rk4(tmp_path: Path) -> None:
     # batch_time = 10 samples 0.05 apart and rk4's step 0.05: 9 steps of 4 stages.
     assert m["nfe_forward"] == 36
     assert m["nfe_backward"] == 0
-    losses = [value for name, _, _, value in ctx.record.curves if name == "loss"]
-    times = [t for name, _, t, _ in ctx.record.curves if name == "loss"]
+    losses = [value for name, _, _, value in ctx.record.curves if name == "batch_loss"]
+    times = [t for name, _, t, _ in ctx.record.curves if name == "batch_loss"]
     assert len(losses) == steps
     # Batch windows are short (0.45 time units), so even the untrained model's
     # batch loss is small (~0.11); training takes it to ~0.012.

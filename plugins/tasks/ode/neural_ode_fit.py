@@ -47,9 +47,9 @@ class NeuralODEFitTask(Task):
     Metrics: ``initial_loss`` and ``final_loss`` (mean absolute error of the
     whole trajectory integrated from y0), ``nfe_forward`` and ``nfe_backward``
     (per-step means), time ``train`` (the whole loop), ``mem.train`` and the
-    curve ``loss`` (batch loss per step, with elapsed training time). The curve is
-    the loss of a training batch (short windows), ``final_loss`` that of the whole
-    trajectory integrated from y0: two different losses.
+    curve ``batch_loss`` (per step, with elapsed training time): the loss of one
+    training batch of short windows, while ``final_loss`` is that of the whole
+    trajectory integrated from y0 — two different losses, named apart.
 
     Result file: ``trajectory.png``, the fitted trajectory beside the true one.
     """
@@ -123,7 +123,7 @@ class NeuralODEFitTask(Task):
                 nfe_backward += func.take()
                 optimizer.step()
                 schedule.step()
-                ctx.curve("loss", step, loss.detach(), time.perf_counter() - start)
+                ctx.curve("batch_loss", step, loss.detach(), time.perf_counter() - start)
         ctx.add_time("train", time.perf_counter() - start)
         ctx.metric("nfe_forward", nfe_forward / p["steps"])
         ctx.metric("nfe_backward", nfe_backward / p["steps"])
