@@ -129,7 +129,9 @@ def _l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a - b).abs().mean()
 
 
-def losses(model: Synthesis, x: torch.Tensor, y: torch.Tensor, mode: str, w: dict[str, float]):
+def losses(
+    model: Synthesis, x: torch.Tensor, y: torch.Tensor, mode: str, w: dict[str, float]
+) -> dict[str, torch.Tensor]:
     """The weighted loss terms that ``mode`` trains, as a dict (only those weighted > 0)."""
     out: dict[str, torch.Tensor] = {}
     if mode == "t2_to_t1":  # the baseline: m trained forward from T2 to T1 alone

@@ -198,7 +198,7 @@ def test_lipschitz_constraint_holds_per_block() -> None:
             p.mul_(10.0)  # raw weights far above the bound: the constraint scales them
     for block in net.blocks:
         # exact norms: sqrt(0.5)^2, fp32 SVD rounding
-        assert float(block.lipschitz_bound()) <= 0.5 * (1 + 1e-5)
+        assert float(block.lipschitz_bound().detach()) <= 0.5 * (1 + 1e-5)
     assert net.lipschitz_bound() <= (1 + 0.5 / 3) ** 3 * (1 + 1e-5)
 
 
