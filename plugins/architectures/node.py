@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from bench import Architecture, Param, Registry, Solver, get_plugin_manager
+from bench import Architecture, Param, Registry, SkipCell, Solver, get_plugin_manager
 from plugins.architectures.common import Block, FlowNet, common_params
 
 
@@ -29,9 +29,8 @@ def _solvers() -> Registry:
 def _known_solver(name: str) -> str | None:
     registry = _solvers()
     if not registry.has("solver", name):
-        from bench.registry import unknown_message
-
-        return unknown_message("solver", name, registry.names("solver"))
+        known = ", ".join(registry.names("solver"))
+        return f"unknown solver {name!r} (available: {known})"
     return None
 
 
@@ -114,8 +113,6 @@ class NeuralODE(Architecture):
     invertible = "approximate"
 
     def build(self, **kwargs: Any) -> NeuralODEModule:
-        from bench import SkipCell
-
         v = self.values
         solver_cls = _solvers().get("solver", v["solver"])
         if v["adjoint"] and not solver_cls.supports_adjoint:
