@@ -38,11 +38,14 @@ def test_quick_suite_runs(tmp_path):
     cells = pd.read_parquet(run / "cells.parquet")
     assert set(cells.status) <= {"ok", "skipped"} and (cells.status == "ok").sum() >= 7
     ok = cells[cells.status == "ok"]
-    if "metric.dice" in ok:
-        assert (ok["metric.dice"] > ok["metric.dice_before"]).all()
     pairwise = ok[ok.task == "registration.pairwise"]
+    assert (pairwise["metric.dice"] > pairwise["metric.dice_before"]).all()
     assert (pairwise["metric.error_mm"] < pairwise["metric.error_mm_before"]).all()
     diffeomorphic = pairwise[pairwise.method.isin(["svf", "lddmm", "nodeo", "syn"])]
     assert (diffeomorphic["metric.folding_percent"] <= 0.01).all()
+    atlas = ok[ok.task == "registration.atlas"].set_index("param.barycentre")
+    assert (
+        atlas.loc[1.0, "metric.mean_deformation_mm"] < atlas.loc[0.0, "metric.mean_deformation_mm"]
+    )
     files = pd.read_parquet(run / "files.parquet")
-    assert len(files) >= 3 * len(ok)
+    assert len(files) >= 3 * len(pairwise) + 2 * len(atlas)
