@@ -246,7 +246,7 @@ def test_spectral_penalty_against_numpy_svd() -> None:
         s2 = np.linalg.svd(block.outer.weight.detach().double().numpy(), compute_uv=False)[0]
         expected += max(s1 * s2 - 0.5, 0.0) ** 2
     # float32 SVD against float64 LAPACK: 1e-5 relative
-    assert float(net.penalty(torch.zeros(1, 3))) == pytest.approx(2.0 * expected, rel=1e-5)
+    assert float(net.penalty(torch.zeros(1, 3)).detach()) == pytest.approx(2.0 * expected, rel=1e-5)
 
 
 def test_gradient_penalty_zero_below_bound_positive_above() -> None:
