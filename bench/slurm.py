@@ -16,7 +16,10 @@ do. ``timeout_min`` defaults to the longest cell timeout plus 5 minutes for star
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
+import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -50,9 +53,58 @@ def run_cell_job(
         builtins=builtins,
     )
     try:
-        return executor.execute(Cell.from_dict(cell))
+        outcome = executor.execute(Cell.from_dict(cell))
     finally:
         executor.close()
+    if outcome.status == "error" and outcome.error == "worker died from SIGTERM":
+        # Inside a job, SIGTERM comes from the scheduler: scancel, the time limit, or
+        # preemption (it signals every process of the job).
+        outcome.error = (
+            "cancelled by the scheduler: the job was sent SIGTERM (scancel, its time limit "
+            "or preemption) and its worker died from it"
+        )
+    return outcome
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Silence the standard error of the scheduler's commands that submitit runs while
+    it polls (file descriptor 2, which child processes inherit)."""
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+class _SacctNotice(logging.Filter):
+    """submitit logs "Bypassing sacct error ... status may be inaccurate" twice per poll
+    on a cluster without job accounting; say once what it means, then stay quiet."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.said = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "Bypassing sacct error" not in record.getMessage():
+            return True
+        if self.said:
+            return False
+        self.said = True
+        record.msg = (
+            "this cluster has no job accounting (sacct fails): dynbench reads each job's "
+            "outcome from the job itself, and a job the scheduler killed from its log "
+            "(said once)"
+        )
+        record.args = ()
+        return True
 
 
 class SlurmExecutor:
@@ -77,6 +129,8 @@ class SlurmExecutor:
         params = dict(parameters or {})
         cluster = params.pop("cluster", None)
         self._submitit = submitit
+        self._notice = _SacctNotice()
+        logging.getLogger("submitit").addFilter(self._notice)
         self._executor = submitit.AutoExecutor(folder=Path(folder) / "%j", cluster=cluster)
         self.cluster = self._executor.cluster
         self._executor.update_parameters(**params)  # unknown names raise here, up front
@@ -110,7 +164,8 @@ class SlurmExecutor:
             if on_cell_start:
                 on_cell_start(cell)
         while self._pending:
-            finished = [(job, cell) for job, cell in self._pending if job.done()]
+            with _quiet_stderr():  # sacct's own "accounting storage is disabled", per poll
+                finished = [(job, cell) for job, cell in self._pending if job.done()]
             if not finished:
                 time.sleep(POLL_S)
                 continue
@@ -147,6 +202,7 @@ class SlurmExecutor:
 
     def close(self) -> None:
         """Cancel the jobs not finished (an interrupted run); ``--resume`` reruns them."""
+        logging.getLogger("submitit").removeFilter(self._notice)
         for job, _ in self._pending:
             try:
                 job.cancel(check=False)

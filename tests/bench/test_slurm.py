@@ -120,3 +120,119 @@ def test_resume_submits_only_the_missing_cells(write_suite, registry, tmp_path):
     assert sorted(run.cells["metric.value"]) == [1.0, 2.0, 3.0]
     jobs = [p for p in (run_dir / "slurm").iterdir() if p.name[0].isdigit()]  # job ids
     assert len(jobs) == 2  # one job per missing cell, none for the finished one
+
+
+# --- a real scheduler: a one-node SLURM cluster on this machine -------------------------
+
+
+@pytest.fixture(scope="module")
+def slurm_cluster():
+    """Starts Debian's slurm-wlm (slurmctld + slurmd, munge) on this host when the
+    packages are installed and we are root (`.ci/run` installs them); skips otherwise."""
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    if not shutil.which("slurmctld") or not shutil.which("sbatch"):
+        pytest.skip("no SLURM here: apt-get install slurm-wlm munge to test against a scheduler")
+    script = Path(__file__).parent / "fixtures" / "slurm_up.sh"
+    done = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=180)
+    if done.returncode != 0:
+        pytest.skip(f"could not start a one-node SLURM cluster: {done.stdout or done.stderr}")
+    return "debug"
+
+
+REAL = """
+suite: real
+device: cpu
+repeats: 2
+timeout: 8
+plugins: [FIXTURE_PLUGINS]
+benchmarks:
+  - task: test.behave
+    matrix: {solver: [test.constant], mode: [ok, raise, nan, crash_late, hang_late]}
+"""
+
+
+def test_a_real_scheduler_gives_the_local_statuses(slurm_cluster, write_suite, tmp_path, capsys):
+    path = write_suite(REAL)
+    out = tmp_path / "results"
+    args = ["run", str(path), "--output", str(out), "--quiet"]
+    assert main([*args, "--slurm", f"slurm_partition={slurm_cluster}"]) == 0
+    run = load_run(next((out / "real").iterdir()))
+    assert run.meta["cluster"] == "slurm"
+    status = dict(zip(run.cells["param.mode"], run.cells["status"]))
+    assert status == {
+        "ok": "ok",
+        "raise": "error",
+        "nan": "diverged",
+        "crash_late": "error",
+        "hang_late": "timeout",
+    }
+    late = run.cells[run.cells["param.mode"].isin(["crash_late", "hang_late"])]
+    assert list(late["metric.value"]) == [1.0, 1.0]  # measured before failing, kept
+    err = capsys.readouterr().err
+    assert err.count("Bypassing sacct error") == 0  # said once, in our words, if at all
+
+
+def test_a_cancelled_job_says_so(slurm_cluster, write_suite, tmp_path):
+    import subprocess
+    import time
+
+    marker = tmp_path / "started"
+    path = write_suite(
+        "suite: cancel\ndevice: cpu\nrepeats: 1\ntimeout: 300\nplugins: [FIXTURE_PLUGINS]\n"
+        "benchmarks:\n  - task: test.behave\n    matrix: {solver: [test.constant]}\n"
+        f"    params: {{mode: hang, marker: '{marker}'}}\n"
+    )
+    out = tmp_path / "results"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench", "run", str(path), "--output", str(out), "--quiet",
+         "--slurm", f"slurm_partition={slurm_cluster}", "--slurm", "name=dynbench-cancel-test"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.time() + 180
+    while not marker.exists():
+        assert time.time() < deadline and proc.poll() is None, proc.communicate()
+        time.sleep(0.5)
+    subprocess.run(["scancel", "--name", "dynbench-cancel-test"], check=True, timeout=30)
+    _, err = proc.communicate(timeout=180)
+    assert proc.returncode == 0, err
+    row = load_run(next((out / "cancel").iterdir())).cells.iloc[0]
+    assert row["status"] == "error"
+    assert "cancelled by the scheduler" in row["error"], row["error"]
+
+
+def test_resume_after_the_submitting_process_is_killed(slurm_cluster, write_suite, tmp_path):
+    import signal
+    import subprocess
+    import time
+
+    marker = tmp_path / "hung-once"
+    path = write_suite(
+        "suite: resumed\ndevice: cpu\nrepeats: 1\ntimeout: 20\nplugins: [FIXTURE_PLUGINS]\n"
+        "benchmarks:\n  - task: test.behave\n    matrix: {solver: [test.constant], value: [1, 2]}\n"
+        "  - task: test.behave\n    matrix: {solver: [test.constant]}\n"
+        f"    params: {{mode: hang_once, marker: '{marker}'}}\n"
+    )
+    out = tmp_path / "results"
+    base = [sys.executable, "-m", "bench", "run", str(path), "--quiet",
+            "--slurm", f"slurm_partition={slurm_cluster}"]  # fmt: skip
+    proc = subprocess.Popen([*base, "--output", str(out)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)  # fmt: skip
+    deadline = time.time() + 180
+    while not marker.exists():
+        assert time.time() < deadline and proc.poll() is None, proc.communicate()
+        time.sleep(0.5)
+    time.sleep(8)  # the two quick cells' jobs finish and are recorded
+    os_kill = __import__("os").killpg
+    os_kill(proc.pid, signal.SIGKILL)  # the submitting process, without warning
+    proc.communicate(timeout=30)
+    run_dir = next((out / "resumed").iterdir())
+    before = len(load_run(run_dir).cells)
+    assert before < 3
+    done = subprocess.run([*base, "--resume", str(run_dir)], capture_output=True, text=True,
+                          timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    after = load_run(run_dir).cells
+    assert len(after) == 3 and set(after["status"]) == {"ok"}
