@@ -488,6 +488,8 @@ def cmd_list(args: argparse.Namespace) -> int:
                 desc.append(f"\nunavailable: {missing}", style="yellow")
             table.add_row(cls.name, _provider(registry, entry.provider), desc, params)
         out.print(table)
+    for module, why in registry.unavailable.items():
+        out.print(Text(f"unavailable: {module}: {why}", style="yellow"), soft_wrap=True)
     return 0
 
 

@@ -54,9 +54,16 @@ def get_plugin_manager(
     except Exception as exc:  # a broken third-party package must say who it is
         msg = f"an entry point in group {ENTRY_POINT_GROUP!r} failed to load: {exc}"
         raise PluginLoadError(msg) from exc
+    #: plugin modules that could not be imported, with the reason; the rest works
+    pm.unavailable = {}  # type: ignore[attr-defined]
     if builtins:
         for name in BUILTIN_PLUGINS:
-            pm.register(_import_module(name), name=name)
+            # A built-in module whose dependency is broken or missing (a torchdiffeq
+            # internal change, no triton) is listed as unavailable; the others still load.
+            try:
+                pm.register(_import_module(name), name=name)
+            except PluginLoadError as exc:
+                pm.unavailable[name] = str(exc)  # type: ignore[attr-defined]
     for spec in extra:
         module = load_plugin(spec, base_dir=base_dir)
         if pm.get_plugin(module.__name__) is None:

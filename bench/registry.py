@@ -37,6 +37,8 @@ class Registry:
 
     def __init__(self, pm: pluggy.PluginManager) -> None:
         self.pm = pm
+        #: plugin modules that failed to import: name -> reason (see get_plugin_manager)
+        self.unavailable: dict[str, str] = dict(getattr(pm, "unavailable", {}))
         self._entries: dict[str, dict[str, Entry]] = {kind: {} for kind in KINDS}
         for hook_name, kind in REGISTRATION_HOOKS.items():
             hook = getattr(pm.hook, hook_name)
@@ -90,7 +92,16 @@ class Registry:
         try:
             return self._entries[kind][name].cls
         except KeyError:
-            raise UnknownPluginError(unknown_message(kind, name, self.names(kind))) from None
+            raise UnknownPluginError(self.unknown(kind, name)) from None
+
+    def unknown(self, kind: str, name: object) -> str:
+        """The message for a name no plugin of ``kind`` has: close names, the known ones,
+        and the plugin modules that could not be imported (one of them may hold it)."""
+        message = unknown_message(kind, name, self.names(kind))
+        if self.unavailable:
+            down = "; ".join(f"{m}: {why}" for m, why in self.unavailable.items())
+            message += f" (plugin modules that could not be imported: {down})"
+        return message
 
 
 def unknown_message(kind: str, name: object, known: list[str]) -> str:

@@ -40,7 +40,7 @@ import yaml
 
 from bench.base import family_mismatch
 from bench.params import ParamError, is_list_param, shown
-from bench.registry import Registry, unknown_message
+from bench.registry import Registry
 
 TOP_KEYS = {
     "suite": "name of the suite (results go to results/<suite>/<run-id>/)",
@@ -490,7 +490,7 @@ def _expand_entry(
         errors.append(f"{path}.task: missing")
         return []
     if not isinstance(task_name, str) or not registry.has("task", task_name):
-        errors.append(f"{path}.task: " + unknown_message("task", task_name, registry.names("task")))
+        errors.append(f"{path}.task: " + registry.unknown("task", task_name))
         return []
     task_cls = registry.get("task", task_name)
     label = entry.get("name", task_name)
@@ -601,7 +601,7 @@ def _axis_values(
         ok = True
         for v in values:
             if not isinstance(v, str) or not registry.has(kind, v):
-                errors.append(f"{kpath}: " + unknown_message(kind, v, registry.names(kind)))
+                errors.append(f"{kpath}: " + registry.unknown(kind, v))
                 ok = False
                 continue
             component = registry.get(kind, v)

@@ -433,3 +433,27 @@ def test_a_prestarted_worker_runs_cells_and_closes_cleanly(write_suite, registry
     idle.prestart()
     idle.close()  # never used: its worker is stopped, not left behind
     assert idle._proc is None
+
+
+HIDE_TORCHDIFFEQ = """
+import sys
+sys.modules["torchdiffeq"] = None  # a dependency of one built-in module, broken or missing
+from bench.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_builtin_module_that_cannot_import_is_unavailable_not_fatal(tmp_path):
+    script = tmp_path / "broken.py"
+    script.write_text(HIDE_TORCHDIFFEQ)
+    listed = subprocess.run([sys.executable, str(script), "list"], capture_output=True,
+                            text=True, timeout=300)  # fmt: skip
+    assert listed.returncode == 0, listed.stderr
+    out = " ".join(listed.stdout.split())
+    assert "unavailable: plugins.solvers" in out and "kernels.warp" in out  # the rest lists
+    suite = tmp_path / "s.yaml"
+    suite.write_text("suite: s\nbenchmarks:\n  - task: ode.harmonic\n    matrix: {solver: [rk4]}\n")
+    ran = subprocess.run([sys.executable, str(script), "run", str(suite), "--dry-run"],
+                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert ran.returncode == 2
+    assert "plugin modules that could not be imported: plugins.solvers" in ran.stderr
