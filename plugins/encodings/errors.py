@@ -5,17 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from bench import ParamError
-from bench.suite import SuiteError
 
 
-class FieldParamError(ParamError, SuiteError):
-    """A task's cross-parameter mistake (image and size, image and color, base and finest...).
+class FieldParamError(ParamError):
+    """A task's or encoding's cross-parameter mistake (image and size, image and color,
+    base and finest resolution...).
 
-    Raised from ``resolve_params``. Suite validation calls a task's ``resolve_params``
-    outside its ``ParamError`` handling (bench/suite.py ``_resolve``), so a plain
-    ``ParamError`` would end ``bench run`` with a traceback; as a ``SuiteError`` too it
-    is reported like every validation mistake (exit 2, nothing run), naming the task
-    and the values at fault. Remove the ``SuiteError`` base once the harness catches it.
+    Raised from ``resolve_params``; suite validation reports it with the entry
+    (``benchmarks[i]``) and that cell's values, exit 2, nothing run. ``task``, ``values``
+    and ``keys`` are kept for callers outside a suite (the message is the reason alone:
+    the harness adds where and with which values).
     """
 
     def __init__(
@@ -25,5 +24,6 @@ class FieldParamError(ParamError, SuiteError):
         reason: str,
         keys: tuple[str, ...] = ("image", "size", "color"),
     ) -> None:
-        shown = ", ".join(f"{k}={values[k]!r}" for k in keys if k in values)
-        SuiteError.__init__(self, f"{task} ({shown})", [reason])
+        super().__init__(reason)
+        self.task = task
+        self.values = {k: values[k] for k in keys if k in values}
