@@ -208,6 +208,17 @@ class Task(Plugin):
         """
         return None
 
+    @classmethod
+    def check_cell(cls, components: dict[str, type[Plugin]], params: dict[str, Any]) -> str | None:
+        """Refuse a combination of this task's parameters and its components' classes
+        that cannot run (e.g. a method that cannot optimise the task's similarity).
+
+        Called while a suite is validated, once per cell configuration, with the slot ->
+        plugin class mapping and the task's resolved parameters; return the reason, or
+        None. Reported with the entry and the cell's values, exit 2, nothing run.
+        """
+        return None
+
     @abstractmethod
     def run(self, ctx: CellContext) -> None:
         """Run one cell."""

@@ -699,6 +699,11 @@ def _resolve(
         except ParamError as exc:
             where = f"{entry_path}{_values_shown(comp_given[slot], slot)}"
             errors.append(f"{where}: {plugin_name}: {exc}")
+    if not errors:
+        classes = {slot: registry.get(slots[slot], name) for slot, name in components.items()}
+        reason = task_cls.check_cell(classes, task_params)
+        if reason:
+            errors.append(f"{entry_path}{_values_shown(given)}: {task_cls.name}: {reason}")
     return components, task_params, component_params
 
 

@@ -338,3 +338,47 @@ def test_a_plugins_own_cross_parameter_check_names_the_entry_and_values(tmp_path
     assert err.value.errors == [
         "benchmarks[0] (lo=5, hi=3): test.cross: lo (5) must be below hi (3)"
     ]
+
+
+def test_a_task_refuses_a_combination_of_components_and_params(tmp_path):
+    plugin = tmp_path / "combo.py"
+    plugin.write_text(
+        "from bench import Method, Param, Task, hookimpl\n"
+        "class Fast(Method):\n"
+        '    """Knows only mse."""\n'
+        '    name = "test.fast"\n'
+        '    family = "toy"\n'
+        '    similarities = ("mse",)\n'
+        "    def solve(self, problem, ctx):\n"
+        "        return problem\n"
+        "class Combo(Task):\n"
+        '    """Takes a method and a similarity."""\n'
+        '    name = "test.combo"\n'
+        '    components = {"method": "method"}\n'
+        '    families = {"method": "toy"}\n'
+        '    params = {"similarity": Param("mse", choices=("mse", "ncc"))}\n'
+        "    @classmethod\n"
+        "    def check_cell(cls, components, params):\n"
+        '        method, sim = components["method"], params["similarity"]\n'
+        "        if sim not in method.similarities:\n"
+        '            return f"{method.name} cannot optimise {sim}"\n'
+        "    def run(self, ctx):\n"
+        "        pass\n"
+        "@hookimpl\n"
+        "def bench_methods():\n"
+        "    return [Fast]\n"
+        "@hookimpl\n"
+        "def bench_tasks():\n"
+        "    return [Combo]\n"
+    )
+    suite = tmp_path / "s.yaml"
+    suite.write_text(
+        "suite: s\nplugins: [./combo.py]\nbenchmarks:\n"
+        "  - task: test.combo\n    matrix: {method: [test.fast], similarity: [mse, ncc]}\n"
+    )
+    with pytest.raises(SuiteError) as err:
+        load_suite(suite)
+    assert err.value.errors == [
+        "benchmarks[0] (method='test.fast', similarity='ncc'): test.combo: test.fast cannot "
+        "optimise ncc"
+    ]

@@ -169,6 +169,17 @@ class Pairwise(Task):
             )
         return None
 
+    @classmethod
+    def check_cell(cls, components: dict[str, type[Plugin]], params: dict[str, Any]) -> str | None:
+        method = components.get("method")
+        supported = getattr(method, "similarities", SIMILARITIES)
+        if method is not None and params["similarity"] not in supported:
+            return (
+                f"{method.name} cannot optimise similarity {params['similarity']!r} "
+                f"(it takes {', '.join(supported)})"
+            )
+        return None
+
     # --- data ------------------------------------------------------------------------
 
     def pair(self, seed: int) -> data.Pair:
@@ -231,7 +242,7 @@ class Pairwise(Task):
         method = ctx.components["method"]
         supported = getattr(method, "similarities", SIMILARITIES)
         if self.values["similarity"] not in supported:
-            # also refused at validation where the harness can see both (see README)
+            # refused at validation too (check_cell); kept for a task run by hand
             raise ValueError(
                 f"{method.name} cannot optimise similarity {self.values['similarity']!r} "
                 f"(it takes {', '.join(supported)})"
