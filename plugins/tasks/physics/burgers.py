@@ -10,11 +10,12 @@ untimed: the Cole-Hopf solution for Raissi's case, the book's own solver (and a
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import torch
 
-from bench import CellContext, Diverged, Param, Plugin, Task
+from bench import CellContext, Diverged, Param, ParamError, Plugin, Task
 from plugins.methods.physics.problem import GridSetup, PhysicsProblem, PointData, Solution
 from plugins.methods.physics.solver import cell_centres, unstable_diffusion
 from plugins.tasks.physics.exact import MAX_NODES, RAISSI_NU, burgers_exact_grid
@@ -140,6 +141,19 @@ class BurgersReconstructTask(Task):
         ),
         "refine": Param(16, doc="resolution factor of the fine reference", low=1),
     }
+
+    @classmethod
+    def resolve_params(cls, values: dict[str, Any]) -> dict[str, Any]:
+        """Refuse at validation what the run would end with: an explicit diffusion step
+        past its stability bound (with the bound and the largest stable dt), an
+        observed step past the last one."""
+        p = super().resolve_params(values)
+        reason = unstable_diffusion(p["nu"], p["t_end"] / p["steps"], 2.0 / p["n"])
+        if reason:
+            raise ParamError(reason)
+        if p["observe_step"] > p["steps"]:
+            raise ParamError(f"observe_step {p['observe_step']} is past the last step {p['steps']}")
+        return p
 
     def run(self, ctx: CellContext) -> None:
         p = self.values

@@ -126,18 +126,16 @@ def test_bad_input_exits_2_naming_it(tmp_path, capsys, entry, words):
     assert not (tmp_path / "out").exists()  # nothing ran
 
 
-def test_unstable_explicit_diffusion_ends_the_cell_diverged_with_the_bound(tmp_path):
+def test_unstable_explicit_diffusion_is_refused_at_validation_with_the_bound(tmp_path, capsys):
     # n = 16, 4 steps to t = 1: dx = 1/8, dt = 1/4; nu = 1 gives nu dt / dx^2 = 16 > 1/2.
-    # The bound needs three parameters at once, which per-parameter checks cannot see,
-    # so the cell ends before any work with status diverged and the reason.
+    # The bound needs three parameters at once: the task's resolve_params checks it, and
+    # suite validation reports it with the entry and values, before anything runs.
     entry = {
         "task": "physics.burgers_reconstruct",
         "params": {"method": "diffphys", "n": 16, "steps": 4, "observe_step": 2, "nu": 1.0},
     }
     suite = _write(tmp_path, [entry])
-    main(["run", suite, "--output", str(tmp_path / "out"), "--quiet", "--in-process"])
-    (run,) = (tmp_path / "out" / "physics-bad").iterdir()
-    cells = pd.read_parquet(run / "cells.parquet")
-    assert cells["status"].tolist() == ["diverged"]
-    assert "nu*dt/dx^2 = 16 > 0.5" in cells["error"].iloc[0]
-    assert "dt <= 0.0078" in cells["error"].iloc[0]
+    assert main(["run", suite, "--output", str(tmp_path / "out"), "--quiet"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "benchmarks[0]" in err and "nu*dt/dx^2 = 16 > 0.5" in err and "dt <= 0.0078" in err
+    assert not (tmp_path / "out").exists()  # nothing ran

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from bench import Diverged, Method
+from bench import Method, ParamError
 from plugins.backends import WarpEager
 from plugins.methods.physics.methods import DiffPhys
 from plugins.methods.physics.problem import GridSolution
@@ -123,7 +123,7 @@ def test_burgers_reconstruct_by_diffphys(tmp_path):
 
 def test_burgers_reconstruct_refuses_unstable_diffusion(tmp_path):
     # n = 32: dx = 1/16, dt = 1/8: nu = 1 gives nu dt / dx^2 = 32 > 1/2
-    with pytest.raises(Diverged, match=r"nu\*dt/dx\^2 = 32 > 0.5.*dt <= 0.0019"):
+    with pytest.raises(ParamError, match=r"nu\*dt/dx\^2 = 32 > 0.5.*dt <= 0.0019"):
         run_cell(BurgersReconstructTask, {"method": _Zero()}, tmp_path, n=32, steps=8, nu=1.0)
 
 
