@@ -85,20 +85,39 @@ def test_siren_preactivations_stay_normal_through_depth():
     assert kurt.item() == pytest.approx(3.0, abs=0.2)
 
 
-def test_siren_runs_through_a_sine_mlp_backend():
+def test_siren_trains_through_every_sine_mlp_backend():
+    """Forward and backward of a SIREN field through sine_mlp.eager and sine_mlp.triton
+    (the fused kernels, run by Triton's interpreter on CPU: tests/conftest.py sets
+    TRITON_INTERPRET=1) agree with the plain torch field, gradients included."""
+    from kernels import triton_can_run
     from plugins.backends import SineMLPEager, SineMLPTriton
 
     torch.manual_seed(0)
     net = SirenField(width=32, depth=2).build(2, 1)
     x = torch.rand(100, 2) * 2 - 1
-    ref = net(x)
-    for backend in (SineMLPEager(), SineMLPTriton()):  # triton falls back on CPU
-        net.backend = backend
+    target = torch.rand(100, 1)
+
+    def loss_and_grads():
+        for p in net.parameters():
+            p.grad = None
         out = net(x)
-        # the same float32 arithmetic in another order: a few ulps of O(1) values.
+        ((out - target) ** 2).mean().backward()
+        return out.detach(), [p.grad.clone() for p in net.parameters()]
+
+    ref, ref_grads = loss_and_grads()
+    backends = [SineMLPEager()]
+    if triton_can_run("cpu"):
+        backends.append(SineMLPTriton())
+    for backend in backends:
+        net.backend = backend
+        out, grads = loss_and_grads()
+        # the same float32 arithmetic in another order: a few ulps of O(1) values; the
+        # gradients sum over 100 points, so a little more.
         torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
-        out.sum().backward()
-        assert net.weights[0].grad is not None
+        for g, r in zip(grads, ref_grads):
+            torch.testing.assert_close(g, r, rtol=1e-4, atol=1e-5)
+    assert len(backends) == 2 or not triton_can_run("cpu")
+    net.backend = None
 
 
 # --- Fourier features and positional encoding --------------------------------------------
