@@ -229,13 +229,13 @@ def _alpha(text: str) -> float:
 # --- run --------------------------------------------------------------------
 
 
-def _load_suite(path: str):
+def _load_suite(path: str, probe: bool = True):
     from bench.plugins import PluginLoadError
     from bench.registry import RegistryError
     from bench.suite import SuiteError, load_suite
 
     try:
-        return load_suite(path)
+        return load_suite(path, probe=probe)
     except SuiteError as exc:
         raise CliError(str(exc)) from None
     except (PluginLoadError, RegistryError) as exc:
@@ -256,8 +256,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     # The worker imports torch and the plugins (seconds) while this process validates
     # the suite, instead of after it.
     early = _prestarted_worker(args)
+    probed = False
+    if early is not None and early.plugin_specs:
+        # The worker imports the suite's plugins first: one that ends the process while
+        # importing ends the worker, not this process, and is reported.
+        try:
+            early.wait_ready()
+            probed = True
+        except WorkerStartError as exc:
+            early.close()
+            raise CliError(f"{args.suite}: plugins: {exc}") from None
     try:
-        suite = _load_suite(args.suite)
+        suite = _load_suite(args.suite, probe=not probed)
     except BaseException:
         if early is not None:
             early.close()
@@ -453,10 +463,11 @@ def _short(cell) -> str:
 def cmd_list(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    from bench.plugins import PluginLoadError, get_plugin_manager
+    from bench.plugins import PluginLoadError, get_plugin_manager, probe_plugins
     from bench.registry import Registry, RegistryError
 
     try:
+        probe_plugins(args.plugins, base_dir=Path.cwd())
         registry = Registry(get_plugin_manager(args.plugins, base_dir=Path.cwd()))
     except (PluginLoadError, RegistryError) as exc:
         raise CliError(str(exc)) from None

@@ -76,6 +76,54 @@ def get_plugin_manager(
     return pm
 
 
+_PROBE = """
+import sys
+from pathlib import Path
+from bench.plugins import PluginLoadError, load_plugin
+for spec in sys.argv[2:]:
+    print("importing", spec, flush=True)
+    try:
+        load_plugin(spec, base_dir=Path(sys.argv[1]))
+    except PluginLoadError:
+        pass  # an ordinary failure: the caller's own import says it better
+print("probe-done", flush=True)
+"""
+
+
+def probe_plugins(specs: Iterable[str], *, base_dir: Path | None = None) -> None:
+    """Import plugin modules or files in a child process before this one does: a plugin
+    that ends the process while importing (``os._exit``, a crash) is reported as a
+    ``PluginLoadError`` naming it, not obeyed. Costs one Python start-up and the
+    plugins' imports; nothing is done when there are no plugins to load."""
+    import subprocess
+
+    specs = list(specs)
+    if not specs:
+        return
+    where = str(base_dir or Path.cwd())
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _PROBE, where, *specs],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+    except subprocess.TimeoutExpired:
+        raise PluginLoadError(
+            f"importing the plugins {', '.join(specs)} did not finish within 600 s"
+        ) from None
+    lines = done.stdout.splitlines()
+    if "probe-done" in lines:
+        return
+    culprit = next((ln.split(" ", 1)[1] for ln in reversed(lines) if ln.startswith("importing ")),
+                   ", ".join(specs))  # fmt: skip
+    code = done.returncode
+    how = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
+    raise PluginLoadError(
+        f"plugin {culprit!r} ended the process while importing ({how}); dynbench did not load it"
+    )
+
+
 def load_plugin(spec: str, *, base_dir: Path | None = None) -> ModuleType:
     """Import a plugin given as a module name or a path to a ``.py`` file."""
     if spec.endswith(".py") or "/" in spec or "\\" in spec:

@@ -102,6 +102,10 @@ class ProcessExecutor:
         self._starting = started
         threading.Thread(target=start, daemon=True).start()
 
+    def wait_ready(self) -> None:
+        """Wait for a prestarted worker; ``WorkerStartError`` if it could not start."""
+        self._wait_started()
+
     def _wait_started(self) -> None:
         if self._starting is not None:
             self._starting.wait()
@@ -133,8 +137,20 @@ class ProcessExecutor:
         try:
             kind, payload = parent.recv()
         except EOFError:
-            proc.join(1)
-            msg = f"worker died while starting (exit code {proc.exitcode})"
+            proc.join(5)
+            code = proc.exitcode
+            how = (
+                f"killed by signal {-code}"
+                if code is not None and code < 0
+                else (f"exit code {code}")
+            )
+            named = (
+                f" loading the plugins {', '.join(self.plugin_specs)}" if self.plugin_specs else ""
+            )
+            msg = (
+                f"worker ended while starting{named} ({how}): a plugin that exits or "
+                "crashes the process while importing does this"
+            )
             raise WorkerStartError(msg) from None
         if kind != "ready":
             _kill(proc)

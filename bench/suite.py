@@ -301,19 +301,26 @@ def plugin_specs(data: dict[str, Any], source: str) -> list[str]:
     return plugins
 
 
-def load_suite(path: str | Path, registry: Registry | None = None) -> Suite:
+def load_suite(path: str | Path, registry: Registry | None = None, *, probe: bool = True) -> Suite:
     """Load, validate and expand a suite file.
 
     ``registry`` defaults to one built from the built-ins, entry points and the
-    suite's own ``plugins:`` list.
+    suite's own ``plugins:`` list; those are first imported in a child process
+    (``probe``) so that one ending the process while importing is reported, not obeyed
+    (``probe=False`` when a worker has already loaded them).
     """
-    from bench.plugins import PluginLoadError, get_plugin_manager, load_plugin
+    from bench.plugins import PluginLoadError, get_plugin_manager, load_plugin, probe_plugins
 
     text, data = read_suite_file(path)
     source = str(path)
     base_dir = Path(path).resolve().parent
     plugins = plugin_specs(data, source)
     plugin_errors: list[str] = []
+    if registry is None and probe:
+        try:
+            probe_plugins(plugins, base_dir=base_dir)
+        except PluginLoadError as exc:
+            raise SuiteError(source, [f"plugins: {exc}"]) from None
     if registry is None:
         # A plugin that does not load is reported with the suite's other mistakes,
         # found by validating against the plugins that did load.

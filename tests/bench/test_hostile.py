@@ -457,3 +457,22 @@ def test_a_builtin_module_that_cannot_import_is_unavailable_not_fatal(tmp_path):
                          capture_output=True, text=True, timeout=300)  # fmt: skip
     assert ran.returncode == 2
     assert "plugin modules that could not be imported: plugins.solvers" in ran.stderr
+
+
+@pytest.mark.parametrize("command", ["run", "dry-run", "list"])
+def test_a_plugin_that_hard_exits_while_importing_is_reported_not_obeyed(tmp_path, capsys, command):
+    plugin = tmp_path / "quits.py"
+    plugin.write_text("import os\nos._exit(0)  # no exception to catch: the process just ends\n")
+    suite = tmp_path / "s.yaml"
+    suite.write_text(
+        "suite: s\nplugins: [./quits.py]\nbenchmarks:\n"
+        "  - task: ode.harmonic\n    matrix: {solver: [rk4]}\n"
+    )
+    args = {
+        "run": ["run", str(suite), "--output", str(tmp_path / "out"), "--quiet"],
+        "dry-run": ["run", str(suite), "--dry-run"],
+        "list": ["list", "--plugins", str(plugin)],
+    }[command]
+    assert main(args) == 2  # had this process obeyed os._exit(0), pytest would have ended
+    err = " ".join(capsys.readouterr().err.split())
+    assert "quits.py" in err and "exit code 0" in err
