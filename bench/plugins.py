@@ -117,11 +117,17 @@ def probe_plugins(specs: Iterable[str], *, base_dir: Path | None = None) -> None
         return
     culprit = next((ln.split(" ", 1)[1] for ln in reversed(lines) if ln.startswith("importing ")),
                    ", ".join(specs))  # fmt: skip
-    code = done.returncode
-    how = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
     raise PluginLoadError(
-        f"plugin {culprit!r} ended the process while importing ({how}); dynbench did not load it"
+        f"plugin {culprit!r} ended the process while importing "
+        f"({exit_description(done.returncode)}); dynbench did not load it"
     )
+
+
+def exit_description(code: int | None) -> str:
+    """A child process's end as words: ``exit code 3`` or ``killed by signal 9``."""
+    if code is not None and code < 0:
+        return f"killed by signal {-code}"
+    return f"exit code {code}"
 
 
 def load_plugin(spec: str, *, base_dir: Path | None = None) -> ModuleType:

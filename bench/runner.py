@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.context import CellRecord
+from bench.plugins import exit_description
 from bench.registry import Registry
 from bench.results import RUN_JSON, RunLock, RunWriter, atomic_write_json
 from bench.suite import Cell, Suite
@@ -138,18 +139,12 @@ class ProcessExecutor:
             kind, payload = parent.recv()
         except EOFError:
             proc.join(5)
-            code = proc.exitcode
-            how = (
-                f"killed by signal {-code}"
-                if code is not None and code < 0
-                else (f"exit code {code}")
-            )
             named = (
                 f" loading the plugins {', '.join(self.plugin_specs)}" if self.plugin_specs else ""
             )
             msg = (
-                f"worker ended while starting{named} ({how}): a plugin that exits or "
-                "crashes the process while importing does this"
+                f"worker ended while starting{named} ({exit_description(proc.exitcode)}): a "
+                "plugin that exits or crashes the process while importing does this"
             )
             raise WorkerStartError(msg) from None
         if kind != "ready":
@@ -170,13 +165,16 @@ class ProcessExecutor:
         partial = CellRecord()  # what the cell has recorded so far (streamed)
         self._conn.send(cell.to_dict())
         memory = _memory_seen(self._proc.pid)  # last look at the worker's memory
+        looked = time.perf_counter()
         while True:
             # Wait on the pipe, and look at the process itself every half second: a
             # worker that dies while a child it forked holds the pipe (and the process
             # sentinel) open is seen dead by waitpid, not reported as a timeout.
             remaining = max(0.0, deadline - time.perf_counter())
             ready = mp_connection.wait([self._conn], min(remaining, 0.5))
-            memory = _memory_seen(self._proc.pid) or memory
+            if time.perf_counter() - looked >= 0.5:  # not per message: /proc reads cost
+                memory = _memory_seen(self._proc.pid) or memory
+                looked = time.perf_counter()
             if not ready and remaining > 0.5 and self._proc.is_alive():
                 continue
             if not ready and not self._proc.is_alive():
