@@ -55,6 +55,13 @@ def _check_image_params(name: str, v: dict[str, Any]) -> None:
         raise FieldParamError(name, v, reason)
 
 
+def _check_grey_image_params(name: str, v: dict[str, Any]) -> None:
+    """``_check_image_params`` for a task that fits one grey channel."""
+    _check_image_params(name, v)
+    if v["color"] == "rgb":
+        raise FieldParamError(name, v, "fits a grey image (color: grey or luminance)")
+
+
 def _channels(image: np.ndarray) -> int:
     return 3 if image.ndim == 3 else 1
 
@@ -201,9 +208,7 @@ class Poisson(FieldTask):
     @classmethod
     def resolve_params(cls, values: dict[str, Any]) -> dict[str, Any]:
         v = super().resolve_params(values)
-        _check_image_params(cls.name, v)
-        if v["color"] == "rgb":
-            raise FieldParamError(cls.name, v, "fits a grey image (color: grey or luminance)")
+        _check_grey_image_params(cls.name, v)
         return v
 
     def run(self, ctx: CellContext) -> None:
@@ -261,9 +266,7 @@ class Multires(FieldTask):
     @classmethod
     def resolve_params(cls, values: dict[str, Any]) -> dict[str, Any]:
         v = super().resolve_params(values)
-        _check_image_params(cls.name, v)
-        if v["color"] == "rgb":
-            raise FieldParamError(cls.name, v, "fits a grey image (color: grey or luminance)")
+        _check_grey_image_params(cls.name, v)
         if v["size"] % 4:
             raise FieldParamError(cls.name, v, f"size must be a multiple of 4, got {v['size']}")
         return v
