@@ -179,6 +179,12 @@ def _parser() -> argparse.ArgumentParser:
         help="speedups against the cell with COL=VALUE, as in bench show",
     )
     rep.add_argument("--alpha", type=_alpha, default=0.05, help="significance level (0.05)")
+    rep.add_argument(
+        "--plotly-js",
+        metavar="PATH",
+        help="link plotly.js at PATH (written there if missing) instead of inlining it: "
+        "many reports kept together share one copy (results/published/ does this)",
+    )
     rep.set_defaults(func=cmd_report)
 
     plot = sub.add_parser("plot", help="plot one measure against another, a line per group")
@@ -670,6 +676,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             output=Path(args.output) if args.output else None,
             baseline=args.baseline,
             alpha=args.alpha,
+            plotly_js=Path(args.plotly_js) if args.plotly_js else None,
         )
     except ReportError as exc:
         raise CliError(str(exc)) from None

@@ -26,6 +26,7 @@ import base64
 import html
 import json
 import math
+import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -526,9 +527,13 @@ def build_report(
     output: Path,
     baseline: str | None = None,
     alpha: float = 0.05,
+    plotly_js: Path | None = None,
 ) -> str:
-    """The page's HTML. ``baseline`` is ``COL=VALUE[,VALUE...]`` as in ``bench show``."""
-    from plotly.offline import get_plotlyjs
+    """The page's HTML. ``baseline`` is ``COL=VALUE[,VALUE...]`` as in ``bench show``.
+
+    ``plotly_js``: link this copy of plotly.js (by a path relative to ``output``)
+    instead of inlining it; many pages kept together then share one 4.6 MB file.
+    """
 
     cells = run.cells
     if baseline:
@@ -601,7 +606,7 @@ def build_report(
     return _PAGE.format(
         title=_esc(title),
         style=_STYLE,
-        plotly=get_plotlyjs(),
+        plotly=_plotly_tag(output, plotly_js),
         body=note + "\n".join(sections),
         figures=_json(figures),
         tables=_json(tables),
@@ -618,6 +623,23 @@ def _table_html(index: int) -> str:
     )
 
 
+def _plotly_tag(output: Path, plotly_js: Path | None) -> str:
+    """plotly.js inlined, or a ``<script src>`` to a shared copy (written if missing)."""
+    from plotly.offline import get_plotlyjs
+
+    if plotly_js is None:
+        return f"<script>{get_plotlyjs()}</script>"
+    plotly_js = Path(plotly_js)
+    if plotly_js.is_dir():
+        raise ReportError(f"--plotly-js {plotly_js}: is a folder; give a file such as plotly.min.js")
+    if not plotly_js.parent.is_dir():
+        raise ReportError(f"--plotly-js {plotly_js}: no folder {plotly_js.parent}")
+    if not plotly_js.exists():
+        plotly_js.write_text(get_plotlyjs(), encoding="utf-8")
+    src = os.path.relpath(plotly_js.resolve(), output.resolve().parent)
+    return f'<script src="{html.escape(Path(src).as_posix(), quote=True)}"></script>'
+
+
 def write_report(
     run: Run,
     run_b: Run | None = None,
@@ -625,8 +647,14 @@ def write_report(
     output: Path | None = None,
     baseline: str | None = None,
     alpha: float = 0.05,
+    plotly_js: Path | None = None,
 ) -> Path:
-    """Write the page (default ``RUN/report.html``, or ``RUN_B/compare-<A>.html``)."""
+    """Write the page (default ``RUN/report.html``, or ``RUN_B/compare-<A>.html``).
+
+    With ``plotly_js`` the page links that file (written there if missing) instead
+    of inlining plotly.js: self-contained no more, but a folder of reports (say
+    ``results/published/``) holds one copy of the library rather than one per page.
+    """
     if output is None:
         output = (
             run.path / "report.html"
@@ -638,7 +666,9 @@ def write_report(
         raise ReportError(f"{output}: is a folder; give a file name such as report.html")
     if not output.parent.is_dir():
         raise ReportError(f"{output.parent}: no such folder")
-    page = build_report(run, run_b, output=output, baseline=baseline, alpha=alpha)
+    page = build_report(
+        run, run_b, output=output, baseline=baseline, alpha=alpha, plotly_js=plotly_js
+    )
     output.write_text(page, encoding="utf-8")
     return output
 
@@ -734,7 +764,7 @@ _PAGE = """<!DOCTYPE html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>dynbench report: {title}</title>
 <style>{style}</style>
-<script>{plotly}</script>
+{plotly}
 </head><body>
 <h1>dynbench report: {title}</h1>
 {body}

@@ -123,6 +123,31 @@ def test_bad_report_arguments_are_one_message(report_run, tmp_path, capsys):
     assert main(["report", str(tmp_path / "missing")]) == 2
 
 
+def test_a_shared_plotly_js_is_linked_once(report_run, tmp_path):
+    """--plotly-js: pages kept together link one copy of the library (a relative path)."""
+    shared = tmp_path / "plotly.min.js"
+    (tmp_path / "a").mkdir()
+    out = tmp_path / "a" / "report.html"
+    args = ["report", str(report_run.path), "-o", str(out), "--plotly-js", str(shared)]
+    assert main(args) == 0
+    page = out.read_text()
+    assert '<script src="../plotly.min.js"></script>' in page
+    assert "Plotly" not in page.split("</head>")[0].replace("plotly.min.js", "")
+    assert shared.stat().st_size > 1_000_000  # written, since it was missing
+    shared.write_text("// the user's copy")  # an existing copy is kept, not rewritten
+    assert main(args) == 0
+    assert shared.read_text() == "// the user's copy"
+    assert len(page) < 2_000_000
+
+
+def test_a_bad_plotly_js_path_is_one_message(report_run, tmp_path, capsys):
+    assert main(["report", str(report_run.path), "--plotly-js", str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err
+    missing = tmp_path / "nowhere" / "plotly.js"
+    assert main(["report", str(report_run.path), "--plotly-js", str(missing)]) == 2
+    assert "no folder" in capsys.readouterr().err
+
+
 # --- in a real browser ------------------------------------------------------------
 
 
@@ -192,5 +217,24 @@ def test_the_page_works_in_headless_chromium(page, report_run):
             )
         errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
         assert errors == []
+    finally:
+        browser.quit()
+
+
+def test_a_page_with_linked_plotly_draws_in_chromium(report_run, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    (tmp_path / "runs").mkdir()
+    out = tmp_path / "runs" / "report.html"
+    args = ["report", str(report_run.path), "-o", str(out), "--plotly-js", str(tmp_path / "p.js")]
+    assert main(args) == 0
+    browser = _browser()
+    try:
+        browser.get(out.as_uri())
+        plot = browser.find_elements(By.CSS_SELECTOR, "div.plot")[0]
+        browser.execute_script("arguments[0].scrollIntoView()", plot)
+        WebDriverWait(browser, 20).until(lambda _: plot.find_elements(By.CSS_SELECTOR, "g.trace"))
+        assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
     finally:
         browser.quit()
