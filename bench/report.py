@@ -631,7 +631,9 @@ def _plotly_tag(output: Path, plotly_js: Path | None) -> str:
         return f"<script>{get_plotlyjs()}</script>"
     plotly_js = Path(plotly_js)
     if plotly_js.is_dir():
-        raise ReportError(f"--plotly-js {plotly_js}: is a folder; give a file such as plotly.min.js")
+        raise ReportError(
+            f"--plotly-js {plotly_js}: is a folder; give a file such as plotly.min.js"
+        )
     if not plotly_js.parent.is_dir():
         raise ReportError(f"--plotly-js {plotly_js}: no folder {plotly_js.parent}")
     if not plotly_js.exists():
