@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# One device session's GPU checks, in stages: bash scripts/gpu-session.sh STAGE...
+#   tests     the gpu-marked tests (compiled Triton kernels against the torch reference)
+#   headline  suites/kernels-headline.yaml
+#   fields    suites/fields-throughput.yaml
+#   register  suites/registration-gpu.yaml
+# Each stage has its own time limit (STAGE_LIMIT_<stage>, seconds), writes its log to
+# $OUT/<stage>.log and its run folder to $OUT/<stage>.tar.gz, so a stage cut short
+# keeps what it measured. Packages the GPU machine lacks (nibabel, nilearn, plotly)
+# come as wheels from .whl/ when that folder is there.
+set -u
+OUT=${OUT:-/tmp/gpu-out}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1 PYTHONPATH="/tmp/site:$PWD${PYTHONPATH:+:$PYTHONPATH}"
+if [ -d .whl ]; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+        --target /tmp/site .whl/*.whl || exit 1
+fi
+{
+    date -u
+    nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv
+    python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__, torch.cuda.get_device_name())"
+} >"$OUT/machine.txt" 2>&1
+
+run_suite() {  # stage, suite file, limit
+    local res=/tmp/results-$1
+    timeout --signal=TERM --kill-after=20 "$3" python3 -m bench run "$2" --output "$res" \
+        >"$OUT/$1.log" 2>&1
+    echo "exit $? after ${SECONDS}s" >>"$OUT/$1.log"
+    tar -czf "$OUT/$1.tar.gz" -C "$res" . 2>>"$OUT/$1.log"
+}
+
+for stage in "$@"; do
+    start=$SECONDS
+    case $stage in
+    tests)
+        timeout --signal=TERM --kill-after=20 "${STAGE_LIMIT_tests:-200}" \
+            python3 -m pytest -q -m gpu tests/kernels -p no:cacheprovider -rA \
+            --junitxml="$OUT/tests.xml" >"$OUT/tests.log" 2>&1
+        echo "exit $? after $((SECONDS - start))s" >>"$OUT/tests.log"
+        ;;
+    headline) run_suite headline suites/kernels-headline.yaml "${STAGE_LIMIT_headline:-330}" ;;
+    fields) run_suite fields suites/fields-throughput.yaml "${STAGE_LIMIT_fields:-150}" ;;
+    register) run_suite register suites/registration-gpu.yaml "${STAGE_LIMIT_register:-300}" ;;
+    *) echo "unknown stage $stage" >&2; exit 2 ;;
+    esac
+    echo "$stage: $((SECONDS - start)) s" >>"$OUT/machine.txt"
+done
