@@ -4,6 +4,8 @@
 #   headline  suites/kernels-headline.yaml
 #   fields    suites/fields-throughput.yaml
 #   register  suites/registration-gpu.yaml
+#   sweep     scripts/sine_mlp_sweep.py (launch settings of the fused sine-MLP)
+#   PATH.yaml any suite file (its log and run folder named after the file)
 # Each stage has its own time limit (STAGE_LIMIT_<stage>, seconds), writes its log to
 # $OUT/<stage>.log and its run folder to $OUT/<stage>.tar.gz, so a stage cut short
 # keeps what it measured. Packages the GPU machine lacks (nibabel, nilearn, plotly)
@@ -27,7 +29,8 @@ run_suite() {  # stage, suite file, limit
     timeout --signal=TERM --kill-after=20 "$3" python3 -m bench run "$2" --output "$res" \
         >"$OUT/$1.log" 2>&1
     echo "exit $? after ${SECONDS}s" >>"$OUT/$1.log"
-    tar -czf "$OUT/$1.tar.gz" -C "$res" . 2>>"$OUT/$1.log"
+    # NIfTI volumes stay behind: a 3-D run's are over the 16 MiB a returned file may be
+    tar -czf "$OUT/$1.tar.gz" --exclude="*.nii.gz" -C "$res" . 2>>"$OUT/$1.log"
 }
 
 for stage in "$@"; do
@@ -42,6 +45,12 @@ for stage in "$@"; do
     headline) run_suite headline suites/kernels-headline.yaml "${STAGE_LIMIT_headline:-330}" ;;
     fields) run_suite fields suites/fields-throughput.yaml "${STAGE_LIMIT_fields:-150}" ;;
     register) run_suite register suites/registration-gpu.yaml "${STAGE_LIMIT_register:-300}" ;;
+    sweep)
+        timeout --signal=TERM --kill-after=20 "${STAGE_LIMIT_sweep:-200}" \
+            python3 scripts/sine_mlp_sweep.py "$OUT/sweep.json" >"$OUT/sweep.log" 2>&1
+        echo "exit $? after $((SECONDS - start))s" >>"$OUT/sweep.log"
+        ;;
+    *.yaml) run_suite "$(basename "$stage" .yaml)" "$stage" "${STAGE_LIMIT_suite:-300}" ;;
     *) echo "unknown stage $stage" >&2; exit 2 ;;
     esac
     echo "$stage: $((SECONDS - start)) s" >>"$OUT/machine.txt"

@@ -70,16 +70,24 @@ class _Compiled(Backend):
     """Compiles ``eager_fn`` once per instance; torch.compile recompiles per shape itself.
 
     A worker runs many cells, and dynamo keeps one code cache per function across them:
-    past ``recompile_limit`` versions (8) it would silently run the function eagerly and
-    the cell would report eager times under this backend's name. So each instance (one
-    per cell) starts from ``torch._dynamo.reset()``, and hitting the limit within a cell
-    raises, which ends the cell with status ``error`` instead of a false row.
+    past its recompile limit it would silently run the function eagerly and the cell
+    would report eager times under this backend's name. So each instance (one per cell)
+    starts from ``torch._dynamo.reset()``, and hitting the limit within a cell raises,
+    which ends the cell with status ``error`` instead of a false row.
+
+    The limit is a parameter, 32 by default rather than dynamo's 8: a method calls the
+    op in many legitimate versions (LDDMM on a 3-level pyramid warps 1- and 3-channel
+    volumes, with and without grad, at every level: more than 8; it hit dynamo's limit
+    on the H200 run of suites/registration-gpu.yaml).
     """
 
     impl: ClassVar[str] = "compile"
     eager_fn: ClassVar[Callable[..., Any]]
     params = {
         "mode": Param("default", choices=COMPILE_MODES, doc="torch.compile mode"),
+        "recompile_limit": Param(
+            32, low=1, high=1024, doc="compiled versions allowed in a cell; past it, an error"
+        ),
     }
 
     def __init__(self, **values: Any) -> None:
@@ -90,6 +98,7 @@ class _Compiled(Backend):
         if self._fn is None:
             torch._dynamo.reset()
             torch._dynamo.config.fail_on_recompile_limit_hit = True
+            torch._dynamo.config.recompile_limit = self.values["recompile_limit"]
             self._fn = torch.compile(type(self).eager_fn, mode=self.values["mode"], dynamic=False)
         return self._fn
 

@@ -30,9 +30,11 @@ FP32_REL = 1e-5
 SVF_FP32_REL = 2e-5
 
 
-def run_task(task: str, backend: str, tmp_path, repeats: int = 2, **params) -> CellContext:
+def run_task(
+    task: str, backend: str, tmp_path, repeats: int = 2, backend_params=None, **params
+) -> CellContext:
     task_cls = REGISTRY.get("task", task)
-    backend_obj = REGISTRY.get("backend", backend)()
+    backend_obj = REGISTRY.get("backend", backend)(**(backend_params or {}))
     reason = backend_obj.skip("cpu")
     if reason:
         pytest.skip(reason)
@@ -259,11 +261,28 @@ def test_compile_backend_compiles_in_every_cell_of_a_worker(tmp_path, monkeypatc
     in one process run only if each starts afresh; a hit raises instead of falling back."""
     import torch._dynamo
 
-    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 2)
+    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 8)  # restored after
+    limit = {"recompile_limit": 2}
     for size in ([5, 6], [6, 7], [7, 8]):
-        ctx = run_task("kernels.warp", "warp.compile", tmp_path, size=size, repeats=1)
+        ctx = run_task("kernels.warp", "warp.compile", tmp_path, backend_params=limit, size=size)
         assert ctx.record.metrics["output_error_max"] < FP32_REL
     assert torch._dynamo.config.fail_on_recompile_limit_hit
+    assert torch._dynamo.config.recompile_limit == 2
+
+
+@pytest.mark.slow
+def test_past_the_recompile_limit_a_compile_cell_errors_instead_of_running_eagerly(
+    tmp_path, monkeypatch
+):
+    """A second version (a new shape in the same cell) with the limit at 1 raises."""
+    import torch._dynamo
+
+    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 8)
+    backend = REGISTRY.get("backend", "warp.compile")(recompile_limit=1)
+    image = torch.rand(1, 1, 5, 6)
+    backend(image, torch.zeros(1, 2, 5, 6))
+    with pytest.raises(Exception, match="recompile_limit|RecompileLimit"):
+        backend(torch.rand(1, 1, 7, 8), torch.zeros(1, 2, 7, 8))
 
 
 @pytest.mark.slow
