@@ -108,6 +108,20 @@ class CellContext:
         # that a cell that crashes or hangs later still keeps what it measured.
         self.listener: Callable[[tuple[Any, ...]], None] | None = None
 
+    def scratch(self) -> CellContext:
+        """A context for untimed work that must leave no trace (a task's own warm-up
+        runs): same device, seed, components and parameters; what it records is
+        dropped, and it cannot save files."""
+        return CellContext(
+            device=self.device,
+            seed=self.seed,
+            repeats=self.repeats,
+            warmup=0,
+            components=self.components,
+            params=self.params,
+            cache_dir=self.cache_dir,
+        )
+
     def _emit(self, event: tuple[Any, ...]) -> None:
         if self.listener is not None:
             self.listener(event)

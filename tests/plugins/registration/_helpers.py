@@ -15,7 +15,11 @@ TINY = {"downsample": 3, "amplitude": 3.0}  # a 39 x 33 slice of 6 mm voxels
 
 
 def run_pairwise(
-    method: str, tmp_path: Path, task: dict[str, Any] | None = None, **method_params: Any
+    method: str,
+    tmp_path: Path,
+    task: dict[str, Any] | None = None,
+    warmup: int = 0,
+    **method_params: Any,
 ) -> CellContext:
     # As the harness seeds a cell (torch, numpy, random), so that a method's result does
     # not depend on which tests ran before it in this process (voxelmorph's recovery read
@@ -37,7 +41,7 @@ def run_pairwise(
         device="cpu",
         seed=0,
         repeats=1,
-        warmup=0,
+        warmup=warmup,
         components=components,
         params=cls.resolve_params(values),
         cache_dir=tmp_path,

@@ -110,6 +110,17 @@ def test_each_method_recovers_the_known_deformation(tmp_path, method, params, fa
         assert metrics["ic_inverse_mm"] < 0.5 * metrics["error_mm_before"]
 
 
+def test_warmup_solves_are_untimed_and_leave_no_trace(tmp_path):
+    """warmup: N runs the whole solve N times first (one-time costs such as a CUDA
+    context stay out of the time): one register time, one loss curve, same result."""
+    cold = run_pairwise("svf", tmp_path, iterations=20)
+    warm = run_pairwise("svf", tmp_path, warmup=2, iterations=20)
+    assert len(warm.record.times["register"]) == 1
+    assert len(warm.record.curves) == len(cold.record.curves)
+    assert [c[1] for c in warm.record.curves] == [c[1] for c in cold.record.curves]
+    assert warm.record.metrics["error_vox"] == pytest.approx(cold.record.metrics["error_vox"])
+
+
 def test_svf_result_is_the_reference_exponential_of_its_velocity(tmp_path):
     from plugins.methods.registration.classical import SVF
     from tests.plugins.registration._helpers import REGISTRY
