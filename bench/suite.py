@@ -28,10 +28,14 @@ anything runs; ``SuiteError`` carries them all.
 
 from __future__ import annotations
 
+import functools
+import gc
 import hashlib
 import itertools
 import json
+import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +58,7 @@ TOP_KEYS = {
     "files_limit_mb": "most MiB of result files one cell may write (default 500)",
     "fresh_worker": "run each cell in a new worker process (true/false; default false)",
     "plugins": "modules or .py files to load plugins from",
+    "max_cells": "most cells the suite may expand to (default 1,000,000; a typo guard)",
     "benchmarks": "list of benchmark entries",
 }
 BENCH_KEYS = {
@@ -95,7 +100,24 @@ class SuiteError(Exception):
         super().__init__(f"{source}: {len(errors)} {noun}:\n{lines}")
 
 
-@dataclass(frozen=True)
+_dump = functools.partial(json.dumps, sort_keys=True, default=str)
+
+
+def _id_prefix(components: dict[str, str], given: dict[str, Any]) -> str:
+    return f'{{"components": {_dump(components)}, "given": {_dump(given)}, '
+
+
+def cell_id(prefix: str, seed: int, task: str, threads: int | None) -> str:
+    """sha1 of ``json.dumps({task, components, given, seed[, threads]}, sort_keys=True)``,
+    built from its sorted parts so that the seeds of one combination share the
+    ``components``/``given`` part (``prefix``, from ``_id_prefix``). ``threads`` enters
+    only when set: a thread sweep is a sweep, and ids without it stay as they were."""
+    tail = f', "threads": {threads}' if threads is not None else ""
+    blob = f'{prefix}"seed": {seed}, "task": {json.dumps(task)}{tail}}}'
+    return hashlib.sha1(blob.encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True, slots=True)
 class Cell:
     """One unit of work: a task, its components and parameters, and a seed."""
 
@@ -116,20 +138,17 @@ class Cell:
     files_limit_mb: float = 500.0  # most result files one cell may write
     fresh_worker: bool = False  # run in a new worker process, not a reused one
     files_dir: str = ""  # where its result files go; set by the runner, not the suite
+    # the id, computed on first use (slots: a million cells take ~0.3 KB each)
+    _id: str = field(default="", init=False, repr=False, compare=False)
 
     @property
     def id(self) -> str:
-        """Stable across runs: a hash of what the suite asked for, not of defaults."""
-        key = {
-            "task": self.task,
-            "components": self.components,
-            "given": self.given,
-            "seed": self.seed,
-        }
-        if self.threads is not None:  # a thread sweep is a sweep (absent: ids as before)
-            key["threads"] = self.threads
-        blob = json.dumps(key, sort_keys=True, default=str)
-        return hashlib.sha1(blob.encode()).hexdigest()[:12]
+        """Stable across runs: a hash of what the suite asked for, not of defaults.
+        (Computed once: a frozen dataclass's fields do not change.)"""
+        if not self._id:
+            prefix = _id_prefix(self.components, self.given)
+            object.__setattr__(self, "_id", cell_id(prefix, self.seed, self.task, self.threads))
+        return self._id
 
     def param_columns(self) -> dict[str, Any]:
         """``param.<name>`` and ``param.<slot>.<name>`` columns, defaults included."""
@@ -185,8 +204,10 @@ MAX_SUITE_BYTES = 4 * 2**20
 #: at most this many values once YAML aliases are expanded (an alias bomb of a few
 #: hundred bytes multiplies by ten per level: refused before anything walks it)
 MAX_SUITE_NODES = 200_000
-#: a suite expands to at most this many cells (a typo of a sweep, not a benchmark)
-MAX_CELLS = 100_000
+#: a suite expands to at most this many cells unless it says ``max_cells:`` (a typo
+#: of a sweep, not a benchmark); ``max_cells`` itself is bounded by MAX_CELLS_CEILING
+MAX_CELLS = 1_000_000
+MAX_CELLS_CEILING = 20_000_000
 MAX_SEEDS = 100_000
 MAX_TIMEOUT = 30 * 24 * 3600.0
 
@@ -368,6 +389,7 @@ def expand(data: dict[str, Any], registry: Registry, source: str = "<suite>") ->
             "or '-' (it names the results folder)"
         )
     settings = _settings(data, "", DEFAULTS, errors)
+    limit = _max_cells(data, errors)
     benchmarks = data.get("benchmarks")
     cells: list[Cell] = []
     if benchmarks is None:
@@ -375,18 +397,29 @@ def expand(data: dict[str, Any], registry: Registry, source: str = "<suite>") ->
     elif not isinstance(benchmarks, list) or not benchmarks:
         errors.append("benchmarks: expected a non-empty list")
     else:
-        for i, entry in enumerate(benchmarks):
-            cells.extend(_expand_entry(entry, i, settings, registry, str(name), errors))
-    if errors:
-        raise SuiteError(source, errors)
-    ids = {}
-    for cell in cells:
-        if cell.id in ids:
-            errors.append(
-                f"benchmarks[{cell.bench}]: cell {cell.describe()!r} repeats "
-                f"benchmarks[{ids[cell.id].bench}]"
+        entries = [_entry_axes(e, i, settings, registry, errors) for i, e in enumerate(benchmarks)]
+        counts = [entry.count if entry else 0 for entry in entries]
+        if sum(counts) > limit:  # counted before anything is expanded
+            sizes = ", ".join(
+                f"benchmarks[{i}]: {entry.sizes()}" for i, entry in enumerate(entries) if entry
             )
-        ids[cell.id] = cell
+            errors.append(
+                f"the suite expands to {sum(counts):,} cells ({sizes}), more than its limit of "
+                f"{limit:,}; if that many is meant, raise it with `max_cells: {sum(counts)}` "
+                "at the suite's top level, or split the suite"
+            )
+        elif not errors:
+            seen: dict[Any, Cell] = {}  # two entries must not make the same cell
+            # The cyclic collector would walk the growing list of cells again and again
+            # (a third of the time at a million cells); nothing here makes cycles.
+            was_enabled = gc.isenabled()
+            gc.disable()
+            try:
+                for entry in entries:
+                    cells.extend(entry.cells(str(name), registry, errors, seen))
+            finally:
+                if was_enabled:
+                    gc.enable()
     if errors:
         raise SuiteError(source, errors)
     return cells
@@ -475,18 +508,124 @@ def _unknown_key(key: str, allowed: dict[str, str], prefix: str) -> str:
     return f"{prefix}{key}: unknown key{hint} (allowed: {', '.join(allowed)})"
 
 
-def _expand_entry(
+def _max_cells(data: dict[str, Any], errors: list[str]) -> int:
+    value = data.get("max_cells", MAX_CELLS)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_CELLS_CEILING:
+        errors.append(
+            f"max_cells: expected an integer from 1 to {MAX_CELLS_CEILING:,}, got {shown(value)}"
+        )
+        return MAX_CELLS
+    return value
+
+
+@dataclass
+class _Entry:
+    """One benchmark entry, checked key by key, before any cell exists: its sweep axes
+    (key, values, path for messages) and settings. ``count`` needs no expansion."""
+
+    index: int
+    task_cls: type
+    label: str
+    axes: list[tuple[str, list[Any], str]]
+    settings: dict[str, Any]
+
+    @property
+    def count(self) -> int:
+        return math.prod(len(values) for _, values, _ in self.axes) * len(self.settings["seeds"])
+
+    def sizes(self) -> str:
+        return " x ".join(
+            [
+                *(str(len(values)) for _, values, _ in self.axes),
+                f"{len(self.settings['seeds'])} seeds",
+            ]
+        )
+
+    def cells(
+        self, suite_name: str, registry: Registry, errors: list[str], seen: dict[Any, Cell]
+    ) -> list[Cell]:
+        """Every combination of the axes, resolved; a combination the plugins refuse adds
+        its message (once) and no cell."""
+        keys = [k for k, _, _ in self.axes]
+        values = [v for _, v, _ in self.axes]
+        paths = {k: p for k, _, p in self.axes}
+        slots = self.task_cls.components
+        # Which part of a cell each axis feeds: the task's parameters, or one slot's
+        # component (its choice and its parameters). A part is resolved once per
+        # distinct tuple of value positions on its axes (see _Resolver).
+        groups: dict[str, list[int]] = {"": []}
+        for i, key in enumerate(keys):
+            slot = key.partition(".")[0] if "." in key or key in slots else ""
+            groups.setdefault(slot, []).append(i)
+        resolver = _Resolver(self.task_cls, registry, paths, f"benchmarks[{self.index}]")
+        # The id's JSON of `given` from each value's JSON, written once per value:
+        # json.dumps(d, sort_keys=True) is "{" + ", ".join('"k": ' + dumps(v)) + "}" over
+        # the sorted keys (tests/bench check it against Cell.id's own path).
+        order = sorted(range(len(keys)), key=keys.__getitem__)
+        key_json = [json.dumps(k) for k in keys]
+        value_json = [[_dump(v) for v in vals] for vals in values]
+        components_json: dict[tuple[str, ...], str] = {}
+        s = self.settings
+        cells = []
+        for combo in itertools.product(*(range(len(v)) for v in values)):
+            given = {key: values[i][combo[i]] for i, key in enumerate(keys)}
+            parts = {g: tuple(combo[i] for i in idx) for g, idx in groups.items()}
+            resolved = resolver(given, parts)
+            if resolved is None:
+                continue
+            components, task_params, component_params = resolved
+            names = tuple(components.values())
+            if names not in components_json:
+                components_json[names] = _dump(components)
+            given_json = ", ".join(f"{key_json[i]}: {value_json[i][combo[i]]}" for i in order)
+            prefix = f'{{"components": {components_json[names]}, "given": {{{given_json}}}, '
+            for seed in s["seeds"]:
+                cell = Cell(
+                    suite=suite_name,
+                    bench=self.index,
+                    label=self.label,
+                    task=self.task_cls.name,
+                    components=components,
+                    task_params=task_params,
+                    component_params=component_params,
+                    given=given,
+                    seed=seed,
+                    device=s["device"],
+                    repeats=s["repeats"],
+                    warmup=s["warmup"],
+                    timeout=s["timeout"],
+                    threads=s["threads"],
+                    files_limit_mb=s["files_limit_mb"],
+                    fresh_worker=s["fresh_worker"],
+                )
+                key = cell_id(prefix, seed, cell.task, cell.threads)
+                object.__setattr__(cell, "_id", key)  # computed here once, kept
+                if key in seen:
+                    errors.append(
+                        f"benchmarks[{self.index}]: cell {cell.describe()!r} repeats "
+                        f"benchmarks[{seen[key].bench}]"
+                    )
+                else:
+                    seen[key] = cell
+                cells.append(cell)
+        for err in resolver.errors:
+            if err not in errors:
+                errors.append(err)
+        return cells
+
+
+def _entry_axes(
     entry: Any,
     index: int,
     inherited: dict[str, Any],
     registry: Registry,
-    suite_name: str,
     errors: list[str],
-) -> list[Cell]:
+) -> _Entry | None:
+    """Check one entry's keys, task and sweep values; None where it has mistakes."""
     path = f"benchmarks[{index}]"
     if not isinstance(entry, dict):
         errors.append(f"{path}: expected a mapping with a 'task', got {shown(entry)}")
-        return []
+        return None
     n_errors = len(errors)
     for key in entry:
         if key not in BENCH_KEYS:
@@ -495,16 +634,15 @@ def _expand_entry(
     task_name = entry.get("task")
     if task_name is None:
         errors.append(f"{path}.task: missing")
-        return []
+        return None
     if not isinstance(task_name, str) or not registry.has("task", task_name):
         errors.append(f"{path}.task: " + registry.unknown("task", task_name))
-        return []
+        return None
     task_cls = registry.get("task", task_name)
     label = entry.get("name", task_name)
     if not isinstance(label, str):
         errors.append(f"{path}.name: expected a string, got {shown(label)}")
 
-    # Gather sweeps: key -> (list of values, path of the key for messages).
     axes: list[tuple[str, list[Any], str]] = []
     seen: set[str] = set()  # keys given, valid or not
     for section in ("params", "matrix"):
@@ -526,62 +664,15 @@ def _expand_entry(
             values = _axis_values(key, value, section, task_cls, registry, kpath, errors)
             if values is not None:
                 axes.append((key, values, kpath))
-    slots = task_cls.components
-    for slot, kind in slots.items():
+    for slot, kind in task_cls.components.items():
         if slot not in seen:
             errors.append(
                 f"{path}: {task_name} needs a {kind} in slot {shown(slot)} "
                 f"(add e.g. `matrix: {{{slot}: [{', '.join(registry.names(kind)[:2])}]}}`)"
             )
     if len(errors) > n_errors:
-        return []
-
-    count = len(settings["seeds"])
-    for _, values, _ in axes:
-        count *= len(values)
-    if count > MAX_CELLS:  # counted before anything is expanded
-        sizes = " x ".join(str(len(v)) for _, v, _ in axes)
-        errors.append(
-            f"{path}: expands to {count} cells ({sizes} x {len(settings['seeds'])} seeds), "
-            f"more than the {MAX_CELLS} a suite may run; split it into several suites "
-            "(or raise bench.suite.MAX_CELLS in a plugin of your own)"
-        )
-        return []
-    cells = []
-    keys = [k for k, _, _ in axes]
-    paths = {k: p for k, _, p in axes}
-    for combo in itertools.product(*(v for _, v, _ in axes)):
-        given = dict(zip(keys, combo))
-        cell_errors: list[str] = []
-        resolved = _resolve(given, task_cls, registry, paths, cell_errors, path)
-        if cell_errors:
-            for err in cell_errors:
-                if err not in errors:
-                    errors.append(err)
-            continue
-        components, task_params, component_params = resolved
-        for seed in settings["seeds"]:
-            cells.append(
-                Cell(
-                    suite=suite_name,
-                    bench=index,
-                    label=label if isinstance(label, str) else task_name,
-                    task=task_name,
-                    components=components,
-                    task_params=task_params,
-                    component_params=component_params,
-                    given=given,
-                    seed=seed,
-                    device=settings["device"],
-                    repeats=settings["repeats"],
-                    warmup=settings["warmup"],
-                    timeout=settings["timeout"],
-                    threads=settings["threads"],
-                    files_limit_mb=settings["files_limit_mb"],
-                    fresh_worker=settings["fresh_worker"],
-                )
-            )
-    return cells
+        return None
+    return _Entry(index, task_cls, label, axes, settings)
 
 
 def _axis_values(
@@ -656,62 +747,131 @@ def _axis_values(
     return values if ok else None
 
 
-def _resolve(
-    given: dict[str, Any],
-    task_cls: type,
-    registry: Registry,
-    paths: dict[str, str],
-    errors: list[str],
-    entry_path: str = "",
-) -> tuple[dict[str, str], dict[str, Any], dict[str, dict[str, Any]]]:
-    """One cell's components and resolved parameters. A plugin's own cross-parameter
-    check (``resolve_params`` raising ``ParamError``) is reported with the entry and
-    the values of that cell."""
-    slots = task_cls.components
-    components = {slot: given[slot] for slot in slots}
-    task_given = {k: v for k, v in given.items() if "." not in k and k not in slots}
-    comp_given: dict[str, dict[str, Any]] = {slot: {} for slot in slots}
-    for key, value in given.items():
-        slot, _, sub = key.partition(".")
-        if sub:
-            comp_given[slot][sub] = value
+def _frozen(value: Any) -> Any:
+    """A hashable stand-in for a parameter value that tells apart what Python's equality
+    does not (``True`` from ``1``, ``1`` from ``1.0``): a memo key."""
+    if isinstance(value, dict):
+        return ("dict", tuple((str(k), _frozen(v)) for k, v in value.items()))
+    if isinstance(value, (list, tuple)):
+        return (type(value).__name__, tuple(_frozen(v) for v in value))
     try:
-        task_params = task_cls.resolve_params(task_given)  # each value validated already
-    except ParamError as exc:
-        errors.append(f"{entry_path}{_values_shown(task_given)}: {task_cls.name}: {exc}")
-        return components, {}, {}
-    component_params = {}
-    for slot, plugin_name in components.items():
-        cls = registry.get(slots[slot], plugin_name)
-        for sub, value in comp_given[slot].items():
+        hash(value)
+    except TypeError:
+        return ("repr", repr(value))
+    return (type(value).__name__, value)
+
+
+class _Resolver:
+    """One cell's components and resolved parameters, from the values it was given.
+
+    Each part is resolved once per distinct input and remembered: the task's
+    parameters depend only on the task's values, a component's only on its own, and
+    the task's ``check_cell`` only on the components and the task's values. A product
+    of sweeps repeats each part many times, so a million cells resolve in seconds.
+    A plugin's own cross-parameter check (``resolve_params`` raising ``ParamError``)
+    is reported with the entry and the values of that cell; ``errors`` collects each
+    message once.
+    """
+
+    def __init__(self, task_cls: type, registry: Registry, paths: dict[str, str], where: str):
+        self.task_cls = task_cls
+        self.slots: dict[str, str] = task_cls.components
+        self.registry = registry
+        self.paths = paths
+        self.where = where
+        self.errors: list[str] = []
+        self._seen_errors: set[str] = set()
+        self._memo: dict[Any, Any] = {}
+
+    def _error(self, message: str) -> None:
+        if message not in self._seen_errors:
+            self._seen_errors.add(message)
+            self.errors.append(message)
+
+    def _once(self, key: Any, compute: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return self._memo[key]
+        except KeyError:
+            value = self._memo[key] = compute(*args)
+            return value
+
+    def __call__(
+        self, given: dict[str, Any], parts: dict[str, Any] | None = None
+    ) -> tuple[dict[str, str], dict[str, Any], dict[str, dict[str, Any]]] | None:
+        """``parts``: for the task ("") and each slot, a key that is equal only where that
+        part's given values are the same (value positions on the sweep's axes); by
+        default one built from the values themselves."""
+        components = {slot: given[slot] for slot in self.slots}
+        task_given: dict[str, Any] = {}
+        comp_given: dict[str, dict[str, Any]] = {slot: {} for slot in self.slots}
+        for key, value in given.items():
+            slot, _, sub = key.partition(".")
+            if sub:
+                comp_given[slot][sub] = value
+            elif key not in self.slots:
+                task_given[key] = value
+        if parts is None:
+            parts = {"": _frozen(task_given)}
+            parts.update(
+                {slot: (components[slot], _frozen(comp_given[slot])) for slot in self.slots}
+            )
+        task_key = parts.get("", ())
+        task_params = self._once(("task", task_key), self._task, task_given)
+        component_params = {}
+        for slot, name in components.items():
+            sub = comp_given[slot]
+            key = ("component", slot, parts.get(slot, ()))
+            component_params[slot] = self._once(key, self._component, slot, name, sub)
+        if task_params is None or any(v is None for v in component_params.values()):
+            return None
+        key = ("cell", tuple(components.values()), task_key)
+        if not self._once(key, self._check_cell, components, task_params, given):
+            return None
+        return components, task_params, component_params
+
+    def _task(self, task_given: dict[str, Any]) -> dict[str, Any] | None:
+        try:
+            return self.task_cls.resolve_params(task_given)  # each value validated already
+        except ParamError as exc:
+            self._error(f"{self.where}{_values_shown(task_given)}: {self.task_cls.name}: {exc}")
+            return None
+
+    def _component(self, slot: str, name: str, given: dict[str, Any]) -> dict[str, Any] | None:
+        cls = self.registry.get(self.slots[slot], name)
+        ok = True
+        for sub, value in given.items():
             param = cls.params.get(sub)
-            where = paths[f"{slot}.{sub}"]
+            where = self.paths[f"{slot}.{sub}"]
             if param is None:
                 known = ", ".join(sorted(cls.params)) or "none"
-                errors.append(
-                    f"{where}: {plugin_name} has no parameter {shown(sub)} (parameters: {known})"
-                )
+                self._error(f"{where}: {name} has no parameter {shown(sub)} (parameters: {known})")
+                ok = False
                 continue
             if isinstance(value, list) and not is_list_param(param):
-                errors.append(f"{where}: expected a single value, got {shown(value)}")
+                self._error(f"{where}: expected a single value, got {shown(value)}")
+                ok = False
                 continue
             try:
                 param.validate(value)
             except ParamError as exc:
-                errors.append(f"{where}: {plugin_name}.{sub}: {exc}")
-        if errors:
-            continue
+                self._error(f"{where}: {name}.{sub}: {exc}")
+                ok = False
+        if not ok:
+            return None
         try:
-            component_params[slot] = cls.resolve_params(comp_given[slot])
+            return cls.resolve_params(given)
         except ParamError as exc:
-            where = f"{entry_path}{_values_shown(comp_given[slot], slot)}"
-            errors.append(f"{where}: {plugin_name}: {exc}")
-    if not errors:
-        classes = {slot: registry.get(slots[slot], name) for slot, name in components.items()}
-        reason = task_cls.check_cell(classes, task_params)
+            self._error(f"{self.where}{_values_shown(given, slot)}: {name}: {exc}")
+            return None
+
+    def _check_cell(
+        self, components: dict[str, str], task_params: dict[str, Any], given: dict[str, Any]
+    ) -> bool:
+        classes = {slot: self.registry.get(self.slots[slot], n) for slot, n in components.items()}
+        reason = self.task_cls.check_cell(classes, task_params)
         if reason:
-            errors.append(f"{entry_path}{_values_shown(given)}: {task_cls.name}: {reason}")
-    return components, task_params, component_params
+            self._error(f"{self.where}{_values_shown(given)}: {self.task_cls.name}: {reason}")
+        return not reason
 
 
 def _values_shown(values: dict[str, Any], slot: str = "") -> str:

@@ -106,20 +106,50 @@ def test_values_are_quoted_short_in_messages(write_suite, registry):
     assert len(str(err.value)) < 500
 
 
-def test_a_huge_matrix_is_counted_before_it_is_expanded(write_suite, registry):
-    values = list(range(1000))
-    path = write_suite(
+def _huge_suite(write_suite, extra: str = "", n: int = 1000) -> str:
+    values = list(range(n))
+    return write_suite(
         "suite: s\n"
         + HEAD
+        + extra
         + "benchmarks:\n  - task: test.behave\n"
         + f"    matrix: {{solver: [test.constant], value: {values}, seconds: {values}, "
         + f"marker: {[str(v) for v in range(10)]}}}\n"
     )
-    start = time.perf_counter()
+
+
+def test_a_huge_matrix_is_counted_before_it_is_expanded(write_suite, registry, monkeypatch):
+    """10^7 cells took minutes and 12 GB before: now refused from the count alone, and
+    the message says how to raise the limit."""
+    import bench.suite
+
+    def no_expansion(*args, **kwargs):
+        raise AssertionError("expanded a suite past its limit")
+
+    monkeypatch.setattr(bench.suite._Entry, "cells", no_expansion)
     with pytest.raises(SuiteError) as err:
+        load_suite(_huge_suite(write_suite), registry)
+    message = str(err.value)
+    assert "expands to 10,000,000 cells (benchmarks[0]: 1 x 1000 x 1000 x 10 x 1 seeds)" in message
+    assert "more than its limit of 1,000,000" in message
+    assert "`max_cells: 10000000`" in message
+
+
+def test_max_cells_counts_every_entry_and_can_be_raised(write_suite, registry):
+    small = "    matrix: {solver: [test.constant], value: [1, 2, 3]}\n"
+    entries = "benchmarks:\n" + "".join(f"  - task: test.behave\n{small}" for _ in range(2))
+    # two entries of 3 cells: 6 (the duplicate cells are a mistake of their own, below)
+    path = write_suite("suite: s\n" + HEAD + "max_cells: 5\n" + entries)
+    with pytest.raises(SuiteError, match=r"expands to 6 cells .* limit of 5"):
         load_suite(path, registry)
-    assert time.perf_counter() - start < 10  # 10^7 cells were minutes and 12 GB before
-    assert "expands to 10000000 cells (1 x 1000 x 1000 x 10 x 1 seeds)" in str(err.value)
+    other = "    matrix: {solver: [test.constant], value: [4, 5, 6]}\n"
+    entries = "benchmarks:\n  - task: test.behave\n" + small + "  - task: test.behave\n" + other
+    path = write_suite("suite: s\n" + HEAD + "max_cells: 6\n" + entries)
+    assert len(load_suite(path, registry).cells) == 6
+    for bad in ("0", "true", "1.5", "100000000000"):
+        path = write_suite("suite: s\n" + HEAD + f"max_cells: {bad}\n" + entries)
+        with pytest.raises(SuiteError, match="max_cells: expected an integer from 1 to"):
+            load_suite(path, registry)
 
 
 # --- plugins that misbehave while loading ------------------------------------------------

@@ -82,7 +82,7 @@ benchmarks:
             [
                 "benchmark: unknown key; did you mean 'benchmarks'? (allowed: suite, description,"
                 " device, seeds, repeats, warmup, timeout, threads, files_limit_mb, fresh_worker,"
-                " plugins, benchmarks)",
+                " plugins, max_cells, benchmarks)",
                 "benchmarks: missing (a list of benchmark entries)",
             ],
         ),
@@ -381,4 +381,69 @@ def test_a_task_refuses_a_combination_of_components_and_params(tmp_path):
     assert err.value.errors == [
         "benchmarks[0] (method='test.fast', similarity='ncc'): test.combo: test.fast cannot "
         "optimise ncc"
+    ]
+
+
+def test_ids_written_while_expanding_equal_the_cells_own(write_suite, registry):
+    """expand writes each id from per-value JSON pieces (fast at a million cells);
+    a cell rebuilt from its fields computes it from the whole json.dumps. Values with
+    quotes, unicode, floats at the edges, 2^63 - 1 seeds and threads must agree."""
+    path = write_suite(
+        """
+        suite: s
+        plugins: [FIXTURE_PLUGINS]
+        seeds: [0, 7, 9223372036854775807]
+        benchmarks:
+          - task: test.behave
+            params: {solver.step_size: [0.1, 1.0e-300, 3]}
+            matrix:
+              solver: [test.constant]
+              value: [-0.0, 1.5, 1.0e+300, 2]
+              marker: ['', 'a "quoted" ü name', "back\\\\slash"]
+          - task: test.behave
+            threads: 2
+            matrix: {solver: [test.constant], mode: [ok, raise]}
+        """
+    )
+    cells = load_suite(path, registry).cells
+    assert len(cells) == 3 * 4 * 3 * 3 + 2 * 3
+    for cell in cells:
+        assert cell.id == type(cell).from_dict(cell.to_dict()).id
+
+
+def test_each_part_of_a_cell_is_resolved_once_per_distinct_value(
+    write_suite, registry, monkeypatch
+):
+    """A product of sweeps resolves the task's parameters once per task value and a
+    component's once per its own: 3 x 4 combinations, 3 + 4 resolutions."""
+    calls = {"task": 0, "solver": 0}
+    task_cls = registry.get("task", "test.behave")
+    solver_cls = registry.get("solver", "test.constant")
+    for name, cls in (("task", task_cls), ("solver", solver_cls)):
+        original = cls.resolve_params.__func__
+
+        def counted(klass, given, _original=original, _name=name):
+            calls[_name] += 1
+            return _original(klass, given)
+
+        monkeypatch.setattr(cls, "resolve_params", classmethod(counted))
+    path = write_suite(
+        """
+        suite: s
+        plugins: [FIXTURE_PLUGINS]
+        benchmarks:
+          - task: test.behave
+            params: {solver.step_size: [0.1, 0.2, 0.3, 0.4]}
+            matrix: {solver: [test.constant], value: [1.0, 2.0, 3.0]}
+        """
+    )
+    cells = load_suite(path, registry).cells
+    assert len(cells) == 12
+    assert calls == {"task": 3, "solver": 4}
+    assert sorted({c.task_params["value"] for c in cells}) == [1.0, 2.0, 3.0]
+    assert sorted({c.component_params["solver"]["step_size"] for c in cells}) == [
+        0.1,
+        0.2,
+        0.3,
+        0.4,
     ]
