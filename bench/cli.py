@@ -249,14 +249,8 @@ def _load_suite(path: str, probe: bool = True):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from bench.results import ResultsError, RunLockedError, load_run
-    from bench.runner import (
-        InProcessExecutor,
-        ProcessExecutor,
-        WorkerStartError,
-        new_run_id,
-        run_suite,
-    )
+    from bench.results import RunLockedError, load_run
+    from bench.runner import ExecutorChoiceError, WorkerStartError, build_executor, run_suite
 
     out = make_console()
     # The worker imports torch and the plugins (seconds) while this process validates
@@ -286,6 +280,71 @@ def cmd_run(args: argparse.Namespace) -> int:
         for i, cell in enumerate(suite.cells):
             out.print(f"  {i:>4}  {cell.id}  {cell.describe()}", markup=False, soft_wrap=True)
         return 0
+    try:
+        run_dir = _run_dir(args, suite.name)
+        executor = build_executor(
+            suite,
+            run_dir,
+            slurm=_slurm_parameters(args.slurm) if args.slurm else None,
+            gpus=args.gpus,
+            workers=args.workers,
+            in_process=args.in_process,
+            prestarted=early,
+        )
+    except BaseException as exc:
+        if early is not None:
+            early.close()  # a worker started for nothing is not left behind
+        if isinstance(exc, ExecutorChoiceError):
+            raise CliError(str(exc)) from None
+        raise
+
+    display = _RunDisplay(out, suite, run_dir, args.quiet)
+
+    import signal
+
+    def on_sigterm(signum, frame):  # `timeout`, `scancel`, `docker stop`: as Ctrl-C
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        with display.progress:
+            run_suite(
+                suite,
+                run_dir,
+                executor=executor,
+                resume=bool(args.resume),
+                on_start=display.on_start,
+                on_cell_start=display.on_cell_start,
+                on_cell_done=display.on_cell_done,
+                command=_command_line(args.argv),
+                retry_failed=args.retry_failed,
+            )
+    except WorkerStartError as exc:
+        raise CliError(f"{exc}; results so far are in {run_dir}") from None
+    except RunLockedError as exc:
+        raise CliError(str(exc)) from None
+    except KeyboardInterrupt:
+        out.print(f"interrupted; finish with: bench run {args.suite} --resume {run_dir}")
+        return EXIT_INTERRUPTED
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    counts = display.summary(load_run(run_dir))
+    if args.strict and set(counts) - {"ok"}:
+        return EXIT_CELLS_NOT_OK
+    return 0
+
+
+def _command_line(argv: list[str]) -> str:
+    import shlex
+
+    return shlex.join(["bench", *argv])
+
+
+def _run_dir(args: argparse.Namespace, suite_name: str) -> Path:
+    """The run folder: ``--resume``'s (checked readable), or a new one under ``--output``."""
+    from bench.results import ResultsError, load_run
+    from bench.runner import new_run_id
+
     if args.retry_failed and not args.resume:
         raise CliError(
             "--retry-failed needs --resume RUN_DIR (the run whose failed cells to rerun)"
@@ -299,72 +358,54 @@ def cmd_run(args: argparse.Namespace) -> int:
                 load_run(run_dir)
             except ResultsError as exc:
                 raise CliError(f"cannot resume: {exc}") from None
-    else:
-        output = Path(args.output)
-        if output.exists() and not output.is_dir():
-            raise CliError(f"--output {output}: is a file; give the folder results go under")
-        run_dir = output / suite.name / new_run_id()
-    chosen = [
-        name
-        for name, given in (
-            ("--slurm", args.slurm),
-            ("--in-process", args.in_process),
-            ("--gpus", args.gpus),
-            ("--workers", args.workers is not None),
+        return run_dir
+    output = Path(args.output)
+    if output.exists() and not output.is_dir():
+        raise CliError(f"--output {output}: is a file; give the folder results go under")
+    return output / suite_name / new_run_id()
+
+
+class _RunDisplay:
+    """The progress bar and per-cell lines of ``bench run`` (nothing but the bar's
+    absence with ``--quiet``), as the callbacks ``run_suite`` takes."""
+
+    def __init__(self, out: Any, suite: Any, run_dir: Path, quiet: bool) -> None:
+        self.out, self.suite, self.run_dir, self.quiet = out, suite, run_dir, quiet
+        self.progress = Progress(
+            TextColumn("{task.description}", style="bold", markup=False),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+            console=out,
+            disable=quiet,
+            transient=False,
         )
-        if given
-    ]
-    if len(chosen) > 1:
-        raise CliError(f"{' and '.join(chosen)} exclude each other")
-    if args.slurm:
-        executor = _slurm_executor(args.slurm, suite, run_dir)
-    elif args.gpus or args.workers is not None:
-        executor = _parallel_executor(args.gpus, args.workers, suite)
-    elif args.in_process:
-        from bench.plugins import get_plugin_manager
-        from bench.registry import Registry
+        self.bar: Any = None
 
-        executor = InProcessExecutor(
-            Registry(get_plugin_manager(suite.plugins, base_dir=suite.base_dir))
-        )
-    else:
-        executor = early or ProcessExecutor(suite.plugins, suite.base_dir)
-
-    progress = Progress(
-        TextColumn("{task.description}", style="bold", markup=False),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("eta"),
-        TimeRemainingColumn(),
-        console=out,
-        disable=args.quiet,
-        transient=False,
-    )
-    bar = {}
-
-    def on_start(todo):
-        skipped = len(suite.cells) - len(todo)
+    def on_start(self, todo: list[Any]) -> None:
+        skipped = len(self.suite.cells) - len(todo)
         note = f" ({skipped} already done)" if skipped else ""
-        if not args.quiet:
-            out.print(f"{suite.name}: {len(todo)} cells to run{note} -> {run_dir}")
+        if not self.quiet:
+            self.out.print(f"{self.suite.name}: {len(todo)} cells to run{note} -> {self.run_dir}")
             unset = [c for c in todo if c.threads is None and c.device in ("cpu", "auto")]
             if unset and not _has_cuda():
-                out.print(
+                self.out.print(
                     f"note: {len(unset)} CPU cells have no `threads:`; they use torch's "
                     "default (all cores), and their times swing with the machine's load. "
                     "Set `threads:` in the suite for steady CPU timings.",
                     style="yellow",
                     highlight=False,
                 )
-        bar["id"] = progress.add_task(suite.name, total=len(todo))
+        self.bar = self.progress.add_task(self.suite.name, total=len(todo))
 
-    def on_cell_start(cell):
-        progress.update(bar["id"], description=f"{cell.task} {_short(cell)}")
+    def on_cell_start(self, cell: Any) -> None:
+        self.progress.update(self.bar, description=f"{cell.task} {_short(cell)}")
 
-    def on_cell_done(cell, row):
+    def on_cell_done(self, cell: Any, row: dict[str, Any]) -> None:
         status = row["status"]
-        if not args.quiet:
+        if not self.quiet:
             line = Text.assemble(
                 "  ",
                 (f"{status:>8}", STATUS_STYLE.get(status, "")),
@@ -372,64 +413,24 @@ def cmd_run(args: argparse.Namespace) -> int:
                 (f"  ({row['wall']:.1f} s)", "dim"),
                 (f" {row['error'][:160]}" if row["error"] else "", "dim"),
             )
-            progress.console.print(line, highlight=False, soft_wrap=True)
-        progress.advance(bar["id"])
+            self.progress.console.print(line, highlight=False, soft_wrap=True)
+        self.progress.advance(self.bar)
 
-    import signal
-
-    def on_sigterm(signum, frame):  # `timeout`, `scancel`, `docker stop`: as Ctrl-C
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, on_sigterm)
-    try:
-        with progress:
-            run_suite(
-                suite,
-                run_dir,
-                executor=executor,
-                resume=bool(args.resume),
-                on_start=on_start,
-                on_cell_start=on_cell_start,
-                on_cell_done=on_cell_done,
-                command=_command_line(args.argv),
-                retry_failed=args.retry_failed,
-            )
-    except WorkerStartError as exc:
-        raise CliError(f"{exc}; results so far are in {run_dir}") from None
-    except RunLockedError as exc:
-        raise CliError(str(exc)) from None
-    except KeyboardInterrupt:
-        out.print(f"interrupted; finish with: bench run {args.suite} --resume {run_dir}")
-        return EXIT_INTERRUPTED
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    run = load_run(run_dir)
-    counts = run.cells["status"].value_counts().to_dict()
-    if args.quiet:
-        out.print(
-            f"{suite.name}: {'  '.join(f'{k}: {v}' for k, v in sorted(counts.items()))}"
-            f"   results: {run_dir}",
-            highlight=False,
-        )
-    else:
+    def summary(self, run: Any) -> dict[str, int]:
+        """The closing tables (or one line with ``--quiet``); the counts by status."""
+        counts = run.cells["status"].value_counts().to_dict()
+        line = "  ".join(f"{k}: {v}" for k, v in sorted(counts.items()))
+        if self.quiet:
+            self.out.print(f"{self.suite.name}: {line}   results: {self.run_dir}", highlight=False)
+            return counts
         for table in task_tables(run.cells, title=run.name):
-            out.print(table)
+            self.out.print(table)
         bad = errors_table(run.cells)
         if bad is not None:
-            out.print(bad)
-        out.print(
-            "  ".join(f"{k}: {v}" for k, v in sorted(counts.items())) + f"   results: {run_dir}"
-        )
-        out.print(f"report: bench report {run_dir}", highlight=False)
-    if args.strict and set(counts) - {"ok"}:
-        return EXIT_CELLS_NOT_OK
-    return 0
-
-
-def _command_line(argv: list[str]) -> str:
-    import shlex
-
-    return shlex.join(["bench", *argv])
+            self.out.print(bad)
+        self.out.print(f"{line}   results: {self.run_dir}")
+        self.out.print(f"report: bench report {self.run_dir}", highlight=False)
+        return counts
 
 
 def _prestarted_worker(args: argparse.Namespace) -> Any:
@@ -522,51 +523,20 @@ def _provider(registry: Any, name: str) -> str:
     return name
 
 
-def _parallel_executor(gpus: str | None, workers: int | None, suite: Any) -> Any:
-    from bench.runner import ParallelExecutor
-
-    if gpus is not None:
-        ids = [g.strip() for g in gpus.split(",")]
-        if not all(g.isdigit() for g in ids) or len(set(ids)) != len(ids):
-            raise CliError(f"--gpus {gpus!r}: expected distinct GPU numbers, e.g. 0,1,2,3")
-        pinned = sorted({c.device for c in suite.cells if c.device.startswith("cuda:")})
-        if pinned:
-            raise CliError(
-                f"--gpus assigns each cell a GPU, but the suite names {', '.join(pinned)}: "
-                "use device: cuda (or auto) in the suite"
-            )
-        slots = [{"CUDA_VISIBLE_DEVICES": g} for g in ids]
-        # A worker pinned to a GPU that does not exist would see no CUDA and quietly
-        # skip (device: cuda) or run on CPU (auto) every cell it takes: refuse instead.
-        require_cuda = any(c.device in ("cuda", "auto") for c in suite.cells)
-    else:
-        if workers is None or workers < 1:
-            raise CliError(f"--workers {workers}: expected 1 or more")
-        slots = [{} for _ in range(workers)]
-        require_cuda = False
-    return ParallelExecutor(suite.plugins, suite.base_dir, slots, require_cuda=require_cuda)
-
-
-def _slurm_executor(specs: list[str], suite: Any, run_dir: Path) -> Any:
+def _slurm_parameters(specs: list[str]) -> dict[str, Any]:
+    """``--slurm KEY=VALUE`` options as submitit parameters (values read as YAML)."""
     import yaml
 
-    from bench.slurm import SlurmExecutor, SlurmUnavailable
-
-    params: dict[str, Any] = {}
     from bench.compare import split_assignment
 
+    params: dict[str, Any] = {}
     for spec in specs:
         try:
             key, value = split_assignment(spec, "--slurm", "KEY=VALUE, e.g. slurm_partition=gpu")
         except ValueError as exc:
             raise CliError(str(exc)) from None
         params[key] = yaml.safe_load(value)
-    try:
-        return SlurmExecutor(suite.plugins, suite.base_dir, run_dir / "slurm", params)
-    except SlurmUnavailable as exc:
-        raise CliError(str(exc)) from None
-    except (ValueError, TypeError, NameError) as exc:  # submitit refuses a name it lacks
-        raise CliError(f"--slurm: {exc}") from None
+    return params
 
 
 # --- show -------------------------------------------------------------------

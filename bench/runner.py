@@ -45,7 +45,105 @@ class WorkerStartError(RuntimeError):
     """A worker that could not start (its plugins failed to load)."""
 
 
-class InProcessExecutor:
+class Executor:
+    """How a run's cells get run: the one protocol ``run_suite`` uses.
+
+    ``run_all(cells, on_cell_start)`` yields ``(cell, outcome)`` as cells finish, in any
+    order, calling ``on_cell_start`` as each begins; ``close()`` ends the executor (and
+    what it still runs: ``--resume`` reruns those cells). An executor that runs one
+    cell at a time implements ``execute(cell)`` and inherits ``run_all``; one that runs
+    cells concurrently (worker pools, a cluster) implements ``run_all`` itself.
+    ``cluster`` names the scheduler where there is one (recorded in run.json).
+    Build one with ``build_executor``.
+    """
+
+    cluster: str | None = None
+
+    def execute(self, cell: Cell) -> Outcome:
+        raise NotImplementedError(f"{type(self).__name__} runs cells through run_all")
+
+    def run_all(
+        self, cells: list[Cell], on_cell_start: Callable[[Cell], None] | None = None
+    ) -> Iterator[tuple[Cell, Outcome]]:
+        for cell in cells:
+            if on_cell_start:
+                on_cell_start(cell)
+            yield cell, self.execute(cell)
+
+    def close(self) -> None:
+        pass
+
+
+class ExecutorChoiceError(ValueError):
+    """Options that do not make an executor (say ``--gpus x`` or two kinds at once)."""
+
+
+def build_executor(
+    suite: Suite,
+    run_dir: Path,
+    *,
+    slurm: dict[str, Any] | None = None,
+    gpus: str | None = None,
+    workers: int | None = None,
+    in_process: bool = False,
+    prestarted: ProcessExecutor | None = None,
+) -> Executor:
+    """The executor for one run: a SLURM job array (``slurm``: submitit parameters),
+    one worker per GPU (``gpus``: "0,1,..."), ``workers`` parallel CPU workers, this
+    process (``in_process``), or one reused worker process (the default; ``prestarted``
+    is one already importing the suite's plugins). Raises ExecutorChoiceError."""
+    chosen = [
+        name
+        for name, given in (
+            ("--slurm", slurm is not None),
+            ("--in-process", in_process),
+            ("--gpus", gpus is not None),
+            ("--workers", workers is not None),
+        )
+        if given
+    ]
+    if len(chosen) > 1:
+        raise ExecutorChoiceError(f"{' and '.join(chosen)} exclude each other")
+    if slurm is not None:
+        from bench.slurm import SlurmExecutor, SlurmUnavailable
+
+        try:
+            return SlurmExecutor(suite.plugins, suite.base_dir, run_dir / "slurm", slurm)
+        except SlurmUnavailable as exc:
+            raise ExecutorChoiceError(str(exc)) from None
+        except (ValueError, TypeError, NameError) as exc:  # submitit refuses a name
+            raise ExecutorChoiceError(f"--slurm: {exc}") from None
+    if gpus is not None:
+        ids = [g.strip() for g in gpus.split(",")]
+        if not all(g.isdigit() for g in ids) or len(set(ids)) != len(ids):
+            raise ExecutorChoiceError(
+                f"--gpus {gpus!r}: expected distinct GPU numbers, e.g. 0,1,2,3"
+            )
+        pinned = sorted({c.device for c in suite.cells if c.device.startswith("cuda:")})
+        if pinned:
+            raise ExecutorChoiceError(
+                f"--gpus assigns each cell a GPU, but the suite names {', '.join(pinned)}: "
+                "use device: cuda (or auto) in the suite"
+            )
+        # A worker pinned to a GPU that does not exist would see no CUDA and quietly
+        # skip (device: cuda) or run on CPU (auto) every cell it takes: refuse instead.
+        require_cuda = any(c.device in ("cuda", "auto") for c in suite.cells)
+        slots = [{"CUDA_VISIBLE_DEVICES": g} for g in ids]
+        return ParallelExecutor(suite.plugins, suite.base_dir, slots, require_cuda=require_cuda)
+    if workers is not None:
+        if workers < 1:
+            raise ExecutorChoiceError(f"--workers {workers}: expected 1 or more")
+        return ParallelExecutor(suite.plugins, suite.base_dir, [{} for _ in range(workers)])
+    if in_process:
+        from bench.plugins import get_plugin_manager
+
+        return InProcessExecutor(
+            Registry(get_plugin_manager(suite.plugins, base_dir=suite.base_dir))
+        )
+    return prestarted or ProcessExecutor(suite.plugins, suite.base_dir)
+
+
+class InProcessExecutor(Executor):
     def __init__(self, registry: Registry, cache_dir: Path | None = None) -> None:
         self.registry = registry
         self.cache_dir = cache_dir
@@ -53,11 +151,8 @@ class InProcessExecutor:
     def execute(self, cell: Cell) -> Outcome:
         return run_cell(cell, self.registry, self.cache_dir)
 
-    def close(self) -> None:
-        pass
 
-
-class ProcessExecutor:
+class ProcessExecutor(Executor):
     def __init__(
         self,
         plugin_specs: list[str],
@@ -262,7 +357,7 @@ class ProcessExecutor:
             proc.kill()
 
 
-class ParallelExecutor:
+class ParallelExecutor(Executor):
     """Several worker processes at once, one per slot; each cell goes to a free one.
 
     A slot is the environment of its worker: ``{"CUDA_VISIBLE_DEVICES": "2"}`` pins it to
@@ -339,9 +434,6 @@ class ParallelExecutor:
                 yield cell, payload
         finally:
             stop.set()
-
-    def execute(self, cell: Cell) -> Outcome:
-        return self.executors[0].execute(cell)
 
     def close(self) -> None:
         """Stop handing out cells, kill workers still busy (their cells are not
@@ -443,7 +535,7 @@ def run_suite(
     suite: Suite,
     run_dir: Path,
     *,
-    executor: Any,
+    executor: Executor,
     resume: bool = False,
     on_start: Callable[[list[Cell]], None] | None = None,
     on_cell_start: Callable[[Cell], None] | None = None,
@@ -475,7 +567,7 @@ def run_suite(
 def _run_locked(
     suite: Suite,
     run_dir: Path,
-    executor: Any,
+    executor: Executor,
     resume: bool,
     retry_failed: bool,
     command: str,
@@ -501,16 +593,13 @@ def _run_locked(
     # With SLURM, "devices" and "host" describe the submitting machine; each row's
     # `device` column is resolved where the cell ran.
     meta["executor"] = type(executor).__name__
-    if getattr(executor, "cluster", None):
+    if executor.cluster:
         meta["cluster"] = executor.cluster
     atomic_write_json(meta_path, meta)
     if on_start:
         on_start(todo)
     status = "interrupted"
-    if hasattr(executor, "run_all"):  # executors that run cells concurrently (SLURM)
-        outcomes = executor.run_all(todo, on_cell_start)
-    else:
-        outcomes = _one_by_one(executor, todo, on_cell_start)
+    outcomes = executor.run_all(todo, on_cell_start)
     try:
         for cell, outcome in outcomes:
             device = outcome.device or resolve_device(cell.device)
@@ -520,9 +609,7 @@ def _run_locked(
         status = "complete"
     finally:
         try:
-            close = getattr(outcomes, "close", None)
-            if close:  # a generator: stops a concurrent executor handing out cells
-                close()
+            outcomes.close()  # stops a concurrent executor handing out cells
             executor.close()
         finally:
             try:
@@ -533,15 +620,6 @@ def _run_locked(
                 meta["cells"] = {"total": len(suite.cells), "finished": len(writer.cells)}
                 atomic_write_json(meta_path, meta)
     return writer.cells
-
-
-def _one_by_one(
-    executor: Any, cells: list[Cell], on_cell_start: Callable[[Cell], None] | None
-) -> Iterator[tuple[Cell, Outcome]]:
-    for cell in cells:
-        if on_cell_start:
-            on_cell_start(cell)
-        yield cell, executor.execute(cell)
 
 
 def _start_meta(suite: Suite, run_dir: Path, resume: bool) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from bench.runner import Executor
 from bench.suite import Cell
 from bench.worker import Outcome
 
@@ -107,7 +108,7 @@ class _SacctNotice(logging.Filter):
         return True
 
 
-class SlurmExecutor:
+class SlurmExecutor(Executor):
     """Submits cells as a submitit job array and yields their outcomes as jobs finish."""
 
     def __init__(
@@ -193,12 +194,6 @@ class SlurmExecutor:
         if not isinstance(outcome, Outcome):
             return Outcome("error", f"job {job.job_id} returned {type(outcome).__name__}")
         return outcome
-
-    def execute(self, cell: Cell) -> Outcome:
-        """One cell as one job (the protocol the other executors share)."""
-        for _, outcome in self.run_all([cell]):
-            return outcome
-        raise RuntimeError("no outcome")  # pragma: no cover - run_all yields one per cell
 
     def close(self) -> None:
         """Cancel the jobs not finished (an interrupted run); ``--resume`` reruns them."""

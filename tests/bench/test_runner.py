@@ -163,6 +163,38 @@ def test_in_process_executor_runs_the_same_protocol(write_suite, registry, tmp_p
     assert rows[0]["metric.pid"] == os.getpid()
 
 
+def test_executors_share_one_protocol(write_suite, registry, tmp_path):
+    """run_suite speaks only Executor's run_all/close: an executor that finishes cells
+    out of order (as a pool or a cluster does) has each row recorded under its cell."""
+    from bench.runner import Executor, ParallelExecutor
+    from bench.slurm import SlurmExecutor
+
+    assert all(issubclass(k, Executor) for k in (ParallelExecutor, SlurmExecutor))
+
+    class Reversed(InProcessExecutor):
+        closed = False
+
+        def run_all(self, cells, on_cell_start=None):
+            yield from reversed(list(super().run_all(cells, on_cell_start)))
+
+        def close(self):
+            Reversed.closed = True
+
+    path = write_suite(
+        "suite: order\nplugins: [FIXTURE_PLUGINS]\nrepeats: 1\nbenchmarks:\n"
+        "  - task: test.behave\n    matrix: {solver: [test.constant], value: [1.0, 2.0, 3.0]}\n"
+    )
+    suite = load_suite(path, registry)
+    run_suite(suite, tmp_path / "run", executor=Reversed(registry))
+    cells = load_run(tmp_path / "run").cells
+    assert sorted(cells["metric.value"]) == [1.0, 2.0, 3.0]
+    by_id = {c.id: c.task_params["value"] for c in suite.cells}
+    assert all(by_id[row.cell_id] == row["metric.value"] for _, row in cells.iterrows())
+    assert Reversed.closed
+    with pytest.raises(NotImplementedError, match="run_all"):
+        Executor().execute(suite.cells[0])
+
+
 def _bench(*args: str, cwd: Path) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "bench.cli", *args],
