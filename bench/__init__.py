@@ -20,7 +20,8 @@ from bench.base import (
     Task,
 )
 from bench.context import CellContext
-from bench.params import Param, ParamError
+from bench.fileio import atomic_path
+from bench.params import Param, ParamError, did_you_mean
 from bench.plugins import get_plugin_manager, hookimpl
 from bench.registry import Registry
 
@@ -37,6 +38,8 @@ __all__ = [
     "Plugin",
     "Registry",
     "SkipCell",
+    "atomic_path",
+    "did_you_mean",
     "Solver",
     "Task",
     "get_plugin_manager",

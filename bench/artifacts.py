@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from bench.fileio import atomic_write_bytes
+
 #: default limit on one cell's files together (suite setting ``files_limit_mb``)
 DEFAULT_FILES_LIMIT_MB = 500.0
 
@@ -215,9 +217,7 @@ class FileStore:
         infos = []
         for file_name, kind, data in files:
             path = self.folder / file_name
-            tmp = path.with_name(f".{file_name}.tmp")
-            tmp.write_bytes(data)
-            tmp.replace(path)
+            atomic_write_bytes(path, data, sync=False)
             rel = path.relative_to(self.run_dir) if self.run_dir else path
             infos.append(FileInfo(file_name, kind, str(rel), len(data)))
         self.used += size

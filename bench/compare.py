@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.results import Run, key_columns
+from bench.results import Run, is_missing, key_columns
 
 _GATE_RE = re.compile(
     r"^(?P<target>time|time\.[\w.\-]+|metric\.[\w.\-]+):(?P<sign>[+-])"
@@ -163,7 +163,7 @@ def _key_str(row: pd.Series, cols: list[str]) -> str:
 
 
 def _plain(value: Any) -> Any:
-    if isinstance(value, float) and math.isnan(value):
+    if is_missing(value):
         return None
     if isinstance(value, np.generic):
         return value.item()
@@ -302,7 +302,7 @@ def check_gates(cmp: Comparison, gates: list[Gate], alpha: float = 0.05) -> list
 
 
 def _as_text(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if is_missing(value):
         return ""
     return str(value)
 

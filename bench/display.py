@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from bench.compare import Comparison, Violation
-from bench.results import key_columns
+from bench.results import is_missing, key_columns
 
 STATUS_STYLE = {
     "ok": "green",
@@ -24,7 +24,7 @@ STATUS_STYLE = {
 
 
 def fmt_seconds(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if is_missing(value):
         return ""
     v = float(value)
     if v >= 1:
@@ -35,7 +35,7 @@ def fmt_seconds(value: Any) -> str:
 
 
 def fmt_bytes(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if is_missing(value):
         return ""
     v = float(value)
     for unit in ("B", "KiB", "MiB", "GiB"):
@@ -46,7 +46,7 @@ def fmt_bytes(value: Any) -> str:
 
 
 def fmt_value(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if is_missing(value):
         return ""
     if isinstance(value, float):
         return f"{value:.4g}"
@@ -93,7 +93,7 @@ def _fmt_cell(col: str, value: Any) -> str:
     if col == "wall":
         return fmt_seconds(value)
     if col.startswith("speedup."):
-        return "" if value is None or math.isnan(value) else f"x{value:.3g}"
+        return "" if is_missing(value) else f"x{value:.3g}"
     return fmt_value(value)
 
 
@@ -148,7 +148,7 @@ def errors_table(cells: pd.DataFrame) -> Table | None:
 
 
 def _filled(value: Any) -> bool:
-    return value is not None and not (isinstance(value, float) and math.isnan(value))
+    return not is_missing(value)
 
 
 def grouped(cells: pd.DataFrame, by: list[str]) -> pd.DataFrame:

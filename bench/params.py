@@ -8,11 +8,20 @@ and ``bench list`` prints them.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 _MISSING = object()
+
+
+def did_you_mean(name: object, choices: Iterable[str], *, n: int = 1, cutoff: float = 0.6) -> str:
+    """``"; did you mean 'x'?"`` (up to ``n`` names, closest first) for a name close to
+    one of ``choices``, else ``""``: the hint of every "unknown name" message."""
+    import difflib
+
+    close = difflib.get_close_matches(str(name), list(choices), n=n, cutoff=cutoff)
+    return f"; did you mean {', '.join(shown(c) for c in close)}?" if close else ""
 
 
 def shown(value: object, limit: int = 60) -> str:

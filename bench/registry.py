@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 
 import pluggy
 
 from bench.base import BASES, KINDS, Plugin
 from bench.hookspecs import REGISTRATION_HOOKS
+from bench.params import did_you_mean
 
 
 class RegistryError(Exception):
@@ -105,8 +105,7 @@ class Registry:
 
 
 def unknown_message(kind: str, name: object, known: list[str]) -> str:
-    close = difflib.get_close_matches(str(name), known, n=3, cutoff=0.5)
-    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    hint = did_you_mean(name, known, n=3, cutoff=0.5)
     if len(known) <= 12:
         listing = ", ".join(known)
     else:

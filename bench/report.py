@@ -36,7 +36,7 @@ import pandas as pd
 
 from bench.compare import Comparison, compare_runs, speedups_against
 from bench.display import _header, cell_columns, varying
-from bench.results import Run, key_columns
+from bench.results import Run, is_missing, key_columns
 
 ROW_LIMIT = 500  # rows a table shows at once (filter and sort cover all)
 MAX_TRACES = 40  # lines per curve figure; the rest are named in the caption
@@ -84,7 +84,7 @@ def _config_label(row: pd.Series, cols: list[str]) -> str:
     parts = []
     for col in cols:
         value = row.get(col)
-        if value is None or (isinstance(value, float) and math.isnan(value)):
+        if is_missing(value):
             continue
         name = col.removeprefix("param.")
         parts.append(str(value) if not col.startswith("param.") else f"{name}={value}")

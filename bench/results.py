@@ -25,8 +25,8 @@ what is finished, so a run killed at any moment loses at most the running cell.
 from __future__ import annotations
 
 import json
+import math
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bench.fileio import FILE_MODE, atomic_path, atomic_write_bytes
 from bench.suite import Cell
 from bench.worker import Outcome
 
@@ -61,22 +62,17 @@ CURVE_COLUMNS = ["cell_id", "curve", "step", "time", "value"]
 FILE_COLUMNS = ["cell_id", "name", "kind", "path", "bytes"]
 
 
+def is_missing(value: Any) -> bool:
+    """An empty table entry: None, or a float NaN (how pandas fills a column a row lacks)."""
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
 class ResultsError(Exception):
     """A results folder or file that is missing or cannot be read."""
 
 
 class RunLockedError(ResultsError):
     """A run folder that another ``bench run`` is writing."""
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-#: files are made readable as the user's umask says (mkstemp alone makes them 0600)
-FILE_MODE = 0o666 & ~_umask()
 
 
 class RunLock:
@@ -113,34 +109,13 @@ class RunLock:
             self._fh = None
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, FILE_MODE)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def atomic_write_json(path: Path, data: dict[str, Any]) -> None:
     atomic_write_bytes(path, (json.dumps(data, indent=2, default=str) + "\n").encode())
 
 
 def _atomic_write_parquet(path: Path, frame: pd.DataFrame) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         _parquet_safe(frame).to_parquet(tmp, index=False)
-        os.chmod(tmp, FILE_MODE)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _parquet_safe(frame: pd.DataFrame) -> pd.DataFrame:

@@ -43,7 +43,7 @@ from typing import Any
 import yaml
 
 from bench.base import family_mismatch
-from bench.params import ParamError, is_list_param, shown
+from bench.params import ParamError, did_you_mean, is_list_param, shown
 from bench.registry import Registry
 
 TOP_KEYS = {
@@ -501,10 +501,7 @@ def _settings(
 
 
 def _unknown_key(key: str, allowed: dict[str, str], prefix: str) -> str:
-    import difflib
-
-    close = difflib.get_close_matches(key, list(allowed), n=1, cutoff=0.6)
-    hint = f"; did you mean {shown(close[0])}?" if close else ""
+    hint = did_you_mean(key, allowed)
     return f"{prefix}{key}: unknown key{hint} (allowed: {', '.join(allowed)})"
 
 
@@ -721,11 +718,7 @@ def _axis_values(
         return value if isinstance(value, list) else [value]
     param = task_cls.params.get(key)
     if param is None:
-        choices = sorted(task_cls.params) + sorted(slots)
-        import difflib
-
-        close = difflib.get_close_matches(key, choices, n=1, cutoff=0.6)
-        hint = f"; did you mean {shown(close[0])}?" if close else ""
+        hint = did_you_mean(key, sorted(task_cls.params) + sorted(slots))
         known = ", ".join(sorted(task_cls.params)) or "none"
         errors.append(
             f"{kpath}: {task_cls.name} has no parameter {shown(key)}{hint} (parameters: {known})"

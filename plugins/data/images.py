@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bench import did_you_mean
+
 #: scikit-image images that ship inside the package (no download), grey or RGB
 SKIMAGE_IMAGES = (
     "camera",
@@ -62,10 +64,7 @@ def _source(name: str) -> np.ndarray:
         return (slice_ / max(float(slice_.max()), 1e-12)).astype(np.float32)
     if not is_path(name):
         if name not in SKIMAGE_IMAGES:
-            import difflib
-
-            close = difflib.get_close_matches(name, [*SKIMAGE_IMAGES, "mni152_slice"], n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(name, [*SKIMAGE_IMAGES, "mni152_slice"])
             raise ValueError(
                 f"unknown image {name!r}{hint} (built in: {', '.join(SKIMAGE_IMAGES)}, "
                 "mni152_slice; or give the path of a PNG/NIfTI file)"

@@ -177,7 +177,7 @@ def test_unknown_name_suggests_close_matches(registry):
     with pytest.raises(KeyError) as info:
         registry.get("task", "test.behav")
     assert str(info.value) == (
-        "unknown task 'test.behav'; did you mean test.behave, test.leaky, test.files? "
+        "unknown task 'test.behav'; did you mean 'test.behave', 'test.leaky', 'test.files'? "
         "(available: test.behave, test.files, test.leaky, test.needs_missing, test.picky, "
         "test.uses_method)"
     )

@@ -114,7 +114,7 @@ benchmarks:
             "benchmarks:\n  - task: test.behav\n",
             [
                 "benchmarks[0].task: unknown task 'test.behav'; "
-                "did you mean test.behave, test.leaky, test.files? "
+                "did you mean 'test.behave', 'test.leaky', 'test.files'? "
                 "(available: test.behave, test.files, test.leaky, test.needs_missing, test.picky, "
                 "test.uses_method)"
             ],
@@ -123,7 +123,7 @@ benchmarks:
             "benchmarks:\n  - task: test.behave\n    matrix: {solver: [test.constnt]}\n",
             [
                 "benchmarks[0].matrix.solver: unknown solver 'test.constnt'; "
-                "did you mean test.constant? (available: test.constant)"
+                "did you mean 'test.constant'? (available: test.constant)"
             ],
         ),
         (

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from scipy.integrate import solve_ivp
+
+from bench import atomic_path
 
 # rtol = atol = 1e-12 keeps the reference's own error near 1e-11 on these problems,
 # far below the best float64 solver error a cell is expected to measure (~1e-9).
@@ -61,12 +61,6 @@ def cached(cache_dir: Path, key: dict[str, Any], compute: Callable[[], np.ndarra
             pass  # unreadable or foreign: recompute and overwrite
     y = np.asarray(compute(), dtype=np.float64)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, y=y, key=np.asarray(text))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, y=y, key=np.asarray(text))
     return y
