@@ -6,7 +6,8 @@ the step and the training time so far, ends the cell ``diverged`` (its curve kep
 soon as the loss is not finite, and records ``time_to_<metric>_<X>`` /
 ``steps_to_<metric>_<X>``: the training time and steps until the curve first reached
 the task's threshold X (absent when it never did: the harness reads a NaN metric as a
-diverged cell).
+diverged cell), and ``reached_<metric>_<X>`` (1 or 0, always), so that a table tells
+"not reached" from "not measured".
 
 The ``backend`` slot takes a ``sine_mlp.*`` backend and only that (others are refused
 when the suite is validated). A ``siren`` field runs its forward and backward through
@@ -188,6 +189,7 @@ def fit(
     ctx.metric("steps_per_s", steps / max(result.train_seconds, 1e-12))
     if threshold:
         suffix = f"{threshold[0]}_{metric_suffix(threshold[1])}"
+        ctx.metric(f"reached_{suffix}", float(reached is not None))
         if reached is not None:  # absent when never reached (a NaN would read as diverged)
             ctx.metric(f"time_to_{suffix}", reached)
             ctx.metric(f"steps_to_{suffix}", reached_step)

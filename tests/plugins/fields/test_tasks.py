@@ -96,6 +96,19 @@ def test_image_fit_learns_and_reports_time_to_psnr(tmp_path):
     assert row["metric.psnr_test"] < row["metric.psnr"]
     assert row["metric.steps_to_psnr_20"] in (20, 40, 60)
     assert 0 < row["metric.time_to_psnr_20"] <= row["time.fit.median"]
+    assert row["metric.reached_psnr_20"] == 1.0
+
+
+def test_a_threshold_never_reached_is_said_not_left_blank(tmp_path):
+    """60 dB is out of reach in 20 steps: reached_psnr_60 = 0, no time_to (a NaN there
+    would read as a diverged cell), and the cell is ok."""
+    entry = {"task": "fields.image_fit", "params": {
+        "size": 16, "steps": 20, "eval_every": 10, "lr": 1e-2, "target_psnr": 60.0,
+        "encoding": "relu", "encoding.width": 16, "backend": "sine_mlp.eager"}}  # fmt: skip
+    row = pd.read_parquet(_run(tmp_path, _suite(entry)) / "cells.parquet").iloc[0]
+    assert row["status"] == "ok"
+    assert row["metric.reached_psnr_60"] == 0.0
+    assert "metric.time_to_psnr_60" not in row.index or pd.isna(row["metric.time_to_psnr_60"])
     assert row["metric.compression_ratio"] == pytest.approx(256 / row["metric.params"])
 
 
