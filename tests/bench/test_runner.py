@@ -163,6 +163,26 @@ def test_in_process_executor_runs_the_same_protocol(write_suite, registry, tmp_p
     assert rows[0]["metric.pid"] == os.getpid()
 
 
+def test_a_thread_left_by_one_cell_does_not_disguise_a_later_crash(write_suite, tmp_path):
+    """A cell leaves a non-daemon thread running in the reused worker; the next cell
+    crashes. The crash is reported as a crash at once (the worker's death is seen by
+    its process, not by a pipe the thread could keep open), not as a timeout, and the
+    run ends (the worker exits hard, not waiting for the thread)."""
+    path = write_suite(
+        "suite: threads\nplugins: [FIXTURE_PLUGINS]\nrepeats: 1\ntimeout: 30\nbenchmarks:\n"
+        "  - task: test.behave\n    matrix: {solver: [test.constant], mode: [thread, crash, ok]}\n"
+    )
+    start = time.monotonic()
+    assert main(["run", str(path), "--output", str(tmp_path / "out"), "--quiet"]) == 0
+    run = load_run(next((tmp_path / "out" / "threads").iterdir()))
+    status = dict(zip(run.cells["param.mode"], run.cells["status"]))
+    assert status == {"thread": "ok", "crash": "error", "ok": "ok"}
+    crash = _row(run, **{"param.mode": "crash"})
+    assert crash["error"].startswith("worker died from SIGSEGV")
+    assert crash["wall"] < 30  # not the timeout
+    assert time.monotonic() - start < 60  # the run did not wait for the thread
+
+
 def test_executors_share_one_protocol(write_suite, registry, tmp_path):
     """run_suite speaks only Executor's run_all/close: an executor that finishes cells
     out of order (as a pool or a cluster does) has each row recorded under its cell."""
