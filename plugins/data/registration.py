@@ -14,6 +14,9 @@ Everything is built offline from ``plugins.data.mni152`` (nilearn's shipped temp
   that of exp(-v): ``moving(x + truth(x)) = fixed(x)`` up to bias and noise.
 - ``population``: subjects made from the template by zero-mean velocities (the
   template is then the barycentre of the population, as the atlas task assumes).
+- ``conditional_population``: subjects whose template depends on an attribute a
+  (T(a) = T(0) o exp(a w), w a SIMULATED ventricle dilation), so the true template is
+  known at every a.
 - ``load_nifti_pair``: the user's own fixed/moving NIfTI images and label maps, with
   every mismatch reported as a ``ValueError`` naming the file.
 
@@ -31,7 +34,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from kernels.reference import svf_exp_reference, warp_reference
+from kernels.reference import compose_reference, svf_exp_reference, warp_reference
 from plugins.data import mni152
 
 CONTRASTS = ("t1", "t2")
@@ -167,6 +170,12 @@ def subject(
     bias field, plus Gaussian noise of std ``noise`` (relative to the brain's 99th
     percentile, 1). Returns the subject and the displacement of phi."""
     disp = exp_velocity(velocity)
+    return deform(ref, disp, bias=bias, noise=noise, seed=seed), disp
+
+
+def deform(ref: Image, disp: np.ndarray, *, bias: float, noise: float, seed: int) -> Image:
+    """``ref`` read at x + ``disp``(x) (image bilinear, labels nearest), times a bias
+    field, plus Gaussian noise of std ``noise``: what ``subject`` does with exp(v)."""
     data = warp_array(ref.data, disp) * bias_field(ref.data.shape, bias, seed)
     rng = np.random.default_rng(seed + 104729)
     data = data + noise * rng.normal(size=data.shape)
@@ -174,8 +183,7 @@ def subject(
     if ref.labels is not None:
         labels = np.rint(warp_array(ref.labels, disp, mode="nearest")).astype(np.int16)
     mask = labels > 0 if labels is not None else warp_array(ref.mask, disp) > 0.5
-    image = Image(np.clip(data, 0.0, None).astype(np.float32), labels, mask, ref.affine)
-    return image, disp
+    return Image(np.clip(data, 0.0, None).astype(np.float32), labels, mask, ref.affine)
 
 
 def make_pair(
@@ -230,6 +238,91 @@ def population(
         subjects.append(image)
         disps.append(disp)
     return ref, subjects, disps
+
+
+def ventricle_velocity(ref: Image, amplitude: float) -> np.ndarray:
+    """A SIMULATED ventricle dilation: the radial velocity w(x) = -(x - c) g(x), c the
+    centroid of the ventricles (the CSF voxels deeper in the brain than a third of its
+    largest depth), g a Gaussian of width their RMS radius; scaled so that max |w| =
+    ``amplitude`` voxels. ``ref`` read through exp(a w) has its ventricles dilated for
+    a > 0 (each point reads the template nearer c) and shrunk for a < 0, the brain's
+    outline left in place (g fades out)."""
+    depth = ndimage.distance_transform_edt(ref.mask)
+    deep = (ref.labels == 1) & (depth > depth.max() / 3.0)
+    if not deep.any():
+        raise ValueError("no ventricles found: no CSF a third of the brain's depth inside")
+    points = np.argwhere(deep).astype(np.float64)
+    centre = points.mean(axis=0)
+    sigma = max(float(np.sqrt(((points - centre) ** 2).sum(axis=1).mean())), 1.0)
+    grid = np.stack(np.meshgrid(*[np.arange(n) for n in ref.data.shape], indexing="ij"))
+    offset = grid - centre.reshape((-1,) + (1,) * ref.ndim)
+    envelope = np.exp(-(offset**2).sum(axis=0) / (2.0 * sigma**2))
+    w = -offset * envelope
+    peak = float(np.sqrt((w**2).sum(axis=0)).max())
+    return (w * (amplitude / peak)).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class ConditionalPopulation:
+    """Subjects made from a template that depends on an attribute a of each subject:
+    T(a) = T(0) o exp(a w) (``w`` a SIMULATED ventricle dilation, T(0) the MNI152
+    template), subject_i = T(a_i) o exp(v_i) plus noise. The v_i are zero-mean and
+    uncorrelated with the a_i (the least-squares fit of v on [1, a] is removed), so
+    T(a) is the population's barycentre at attribute a, to first order in v."""
+
+    template: Image
+    subjects: list[Image]
+    #: displacement of each subject from its own template: subject_i(x) = T(a_i)(x + d_i(x))
+    disps: list[np.ndarray]
+    #: displacement of each subject from T(0): subject_i(x) = T(0)(x + total_i(x))
+    totals: list[np.ndarray]
+    attributes: np.ndarray
+    effect: np.ndarray
+
+    def template_at(self, attribute: float) -> Image:
+        """The true template T(a), noise-free, with its labels and brain mask."""
+        disp = exp_velocity(attribute * self.effect)
+        return deform(self.template, disp, bias=0.0, noise=0.0, seed=0)
+
+
+def conditional_population(
+    n: int,
+    dim: int = 2,
+    *,
+    effect: float,
+    resolution: int = 2,
+    downsample: int = 1,
+    amplitude: float = 3.0,
+    smoothness: float | None = None,
+    bias: float = 0.0,
+    noise: float = 0.02,
+    seed: int = 0,
+) -> ConditionalPopulation:
+    """``n`` subjects with attributes a_i evenly spaced in [-1, 1]: subject_i =
+    T(a_i) o exp(v_i), T(a) = T(0) o exp(a w), w = ``ventricle_velocity(effect)``
+    (``effect`` 0: no attribute effect), v_i random (as in ``population``) with their
+    least-squares fit on [1, a_i] removed. One warp per subject, by the composed
+    displacement, so the image is interpolated once."""
+    if n < 2:
+        raise ValueError(f"a population needs at least 2 subjects, got {n}")
+    ref = reference(dim, resolution, downsample, "t1")
+    attributes = np.linspace(-1.0, 1.0, n)
+    seeds = [seed * 1000 + i for i in range(n)]
+    vs = np.stack([random_velocity(ref.data.shape, amplitude, s, smoothness) for s in seeds])
+    design = np.stack([np.ones(n), attributes], axis=1)
+    fit = design @ np.linalg.pinv(design)
+    vs = vs - np.tensordot(fit, vs, axes=1).astype(np.float32)
+    w = ventricle_velocity(ref, effect) if effect > 0 else np.zeros_like(vs[0])
+    subjects, disps, totals = [], [], []
+    for a, v, s in zip(attributes, vs, seeds):
+        disp = exp_velocity(v)
+        own = torch.from_numpy(exp_velocity(a * w).astype(np.float64))[None]
+        inner = torch.from_numpy(disp.astype(np.float64))[None]
+        total = compose_reference(own, inner, padding="border")[0].numpy().astype(np.float32)
+        subjects.append(deform(ref, total, bias=bias, noise=noise, seed=s))
+        disps.append(disp)
+        totals.append(total)
+    return ConditionalPopulation(ref, subjects, disps, totals, attributes, w)
 
 
 # --- the user's own data ---------------------------------------------------------------

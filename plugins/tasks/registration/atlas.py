@@ -2,7 +2,10 @@
 
 Data: ``plugins.data.registration.population``: ``subjects`` images of the MNI152 T1
 template warped by exp(v_i) with zero-mean random SVFs v_i (so the true template is the
-population's barycentre), plus noise.
+population's barycentre), plus noise. With ``attribute`` > 0 (or ``conditional``), the
+population is ``conditional_population``: each subject has an attribute a_i (evenly in
+[-1, 1]) and is made from its own true template T(a) = T(0) o exp(a w), w a SIMULATED
+ventricle dilation of max ``attribute`` voxels, the v_i zero-mean and uncorrelated with a.
 
 Model (the lecture author's atlas, rousseau/beo): the template A is a learned image
 initialised to the first subject (``init: subject``, beo's choice; or the voxel-wise
@@ -15,23 +18,50 @@ at once, Adam on A and the v_i:
         + barycentre * mean_x |mean_i disp_i(x)|^2
 
 ``barycentre`` 0 turns the penalty off (beo's weight is 1, gradient 1, magnitude 0.01).
-``projection: true`` adds a hard constraint instead of (or beside) the penalty: after
-every step the velocities are made zero-mean (mean_i v_i = 0, so the mean displacement
-vanishes to first order in v). Metrics: ``template_ncc`` and ``template_psnr`` of A
-against the true template inside the brain (no alignment: a template that drifted away
-from the population's centre scores lower), ``mean_ncc``/``mean_psnr`` of the voxel-wise
-mean image for reference, ``mean_deformation_mm`` (mean over the brain of |mean_i
-disp_i(x)|), ``sharpness`` (mean gradient magnitude of A over that of the voxel-wise
-mean), ``label_dice`` (the subjects' labels carried to the template by exp(-v_i),
-majority vote, against the true template's labels), ``subject_error_mm`` (mean error of
-the disp_i to the true ones). Files: the template as NIfTI and a figure beside the truth
-and the mean.
+``projection`` adds a hard constraint instead of (or beside) the penalty, after every
+step (``plugins.tasks.registration.barycentre``): ``velocity`` makes the velocities
+zero-mean (the mean displacement vanishes to first order in v), ``displacement`` makes
+the mean displacement itself zero (a fixed-point correction of the velocities).
+
+``conditional`` makes the template a function of the attribute
+(``plugins.tasks.registration.templates``): ``linear``, A(a) = A0 + a A1 in image space;
+``deformed``, A(a) = A0 o exp(a w), w a learned velocity regularised as the v_i are.
+Subject i is matched to A(a_i), and the barycentre penalty and projections apply to the
+least-squares fit of the deformations on [1, a] (mean and slope), so the deformations
+cannot carry the attribute's effect. ``linear`` is the simpler (one more image, no
+warp) and the first-order expansion of the true T(0) o exp(a w); ``deformed`` holds the
+truth exactly and cannot blend intensities. Measured on the published protocol
+(``results/published/registration-atlas-cpu``) only ``deformed`` beats one template.
+
+Metrics: ``template_ncc`` and ``template_psnr`` of A (A(0) when conditional) against the
+true template T(0) inside the brain (no alignment: a template that drifted away from the
+population's centre scores lower), ``mean_ncc``/``mean_psnr`` of the voxel-wise mean
+image for reference, ``mean_deformation_mm`` (mean over the brain of |mean_i
+disp_i(x)|) and ``truth_mean_deformation_mm`` (the same for the true deformations: what
+the true template scores), ``sharpness`` (mean gradient magnitude of A over that of the
+voxel-wise mean), ``label_dice`` (the subjects' labels carried to the template by
+exp(-v_i), majority vote, against the true template's labels; not for a conditional
+template, whose subjects land on different A(a_i)), ``subject_error_mm`` (mean error of
+the disp_i to the true ones, from T(0), or from T(a_i) when conditional);
+``projection_passes`` (the displacement projection's mean passes per step). With an
+attribute: ``attribute_ncc_low``/``_mid``/``_high`` (NCC inside the brain of A(a), or
+the one template, against T(a) at a = -1, 0, 1) and their mean ``attribute_ncc``;
+``attribute_ncc_oracle`` (the same for the best image-space template of the cell's
+form, the least-squares fit of the true T(a_i) on 1 or on [1, a]; not for ``deformed``,
+whose best is the truth); ``attribute_deformation_mm`` (mean over the brain of |slope
+of disp_i in a|, mm per unit a: the attribute's effect the deformations took up);
+``template_slope`` (``linear``: RMS of A1 in the brain) and ``template_slope_truth``
+(the oracle's); ``template_velocity_mm`` (``deformed``: mean |w| in the brain, mm) and
+``template_velocity_truth_mm`` (the true w's). Files: the template (A0) as NIfTI, and
+A1 for ``linear``; a figure beside the truth and the mean; with an attribute, a figure
+of the template at a = -1, 0, 1 beside the truth.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from typing import Any
 
 import numpy as np
 import torch
@@ -42,8 +72,13 @@ from plugins.data import registration as data
 from plugins.methods.registration.base import positive
 from plugins.methods.registration.losses import diffusion, similarity
 from plugins.tasks.registration import metrics as m
-from plugins.tasks.registration.figures import atlas_figure
+from plugins.tasks.registration.barycentre import PROJECTIONS, Design
+from plugins.tasks.registration.figures import atlas_figure, attribute_figure
 from plugins.tasks.registration.pairwise import _odd, exp_backend, image_params, to_tensor
+from plugins.tasks.registration.templates import FORMS, template_model
+
+#: attribute values at which a template is compared with the truth (the population's range)
+ATTRIBUTE_VALUES = (-1.0, 0.0, 1.0)
 
 
 def _ncc(a: np.ndarray, b: np.ndarray) -> float:
@@ -79,7 +114,17 @@ class Atlas(Task):
         "template_lr": positive(0.01, "Adam learning rate of the template's intensities"),
         "steps": Param(7, low=0, high=12, doc="scaling-and-squaring steps"),
         "init": Param("subject", choices=("subject", "mean"), doc="template start (smoothed)"),
-        "projection": Param(False, doc="hard constraint: make the velocities zero-mean each step"),
+        "projection": Param(
+            "none",
+            choices=PROJECTIONS,
+            doc="hard constraint after each step: zero-mean velocities or displacements",
+        ),
+        "attribute": Param(
+            0.0, low=0.0, doc="SIMULATED ventricle dilation at a = 1 (max voxels; 0: none)"
+        ),
+        "conditional": Param(
+            "none", choices=FORMS, doc="template as a function of a: A0 + a A1, or A0 o exp(a w)"
+        ),
     }
 
     @classmethod
@@ -91,25 +136,35 @@ class Atlas(Task):
             )
         return None
 
+    def population(self, seed: int) -> tuple[data.Image, list, list, Any]:
+        """The truth T(0), the subjects, their true displacements from the model's
+        template (T(0), or T(a_i) when conditional), and the conditional population
+        (None without an attribute)."""
+        v = self.values
+        common = {
+            "resolution": v["resolution"],
+            "downsample": v["downsample"],
+            "amplitude": v["amplitude"],
+            "noise": v["noise"],
+            "seed": seed,
+        }
+        if v["attribute"] == 0 and v["conditional"] == "none":
+            truth, subjects, disps = data.population(v["subjects"], v["dim"], **common)
+            return truth, subjects, disps, None
+        pop = data.conditional_population(v["subjects"], v["dim"], effect=v["attribute"], **common)
+        disps = pop.totals if v["conditional"] == "none" else pop.disps
+        return pop.template, pop.subjects, disps, pop
+
     def run(self, ctx: CellContext) -> None:
         v = self.values
-        truth, subjects, true_disps = data.population(
-            v["subjects"],
-            v["dim"],
-            resolution=v["resolution"],
-            downsample=v["downsample"],
-            amplitude=v["amplitude"],
-            noise=v["noise"],
-            seed=ctx.seed,
-        )
+        truth, subjects, true_disps, pop = self.population(ctx.seed)
         warp_backend = ctx.components["backend"]
         exp = exp_backend(warp_backend)
         device, steps = ctx.device, v["steps"]
         images = torch.stack([to_tensor(s.data, device) for s in subjects])[:, None]
         mean_image = np.mean([s.data for s in subjects], axis=0)
         first = subjects[0].data if v["init"] == "subject" else mean_image
-        start_image = ndimage.gaussian_filter(first, 1.0)
-        template = to_tensor(start_image, device)[None, None].requires_grad_()
+        start_image = to_tensor(ndimage.gaussian_filter(first, 1.0), device)[None, None]
         shape = truth.data.shape
         vel = torch.zeros((len(subjects), len(shape), *shape), device=device, requires_grad=True)
         sim = similarity(v["similarity"], v["window"])
@@ -117,18 +172,31 @@ class Atlas(Task):
         def warp(image: torch.Tensor, disp: torch.Tensor) -> torch.Tensor:
             return warp_backend(image, disp, mode="bilinear", padding="zeros")
 
+        def exponential(velocity: torch.Tensor) -> torch.Tensor:
+            return exp(velocity, steps=steps, padding="zeros")
+
+        attributes, design = None, Design()
+        if v["conditional"] != "none":
+            attributes = torch.as_tensor(pop.attributes, dtype=torch.float32, device=device)
+            design = Design(attributes)
+        model = template_model(v["conditional"], start_image, attributes, warp, exponential)
+
         def loss() -> torch.Tensor:
-            disp = exp(vel, steps=steps, padding="zeros")
-            warped = warp(template.expand(len(subjects), -1, *shape), disp)
-            value = sim(warped, images) + v["weight"] * diffusion(vel)
+            disp = exponential(vel)
+            value = sim(model.warped(disp), images) + v["weight"] * diffusion(vel)
             value = value + v["magnitude"] * (vel**2).mean()
+            value = value + model.regulariser(v["weight"], v["magnitude"])
             if v["barycentre"] > 0:
-                value = value + v["barycentre"] * (disp.mean(0) ** 2).sum(0).mean()
+                value = value + v["barycentre"] * design.penalty(disp)
             return value
 
         opt = torch.optim.Adam(
-            [{"params": [vel], "lr": v["lr"]}, {"params": [template], "lr": v["template_lr"]}]
+            [
+                {"params": [vel, *model.velocities], "lr": v["lr"]},
+                {"params": model.images, "lr": v["template_lr"]},
+            ]
         )
+        passes = 0
         start = time.perf_counter()
         with ctx.memory("estimate"):
             for it in range(v["iterations"]):
@@ -140,17 +208,22 @@ class Atlas(Task):
                 ctx.check_finite("loss", number)
                 value.backward()
                 opt.step()
-                if v["projection"]:
-                    with torch.no_grad():  # mean_i v_i = 0: the barycentre, to first order
-                        vel -= vel.mean(0, keepdim=True)
+                if v["projection"] == "velocity":
+                    design.project_velocities(vel)
+                elif v["projection"] == "displacement":
+                    passes += design.project_displacements(vel, exponential)
             if device.startswith("cuda"):
                 torch.cuda.synchronize(device)
         ctx.add_time("estimate", time.perf_counter() - start)
+        if v["projection"] == "displacement":
+            ctx.metric("projection_passes", passes / v["iterations"])
         with torch.no_grad():
-            disps = exp(vel.detach(), steps=steps, padding="zeros").double().cpu().numpy()
-            inverses = exp(-vel.detach(), steps=steps, padding="zeros").double().cpu().numpy()
-        estimate = template.detach()[0, 0].cpu().numpy()
+            disps = exponential(vel.detach()).double().cpu().numpy()
+            inverses = exponential(-vel.detach()).double().cpu().numpy()
+        estimate = model.at(0.0).astype(np.float32)
         self.record(ctx, truth, subjects, true_disps, estimate, mean_image, disps, inverses)
+        if pop is not None:
+            self.record_attribute(ctx, pop, model, disps)
 
     def record(self, ctx, truth, subjects, true_disps, estimate, mean_image, disps, inverses):
         mask = truth.mask
@@ -161,25 +234,76 @@ class Atlas(Task):
         ctx.metric("mean_psnr", _psnr(mean_image[mask], truth.data[mask]))
         spacing = truth.spacing
         ctx.metric("mean_deformation_mm", m.error_mm(disps.mean(0), 0 * disps[0], spacing, mask))
+        true_mean = np.mean(true_disps, axis=0)
+        ctx.metric("truth_mean_deformation_mm", m.error_mm(true_mean, 0 * true_mean, spacing, mask))
         errors = [m.error_mm(d, t, spacing, mask) for d, t in zip(disps, true_disps)]
         ctx.metric("subject_error_mm", float(np.mean(errors)))
         sizes = [m.error_mm(0 * t, t, spacing, mask) for t in true_disps]
         ctx.metric("subject_deformation_mm", float(np.mean(sizes)))
         ctx.metric("sharpness", _sharpness(estimate, mask) / _sharpness(mean_image, mask))
         ctx.metric("sharpness_truth", _sharpness(truth.data, mask) / _sharpness(mean_image, mask))
-        votes = np.stack(
-            [
-                np.rint(data.warp_array(s.labels, inv, mode="nearest")).astype(np.int64)
-                for s, inv in zip(subjects, inverses)
-            ]
-        )
-        counts = np.stack([(votes == k).sum(0) for k in range(4)])
-        labels = counts.argmax(0)
-        ctx.metric("label_dice", m.mean_dice(truth.labels, labels))
+        if self.values["conditional"] == "none":
+            votes = np.stack(
+                [
+                    np.rint(data.warp_array(s.labels, inv, mode="nearest")).astype(np.int64)
+                    for s, inv in zip(subjects, inverses)
+                ]
+            )
+            counts = np.stack([(votes == k).sum(0) for k in range(4)])
+            labels = counts.argmax(0)
+            ctx.metric("label_dice", m.mean_dice(truth.labels, labels))
         ctx.artifact("template", estimate.astype(np.float32), affine=truth.affine)
-        weight = self.values["barycentre"]
-        constraint = f"barycentre penalty {weight:g}" if weight > 0 else "no barycentre penalty"
-        if self.values["projection"]:
-            constraint += ", zero-mean projection"
-        title = f"atlas of {len(subjects)} subjects, {constraint}, seed {ctx.seed}"
+        title = f"atlas of {len(subjects)} subjects, {self.constraint()}, seed {ctx.seed}"
         ctx.artifact("atlas", atlas_figure(truth.data, mean_image, estimate, title))
+
+    def constraint(self) -> str:
+        """The barycentre handling, in words, for figure titles."""
+        weight = self.values["barycentre"]
+        words = f"barycentre penalty {weight:g}" if weight > 0 else "no barycentre penalty"
+        if self.values["projection"] != "none":
+            words += f", zero-mean {self.values['projection']} projection"
+        return words
+
+    def record_attribute(self, ctx, pop, model, disps):
+        """The template across the attribute against the truth (see the module's doc)."""
+        v = self.values
+        trues = [pop.template_at(a) for a in ATTRIBUTE_VALUES]
+        estimates = [model.at(a) for a in ATTRIBUTE_VALUES]
+        scores = [_ncc(e[t.mask], t.data[t.mask]) for e, t in zip(estimates, trues)]
+        for name, score in zip(("low", "mid", "high"), scores):
+            ctx.metric(f"attribute_ncc_{name}", score)
+        ctx.metric("attribute_ncc", float(np.mean(scores)))
+        if v["conditional"] in ("none", "linear"):
+            # the best template of this image-space form: the least-squares fit, over the
+            # population's attributes, of the true templates on 1 or on [1, a] (the
+            # deformed form holds the truth exactly: its best is 1)
+            own = np.stack([pop.template_at(a).data for a in pop.attributes]).astype(np.float64)
+            columns = [np.ones_like(pop.attributes)]
+            if v["conditional"] == "linear":
+                columns.append(pop.attributes)
+            coef = np.tensordot(np.linalg.pinv(np.stack(columns, axis=1)), own, axes=1)
+            slope = coef[1] if len(coef) > 1 else 0.0
+            oracles = [coef[0] + a * slope for a in ATTRIBUTE_VALUES]
+            best = [_ncc(o[t.mask], t.data[t.mask]) for o, t in zip(oracles, trues)]
+            ctx.metric("attribute_ncc_oracle", float(np.mean(best)))
+        mask, spacing, affine = pop.template.mask, pop.template.spacing, pop.template.affine
+        a = pop.attributes - pop.attributes.mean()
+        trend = np.tensordot(a / (a**2).sum(), disps, axes=1)
+        ctx.metric("attribute_deformation_mm", m.error_mm(trend, 0 * trend, spacing, mask))
+        if v["conditional"] == "linear":
+            increment = model.increment.detach()[0, 0].cpu().numpy()
+            ctx.metric("template_slope", float(np.sqrt((increment[mask] ** 2).mean())))
+            ctx.metric("template_slope_truth", float(np.sqrt((coef[1][mask] ** 2).mean())))
+            ctx.artifact("template_slope", increment.astype(np.float32), affine=affine)
+        if v["conditional"] == "deformed":
+            w = model.velocity.detach()[0].double().cpu().numpy()
+            ctx.metric("template_velocity_mm", m.error_mm(w, 0 * w, spacing, mask))
+            truth = pop.effect.astype(np.float64)
+            ctx.metric("template_velocity_truth_mm", m.error_mm(truth, 0 * truth, spacing, mask))
+        kinds = {"none": "one template", "linear": "A0 + a A1", "deformed": "A0 o exp(a w)"}
+        title = (
+            f"{kinds[v['conditional']]}, ventricle dilation {v['attribute']:g} voxels at a = 1, "
+            f"{self.constraint()}, seed {ctx.seed}"
+        )
+        figure = attribute_figure([t.data for t in trues], estimates, ATTRIBUTE_VALUES, title)
+        ctx.artifact("attribute", figure)

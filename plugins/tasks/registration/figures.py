@@ -84,3 +84,26 @@ def atlas_figure(truth: np.ndarray, mean: np.ndarray, template: np.ndarray, titl
         ax.set_yticks([])
     fig.suptitle(title)
     return fig
+
+
+def attribute_figure(
+    truths: list[np.ndarray], estimates: list[np.ndarray], values: tuple[float, ...], title: str
+) -> Figure:
+    """The template across an attribute: true T(a) / estimated / estimated - true, one
+    column per attribute value."""
+    fig = Figure(figsize=(3.2 * len(values) + 1, 9.6), layout="constrained")
+    axes = fig.subplots(3, len(values), squeeze=False)
+    vmax = float(np.percentile(truths[len(truths) // 2], 99.5)) or 1.0
+    for col, (truth, estimate, a) in enumerate(zip(truths, estimates, values)):
+        axes[0, col].imshow(view(truth), cmap="gray", vmin=0, vmax=vmax)
+        axes[0, col].set_title(f"true T(a), a = {a:g}")
+        axes[1, col].imshow(view(estimate), cmap="gray", vmin=0, vmax=vmax)
+        axes[1, col].set_title(f"estimated, a = {a:g}")
+        diff = axes[2, col].imshow(view(estimate - truth), cmap="RdBu", vmin=-0.3, vmax=0.3)
+        axes[2, col].set_title("estimated - true")
+    fig.colorbar(diff, ax=axes[2, :].tolist(), shrink=0.8)
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(title)
+    return fig

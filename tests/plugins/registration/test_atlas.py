@@ -1,12 +1,21 @@
-"""registration.atlas: known answers and the barycentre constraint."""
+"""registration.atlas: known answers, the barycentre constraint, conditional templates."""
 
 from __future__ import annotations
+
+import random
+
+import numpy as np
+import torch
 
 from bench import CellContext
 from tests.plugins.registration._helpers import REGISTRY
 
 
 def _run(tmp_path, **params):
+    # seeded as the harness seeds a cell, so a result does not depend on the tests before
+    torch.manual_seed(0)
+    np.random.seed(0)
+    random.seed(0)
     cls = REGISTRY.get("task", "registration.atlas")
     values = {"downsample": 4, "subjects": 4, "iterations": 80, **params}
     ctx = CellContext(
@@ -42,7 +51,7 @@ def test_barycentre_constraint_centres_the_template(tmp_path):
 
 def test_projection_makes_the_velocities_zero_mean(tmp_path):
     off = _run(tmp_path, barycentre=0.0).metrics
-    hard = _run(tmp_path, barycentre=0.0, projection=True).metrics
+    hard = _run(tmp_path, barycentre=0.0, projection="velocity").metrics
     # zero-mean velocities leave a mean displacement of second order in v only: on this
     # coarse 8 mm grid with 4 subjects that is a third of the unconstrained one (measured
     # 0.30 against 0.91 mm); the template lands closer to the truth
@@ -50,8 +59,59 @@ def test_projection_makes_the_velocities_zero_mean(tmp_path):
     assert hard["template_ncc"] > off["template_ncc"]
 
 
+def test_displacement_projection_zeroes_the_mean_displacement(tmp_path):
+    off = _run(tmp_path, barycentre=0.0).metrics
+    hard = _run(tmp_path, barycentre=0.0, projection="displacement").metrics
+    # the mean displacement itself held at 0 (1e-4 voxels, 8e-4 mm at most): far below
+    # the velocity projection's second-order remainder (0.30 mm) and the true
+    # template's own mean displacement (0.49 mm: the population has zero-mean velocities)
+    assert hard["mean_deformation_mm"] < 1e-3
+    assert hard["truth_mean_deformation_mm"] > 0.1
+    assert hard["template_ncc"] > off["template_ncc"]
+    assert 1 <= hard["projection_passes"] <= 30
+
+
 def test_atlas_keeps_template_and_figure(tmp_path):
     record = _run(tmp_path, iterations=5)
     names = {f[0] for f in record.files}
     assert {"template.nii.gz", "atlas.png"} <= names
     assert record.curves and "estimate" in record.times
+
+
+def test_no_attribute_effect_leaves_the_template_constant(tmp_path):
+    # attribute 0: every subject has the same true template, so the attribute's part of
+    # a conditional template should stay near 0; with a strong effect it must not
+    flat = {"attribute": 0.0, "barycentre": 0.0, "projection": "velocity"}
+    strong = {**flat, "attribute": 2.0}
+    linear = _run(tmp_path, conditional="linear", **flat).metrics
+    linear_strong = _run(tmp_path, conditional="linear", **strong).metrics
+    assert linear["template_slope_truth"] < 1e-12
+    # measured 0.041 against 0.111 (truth 0.072): A1 also takes up noise and misfit
+    assert linear["template_slope"] < 0.5 * linear_strong["template_slope"]
+    deformed = _run(tmp_path, conditional="deformed", **flat).metrics
+    deformed_strong = _run(tmp_path, conditional="deformed", **strong).metrics
+    assert deformed["template_velocity_truth_mm"] < 1e-12
+    # measured 0.25 mm against 2.47 mm (truth 3.0 mm)
+    assert deformed["template_velocity_mm"] < 0.2 * deformed_strong["template_velocity_mm"]
+    assert deformed_strong["template_velocity_mm"] > 0.5 * deformed["template_velocity_truth_mm"]
+
+
+def test_conditional_template_recovers_a_strong_effect(tmp_path):
+    # ventricles dilated by up to 2 voxels (16 mm) at a = +-1: one template cannot match
+    # both ends; the deformed conditional template can (measured NCC at a = -1 and +1:
+    # 0.94 and 0.95 against 0.74 and 0.69)
+    common = {"attribute": 2.0, "barycentre": 0.0, "projection": "velocity"}
+    one = _run(tmp_path, **common).metrics
+    deformed = _run(tmp_path, conditional="deformed", **common).metrics
+    for end in ("attribute_ncc_low", "attribute_ncc_high"):
+        assert deformed[end] > one[end] + 0.1
+    assert deformed["attribute_ncc"] > one["attribute_ncc"]
+    # one template took the effect into its deformations; the conditional one did not
+    assert one["attribute_deformation_mm"] > 5 * deformed["attribute_deformation_mm"]
+    assert "label_dice" in one and "label_dice" not in deformed
+
+
+def test_conditional_cell_keeps_the_figure_across_the_attribute(tmp_path):
+    record = _run(tmp_path, iterations=3, attribute=1.0, conditional="linear")
+    names = {f[0] for f in record.files}
+    assert {"template.nii.gz", "template_slope.nii.gz", "atlas.png", "attribute.png"} <= names
