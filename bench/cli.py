@@ -235,13 +235,13 @@ def _alpha(text: str) -> float:
 # --- run --------------------------------------------------------------------
 
 
-def _load_suite(path: str, probe: bool = True):
+def _load_suite(path: str, probe: bool = True, read: Any = None):
     from bench.plugins import PluginLoadError
     from bench.registry import RegistryError
     from bench.suite import SuiteError, load_suite
 
     try:
-        return load_suite(path, probe=probe)
+        return load_suite(path, probe=probe, read=read)
     except SuiteError as exc:
         raise CliError(str(exc)) from None
     except (PluginLoadError, RegistryError) as exc:
@@ -255,7 +255,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = make_console()
     # The worker imports torch and the plugins (seconds) while this process validates
     # the suite, instead of after it.
-    early = _prestarted_worker(args)
+    early, read = _prestarted_worker(args)
     probed = False
     if early is not None and early.plugin_specs:
         # The worker imports the suite's plugins first: one that ends the process while
@@ -267,7 +267,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             early.close()
             raise CliError(f"{args.suite}: plugins: {exc}") from None
     try:
-        suite = _load_suite(args.suite, probe=not probed)
+        suite = _load_suite(args.suite, probe=not probed, read=read)
     except BaseException:
         if early is not None:
             early.close()
@@ -433,22 +433,23 @@ class _RunDisplay:
         return counts
 
 
-def _prestarted_worker(args: argparse.Namespace) -> Any:
-    """A ProcessExecutor whose worker is already starting, for the plain local run; None
-    where another executor is asked for or the suite's plugin list cannot be read."""
+def _prestarted_worker(args: argparse.Namespace) -> tuple[Any, Any]:
+    """A ProcessExecutor whose worker is already starting, for the plain local run, and
+    the suite file as read (so that it is parsed once); None for the worker where
+    another executor is asked for or the suite's plugin list cannot be read."""
     from bench.runner import ProcessExecutor
     from bench.suite import SuiteError, plugin_specs, read_suite_file
 
     if args.dry_run or args.slurm or args.gpus or args.workers is not None or args.in_process:
-        return None
+        return None, None
     try:
-        _, data = read_suite_file(args.suite)
-        plugins = plugin_specs(data, args.suite)
+        read = read_suite_file(args.suite)
+        plugins = plugin_specs(read[1], args.suite)
     except SuiteError:
-        return None  # validation says why, in full
+        return None, None  # validation says why, in full
     executor = ProcessExecutor(plugins, Path(args.suite).resolve().parent)
     executor.prestart()
-    return executor
+    return executor, read
 
 
 def _has_cuda() -> bool:

@@ -201,16 +201,23 @@ def grouped_table(frame: pd.DataFrame, by: list[str], title: str = "") -> Table:
     return table
 
 
+def config_label(values: Any, cols: list[str]) -> str:
+    """A configuration in one line: components by name, parameters as name=value
+    (empty entries left out); for tables, figure legends and comparisons alike."""
+    parts = []
+    for col in cols:
+        value = values.get(col)
+        if is_missing(value):
+            continue
+        name = col.removeprefix("param.")
+        parts.append(f"{name}={fmt_value(value)}" if col.startswith("param.") else str(value))
+    return " ".join(parts)
+
+
 def _key_label(key: dict[str, Any], cols: list[str] | dict[str, list[str]]) -> str:
     if isinstance(cols, dict):
         cols = cols.get(str(key.get("task")), [])
-    parts = []
-    for c in cols:
-        v = key.get(c)
-        if v is None:
-            continue
-        parts.append(str(v) if not c.startswith("param.") else f"{c[6:]}={fmt_value(v)}")
-    return " ".join(parts)
+    return config_label(key, cols)
 
 
 def _label_columns(cmp: Comparison, keys: list[dict[str, Any]]) -> dict[str, list[str]]:

@@ -35,8 +35,8 @@ import numpy as np
 import pandas as pd
 
 from bench.compare import Comparison, compare_runs, speedups_against
-from bench.display import _header, cell_columns, varying
-from bench.results import Run, is_missing, key_columns
+from bench.display import _header, cell_columns, config_label, varying
+from bench.results import Run, key_columns
 
 ROW_LIMIT = 500  # rows a table shows at once (filter and sort cover all)
 MAX_TRACES = 40  # lines per curve figure; the rest are named in the caption
@@ -81,14 +81,7 @@ def _components(cells: pd.DataFrame) -> list[str]:
 
 
 def _config_label(row: pd.Series, cols: list[str]) -> str:
-    parts = []
-    for col in cols:
-        value = row.get(col)
-        if is_missing(value):
-            continue
-        name = col.removeprefix("param.")
-        parts.append(str(value) if not col.startswith("param.") else f"{name}={value}")
-    return " ".join(parts) or str(row.get("task"))
+    return config_label(row, cols) or str(row.get("task"))
 
 
 def _log_axis(values: Iterable[float]) -> bool:

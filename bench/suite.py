@@ -322,17 +322,24 @@ def plugin_specs(data: dict[str, Any], source: str) -> list[str]:
     return plugins
 
 
-def load_suite(path: str | Path, registry: Registry | None = None, *, probe: bool = True) -> Suite:
+def load_suite(
+    path: str | Path,
+    registry: Registry | None = None,
+    *,
+    probe: bool = True,
+    read: tuple[str, dict[str, Any]] | None = None,
+) -> Suite:
     """Load, validate and expand a suite file.
 
     ``registry`` defaults to one built from the built-ins, entry points and the
     suite's own ``plugins:`` list; those are first imported in a child process
     (``probe``) so that one ending the process while importing is reported, not obeyed
-    (``probe=False`` when a worker has already loaded them).
+    (``probe=False`` when a worker has already loaded them). ``read``: what
+    ``read_suite_file(path)`` returned, when the caller has read it already.
     """
     from bench.plugins import PluginLoadError, get_plugin_manager, load_plugin, probe_plugins
 
-    text, data = read_suite_file(path)
+    text, data = read if read is not None else read_suite_file(path)
     source = str(path)
     base_dir = Path(path).resolve().parent
     plugins = plugin_specs(data, source)
