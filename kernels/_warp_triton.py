@@ -2,6 +2,16 @@
 
 Kept apart so that ``kernels.warp`` — its checks, launchers and torch fallback —
 imports on machines without Triton (macOS, Windows, a CPU container without it).
+
+The four kernels share their prologue (voxels of a program, sample coordinates, NaN
+masking), their per-axis work (corners or nearest voxel, int64 offsets, padding) and
+their per-corner and per-channel work through the ``@triton.jit`` helpers below, which
+Triton inlines into each kernel. Inlining is not quite free: ptxas schedules around the
+debug label each inlined call leaves, so a change to the helpers is checked with
+``python -m tests.kernels._warp_sm90_check`` (registers, spills and vector loads of
+every variant on sm_90a). Splitting the kernels into these helpers left all 64 variants'
+register counts, spills (none) and vector loads as they were, and every floating-point
+instruction the same.
 """
 
 from __future__ import annotations
@@ -16,14 +26,73 @@ _ZEROS, _BORDER = 0, 1
 
 
 # ---------------------------------------------------------------------------
+# Prologue: which voxels a program handles and where they sample
+# ---------------------------------------------------------------------------
+
+
+@triton.jit
+def _voxel_block(N, BLOCK_SIZE: tl.constexpr):
+    """Batch element, flat voxel offsets and in-volume mask of this program.
+
+    One program: BLOCK_SIZE voxels of one batch element, all channels (the coordinates
+    and weights are computed once and reused for every channel). The offsets are int64,
+    so that ``b * stride + offset`` stays exact past 2^31 elements.
+    """
+    pid = tl.program_id(0).to(tl.int64)
+    b = tl.program_id(1).to(tl.int64)
+    idx = pid * BLOCK_SIZE + tl.arange(0, BLOCK_SIZE)
+    return b, idx, idx < N
+
+
+@triton.jit
+def _sample_coordinate(index, disp_ptr, mask):
+    """Sample coordinate along one axis: voxel index plus its displacement, in fp32."""
+    return index.to(tl.float32) + tl.load(disp_ptr, mask=mask, other=0.0).to(tl.float32)
+
+
+@triton.jit
+def _sample_points_2d(disp_ptr, b, stride_db, stride_dc, idx, W, mask):
+    """(valid, py, px): where the voxels ``idx`` of batch element ``b`` sample.
+
+    A NaN displacement makes the voxel invalid: the kernels write NaN in every channel
+    for it and touch no memory on its behalf, so its coordinates are zeroed here.
+    """
+    x = idx % W
+    y = idx // W
+    disp = disp_ptr + b * stride_db + idx
+    py = _sample_coordinate(y, disp, mask)
+    px = _sample_coordinate(x, disp + stride_dc, mask)
+    valid = (py == py) & (px == px)
+    return valid, tl.where(valid, py, 0.0), tl.where(valid, px, 0.0)
+
+
+@triton.jit
+def _sample_points_3d(disp_ptr, b, stride_db, stride_dc, idx, H, W, mask):
+    """(valid, pz, py, px): the 3-D ``_sample_points_2d``."""
+    x = idx % W
+    t = idx // W
+    y = t % H
+    z = t // H
+    disp = disp_ptr + b * stride_db + idx
+    pz = _sample_coordinate(z, disp, mask)
+    py = _sample_coordinate(y, disp + stride_dc, mask)
+    px = _sample_coordinate(x, disp + 2 * stride_dc, mask)
+    valid = (pz == pz) & (py == py) & (px == px)
+    return valid, tl.where(valid, pz, 0.0), tl.where(valid, py, 0.0), tl.where(valid, px, 0.0)
+
+
+# ---------------------------------------------------------------------------
 # Per-axis coordinate helpers
 # ---------------------------------------------------------------------------
 
 
 @triton.jit
-def _linear_axis(p, size, PADDING: tl.constexpr):
-    """Corners, weight and slope of one axis for linear interpolation at coordinate p.
+def _linear_axis(p, size, stride, PADDING: tl.constexpr):
+    """Corner offsets, weight, in-range masks and slope of one axis for linear
+    interpolation at coordinate p.
 
+    The offsets are the two corner indices times ``stride`` (the axis's element
+    stride in the dense volume), in int64 so that large volumes do not wrap.
     Border padding clamps p to [0, size - 1] and, like grid_sample's
     clip_coordinates_set_grad, gives the clamped coordinate zero slope (the borders
     themselves count as outside). Zeros padding clamps p to [-2, size + 1]: any sample
@@ -42,12 +111,13 @@ def _linear_axis(p, size, PADDING: tl.constexpr):
     hi = lo + 1
     in_lo = (lo >= 0) & (lo < size)
     in_hi = (hi >= 0) & (hi < size)
-    return lo, hi, frac, in_lo, in_hi, slope
+    return lo.to(tl.int64) * stride, hi.to(tl.int64) * stride, frac, in_lo, in_hi, slope
 
 
 @triton.jit
-def _nearest_axis(p, size, PADDING: tl.constexpr):
-    """Nearest voxel along one axis, rounding half to even like grid_sample's nearbyint."""
+def _nearest_axis(p, size, stride, PADDING: tl.constexpr):
+    """Offset (int64, index times ``stride``) and in-range mask of the nearest voxel
+    along one axis, rounding half to even like grid_sample's nearbyint."""
     if PADDING == 1:
         p = tl.minimum(tl.maximum(p, 0.0), size - 1.0)
     else:
@@ -58,7 +128,75 @@ def _nearest_axis(p, size, PADDING: tl.constexpr):
     up = (frac > 0.5) | ((frac == 0.5) & odd)
     i = (lo_f + up.to(tl.float32)).to(tl.int32)
     inside = (i >= 0) & (i < size)
-    return i, inside
+    return i.to(tl.int64) * stride, inside
+
+
+# ---------------------------------------------------------------------------
+# Per-corner and per-channel helpers
+# ---------------------------------------------------------------------------
+
+
+@triton.jit
+def _corner_masks_3d(m, mz0, mz1, my0, my1, mx0, mx1):
+    """Which of the eight corners [z][y][x] of each sample to touch: valid and in range.
+
+    The 2-D kernels spell their four masks out: a 2-D twin of this helper took bwd2d
+    (bf16, compose) from 142 to 144 registers on sm_90a (the label of an inlined call,
+    see the module docstring).
+    """
+    m00 = m & mz0 & my0
+    m01 = m & mz0 & my1
+    m10 = m & mz1 & my0
+    m11 = m & mz1 & my1
+    return m00 & mx0, m00 & mx1, m01 & mx0, m01 & mx1, m10 & mx0, m10 & mx1, m11 & mx0, m11 & mx1
+
+
+@triton.jit
+def _load_corners_2d(src, oy0, oy1, ox0, ox1, m00, m01, m10, m11):
+    """The four corners v[y][x] around each sample, in fp32 (0 where masked off)."""
+    v00 = tl.load(src + oy0 + ox0, mask=m00, other=0.0).to(tl.float32)
+    v01 = tl.load(src + oy0 + ox1, mask=m01, other=0.0).to(tl.float32)
+    v10 = tl.load(src + oy1 + ox0, mask=m10, other=0.0).to(tl.float32)
+    v11 = tl.load(src + oy1 + ox1, mask=m11, other=0.0).to(tl.float32)
+    return v00, v01, v10, v11
+
+
+@triton.jit
+def _load_corners_3d(
+    src, oz0, oz1, oy0, oy1, ox0, ox1, m000, m001, m010, m011, m100, m101, m110, m111
+):
+    """The eight corners v[z][y][x] around each sample, in fp32 (0 where masked off)."""
+    v000 = tl.load(src + oz0 + oy0 + ox0, mask=m000, other=0.0).to(tl.float32)
+    v001 = tl.load(src + oz0 + oy0 + ox1, mask=m001, other=0.0).to(tl.float32)
+    v010 = tl.load(src + oz0 + oy1 + ox0, mask=m010, other=0.0).to(tl.float32)
+    v011 = tl.load(src + oz0 + oy1 + ox1, mask=m011, other=0.0).to(tl.float32)
+    v100 = tl.load(src + oz1 + oy0 + ox0, mask=m100, other=0.0).to(tl.float32)
+    v101 = tl.load(src + oz1 + oy0 + ox1, mask=m101, other=0.0).to(tl.float32)
+    v110 = tl.load(src + oz1 + oy1 + ox0, mask=m110, other=0.0).to(tl.float32)
+    v111 = tl.load(src + oz1 + oy1 + ox1, mask=m111, other=0.0).to(tl.float32)
+    return v000, v001, v010, v011, v100, v101, v110, v111
+
+
+@triton.jit
+def _store_sample(dst, acc, add, valid, mask, ADD_DISP: tl.constexpr):
+    """Store one channel of the forward: plus the displacement itself for compose
+    (ADD_DISP), NaN where the displacement was, in the output's dtype."""
+    if ADD_DISP:
+        acc += tl.load(add, mask=mask, other=0.0).to(tl.float32)
+    acc = tl.where(valid, acc, float("nan"))
+    tl.store(dst, acc.to(dst.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def _scatter_nearest(gout, dst, off, m, inside, C, N, stride_gc):
+    """Nearest backward to the image: add grad_out of every channel to the one voxel
+    each sample read. Nearest is piecewise constant in the displacement, so grad_disp
+    gets nothing from it."""
+    for _c in range(C):
+        g = tl.load(gout, mask=m, other=0.0).to(tl.float32)
+        tl.atomic_add(dst + off, g, mask=inside, sem="relaxed")
+        gout += stride_gc
+        dst += N
 
 
 # ---------------------------------------------------------------------------
@@ -86,62 +224,32 @@ def _warp2d_fwd_kernel(
     ADD_DISP: tl.constexpr,
     BLOCK_SIZE: tl.constexpr,
 ):
-    # One program: BLOCK_SIZE voxels of one batch element, all channels (the
-    # coordinates and weights are computed once and reused for every channel).
-    pid = tl.program_id(0).to(tl.int64)
-    b = tl.program_id(1).to(tl.int64)
-    idx = pid * BLOCK_SIZE + tl.arange(0, BLOCK_SIZE)
-    mask = idx < N
-    x = idx % W
-    y = idx // W
-
-    disp_base = disp_ptr + b * stride_db + idx
-    dy = tl.load(disp_base, mask=mask, other=0.0).to(tl.float32)
-    dx = tl.load(disp_base + stride_dc, mask=mask, other=0.0).to(tl.float32)
-    py = y.to(tl.float32) + dy
-    px = x.to(tl.float32) + dx
-    # A NaN displacement makes the voxel NaN in every channel and touches no memory.
-    valid = (py == py) & (px == px)
-    py = tl.where(valid, py, 0.0)
-    px = tl.where(valid, px, 0.0)
+    b, idx, mask = _voxel_block(N, BLOCK_SIZE)
+    valid, py, px = _sample_points_2d(disp_ptr, b, stride_db, stride_dc, idx, W, mask)
     m = mask & valid
 
     src = image_ptr + b * stride_ib
     dst = out_ptr + b * stride_ob + idx
-    add = disp_base
+    add = disp_ptr + b * stride_db + idx
     if MODE == 0:
-        y0, y1, fy, my0, my1, _sy = _linear_axis(py, H, PADDING)
-        x0, x1, fx, mx0, mx1, _sx = _linear_axis(px, W, PADDING)
-        oy0 = y0.to(tl.int64) * W
-        oy1 = y1.to(tl.int64) * W
-        ox0 = x0.to(tl.int64)
-        ox1 = x1.to(tl.int64)
-        for _c in range(C):
-            v00 = tl.load(src + oy0 + ox0, mask=m & my0 & mx0, other=0.0).to(tl.float32)
-            v01 = tl.load(src + oy0 + ox1, mask=m & my0 & mx1, other=0.0).to(tl.float32)
-            v10 = tl.load(src + oy1 + ox0, mask=m & my1 & mx0, other=0.0).to(tl.float32)
-            v11 = tl.load(src + oy1 + ox1, mask=m & my1 & mx1, other=0.0).to(tl.float32)
-            acc = (1.0 - fy) * ((1.0 - fx) * v00 + fx * v01) + fy * ((1.0 - fx) * v10 + fx * v11)
-            if ADD_DISP:
-                acc += tl.load(add, mask=mask, other=0.0).to(tl.float32)
-            acc = tl.where(valid, acc, float("nan"))
-            tl.store(dst, acc.to(out_ptr.dtype.element_ty), mask=mask)
-            src += stride_ic
-            dst += stride_oc
-            add += stride_dc
+        oy0, oy1, fy, my0, my1, _sy = _linear_axis(py, H, W, PADDING)
+        ox0, ox1, fx, mx0, mx1, _sx = _linear_axis(px, W, 1, PADDING)
     else:
-        yn, my = _nearest_axis(py, H, PADDING)
-        xn, mx = _nearest_axis(px, W, PADDING)
-        off = yn.to(tl.int64) * W + xn.to(tl.int64)
-        for _c in range(C):
+        oy, my = _nearest_axis(py, H, W, PADDING)
+        ox, mx = _nearest_axis(px, W, 1, PADDING)
+        off = oy + ox
+    for _c in range(C):
+        if MODE == 0:
+            v00, v01, v10, v11 = _load_corners_2d(
+                src, oy0, oy1, ox0, ox1, m & my0 & mx0, m & my0 & mx1, m & my1 & mx0, m & my1 & mx1
+            )
+            acc = (1.0 - fy) * ((1.0 - fx) * v00 + fx * v01) + fy * ((1.0 - fx) * v10 + fx * v11)
+        else:
             acc = tl.load(src + off, mask=m & my & mx, other=0.0).to(tl.float32)
-            if ADD_DISP:
-                acc += tl.load(add, mask=mask, other=0.0).to(tl.float32)
-            acc = tl.where(valid, acc, float("nan"))
-            tl.store(dst, acc.to(out_ptr.dtype.element_ty), mask=mask)
-            src += stride_ic
-            dst += stride_oc
-            add += stride_dc
+        _store_sample(dst, acc, add, valid, mask, ADD_DISP)
+        src += stride_ic
+        dst += stride_oc
+        add += stride_dc
 
 
 @triton.jit
@@ -170,19 +278,8 @@ def _warp2d_bwd_kernel(
 ):
     # grad_image is a contiguous fp32 (B, C, H, W) buffer; grad_disp a contiguous
     # (B, 2, H, W) tensor in the displacement's dtype.
-    pid = tl.program_id(0).to(tl.int64)
-    b = tl.program_id(1).to(tl.int64)
-    idx = pid * BLOCK_SIZE + tl.arange(0, BLOCK_SIZE)
-    mask = idx < N
-    x = idx % W
-    y = idx // W
-
-    disp_base = disp_ptr + b * stride_db + idx
-    py = y.to(tl.float32) + tl.load(disp_base, mask=mask, other=0.0).to(tl.float32)
-    px = x.to(tl.float32) + tl.load(disp_base + stride_dc, mask=mask, other=0.0).to(tl.float32)
-    valid = (py == py) & (px == px)
-    py = tl.where(valid, py, 0.0)
-    px = tl.where(valid, px, 0.0)
+    b, idx, mask = _voxel_block(N, BLOCK_SIZE)
+    valid, py, px = _sample_points_2d(disp_ptr, b, stride_db, stride_dc, idx, W, mask)
     m = mask & valid
 
     gout = grad_out_ptr + b * stride_gb + idx
@@ -191,12 +288,8 @@ def _warp2d_bwd_kernel(
     gdy = tl.zeros([BLOCK_SIZE], dtype=tl.float32)
     gdx = tl.zeros([BLOCK_SIZE], dtype=tl.float32)
     if MODE == 0:
-        y0, y1, fy, my0, my1, sy = _linear_axis(py, H, PADDING)
-        x0, x1, fx, mx0, mx1, sx = _linear_axis(px, W, PADDING)
-        oy0 = y0.to(tl.int64) * W
-        oy1 = y1.to(tl.int64) * W
-        ox0 = x0.to(tl.int64)
-        ox1 = x1.to(tl.int64)
+        oy0, oy1, fy, my0, my1, sy = _linear_axis(py, H, W, PADDING)
+        ox0, ox1, fx, mx0, mx1, sx = _linear_axis(px, W, 1, PADDING)
         m00 = m & my0 & mx0
         m01 = m & my0 & mx1
         m10 = m & my1 & mx0
@@ -204,10 +297,7 @@ def _warp2d_bwd_kernel(
         for _c in range(C):
             g = tl.load(gout, mask=m, other=0.0).to(tl.float32)
             if NEED_GRAD_DISP:
-                v00 = tl.load(src + oy0 + ox0, mask=m00, other=0.0).to(tl.float32)
-                v01 = tl.load(src + oy0 + ox1, mask=m01, other=0.0).to(tl.float32)
-                v10 = tl.load(src + oy1 + ox0, mask=m10, other=0.0).to(tl.float32)
-                v11 = tl.load(src + oy1 + ox1, mask=m11, other=0.0).to(tl.float32)
+                v00, v01, v10, v11 = _load_corners_2d(src, oy0, oy1, ox0, ox1, m00, m01, m10, m11)
                 gdy += g * ((1.0 - fx) * (v10 - v00) + fx * (v11 - v01))
                 gdx += g * ((1.0 - fy) * (v01 - v00) + fy * (v11 - v10))
             if NEED_GRAD_IMAGE:
@@ -220,17 +310,10 @@ def _warp2d_bwd_kernel(
             dst += N
         gdy = gdy * sy
         gdx = gdx * sx
-    else:
-        # Nearest: piecewise constant in the displacement, so grad_disp stays zero.
-        yn, my = _nearest_axis(py, H, PADDING)
-        xn, mx = _nearest_axis(px, W, PADDING)
-        off = yn.to(tl.int64) * W + xn.to(tl.int64)
-        if NEED_GRAD_IMAGE:
-            for _c in range(C):
-                g = tl.load(gout, mask=m, other=0.0).to(tl.float32)
-                tl.atomic_add(dst + off, g, mask=m & my & mx, sem="relaxed")
-                gout += stride_gc
-                dst += N
+    elif NEED_GRAD_IMAGE:
+        oy, my = _nearest_axis(py, H, W, PADDING)
+        ox, mx = _nearest_axis(px, W, 1, PADDING)
+        _scatter_nearest(gout, dst, oy + ox, m, m & my & mx, C, N, stride_gc)
 
     if NEED_GRAD_DISP:
         if ADD_DISP:
@@ -271,77 +354,41 @@ def _warp3d_fwd_kernel(
     ADD_DISP: tl.constexpr,
     BLOCK_SIZE: tl.constexpr,
 ):
-    pid = tl.program_id(0).to(tl.int64)
-    b = tl.program_id(1).to(tl.int64)
-    idx = pid * BLOCK_SIZE + tl.arange(0, BLOCK_SIZE)
-    mask = idx < N
-    x = idx % W
-    t = idx // W
-    y = t % H
-    z = t // H
-
-    disp_base = disp_ptr + b * stride_db + idx
-    pz = z.to(tl.float32) + tl.load(disp_base, mask=mask, other=0.0).to(tl.float32)
-    py = y.to(tl.float32) + tl.load(disp_base + stride_dc, mask=mask, other=0.0).to(tl.float32)
-    px = x.to(tl.float32) + tl.load(disp_base + 2 * stride_dc, mask=mask, other=0.0).to(tl.float32)
-    valid = (pz == pz) & (py == py) & (px == px)
-    pz = tl.where(valid, pz, 0.0)
-    py = tl.where(valid, py, 0.0)
-    px = tl.where(valid, px, 0.0)
+    b, idx, mask = _voxel_block(N, BLOCK_SIZE)
+    valid, pz, py, px = _sample_points_3d(disp_ptr, b, stride_db, stride_dc, idx, H, W, mask)
     m = mask & valid
 
     src = image_ptr + b * stride_ib
     dst = out_ptr + b * stride_ob + idx
-    add = disp_base
+    add = disp_ptr + b * stride_db + idx
     if MODE == 0:
-        z0, z1, fz, mz0, mz1, _sz = _linear_axis(pz, D, PADDING)
-        y0, y1, fy, my0, my1, _sy = _linear_axis(py, H, PADDING)
-        x0, x1, fx, mx0, mx1, _sx = _linear_axis(px, W, PADDING)
-        oz0 = z0.to(tl.int64) * HW
-        oz1 = z1.to(tl.int64) * HW
-        oy0 = y0.to(tl.int64) * W
-        oy1 = y1.to(tl.int64) * W
-        ox0 = x0.to(tl.int64)
-        ox1 = x1.to(tl.int64)
-        m00 = m & mz0 & my0
-        m01 = m & mz0 & my1
-        m10 = m & mz1 & my0
-        m11 = m & mz1 & my1
-        for _c in range(C):
-            v000 = tl.load(src + oz0 + oy0 + ox0, mask=m00 & mx0, other=0.0).to(tl.float32)
-            v001 = tl.load(src + oz0 + oy0 + ox1, mask=m00 & mx1, other=0.0).to(tl.float32)
-            v010 = tl.load(src + oz0 + oy1 + ox0, mask=m01 & mx0, other=0.0).to(tl.float32)
-            v011 = tl.load(src + oz0 + oy1 + ox1, mask=m01 & mx1, other=0.0).to(tl.float32)
-            v100 = tl.load(src + oz1 + oy0 + ox0, mask=m10 & mx0, other=0.0).to(tl.float32)
-            v101 = tl.load(src + oz1 + oy0 + ox1, mask=m10 & mx1, other=0.0).to(tl.float32)
-            v110 = tl.load(src + oz1 + oy1 + ox0, mask=m11 & mx0, other=0.0).to(tl.float32)
-            v111 = tl.load(src + oz1 + oy1 + ox1, mask=m11 & mx1, other=0.0).to(tl.float32)
+        oz0, oz1, fz, mz0, mz1, _sz = _linear_axis(pz, D, HW, PADDING)
+        oy0, oy1, fy, my0, my1, _sy = _linear_axis(py, H, W, PADDING)
+        ox0, ox1, fx, mx0, mx1, _sx = _linear_axis(px, W, 1, PADDING)
+        m000, m001, m010, m011, m100, m101, m110, m111 = _corner_masks_3d(
+            m, mz0, mz1, my0, my1, mx0, mx1
+        )
+    else:
+        oz, mz = _nearest_axis(pz, D, HW, PADDING)
+        oy, my = _nearest_axis(py, H, W, PADDING)
+        ox, mx = _nearest_axis(px, W, 1, PADDING)
+        off = oz + oy + ox
+    for _c in range(C):
+        if MODE == 0:
+            v000, v001, v010, v011, v100, v101, v110, v111 = _load_corners_3d(
+                src, oz0, oz1, oy0, oy1, ox0, ox1, m000, m001, m010, m011, m100, m101, m110, m111
+            )
             c00 = (1.0 - fx) * v000 + fx * v001
             c01 = (1.0 - fx) * v010 + fx * v011
             c10 = (1.0 - fx) * v100 + fx * v101
             c11 = (1.0 - fx) * v110 + fx * v111
             acc = (1.0 - fz) * ((1.0 - fy) * c00 + fy * c01) + fz * ((1.0 - fy) * c10 + fy * c11)
-            if ADD_DISP:
-                acc += tl.load(add, mask=mask, other=0.0).to(tl.float32)
-            acc = tl.where(valid, acc, float("nan"))
-            tl.store(dst, acc.to(out_ptr.dtype.element_ty), mask=mask)
-            src += stride_ic
-            dst += stride_oc
-            add += stride_dc
-    else:
-        zn, mz = _nearest_axis(pz, D, PADDING)
-        yn, my = _nearest_axis(py, H, PADDING)
-        xn, mx = _nearest_axis(px, W, PADDING)
-        off = zn.to(tl.int64) * HW + yn.to(tl.int64) * W + xn.to(tl.int64)
-        for _c in range(C):
+        else:
             acc = tl.load(src + off, mask=m & mz & my & mx, other=0.0).to(tl.float32)
-            if ADD_DISP:
-                acc += tl.load(add, mask=mask, other=0.0).to(tl.float32)
-            acc = tl.where(valid, acc, float("nan"))
-            tl.store(dst, acc.to(out_ptr.dtype.element_ty), mask=mask)
-            src += stride_ic
-            dst += stride_oc
-            add += stride_dc
+        _store_sample(dst, acc, add, valid, mask, ADD_DISP)
+        src += stride_ic
+        dst += stride_oc
+        add += stride_dc
 
 
 @triton.jit
@@ -370,23 +417,8 @@ def _warp3d_bwd_kernel(
     NEED_GRAD_DISP: tl.constexpr,
     BLOCK_SIZE: tl.constexpr,
 ):
-    pid = tl.program_id(0).to(tl.int64)
-    b = tl.program_id(1).to(tl.int64)
-    idx = pid * BLOCK_SIZE + tl.arange(0, BLOCK_SIZE)
-    mask = idx < N
-    x = idx % W
-    t = idx // W
-    y = t % H
-    z = t // H
-
-    disp_base = disp_ptr + b * stride_db + idx
-    pz = z.to(tl.float32) + tl.load(disp_base, mask=mask, other=0.0).to(tl.float32)
-    py = y.to(tl.float32) + tl.load(disp_base + stride_dc, mask=mask, other=0.0).to(tl.float32)
-    px = x.to(tl.float32) + tl.load(disp_base + 2 * stride_dc, mask=mask, other=0.0).to(tl.float32)
-    valid = (pz == pz) & (py == py) & (px == px)
-    pz = tl.where(valid, pz, 0.0)
-    py = tl.where(valid, py, 0.0)
-    px = tl.where(valid, px, 0.0)
+    b, idx, mask = _voxel_block(N, BLOCK_SIZE)
+    valid, pz, py, px = _sample_points_3d(disp_ptr, b, stride_db, stride_dc, idx, H, W, mask)
     m = mask & valid
 
     gout = grad_out_ptr + b * stride_gb + idx
@@ -396,35 +428,33 @@ def _warp3d_bwd_kernel(
     gdy = tl.zeros([BLOCK_SIZE], dtype=tl.float32)
     gdx = tl.zeros([BLOCK_SIZE], dtype=tl.float32)
     if MODE == 0:
-        z0, z1, fz, mz0, mz1, sz = _linear_axis(pz, D, PADDING)
-        y0, y1, fy, my0, my1, sy = _linear_axis(py, H, PADDING)
-        x0, x1, fx, mx0, mx1, sx = _linear_axis(px, W, PADDING)
-        oz0 = z0.to(tl.int64) * HW
-        oz1 = z1.to(tl.int64) * HW
-        oy0 = y0.to(tl.int64) * W
-        oy1 = y1.to(tl.int64) * W
-        ox0 = x0.to(tl.int64)
-        ox1 = x1.to(tl.int64)
-        m000 = m & mz0 & my0 & mx0
-        m001 = m & mz0 & my0 & mx1
-        m010 = m & mz0 & my1 & mx0
-        m011 = m & mz0 & my1 & mx1
-        m100 = m & mz1 & my0 & mx0
-        m101 = m & mz1 & my0 & mx1
-        m110 = m & mz1 & my1 & mx0
-        m111 = m & mz1 & my1 & mx1
+        oz0, oz1, fz, mz0, mz1, sz = _linear_axis(pz, D, HW, PADDING)
+        oy0, oy1, fy, my0, my1, sy = _linear_axis(py, H, W, PADDING)
+        ox0, ox1, fx, mx0, mx1, sx = _linear_axis(px, W, 1, PADDING)
+        m000, m001, m010, m011, m100, m101, m110, m111 = _corner_masks_3d(
+            m, mz0, mz1, my0, my1, mx0, mx1
+        )
         gz, gy, gx = 1.0 - fz, 1.0 - fy, 1.0 - fx
         for _c in range(C):
             g = tl.load(gout, mask=m, other=0.0).to(tl.float32)
             if NEED_GRAD_DISP:
-                v000 = tl.load(src + oz0 + oy0 + ox0, mask=m000, other=0.0).to(tl.float32)
-                v001 = tl.load(src + oz0 + oy0 + ox1, mask=m001, other=0.0).to(tl.float32)
-                v010 = tl.load(src + oz0 + oy1 + ox0, mask=m010, other=0.0).to(tl.float32)
-                v011 = tl.load(src + oz0 + oy1 + ox1, mask=m011, other=0.0).to(tl.float32)
-                v100 = tl.load(src + oz1 + oy0 + ox0, mask=m100, other=0.0).to(tl.float32)
-                v101 = tl.load(src + oz1 + oy0 + ox1, mask=m101, other=0.0).to(tl.float32)
-                v110 = tl.load(src + oz1 + oy1 + ox0, mask=m110, other=0.0).to(tl.float32)
-                v111 = tl.load(src + oz1 + oy1 + ox1, mask=m111, other=0.0).to(tl.float32)
+                v000, v001, v010, v011, v100, v101, v110, v111 = _load_corners_3d(
+                    src,
+                    oz0,
+                    oz1,
+                    oy0,
+                    oy1,
+                    ox0,
+                    ox1,
+                    m000,
+                    m001,
+                    m010,
+                    m011,
+                    m100,
+                    m101,
+                    m110,
+                    m111,
+                )
                 gdz += g * (
                     gy * (gx * (v100 - v000) + fx * (v101 - v001))
                     + fy * (gx * (v110 - v010) + fx * (v111 - v011))
@@ -456,17 +486,11 @@ def _warp3d_bwd_kernel(
         gdz = gdz * sz
         gdy = gdy * sy
         gdx = gdx * sx
-    else:
-        zn, mz = _nearest_axis(pz, D, PADDING)
-        yn, my = _nearest_axis(py, H, PADDING)
-        xn, mx = _nearest_axis(px, W, PADDING)
-        off = zn.to(tl.int64) * HW + yn.to(tl.int64) * W + xn.to(tl.int64)
-        if NEED_GRAD_IMAGE:
-            for _c in range(C):
-                g = tl.load(gout, mask=m, other=0.0).to(tl.float32)
-                tl.atomic_add(dst + off, g, mask=m & mz & my & mx, sem="relaxed")
-                gout += stride_gc
-                dst += N
+    elif NEED_GRAD_IMAGE:
+        oz, mz = _nearest_axis(pz, D, HW, PADDING)
+        oy, my = _nearest_axis(py, H, W, PADDING)
+        ox, mx = _nearest_axis(px, W, 1, PADDING)
+        _scatter_nearest(gout, dst, oz + oy + ox, m, m & mz & my & mx, C, N, stride_gc)
 
     if NEED_GRAD_DISP:
         if ADD_DISP:
