@@ -16,8 +16,9 @@ whatever autocast gives (fp16 matmul outputs: up to ~0.1 rad off at omega0 = 30)
 is why each row's ``extra_info`` carries its error against float64 beside its speed.
 
 Timing on CUDA: pytest-benchmark's wall clock around each call plus a synchronisation,
-and, in ``extra_info``, the project protocol (bench.timing: CUDA events, 256 MB L2
-flush before each call, median of 20) with the TFLOP/s it implies.
+and, in ``extra_info``, the project protocol (``_gpu_timing.time_cuda``, i.e.
+bench.timing: CUDA events, 256 MB L2 flush before each call, median of 20) with the
+TFLOP/s it implies.
 
 GPU figures are owed: no GPU was available when this was written.
 """
@@ -27,7 +28,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bench.timing import summarize, time_callable
 from kernels._triton import triton_can_run
 from kernels.cost import sine_mlp_flops
 from kernels.reference import (
@@ -37,6 +37,7 @@ from kernels.reference import (
     torch_precision,
 )
 from kernels.sine_mlp import sine_mlp
+from tests.kernels._gpu_timing import time_cuda
 
 ON_GPU = torch.cuda.is_available()
 DEVICE = "cuda" if ON_GPU else "cpu"
@@ -83,8 +84,7 @@ def _record(benchmark, fn, *, n: int, flops: int, y: torch.Tensor, x, weights, b
     benchmark.extra_info["max_abs_err_vs_float64"] = (y[sub].double() - y64).abs().max().item()
     benchmark.extra_info["flop"] = flops
     if ON_GPU and not benchmark.disabled:
-        samples, _ = time_callable(fn, device=DEVICE, repeats=20, warmup=3, flush_l2=True)
-        stats = summarize(samples)
+        stats = time_cuda(fn, repeats=20, warmup=3)
         benchmark.extra_info["cuda_events_l2_flushed"] = stats
         benchmark.extra_info["tflops"] = flops / stats["median"] / 1e12
 
@@ -151,5 +151,4 @@ def test_bench_sine_mlp_training_step(benchmark, n, backend, precision):
     assert all(torch.isfinite(g).all() for g in grads)
     benchmark.extra_info["flop"] = 3 * n * sine_mlp_flops(3, [width] * 4, 1)
     if ON_GPU and not benchmark.disabled:
-        samples, _ = time_callable(step, device=DEVICE, repeats=10, warmup=2, flush_l2=True)
-        benchmark.extra_info["cuda_events_l2_flushed"] = summarize(samples)
+        benchmark.extra_info["cuda_events_l2_flushed"] = time_cuda(step, repeats=10, warmup=2)

@@ -6,8 +6,9 @@ The eager baseline is VoxelMorph's SpatialTransformer (``grid_sample_warp``, ide
 grid precomputed as its buffer), not the NaN-checking ``warp_reference``.
 GPU sizes are the issue's: 2-D 256x256 at batch 1/16/64, 3-D 160x192x224 and
 80x96x112 at batch 1/2, channels 1 and 3, forward and forward+backward. Each row of a
-benchmark group is one backend; on GPU ``extra_info`` holds the do_bench median, the
-achieved bandwidth under the minimum-traffic model below and its fraction of the copy
+benchmark group is one backend; on GPU ``extra_info`` holds the L2-flushed CUDA-event
+timing (``cuda_events_l2_flushed``, seconds; see _gpu_timing.py), the achieved bandwidth
+of its median under the minimum-traffic model below and its fraction of the copy
 bandwidth. Targets (H100): forward >= 80% of copy bandwidth, >= 6x eager, >= 2x
 torch.compile; forward+backward >= 5x eager. GPU figures are owed (no GPU so far).
 """
