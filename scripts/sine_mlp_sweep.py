@@ -4,8 +4,9 @@ The SIREN 3 -> 256 x 3 -> 1 of suites/kernels-headline.yaml at 2^20 points: forw
 fp32 and fp16, forward + backward in fp32 and fp16, for each (BLOCK_M, num_warps) in
 SETTINGS, beside torch eager. The settings' kernels are compiled first in parallel
 processes (Triton's on-disk cache is shared), then timed one after another in this
-process with triton.testing.do_bench (median of CUDA-event timings), so compiling does
-not cost 16x and timing sees an idle GPU. Each row also checks the output against
+process with the harness's timer (bench.timing: CUDA events, L2 flushed before each
+call; the median of 20 after 3 warm-ups), so compiling does not cost 16x and timing
+sees an idle GPU. Each row also checks the output against
 eager's, so a fast wrong setting shows.
 """
 
@@ -69,7 +70,11 @@ def compile_one(direction: str, block_m: int, warps: int) -> None:
 
 
 def main(out_path: str) -> None:
-    from triton.testing import do_bench
+    from bench.timing import summarize, time_callable
+
+    def median_ms(fn) -> float:
+        samples, _ = time_callable(fn, device="cuda", repeats=20, warmup=3, flush_l2=True)
+        return summarize(samples)["median"] * 1e3
 
     start = time.time()
     procs = [
@@ -96,7 +101,7 @@ def main(out_path: str) -> None:
             ref = sm.sine_mlp(x, w, b, precision=precision, backend="torch")
         for backward in (False, True):
             if precision == "fp32":  # fp16 eager (autocast) is timed by kernels-headline
-                ms = do_bench(_step(x, params, precision, backward, "torch"), warmup=20, rep=300)
+                ms = median_ms(_step(x, params, precision, backward, "torch"))
                 rows.append(dict(precision=precision, backward=backward, backend="eager", ms=ms))
                 print(rows[-1], flush=True)
             direction = "bwd" if backward else "fwd"
@@ -109,7 +114,7 @@ def main(out_path: str) -> None:
                 step = _step(x, params, precision, backward)
                 with torch.no_grad():
                     err = (sm.sine_mlp(x, w, b, precision=precision) - ref).abs().max().item()
-                ms = do_bench(step, warmup=20, rep=300)
+                ms = median_ms(step)
                 rows.append(
                     dict(
                         precision=precision,

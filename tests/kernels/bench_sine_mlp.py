@@ -20,7 +20,9 @@ and, in ``extra_info``, the project protocol (``_gpu_timing.time_cuda``, i.e.
 bench.timing: CUDA events, 256 MB L2 flush before each call, median of 20) with the
 TFLOP/s it implies.
 
-GPU figures are owed: no GPU was available when this was written.
+Measured on an H200 (results/published/kernels-headline-h200, 2026-11-30): at width
+256 the fused kernel is slower than torch (fp16 forward 6.2 against 3.7 ms eager at
+2^20 points; fp32 training 517 against 40 ms), its registers spilling.
 """
 
 from __future__ import annotations
