@@ -415,7 +415,7 @@ def expand(data: dict[str, Any], registry: Registry, source: str = "<suite>") ->
                 f"{limit:,}; if that many is meant, raise it with `max_cells: {sum(counts)}` "
                 "at the suite's top level, or split the suite"
             )
-        elif not errors:
+        else:  # every entry that checked out is expanded: all mistakes are reported at once
             seen: dict[Any, Cell] = {}  # two entries must not make the same cell
             # The cyclic collector would walk the growing list of cells again and again
             # (a third of the time at a million cells); nothing here makes cycles.
@@ -423,7 +423,8 @@ def expand(data: dict[str, Any], registry: Registry, source: str = "<suite>") ->
             gc.disable()
             try:
                 for entry in entries:
-                    cells.extend(entry.cells(str(name), registry, errors, seen))
+                    if entry is not None:
+                        cells.extend(entry.cells(str(name), registry, errors, seen))
             finally:
                 if was_enabled:
                     gc.enable()

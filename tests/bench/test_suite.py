@@ -239,6 +239,27 @@ benchmarks:
     assert errors[2].startswith("benchmarks[1].task: unknown task 'nope'")
 
 
+def test_a_mistake_found_while_expanding_is_reported_beside_the_others(write_suite, registry):
+    """A component's parameter is checked when the cells are made; one entry's mistake
+    found earlier (a task parameter) must not hide another entry's found then."""
+    errors = errors_of(
+        write_suite,
+        registry,
+        """
+benchmarks:
+  - task: test.behave
+    params: {seconds: x}
+    matrix: {solver: [test.constant]}
+  - task: test.behave
+    params: {solver.step_size: -1.0}
+    matrix: {solver: [test.constant]}
+""",
+    )
+    assert len(errors) == 2
+    assert errors[0].startswith("benchmarks[0].params.seconds:")
+    assert errors[1].startswith("benchmarks[1].params.solver.step_size:")
+
+
 def test_missing_suite_name(registry):
     with pytest.raises(SuiteError) as info:
         expand(
