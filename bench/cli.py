@@ -711,7 +711,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
             f"{cmp.run_a} and {cmp.run_b} share no cell with results in both (same task, "
             "components and parameters): nothing to compare"
         )
-    for table in comparison_tables(cmp, args.alpha):
+    for table in comparison_tables(cmp):
         out.print(table)
     violations = check_gates(cmp, gates, alpha=args.alpha)
     if violations:

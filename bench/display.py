@@ -234,7 +234,7 @@ def _label_columns(cmp: Comparison, keys: list[dict[str, Any]]) -> dict[str, lis
     return out
 
 
-def comparison_tables(cmp: Comparison, alpha: float) -> list[Table]:
+def comparison_tables(cmp: Comparison) -> list[Table]:
     label_cols = _label_columns(cmp, [t.key for t in cmp.times] + [m.key for m in cmp.metrics])
     tables = []
     if cmp.times:

@@ -401,7 +401,7 @@ class _Gallery:
 # --- comparison --------------------------------------------------------------
 
 
-def comparison_data(cmp: Comparison, alpha: float) -> dict[str, Any]:
+def comparison_data(cmp: Comparison) -> dict[str, Any]:
     """``bench compare``'s rows: timers with ratio and p (regressions flagged), metric
     deltas and status changes."""
 
@@ -541,7 +541,7 @@ def build_report(
     if run_b is not None:
         sections.append(_run_header(run_b, "run B"))
         cmp = compare_runs(run, run_b, alpha)
-        data = comparison_data(cmp, alpha)
+        data = comparison_data(cmp)
         parts = [f"<section><h2>comparison: B against A (alpha {alpha:g})</h2>"]
         if not (cmp.times or cmp.metrics or cmp.status_changes):
             parts.append(

@@ -689,32 +689,19 @@ def _axis_values(
     kpath: str,
     errors: list[str],
 ) -> list[Any] | None:
-    """The list of values a key sweeps over (one value when it does not sweep)."""
-    slot, _, sub = key.partition(".")
-    slots = task_cls.components
+    """The list of values a key sweeps over (one value when it does not sweep): a
+    component choice (``solver``), a component's parameter (``solver.rtol``, checked
+    per cell once the component is known) or a task parameter. None where wrong."""
     if section == "matrix" and not isinstance(value, list):
         errors.append(f"{kpath}: matrix values must be lists, got {shown(value)}")
         return None
     if isinstance(value, list) and not value:
         errors.append(f"{kpath}: an empty list sweeps over nothing")
         return None
-    if not sub and key in slots:  # a component choice
-        values = value if isinstance(value, list) else [value]
-        kind = slots[key]
-        ok = True
-        for v in values:
-            if not isinstance(v, str) or not registry.has(kind, v):
-                errors.append(f"{kpath}: " + registry.unknown(kind, v))
-                ok = False
-                continue
-            component = registry.get(kind, v)
-            reason = family_mismatch(task_cls, key, component) or task_cls.check_component(
-                key, component
-            )
-            if reason:
-                errors.append(f"{kpath}: {task_cls.name} cannot use {shown(v)}: {reason}")
-                ok = False
-        return values if ok else None
+    slot, _, sub = key.partition(".")
+    slots = task_cls.components
+    if not sub and key in slots:
+        return _component_choices(key, value, task_cls, registry, kpath, errors)
     if sub:
         if slot not in slots:
             known = ", ".join(slots) or "none"
@@ -722,11 +709,41 @@ def _axis_values(
                 f"{kpath}: {task_cls.name} has no component slot {shown(slot)} (slots: {known})"
             )
             return None
-        # Component parameter: checked per cell, once the component is known.
         return value if isinstance(value, list) else [value]
+    return _task_param_values(key, value, section, task_cls, kpath, errors)
+
+
+def _component_choices(
+    slot: str, value: Any, task_cls: type, registry: Registry, kpath: str, errors: list[str]
+) -> list[Any] | None:
+    """The plugins named for a slot: each registered, of the slot's kind (and family),
+    and one the task accepts."""
+    values = value if isinstance(value, list) else [value]
+    kind = task_cls.components[slot]
+    ok = True
+    for v in values:
+        if not isinstance(v, str) or not registry.has(kind, v):
+            errors.append(f"{kpath}: " + registry.unknown(kind, v))
+            ok = False
+            continue
+        component = registry.get(kind, v)
+        reason = family_mismatch(task_cls, slot, component) or task_cls.check_component(
+            slot, component
+        )
+        if reason:
+            errors.append(f"{kpath}: {task_cls.name} cannot use {shown(v)}: {reason}")
+            ok = False
+    return values if ok else None
+
+
+def _task_param_values(
+    key: str, value: Any, section: str, task_cls: type, kpath: str, errors: list[str]
+) -> list[Any] | None:
+    """A task parameter's values, each validated. A list sweeps, except for a parameter
+    that takes a list, which sweeps only a list of lists (or under ``matrix``)."""
     param = task_cls.params.get(key)
     if param is None:
-        hint = did_you_mean(key, sorted(task_cls.params) + sorted(slots))
+        hint = did_you_mean(key, sorted(task_cls.params) + sorted(task_cls.components))
         known = ", ".join(sorted(task_cls.params)) or "none"
         errors.append(
             f"{kpath}: {task_cls.name} has no parameter {shown(key)}{hint} (parameters: {known})"
