@@ -9,7 +9,12 @@
 # Each stage has its own time limit (STAGE_LIMIT_<stage>, seconds), writes its log to
 # $OUT/<stage>.log and its run folder to $OUT/<stage>.tar.gz, so a stage cut short
 # keeps what it measured. Packages the GPU machine lacks (nibabel, nilearn, plotly)
-# come as wheels from .whl/ when that folder is there.
+# come as wheels from .whl/ when that folder is there; fetch them once with
+#   echo /.whl/ >> .git/info/exclude
+#   python -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
+#       --platform manylinux2014_x86_64 -d .whl nibabel nilearn plotly
+# and name .whl in the device call's carry. A suite file of your own can live in an
+# ignored folder carried the same way (PATH.yaml stages take any path).
 set -u
 OUT=${OUT:-/tmp/gpu-out}
 mkdir -p "$OUT"
