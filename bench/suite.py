@@ -103,8 +103,10 @@ class SuiteError(Exception):
 _dump = functools.partial(json.dumps, sort_keys=True, default=str)
 
 
-def _id_prefix(components: dict[str, str], given: dict[str, Any]) -> str:
-    return f'{{"components": {_dump(components)}, "given": {_dump(given)}, '
+def _id_prefix(components_json: str, given_json: str) -> str:
+    """The part of an id's JSON that the seeds of one combination share, from the JSON
+    of its components and of its given values (each ``json.dumps(.., sort_keys=True)``)."""
+    return f'{{"components": {components_json}, "given": {given_json}, '
 
 
 def cell_id(prefix: str, seed: int, task: str, threads: int | None) -> str:
@@ -146,7 +148,7 @@ class Cell:
         """Stable across runs: a hash of what the suite asked for, not of defaults.
         (Computed once: a frozen dataclass's fields do not change.)"""
         if not self._id:
-            prefix = _id_prefix(self.components, self.given)
+            prefix = _id_prefix(_dump(self.components), _dump(self.given))
             object.__setattr__(self, "_id", cell_id(prefix, self.seed, self.task, self.threads))
         return self._id
 
@@ -583,7 +585,7 @@ class _Entry:
             if names not in components_json:
                 components_json[names] = _dump(components)
             given_json = ", ".join(f"{key_json[i]}: {value_json[i][combo[i]]}" for i in order)
-            prefix = f'{{"components": {components_json[names]}, "given": {{{given_json}}}, '
+            prefix = _id_prefix(components_json[names], f"{{{given_json}}}")
             for seed in s["seeds"]:
                 cell = Cell(
                     suite=suite_name,
@@ -765,20 +767,6 @@ def _task_param_values(
     return values if ok else None
 
 
-def _frozen(value: Any) -> Any:
-    """A hashable stand-in for a parameter value that tells apart what Python's equality
-    does not (``True`` from ``1``, ``1`` from ``1.0``): a memo key."""
-    if isinstance(value, dict):
-        return ("dict", tuple((str(k), _frozen(v)) for k, v in value.items()))
-    if isinstance(value, (list, tuple)):
-        return (type(value).__name__, tuple(_frozen(v) for v in value))
-    try:
-        hash(value)
-    except TypeError:
-        return ("repr", repr(value))
-    return (type(value).__name__, value)
-
-
 class _Resolver:
     """One cell's components and resolved parameters, from the values it was given.
 
@@ -814,11 +802,10 @@ class _Resolver:
             return value
 
     def __call__(
-        self, given: dict[str, Any], parts: dict[str, Any] | None = None
+        self, given: dict[str, Any], parts: dict[str, Any]
     ) -> tuple[dict[str, str], dict[str, Any], dict[str, dict[str, Any]]] | None:
         """``parts``: for the task ("") and each slot, a key that is equal only where that
-        part's given values are the same (value positions on the sweep's axes); by
-        default one built from the values themselves."""
+        part's given values are the same (their value positions on the sweep's axes)."""
         components = {slot: given[slot] for slot in self.slots}
         task_given: dict[str, Any] = {}
         comp_given: dict[str, dict[str, Any]] = {slot: {} for slot in self.slots}
@@ -828,17 +815,12 @@ class _Resolver:
                 comp_given[slot][sub] = value
             elif key not in self.slots:
                 task_given[key] = value
-        if parts is None:
-            parts = {"": _frozen(task_given)}
-            parts.update(
-                {slot: (components[slot], _frozen(comp_given[slot])) for slot in self.slots}
-            )
-        task_key = parts.get("", ())
+        task_key = parts[""]
         task_params = self._once(("task", task_key), self._task, task_given)
         component_params = {}
         for slot, name in components.items():
             sub = comp_given[slot]
-            key = ("component", slot, parts.get(slot, ()))
+            key = ("component", slot, parts[slot])
             component_params[slot] = self._once(key, self._component, slot, name, sub)
         if task_params is None or any(v is None for v in component_params.values()):
             return None
