@@ -64,3 +64,16 @@ def random_disp(
 def random_image(shape: tuple[int, ...], seed: int = 1, dtype=torch.float32) -> torch.Tensor:
     gen = torch.Generator().manual_seed(seed)
     return torch.randn(shape, generator=gen).to(dtype)
+
+
+def shape_id(shape: tuple[int, ...]) -> str:
+    """A test id for a shape: 2x3x7x9."""
+    return "x".join(map(str, shape))
+
+
+def grads(out: torch.Tensor, inputs: tuple[torch.Tensor, ...], seed: int = 2):
+    """Gradients of ``out`` against ``inputs`` for a seeded random upstream gradient,
+    drawn on the CPU (the same numbers on every device) and cast to ``out``'s dtype and
+    device."""
+    grad_out = torch.randn(out.shape, generator=torch.Generator().manual_seed(seed))
+    return torch.autograd.grad(out, inputs, grad_out.to(out))

@@ -26,7 +26,13 @@ from kernels.reference import (
 from kernels.sine_mlp import sine_mlp
 from kernels.svf import compose, svf_exp
 from kernels.warp import warp
-from tests.kernels._warp_cases import assert_close_scaled, random_disp, random_image
+from tests.kernels._warp_cases import (
+    assert_close_scaled,
+    grads,
+    random_disp,
+    random_image,
+    shape_id,
+)
 
 pytestmark = pytest.mark.gpu
 
@@ -35,34 +41,25 @@ HALF = {torch.float16: (4e-3, 4e-3), torch.bfloat16: (3e-2, 3e-2)}
 GPU_SHAPES = [(2, 3, 67, 131), (1, 1, 1, 200), (2, 2, 19, 37, 45), (1, 1, 33, 1, 70)]
 
 
-def _id(shape):
-    return "x".join(map(str, shape))
-
-
 def _cuda(t: torch.Tensor) -> torch.Tensor:
     return t.cuda().requires_grad_()
 
 
-def _grads(out, inputs, seed=2):
-    grad_out = torch.randn(out.shape, generator=torch.Generator().manual_seed(seed)).cuda()
-    return torch.autograd.grad(out, inputs, grad_out.to(out.dtype))
-
-
 @pytest.mark.parametrize("padding", ["zeros", "border"])
 @pytest.mark.parametrize("mode", ["bilinear", "nearest"])
-@pytest.mark.parametrize("shape", GPU_SHAPES, ids=_id)
+@pytest.mark.parametrize("shape", GPU_SHAPES, ids=shape_id)
 def test_warp_forward_and_backward_on_gpu(shape, mode, padding):
     image = _cuda(random_image(shape))
     disp = _cuda(random_disp(shape, scale=6.0))
     out = warp(image, disp, mode=mode, padding=padding)
     ref = warp_reference(image, disp, mode=mode, padding=padding)
     assert_close_scaled(out, ref, *FP32, "forward")
-    for got, want, what in zip(_grads(out, (image, disp)), _grads(ref, (image, disp)), "ID"):
+    for got, want, what in zip(grads(out, (image, disp)), grads(ref, (image, disp)), "ID"):
         assert_close_scaled(got, want, *FP32, f"grad {what}")
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
-@pytest.mark.parametrize("shape", [GPU_SHAPES[0], GPU_SHAPES[2]], ids=_id)
+@pytest.mark.parametrize("shape", [GPU_SHAPES[0], GPU_SHAPES[2]], ids=shape_id)
 def test_warp_half_precision_on_gpu(shape, dtype):
     image = _cuda(random_image(shape, dtype=dtype))
     disp = _cuda(random_disp(shape, dtype=dtype))
@@ -72,27 +69,27 @@ def test_warp_half_precision_on_gpu(shape, dtype):
     disp32 = disp.detach().float().requires_grad_()
     ref = warp_reference(image32, disp32)
     assert_close_scaled(out, ref, *HALF[dtype], "forward")
-    got = _grads(out, (image, disp), seed=3)
-    want = _grads(ref, (image32, disp32), seed=3)
+    got = grads(out, (image, disp), seed=3)
+    want = grads(ref, (image32, disp32), seed=3)
     for g, w, what in zip(got, want, "ID"):
         assert g.dtype == dtype
         assert_close_scaled(g, w, *HALF[dtype], f"grad {what}")
 
 
-@pytest.mark.parametrize("shape", [(2, 2, 67, 131), (1, 3, 19, 37, 45)], ids=_id)
+@pytest.mark.parametrize("shape", [(2, 2, 67, 131), (1, 3, 19, 37, 45)], ids=shape_id)
 def test_compose_and_svf_exp_on_gpu(shape):
     a = _cuda(random_disp(shape, scale=3.0, seed=4))
     b = _cuda(random_disp(shape, scale=3.0, seed=5))
     out, ref = compose(a, b), compose_reference(a, b)
     assert_close_scaled(out, ref, *FP32, "compose")
-    for got, want in zip(_grads(out, (a, b)), _grads(ref, (a, b))):
+    for got, want in zip(grads(out, (a, b)), grads(ref, (a, b))):
         assert_close_scaled(got, want, *FP32, "compose grad")
     # 7 squarings: each magnifies earlier errors by at most 1 + |grad u| (~2), so 4x.
     velocity = _cuda(random_disp(shape, scale=4.0, seed=3))
     out, ref = svf_exp(velocity, steps=7), svf_exp_reference(velocity, steps=7)
     assert_close_scaled(out, ref, 4 * FP32[0], 4 * FP32[1], "svf_exp")
-    (got,) = _grads(out, (velocity,))
-    (want,) = _grads(ref, (velocity,))
+    (got,) = grads(out, (velocity,))
+    (want,) = grads(ref, (velocity,))
     assert_close_scaled(got, want, 4 * FP32[0], 4 * FP32[1], "svf_exp grad")
 
 
@@ -102,7 +99,7 @@ def test_warp_2d_headline_size_on_gpu():
     for shape in [(16, 1, 256, 256), (1, 1, 160, 192, 224)]:
         image = random_image(shape).cuda()
         disp = random_disp(shape, scale=5.0).cuda()
-        assert_close_scaled(warp(image, disp), warp_reference(image, disp), *FP32, _id(shape))
+        assert_close_scaled(warp(image, disp), warp_reference(image, disp), *FP32, shape_id(shape))
 
 
 @pytest.mark.parametrize("width", [64, 128, 256])

@@ -25,8 +25,10 @@ from tests.kernels._warp_cases import (
     SHAPES_2D,
     SHAPES_3D,
     assert_close_scaled,
+    grads,
     random_disp,
     random_image,
+    shape_id,
 )
 
 # importlib, not `import kernels.warp as m`: that form resolves the package attribute
@@ -38,16 +40,6 @@ PADDINGS = ["zeros", "border"]
 FP32_ATOL, FP32_RTOL = 2e-5, 2e-5  # see DTYPE_TOLERANCES
 
 
-def _grads(out: torch.Tensor, inputs: tuple[torch.Tensor, ...], seed: int = 2):
-    gen = torch.Generator().manual_seed(seed)
-    grad_out = torch.randn(out.shape, generator=gen).to(out.dtype)
-    return torch.autograd.grad(out, inputs, grad_out)
-
-
-def _shape_id(shape: tuple[int, ...]) -> str:
-    return "x".join(map(str, shape))
-
-
 # ---------------------------------------------------------------------------
 # Against the reference
 # ---------------------------------------------------------------------------
@@ -55,7 +47,7 @@ def _shape_id(shape: tuple[int, ...]) -> str:
 
 @pytest.mark.parametrize("padding", PADDINGS)
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("shape", SHAPES, ids=_shape_id)
+@pytest.mark.parametrize("shape", SHAPES, ids=shape_id)
 def test_forward_and_gradients_match_reference(shape, mode, padding):
     image = random_image(shape).requires_grad_()
     disp = random_disp(shape).requires_grad_()
@@ -64,8 +56,8 @@ def test_forward_and_gradients_match_reference(shape, mode, padding):
     assert out.shape == image.shape and out.dtype == image.dtype
     assert_close_scaled(out, ref, FP32_ATOL, FP32_RTOL, "forward")
 
-    grad_image, grad_disp = _grads(out, (image, disp))
-    ref_image, ref_disp = _grads(ref, (image, disp))
+    grad_image, grad_disp = grads(out, (image, disp))
+    ref_image, ref_disp = grads(ref, (image, disp))
     assert_close_scaled(grad_image, ref_image, FP32_ATOL, FP32_RTOL, "grad image")
     assert_close_scaled(grad_disp, ref_disp, FP32_ATOL, FP32_RTOL, "grad disp")
     if mode == "bilinear":
@@ -74,7 +66,7 @@ def test_forward_and_gradients_match_reference(shape, mode, padding):
 
 @pytest.mark.parametrize(("dtype", "atol", "rtol"), DTYPE_TOLERANCES)
 @pytest.mark.parametrize("padding", PADDINGS)
-@pytest.mark.parametrize("shape", [SHAPES_2D[1], SHAPES_3D[1]], ids=_shape_id)
+@pytest.mark.parametrize("shape", [SHAPES_2D[1], SHAPES_3D[1]], ids=shape_id)
 def test_dtypes_against_fp32_reference(shape, padding, dtype, atol, rtol):
     image = random_image(shape, dtype=dtype).requires_grad_()
     disp = random_disp(shape, dtype=dtype).requires_grad_()
@@ -97,17 +89,17 @@ def test_dtypes_against_fp32_reference(shape, padding, dtype, atol, rtol):
 
 
 @pytest.mark.parametrize("needs", ["image", "disp"])
-@pytest.mark.parametrize("shape", [SHAPES_2D[1], SHAPES_3D[1]], ids=_shape_id)
+@pytest.mark.parametrize("shape", [SHAPES_2D[1], SHAPES_3D[1]], ids=shape_id)
 def test_single_input_gradient(shape, needs):
     image = random_image(shape).requires_grad_(needs == "image")
     disp = random_disp(shape).requires_grad_(needs == "disp")
     leaf = image if needs == "image" else disp
-    (grad,) = _grads(warp(image, disp), (leaf,))
-    (ref,) = _grads(warp_reference(image, disp), (leaf,))
+    (grad,) = grads(warp(image, disp), (leaf,))
+    (ref,) = grads(warp_reference(image, disp), (leaf,))
     assert_close_scaled(grad, ref, FP32_ATOL, FP32_RTOL)
 
 
-@pytest.mark.parametrize("shape", [SHAPES_2D[1], SHAPES_3D[1]], ids=_shape_id)
+@pytest.mark.parametrize("shape", [SHAPES_2D[1], SHAPES_3D[1]], ids=shape_id)
 def test_strided_inputs(shape):
     """Sliced channels (odd channel stride), a transposed volume and expanded grads."""
     wide = random_image((shape[0], shape[1] + 2, *shape[2:]))
@@ -120,10 +112,10 @@ def test_strided_inputs(shape):
     ref = warp_reference(image, disp, padding="border")
     assert_close_scaled(out, ref, FP32_ATOL, FP32_RTOL)
     # .sum() hands the backward an expanded (all strides 0) grad_out.
-    grads = torch.autograd.grad(out.sum(), (image, disp))
+    got = torch.autograd.grad(out.sum(), (image, disp))
     refs = torch.autograd.grad(ref.sum(), (image, disp))
-    for got, want in zip(grads, refs):
-        assert_close_scaled(got, want, FP32_ATOL, FP32_RTOL)
+    for g, want in zip(got, refs):
+        assert_close_scaled(g, want, FP32_ATOL, FP32_RTOL)
 
 
 @settings(max_examples=12, deadline=None, database=None)  # no .hypothesis/ in the repo
@@ -144,7 +136,7 @@ def test_forward_matches_reference_property(spatial, batch, channels, scale, pad
 
 
 @pytest.mark.parametrize("backend", ["triton", "torch"])
-@pytest.mark.parametrize("shape", [SHAPES_2D[1], SHAPES_3D[1]], ids=_shape_id)
+@pytest.mark.parametrize("shape", [SHAPES_2D[1], SHAPES_3D[1]], ids=shape_id)
 def test_align_corners_conventions_agree(shape, backend):
     """Displacements are in voxels, so both grid_sample conventions sample the same point."""
     image, disp = random_image(shape), random_disp(shape)
@@ -153,7 +145,7 @@ def test_align_corners_conventions_agree(shape, backend):
     assert_close_scaled(a, b, FP32_ATOL, FP32_RTOL)
 
 
-@pytest.mark.parametrize("shape", [SHAPES_2D[1], SHAPES_3D[1]], ids=_shape_id)
+@pytest.mark.parametrize("shape", [SHAPES_2D[1], SHAPES_3D[1]], ids=shape_id)
 def test_grid_sample_baseline_with_buffered_grid_matches_reference(shape):
     image, disp = random_image(shape), random_disp(shape)
     grid = identity_grid(tuple(shape[2:]))
@@ -194,7 +186,7 @@ def _shifted(image: torch.Tensor, shift: tuple[int, ...], padding: str) -> torch
 
 @pytest.mark.parametrize("padding", PADDINGS)
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("shape", [SHAPES_2D[1], SHAPES_3D[1]], ids=_shape_id)
+@pytest.mark.parametrize("shape", [SHAPES_2D[1], SHAPES_3D[1]], ids=shape_id)
 def test_constant_integer_displacement_is_a_shift(shape, mode, padding):
     ndim = len(shape) - 2
     shift = (2, -3, 1)[:ndim]
@@ -238,7 +230,7 @@ def test_nearest_rounds_half_to_even(half, backend):
 
 
 @pytest.mark.parametrize("padding", PADDINGS)
-@pytest.mark.parametrize("shape", [SHAPES_2D[1], SHAPES_3D[1]], ids=_shape_id)
+@pytest.mark.parametrize("shape", [SHAPES_2D[1], SHAPES_3D[1]], ids=shape_id)
 def test_identity_at_boundary_voxels(shape, padding):
     """Zero displacement: every voxel, the boundary ones included, returns itself; the
     image gradient is grad_out; the displacement gradient along each axis is the forward
@@ -289,7 +281,7 @@ def test_far_and_infinite_displacements(padding):
 
 
 @pytest.mark.parametrize("backend", ["triton", "torch"])
-@pytest.mark.parametrize("shape", [SHAPES_2D[1], SHAPES_3D[1]], ids=_shape_id)
+@pytest.mark.parametrize("shape", [SHAPES_2D[1], SHAPES_3D[1]], ids=shape_id)
 def test_nan_displacement(shape, backend):
     """Defined behaviour: a voxel whose displacement has a NaN (in any channel) is NaN in
     every image channel, adds nothing to the image gradient and gets a zero displacement
