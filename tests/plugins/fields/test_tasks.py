@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 import yaml
 
 from bench.cli import main
@@ -188,3 +189,47 @@ def test_unreadable_file_and_rgb_poisson_are_refused(tmp_path):
         path.write_text(yaml.safe_dump(_suite({"task": task, "params": params})))
         with pytest.raises(SuiteError, match=message):
             load_suite(path)
+
+
+# --- the suite's warm-up: paid before the timed fit, and leaves the fit unchanged ------
+
+
+def _fit_once(warmup: int, calls: list[int]) -> tuple[list, dict]:
+    from torch import nn
+
+    from bench import CellContext
+    from plugins.tasks.fields.common import fit
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(2, 16), nn.Tanh(), nn.Linear(16, 1))
+    x = torch.rand(64, 2)
+    y = torch.sin(3 * x.sum(1, keepdim=True))
+    ctx = CellContext(device="cpu", seed=0, repeats=1, warmup=warmup, components={}, params={})
+
+    def loss_fn(step: int) -> torch.Tensor:
+        calls.append(step)
+        idx = torch.randint(len(x), (16,))  # random batches: the warm-up must not shift them
+        return ((model(x[idx]) - y[idx]) ** 2).mean()
+
+    def evaluate_fn() -> dict[str, float]:
+        with torch.no_grad():
+            return {"mse": float(((model(x) - y) ** 2).mean())}
+
+    fit(ctx, model, loss_fn, evaluate_fn, steps=6, lr=1e-2, eval_every=2)
+    return ctx.record.curves, {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def test_warmup_steps_run_untimed_and_the_fit_is_the_cold_one():
+    """warmup: 2 takes two Adam steps before the timed fit and then puts back the
+    parameters and the random state, so the curve and the final weights are exactly
+    those of warmup: 0 (same CPU, same seed: bitwise)."""
+    cold_calls: list[int] = []
+    warm_calls: list[int] = []
+    cold_curves, cold_state = _fit_once(0, cold_calls)
+    warm_curves, warm_state = _fit_once(2, warm_calls)
+    assert len(cold_calls) == 6 and len(warm_calls) == 8
+    points = [(name, step, value) for name, step, _time, value in cold_curves]
+    assert [(name, step, value) for name, step, _time, value in warm_curves] == points
+    assert [p[:2] for p in points if p[0] == "mse"] == [("mse", s) for s in (0, 2, 4, 6)]
+    for k in cold_state:
+        assert torch.equal(cold_state[k], warm_state[k]), k
