@@ -1,12 +1,12 @@
-"""What every ``fields.*`` task shares: grids, PSNR, the model, the Adam fit loop.
+"""What every ``fields.*`` task shares: grids, PSNR, the model, the fit loop.
 
-The fit loop (``fit``) first takes the suite's ``warmup`` as that many untimed Adam
-steps on the model, then puts back its parameters, buffers and the random state, so that
-one-time costs (CUDA context, compiles, autotuning) stay out of the time and the fit
-itself is the one a cold run would make. It times only the optimisation steps
-(``time.fit``; evaluations between them are untimed), records a curve point every
-``eval_every`` steps against the step and the training time so far, ends the cell
-``diverged`` (its curve kept) as soon as the loss is not finite, and records
+The fit loop (``fit``: Adam, or L-BFGS as an option) first takes the suite's ``warmup``
+as that many untimed steps on the model, then puts back its parameters, buffers and the
+random state, so that one-time costs (CUDA context, compiles, autotuning) stay out of
+the time and the fit itself is the one a cold run would make. It times only the
+optimisation steps (``time.fit``; evaluations between them are untimed), records a curve
+point every ``eval_every`` steps against the step and the training time so far, ends the
+cell ``diverged`` (its curve kept) as soon as the loss is not finite, and records
 ``time_to_<metric>_<X>`` / ``steps_to_<metric>_<X>``: the training time and steps until
 the curve first reached the task's threshold X (absent when it never did: the harness
 reads a NaN metric as a diverged cell), and ``reached_<metric>_<X>`` (1 or 0, always),
@@ -147,14 +147,20 @@ def fit(
     lr: float,
     eval_every: int,
     threshold: tuple[str, float] | None = None,
+    optimizer: str = "adam",
 ) -> FitResult:
-    """Adam on ``loss_fn(step)`` for ``steps`` steps; curves of ``evaluate_fn()``.
+    """Adam (or L-BFGS) on ``loss_fn(step)`` for ``steps`` steps; curves of
+    ``evaluate_fn()``.
 
-    ``threshold = (curve name, X)``: ``time_to_<name>_<X>`` and ``steps_to_<name>_<X>``
-    record when that curve first reached X. Raises ``Diverged`` on a non-finite loss.
+    ``optimizer``: ``"adam"``, or ``"lbfgs"``: one L-BFGS iteration a step with a
+    strong-Wolfe line search, every loss evaluation of a step drawing the same random
+    batch (the random state is put back before each), so that the line search compares
+    like with like. ``threshold = (curve name, X)``: ``time_to_<name>_<X>`` and
+    ``steps_to_<name>_<X>`` record when that curve first reached X. Raises ``Diverged``
+    on a non-finite loss.
     """
-    _warm_up(ctx, model, loss_fn, lr)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    _warm_up(ctx, model, loss_fn, lr, optimizer)
+    take_step = _stepper(optimizer, model, loss_fn, lr, ctx.device)
     result = FitResult()
     reached: float | None = None
     reached_step: int | None = None
@@ -175,10 +181,7 @@ def fit(
         for step in range(1, steps + 1):
             _sync(ctx.device)
             start = time.perf_counter()
-            opt.zero_grad(set_to_none=True)
-            loss = loss_fn(step)
-            loss.backward()
-            opt.step()
+            loss = take_step(step)
             _sync(ctx.device)
             result.train_seconds += time.perf_counter() - start
             result.steps_done = step
@@ -200,24 +203,84 @@ def fit(
     return result
 
 
+OPTIMIZERS = ("adam", "lbfgs")
+
+
+def _rng_devices(device: str) -> list[torch.device]:
+    return [torch.device(device)] if device.startswith("cuda") else []
+
+
+def _stepper(
+    optimizer: str,
+    model: nn.Module,
+    loss_fn: Callable[[int], torch.Tensor],
+    lr: float,
+    device: str,
+) -> Callable[[int], torch.Tensor]:
+    """``step(i)``: one optimisation step on ``loss_fn(i)``; returns the loss before it."""
+    if optimizer == "adam":
+        adam = torch.optim.Adam(model.parameters(), lr=lr)
+
+        def adam_step(step: int) -> torch.Tensor:
+            adam.zero_grad(set_to_none=True)
+            loss = loss_fn(step)
+            loss.backward()
+            adam.step()
+            return loss
+
+        return adam_step
+    if optimizer != "lbfgs":
+        raise ValueError(f"optimizer {optimizer!r}: not one of {', '.join(OPTIMIZERS)}")
+    # max_eval: the line search's budget within the step. torch's default, max_iter * 5
+    # // 4, is 1 at max_iter=1: the search cannot bracket, returns t = 0, and every later
+    # step repeats the same null move (seen: a Fourier-feature fit stuck at 14.7 dB).
+    lbfgs = torch.optim.LBFGS(
+        model.parameters(),
+        lr=lr,
+        max_iter=1,
+        max_eval=25,
+        history_size=20,
+        line_search_fn="strong_wolfe",
+    )
+    cuda = _rng_devices(device)
+
+    def lbfgs_step(step: int) -> torch.Tensor:
+        cpu_state = torch.get_rng_state()
+        cuda_state = [torch.cuda.get_rng_state(d) for d in cuda]
+
+        def closure() -> torch.Tensor:
+            torch.set_rng_state(cpu_state)  # the same batch for every evaluation
+            for d, state in zip(cuda, cuda_state):
+                torch.cuda.set_rng_state(state, d)
+            lbfgs.zero_grad(set_to_none=True)
+            loss = loss_fn(step)
+            loss.backward()
+            return loss
+
+        return lbfgs.step(closure)  # type: ignore[return-value]
+
+    return lbfgs_step
+
+
 def _warm_up(
-    ctx: CellContext, model: nn.Module, loss_fn: Callable[[int], torch.Tensor], lr: float
+    ctx: CellContext,
+    model: nn.Module,
+    loss_fn: Callable[[int], torch.Tensor],
+    lr: float,
+    optimizer: str,
 ) -> None:
-    """``ctx.warmup`` untimed Adam steps (a throwaway optimiser), then the model's
-    state and the random generators as they were: the timed fit starts where a cold
-    one would, with the one-time costs already paid."""
+    """``ctx.warmup`` untimed steps (a throwaway optimiser of the same kind), then the
+    model's state and the random generators as they were: the timed fit starts where a
+    cold one would, with the one-time costs already paid."""
     if ctx.warmup <= 0:
         return
     saved = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    devices = [torch.device(ctx.device)] if ctx.device.startswith("cuda") else []
-    with torch.random.fork_rng(devices=devices):
-        opt = torch.optim.Adam(model.parameters(), lr=lr)
+    with torch.random.fork_rng(devices=_rng_devices(ctx.device)):
+        take_step = _stepper(optimizer, model, loss_fn, lr, ctx.device)
         for _ in range(ctx.warmup):
-            opt.zero_grad(set_to_none=True)
-            loss_fn(1).backward()
-            opt.step()
+            take_step(1)
         _sync(ctx.device)
-    del opt
+    del take_step
     model.zero_grad(set_to_none=True)
     with torch.no_grad():  # in place: compiled code keeps the same parameter tensors
         for k, v in model.state_dict().items():
@@ -235,8 +298,13 @@ def record_throughput(ctx: CellContext, model: nn.Module, coords: torch.Tensor) 
 def fit_params(steps: int, lr: float, eval_every: int, target: float) -> dict[str, Param]:
     """The Adam parameters every field task declares (defaults per task)."""
     return {
-        "steps": Param(steps, low=1, doc="Adam steps"),
-        "lr": Param(lr, low=0.0, low_open=True, doc="Adam learning rate"),
+        "steps": Param(steps, low=1, doc="optimisation steps"),
+        "lr": Param(lr, low=0.0, low_open=True, doc="learning rate (L-BFGS: its step length)"),
+        "optimizer": Param(
+            "adam",
+            choices=OPTIMIZERS,
+            doc="adam, or lbfgs (one iteration a step, strong-Wolfe line search; lr 1 is usual)",
+        ),
         "eval_every": Param(eval_every, low=1, doc="steps between curve points"),
         "target_psnr": Param(target, doc="threshold X of time_to_psnr_X (dB)"),
     }

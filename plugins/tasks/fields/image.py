@@ -139,7 +139,7 @@ class ImageFit(FieldTask):
 
         fit(
             ctx, model, loss_fn, evaluate_fn,
-            steps=v["steps"], lr=v["lr"], eval_every=v["eval_every"],
+            steps=v["steps"], lr=v["lr"], eval_every=v["eval_every"], optimizer=v["optimizer"],
             threshold=("psnr", v["target_psnr"]),
         )  # fmt: skip
         recon = _as_image(evaluate(model, grid), shape)
@@ -232,7 +232,7 @@ class Poisson(FieldTask):
 
         fit(
             ctx, model, loss_fn, lambda: {"psnr": psnr(matched(), image)},
-            steps=v["steps"], lr=v["lr"], eval_every=v["eval_every"],
+            steps=v["steps"], lr=v["lr"], eval_every=v["eval_every"], optimizer=v["optimizer"],
             threshold=("psnr", v["target_psnr"]),
         )  # fmt: skip
         recon = matched()
@@ -286,7 +286,7 @@ class Multires(FieldTask):
         fit(
             ctx, model, lambda step: mse_loss(model, grid, y),
             lambda: {"psnr": psnr(evaluate(model, grid), y)},
-            steps=v["steps"], lr=v["lr"], eval_every=v["eval_every"],
+            steps=v["steps"], lr=v["lr"], eval_every=v["eval_every"], optimizer=v["optimizer"],
             threshold=("psnr", v["target_psnr"]),
         )  # fmt: skip
         recon = _as_image(evaluate(model, grid), image.shape)

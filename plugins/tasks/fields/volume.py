@@ -119,7 +119,7 @@ class VolumeFit(FieldTask):
 
         fit(
             ctx, model, loss_fn, evaluate_fn,
-            steps=v["steps"], lr=v["lr"], eval_every=v["eval_every"],
+            steps=v["steps"], lr=v["lr"], eval_every=v["eval_every"], optimizer=v["optimizer"],
             threshold=("psnr", v["target_psnr"]),
         )  # fmt: skip
         recon = evaluate(model, grid).cpu().numpy().reshape(shape)
@@ -206,7 +206,7 @@ class Occupancy(FieldTask):
 
         fit(
             ctx, model, loss_fn, evaluate_fn,
-            steps=v["steps"], lr=v["lr"], eval_every=v["eval_every"],
+            steps=v["steps"], lr=v["lr"], eval_every=v["eval_every"], optimizer=v["optimizer"],
             threshold=("iou", v["target_iou"]),
         )  # fmt: skip
         pred = evaluate(model, x)[:, 0] > 0
