@@ -214,8 +214,10 @@ class Task(Plugin):
         that cannot run (e.g. a method that cannot optimise the task's similarity).
 
         Called while a suite is validated, once per cell configuration, with the slot ->
-        plugin class mapping and the task's resolved parameters; return the reason, or
-        None. Reported with the entry and the cell's values, exit 2, nothing run.
+        plugin class mapping and the resolved parameters: the task's by name, and each
+        component's as ``"slot.name"`` (``params["encoding.width"]``), as a suite names
+        them; return the reason, or None. Reported with the entry and the cell's values,
+        exit 2, nothing run.
         """
         return None
 

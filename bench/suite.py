@@ -42,7 +42,7 @@ from typing import Any
 
 import yaml
 
-from bench.base import family_mismatch
+from bench.base import Task, family_mismatch
 from bench.params import ParamError, did_you_mean, is_list_param, shown
 from bench.registry import Registry
 
@@ -770,13 +770,13 @@ def _task_param_values(
 class _Resolver:
     """One cell's components and resolved parameters, from the values it was given.
 
-    Each part is resolved once per distinct input and remembered: the task's
-    parameters depend only on the task's values, a component's only on its own, and
-    the task's ``check_cell`` only on the components and the task's values. A product
-    of sweeps repeats each part many times, so a million cells resolve in seconds.
-    A plugin's own cross-parameter check (``resolve_params`` raising ``ParamError``)
-    is reported with the entry and the values of that cell; ``errors`` collects each
-    message once.
+    Each part is resolved once per distinct input and remembered: the task's parameters
+    depend only on the task's values, a component's only on its own, and the task's
+    ``check_cell`` only on the components and all the values (and is not called at all
+    for a task that keeps the base one). A product of sweeps repeats each part many
+    times, so a million cells resolve in seconds. A plugin's own cross-parameter check
+    (``resolve_params`` raising ``ParamError``) is reported with the entry and the
+    values of that cell; ``errors`` collects each message once.
     """
 
     def __init__(self, task_cls: type, registry: Registry, paths: dict[str, str], where: str):
@@ -788,6 +788,10 @@ class _Resolver:
         self.errors: list[str] = []
         self._seen_errors: set[str] = set()
         self._memo: dict[Any, Any] = {}
+        # a task that keeps the base check_cell refuses nothing: skip the call and its memo
+        self._checks = (
+            getattr(task_cls.check_cell, "__func__", None) is not Task.check_cell.__func__
+        )
 
     def _error(self, message: str) -> None:
         if message not in self._seen_errors:
@@ -824,9 +828,12 @@ class _Resolver:
             component_params[slot] = self._once(key, self._component, slot, name, sub)
         if task_params is None or any(v is None for v in component_params.values()):
             return None
-        key = ("cell", tuple(components.values()), task_key)
-        if not self._once(key, self._check_cell, components, task_params, given):
-            return None
+        if self._checks:
+            key = ("cell", tuple(components.values()), task_key)
+            key += tuple(parts[slot] for slot in self.slots)
+            args = (components, task_params, component_params, given)
+            if not self._once(key, self._check_cell, *args):
+                return None
         return components, task_params, component_params
 
     def _task(self, task_given: dict[str, Any]) -> dict[str, Any] | None:
@@ -865,10 +872,17 @@ class _Resolver:
             return None
 
     def _check_cell(
-        self, components: dict[str, str], task_params: dict[str, Any], given: dict[str, Any]
+        self,
+        components: dict[str, str],
+        task_params: dict[str, Any],
+        component_params: dict[str, dict[str, Any]],
+        given: dict[str, Any],
     ) -> bool:
         classes = {slot: self.registry.get(self.slots[slot], n) for slot, n in components.items()}
-        reason = self.task_cls.check_cell(classes, task_params)
+        params = dict(task_params)  # with each component's as "slot.name", as a suite names them
+        for slot, values in component_params.items():
+            params.update((f"{slot}.{name}", value) for name, value in values.items())
+        reason = self.task_cls.check_cell(classes, params)
         if reason:
             self._error(f"{self.where}{_values_shown(given)}: {self.task_cls.name}: {reason}")
         return not reason

@@ -69,7 +69,7 @@ else:  # pragma: no cover - exercised only where triton does not install
     triton = None
     tl = None
 
-__all__ = ["sine_mlp", "sine_mlp_input_grad"]
+__all__ = ["MAX_WIDTH", "sine_mlp", "sine_mlp_input_grad"]
 
 MAX_IN_FEATURES = 4
 MAX_WIDTH = 256

@@ -35,6 +35,7 @@ from kernels.reference import (
     torch_precision,
     vecint,
 )
+from kernels.sine_mlp import MAX_WIDTH as SINE_MLP_MAX_WIDTH
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
@@ -228,6 +229,8 @@ class SineMLPTriton(_Triton):
 
     name = "sine_mlp.triton"
     op = "sine_mlp"
+    #: the fused kernel's widest hidden layer (kernels.sine_mlp.MAX_WIDTH)
+    max_width = SINE_MLP_MAX_WIDTH
 
     def __call__(self, x, weights, biases, *, omega0=30.0, precision="fp32"):
         return sine_mlp(

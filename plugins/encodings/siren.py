@@ -21,9 +21,6 @@ from torch import nn
 from bench import Encoding, Param
 from kernels.reference import sine_mlp_reference, siren_parameters
 
-#: kernels.sine_mlp's fused kernel takes hidden widths up to this
-FUSED_MAX_WIDTH = 256
-
 
 class Siren(nn.Module):
     """A SIREN whose weights and biases are lists, as ``sine_mlp`` backends take them."""
@@ -60,6 +57,8 @@ class SirenField(Encoding):
     """SIREN: sine activations, omega0 = 30, the paper's initialisation; sine_mlp backends."""
 
     name = "siren"
+    #: runs through the task's sine_mlp backend (whose ``max_width``, if any, bounds width)
+    sine_backend = True
     params = {
         "width": Param(256, low=1, doc="hidden width"),
         "depth": Param(3, low=1, doc="hidden (sine) layers"),

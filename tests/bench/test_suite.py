@@ -370,6 +370,7 @@ def test_a_task_refuses_a_combination_of_components_and_params(tmp_path):
         '    name = "test.fast"\n'
         '    family = "toy"\n'
         '    similarities = ("mse",)\n'
+        '    params = {"levels": Param(1, low=1)}\n'
         "    def solve(self, problem, ctx):\n"
         "        return problem\n"
         "class Combo(Task):\n"
@@ -377,12 +378,14 @@ def test_a_task_refuses_a_combination_of_components_and_params(tmp_path):
         '    name = "test.combo"\n'
         '    components = {"method": "method"}\n'
         '    families = {"method": "toy"}\n'
-        '    params = {"similarity": Param("mse", choices=("mse", "ncc"))}\n'
+        '    params = {"similarity": Param("mse", choices=("mse", "ncc")), "size": Param(4)}\n'
         "    @classmethod\n"
         "    def check_cell(cls, components, params):\n"
         '        method, sim = components["method"], params["similarity"]\n'
         "        if sim not in method.similarities:\n"
         '            return f"{method.name} cannot optimise {sim}"\n'
+        '        if params["method.levels"] > params["size"]:\n'
+        '            return "more levels than pixels"\n'
         "    def run(self, ctx):\n"
         "        pass\n"
         "@hookimpl\n"
@@ -396,12 +399,17 @@ def test_a_task_refuses_a_combination_of_components_and_params(tmp_path):
     suite.write_text(
         "suite: s\nplugins: [./combo.py]\nbenchmarks:\n"
         "  - task: test.combo\n    matrix: {method: [test.fast], similarity: [mse, ncc]}\n"
+        "  - task: test.combo\n    params: {method: test.fast, size: 2}\n"
+        "    matrix: {method.levels: [1, 2, 3]}\n"
     )
     with pytest.raises(SuiteError) as err:
         load_suite(suite)
+    # the components' parameters reach check_cell as "slot.name"
     assert err.value.errors == [
         "benchmarks[0] (method='test.fast', similarity='ncc'): test.combo: test.fast cannot "
-        "optimise ncc"
+        "optimise ncc",
+        "benchmarks[1] (method='test.fast', size=2, method.levels=3): test.combo: more "
+        "levels than pixels",
     ]
 
 

@@ -111,6 +111,18 @@ class FieldTask(Task):
 
     backend_reason: ClassVar[str] = ""
 
+    @classmethod
+    def check_cell(cls, components: dict[str, type[Plugin]], params: dict[str, Any]) -> str | None:
+        encoding, backend = components.get("encoding"), components.get("backend")
+        limit = getattr(backend, "max_width", None)
+        width = params.get("encoding.width")
+        if getattr(encoding, "sine_backend", False) and limit and width and width > limit:
+            return (
+                f"a siren of width {width} through {backend.name}: its fused kernel takes "
+                f"hidden widths up to {limit} (use sine_mlp.eager or sine_mlp.compile)"
+            )
+        return None
+
     def build_model(
         self, ctx: CellContext, in_features: int, out_features: int, resolution: int
     ) -> nn.Module:

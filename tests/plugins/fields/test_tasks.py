@@ -157,6 +157,7 @@ BAD = [
     ({"encoding": "bacon", "encoding.band_limit": 1.5}, "band_limit"),
     ({"encoding.width": 0}, "width"),
     ({"backend": "warp.eager"}, "sine_mlp backends"),
+    ({"backend": "sine_mlp.triton", "encoding.width": 512}, "hidden widths up to 256"),
 ]
 
 
