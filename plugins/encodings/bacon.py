@@ -96,14 +96,25 @@ class BaconField(Encoding):
         ),
     }
 
+    @classmethod
+    def check_resolution(cls, values: dict[str, Any], resolution: int) -> str | None:
+        """Why these parameters cannot make a field sampled ``resolution`` points across
+        (a task asks this when the suite is validated), or None."""
+        cuts = cutoffs(values["depth"], resolution, values["band_limit"])
+        if cuts[0] < FREQ_STEP:
+            return (
+                f"bacon: depth {values['depth']} at resolution {resolution} leaves the first "
+                f"output a cut-off of {cuts[0]:.3g} cycles/unit, below the {FREQ_STEP} grid"
+            )
+        return None
+
     def build(
         self, in_features: int, out_features: int, *, resolution: int = 256, **kwargs: Any
     ) -> nn.Module:
         v = self.values
-        cuts = cutoffs(v["depth"], resolution, v["band_limit"])
-        if cuts[0] < FREQ_STEP:
-            raise ValueError(
-                f"bacon: depth {v['depth']} at resolution {resolution} leaves the first "
-                f"output a cut-off of {cuts[0]:.3g} cycles/unit, below the {FREQ_STEP} grid"
-            )
-        return Bacon(in_features, out_features, v["width"], cuts)
+        problem = self.check_resolution(v, resolution)
+        if problem:
+            raise ValueError(problem)
+        return Bacon(
+            in_features, out_features, v["width"], cutoffs(v["depth"], resolution, v["band_limit"])
+        )

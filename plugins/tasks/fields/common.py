@@ -121,6 +121,20 @@ class FieldTask(Task):
                 f"a siren of width {width} through {backend.name}: its fused kernel takes "
                 f"hidden widths up to {limit} (use sine_mlp.eager or sine_mlp.compile)"
             )
+        check = getattr(encoding, "check_resolution", None)
+        if check is not None:
+            resolution = cls.field_resolution(params)
+            if resolution is not None:
+                prefix = "encoding."
+                own = {k[len(prefix) :]: v for k, v in params.items() if k.startswith(prefix)}
+                return check(own, resolution)
+        return None
+
+    @classmethod
+    def field_resolution(cls, params: dict[str, Any]) -> int | None:
+        """Points across the grid the field is trained on (what ``build_model`` is given
+        as ``resolution``), from the resolved parameters; None where it cannot be told
+        without the run."""
         return None
 
     def build_model(

@@ -105,6 +105,10 @@ class ImageFit(FieldTask):
             raise FieldParamError(cls.name, v, f"holdout needs an even size, got {v['size']}")
         return v
 
+    @classmethod
+    def field_resolution(cls, params: dict[str, Any]) -> int | None:
+        return params["size"] // 2 if params["holdout"] else params["size"]
+
     def run(self, ctx: CellContext) -> None:
         v = self.values
         image = load_image(v["image"], v["size"], v["color"])
@@ -211,6 +215,10 @@ class Poisson(FieldTask):
         _check_grey_image_params(cls.name, v)
         return v
 
+    @classmethod
+    def field_resolution(cls, params: dict[str, Any]) -> int | None:
+        return params["size"]
+
     def run(self, ctx: CellContext) -> None:
         v = self.values
         image = load_image(v["image"], v["size"], v["color"])
@@ -270,6 +278,10 @@ class Multires(FieldTask):
         if v["size"] % 4:
             raise FieldParamError(cls.name, v, f"size must be a multiple of 4, got {v['size']}")
         return v
+
+    @classmethod
+    def field_resolution(cls, params: dict[str, Any]) -> int | None:
+        return params["size"]
 
     def run(self, ctx: CellContext) -> None:
         from skimage.transform import downscale_local_mean

@@ -8,6 +8,7 @@ follows), so that a CPU run or a test can take a coarser grid of the same anatom
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -95,6 +96,18 @@ class VolumeFit(FieldTask):
         **fit_params(500, 1e-3, 100, 30.0),
     }
 
+    @classmethod
+    def field_resolution(cls, params: dict[str, Any]) -> int | None:
+        if params["image"] == "mni152":
+            from plugins.data import mni152
+
+            shape = mni152.load("template", params["resolution"]).data.shape
+        else:
+            import nibabel as nib
+
+            shape = nib.load(params["image"]).shape[:3]  # the header only
+        return max(-(-n // params["downsample"]) for n in shape)
+
     def run(self, ctx: CellContext) -> None:
         v = self.values
         data, affine, mask = _load_volume(v["image"], v["resolution"])
@@ -162,6 +175,13 @@ class Occupancy(FieldTask):
         **{k: p for k, p in fit_params(500, 1e-3, 100, 0.0).items() if k != "target_psnr"},
         "target_iou": Param(0.9, low=0.0, high=1.0, doc="threshold X of time_to_iou_X"),
     }
+
+    @classmethod
+    def field_resolution(cls, params: dict[str, Any]) -> int | None:
+        from plugins.data import mni152
+
+        shape = mni152.load("mask", 2).data.shape
+        return max(-(-n // params["downsample"]) for n in shape)
 
     def run(self, ctx: CellContext) -> None:
         from plugins.data import mni152

@@ -158,6 +158,8 @@ BAD = [
     ({"encoding.width": 0}, "width"),
     ({"backend": "warp.eager"}, "sine_mlp backends"),
     ({"backend": "sine_mlp.triton", "encoding.width": 512}, "hidden widths up to 256"),
+    # 128 px: the last output's cut-off is 32 cycles, halved 7 times to 0.25 < 0.5
+    ({"size": 128, "encoding": "bacon", "encoding.depth": 8}, "below the 0.5 grid"),
 ]
 
 
@@ -184,12 +186,26 @@ def test_unreadable_file_and_rgb_poisson_are_refused(tmp_path):
         ("fields.poisson", {"backend": "sine_mlp.triton"}, "differentiate once"),
         ("fields.volume_fit", {"image": str(tmp_path / "x.nii.gz")}, "does not exist"),
         ("fields.image_fit", {"encoding": "hashgrid", "encoding.finest": 8}, "finest is below"),
+        # 2 mm MNI152 kept every 8th voxel: 15 across, first cut-off 3.75 / 2^4 < 0.5
+        (
+            "fields.volume_fit",
+            {"encoding": "bacon", "encoding.depth": 5, "downsample": 8},
+            "resolution 15",
+        ),
+        (
+            "fields.occupancy",
+            {"encoding": "bacon", "encoding.depth": 5, "downsample": 8},
+            "resolution 15",
+        ),
     ]:
         params = {"encoding": "siren", "backend": "sine_mlp.eager", **params}
         path = tmp_path / "bad.yaml"
         path.write_text(yaml.safe_dump(_suite({"task": task, "params": params})))
-        with pytest.raises(SuiteError, match=message):
+        with pytest.raises(SuiteError, match=message) as err:
             load_suite(path)
+        assert "benchmarks[0]" in str(err.value)
+        assert main(["run", str(path), "--output", str(tmp_path / "out"), "--quiet"]) == 2
+    assert not (tmp_path / "out").exists()
 
 
 # --- the suite's warm-up: paid before the timed fit, and leaves the fit unchanged ------
