@@ -195,7 +195,9 @@ def field_derivatives(model: torch.nn.Module, x: torch.Tensor, order: int) -> to
 
 
 class Poisson(FieldTask):
-    """SIREN's Poisson experiment: fit only the image's Sobel gradients (or Laplacian)."""
+    """SIREN's Poisson experiment: fit only the image's Sobel gradients (or Laplacian);
+    PSNR after matching what the supervision leaves free (the mean; for a Laplacian, the
+    harmonic polynomials of degree <= 2)."""
 
     name = "fields.poisson"
     backends = ("sine_mlp.eager",)
@@ -233,10 +235,19 @@ class Poisson(FieldTask):
         def loss_fn(step: int) -> torch.Tensor:
             return ((field_derivatives(model, grid, order) - target) ** 2).mean()
 
+        # Gradients fix the image up to a constant: compare after matching means. A
+        # Laplacian fixes it only up to a harmonic function (no boundary values are
+        # given): compare after removing the least-squares fit of the harmonic
+        # polynomials of degree <= 2 (1, x, y, xy, x^2 - y^2), and record the
+        # mean-matched PSNR beside it.
+        u, w = (grid[:, k].double().cpu().numpy() for k in (0, 1))
+        null = [np.ones_like(u)] + ([u, w, u * w, u * u - w * w] if order == 2 else [])
+        basis = np.stack(null, 1)
+
         def matched() -> np.ndarray:
-            # The field is known up to a constant: compare after matching means.
-            out = _as_image(evaluate(model, grid), image.shape)
-            return out - out.mean() + flat.mean()
+            out = _as_image(evaluate(model, grid), image.shape).astype(np.float64)
+            coef = np.linalg.lstsq(basis, flat - out.reshape(-1), rcond=None)[0]
+            return (out + (basis @ coef).reshape(out.shape)).astype(np.float32)
 
         fit(
             ctx, model, loss_fn, lambda: {"psnr": psnr(matched(), image)},
@@ -245,6 +256,9 @@ class Poisson(FieldTask):
         )  # fmt: skip
         recon = matched()
         ctx.metric("psnr", psnr(recon, image))
+        if order == 2:
+            out = _as_image(evaluate(model, grid), image.shape)
+            ctx.metric("psnr_mean_matched", psnr(out - out.mean() + flat.mean(), image))
         ctx.metric("ssim", ssim(np.clip(recon, 0, 1), image))
         _save_pictures(ctx, recon, image)
         mag = np.linalg.norm(target_np, axis=-1) if order == 1 else np.abs(target_np)

@@ -1,0 +1,76 @@
+"""What the fields tasks are given to fit: user NIfTI and PNG files, the MNI152 slice,
+grey / RGB / luminance, each against the array it must be."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from plugins.data.images import load_image
+
+
+def _nifti(path, data: np.ndarray) -> str:
+    import nibabel as nib
+
+    nib.save(nib.Nifti1Image(data.astype(np.float32), np.diag([2.0, 2.0, 2.0, 1.0])), path)
+    return str(path)
+
+
+def test_a_one_slice_nifti_is_the_image_it_holds(tmp_path):
+    """A 2-D image stored as NIfTI with one slice (as the registration tasks take it):
+    shown as an image the same way as the MNI152 slices (rot90 of (x, y)), scaled
+    min-max to [0, 1]. Float32 storage: agreement to 1e-6."""
+    rng = np.random.default_rng(0)
+    arr = rng.uniform(10.0, 50.0, size=(24, 24))
+    got = load_image(_nifti(tmp_path / "one.nii.gz", arr[:, :, None]), 24)
+    want = np.rot90(arr)
+    want = (want - want.min()) / (want.max() - want.min())
+    np.testing.assert_allclose(got, want, atol=1e-6)
+
+
+def test_a_volume_nifti_gives_its_middle_axial_slice(tmp_path):
+    vol = np.zeros((16, 16, 9))
+    vol[:, :, 4] = np.arange(256.0).reshape(16, 16)  # only the middle slice is not flat
+    got = load_image(_nifti(tmp_path / "vol.nii", vol), 16)
+    np.testing.assert_allclose(got, np.rot90(vol[:, :, 4]) / 255.0, atol=1e-6)
+
+
+def test_mni152_slice_is_the_templates_middle_axial_slice_cropped_square():
+    from plugins.data import mni152
+
+    full = mni152.axial_slice(mni152.load("template", 1).data)
+    full = full / full.max()
+    side = min(full.shape)
+    top, left = (full.shape[0] - side) // 2, (full.shape[1] - side) // 2
+    got = load_image("mni152_slice", side)
+    np.testing.assert_allclose(got, full[top : top + side, left : left + side], atol=1e-6)
+
+
+def test_rgb_and_luminance_of_an_rgb_image():
+    """At the source's own size (no resampling): rgb is the pixels / 255, luminance
+    scikit-image's rgb2gray of them (float32 storage: 1e-6)."""
+    import skimage.data
+    from skimage.color import rgb2gray
+
+    src = skimage.data.astronaut()  # 512 x 512 x 3
+    rgb = load_image("astronaut", 512, "rgb")
+    np.testing.assert_allclose(rgb, src / 255.0, atol=1e-6)
+    grey = load_image("astronaut", 512, "luminance")
+    np.testing.assert_allclose(grey, rgb2gray(src), atol=1e-6)
+    assert load_image("astronaut", 64, "rgb").shape == (64, 64, 3)
+
+
+def test_a_grey_png_saved_as_rgb_reads_as_grey(tmp_path):
+    from PIL import Image
+
+    arr = (np.arange(64).reshape(8, 8) * 4).astype(np.uint8)
+    Image.fromarray(np.stack([arr] * 3, -1)).save(tmp_path / "grey.png")
+    got = load_image(str(tmp_path / "grey.png"), 8)
+    assert got.ndim == 2
+    np.testing.assert_allclose(got, arr / 255.0, atol=1e-7)
+
+
+@pytest.mark.parametrize("name", ["camera", "coffee"])
+def test_sizes_resample_the_centred_square_crop(name):
+    img = load_image(name, 32, "luminance")
+    assert img.shape == (32, 32) and img.min() >= 0.0 and img.max() <= 1.0
