@@ -144,6 +144,8 @@ def nifti_bytes(volume: np.ndarray, affine: Any = None) -> bytes:
         volume = volume.astype(np.uint8)
     image = nib.Nifti1Image(volume, affine)
     image.header.set_xyzt_units("mm")
+    if volume.ndim == 5:  # (x, y, z, t, component): a vector per voxel, as NIfTI-1 says
+        image.header.set_intent("vector")
     return gzip.compress(image.to_bytes(), compresslevel=6, mtime=0)
 
 

@@ -19,8 +19,8 @@ label; ``dice_before`` unregistered), ``hd95`` (mm), ``sdlogj``, ``folding_perce
 brain; ``error_mm_before`` = mean |truth|), ``ic_inverse_mm`` (the method's own inverse,
 where it has one), ``ic_reverse_mm`` (with ``reverse: true``: the registration of the
 fixed image onto the moving one, composed with the forward map), ``similarity_before`` /
-``similarity_after`` (the loss). Files: warped image, displacement NIfTI (mm, with the
-fixed image's affine), figure.
+``similarity_after`` (the loss). Files: warped image, displacement NIfTI (a vector
+image in mm along the world axes, with the fixed image's affine), figure.
 """
 
 from __future__ import annotations
@@ -314,9 +314,11 @@ class Pairwise(Task):
     def keep_files(self, ctx, fixed, moving, warped, disp, det, label) -> None:
         affine = fixed.affine
         ndim = disp.shape[0]
-        scale = np.asarray(fixed.spacing).reshape((-1,) + (1,) * ndim)
-        # NIfTI vector image (x, y, z, t=1, component) in mm, as ITK-SNAP and FSL read it
-        field = np.moveaxis(disp * scale, 0, -1)
+        # NIfTI vector image (x, y, z, t=1, component; intent "vector"): the displacement
+        # in mm along the world axes of the affine (its voxel-to-mm block applied to the
+        # voxel displacement), as ITK-SNAP and FSL read it; a 2-D slice's affine is
+        # diag(spacing), so there it is the voxel displacement x spacing
+        field = np.einsum("ij,j...->...i", affine[:ndim, :ndim], disp)
         field = field[:, :, None] if ndim == 2 else field
         ctx.artifact("displacement", field[:, :, :, None, :].astype(np.float32), affine=affine)
         if ndim == 2:
