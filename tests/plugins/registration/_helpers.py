@@ -19,6 +19,7 @@ def run_pairwise(
     tmp_path: Path,
     task: dict[str, Any] | None = None,
     warmup: int = 0,
+    backend: str = "warp.eager",
     **method_params: Any,
 ) -> CellContext:
     # As the harness seeds a cell (torch, numpy, random), so that a method's result does
@@ -35,7 +36,7 @@ def run_pairwise(
     values = {**TINY, **(task or {})}
     components = {
         "method": REGISTRY.get("method", method)(**method_params),
-        "backend": REGISTRY.get("backend", "warp.eager")(),
+        "backend": REGISTRY.get("backend", backend)(),
     }
     ctx = CellContext(
         device="cpu",

@@ -166,3 +166,19 @@ def test_syn_agrees_with_ants_own_resampling(tmp_path):
     field = np.moveaxis(ants.image_read(out["fwdtransforms"][0]).numpy(), -1, 0)
     theirs = ants.apply_transforms(f, mv, out["fwdtransforms"]).numpy()
     assert np.abs(warp_array(pair.moving.data, field) - theirs)[2:-2, 2:-2].max() < 1e-4
+
+
+@pytest.mark.parametrize("method", ["svf", "lddmm"])
+def test_a_registration_through_the_triton_backend_is_the_eager_one(method, tmp_path):
+    """The same 10 iterations of a method through warp.triton (and the svf_exp.triton
+    it derives; the Triton interpreter on CPU) and through warp.eager: the kernels match
+    the torch reference to ~1e-6 voxel a call, so after 10 Adam steps the results agree
+    far inside these bounds (svf measured: error 9e-6 mm apart, Dice equal, similarity
+    3e-6 apart, while 10 steps took the error from 5.2 to 2.8 mm)."""
+    params = {"iterations": 10, "levels": 1}
+    eager = run_pairwise(method, tmp_path / "e", **params).record.metrics
+    triton = run_pairwise(method, tmp_path / "t", backend="warp.triton", **params).record.metrics
+    assert triton["error_mm"] == pytest.approx(eager["error_mm"], abs=1e-3)
+    assert triton["dice"] == pytest.approx(eager["dice"], abs=1e-3)
+    assert triton["similarity_after"] == pytest.approx(eager["similarity_after"], abs=1e-4)
+    assert eager["error_mm"] < eager["error_mm_before"]  # it did register
