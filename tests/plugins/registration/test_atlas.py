@@ -47,6 +47,10 @@ def test_barycentre_constraint_centres_the_template(tmp_path):
     # frame; the constraint pulls the mean displacement toward 0 (>= 5x at 80 steps)
     assert on["mean_deformation_mm"] < 0.2 * off["mean_deformation_mm"]
     assert on["template_ncc"] > off["template_ncc"]
+    # the drift the alignment measures is smaller with the constraint (measured 1.03 ->
+    # 0.66 mm), while once aligned the two templates are about as faithful (30.1 and
+    # 30.8 dB): the constraint fixes where the template sits more than how sharp it is
+    assert on["template_alignment_mm"] < off["template_alignment_mm"]
 
 
 def test_projection_makes_the_velocities_zero_mean(tmp_path):
@@ -115,3 +119,37 @@ def test_conditional_cell_keeps_the_figure_across_the_attribute(tmp_path):
     record = _run(tmp_path, iterations=3, attribute=1.0, conditional="linear")
     names = {f[0] for f in record.files}
     assert {"template.nii.gz", "template_slope.nii.gz", "atlas.png", "attribute.png"} <= names
+
+
+def test_alignment_undoes_a_known_deformation_and_measures_it():
+    """The aligned metrics' tool: the template warped by a known smooth diffeomorphism
+    (max 2 voxels), registered back onto the template. PSNR after alignment rises far
+    above before (measured 17.9 -> 26.4 dB), and the displacement it finds (the
+    inverse's) has the size of the one applied (measured 4.48 mm against 4.76 mm)."""
+    from kernels.reference import svf_exp_reference, warp_reference
+    from plugins.data import registration as data
+    from plugins.methods.registration.losses import similarity
+    from plugins.tasks.registration import metrics as m
+    from plugins.tasks.registration.atlas import _psnr, align
+
+    truth = data.make_pair(2, downsample=3, amplitude=0.0, noise=0.0, bias=0.0, seed=0).fixed
+    vel = torch.from_numpy(data.random_velocity(truth.data.shape, 2.0, 1)).float()[None]
+    disp = svf_exp_reference(vel, steps=7)
+    moving = warp_reference(torch.from_numpy(truth.data)[None, None].float(), disp)[0, 0]
+
+    def warp(image, d):
+        return warp_reference(image, d)
+
+    def exponential(v):
+        return svf_exp_reference(v, steps=7)
+
+    mask = truth.mask
+    aligned, moved = align(moving.numpy(), truth.data, warp, exponential,
+                           similarity("ncc", 5), 1.0, 0.1, "cpu")  # fmt: skip
+    before = _psnr(moving.numpy()[mask], truth.data[mask])
+    after = _psnr(aligned[mask], truth.data[mask])
+    applied = m.error_mm(disp[0].double().numpy(), 0 * disp[0].double().numpy(),
+                         truth.spacing, mask)  # fmt: skip
+    found = m.error_mm(moved, 0 * moved, truth.spacing, mask)
+    assert after > before + 6
+    assert abs(found - applied) < 0.3 * applied
