@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from bench.cli import main
 from bench.suite import load_suite
@@ -49,3 +50,37 @@ def test_quick_suite_runs(tmp_path):
     )
     files = pd.read_parquet(run / "files.parquet")
     assert len(files) >= 3 * len(pairwise) + 2 * len(atlas)
+
+
+def test_quick_suite_runs_every_method_at_a_few_iterations(tmp_path):
+    """The shipped quick suite, every entry and method as shipped, with iterations cut to
+    a handful (the default tests' share of it; the whole suite is the slow test above):
+    every cell ends ok (SyN skipped where antspyx is missing) and keeps its files."""
+    data = yaml.safe_load((ROOT / "suites/registration-quick.yaml").read_text())
+    for entry in data["benchmarks"]:
+        p = entry["params"]
+        if entry["task"] == "registration.atlas":
+            p["iterations"] = 3
+        elif p.get("method") == "voxelmorph":
+            p.update({"method.train_steps": 3, "method.pairs": 2})
+        else:
+            p["method.iterations"] = 3
+            if "method" not in p:  # a matrix over methods: syn takes no iterations
+                entry["matrix"]["method"] = [m for m in entry["matrix"]["method"] if m != "syn"]
+    data["benchmarks"].append(
+        {"name": "syn", "task": "registration.pairwise",
+         "params": {"downsample": 3, "backend": "warp.eager", "method": "syn"}}
+    )  # fmt: skip
+    data.update(device="cpu")
+    path = tmp_path / "quick.yaml"
+    path.write_text(yaml.safe_dump(data))
+    assert main(["run", str(path), "--output", str(tmp_path / "out"), "--quiet"]) == 0
+    run = next((tmp_path / "out").glob("registration-quick/*/"))
+    cells = pd.read_parquet(run / "cells.parquet")
+    assert len(cells) == 10
+    assert set(cells.status) <= {"ok", "skipped"}, cells[["method", "status", "error"]]
+    assert (cells[cells.method != "syn"].status == "ok").all()
+    files = pd.read_parquet(run / "files.parquet")
+    for cell_id in cells[cells.status == "ok"].cell_id:
+        names = set(files[files.cell_id == cell_id].name)
+        assert any(n.endswith(".png") for n in names), names
