@@ -336,12 +336,20 @@ def _load_nifti(path: str, what: str) -> tuple[np.ndarray, np.ndarray]:
         data = np.asarray(image.get_fdata(), dtype=np.float32)
     except Exception as exc:  # nibabel raises many kinds; one message names the file
         raise ValueError(f"{what} {path!r} does not load as NIfTI: {exc}") from None
+    # Singleton axes are squeezed away (a 2-D slice stored as (X, 1, Z) is (X, Z)); the
+    # affine's columns are reordered to match, the kept spatial axes first, so that
+    # its first ndim columns still take the squeezed array's axes to world mm.
+    spatial = data.shape[:3]
+    kept = [a for a, n in enumerate(spatial) if n != 1]
+    affine = np.asarray(image.affine, dtype=np.float64).copy()
+    order = kept + [a for a in range(3) if a not in kept]
+    affine[:, :3] = affine[:, order]
     data = np.squeeze(data)
     if data.ndim not in (2, 3):
         raise ValueError(f"{what} {path!r} is {data.ndim}-D after squeezing: need 2-D or 3-D")
     if not np.isfinite(data).all():
         raise ValueError(f"{what} {path!r} holds NaN or Inf values")
-    return data, np.asarray(image.affine, dtype=np.float64)
+    return data, affine
 
 
 def check_nifti(path: str, what: str = "image") -> None:

@@ -20,7 +20,8 @@ brain; ``error_mm_before`` = mean |truth|), ``ic_inverse_mm`` (the method's own 
 where it has one), ``ic_reverse_mm`` (with ``reverse: true``: the registration of the
 fixed image onto the moving one, composed with the forward map), ``similarity_before`` /
 ``similarity_after`` (the loss). Files: warped image, displacement NIfTI (a vector
-image in mm along the world axes, with the fixed image's affine), figure.
+image in mm in ITK's LPS frame, as ANTs writes warps, with the fixed image's affine),
+figure.
 """
 
 from __future__ import annotations
@@ -314,11 +315,14 @@ class Pairwise(Task):
     def keep_files(self, ctx, fixed, moving, warped, disp, det, label) -> None:
         affine = fixed.affine
         ndim = disp.shape[0]
-        # NIfTI vector image (x, y, z, t=1, component; intent "vector"): the displacement
-        # in mm along the world axes of the affine (its voxel-to-mm block applied to the
-        # voxel displacement), as ITK-SNAP and FSL read it; a 2-D slice's affine is
-        # diag(spacing), so there it is the voxel displacement x spacing
-        field = np.einsum("ij,j...->...i", affine[:ndim, :ndim], disp)
+        # NIfTI vector image (x, y, z, t=1, component; intent "vector") as ANTs writes
+        # its warps, which ITK-based tools (antsApplyTransforms, ITK-SNAP) read: the
+        # displacement from a fixed point to its moving point, in mm, in ITK's LPS
+        # physical frame (nibabel's RAS world vector, the affine's voxel-to-mm columns
+        # applied to the voxel displacement, with x and y negated). Three components in
+        # 2-D too; a synthetic slice's affine is diag(spacing), a user slice's its own.
+        world = np.einsum("ij,j...->...i", affine[:3, :ndim], disp)
+        field = world * np.array([-1.0, -1.0, 1.0])
         field = field[:, :, None] if ndim == 2 else field
         ctx.artifact("displacement", field[:, :, :, None, :].astype(np.float32), affine=affine)
         if ndim == 2:

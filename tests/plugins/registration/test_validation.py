@@ -150,22 +150,24 @@ def test_nan_loss_ends_diverged_keeping_the_curve(tmp_path):
     assert len(curves) >= 2 and curves.value.isna().iloc[-1]
 
 
-def test_displacement_nifti_is_a_world_mm_vector_image(tmp_path):
-    """A user 3-D pair whose affine flips x and has anisotropic voxels (-2, 3, 2.5 mm):
-    the moving blob is the fixed one moved +1 voxel along array axis 0, so the map
-    from fixed to moving is u = +1 voxel along that axis = (-2, 0, 0) mm in world
-    coordinates. The displacement NIfTI must carry that (intent "vector", 5-D
-    (x, y, z, 1, 3), the fixed image's affine), not the voxel components x spacing
-    (which would read +2 mm). Within the blob the registration recovers it to 8%
-    (median -1.84 mm measured); the sign and the axis are what the test is for."""
+def test_displacement_nifti_is_an_ants_warp_in_lps_mm(tmp_path):
+    """A user 3-D pair whose affine permutes and flips axes (array axis 0 runs along
+    world -y at 2 mm, axis 1 along +x at 3 mm, axis 2 along +z at 2.5 mm): the moving
+    blob is the fixed one moved +1 voxel along array axis 0, so the map from fixed to
+    moving is u = +1 voxel along that axis: (0, -2, 0) mm in nibabel's RAS world,
+    (0, +2, 0) in ITK's LPS frame, which is how ANTs stores a warp (5-D, intent
+    "vector"). Read back: the file carries that (the registration recovers 92% of it);
+    and where antspyx is installed, ANTs itself resampling the moving image through our
+    file gives our warped image."""
     n = 16
     i, j, k = np.meshgrid(*(np.arange(n, dtype=np.float64),) * 3, indexing="ij")
 
     def blob(ci):
         return np.exp(-((i - ci) ** 2 / 8 + (j - 7.5) ** 2 / 12 + (k - 7.5) ** 2 / 10))
 
-    affine = np.diag([-2.0, 3.0, 2.5, 1.0])
-    affine[:3, 3] = [30.0, -20.0, -15.0]
+    affine = np.array(
+        [[0.0, 3.0, 0.0, 30.0], [-2.0, 0.0, 0.0, -20.0], [0.0, 0.0, 2.5, -15.0], [0, 0, 0, 1]]
+    )
     paths = {}
     for name, array in {"fixed": blob(7.5), "moving": blob(8.5)}.items():
         paths[name] = str(tmp_path / f"{name}.nii.gz")
@@ -183,5 +185,40 @@ def test_displacement_nifti_is_a_world_mm_vector_image(tmp_path):
     field = np.asarray(image.dataobj)[:, :, :, 0, :]
     core = blob(8.0) > 0.5
     median = np.median(field[core], axis=0)
-    assert -2.4 < median[0] < -1.6, median  # +1 voxel along a flipped 2 mm axis
-    assert abs(median[1]) < 0.3 and abs(median[2]) < 0.3, median
+    # +1 voxel along array axis 0 = +2 mm along LPS y (a transposed or RAS file fails)
+    assert 1.6 < median[1] < 2.4, median
+    assert abs(median[0]) < 0.3 and abs(median[2]) < 0.3, median
+    try:
+        import ants
+    except ImportError:
+        return
+    (warped_path,) = (tmp_path / "out").rglob("warped.nii.gz")
+    ours = np.asarray(nib.load(warped_path).dataobj)
+    by_ants = ants.apply_transforms(
+        ants.image_read(paths["fixed"]), ants.image_read(paths["moving"]), [str(disp_path)]
+    ).numpy()
+    inside = blob(7.5) > 0.1
+    # The task scales intensities (99th percentile of each image to 1), ANTs keeps the
+    # file's: one factor between them, then both are linear interpolation of the same
+    # map (measured 8e-7 apart; a file in RAS, or transposed, reads 0.3 and more).
+    scale = float((ours * by_ants)[inside].sum() / (by_ants * by_ants)[inside].sum())
+    assert np.abs(scale * by_ants - ours)[inside].max() < 1e-4
+
+
+def test_a_slice_stored_with_a_singleton_middle_axis_keeps_its_spacing(tmp_path):
+    """A coronal slice stored as (X, 1, Z) with 2 x 3 x 4 mm voxels is registered as the
+    2-D (X, Z) image: its spacing is (2, 4) mm, and the affine's first two columns are
+    the kept axes', so that (i, k) still lands where the file says in world mm."""
+    from plugins.data.registration import load_nifti_pair
+
+    affine = np.diag([2.0, 3.0, 4.0, 1.0])
+    affine[:3, 3] = [-10.0, 5.0, 7.0]
+    data = np.random.default_rng(0).uniform(size=(12, 1, 9))
+    a = str(tmp_path / "a.nii.gz")
+    nib.save(nib.Nifti1Image(data.astype(np.float32), affine), a)
+    pair = load_nifti_pair(a, a)
+    assert pair.fixed.data.shape == (12, 9)
+    assert pair.fixed.spacing == (2.0, 4.0)
+    i, k = 5, 7
+    world = pair.fixed.affine @ np.array([i, k, 0, 1.0])
+    np.testing.assert_allclose(world, affine @ np.array([i, 0, k, 1.0]))
