@@ -772,9 +772,9 @@ class _Resolver:
 
     Each part is resolved once per distinct input and remembered: the task's parameters
     depend only on the task's values, a component's only on its own, and the task's
-    ``check_cell`` only on the components and all the values (and is not called at all
-    for a task that keeps the base one). A product of sweeps repeats each part many
-    times, so a million cells resolve in seconds. A plugin's own cross-parameter check
+    ``check_cell`` runs once per cell (it sees all the values; not at all for a task
+    that keeps the base one). A product of sweeps repeats each part many times, so a
+    million cells resolve in seconds. A plugin's own cross-parameter check
     (``resolve_params`` raising ``ParamError``) is reported with the entry and the
     values of that cell; ``errors`` collects each message once.
     """
@@ -828,12 +828,10 @@ class _Resolver:
             component_params[slot] = self._once(key, self._component, slot, name, sub)
         if task_params is None or any(v is None for v in component_params.values()):
             return None
-        if self._checks:
-            key = ("cell", tuple(components.values()), task_key)
-            key += tuple(parts[slot] for slot in self.slots)
-            args = (components, task_params, component_params, given)
-            if not self._once(key, self._check_cell, *args):
-                return None
+        # Not memoised: it sees every part, so its key would be the whole cell (a
+        # million-entry table that never hits); a check that is costly caches itself.
+        if self._checks and not self._check_cell(components, task_params, component_params, given):
+            return None
         return components, task_params, component_params
 
     def _task(self, task_given: dict[str, Any]) -> dict[str, Any] | None:

@@ -121,6 +121,11 @@ class FieldTask(Task):
                 f"a siren of width {width} through {backend.name}: its fused kernel takes "
                 f"hidden widths up to {limit} (use sine_mlp.eager or sine_mlp.compile)"
             )
+        if params.get("optimizer") == "lbfgs" and cls.batched(params):
+            return (
+                "optimizer lbfgs with random batches: its curvature pairs would compare "
+                "gradients of different batches (use adam, or the full grid: batch 0)"
+            )
         check = getattr(encoding, "check_resolution", None)
         if check is not None:
             resolution = cls.field_resolution(params)
@@ -129,6 +134,11 @@ class FieldTask(Task):
                 own = {k[len(prefix) :]: v for k, v in params.items() if k.startswith(prefix)}
                 return check(own, resolution)
         return None
+
+    @classmethod
+    def batched(cls, params: dict[str, Any]) -> bool:
+        """Whether each step's loss is on a random batch (then L-BFGS is refused)."""
+        return False
 
     @classmethod
     def field_resolution(cls, params: dict[str, Any]) -> int | None:
@@ -179,9 +189,11 @@ def fit(
     ``evaluate_fn()``.
 
     ``optimizer``: ``"adam"``, or ``"lbfgs"``: one L-BFGS iteration a step with a
-    strong-Wolfe line search, every loss evaluation of a step drawing the same random
-    batch (the random state is put back before each), so that the line search compares
-    like with like. ``threshold = (curve name, X)``: ``time_to_<name>_<X>`` and
+    strong-Wolfe line search, for a full-batch loss (the tasks refuse it with random
+    batches: its curvature pairs would span two batches); should ``loss_fn`` draw random
+    numbers anyway, every evaluation within a step draws the same (the random state is
+    put back before each), so that the line search compares like with like.
+    ``threshold = (curve name, X)``: ``time_to_<name>_<X>`` and
     ``steps_to_<name>_<X>`` record when that curve first reached X. Raises ``Diverged``
     on a non-finite loss.
     """

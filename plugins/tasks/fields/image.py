@@ -109,6 +109,10 @@ class ImageFit(FieldTask):
     def field_resolution(cls, params: dict[str, Any]) -> int | None:
         return params["size"] // 2 if params["holdout"] else params["size"]
 
+    @classmethod
+    def batched(cls, params: dict[str, Any]) -> bool:
+        return params["batch"] > 0
+
     def run(self, ctx: CellContext) -> None:
         v = self.values
         image = load_image(v["image"], v["size"], v["color"])

@@ -7,6 +7,7 @@ follows), so that a CPU run or a test can take a coarser grid of the same anatom
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,18 @@ def _subsample(data: np.ndarray, affine: np.ndarray, k: int) -> tuple[np.ndarray
     scaled = affine.copy()
     scaled[:3, :3] = affine[:3, :3] * k
     return out, scaled
+
+
+@functools.lru_cache(maxsize=64)
+def _volume_shape(image: str, resolution: int) -> tuple[int, ...]:
+    """The volume's grid (validation asks it once per cell: a header read, cached)."""
+    if image == "mni152":
+        from plugins.data import mni152
+
+        return mni152.load("template", resolution).data.shape
+    import nibabel as nib
+
+    return tuple(nib.load(image).shape[:3])
 
 
 def _load_volume(image: str, resolution: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -98,15 +111,12 @@ class VolumeFit(FieldTask):
 
     @classmethod
     def field_resolution(cls, params: dict[str, Any]) -> int | None:
-        if params["image"] == "mni152":
-            from plugins.data import mni152
-
-            shape = mni152.load("template", params["resolution"]).data.shape
-        else:
-            import nibabel as nib
-
-            shape = nib.load(params["image"]).shape[:3]  # the header only
+        shape = _volume_shape(params["image"], params["resolution"])
         return max(-(-n // params["downsample"]) for n in shape)
+
+    @classmethod
+    def batched(cls, params: dict[str, Any]) -> bool:
+        return True
 
     def run(self, ctx: CellContext) -> None:
         v = self.values
@@ -178,10 +188,12 @@ class Occupancy(FieldTask):
 
     @classmethod
     def field_resolution(cls, params: dict[str, Any]) -> int | None:
-        from plugins.data import mni152
-
-        shape = mni152.load("mask", 2).data.shape
+        shape = _volume_shape("mni152", 2)  # the mask's grid is the template's
         return max(-(-n // params["downsample"]) for n in shape)
+
+    @classmethod
+    def batched(cls, params: dict[str, Any]) -> bool:
+        return True
 
     def run(self, ctx: CellContext) -> None:
         from plugins.data import mni152

@@ -113,8 +113,9 @@ def align(
     iterations: int = ALIGN_ITERATIONS,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``moving`` registered onto ``fixed`` by a stationary velocity field (Adam on
-    ``sim`` + ``weight`` x diffusion, as the atlas's own deformations): the warped
-    image and the displacement (voxels, (d, *shape))."""
+    ``sim`` + ``weight`` x diffusion, the atlas's deformations without their magnitude
+    term): the warped image and the displacement (voxels, (d, *shape)). Regularised, it
+    moves a little less than the drift it undoes (measured 4.48 mm for 4.76 mm)."""
     a, b = to_tensor(moving, device)[None, None], to_tensor(fixed, device)[None, None]
     vel = torch.zeros((1, a.dim() - 2, *a.shape[2:]), device=device, requires_grad=True)
     opt = torch.optim.Adam([vel], lr=lr)

@@ -216,6 +216,7 @@ BAD = [
     ({"encoding.width": 0}, "width"),
     ({"backend": "warp.eager"}, "sine_mlp backends"),
     ({"backend": "sine_mlp.triton", "encoding.width": 512}, "hidden widths up to 256"),
+    ({"optimizer": "lbfgs", "batch": 64}, "random batches"),
     # 128 px: the last output's cut-off is 32 cycles, halved 7 times to 0.25 < 0.5
     ({"size": 128, "encoding": "bacon", "encoding.depth": 8}, "below the 0.5 grid"),
 ]
@@ -255,6 +256,7 @@ def test_unreadable_file_and_rgb_poisson_are_refused(tmp_path):
             {"encoding": "bacon", "encoding.depth": 5, "downsample": 8},
             "resolution 15",
         ),
+        ("fields.volume_fit", {"optimizer": "lbfgs"}, "random batches"),
     ]:
         params = {"encoding": "siren", "backend": "sine_mlp.eager", **params}
         path = tmp_path / "bad.yaml"
