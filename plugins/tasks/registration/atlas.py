@@ -76,7 +76,9 @@ from scipy import ndimage
 from bench import CellContext, Param, Plugin, Task
 from plugins.data import registration as data
 from plugins.methods.registration.base import positive
+from plugins.methods.registration.classical import SVF
 from plugins.methods.registration.losses import diffusion, similarity
+from plugins.methods.registration.problem import Problem
 from plugins.tasks.registration import metrics as m
 from plugins.tasks.registration.barycentre import PROJECTIONS, Design
 from plugins.tasks.registration.figures import atlas_figure, attribute_figure
@@ -102,30 +104,41 @@ ALIGN_ITERATIONS = 150
 
 
 def align(
+    ctx: CellContext,
     moving: np.ndarray,
-    fixed: np.ndarray,
+    fixed: data.Image,
     warp: Any,
-    exponential: Any,
-    sim: Any,
-    weight: float,
-    lr: float,
-    device: str,
+    exp: Any,
+    values: dict[str, Any],
     iterations: int = ALIGN_ITERATIONS,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``moving`` registered onto ``fixed`` by a stationary velocity field (Adam on
-    ``sim`` + ``weight`` x diffusion, the atlas's deformations without their magnitude
-    term): the warped image and the displacement (voxels, (d, *shape)). Regularised, it
-    moves a little less than the drift it undoes (measured 4.48 mm for 4.76 mm)."""
-    a, b = to_tensor(moving, device)[None, None], to_tensor(fixed, device)[None, None]
-    vel = torch.zeros((1, a.dim() - 2, *a.shape[2:]), device=device, requires_grad=True)
-    opt = torch.optim.Adam([vel], lr=lr)
-    for _ in range(iterations):
-        opt.zero_grad(set_to_none=True)
-        (sim(warp(a, exponential(vel)), b) + weight * diffusion(vel)).backward()
-        opt.step()
+    """``moving`` registered onto ``fixed`` by the family's own ``svf`` method (one level,
+    ``iterations`` Adam steps, with the cell's similarity, window, weight, learning rate
+    and squaring steps from ``values``; the atlas's deformations without their magnitude
+    term), in a scratch context: the warped image and the displacement (voxels,
+    (d, *shape)). Regularised, it moves a little less than the drift it undoes
+    (measured 4.48 mm for 4.76 mm)."""
+    fixed_t = to_tensor(fixed.data, ctx.device)[None, None]
+    problem = Problem(
+        fixed=fixed_t,
+        moving=to_tensor(moving, ctx.device)[None, None],
+        mask=to_tensor(fixed.mask, ctx.device)[None, None],
+        spacing=fixed.spacing,
+        similarity=similarity(values["similarity"], values["window"]),
+        similarity_name=values["similarity"],
+        window=values["window"],
+        warp=warp,
+        exp=exp,
+        training_pairs=None,
+        device=ctx.device,
+    )
+    method = SVF(
+        iterations=iterations, lr=values["lr"], weight=values["weight"], levels=1,
+        steps=values["steps"],
+    )  # fmt: skip
+    disp = method.solve(problem, ctx.scratch()).disp
     with torch.no_grad():
-        disp = exponential(vel)
-        out = warp(a, disp)
+        out = warp(problem.moving, disp)
     return out[0, 0].double().cpu().numpy(), disp[0].double().cpu().numpy()
 
 
@@ -263,7 +276,7 @@ class Atlas(Task):
         # Untimed: the template against the truth once aligned onto it, which leaves
         # intensity fidelity; and how far it had to move (its drift from the truth)
         aligned, moved = align(
-            estimate, truth.data, warp, exponential, sim, v["weight"], v["lr"], device
+            ctx, estimate, truth, warp, lambda vel, n: exp(vel, steps=n, padding="zeros"), v
         )
         mask = truth.mask
         ctx.metric("template_ncc_aligned", _ncc(aligned[mask], truth.data[mask]))

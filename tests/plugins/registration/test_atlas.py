@@ -128,7 +128,6 @@ def test_alignment_undoes_a_known_deformation_and_measures_it():
     inverse's) has the size of the one applied (measured 4.48 mm against 4.76 mm)."""
     from kernels.reference import svf_exp_reference, warp_reference
     from plugins.data import registration as data
-    from plugins.methods.registration.losses import similarity
     from plugins.tasks.registration import metrics as m
     from plugins.tasks.registration.atlas import _psnr, align
 
@@ -140,12 +139,13 @@ def test_alignment_undoes_a_known_deformation_and_measures_it():
     def warp(image, d):
         return warp_reference(image, d)
 
-    def exponential(v):
-        return svf_exp_reference(v, steps=7)
+    def exp(v, steps):
+        return svf_exp_reference(v, steps=steps)
 
     mask = truth.mask
-    aligned, moved = align(moving.numpy(), truth.data, warp, exponential,
-                           similarity("ncc", 5), 1.0, 0.1, "cpu")  # fmt: skip
+    ctx = CellContext(device="cpu", seed=0, repeats=1, warmup=0, components={}, params={})
+    values = {"similarity": "ncc", "window": 5, "weight": 1.0, "lr": 0.1, "steps": 7}
+    aligned, moved = align(ctx, moving.numpy(), truth, warp, exp, values)
     before = _psnr(moving.numpy()[mask], truth.data[mask])
     after = _psnr(aligned[mask], truth.data[mask])
     applied = m.error_mm(disp[0].double().numpy(), 0 * disp[0].double().numpy(),
