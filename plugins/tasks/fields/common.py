@@ -147,6 +147,10 @@ class FieldTask(Task):
         without the run."""
         return None
 
+    def fit_settings(self) -> dict[str, Any]:
+        """What ``fit`` takes from the task's values (the ``fit_params`` every task has)."""
+        return {k: self.values[k] for k in ("steps", "lr", "eval_every", "optimizer")}
+
     def build_model(
         self, ctx: CellContext, in_features: int, out_features: int, resolution: int
     ) -> nn.Module:

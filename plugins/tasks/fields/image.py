@@ -147,7 +147,7 @@ class ImageFit(FieldTask):
 
         fit(
             ctx, model, loss_fn, evaluate_fn,
-            steps=v["steps"], lr=v["lr"], eval_every=v["eval_every"], optimizer=v["optimizer"],
+            **self.fit_settings(),
             threshold=("psnr", v["target_psnr"]),
         )  # fmt: skip
         recon = _as_image(evaluate(model, grid), shape)
@@ -248,20 +248,23 @@ class Poisson(FieldTask):
         null = [np.ones_like(u)] + ([u, w, u * w, u * u - w * w] if order == 2 else [])
         basis = np.stack(null, 1)
 
-        def matched() -> np.ndarray:
-            out = _as_image(evaluate(model, grid), image.shape).astype(np.float64)
+        def field() -> np.ndarray:
+            return _as_image(evaluate(model, grid), image.shape)
+
+        def matched(out: np.ndarray) -> np.ndarray:
+            out = out.astype(np.float64)
             coef = np.linalg.lstsq(basis, flat - out.reshape(-1), rcond=None)[0]
             return (out + (basis @ coef).reshape(out.shape)).astype(np.float32)
 
         fit(
-            ctx, model, loss_fn, lambda: {"psnr": psnr(matched(), image)},
-            steps=v["steps"], lr=v["lr"], eval_every=v["eval_every"], optimizer=v["optimizer"],
+            ctx, model, loss_fn, lambda: {"psnr": psnr(matched(field()), image)},
+            **self.fit_settings(),
             threshold=("psnr", v["target_psnr"]),
         )  # fmt: skip
-        recon = matched()
+        out = field()
+        recon = matched(out)
         ctx.metric("psnr", psnr(recon, image))
         if order == 2:
-            out = _as_image(evaluate(model, grid), image.shape)
             ctx.metric("psnr_mean_matched", psnr(out - out.mean() + flat.mean(), image))
         ctx.metric("ssim", ssim(np.clip(recon, 0, 1), image))
         _save_pictures(ctx, recon, image)
@@ -316,7 +319,7 @@ class Multires(FieldTask):
         fit(
             ctx, model, lambda step: mse_loss(model, grid, y),
             lambda: {"psnr": psnr(evaluate(model, grid), y)},
-            steps=v["steps"], lr=v["lr"], eval_every=v["eval_every"], optimizer=v["optimizer"],
+            **self.fit_settings(),
             threshold=("psnr", v["target_psnr"]),
         )  # fmt: skip
         recon = _as_image(evaluate(model, grid), image.shape)

@@ -40,6 +40,11 @@ def _subsample(data: np.ndarray, affine: np.ndarray, k: int) -> tuple[np.ndarray
     return out, scaled
 
 
+def _subsampled_side(shape: tuple[int, ...], k: int) -> int:
+    """The longest axis of ``_subsample``'s grid: every k-th voxel from index 0."""
+    return max(-(-n // k) for n in shape)
+
+
 @functools.lru_cache(maxsize=64)
 def _volume_shape(image: str, resolution: int) -> tuple[int, ...]:
     """The volume's grid (validation asks it once per cell: a header read, cached)."""
@@ -112,7 +117,7 @@ class VolumeFit(FieldTask):
     @classmethod
     def field_resolution(cls, params: dict[str, Any]) -> int | None:
         shape = _volume_shape(params["image"], params["resolution"])
-        return max(-(-n // params["downsample"]) for n in shape)
+        return _subsampled_side(shape, params["downsample"])
 
     @classmethod
     def batched(cls, params: dict[str, Any]) -> bool:
@@ -142,7 +147,7 @@ class VolumeFit(FieldTask):
 
         fit(
             ctx, model, loss_fn, evaluate_fn,
-            steps=v["steps"], lr=v["lr"], eval_every=v["eval_every"], optimizer=v["optimizer"],
+            **self.fit_settings(),
             threshold=("psnr", v["target_psnr"]),
         )  # fmt: skip
         recon = evaluate(model, grid).cpu().numpy().reshape(shape)
@@ -188,8 +193,7 @@ class Occupancy(FieldTask):
 
     @classmethod
     def field_resolution(cls, params: dict[str, Any]) -> int | None:
-        shape = _volume_shape("mni152", 2)  # the mask's grid is the template's
-        return max(-(-n // params["downsample"]) for n in shape)
+        return _subsampled_side(_volume_shape("mni152", 2), params["downsample"])  # mask's grid
 
     @classmethod
     def batched(cls, params: dict[str, Any]) -> bool:
@@ -238,7 +242,7 @@ class Occupancy(FieldTask):
 
         fit(
             ctx, model, loss_fn, evaluate_fn,
-            steps=v["steps"], lr=v["lr"], eval_every=v["eval_every"], optimizer=v["optimizer"],
+            **self.fit_settings(),
             threshold=("iou", v["target_iou"]),
         )  # fmt: skip
         pred = evaluate(model, x)[:, 0] > 0
