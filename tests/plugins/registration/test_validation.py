@@ -20,9 +20,10 @@ def _entry(**params):
     return {"task": "registration.pairwise", "params": {**base, **params}}
 
 
-def _nifti(tmp_path, name, array):
+def _nifti(tmp_path, name, array, affine=None):
     path = tmp_path / name
-    nib.save(nib.Nifti1Image(np.asarray(array, dtype=np.float32), np.eye(4)), path)
+    affine = np.eye(4) if affine is None else affine
+    nib.save(nib.Nifti1Image(np.asarray(array, dtype=np.float32), affine), path)
     return str(path)
 
 
@@ -168,10 +169,10 @@ def test_displacement_nifti_is_an_ants_warp_in_lps_mm(tmp_path):
     affine = np.array(
         [[0.0, 3.0, 0.0, 30.0], [-2.0, 0.0, 0.0, -20.0], [0.0, 0.0, 2.5, -15.0], [0, 0, 0, 1]]
     )
-    paths = {}
-    for name, array in {"fixed": blob(7.5), "moving": blob(8.5)}.items():
-        paths[name] = str(tmp_path / f"{name}.nii.gz")
-        nib.save(nib.Nifti1Image(array.astype(np.float32), affine), paths[name])
+    paths = {
+        name: _nifti(tmp_path, f"{name}.nii.gz", array, affine)
+        for name, array in {"fixed": blob(7.5), "moving": blob(8.5)}.items()
+    }
     entry = {"task": "registration.pairwise", "params": {
         **paths, "backend": "warp.eager", "method": "displacement", "similarity": "mse",
         "method.iterations": 150, "method.levels": 1}}  # fmt: skip
@@ -214,8 +215,7 @@ def test_a_slice_stored_with_a_singleton_middle_axis_keeps_its_spacing(tmp_path)
     affine = np.diag([2.0, 3.0, 4.0, 1.0])
     affine[:3, 3] = [-10.0, 5.0, 7.0]
     data = np.random.default_rng(0).uniform(size=(12, 1, 9))
-    a = str(tmp_path / "a.nii.gz")
-    nib.save(nib.Nifti1Image(data.astype(np.float32), affine), a)
+    a = _nifti(tmp_path, "a.nii.gz", data, affine)
     pair = load_nifti_pair(a, a)
     assert pair.fixed.data.shape == (12, 9)
     assert pair.fixed.spacing == (2.0, 4.0)
