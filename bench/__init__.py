@@ -16,6 +16,7 @@ from bench.base import (
     Method,
     Plugin,
     SkipCell,
+    Slot,
     Solver,
     Task,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "Plugin",
     "Registry",
     "SkipCell",
+    "Slot",
     "atomic_path",
     "did_you_mean",
     "Solver",

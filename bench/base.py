@@ -15,14 +15,19 @@ Required and optional members, per kind:
 - ``Backend``: ``op`` (the hot operation it implements) and ``__call__``.
 - ``Method``: ``family`` (the problem family it solves, e.g. ``registration``) and
   ``solve(problem, ctx)``; the family's tasks document what ``problem`` holds.
-- ``Task``: ``components`` (slot -> kind it needs) and ``run(ctx)``; optional
-  ``families`` (method slot -> family it takes).
+- ``Task``: ``components`` (slot -> the base class its plugins must subclass, or a
+  ``Slot`` with a default) and ``run(ctx)``.
+
+A family narrows a kind by subclassing its base (``RegistrationMethod(Method)``,
+``WarpBackend(Backend)``) and declares there, as documented class attributes and
+methods, what its tasks may rely on; a task's slot names that subclass.
 """
 
 from __future__ import annotations
 
 import importlib.util
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from bench.params import Param, ParamError
@@ -53,6 +58,16 @@ class Plugin(ABC):
 
     def __init__(self, **values: Any) -> None:
         self.values = self.resolve_params(values)
+        #: the parameters set explicitly (by the suite, or by the caller), the rest
+        #: being defaults: a plugin holding another may let its own setting yield to
+        #: one the suite gave (a Neural ODE's step h = T/depth, unless the suite set
+        #: ``architecture.solver.step_size``)
+        self.given: frozenset[str] = frozenset(values)
+
+    @classmethod
+    def plugin_params(cls) -> dict[str, Param]:
+        """The parameters that name another plugin (``Param(..., plugin=Solver)``)."""
+        return {k: p for k, p in cls.params.items() if p.plugin is not None}
 
     @classmethod
     def resolve_params(cls, values: dict[str, Any]) -> dict[str, Any]:
@@ -150,14 +165,13 @@ class Encoding(Plugin):
 class Method(Plugin):
     """An algorithm that solves one family's problem: a registration method, a PINN.
 
-    ``family`` names the problem family (``registration``, ``physics``, ...); a task
-    says which family each of its ``method`` slots takes (``Task.families``) and the
-    harness refuses a method of another family when the suite is validated. The
-    family's tasks document the ``problem`` they hand to ``solve`` and what it returns.
+    A family subclasses this once (``RegistrationMethod``, ``PhysicsMethod``) and its
+    tasks' ``method`` slot names that subclass, so the suite refuses a method of
+    another family when it is validated. The family's base documents the ``problem``
+    its tasks hand to ``solve`` and what it returns.
     """
 
     kind = "method"
-    family: ClassVar[str] = ""
 
     @abstractmethod
     def solve(self, problem: Any, ctx: CellContext) -> Any:
@@ -165,7 +179,12 @@ class Method(Plugin):
 
 
 class Backend(Plugin):
-    """One implementation of a hot operation (``op``), e.g. warp or sine-MLP."""
+    """One implementation of a hot operation, e.g. warp or sine-MLP.
+
+    Each operation subclasses this once (``WarpBackend``, ``SineMLPBackend``), with
+    the call its implementations share; a slot names that subclass. ``op`` is the
+    operation's name, for listings.
+    """
 
     kind = "backend"
     op: ClassVar[str] = ""
@@ -175,36 +194,79 @@ class Backend(Plugin):
         """Run the operation."""
 
 
-def family_mismatch(task: type[Task], slot: str, plugin: type[Plugin]) -> str | None:
-    """Why ``plugin`` cannot fill ``task``'s ``slot`` by family, or None."""
-    wanted = task.families.get(slot)
-    family = getattr(plugin, "family", None)
-    if wanted and family is not None and family != wanted:
-        return f"it is a {family or 'family-less'!r} method; slot {slot!r} takes {wanted!r} methods"
-    return None
+@dataclass(frozen=True)
+class Slot:
+    """What one of a task's component slots accepts.
+
+    Args:
+        base: the class its plugins must subclass (``Solver``, or a family's own
+            ``RegistrationMethod``, ``WarpBackend``); the suite refuses any other.
+        default: the plugin used when a suite leaves the slot out.
+        optional: the slot may stay empty (the task then gets no such component).
+        doc: one line for ``bench list``.
+    """
+
+    base: type[Plugin]
+    default: str | None = None
+    optional: bool = False
+    doc: str = ""
+
+    @property
+    def kind(self) -> str:
+        return self.base.kind
+
+    def accepts(self, cls: type) -> bool:
+        return isinstance(cls, type) and issubclass(cls, self.base)
+
+    def describe(self) -> str:
+        """``WarpBackend backend, default warp.eager`` for listings and messages."""
+        text = (
+            self.kind if self.base is BASES.get(self.kind) else f"{self.base.__name__} {self.kind}"
+        )
+        if self.default is not None:
+            text += f", default {self.default}"
+        elif self.optional:
+            text += ", optional"
+        return text
+
+
+def as_slot(spec: Slot | type[Plugin] | str) -> Slot:
+    """A ``components`` value as a ``Slot``: a Slot, a base class, or a kind's name
+    (``"solver"``, the older spelling, meaning the kind's base class)."""
+    if isinstance(spec, Slot):
+        return spec
+    if isinstance(spec, str):
+        return Slot(BASES[spec])
+    return Slot(spec)
 
 
 class Task(Plugin):
     """A problem, a protocol and its metrics.
 
-    ``components`` maps each slot the task needs to a kind, e.g.
-    ``{"solver": "solver"}``; a suite fills each slot with a plugin name and
-    the harness passes instances in ``ctx.components``. ``run`` makes its data
-    (untimed), then times the work with ``ctx.time`` and records results with
-    ``ctx.metric`` and ``ctx.curve``.
+    ``components`` maps each slot the task needs to the base class its plugins must
+    subclass, e.g. ``{"solver": Solver}``, or to a ``Slot`` with a default
+    (``Slot(WarpBackend, default="warp.eager")``); a suite fills each slot with a
+    plugin name and the harness passes instances in ``ctx.components``. ``run``
+    makes its data (untimed), then times the work with ``ctx.time`` and records
+    results with ``ctx.metric`` and ``ctx.curve``.
     """
 
     kind = "task"
-    components: ClassVar[dict[str, str]] = {}
-    #: method slot -> the family its methods must belong to (checked at validation)
-    families: ClassVar[dict[str, str]] = {}
+    components: ClassVar[dict[str, Slot | type[Plugin] | str]] = {}
+
+    @classmethod
+    def slots(cls) -> dict[str, Slot]:
+        """``components`` with every value as a ``Slot``."""
+        return {name: as_slot(spec) for name, spec in cls.components.items()}
 
     @classmethod
     def check_component(cls, slot: str, plugin: type[Plugin]) -> str | None:
-        """Refuse a plugin of the right kind that this task cannot use in ``slot``.
+        """Refuse a plugin that fits the slot's base class but that this task still
+        cannot use (a field task that needs one particular sine backend).
 
         Called while a suite is validated, for every plugin named in a slot; return
-        the reason (e.g. "warp.triton implements warp, not sine_mlp"), or None.
+        the reason, or None. What every plugin of a family can or cannot do belongs
+        on the family's base class, which the slot names, not here.
         """
         return None
 

@@ -22,7 +22,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from bench.base import KINDS
+from bench.base import BASES, KINDS
 from bench.display import (
     STATUS_STYLE,
     cells_table,
@@ -494,14 +494,12 @@ def cmd_list(args: argparse.Namespace) -> int:
             cls = entry.cls
             params = "\n".join(f"{k}: {p.describe()}" for k, p in cls.params.items())
             if kind == "task" and cls.components:
-                slots = ", ".join(
-                    f"{s} ({cls.families[s]} {k})" if s in cls.families else f"{s} ({k})"
-                    for s, k in cls.components.items()
-                )
+                slots = ", ".join(f"{s} ({spec.describe()})" for s, spec in cls.slots().items())
                 params = f"components: {slots}" + ("\n" + params if params else "")
             desc = Text(cls.summary())
-            if kind == "method":
-                desc.append(f"\nfamily: {cls.family}", style="dim")
+            family = family_bases(cls)
+            if family:
+                desc.append(f"\nis a: {', '.join(family)}", style="dim")
             missing = cls.missing_requirement()
             if missing:
                 desc.append(f"\nunavailable: {missing}", style="yellow")
@@ -510,6 +508,18 @@ def cmd_list(args: argparse.Namespace) -> int:
     for module, why in registry.unavailable.items():
         out.print(Text(f"unavailable: {module}: {why}", style="yellow"), soft_wrap=True)
     return 0
+
+
+def family_bases(cls: type) -> list[str]:
+    """The public classes between a plugin and its kind's base (``RegistrationMethod``
+    for ``svf``): what a slot may ask for, shown by ``bench list``."""
+    kind_base = BASES[cls.kind]
+    return [
+        b.__name__
+        for b in cls.__mro__[1:]
+        if isinstance(b, type) and issubclass(b, kind_base) and b is not kind_base
+        and not b.__name__.startswith("_")
+    ]  # fmt: skip
 
 
 def _provider(registry: Any, name: str) -> str:

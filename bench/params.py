@@ -64,6 +64,11 @@ class Param:
         low_open: make ``low`` exclusive (``step_size > 0``).
         check: a further test of the coerced value (e.g. the entries of a list):
             returns the reason it is wrong, or None.
+        plugin: the value names another plugin, one that subclasses this base
+            (``Param("rk4", plugin=Solver)``: a Neural ODE's solver). The harness
+            resolves the name against the suite's registry, validates the nested
+            plugin's own parameters (``architecture.solver.rtol``, sweeps too) and
+            hands the plugin an instance in ``values``.
     """
 
     default: Any
@@ -75,9 +80,12 @@ class Param:
     low_open: bool = False
     nullable: bool = field(default=False)
     check: Callable[[Any], str | None] | None = field(default=None, compare=False)
+    plugin: type | None = None
 
     @property
     def kind(self) -> type | None:
+        if self.plugin is not None:
+            return str
         if self.type is not None:
             return self.type
         if self.default is None:
@@ -87,6 +95,8 @@ class Param:
     def validate(self, value: Any) -> Any:
         """Return ``value`` coerced to the declared type, or raise ``ParamError``."""
         kind = self.kind
+        if self.plugin is not None and isinstance(value, self.plugin):
+            return value  # an instance, as the harness hands it over
         if value is None:
             if self.default is None or self.nullable:
                 return None
@@ -134,7 +144,8 @@ class Param:
 
     def describe(self) -> str:
         """A short type/default/range string for listings."""
-        parts = [f"{_type_name(self.kind)} = {shown(self.default)}"]
+        kind = f"{self.plugin.kind} plugin" if self.plugin is not None else _type_name(self.kind)
+        parts = [f"{kind} = {shown(self.default)}"]
         if self.choices is not None:
             parts.append("one of " + "|".join(str(c) for c in self.choices))
         if self.low is not None or self.high is not None:

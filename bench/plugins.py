@@ -162,7 +162,21 @@ def load_plugin(spec: str, *, base_dir: Path | None = None) -> ModuleType:
                 f"plugin file {spec!r} failed to import: {type(exc).__name__}: {exc}"
             ) from exc
         return module
+    _on_import_path(base_dir)
     return _import_module(spec)
+
+
+def _on_import_path(base_dir: Path | None) -> None:
+    """Put the suite's folder and the working directory on ``sys.path`` (after what is
+    there): a suite's ``plugins: [my_lab.bench_plugins]`` then imports the same under
+    the ``bench`` script as under ``python -m bench``, which has the working directory
+    on the path already."""
+    for folder in (base_dir, Path.cwd()):
+        if folder is None:
+            continue
+        entry = str(Path(folder).resolve())
+        if entry not in sys.path and not (entry == str(Path.cwd()) and "" in sys.path):
+            sys.path.append(entry)
 
 
 def _import_module(name: str) -> ModuleType:

@@ -85,6 +85,30 @@ class Registry:
     def has(self, kind: str, name: str) -> bool:
         return name in self._entries.get(kind, {})
 
+    def fitting(self, base: type[Plugin]) -> list[str]:
+        """The names of the plugins that subclass ``base`` (what a slot of it takes)."""
+        return [n for n, e in sorted(self._entries.get(base.kind, {}).items())
+                if issubclass(e.cls, base)]  # fmt: skip
+
+    def lookup(self, base: type[Plugin], name: object, what: str = "") -> type[Plugin]:
+        """The plugin ``name`` if it subclasses ``base``; else ``UnknownPluginError``
+        whose message lists only the plugins that do (``what`` names the slot)."""
+        entry = self._entries.get(base.kind, {}).get(name) if isinstance(name, str) else None
+        if entry is not None and issubclass(entry.cls, base):
+            return entry.cls
+        fits = self.fitting(base)
+        label = base.kind if base is BASES.get(base.kind) else f"{base.__name__} {base.kind}"
+        if entry is not None:
+            raise UnknownPluginError(
+                f"{name!r} is a {base.kind} that does not subclass {base.__name__}{what} "
+                f"({label}s: {', '.join(fits) or 'none'})"
+            )
+        message = unknown_message(label, name, fits)
+        if self.unavailable:
+            down = "; ".join(f"{m}: {why}" for m, why in self.unavailable.items())
+            message += f" (plugin modules that could not be imported: {down})"
+        raise UnknownPluginError(message)
+
     def get(self, kind: str, name: str) -> type[Plugin]:
         """The class registered as ``name`` for ``kind``; unknown names say what is close."""
         if kind not in self._entries:

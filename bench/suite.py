@@ -42,9 +42,10 @@ from typing import Any
 
 import yaml
 
-from bench.base import Task, family_mismatch
+from bench import components as nested_plugins
+from bench.base import Slot, Task
 from bench.params import ParamError, did_you_mean, is_list_param, shown
-from bench.registry import Registry
+from bench.registry import Registry, UnknownPluginError
 
 TOP_KEYS = {
     "suite": "name of the suite (results go to results/<suite>/<run-id>/)",
@@ -556,7 +557,7 @@ class _Entry:
         keys = [k for k, _, _ in self.axes]
         values = [v for _, v, _ in self.axes]
         paths = {k: p for k, _, p in self.axes}
-        slots = self.task_cls.components
+        slots = self.task_cls.slots()
         # Which part of a cell each axis feeds: the task's parameters, or one slot's
         # component (its choice and its parameters). A part is resolved once per
         # distinct tuple of value positions on its axes (see _Resolver).
@@ -671,11 +672,12 @@ def _entry_axes(
             values = _axis_values(key, value, section, task_cls, registry, kpath, errors)
             if values is not None:
                 axes.append((key, values, kpath))
-    for slot, kind in task_cls.components.items():
-        if slot not in seen:
+    for slot, spec in task_cls.slots().items():
+        if slot not in seen and spec.default is None and not spec.optional:
+            fits = registry.fitting(spec.base)
             errors.append(
-                f"{path}: {task_name} needs a {kind} in slot {shown(slot)} "
-                f"(add e.g. `matrix: {{{slot}: [{', '.join(registry.names(kind)[:2])}]}}`)"
+                f"{path}: {task_name} needs {_article(spec.describe())} in slot {shown(slot)} "
+                f"(add e.g. `matrix: {{{slot}: [{', '.join(fits[:2])}]}}`)"
             )
     if len(errors) > n_errors:
         return None
@@ -718,20 +720,19 @@ def _axis_values(
 def _component_choices(
     slot: str, value: Any, task_cls: type, registry: Registry, kpath: str, errors: list[str]
 ) -> list[Any] | None:
-    """The plugins named for a slot: each registered, of the slot's kind (and family),
+    """The plugins named for a slot: each registered, a subclass of the slot's base,
     and one the task accepts."""
     values = value if isinstance(value, list) else [value]
-    kind = task_cls.components[slot]
+    spec: Slot = task_cls.slots()[slot]
     ok = True
     for v in values:
-        if not isinstance(v, str) or not registry.has(kind, v):
-            errors.append(f"{kpath}: " + registry.unknown(kind, v))
+        try:
+            component = registry.lookup(spec.base, v, f", which slot {slot!r} takes")
+        except UnknownPluginError as exc:
+            errors.append(f"{kpath}: {exc}")
             ok = False
             continue
-        component = registry.get(kind, v)
-        reason = family_mismatch(task_cls, slot, component) or task_cls.check_component(
-            slot, component
-        )
+        reason = task_cls.check_component(slot, component)
         if reason:
             errors.append(f"{kpath}: {task_cls.name} cannot use {shown(v)}: {reason}")
             ok = False
@@ -781,7 +782,7 @@ class _Resolver:
 
     def __init__(self, task_cls: type, registry: Registry, paths: dict[str, str], where: str):
         self.task_cls = task_cls
-        self.slots: dict[str, str] = task_cls.components
+        self.slots: dict[str, Slot] = task_cls.slots()
         self.registry = registry
         self.paths = paths
         self.where = where
@@ -810,7 +811,13 @@ class _Resolver:
     ) -> tuple[dict[str, str], dict[str, Any], dict[str, dict[str, Any]]] | None:
         """``parts``: for the task ("") and each slot, a key that is equal only where that
         part's given values are the same (their value positions on the sweep's axes)."""
-        components = {slot: given[slot] for slot in self.slots}
+        # a slot the suite left out takes its default; an optional one without a
+        # default stays empty
+        components = {
+            slot: given.get(slot, spec.default)
+            for slot, spec in self.slots.items()
+            if slot in given or spec.default is not None
+        }
         task_given: dict[str, Any] = {}
         comp_given: dict[str, dict[str, Any]] = {slot: {} for slot in self.slots}
         for key, value in given.items():
@@ -824,7 +831,7 @@ class _Resolver:
         component_params = {}
         for slot, name in components.items():
             sub = comp_given[slot]
-            key = ("component", slot, parts[slot])
+            key = ("component", slot, name, parts.get(slot, ()))
             component_params[slot] = self._once(key, self._component, slot, name, sub)
         if task_params is None or any(v is None for v in component_params.values()):
             return None
@@ -842,32 +849,16 @@ class _Resolver:
             return None
 
     def _component(self, slot: str, name: str, given: dict[str, Any]) -> dict[str, Any] | None:
-        cls = self.registry.get(self.slots[slot], name)
-        ok = True
-        for sub, value in given.items():
-            param = cls.params.get(sub)
-            where = self.paths[f"{slot}.{sub}"]
-            if param is None:
-                known = ", ".join(sorted(cls.params)) or "none"
-                self._error(f"{where}: {name} has no parameter {shown(sub)} (parameters: {known})")
-                ok = False
-                continue
-            if isinstance(value, list) and not is_list_param(param):
-                self._error(f"{where}: expected a single value, got {shown(value)}")
-                ok = False
-                continue
-            try:
-                param.validate(value)
-            except ParamError as exc:
-                self._error(f"{where}: {name}.{sub}: {exc}")
-                ok = False
-        if not ok:
-            return None
-        try:
-            return cls.resolve_params(given)
-        except ParamError as exc:
-            self._error(f"{self.where}{_values_shown(given, slot)}: {name}: {exc}")
-            return None
+        cls = self.registry.lookup(self.slots[slot].base, name)
+
+        def report(key: str | None, message: str) -> None:
+            where = self.paths.get(f"{slot}.{key}") if key is not None else None
+            if where is None:  # a default, or a rule across parameters
+                where = f"{self.where}{_values_shown(given, slot)}"
+                message = message if message.startswith(f"{cls.name}") else f"{name}: {message}"
+            self._error(f"{where}: {message}")
+
+        return nested_plugins.resolve(self.registry, cls, given, report)
 
     def _check_cell(
         self,
@@ -876,7 +867,9 @@ class _Resolver:
         component_params: dict[str, dict[str, Any]],
         given: dict[str, Any],
     ) -> bool:
-        classes = {slot: self.registry.get(self.slots[slot], n) for slot, n in components.items()}
+        classes = {
+            slot: self.registry.lookup(self.slots[slot].base, n) for slot, n in components.items()
+        }
         params = dict(task_params)  # with each component's as "slot.name", as a suite names them
         for slot, values in component_params.items():
             params.update((f"{slot}.{name}", value) for name, value in values.items())
@@ -884,6 +877,10 @@ class _Resolver:
         if reason:
             self._error(f"{self.where}{_values_shown(given)}: {self.task_cls.name}: {reason}")
         return not reason
+
+
+def _article(noun: str) -> str:
+    return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
 
 
 def _values_shown(values: dict[str, Any], slot: str = "") -> str:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.base import Diverged, SkipCell
+from bench.components import build, nested
 from bench.context import CellContext, CellRecord
 from bench.params import ParamError
 from bench.registry import Registry
@@ -199,9 +200,10 @@ def _run(
 ) -> CellContext:
     device = resolve_device(cell.device)
     task_cls = registry.get("task", cell.task)
+    slots = task_cls.slots()
     classes = {"task": task_cls}
     for slot, name in cell.components.items():
-        classes[slot] = registry.get(task_cls.components[slot], name)
+        classes[slot] = registry.lookup(slots[slot].base, name)
     for cls in classes.values():
         reason = cls.missing_requirement()
         if reason:
@@ -211,9 +213,13 @@ def _run(
 
         if not torch.cuda.is_available():
             raise SkipCell(f"device {device} requested but CUDA is not available")
-    components = {slot: classes[slot](**cell.component_params[slot]) for slot in cell.components}
+    components = {
+        slot: build(registry, classes[slot], cell.component_params[slot], _given(cell, slot))
+        for slot in cell.components
+    }
     task = task_cls(**cell.task_params)
-    for plugin in (task, *components.values()):
+    held = [inner for plugin in components.values() for inner in nested(plugin)]
+    for plugin in (task, *components.values(), *held):
         reason = plugin.skip(device)
         if reason:
             raise SkipCell(reason)
@@ -235,6 +241,13 @@ def _run(
     holder.append(ctx)
     task.run(ctx)
     return ctx
+
+
+def _given(cell: Cell, slot: str) -> set[str] | None:
+    """The parameters of ``slot``'s plugin (and of the plugins it holds, dotted) that
+    the suite set: each instance's ``given``."""
+    cut = len(slot) + 1
+    return {k[cut:] for k in cell.given if k.startswith(slot + ".")}
 
 
 def _finish(ctx: CellContext) -> Outcome:

@@ -11,8 +11,9 @@ import math
 import pytest
 import torch
 
-from bench import Param, Registry, get_plugin_manager
-from bench.base import BASES
+from bench import Param, Registry, Slot, Solver, Task, get_plugin_manager
+from bench.testing import PluginCheckError, check_plugin
+from plugins.backends.base import WarpBackend
 
 REGISTRY = Registry(get_plugin_manager())
 ENTRIES = REGISTRY.entries()
@@ -44,32 +45,44 @@ def test_the_builtin_families_are_registered():
 @pytest.mark.parametrize("entry", ENTRIES, ids=[f"{e.cls.kind}:{e.name}" for e in ENTRIES])
 def test_plugin_conforms(entry):
     cls = entry.cls
-    assert issubclass(cls, BASES[cls.kind])
-    assert cls.summary(), f"{cls.name} needs a docstring whose first line says what it is"
-    for key, param in cls.params.items():
-        assert isinstance(param, Param), f"{cls.name}.{key} must be a bench.Param"
-        if param.default is not None:
-            assert param.validate(param.default) == param.default, f"{cls.name}.{key} default"
-    if cls.missing_requirement() is None:
-        instance = cls()
-        assert instance.values == {k: p.default for k, p in cls.params.items()}
-    if cls.kind == "task":
-        for slot, kind in cls.components.items():
-            assert kind in BASES, f"{cls.name}: slot {slot!r} names unknown kind {kind!r}"
-    if cls.kind == "backend":
-        assert cls.op, f"{cls.name} must name the operation it implements (op)"
-    if cls.kind == "method":
-        assert cls.family, f"{cls.name} must name the problem family it solves (family)"
-    if cls.kind == "task":
-        for slot, family in cls.families.items():
-            assert cls.components.get(slot) == "method", (
-                f"{cls.name}: families names slot {slot!r}, which is not a method slot"
-            )
-            assert family, f"{cls.name}: slot {slot!r} needs a family name"
+    check_plugin(cls, registry=REGISTRY)
     if cls.kind == "solver":
-        # 0 declares a variable order (scipy's LSODA switches between Adams and BDF).
-        assert cls.order >= 1 or (cls.order == 0 and cls.adaptive), cls.name
         _solver_conforms(cls)
+
+
+def test_check_plugin_names_every_broken_rule():
+    class Broken(Solver):
+        name = "test.broken"
+        params = {"h": Param(-1.0, low=0.0), "inner": Param("nope", plugin=Solver), "x": 3}
+
+        def odeint(self, func, y0, t, **options):
+            return y0
+
+    with pytest.raises(PluginCheckError) as err:
+        check_plugin(Broken, registry=REGISTRY)
+    message = str(err.value)
+    for rule in (
+        "no docstring",
+        "parameter 'h': its default -1.0 is refused (must be >= 0.0",
+        "parameter 'inner': unknown solver 'nope'",
+        "parameter 'x' is not a bench.Param",
+        "order 0",
+    ):
+        assert rule in message, (rule, message)
+
+
+def test_check_plugin_refuses_a_slot_default_that_does_not_fit():
+    class Wrong(Task):
+        """Its backend slot's default is a sine-MLP backend, not a warp one."""
+
+        name = "test.wrong_default"
+        components = {"backend": Slot(WarpBackend, default="sine_mlp.eager")}
+
+        def run(self, ctx):
+            pass
+
+    with pytest.raises(PluginCheckError, match="does not subclass WarpBackend"):
+        check_plugin(Wrong, registry=REGISTRY)
 
 
 def _solver_conforms(cls):

@@ -16,7 +16,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from bench import Architecture, Param
+from bench import Param
+from plugins.architectures.base import FlowArchitecture
 from plugins.architectures.common import Block, FlowNet, common_params
 
 
@@ -105,7 +106,7 @@ def _below_one(coeff: float) -> str | None:
     return None
 
 
-class IResNet(Architecture):
+class IResNet(FlowArchitecture):
     """i-ResNet: spectral norm c < 1 per block, inverse by fixed point or series (Behrmann 2019)."""
 
     name = "iresnet"

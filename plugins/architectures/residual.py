@@ -14,7 +14,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from bench import Architecture, Param
+from bench import Param
+from plugins.architectures.base import FlowArchitecture
 from plugins.architectures.common import Block, FlowNet, Sampler, common_params
 
 
@@ -126,7 +127,7 @@ class LipschitzResNet(ResidualNet):
         return self.weight * total
 
 
-class MLP(Architecture):
+class MLP(FlowArchitecture):
     """Plain MLP x_{k+1} = f_k(x_k): the residual nets' blocks without the skip (baseline)."""
 
     name = "mlp"
@@ -138,7 +139,7 @@ class MLP(Architecture):
         return PlainNet(v["width"], v["depth"], v["hidden"], v["activation"])
 
 
-class ResNet(Architecture):
+class ResNet(FlowArchitecture):
     """ResNet x + h f_k(x), untied blocks: explicit Euler of a time-varying flow (He 2016)."""
 
     name = "resnet"
@@ -151,7 +152,7 @@ class ResNet(Architecture):
         return ResidualNet(v["width"], v["depth"], v["hidden"], v["activation"], h)
 
 
-class ResNetShared(Architecture):
+class ResNetShared(FlowArchitecture):
     """ResNet with one block applied depth times: a stationary flow (Rousseau 2020)."""
 
     name = "resnet_shared"
@@ -164,7 +165,7 @@ class ResNetShared(Architecture):
         return ResidualNet(v["width"], v["depth"], v["hidden"], v["activation"], h, shared=True)
 
 
-class ResNetSymmetric(Architecture):
+class ResNetSymmetric(FlowArchitecture):
     """Shared-weight ResNet plus an invertibility loss on data or domain points (C, D)."""
 
     name = "resnet_symmetric"
@@ -195,7 +196,7 @@ class ResNetSymmetric(Architecture):
         )
 
 
-class Lipschitz(Architecture):
+class Lipschitz(FlowArchitecture):
     """ResNet with Lip(f_k) <= bound per block: spectral constraint or penalty, or a
     gradient penalty (Gouk 2018; Oberman and Calder 2018)."""
 

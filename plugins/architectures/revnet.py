@@ -19,7 +19,8 @@ import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
 
-from bench import Architecture, Param
+from bench import Param
+from plugins.architectures.base import FlowArchitecture
 from plugins.architectures.common import Block, FlowNet, common_params
 from plugins.architectures.residual import resolve_step
 
@@ -129,7 +130,7 @@ def _even(width: int) -> str | None:
     return None
 
 
-class RevNet(Architecture):
+class RevNet(FlowArchitecture):
     """RevNet: additive coupling, exact inverse, backward by recomputation (Gomez 2017)."""
 
     name = "revnet"

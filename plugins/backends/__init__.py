@@ -36,6 +36,7 @@ from kernels.reference import (
     vecint,
 )
 from kernels.sine_mlp import MAX_WIDTH as SINE_MLP_MAX_WIDTH
+from plugins.backends.base import SineMLPBackend, SvfExpBackend, WarpBackend
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
@@ -125,32 +126,29 @@ def _warp_eager(image, disp, grid, mode, padding):
     return grid_sample_warp(image, disp, mode=mode, padding=padding, grid=grid)
 
 
-class WarpEager(_BuffersGrid, _Eager):
+class WarpEager(_BuffersGrid, _Eager, WarpBackend):
     """Warp by VoxelMorph's SpatialTransformer: grid_sample at index + disp, eager."""
 
     name = "warp.eager"
-    op = "warp"
 
     def __call__(self, image, disp, *, mode="bilinear", padding="zeros"):
         return _warp_eager(image, disp, self.grid(disp), mode, padding)
 
 
-class WarpCompile(_BuffersGrid, _Compiled):
+class WarpCompile(_BuffersGrid, _Compiled, WarpBackend):
     """Warp by VoxelMorph's SpatialTransformer under torch.compile."""
 
     name = "warp.compile"
-    op = "warp"
     eager_fn = staticmethod(_warp_eager)
 
     def __call__(self, image, disp, *, mode="bilinear", padding="zeros"):
         return self.compiled()(image, disp, self.grid(disp), mode, padding)
 
 
-class WarpTriton(_Triton):
+class WarpTriton(_Triton, WarpBackend):
     """Warp by the fused Triton kernel of kernels.warp (forward and backward)."""
 
     name = "warp.triton"
-    op = "warp"
 
     def __call__(self, image, disp, *, mode="bilinear", padding="zeros"):
         return warp(image, disp, mode=mode, padding=padding, backend="triton")
@@ -163,32 +161,29 @@ def _svf_exp_eager(velocity, grid, steps, padding):
     return vecint(velocity, steps, grid, padding=padding)
 
 
-class SvfExpEager(_BuffersGrid, _Eager):
+class SvfExpEager(_BuffersGrid, _Eager, SvfExpBackend):
     """Scaling and squaring by VoxelMorph's VecInt on grid_sample, eager."""
 
     name = "svf_exp.eager"
-    op = "svf_exp"
 
     def __call__(self, velocity, *, steps=7, padding="zeros"):
         return _svf_exp_eager(velocity, self.grid(velocity), steps, padding)
 
 
-class SvfExpCompile(_BuffersGrid, _Compiled):
+class SvfExpCompile(_BuffersGrid, _Compiled, SvfExpBackend):
     """Scaling and squaring by VoxelMorph's VecInt under torch.compile."""
 
     name = "svf_exp.compile"
-    op = "svf_exp"
     eager_fn = staticmethod(_svf_exp_eager)
 
     def __call__(self, velocity, *, steps=7, padding="zeros"):
         return self.compiled()(velocity, self.grid(velocity), steps, padding)
 
 
-class SvfExpTriton(_Triton):
+class SvfExpTriton(_Triton, SvfExpBackend):
     """Scaling and squaring by kernels.svf_exp: one fused Triton kernel a squaring."""
 
     name = "svf_exp.triton"
-    op = "svf_exp"
 
     def __call__(self, velocity, *, steps=7, padding="zeros"):
         return svf_exp(velocity, steps, padding=padding, backend="triton")
@@ -201,22 +196,20 @@ def _sine_mlp_eager(x, weights, biases, omega0):
     return sine_mlp_reference(x, weights, biases, omega0=omega0, first_omega0=omega0)
 
 
-class SineMLPEager(_Eager):
+class SineMLPEager(_Eager, SineMLPBackend):
     """SIREN as torch linear layers and sines, eager; fp16/bf16 under torch.autocast."""
 
     name = "sine_mlp.eager"
-    op = "sine_mlp"
 
     def __call__(self, x, weights, biases, *, omega0=30.0, precision="fp32"):
         with torch_precision(precision, x.device.type):
             return _sine_mlp_eager(x, weights, biases, omega0).float()
 
 
-class SineMLPCompile(_Compiled):
+class SineMLPCompile(_Compiled, SineMLPBackend):
     """SIREN as torch linear layers and sines under torch.compile (and autocast)."""
 
     name = "sine_mlp.compile"
-    op = "sine_mlp"
     eager_fn = staticmethod(_sine_mlp_eager)
 
     def __call__(self, x, weights, biases, *, omega0=30.0, precision="fp32"):
@@ -224,11 +217,10 @@ class SineMLPCompile(_Compiled):
             return self.compiled()(x, weights, biases, omega0).float()
 
 
-class SineMLPTriton(_Triton):
+class SineMLPTriton(_Triton, SineMLPBackend):
     """SIREN by the fused Triton kernel of kernels.sine_mlp, activations kept on chip."""
 
     name = "sine_mlp.triton"
-    op = "sine_mlp"
     #: the fused kernel's widest hidden layer (kernels.sine_mlp.MAX_WIDTH)
     max_width = SINE_MLP_MAX_WIDTH
 
@@ -243,6 +235,11 @@ class SineMLPTriton(_Triton):
             backend="triton",
         )
 
+
+# each warp backend's scaling and squaring, of the same implementation
+WarpEager.svf_exp = SvfExpEager
+WarpCompile.svf_exp = SvfExpCompile
+WarpTriton.svf_exp = SvfExpTriton
 
 KERNEL_BACKENDS: list[type[Backend]] = [
     WarpEager,

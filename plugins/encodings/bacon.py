@@ -22,7 +22,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from bench import Encoding, Param
+from bench import Param
+from plugins.encodings.base import FieldEncoding
 
 #: frequency grid step (cycles per unit): the fields are 2-periodic on [-1, 1]
 FREQ_STEP = 0.5
@@ -80,7 +81,7 @@ class Bacon(nn.Module):
         return self.outputs(x)[-1]
 
 
-class BaconField(Encoding):
+class BaconField(FieldEncoding):
     """BACON: band-limited multiplicative filter network, one output per layer, cut-off doubling."""
 
     name = "bacon"

@@ -18,7 +18,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from bench import Encoding, Param
+from bench import Param
+from plugins.encodings.base import FieldEncoding
 from plugins.encodings.errors import FieldParamError
 from plugins.encodings.mlp import relu_mlp
 
@@ -102,7 +103,7 @@ class HashGrid(nn.Module):
         return (w[..., None] * got).sum(2).flatten(1)
 
 
-class HashGridField(Encoding):
+class HashGridField(FieldEncoding):
     """Multiresolution hash encoding (Mueller 2022), levels vectorised in torch, + ReLU MLP."""
 
     name = "hashgrid"

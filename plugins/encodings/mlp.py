@@ -16,7 +16,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from bench import Encoding, Param
+from bench import Param
+from plugins.encodings.base import FieldEncoding
 
 OUTPUT_ACTIVATIONS = ("none", "sigmoid")
 
@@ -76,7 +77,7 @@ _COMMON = {
 }
 
 
-class ReluField(Encoding):
+class ReluField(FieldEncoding):
     """Plain ReLU MLP on raw coordinates (the no-mapping baseline)."""
 
     name = "relu"
@@ -87,7 +88,7 @@ class ReluField(Encoding):
         return relu_mlp(in_features, out_features, v["width"], v["depth"], v["output"])
 
 
-class PositionalField(Encoding):
+class PositionalField(FieldEncoding):
     """NeRF positional encoding (L octaves, or Tancik's log-linear sigma), then a ReLU MLP."""
 
     name = "positional"
@@ -119,7 +120,7 @@ class PositionalField(Encoding):
         return nn.Sequential(enc, mlp)
 
 
-class FourierField(Encoding):
+class FourierField(FieldEncoding):
     """Gaussian random Fourier features (Tancik 2020), m features of scale sigma, then ReLU MLP."""
 
     name = "fourier"

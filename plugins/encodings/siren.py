@@ -18,8 +18,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from bench import Encoding, Param
+from bench import Param
 from kernels.reference import sine_mlp_reference, siren_parameters
+from plugins.encodings.base import FieldEncoding
 
 
 class Siren(nn.Module):
@@ -53,11 +54,10 @@ class Siren(nn.Module):
         return out
 
 
-class SirenField(Encoding):
+class SirenField(FieldEncoding):
     """SIREN: sine activations, omega0 = 30, the paper's initialisation; sine_mlp backends."""
 
     name = "siren"
-    #: runs through the task's sine_mlp backend (whose ``max_width``, if any, bounds width)
     sine_backend = True
     params = {
         "width": Param(256, low=1, doc="hidden width"),
@@ -67,4 +67,6 @@ class SirenField(Encoding):
 
     def build(self, in_features: int, out_features: int, **kwargs: Any) -> nn.Module:
         v = self.values
-        return Siren(in_features, out_features, v["width"], v["depth"], v["omega0"])
+        model = Siren(in_features, out_features, v["width"], v["depth"], v["omega0"])
+        model.backend = kwargs.get("sine_backend")
+        return model

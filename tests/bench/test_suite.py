@@ -368,7 +368,6 @@ def test_a_task_refuses_a_combination_of_components_and_params(tmp_path):
         "class Fast(Method):\n"
         '    """Knows only mse."""\n'
         '    name = "test.fast"\n'
-        '    family = "toy"\n'
         '    similarities = ("mse",)\n'
         '    params = {"levels": Param(1, low=1)}\n'
         "    def solve(self, problem, ctx):\n"
@@ -376,8 +375,7 @@ def test_a_task_refuses_a_combination_of_components_and_params(tmp_path):
         "class Combo(Task):\n"
         '    """Takes a method and a similarity."""\n'
         '    name = "test.combo"\n'
-        '    components = {"method": "method"}\n'
-        '    families = {"method": "toy"}\n'
+        '    components = {"method": Method}\n'
         '    params = {"similarity": Param("mse", choices=("mse", "ncc")), "size": Param(4)}\n'
         "    @classmethod\n"
         "    def check_cell(cls, components, params):\n"

@@ -246,8 +246,9 @@ def test_a_backend_of_another_op_is_refused_at_validation(tmp_path):
     with pytest.raises(SuiteError) as info:
         load_suite(path)
     assert info.value.errors == [
-        "benchmarks[0].matrix.backend: kernels.svf_exp cannot use 'warp.triton': it implements "
-        "'warp', and kernels.svf_exp measures a backend of 'svf_exp'",
+        "benchmarks[0].matrix.backend: 'warp.triton' is a backend that does not subclass "
+        "SvfExpBackend, which slot 'backend' takes (SvfExpBackend backends: svf_exp.compile, "
+        "svf_exp.eager, svf_exp.triton)",
         "benchmarks[1].params.size: expected 2 or 3 positive integers, (H, W) or (D, H, W); "
         "got [3, 4, 5, 6]",
     ]

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch
 
-from bench import CellContext, Method, Param, SkipCell
+from bench import CellContext, Param, SkipCell
+from plugins.methods.physics.base import PhysicsMethod
 from plugins.methods.physics.problem import PhysicsProblem
 
 
@@ -31,12 +32,10 @@ class _DeepXDESolution:
         return torch.as_tensor(self.model.predict(points)[:, 0], dtype=torch.float64)
 
 
-class DeepXDEPINN(Method):
+class DeepXDEPINN(PhysicsMethod):
     """DeepXDE's PINN (its Burgers example's settings), optional peer of ``pinn``."""
 
     name = "deepxde.pinn"
-    family = "physics"
-    needs: ClassVar[str] = "points"
     requires = ("deepxde",)
     params = {
         "depth": Param(3, doc="hidden tanh layers (DeepXDE's example: 3)", low=1),

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch
 
-from bench import CellContext, Method, Param, SkipCell
+from bench import CellContext, Param, SkipCell
+from plugins.methods.physics.base import PhysicsMethod
 from plugins.methods.physics.derivatives import mlp_jet
 from plugins.methods.physics.problem import (
     GridSolution,
@@ -52,11 +53,7 @@ def _pick(pool: PointData, n: int, rng: np.random.Generator) -> PointData:
     return pool.subset(torch.as_tensor(np.sort(index)))
 
 
-class _NetworkMethod(Method):
-    family: ClassVar[str] = "physics"
-    #: what the method learns from: ``points`` (any task) or ``grid`` (a GridSetup)
-    needs: ClassVar[str] = "points"
-
+class _NetworkMethod(PhysicsMethod):
     def _setup(
         self, problem: PhysicsProblem, ctx: CellContext
     ) -> tuple[NetworkSolution, torch.dtype]:
@@ -219,12 +216,11 @@ class PINN(_NetworkMethod):
         return solution
 
 
-class DiffPhys(Method):
+class DiffPhys(PhysicsMethod):
     """Differentiable physics: the initial state optimised through the unrolled solver."""
 
     name = "diffphys"
-    family = "physics"
-    needs: ClassVar[str] = "grid"
+    needs = "grid"
     params = {
         "iterations": Param(50, doc="gradient-descent steps", low=1),
         "lr": Param(5.0, doc="learning rate (the book's: 5)", low=0.0, low_open=True),

@@ -31,9 +31,12 @@ def common_params(iterations: int, lr: float, weight: float, levels: int) -> dic
 
 
 class RegistrationMethod(Method):
-    """Base of the registration methods (family ``registration``)."""
+    """Base of the registration methods: what ``registration.pairwise``'s method slot
+    takes. ``solve(problem, ctx)`` gets a ``Problem`` (``plugins.methods.registration.
+    problem``: fixed and moving images, mask, spacing, similarity, the cell's warp and
+    exp backends) and returns a ``Result`` (the displacement, and its inverse where the
+    method has one)."""
 
-    family = "registration"
     #: the similarities this method can optimise (the task refuses others)
     similarities: ClassVar[tuple[str, ...]] = SIMILARITIES
 

@@ -18,13 +18,12 @@ for the warp. Weights start from SIREN's initialisation (``kernels.reference``).
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from bench import CellContext, Param, Registry, get_plugin_manager
+from bench import CellContext, Param, Solver
 from kernels.reference import sine_mlp_reference, siren_parameters
 from plugins.methods.registration.base import Loop, RegistrationMethod, positive, resize_field
 from plugins.methods.registration.losses import diffusion, jacobian_det
@@ -110,18 +109,6 @@ class Implicit(RegistrationMethod):
             return Result(resize_field(field(), problem.shape))
 
 
-@functools.lru_cache(maxsize=1)
-def _solver_names() -> tuple[str, ...]:
-    return tuple(Registry(get_plugin_manager()).names("solver"))
-
-
-def _known_solver(name: str) -> str | None:
-    names = _solver_names()
-    if name not in names:
-        return f"unknown solver {name!r} (solvers: {', '.join(names)})"
-    return None
-
-
 class _Velocity(torch.nn.Module):
     """dx/dt = v(x) (an nn.Module, as the adjoint method needs)."""
 
@@ -141,26 +128,35 @@ class NODEO(RegistrationMethod):
         **_siren_params(width=64, omega=8.0, iterations=200, lr=3e-4),
         "weight": positive(0.1, "weight of the velocity's diffusion on the grid"),
         "fold_weight": positive(1.0, "weight of mean relu(-det J)"),
-        "solver": Param("rk4", check=_known_solver, doc="solver plugin integrating the flow"),
-        "step_size": positive(0.25, "solver step (fixed-step solvers)"),
+        "solver": Param("rk4", plugin=Solver, doc="the solver plugin integrating the flow"),
+        "step_size": positive(
+            0.25, "solver step (fixed-step solvers), unless the suite sets method.solver.step_size"
+        ),
         "adjoint": Param(False, doc="gradients by the adjoint method"),
     }
 
-    def _solver(self):
-        cls = Registry(get_plugin_manager()).get("solver", self.values["solver"])
-        options = {"step_size": self.values["step_size"]} if "step_size" in cls.params else {}
-        if self.values["adjoint"] and not cls.supports_adjoint:
-            raise ValueError(f"solver {cls.name} has no adjoint method")
-        return cls(**options)
+    def _solver(self) -> tuple[Solver, dict[str, Any]]:
+        """The nested solver, and the options each call passes it."""
+        solver = self.values["solver"]
+        if not isinstance(solver, Solver):
+            raise TypeError(
+                f"nodeo's solver is {solver!r}, a name: built outside the harness it takes a "
+                "Solver instance, or build it with bench.testing.build_plugin"
+            )
+        if self.values["adjoint"] and not solver.supports_adjoint:
+            raise ValueError(f"solver {solver.name} has no adjoint method")
+        options: dict[str, Any] = {"adjoint": True} if self.values["adjoint"] else {}
+        if "step_size" in solver.params and "step_size" not in solver.given:
+            options["step_size"] = self.values["step_size"]
+        return solver, options
 
     def solve(self, problem: Problem, ctx: CellContext) -> Result:
         v = self.values
-        solver = self._solver()
+        solver, extra = self._solver()
         net = Siren(problem.ndim, v["width"], v["layers"], v["omega"]).to(problem.device)
         func = _Velocity(net)
         points, sub = grid_points(problem.shape, v["stride"], problem.device)
         times = torch.tensor([0.0, 1.0], device=problem.device)
-        extra = {"adjoint": True} if v["adjoint"] else {}
 
         def flow(t: torch.Tensor) -> torch.Tensor:
             end = solver.odeint(func, points, t, **extra)[-1]

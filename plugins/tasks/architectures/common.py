@@ -18,7 +18,7 @@ def build_architecture(ctx: CellContext, slot: str = "architecture") -> tuple[An
 
 def needs_inverse(plugin: type[Plugin], task: str) -> str | None:
     """check_component's reason to refuse an architecture without an inverse."""
-    if getattr(plugin, "invertible", None) is None:
+    if plugin.invertible is None:
         return f"{plugin.name} has no inverse, and {task} needs m^-1"
     return None
 

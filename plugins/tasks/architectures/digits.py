@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from bench import CellContext, Param, Task
+from plugins.architectures.base import FlowArchitecture
 from plugins.tasks.architectures.common import build_architecture, count_parameters
 
 
@@ -50,7 +51,7 @@ class ClassifyDigits(Task):
     """scikit-learn's 8x8 digits: linear or conv stem, any architecture, linear head."""
 
     name = "classify.digits"
-    components = {"architecture": "architecture"}
+    components = {"architecture": FlowArchitecture}
     params = {
         "stem": Param("linear", choices=("linear", "conv"), doc="image -> width features"),
         "epochs": Param(30, low=1, doc="passes over the training set"),

@@ -29,6 +29,7 @@ from collections.abc import Callable
 import torch
 
 from bench import CellContext, Param, Task
+from plugins.architectures.base import FlowArchitecture
 from plugins.tasks.architectures.common import build_architecture, count_parameters
 
 
@@ -74,7 +75,7 @@ class MemoryDepth(Task):
     """Peak training memory and time per step against depth (ResNet, RevNet, Neural ODE)."""
 
     name = "memory.depth"
-    components = {"architecture": "architecture"}
+    components = {"architecture": FlowArchitecture}
     params = {
         "batch": Param(1024, low=1, doc="points per step"),
     }

@@ -42,6 +42,7 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from bench import CellContext, Param, Plugin, Task
+from plugins.architectures.base import FlowArchitecture
 from plugins.data import mni152
 from plugins.tasks.architectures.common import build_architecture, count_parameters, needs_inverse
 
@@ -198,7 +199,7 @@ class SynthesisT1ToT2(Task):
     """MNI152 T1 <-> SIMULATED T2 by y = r∘m∘f(x), m from the architecture slot."""
 
     name = "synthesis.t1_to_t2"
-    components = {"architecture": "architecture"}
+    components = {"architecture": FlowArchitecture}
     params = {
         "mode": Param(
             "reversible", choices=MODES, doc="both directions through m and m^-1, or one alone"

@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from bench import CellContext, Param, Task
+from plugins.architectures.base import FlowArchitecture
 from plugins.data import toy2d
 from plugins.tasks.architectures import figures
 from plugins.tasks.architectures.common import build_architecture, count_parameters
@@ -47,7 +48,7 @@ class ClassifyToy(Task):
     """2-D classification (moons, circles, spirals, xor): accuracy, invertibility, det J."""
 
     name = "classify.toy"
-    components = {"architecture": "architecture"}
+    components = {"architecture": FlowArchitecture}
     params = {
         "dataset": Param("moons", choices=toy2d.DATASETS, doc="the 2-D data set"),
         "noise": Param(0.1, low=0.0, doc="noise of the data set's generator"),
@@ -117,7 +118,7 @@ class ClassifyToy(Task):
                 # the same trained net in float64: separates the inverse's own error from
                 # float32 round-off, which the flow's Lipschitz constant amplifies
                 net64 = copy.deepcopy(net).double()
-                if hasattr(net64, "iterations"):  # i-ResNet: iterate to fp64 precision
+                if arch.invertible == "iterative":  # iterate to fp64 precision
                     net64.iterations, net64.tol = 5000, 1e-14
                 z64 = xte.double()
                 ctx.metric("inverse_error_test_fp64", (net64.inverse(net64(z64)) - z64).abs().max())
@@ -128,7 +129,7 @@ class ClassifyToy(Task):
         ctx.metric("lipschitz_estimate", power_iteration_lipschitz(net.flow, grid, 20).max())
         ctx.metric("lipschitz_bound", net.lipschitz_bound())
         errors = None
-        if arch.name == "iresnet":
+        if arch.invertible == "iterative":
             with torch.no_grad():
                 errors = net.fixed_point_errors(0, net.step(0, xte), iterations=60)
             for n, e in enumerate(errors):

@@ -12,8 +12,9 @@ the curve first reached the task's threshold X (absent when it never did: the ha
 reads a NaN metric as a diverged cell), and ``reached_<metric>_<X>`` (1 or 0, always),
 so that a table tells "not reached" from "not measured".
 
-The ``backend`` slot takes a ``sine_mlp.*`` backend and only that (others are refused
-when the suite is validated). A ``siren`` field runs its forward and backward through
+The ``encoding`` slot takes a ``FieldEncoding``, the ``backend`` slot a
+``SineMLPBackend`` (``sine_mlp.eager`` when the suite names none). A field whose
+encoding declares ``sine_backend`` (``siren``) runs its forward and backward through
 it; every other encoding ignores it, and each cell records ``metric.sine_backend_used``
 (1 or 0) so that a table never mistakes an unused backend for a measured one.
 """
@@ -30,7 +31,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench import CellContext, Param, Plugin, Task
+from bench import CellContext, Param, Plugin, Slot, Task
+from plugins.backends.base import SineMLPBackend
+from plugins.encodings.base import FieldEncoding
 
 #: points evaluated at once when a whole grid is evaluated (bounds activation memory)
 EVAL_CHUNK = 2**16
@@ -94,18 +97,16 @@ def param_count(model: nn.Module) -> int:
 class FieldTask(Task):
     """Base of the ``fields.*`` tasks: an ``encoding`` slot and a ``sine_mlp`` ``backend``."""
 
-    components = {"encoding": "encoding", "backend": "backend"}
+    components = {
+        "encoding": FieldEncoding,
+        "backend": Slot(SineMLPBackend, default="sine_mlp.eager"),
+    }
     #: backends this task can differentiate through (None: every sine_mlp backend)
     backends: ClassVar[tuple[str, ...] | None] = None
 
     @classmethod
     def check_component(cls, slot: str, plugin: type[Plugin]) -> str | None:
-        if slot != "backend":
-            return None
-        op = getattr(plugin, "op", "")
-        if op != "sine_mlp":
-            return f"it implements {op!r}; a field's backend slot takes sine_mlp backends"
-        if cls.backends is not None and plugin.name not in cls.backends:
+        if slot == "backend" and cls.backends is not None and plugin.name not in cls.backends:
             return f"{cls.name} needs {', '.join(cls.backends)} ({cls.backend_reason})"
         return None
 
@@ -114,9 +115,9 @@ class FieldTask(Task):
     @classmethod
     def check_cell(cls, components: dict[str, type[Plugin]], params: dict[str, Any]) -> str | None:
         encoding, backend = components.get("encoding"), components.get("backend")
-        limit = getattr(backend, "max_width", None)
+        limit = backend.max_width
         width = params.get("encoding.width")
-        if getattr(encoding, "sine_backend", False) and limit and width and width > limit:
+        if encoding.sine_backend and limit and width and width > limit:
             return (
                 f"a siren of width {width} through {backend.name}: its fused kernel takes "
                 f"hidden widths up to {limit} (use sine_mlp.eager or sine_mlp.compile)"
@@ -126,13 +127,11 @@ class FieldTask(Task):
                 "optimizer lbfgs with random batches: its curvature pairs would compare "
                 "gradients of different batches (use adam, or the full grid: batch 0)"
             )
-        check = getattr(encoding, "check_resolution", None)
-        if check is not None:
-            resolution = cls.field_resolution(params)
-            if resolution is not None:
-                prefix = "encoding."
-                own = {k[len(prefix) :]: v for k, v in params.items() if k.startswith(prefix)}
-                return check(own, resolution)
+        resolution = cls.field_resolution(params)
+        if resolution is not None:
+            prefix = "encoding."
+            own = {k[len(prefix) :]: v for k, v in params.items() if k.startswith(prefix)}
+            return encoding.check_resolution(own, resolution)
         return None
 
     @classmethod
@@ -156,10 +155,9 @@ class FieldTask(Task):
     ) -> nn.Module:
         """The encoding's module on ``ctx.device``; a SIREN is wired to the backend."""
         encoding = ctx.components["encoding"]
-        model = encoding.build(in_features, out_features, resolution=resolution)  # type: ignore[attr-defined]
-        used = hasattr(model, "backend") and hasattr(model, "omega0")
-        if used:
-            model.backend = ctx.components["backend"]
+        used = encoding.sine_backend
+        extra = {"sine_backend": ctx.components["backend"]} if used else {}
+        model = encoding.build(in_features, out_features, resolution=resolution, **extra)
         ctx.metric("sine_backend_used", 1.0 if used else 0.0)
         ctx.metric("params", param_count(model))
         return model.to(ctx.device)

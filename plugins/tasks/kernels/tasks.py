@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from bench import Backend, CellContext, Param, Plugin, Task
+from bench import Backend, CellContext, Param, Task
 from kernels.cost import sine_mlp_flops, svf_exp_min_bytes, warp_min_bytes
 from kernels.reference import (
     compose_reference,
@@ -41,6 +41,7 @@ from kernels.reference import (
     svf_exp_reference,
     warp_reference,
 )
+from plugins.backends.base import SineMLPBackend, SvfExpBackend, WarpBackend
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 SINE_MLP_PRECISIONS = ("fp32", "tf32", "fp16", "bf16")
@@ -129,17 +130,9 @@ def _timed(ctx: CellContext, name: str, fn: Callable[[], Any], *, grad: bool) ->
 
 
 class KernelTask(Task):
-    """Base of the ``kernels.*`` tasks: one ``backend`` slot, of this task's ``op``."""
+    """Base of the ``kernels.*`` tasks: one ``backend`` slot, of this task's operation."""
 
     op: ClassVar[str] = ""
-    components = {"backend": "backend"}
-
-    @classmethod
-    def check_component(cls, slot: str, plugin: type[Plugin]) -> str | None:
-        op = getattr(plugin, "op", "")
-        if op != cls.op:
-            return f"it implements {op!r}, and {cls.name} measures a backend of {cls.op!r}"
-        return None
 
     def backend(self, ctx: CellContext) -> Backend:
         backend = ctx.components["backend"]
@@ -152,6 +145,7 @@ class WarpTask(KernelTask):
 
     name = "kernels.warp"
     op = "warp"
+    components = {"backend": WarpBackend}
     params = {
         "size": _size_param([64, 64, 64]),
         "batch": Param(1, low=1, doc="batch size"),
@@ -228,6 +222,7 @@ class SvfExpTask(KernelTask):
 
     name = "kernels.svf_exp"
     op = "svf_exp"
+    components = {"backend": SvfExpBackend}
     params = {
         "size": _size_param([64, 64, 64]),
         "batch": Param(1, low=1, doc="batch size"),
@@ -293,6 +288,7 @@ class SineMLPTask(KernelTask):
 
     name = "kernels.sine_mlp"
     op = "sine_mlp"
+    components = {"backend": SineMLPBackend}
     params = {
         "points": Param(2**16, low=1, doc="points evaluated per call"),
         "in_features": Param(3, low=1, high=4, doc="coordinate dimension"),

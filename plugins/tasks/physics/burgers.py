@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from bench import CellContext, Diverged, Param, ParamError, Plugin, Task
+from plugins.methods.physics.base import PhysicsMethod
 from plugins.methods.physics.problem import GridSetup, PhysicsProblem, PointData, Solution
 from plugins.methods.physics.solver import cell_centres, unstable_diffusion
 from plugins.tasks.physics.exact import MAX_NODES, RAISSI_NU, burgers_exact_grid
@@ -50,16 +51,11 @@ def _rel_l2(pred: np.ndarray, ref: np.ndarray) -> float:
     return float(np.linalg.norm(pred - ref) / max(np.linalg.norm(ref), 1e-300))
 
 
-def _needs(plugin: type[Plugin]) -> str | None:
-    return getattr(plugin, "needs", None)
-
-
 class BurgersTask(Task):
     """Burgers, Raissi's case: learn u(x, t) and score it on the 256 x 100 exact grid."""
 
     name = "physics.burgers"
-    components = {"method": "method"}
-    families = {"method": "physics"}
+    components = {"method": PhysicsMethod}
     params = {
         "nu": Param(RAISSI_NU, doc="viscosity (Raissi: 0.01/pi)", low=0.0, low_open=True),
         "nx": Param(256, doc="x points of the evaluation grid on [-1, 1] (Raissi: 256)", low=2),
@@ -74,7 +70,7 @@ class BurgersTask(Task):
 
     @classmethod
     def check_component(cls, slot: str, plugin: type[Plugin]) -> str | None:
-        if _needs(plugin) == "grid":
+        if plugin.needs == "grid":
             return (
                 f"{plugin.name} optimises a state through the periodic grid solver; "
                 f"{cls.name} is posed on points with Dirichlet boundaries "
@@ -126,8 +122,7 @@ class BurgersReconstructTask(Task):
     """Burgers, the DP book's inverse problem: the trajectory from its state at t=0.5."""
 
     name = "physics.burgers_reconstruct"
-    components = {"method": "method"}
-    families = {"method": "physics"}
+    components = {"method": PhysicsMethod}
     params = {
         "n": Param(BOOK_N, doc="periodic cells on [-1, 1) (book: 128)", low=2),
         "steps": Param(BOOK_STEPS, doc="solver steps to t_end (book: 32)", low=1),

@@ -26,8 +26,9 @@ import time
 import numpy as np
 import torch
 
-from bench import Backend, CellContext, Param, Plugin, SkipCell, Task
+from bench import Backend, CellContext, Param, SkipCell, Slot, Task
 from kernels.reference import grid_sample_warp
+from plugins.backends.base import WarpBackend
 from plugins.tasks.physics.figures import render, sequence_figure
 
 
@@ -91,7 +92,7 @@ class DensityControlTask(Task):
     """2-D density control: a velocity advecting d0 to a target, through a warp backend."""
 
     name = "physics.density_control"
-    components = {"backend": "backend"}
+    components = {"backend": Slot(WarpBackend, default="warp.eager")}
     params = {
         "d0": Param("blob", choices=("blob", "brain"), doc="blob, or an MNI152 GM slice"),
         "size": Param(64, doc="grid size (size x size)", low=8),
@@ -106,13 +107,6 @@ class DensityControlTask(Task):
         "swirl": Param(0.5, doc="true velocity: rotation (radians per unit time)"),
         "padding": Param("border", choices=("border", "zeros"), doc="warp padding"),
     }
-
-    @classmethod
-    def check_component(cls, slot: str, plugin: type[Plugin]) -> str | None:
-        op = getattr(plugin, "op", None)
-        if slot == "backend" and op != "warp":
-            return f"{plugin.name} implements {op}, not warp (a semi-Lagrangian step is a warp)"
-        return None
 
     def run(self, ctx: CellContext) -> None:
         p = self.values

@@ -73,7 +73,8 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from bench import CellContext, Param, Plugin, Task
+from bench import CellContext, Param, Slot, Task
+from plugins.backends.base import WarpBackend
 from plugins.data import registration as data
 from plugins.methods.registration.base import positive
 from plugins.methods.registration.classical import SVF
@@ -82,7 +83,7 @@ from plugins.methods.registration.problem import Problem
 from plugins.tasks.registration import metrics as m
 from plugins.tasks.registration.barycentre import PROJECTIONS, Design
 from plugins.tasks.registration.figures import atlas_figure, attribute_figure
-from plugins.tasks.registration.pairwise import _odd, exp_backend, image_params, to_tensor
+from plugins.tasks.registration.pairwise import _odd, image_params, to_tensor
 from plugins.tasks.registration.templates import FORMS, template_model
 
 #: attribute values at which a template is compared with the truth (the population's range)
@@ -151,7 +152,7 @@ class Atlas(Task):
     """Template estimation by SVFs, barycentre constraint on/off: distance to the truth."""
 
     name = "registration.atlas"
-    components = {"backend": "backend"}
+    components = {"backend": Slot(WarpBackend, default="warp.eager")}
     params = {
         **image_params(),
         "subjects": Param(8, low=2, doc="population size"),
@@ -178,15 +179,6 @@ class Atlas(Task):
         ),
     }
 
-    @classmethod
-    def check_component(cls, slot: str, plugin: type[Plugin]) -> str | None:
-        if getattr(plugin, "op", "") != "warp":
-            return (
-                f"it implements {getattr(plugin, 'op', '')!r}; the slot takes a warp backend "
-                "(the svf_exp backend of the same implementation is derived from it)"
-            )
-        return None
-
     def population(self, seed: int) -> tuple[data.Image, list, list, Any]:
         """The truth T(0), the subjects, their true displacements from the model's
         template (T(0), or T(a_i) when conditional), and the conditional population
@@ -210,7 +202,7 @@ class Atlas(Task):
         v = self.values
         truth, subjects, true_disps, pop = self.population(ctx.seed)
         warp_backend = ctx.components["backend"]
-        exp = exp_backend(warp_backend)
+        exp = warp_backend.exp_backend()
         device, steps = ctx.device, v["steps"]
         images = torch.stack([to_tensor(s.data, device) for s in subjects])[:, None]
         mean_image = np.mean([s.data for s in subjects], axis=0)

@@ -8,9 +8,10 @@ Bad files are refused when the suite is validated: a file that does not load by 
 path's check, a folder's pair (shapes, dimensions, labels) by the folder's check, and
 separate paths' pair checks by ``resolve_params``.
 
-Slots: ``method`` (a registration method) and ``backend`` (``warp.eager|compile|triton``).
-The matching ``svf_exp.*`` backend is derived from it (``warp.X`` -> ``svf_exp.X``, with
-the same parameters), so a cell exercises one implementation of the kernels end to end.
+Slots: ``method`` (a ``RegistrationMethod``) and ``backend`` (a ``WarpBackend``, by
+default ``warp.eager``). The scaling and squaring is the one the warp backend declares
+(``WarpBackend.svf_exp``: ``warp.X`` -> ``svf_exp.X``, with the same parameters), so a
+cell exercises one implementation of the kernels end to end.
 
 Times: ``register`` (the whole ``solve``; a learned method also records ``train``);
 memory: ``mem.register``. Metrics: ``dice`` (mean over CSF, GM, WM; ``dice_<k>`` per
@@ -26,7 +27,6 @@ figure.
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -35,16 +35,16 @@ import numpy as np
 import torch
 
 from bench import (
-    Backend,
     CellContext,
     Param,
     ParamError,
     Plugin,
-    Registry,
+    Slot,
     Task,
-    get_plugin_manager,
 )
+from plugins.backends.base import WarpBackend
 from plugins.data import registration as data
+from plugins.methods.registration.base import RegistrationMethod
 from plugins.methods.registration.losses import SIMILARITIES, similarity
 from plugins.methods.registration.problem import Problem, Result
 from plugins.tasks.registration import metrics as m
@@ -81,20 +81,6 @@ def _path(what: str) -> Param:
     return Param(None, type=str, check=_nifti(what), doc=f"the user's {what} NIfTI (path)")
 
 
-@functools.lru_cache(maxsize=1)
-def _registry() -> Registry:
-    return Registry(get_plugin_manager())
-
-
-def exp_backend(warp_backend: Backend) -> Backend:
-    """The ``svf_exp.*`` backend of the same implementation as ``warp_backend``."""
-    name = warp_backend.name.replace("warp.", "svf_exp.", 1)
-    cls = _registry().get("backend", name)
-    backend = cls(**warp_backend.values)
-    assert isinstance(backend, Backend)
-    return backend
-
-
 def to_tensor(array: np.ndarray, device: str) -> torch.Tensor:
     return torch.as_tensor(np.ascontiguousarray(array), dtype=torch.float32, device=device)
 
@@ -114,8 +100,7 @@ class Pairwise(Task):
     """Pairwise registration on MNI152 pairs with known truth: Dice, HD95, SDlogJ, error."""
 
     name = "registration.pairwise"
-    components = {"method": "method", "backend": "backend"}
-    families = {"method": "registration"}
+    components = {"method": RegistrationMethod, "backend": Slot(WarpBackend, default="warp.eager")}
     params = {
         **image_params(),
         "bias": Param(0.1, low=0.0, doc="max |log bias| of the moving image's bias field"),
@@ -161,19 +146,9 @@ class Pairwise(Task):
         return resolved
 
     @classmethod
-    def check_component(cls, slot: str, plugin: type[Plugin]) -> str | None:
-        if slot == "backend" and getattr(plugin, "op", "") != "warp":
-            return (
-                f"it implements {getattr(plugin, 'op', '')!r}; the slot takes a warp "
-                "backend (warp.eager, warp.compile, warp.triton), and the svf_exp backend "
-                "of the same implementation is derived from it"
-            )
-        return None
-
-    @classmethod
     def check_cell(cls, components: dict[str, type[Plugin]], params: dict[str, Any]) -> str | None:
         method = components.get("method")
-        supported = getattr(method, "similarities", SIMILARITIES)
+        supported = method.similarities if method is not None else SIMILARITIES
         if method is not None and params["similarity"] not in supported:
             return (
                 f"{method.name} cannot optimise similarity {params['similarity']!r} "
@@ -221,7 +196,7 @@ class Pairwise(Task):
     def problem(self, pair: data.Pair, ctx: CellContext, swap: bool = False) -> Problem:
         v = self.values
         warp_backend = ctx.components["backend"]
-        exp = exp_backend(warp_backend)
+        exp = warp_backend.exp_backend()
         fixed, moving = (pair.moving, pair.fixed) if swap else (pair.fixed, pair.moving)
         return Problem(
             fixed=to_tensor(fixed.data, ctx.device)[None, None],
@@ -241,7 +216,7 @@ class Pairwise(Task):
 
     def run(self, ctx: CellContext) -> None:
         method = ctx.components["method"]
-        supported = getattr(method, "similarities", SIMILARITIES)
+        supported = method.similarities
         if self.values["similarity"] not in supported:
             # refused at validation too (check_cell); kept for a task run by hand
             raise ValueError(

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from bench import ParamError
+from bench.testing import build_plugin
 from plugins.architectures import ARCHITECTURES
 from plugins.architectures.iresnet import IResNet
 from plugins.architectures.node import NeuralODE
@@ -37,7 +38,7 @@ def test_eight_architectures_registered() -> None:
 @pytest.mark.parametrize("cls", ARCHITECTURES, ids=NAMES)
 def test_trajectory_ends_at_output(cls) -> None:
     torch.manual_seed(0)
-    net = cls(width=4, depth=5, hidden=8).build()
+    net = build_plugin(cls, width=4, depth=5, hidden=8).build()
     x = torch.randn(7, 4)
     traj = net.trajectory(x)
     assert traj.shape == (6, 7, 4)
@@ -61,7 +62,7 @@ def test_trajectory_ends_at_output(cls) -> None:
 )
 def test_inverse_to_tolerance(cls, values, tol) -> None:
     torch.manual_seed(1)
-    net = cls(**{"width": 4, "depth": 6, "hidden": 16, **values}).build()
+    net = build_plugin(cls, **{"width": 4, "depth": 6, "hidden": 16, **values}).build()
     x = torch.randn(64, 4)
     with torch.no_grad():
         err = (net.inverse(net(x)) - x).abs().max()
@@ -177,7 +178,7 @@ def test_lipschitz_bound_above_estimates(cls) -> None:
     # The bound multiplies per-block spectral norms; it must lie above every local
     # estimate: power iteration (lower bound) <= exact ||J|| by SVD <= bound
     torch.manual_seed(7)
-    net = cls(width=4, depth=4, hidden=8).build()
+    net = build_plugin(cls, width=4, depth=4, hidden=8).build()
     with torch.no_grad():
         for p in net.parameters():
             p.mul_(1.5)
@@ -213,7 +214,7 @@ def test_lipschitz_constraint_holds_per_block() -> None:
 )
 def test_bad_values_refused(cls, values, words) -> None:
     with pytest.raises(ParamError, match=words):
-        cls(**values)
+        build_plugin(cls, **values)
 
 
 @pytest.mark.parametrize("adjoint", [False, True])
@@ -221,7 +222,10 @@ def test_node_gradient_direct_and_adjoint_agree(adjoint) -> None:
     # both differentiate the same rk4 solve; the adjoint's backward rk4 solve of the
     # augmented state differs from the discrete gradient by O(h^4) ~ 1e-7 at h = 1/16
     torch.manual_seed(9)
-    nets = [NeuralODE(width=2, depth=16, hidden=8, adjoint=a).build() for a in (False, adjoint)]
+    nets = [
+        build_plugin(NeuralODE, width=2, depth=16, hidden=8, adjoint=a).build()
+        for a in (False, adjoint)
+    ]
     nets[1].load_state_dict(nets[0].state_dict())
     x = torch.randn(10, 2)
     grads = [torch.autograd.grad(n(x).pow(2).sum(), list(n.parameters())) for n in nets]

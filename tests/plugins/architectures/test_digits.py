@@ -27,7 +27,7 @@ def test_stems_map_images_to_width() -> None:
 def test_revnet_run_learns_and_inverts(tmp_path) -> None:
     arch = ("revnet", {"width": 16, "depth": 2, "hidden": 16})
     ctx = run_cell("classify.digits", {"architecture": arch}, tmp_path, epochs=3)
-    m = ctx.record.metrics
+    m = ctx.metrics
     # 3 epochs of Adam: well above chance (0.1); the logistic regression reference ~0.96
     assert m["test_accuracy"] > 0.5
     assert m["logistic_test_accuracy"] > 0.9

@@ -11,7 +11,7 @@ BATCH, WIDTH = 32, 8
 
 def _cell(tmp_path, name: str, depth: int, **values):
     arch = (name, {"depth": depth, "width": WIDTH, "hidden": 8, **values})
-    return run_cell("memory.depth", {"architecture": arch}, tmp_path, batch=BATCH).record
+    return run_cell("memory.depth", {"architecture": arch}, tmp_path, batch=BATCH)
 
 
 def test_resnet_saved_activations_grow_linearly(tmp_path) -> None:

@@ -44,12 +44,12 @@ def test_slices_split_by_slice_and_normalised() -> None:
 
 def test_reversible_revnet_run(tmp_path) -> None:
     ctx = run_cell("synthesis.t1_to_t2", {"architecture": REVNET}, tmp_path, **TINY)
-    m = ctx.record.metrics
+    m = ctx.metrics
     for key in ("psnr", "ssim", "mae"):
         assert f"{key}_t1_to_t2" in m and f"{key}_t2_to_t1" in m
     assert m["invertibility_error"] < 1e-5  # exact inverse, fp32 over 2 blocks
     assert m["cycle_error"] >= 0.0
-    assert {f[0] for f in ctx.record.files} == {"synthesis.png"}
+    assert {f[0] for f in ctx.files} == {"synthesis.png"}
 
 
 def test_one_direction_baseline(tmp_path) -> None:
@@ -61,7 +61,7 @@ def test_one_direction_baseline(tmp_path) -> None:
         figures=False,
         **TINY,
     )
-    m = ctx.record.metrics
+    m = ctx.metrics
     assert "psnr_t2_to_t1" in m and "psnr_t1_to_t2" not in m and "cycle_error" not in m
 
 

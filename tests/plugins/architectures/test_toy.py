@@ -41,7 +41,7 @@ def test_unknown_set_names_the_known_ones() -> None:
 
 def test_revnet_cell_inverts_and_preserves_volume(tmp_path) -> None:
     ctx = run_cell("classify.toy", {"architecture": ("revnet", {"depth": 4})}, tmp_path, **TINY)
-    m = ctx.record.metrics
+    m = ctx.metrics
     assert 0.0 <= m["test_accuracy"] <= 1.0
     # exact inverse: fp32 rounding over 4 blocks on O(1) values
     assert m["inverse_error_test"] < 1e-5 and m["inverse_error_domain"] < 1e-5
@@ -49,29 +49,29 @@ def test_revnet_cell_inverts_and_preserves_volume(tmp_path) -> None:
     # additive coupling is volume preserving: det J = 1 exactly; fp32 Jacobian rounding
     assert abs(m["detj_min"] - 1) < 1e-4 and abs(m["detj_max"] - 1) < 1e-4
     assert m["lipschitz_estimate"] <= m["lipschitz_bound"] * (1 + 1e-5)
-    names = {f[0] for f in ctx.record.files}
+    names = {f[0] for f in ctx.files}
     assert names == {"decision_boundary.png", "trajectories.png", "detj.png"}
-    assert "train" in ctx.record.times and "train" in ctx.record.memory
+    assert "train" in ctx.times and "train" in ctx.memory
 
 
 def test_iresnet_cell_records_its_fixed_point_rate(tmp_path) -> None:
     ctx = run_cell(
         "classify.toy", {"architecture": ("iresnet", {"depth": 3, "coeff": 0.7})}, tmp_path, **TINY
     )
-    m = ctx.record.metrics
+    m = ctx.metrics
     assert m["coeff"] == 0.7
     # fixed point iterated to 1e-14 in float64: c/(1-c) 1e-14 per block, 3 blocks
     assert m["inverse_error_test_fp64"] < 1e-11
     assert m["fixed_point_rate"] <= 0.7 + 1e-9  # Banach, float64 iterates
-    curve = [c for c in ctx.record.curves if c[0] == "fixed_point_error"]
+    curve = [c for c in ctx.curves if c[0] == "fixed_point_error"]
     assert len(curve) == 61
-    assert "fixed_point.png" in {f[0] for f in ctx.record.files}
+    assert "fixed_point.png" in {f[0] for f in ctx.files}
 
 
 def test_mlp_cell_has_no_inverse_metrics(tmp_path) -> None:
     ctx = run_cell("classify.toy", {"architecture": ("mlp", {"depth": 2})}, tmp_path, **TINY)
-    assert "inverse_error_test" not in ctx.record.metrics
-    assert "detj_min" in ctx.record.metrics
+    assert "inverse_error_test" not in ctx.metrics
+    assert "detj_min" in ctx.metrics
 
 
 def _write_suite(tmp_path: Path, benchmarks: list[dict]) -> str:

@@ -214,7 +214,7 @@ BAD = [
     ({"size": 1024}, "larger than image 'camera'"),
     ({"encoding": "bacon", "encoding.band_limit": 1.5}, "band_limit"),
     ({"encoding.width": 0}, "width"),
-    ({"backend": "warp.eager"}, "sine_mlp backends"),
+    ({"backend": "warp.eager"}, "does not subclass SineMLPBackend"),
     ({"backend": "sine_mlp.triton", "encoding.width": 512}, "hidden widths up to 256"),
     ({"optimizer": "lbfgs", "batch": 64}, "random batches"),
     # 128 px: the last output's cut-off is 32 cycles, halved 7 times to 0.25 < 0.5

@@ -112,7 +112,7 @@ def test_quick_suite_runs_at_tiny_size_with_the_brain(tmp_path):
         ({"task": "physics.burgers", "params": {"method": "diffphys"}}, "periodic grid"),
         (
             {"task": "physics.density_control", "params": {"backend": "svf_exp.eager"}},
-            "not warp",
+            "does not subclass WarpBackend",
         ),
         ({"task": "physics.burgers", "params": {"method": "kernels.warp"}}, "kernels.warp"),
     ],

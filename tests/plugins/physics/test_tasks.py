@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from bench import Method, ParamError
+from bench import ParamError
 from plugins.backends import WarpEager
+from plugins.methods.physics.base import PhysicsMethod
 from plugins.methods.physics.methods import DiffPhys
 from plugins.methods.physics.problem import GridSolution
 from plugins.tasks.physics.burgers import BurgersReconstructTask, BurgersTask
@@ -19,11 +20,10 @@ from plugins.tasks.physics.reference import coarse_trajectory
 from tests.plugins.physics._run import run_cell
 
 
-class _Exact(Method):
+class _Exact(PhysicsMethod):
     """Test only: answers with the Cole-Hopf solution itself."""
 
     name = "test.exact"
-    family = "physics"
 
     def solve(self, problem, ctx):
         nu = problem.nu
@@ -35,11 +35,10 @@ class _Exact(Method):
         return Sol()
 
 
-class _Scaled(Method):
+class _Scaled(PhysicsMethod):
     """Test only: the known truth times (1 + eps): relative error exactly eps."""
 
     name = "test.scaled"
-    family = "physics"
     eps = 0.1
 
     def solve(self, problem, ctx):
@@ -49,11 +48,10 @@ class _Scaled(Method):
         return GridSolution(states * (1 + self.eps), problem.grid)
 
 
-class _Zero(Method):
+class _Zero(PhysicsMethod):
     """Test only: u = 0 everywhere."""
 
     name = "test.zero"
-    family = "physics"
 
     def solve(self, problem, ctx):
         class Sol:

@@ -95,12 +95,12 @@ def test_torch_jacobian_matches_the_metric():
 )
 def test_each_method_recovers_the_known_deformation(tmp_path, method, params, factor):
     ctx = run_pairwise(method, tmp_path, **params)
-    metrics = ctx.record.metrics
+    metrics = ctx.metrics
     before = metrics["error_mm_before"] / 6.0
     assert metrics["error_vox"] < factor * before
     assert metrics["dice"] > metrics["dice_before"]
-    assert "register" in ctx.record.times and ctx.record.curves
-    assert {f[0] for f in ctx.record.files} >= {
+    assert "register" in ctx.times and ctx.curves
+    assert {f[0] for f in ctx.files} >= {
         "displacement.nii.gz",
         "warped.png",
         "registration.png",
@@ -115,10 +115,10 @@ def test_warmup_solves_are_untimed_and_leave_no_trace(tmp_path):
     context stay out of the time): one register time, one loss curve, same result."""
     cold = run_pairwise("svf", tmp_path, iterations=20)
     warm = run_pairwise("svf", tmp_path, warmup=2, iterations=20)
-    assert len(warm.record.times["register"]) == 1
-    assert len(warm.record.curves) == len(cold.record.curves)
-    assert [c[1] for c in warm.record.curves] == [c[1] for c in cold.record.curves]
-    assert warm.record.metrics["error_vox"] == pytest.approx(cold.record.metrics["error_vox"])
+    assert len(warm.times["register"]) == 1
+    assert len(warm.curves) == len(cold.curves)
+    assert [c[1] for c in warm.curves] == [c[1] for c in cold.curves]
+    assert warm.metrics["error_vox"] == pytest.approx(cold.metrics["error_vox"])
 
 
 def test_svf_result_is_the_reference_exponential_of_its_velocity(tmp_path):
@@ -158,7 +158,7 @@ def test_syn_agrees_with_ants_own_resampling(tmp_path):
     from plugins.data.registration import make_pair, warp_array
 
     ctx = run_pairwise("syn", tmp_path, iterations=[20, 10])
-    assert ctx.record.metrics["error_vox"] < 0.6 * ctx.record.metrics["error_mm_before"] / 6.0
+    assert ctx.metrics["error_vox"] < 0.6 * ctx.metrics["error_mm_before"] / 6.0
     # our reading of ANTs' field warps like ANTs itself (interior; float32 rounding)
     pair = make_pair(2, downsample=3, amplitude=3.0, seed=0)
     f, mv = ants.from_numpy(pair.fixed.data), ants.from_numpy(pair.moving.data)
@@ -176,8 +176,8 @@ def test_a_registration_through_the_triton_backend_is_the_eager_one(method, tmp_
     far inside these bounds (svf measured: error 9e-6 mm apart, Dice equal, similarity
     3e-6 apart, while 10 steps took the error from 5.2 to 2.8 mm)."""
     params = {"iterations": 10, "levels": 1}
-    eager = run_pairwise(method, tmp_path / "e", **params).record.metrics
-    triton = run_pairwise(method, tmp_path / "t", backend="warp.triton", **params).record.metrics
+    eager = run_pairwise(method, tmp_path / "e", **params).metrics
+    triton = run_pairwise(method, tmp_path / "t", backend="warp.triton", **params).metrics
     assert triton["error_mm"] == pytest.approx(eager["error_mm"], abs=1e-3)
     assert triton["dice"] == pytest.approx(eager["dice"], abs=1e-3)
     assert triton["similarity_after"] == pytest.approx(eager["similarity_after"], abs=1e-4)

@@ -1,0 +1,115 @@
+"""Plugins inside plugins: parameters that name another plugin, resolved and built.
+
+A plugin declares ``"solver": Param("rk4", plugin=Solver)``; a suite names the nested
+plugin (``architecture.solver: dopri5``) and sets its parameters with one more dot
+(``architecture.solver.rtol: 1.0e-7``, swept like any other). ``resolve`` validates
+such a tree against the suite's registry, where suite-local and entry-point plugins
+are registered too, and returns it flat, nested defaults filled in under their dotted
+names; ``build`` turns it into instances, each nested plugin handed to its holder in
+``values``. Plugins never look a name up themselves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from bench.base import Plugin, SkipCell
+from bench.params import ParamError, is_list_param, shown
+from bench.registry import Registry, UnknownPluginError
+
+#: report(key, message): ``key`` is the dotted parameter the message is about, or None
+#: for a message about the plugin as a whole (a cross-parameter rule)
+Report = Callable[[str | None, str], None]
+
+
+def resolve(
+    registry: Registry, cls: type[Plugin], given: dict[str, Any], report: Report
+) -> dict[str, Any] | None:
+    """``cls``'s parameters from ``given`` (flat; ``solver.rtol`` for a nested plugin's),
+    validated, defaults filled in, each nested plugin's resolved the same way under its
+    dotted prefix. Every mistake goes to ``report``; None when there was one."""
+    own: dict[str, Any] = {}
+    nested: dict[str, dict[str, Any]] = {}
+    ok = True
+    for key, value in given.items():
+        head, dot, rest = key.partition(".")
+        param = cls.params.get(head)
+        if param is None:
+            known = ", ".join(sorted(cls.params)) or "none"
+            report(key, f"{cls.name} has no parameter {shown(head)} (parameters: {known})")
+            ok = False
+        elif dot and param.plugin is None:
+            report(key, f"{cls.name}.{head} names no plugin, so it has no parameter {shown(rest)}")
+            ok = False
+        elif dot:
+            nested.setdefault(head, {})[rest] = value
+        elif isinstance(value, list) and not is_list_param(param):
+            report(key, f"expected a single value, got {shown(value)}")
+            ok = False
+        else:
+            try:
+                param.validate(value)
+            except ParamError as exc:
+                report(key, f"{cls.name}.{key}: {exc}")
+                ok = False
+            own[key] = value
+    if not ok:
+        return None
+    try:
+        resolved = cls.resolve_params(own)
+    except ParamError as exc:
+        report(None, f"{cls.name}: {exc}")
+        return None
+    for head, param in cls.plugin_params().items():
+        try:
+            inner = registry.lookup(param.plugin, resolved[head], f" ({cls.name}.{head})")
+        except UnknownPluginError as exc:
+            report(head if head in own else None, f"{cls.name}.{head}: {exc}")
+            return None
+        sub = resolve(registry, inner, nested.get(head, {}), _prefixed(report, head))
+        if sub is None:
+            return None
+        resolved.update((f"{head}.{k}", v) for k, v in sub.items())
+    return resolved
+
+
+def _prefixed(report: Report, head: str) -> Report:
+    return lambda key, message: report(None if key is None else f"{head}.{key}", message)
+
+
+def build(
+    registry: Registry,
+    cls: type[Plugin],
+    resolved: dict[str, Any],
+    given: set[str] | frozenset[str] | None = None,
+) -> Plugin:
+    """An instance of ``cls`` from what ``resolve`` returned: each nested plugin built
+    first and handed over as an instance. ``given``: the keys the suite set (the
+    instances' ``given``); None means all of them. A nested plugin whose optional
+    dependency is missing ends the cell as skipped, with the reason."""
+    own = {k: v for k, v in resolved.items() if "." not in k}
+    for head, param in cls.plugin_params().items():
+        if isinstance(own.get(head), Plugin):
+            continue
+        inner = registry.lookup(param.plugin, own[head], f" ({cls.name}.{head})")
+        reason = inner.missing_requirement()
+        if reason:
+            raise SkipCell(reason)
+        cut = len(head) + 1
+        sub = {k[cut:]: v for k, v in resolved.items() if k.startswith(head + ".")}
+        sub_given = None if given is None else {k[cut:] for k in given if k.startswith(head + ".")}
+        own[head] = build(registry, inner, sub, sub_given)
+    plugin = cls(**own)
+    if given is not None:
+        plugin.given = frozenset(k for k in given if "." not in k)
+    return plugin
+
+
+def nested(plugin: Plugin) -> Iterator[Plugin]:
+    """Every plugin ``plugin`` holds, depth first (not ``plugin`` itself)."""
+    for key in type(plugin).plugin_params():
+        inner = plugin.values.get(key)
+        if isinstance(inner, Plugin):
+            yield inner
+            yield from nested(inner)

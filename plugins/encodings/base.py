@@ -1,0 +1,34 @@
+"""The neural-field family's base class: what a ``fields.*`` task's encoding slot takes."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from torch import nn
+
+from bench import Encoding
+
+
+class FieldEncoding(Encoding):
+    """A coordinate network for the ``fields.*`` tasks: coordinates in [-1, 1]^d to values.
+
+    ``build(in_features, out_features, *, resolution=..., sine_backend=None)`` returns the
+    module; ``resolution`` is the number of points across the grid the task trains on,
+    ``sine_backend`` the cell's ``SineMLPBackend`` (used only where ``sine_backend`` is
+    True). A module may offer ``outputs(x)``, a list of outputs (a multi-scale field:
+    BACON), which the fit supervises each with the same target.
+
+    ``sine_backend``: the field runs through the cell's sine-MLP backend (a SIREN), so
+    that backend's ``max_width`` bounds its ``width``; other fields ignore the backend.
+    """
+
+    sine_backend: ClassVar[bool] = False
+
+    @classmethod
+    def check_resolution(cls, values: dict[str, Any], resolution: int) -> str | None:
+        """Why these parameters cannot make a field trained ``resolution`` points across
+        (asked when the suite is validated), or None."""
+        return None
+
+    def build(self, in_features: int, out_features: int, **kwargs: Any) -> nn.Module:
+        raise NotImplementedError

@@ -1,0 +1,23 @@
+"""The physics family's base class: what ``physics.*`` tasks' method slot takes."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from bench import CellContext, Method
+
+
+class PhysicsMethod(Method):
+    """Base of the physics methods: ``solve(problem, ctx)`` takes a ``PhysicsProblem``
+    and returns a ``Solution`` (see ``plugins.methods.physics``).
+
+    ``needs``: what the method learns from, ``points`` (constraint and field samples,
+    which every physics task gives) or ``grid`` (the book's periodic ``GridSetup``,
+    which only the grid-posed tasks give); a task refuses a method that needs what it
+    does not offer when the suite is validated.
+    """
+
+    needs: ClassVar[str] = "points"
+
+    def solve(self, problem: Any, ctx: CellContext) -> Any:
+        raise NotImplementedError
