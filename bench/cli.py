@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ from bench.display import (
     task_tables,
     violations_table,
 )
+from bench.results import ResultsWarning
 
 EXIT_GATE = 1
 EXIT_BAD_INPUT = 2
@@ -58,13 +60,30 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     err = make_console(stderr=True)
     try:
-        return args.func(args)
+        with warnings.catch_warnings():
+            _print_results_warnings(err)
+            return args.func(args)
     except CliError as exc:
         err.print(Text.assemble(("error:", "bold red"), f" {exc}"), soft_wrap=True)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         err.print("interrupted")
         return EXIT_INTERRUPTED
+
+
+def _print_results_warnings(err: Any) -> None:
+    """A damaged run file read around (``ResultsWarning``) is one ``warning:`` line on
+    stderr, once, not Python's warning with its source line; others print as usual."""
+    show = warnings.showwarning
+
+    def print_warning(message, category, filename, lineno, file=None, line=None):
+        if not issubclass(category, ResultsWarning):
+            show(message, category, filename, lineno, file, line)
+            return
+        err.print(Text.assemble(("warning:", "bold yellow"), f" {message}"), soft_wrap=True)
+
+    warnings.simplefilter("default", ResultsWarning)
+    warnings.showwarning = print_warning
 
 
 def _parser() -> argparse.ArgumentParser:
