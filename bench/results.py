@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -267,8 +268,18 @@ class RunWriter:
         (self.run_dir / LOG).unlink(missing_ok=True)
 
     def files_dir(self, cell_id: str) -> Path:
-        """Where a cell's result files go (absolute, so any worker finds it)."""
-        return (self.run_dir / FILES_DIR / cell_id).resolve()
+        """Where a cell's result files go (absolute, so any worker finds it): inside the
+        run folder, whatever links lie under it."""
+        return self.run_dir.resolve() / FILES_DIR / cell_id
+
+    def clear_files(self, cell_id: str) -> None:
+        """Remove what an earlier attempt of a cell left in its files folder (a killed
+        run). A link there, or at ``files``, is removed itself, never followed:
+        ``--resume`` emptied wherever a ``files/<cell_id>`` link pointed, and wrote there."""
+        for path in (self.run_dir / FILES_DIR, self.run_dir / FILES_DIR / cell_id):
+            if path.is_symlink() or (path.exists() and not path.is_dir()):
+                path.unlink()
+        shutil.rmtree(self.run_dir / FILES_DIR / cell_id, ignore_errors=True)
 
 
 def _json_default(value: Any) -> Any:
