@@ -706,13 +706,17 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from bench.compare import Gate, GateError, check_gates, compare_runs
+    from bench.compare import Gate, GateError, check_gate_targets, check_gates, compare_runs
 
     try:
         gates = [Gate.parse(g) for g in args.fail_on]
     except GateError as exc:
         raise CliError(str(exc)) from None
     run_a, run_b = _load(args.run_a), _load(args.run_b)
+    try:
+        check_gate_targets(gates, run_a, run_b)
+    except GateError as exc:
+        raise CliError(str(exc)) from None
     cmp = compare_runs(run_a, run_b, alpha=args.alpha)
     out = make_console()
     out.print(f"A = {cmp.run_a}\nB = {cmp.run_b}", highlight=False)
