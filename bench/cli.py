@@ -372,6 +372,7 @@ def _run_dir(args: argparse.Namespace, suite_name: str) -> Path:
         run_dir = Path(args.resume)
         if not run_dir.is_dir():
             raise CliError(f"--resume {run_dir}: no such run folder")
+        _check_run_of(run_dir, suite_name)
         if (run_dir / "cells.parquet").exists() or (run_dir / "cells.log.jsonl").exists():
             try:
                 load_run(run_dir)
@@ -382,6 +383,31 @@ def _run_dir(args: argparse.Namespace, suite_name: str) -> Path:
     if output.exists() and not output.is_dir():
         raise CliError(f"--output {output}: is a file; give the folder results go under")
     return output / suite_name / new_run_id()
+
+
+def _check_run_of(run_dir: Path, suite_name: str) -> None:
+    """``--resume``'s folder must be a run of this suite (its ``run.json`` says so): a
+    suite folder, an unrelated folder or another suite's run got cells written into it."""
+    import json
+
+    from bench.results import RUN_JSON
+
+    meta_path = run_dir / RUN_JSON
+    if not meta_path.is_file():
+        runs = sorted(p for p in run_dir.iterdir() if p.is_dir() and (p / RUN_JSON).is_file())
+        if runs:
+            raise CliError(
+                f"--resume {run_dir}: a suite folder, not a run; resume one of its runs, "
+                f"e.g. {runs[-1]}"
+            )
+        raise CliError(f"--resume {run_dir}: not a run folder (no {RUN_JSON})")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CliError(f"cannot resume: {meta_path}: corrupt JSON ({exc})") from None
+    suite = meta.get("suite") if isinstance(meta, dict) else None
+    if suite != suite_name:
+        raise CliError(f"--resume {run_dir}: a run of suite {suite!r}, not of {suite_name!r}")
 
 
 class _RunDisplay:

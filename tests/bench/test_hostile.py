@@ -239,6 +239,30 @@ def test_retry_failed_runs_failed_cells_again(write_suite, tmp_path, capsys):
     assert main(["run", str(path), "--retry-failed"]) == 2
 
 
+def test_resume_refuses_what_is_not_a_run_of_this_suite(write_suite, tmp_path, capsys):
+    entry = "device: cpu\nrepeats: 1\n" + HEAD + ENTRY
+    mine = write_suite("suite: mine\n" + entry)
+    other = write_suite("suite: other\n" + entry, "other.yaml")
+    out = tmp_path / "out"
+    assert main(["run", str(mine), "--output", str(out), "--quiet", "--in-process"]) == 0
+    (run_dir,) = (out / "mine").iterdir()
+    unrelated = tmp_path / "photos"
+    unrelated.mkdir()
+    (unrelated / "holiday.jpg").write_bytes(b"x")
+    cases = [
+        (mine, out / "mine", f"--resume {out / 'mine'}: a suite folder, not a run; resume one "
+                             f"of its runs, e.g. {run_dir}"),
+        (mine, unrelated, f"--resume {unrelated}: not a run folder (no run.json)"),
+        (other, run_dir, f"--resume {run_dir}: a run of suite 'mine', not of 'other'"),
+    ]  # fmt: skip
+    for suite, folder, message in cases:
+        before = sorted(p.name for p in folder.rglob("*"))
+        assert main(["run", str(suite), "--resume", str(folder), "--quiet", "--in-process"]) == 2
+        assert message in " ".join(capsys.readouterr().err.split())
+        assert sorted(p.name for p in folder.rglob("*")) == before  # nothing written there
+    assert main(["run", str(mine), "--resume", str(run_dir), "--quiet", "--in-process"]) == 0
+
+
 def test_result_files_follow_the_umask(write_suite, tmp_path):
     path = write_suite("suite: perms\ndevice: cpu\nrepeats: 1\n" + HEAD + ENTRY)
     assert main(["run", str(path), "--output", str(tmp_path), "--quiet", "--in-process"]) == 0
