@@ -82,7 +82,12 @@ class RunLockedError(ResultsError):
 
 
 class RunLock:
-    """An exclusive lock on a run folder (``.lock``, flock), naming its holder's pid."""
+    """An exclusive lock on a run folder (``.lock``, flock), naming its holder's pid.
+
+    The lock is held on an open file, and ``.lock`` is never deleted (release empties
+    it): deleting it let a writer that had opened it just before lock the deleted file,
+    and the next one a new ``.lock``, both holding the lock at once.
+    """
 
     def __init__(self, run_dir: Path) -> None:
         self.path = Path(run_dir) / ".lock"
@@ -110,7 +115,7 @@ class RunLock:
 
     def release(self) -> None:
         if self._fh is not None:
-            self.path.unlink(missing_ok=True)  # no stale .lock left in a finished run
+            self._fh.truncate(0)  # names no holder once released; still ours here
             self._fh.close()  # closing drops the flock
             self._fh = None
 

@@ -217,7 +217,26 @@ def test_a_run_folder_has_one_writer(tmp_path, write_suite, registry):
             )
     finally:
         lock.release()
-    assert not (tmp_path / ".lock").exists()
+    assert (tmp_path / ".lock").read_text() == ""  # kept (see below), naming no holder
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="flock: POSIX")
+def test_a_run_folder_lock_never_has_two_holders(tmp_path):
+    """Releasing deleted ``.lock`` first: a writer that had opened it just before then
+    locked the deleted file, and the next one a new ``.lock``, both holding "the" lock."""
+    import fcntl
+
+    first = RunLock(tmp_path)
+    first.acquire()
+    with open(tmp_path / ".lock") as early:  # a second bench opens the file, and waits
+        first.release()
+        fcntl.flock(early, fcntl.LOCK_EX | fcntl.LOCK_NB)  # ... and gets the lock
+        with pytest.raises(RunLockedError):
+            RunLock(tmp_path).acquire()  # a third must wait for the second
+    third = RunLock(tmp_path)
+    third.acquire()
+    assert (tmp_path / ".lock").read_text() == str(os.getpid())
+    third.release()
 
 
 def test_retry_failed_runs_failed_cells_again(write_suite, tmp_path, capsys):
