@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ from bench.display import (
     task_tables,
     violations_table,
 )
+from bench.results import ResultsWarning
 
 EXIT_GATE = 1
 EXIT_BAD_INPUT = 2
@@ -58,13 +60,30 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     err = make_console(stderr=True)
     try:
-        return args.func(args)
+        with warnings.catch_warnings():
+            _print_results_warnings(err)
+            return args.func(args)
     except CliError as exc:
         err.print(Text.assemble(("error:", "bold red"), f" {exc}"), soft_wrap=True)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         err.print("interrupted")
         return EXIT_INTERRUPTED
+
+
+def _print_results_warnings(err: Any) -> None:
+    """A damaged run file read around (``ResultsWarning``) is one ``warning:`` line on
+    stderr, once, not Python's warning with its source line; others print as usual."""
+    show = warnings.showwarning
+
+    def print_warning(message, category, filename, lineno, file=None, line=None):
+        if not issubclass(category, ResultsWarning):
+            show(message, category, filename, lineno, file, line)
+            return
+        err.print(Text.assemble(("warning:", "bold yellow"), f" {message}"), soft_wrap=True)
+
+    warnings.simplefilter("default", ResultsWarning)
+    warnings.showwarning = print_warning
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -353,6 +372,7 @@ def _run_dir(args: argparse.Namespace, suite_name: str) -> Path:
         run_dir = Path(args.resume)
         if not run_dir.is_dir():
             raise CliError(f"--resume {run_dir}: no such run folder")
+        _check_run_of(run_dir, suite_name)
         if (run_dir / "cells.parquet").exists() or (run_dir / "cells.log.jsonl").exists():
             try:
                 load_run(run_dir)
@@ -363,6 +383,31 @@ def _run_dir(args: argparse.Namespace, suite_name: str) -> Path:
     if output.exists() and not output.is_dir():
         raise CliError(f"--output {output}: is a file; give the folder results go under")
     return output / suite_name / new_run_id()
+
+
+def _check_run_of(run_dir: Path, suite_name: str) -> None:
+    """``--resume``'s folder must be a run of this suite (its ``run.json`` says so): a
+    suite folder, an unrelated folder or another suite's run got cells written into it."""
+    import json
+
+    from bench.results import RUN_JSON
+
+    meta_path = run_dir / RUN_JSON
+    if not meta_path.is_file():
+        runs = sorted(p for p in run_dir.iterdir() if p.is_dir() and (p / RUN_JSON).is_file())
+        if runs:
+            raise CliError(
+                f"--resume {run_dir}: a suite folder, not a run; resume one of its runs, "
+                f"e.g. {runs[-1]}"
+            )
+        raise CliError(f"--resume {run_dir}: not a run folder (no {RUN_JSON})")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CliError(f"cannot resume: {meta_path}: corrupt JSON ({exc})") from None
+    suite = meta.get("suite") if isinstance(meta, dict) else None
+    if suite != suite_name:
+        raise CliError(f"--resume {run_dir}: a run of suite {suite!r}, not of {suite_name!r}")
 
 
 class _RunDisplay:
@@ -697,13 +742,17 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from bench.compare import Gate, GateError, check_gates, compare_runs
+    from bench.compare import Gate, GateError, check_gate_targets, check_gates, compare_runs
 
     try:
         gates = [Gate.parse(g) for g in args.fail_on]
     except GateError as exc:
         raise CliError(str(exc)) from None
     run_a, run_b = _load(args.run_a), _load(args.run_b)
+    try:
+        check_gate_targets(gates, run_a, run_b)
+    except GateError as exc:
+        raise CliError(str(exc)) from None
     cmp = compare_runs(run_a, run_b, alpha=args.alpha)
     out = make_console()
     out.print(f"A = {cmp.run_a}\nB = {cmp.run_b}", highlight=False)

@@ -14,7 +14,9 @@ Gates (``--fail-on``) make ``bench compare`` usable in CI:
   ratio alone decides: a gate that could never fire would be no gate.
 - ``time.solve:+10%``: the same for one timer.
 - ``metric.rel_l2_error:+5%`` / ``metric.accuracy:-0.01``: fail when a metric
-  rises (``+``) or falls (``-``) by more than that, relative (``%``) or absolute.
+  rises (``+``) or falls (``-``) by more than that, relative (``%``) or absolute,
+  or when a configuration that had it in A has no finite value of it in B (its
+  cells diverged, failed, or stopped reporting it).
 - ``status``: fail when a cell that was ``ok`` in A is not ``ok`` in B.
 """
 
@@ -134,7 +136,8 @@ class MetricRow:
     key: dict[str, Any]
     metric: str
     a: float
-    b: float
+    b: float  # NaN: B has no value (its cells are not ok, or lack the metric)
+    status_b: str = "ok"
 
     @property
     def delta(self) -> float:
@@ -192,7 +195,17 @@ def compare_runs(a: Run, b: Run, alpha: float = 0.05) -> Comparison:
             result.status_changes.append((key, status_a, status_b))
         ok_a = cells_a[cells_a["status"] == "ok"]
         ok_b = cells_b[cells_b["status"] == "ok"]
-        if ok_a.empty or ok_b.empty:
+        if ok_a.empty:
+            continue
+        for col in sorted(c for c in ok_a.columns if c.startswith("metric.")):
+            va = pd.to_numeric(ok_a[col], errors="coerce").dropna()
+            if not len(va) or not math.isfinite(va.mean()):
+                continue
+            # a metric gone from B, or NaN there, is a row too: the gate on it fails
+            vb = pd.to_numeric(ok_b.get(col, pd.Series(dtype=float)), errors="coerce").dropna()
+            b_value = float(vb.mean()) if len(vb) else math.nan
+            result.metrics.append(MetricRow(key, col, float(va.mean()), b_value, status_b))
+        if ok_b.empty:
             continue
         samples_a = a.samples[a.samples["cell_id"].isin(ok_a["cell_id"])]
         samples_b = b.samples[b.samples["cell_id"].isin(ok_b["cell_id"])]
@@ -218,14 +231,6 @@ def compare_runs(a: Run, b: Run, alpha: float = 0.05) -> Comparison:
                     mannwhitneyu(xa, xb, alternative="two-sided", method="auto").pvalue
                 )
             result.times.append(row)
-        metric_cols = sorted(
-            c for c in ok_a.columns if c.startswith("metric.") and c in ok_b.columns
-        )
-        for col in metric_cols:
-            va = pd.to_numeric(ok_a[col], errors="coerce").dropna()
-            vb = pd.to_numeric(ok_b[col], errors="coerce").dropna()
-            if len(va) and len(vb):
-                result.metrics.append(MetricRow(key, col, float(va.mean()), float(vb.mean())))
     _adjust(result.times)
     return result
 
@@ -295,10 +300,39 @@ def check_gates(cmp: Comparison, gates: list[Gate], alpha: float = 0.05) -> list
         for row in cmp.metrics:
             if row.metric != gate.target:
                 continue
+            if not math.isfinite(row.b):
+                b_value = "none" if math.isnan(row.b) else f"{row.b:.4g}"
+                why = "" if row.status_b == "ok" else f" (B: {row.status_b})"
+                out.append(Violation(gate, row.key, row.metric, f"{row.a:.4g} -> {b_value}{why}"))
+                continue
             change = row.relative if gate.relative else row.delta
             if change * gate.sign > gate.amount:
                 out.append(Violation(gate, row.key, row.metric, f"{row.a:.4g} -> {row.b:.4g}"))
     return out
+
+
+def check_gate_targets(gates: list[Gate], a: Run, b: Run) -> None:
+    """Raise ``GateError`` for a gate on a timer or metric that neither run has: a
+    misspelt name matched nothing, and the gate held without having looked."""
+    timers: set[str] = set()
+    metrics: set[str] = set()
+    for run in (a, b):
+        if "timer" in run.samples.columns:
+            timers |= {str(t) for t in run.samples["timer"].unique()}
+        for col in run.cells.columns:
+            if col.startswith("time.") and col.endswith(".median"):
+                timers.add(col[len("time.") : -len(".median")])
+            elif col.startswith("metric."):
+                metrics.add(col[len("metric.") :])
+    for gate in gates:
+        kind, _, name = gate.target.partition(".")
+        known = {"time": timers, "metric": metrics}.get(kind, set())
+        if name and name not in known:
+            have = ", ".join(sorted(known)) or "none"
+            raise GateError(
+                f"--fail-on {gate}: no {'timer' if kind == 'time' else kind} {name!r} in "
+                f"either run (their {'timer' if kind == 'time' else kind}s: {have})"
+            )
 
 
 def _as_text(value: Any) -> str:

@@ -262,13 +262,13 @@ def comparison_tables(cmp: Comparison) -> list[Table]:
         for name in ("cell", "metric", "A", "B", "delta", "relative"):
             t.add_column(name, justify="left" if name in ("cell", "metric") else "right")
         for row in cmp.metrics:
-            rel = "" if math.isinf(row.relative) else f"{row.relative * 100:+.2f}%"
+            rel = "" if not math.isfinite(row.relative) else f"{row.relative * 100:+.2f}%"
             t.add_row(
                 _key_label(row.key, label_cols),
                 row.metric.removeprefix("metric."),
                 fmt_value(row.a),
-                fmt_value(row.b),
-                f"{row.delta:+.4g}",
+                fmt_value(row.b) if math.isfinite(row.b) else f"({row.status_b})",
+                f"{row.delta:+.4g}" if math.isfinite(row.delta) else "",
                 rel,
             )
         tables.append(t)

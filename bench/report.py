@@ -64,9 +64,14 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
+#: JSON escapes for a <script>'s text: with no ``<`` in it, neither ``</script>`` nor
+#: ``<!--<script>`` (after which ``</script>`` no longer ends the script) can appear
+_SCRIPT_SAFE = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
+
+
 def _json(data: Any) -> str:
-    """JSON to put inside a <script>: no ``</`` can close the tag early."""
-    return json.dumps(_plain(data), separators=(",", ":")).replace("</", "<\\/")
+    """JSON to put inside a <script>: ``<``, ``>`` and ``&`` as ``\\u003c`` and so on."""
+    return json.dumps(_plain(data), separators=(",", ":")).translate(_SCRIPT_SAFE)
 
 
 def _esc(value: Any) -> str:
@@ -323,17 +328,25 @@ class _Gallery:
     linked by their path relative to the page (correct when the page sits in the run
     folder, where ``bench report`` writes it by default)."""
 
-    def __init__(self, run: Run, output: Path, budget: int = GALLERY_BUDGET) -> None:
+    def __init__(self, run: Run, output: Path, budget: int | None = None) -> None:
         self.run = run
         self.output = output
-        self.budget = budget
+        self.budget = GALLERY_BUDGET if budget is None else budget
         self.used = 0
         self.linked = 0
 
-    def source(self, rel_path: str, kind: str) -> str | None:
-        path = self.run.path / rel_path
-        if not path.is_file():
+    def local(self, rel_path: Any) -> Path | None:
+        """The file a ``files.parquet`` path names, links followed, if it lies inside the
+        run folder; None otherwise. A received run's table could name any file (an
+        absolute path, ``../..``, a link), and the page inlined it."""
+        if not isinstance(rel_path, str) or not rel_path:
             return None
+        root = self.run.path.resolve()
+        path = (root / rel_path).resolve()
+        return path if path.is_relative_to(root) else None
+
+    def source(self, path: Path, kind: str) -> str:
+        """A picture's ``src``: a data URI, or a link once the budget is spent."""
         size = path.stat().st_size
         if self.used + size <= self.budget:
             self.used += size
@@ -341,9 +354,10 @@ class _Gallery:
             return f"data:{_MIME[kind]};base64,{data}"
         self.linked += 1
         try:
-            return Path(path).resolve().relative_to(self.output.parent.resolve()).as_posix()
+            # "./": a folder named "javascript:..." does not make the link a script
+            return "./" + path.relative_to(self.output.parent.resolve()).as_posix()
         except ValueError:
-            return path.resolve().as_uri()
+            return path.as_uri()
 
     def html(self, cells: pd.DataFrame) -> str:
         files = self.run.files
@@ -361,15 +375,22 @@ class _Gallery:
             cells, [c for c in key_columns(cells) if c.startswith("param.")]
         )
         seeds = cells["seed"].nunique() > 1
-        present = [(self.run.path / p).is_file() for p in pictures["path"]]
-        missing = len(pictures) - sum(present)
-        pictures = pictures[present]
+        local = [self.local(p) for p in pictures["path"]]
+        outside = sum(p is None for p in local)
+        present = [p is not None and p.is_file() for p in local]
+        missing = len(pictures) - sum(present) - outside
+        pictures = pictures.assign(local=local)[present]
         note = (
             f"<p class=dim>{missing} pictures listed in files.parquet are not in this copy "
             "of the run (a published run keeps a few; the full run folder has them all).</p>"
             if missing
             else ""
         )
+        if outside:
+            note += (
+                f"<p class=warn>{outside} pictures listed in files.parquet lie outside the "
+                "run folder: not shown.</p>"
+            )
         if pictures.empty:
             return note
         parts = [note, '<div class="gallery">']
@@ -384,14 +405,11 @@ class _Gallery:
                 f"{_esc(cell['cell_id'])}</span></figcaption>"
             )
             for row in mine.itertuples():
-                src = self.source(row.path, row.kind)
-                if src is None:
-                    parts.append(f"<p class=dim>{_esc(row.name)}: file missing</p>")
-                    continue
+                src = self.source(row.local, row.kind)
                 parts.append(
                     f'<a href="{_esc(src) if not src.startswith("data:") else "#"}">'
                     f'<img loading="lazy" alt="{_esc(row.name)}" title="{_esc(row.name)}" '
-                    f'src="{src}"></a>'
+                    f'src="{_esc(src)}"></a>'
                 )
             parts.append("</figure>")
         parts.append("</div>")

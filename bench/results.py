@@ -27,6 +27,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,12 +73,21 @@ class ResultsError(Exception):
     """A results folder or file that is missing or cannot be read."""
 
 
+class ResultsWarning(UserWarning):
+    """Damage in a run's records that reading skipped (named; the rest is read)."""
+
+
 class RunLockedError(ResultsError):
     """A run folder that another ``bench run`` is writing."""
 
 
 class RunLock:
-    """An exclusive lock on a run folder (``.lock``, flock), naming its holder's pid."""
+    """An exclusive lock on a run folder (``.lock``, flock), naming its holder's pid.
+
+    The lock is held on an open file, and ``.lock`` is never deleted (release empties
+    it): deleting it let a writer that had opened it just before lock the deleted file,
+    and the next one a new ``.lock``, both holding the lock at once.
+    """
 
     def __init__(self, run_dir: Path) -> None:
         self.path = Path(run_dir) / ".lock"
@@ -104,7 +115,7 @@ class RunLock:
 
     def release(self) -> None:
         if self._fh is not None:
-            self.path.unlink(missing_ok=True)  # no stale .lock left in a finished run
+            self._fh.truncate(0)  # names no holder once released; still ours here
             self._fh.close()  # closing drops the flock
             self._fh = None
 
@@ -156,7 +167,8 @@ class RunWriter:
     run (rewriting every table per cell made a run's writing quadratic). ``close``
     compacts the log into the Parquet tables and removes it. A run killed before that
     keeps its log, which ``load_run`` and ``--resume`` read beside the tables: a kill
-    loses at most the running cell (and a line cut short by the kill is ignored).
+    loses at most the running cell (a line cut short by the kill is ignored, and cut
+    off before the next append).
     """
 
     #: statuses ``--retry-failed`` runs again (skipped and diverged are answers, not failures)
@@ -237,6 +249,8 @@ class RunWriter:
         if self._log is None:
             path = self.run_dir / LOG
             fresh = not path.exists()
+            if not fresh:
+                _end_at_a_whole_line(path)
             self._log = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
             if fresh:
                 os.chmod(path, FILE_MODE)
@@ -259,8 +273,18 @@ class RunWriter:
         (self.run_dir / LOG).unlink(missing_ok=True)
 
     def files_dir(self, cell_id: str) -> Path:
-        """Where a cell's result files go (absolute, so any worker finds it)."""
-        return (self.run_dir / FILES_DIR / cell_id).resolve()
+        """Where a cell's result files go (absolute, so any worker finds it): inside the
+        run folder, whatever links lie under it."""
+        return self.run_dir.resolve() / FILES_DIR / cell_id
+
+    def clear_files(self, cell_id: str) -> None:
+        """Remove what an earlier attempt of a cell left in its files folder (a killed
+        run). A link there, or at ``files``, is removed itself, never followed:
+        ``--resume`` emptied wherever a ``files/<cell_id>`` link pointed, and wrote there."""
+        for path in (self.run_dir / FILES_DIR, self.run_dir / FILES_DIR / cell_id):
+            if path.is_symlink() or (path.exists() and not path.is_dir()):
+                path.unlink()
+        shutil.rmtree(self.run_dir / FILES_DIR / cell_id, ignore_errors=True)
 
 
 def _json_default(value: Any) -> Any:
@@ -283,24 +307,84 @@ def write_tables(
     _atomic_write_parquet(run_dir / CELLS, pd.DataFrame(cells))
 
 
+def _end_at_a_whole_line(path: Path) -> None:
+    """Make a log end with a whole line before more is appended to it. A last line a
+    kill cut short is cut off: a resumed run appended its first record onto it, and
+    once a second kill left that glued line in the middle the run could not be read.
+    A complete record that lost only its newline gets one."""
+    with open(path, "rb+") as fh:
+        size = fh.seek(0, os.SEEK_END)
+        start = size
+        while start > 0:  # back to the last newline, 64 KiB at a time (lines can be long)
+            step = min(start, 1 << 16)
+            fh.seek(start - step)
+            block = fh.read(step)
+            if start == size and block.endswith(b"\n"):
+                return
+            cut = block.rfind(b"\n")
+            if cut >= 0:
+                start = start - step + cut + 1
+                break
+            start -= step
+        if start == size:
+            return
+        fh.seek(start)
+        if _log_entry(fh.read().decode("utf-8", errors="replace")) is None:
+            fh.truncate(start)
+        else:
+            fh.seek(size)
+            fh.write(b"\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _log_entry(line: str) -> dict[str, Any] | None:
+    """One log line as its entry; None for a line that is not a whole cell record."""
+    try:
+        entry = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(entry, dict) or not isinstance(entry.get("cell"), dict):
+        return None
+    return entry if isinstance(entry["cell"].get("cell_id"), str) else None
+
+
+def _glued_entry(line: str) -> dict[str, Any] | None:
+    """A whole record an older bench appended onto a line that a kill had cut short."""
+    start = line.find('{"cell": ', 1)
+    while start > 0:
+        entry = _log_entry(line[start:])
+        if entry is not None:
+            return entry
+        start = line.find('{"cell": ', start + 1)
+    return None
+
+
 def read_log(run_dir: Path) -> list[dict[str, Any]]:
-    """The entries of a run's append-only log (a run not yet compacted); a last line
-    cut short by a kill is left out."""
+    """The entries of a run's append-only log (a run not yet compacted). A last line cut
+    short by a kill is left out; a damaged line elsewhere is skipped with a
+    ``ResultsWarning`` naming it, and a whole record glued onto its end is kept."""
     path = Path(run_dir) / LOG
     if not path.exists():
         return []
     entries = []
+    damaged = []
     lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
     for number, line in enumerate(lines, 1):
-        try:
-            entry = json.loads(line)
-        except json.JSONDecodeError:
-            if number == len(lines):
-                break  # the line being written when the run was killed
-            raise ResultsError(f"{path}: line {number} is not a cell record") from None
-        if not isinstance(entry, dict) or not isinstance(entry.get("cell"), dict):
-            raise ResultsError(f"{path}: line {number} is not a cell record")
-        entries.append(entry)
+        entry = _log_entry(line) or _glued_entry(line)
+        if entry is not None:
+            entries.append(entry)
+        elif number < len(lines):  # the last: the line being written when a kill came
+            damaged.append(number)
+    if damaged:
+        where = ", ".join(str(n) for n in damaged[:10]) + (", ..." if len(damaged) > 10 else "")
+        warnings.warn(
+            f"{path}: line{'s' if len(damaged) > 1 else ''} {where} "
+            f"{'are' if len(damaged) > 1 else 'is'} not a cell record (cut short by a "
+            f"kill?); skipped, the {len(entries)} whole records are read",
+            ResultsWarning,
+            stacklevel=2,
+        )
     return entries
 
 

@@ -19,7 +19,6 @@ import multiprocessing.connection as mp_connection
 import os
 import queue
 import secrets
-import shutil
 import signal
 import threading
 import time
@@ -581,11 +580,10 @@ def _run_locked(
     for cell in suite.cells:
         if cell.id in done:
             continue
-        files_dir = writer.files_dir(cell.id)
         # Files of an earlier attempt that never finished (killed run) go: the cell
         # runs again and keeps only what this attempt saves.
-        shutil.rmtree(files_dir, ignore_errors=True)
-        todo.append(replace(cell, files_dir=str(files_dir)))
+        writer.clear_files(cell.id)
+        todo.append(replace(cell, files_dir=str(writer.files_dir(cell.id))))
     meta_path = Path(run_dir) / RUN_JSON
     meta = _start_meta(suite, run_dir, resume)
     if command:

@@ -210,6 +210,34 @@ def test_resume_keeps_the_files_of_finished_cells_and_drops_stale_ones(write_sui
     assert stale.exists()  # not a cell of this suite: left alone
 
 
+@pytest.mark.parametrize("link", ["cell", "files"])
+def test_resume_never_follows_a_link_out_of_the_run_folder(write_suite, registry, tmp_path, link):
+    """A ``files/<cell_id>`` (or ``files``) link: ``--resume`` emptied the folder it
+    pointed to and wrote the cell's files there."""
+    suite = load_suite(
+        write_suite("suite: links\ndevice: cpu\nrepeats: 1\nplugins: [FIXTURE_PLUGINS]\n"
+                    "benchmarks:\n  - task: test.files\n"),
+        registry,
+    )  # fmt: skip
+    (cell,) = suite.cells
+    outside = tmp_path / "outside"
+    (outside / cell.id).mkdir(parents=True)
+    (outside / "precious.txt").write_text("keep me")
+    (outside / cell.id / "precious.txt").write_text("keep me")
+    run_dir = tmp_path / "run"
+    (run_dir / "files").mkdir(parents=True)
+    if link == "cell":
+        (run_dir / "files" / cell.id).symlink_to(outside)
+    else:
+        (run_dir / "files").rmdir()
+        (run_dir / "files").symlink_to(outside)
+    run_suite(suite, run_dir, executor=InProcessExecutor(registry), resume=True)
+    assert sorted(p.name for p in outside.rglob("*")) == [cell.id, "precious.txt", "precious.txt"]
+    files = run_dir / "files" / cell.id
+    assert not (run_dir / "files").is_symlink() and not files.is_symlink() and files.is_dir()
+    assert set(load_run(run_dir).files["name"]) == EXPECTED
+
+
 # --- state between cells ------------------------------------------------------
 
 LEAK_SUITE = """

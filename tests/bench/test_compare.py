@@ -76,12 +76,47 @@ def test_metric_and_status_gates(tmp_path):
     cmp = compare_runs(a, b)
     (row,) = [m for m in cmp.metrics if m.key["solver"] == "euler"]
     assert row.delta == pytest.approx(0.02) and row.relative == pytest.approx(0.2)
-    assert [v.what for v in check_gates(cmp, [Gate.parse("metric.err:+10%")])] == ["metric.err"]
-    assert check_gates(cmp, [Gate.parse("metric.err:+25%")]) == []
-    assert check_gates(cmp, [Gate.parse("metric.err:+0.01")])  # absolute
-    assert check_gates(cmp, [Gate.parse("metric.err:-0.01")]) == []  # it rose, not fell
+    # euler rose 20 %; rk4 diverged in B: its metric is gone, which fails any gate on it
+    crossed = check_gates(cmp, [Gate.parse("metric.err:+10%")])
+    assert [(v.key["solver"], v.what) for v in crossed] == [
+        ("euler", "metric.err"),
+        ("rk4", "metric.err"),
+    ]
+    (gone,) = check_gates(cmp, [Gate.parse("metric.err:+25%")])
+    assert gone.key["solver"] == "rk4" and gone.detail == "0.2 -> none (B: diverged)"
+    assert len(check_gates(cmp, [Gate.parse("metric.err:+0.01")])) == 2  # absolute
+    assert len(check_gates(cmp, [Gate.parse("metric.err:-0.01")])) == 1  # it rose, not fell
     (status,) = check_gates(cmp, [Gate.parse("status")])
     assert status.key["solver"] == "rk4" and status.detail == "ok -> diverged"
+
+
+def test_a_metric_that_became_nan_or_vanished_fails_its_gate(tmp_path, capsys):
+    a = _fake_run(tmp_path, "a", 1.0, 0.1)
+    b = _fake_run(tmp_path, "b", 1.0, 0.1, seed=1)
+    cells = pd.read_parquet(b / "cells.parquet")
+    cells.loc[cells["solver"] == "rk4", ["status", "metric.err"]] = ["diverged", np.nan]
+    cells.loc[(cells["solver"] == "euler") & (cells["seed"] == 1), "metric.err"] = np.inf
+    cells.to_parquet(b / "cells.parquet")
+    assert main(["compare", str(a), str(b), "--fail-on", "metric.err:+50%"]) == 1
+    out = " ".join(capsys.readouterr().out.split())
+    assert "0.1 -> inf" in out and "0.2 -> none (B: diverged)" in out
+
+
+@pytest.mark.parametrize(
+    "gate, message",
+    [
+        ("metric.eror:+5%", "--fail-on metric.eror:+5%: no metric 'eror' in either run "
+                            "(their metrics: err)"),
+        ("time.slove:+10%", "--fail-on time.slove:+10%: no timer 'slove' in either run "
+                            "(their timers: solve)"),
+    ],
+)  # fmt: skip
+def test_a_gate_on_a_name_no_run_has_is_bad_input(tmp_path, capsys, gate, message):
+    a = _fake_run(tmp_path, "a", 1.0, 0.1)
+    b = _fake_run(tmp_path, "b", 2.0, 0.5, seed=1)
+    assert main(["compare", str(a), str(b), "--fail-on", gate]) == 2
+    captured = capsys.readouterr()
+    assert message in " ".join(captured.err.split()) and "gates held" not in captured.out
 
 
 @pytest.mark.parametrize("text", ["time:10%", "time:+x%", "speed:+10%", "time:+0.1"])

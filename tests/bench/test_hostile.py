@@ -217,7 +217,26 @@ def test_a_run_folder_has_one_writer(tmp_path, write_suite, registry):
             )
     finally:
         lock.release()
-    assert not (tmp_path / ".lock").exists()
+    assert (tmp_path / ".lock").read_text() == ""  # kept (see below), naming no holder
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="flock: POSIX")
+def test_a_run_folder_lock_never_has_two_holders(tmp_path):
+    """Releasing deleted ``.lock`` first: a writer that had opened it just before then
+    locked the deleted file, and the next one a new ``.lock``, both holding "the" lock."""
+    import fcntl
+
+    first = RunLock(tmp_path)
+    first.acquire()
+    with open(tmp_path / ".lock") as early:  # a second bench opens the file, and waits
+        first.release()
+        fcntl.flock(early, fcntl.LOCK_EX | fcntl.LOCK_NB)  # ... and gets the lock
+        with pytest.raises(RunLockedError):
+            RunLock(tmp_path).acquire()  # a third must wait for the second
+    third = RunLock(tmp_path)
+    third.acquire()
+    assert (tmp_path / ".lock").read_text() == str(os.getpid())
+    third.release()
 
 
 def test_retry_failed_runs_failed_cells_again(write_suite, tmp_path, capsys):
@@ -237,6 +256,30 @@ def test_retry_failed_runs_failed_cells_again(write_suite, tmp_path, capsys):
     assert marker.read_text().count("\n") == 2
     assert len(load_run(run_dir).cells) == 2
     assert main(["run", str(path), "--retry-failed"]) == 2
+
+
+def test_resume_refuses_what_is_not_a_run_of_this_suite(write_suite, tmp_path, capsys):
+    entry = "device: cpu\nrepeats: 1\n" + HEAD + ENTRY
+    mine = write_suite("suite: mine\n" + entry)
+    other = write_suite("suite: other\n" + entry, "other.yaml")
+    out = tmp_path / "out"
+    assert main(["run", str(mine), "--output", str(out), "--quiet", "--in-process"]) == 0
+    (run_dir,) = (out / "mine").iterdir()
+    unrelated = tmp_path / "photos"
+    unrelated.mkdir()
+    (unrelated / "holiday.jpg").write_bytes(b"x")
+    cases = [
+        (mine, out / "mine", f"--resume {out / 'mine'}: a suite folder, not a run; resume one "
+                             f"of its runs, e.g. {run_dir}"),
+        (mine, unrelated, f"--resume {unrelated}: not a run folder (no run.json)"),
+        (other, run_dir, f"--resume {run_dir}: a run of suite 'mine', not of 'other'"),
+    ]  # fmt: skip
+    for suite, folder, message in cases:
+        before = sorted(p.name for p in folder.rglob("*"))
+        assert main(["run", str(suite), "--resume", str(folder), "--quiet", "--in-process"]) == 2
+        assert message in " ".join(capsys.readouterr().err.split())
+        assert sorted(p.name for p in folder.rglob("*")) == before  # nothing written there
+    assert main(["run", str(mine), "--resume", str(run_dir), "--quiet", "--in-process"]) == 0
 
 
 def test_result_files_follow_the_umask(write_suite, tmp_path):
@@ -380,6 +423,81 @@ def test_cells_are_appended_and_compacted_when_the_run_closes(write_suite, regis
     assert not (tmp_path / LOG).exists()
     again = load_run(tmp_path)
     assert list(again.cells["metric.x"]) == [1.0] and list(again.curves["value"]) == [1.0]
+
+
+def _two_cells(write_suite, registry):
+    path = write_suite(
+        "suite: s\n" + HEAD + "benchmarks:\n  - task: test.behave\n"
+        "    matrix: {solver: [test.constant], value: [1, 2, 3]}\n"
+    )
+    return load_suite(path, registry).cells
+
+
+def test_a_run_cut_twice_mid_line_stays_readable(write_suite, registry, tmp_path):
+    """A resumed run appended its first record onto the line a kill had cut; a second
+    kill then left that glued line in the middle, and the run unreadable for good."""
+    from bench.results import LOG, RunWriter
+    from bench.worker import Outcome
+
+    first, second, _ = _two_cells(write_suite, registry)
+    (tmp_path / "run.json").write_text("{}")
+    RunWriter(tmp_path).add(first, Outcome("ok", row={"metric.x": 1.0}), "cpu", "now")
+    with open(tmp_path / LOG, "a") as fh:
+        fh.write('{"cell": {"cell_id": "half')  # killed mid-line
+    resumed = RunWriter(tmp_path, resume=True)
+    resumed.add(second, Outcome("ok", row={"metric.x": 2.0}), "cpu", "now")
+    del resumed  # killed again, before close()
+    assert (tmp_path / LOG).read_text().count("half") == 0  # the torn line was cut off
+    run = load_run(tmp_path)
+    assert sorted(run.cells["metric.x"]) == [1.0, 2.0]
+    assert main(["show", str(tmp_path)]) == 0
+    assert RunWriter(tmp_path, resume=True).done_ids() == {first.id, second.id}
+
+
+def test_a_complete_last_record_without_its_newline_is_kept(write_suite, registry, tmp_path):
+    from bench.results import LOG, RunWriter
+    from bench.worker import Outcome
+
+    first, second, _ = _two_cells(write_suite, registry)
+    RunWriter(tmp_path).add(first, Outcome("ok", row={"metric.x": 1.0}), "cpu", "now")
+    log = tmp_path / LOG
+    log.write_bytes(log.read_bytes().rstrip(b"\n"))  # cut between the record and its \n
+    RunWriter(tmp_path, resume=True).add(second, Outcome("ok"), "cpu", "now")
+    (tmp_path / "run.json").write_text("{}")
+    assert sorted(load_run(tmp_path).cells["cell_id"]) == sorted([first.id, second.id])
+
+
+def test_a_torn_line_in_the_middle_is_skipped_with_a_warning(write_suite, registry, tmp_path):
+    """Logs an older bench left damaged: every complete record is read, the record glued
+    onto a torn line included, and the damage is named."""
+    from bench.results import LOG, ResultsWarning, RunWriter
+    from bench.worker import Outcome
+
+    cells = _two_cells(write_suite, registry)
+    writer = RunWriter(tmp_path)
+    for i, cell in enumerate(cells):
+        writer.add(cell, Outcome("ok", row={"metric.x": float(i)}), "cpu", "now")
+    lines = (tmp_path / LOG).read_text().splitlines()
+    damaged = [lines[0], '{"cell": {"cell_id": "half' + lines[1], "{not json", lines[2]]
+    (tmp_path / LOG).write_text("\n".join(damaged) + "\n")
+    (tmp_path / "run.json").write_text("{}")
+    with pytest.warns(ResultsWarning, match=r"line 3 is not a cell record"):
+        run = load_run(tmp_path)
+    assert sorted(run.cells["metric.x"]) == [0.0, 1.0, 2.0]
+
+
+def test_show_prints_a_damaged_log_as_one_warning(write_suite, registry, tmp_path, capsys):
+    from bench.results import LOG, RunWriter
+    from bench.worker import Outcome
+
+    (cell, *_) = _two_cells(write_suite, registry)
+    RunWriter(tmp_path).add(cell, Outcome("ok"), "cpu", "now")
+    with open(tmp_path / LOG, "a") as fh:
+        fh.write("garbage\n" + (tmp_path / LOG).read_text())
+    (tmp_path / "run.json").write_text("{}")
+    assert main(["show", str(tmp_path)]) == 0
+    err = capsys.readouterr().err
+    assert err.count("warning:") == 1 and f"{tmp_path / LOG}: line 2" in " ".join(err.split())
 
 
 def test_writing_a_cell_costs_the_same_early_and_late(write_suite, registry, tmp_path):

@@ -148,6 +148,86 @@ def test_a_bad_plotly_js_path_is_one_message(report_run, tmp_path, capsys):
     assert "no folder" in capsys.readouterr().err
 
 
+# --- received runs: the page shows what is in the run folder, and runs nothing ---------
+
+
+def _received(report_run, tmp_path):
+    """A copy of the run to change as a hostile sender would."""
+    run_dir = tmp_path / "received"
+    shutil.copytree(report_run.path, run_dir)
+    (run_dir / "report.html").unlink(missing_ok=True)
+    return run_dir
+
+
+def test_a_report_embeds_no_file_from_outside_its_run_folder(report_run, tmp_path):
+    import base64
+
+    import pandas as pd
+
+    run_dir = _received(report_run, tmp_path)
+    secret = tmp_path / "secret.png"
+    secret.write_bytes(b"SECRET-BYTES-" * 10)
+    files = pd.read_parquet(run_dir / "files.parquet")
+    picture = files[files["kind"] == "png"].iloc[0]
+    folder = run_dir / picture["path"].rsplit("/", 1)[0]
+    (folder / "link.png").symlink_to(secret)
+    hostile = [
+        str(secret),  # absolute
+        "../secret.png",  # climbs out
+        f"{folder.relative_to(run_dir)}/link.png",  # a link inside that points out
+    ]
+    rows = [{**picture.to_dict(), "name": f"x{i}.png", "path": p} for i, p in enumerate(hostile)]
+    pd.concat([files, pd.DataFrame(rows)]).to_parquet(run_dir / "files.parquet", index=False)
+    out = tmp_path / "page.html"
+    assert main(["report", str(run_dir), "-o", str(out)]) == 0
+    page = out.read_text()
+    assert base64.b64encode(secret.read_bytes())[:40].decode() not in page
+    assert str(secret) not in page and "secret.png" not in page
+    body = page.split("</head>", 1)[1]
+    assert body.count('src="data:image/png;base64,') == 2  # the run's own pictures still
+    assert "3 pictures listed in files.parquet lie outside the run folder" in page
+
+
+def test_picture_names_cannot_break_out_of_their_attributes(report_run, tmp_path, monkeypatch):
+    import pandas as pd
+
+    run_dir = _received(report_run, tmp_path)
+    files = pd.read_parquet(run_dir / "files.parquet")
+    picture = files[files["kind"] == "png"].iloc[0]
+    name = 'x" onerror="alert(1)" y=".png'
+    path = picture["path"].rsplit("/", 1)[0] + "/" + name
+    shutil.copy(run_dir / picture["path"], run_dir / path)
+    row = {**picture.to_dict(), "name": name, "path": path}
+    pd.concat([files, pd.DataFrame([row])]).to_parquet(run_dir / "files.parquet", index=False)
+    out = tmp_path / "page.html"
+    # past the inlining budget pictures are linked by their path: src and href
+    monkeypatch.setattr("bench.report.GALLERY_BUDGET", 0)
+    assert main(["report", str(run_dir), "-o", str(out)]) == 0
+    page = out.read_text()
+    assert 'onerror="alert(1)"' not in page
+    assert page.count("x&quot; onerror=&quot;alert(1)&quot;") >= 4  # href, src, alt, title
+
+
+def test_markup_in_labels_and_errors_cannot_stop_the_page_script(report_run, tmp_path):
+    """``<!--<script>`` inside a <script> puts the HTML parser in a state where the
+    closing tag no longer ends the script: nothing after it ran."""
+    import pandas as pd
+
+    run_dir = _received(report_run, tmp_path)
+    cells = pd.read_parquet(run_dir / "cells.parquet")
+    cells["label"] = "<!--<script>"
+    cells["error"] = cells["error"].where(cells["status"] == "ok", "bad </script><!--<script> &")
+    cells.to_parquet(run_dir / "cells.parquet", index=False)
+    out = tmp_path / "page.html"
+    assert main(["report", str(run_dir), "-o", str(out)]) == 0
+    page = out.read_text()
+    data = page.split("\n<script>\nconst FIGURES=", 1)[1].split("\nconst ROW_LIMIT", 1)[0]
+    assert not set("<>&") & set(data)
+    assert "bad &lt;/script&gt;&lt;!--&lt;script&gt; &amp;" in page  # the header shows it
+    tables = _embedded(page, "TABLES")
+    assert any("bad </script><!--<script> &" in row for t in tables for row in t["rows"])
+
+
 # --- in a real browser ------------------------------------------------------------
 
 
