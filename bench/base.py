@@ -2,7 +2,7 @@
 
 A plugin is a class with a unique ``name``, a docstring (its first line is what
 ``bench list`` shows), and typed ``params``. It is registered by returning it
-from the matching hook (``bench_solvers``, ``bench_tasks``, ...).
+from the ``bench_plugins`` hook; its kind is read from the class.
 
 Required and optional members, per kind:
 

@@ -23,7 +23,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from bench.base import BASES, KINDS
+from bench.base import BASES, KINDS, Plugin
 from bench.display import (
     STATUS_STYLE,
     cells_table,
@@ -145,9 +145,20 @@ def _parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
 
     ls = sub.add_parser("list", help="list registered plugins")
-    ls.add_argument("kind", nargs="?", choices=KINDS, help="only this kind")
+    ls.add_argument(
+        "kind", nargs="?", help=f"only this kind ({', '.join(KINDS)}, or one a plugin adds)"
+    )
     ls.add_argument("--plugins", nargs="*", default=[], help="extra plugin modules or .py files")
     ls.set_defaults(func=cmd_list)
+
+    new = sub.add_parser(
+        "new", help="write a plugin file and a suite that runs it beside built-ins"
+    )
+    new.add_argument("kind", help="the kind of plugin (bench new --list: the templates)")
+    new.add_argument("name", nargs="?", help="its name, e.g. my_lab.ralston")
+    new.add_argument("-o", "--output", default=".", help="folder to write into (default: .)")
+    new.add_argument("--plugins", nargs="*", default=[], help="modules or .py files to load")
+    new.set_defaults(func=cmd_new)
 
     show = sub.add_parser("show", help="print a run's results")
     show.add_argument("run", help="a run folder, or a suite folder (its newest run)")
@@ -513,6 +524,28 @@ def _short(cell) -> str:
 # --- list -------------------------------------------------------------------
 
 
+def cmd_new(args: argparse.Namespace) -> int:
+    from bench.plugins import PluginLoadError, get_plugin_manager
+    from bench.scaffold import ScaffoldError, templates, write
+
+    try:
+        found = templates(get_plugin_manager(args.plugins, base_dir=Path.cwd()))
+    except PluginLoadError as exc:
+        raise CliError(str(exc)) from None
+    listing = "; ".join(f"{k}: {t.doc}" for k, t in sorted(found.items()))
+    if args.kind not in found:
+        raise CliError(f"no template for kind {args.kind!r} (templates: {listing or 'none'})")
+    if not args.name:
+        raise CliError(f"bench new {args.kind} needs a NAME for the plugin, e.g. my_lab.mine")
+    try:
+        plugin, suite = write(found[args.kind], args.name, Path(args.output))
+    except (ScaffoldError, OSError) as exc:
+        raise CliError(str(exc)) from None
+    out = make_console()
+    out.print(f"wrote {plugin} and {suite}; run it with: bench run {suite}", soft_wrap=True)
+    return 0
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     from rich.table import Table
 
@@ -525,7 +558,9 @@ def cmd_list(args: argparse.Namespace) -> int:
     except (PluginLoadError, RegistryError) as exc:
         raise CliError(str(exc)) from None
     out = make_console()
-    kinds = [args.kind] if args.kind else list(KINDS)
+    if args.kind and args.kind not in registry.kinds:
+        raise CliError(f"unknown plugin kind {args.kind!r}; kinds are {', '.join(registry.kinds)}")
+    kinds = [args.kind] if args.kind else registry.kinds
     for kind in kinds:
         entries = registry.entries(kind)
         if not entries:
@@ -558,7 +593,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 def family_bases(cls: type) -> list[str]:
     """The public classes between a plugin and its kind's base (``RegistrationMethod``
     for ``svf``): what a slot may ask for, shown by ``bench list``."""
-    kind_base = BASES[cls.kind]
+    kind_base = BASES.get(cls.kind, Plugin)
     return [
         b.__name__
         for b in cls.__mro__[1:]

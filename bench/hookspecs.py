@@ -1,77 +1,46 @@
 """Every hook dynbench calls, in one place.
 
-Each registration hook is called once, by ``bench.registry.Registry`` when a
-plugin manager is turned into a registry (at the start of ``bench list``,
-``bench run`` and in each worker process). Every implementation returns a list
-of plugin classes; the results of all implementations are concatenated.
+The registration hooks are called once per registry, by ``bench.registry.Registry``,
+when a plugin manager is turned into one (at the start of ``bench list``, ``bench run``
+and in each worker process). Each implementation returns a list; the lists of all
+implementations are joined.
 """
 
 from __future__ import annotations
 
 import pluggy
 
-from bench.base import Architecture, Backend, Encoding, Method, Solver, Task
+from bench.base import Plugin
+from bench.scaffold import Template
 
 hookspec = pluggy.HookspecMarker("bench")
 
 
 @hookspec
-def bench_solvers() -> list[type[Solver]]:
-    """Register ODE solvers.
+def bench_plugins() -> list[type[Plugin]]:
+    """Register plugins of any kind: solvers, architectures, tasks, ...
 
-    Called once per registry. Returns ``Solver`` subclasses; each ``name`` must
-    be unique across all plugins.
+    Called once per registry. Returns plugin classes; the kind of each is read from the
+    class (its ``kind``, set by the base it subclasses: ``Solver``, ``Task``, ...). Each
+    ``name`` must be unique within its kind across all plugins.
     """
 
 
 @hookspec
-def bench_architectures() -> list[type[Architecture]]:
-    """Register architecture families (ResNet, RevNet, Neural ODE, ...).
+def bench_kinds() -> list[type[Plugin]]:
+    """Register new kinds of plugin: base classes whose ``kind`` no other base has.
 
-    Called once per registry. Returns ``Architecture`` subclasses.
+    Called once per registry, before ``bench_plugins``. Returns ``bench.Plugin``
+    subclasses, each setting a new ``kind`` (``class Dataset(Plugin): kind = "dataset"``);
+    ``bench_plugins`` may then return subclasses of them, a task's slot may name them, and
+    ``bench list`` lists them.
     """
 
 
 @hookspec
-def bench_encodings() -> list[type[Encoding]]:
-    """Register coordinate-network encodings (Fourier features, SIREN, ...).
+def bench_templates() -> list[Template]:
+    """Offer starting points for ``bench new KIND NAME``.
 
-    Called once per registry. Returns ``Encoding`` subclasses.
+    Called once by ``bench new``. Returns ``bench.scaffold.Template`` objects, each a
+    plugin file of one kind and a suite that runs it beside built-ins of that kind.
     """
-
-
-@hookspec
-def bench_methods() -> list[type[Method]]:
-    """Register methods that solve a family's problem (registration, physics, ...).
-
-    Called once per registry. Returns ``Method`` subclasses, each naming its
-    ``family``; a task's method slot takes only methods of the family it names.
-    """
-
-
-@hookspec
-def bench_tasks() -> list[type[Task]]:
-    """Register tasks: a problem, its protocol and metrics.
-
-    Called once per registry. Returns ``Task`` subclasses.
-    """
-
-
-@hookspec
-def bench_backends() -> list[type[Backend]]:
-    """Register implementations of hot operations (warp, sine-MLP, ...).
-
-    Called once per registry. Returns ``Backend`` subclasses, each naming its
-    ``op``.
-    """
-
-
-#: hook name -> plugin kind it registers
-REGISTRATION_HOOKS: dict[str, str] = {
-    "bench_solvers": "solver",
-    "bench_architectures": "architecture",
-    "bench_encodings": "encoding",
-    "bench_methods": "method",
-    "bench_tasks": "task",
-    "bench_backends": "backend",
-}

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pluggy
 
@@ -18,52 +19,56 @@ hookimpl = pluggy.HookimplMarker("bench")
 
 ENTRY_POINT_GROUP = "bench"
 
-#: Built-in plugin modules, registered through the same hooks as third-party ones.
-BUILTIN_PLUGINS: tuple[str, ...] = (
-    "plugins.solvers",
-    "plugins.backends",
-    "plugins.encodings",
-    "plugins.architectures",
-    "plugins.methods.physics",
-    "plugins.methods.registration",
-    "plugins.tasks.ode",
-    "plugins.tasks.kernels",
-    "plugins.tasks.fields",
-    "plugins.tasks.architectures",
-    "plugins.tasks.physics",
-    "plugins.tasks.registration",
-)
+#: the distribution whose own entry points (group ``bench``) are the built-in plugins
+DISTRIBUTION = "dynbench"
 
 
 class PluginLoadError(Exception):
     """A plugin module or file that could not be loaded; names which and why."""
 
 
+def _entry_points() -> list[Any]:
+    from importlib.metadata import entry_points
+
+    return sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: (e.value, e.name))
+
+
+def _distribution(entry: Any) -> str:
+    dist = getattr(entry, "dist", None)
+    return (dist.metadata["Name"] or "").lower() if dist is not None else ""
+
+
 def get_plugin_manager(
     extra: Iterable[str] = (), *, base_dir: Path | None = None, builtins: bool = True
 ) -> pluggy.PluginManager:
-    """A fresh manager: hookspecs, entry points, built-ins, then ``extra``.
+    """A fresh manager: hookspecs, every entry point of group ``bench`` (the built-in
+    plugins are this distribution's own; ``builtins=False`` leaves them out), then
+    ``extra``.
 
     ``extra`` holds module names (``my_lab.bench_plugins``) or paths to ``.py``
     files (relative ones resolved against ``base_dir``, the suite's folder).
     """
     pm = pluggy.PluginManager("bench")
     pm.add_hookspecs(hookspecs)
-    try:
-        pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
-    except Exception as exc:  # a broken third-party package must say who it is
-        msg = f"an entry point in group {ENTRY_POINT_GROUP!r} failed to load: {exc}"
-        raise PluginLoadError(msg) from exc
     #: plugin modules that could not be imported, with the reason; the rest works
     pm.unavailable = {}  # type: ignore[attr-defined]
-    if builtins:
-        for name in BUILTIN_PLUGINS:
-            # A built-in module whose dependency is broken or missing (a torchdiffeq
-            # internal change, no triton) is listed as unavailable; the others still load.
-            try:
-                pm.register(_import_module(name), name=name)
-            except PluginLoadError as exc:
-                pm.unavailable[name] = str(exc)  # type: ignore[attr-defined]
+    for entry in _entry_points():
+        builtin = _distribution(entry) == DISTRIBUTION
+        if builtin and not builtins:
+            continue
+        try:
+            module = entry.load()
+        except Exception as exc:  # a module of ours whose dependency is broken or missing
+            if builtin:  # (a torchdiffeq internal change, no triton) is listed as unavailable
+                pm.unavailable[entry.value] = f"{type(exc).__name__}: {exc}"  # type: ignore[attr-defined]
+                continue
+            msg = (
+                f"the entry point {entry.name} = {entry.value!r} in group "
+                f"{ENTRY_POINT_GROUP!r} failed to load: {type(exc).__name__}: {exc}"
+            )  # a broken third-party package must say who it is
+            raise PluginLoadError(msg) from exc
+        if pm.get_plugin(entry.value) is None and not pm.is_registered(module):
+            pm.register(module, name=entry.value if builtin else entry.name)
     for spec in extra:
         module = load_plugin(spec, base_dir=base_dir)
         if pm.get_plugin(module.__name__) is None:

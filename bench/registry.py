@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pluggy
 
-from bench.base import BASES, KINDS, Plugin
-from bench.hookspecs import REGISTRATION_HOOKS
+from bench.base import BASES, Plugin
 from bench.params import did_you_mean
 
 
@@ -39,31 +39,59 @@ class Registry:
         self.pm = pm
         #: plugin modules that failed to import: name -> reason (see get_plugin_manager)
         self.unavailable: dict[str, str] = dict(getattr(pm, "unavailable", {}))
-        self._entries: dict[str, dict[str, Entry]] = {kind: {} for kind in KINDS}
-        for hook_name, kind in REGISTRATION_HOOKS.items():
-            hook = getattr(pm.hook, hook_name)
-            for impl in hook.get_hookimpls():  # registration order
-                try:
-                    classes = impl.function() or []
-                except Exception as exc:  # noqa: BLE001 - named, not a traceback
-                    raise RegistryError(
-                        f"{impl.plugin_name}: its {hook_name}() hook raised "
-                        f"{type(exc).__name__}: {exc}"
-                    ) from None
-                if not isinstance(classes, (list, tuple)):
-                    raise RegistryError(
-                        f"{impl.plugin_name}: {hook_name}() must return a list of classes, "
-                        f"got {type(classes).__name__}"
-                    )
-                for cls in classes:
-                    self._add(kind, cls, impl.plugin_name)
+        #: kind -> its base class: the harness's own, then those plugins add
+        self.bases: dict[str, type[Plugin]] = dict(BASES)
+        for cls, provider in self._returned("bench_kinds"):
+            self._add_kind(cls, provider)
+        self._entries: dict[str, dict[str, Entry]] = {kind: {} for kind in self.bases}
+        for cls, provider in self._returned("bench_plugins"):
+            self._add(cls, provider)
 
-    def _add(self, kind: str, cls: type, provider: str) -> None:
-        base = BASES[kind]
-        if not (isinstance(cls, type) and issubclass(cls, base)):
+    @property
+    def kinds(self) -> list[str]:
+        return list(self.bases)
+
+    def _returned(self, hook_name: str) -> list[tuple[Any, str]]:
+        """Every class the implementations of a hook return, with who returned it."""
+        out = []
+        for impl in getattr(self.pm.hook, hook_name).get_hookimpls():  # registration order
+            try:
+                classes = impl.function() or []
+            except Exception as exc:  # noqa: BLE001 - named, not a traceback
+                raise RegistryError(
+                    f"{impl.plugin_name}: its {hook_name}() hook raised {type(exc).__name__}: {exc}"
+                ) from None
+            if not isinstance(classes, (list, tuple)):
+                raise RegistryError(
+                    f"{impl.plugin_name}: {hook_name}() must return a list of classes, "
+                    f"got {type(classes).__name__}"
+                )
+            out.extend((cls, impl.plugin_name) for cls in classes)
+        return out
+
+    def _add_kind(self, cls: Any, provider: str) -> None:
+        kind = getattr(cls, "kind", "") if isinstance(cls, type) else ""
+        if not (isinstance(cls, type) and issubclass(cls, Plugin)) or not kind:
             raise RegistryError(
-                f"{provider} returned {cls!r} from the {kind} hook; "
-                f"it must be a subclass of bench.{base.__name__}"
+                f"{provider} returned {cls!r} from bench_kinds(); a kind is a subclass of "
+                "bench.Plugin that sets `kind`"
+            )
+        existing = self.bases.get(kind)
+        if existing is not None and existing is not cls:
+            raise RegistryError(
+                f"{provider}: kind {kind!r} ({cls.__qualname__}) exists already "
+                f"({existing.__module__}.{existing.__qualname__})"
+            )
+        self.bases[kind] = cls
+
+    def _add(self, cls: Any, provider: str) -> None:
+        kind = getattr(cls, "kind", None) if isinstance(cls, type) else None
+        base = self.bases.get(kind) if isinstance(kind, str) else None
+        if base is None or not issubclass(cls, base):
+            known = ", ".join(b.__name__ for b in self.bases.values())
+            raise RegistryError(
+                f"{provider} returned {cls!r} from bench_plugins(); it must subclass the "
+                f"base of a kind ({known}), or bench_kinds() must add its kind"
             )
         if not cls.name:
             raise RegistryError(f"{provider}: {cls.__qualname__} has no name")
@@ -79,7 +107,7 @@ class Registry:
         return sorted(self._entries[kind])
 
     def entries(self, kind: str | None = None) -> list[Entry]:
-        kinds = KINDS if kind is None else (kind,)
+        kinds = self.kinds if kind is None else (kind,)
         return [self._entries[k][n] for k in kinds for n in sorted(self._entries[k])]
 
     def has(self, kind: str, name: str) -> bool:
@@ -97,7 +125,7 @@ class Registry:
         if entry is not None and issubclass(entry.cls, base):
             return entry.cls
         fits = self.fitting(base)
-        label = base.kind if base is BASES.get(base.kind) else f"{base.__name__} {base.kind}"
+        label = base.kind if base is self.bases.get(base.kind) else f"{base.__name__} {base.kind}"
         if entry is not None:
             raise UnknownPluginError(
                 f"{name!r} is a {base.kind} that does not subclass {base.__name__}{what} "
@@ -112,7 +140,8 @@ class Registry:
     def get(self, kind: str, name: str) -> type[Plugin]:
         """The class registered as ``name`` for ``kind``; unknown names say what is close."""
         if kind not in self._entries:
-            raise UnknownPluginError(f"unknown plugin kind {kind!r}; kinds are {', '.join(KINDS)}")
+            known = ", ".join(self.kinds)
+            raise UnknownPluginError(f"unknown plugin kind {kind!r}; kinds are {known}")
         try:
             return self._entries[kind][name].cls
         except KeyError:

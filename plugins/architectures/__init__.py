@@ -32,5 +32,5 @@ ARCHITECTURES: list[type[Architecture]] = [
 
 
 @hookimpl
-def bench_architectures() -> list[type[Architecture]]:
+def bench_plugins() -> list[type[Architecture]]:
     return ARCHITECTURES

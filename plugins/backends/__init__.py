@@ -255,5 +255,5 @@ KERNEL_BACKENDS: list[type[Backend]] = [
 
 
 @hookimpl
-def bench_backends() -> list[type[Backend]]:
+def bench_plugins() -> list[type[Backend]]:
     return list(KERNEL_BACKENDS)

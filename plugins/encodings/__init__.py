@@ -25,5 +25,5 @@ ENCODINGS: list[type[Encoding]] = [
 
 
 @hookimpl
-def bench_encodings() -> list[type[Encoding]]:
+def bench_plugins() -> list[type[Encoding]]:
     return list(ENCODINGS)

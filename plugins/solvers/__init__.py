@@ -8,5 +8,5 @@ from plugins.solvers.torchdiffeq_adapter import TORCHDIFFEQ_SOLVERS
 
 
 @hookimpl
-def bench_solvers() -> list[type[Solver]]:
+def bench_plugins() -> list[type[Solver]]:
     return [*OWN_SOLVERS, *TORCHDIFFEQ_SOLVERS]

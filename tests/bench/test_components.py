@@ -94,23 +94,8 @@ class Nest(Task):
 
 
 @hookimpl
-def bench_solvers():
-    return [Euler]
-
-
-@hookimpl
-def bench_architectures():
-    return [Holder, Double]
-
-
-@hookimpl
-def bench_backends():
-    return [Paint, Brush, Other]
-
-
-@hookimpl
-def bench_tasks():
-    return [Nest]
+def bench_plugins():
+    return [Euler, Holder, Double, Paint, Brush, Other, Nest]
 '''
 
 

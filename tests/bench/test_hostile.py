@@ -160,9 +160,9 @@ def test_max_cells_counts_every_entry_and_can_be_raised(write_suite, registry):
     [
         ("import sys\nsys.exit(7)\n", "called sys.exit(7) while importing"),
         (
-            "from bench import hookimpl\n@hookimpl\ndef bench_solvers():\n"
+            "from bench import hookimpl\n@hookimpl\ndef bench_plugins():\n"
             "    raise RuntimeError('no')\n",
-            "its bench_solvers() hook raised RuntimeError: no",
+            "its bench_plugins() hook raised RuntimeError: no",
         ),
         (
             "from bench import hookimpl\n@hookimpl\ndef bench_solverz():\n    return []\n",
@@ -371,7 +371,7 @@ class Forks(Task):
         os.kill(os.getpid(), signal.SIGSEGV)
 
 @hookimpl
-def bench_tasks():
+def bench_plugins():
     return [Forks]
 '''
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from bench import Registry, Solver, get_plugin_manager, hookimpl
-from bench.hookspecs import REGISTRATION_HOOKS
-from bench.plugins import BUILTIN_PLUGINS, PluginLoadError
+from bench.base import BASES
+from bench.plugins import PluginLoadError
 
 from .conftest import FIXTURE_PLUGINS
 
@@ -20,10 +20,17 @@ def _plugin_file(tmp_path: Path, name: str, body: str) -> str:
     return str(path)
 
 
-def test_builtins_are_registered_through_the_same_manager():
-    pm = get_plugin_manager()
-    for name in BUILTIN_PLUGINS:
-        assert pm.get_plugin(name) is not None
+def test_builtins_are_registered_through_the_distributions_own_entry_points():
+    from importlib.metadata import entry_points
+
+    ours = [e for e in entry_points(group="bench") if e.dist.metadata["Name"] == "dynbench"]
+    modules = {e.value for e in ours}
+    assert {"plugins.solvers", "plugins.backends", "plugins.tasks.registration"} <= modules
+    assert len(modules) == 13  # 12 of plugins, and bench new's templates
+    with_builtins, without = get_plugin_manager(), get_plugin_manager(builtins=False)
+    for module in modules:
+        assert with_builtins.get_plugin(module) is not None, module
+        assert without.get_plugin(module) is None, module
 
 
 def test_plugin_loaded_from_a_py_path_is_registered(registry):
@@ -53,7 +60,7 @@ def test_relative_py_path_resolves_against_the_suite_folder(tmp_path):
             def odeint(self, func, y0, t, **o):
                 return y0
         @hookimpl
-        def bench_solvers():
+        def bench_plugins():
             return [S]
         """,
     )
@@ -91,7 +98,7 @@ def test_duplicate_names_name_both_providers(tmp_path):
             def odeint(self, func, y0, t, **o):
                 return y0
         @hookimpl
-        def bench_solvers():
+        def bench_plugins():
             return [Again]
         """,
     )
@@ -113,11 +120,11 @@ def test_wrong_base_class_is_rejected(tmp_path):
         class NotASolver:
             name = "x"
         @hookimpl
-        def bench_solvers():
+        def bench_plugins():
             return [NotASolver]
         """,
     )
-    with pytest.raises(Exception, match="it must be a subclass of bench.Solver"):
+    with pytest.raises(Exception, match="it must subclass the base of a kind"):
         Registry(get_plugin_manager([path], builtins=False))
 
 
@@ -133,7 +140,9 @@ def test_hook_name_typo_is_caught_by_check_pending(tmp_path):
         """,
     )
     # pluggy's check_pending finds it; the message names the hook and lists the real ones
-    with pytest.raises(PluginLoadError, match="bench_solver.*dynbench's hooks: .*bench_solvers"):
+    with pytest.raises(
+        PluginLoadError, match="bench_solver.*dynbench's hooks: bench_kinds, bench_plugins"
+    ):
         get_plugin_manager([path], builtins=False)
 
 
@@ -150,7 +159,7 @@ def test_entry_point_plugins_are_loaded(tmp_path, monkeypatch):
                 def odeint(self, func, y0, t, **o):
                     return y0
             @hookimpl
-            def bench_solvers():
+            def bench_plugins():
                 return [LabSolver]
             """
         )
@@ -183,14 +192,13 @@ def test_unknown_name_suggests_close_matches(registry):
     )
 
 
-@pytest.mark.parametrize("hook_name, kind", sorted(REGISTRATION_HOOKS.items()))
-def test_every_registration_hook_registers_its_kind(tmp_path, hook_name, kind):
-    """Meta-test: each hookspec is documented and a class returned from it is registered."""
+@pytest.mark.parametrize("kind", sorted(BASES))
+def test_the_registration_hook_reads_each_kind_from_the_class(tmp_path, kind):
+    """Meta-test: the hookspec is documented and a class of every kind returned from it
+    is registered under its kind."""
     from bench import hookspecs
-    from bench.base import BASES
 
-    spec = getattr(hookspecs, hook_name)
-    assert spec.__doc__ and "Called once per registry" in spec.__doc__
+    assert "Called once per registry" in (hookspecs.bench_plugins.__doc__ or "")
     base = BASES[kind].__name__
     path = _plugin_file(
         tmp_path,
@@ -205,8 +213,9 @@ def test_every_registration_hook_registers_its_kind(tmp_path, hook_name, kind):
             def build(self, *a, **k): pass
             def run(self, ctx): pass
             def __call__(self, *a, **k): pass
+            def solve(self, *a, **k): pass
         @hookimpl
-        def {hook_name}():
+        def bench_plugins():
             return [One]
         """,
     )
@@ -214,12 +223,99 @@ def test_every_registration_hook_registers_its_kind(tmp_path, hook_name, kind):
     assert registry.names(kind) == [f"one.{kind}"]
 
 
-def test_every_hookspec_is_a_registration_hook():
-    """Guards this test module: a new hook must be added to REGISTRATION_HOOKS and tested."""
+def test_every_hookspec_is_tested_here():
+    """Guards this test module: a new hook must be tested here."""
     from bench import hookspecs
 
     specs = {n for n in dir(hookspecs) if n.startswith("bench_")}
-    assert specs == set(REGISTRATION_HOOKS)
+    assert specs == {"bench_plugins", "bench_kinds", "bench_templates"}
+
+
+KIND_PLUGIN = """
+import torch
+from bench import Param, Plugin, Task, hookimpl
+
+
+class Dataset(Plugin):
+    '''A data set: a kind this package adds.'''
+
+    kind = "dataset"
+
+    def load(self, seed):
+        raise NotImplementedError
+
+
+class Ramp(Dataset):
+    '''0, 1, ..., n - 1.'''
+
+    name = "lab.ramp"
+    params = {"n": Param(4, low=1)}
+
+    def load(self, seed):
+        return torch.arange(self.values["n"], dtype=torch.float64)
+
+
+class Mean(Task):
+    '''The mean of a data set.'''
+
+    name = "lab.mean"
+    components = {"data": Dataset}
+
+    def run(self, ctx):
+        ctx.metric("mean", ctx.components["data"].load(ctx.seed).mean())
+
+
+@hookimpl
+def bench_kinds():
+    return [Dataset]
+
+
+@hookimpl
+def bench_plugins():
+    return [Ramp, Mean]
+"""
+
+
+def test_a_plugin_package_can_add_a_kind(tmp_path, capsys):
+    from bench.cli import main
+    from bench.results import load_run
+
+    path = _plugin_file(tmp_path, "lab_kind.py", KIND_PLUGIN)
+    registry = Registry(get_plugin_manager([path], builtins=False))
+    assert "dataset" in registry.kinds and registry.names("dataset") == ["lab.ramp"]
+    suite = tmp_path / "kind.yaml"
+    suite.write_text(
+        "suite: kind\ndevice: cpu\nplugins: [./lab_kind.py]\nbenchmarks:\n"
+        "  - task: lab.mean\n    matrix: {data: [lab.ramp], data.n: [3, 5]}\n"
+    )
+    assert main(["run", str(suite), "--output", str(tmp_path / "out"), "--quiet"]) == 0
+    cells = load_run(tmp_path / "out" / "kind").cells.sort_values("param.data.n")
+    assert cells["metric.mean"].tolist() == [1.0, 2.0]
+    assert main(["list", "dataset", "--plugins", path]) == 0
+    assert "lab.ramp" in capsys.readouterr().out
+    assert main(["list", "datasets", "--plugins", path]) == 2
+    assert "unknown plugin kind 'datasets'" in capsys.readouterr().err
+
+
+def test_a_class_of_no_known_kind_is_refused(tmp_path):
+    from bench.registry import RegistryError
+
+    path = _plugin_file(
+        tmp_path,
+        "nokind.py",
+        """
+        from bench import Plugin, hookimpl
+        class Thing(Plugin):
+            '''Of a kind nobody declared.'''
+            kind = "thing"
+            name = "x.thing"
+        @hookimpl
+        def bench_plugins():
+            return [Thing]
+        """,
+    )
+    with pytest.raises(RegistryError, match=r"or bench_kinds\(\) must add its kind"):
+        Registry(get_plugin_manager([path], builtins=False))
 
 
 def test_solver_base_requires_odeint():

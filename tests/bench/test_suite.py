@@ -346,7 +346,7 @@ def test_a_plugins_own_cross_parameter_check_names_the_entry_and_values(tmp_path
         "    def run(self, ctx):\n"
         "        pass\n"
         "@hookimpl\n"
-        "def bench_tasks():\n"
+        "def bench_plugins():\n"
         "    return [Cross]\n"
     )
     suite = tmp_path / "s.yaml"
@@ -387,11 +387,8 @@ def test_a_task_refuses_a_combination_of_components_and_params(tmp_path):
         "    def run(self, ctx):\n"
         "        pass\n"
         "@hookimpl\n"
-        "def bench_methods():\n"
-        "    return [Fast]\n"
-        "@hookimpl\n"
-        "def bench_tasks():\n"
-        "    return [Combo]\n"
+        "def bench_plugins():\n"
+        "    return [Fast, Combo]\n"
     )
     suite = tmp_path / "s.yaml"
     suite.write_text(

@@ -33,5 +33,5 @@ PHYSICS_METHODS: list[type[Method]] = [Supervised, PINN, DiffPhys, DeepXDEPINN]
 
 
 @hookimpl
-def bench_methods() -> list[type[Method]]:
+def bench_plugins() -> list[type[Method]]:
     return list(PHYSICS_METHODS)

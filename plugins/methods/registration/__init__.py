@@ -27,5 +27,5 @@ REGISTRATION_METHODS: list[type[Method]] = [
 
 
 @hookimpl
-def bench_methods() -> list[type[Method]]:
+def bench_plugins() -> list[type[Method]]:
     return list(REGISTRATION_METHODS)

@@ -11,5 +11,5 @@ from plugins.tasks.architectures.toy import ClassifyToy
 
 
 @hookimpl
-def bench_tasks() -> list[type[Task]]:
+def bench_plugins() -> list[type[Task]]:
     return [ClassifyToy, ClassifyDigits, MemoryDepth, SynthesisT1ToT2]

@@ -11,5 +11,5 @@ FIELD_TASKS: list[type[Task]] = [ImageFit, Poisson, Multires, VolumeFit, Occupan
 
 
 @hookimpl
-def bench_tasks() -> list[type[Task]]:
+def bench_plugins() -> list[type[Task]]:
     return list(FIELD_TASKS)

@@ -17,5 +17,5 @@ KERNEL_TASKS: list[type[Task]] = [WarpTask, SvfExpTask, SineMLPTask]
 
 
 @hookimpl
-def bench_tasks() -> list[type[Task]]:
+def bench_plugins() -> list[type[Task]]:
     return list(KERNEL_TASKS)

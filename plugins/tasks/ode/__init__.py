@@ -16,5 +16,5 @@ ODE_TASKS: list[type[Task]] = [
 
 
 @hookimpl
-def bench_tasks() -> list[type[Task]]:
+def bench_plugins() -> list[type[Task]]:
     return list(ODE_TASKS)

@@ -11,5 +11,5 @@ PHYSICS_TASKS: list[type[Task]] = [BurgersTask, BurgersReconstructTask, DensityC
 
 
 @hookimpl
-def bench_tasks() -> list[type[Task]]:
+def bench_plugins() -> list[type[Task]]:
     return list(PHYSICS_TASKS)

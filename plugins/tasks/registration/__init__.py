@@ -14,5 +14,5 @@ REGISTRATION_TASKS: list[type[Task]] = [Pairwise, Atlas]
 
 
 @hookimpl
-def bench_tasks() -> list[type[Task]]:
+def bench_plugins() -> list[type[Task]]:
     return list(REGISTRATION_TASKS)

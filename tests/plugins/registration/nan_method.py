@@ -26,5 +26,5 @@ class NaNAfterFive(RegistrationMethod):
 
 
 @hookimpl
-def bench_methods():
+def bench_plugins():
     return [NaNAfterFive]

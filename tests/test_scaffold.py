@@ -1,0 +1,52 @@
+"""`bench new KIND NAME`: each template writes a plugin that passes check_plugin and a
+suite that runs it, as written, beside built-ins of its kind."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench import get_plugin_manager
+from bench.cli import main
+from bench.plugins import load_plugin
+from bench.results import load_run
+from bench.scaffold import templates
+from bench.testing import check_plugin
+
+KINDS = sorted(templates(get_plugin_manager()))
+
+
+def test_the_kinds_people_write_have_templates():
+    assert {"solver", "method", "task"} <= set(KINDS)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_new_plugin_passes_check_plugin_and_its_suite_runs(kind, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    name = f"my_lab.new_{kind}"
+    assert main(["new", kind, name, "-o", "lab"]) == 0
+    assert f"bench run lab/new_{kind}.yaml" in capsys.readouterr().out
+    module = load_plugin(str(tmp_path / "lab" / f"new_{kind}.py"))
+    (cls,) = module.bench_plugins()
+    assert cls.name == name and cls.kind == kind
+    check_plugin(cls, plugins=[str(tmp_path / "lab" / f"new_{kind}.py")])
+    assert main(["run", f"lab/new_{kind}.yaml", "--output", "out", "--quiet"]) == 0
+    cells = load_run(next((tmp_path / "out").iterdir())).cells
+    mine = cells[(cells == name).any(axis=1)]
+    assert len(mine) and set(mine["status"]) == {"ok"}, cells[["status", "error"]]
+    others = cells.drop(mine.index)
+    # beside built-ins: other plugins of its kind in the same table, or for a task,
+    # built-in components in its slots
+    assert len(others) or (kind == "task" and len(set(mine["solver"])) > 1)
+    # a built-in peer with an optional dependency (syn without antspyx) may skip, saying why
+    assert set(others["status"]) <= {"ok", "skipped"}, others[["status", "error"]]
+
+
+def test_bench_new_refuses_what_it_cannot_make(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["new", "nope", "my_lab.x"]) == 2
+    assert "no template for kind 'nope' (templates: method:" in capsys.readouterr().err
+    assert main(["new", "solver", "My-Lab"]) == 2
+    assert "plugin name 'My-Lab'" in capsys.readouterr().err
+    assert main(["new", "solver", "my_lab.x"]) == 0
+    assert main(["new", "solver", "my_lab.x"]) == 2
+    assert "exists already" in capsys.readouterr().err
