@@ -36,7 +36,7 @@ import json
 import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -46,18 +46,12 @@ from bench import components as nested_plugins
 from bench.base import Slot, Task
 from bench.params import ParamError, did_you_mean, is_list_param, shown
 from bench.registry import Registry, UnknownPluginError
+from bench.settings import DEFAULTS, SETTINGS, read_settings
 
 TOP_KEYS = {
     "suite": "name of the suite (results go to results/<suite>/<run-id>/)",
     "description": "free text",
-    "device": "auto | cpu | cuda | cuda:N",
-    "seeds": "list of integer seeds, or a count",
-    "repeats": "timed repetitions per cell (>= 1)",
-    "warmup": "untimed calls before timing (>= 0)",
-    "timeout": "seconds per cell (> 0)",
-    "threads": "torch intra-op CPU threads in the worker (>= 1; default: torch's choice)",
-    "files_limit_mb": "most MiB of result files one cell may write (default 500)",
-    "fresh_worker": "run each cell in a new worker process (true/false; default false)",
+    **{key: setting.doc for key, setting in SETTINGS.items()},
     "plugins": "modules or .py files to load plugins from",
     "max_cells": "most cells the suite may expand to (default 1,000,000; a typo guard)",
     "benchmarks": "list of benchmark entries",
@@ -67,26 +61,8 @@ BENCH_KEYS = {
     "name": "optional label for this entry",
     "params": "task and component parameters (lists sweep)",
     "matrix": "lists to sweep (cartesian product)",
-    "seeds": "overrides the suite's seeds",
-    "repeats": "overrides the suite's repeats",
-    "warmup": "overrides the suite's warmup",
-    "timeout": "overrides the suite's timeout",
-    "threads": "overrides the suite's threads",
-    "files_limit_mb": "overrides the suite's files_limit_mb",
-    "fresh_worker": "overrides the suite's fresh_worker",
-    "device": "overrides the suite's device",
+    **{key: f"overrides the suite's {key}" for key, s in SETTINGS.items() if s.per_entry},
 }
-DEFAULTS = {
-    "device": "auto",
-    "seeds": [0],
-    "repeats": 5,
-    "warmup": 1,
-    "timeout": 900.0,
-    "threads": None,
-    "files_limit_mb": 500.0,
-    "fresh_worker": False,
-}
-_DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 _SUITE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")  # a folder name
 
 
@@ -133,6 +109,7 @@ class Cell:
     component_params: dict[str, dict[str, Any]]  # slot -> resolved params
     given: dict[str, Any]  # the keys the suite set explicitly, flat
     seed: int
+    # one field per setting of bench.settings.SETTINGS but seeds
     device: str
     repeats: int
     warmup: int
@@ -166,25 +143,7 @@ class Cell:
         return " ".join(p for p in (self.task, comps, given, f"seed={self.seed}") if p)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "suite": self.suite,
-            "bench": self.bench,
-            "label": self.label,
-            "task": self.task,
-            "components": self.components,
-            "task_params": self.task_params,
-            "component_params": self.component_params,
-            "given": self.given,
-            "seed": self.seed,
-            "device": self.device,
-            "repeats": self.repeats,
-            "warmup": self.warmup,
-            "timeout": self.timeout,
-            "threads": self.threads,
-            "files_limit_mb": self.files_limit_mb,
-            "fresh_worker": self.fresh_worker,
-            "files_dir": self.files_dir,
-        }
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.init}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Cell:
@@ -211,8 +170,6 @@ MAX_SUITE_NODES = 200_000
 #: of a sweep, not a benchmark); ``max_cells`` itself is bounded by MAX_CELLS_CEILING
 MAX_CELLS = 1_000_000
 MAX_CELLS_CEILING = 20_000_000
-MAX_SEEDS = 100_000
-MAX_TIMEOUT = 30 * 24 * 3600.0
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -398,7 +355,7 @@ def expand(data: dict[str, Any], registry: Registry, source: str = "<suite>") ->
             f"suite: {shown(name)} must be a name of at most 100 letters, digits, '.', '_' "
             "or '-' (it names the results folder)"
         )
-    settings = _settings(data, "", DEFAULTS, errors)
+    settings = read_settings(data, "", DEFAULTS, errors)
     limit = _max_cells(data, errors)
     benchmarks = data.get("benchmarks")
     cells: list[Cell] = []
@@ -434,81 +391,6 @@ def expand(data: dict[str, Any], registry: Registry, source: str = "<suite>") ->
     if errors:
         raise SuiteError(source, errors)
     return cells
-
-
-def _settings(
-    data: dict[str, Any], prefix: str, inherited: dict[str, Any], errors: list[str]
-) -> dict[str, Any]:
-    """Run settings (device, seeds, repeats, warmup, timeout, threads) with their checks."""
-    out = dict(inherited)
-    if "device" in data:
-        dev = data["device"]
-        if not isinstance(dev, str) or not _DEVICE_RE.match(dev):
-            errors.append(f"{prefix}device: {shown(dev)} is not one of auto, cpu, cuda, cuda:N")
-        else:
-            out["device"] = dev
-    if "seeds" in data:
-        seeds = data["seeds"]
-        if isinstance(seeds, int) and not isinstance(seeds, bool) and 1 <= seeds <= MAX_SEEDS:
-            out["seeds"] = list(range(seeds))
-        elif (
-            isinstance(seeds, list)
-            and seeds
-            and all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)
-            and all(0 <= s < 2**63 for s in seeds)
-        ):
-            if len(set(seeds)) != len(seeds):
-                errors.append(f"{prefix}seeds: {shown(seeds)} repeats a seed")
-            else:
-                out["seeds"] = seeds
-        else:
-            errors.append(
-                f"{prefix}seeds: expected a list of integers from 0 to 2**63 - 1, or a count "
-                f"from 1 to {MAX_SEEDS}, got {shown(seeds)}"
-            )
-    # Upper bounds are what later stages can hold: a thread count torch can start, a
-    # seed that fits the int64 column of cells.parquet and torch's generator.
-    for key, low, high in (
-        ("repeats", 1, 1_000_000),
-        ("warmup", 0, 1_000_000),
-        ("threads", 1, 1024),
-    ):
-        if key in data:
-            value = data[key]
-            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-                errors.append(
-                    f"{prefix}{key}: expected an integer from {low} to {high}, got {shown(value)}"
-                )
-            else:
-                out[key] = value
-    if "files_limit_mb" in data:
-        value = data["files_limit_mb"]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 2**40:
-            errors.append(
-                f"{prefix}files_limit_mb: expected a number of MiB > 0, got {shown(value)}"
-            )
-        else:
-            out["files_limit_mb"] = float(value)
-    if "fresh_worker" in data:
-        value = data["fresh_worker"]
-        if not isinstance(value, bool):
-            errors.append(f"{prefix}fresh_worker: expected true or false, got {shown(value)}")
-        else:
-            out["fresh_worker"] = value
-    if "timeout" in data:
-        value = data["timeout"]
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, (int, float))
-            or not 0 < value <= MAX_TIMEOUT
-        ):
-            errors.append(
-                f"{prefix}timeout: expected a number of seconds > 0 and at most {MAX_TIMEOUT:g} "
-                f"(30 days), got {shown(value)}"
-            )
-        else:
-            out["timeout"] = float(value)
-    return out
 
 
 def _unknown_key(key: str, allowed: dict[str, str], prefix: str) -> str:
@@ -574,6 +456,8 @@ class _Entry:
         value_json = [[_dump(v) for v in vals] for vals in values]
         components_json: dict[tuple[str, ...], str] = {}
         s = self.settings
+        # every setting but the seeds (which make the cells) is a field of each cell
+        cell_settings = {key: value for key, value in s.items() if key != "seeds"}
         cells = []
         for combo in itertools.product(*(range(len(v)) for v in values)):
             given = {key: values[i][combo[i]] for i, key in enumerate(keys)}
@@ -598,13 +482,7 @@ class _Entry:
                     component_params=component_params,
                     given=given,
                     seed=seed,
-                    device=s["device"],
-                    repeats=s["repeats"],
-                    warmup=s["warmup"],
-                    timeout=s["timeout"],
-                    threads=s["threads"],
-                    files_limit_mb=s["files_limit_mb"],
-                    fresh_worker=s["fresh_worker"],
+                    **cell_settings,
                 )
                 key = cell_id(prefix, seed, cell.task, cell.threads)
                 object.__setattr__(cell, "_id", key)  # computed here once, kept
@@ -638,7 +516,7 @@ def _entry_axes(
     for key in entry:
         if key not in BENCH_KEYS:
             errors.append(_unknown_key(str(key), BENCH_KEYS, f"{path}."))
-    settings = _settings(entry, f"{path}.", inherited, errors)
+    settings = read_settings(entry, f"{path}.", inherited, errors)
     task_name = entry.get("task")
     if task_name is None:
         errors.append(f"{path}.task: missing")

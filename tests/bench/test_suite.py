@@ -183,8 +183,8 @@ benchmarks:
             "benchmarks:\n  - task: test.behave\n    mtrix: {}\n    matrix: {solver: []}\n",
             [
                 "benchmarks[0].mtrix: unknown key; did you mean 'matrix'? (allowed: task, name,"
-                " params, matrix, seeds, repeats, warmup, timeout, threads, files_limit_mb,"
-                " fresh_worker, device)",
+                " params, matrix, device, seeds, repeats, warmup, timeout, threads,"
+                " files_limit_mb, fresh_worker)",
                 "benchmarks[0].matrix.solver: an empty list sweeps over nothing",
             ],
         ),
@@ -471,3 +471,16 @@ def test_each_part_of_a_cell_is_resolved_once_per_distinct_value(
         0.3,
         0.4,
     ]
+
+
+def test_the_readme_lists_every_harness_setting():
+    """The settings table is generated from bench.settings.SETTINGS (the one place a
+    setting is declared); the README must hold it as generated."""
+    from pathlib import Path
+
+    from bench.settings import markdown_table
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert markdown_table() in readme, (
+        "regenerate: python -c 'from bench.settings import markdown_table; print(markdown_table())'"
+    )
