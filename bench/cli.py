@@ -223,7 +223,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     plot.add_argument("--linear-x", action="store_true", help="linear x axis (default: log)")
     plot.add_argument("--linear-y", action="store_true", help="linear y axis (default: log)")
-    plot.add_argument("-o", "--output", help="PNG path (default: RUN/<y>-vs-<x>.png)")
+    plot.add_argument(
+        "-o",
+        "--output",
+        help="PNG path, or a folder to write it into (default: RUN/<y>-vs-<x>.png)",
+    )
     plot.set_defaults(func=cmd_plot)
 
     cmp = sub.add_parser("compare", help="compare two runs: ratios, significance, gates")
@@ -709,7 +713,12 @@ def cmd_plot(args: argparse.Namespace) -> int:
     run = _load(args.run)
     cells = _filtered(run, args.filter)
     facet = args.facet if args.facet in cells.columns and cells[args.facet].nunique() > 1 else None
-    output = Path(args.output) if args.output else run.path / f"{args.y}-vs-{args.x}.png"
+    name = f"{args.y}-vs-{args.x}.png"
+    output = Path(args.output) if args.output else run.path / name
+    if output.is_dir():  # -o names a folder: the figure goes into it
+        output = output / name
+    elif not output.suffix:  # matplotlib would add .png: say the file it writes
+        output = output.with_name(output.name + ".png")
     try:
         path = plot_run(
             cells,
