@@ -31,7 +31,7 @@ from bench.fileio import atomic_write_bytes
 #: default limit on one cell's files together (suite setting ``files_limit_mb``)
 DEFAULT_FILES_LIMIT_MB = 500.0
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,119}$")
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,119}")  # fullmatch: "$" takes a "\n"
 _KIND_SUFFIXES = {"png": (".png",), "nifti": (".nii.gz", ".nii"), "svg": (".svg",)}
 
 
@@ -54,7 +54,7 @@ class FileInfo:
 
 def check_name(name: Any) -> str:
     """A plain file name: letters, digits, ``_ . + -``; no separators, no ``..``."""
-    if not isinstance(name, str) or not _NAME_RE.match(name) or ".." in name:
+    if not isinstance(name, str) or not _NAME_RE.fullmatch(name) or ".." in name:
         shown = repr(name)[:60]
         raise ArtifactError(
             f"result file name {shown} is not allowed: use one plain file name of at most "

@@ -84,7 +84,8 @@ def test_bytes_keep_their_name_and_need_a_suffix():
 
 
 @pytest.mark.parametrize(
-    "name", ["../x.png", "a/b.png", "a\\b", "..", ".hidden", "", "x" * 200, "a b", None, "a..b"]
+    "name",
+    ["../x.png", "a/b.png", "a\\b", "..", ".hidden", "", "x" * 200, "a b", None, "a..b", "x.png\n"],
 )
 def test_names_are_one_plain_file_name(name):
     with pytest.raises(ArtifactError, match="not allowed"):
