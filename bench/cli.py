@@ -7,9 +7,11 @@ Exit codes: 0 success; 1 a ``compare`` gate was crossed or a run was aborted;
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -272,6 +274,30 @@ def _load_suite(path: str, probe: bool = True, read: Any = None):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    with _termination_as_interrupt():
+        return _run(args)
+
+
+@contextlib.contextmanager
+def _termination_as_interrupt() -> Iterator[None]:
+    """SIGTERM (``timeout``, ``scancel``, ``docker stop``) and SIGHUP (a closed terminal
+    or ssh session) end ``bench run`` as Ctrl-C does, from its first line: a run
+    finishes as ``interrupted`` (exit 130, how to resume), validation with one line."""
+    import signal
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    wanted = [getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)]
+    previous = {signum: signal.signal(signum, interrupt) for signum in wanted}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _run(args: argparse.Namespace) -> int:
     from bench.results import RunLockedError, load_run
     from bench.runner import ExecutorChoiceError, WorkerStartError, build_executor, run_suite
 
@@ -286,9 +312,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         try:
             early.wait_ready()
             probed = True
-        except WorkerStartError as exc:
+        except BaseException as exc:
+            early.kill()  # interrupted (SIGTERM) while the plugins import: no waiting
             early.close()
-            raise CliError(f"{args.suite}: plugins: {exc}") from None
+            if isinstance(exc, WorkerStartError):
+                raise CliError(f"{args.suite}: plugins: {exc}") from None
+            raise
     try:
         suite = _load_suite(args.suite, probe=not probed, read=read)
     except BaseException:
@@ -322,13 +351,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise
 
     display = _RunDisplay(out, suite, run_dir, args.quiet)
-
-    import signal
-
-    def on_sigterm(signum, frame):  # `timeout`, `scancel`, `docker stop`: as Ctrl-C
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, on_sigterm)
     try:
         with display.progress:
             run_suite(
@@ -349,8 +371,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         out.print(f"interrupted; finish with: bench run {args.suite} --resume {run_dir}")
         return EXIT_INTERRUPTED
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     counts = display.summary(load_run(run_dir))
     if args.strict and set(counts) - {"ok"}:
         return EXIT_CELLS_NOT_OK

@@ -173,6 +173,7 @@ class ProcessExecutor(Executor):
         self._conn: Any = None
         self._used = False  # the live worker has run a cell already
         self._starting: threading.Event | None = None
+        self._launching: Any = None  # a worker started but not ready yet
         self._start_error: BaseException | None = None
         self._hold = threading.Event()  # set at close: the prestarting thread may end
 
@@ -225,7 +226,14 @@ class ProcessExecutor(Executor):
             daemon=True,
         )
         proc.start()
+        self._launching = proc
         child.close()
+        try:
+            self._handshake(proc, parent)
+        finally:
+            self._launching = None
+
+    def _handshake(self, proc: Any, parent: Any) -> None:
         if not parent.poll(WORKER_START_TIMEOUT):
             _kill(proc)
             raise WorkerStartError(f"worker did not start within {WORKER_START_TIMEOUT:.0f} s")
@@ -350,10 +358,11 @@ class ProcessExecutor(Executor):
 
     def kill(self) -> None:
         """Kill the worker now, without touching the pipe another thread may be reading
-        (its ``execute`` then returns a death outcome that nobody records)."""
-        proc = self._proc
-        if proc is not None and proc.is_alive():
-            proc.kill()
+        (its ``execute`` then returns a death outcome that nobody records), or while it
+        starts (``close`` then need not wait for its imports)."""
+        for proc in (self._proc, self._launching):
+            if proc is not None and proc.is_alive():
+                proc.kill()
 
 
 class ParallelExecutor(Executor):

@@ -335,15 +335,47 @@ def _gone(pid: int, within: float) -> bool:
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="parent-death signal and /proc: Linux")
-def test_sigterm_is_handled_like_ctrl_c(write_suite, tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_sigterm_is_handled_like_ctrl_c(write_suite, tmp_path, signum):
     proc, worker = _start_run(write_suite, tmp_path)
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signum)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "interrupted; finish with" in out
     run_dir = next((tmp_path / "out" / "hang").iterdir())
     assert json.loads((run_dir / "run.json").read_text())["status"] == "interrupted"
     assert _gone(worker, 15), "the hung worker outlived bench run"
+
+
+SLOW_IMPORT = """
+import os, time
+with open(os.environ["WORKER_PID_FILE"], "w") as fh:
+    fh.write(f"{os.getpid()}\\n")
+time.sleep(120)
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="/proc: Linux")
+def test_sigterm_while_the_suite_is_checked_is_an_interrupt(tmp_path):
+    (tmp_path / "slow.py").write_text(SLOW_IMPORT)
+    marker = tmp_path / "worker.pid"
+    suite_path = tmp_path / "s.yaml"
+    suite_path.write_text("suite: slow\nplugins: [./slow.py]\nbenchmarks: []\n")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench", "run", str(suite_path), "--output", str(tmp_path / "out")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "WORKER_PID_FILE": str(marker)},
+    )  # fmt: skip
+    deadline = time.time() + 120
+    while not (marker.exists() and marker.read_text().endswith("\n")):
+        assert time.time() < deadline and proc.poll() is None, "the plugin never started importing"
+        time.sleep(0.2)
+    started = time.time()
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert (proc.returncode, err.strip()) == (130, "interrupted")  # was 143 and nothing
+    assert time.time() - started < 30  # not after the plugin's two-minute import
+    assert _gone(int(marker.read_text()), 10), "the starting worker outlived bench run"
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="parent-death signal: Linux")
