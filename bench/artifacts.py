@@ -31,7 +31,7 @@ from bench.fileio import atomic_write_bytes
 #: default limit on one cell's files together (suite setting ``files_limit_mb``)
 DEFAULT_FILES_LIMIT_MB = 500.0
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,119}$")
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,119}")  # fullmatch: "$" takes a "\n"
 _KIND_SUFFIXES = {"png": (".png",), "nifti": (".nii.gz", ".nii"), "svg": (".svg",)}
 
 
@@ -54,7 +54,7 @@ class FileInfo:
 
 def check_name(name: Any) -> str:
     """A plain file name: letters, digits, ``_ . + -``; no separators, no ``..``."""
-    if not isinstance(name, str) or not _NAME_RE.match(name) or ".." in name:
+    if not isinstance(name, str) or not _NAME_RE.fullmatch(name) or ".." in name:
         shown = repr(name)[:60]
         raise ArtifactError(
             f"result file name {shown} is not allowed: use one plain file name of at most "
@@ -200,12 +200,18 @@ class FileStore:
         self.folder = folder
         self.run_dir = run_dir
         self.limit_bytes = int(limit_bytes)
-        self.used = 0
+        self.sizes: dict[str, int] = {}  # bytes of each file kept, by name
+
+    @property
+    def used(self) -> int:
+        """Bytes of the files kept: one saved again under its name counts once."""
+        return sum(self.sizes.values())
 
     def save(self, name: str, value: Any, **options: Any) -> list[FileInfo]:
         files = encode(name, value, **options)
         size = sum(len(data) for _, _, data in files)
-        if self.used + size > self.limit_bytes:
+        replaced = sum(self.sizes.get(file_name, 0) for file_name, _, _ in files)
+        if self.used - replaced + size > self.limit_bytes:
             raise ArtifactError(
                 f"result file {files[0][0]!r} ({size / 2**20:.1f} MiB) would take this cell's "
                 f"files past its limit of {self.limit_bytes / 2**20:.0f} MiB "
@@ -213,7 +219,7 @@ class FileStore:
                 "files_limit_mb or save less"
             )
         if self.folder is None:  # no run folder (a task run by hand): count, keep nothing
-            self.used += size
+            self.sizes.update((n, len(d)) for n, _, d in files)
             return [FileInfo(n, k, "", len(d)) for n, k, d in files]
         self.folder.mkdir(parents=True, exist_ok=True)
         infos = []
@@ -222,5 +228,5 @@ class FileStore:
             atomic_write_bytes(path, data, sync=False)
             rel = path.relative_to(self.run_dir) if self.run_dir else path
             infos.append(FileInfo(file_name, kind, str(rel), len(data)))
-        self.used += size
+            self.sizes[file_name] = len(data)
         return infos

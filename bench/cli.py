@@ -7,9 +7,11 @@ Exit codes: 0 success; 1 a ``compare`` gate was crossed or a run was aborted;
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -234,7 +236,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     plot.add_argument("--linear-x", action="store_true", help="linear x axis (default: log)")
     plot.add_argument("--linear-y", action="store_true", help="linear y axis (default: log)")
-    plot.add_argument("-o", "--output", help="PNG path (default: RUN/<y>-vs-<x>.png)")
+    plot.add_argument(
+        "-o",
+        "--output",
+        help="PNG path, or a folder to write it into (default: RUN/<y>-vs-<x>.png)",
+    )
     plot.set_defaults(func=cmd_plot)
 
     cmp = sub.add_parser("compare", help="compare two runs: ratios, significance, gates")
@@ -279,6 +285,30 @@ def _load_suite(path: str, probe: bool = True, read: Any = None):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    with _termination_as_interrupt():
+        return _run(args)
+
+
+@contextlib.contextmanager
+def _termination_as_interrupt() -> Iterator[None]:
+    """SIGTERM (``timeout``, ``scancel``, ``docker stop``) and SIGHUP (a closed terminal
+    or ssh session) end ``bench run`` as Ctrl-C does, from its first line: a run
+    finishes as ``interrupted`` (exit 130, how to resume), validation with one line."""
+    import signal
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    wanted = [getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)]
+    previous = {signum: signal.signal(signum, interrupt) for signum in wanted}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _run(args: argparse.Namespace) -> int:
     from bench.results import RunLockedError, load_run
     from bench.runner import ExecutorChoiceError, WorkerStartError, build_executor, run_suite
 
@@ -293,9 +323,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         try:
             early.wait_ready()
             probed = True
-        except WorkerStartError as exc:
+        except BaseException as exc:
+            early.kill()  # interrupted (SIGTERM) while the plugins import: no waiting
             early.close()
-            raise CliError(f"{args.suite}: plugins: {exc}") from None
+            if isinstance(exc, WorkerStartError):
+                raise CliError(f"{args.suite}: plugins: {exc}") from None
+            raise
     try:
         suite = _load_suite(args.suite, probe=not probed, read=read)
     except BaseException:
@@ -329,13 +362,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise
 
     display = _RunDisplay(out, suite, run_dir, args.quiet)
-
-    import signal
-
-    def on_sigterm(signum, frame):  # `timeout`, `scancel`, `docker stop`: as Ctrl-C
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, on_sigterm)
     try:
         with display.progress:
             run_suite(
@@ -356,8 +382,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         out.print(f"interrupted; finish with: bench run {args.suite} --resume {run_dir}")
         return EXIT_INTERRUPTED
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     counts = display.summary(load_run(run_dir))
     if args.strict and set(counts) - {"ok"}:
         return EXIT_CELLS_NOT_OK
@@ -754,7 +778,12 @@ def cmd_plot(args: argparse.Namespace) -> int:
     run = _load(args.run)
     cells = _filtered(run, args.filter)
     facet = args.facet if args.facet in cells.columns and cells[args.facet].nunique() > 1 else None
-    output = Path(args.output) if args.output else run.path / f"{args.y}-vs-{args.x}.png"
+    name = f"{args.y}-vs-{args.x}.png"
+    output = Path(args.output) if args.output else run.path / name
+    if output.is_dir():  # -o names a folder: the figure goes into it
+        output = output / name
+    elif not output.suffix:  # matplotlib would add .png: say the file it writes
+        output = output.with_name(output.name + ".png")
     try:
         path = plot_run(
             cells,

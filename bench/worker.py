@@ -269,7 +269,8 @@ def _finish(ctx: CellContext) -> Outcome:
 def _die_with_parent() -> None:
     """Make this worker and the processes it starts one process group (so the runner
     kills them together), and on Linux have the kernel kill it when its parent dies
-    (a ``kill -9`` of ``bench run`` must not leave a hung cell running)."""
+    (a ``kill -9`` of ``bench run`` must not leave a hung cell running), and a watchdog
+    kill its group when it dies (the children a cell started must not outlive it)."""
     try:
         os.setpgid(0, 0)
     except OSError:
@@ -281,12 +282,48 @@ def _die_with_parent() -> None:
         import signal
 
         libc = ctypes.CDLL(None, use_errno=True)
-        pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     except (OSError, AttributeError):
         return
     if os.getppid() == 1:  # the parent died before the request took effect
         os._exit(1)
+    _start_group_watchdog(libc)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _start_group_watchdog(libc: Any) -> None:
+    """Fork a process that waits for this worker's death, then kills the worker's
+    process group, itself included.
+
+    The parent-death signal kills the worker when ``bench run`` dies (SIGKILL, SIGHUP,
+    a second SIGTERM during clean-up), but not the ``sleep 333`` a cell started in
+    the worker's group: nobody is left to kill that group. The watchdog is asked the
+    same signal (SIGUSR1, caught) for the worker's death. It is forked before torch is
+    imported: a few MB, shared with the worker, and no thread runs yet.
+    """
+    import signal
+
+    worker = os.getpid()
+    if os.getpgid(0) != worker:  # not our own group: killing it would hit others
+        return
+    if os.fork():
+        return
+    try:
+        # Blocked before asking for it, so a death between fork and prctl is not lost;
+        # the parent is checked after asking, for a death before.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGUSR1)
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(devnull, fd)
+        os.closerange(3, os.sysconf("SC_OPEN_MAX"))  # the runner's pipe ends at the worker
+        while os.getppid() == worker:  # a stray SIGUSR1 to the group changes nothing
+            signal.sigwait({signal.SIGUSR1})
+        os.killpg(worker, signal.SIGKILL)
+    finally:
+        os._exit(0)
 
 
 def _cleanup(device: str) -> None:

@@ -84,7 +84,8 @@ def test_bytes_keep_their_name_and_need_a_suffix():
 
 
 @pytest.mark.parametrize(
-    "name", ["../x.png", "a/b.png", "a\\b", "..", ".hidden", "", "x" * 200, "a b", None, "a..b"]
+    "name",
+    ["../x.png", "a/b.png", "a\\b", "..", ".hidden", "", "x" * 200, "a b", None, "a..b", "x.png\n"],
 )
 def test_names_are_one_plain_file_name(name):
     with pytest.raises(ArtifactError, match="not allowed"):
@@ -108,6 +109,17 @@ def test_the_size_limit_is_a_clear_error_and_writes_nothing(tmp_path):
     with pytest.raises(ArtifactError, match="past its limit of 0 MiB.*files_limit_mb"):
         store.save("more.bin", bytes(600))
     assert sorted(p.name for p in (tmp_path / "cell").iterdir()) == ["small.bin"]
+
+
+@pytest.mark.parametrize("kept", [True, False], ids=["run folder", "no folder"])
+def test_a_file_saved_again_counts_once_against_the_limit(tmp_path, kept):
+    store = FileStore(tmp_path / "cell" if kept else None, tmp_path, limit_bytes=1000)
+    for _ in range(5):  # a figure re-saved at each evaluation: 600 bytes kept, not 3000
+        store.save("progress.bin", bytes(600))
+    store.save("progress.bin", bytes(900))
+    assert store.used == 900
+    with pytest.raises(ArtifactError, match="past its limit"):
+        store.save("other.bin", bytes(200))
 
 
 def test_torch_tensors_are_accepted():

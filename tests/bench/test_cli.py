@@ -64,6 +64,29 @@ def test_messages_with_brackets_are_printed_as_they_are(write_suite, capsys):
     assert err.startswith("error:")
 
 
+@pytest.mark.parametrize("given", ["folder", "no suffix"])
+def test_plot_says_the_file_it_wrote(write_suite, registry, tmp_path, capsys, given):
+    path = write_suite(
+        "suite: p\nplugins: [FIXTURE_PLUGINS]\nbenchmarks:\n"
+        "  - task: test.behave\n    matrix: {solver: [test.constant], value: [1, 2]}\n"
+    )
+    run_dir = tmp_path / "run"
+    run_suite(load_suite(path, registry), run_dir, executor=InProcessExecutor(registry))
+    target = tmp_path / "figures"
+    if given == "folder":
+        target.mkdir()
+        expected = target / "time.work.median-vs-metric.value.png"
+    else:
+        expected = tmp_path / "figures.png"
+    capsys.readouterr()
+    args = ["plot", str(run_dir), "--x", "metric.value", "--y", "time.work.median"]
+    assert main([*args, "-o", str(target)]) == 0
+    assert capsys.readouterr().out.split() == ["wrote", str(expected)]
+    assert expected.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    if given == "folder":
+        assert not (tmp_path / "figures.png").exists()  # was written beside the folder
+
+
 def test_plot_without_matplotlib_says_what_to_install(
     write_suite, registry, tmp_path, capsys, monkeypatch
 ):

@@ -335,9 +335,10 @@ def _gone(pid: int, within: float) -> bool:
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="parent-death signal and /proc: Linux")
-def test_sigterm_is_handled_like_ctrl_c(write_suite, tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_sigterm_is_handled_like_ctrl_c(write_suite, tmp_path, signum):
     proc, worker = _start_run(write_suite, tmp_path)
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signum)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "interrupted; finish with" in out
@@ -346,12 +347,102 @@ def test_sigterm_is_handled_like_ctrl_c(write_suite, tmp_path):
     assert _gone(worker, 15), "the hung worker outlived bench run"
 
 
+SLOW_IMPORT = """
+import os, time
+with open(os.environ["WORKER_PID_FILE"], "w") as fh:
+    fh.write(f"{os.getpid()}\\n")
+time.sleep(120)
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="/proc: Linux")
+def test_sigterm_while_the_suite_is_checked_is_an_interrupt(tmp_path):
+    (tmp_path / "slow.py").write_text(SLOW_IMPORT)
+    marker = tmp_path / "worker.pid"
+    suite_path = tmp_path / "s.yaml"
+    suite_path.write_text("suite: slow\nplugins: [./slow.py]\nbenchmarks: []\n")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench", "run", str(suite_path), "--output", str(tmp_path / "out")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "WORKER_PID_FILE": str(marker)},
+    )  # fmt: skip
+    deadline = time.time() + 120
+    while not (marker.exists() and marker.read_text().endswith("\n")):
+        assert time.time() < deadline and proc.poll() is None, "the plugin never started importing"
+        time.sleep(0.2)
+    started = time.time()
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert (proc.returncode, err.strip()) == (130, "interrupted")  # was 143 and nothing
+    assert time.time() - started < 30  # not after the plugin's two-minute import
+    assert _gone(int(marker.read_text()), 10), "the starting worker outlived bench run"
+
+
 @pytest.mark.skipif(sys.platform != "linux", reason="parent-death signal: Linux")
 def test_a_killed_run_takes_its_worker_with_it(write_suite, tmp_path):
     proc, worker = _start_run(write_suite, tmp_path)
     proc.kill()
     proc.communicate(timeout=30)
     assert _gone(worker, 15), "the worker outlived a kill -9 of bench run"
+
+
+SPAWNS = '''
+import os, subprocess, time
+from bench import Task, hookimpl
+
+class Spawns(Task):
+    """Starts `sleep 333`, writes its pid, then hangs."""
+    name = "test.spawns"
+    def run(self, ctx):
+        child = subprocess.Popen(["sleep", "333"])
+        with open(os.environ["CHILD_PID_FILE"], "w") as fh:
+            fh.write(f"{child.pid}\\n")
+        time.sleep(3600)
+
+@hookimpl
+def bench_tasks():
+    return [Spawns]
+'''
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="parent-death signal: Linux")
+@pytest.mark.parametrize("how", ["SIGKILL", "SIGHUP", "two SIGTERMs"])
+def test_a_killed_run_takes_a_cells_children_with_it(tmp_path, how):
+    (tmp_path / "spawns.py").write_text(SPAWNS)
+    child_file = tmp_path / "child.pid"
+    suite_path = tmp_path / "s.yaml"
+    suite_path.write_text(
+        "suite: spawns\ndevice: cpu\ntimeout: 600\nplugins: [./spawns.py]\n"
+        "benchmarks:\n  - task: test.spawns\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench", "run", str(suite_path), "--output", str(tmp_path / "out"),
+         "--quiet"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**os.environ, "CHILD_PID_FILE": str(child_file)},
+    )  # fmt: skip
+    deadline = time.time() + 120
+    while not (child_file.exists() and child_file.read_text().endswith("\n")):
+        assert time.time() < deadline and proc.poll() is None, "the cell never started"
+        time.sleep(0.2)
+    child = int(child_file.read_text())
+    try:
+        if how == "SIGKILL":
+            proc.kill()
+        elif how == "SIGHUP":
+            proc.send_signal(signal.SIGHUP)
+        else:
+            proc.send_signal(signal.SIGTERM)
+            time.sleep(0.05)
+            proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+        assert _gone(child, 10), f"a cell's child outlived {how} of bench run"
+    finally:
+        proc.kill()
+        try:
+            os.kill(child, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 FORK = '''

@@ -7,7 +7,8 @@ are integer arrays of shape S; ``spacing`` is the voxel size in mm per axis.
 - HD95: the symmetric 95th-percentile Hausdorff distance between the two labels'
   surfaces in mm, as MONAI's ``compute_hausdorff_distance(percentile=95)`` computes it
   (surface = the mask minus its binary erosion; distances by the Euclidean distance
-  transform with the spacing; max of the two directed percentiles).
+  transform with the spacing; max of the two directed percentiles); its mean is over
+  the labels both maps have, those on one side only are counted apart.
 - Jacobian determinant of x -> x + disp(x) by central differences (``np.gradient``),
   SDlogJ = std(log(clip(det J, 1e-9, 1e9))) over the image, folding = fraction of
   voxels with det J <= 0.
@@ -57,11 +58,19 @@ def hd95(a: np.ndarray, b: np.ndarray, spacing: tuple[float, ...] | None = None)
     return float(max(np.percentile(to_b[sa], 95), np.percentile(to_a[sb], 95)))
 
 
+def label_sets(a: np.ndarray, b: np.ndarray) -> tuple[list[int], list[int]]:
+    """The labels > 0 that both maps have, and those that only one of them has."""
+    in_a = {int(k) for k in np.unique(a).tolist() if k > 0}
+    in_b = {int(k) for k in np.unique(b).tolist() if k > 0}
+    return sorted(in_a & in_b), sorted(in_a ^ in_b)
+
+
 def hd95_per_label(
     a: np.ndarray, b: np.ndarray, spacing: tuple[float, ...] | None = None
 ) -> dict[int, float]:
-    labels = sorted(set(np.unique(a).tolist()) | set(np.unique(b).tolist()))
-    return {int(k): hd95(a == k, b == k, spacing) for k in labels if k > 0}
+    """HD95 of every label > 0 found in ``a`` or ``b`` (inf for one on one side only)."""
+    shared, missing = label_sets(a, b)
+    return {k: hd95(a == k, b == k, spacing) for k in sorted(shared + missing)}
 
 
 def jacobian_determinant(disp: np.ndarray) -> np.ndarray:
@@ -131,5 +140,9 @@ def mean_dice(fixed_labels: np.ndarray, warped_labels: np.ndarray) -> float:
 def mean_hd95(
     fixed_labels: np.ndarray, warped_labels: np.ndarray, spacing: tuple[float, ...]
 ) -> float:
-    values = list(hd95_per_label(fixed_labels, warped_labels, spacing).values())
+    """Mean HD95 over the labels both maps have (NaN if none): a label on one side only
+    has no surface to measure to, and its infinite distance would hide the others
+    (``label_sets`` counts it)."""
+    shared, _ = label_sets(fixed_labels, warped_labels)
+    values = [hd95(fixed_labels == k, warped_labels == k, spacing) for k in shared]
     return float(np.mean(values)) if values else float("nan")

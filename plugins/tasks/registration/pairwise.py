@@ -15,7 +15,9 @@ cell exercises one implementation of the kernels end to end.
 
 Times: ``register`` (the whole ``solve``; a learned method also records ``train``);
 memory: ``mem.register``. Metrics: ``dice`` (mean over CSF, GM, WM; ``dice_<k>`` per
-label; ``dice_before`` unregistered), ``hd95`` (mm), ``sdlogj``, ``folding_percent``
+label; ``dice_before`` unregistered), ``hd95`` (mm, over the labels both the fixed and
+the warped map have; ``labels_missing`` counts those on one side only, ``_before`` for
+the unregistered pair), ``sdlogj``, ``folding_percent``
 (% voxels det J <= 0), ``error_mm`` and ``error_vox`` (mean |disp - truth| in the fixed
 brain; ``error_mm_before`` = mean |truth|), ``ic_inverse_mm`` (the method's own inverse,
 where it has one), ``ic_reverse_mm`` (with ``reverse: true``: the registration of the
@@ -268,8 +270,13 @@ class Pairwise(Task):
                 ctx.metric(f"dice_{k}", score)
             ctx.metric("dice", np.mean(list(scores.values())))
             ctx.metric("dice_before", m.mean_dice(fixed.labels, moving.labels))
-            ctx.metric("hd95", m.mean_hd95(fixed.labels, warped_labels, spacing))
-            ctx.metric("hd95_before", m.mean_hd95(fixed.labels, moving.labels, spacing))
+            # A label on one side only (absent from the user's moving labels, or lost by
+            # the warp) is counted, not measured: its HD95 is infinite.
+            for suffix, other in (("", warped_labels), ("_before", moving.labels)):
+                shared, missing = m.label_sets(fixed.labels, other)
+                ctx.metric(f"labels_missing{suffix}", len(missing))
+                if shared:
+                    ctx.metric(f"hd95{suffix}", m.mean_hd95(fixed.labels, other, spacing))
         det = m.jacobian_determinant(disp)
         ctx.metric("sdlogj", m.sdlogj(det))
         ctx.metric("folding_percent", 100.0 * m.folding_fraction(det))

@@ -53,6 +53,18 @@ def test_hd95_of_a_one_voxel_dilation_is_one_voxel():
     assert m.hd95(inner, np.zeros_like(inner)) == float("inf")
 
 
+def test_a_label_on_one_side_only_is_counted_not_measured():
+    fixed = _square()
+    fixed[2:5, 2:5] = 2  # a label the other map does not have
+    moved = _square(lo=9, hi=39)
+    assert m.label_sets(fixed, moved) == ([1], [2])
+    assert m.label_sets(moved.astype(np.float64), fixed) == ([1], [2])  # warped maps are float
+    assert m.hd95_per_label(fixed, moved)[2] == float("inf")
+    # the mean is over the shared label alone: finite, its own HD95
+    assert m.mean_hd95(fixed, moved, (2.0, 2.0)) == m.hd95(fixed == 1, moved == 1, (2.0, 2.0))
+    assert np.isnan(m.mean_hd95(fixed * (fixed == 2), moved, (2.0, 2.0)))  # nothing shared
+
+
 def test_folding_field_made_on_purpose():
     x = np.arange(20, dtype=np.float64)
     disp = np.zeros((2, 20, 20))

@@ -143,6 +143,31 @@ def test_user_nifti_pair_runs(tmp_path):
     assert "metric.error_mm" not in cells or cells["metric.error_mm"].isna().all()
 
 
+def test_a_label_on_one_side_only_is_counted_and_hd95_stays_finite(tmp_path):
+    from plugins.data.registration import make_pair
+    from tests.plugins.registration._helpers import run_pairwise
+
+    pair = make_pair(2, downsample=4, seed=3)
+    fixed_labels = pair.fixed.labels.copy()
+    fixed_labels[:3, :3] = 7  # a structure the moving subject's labels do not have
+    files = {
+        name: _nifti(tmp_path, f"{name}.nii.gz", array[:, :, None])
+        for name, array in {
+            "fixed": pair.fixed.data,
+            "moving": pair.moving.data,
+            "fixed_labels": fixed_labels,
+            "moving_labels": pair.moving.labels,
+        }.items()
+    }
+    ctx = run_pairwise("displacement", tmp_path, task=files, iterations=5)
+    metrics = ctx.record.metrics
+    assert metrics["labels_missing"] == metrics["labels_missing_before"] == 1
+    assert np.isfinite(metrics["hd95"]) and np.isfinite(metrics["hd95_before"])
+    assert metrics["dice_7"] == 0.0
+    # a non-finite metric ends the cell diverged: it was "non-finite metric: hd95=inf"
+    assert all(np.isfinite(value) for value in metrics.values())
+
+
 def test_nan_loss_ends_diverged_keeping_the_curve(tmp_path):
     entry = _entry(method="test.nan_after_five")
     path = write_suite(tmp_path / "nan.yaml", [entry], plugins=[str(HERE / "nan_method.py")])
