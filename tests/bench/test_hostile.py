@@ -400,7 +400,7 @@ class Spawns(Task):
         time.sleep(3600)
 
 @hookimpl
-def bench_tasks():
+def bench_plugins():
     return [Spawns]
 '''
 
