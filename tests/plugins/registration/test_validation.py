@@ -160,7 +160,7 @@ def test_a_label_on_one_side_only_is_counted_and_hd95_stays_finite(tmp_path):
         }.items()
     }
     ctx = run_pairwise("displacement", tmp_path, task=files, iterations=5)
-    metrics = ctx.record.metrics
+    metrics = ctx.metrics
     assert metrics["labels_missing"] == metrics["labels_missing_before"] == 1
     assert np.isfinite(metrics["hd95"]) and np.isfinite(metrics["hd95_before"])
     assert metrics["dice_7"] == 0.0
