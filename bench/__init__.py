@@ -25,6 +25,7 @@ from bench.fileio import atomic_path
 from bench.params import Param, ParamError, did_you_mean
 from bench.plugins import get_plugin_manager, hookimpl
 from bench.registry import Registry
+from bench.scaffold import Template
 
 __all__ = [
     "ArtifactError",
@@ -44,6 +45,7 @@ __all__ = [
     "did_you_mean",
     "Solver",
     "Task",
+    "Template",
     "get_plugin_manager",
     "hookimpl",
 ]

@@ -97,6 +97,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"dynbench {__version__}")
     sub = p.add_subparsers(dest="command")
 
+    _run_parser(sub)
+    _list_parser(sub)
+    _new_parser(sub)
+    _show_parser(sub)
+    _report_parser(sub)
+    _plot_parser(sub)
+    _compare_parser(sub)
+    return p
+
+
+def _run_parser(sub: Any) -> None:
     run = sub.add_parser("run", help="run a suite file")
     run.add_argument("suite", help="path to a suite YAML file")
     run.add_argument("--dry-run", action="store_true", help="print the cells and stop")
@@ -146,6 +157,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(func=cmd_run)
 
+
+def _list_parser(sub: Any) -> None:
     ls = sub.add_parser("list", help="list registered plugins")
     ls.add_argument(
         "kind", nargs="?", help=f"only this kind ({', '.join(KINDS)}, or one a plugin adds)"
@@ -153,6 +166,8 @@ def _parser() -> argparse.ArgumentParser:
     ls.add_argument("--plugins", nargs="*", default=[], help="extra plugin modules or .py files")
     ls.set_defaults(func=cmd_list)
 
+
+def _new_parser(sub: Any) -> None:
     new = sub.add_parser(
         "new", help="write a plugin file and a suite that runs it beside built-ins"
     )
@@ -162,6 +177,8 @@ def _parser() -> argparse.ArgumentParser:
     new.add_argument("--plugins", nargs="*", default=[], help="modules or .py files to load")
     new.set_defaults(func=cmd_new)
 
+
+def _show_parser(sub: Any) -> None:
     show = sub.add_parser("show", help="print a run's results")
     show.add_argument("run", help="a run folder, or a suite folder (its newest run)")
     show.add_argument(
@@ -195,6 +212,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     show.set_defaults(func=cmd_show)
 
+
+def _report_parser(sub: Any) -> None:
     rep = sub.add_parser(
         "report", help="write one self-contained HTML page for a run, or two runs compared"
     )
@@ -219,6 +238,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     rep.set_defaults(func=cmd_report)
 
+
+def _plot_parser(sub: Any) -> None:
     plot = sub.add_parser("plot", help="plot one measure against another, a line per group")
     plot.add_argument("run", help="a run folder, or a suite folder (its newest run)")
     plot.add_argument(
@@ -243,6 +264,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     plot.set_defaults(func=cmd_plot)
 
+
+def _compare_parser(sub: Any) -> None:
     cmp = sub.add_parser("compare", help="compare two runs: ratios, significance, gates")
     cmp.add_argument("run_a", help="baseline run folder")
     cmp.add_argument("run_b", help="candidate run folder")
@@ -255,7 +278,6 @@ def _parser() -> argparse.ArgumentParser:
     )
     cmp.add_argument("--alpha", type=_alpha, default=0.05, help="significance level (0.05)")
     cmp.set_defaults(func=cmd_compare)
-    return p
 
 
 def _alpha(text: str) -> float:
@@ -309,79 +331,69 @@ def _termination_as_interrupt() -> Iterator[None]:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from bench.executors import WorkerStartError
     from bench.results import RunLockedError, load_run
-    from bench.runner import ExecutorChoiceError, WorkerStartError, build_executor, run_suite
+    from bench.runner import ExecutorChoiceError, build_executor, run_suite
 
     out = make_console()
-    # The worker imports torch and the plugins (seconds) while this process validates
-    # the suite, instead of after it.
-    early, read = _prestarted_worker(args)
-    probed = False
-    if early is not None and early.plugin_specs:
-        # The worker imports the suite's plugins first: one that ends the process while
-        # importing ends the worker, not this process, and is reported.
-        try:
-            early.wait_ready()
-            probed = True
-        except BaseException as exc:
-            early.kill()  # interrupted (SIGTERM) while the plugins import: no waiting
-            early.close()
-            if isinstance(exc, WorkerStartError):
-                raise CliError(f"{args.suite}: plugins: {exc}") from None
-            raise
-    try:
+    # Every executor made here is closed by this one stack, on every way out (an
+    # interrupt kills its worker first: nothing waits for imports or cells).
+    with contextlib.ExitStack() as owned:
+        # The worker imports torch and the plugins (seconds) while this process
+        # validates the suite, instead of after it.
+        early, read = _prestarted_worker(args)
+        probed = False
+        if early is not None:
+            owned.enter_context(early)
+            if early.plugin_specs:
+                # The worker imports the suite's plugins first: one that ends the process
+                # while importing ends the worker, not this process, and is reported.
+                try:
+                    early.wait_ready()
+                except WorkerStartError as exc:
+                    raise CliError(f"{args.suite}: plugins: {exc}") from None
+                probed = True
         suite = _load_suite(args.suite, probe=not probed, read=read)
-    except BaseException:
-        if early is not None:
-            early.close()
-        raise
-    if early is not None and (args.dry_run or early.plugin_specs != list(suite.plugins)):
-        early.close()
-        early = None
-    if args.dry_run:
-        out.print(f"{suite.name}: {len(suite.cells)} cells")
-        for i, cell in enumerate(suite.cells):
-            out.print(f"  {i:>4}  {cell.id}  {cell.describe()}", markup=False, soft_wrap=True)
-        return 0
-    try:
+        if args.dry_run:
+            out.print(f"{suite.name}: {len(suite.cells)} cells")
+            for i, cell in enumerate(suite.cells):
+                out.print(f"  {i:>4}  {cell.id}  {cell.describe()}", markup=False, soft_wrap=True)
+            return 0
         run_dir = _run_dir(args, suite.name)
-        executor = build_executor(
-            suite,
-            run_dir,
-            slurm=_slurm_parameters(args.slurm) if args.slurm else None,
-            gpus=args.gpus,
-            workers=args.workers,
-            in_process=args.in_process,
-            prestarted=early,
-        )
-    except BaseException as exc:
-        if early is not None:
-            early.close()  # a worker started for nothing is not left behind
-        if isinstance(exc, ExecutorChoiceError):
-            raise CliError(str(exc)) from None
-        raise
-
-    display = _RunDisplay(out, suite, run_dir, args.quiet)
-    try:
-        with display.progress:
-            run_suite(
+        try:
+            executor = build_executor(
                 suite,
                 run_dir,
-                executor=executor,
-                resume=bool(args.resume),
-                on_start=display.on_start,
-                on_cell_start=display.on_cell_start,
-                on_cell_done=display.on_cell_done,
-                command=_command_line(args.argv),
-                retry_failed=args.retry_failed,
+                slurm=_slurm_parameters(args.slurm) if args.slurm else None,
+                gpus=args.gpus,
+                workers=args.workers,
+                in_process=args.in_process,
+                prestarted=early if early and early.plugin_specs == suite.plugins else None,
             )
-    except WorkerStartError as exc:
-        raise CliError(f"{exc}; results so far are in {run_dir}") from None
-    except RunLockedError as exc:
-        raise CliError(str(exc)) from None
-    except KeyboardInterrupt:
-        out.print(f"interrupted; finish with: bench run {args.suite} --resume {run_dir}")
-        return EXIT_INTERRUPTED
+        except ExecutorChoiceError as exc:
+            raise CliError(str(exc)) from None
+        owned.enter_context(executor)
+        display = _RunDisplay(out, suite, run_dir, args.quiet)
+        try:
+            with display.progress:
+                run_suite(
+                    suite,
+                    run_dir,
+                    executor=executor,
+                    resume=bool(args.resume),
+                    on_start=display.on_start,
+                    on_cell_start=display.on_cell_start,
+                    on_cell_done=display.on_cell_done,
+                    command=_command_line(args.argv),
+                    retry_failed=args.retry_failed,
+                )
+        except WorkerStartError as exc:
+            raise CliError(f"{exc}; results so far are in {run_dir}") from None
+        except RunLockedError as exc:
+            raise CliError(str(exc)) from None
+        except KeyboardInterrupt:
+            out.print(f"interrupted; finish with: bench run {args.suite} --resume {run_dir}")
+            return EXIT_INTERRUPTED
     counts = display.summary(load_run(run_dir))
     if args.strict and set(counts) - {"ok"}:
         return EXIT_CELLS_NOT_OK
@@ -517,7 +529,7 @@ def _prestarted_worker(args: argparse.Namespace) -> tuple[Any, Any]:
     """A ProcessExecutor whose worker is already starting, for the plain local run, and
     the suite file as read (so that it is parsed once); None for the worker where
     another executor is asked for or the suite's plugin list cannot be read."""
-    from bench.runner import ProcessExecutor
+    from bench.executors import ProcessExecutor
     from bench.suite import SuiteError, plugin_specs, read_suite_file
 
     if args.dry_run or args.slurm or args.gpus or args.workers is not None or args.in_process:

@@ -36,9 +36,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bench.cell import Cell, Outcome
 from bench.fileio import FILE_MODE, atomic_path, atomic_write_bytes
-from bench.suite import Cell
-from bench.worker import Outcome
 
 CELLS = "cells.parquet"
 SAMPLES = "samples.parquet"

@@ -25,9 +25,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from bench.runner import Executor
-from bench.suite import Cell
-from bench.worker import Outcome
+from bench.cell import Cell, Outcome
+from bench.executors import Executor
 
 START_MARGIN_MIN = 5  # job start, imports and worker spawn, on top of the cell timeout
 POLL_S = 1.0
@@ -45,7 +44,7 @@ def run_cell_job(
     builtins: bool,
 ) -> Outcome:
     """The job's function: one cell in a worker process, as ``bench run`` does locally."""
-    from bench.runner import ProcessExecutor
+    from bench.executors import ProcessExecutor
 
     executor = ProcessExecutor(
         plugin_specs,

@@ -15,33 +15,16 @@ import sys
 import threading
 import time
 import traceback
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bench.base import Diverged, SkipCell
+from bench.cell import Cell, Outcome
 from bench.components import build, nested
 from bench.context import CellContext, CellRecord
 from bench.params import ParamError
 from bench.registry import Registry
 from bench.state import ProcessState
-from bench.suite import Cell
-
-
-@dataclass
-class Outcome:
-    """What one cell produced, in plain types so it can cross a pipe."""
-
-    status: str
-    error: str = ""
-    row: dict[str, Any] = field(default_factory=dict)  # time.*, mem.*, metric.*
-    samples: dict[str, list[float]] = field(default_factory=dict)
-    curves: list[tuple[str, int, float, float]] = field(default_factory=list)
-    wall: float = 0.0
-    threads: int | None = None  # torch intra-op threads the cell ran with
-    device: str = ""  # the device it ran on, resolved where it ran ("" if it never started)
-    files: list[tuple[str, str, str, int]] = field(default_factory=list)  # result files
-    traceback: str = ""  # the full traceback of a plugin's exception
 
 
 def resolve_device(device: str) -> str:

@@ -1,5 +1,5 @@
 """Templates for ``bench new KIND NAME``: a plugin file and a suite that runs it beside
-built-ins of its kind. Each is a ``bench.scaffold.Template``; ``$name`` is the plugin's
+built-ins of its kind. Each is a ``bench.Template``; ``$name`` is the plugin's
 name, ``$cls`` its class name and ``$module`` the file's stem."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from __future__ import annotations
 from importlib.resources import files
 
 from bench import hookimpl
-from bench.scaffold import Template
+from bench import Template
 
 
 def _read(name: str) -> str:

@@ -13,8 +13,9 @@ from PIL import Image
 
 from bench.artifacts import ArtifactError, FileStore, check_name, encode
 from bench.cli import main
+from bench.executors import InProcessExecutor, ProcessExecutor
 from bench.results import load_run
-from bench.runner import InProcessExecutor, ProcessExecutor, run_suite
+from bench.runner import run_suite
 from bench.suite import SuiteError, load_suite
 
 # --- encoding ---------------------------------------------------------------

@@ -7,7 +7,8 @@ import sys
 import pytest
 
 from bench.cli import main
-from bench.runner import InProcessExecutor, run_suite
+from bench.executors import InProcessExecutor
+from bench.runner import run_suite
 from bench.suite import load_suite
 
 from .conftest import FIXTURE_PLUGINS

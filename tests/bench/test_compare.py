@@ -8,8 +8,9 @@ import pytest
 
 from bench.cli import main
 from bench.compare import Gate, GateError, check_gates, compare_runs, with_speedups
+from bench.executors import InProcessExecutor
 from bench.results import load_run
-from bench.runner import InProcessExecutor, run_suite
+from bench.runner import run_suite
 from bench.suite import load_suite
 
 

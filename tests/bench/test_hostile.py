@@ -13,8 +13,9 @@ import time
 import pytest
 
 from bench.cli import main
+from bench.executors import ProcessExecutor
 from bench.results import RunLock, RunLockedError, load_run
-from bench.runner import ProcessExecutor, run_suite
+from bench.runner import run_suite
 from bench.suite import SuiteError, load_suite, read_suite_file
 
 from .conftest import FIXTURE_PLUGINS
@@ -121,12 +122,12 @@ def _huge_suite(write_suite, extra: str = "", n: int = 1000) -> str:
 def test_a_huge_matrix_is_counted_before_it_is_expanded(write_suite, registry, monkeypatch):
     """10^7 cells took minutes and 12 GB before: now refused from the count alone, and
     the message says how to raise the limit."""
-    import bench.suite
+    import bench.sweep
 
     def no_expansion(*args, **kwargs):
         raise AssertionError("expanded a suite past its limit")
 
-    monkeypatch.setattr(bench.suite._Entry, "cells", no_expansion)
+    monkeypatch.setattr(bench.sweep._Entry, "cells", no_expansion)
     with pytest.raises(SuiteError) as err:
         load_suite(_huge_suite(write_suite), registry)
     message = str(err.value)
@@ -492,8 +493,8 @@ def test_a_cell_that_forks_then_crashes_is_an_error_at_once(tmp_path, monkeypatc
 
 
 def test_cells_are_appended_and_compacted_when_the_run_closes(write_suite, registry, tmp_path):
+    from bench.cell import Outcome
     from bench.results import LOG, RunWriter
-    from bench.worker import Outcome
 
     path = write_suite("suite: s\n" + HEAD + ENTRY)
     (cell,) = load_suite(path, registry).cells
@@ -527,8 +528,8 @@ def _two_cells(write_suite, registry):
 def test_a_run_cut_twice_mid_line_stays_readable(write_suite, registry, tmp_path):
     """A resumed run appended its first record onto the line a kill had cut; a second
     kill then left that glued line in the middle, and the run unreadable for good."""
+    from bench.cell import Outcome
     from bench.results import LOG, RunWriter
-    from bench.worker import Outcome
 
     first, second, _ = _two_cells(write_suite, registry)
     (tmp_path / "run.json").write_text("{}")
@@ -546,8 +547,8 @@ def test_a_run_cut_twice_mid_line_stays_readable(write_suite, registry, tmp_path
 
 
 def test_a_complete_last_record_without_its_newline_is_kept(write_suite, registry, tmp_path):
+    from bench.cell import Outcome
     from bench.results import LOG, RunWriter
-    from bench.worker import Outcome
 
     first, second, _ = _two_cells(write_suite, registry)
     RunWriter(tmp_path).add(first, Outcome("ok", row={"metric.x": 1.0}), "cpu", "now")
@@ -561,8 +562,8 @@ def test_a_complete_last_record_without_its_newline_is_kept(write_suite, registr
 def test_a_torn_line_in_the_middle_is_skipped_with_a_warning(write_suite, registry, tmp_path):
     """Logs an older bench left damaged: every complete record is read, the record glued
     onto a torn line included, and the damage is named."""
+    from bench.cell import Outcome
     from bench.results import LOG, ResultsWarning, RunWriter
-    from bench.worker import Outcome
 
     cells = _two_cells(write_suite, registry)
     writer = RunWriter(tmp_path)
@@ -578,8 +579,8 @@ def test_a_torn_line_in_the_middle_is_skipped_with_a_warning(write_suite, regist
 
 
 def test_show_prints_a_damaged_log_as_one_warning(write_suite, registry, tmp_path, capsys):
+    from bench.cell import Outcome
     from bench.results import LOG, RunWriter
-    from bench.worker import Outcome
 
     (cell, *_) = _two_cells(write_suite, registry)
     RunWriter(tmp_path).add(cell, Outcome("ok"), "cpu", "now")
@@ -594,8 +595,8 @@ def test_show_prints_a_damaged_log_as_one_warning(write_suite, registry, tmp_pat
 def test_writing_a_cell_costs_the_same_early_and_late(write_suite, registry, tmp_path):
     """Per-cell writing is flat in the run's length (it was 7.2 ms a cell for the
     first 100 and 15.7 ms for cells 900-999 when every table was rewritten)."""
+    from bench.cell import Outcome
     from bench.results import RunWriter
-    from bench.worker import Outcome
 
     path = write_suite(
         "suite: s\n" + HEAD + "benchmarks:\n  - task: test.behave\n"

@@ -93,7 +93,8 @@ def test_a_failure_while_recording_stops_every_worker(write_suite, registry, tmp
     cells after the executor is closed, and run.json still says the run was cut short."""
     import json
 
-    from bench.runner import ParallelExecutor, run_suite
+    from bench.executors import ParallelExecutor
+    from bench.runner import run_suite
     from bench.suite import load_suite
 
     path = write_suite(

@@ -14,8 +14,9 @@ import pandas as pd
 import pytest
 
 from bench.cli import main
+from bench.executors import InProcessExecutor, ProcessExecutor
 from bench.results import load_run
-from bench.runner import InProcessExecutor, ProcessExecutor, run_suite
+from bench.runner import run_suite
 from bench.suite import load_suite
 
 from .conftest import FIXTURE_PLUGINS
@@ -186,7 +187,7 @@ def test_a_thread_left_by_one_cell_does_not_disguise_a_later_crash(write_suite, 
 def test_executors_share_one_protocol(write_suite, registry, tmp_path):
     """run_suite speaks only Executor's run_all/close: an executor that finishes cells
     out of order (as a pool or a cluster does) has each row recorded under its cell."""
-    from bench.runner import Executor, ParallelExecutor
+    from bench.executors import Executor, ParallelExecutor
     from bench.slurm import SlurmExecutor
 
     assert all(issubclass(k, Executor) for k in (ParallelExecutor, SlurmExecutor))
@@ -344,7 +345,7 @@ def test_threads_apply_per_cell_and_do_not_leak(write_suite, registry, tmp_path)
 
 
 def test_a_sigkill_is_oom_only_when_memory_was_near_the_limit():
-    from bench.runner import _death_outcome
+    from bench.executors import _death_outcome
 
     gib = 2**30
     near = _death_outcome(-signal.SIGKILL, 1.0, (20 * gib, 1 * gib, 24 * gib))
@@ -361,16 +362,16 @@ def test_in_process_cells_run_on_a_frozen_heap(write_suite, registry, tmp_path, 
     in-process trivial cell (173 ms against a worker's 5)."""
     import gc
 
-    import bench.runner
+    import bench.executors
 
     frozen = []
-    real = bench.runner.run_cell
+    real = bench.executors.run_cell
 
     def spy(*args, **kwargs):
         frozen.append(gc.get_freeze_count())
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(bench.runner, "run_cell", spy)
+    monkeypatch.setattr(bench.executors, "run_cell", spy)
     path = write_suite(
         "suite: frozen\nplugins: [FIXTURE_PLUGINS]\nrepeats: 1\nseeds: [0, 1]\nbenchmarks:\n"
         "  - task: test.behave\n    matrix: {solver: [test.constant]}\n"

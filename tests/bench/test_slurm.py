@@ -94,7 +94,8 @@ def test_a_job_that_died_is_classified_by_its_scheduler_state(tmp_path, state, s
 
 
 def test_resume_submits_only_the_missing_cells(write_suite, registry, tmp_path):
-    from bench.runner import InProcessExecutor, run_suite
+    from bench.executors import InProcessExecutor
+    from bench.runner import run_suite
     from bench.suite import load_suite
 
     path = write_suite(

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from bench import Registry, get_plugin_manager
+from bench.executors import ProcessExecutor
 from bench.plugins import load_plugin
 from bench.results import load_run
-from bench.runner import ProcessExecutor, run_suite
+from bench.runner import run_suite
 from bench.state import ProcessState
 from bench.suite import load_suite
 from bench.worker import run_cell
