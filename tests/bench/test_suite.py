@@ -269,6 +269,15 @@ def test_missing_suite_name(registry):
     assert info.value.errors == ["suite: missing (the suite's name)"]
 
 
+@pytest.mark.parametrize("name", ["quick\n", "quick\nstart", "../up", ""])
+def test_a_suite_name_is_one_folder_name(registry, name):
+    """``$`` matched before a trailing newline: "quick\\n" became a folder name."""
+    entry = {"task": "test.behave", "matrix": {"solver": ["test.constant"]}}
+    with pytest.raises(SuiteError) as info:
+        expand({"suite": name, "benchmarks": [entry]}, registry)
+    assert info.value.errors[0].startswith("suite:")
+
+
 def test_yaml_syntax_error_gives_line_and_column(write_suite):
     path = write_suite("suite: s\nbenchmarks:\n  - task: [unclosed\n")
     with pytest.raises(SuiteError) as info:
