@@ -75,6 +75,12 @@ class Executor:
     def kill(self) -> None:
         """Stop what it runs now, without waiting (``close`` still follows)."""
 
+    def recover(self) -> list[str]:
+        """End what an earlier, killed run of the same folder left running (a cluster's
+        jobs); ``run_suite`` calls it under the run's lock before clearing any cell's
+        files. Returns what it ended."""
+        return []
+
     def __enter__(self) -> Executor:
         return self
 

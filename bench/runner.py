@@ -152,6 +152,8 @@ def _run_locked(
     on_cell_done: Callback | None,
 ) -> list[dict[str, Any]]:
     writer = RunWriter(run_dir, resume=resume, retry_failed=retry_failed)
+    if resume:
+        executor.recover()  # before clearing files an orphaned job could still write
     done = writer.done_ids()
     todo = []
     for cell in suite.cells:

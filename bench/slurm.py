@@ -17,6 +17,7 @@ do. ``timeout_min`` defaults to the longest cell timeout plus 5 minutes for star
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import math
 import os
@@ -30,6 +31,10 @@ from bench.executors import Executor
 
 START_MARGIN_MIN = 5  # job start, imports and worker spawn, on top of the cell timeout
 POLL_S = 1.0
+#: the jobs of a run not yet recorded, by cell id: what a killed submitter left behind
+JOBS_FILE = "jobs.json"
+#: how long a resume waits for an earlier submitter's cancelled jobs to end
+ORPHAN_WAIT_S = 120.0
 
 
 class SlurmUnavailable(RuntimeError):
@@ -139,7 +144,47 @@ class SlurmExecutor(Executor):
         self.base_dir = str(base_dir)
         self.cache_dir = str(cache_dir) if cache_dir else None
         self.builtins = builtins
+        self.folder = Path(folder)
         self._pending: list[tuple[Any, Cell]] = []
+
+    # --- jobs an earlier submitter left: recorded, and ended on resume ------------------
+
+    def _record_pending(self) -> None:
+        """``jobs.json``: the job of each cell not yet recorded, rewritten as jobs end,
+        so that a resume after ``kill -9`` of this process knows what still runs."""
+        from bench.fileio import atomic_write_bytes
+
+        jobs = {cell.id: str(job.job_id) for job, cell in self._pending}
+        path = self.folder / JOBS_FILE
+        if not jobs:
+            path.unlink(missing_ok=True)
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        data = {"cluster": self.cluster, "jobs": jobs}
+        atomic_write_bytes(path, json.dumps(data, sort_keys=True).encode())
+
+    def recover(self) -> list[str]:
+        """End the jobs an earlier submitter of this run left running (it was killed
+        before it could record or cancel them): each would go on computing and write
+        its files into the folder of the cell a resume reruns. Called under the run's
+        lock, before any cell's files are cleared; returns the job ids it ended."""
+        path = self.folder / JOBS_FILE
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            jobs = [str(j) for j in data["jobs"].values()]
+            cluster = str(data.get("cluster", self.cluster))
+        except FileNotFoundError:
+            return []
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            logging.getLogger("bench").warning("%s: unreadable, ignored", path)
+            path.unlink(missing_ok=True)
+            return []
+        if cluster == "local":
+            ended = [j for j in jobs if _end_local_job(j, self.folder)]
+        else:
+            ended = _end_slurm_jobs(jobs)
+        path.unlink(missing_ok=True)
+        return ended
 
     def run_all(
         self, cells: list[Cell], on_cell_start: Callable[[Cell], None] | None = None
@@ -160,6 +205,7 @@ class SlurmExecutor(Executor):
                 args = (cell.to_dict(), self.plugin_specs, self.base_dir, self.cache_dir)
                 jobs.append(self._executor.submit(run_cell_job, *args, self.builtins))
         self._pending = list(zip(jobs, cells))
+        self._record_pending()
         for cell in cells:
             if on_cell_start:
                 on_cell_start(cell)
@@ -171,7 +217,9 @@ class SlurmExecutor(Executor):
                 continue
             for pair in finished:
                 self._pending.remove(pair)
-                yield pair[1], self._outcome(*pair)
+                outcome = self._outcome(*pair)
+                self._record_pending()
+                yield pair[1], outcome
 
     def _outcome(self, job: Any, cell: Cell) -> Outcome:
         try:
@@ -202,4 +250,87 @@ class SlurmExecutor(Executor):
                 job.cancel(check=False)
             except Exception:  # noqa: BLE001 - best effort on the way out
                 pass
+        # jobs.json keeps naming them: a resume makes sure they ended.
         self._pending = []
+
+
+def _end_slurm_jobs(jobs: list[str]) -> list[str]:
+    """``scancel`` the jobs, then wait (``ORPHAN_WAIT_S`` at most) until ``squeue`` no
+    longer lists them; the ids cancelled."""
+    import subprocess
+
+    try:
+        subprocess.run(["scancel", *jobs], capture_output=True, timeout=60, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    bases = {j.split("_")[0] for j in jobs}
+    deadline = time.monotonic() + ORPHAN_WAIT_S
+    while time.monotonic() < deadline:
+        try:
+            listed = subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True,
+                                    text=True, timeout=60, check=False).stdout  # fmt: skip
+        except (OSError, subprocess.SubprocessError):
+            break
+        if not {line.split("_")[0] for line in listed.split()} & bases:
+            break
+        time.sleep(POLL_S)
+    return jobs
+
+
+def _end_local_job(job_id: str, folder: Path) -> bool:
+    """A local job's id is its controller's pid: end that process and its descendants,
+    if it still is our controller (its command line names this run's job folder; a
+    reused pid is left alone). SIGINT as submitit's own cancel, SIGKILL after 10 s."""
+    import signal
+
+    if not job_id.isdigit() or not _is_our_controller(int(job_id), folder):
+        return False
+    tree = [int(job_id), *_descendants(int(job_id))]
+    for sig, wait in ((signal.SIGINT, 10.0), (signal.SIGKILL, 5.0)):
+        for pid in tree:
+            with contextlib.suppress(OSError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline and any(_alive(pid) for pid in tree):
+            time.sleep(0.1)
+        if not any(_alive(pid) for pid in tree):
+            break
+    return True
+
+
+def _is_our_controller(pid: int, folder: Path) -> bool:
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    words = [a.decode(errors="replace") for a in argv]
+    return "submitit.local._local" in words and any(
+        w.startswith(str(folder.resolve())) or w.startswith(str(folder)) for w in words
+    )
+
+
+def _descendants(pid: int) -> list[int]:
+    """The processes below ``pid`` (from /proc's parent ids), children first."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+            parents[int(stat.parent.name)] = int(text.rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+    found: list[int] = []
+    frontier = [pid]
+    while frontier:
+        children = [c for c, p in parents.items() if p in frontier and c not in found]
+        found += children
+        frontier = children
+    return found
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie, dead but not yet reaped by its parent, counts as ended)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")

@@ -123,6 +123,49 @@ def test_resume_submits_only_the_missing_cells(write_suite, registry, tmp_path):
     assert len(jobs) == 2  # one job per missing cell, none for the finished one
 
 
+def test_resume_ends_the_job_a_killed_submitter_left_running(write_suite, tmp_path):
+    """kill -9 of ``bench run --slurm``: its job went on running, and a resume queued a
+    duplicate beside it whose folder the orphan kept writing into. The resume now ends
+    the jobs ``jobs.json`` names before clearing and rerunning their cells."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from bench.slurm import _alive
+
+    marker = tmp_path / "hung-once"
+    path = write_suite(
+        "suite: orphan\ndevice: cpu\nrepeats: 1\ntimeout: 90\nplugins: [FIXTURE_PLUGINS]\n"
+        "benchmarks:\n  - task: test.behave\n    matrix: {solver: [test.constant]}\n"
+        f"    params: {{mode: hang_once, marker: '{marker}'}}\n"
+    )
+    out = tmp_path / "results"
+    base = [sys.executable, "-m", "bench", "run", str(path), "--quiet", "--slurm", "cluster=local"]
+    proc = subprocess.Popen([*base, "--output", str(out)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    deadline = time.time() + 120
+    while not marker.exists():
+        assert time.time() < deadline and proc.poll() is None
+        time.sleep(0.2)
+    run_dir = next((out / "orphan").iterdir())
+    jobs = json.loads((run_dir / "slurm" / "jobs.json").read_text())
+    (job,) = jobs["jobs"].values()
+    assert jobs["cluster"] == "local"
+    os.kill(proc.pid, signal.SIGKILL)  # the submitter only, without warning
+    proc.wait(30)
+    time.sleep(1)
+    assert _alive(int(job))  # its job goes on: the orphan
+    done = subprocess.run([*base, "--resume", str(run_dir)], capture_output=True, text=True,
+                          timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert not _alive(int(job))
+    rows = load_run(run_dir).cells
+    assert list(rows["status"]) == ["ok"]
+    assert not (run_dir / "slurm" / "jobs.json").exists()  # every job recorded
+
+
 # --- a real scheduler: a one-node SLURM cluster on this machine -------------------------
 
 
@@ -232,8 +275,15 @@ def test_resume_after_the_submitting_process_is_killed(slurm_cluster, write_suit
     run_dir = next((out / "resumed").iterdir())
     before = len(load_run(run_dir).cells)
     assert before < 3
+    import json
+
+    orphans = set(json.loads((run_dir / "slurm" / "jobs.json").read_text())["jobs"].values())
     done = subprocess.run([*base, "--resume", str(run_dir)], capture_output=True, text=True,
                           timeout=300)  # fmt: skip
     assert done.returncode == 0, done.stderr
     after = load_run(run_dir).cells
     assert len(after) == 3 and set(after["status"]) == {"ok"}
+    # the killed submitter's jobs were cancelled by the resume, not left running beside it
+    queued = subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True)
+    assert not orphans & set(queued.stdout.split())
+    assert not (run_dir / "slurm" / "jobs.json").exists()
