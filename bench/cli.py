@@ -391,6 +391,8 @@ def _run(args: argparse.Namespace) -> int:
             raise CliError(f"{exc}; results so far are in {run_dir}") from None
         except RunLockedError as exc:
             raise CliError(str(exc)) from None
+        except OSError as exc:  # a full disk, a read-only or vanished results folder
+            raise CliError(_cannot_write(exc, run_dir, args.suite)) from None
         except KeyboardInterrupt:
             out.print(f"interrupted; finish with: bench run {args.suite} --resume {run_dir}")
             return EXIT_INTERRUPTED
@@ -398,6 +400,18 @@ def _run(args: argparse.Namespace) -> int:
     if args.strict and set(counts) - {"ok"}:
         return EXIT_CELLS_NOT_OK
     return 0
+
+
+def _cannot_write(exc: OSError, run_dir: Path, suite: str) -> str:
+    """One line for a run that could not write its results folder."""
+    where = f"{exc.filename}: " if exc.filename else ""
+    what = exc.strerror or str(exc)
+    if not (run_dir / "run.json").exists():
+        return f"cannot write the results: {where}{what}"
+    return (
+        f"cannot write the results: {where}{what}; the cells recorded so far are kept "
+        f"(finish with: bench run {suite} --resume {run_dir})"
+    )
 
 
 def _command_line(argv: list[str]) -> str:

@@ -185,18 +185,34 @@ def _run_locked(
                 on_cell_done(cell, row)
         status = "complete"
     finally:
-        try:
-            outcomes.close()  # stops a concurrent executor handing out cells
-            executor.close()
-        finally:
-            try:
-                writer.close()  # the log becomes the Parquet tables
-            finally:
-                meta["end"] = now_iso()
-                meta["status"] = status
-                meta["cells"] = {"total": len(suite.cells), "finished": len(writer.cells)}
-                atomic_write_json(meta_path, meta)
+        # Each step runs whatever the one before it raised (a full disk fails them all);
+        # an exception already on its way out wins, else the first failure is raised.
+        # The log keeps what finished either way.
+        failed = _each(outcomes.close, executor.close, writer.close)
+        meta["status"] = "interrupted" if failed else status
+        failed = failed or _each(
+            lambda: _finish_meta(meta_path, meta, len(suite.cells), len(writer.cells))
+        )
+        if failed and status == "complete":  # nothing else is on its way out
+            raise failed
     return writer.cells
+
+
+def _each(*steps: Callable[[], object]) -> BaseException | None:
+    """Run every step; the first exception raised, if any."""
+    first: BaseException | None = None
+    for step in steps:
+        try:
+            step()
+        except BaseException as exc:  # noqa: BLE001 - handed back to the caller
+            first = first or exc
+    return first
+
+
+def _finish_meta(path: Path, meta: dict[str, Any], total: int, finished: int) -> None:
+    meta["end"] = now_iso()
+    meta["cells"] = {"total": total, "finished": finished}
+    atomic_write_json(path, meta)
 
 
 def _start_meta(suite: Suite, run_dir: Path, resume: bool) -> dict[str, Any]:
