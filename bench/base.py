@@ -220,14 +220,17 @@ class Slot:
 
     def describe(self) -> str:
         """``WarpBackend backend, default warp.eager`` for listings and messages."""
-        text = (
-            self.kind if self.base is BASES.get(self.kind) else f"{self.base.__name__} {self.kind}"
-        )
+        text = base_label(self.base)
         if self.default is not None:
             text += f", default {self.default}"
         elif self.optional:
             text += ", optional"
         return text
+
+
+def base_label(base: type[Plugin], bases: dict[str, type[Plugin]] | None = None) -> str:
+    """``solver`` for a kind's own base, ``WarpBackend backend`` for a family's."""
+    return base.kind if base is (bases or BASES).get(base.kind) else f"{base.__name__} {base.kind}"
 
 
 def as_slot(spec: Slot | type[Plugin] | str) -> Slot:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pluggy
 
-from bench.base import BASES, Plugin
+from bench.base import BASES, Plugin, base_label
 from bench.params import did_you_mean
 
 
@@ -125,17 +125,13 @@ class Registry:
         if entry is not None and issubclass(entry.cls, base):
             return entry.cls
         fits = self.fitting(base)
-        label = base.kind if base is self.bases.get(base.kind) else f"{base.__name__} {base.kind}"
+        label = base_label(base, self.bases)
         if entry is not None:
             raise UnknownPluginError(
                 f"{name!r} is a {base.kind} that does not subclass {base.__name__}{what} "
                 f"({label}s: {', '.join(fits) or 'none'})"
             )
-        message = unknown_message(label, name, fits)
-        if self.unavailable:
-            down = "; ".join(f"{m}: {why}" for m, why in self.unavailable.items())
-            message += f" (plugin modules that could not be imported: {down})"
-        raise UnknownPluginError(message)
+        raise UnknownPluginError(self._with_unavailable(unknown_message(label, name, fits)))
 
     def get(self, kind: str, name: str) -> type[Plugin]:
         """The class registered as ``name`` for ``kind``; unknown names say what is close."""
@@ -150,11 +146,15 @@ class Registry:
     def unknown(self, kind: str, name: object) -> str:
         """The message for a name no plugin of ``kind`` has: close names, the known ones,
         and the plugin modules that could not be imported (one of them may hold it)."""
-        message = unknown_message(kind, name, self.names(kind))
-        if self.unavailable:
-            down = "; ".join(f"{m}: {why}" for m, why in self.unavailable.items())
-            message += f" (plugin modules that could not be imported: {down})"
-        return message
+        return self._with_unavailable(unknown_message(kind, name, self.names(kind)))
+
+    def _with_unavailable(self, message: str) -> str:
+        """``message`` and the plugin modules that could not be imported (one of them
+        may hold the plugin asked for)."""
+        if not self.unavailable:
+            return message
+        down = "; ".join(f"{m}: {why}" for m, why in self.unavailable.items())
+        return f"{message} (plugin modules that could not be imported: {down})"
 
 
 def unknown_message(kind: str, name: object, known: list[str]) -> str:
