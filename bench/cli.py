@@ -339,20 +339,10 @@ def _run(args: argparse.Namespace) -> int:
     # Every executor made here is closed by this one stack, on every way out (an
     # interrupt kills its worker first: nothing waits for imports or cells).
     with contextlib.ExitStack() as owned:
-        # The worker imports torch and the plugins (seconds) while this process
-        # validates the suite, instead of after it.
         early, read = _prestarted_worker(args)
-        probed = False
         if early is not None:
             owned.enter_context(early)
-            if early.plugin_specs:
-                # The worker imports the suite's plugins first: one that ends the process
-                # while importing ends the worker, not this process, and is reported.
-                try:
-                    early.wait_ready()
-                except WorkerStartError as exc:
-                    raise CliError(f"{args.suite}: plugins: {exc}") from None
-                probed = True
+        probed = _plugins_probed(early, args.suite)
         suite = _load_suite(args.suite, probe=not probed, read=read)
         if args.dry_run:
             out.print(f"{suite.name}: {len(suite.cells)} cells")
@@ -400,6 +390,21 @@ def _run(args: argparse.Namespace) -> int:
     if args.strict and set(counts) - {"ok"}:
         return EXIT_CELLS_NOT_OK
     return 0
+
+
+def _plugins_probed(early: Any, suite: str) -> bool:
+    """Whether the prestarted worker imported the suite's plugins (it imports them
+    first: one that ends the process while importing ends the worker, not this process,
+    and is reported here)."""
+    from bench.executors import WorkerStartError
+
+    if early is None or not early.plugin_specs:
+        return False
+    try:
+        early.wait_ready()
+    except WorkerStartError as exc:
+        raise CliError(f"{suite}: plugins: {exc}") from None
+    return True
 
 
 def _cannot_write(exc: OSError, run_dir: Path, suite: str) -> str:

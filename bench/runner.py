@@ -66,22 +66,7 @@ def build_executor(
         except (ValueError, TypeError, NameError) as exc:  # submitit refuses a name
             raise ExecutorChoiceError(f"--slurm: {exc}") from None
     if gpus is not None:
-        ids = [g.strip() for g in gpus.split(",")]
-        if not all(g.isdigit() for g in ids) or len(set(ids)) != len(ids):
-            raise ExecutorChoiceError(
-                f"--gpus {gpus!r}: expected distinct GPU numbers, e.g. 0,1,2,3"
-            )
-        pinned = sorted({c.device for c in suite.cells if c.device.startswith("cuda:")})
-        if pinned:
-            raise ExecutorChoiceError(
-                f"--gpus assigns each cell a GPU, but the suite names {', '.join(pinned)}: "
-                "use device: cuda (or auto) in the suite"
-            )
-        # A worker pinned to a GPU that does not exist would see no CUDA and quietly
-        # skip (device: cuda) or run on CPU (auto) every cell it takes: refuse instead.
-        require_cuda = any(c.device in ("cuda", "auto") for c in suite.cells)
-        slots = [{"CUDA_VISIBLE_DEVICES": g} for g in ids]
-        return ParallelExecutor(suite.plugins, suite.base_dir, slots, require_cuda=require_cuda)
+        return _gpu_executor(suite, gpus)
     if workers is not None:
         if workers < 1:
             raise ExecutorChoiceError(f"--workers {workers}: expected 1 or more")
@@ -105,6 +90,24 @@ def now_iso() -> str:
 
 
 Callback = Callable[[Cell, dict[str, Any]], None]
+
+
+def _gpu_executor(suite: Suite, gpus: str) -> ParallelExecutor:
+    """One worker per listed GPU, each pinned to it (``--gpus 0,1,2,3``)."""
+    ids = [g.strip() for g in gpus.split(",")]
+    if not all(g.isdigit() for g in ids) or len(set(ids)) != len(ids):
+        raise ExecutorChoiceError(f"--gpus {gpus!r}: expected distinct GPU numbers, e.g. 0,1,2,3")
+    pinned = sorted({c.device for c in suite.cells if c.device.startswith("cuda:")})
+    if pinned:
+        raise ExecutorChoiceError(
+            f"--gpus assigns each cell a GPU, but the suite names {', '.join(pinned)}: "
+            "use device: cuda (or auto) in the suite"
+        )
+    # A worker pinned to a GPU that does not exist would see no CUDA and quietly skip
+    # (device: cuda) or run on CPU (auto) every cell it takes: refuse instead.
+    require_cuda = any(c.device in ("cuda", "auto") for c in suite.cells)
+    slots = [{"CUDA_VISIBLE_DEVICES": g} for g in ids]
+    return ParallelExecutor(suite.plugins, suite.base_dir, slots, require_cuda=require_cuda)
 
 
 def run_suite(
