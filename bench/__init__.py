@@ -22,6 +22,7 @@ from bench.base import (
 )
 from bench.context import CellContext
 from bench.fileio import atomic_path
+from bench.headline import Headline
 from bench.params import Param, ParamError, did_you_mean
 from bench.plugins import get_plugin_manager, hookimpl
 from bench.registry import Registry
@@ -34,6 +35,7 @@ __all__ = [
     "CellContext",
     "Diverged",
     "Encoding",
+    "Headline",
     "Method",
     "Param",
     "ParamError",

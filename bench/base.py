@@ -30,6 +30,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from bench.headline import Headline
 from bench.params import Param, ParamError
 
 if TYPE_CHECKING:
@@ -256,6 +257,9 @@ class Task(Plugin):
 
     kind = "task"
     components: ClassVar[dict[str, Slot | type[Plugin] | str]] = {}
+    #: what the task's result is (quality metrics and which way is better, cost,
+    #: curves): ``show``, ``report``, ``compare`` and ``site`` lead with it
+    headline: ClassVar[Headline | None] = None
 
     @classmethod
     def slots(cls) -> dict[str, Slot]:

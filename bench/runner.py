@@ -236,6 +236,7 @@ def _start_meta(suite: Suite, run_dir: Path, resume: bool) -> dict[str, Any]:
             "suite_file": os.path.abspath(suite.source),
             "suite_text": suite.text,
             "run_id": Path(run_dir).name,
+            "headlines": suite.headlines,
             "start": previous.get("start", now_iso()),
             "status": "running",
         }

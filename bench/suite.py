@@ -72,6 +72,8 @@ class Suite:
     plugins: list[str] = field(default_factory=list)
     base_dir: Path = Path(".")
     cells: list[Cell] = field(default_factory=list)
+    #: task name -> its declared headline (``Headline.to_dict()``), for run.json
+    headlines: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def load_suite(
@@ -129,4 +131,15 @@ def load_suite(
         plugins=plugins,
         base_dir=base_dir,
         cells=cells,
+        headlines=_headlines(registry, cells),
     )
+
+
+def _headlines(registry: Registry, cells: list[Cell]) -> dict[str, dict[str, Any]]:
+    """What each task of the suite declares as its result (``Task.headline``)."""
+    out = {}
+    for task in dict.fromkeys(c.task for c in cells):
+        declared = registry.get("task", task).headline
+        if declared is not None:
+            out[task] = declared.to_dict()
+    return out

@@ -1,0 +1,139 @@
+"""The cells table's column schema, in one place: what each column is, which ones say
+what a cell measured, and what a *configuration* is.
+
+A cells table has identity columns (``cell_id``, ``suite``, ``bench``, ``label``,
+``task``), one column per component slot (the plugin's name), ``param.<name>`` and
+``param.<slot>.<name>`` (resolved values, defaults included), ``seed``, the status
+columns, and what was measured: ``time.<timer>.<stat>`` (``median``, ``mean``, ``n``,
+...), ``mem.<name>`` (bytes), ``metric.<name>``; ``show``/``report`` add
+``speedup.<timer>``.
+
+A configuration is what a suite varied: within one task, the component columns and
+the parameters whose values differ across that task's cells; never the defaults
+nobody changed, never the seed. Its label reads ``solver=rk4 step_size=0.01``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+
+from bench.headline import Headline
+from bench.results import is_missing, key_columns
+
+TIME, MEM, METRIC, PARAM, SPEEDUP = "time.", "mem.", "metric.", "param.", "speedup."
+MEASURES = (TIME, MEM, METRIC)
+
+
+def timers(columns: Any) -> list[str]:
+    """``time.<timer>.median`` columns, in table order."""
+    return [c for c in columns if c.startswith(TIME) and c.endswith(".median")]
+
+
+def timer_name(column: str) -> str:
+    """``time.solve.median`` -> ``solve``; ``speedup.solve`` -> ``solve``."""
+    return column.removeprefix(SPEEDUP).removeprefix(TIME).removesuffix(".median")
+
+
+def metrics(columns: Any) -> list[str]:
+    return [c for c in columns if c.startswith(METRIC)]
+
+
+def memory(columns: Any) -> list[str]:
+    return [c for c in columns if c.startswith(MEM)]
+
+
+def speedups(columns: Any) -> list[str]:
+    return [c for c in columns if c.startswith(SPEEDUP)]
+
+
+def params(columns: Any) -> list[str]:
+    return [c for c in columns if c.startswith(PARAM)]
+
+
+def components(cells: pd.DataFrame) -> list[str]:
+    """The component slot columns (the plugin each cell used)."""
+    return [c for c in key_columns(cells) if c != "task" and not c.startswith(PARAM)]
+
+
+def short_name(column: str) -> str:
+    """A column as a header: ``time.solve.median`` -> ``solve``,
+    ``metric.final_rel_error`` -> ``final_rel_error``, ``param.solver.rtol`` -> ``solver.rtol``."""
+    if column.startswith(TIME) and column.endswith(".median"):
+        return timer_name(column)
+    for prefix in (PARAM, METRIC):
+        if column.startswith(prefix):
+            return column[len(prefix) :]
+    return column
+
+
+def unit(column: str) -> str:
+    """``s`` for times, ``B`` for memory, ``x`` for speedups, else ``""``."""
+    if column == "wall" or (column.startswith(TIME) and not column.endswith(".n")):
+        return "s"
+    if column.startswith(MEM):
+        return "B"
+    if column.startswith(SPEEDUP):
+        return "x"
+    return ""
+
+
+def varying(cells: pd.DataFrame, columns: list[str]) -> list[str]:
+    """The columns whose filled values differ. A parameter only some plugins have
+    (empty for the others) but the same wherever it is set does not count."""
+    out = []
+    for c in columns:
+        if c in cells.columns and cells[c].dropna().map(repr).nunique() > 1:
+            out.append(c)
+    return out
+
+
+def configuration_columns(cells: pd.DataFrame) -> list[str]:
+    """The columns that make a configuration of these cells (one task's, usually):
+    every component column with a value, and the parameters that vary."""
+    comps = [c for c in components(cells) if cells[c].notna().any()]
+    return comps + varying(cells, params(cells.columns))
+
+
+def configuration_labels(cells: pd.DataFrame) -> pd.Series:
+    """One label per cell, task by task: ``solver=rk4 step_size=0.01``; cells of one
+    configuration (seeds apart) share it. Components read as their plugin's name."""
+    labels = pd.Series("", index=cells.index, dtype=object)
+    for _, group in cells.groupby("task", sort=False, dropna=False):
+        cols = configuration_columns(group)
+        labels.loc[group.index] = [_label(row, cols) for _, row in group[cols].iterrows()]
+    return labels
+
+
+def _label(row: pd.Series, cols: list[str]) -> str:
+    parts = []
+    for c in cols:
+        value = row[c]
+        if is_missing(value):
+            continue
+        name = short_name(c)
+        parts.append(f"{name}={_value(value)}")
+    return " ".join(parts) or "default"
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, float) and math.isfinite(value):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def headline(meta: dict[str, Any], task: str, cells: pd.DataFrame | None = None) -> Headline | None:
+    """The task's headline as its run recorded it (``run.json``'s ``headlines``); for a
+    run made before tasks declared one, None. A quality metric or cost the cells do not
+    have is dropped (a task may record a metric only in some cells)."""
+    recorded = meta.get("headlines") if isinstance(meta, dict) else None
+    found = Headline.from_dict(recorded.get(task)) if isinstance(recorded, dict) else None
+    if found is None or cells is None:
+        return found
+    quality = {k: v for k, v in found.quality.items() if f"{METRIC}{k}" in cells.columns}
+    if not quality:
+        return None
+    cost = found.cost if found.cost in cells.columns else "wall"
+    return Headline(quality=quality, cost=cost, curves=found.curves)

@@ -1,0 +1,91 @@
+"""What a task's result is: its quality metrics (and which way is better), what a cell
+cost, and the curves that show the work progressing. A task declares it
+(``Task.headline``); a run records it in ``run.json`` so that ``show``, ``report``,
+``compare`` and ``site`` lead with it without importing any plugin.
+
+::
+
+    class Harmonic(Task):
+        headline = Headline(
+            quality={"final_rel_error": "lower"},
+            cost="time.solve.median",
+            curves=("error",),
+        )
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+DIRECTIONS = ("lower", "higher")
+#: the columns a cost may name: a timer's median, a memory peak, the cell's wall time,
+#: or a metric the task records as its cost (e.g. seconds of training)
+COST_PREFIXES = ("time.", "mem.", "metric.")
+
+
+class HeadlineError(ValueError):
+    """A headline that does not say what a task's result is."""
+
+
+@dataclass(frozen=True)
+class Headline:
+    """``quality``: metric name -> ``"lower"`` or ``"higher"`` (which is better), in
+    order of importance (the first is the primary); ``cost``: a column of the cells
+    table (``time.<timer>.median``, ``mem.<name>``, ``wall`` or ``metric.<name>``);
+    ``curves``: curve names, the first the main one."""
+
+    quality: dict[str, str]
+    cost: str = "wall"
+    curves: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "quality", dict(self.quality))
+        object.__setattr__(self, "curves", tuple(self.curves))
+        if not self.quality:
+            raise HeadlineError("a headline names at least one quality metric")
+        for name, direction in self.quality.items():
+            if not isinstance(name, str) or not name or name.startswith("metric."):
+                raise HeadlineError(f"quality metric {name!r}: give the metric's own name")
+            if direction not in DIRECTIONS:
+                raise HeadlineError(
+                    f"quality metric {name!r}: {direction!r} is not 'lower' or 'higher' "
+                    "(which is better)"
+                )
+        if self.cost != "wall" and not self.cost.startswith(COST_PREFIXES):
+            raise HeadlineError(
+                f"cost {self.cost!r}: a column, e.g. time.solve.median, mem.peak, wall or "
+                "metric.train_seconds"
+            )
+        if not all(isinstance(c, str) and c for c in self.curves):
+            raise HeadlineError(f"curves {self.curves!r}: curve names")
+
+    @property
+    def primary(self) -> str:
+        """The primary quality column (``metric.<name>``)."""
+        return f"metric.{next(iter(self.quality))}"
+
+    @property
+    def quality_columns(self) -> list[str]:
+        return [f"metric.{name}" for name in self.quality]
+
+    def better(self, column: str) -> str | None:
+        """``lower``/``higher`` for a quality column, None for another column."""
+        return self.quality.get(column.removeprefix("metric."))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"quality": dict(self.quality), "cost": self.cost, "curves": list(self.curves)}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Headline | None:
+        """From ``run.json`` (a received file: anything malformed is None, not raised)."""
+        if not isinstance(data, dict) or not isinstance(data.get("quality"), dict):
+            return None
+        try:
+            return cls(
+                quality=data["quality"],
+                cost=str(data.get("cost", "wall")),
+                curves=tuple(data.get("curves", ())),
+            )
+        except (HeadlineError, TypeError, AttributeError):
+            return None

@@ -1,0 +1,114 @@
+"""The column schema (bench.columns) and task headlines (bench.Headline)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench import Headline
+from bench.columns import (
+    configuration_columns,
+    configuration_labels,
+    headline,
+    short_name,
+    timers,
+    unit,
+)
+from bench.headline import HeadlineError
+
+
+def _cells() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "cell_id": list("abcdefg"),
+            "suite": "s",
+            "bench": 0,
+            "label": "",
+            "task": ["ode"] * 4 + ["fit"] * 3,
+            "solver": ["rk4", "rk4", "euler", "euler", None, None, None],
+            "encoding": [None] * 4 + ["siren", "siren", "fourier"],
+            "param.t1": [10.0] * 4 + [np.nan] * 3,  # a default nobody changed
+            "param.solver.step_size": [0.1, 0.1, 0.1, 0.01, np.nan, np.nan, np.nan],
+            "param.steps": [np.nan] * 4 + [100, 100, 100],
+            "seed": [0, 1, 0, 0, 0, 1, 0],
+            "status": "ok",
+            "time.solve.median": 1.0,
+            "metric.err": 0.1,
+        }
+    )
+
+
+def test_a_configuration_is_the_components_and_what_varies_within_a_task():
+    cells = _cells()
+    labels = configuration_labels(cells)
+    assert list(labels) == [
+        "solver=rk4 solver.step_size=0.1",
+        "solver=rk4 solver.step_size=0.1",  # the seeds of one configuration share it
+        "solver=euler solver.step_size=0.1",
+        "solver=euler solver.step_size=0.01",
+        "encoding=siren",  # steps is 100 everywhere in this task: not in the label
+        "encoding=siren",
+        "encoding=fourier",
+    ]
+    ode = cells[cells["task"] == "ode"]
+    assert configuration_columns(ode) == ["solver", "param.solver.step_size"]
+
+
+def test_column_names_and_units():
+    assert short_name("time.solve.median") == "solve"
+    assert short_name("param.solver.rtol") == "solver.rtol"
+    assert short_name("metric.final_rel_error") == "final_rel_error"
+    assert [unit(c) for c in ("wall", "time.a.median", "time.a.n", "mem.peak", "speedup.a")] == [
+        "s", "s", "", "B", "x",
+    ]  # fmt: skip
+    assert timers(["time.a.median", "time.a.n", "metric.x"]) == ["time.a.median"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"quality": {}}, "at least one quality metric"),
+        ({"quality": {"err": "smaller"}}, "is not 'lower' or 'higher'"),
+        ({"quality": {"metric.err": "lower"}}, "the metric's own name"),
+        ({"quality": {"err": "lower"}, "cost": "solve"}, "a column"),
+    ],
+)
+def test_a_headline_that_does_not_say_what_matters_is_refused(kwargs, message):
+    with pytest.raises(HeadlineError, match=message):
+        Headline(**kwargs)
+
+
+def test_a_headline_round_trips_and_a_received_one_is_never_trusted():
+    h = Headline(quality={"err": "lower", "psnr": "higher"}, cost="mem.peak", curves=["loss"])
+    assert Headline.from_dict(json.loads(json.dumps(h.to_dict()))) == h
+    assert h.primary == "metric.err" and h.better("metric.psnr") == "higher"
+    for bad in (None, [], {"quality": "err"}, {"quality": {"err": "up"}}, {"quality": {1: 2}}):
+        assert Headline.from_dict(bad) is None
+
+
+def test_the_recorded_headline_keeps_only_the_columns_the_cells_have():
+    meta = {"headlines": {"ode": {"quality": {"err": "lower", "gone": "higher"},
+                                  "cost": "time.missing.median", "curves": []}}}  # fmt: skip
+    h = headline(meta, "ode", _cells())
+    assert h.quality == {"err": "lower"} and h.cost == "wall"
+    assert headline(meta, "fit", _cells()) is None  # declared nothing
+    assert headline({}, "ode") is None  # a run from before headlines
+
+
+def test_a_run_records_its_tasks_headlines(write_suite, registry, tmp_path):
+    from bench.executors import InProcessExecutor
+    from bench.results import load_run
+    from bench.runner import run_suite
+    from bench.suite import load_suite
+
+    path = write_suite(
+        "suite: h\nrepeats: 1\nplugins: [FIXTURE_PLUGINS]\nbenchmarks:\n"
+        "  - task: test.behave\n    matrix: {solver: [test.constant]}\n"
+    )
+    run_suite(load_suite(path, registry), tmp_path / "r", executor=InProcessExecutor(registry))
+    run = load_run(tmp_path / "r")
+    h = headline(run.meta, "test.behave", run.cells)
+    assert h == Headline(quality={"value": "lower"}, cost="time.work.median", curves=("loss",))
