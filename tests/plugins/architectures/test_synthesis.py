@@ -49,7 +49,7 @@ def test_reversible_revnet_run(tmp_path) -> None:
         assert f"{key}_t1_to_t2" in m and f"{key}_t2_to_t1" in m
     assert m["invertibility_error"] < 1e-5  # exact inverse, fp32 over 2 blocks
     assert m["cycle_error"] >= 0.0
-    assert {f[0] for f in ctx.files} == {"synthesis.png"}
+    assert {f[0] for f in ctx.files} == {"synthesis.png", "figure_slice.npz"}
 
 
 def test_one_direction_baseline(tmp_path) -> None:
