@@ -332,7 +332,7 @@ def _termination_as_interrupt() -> Iterator[None]:
 
 def _run(args: argparse.Namespace) -> int:
     from bench.executors import WorkerStartError
-    from bench.results import RunLockedError, load_run
+    from bench.results import ResultsError, load_run
     from bench.runner import ExecutorChoiceError, build_executor, run_suite
 
     out = make_console()
@@ -379,7 +379,7 @@ def _run(args: argparse.Namespace) -> int:
                 )
         except WorkerStartError as exc:
             raise CliError(f"{exc}; results so far are in {run_dir}") from None
-        except RunLockedError as exc:
+        except ResultsError as exc:  # the lock held or unusable, a damaged log
             raise CliError(str(exc)) from None
         except OSError as exc:  # a full disk, a read-only or vanished results folder
             raise CliError(_cannot_write(exc, run_dir, args.suite)) from None

@@ -95,7 +95,17 @@ class RunLock:
     def acquire(self) -> None:
         import fcntl
 
-        fh = open(self.path, "a+")  # noqa: SIM115 - held until release()
+        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | os.O_CLOEXEC
+        try:
+            fd = os.open(self.path, flags, 0o644)
+        except OSError as exc:
+            if self.path.is_symlink():  # ELOOP: a link would have us truncate its target
+                raise ResultsError(
+                    f"{self.path}: is a symbolic link; a run folder's lock is a plain file "
+                    "(remove the link)"
+                ) from None
+            raise ResultsError(f"{self.path}: cannot open the lock ({exc.strerror})") from None
+        fh = os.fdopen(fd, "r+")  # held until release()
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:

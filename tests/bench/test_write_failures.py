@@ -99,3 +99,20 @@ def test_a_read_only_file_system_is_one_message(write_suite, tmp_path, monkeypat
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err, err
     assert "cannot write the results:" in err and "Read-only file system" in err
+
+
+def test_a_lock_that_is_a_link_is_refused_and_its_target_untouched(write_suite, tmp_path, capsys):
+    """``.lock`` opened with "a+" followed a link and truncated its target (a run folder
+    received as an archive could name ~/.bashrc)."""
+    path = write_suite(SUITE)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "run.json").write_text(json.dumps({"suite": "full"}))
+    precious = tmp_path / "precious.txt"
+    precious.write_text("keep me")
+    (run_dir / ".lock").symlink_to(precious)
+    code = main(["run", str(path), "--resume", str(run_dir), "--in-process", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err, err
+    assert "is a symbolic link" in err
+    assert precious.read_text() == "keep me"
