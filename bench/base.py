@@ -56,6 +56,9 @@ class Plugin(ABC):
     name: ClassVar[str] = ""
     params: ClassVar[dict[str, Param]] = {}
     requires: ClassVar[tuple[str, ...]] = ()
+    #: the settings a tuned suite tries for this plugin (``tune: {grid: declared}``):
+    #: parameter -> values, swept as a cartesian product (bench.tuning)
+    tuning: ClassVar[dict[str, list[Any]]] = {}
 
     def __init__(self, **values: Any) -> None:
         self.values = self.resolve_params(values)

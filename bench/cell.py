@@ -51,6 +51,8 @@ class Cell:
     files_limit_mb: float = 500.0  # most result files one cell may write
     fresh_worker: bool = False  # run in a new worker process, not a reused one
     files_dir: str = ""  # where its result files go; set by the runner, not the suite
+    # "validation" or "test" in a tuned entry (bench.tuning), "" elsewhere; not in the id
+    role: str = ""
     # the id, computed on first use (slots: a million cells take ~0.3 KB each)
     _id: str = field(default="", init=False, repr=False, compare=False)
 

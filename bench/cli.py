@@ -348,6 +348,10 @@ def _run(args: argparse.Namespace) -> int:
             out.print(f"{suite.name}: {len(suite.cells)} cells")
             for i, cell in enumerate(suite.cells):
                 out.print(f"  {i:>4}  {cell.id}  {cell.describe()}", markup=False, soft_wrap=True)
+            if suite.tunings:
+                tests = sum(len(t.test[0]) for t in suite.tunings if t.test)
+                out.print(f"then {tests} test cells: the setting each of {len(suite.tunings)} "
+                          "tuned configurations chose on validation")  # fmt: skip
             return 0
         run_dir = _run_dir(args, suite.name)
         try:
@@ -496,6 +500,12 @@ class _RunDisplay:
         self.bar: Any = None
 
     def on_start(self, todo: list[Any]) -> None:
+        if self.bar is not None:  # a tuned entry's test cells, once validation chose
+            if not self.quiet:
+                self.out.print(f"{len(todo)} test cells with the settings chosen on validation")
+            total = self.progress.tasks[0].total or 0
+            self.progress.update(self.bar, total=total + len(todo))
+            return
         skipped = len(self.suite.cells) - len(todo)
         note = f" ({skipped} already done)" if skipped else ""
         if not self.quiet:

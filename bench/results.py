@@ -231,6 +231,7 @@ class RunWriter:
             "traceback": outcome.traceback,
             "wall": outcome.wall,
             "finished_at": finished_at,
+            **({"role": cell.role} if cell.role else {}),
             **outcome.row,
         }
         samples = [
@@ -479,7 +480,7 @@ def load_run(path: str | Path) -> Run:
 
 def key_columns(cells: pd.DataFrame) -> list[str]:
     """Columns that identify what a cell measured, seed aside: task, components, params."""
-    reserved = set(BASE_COLUMNS) | set(STATUS_COLUMNS)
+    reserved = set(BASE_COLUMNS) | set(STATUS_COLUMNS) | {"role"}  # bench.tuning's
     comps = [
         c
         for c in cells.columns

@@ -157,15 +157,7 @@ def _run_locked(
     writer = RunWriter(run_dir, resume=resume, retry_failed=retry_failed)
     if resume:
         executor.recover()  # before clearing files an orphaned job could still write
-    done = writer.done_ids()
-    todo = []
-    for cell in suite.cells:
-        if cell.id in done:
-            continue
-        # Files of an earlier attempt that never finished (killed run) go: the cell
-        # runs again and keeps only what this attempt saves.
-        writer.clear_files(cell.id)
-        todo.append(replace(cell, files_dir=str(writer.files_dir(cell.id))))
+    todo = _not_done(suite.cells, writer)
     meta_path = Path(run_dir) / RUN_JSON
     meta = _start_meta(suite, run_dir, resume)
     if command:
@@ -176,29 +168,65 @@ def _run_locked(
     if executor.cluster:
         meta["cluster"] = executor.cluster
     atomic_write_json(meta_path, meta)
-    if on_start:
-        on_start(todo)
     status = "interrupted"
-    outcomes = executor.run_all(todo, on_cell_start)
     try:
-        for cell, outcome in outcomes:
-            device = outcome.device or resolve_device(cell.device)
-            row = writer.add(cell, outcome, device, now_iso())
-            if on_cell_done:
-                on_cell_done(cell, row)
+        # the cells, then a tuned entry's test cells once its validation is recorded
+        todo = todo or _not_done(_chosen_test_cells(suite, writer), writer)
+        while True:
+            if on_start:
+                on_start(todo)
+            outcomes = executor.run_all(todo, on_cell_start)
+            try:
+                for cell, outcome in outcomes:
+                    device = outcome.device or resolve_device(cell.device)
+                    row = writer.add(cell, outcome, device, now_iso())
+                    if on_cell_done:
+                        on_cell_done(cell, row)
+            finally:
+                outcomes.close()  # stops a concurrent executor handing out cells
+            todo = _not_done(_chosen_test_cells(suite, writer), writer)
+            if not todo:
+                break
         status = "complete"
     finally:
         # Each step runs whatever the one before it raised (a full disk fails them all);
         # an exception already on its way out wins, else the first failure is raised.
         # The log keeps what finished either way.
-        failed = _each(outcomes.close, executor.close, writer.close)
+        failed = _each(executor.close, writer.close)
         meta["status"] = "interrupted" if failed else status
+        if suite.tunings:
+            rows = {row["cell_id"]: row for row in writer.cells}
+            meta["tuning"] = [tuning.record(rows) for tuning in suite.tunings]
         failed = failed or _each(
             lambda: _finish_meta(meta_path, meta, len(suite.cells), len(writer.cells))
         )
         if failed and status == "complete":  # nothing else is on its way out
             raise failed
     return writer.cells
+
+
+def _not_done(cells: list[Cell], writer: RunWriter) -> list[Cell]:
+    """The cells the run folder has no row for, each with its files folder emptied:
+    what an earlier attempt that never finished (a killed run) left there goes."""
+    done = writer.done_ids()
+    todo = []
+    for cell in cells:
+        if cell.id not in done:
+            writer.clear_files(cell.id)
+            todo.append(replace(cell, files_dir=str(writer.files_dir(cell.id))))
+    return todo
+
+
+def _chosen_test_cells(suite: Suite, writer: RunWriter) -> list[Cell]:
+    """Each tuned configuration's test cells, for the setting its recorded validation
+    cells chose (none while they are missing, or when no setting qualified)."""
+    rows = {row["cell_id"]: row for row in writer.cells}
+    cells = []
+    for tuning in suite.tunings:
+        chosen, _ = tuning.choose(rows)
+        if chosen is not None:
+            cells.extend(tuning.test[chosen])
+    return cells
 
 
 def _each(*steps: Callable[[], object]) -> BaseException | None:

@@ -45,7 +45,8 @@ from bench.suitefile import (
     plugin_specs,
     read_suite_file,
 )
-from bench.sweep import MAX_CELLS, MAX_CELLS_CEILING, expand
+from bench.sweep import MAX_CELLS, MAX_CELLS_CEILING, expand, expand_all
+from bench.tuning import Tuning
 
 __all__ = [
     "MAX_CELLS",
@@ -74,6 +75,9 @@ class Suite:
     cells: list[Cell] = field(default_factory=list)
     #: task name -> its declared headline (``Headline.to_dict()``), for run.json
     headlines: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: the tuned entries' configurations (bench.tuning): their test cells run once
+    #: their validation cells are recorded
+    tunings: list[Tuning] = field(default_factory=list)
 
 
 def load_suite(
@@ -118,7 +122,7 @@ def load_suite(
         except PluginLoadError as exc:
             raise SuiteError(source, [*plugin_errors, f"plugins: {exc}"]) from None
     try:
-        cells = expand(data, registry, source)
+        cells, tunings = expand_all(data, registry, source)
     except SuiteError as exc:
         raise SuiteError(source, [*plugin_errors, *exc.errors]) from None
     if plugin_errors:
@@ -132,6 +136,7 @@ def load_suite(
         base_dir=base_dir,
         cells=cells,
         headlines=_headlines(registry, cells),
+        tunings=tunings,
     )
 
 

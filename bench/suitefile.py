@@ -26,6 +26,7 @@ BENCH_KEYS = {
     "name": "optional label for this entry",
     "params": "task and component parameters (lists sweep)",
     "matrix": "lists to sweep (cartesian product)",
+    "tune": "a grid each configuration tries on validation seeds; the best runs on the seeds",
     **{key: f"overrides the suite's {key}" for key, s in SETTINGS.items() if s.per_entry},
 }
 SUITE_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")  # a folder name (fullmatch)

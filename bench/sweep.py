@@ -9,7 +9,7 @@ import itertools
 import json
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from bench import components as nested_plugins
@@ -19,6 +19,7 @@ from bench.params import ParamError, did_you_mean, is_list_param, shown
 from bench.registry import Registry, UnknownPluginError
 from bench.settings import DEFAULTS, read_settings
 from bench.suitefile import BENCH_KEYS, SUITE_NAME_RE, TOP_KEYS, SuiteError
+from bench.tuning import TuneRule, Tuning, check_sizes, grid_axes, read_rule, settings_of
 
 #: a suite expands to at most this many cells unless it says ``max_cells:`` (a typo
 #: of a sweep, not a benchmark); ``max_cells`` itself is bounded by MAX_CELLS_CEILING
@@ -27,9 +28,18 @@ MAX_CELLS_CEILING = 20_000_000
 
 
 def expand(data: dict[str, Any], registry: Registry, source: str = "<suite>") -> list[Cell]:
-    """Validate ``data`` in full and return its cells; raise ``SuiteError`` listing every
-    mistake."""
+    """Validate ``data`` in full and return its cells (a tuned entry's validation
+    cells); raise ``SuiteError`` listing every mistake."""
+    return expand_all(data, registry, source)[0]
+
+
+def expand_all(
+    data: dict[str, Any], registry: Registry, source: str = "<suite>"
+) -> tuple[list[Cell], list[Tuning]]:
+    """``expand``, and the tuned entries' configurations (``bench.tuning``): each one's
+    grid, validation cells (among the cells) and the test cells a choice would run."""
     errors: list[str] = []
+    tunings: list[Tuning] = []
     for key in data:
         if key not in TOP_KEYS:
             errors.append(_unknown_key(str(key), TOP_KEYS, ""))
@@ -69,14 +79,66 @@ def expand(data: dict[str, Any], registry: Registry, source: str = "<suite>") ->
             gc.disable()
             try:
                 for entry in entries:
-                    if entry is not None:
+                    if entry is None:
+                        continue
+                    if entry.tune is None:
                         cells.extend(entry.cells(str(name), registry, errors, seen))
+                        continue
+                    tuned = _tuned(entry, str(name), registry, errors, seen)
+                    tunings.extend(tuned)
+                    cells.extend(c for t in tuned for cs in t.validation for c in cs)
             finally:
                 if was_enabled:
                     gc.enable()
     if errors:
         raise SuiteError(source, errors)
-    return cells
+    return cells, tunings
+
+
+def _tuned(
+    entry: _Entry, suite_name: str, registry: Registry, errors: list[str], seen: dict[Any, Cell]
+) -> list[Tuning]:
+    """A tuned entry's configurations: each setting of each one's grid as one-value
+    axes beside the configuration's own values, on the validation seeds and (to be run
+    only for the chosen setting) on the entry's seeds."""
+    assert entry.tune is not None
+    rule = entry.tune
+    path = f"benchmarks[{entry.index}]"
+    one_seed = replace(entry, settings={**entry.settings, "seeds": entry.settings["seeds"][:1]})
+    configurations = one_seed.cells(suite_name, registry, errors, {})
+    slots = entry.task_cls.slots()
+    tunings = []
+    for config in configurations:
+        classes = {
+            slot: registry.get(slots[slot].base.kind, plugin)
+            for slot, plugin in config.components.items()
+            if slot in slots
+        }
+        grid = grid_axes(rule, classes, path, errors)
+        clash = sorted(set(grid) & set(config.given))
+        if clash:
+            errors.append(f"{path}.tune: {', '.join(clash)} set both in the grid and the entry")
+            continue
+        tuning = Tuning(entry.index, entry.task_cls.name, dict(config.given), rule,
+                        settings_of(grid))  # fmt: skip
+        for setting in tuning.settings:
+            axes = [(k, [v], p) for k, v, p in _given_axes(entry, config.given)] + [
+                (k, [v], f"{path}.tune.grid.{k}") for k, v in setting.items()
+            ]
+            for seeds, role, out in (
+                (rule.validation_seeds, "validation", tuning.validation),
+                (entry.settings["seeds"], "test", tuning.test),
+            ):
+                one = replace(entry, axes=axes, settings={**entry.settings, "seeds": seeds})
+                out.append(one.cells(suite_name, registry, errors, seen, role=role))
+        tunings.append(tuning)
+    check_sizes(tunings, path, errors)
+    return tunings
+
+
+def _given_axes(entry: _Entry, given: dict[str, Any]) -> list[tuple[str, Any, str]]:
+    paths = {key: kpath for key, _, kpath in entry.axes}
+    return [(key, value, paths.get(key, key)) for key, value in given.items()]
 
 
 def _unknown_key(key: str, allowed: dict[str, str], prefix: str) -> str:
@@ -104,10 +166,14 @@ class _Entry:
     label: str
     axes: list[tuple[str, list[Any], str]]
     settings: dict[str, Any]
+    tune: TuneRule | None = None
 
     @property
     def count(self) -> int:
-        return math.prod(len(values) for _, values, _ in self.axes) * len(self.settings["seeds"])
+        seeds = len(self.settings["seeds"])
+        if self.tune is not None:  # at most: every setting on validation, one on test
+            seeds += self.tune.max_settings * len(self.tune.validation_seeds)
+        return math.prod(len(values) for _, values, _ in self.axes) * seeds
 
     def sizes(self) -> str:
         return " x ".join(
@@ -118,7 +184,12 @@ class _Entry:
         )
 
     def cells(
-        self, suite_name: str, registry: Registry, errors: list[str], seen: dict[Any, Cell]
+        self,
+        suite_name: str,
+        registry: Registry,
+        errors: list[str],
+        seen: dict[Any, Cell],
+        role: str = "",
     ) -> list[Cell]:
         """Every combination of the axes, resolved; a combination the plugins refuse adds
         its message (once) and no cell."""
@@ -168,6 +239,7 @@ class _Entry:
                     component_params=component_params,
                     given=given,
                     seed=seed,
+                    role=role,
                     **cell_settings,
                 )
                 key = cell_id(prefix, seed, cell.task, cell.threads)
@@ -243,9 +315,14 @@ def _entry_axes(
                 f"{path}: {task_name} needs {_article(spec.describe())} in slot {shown(slot)} "
                 f"(add e.g. `matrix: {{{slot}: [{', '.join(fits[:2])}]}}`)"
             )
+    tune = None
+    if "tune" in entry:
+        tune = read_rule(
+            entry["tune"], f"{path}.tune", task_cls.headline, settings["seeds"], errors
+        )
     if len(errors) > n_errors:
         return None
-    return _Entry(index, task_cls, label, axes, settings)
+    return _Entry(index, task_cls, label, axes, settings, tune)
 
 
 def _axis_values(

@@ -197,6 +197,7 @@ def _problems(cls: type, registry: Registry) -> Iterable[str]:
                 yield f"parameter {key!r} names plugins of {param.plugin!r}, not a plugin base"
             else:
                 yield from _fits(registry, param.plugin, param.default, f"parameter {key!r}")
+    yield from _tuning_problems(cls)
     if issubclass(cls, Task):
         yield from _task_problems(cls, registry)
     # 0 declares a variable order (scipy's LSODA switches between Adams and BDF).
@@ -204,6 +205,25 @@ def _problems(cls: type, registry: Registry) -> Iterable[str]:
         yield f"order {cls.order}: a solver declares its order (0 only when adaptive)"
     if cls.missing_requirement() is None:
         yield from _constructs(cls, registry)
+
+
+def _tuning_problems(cls: type[Plugin]) -> Iterable[str]:
+    """``tuning``: each key a parameter of the plugin, each value a non-empty list of
+    values that parameter accepts (a tuned suite would refuse them one cell at a time)."""
+    if not isinstance(cls.tuning, dict):
+        yield f"tuning {cls.tuning!r}: a mapping of parameter -> list of values"
+        return
+    for key, values in cls.tuning.items():
+        if key not in cls.params:
+            yield f"tuning {key!r}: not a parameter (parameters: {', '.join(cls.params)})"
+        elif not isinstance(values, list) or not values:
+            yield f"tuning {key!r}: a non-empty list of values to try, got {values!r}"
+        else:
+            for value in values:
+                try:
+                    cls.params[key].validate(value)
+                except ParamError as exc:
+                    yield f"tuning {key!r}: {value!r} is refused ({exc})"
 
 
 def _task_problems(cls: type[Task], registry: Registry) -> Iterable[str]:

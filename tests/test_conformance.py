@@ -54,6 +54,7 @@ def test_check_plugin_names_every_broken_rule():
     class Broken(Solver):
         name = "test.broken"
         params = {"h": Param(-1.0, low=0.0), "inner": Param("nope", plugin=Solver), "x": 3}
+        tuning = {"h": [0.1, -2.0], "nothere": [1], "inner": []}
 
         def odeint(self, func, y0, t, **options):
             return y0
@@ -67,6 +68,9 @@ def test_check_plugin_names_every_broken_rule():
         "parameter 'inner': unknown solver 'nope'",
         "parameter 'x' is not a bench.Param",
         "order 0",
+        "tuning 'h': -2.0 is refused",
+        "tuning 'nothere': not a parameter",
+        "tuning 'inner': a non-empty list",
     ):
         assert rule in message, (rule, message)
 

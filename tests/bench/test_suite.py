@@ -183,7 +183,7 @@ benchmarks:
             "benchmarks:\n  - task: test.behave\n    mtrix: {}\n    matrix: {solver: []}\n",
             [
                 "benchmarks[0].mtrix: unknown key; did you mean 'matrix'? (allowed: task, name,"
-                " params, matrix, device, seeds, repeats, warmup, timeout, threads,"
+                " params, matrix, tune, device, seeds, repeats, warmup, timeout, threads,"
                 " files_limit_mb, fresh_worker)",
                 "benchmarks[0].matrix.solver: an empty list sweeps over nothing",
             ],

@@ -1,0 +1,244 @@
+"""Tuning every method by one rule: a declared grid, chosen on validation seeds,
+reported on other seeds.
+
+A benchmark entry with a ``tune`` block::
+
+    - task: registration.pairwise
+      matrix: {method: [svf, syn]}
+      seeds: [0, 1, 2, 3, 4]            # the test seeds: the only ones reported
+      tune:
+        grid: declared                  # each component's own grid (Plugin.tuning), or
+                                        # a mapping swept like matrix: {method.steps: [50, 150]}
+        select: dice                    # default: the task's headline primary metric
+        validation_seeds: [100, 101]    # disjoint from the test seeds
+        max_settings: 8                 # the most settings any configuration may try
+        equal_size: true                # every configuration tries as many settings
+
+runs, for each configuration of the entry (its matrix and params, as without
+``tune``), every setting of its grid on the validation seeds (cells with
+``role: validation``); then, once those are recorded, the setting with the best mean
+of the ``select`` metric over the validation seeds (in the headline's direction; a
+setting whose validation cell is not ``ok`` with a finite value is out; ties go to the
+first in grid order) on the test seeds (``role: test``). ``run.json`` records each
+configuration's grid, its validation scores and its choice. The choice is a function
+of the recorded rows, so ``--resume`` makes the same one.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.cell import Cell
+from bench.params import shown
+
+TUNE_KEYS = {
+    "grid": "declared (each component's Plugin.tuning) or a mapping swept like matrix",
+    "select": "the metric that chooses (default: the task's headline primary)",
+    "validation_seeds": "seeds the choice is made on (a list, disjoint from the entry's seeds)",
+    "max_settings": "the most settings a configuration may try (default 8)",
+    "equal_size": "every configuration tries as many settings (default true)",
+}
+MAX_SETTINGS = 8
+
+
+@dataclass
+class TuneRule:
+    """A checked ``tune`` block."""
+
+    grid: dict[str, list[Any]] | None  # None: declared by the components
+    select: str  # a metric name
+    better: str  # "lower" | "higher"
+    validation_seeds: list[int]
+    max_settings: int = MAX_SETTINGS
+    equal_size: bool = True
+
+
+@dataclass
+class Tuning:
+    """One configuration of a tuned entry: its grid, the validation cells of each
+    setting, and the test cells each setting would run (only the chosen one's do)."""
+
+    entry: int
+    task: str
+    configuration: dict[str, Any]  # the entry's given values (components included)
+    rule: TuneRule
+    settings: list[dict[str, Any]]  # grid points, in order
+    validation: list[list[Cell]] = field(default_factory=list)  # per setting
+    test: list[list[Cell]] = field(default_factory=list)  # per setting
+
+    def choose(self, rows: dict[str, dict[str, Any]]) -> tuple[int | None, list[float | None]]:
+        """The chosen setting's index (None while validation cells are missing or when
+        no setting qualifies) and each setting's validation score (None: out)."""
+        column = f"metric.{self.rule.select}"
+        scores: list[float | None] = []
+        missing = False
+        for cells in self.validation:
+            values = []
+            for cell in cells:
+                row = rows.get(cell.id)
+                if row is None:
+                    missing = True
+                    break
+                value = row.get(column)
+                ok = row.get("status") == "ok" and isinstance(value, (int, float))
+                values.append(float(value) if ok and math.isfinite(value) else None)
+            if missing:
+                break
+            good = [v for v in values if v is not None]
+            scores.append(sum(good) / len(good) if good and len(good) == len(values) else None)
+        if missing:
+            return None, scores
+        sign = -1.0 if self.rule.better == "higher" else 1.0
+        ranked = [(sign * s, i) for i, s in enumerate(scores) if s is not None]
+        return (min(ranked)[1] if ranked else None), scores
+
+    def record(self, rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        """What run.json keeps of this configuration's tuning."""
+        chosen, scores = self.choose(rows)
+        return {
+            "entry": self.entry,
+            "task": self.task,
+            "configuration": self.configuration,
+            "select": self.rule.select,
+            "better": self.rule.better,
+            "validation_seeds": self.rule.validation_seeds,
+            "test_seeds": [c.seed for c in self.test[0]] if self.test else [],
+            "settings": self.settings,
+            "scores": scores,
+            "chosen": None if chosen is None else self.settings[chosen],
+            "why_none": None if chosen is not None else _why_none(scores, len(self.settings)),
+        }
+
+
+def _why_none(scores: list[float | None], n: int) -> str:
+    if len(scores) < n:
+        return "validation cells not all recorded yet"
+    return "no setting ended ok with a finite value on every validation seed"
+
+
+def read_rule(
+    block: Any, path: str, headline: Any, seeds: list[int], errors: list[str]
+) -> TuneRule | None:
+    """Check a ``tune`` block; None (with ``errors``) where it is wrong."""
+    from bench.settings import read_settings  # the seeds parser, shared with `seeds:`
+
+    if not isinstance(block, dict):
+        errors.append(f"{path}: expected a mapping ({', '.join(TUNE_KEYS)}), got {shown(block)}")
+        return None
+    n = len(errors)
+    for key in block:
+        if key not in TUNE_KEYS:
+            errors.append(f"{path}.{key}: unknown key (allowed: {', '.join(TUNE_KEYS)})")
+    grid = block.get("grid", "declared")
+    if grid != "declared" and not (isinstance(grid, dict) and grid):
+        errors.append(f"{path}.grid: 'declared' or a non-empty mapping, got {shown(grid)}")
+    elif isinstance(grid, dict):
+        for key, values in grid.items():
+            if not isinstance(values, list) or not values:
+                errors.append(f"{path}.grid.{key}: a non-empty list of values to try")
+    select, better = _select(block.get("select"), headline, path, errors)
+    raw = block.get("validation_seeds")
+    validation: list[int] = []
+    if raw is None:
+        errors.append(f"{path}.validation_seeds: missing (the seeds the choice is made on)")
+    else:
+        checked = read_settings({"seeds": raw}, f"{path}.validation_", {"seeds": [0]}, errors)
+        validation = checked.get("seeds", [])
+        overlap = sorted(set(validation) & set(seeds))
+        if overlap:
+            errors.append(
+                f"{path}.validation_seeds: {overlap} are also test seeds; a choice made on the "
+                "seeds it is reported on is not a held-out choice"
+            )
+    size = block.get("max_settings", MAX_SETTINGS)
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        errors.append(f"{path}.max_settings: a positive integer, got {shown(size)}")
+    equal = block.get("equal_size", True)
+    if not isinstance(equal, bool):
+        errors.append(f"{path}.equal_size: true or false, got {shown(equal)}")
+    if len(errors) > n:
+        return None
+    return TuneRule(
+        grid=None if grid == "declared" else dict(grid),
+        select=select,
+        better=better,
+        validation_seeds=validation,
+        max_settings=size,
+        equal_size=equal,
+    )
+
+
+def _select(value: Any, headline: Any, path: str, errors: list[str]) -> tuple[str, str]:
+    """``dice`` (direction from the headline), ``{metric: dice, better: higher}``, or
+    nothing (the headline's primary)."""
+    if value is None:
+        if headline is None:
+            errors.append(
+                f"{path}.select: missing, and the task declares no headline to choose by "
+                "(name the metric: `select: {metric: NAME, better: lower}`)"
+            )
+            return "", "lower"
+        name = next(iter(headline.quality))
+        return name, headline.quality[name]
+    if isinstance(value, str):
+        better = headline.quality.get(value) if headline is not None else None
+        if better is None:
+            errors.append(
+                f"{path}.select: say which way {value!r} is better "
+                f"(`select: {{metric: {value}, better: lower}}` or higher)"
+            )
+            return "", "lower"
+        return value, better
+    if isinstance(value, dict) and set(value) == {"metric", "better"}:
+        if not isinstance(value["metric"], str) or value["better"] not in ("lower", "higher"):
+            errors.append(f"{path}.select: metric: NAME, better: lower|higher; got {shown(value)}")
+            return "", "lower"
+        return value["metric"], value["better"]
+    errors.append(f"{path}.select: a metric name or {{metric: NAME, better: lower|higher}}")
+    return "", "lower"
+
+
+def grid_axes(
+    rule: TuneRule, components: dict[str, type], path: str, errors: list[str]
+) -> dict[str, list[Any]]:
+    """The keys and values a configuration sweeps on validation: the rule's own grid,
+    or each component's declared ``tuning`` as ``slot.param`` keys."""
+    if rule.grid is not None:
+        return rule.grid
+    axes: dict[str, list[Any]] = {}
+    for slot, cls in components.items():
+        for param, values in cls.tuning.items():
+            axes[f"{slot}.{param}"] = list(values)
+    return axes
+
+
+def settings_of(axes: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    """The grid's points, in order (the cartesian product, last key fastest)."""
+    keys = list(axes)
+    return [dict(zip(keys, combo)) for combo in itertools.product(*(axes[k] for k in keys))]
+
+
+def check_sizes(tunings: list[Tuning], path: str, errors: list[str]) -> None:
+    """Every configuration within ``max_settings``; all the same size when asked."""
+    if not tunings:
+        return
+    rule = tunings[0].rule
+    sizes = {_describe(t.configuration): len(t.settings) for t in tunings}
+    big = {k: n for k, n in sizes.items() if n > rule.max_settings}
+    for name, n in big.items():
+        errors.append(
+            f"{path}.tune: {name} tries {n} settings, more than max_settings {rule.max_settings}"
+        )
+    if rule.equal_size and len(set(sizes.values())) > 1:
+        listing = ", ".join(f"{k}: {n}" for k, n in sizes.items())
+        errors.append(
+            f"{path}.tune: the configurations try different numbers of settings ({listing}); "
+            "give each as many, or set `equal_size: false` and say why"
+        )
+
+
+def _describe(configuration: dict[str, Any]) -> str:
+    return " ".join(f"{k}={v}" for k, v in configuration.items()) or "the entry"

@@ -1,0 +1,231 @@
+"""Tuning by one rule (bench.tuning): each configuration tries its grid on validation
+seeds, the best setting by the task's headline runs on the test seeds, and run.json
+says what was tried and chosen."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import pytest
+
+from bench.cli import main
+from bench.results import load_run
+from bench.suite import SuiteError, load_suite
+
+PLUGIN = textwrap.dedent(
+    '''
+    from bench import Headline, Param, Solver, Task, hookimpl
+
+
+    class Knob(Solver):
+        name = "tune.knob"
+        params = {"step_size": Param(0.1, low=0.0, low_open=True), "gain": Param(1.0)}
+        tuning = {"step_size": [0.3, 0.1, 0.2]}
+
+        def odeint(self, func, y0, t, **options):
+            return y0
+
+
+    class Other(Solver):
+        name = "tune.other"
+        params = {"step_size": Param(0.5, low=0.0, low_open=True)}
+        tuning = {"step_size": [0.5, 0.4, 0.45]}
+
+        def odeint(self, func, y0, t, **options):
+            return y0
+
+
+    class Small(Solver):
+        name = "tune.small"
+        params = {"step_size": Param(0.5, low=0.0, low_open=True)}
+        tuning = {"step_size": [0.5]}
+
+        def odeint(self, func, y0, t, **options):
+            return y0
+
+
+    class Score(Task):
+        """error = |h - 0.2| + 0.01 seed: 0.2 is best; fail_at makes one setting fail."""
+
+        name = "tune.score"
+        components = {"solver": Solver}
+        headline = Headline(quality={"error": "lower"})
+        params = {"fail_at": Param(-1.0), "offset": Param(0.0)}
+
+        def run(self, ctx):
+            h = ctx.components["solver"].values["step_size"]
+            if h == self.values["fail_at"]:
+                raise ValueError("this setting fails on purpose")
+            ctx.metric("error", abs(h - 0.2) + 0.01 * ctx.seed + self.values["offset"])
+
+
+    @hookimpl
+    def bench_plugins():
+        return [Knob, Other, Small, Score]
+    '''
+)
+
+
+def _suite(tmp_path, entry: str):
+    (tmp_path / "tune_plugins.py").write_text(PLUGIN)
+    path = tmp_path / "tuned.yaml"
+    path.write_text(
+        "suite: tuned\ndevice: cpu\nrepeats: 1\nplugins: [./tune_plugins.py]\n"
+        "benchmarks:\n" + textwrap.indent(textwrap.dedent(entry), "  ")
+    )
+    return path
+
+
+DECLARED = """
+- task: tune.score
+  matrix: {solver: [tune.knob, tune.other]}
+  seeds: [0, 1]
+  tune: {grid: declared, validation_seeds: [10, 11]}
+"""
+
+
+def test_each_configuration_runs_its_best_validation_setting_on_the_test_seeds(
+    tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    path = _suite(tmp_path, DECLARED)
+    assert main(["run", str(path), "--output", "out", "--in-process", "--quiet"]) == 0
+    run = load_run(next((tmp_path / "out" / "tuned").iterdir()))
+    cells = run.cells
+    val, test = cells[cells["role"] == "validation"], cells[cells["role"] == "test"]
+    assert len(val) == 2 * 3 * 2  # configurations x settings x validation seeds
+    assert set(val["seed"]) == {10, 11} and set(test["seed"]) == {0, 1}
+    chosen = test.groupby("solver")["param.solver.step_size"].unique().to_dict()
+    # knob's grid holds 0.2 (the best); other's best is 0.4, the closest to 0.2
+    assert {k: list(v) for k, v in chosen.items()} == {"tune.knob": [0.2], "tune.other": [0.4]}
+    record = {t["configuration"]["solver"]: t for t in run.meta["tuning"]}
+    assert record["tune.knob"]["chosen"] == {"solver.step_size": 0.2}
+    assert record["tune.knob"]["settings"] == [{"solver.step_size": v} for v in (0.3, 0.1, 0.2)]
+    # the scores are the validation means: |h - 0.2| + 0.01 * mean(10, 11)
+    assert record["tune.knob"]["scores"] == pytest.approx([0.205, 0.205, 0.105])
+    assert record["tune.other"]["test_seeds"] == [0, 1]
+    # a resume has nothing left to run and makes the same choice
+    run_dir = run.path
+    assert main(["run", str(path), "--resume", str(run_dir), "--in-process", "--quiet"]) == 0
+    again = load_run(run_dir)
+    assert len(again.cells) == len(cells)
+    assert again.meta["tuning"] == run.meta["tuning"]
+
+
+def test_a_run_cut_after_validation_resumes_with_the_test_cells(tmp_path, monkeypatch):
+    """The choice is a function of the recorded rows: a run interrupted once validation
+    finished runs only the chosen settings' test cells on --resume."""
+    from bench.executors import InProcessExecutor
+    from bench.runner import run_suite
+    from bench.testing import default_registry
+
+    monkeypatch.chdir(tmp_path)
+    path = _suite(tmp_path, DECLARED)
+    registry = default_registry(["./tune_plugins.py"], base_dir=tmp_path)
+    suite = load_suite(path, registry)
+    n_val = len(suite.cells)
+
+    def stop_after_validation(cell, row):
+        if cell.role == "test":
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_suite(suite, tmp_path / "r", executor=InProcessExecutor(registry),
+                  on_cell_done=stop_after_validation)  # fmt: skip
+    assert len(load_run(tmp_path / "r").cells) == n_val + 1
+    ran = []
+    run_suite(suite, tmp_path / "r", executor=InProcessExecutor(registry), resume=True,
+              on_cell_done=lambda cell, row: ran.append(cell))  # fmt: skip
+    assert {c.role for c in ran} == {"test"} and len(ran) == 2 * 2 - 1
+    meta = json.loads((tmp_path / "r" / "run.json").read_text())
+    assert meta["status"] == "complete"
+
+
+def test_a_setting_that_fails_on_validation_is_never_chosen(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = _suite(
+        tmp_path,
+        """
+        - task: tune.score
+          matrix: {solver: [tune.knob]}
+          params: {fail_at: 0.2}
+          seeds: [0]
+          tune: {validation_seeds: [10]}
+        """,
+    )
+    assert main(["run", str(path), "--output", "out", "--in-process", "--quiet"]) == 0
+    run = load_run(next((tmp_path / "out" / "tuned").iterdir()))
+    (record,) = run.meta["tuning"]
+    assert record["scores"][2] is None  # 0.2, the best, failed: out
+    # 0.3 and 0.1 are equally far from 0.2 (0.3 a rounding closer, and first in order)
+    assert record["chosen"] == {"solver.step_size": 0.3}
+    assert list(run.cells.query("role == 'test'")["param.solver.step_size"]) == [0.3]
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        (
+            "- task: tune.score\n  matrix: {solver: [tune.knob]}\n  seeds: [0, 1]\n"
+            "  tune: {validation_seeds: [1, 2]}\n",
+            "validation_seeds: [1] are also test seeds",
+        ),
+        (
+            "- task: tune.score\n  matrix: {solver: [tune.knob, tune.small]}\n"
+            "  tune: {validation_seeds: [9]}\n",
+            "try different numbers of settings (solver=tune.knob: 3, solver=tune.small: 1)",
+        ),
+        (
+            "- task: tune.score\n  matrix: {solver: [tune.knob]}\n"
+            "  tune: {validation_seeds: [9], max_settings: 2}\n",
+            "tries 3 settings, more than max_settings 2",
+        ),
+        (
+            "- task: tune.score\n  matrix: {solver: [tune.knob]}\n"
+            "  tune: {validation_seeds: [9], select: gain}\n",
+            "say which way 'gain' is better",
+        ),
+        (
+            "- task: tune.score\n  matrix: {solver: [tune.knob]}\n  tune: {grid: declared}\n",
+            "validation_seeds: missing",
+        ),
+        (
+            "- task: tune.score\n  matrix: {solver: [tune.knob]}\n"
+            "  tune: {validation_seeds: [9], grid: {solver.step_size: [-1.0]}}\n",
+            "tune.grid.solver.step_size",
+        ),
+    ],
+)
+def test_a_tune_block_that_is_not_a_fair_rule_is_refused(tmp_path, monkeypatch, entry, message):
+    from bench.testing import default_registry
+
+    monkeypatch.chdir(tmp_path)
+    path = _suite(tmp_path, entry)
+    with pytest.raises(SuiteError) as info:
+        load_suite(path, default_registry(["./tune_plugins.py"], base_dir=tmp_path))
+    assert message in str(info.value)
+
+
+def test_an_explicit_grid_and_the_ids_of_untuned_entries_stay(tmp_path, monkeypatch):
+    from bench.testing import default_registry
+
+    monkeypatch.chdir(tmp_path)
+    path = _suite(
+        tmp_path,
+        """
+        - task: tune.score
+          matrix: {solver: [tune.knob]}
+          seeds: [0]
+          tune: {validation_seeds: [5], grid: {offset: [0.0, 1.0]}}
+        - task: tune.score
+          matrix: {solver: [tune.other]}
+        """,
+    )
+    registry = default_registry(["./tune_plugins.py"], base_dir=tmp_path)
+    suite = load_suite(path, registry)
+    (tuning,) = suite.tunings
+    assert tuning.settings == [{"offset": 0.0}, {"offset": 1.0}]
+    untuned = [c for c in suite.cells if c.role == ""]
+    plain = _suite(tmp_path, "- task: tune.score\n  matrix: {solver: [tune.other]}\n")
+    assert [c.id for c in untuned] == [c.id for c in load_suite(plain, registry).cells]
