@@ -101,7 +101,10 @@ def test_no_attribute_effect_leaves_the_template_constant():
     assert deformed["template_velocity_truth_mm"] < 1e-12
     # measured 0.25 mm against 2.47 mm (truth 3.0 mm; the ratio is 0.10 at seeds 0-2)
     assert deformed["template_velocity_mm"] < 0.2 * deformed_strong["template_velocity_mm"]
-    assert deformed_strong["template_velocity_mm"] > 0.5 * deformed["template_velocity_truth_mm"]
+    # and recovers most of the true effect (2.35-2.47 mm of 3.0 at seeds 0-2); compared with
+    # the flat population's truth (0) this held for any output
+    truth = deformed_strong["template_velocity_truth_mm"]
+    assert deformed_strong["template_velocity_mm"] > 0.5 * truth
 
 
 def test_conditional_template_recovers_a_strong_effect():
