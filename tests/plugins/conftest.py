@@ -1,4 +1,4 @@
-"""Plugin tests run single-threaded.
+"""Plugin tests run single-threaded, and cells run by bench.testing on a frozen heap.
 
 The ODE problems here hold 2-32 numbers per state, so every torch op is pure
 overhead and intra-op threads only contend: 30 steps of ode.neural_ode_fit took
@@ -7,15 +7,39 @@ overhead and intra-op threads only contend: 30 steps of ode.neural_ode_fit took
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator
 
 import pytest
 import torch
 
+import bench.worker
+
 
 @pytest.fixture(autouse=True)
-def _single_thread() -> Iterator[None]:
+def _single_thread(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     before = torch.get_num_threads()
     torch.set_num_threads(1)
+    # A cell without a `threads` setting gets the worker's default back, which the
+    # worker reads once per process: in a whole `pytest` run an earlier harness test
+    # has read torch's own (2 here), so bench.testing's cells would run on 2 threads.
+    # bench.testing.run_cell takes no `threads`; this is the same for the test's cells.
+    monkeypatch.setattr(bench.worker, "_DEFAULT_THREADS", 1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def frozen_heap() -> Iterator[None]:
+    """A module that runs many cells through bench.testing freezes the heap once, as
+    ``bench run --in-process`` does: the worker's full collection after each cell then
+    skips torch, the plugins and pytest: tests/plugins/test_ode_tasks.py's 26 cells
+    spent 3.8 s of CPU in it, 0.6 s on a frozen heap (2-core box). Opt in with
+    ``pytestmark = pytest.mark.usefixtures("frozen_heap")``."""
+    froze = gc.get_freeze_count() == 0
+    if froze:
+        gc.collect()
+        gc.freeze()
+    yield
+    if froze:  # frozen objects are never freed: give the heap back
+        gc.unfreeze()

@@ -9,17 +9,21 @@ backend is caught by them.
 
 from __future__ import annotations
 
+import functools
 import math
 import statistics
 
 import pytest
 import torch
 
-from bench import Backend, CellContext, Registry, get_plugin_manager
+from bench import Registry, get_plugin_manager, hookimpl, testing
 from bench.suite import SuiteError, load_suite
 from kernels.cost import sine_mlp_flops, svf_exp_min_bytes, warp_min_bytes
+from plugins.backends.base import WarpBackend
 
 REGISTRY = Registry(get_plugin_manager())
+
+pytestmark = pytest.mark.usefixtures("frozen_heap")
 
 # fp32 against float64: bilinear weights and a sum of 2^ndim terms round at ~2^-24 each,
 # relative to max |ref|; the eager path's coordinate normalisation (x * 2/(n-1) - 1 and
@@ -31,30 +35,20 @@ SVF_FP32_REL = 2e-5
 
 
 def run_task(
-    task: str, backend: str, tmp_path, repeats: int = 2, backend_params=None, **params
-) -> CellContext:
-    task_cls = REGISTRY.get("task", task)
-    backend_obj = REGISTRY.get("backend", backend)(**(backend_params or {}))
-    reason = backend_obj.skip("cpu")
-    if reason:
-        pytest.skip(reason)
-    resolved = task_cls.resolve_params(params)
-    ctx = CellContext(
-        device="cpu",
-        seed=0,
-        repeats=repeats,
-        warmup=1,
-        components={"backend": backend_obj},
-        params=resolved,
-        cache_dir=tmp_path,
-    )
-    torch.manual_seed(0)
-    task_cls(**params).run(ctx)
-    return ctx
+    task: str, backend: str, repeats: int = 2, backend_params=None, **params
+) -> testing.CellResult:
+    """One cell on the CPU, seed 0, 1 warm-up call, through the worker's own path; a
+    backend that cannot run here (a Triton one without the interpreter) skips the test."""
+    params.update((f"backend.{k}", v) for k, v in (backend_params or {}).items())
+    cell = testing.run_cell(task, {"backend": backend}, params, repeats=repeats, warmup=1,
+                            registry=REGISTRY)  # fmt: skip
+    if cell.status == "skipped":
+        pytest.skip(cell.error)
+    return cell
 
 
-def median(ctx: CellContext, name: str) -> float:
-    return statistics.median(ctx.record.times[name])
+def median(cell: testing.CellResult, name: str) -> float:
+    return statistics.median(cell.times[name])
 
 
 @pytest.mark.parametrize("backend", ["warp.eager", "warp.triton"])
@@ -66,43 +60,42 @@ def median(ctx: CellContext, name: str) -> float:
         ([5, 6, 7], "nearest", "zeros"),
     ],
 )
-def test_warp_task_measures_and_checks(tmp_path, backend, size, mode, padding):
-    ctx = run_task(
+def test_warp_task_measures_and_checks(backend, size, mode, padding):
+    cell = run_task(
         "kernels.warp",
         backend,
-        tmp_path,
         size=size,
         batch=2,
         channels=3,
         mode=mode,
         padding=padding,
     )
-    m = ctx.record.metrics
+    m = cell.metrics
     for name in ("output", "grad_image", "grad_disp"):
         assert m[f"{name}_error_max"] < FP32_REL, (name, m)
         assert m[f"{name}_error_l2"] < FP32_REL
     assert m["excluded_fraction"] == 0.0  # no sample point within 1e-4 of a grid line here
-    assert set(ctx.record.times) == {"forward", "forward_backward"}
-    assert all(len(s) == 2 for s in ctx.record.times.values())
+    assert set(cell.times) == {"forward", "forward_backward"}
+    assert all(len(s) == 2 for s in cell.times.values())
     voxels = 2 * math.prod(size)
-    expect = warp_min_bytes(voxels, 3, len(size), backward=False) / median(ctx, "forward") / 1e9
+    expect = warp_min_bytes(voxels, 3, len(size), backward=False) / median(cell, "forward") / 1e9
     assert m["gbs_forward"] == pytest.approx(expect)
-    expect = warp_min_bytes(voxels, 3, len(size), True) / median(ctx, "forward_backward") / 1e9
+    expect = warp_min_bytes(voxels, 3, len(size), True) / median(cell, "forward_backward") / 1e9
     assert m["gbs_forward_backward"] == pytest.approx(expect)
 
 
-def test_warp_task_without_backward_times_forward_only(tmp_path):
-    ctx = run_task("kernels.warp", "warp.eager", tmp_path, size=[6, 7], backward=False)
-    assert set(ctx.record.times) == {"forward"}
-    assert "grad_image_error_max" not in ctx.record.metrics
+def test_warp_task_without_backward_times_forward_only():
+    cell = run_task("kernels.warp", "warp.eager", size=[6, 7], backward=False)
+    assert set(cell.times) == {"forward"}
+    assert "grad_image_error_max" not in cell.metrics
 
 
-def test_warp_task_half_precision(tmp_path):
-    ctx = run_task("kernels.warp", "warp.triton", tmp_path, size=[9, 11], dtype="bfloat16")
+def test_warp_task_half_precision():
+    cell = run_task("kernels.warp", "warp.triton", size=[9, 11], dtype="bfloat16")
     # bf16 keeps 8 significant bits: the output is rounded once (2^-9 relative) after
     # an fp32 interpolation of bf16 inputs; the reference interpolates the same inputs.
-    assert ctx.record.metrics["output_error_max"] < 2**-8
-    assert ctx.record.metrics["output_error_max"] > FP32_REL  # it is really bf16
+    assert cell.metrics["output_error_max"] < 2**-8
+    assert cell.metrics["output_error_max"] > FP32_REL  # it is really bf16
 
 
 def test_sample_points_on_grid_lines_are_left_out_of_the_warp_errors():
@@ -125,11 +118,10 @@ def test_sample_points_on_grid_lines_are_left_out_of_the_warp_errors():
     assert relative_errors(out, ref, exclude) == (0.0, 0.0)
 
 
-class ShiftedWarp(Backend):
+class ShiftedWarp(WarpBackend):
     """A wrong warp: samples one voxel off along the last axis."""
 
     name = "test.shifted_warp"
-    op = "warp"
 
     def __call__(self, image, disp, *, mode="bilinear", padding="zeros"):
         from kernels import warp
@@ -139,51 +131,57 @@ class ShiftedWarp(Backend):
         return warp(image, disp + shift, mode=mode, padding=padding, backend="torch")
 
 
-def test_a_wrong_backend_is_caught_by_the_error_metrics(tmp_path):
-    ctx = CellContext(
-        device="cpu",
-        seed=0,
-        repeats=1,
-        warmup=0,
-        components={"backend": ShiftedWarp()},
-        params={},
-        cache_dir=tmp_path,
+@hookimpl
+def bench_plugins() -> list[type[WarpBackend]]:
+    """This module as a plugin module, so that a registry can hold its wrong warp."""
+    return [ShiftedWarp]
+
+
+@functools.cache
+def _with_shifted_warp() -> Registry:
+    return testing.default_registry([__name__])
+
+
+def test_a_wrong_backend_is_caught_by_the_error_metrics():
+    cell = testing.run_cell(
+        "kernels.warp",
+        {"backend": ShiftedWarp.name},
+        {"size": [8, 9], "backward": False},
+        registry=_with_shifted_warp(),
     )
-    REGISTRY.get("task", "kernels.warp")(size=[8, 9], backward=False).run(ctx)
-    assert ctx.record.metrics["output_error_max"] > 0.1
+    assert cell.metrics["output_error_max"] > 0.1
 
 
 @pytest.mark.parametrize("backend", ["svf_exp.eager", "svf_exp.triton"])
-def test_svf_exp_task(tmp_path, backend):
-    ctx = run_task("kernels.svf_exp", backend, tmp_path, size=[6, 7, 8], velocity=2.0)
-    m = ctx.record.metrics
+def test_svf_exp_task(backend):
+    cell = run_task("kernels.svf_exp", backend, size=[6, 7, 8], velocity=2.0)
+    m = cell.metrics
     assert m["output_error_max"] < SVF_FP32_REL
     assert m["grad_velocity_error_max"] < SVF_FP32_REL
     # exp(v) o exp(-v) = id up to interpolation error, O(h^2 |grad v|^2): a fraction of a
     # voxel for a 2-voxel field on a 6x7x8 grid, whose zero padding bends it at the edges.
     assert 0 < m["inverse_error_vox_mean"] < 0.2
     assert m["inverse_error_vox_mean"] <= m["inverse_error_vox_max"] < 1.0
-    expect = svf_exp_min_bytes(6 * 7 * 8, 3, 7, backward=False) / median(ctx, "forward") / 1e9
+    expect = svf_exp_min_bytes(6 * 7 * 8, 3, 7, backward=False) / median(cell, "forward") / 1e9
     assert m["gbs_forward"] == pytest.approx(expect)
 
 
-def test_svf_exp_inverse_error_shrinks_with_the_field(tmp_path):
+def test_svf_exp_inverse_error_shrinks_with_the_field():
     """The inverse-consistency metric measures the method: exact (0) for a zero field, and
     shrinking faster than the field, as interpolation error does (by 4 for a smooth field
     when it halves; by 2.5-3 here, the synthetic field being piecewise linear, kinked at
     its coarse nodes). Border padding keeps the volume's edge out of it."""
 
     def residual(velocity: float) -> float:
-        ctx = run_task(
+        cell = run_task(
             "kernels.svf_exp",
             "svf_exp.eager",
-            tmp_path,
             size=[48, 48],
             velocity=velocity,
             padding="border",
             backward=False,
         )
-        return ctx.record.metrics["inverse_error_vox_mean"]
+        return cell.metrics["inverse_error_vox_mean"]
 
     big, small = residual(2.0), residual(1.0)
     assert 2.2 < big / small < 4.5
@@ -200,18 +198,17 @@ SINE_MLP_REL = {"fp32": 1e-5, "tf32": 5e-3, "fp16": 5e-3, "bf16": 5e-2}
 
 @pytest.mark.parametrize("precision", list(SINE_MLP_REL))
 @pytest.mark.parametrize("backend", ["sine_mlp.eager", "sine_mlp.triton"])
-def test_sine_mlp_task(tmp_path, backend, precision):
-    ctx = run_task(
+def test_sine_mlp_task(backend, precision):
+    cell = run_task(
         "kernels.sine_mlp",
         backend,
-        tmp_path,
         points=129,
         width=32,
         sine_layers=3,
         precision=precision,
         backward=True,
     )
-    m = ctx.record.metrics
+    m = cell.metrics
     tol = SINE_MLP_REL[precision]
     if backend == "sine_mlp.eager" and precision in ("fp16", "bf16"):
         tol *= 4  # autocast also rounds the sine arguments (the fused kernel keeps fp32)
@@ -219,8 +216,8 @@ def test_sine_mlp_task(tmp_path, backend, precision):
     assert m["grad_x_error_max"] < 10 * tol  # x-gradients carry omega0 = 30 per layer
     assert m["grad_params_error_max"] < 10 * tol
     flops = 129 * sine_mlp_flops(3, [32] * 3, 1)
-    assert m["tflops_forward"] == pytest.approx(flops / median(ctx, "forward") / 1e12)
-    assert set(ctx.record.times) == {"forward", "forward_backward"}
+    assert m["tflops_forward"] == pytest.approx(flops / median(cell, "forward") / 1e12)
+    assert set(cell.times) == {"forward", "forward_backward"}
 
 
 def test_triton_backends_skip_where_triton_cannot_run(monkeypatch):
@@ -255,7 +252,7 @@ def test_a_backend_of_another_op_is_refused_at_validation(tmp_path):
 
 
 @pytest.mark.slow
-def test_compile_backend_compiles_in_every_cell_of_a_worker(tmp_path, monkeypatch):
+def test_compile_backend_compiles_in_every_cell_of_a_worker(monkeypatch):
     """dynamo's per-function cache outlives a cell: without a reset per backend instance,
     cells past recompile_limit would silently run eagerly. With the limit at 2 (a cell
     compiles 2 versions: no_grad forward, forward+backward), three cells of new shapes
@@ -265,16 +262,14 @@ def test_compile_backend_compiles_in_every_cell_of_a_worker(tmp_path, monkeypatc
     monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 8)  # restored after
     limit = {"recompile_limit": 2}
     for size in ([5, 6], [6, 7], [7, 8]):
-        ctx = run_task("kernels.warp", "warp.compile", tmp_path, backend_params=limit, size=size)
-        assert ctx.record.metrics["output_error_max"] < FP32_REL
+        cell = run_task("kernels.warp", "warp.compile", backend_params=limit, size=size)
+        assert cell.metrics["output_error_max"] < FP32_REL
     assert torch._dynamo.config.fail_on_recompile_limit_hit
     assert torch._dynamo.config.recompile_limit == 2
 
 
 @pytest.mark.slow
-def test_past_the_recompile_limit_a_compile_cell_errors_instead_of_running_eagerly(
-    tmp_path, monkeypatch
-):
+def test_past_the_recompile_limit_a_compile_cell_errors_instead_of_running_eagerly(monkeypatch):
     """A second version (a new shape in the same cell) with the limit at 1 raises."""
     import torch._dynamo
 
@@ -295,7 +290,7 @@ def test_past_the_recompile_limit_a_compile_cell_errors_instead_of_running_eager
         ("kernels.sine_mlp", "sine_mlp.compile", {"points": 65, "width": 16, "backward": True}),
     ],
 )
-def test_compile_backends(tmp_path, task, backend, params):
+def test_compile_backends(task, backend, params):
     """torch.compile on CPU builds C++ (tens of seconds a graph): slow-marked."""
-    ctx = run_task(task, backend, tmp_path, **params)
-    assert ctx.record.metrics["output_error_max"] < SVF_FP32_REL
+    cell = run_task(task, backend, **params)
+    assert cell.metrics["output_error_max"] < SVF_FP32_REL

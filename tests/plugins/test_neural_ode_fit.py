@@ -5,11 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 import torchdiffeq
 
 from plugins.tasks.ode.problems import SPIRAL_A
 from tests.plugins._cells import run_cell
+
+pytestmark = pytest.mark.usefixtures("frozen_heap")
 
 
 def test_spiral_reference_matches_torchdiffeq_ode_demo(tmp_path: Path) -> None:
@@ -27,30 +30,31 @@ def test_spiral_reference_matches_torchdiffeq_ode_demo(tmp_path: Path) -> None:
 
 
 def test_defaults_learn_the_spiral_with_rk4(tmp_path: Path) -> None:
-    ctx = run_cell("ode.neural_ode_fit", "rk4", tmp_path)
-    m = ctx.record.metrics
-    steps = ctx.params["steps"]
+    cell = run_cell("ode.neural_ode_fit", "rk4", tmp_path)
+    m = cell.metrics
+    steps = cell.cell.task_params["steps"]
     # Measured: 6.86 -> 0.14 (seed 0), 0.16 (seed 1) in ~3 s on one CPU thread.
     assert m["final_loss"] < 0.1 * m["initial_loss"], m
     # batch_time = 10 samples 0.05 apart and rk4's step 0.05: 9 steps of 4 stages.
     assert m["nfe_forward"] == 36
     assert m["nfe_backward"] == 0
-    losses = [value for name, _, _, value in ctx.record.curves if name == "batch_loss"]
-    times = [t for name, _, t, _ in ctx.record.curves if name == "batch_loss"]
+    # the record's points are (name, step, time, value)
+    losses = [value for name, _, _, value in cell.curves if name == "batch_loss"]
+    times = [t for name, _, t, _ in cell.curves if name == "batch_loss"]
     assert len(losses) == steps
     # Batch windows are short (0.45 time units), so even the untrained model's
     # batch loss is small (~0.11); training takes it to ~0.012.
     assert np.mean(losses[-20:]) < 0.3 * np.mean(losses[:5])
     assert all(b >= a for a, b in zip(times, times[1:]))
-    (train,) = ctx.record.times["train"]
+    (train,) = cell.times["train"]
     assert train >= times[-1] > 0
-    assert "train" in ctx.record.memory
+    assert "train" in cell.memory
 
 
 def test_adjoint_training_counts_backward_evaluations(tmp_path: Path) -> None:
     params = {"steps": 3}
-    direct = run_cell("ode.neural_ode_fit", "rk4", tmp_path, params).record.metrics
-    adjoint = run_cell("ode.neural_ode_fit", "rk4", tmp_path, params, adjoint=True).record.metrics
+    direct = run_cell("ode.neural_ode_fit", "rk4", tmp_path, params).metrics
+    adjoint = run_cell("ode.neural_ode_fit", "rk4", tmp_path, params, adjoint=True).metrics
     # The adjoint backward retraces the 9 window intervals with the same step: 36 again.
     assert adjoint["nfe_backward"] == 36 and direct["nfe_backward"] == 0
     # Same seed, same data, gradients equal to O(h^4): the two runs stay close.
@@ -59,5 +63,5 @@ def test_adjoint_training_counts_backward_evaluations(tmp_path: Path) -> None:
 
 def test_adaptive_solver_trains(tmp_path: Path) -> None:
     m = run_cell("ode.neural_ode_fit", "torchdiffeq.dopri5", tmp_path, {"steps": 3},
-                 rtol=1e-5, atol=1e-6).record.metrics  # fmt: skip
+                 rtol=1e-5, atol=1e-6).metrics  # fmt: skip
     assert m["nfe_forward"] > 6 and np.isfinite(m["final_loss"])

@@ -281,6 +281,9 @@ def _fit_once(warmup: int, calls: list[int]) -> tuple[list, dict]:
     model = nn.Sequential(nn.Linear(2, 16), nn.Tanh(), nn.Linear(16, 1))
     x = torch.rand(64, 2)
     y = torch.sin(3 * x.sum(1, keepdim=True))
+    # Made by hand on purpose: this tests the fields tasks' own fit() on a model built
+    # here, and compares its final weights and the loss calls, which a cell's record
+    # (bench.testing.run_cell) does not hold.
     ctx = CellContext(device="cpu", seed=0, repeats=1, warmup=warmup, components={}, params={})
 
     def loss_fn(step: int) -> torch.Tensor:
@@ -330,6 +333,8 @@ def test_lbfgs_reaches_the_least_squares_solution_and_keeps_one_batch_a_step():
     y = x @ torch.randn(5, 1, generator=gen) + 0.3 + 0.01 * torch.randn(200, 1, generator=gen)
     exact = torch.linalg.lstsq(torch.cat([x, torch.ones(200, 1)], 1).double(), y.double())
     model = nn.Linear(5, 1)
+    # Made by hand on purpose: fit() on a model built here, against its exact
+    # least-squares weights (through a whole cell: the image_fit test below).
     ctx = CellContext(device="cpu", seed=0, repeats=1, warmup=1, components={}, params={})
     fit(ctx, model, lambda step: ((model(x) - y) ** 2).mean(), dict, steps=30, lr=1.0,
         eval_every=10, optimizer="lbfgs")  # fmt: skip

@@ -24,6 +24,9 @@ from plugins.tasks.physics.reference import book_nu, coarse_trajectory
 
 
 def _ctx(tmp_path, method) -> CellContext:
+    # Made by hand on purpose: these tests call a method's own solve() on toy problems
+    # that no task poses (a smooth function, x / (1 + t)) and read what it recorded;
+    # bench.testing.run_cell runs whole task cells (physics.* tasks: test_tasks.py).
     return CellContext(
         device="cpu", seed=0, repeats=1, warmup=0, components={"method": method}, params={}
     )

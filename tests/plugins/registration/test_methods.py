@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import pytest
 import torch
 
+from bench import hookimpl, testing
 from kernels.reference import svf_exp_reference, warp_reference
-from plugins.methods.registration.classical import lddmm_flow
+from plugins.methods.registration.classical import SVF, lddmm_flow
 from plugins.methods.registration.losses import (
     apply_spectrum,
     jacobian_det,
@@ -15,8 +18,11 @@ from plugins.methods.registration.losses import (
     ncc,
     smoothing_spectrum,
 )
+from plugins.methods.registration.problem import Result
 from plugins.tasks.registration import metrics as m
 from tests.plugins.registration._helpers import run_pairwise
+
+pytestmark = pytest.mark.usefixtures("frozen_heap")
 
 
 def _velocity(shape=(24, 20), amplitude=2.0, seed=0):
@@ -121,34 +127,33 @@ def test_warmup_solves_are_untimed_and_leave_no_trace(tmp_path):
     assert warm.metrics["error_vox"] == pytest.approx(cold.metrics["error_vox"])
 
 
+class _SpySVF(SVF):
+    """Test only: svf, keeping each Result its solve returns (read by the test below)."""
+
+    name = "test.svf_spy"
+    results: ClassVar[list[Result]] = []
+
+    def solve(self, problem, ctx):
+        result = super().solve(problem, ctx)
+        type(self).results.append(result)
+        return result
+
+
+@hookimpl
+def bench_plugins() -> list[type[SVF]]:
+    """This module as a plugin module, so that a registry can hold its spy."""
+    return [_SpySVF]
+
+
 def test_svf_result_is_the_reference_exponential_of_its_velocity(tmp_path):
-    from plugins.methods.registration.classical import SVF
-    from tests.plugins.registration._helpers import REGISTRY
-
-    task = REGISTRY.get("task", "registration.pairwise")(downsample=4)
-    captured = {}
-
-    class Spy(SVF):
-        def solve(self, problem, ctx):
-            result = super().solve(problem, ctx)
-            captured["result"] = result
-            return result
-
-    from bench import CellContext
-
-    ctx = CellContext(
-        device="cpu",
-        seed=0,
-        repeats=1,
-        warmup=0,
-        params=task.values,
-        components={
-            "method": Spy(iterations=20),
-            "backend": REGISTRY.get("backend", "warp.eager")(),
-        },
+    _SpySVF.results.clear()
+    testing.run_cell(
+        "registration.pairwise",
+        {"method": _SpySVF.name, "backend": "warp.eager"},
+        {"downsample": 4, "method.iterations": 20},
+        registry=testing.default_registry([__name__]),
     )
-    task.run(ctx)
-    result = captured["result"]
+    (result,) = _SpySVF.results  # warmup 0: one solve
     assert torch.allclose(result.disp, svf_exp_reference(result.velocity, 7), atol=1e-5)
     assert torch.allclose(result.inverse, svf_exp_reference(-result.velocity, 7), atol=1e-5)
 
