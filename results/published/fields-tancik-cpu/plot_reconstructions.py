@@ -22,9 +22,10 @@ def _label(row: pd.Series) -> str:
         return "no mapping"
     if row["encoding"] == "fourier":
         return "Gaussian"
+    octaves, sigma = int(row["param.encoding.octaves"]), row["param.encoding.sigma"]
     if row.get("param.encoding.spacing") == "notebook":
-        return f"positional {int(row['param.encoding.octaves'])} (notebook)"
-    return f"positional {int(row['param.encoding.octaves'])} (ours)"
+        return f"positional {octaves}, 0-{sigma:g} cycles (notebook)"
+    return f"positional {octaves}, {2:g}-{2 * sigma:g} cycles (ours)"
 
 
 def main() -> None:
@@ -56,7 +57,7 @@ def main() -> None:
             )
     for ax in axes.flat:
         ax.axis("off")
-    fig.savefig(args.out, dpi=90)
+    fig.savefig(args.out, dpi=75)
 
 
 if __name__ == "__main__":
