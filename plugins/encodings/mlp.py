@@ -18,6 +18,7 @@ from torch import nn
 
 from bench import Param
 from plugins.encodings.base import FieldEncoding
+from plugins.encodings.errors import FieldParamError
 
 OUTPUT_ACTIVATIONS = ("none", "sigmoid")
 
@@ -103,7 +104,26 @@ class PositionalField(FieldEncoding):
             doc="null: NeRF's 2^k pi; else Tancik's log-linear 2 pi sigma^(k/L)",
         ),
         "include_input": Param(True, doc="also pass the raw coordinates (NeRF)"),
+        "spacing": Param(
+            "power",
+            choices=("power", "notebook"),
+            doc="with sigma: power, 2 pi sigma^(k/L), k = 0..L-1 (sigma^(k/L) cycles per unit); "
+            "notebook, Tancik's 2-D notebook's 2^linspace(0, log2(1 + sigma), L) - 1 cycles "
+            "over the [-1, 1] side (0 to sigma: its DIV2K setting is sigma 63, L 128)",
+        ),
     }
+
+    @classmethod
+    def resolve_params(cls, values: dict[str, Any]) -> dict[str, Any]:
+        v = super().resolve_params(values)
+        if v["spacing"] == "notebook" and (v["sigma"] is None or v["octaves"] < 2):
+            raise FieldParamError(
+                cls.name,
+                v,
+                "spacing notebook needs a sigma (the top frequency) and octaves >= 2",
+                ("spacing", "sigma", "octaves"),
+            )
+        return v
 
     def frequencies(self) -> torch.Tensor:
         """Angular frequencies (rad per unit coordinate), one per octave."""
@@ -111,6 +131,10 @@ class PositionalField(FieldEncoding):
         k = torch.arange(L, dtype=torch.float64)
         if sigma is None:
             return math.pi * 2.0**k
+        if self.values["spacing"] == "notebook":
+            # c cycles over the side of 2 units: pi * c rad per unit
+            cycles = 2.0 ** torch.linspace(0.0, math.log2(1.0 + sigma), L, dtype=torch.float64)
+            return math.pi * (cycles - 1.0)
         return 2 * math.pi * sigma ** (k / L)
 
     def build(self, in_features: int, out_features: int, **kwargs: Any) -> nn.Module:

@@ -18,6 +18,7 @@ from plugins.methods.physics.problem import (
 )
 from plugins.methods.physics.solver import simulate, unstable_diffusion
 from plugins.methods.physics.training import (
+    FIRST_ORDER,
     fit,
     latin_hypercube,
     saved_tensor_bytes,
@@ -31,8 +32,20 @@ def _network_params() -> dict[str, Param]:
     return {
         "depth": Param(8, doc="hidden tanh layers (Raissi: 8)", low=1),
         "width": Param(20, doc="units per hidden layer (Raissi: 20)", low=1),
-        "adam_steps": Param(1000, doc="Adam steps before L-BFGS (0: L-BFGS only)", low=0),
-        "lr": Param(1e-3, doc="Adam learning rate", low=0.0, low_open=True),
+        "optimizer": Param(
+            "adam",
+            choices=FIRST_ORDER,
+            doc="first stage: adam (torch's defaults) or gd (plain gradient descent, "
+            "torch.optim.SGD without momentum: the DP book's PINN)",
+        ),
+        "adam_steps": Param(
+            1000,
+            doc="steps of the first-stage optimizer (Adam, or gd) before L-BFGS (0: L-BFGS only)",
+            low=0,
+        ),
+        "lr": Param(
+            1e-3, doc="learning rate of the first stage (Adam or gd)", low=0.0, low_open=True
+        ),
         "lbfgs_iterations": Param(
             50000, doc="most L-BFGS iterations (Raissi's maxiter: 50000)", low=0
         ),
@@ -88,6 +101,7 @@ class _NetworkMethod(PhysicsMethod):
                 ctx,
                 adam_steps=v["adam_steps"],
                 lr=v["lr"],
+                optimizer=v["optimizer"],
                 lbfgs_iterations=v["lbfgs_iterations"],
                 history=v["history"],
                 time_limit=v["time_limit"],

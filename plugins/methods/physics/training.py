@@ -3,7 +3,9 @@
 Raissi's PINN code: a tanh MLP with Xavier-initialised weights and zero biases, inputs
 scaled to [-1, 1]; collocation points by Latin-hypercube sampling; trained by L-BFGS-B
 with ``ftol`` at machine epsilon. Here Adam warms up first (the lecture's recipe; 0
-steps is Raissi's), then torch's L-BFGS with a strong-Wolfe line search.
+steps is Raissi's), then torch's L-BFGS with a strong-Wolfe line search. The first
+stage may instead be plain gradient descent (``gd``: the differentiable-physics book's
+PINN, TensorFlow's ``GradientDescentOptimizer``).
 """
 
 from __future__ import annotations
@@ -63,6 +65,23 @@ def saved_tensor_bytes(fn: Callable[[], torch.Tensor]) -> int:
     return sum(seen.values())
 
 
+#: the first-stage optimisers ``fit`` knows, by the name a method's ``optimizer`` takes
+FIRST_ORDER = ("adam", "gd")
+
+
+def first_order_optimizer(name: str, params: list[torch.nn.Parameter], lr: float):
+    """``adam``: ``torch.optim.Adam`` with its defaults; ``gd``: plain full-batch gradient
+    descent, ``p <- p - lr * grad`` (``torch.optim.SGD`` with no momentum, dampening,
+    Nesterov or weight decay: TensorFlow's ``GradientDescentOptimizer``)."""
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr)
+    if name == "gd":
+        return torch.optim.SGD(
+            params, lr=lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False
+        )
+    raise ValueError(f"unknown optimizer {name!r}; one of {', '.join(FIRST_ORDER)}")
+
+
 @dataclass
 class FitResult:
     adam_steps: int
@@ -98,6 +117,7 @@ def fit(
     adam_steps: int,
     lr: float,
     lbfgs_iterations: int,
+    optimizer: str = "adam",
     history: int = 50,
     time_limit: float = 0.0,
     log_every: int = 10,
@@ -105,6 +125,9 @@ def fit(
     monitor_every: int = 0,
 ) -> FitResult:
     """Minimise ``loss_fn`` (total, named parts) by Adam then L-BFGS, recording curves.
+
+    ``adam_steps`` steps of the first-order ``optimizer`` (``adam``, or ``gd``: plain
+    gradient descent) at learning rate ``lr``, then up to ``lbfgs_iterations`` of L-BFGS.
 
     Curves (every ``log_every`` evaluations): ``loss`` and ``loss.<part>``, with the
     training time so far; ``error`` (from ``monitor``) every ``monitor_every``
@@ -134,7 +157,7 @@ def fit(
         return time_limit > 0 and clock.now() >= time_limit
 
     stopped = "budget"
-    adam = torch.optim.Adam(params, lr=lr)
+    adam = first_order_optimizer(optimizer, params, lr)
     done_adam = 0
     for step in range(adam_steps):
         if step % 50 == 0 and over_time():

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from bench import ParamError
 from plugins.encodings import ENCODINGS
 from plugins.encodings.bacon import BaconField, cutoffs
 from plugins.encodings.hashgrid import PRIMES, HashGrid, HashGridField, level_resolutions
@@ -175,6 +176,19 @@ def test_positional_encoding_matches_nerf_and_tancik_formulas():
     f = 2 * np.pi * 10.0 ** (np.arange(8) / 8)  # log-linear 2 pi sigma^(j/m)
     np.testing.assert_allclose(tancik.frequencies().numpy(), f)
     assert tancik.build(2, 1)[0].out_features == 2 * 2 * 8
+
+
+def test_positional_notebook_spacing_is_tanciks_2d_notebook():
+    """The notebook (Experiments/2d_image_regression, DIV2K): b = 2^linspace(0, 6, 128) - 1
+    cycles on its [0, 1] side; ours span [-1, 1], so c cycles are pi c rad per unit."""
+    enc = PositionalField(octaves=128, sigma=63.0, spacing="notebook", include_input=False)
+    b = 2.0 ** np.linspace(0, 6, 128) - 1
+    np.testing.assert_allclose(enc.frequencies().numpy(), np.pi * b, rtol=0, atol=1e-12)
+    assert enc.build(2, 1)[0].out_features == 2 * 2 * 128  # the notebook's 512 features
+    # over the 2-unit side the top feature makes exactly sigma = 63 cycles
+    assert float(enc.frequencies()[-1]) * 2 / (2 * np.pi) == pytest.approx(63.0, abs=1e-12)
+    with pytest.raises(ParamError, match="spacing notebook needs a sigma"):
+        PositionalField(octaves=128, spacing="notebook")
 
 
 # --- BACON ------------------------------------------------------------------------------

@@ -100,6 +100,41 @@ def test_image_fit_learns_and_reports_time_to_psnr(tmp_path):
     assert row["metric.reached_psnr_20"] == 1.0
 
 
+def test_heldout_psnr_counts_only_the_pixels_not_trained_on():
+    from plugins.tasks.fields.image import heldout_mask, heldout_psnr
+
+    mask = heldout_mask((6, 6))
+    assert mask.sum() == 27 and not mask[::2, ::2].any() and mask[1::2, :].all()
+    image = np.full((6, 6, 3), 0.5)
+    # wrong on the training pixels only: the held-out PSNR does not see it
+    recon = image.copy()
+    recon[::2, ::2] = 0.0
+    assert heldout_psnr(recon, image) == np.inf
+    # wrong by 0.1 on every held-out pixel, by 0.3 on the trained ones: 20 dB exactly
+    recon = image + 0.1
+    recon[::2, ::2] = image[::2, ::2] + 0.3
+    assert heldout_psnr(recon, image) == pytest.approx(20.0, abs=1e-12)
+
+
+def test_holdout_reports_heldout_psnr_beside_the_full_grid(tmp_path):
+    entry = {"task": "fields.image_fit", "params": {
+        "size": 16, "steps": 40, "eval_every": 20, "lr": 1e-2, "target_psnr": 20.0,
+        "encoding": "fourier", "encoding.width": 32, "encoding.features": 32,
+        "backend": "sine_mlp.eager", "holdout": True, "image": "astronaut",
+        "color": "rgb"}}  # fmt: skip
+    run = _run(tmp_path, _suite(entry))
+    row = pd.read_parquet(run / "cells.parquet").iloc[0]
+    mse = {k: 10 ** (-row[f"metric.{k}"] / 10) for k in ("psnr", "psnr_test", "psnr_heldout")}
+    # the full grid is a quarter trained pixels and three quarters held out
+    assert mse["psnr_test"] == pytest.approx(0.25 * mse["psnr"] + 0.75 * mse["psnr_heldout"])
+    assert row["metric.psnr_heldout"] < row["metric.psnr_test"] < row["metric.psnr"]
+    assert np.isfinite(row["metric.psnr_heldout_odd"])
+    curves = pd.read_parquet(run / "curves.parquet")
+    held = curves[curves["curve"] == "psnr_heldout"]
+    assert held["step"].tolist() == [0, 20, 40]
+    assert held["value"].iloc[-1] == pytest.approx(row["metric.psnr_heldout"], abs=1e-4)
+
+
 def test_a_threshold_never_reached_is_said_not_left_blank(tmp_path):
     """60 dB is out of reach in 20 steps: reached_psnr_60 = 0, no time_to (a NaN there
     would read as a diverged cell), and the cell is ok."""

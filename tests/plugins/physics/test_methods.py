@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from bench import CellContext
+from bench import CellContext, ParamError
 from plugins.methods.physics.derivatives import mlp_jet
 from plugins.methods.physics.methods import PINN, DiffPhys, Supervised, burgers_residual
 from plugins.methods.physics.problem import (
@@ -19,7 +19,13 @@ from plugins.methods.physics.problem import (
     PointData,
 )
 from plugins.methods.physics.solver import simulate
-from plugins.methods.physics.training import latin_hypercube, saved_tensor_bytes, tanh_mlp
+from plugins.methods.physics.training import (
+    first_order_optimizer,
+    fit,
+    latin_hypercube,
+    saved_tensor_bytes,
+    tanh_mlp,
+)
 from plugins.tasks.physics.reference import book_nu, coarse_trajectory
 
 
@@ -187,6 +193,68 @@ def test_pinn_time_limit_stops_training(tmp_path):
     method.solve(_toy_problem(50), ctx)
     assert ctx.record.metrics["stopped_by_time_limit"] == 1.0
     assert ctx.record.metrics["adam_steps"] < 100000
+
+
+def test_gd_is_plain_gradient_descent_and_reaches_the_closed_form(tmp_path):
+    p = torch.nn.Parameter(torch.tensor([3.0, -1.0], dtype=torch.float64))
+    opt = first_order_optimizer("gd", [p], 0.1)
+    # torch.optim.SGD with nothing added: p <- p - lr * grad (TensorFlow's
+    # GradientDescentOptimizer, which the book's PINN uses)
+    assert type(opt) is torch.optim.SGD
+    group = opt.param_groups[0]
+    assert group["lr"] == 0.1 and group["momentum"] == 0.0 and group["dampening"] == 0.0
+    assert group["nesterov"] is False and group["weight_decay"] == 0.0
+    assert type(first_order_optimizer("adam", [p], 0.1)) is torch.optim.Adam
+    with pytest.raises(ValueError, match="unknown optimizer 'sgdm'"):
+        first_order_optimizer("sgdm", [p], 0.1)
+    # f(p) = |p - c|^2 / 2 has gradient p - c: k steps of size lr give exactly
+    # p_k = c + (1 - lr)^k (p_0 - c); momentum or Adam would not.
+    c = torch.tensor([1.0, 2.0], dtype=torch.float64)
+    p0 = p.detach().clone()
+
+    def loss_fn():
+        loss = 0.5 * ((p - c) ** 2).sum()
+        return loss, {}
+
+    ctx = CellContext(device="cpu", seed=0, repeats=1, warmup=0, components={}, params={})
+    result = fit([p], loss_fn, ctx, adam_steps=25, lr=0.1, lbfgs_iterations=0, optimizer="gd")
+    assert result.adam_steps == 25 and result.lbfgs_iterations == 0
+    torch.testing.assert_close(p.detach(), c + 0.9**25 * (p0 - c), atol=1e-14, rtol=0)
+    # the last recorded loss is the one before the 25th step: |p_24 - c|^2 / 2
+    assert result.loss == pytest.approx(0.5 * 0.9 ** (2 * 24) * float(((p0 - c) ** 2).sum()))
+
+
+def test_pinn_optimizer_gd_trains_with_sgd_and_unknown_names_are_refused(tmp_path, monkeypatch):
+    import plugins.methods.physics.training as training
+
+    made = []
+    real = training.first_order_optimizer
+
+    def spy(name, params, lr):
+        made.append(real(name, params, lr))
+        return made[-1]
+
+    monkeypatch.setattr(training, "first_order_optimizer", spy)
+    method = PINN(
+        depth=2,
+        width=8,
+        n_collocation=50,
+        optimizer="gd",
+        adam_steps=30,
+        lr=0.05,
+        lbfgs_iterations=0,
+        monitor_every=0,
+    )
+    ctx = _ctx(tmp_path, method)
+    method.solve(_toy_problem(50), ctx)
+    (opt,) = made
+    assert type(opt) is torch.optim.SGD and opt.param_groups[0]["momentum"] == 0.0
+    assert opt.param_groups[0]["lr"] == 0.05
+    assert ctx.record.metrics["adam_steps"] == 30  # the first stage's steps, by gd here
+    losses = [v for name, _, _, v in ctx.record.curves if name == "loss"]
+    assert losses[-1] < losses[0]
+    with pytest.raises(ParamError, match="optimizer"):
+        PINN(optimizer="sgdm")
 
 
 def _book_problem(n: int = 32, steps: int = 8) -> tuple[PhysicsProblem, torch.Tensor]:

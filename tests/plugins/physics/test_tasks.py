@@ -135,6 +135,48 @@ def test_burgers_reconstruct_by_diffphys(tmp_path):
     assert len(errors) == 2 and errors[-1] == pytest.approx(m["mae"], rel=1e-9)
 
 
+def test_the_books_target_is_its_data_not_its_ground_truth():
+    from plugins.tasks.physics.book_data import BOOK_TARGET_T16
+    from plugins.tasks.physics.reference import book_nu
+
+    target = np.array(BOOK_TARGET_T16)
+    assert target.shape == (128,)
+    # the book's first printed loss (from zeros): mean(target^2) = 0.382915
+    assert float(np.mean(target**2)) == pytest.approx(0.382915, abs=5e-7)
+    # and it is not the book's own ground truth at step 16 (the solver's run from
+    # -sin(pi x), which the book scores against): mean 0.0139, max 0.340 at the shock
+    truth16 = coarse_trajectory(128, 32, 1.0, book_nu())[16].numpy()
+    gap = np.abs(target - truth16)
+    assert gap.mean() == pytest.approx(0.013937, abs=1e-6)
+    assert gap.max() == pytest.approx(0.340328, abs=1e-6) and int(gap.argmax()) == 64
+
+
+def test_burgers_reconstruct_reproduces_the_books_diffphys_number(tmp_path):
+    """The book (diffphys-code-burgers): gradient descent at LR 5 from zeros on its
+    hard-coded target; 5 + 45 = 50 gradient evaluations, but the trajectory it scores
+    is the one its 50th evaluation returned, i.e. after 49 updates; MAE = sum over
+    33 states / (32 N) against its ground truth: 'MAE DP: 0.06382'."""
+    method = DiffPhys(iterations=49, monitor_every=0)
+    ctx = run_cell(BurgersReconstructTask, {"method": method}, tmp_path, target="book")
+    m = ctx.record.metrics
+    assert m["mae_book_norm"] == pytest.approx(0.06382, abs=5e-6)
+    assert m["mae_book_norm"] == pytest.approx(m["mae"] * 33 / 32, rel=1e-12)
+    assert m["target_gap"] == pytest.approx(0.013937, abs=1e-6)
+    losses = [v for name, _, _, v in ctx.record.curves if name == "loss"]
+    # the book's printed losses at optimisation steps 0, 1, 4, 5, 10, 45
+    book = {1: 0.382915, 2: 0.326882, 5: 0.210666, 6: 0.183476, 11: 0.096224, 46: 0.003263}
+    for it, value in book.items():
+        assert losses[it - 1] == pytest.approx(value, abs=5e-7)
+
+
+def test_burgers_reconstruct_target_book_needs_the_books_setting(tmp_path):
+    with pytest.raises(ParamError, match="target book.*'n': 64"):
+        BurgersReconstructTask(target="book", n=64)
+    with pytest.raises(ParamError, match="target"):
+        BurgersReconstructTask(target="paper")
+    assert BurgersReconstructTask(target="book").values["target"] == "book"
+
+
 def test_burgers_reconstruct_refuses_unstable_diffusion(tmp_path):
     # n = 32: dx = 1/16, dt = 1/8: nu = 1 gives nu dt / dx^2 = 32 > 1/2; refused as a
     # suite entry is, before anything runs
