@@ -14,7 +14,7 @@ from string import Template as _Text
 
 import pluggy
 
-_NAME_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$")
+_NAME_RE = re.compile(r"[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*")  # fullmatch: "$" takes a "\n"
 
 
 class ScaffoldError(Exception):
@@ -42,7 +42,7 @@ def templates(pm: pluggy.PluginManager) -> dict[str, Template]:
 
 def write(template: Template, name: str, out_dir: Path) -> tuple[Path, Path]:
     """Write ``<stem>.py`` and ``<stem>.yaml`` into ``out_dir``; never overwrite."""
-    if not _NAME_RE.match(name):
+    if not _NAME_RE.fullmatch(name):
         raise ScaffoldError(
             f"plugin name {name!r}: lower-case letters, digits and '_', in dotted parts "
             "each starting with a letter (e.g. my_lab.ralston)"
