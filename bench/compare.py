@@ -33,9 +33,9 @@ import pandas as pd
 
 from bench.results import Run, is_missing, key_columns
 
-_GATE_RE = re.compile(
-    r"^(?P<target>time|time\.[\w.\-]+|metric\.[\w.\-]+):(?P<sign>[+-])"
-    r"(?P<amount>\d+(\.\d*)?([eE][+-]?\d+)?)(?P<pct>%?)$"
+_GATE_RE = re.compile(  # fullmatch: "$" would take a trailing "\n"
+    r"(?P<target>time|time\.[\w.\-]+|metric\.[\w.\-]+):(?P<sign>[+-])"
+    r"(?P<amount>\d+(\.\d*)?([eE][+-]?\d+)?)(?P<pct>%?)"
 )
 
 
@@ -52,10 +52,10 @@ class Gate:
 
     @classmethod
     def parse(cls, text: str) -> Gate:
-        text = text.strip()
+        text = text.strip(" ")  # spaces around it are harmless; a newline is a mistake
         if text == "status":
             return cls("status")
-        m = _GATE_RE.match(text)
+        m = _GATE_RE.fullmatch(text)
         if not m:
             raise GateError(
                 f"cannot read --fail-on {text!r}: expected time:+10%, time.NAME:+10%, "

@@ -69,6 +69,9 @@ class Param:
             resolves the name against the suite's registry, validates the nested
             plugin's own parameters (``architecture.solver.rtol``, sweeps too) and
             hands the plugin an instance in ``values``.
+        finite: a ``float`` refuses +-inf (``.inf`` in YAML, ``1e999``) unless this is
+            False, for a parameter where infinity means something (no limit). NaN is
+            always refused.
     """
 
     default: Any
@@ -81,6 +84,7 @@ class Param:
     nullable: bool = field(default=False)
     check: Callable[[Any], str | None] | None = field(default=None, compare=False)
     plugin: type | None = None
+    finite: bool = True
 
     @property
     def kind(self) -> type | None:
@@ -104,9 +108,14 @@ class Param:
         if kind is float:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 value = _parse_float(value)
-            value = float(value)
+            try:
+                value = float(value)
+            except OverflowError:  # an integer past float's range (10**400)
+                raise ParamError(f"must be a finite number, got {shown(value)}") from None
             if math.isnan(value):
                 raise ParamError("must be a number, got NaN")
+            if self.finite and math.isinf(value):
+                raise ParamError(f"must be a finite number, got {value}")
         elif kind is int:
             if isinstance(value, bool) or not isinstance(value, int):
                 if isinstance(value, float) and value.is_integer():

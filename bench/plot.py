@@ -90,7 +90,11 @@ def plot_run(
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    output.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(output, dpi=120)
-    plt.close(fig)
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(output, dpi=120)
+    except OSError as exc:  # a read-only folder, a name past 255 characters, a full disk
+        raise PlotError(f"{exc.filename or output}: cannot write ({exc.strerror})") from None
+    finally:
+        plt.close(fig)
     return output

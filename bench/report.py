@@ -675,15 +675,26 @@ def write_report(
             else run_b.path / f"compare-{run.path.name}.html"
         )
     output = Path(output)
-    if output.exists() and output.is_dir():
-        raise ReportError(f"{output}: is a folder; give a file name such as report.html")
-    if not output.parent.is_dir():
-        raise ReportError(f"{output.parent}: no such folder")
-    page = build_report(
-        run, run_b, output=output, baseline=baseline, alpha=alpha, plotly_js=plotly_js
-    )
-    output.write_text(page, encoding="utf-8")
+    try:
+        if output.exists() and output.is_dir():
+            raise ReportError(f"{output}: is a folder; give a file name such as report.html")
+        if not output.parent.is_dir():
+            raise ReportError(f"{output.parent}: no such folder")
+        page = build_report(
+            run, run_b, output=output, baseline=baseline, alpha=alpha, plotly_js=plotly_js
+        )
+        output.write_text(page, encoding="utf-8")
+    except OSError as exc:  # a read-only folder, a name past 255 characters, a full disk
+        raise ReportError(
+            f"{_short(exc.filename or output)}: cannot write ({exc.strerror})"
+        ) from None
     return output
+
+
+def _short(path: object, limit: int = 120) -> str:
+    """A path to quote in a message: one past ``limit`` characters is cut in the middle."""
+    text = str(path)
+    return text if len(text) <= limit else f"{text[:60]}...{text[-40:]} ({len(text)} characters)"
 
 
 _STYLE = """

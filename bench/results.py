@@ -38,6 +38,7 @@ import pandas as pd
 
 from bench.cell import Cell, Outcome
 from bench.fileio import FILE_MODE, atomic_path, atomic_write_bytes
+from bench.params import shown
 
 CELLS = "cells.parquet"
 SAMPLES = "samples.parquet"
@@ -77,7 +78,8 @@ class ResultsWarning(UserWarning):
 
 
 class RunLockedError(ResultsError):
-    """A run folder that another ``bench run`` is writing."""
+    """A run folder that this ``bench run`` cannot take for writing: another one is
+    writing it, or it cannot be written at all (read-only)."""
 
 
 class RunLock:
@@ -104,7 +106,9 @@ class RunLock:
                     f"{self.path}: is a symbolic link; a run folder's lock is a plain file "
                     "(remove the link)"
                 ) from None
-            raise ResultsError(f"{self.path}: cannot open the lock ({exc.strerror})") from None
+            raise RunLockedError(
+                f"{self.path.parent}: cannot write this run folder ({exc.strerror})"
+            ) from None
         fh = os.fdopen(fd, "r+")  # held until release()
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -159,13 +163,113 @@ def _is_nan(value: Any) -> bool:
 
 
 def read_parquet(path: Path) -> pd.DataFrame:
-    """Read one results file; a corrupt one raises ``ResultsError`` naming it."""
+    """Read one results file; a missing, empty, unreadable or corrupt one raises
+    ``ResultsError`` naming it. One of the run's four tables is also checked against
+    its columns (``check_table``)."""
+    path = Path(path)
     try:
-        return pd.read_parquet(path)
-    except FileNotFoundError:
-        raise ResultsError(f"{path}: missing") from None
+        if not path.is_file():
+            what = "missing" if not path.exists() else "not a file"
+            raise ResultsError(f"{path}: {what}")
+        if path.stat().st_size == 0:
+            raise ResultsError(f"{path}: empty file (0 bytes), not a Parquet table")
+        frame = pd.read_parquet(path)
+    except ResultsError:
+        raise
+    except OSError as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise ResultsError(f"{path}: missing") from None
+        if exc.strerror and "Parquet" not in str(exc):  # the system's: cannot read it
+            raise ResultsError(f"{path}: cannot read ({exc.strerror})") from None
+        raise ResultsError(f"{path}: corrupt or not a Parquet file ({_one_line(exc)})") from None
     except Exception as exc:  # pyarrow raises several types for damaged files
-        raise ResultsError(f"{path}: corrupt or not a Parquet file ({exc})") from None
+        raise ResultsError(f"{path}: corrupt or not a Parquet file ({_one_line(exc)})") from None
+    if path.name in _SCHEMAS:
+        check_table(frame, path.name, path)
+    return frame
+
+
+def _one_line(exc: BaseException, limit: int = 200) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# What ``show``, ``report`` and ``compare`` read of each table: required columns, and
+# the kind of value each known column holds ("id": text, never empty; "text": text or
+# null; "number": numbers or null). A received run is hostile: a table that does not
+# fit is one message naming the file, the column and what is wrong, never a traceback
+# from deep inside pandas.
+_TEXT, _ID, _NUMBER = "text", "id", "number"
+_SCHEMAS: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
+    CELLS: (
+        ("cell_id", "label", "task", "seed", "status", "error"),
+        {"cell_id": _ID, "suite": _TEXT, "bench": _NUMBER, "label": _TEXT, "task": _ID,
+         "seed": _NUMBER, "device": _TEXT, "threads": _NUMBER, "status": _ID,
+         "error": _TEXT, "traceback": _TEXT, "wall": _NUMBER, "finished_at": _TEXT},
+    ),
+    SAMPLES: (tuple(SAMPLE_COLUMNS),
+              {"cell_id": _ID, "timer": _ID, "rep": _NUMBER, "seconds": _NUMBER}),
+    CURVES: (tuple(CURVE_COLUMNS),
+             {"cell_id": _ID, "curve": _ID, "step": _NUMBER, "time": _NUMBER,
+              "value": _NUMBER}),
+    FILES: (tuple(FILE_COLUMNS),
+            {"cell_id": _ID, "name": _ID, "kind": _ID, "path": _ID, "bytes": _NUMBER}),
+}  # fmt: skip
+#: cells columns by prefix: measurements are numbers
+_NUMBER_PREFIXES = ("time.", "mem.", "metric.")
+_NUMERIC_KINDS = frozenset({"integer", "floating", "mixed-integer-float", "decimal", "empty"})
+
+
+def check_table(frame: pd.DataFrame, name: str, source: Path) -> None:
+    """Raise ``ResultsError`` naming ``source`` if ``frame`` is not a run's ``name``
+    table: a required column missing, or a column holding the wrong kind of values."""
+    required, kinds = _SCHEMAS[name]
+    what = name.split(".")[0]
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise ResultsError(
+            f"{source}: not a dynbench {what} table: no column{'s' if len(missing) > 1 else ''} "
+            f"{', '.join(repr(c) for c in missing)}"
+        )
+    for column in frame.columns:
+        kind = kinds.get(column)
+        if kind is None and name == CELLS and str(column).startswith(_NUMBER_PREFIXES):
+            kind = _NUMBER
+        if kind is not None:
+            reason = _wrong_values(frame[column], kind)
+            if reason:
+                raise ResultsError(f"{source}: column {str(column)!r} {reason}")
+
+
+def _wrong_values(values: pd.Series, kind: str) -> str | None:
+    """Why ``values`` are not of ``kind``, or None."""
+    from pandas.api import types
+
+    if kind == _NUMBER:
+        if types.is_bool_dtype(values.dtype):
+            return "holds true/false where numbers are expected"
+        if types.is_numeric_dtype(values.dtype):
+            return None
+        if types.infer_dtype(values, skipna=True) in _NUMERIC_KINDS:
+            return None
+        bad = next(v for v in values if not _is_number(v))
+        return f"holds {shown(bad)} ({type(bad).__name__}) where numbers are expected"
+    # text: a string dtype, or objects that are all strings (or null, for _TEXT)
+    present = values.dropna() if kind == _TEXT else values
+    if kind == _ID and values.isna().any():
+        return "has empty entries where every row needs one"
+    if types.infer_dtype(present, skipna=False) in ("string", "empty"):
+        return None
+    bad = next((v for v in present if not isinstance(v, str)), None)
+    if bad is None:
+        return None
+    return f"holds {shown(bad)} ({type(bad).__name__}) where text is expected"
+
+
+def _is_number(value: Any) -> bool:
+    return value is None or (
+        isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    )
 
 
 class RunWriter:
@@ -356,6 +460,10 @@ def _log_entry(line: str) -> dict[str, Any] | None:
         return None
     if not isinstance(entry, dict) or not isinstance(entry.get("cell"), dict):
         return None
+    for key in ("samples", "curves", "files"):
+        rows = entry.get(key, [])
+        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+            return None
     return entry if isinstance(entry["cell"].get("cell_id"), str) else None
 
 
@@ -400,7 +508,7 @@ def read_log(run_dir: Path) -> list[dict[str, Any]]:
 
 def read_tables(run_dir: Path) -> dict[str, pd.DataFrame]:
     """The run's four tables: the Parquet files, with the log's cells over them."""
-    empty = {CELLS: pd.DataFrame(columns=["cell_id", "status"]),
+    empty = {CELLS: pd.DataFrame(columns=list(_SCHEMAS[CELLS][0])),
              SAMPLES: pd.DataFrame(columns=SAMPLE_COLUMNS),
              CURVES: pd.DataFrame(columns=CURVE_COLUMNS),
              FILES: pd.DataFrame(columns=FILE_COLUMNS)}  # fmt: skip
@@ -423,6 +531,8 @@ def read_tables(run_dir: Path) -> dict[str, pd.DataFrame]:
         else:
             new = [r for e in logged.values() for r in e.get(key, [])]
         frame = pd.DataFrame(new, columns=None if name == CELLS else empty[name].columns)
+        if len(frame):
+            check_table(frame, name, run_dir / LOG)
         parts = [f for f in (kept, frame) if f is not None and len(f)]
         out[name] = pd.concat(parts, ignore_index=True) if parts else empty[name]
     return out
@@ -447,13 +557,16 @@ class Run:
 def resolve_run_dir(path: str | Path) -> Path:
     """A run folder, or a suite folder (its newest run)."""
     path = Path(path)
-    if not path.exists():
+    if not _exists(path):
         raise ResultsError(f"{path}: no such results folder")
     if not path.is_dir():
         raise ResultsError(f"{path}: is a file, not a run folder or a suite folder")
-    if (path / RUN_JSON).exists() or (path / CELLS).exists():
+    if _exists(path / RUN_JSON) or _exists(path / CELLS):
         return path
-    runs = sorted(p for p in path.iterdir() if p.is_dir() and (p / RUN_JSON).exists())
+    try:
+        runs = sorted(p for p in path.iterdir() if p.is_dir() and (p / RUN_JSON).exists())
+    except OSError as exc:
+        raise ResultsError(f"{path}: cannot read ({exc.strerror})") from None
     if not runs:
         raise ResultsError(f"{path}: not a run folder (no {RUN_JSON}) and holds no runs")
     return runs[-1]
@@ -463,19 +576,79 @@ def load_run(path: str | Path) -> Run:
     """Read a run folder; missing or corrupt files raise ``ResultsError`` naming them."""
     run_dir = resolve_run_dir(path)
     meta_path = run_dir / RUN_JSON
-    meta: dict[str, Any] = {}
-    if meta_path.exists():
-        try:
-            meta = json.loads(meta_path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ResultsError(f"{meta_path}: corrupt JSON ({exc})") from None
-    if not (run_dir / CELLS).exists() and not (run_dir / LOG).exists():
+    meta = read_run_json(meta_path) if _exists(meta_path) else {}
+    if not _exists(run_dir / CELLS) and not _exists(run_dir / LOG):
         raise ResultsError(f"{run_dir / CELLS}: missing")
-    tables = read_tables(run_dir)
-    cells = tables[CELLS]
-    if "cell_id" not in cells.columns or "status" not in cells.columns:
-        raise ResultsError(f"{run_dir / CELLS}: not a dynbench cells table (no cell_id/status)")
-    return Run(run_dir, meta, cells, tables[SAMPLES], tables[CURVES], tables[FILES])
+    if _exists(run_dir / LOG) and not (run_dir / LOG).is_file():
+        raise ResultsError(f"{run_dir / LOG}: not a file")
+    try:
+        tables = read_tables(run_dir)
+    except OSError as exc:  # the log: unreadable
+        raise ResultsError(f"{exc.filename or run_dir}: cannot read ({exc.strerror})") from None
+    return Run(run_dir, meta, tables[CELLS], tables[SAMPLES], tables[CURVES], tables[FILES])
+
+
+def _exists(path: Path) -> bool:
+    """``path.exists()``, with a name the system refuses (too long) reported as such."""
+    try:
+        return path.exists()
+    except OSError as exc:
+        raise ResultsError(f"{_short(path)}: {exc.strerror}") from None
+
+
+def _short(path: Path, limit: int = 120) -> str:
+    text = str(path)
+    return text if len(text) <= limit else f"{text[:60]}...{text[-40:]} ({len(text)} characters)"
+
+
+#: the types of ``run.json``'s entries that ``show``, ``report`` and ``compare`` read
+_META_TYPES: dict[str, tuple[type, str]] = {
+    **{key: (str, "a string") for key in (
+        "suite", "suite_file", "suite_text", "run_id", "start", "end", "status", "host",
+        "platform", "command", "executor")},
+    **{key: (dict, "an object") for key in ("git", "packages", "cuda", "cells")},
+    "devices": (list, "a list of objects"),
+    "resumed": (list, "a list"),
+}  # fmt: skip
+
+
+def read_run_json(path: Path) -> dict[str, Any]:
+    """A run's ``run.json``: an object whose known entries have their types. Anything
+    else (not UTF-8 or JSON, empty, a list, ``"devices": 3``) raises ``ResultsError``
+    naming the file and what is wrong."""
+    try:
+        if not path.is_file():
+            raise ResultsError(f"{path}: not a file")
+        text = path.read_text(encoding="utf-8")
+    except ResultsError:
+        raise
+    except UnicodeDecodeError as exc:
+        raise ResultsError(f"{path}: corrupt JSON ({exc})") from None
+    except OSError as exc:
+        raise ResultsError(f"{path}: cannot read ({exc.strerror})") from None
+    if not text.strip():
+        raise ResultsError(f"{path}: empty file, not the run's JSON record")
+    try:
+        meta = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise ResultsError(f"{path}: corrupt JSON ({_one_line(exc)})") from None
+    if not isinstance(meta, dict):
+        raise ResultsError(
+            f"{path}: not a run record: a JSON {_json_kind(meta)} where an object is expected"
+        )
+    for key, (kind, described) in _META_TYPES.items():
+        if key in meta and not isinstance(meta[key], kind):
+            raise ResultsError(f"{path}: {key!r} is {shown(meta[key])}, expected {described}")
+    devices = meta.get("devices", [])
+    if not all(isinstance(d, dict) for d in devices):
+        bad = next(d for d in devices if not isinstance(d, dict))
+        raise ResultsError(f"{path}: 'devices' holds {shown(bad)}, expected objects")
+    return meta
+
+
+def _json_kind(value: Any) -> str:
+    names = {list: "list", str: "string", int: "number", float: "number", bool: "boolean"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)
 
 
 def key_columns(cells: pd.DataFrame) -> list[str]:

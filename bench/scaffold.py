@@ -14,7 +14,7 @@ from string import Template as _Text
 
 import pluggy
 
-_NAME_RE = re.compile(r"[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*")  # fullmatch
+_NAME_RE = re.compile(r"[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*")  # fullmatch: "$" takes a "\n"
 
 
 class ScaffoldError(Exception):

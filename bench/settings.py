@@ -18,7 +18,7 @@ from bench.params import ParamError, shown
 
 MAX_SEEDS = 100_000
 MAX_TIMEOUT = 30 * 24 * 3600.0
-_DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+_DEVICE_RE = re.compile(r"auto|cpu|cuda(:\d+)?")  # fullmatch: "$" takes a "\n"
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ def _int_from(low: int, high: int) -> Callable[[Any], int]:
 
 
 def _device(value: Any) -> str:
-    if not isinstance(value, str) or not _DEVICE_RE.match(value):
+    if not isinstance(value, str) or not _DEVICE_RE.fullmatch(value):
         raise ParamError(f"{shown(value)} is not one of auto, cpu, cuda, cuda:N")
     return value
 

@@ -47,8 +47,9 @@ def test_bench_new_refuses_what_it_cannot_make(tmp_path, monkeypatch, capsys):
     assert "no template for kind 'nope' (templates: method:" in capsys.readouterr().err
     assert main(["new", "solver", "My-Lab"]) == 2
     assert "plugin name 'My-Lab'" in capsys.readouterr().err
-    assert main(["new", "solver", "my_lab.y\n"]) == 2  # "$" took a trailing newline
-    assert "plugin name" in capsys.readouterr().err
+    # "$" matches before a trailing newline: "my_lab.y\n" made a plugin named so (issue 23)
+    assert main(["new", "solver", "my_lab.y\n"]) == 2
+    assert "plugin name 'my_lab.y\\n'" in capsys.readouterr().err
     assert main(["new", "solver", "my_lab.x"]) == 0
     assert main(["new", "solver", "my_lab.x"]) == 2
     assert "exists already" in capsys.readouterr().err

@@ -44,7 +44,8 @@ TRUTH_STEPS = 7
 
 @dataclass(frozen=True)
 class Image:
-    """An image (2-D or 3-D float32), its labels (int16, or None), brain mask, affine."""
+    """An image (2-D or 3-D float32), its labels (an integer array, or None), brain mask,
+    affine."""
 
     data: np.ndarray
     labels: np.ndarray | None
@@ -328,46 +329,112 @@ def conditional_population(
 # --- the user's own data ---------------------------------------------------------------
 
 
-def _load_nifti(path: str, what: str) -> tuple[np.ndarray, np.ndarray]:
+#: the fewest voxels along an axis a user image may have: every method's pyramid keeps
+#: only levels with at least 8 voxels along each axis (``methods.registration.base``),
+#: so a smaller image leaves it no level at all
+MIN_SIDE = 8
+#: the largest label a label map may hold (labels are read as int32, never wrapped)
+MAX_LABEL = 2**31 - 1
+
+
+def _load_nifti(path: str, what: str, labels: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """The file's image (float32; float64 for ``labels``, exact to 2**53) and affine,
+    spatial singleton axes squeezed; every reason it cannot be registered is a
+    ``ValueError`` naming ``what``, the file and the problem."""
     import nibabel as nib
 
     try:
         image = nib.load(path)
-        data = np.asarray(image.get_fdata(), dtype=np.float32)
+        data = np.asarray(image.get_fdata(), dtype=np.float64 if labels else np.float32)
+        affine = np.asarray(image.affine, dtype=np.float64).copy()
     except Exception as exc:  # nibabel raises many kinds; one message names the file
         raise ValueError(f"{what} {path!r} does not load as NIfTI: {exc}") from None
+    shape = data.shape
+    # A 4-D file is one image only with a single volume along axes 3+ (time points,
+    # components): squeezing a (X, Y, 1, 3) series made it a 3-D volume of 3 slices.
+    extra = [(axis, n) for axis, n in enumerate(shape[3:], 3) if n != 1]
+    if extra:
+        axis, n = extra[0]
+        raise ValueError(
+            f"{what} {path!r} is {len(shape)}-D, shape {shape}, with {n} volumes along axis "
+            f"{axis} (time points or components): give one 2-D or 3-D image"
+        )
+    data = data.reshape(shape[:3])
+    _check_affine(affine, path, what)
     # Singleton axes are squeezed away (a 2-D slice stored as (X, 1, Z) is (X, Z)); the
     # affine's columns are reordered to match, the kept spatial axes first, so that
     # its first ndim columns still take the squeezed array's axes to world mm.
-    spatial = data.shape[:3]
+    spatial = data.shape
     kept = [a for a, n in enumerate(spatial) if n != 1]
-    affine = np.asarray(image.affine, dtype=np.float64).copy()
     order = kept + [a for a in range(3) if a not in kept]
     affine[:, :3] = affine[:, order]
     data = np.squeeze(data)
     if data.ndim not in (2, 3):
         raise ValueError(f"{what} {path!r} is {data.ndim}-D after squeezing: need 2-D or 3-D")
-    if not np.isfinite(data).all():
-        raise ValueError(f"{what} {path!r} holds NaN or Inf values")
+    small = [(a, n) for a, n in zip(kept, data.shape) if n < MIN_SIDE]
+    if small:
+        axis, n = small[0]
+        raise ValueError(
+            f"{what} {path!r} has {n} voxels along axis {axis} (shape {shape}): "
+            f"need at least {MIN_SIDE} along each axis of the image"
+        )
+    finite = np.isfinite(data)
+    if not finite.all():
+        nan = int(np.isnan(data).sum())
+        inf = int(data.size - finite.sum()) - nan
+        counts = " and ".join(
+            f"{count} {kind} voxel{'s' if count > 1 else ''}"
+            for count, kind in ((nan, "NaN"), (inf, "infinite"))
+            if count
+        )
+        raise ValueError(f"{what} {path!r} holds {counts} (of {data.size}): fill or mask them")
     return data, affine
+
+
+def _check_affine(affine: np.ndarray, path: str, what: str) -> None:
+    """The voxel-to-world affine must be finite and invertible: NaN or zero affines
+    passed validation and ended the cell only when its NIfTI results were written."""
+    if not np.isfinite(affine).all():
+        raise ValueError(
+            f"{what} {path!r} has an affine with NaN or infinite entries: fix its header's "
+            "sform/qform"
+        )
+    columns = np.linalg.norm(affine[:3, :3], axis=0)
+    zero = [axis for axis in range(3) if not columns[axis] > 0]
+    if zero:
+        raise ValueError(
+            f"{what} {path!r} has a singular affine (voxel size 0 along axis {zero[0]}): "
+            "fix its header's sform/qform"
+        )
+    if not abs(np.linalg.det(affine[:3, :3])) > 1e-9 * float(np.prod(columns)):
+        raise ValueError(
+            f"{what} {path!r} has a singular affine (its axes lie in one plane): fix its "
+            "header's sform/qform"
+        )
 
 
 def check_nifti(path: str, what: str = "image") -> None:
     """Raise ``ValueError`` if ``path`` is not a loadable 2-D/3-D finite NIfTI image."""
-    _load_nifti(path, what)
+    _load_nifti(path, what, labels=what.endswith("labels"))
 
 
 def _labels(path: str | None, image: np.ndarray, what: str) -> np.ndarray | None:
     if not path:
         return None
-    data, _ = _load_nifti(path, what)
+    data, _ = _load_nifti(path, what, labels=True)
     if data.shape != image.shape:
         raise ValueError(
             f"{what} {path!r} has shape {data.shape}, its image {image.shape}: they must match"
         )
-    if not np.allclose(data, np.rint(data)) or data.min() < 0:
+    whole = np.rint(data)
+    if not np.allclose(data, whole) or data.min() < 0:
         raise ValueError(f"{what} {path!r} must hold non-negative integer labels")
-    return np.rint(data).astype(np.int16)
+    if data.max() > MAX_LABEL:
+        raise ValueError(
+            f"{what} {path!r} holds label {int(data.max())}: labels go up to {MAX_LABEL}"
+        )
+    # int32: int16 wrapped label 70000 to 4464 (issue 23)
+    return whole.astype(np.int32)
 
 
 def _normalise(data: np.ndarray) -> np.ndarray:

@@ -120,7 +120,10 @@ def test_a_gate_on_a_name_no_run_has_is_bad_input(tmp_path, capsys, gate, messag
     assert message in " ".join(captured.err.split()) and "gates held" not in captured.out
 
 
-@pytest.mark.parametrize("text", ["time:10%", "time:+x%", "speed:+10%", "time:+0.1"])
+# a trailing newline was taken ("$" matches before one; issue 23)
+@pytest.mark.parametrize(
+    "text", ["time:10%", "time:+x%", "speed:+10%", "time:+0.1", "time:+10%\n", "status\n"]
+)
 def test_unreadable_gates_are_refused(text):
     with pytest.raises(GateError, match="--fail-on"):
         Gate.parse(text)

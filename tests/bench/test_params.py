@@ -33,6 +33,16 @@ def test_valid_values_are_coerced(param, value, expected):
         (Param(1, low=1), 0, "must be >= 1, got 0"),
         (Param(1, high=10), 11, "must be <= 10, got 11"),
         (Param(0.5), float("nan"), "must be a number, got NaN"),
+        (Param(0.5), "nan", "must be a number, got NaN"),
+        # issue 23: +inf passed validation (then the cell ended diverged or ran forever)
+        (Param(0.5), float("inf"), "must be a finite number, got inf"),
+        (Param(0.5, low=0.0), "-inf", "must be a finite number, got -inf"),
+        pytest.param(
+            Param(0.5),
+            10**400,
+            "must be a finite number, got 1" + "0" * 17 + "..." + "0" * 19,
+            id="10**400",
+        ),
         (Param(0.5), None, "must not be null (expected float)"),
         (
             Param([1], check=lambda v: None if len(v) < 4 else f"{len(v)} entries, not 2 or 3"),
@@ -45,6 +55,13 @@ def test_invalid_values_say_what_and_why(param, value, message):
     with pytest.raises(ParamError) as info:
         param.validate(value)
     assert str(info.value) == message
+
+
+def test_a_float_that_declares_it_may_be_infinite_takes_inf():
+    assert Param(1.0, finite=False).validate(float("inf")) == float("inf")
+    assert Param(1.0, finite=False).validate("-inf") == float("-inf")
+    with pytest.raises(ParamError, match="NaN"):
+        Param(1.0, finite=False).validate(float("nan"))
 
 
 def test_describe_lists_type_default_and_range():

@@ -172,18 +172,27 @@ def test_resume_ends_the_job_a_killed_submitter_left_running(write_suite, tmp_pa
 @pytest.fixture(scope="module")
 def slurm_cluster():
     """Starts Debian's slurm-wlm (slurmctld + slurmd, munge) on this host when the
-    packages are installed and we are root (`.ci/run` installs them); skips otherwise."""
+    packages are installed and we are root (`.ci/run` installs them); skips otherwise.
+    Afterwards it stops the daemons it started and puts back ``/etc/slurm/slurm.conf``
+    and what else the start changed (``tests/bench/_slurm_cluster.py``)."""
+    import os
     import shutil
-    import subprocess
     from pathlib import Path
+
+    from ._slurm_cluster import LocalCluster
 
     if not shutil.which("slurmctld") or not shutil.which("sbatch"):
         pytest.skip("no SLURM here: apt-get install slurm-wlm munge to test against a scheduler")
-    script = Path(__file__).parent / "fixtures" / "slurm_up.sh"
-    done = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=180)
-    if done.returncode != 0:
-        pytest.skip(f"could not start a one-node SLURM cluster: {done.stdout or done.stderr}")
-    return "debug"
+    if os.geteuid() != 0:
+        pytest.skip("starting slurmctld and slurmd needs root")
+    cluster = LocalCluster(Path(__file__).parent / "fixtures" / "slurm_up.sh")
+    try:
+        done = cluster.start()
+        if done.returncode != 0:
+            pytest.skip(f"could not start a one-node SLURM cluster: {done.stdout or done.stderr}")
+        yield "debug"
+    finally:
+        cluster.stop()
 
 
 REAL = """

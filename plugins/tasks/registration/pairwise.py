@@ -90,7 +90,12 @@ def to_tensor(array: np.ndarray, device: str) -> torch.Tensor:
 def image_params() -> dict[str, Param]:
     """The synthetic data's parameters, shared with ``registration.atlas``."""
     return {
-        "dim": Param(2, choices=(2, 3), doc="2: the middle axial slice; 3: the volume"),
+        "dim": Param(
+            2,
+            choices=(2, 3),
+            doc="2: the middle axial slice; 3: the volume (user files: their own; 3 with "
+            "2-D files is refused)",
+        ),
         "resolution": Param(2, choices=(1, 2), doc="MNI152 resolution (mm)"),
         "downsample": Param(1, low=1, high=8, doc="block-average the image by this factor"),
         "amplitude": Param(3.0, low=0.0, doc="max |v| of the random SVFs (voxels)"),
@@ -130,21 +135,38 @@ class Pairwise(Task):
         # ``folder`` is checked whole by its Param.
         resolved = super().resolve_params(values)
         if resolved["folder"] and (resolved["fixed"] or resolved["moving"]):
-            raise ParamError(f"{cls.name}: give a folder or fixed/moving files, not both")
+            raise ParamError("give a folder or fixed/moving files, not both")
+        pair = None
         if resolved["fixed"] or resolved["moving"]:
             if not (resolved["fixed"] and resolved["moving"]):
-                raise ParamError(f"{cls.name}: give both fixed and moving NIfTI paths")
+                raise ParamError("give both fixed and moving NIfTI paths")
             try:
-                data.load_nifti_pair(
+                pair = data.load_nifti_pair(
                     resolved["fixed"],
                     resolved["moving"],
                     resolved["fixed_labels"],
                     resolved["moving_labels"],
                 )
             except ValueError as exc:
-                raise ParamError(f"{cls.name}: {exc}") from None
+                raise ParamError(str(exc)) from None
         elif resolved["fixed_labels"] or resolved["moving_labels"]:
-            raise ParamError(f"{cls.name}: label maps given without the fixed/moving images")
+            raise ParamError("label maps given without the fixed/moving images")
+        # A user pair keeps its own dimension. The default dim (2) cannot be told from a
+        # written one once resolved, so only ``dim: 3`` with 2-D images is refused: it
+        # was ignored (the 2-D pair registered).
+        if resolved["dim"] == 3 and (pair is not None or resolved["folder"]):
+            if pair is None:
+                try:
+                    pair = data.load_nifti_pair(**data.pair_folder(resolved["folder"]))
+                except ValueError as exc:  # refused by the folder's own check already
+                    raise ParamError(str(exc)) from None
+            if pair.fixed.ndim != 3:
+                where = resolved["folder"] or resolved["fixed"]
+                raise ParamError(
+                    f"dim is 3 but the user's images ({where!r}) are "
+                    f"{pair.fixed.ndim}-D: leave dim out (a user pair keeps its own), or "
+                    "give 3-D images"
+                )
         return resolved
 
     @classmethod

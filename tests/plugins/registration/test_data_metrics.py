@@ -132,7 +132,7 @@ def test_nifti_pair_errors_name_the_problem(tmp_path):
     a = save("a.nii.gz", np.random.rand(20, 24, 1))
     b = save("b.nii.gz", np.random.rand(20, 24, 1))
     c = save("c.nii.gz", np.random.rand(20, 22, 1))
-    d = save("d.nii.gz", np.random.rand(20, 24, 6))
+    d = save("d.nii.gz", np.random.rand(20, 24, 8))
     lab = save("lab.nii.gz", np.ones((20, 22)))
     bad = tmp_path / "bad.nii.gz"
     bad.write_text("not a nifti")

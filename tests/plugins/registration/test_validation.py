@@ -67,6 +67,83 @@ def test_bad_parameters_exit_2(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+def _nifti_sform(tmp_path, name, array, affine):
+    """A NIfTI whose sform is ``affine`` as given (nibabel refuses to build an image from
+    a NaN or singular affine: the header is written directly)."""
+    image = nib.Nifti1Image(np.asarray(array, dtype=np.float32), None)
+    image.header.set_qform(None, code=0)
+    image.header["sform_code"] = 1
+    for row, key in enumerate(("srow_x", "srow_y", "srow_z")):
+        image.header[key] = affine[row]
+    path = tmp_path / name
+    nib.save(image, path)
+    return str(path)
+
+
+def test_hostile_user_images_are_refused_naming_file_and_what(tmp_path, capsys):
+    """Issue 23: each of these passed validation and then crashed the method, failed at
+    the end of the cell, ended diverged, or was silently taken as something else."""
+    rng = np.random.default_rng(0)
+    good = _nifti(tmp_path, "good.nii.gz", rng.random((20, 24, 1)))
+    with_nan = rng.random((20, 24, 1))
+    with_nan[1, 2, 0] = with_nan[3, 4, 0] = with_nan[5, 6, 0] = np.nan
+    nan_affine = np.eye(4)
+    nan_affine[0, 0] = np.nan
+    zero_affine = np.diag([1.0, 0.0, 1.0, 1.0])
+    cases = [
+        # a 2-D series of 3 time points: squeezed, it was a 20 x 24 x 3 volume
+        ({"fixed": _nifti(tmp_path, "series.nii.gz", rng.random((20, 24, 1, 3))),
+          "moving": good}, ("series.nii.gz", "3 volumes along axis 3")),
+        # 5 voxels along an axis: the method's pyramid had no level (AttributeError)
+        ({"fixed": _nifti(tmp_path, "thin.nii.gz", rng.random((20, 5, 1))), "moving": good},
+         ("thin.nii.gz", "5 voxels along axis 1", "at least 8")),
+        # NaN and zero affines failed when the cell wrote its NIfTI results
+        ({"fixed": good,
+          "moving": _nifti_sform(tmp_path, "nanaff.nii.gz", rng.random((20, 24, 1)), nan_affine)},
+         ("nanaff.nii.gz", "affine with NaN")),
+        ({"fixed": _nifti_sform(tmp_path, "flat.nii.gz", rng.random((20, 24, 1)), zero_affine),
+          "moving": good}, ("flat.nii.gz", "singular affine", "axis 1")),
+        ({"fixed": _nifti(tmp_path, "holes.nii.gz", with_nan), "moving": good},
+         ("holes.nii.gz", "3 NaN voxels")),
+        ({"fixed": good, "moving": good, "amplitude": float("inf")},
+         ("amplitude", "must be a finite number, got inf")),
+        # dim 3 with 2-D files was ignored: a 2-D registration ran
+        ({"fixed": good, "moving": good, "dim": 3}, ("dim is 3", "good.nii.gz", "2-D")),
+        ({"fixed": good, "moving": good,
+          "fixed_labels": _nifti(tmp_path, "huge.nii.gz", np.full((20, 24, 1), 2.0**31)),
+          "moving_labels": _nifti(tmp_path, "one.nii.gz", np.ones((20, 24, 1)))},
+         ("huge.nii.gz", "label 2147483648")),
+    ]  # fmt: skip
+    path = write_suite(tmp_path / "bad.yaml", [_entry(**params) for params, _ in cases])
+    assert main(["run", path, "--output", str(tmp_path / "out"), "--quiet"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    for i, (_, words) in enumerate(cases):
+        assert f"benchmarks[{i}]" in err, err
+        for word in words:
+            assert word in err, (word, err)
+    assert "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_user_labels_are_read_without_wrapping_and_4d_singletons_are_3d(tmp_path):
+    """Labels were int16: 70000 became 4464 (reported as dice_4464). A 4-D file with
+    one volume is its 3-D image."""
+    from plugins.data.registration import load_nifti_pair
+    from plugins.tasks.registration import metrics as m
+
+    rng = np.random.default_rng(0)
+    image = _nifti(tmp_path, "v.nii.gz", rng.random((10, 12, 9, 1)))
+    labels = np.zeros((10, 12, 9), dtype=np.int32)
+    labels[2:6, 3:8, 2:7] = 70000
+    labels[6:9, 3:8, 2:7] = 3
+    path = tmp_path / "l.nii.gz"
+    nib.save(nib.Nifti1Image(labels, np.eye(4)), path)
+    pair = load_nifti_pair(image, image, str(path), str(path))
+    assert pair.fixed.data.shape == (10, 12, 9)
+    assert sorted(np.unique(pair.fixed.labels)) == [0, 3, 70000]
+    assert sorted(m.dice_per_label(pair.fixed.labels, pair.moving.labels)) == [3, 70000]
+
+
 def _folder(tmp_path, name, **arrays):
     folder = tmp_path / name
     folder.mkdir()
@@ -82,7 +159,7 @@ def test_mismatched_pair_folders_exit_2(tmp_path, capsys):
     empty.mkdir()
     folders = [
         (_folder(tmp_path, "shapes", fixed=img, moving=other), ("shape", "resample")),
-        (_folder(tmp_path, "dims", fixed=img, moving=np.random.rand(20, 24, 6)), ("2-D and",)),
+        (_folder(tmp_path, "dims", fixed=img, moving=np.random.rand(20, 24, 8)), ("2-D and",)),
         (
             _folder(tmp_path, "labels", fixed=img, moving=img, fixed_labels=lab, moving_labels=lab),
             ("fixed_labels", "must match"),
