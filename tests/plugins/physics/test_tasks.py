@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from bench import Registry, hookimpl, testing
+from bench import ParamError, Registry, hookimpl, testing
 from bench.suite import SuiteError
 from plugins.backends import WarpEager
 from plugins.methods.physics.base import PhysicsMethod
@@ -156,13 +156,17 @@ def test_burgers_reconstruct_reproduces_the_books_diffphys_number(tmp_path):
     hard-coded target; 5 + 45 = 50 gradient evaluations, but the trajectory it scores
     is the one its 50th evaluation returned, i.e. after 49 updates; MAE = sum over
     33 states / (32 N) against its ground truth: 'MAE DP: 0.06382'."""
-    method = DiffPhys(iterations=49, monitor_every=0)
-    ctx = run_cell(BurgersReconstructTask, {"method": method}, tmp_path, target="book")
-    m = ctx.record.metrics
+    cell = run_cell(
+        "physics.burgers_reconstruct",
+        {"method": ("diffphys", {"iterations": 49, "monitor_every": 0})},
+        tmp_path,
+        target="book",
+    )
+    m = cell.metrics
     assert m["mae_book_norm"] == pytest.approx(0.06382, abs=5e-6)
     assert m["mae_book_norm"] == pytest.approx(m["mae"] * 33 / 32, rel=1e-12)
     assert m["target_gap"] == pytest.approx(0.013937, abs=1e-6)
-    losses = [v for name, _, _, v in ctx.record.curves if name == "loss"]
+    losses = [v for name, _, _, v in cell.curves if name == "loss"]
     # the book's printed losses at optimisation steps 0, 1, 4, 5, 10, 45
     book = {1: 0.382915, 2: 0.326882, 5: 0.210666, 6: 0.183476, 11: 0.096224, 46: 0.003263}
     for it, value in book.items():
