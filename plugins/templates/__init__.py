@@ -6,8 +6,7 @@ from __future__ import annotations
 
 from importlib.resources import files
 
-from bench import hookimpl
-from bench import Template
+from bench import Template, hookimpl
 
 
 def _read(name: str) -> str:
