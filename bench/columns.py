@@ -55,7 +55,7 @@ def params(columns: Any) -> list[str]:
 
 def components(cells: pd.DataFrame) -> list[str]:
     """The component slot columns (the plugin each cell used)."""
-    return [c for c in key_columns(cells) if c != "task" and not c.startswith(PARAM)]
+    return [c for c in key_columns(cells) if c != "task" and not c.startswith((PARAM, SPEEDUP))]
 
 
 def short_name(column: str) -> str:
@@ -105,6 +105,12 @@ def configuration_labels(cells: pd.DataFrame) -> pd.Series:
         cols = configuration_columns(group)
         labels.loc[group.index] = [_label(row, cols) for _, row in group[cols].iterrows()]
     return labels
+
+
+def label(row: pd.Series, cols: list[str]) -> str:
+    """One configuration's label from its values in ``cols``: ``solver=rk4 step_size=0.01``
+    (empty values left out; ``default`` when nothing is left)."""
+    return _label(row, cols)
 
 
 def _label(row: pd.Series, cols: list[str]) -> str:
