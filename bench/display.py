@@ -28,6 +28,10 @@ STATUS_STYLE = {
 }
 
 
+#: key columns that stay in a table even when the same in every row
+COUNTS = ("status", "cells", "ok")
+
+
 def fmt_seconds(value: Any) -> str:
     if is_missing(value):
         return ""
@@ -108,7 +112,8 @@ def _keys(cells: pd.DataFrame) -> list[str]:
     (when several), the status."""
     seed = ["seed"] if cells["seed"].nunique() > 1 else []
     task = ["task"] if cells["task"].nunique() > 1 else []
-    return [*task, *schema.configuration_columns(cells), *seed, "status"]
+    config = schema.distinguishing(cells, schema.configuration_columns(cells))
+    return [*task, *config, *seed, "status"]
 
 
 def _measures(cells: pd.DataFrame) -> list[str]:
@@ -171,34 +176,57 @@ def fitted_tables(
     width: int | None = None,
 ) -> list[Table]:
     """``rows`` as tables no wider than ``width``: the ``keys`` columns (what tells the
-    rows apart) in each, then the ``measures`` in order, as many as fit, the others in
-    the next table. A number or a header is never broken (a name may fold when the
-    keys alone do not fit)."""
-    headers = _headers([*keys, *measures])
-    texts = {c: [_fmt_cell(c, v) for v in rows[c]] for c in [*keys, *measures]}
+    rows apart), then the ``measures`` in order, as many as fit, the others in the next
+    tables, which repeat a row number (``#``) and the first key. A key that is the same
+    in every row goes to the title. A number or a header is never broken (a name may
+    fold when the keys alone do not fit)."""
+    shared = ""
+    if len(rows) > 1:
+        fixed = [k for k in keys if k not in COUNTS and rows[k].map(repr).nunique() == 1]
+        shared = " ".join(f"{schema.short_name(k)}={_fmt_cell(k, rows[k].iloc[0])}" for k in fixed)
+        keys = [k for k in keys if k not in fixed]
+    rows = rows.assign(**{"#": range(1, len(rows) + 1)})
+    headers = _headers(["#", *keys, *measures])
+    texts = {c: [_fmt_cell(c, v) for v in rows[c]] for c in ["#", *keys, *measures]}
     need = {c: max([len(headers[c]), *map(len, texts[c])]) for c in texts}
-    budget = (width or 10**6) - 1 - sum(need[k] + 3 for k in keys)  # borders, padding
-    pages: list[list[str]] = [[]]
-    used = 0
-    for col in measures:
-        if pages[-1] and used + need[col] + 3 > budget:
-            pages.append([])
-            used = 0
-        pages[-1].append(col)
-        used += need[col] + 3
+    room = (width or 10**6) - 1  # the left border; each column takes 3 more
+
+    def span(cols: list[str]) -> int:
+        return sum(need[c] + 3 for c in cols)
+
+    lead = keys[:1] if keys and need[keys[0]] <= room // 3 else []
+    later = ["#", *lead]
+    first = keys
+    if span(["#", *keys]) > room * 2 // 3:
+        # the configuration alone would fill the table: the measures first, beside the
+        # row number, the first key and the status; the other keys in tables after them
+        first = later = ["#", *lead, *(["status"] if "status" in keys else [])]
+        measures = [*measures, *[k for k in keys if k not in first]]
+    pages = _pack(measures, need, room - span(first), room - span(later))
+    if len(pages) > 1 and "#" not in first:  # the row numbers tie the tables together
+        first = ["#", *keys]
+        pages = _pack(measures, need, room - span(first), room - span(later))
     tables = []
     for i, page in enumerate(pages):
         name = f"{title} ({i + 1}/{len(pages)})" if title and len(pages) > 1 else title
+        name = f"{name}  {shared}" if name and shared else name or shared
         table = Table(title=name or None, header_style="bold", title_justify="left")
-        for col in keys:
+        shown = first if i == 0 else later
+        for col in shown:
             table.add_column(
-                headers[col], justify="left", overflow="fold", min_width=len(headers[col])
+                headers[col],
+                justify="right" if col == "#" else "left",
+                overflow="fold",
+                min_width=len(headers[col]),
             )
         for col in page:
-            table.add_column(headers[col], justify="right", no_wrap=True, min_width=need[col])
+            if col in keys:  # a key moved after the measures
+                table.add_column(headers[col], justify="left", overflow="fold")
+            else:
+                table.add_column(headers[col], justify="right", no_wrap=True, min_width=need[col])
         for r in range(len(rows)):
             values: list[Any] = []
-            for col in [*keys, *page]:
+            for col in [*shown, *page]:
                 text = texts[col][r]
                 values.append(
                     Text(text, style=STATUS_STYLE.get(text, "")) if col == "status" else text
@@ -206,6 +234,19 @@ def fitted_tables(
             table.add_row(*values)
         tables.append(table)
     return tables
+
+
+def _pack(measures: list[str], need: dict[str, int], first: int, later: int) -> list[list[str]]:
+    """The measures in order, into tables of ``first`` characters, then ``later``."""
+    pages: list[list[str]] = [[]]
+    budget, used = first, 0
+    for col in measures:
+        if pages[-1] and used + need[col] + 3 > budget:
+            pages.append([])
+            budget, used = later, 0
+        pages[-1].append(col)
+        used += need[col] + 3
+    return pages
 
 
 def cells_table(cells: pd.DataFrame, title: str = "", columns: list[str] | None = None) -> Table:
