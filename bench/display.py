@@ -391,8 +391,8 @@ def config_label(values: Any, cols: list[str]) -> str:
         value = values.get(col)
         if is_missing(value):
             continue
-        name = col.removeprefix("param.")
-        parts.append(f"{name}={fmt_value(value)}" if col.startswith("param.") else str(value))
+        name = schema.short_name(col)
+        parts.append(f"{name}={fmt_value(value)}" if col.startswith(schema.PARAM) else str(value))
     return " ".join(parts)
 
 
@@ -404,8 +404,8 @@ def _key_label(key: dict[str, Any], cols: list[str] | dict[str, list[str]]) -> s
 
 def _label_columns(cmp: Comparison, keys: list[dict[str, Any]]) -> dict[str, list[str]]:
     """Per task: its components, and the parameters that differ between its cells."""
-    comps = [c for c in cmp.key_columns if not c.startswith("param.")]
-    params = [c for c in cmp.key_columns if c.startswith("param.")]
+    params = schema.params(cmp.key_columns)
+    comps = [c for c in cmp.key_columns if c not in params]
     out: dict[str, list[str]] = {}
     for task in dict.fromkeys(k.get("task") for k in keys):
         mine = [k for k in keys if k.get("task") == task]
@@ -447,7 +447,7 @@ def comparison_tables(cmp: Comparison) -> list[Table]:
             rel = "" if not math.isfinite(row.relative) else f"{row.relative * 100:+.2f}%"
             t.add_row(
                 _key_label(row.key, label_cols),
-                row.metric.removeprefix("metric."),
+                schema.short_name(row.metric),
                 fmt_value(row.a),
                 fmt_value(row.b) if math.isfinite(row.b) else f"({row.status_b})",
                 f"{row.delta:+.4g}" if math.isfinite(row.delta) else "",

@@ -180,7 +180,8 @@ def line_groups(cells: pd.DataFrame, by: str | None) -> list[tuple[str, pd.DataF
     if by is not None:
         return [(str(k), g) for k, g in cells.groupby(cells[by].astype(str), sort=True)]
     along = sweeps(cells)
-    cols = [c for c in schema.configuration_columns(cells) if c not in along]
+    config = [c for c in schema.configuration_columns(cells) if c not in along]
+    cols = schema.distinguishing(cells, config)  # not a solver's own max_steps
     if not cols:
         return [("cells", cells)]
     names = pd.Series(
