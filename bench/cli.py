@@ -28,11 +28,9 @@ from rich.text import Text
 from bench.base import BASES, KINDS, Plugin
 from bench.display import (
     STATUS_STYLE,
-    cells_table,
     comparison_tables,
     errors_table,
     files_table,
-    grouped,
     grouped_tables,
     make_console,
     task_tables,
@@ -190,9 +188,21 @@ def _show_parser(sub: Any) -> None:
         default=[],
         metavar="COL",
         help="one row per value of COL (repeat for several), seeds and cells aggregated; "
-        "one table per task",
+        "one table per task; the configuration columns not asked for are added (a row "
+        "never pools two configurations)",
     )
-    show.add_argument("--columns", help="comma-separated columns to show")
+    show.add_argument(
+        "--columns",
+        help="comma-separated columns to show, by name or short name "
+        "(time.solve.median or solve, metric.psnr or psnr)",
+    )
+    show.add_argument(
+        "--all",
+        action="store_true",
+        dest="all_columns",
+        help="every measure, not only the task's headline (quality metrics and cost); "
+        "tables that do not fit the terminal continue below",
+    )
     show.add_argument(
         "--baseline",
         metavar="COL=VALUE",
@@ -240,27 +250,44 @@ def _report_parser(sub: Any) -> None:
 
 
 def _plot_parser(sub: Any) -> None:
-    plot = sub.add_parser("plot", help="plot one measure against another, a line per group")
+    plot = sub.add_parser(
+        "plot",
+        help="plot a run: with no --x/--y each task's headline (its cost against its "
+        "primary quality metric), a line per configuration",
+    )
     plot.add_argument("run", help="a run folder, or a suite folder (its newest run)")
     plot.add_argument(
-        "--x", default="time.solve.median", help="column for the x axis (time.solve.median)"
+        "--x", help="column for the x axis (default: each task's cost, e.g. time.solve.median)"
     )
     plot.add_argument(
         "--y",
-        default="metric.final_rel_error",
-        help="column for the y axis (metric.final_rel_error)",
+        help="column for the y axis (default: each task's primary quality metric, e.g. "
+        "metric.final_rel_error)",
     )
-    plot.add_argument("--by", default="solver", help="column whose values are lines (solver)")
-    plot.add_argument("--facet", default="task", help="column whose values are panels (task)")
+    plot.add_argument(
+        "--by",
+        help="column whose values are lines (default: one line per configuration, along "
+        "the swept parameter)",
+    )
+    plot.add_argument(
+        "--facet",
+        default="task",
+        help="column whose values are panels (task; with --x and --y)",
+    )
     plot.add_argument(
         "--filter", action="append", default=[], metavar="COL=VALUE", help="keep matching cells"
     )
-    plot.add_argument("--linear-x", action="store_true", help="linear x axis (default: log)")
-    plot.add_argument("--linear-y", action="store_true", help="linear y axis (default: log)")
+    plot.add_argument(
+        "--linear-x",
+        action="store_true",
+        help="linear x axis (default: log with --x and --y, else log where values span decades)",
+    )
+    plot.add_argument("--linear-y", action="store_true", help="linear y axis (as --linear-x)")
     plot.add_argument(
         "-o",
         "--output",
-        help="PNG path, or a folder to write it into (default: RUN/<y>-vs-<x>.png)",
+        help="PNG path, or a folder to write it into (default: RUN/<y>-vs-<x>.png, "
+        "RUN/headline.png for several tasks)",
     )
     plot.set_defaults(func=cmd_plot)
 
@@ -544,7 +571,7 @@ class _RunDisplay:
         if self.quiet:
             self.out.print(f"{self.suite.name}: {line}   results: {self.run_dir}", highlight=False)
             return counts
-        for table in task_tables(run.cells, title=run.name):
+        for table in task_tables(run.cells, title=run.name, meta=run.meta, width=self.out.width):
             self.out.print(table)
         bad = errors_table(run.cells)
         if bad is not None:
@@ -745,17 +772,15 @@ def cmd_show(args: argparse.Namespace) -> int:
         f"{run.name}  [{meta.get('status', '?')}]  {meta.get('start', '')}  on {dev}",
         highlight=False,
     )
+    shape = {"meta": meta, "width": out.width, "everything": args.all_columns}
     try:
         if args.group_by:
-            for table in grouped_tables(grouped(cells, args.group_by), args.group_by):
+            for table in grouped_tables(cells, args.group_by, **shape):
                 out.print(table)
         else:
-            columns = args.columns.split(",") if args.columns else None
-            if columns:
-                out.print(cells_table(cells, columns=columns))
-            else:
-                for table in task_tables(cells):
-                    out.print(table)
+            columns = [c.strip() for c in args.columns.split(",")] if args.columns else None
+            for table in task_tables(cells, columns=columns, **shape):
+                out.print(table)
             bad = errors_table(cells)
             if bad is not None:
                 out.print(bad)
@@ -814,32 +839,53 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from bench.plot import PlotError, plot_run
+    from bench.plot import PlotError, headline_panels, plot_headline, plot_run
 
     run = _load(args.run)
     cells = _filtered(run, args.filter)
-    facet = args.facet if args.facet in cells.columns and cells[args.facet].nunique() > 1 else None
-    name = f"{args.y}-vs-{args.x}.png"
+    explicit = bool(args.x and args.y)
+    if explicit:
+        name = f"{args.y}-vs-{args.x}.png"
+    else:  # each task's headline: name the file by its axes when one pair serves all
+        panels, _ = headline_panels(cells, run.meta, x=args.x, y=args.y)
+        pairs = {(p.y, p.x) for p in panels}
+        name = "{}-vs-{}.png".format(*pairs.pop()) if len(pairs) == 1 else "headline.png"
     output = Path(args.output) if args.output else run.path / name
     if output.is_dir():  # -o names a folder: the figure goes into it
         output = output / name
     elif not output.suffix:  # matplotlib would add .png: say the file it writes
         output = output.with_name(output.name + ".png")
     try:
-        path = plot_run(
-            cells,
-            x=args.x,
-            y=args.y,
-            by=args.by,
-            facet=facet,
-            output=output,
-            title=run.name,
-            logx=not args.linear_x,
-            logy=not args.linear_y,
-        )
+        if explicit:
+            facet = args.facet
+            if facet not in cells.columns or cells[facet].nunique() < 2:
+                facet = None
+            path = plot_run(
+                cells,
+                x=args.x,
+                y=args.y,
+                by=args.by,
+                facet=facet,
+                output=output,
+                title=run.name,
+                logx=not args.linear_x,
+                logy=not args.linear_y,
+            )
+        else:
+            path = plot_headline(
+                cells,
+                run.meta,
+                output=output,
+                x=args.x,
+                y=args.y,
+                by=args.by,
+                title=run.name,
+                logx=False if args.linear_x else None,
+                logy=False if args.linear_y else None,
+            )
     except PlotError as exc:
         raise CliError(str(exc)) from None
-    make_console().print(f"wrote {path}")
+    make_console().print(f"wrote {path}", highlight=False)
     return 0
 
 

@@ -55,7 +55,7 @@ def params(columns: Any) -> list[str]:
 
 def components(cells: pd.DataFrame) -> list[str]:
     """The component slot columns (the plugin each cell used)."""
-    return [c for c in key_columns(cells) if c != "task" and not c.startswith(PARAM)]
+    return [c for c in key_columns(cells) if c != "task" and not c.startswith((PARAM, SPEEDUP))]
 
 
 def short_name(column: str) -> str:
@@ -97,6 +97,23 @@ def configuration_columns(cells: pd.DataFrame) -> list[str]:
     return comps + varying(cells, params(cells.columns))
 
 
+def distinguishing(cells: pd.DataFrame, cols: list[str]) -> list[str]:
+    """``cols`` less each component's parameter (``param.<slot>.<name>``) that the
+    component alone decides: the same in every cell of each of that slot's plugins
+    (``method.iterations`` when each method keeps its own default). What tells the
+    rows of a table apart without those columns."""
+    comps = set(components(cells))
+    out = []
+    for c in cols:
+        slot = c[len(PARAM) :].split(".")[0] if c.startswith(PARAM) and c.count(".") >= 2 else ""
+        if slot in comps and slot in cols:
+            text = cells[[slot, c]].astype(str)
+            if text.groupby(slot)[c].nunique().max() <= 1:
+                continue
+        out.append(c)
+    return out
+
+
 def configuration_labels(cells: pd.DataFrame) -> pd.Series:
     """One label per cell, task by task: ``solver=rk4 step_size=0.01``; cells of one
     configuration (seeds apart) share it. Components read as their plugin's name."""
@@ -105,6 +122,12 @@ def configuration_labels(cells: pd.DataFrame) -> pd.Series:
         cols = configuration_columns(group)
         labels.loc[group.index] = [_label(row, cols) for _, row in group[cols].iterrows()]
     return labels
+
+
+def label(row: pd.Series, cols: list[str]) -> str:
+    """One configuration's label from its values in ``cols``: ``solver=rk4 step_size=0.01``
+    (empty values left out; ``default`` when nothing is left)."""
+    return _label(row, cols)
 
 
 def _label(row: pd.Series, cols: list[str]) -> str:

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import math
+import os
+import re
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from bench import columns as schema
 from bench.compare import Comparison, Violation
-from bench.results import is_missing, key_columns
+from bench.headline import Headline
+from bench.results import is_missing
 
 STATUS_STYLE = {
     "ok": "green",
@@ -23,12 +28,16 @@ STATUS_STYLE = {
 }
 
 
+#: key columns that stay in a table even when the same in every row
+COUNTS = ("status", "cells", "ok")
+
+
 def fmt_seconds(value: Any) -> str:
     if is_missing(value):
         return ""
     v = float(value)
     if v >= 1:
-        return f"{v:.3g} s"
+        return compact(f"{v:.3g} s")
     if v >= 1e-3:
         return f"{v * 1e3:.3g} ms"
     return f"{v * 1e6:.3g} us"
@@ -53,80 +62,239 @@ def fmt_value(value: Any) -> str:
     return str(value)
 
 
+_EXPONENT = re.compile(r"e([+-])0*(\d)")
+
+
+def compact(text: str) -> str:
+    """``1.114e+04`` -> ``1.114e4``, ``2.5e-07`` -> ``2.5e-7``: numbers for narrow tables."""
+    return _EXPONENT.sub(lambda m: "e" + ("-" if m.group(1) == "-" else "") + m.group(2), text)
+
+
+def fmt_number(value: Any) -> str:
+    """A table entry: floats to 4 significant digits with a compact exponent."""
+    if is_missing(value):
+        return ""
+    if isinstance(value, (float, np.floating)):
+        return compact(f"{float(value):.4g}")
+    return str(value)
+
+
 def varying(cells: pd.DataFrame, cols: list[str]) -> list[str]:
-    """Columns whose filled values differ (the ones worth showing). A parameter
-    that only some plugins have (empty for the others) but is the same wherever
-    set does not count."""
-    out = []
-    for c in cols:
-        if c not in cells.columns:
-            continue
-        values = cells[c].dropna().map(repr)
-        if values.nunique() > 1:
-            out.append(c)
-    return out
+    """Columns whose filled values differ (the ones worth showing); see
+    ``bench.columns.varying``."""
+    return schema.varying(cells, cols)
 
 
 def cell_columns(cells: pd.DataFrame, columns: list[str] | None = None) -> list[str]:
+    """The columns of a cells table: the given ones (checked), or the task when several,
+    the configuration, the seed when several, the status and every measure."""
     if columns:
-        missing = [c for c in columns if c not in cells.columns]
-        if missing:
-            raise KeyError(f"no column {missing[0]!r}; columns are: {', '.join(cells.columns)}")
-        return columns
-    keys = key_columns(cells)
-    comps = [c for c in keys if not c.startswith("param.") and c != "task"]
-    params = varying(cells, [c for c in keys if c.startswith("param.")])
-    times = [c for c in cells.columns if c.startswith("time.") and c.endswith(".median")]
-    speedups = [c for c in cells.columns if c.startswith("speedup.")]
-    mems = [c for c in cells.columns if c.startswith("mem.")]
-    metrics = [c for c in cells.columns if c.startswith("metric.")]
+        return _resolve(cells, columns)
+    return [*_keys(cells), *_measures(cells)]
+
+
+def _resolve(cells: pd.DataFrame, names: list[str]) -> list[str]:
+    """Column names as given, or by their short name (``final_rel_error``, ``solve``)."""
+    out = []
+    for name in names:
+        if name in cells.columns:
+            out.append(name)
+            continue
+        found = [c for c in cells.columns if schema.short_name(c) == name]
+        if len(found) != 1:
+            raise KeyError(f"no column {name!r}; columns are: {', '.join(cells.columns)}")
+        out.append(found[0])
+    return out
+
+
+def _keys(cells: pd.DataFrame) -> list[str]:
+    """What tells the rows apart: the task (when several), the configuration, the seed
+    (when several), the status."""
     seed = ["seed"] if cells["seed"].nunique() > 1 else []
     task = ["task"] if cells["task"].nunique() > 1 else []
-    return [*task, *comps, *params, *seed, "status", *times, *speedups, *mems, *metrics]
+    config = schema.distinguishing(cells, schema.configuration_columns(cells))
+    return [*task, *config, *seed, "status"]
+
+
+def _measures(cells: pd.DataFrame) -> list[str]:
+    cols = cells.columns
+    return [
+        *schema.timers(cols),
+        *schema.speedups(cols),
+        *schema.memory(cols),
+        *schema.metrics(cols),
+    ]
+
+
+def _lead(cells: pd.DataFrame, headline: Headline | None) -> list[str]:
+    """The headline's columns (quality, then cost), then any speedups asked for."""
+    if headline is None:
+        return []
+    lead = [*headline.quality_columns, headline.cost]
+    lead = [c for c in dict.fromkeys(lead) if c in cells.columns]
+    return lead + [c for c in schema.speedups(cells.columns) if c not in lead]
 
 
 def _fmt_cell(col: str, value: Any) -> str:
-    if col.startswith("time.") and not col.endswith(".n"):
+    kind = schema.unit(col)
+    if kind == "s":
         return fmt_seconds(value)
-    if col.startswith("mem."):
+    if kind == "B":
         return fmt_bytes(value)
-    if col == "wall":
-        return fmt_seconds(value)
-    if col.startswith("speedup."):
-        return "" if is_missing(value) else f"x{value:.3g}"
-    return fmt_value(value)
+    if kind == "x":
+        return "" if is_missing(value) else compact(f"x{value:.3g}")
+    return fmt_number(value)
 
 
 def _header(col: str) -> str:
-    if col.startswith("time.") and col.endswith(".median"):
-        return col[: -len(".median")]
-    return col.removeprefix("param.").removeprefix("metric.")
+    """The report's header of a column: ``time.solve``, ``final_rel_error``, ``solver.rtol``."""
+    if col.startswith(schema.TIME) and col.endswith(".median"):
+        return col.removesuffix(".median")
+    return col.removeprefix(schema.PARAM).removeprefix(schema.METRIC)
+
+
+def _headers(cols: list[str]) -> dict[str, str]:
+    """Short headers; a short name two columns share (``param.value`` and
+    ``metric.value``) stays whole for the second."""
+    out: dict[str, str] = {}
+    for col in cols:
+        short = schema.short_name(col)
+        out[col] = col if short in out.values() else short
+    return out
+
+
+def _is_measure(col: str) -> bool:
+    return col == "wall" or col.startswith((*schema.MEASURES, schema.SPEEDUP))
+
+
+def fitted_tables(
+    rows: pd.DataFrame,
+    keys: list[str],
+    measures: list[str],
+    *,
+    title: str = "",
+    width: int | None = None,
+) -> list[Table]:
+    """``rows`` as tables no wider than ``width``: the ``keys`` columns (what tells the
+    rows apart), then the ``measures`` in order, as many as fit, the others in the next
+    tables, which repeat a row number (``#``) and the first key. A key that is the same
+    in every row goes to the title. A number or a header is never broken (a name may
+    fold when the keys alone do not fit)."""
+    shared = ""
+    if len(rows) > 1:
+        fixed = [k for k in keys if k not in COUNTS and rows[k].map(repr).nunique() == 1]
+        shared = " ".join(f"{schema.short_name(k)}={_fmt_cell(k, rows[k].iloc[0])}" for k in fixed)
+        keys = [k for k in keys if k not in fixed]
+    rows = rows.assign(**{"#": range(1, len(rows) + 1)})
+    headers = _headers(["#", *keys, *measures])
+    texts = {c: [_fmt_cell(c, v) for v in rows[c]] for c in ["#", *keys, *measures]}
+    need = {c: max([len(headers[c]), *map(len, texts[c])]) for c in texts}
+    room = (width or 10**6) - 1  # the left border; each column takes 3 more
+
+    def span(cols: list[str]) -> int:
+        return sum(need[c] + 3 for c in cols)
+
+    lead = keys[:1] if keys and need[keys[0]] <= room // 3 else []
+    later = ["#", *lead]
+    first = keys
+    if span(["#", *keys]) > room * 2 // 3:
+        # the configuration alone would fill the table: the measures first, beside the
+        # row number, the first key and the status; the other keys in tables after them
+        first = later = ["#", *lead, *(["status"] if "status" in keys else [])]
+        measures = [*measures, *[k for k in keys if k not in first]]
+    pages = _pack(measures, need, room - span(first), room - span(later))
+    if len(pages) > 1 and "#" not in first:  # the row numbers tie the tables together
+        first = ["#", *keys]
+        pages = _pack(measures, need, room - span(first), room - span(later))
+    tables = []
+    for i, page in enumerate(pages):
+        name = f"{title} ({i + 1}/{len(pages)})" if title and len(pages) > 1 else title
+        name = f"{name}  {shared}" if name and shared else name or shared
+        table = Table(title=name or None, header_style="bold", title_justify="left")
+        shown = first if i == 0 else later
+        for col in shown:
+            table.add_column(
+                headers[col],
+                justify="right" if col == "#" else "left",
+                overflow="fold",
+                min_width=len(headers[col]),
+            )
+        for col in page:
+            if col in keys:  # a key moved after the measures
+                table.add_column(headers[col], justify="left", overflow="fold")
+            else:
+                table.add_column(headers[col], justify="right", no_wrap=True, min_width=need[col])
+        for r in range(len(rows)):
+            values: list[Any] = []
+            for col in [*shown, *page]:
+                text = texts[col][r]
+                values.append(
+                    Text(text, style=STATUS_STYLE.get(text, "")) if col == "status" else text
+                )
+            table.add_row(*values)
+        tables.append(table)
+    return tables
+
+
+def _pack(measures: list[str], need: dict[str, int], first: int, later: int) -> list[list[str]]:
+    """The measures in order, into tables of ``first`` characters, then ``later``."""
+    pages: list[list[str]] = [[]]
+    budget, used = first, 0
+    for col in measures:
+        if pages[-1] and used + need[col] + 3 > budget:
+            pages.append([])
+            budget, used = later, 0
+        pages[-1].append(col)
+        used += need[col] + 3
+    return pages
 
 
 def cells_table(cells: pd.DataFrame, title: str = "", columns: list[str] | None = None) -> Table:
+    """One table of the given columns (all of them with none given)."""
     cols = cell_columns(cells, columns)
-    table = Table(title=title or None, show_lines=False, header_style="bold")
-    for col in cols:
-        justify = "right" if col.startswith(("time.", "speedup.", "mem.", "metric.")) else "left"
-        table.add_column(_header(col), justify=justify, overflow="fold")
-    for _, row in cells.iterrows():
-        values = []
-        for col in cols:
-            text = _fmt_cell(col, row.get(col))
-            values.append(Text(text, style=STATUS_STYLE.get(text, "")) if col == "status" else text)
-        table.add_row(*values)
-    return table
+    keys = [c for c in cols if not _is_measure(c)]
+    return fitted_tables(cells, keys, [c for c in cols if _is_measure(c)], title=title)[0]
 
 
-def task_tables(cells: pd.DataFrame, title: str = "") -> list[Table]:
-    """One table per task, each with only the columns its cells filled: a suite
-    mixing tasks would otherwise show the union of every task's columns."""
-    tables = []
+def task_tables(
+    cells: pd.DataFrame,
+    title: str = "",
+    *,
+    meta: dict[str, Any] | None = None,
+    width: int | None = None,
+    everything: bool = False,
+    columns: list[str] | None = None,
+) -> list[Table | str]:
+    """One table per task, each with only the columns its cells filled (a suite mixing
+    tasks would otherwise show the union of every task's columns), no wider than
+    ``width``. A task whose run recorded its headline (``meta``, run.json) shows the
+    configuration, then its quality metrics and cost; the other measures with
+    ``everything`` (in further tables), else a line says how many there are. A run from
+    before headlines shows every measure. ``columns``: these only, in this order."""
+    out: list[Table | str] = []
     for task, group in cells.groupby("task", sort=False):
         group = group.dropna(axis=1, how="all")
         label = f"{title}: {task}" if title else str(task)
-        tables.append(cells_table(group, title=label))
-    return tables
+        if columns:
+            cols = [c for c in _resolve(cells, columns) if c in group.columns]
+            keys = [c for c in cols if not _is_measure(c)]
+            out += fitted_tables(
+                group, keys, [c for c in cols if _is_measure(c)], title=label, width=width
+            )
+            continue
+        lead = _lead(group, schema.headline(meta or {}, str(task), group))
+        rest = [c for c in _measures(group) if c not in lead]
+        shown = [*lead, *rest] if everything or not lead else lead
+        out += fitted_tables(group, _keys(group), shown, title=label, width=width)
+        hidden = len(rest) if lead and not everything else 0
+        if hidden:
+            out.append(_more(hidden, rest))
+    return out
+
+
+def _more(hidden: int, rest: list[str]) -> str:
+    example = ",".join(schema.short_name(c) for c in rest[:2])
+    return f"+{hidden} column{'s' if hidden > 1 else ''} (--all, or --columns {example})"
 
 
 def errors_table(cells: pd.DataFrame) -> Table | None:
@@ -137,7 +305,7 @@ def errors_table(cells: pd.DataFrame) -> Table | None:
     table.add_column("cell")
     table.add_column("status")
     table.add_column("message", overflow="fold")
-    comps = [c for c in key_columns(cells) if not c.startswith("param.") and c != "task"]
+    comps = schema.components(cells)
     for _, row in bad.iterrows():
         label = " ".join(
             [str(row["task"]), *(str(row[c]) for c in comps if c in row and _filled(row[c]))]
@@ -158,7 +326,7 @@ def grouped(cells: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     missing = [c for c in by if c not in cells.columns]
     if missing:
         raise KeyError(f"no column {missing[0]!r}; columns are: {', '.join(cells.columns)}")
-    measures = [c for c in cells.columns if c.startswith(("time.", "mem.", "metric."))]
+    measures = [c for c in cells.columns if c.startswith(schema.MEASURES)]
     numeric = cells[measures].apply(pd.to_numeric, errors="coerce")
     # A slot a task does not have reads "-" (not NaN, which groupby would drop).
     keys = pd.DataFrame({c: [str(v) if _filled(v) else "-" for v in cells[c]] for c in by})
@@ -173,32 +341,46 @@ def grouped(cells: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     return counts.join(agg).reset_index()
 
 
-def grouped_tables(frame: pd.DataFrame, by: list[str]) -> list[Table]:
-    """One table per task of ``grouped``'s frame, each with the measures it has."""
-    by = [c for c in by if c != "task"]
-    return [
-        grouped_table(part.dropna(axis=1, how="all"), by, title=str(task))
-        for task, part in frame.groupby("task", sort=False)
-    ]
+def group_keys(cells: pd.DataFrame, by: list[str]) -> tuple[list[str], list[str]]:
+    """What one task's cells are grouped by: the columns asked for, then the
+    configuration columns not among them (a group never pools two configurations: seeds
+    and repeats are what it aggregates). Returns (columns, the ones added)."""
+    asked = _resolve(cells, [c for c in by if c != "task"])
+    added = [c for c in schema.configuration_columns(cells) if c not in asked]
+    return [*asked, *added], added
 
 
-def grouped_table(frame: pd.DataFrame, by: list[str], title: str = "") -> Table:
-    table = Table(header_style="bold", title=title or None, title_justify="left")
-    cols = [*by, "cells", "ok"] + [
-        c
-        for c in frame.columns
-        if c.startswith(("time.", "mem.", "metric."))
-        and (not c.startswith("time.") or c.endswith(".median"))
-    ]
-    for col in cols:
-        if col in by:  # names are what tell rows apart: never cut them
-            longest = max([len(str(v)) for v in frame[col]] + [len(col)])
-            table.add_column(_header(col), justify="left", min_width=min(longest, 48))
-        else:
-            table.add_column(_header(col), justify="right", overflow="fold")
-    for _, row in frame.iterrows():
-        table.add_row(*(_fmt_cell(c, row[c]) for c in cols))
-    return table
+def grouped_tables(
+    cells: pd.DataFrame,
+    by: list[str],
+    *,
+    meta: dict[str, Any] | None = None,
+    width: int | None = None,
+    everything: bool = False,
+) -> list[Table | str]:
+    """One table per task: a row per group (``group_keys``) with the median of each
+    measure, the headline's first when the run recorded it; a line names the
+    configuration columns added to what was asked."""
+    out: list[Table | str] = []
+    asked = _resolve(cells, [c for c in by if c != "task"])
+    for task, part in cells.groupby("task", sort=False):
+        # a column asked for stays, read "-" where this task has none
+        part = part[[c for c in part.columns if c in asked or part[c].notna().any()]]
+        cols, added = group_keys(part, asked)
+        frame = grouped(part, cols).dropna(axis=1, how="all")
+        if added:
+            names = ", ".join(schema.short_name(c) for c in added)
+            out.append(f"{task}: grouped by {names} too (a row never pools configurations)")
+        measures = [
+            c for c in _measures(frame) if not c.startswith(schema.TIME) or c.endswith(".median")
+        ]
+        lead = _lead(frame, schema.headline(meta or {}, str(task), part))
+        rest = [c for c in measures if c not in lead]
+        shown = [*lead, *rest] if everything or not lead else lead
+        out += fitted_tables(frame, [*cols, "cells", "ok"], shown, title=str(task), width=width)
+        if lead and not everything and rest:
+            out.append(_more(len(rest), rest))
+    return out
 
 
 def config_label(values: Any, cols: list[str]) -> str:
@@ -209,8 +391,8 @@ def config_label(values: Any, cols: list[str]) -> str:
         value = values.get(col)
         if is_missing(value):
             continue
-        name = col.removeprefix("param.")
-        parts.append(f"{name}={fmt_value(value)}" if col.startswith("param.") else str(value))
+        name = schema.short_name(col)
+        parts.append(f"{name}={fmt_value(value)}" if col.startswith(schema.PARAM) else str(value))
     return " ".join(parts)
 
 
@@ -222,8 +404,8 @@ def _key_label(key: dict[str, Any], cols: list[str] | dict[str, list[str]]) -> s
 
 def _label_columns(cmp: Comparison, keys: list[dict[str, Any]]) -> dict[str, list[str]]:
     """Per task: its components, and the parameters that differ between its cells."""
-    comps = [c for c in cmp.key_columns if not c.startswith("param.")]
-    params = [c for c in cmp.key_columns if c.startswith("param.")]
+    params = schema.params(cmp.key_columns)
+    comps = [c for c in cmp.key_columns if c not in params]
     out: dict[str, list[str]] = {}
     for task in dict.fromkeys(k.get("task") for k in keys):
         mine = [k for k in keys if k.get("task") == task]
@@ -265,7 +447,7 @@ def comparison_tables(cmp: Comparison) -> list[Table]:
             rel = "" if not math.isfinite(row.relative) else f"{row.relative * 100:+.2f}%"
             t.add_row(
                 _key_label(row.key, label_cols),
-                row.metric.removeprefix("metric."),
+                schema.short_name(row.metric),
                 fmt_value(row.a),
                 fmt_value(row.b) if math.isfinite(row.b) else f"({row.status_b})",
                 f"{row.delta:+.4g}" if math.isfinite(row.delta) else "",
@@ -294,12 +476,18 @@ def violations_table(violations: list[Violation], cmp: Comparison) -> Table:
 
 def make_console(stderr: bool = False) -> Console:
     """A console; when output is not a terminal (CI logs, pipes) tables get 200
-    columns instead of rich's default 80, so they are not folded cell by cell."""
+    columns instead of rich's default 80 (or ``COLUMNS`` when set), so they are not
+    folded cell by cell."""
     probe = Console(stderr=stderr)
-    width = None if probe.is_terminal else 200
+    width = None if probe.is_terminal or _columns_env() else 200
     # No markup: tables and messages carry user text (errors, params like [64, 64], pip
     # extras like dynbench[plot]) that rich would read as style tags; styling is Text.
     return Console(stderr=stderr, highlight=False, markup=False, width=width)
+
+
+def _columns_env() -> bool:
+    """``COLUMNS`` set (rich then sizes the console to it, terminal or not)."""
+    return os.environ.get("COLUMNS", "").isdigit()
 
 
 def files_table(run: Any, cells: Any) -> Table:

@@ -1,26 +1,48 @@
-"""Figures from a run: one measure against another, a line per group.
+"""Figures from a run: one measure against another, a line per configuration.
 
-Generic on purpose (nothing here knows what a solver is): ``x`` and ``y`` are
-any two numeric columns of ``cells.parquet``, ``by`` the column whose values
-become lines, ``facet`` the column whose values become panels. Needs
+Generic on purpose (nothing here knows what a solver is): ``x`` and ``y`` are any two
+numeric columns of ``cells.parquet``, ``by`` the column whose values become lines (or,
+left out, one line per configuration), ``facet`` the column whose values become
+panels. With neither ``x`` nor ``y``, ``plot_headline`` draws each task's headline:
+its cost against its primary quality metric, as the run recorded them. Needs
 matplotlib (the ``plot`` extra).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
+
+from bench import columns as schema
 
 _STYLES = (
     {"linestyle": "-", "marker": "o"},
     {"linestyle": "--", "marker": "s"},
     {"linestyle": ":", "marker": "^"},
 )
+#: an axis is logarithmic (when not told) where its values are positive and span this
+DECADES = 20.0
+#: what a run from before headlines plots by default (the ODE work-precision diagram)
+LEGACY_X, LEGACY_Y = "time.solve.median", "metric.final_rel_error"
 
 
 class PlotError(ValueError):
     """A plot request that the run's columns cannot satisfy."""
+
+
+@dataclass
+class Panel:
+    """One axes: its cells (ok, with both values), what is on x and y, its title."""
+
+    cells: pd.DataFrame
+    x: str
+    y: str
+    title: str | None = None
+    better: str | None = None  # "lower" / "higher" for y, from the headline
 
 
 def plot_run(
@@ -28,13 +50,88 @@ def plot_run(
     *,
     x: str,
     y: str,
-    by: str,
+    by: str | None,
     facet: str | None,
     output: Path,
     title: str = "",
-    logx: bool = True,
-    logy: bool = True,
+    logx: bool | None = True,
+    logy: bool | None = True,
 ) -> Path:
+    """``y`` against ``x``, a panel per value of ``facet``, a line per value of ``by``
+    (or per configuration when ``by`` is None). ``logx``/``logy``: None decides from
+    the values (log where they are positive and span decades)."""
+    plt = _pyplot()
+    for col in (x, y, by, facet):
+        if col is not None and col not in cells.columns:
+            raise PlotError(f"no column {col!r}; columns are: {', '.join(cells.columns)}")
+    ok = _plottable(cells, x, y)
+    if ok.empty:
+        raise PlotError(f"no ok cell has both {x} and {y}")
+    if facet is None:
+        panels = [Panel(ok, x, y)]
+    else:
+        panels = [
+            Panel(part, x, y, title=f"{facet} = {value}")
+            for value, part in ok.groupby(facet, sort=False)
+        ]
+    return _draw(plt, panels, by=by, output=output, title=title, logx=logx, logy=logy)
+
+
+def plot_headline(
+    cells: pd.DataFrame,
+    meta: dict[str, Any],
+    *,
+    output: Path,
+    x: str | None = None,
+    y: str | None = None,
+    by: str | None = None,
+    title: str = "",
+    logx: bool | None = None,
+    logy: bool | None = None,
+) -> Path:
+    """Each task's headline figure, a panel per task: ``x`` (default: the task's cost)
+    against ``y`` (default: its primary quality metric), a line per configuration. A
+    task whose run recorded no headline (a run from before them) plots
+    ``time.solve.median`` against ``metric.final_rel_error`` when it has them."""
+    plt = _pyplot()
+    for col in (x, y, by):
+        if col is not None and col not in cells.columns:
+            raise PlotError(f"no column {col!r}; columns are: {', '.join(cells.columns)}")
+    panels, skipped = headline_panels(cells, meta, x=x, y=y)
+    if not panels:
+        raise PlotError(
+            "nothing to plot: "
+            + "; ".join(skipped)
+            + ". Name the axes: bench plot RUN --x COLUMN --y COLUMN (bench show RUN --all "
+            "lists the columns)"
+        )
+    return _draw(plt, panels, by=by, output=output, title=title, logx=logx, logy=logy)
+
+
+def headline_panels(
+    cells: pd.DataFrame, meta: dict[str, Any], *, x: str | None = None, y: str | None = None
+) -> tuple[list[Panel], list[str]]:
+    """A panel per task that can be drawn, and why each other task cannot."""
+    panels, skipped = [], []
+    for task, part in cells.groupby("task", sort=False):
+        h = schema.headline(meta, str(task), part)
+        px = x or (h.cost if h else LEGACY_X)
+        py = y or (h.primary if h else LEGACY_Y)
+        missing = [c for c in (px, py) if c not in part.columns]
+        if missing:
+            why = "records no headline" if h is None else "has no column"
+            skipped.append(f"{task} {why} ({', '.join(missing)} not in its cells)")
+            continue
+        ok = _plottable(part, px, py)
+        if ok.empty:
+            skipped.append(f"{task}: no ok cell has both {px} and {py}")
+            continue
+        better = h.better(py) if h else None
+        panels.append(Panel(ok, px, py, title=str(task), better=better))
+    return panels, skipped
+
+
+def _pyplot() -> Any:
     try:
         import matplotlib
 
@@ -42,41 +139,100 @@ def plot_run(
         import matplotlib.pyplot as plt
     except ImportError:
         raise PlotError("bench plot needs matplotlib: pip install matplotlib") from None
-    for col in (x, y, by, facet):
-        if col is not None and col not in cells.columns:
-            raise PlotError(f"no column {col!r}; columns are: {', '.join(cells.columns)}")
+    return plt
+
+
+def _plottable(cells: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
     ok = cells[cells["status"] == "ok"].copy()
     ok[x] = pd.to_numeric(ok[x], errors="coerce")
     ok[y] = pd.to_numeric(ok[y], errors="coerce")
-    ok = ok.dropna(subset=[x, y])
-    if ok.empty:
-        raise PlotError(f"no ok cell has both {x} and {y}")
-    panels = [None] if facet is None else list(dict.fromkeys(ok[facet]))
+    return ok.dropna(subset=[x, y])
+
+
+def sweeps(cells: pd.DataFrame) -> list[str]:
+    """The parameters a line runs along: numeric ones taking 3 or more values (a step
+    size, a tolerance, a size), at most one varying within any line; the others (two
+    settings of a flag, a categorical choice) tell lines apart."""
+    config = schema.configuration_columns(cells)
+    text = cells[config].astype(str)  # parameters may be lists ([64, 64])
+    numeric = [
+        c
+        for c in schema.params(config)
+        if cells[c].dropna().map(_is_number).all() and cells[c].dropna().nunique() >= 3
+    ]
+    numeric.sort(key=lambda c: -cells[c].nunique())
+    along: list[str] = []
+    for col in numeric:
+        rest = [c for c in config if c not in (*along, col)]
+        groups = text.groupby(rest, dropna=False) if rest else [(None, text)]
+        if all(sum(g[c].nunique() > 1 for c in (*along, col)) <= 1 for _, g in groups):
+            along.append(col)
+    return along
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float, np.number)) and not isinstance(value, (bool, np.bool_))
+
+
+def line_groups(cells: pd.DataFrame, by: str | None) -> list[tuple[str, pd.DataFrame]]:
+    """(legend name, cells) per line: per value of ``by``, or per configuration with
+    the swept parameters (``sweeps``) running along the line."""
+    if by is not None:
+        return [(str(k), g) for k, g in cells.groupby(cells[by].astype(str), sort=True)]
+    along = sweeps(cells)
+    config = [c for c in schema.configuration_columns(cells) if c not in along]
+    cols = schema.distinguishing(cells, config)  # not a solver's own max_steps
+    if not cols:
+        return [("cells", cells)]
+    names = pd.Series(
+        [schema.label(row, cols) for _, row in cells[cols].iterrows()], index=cells.index
+    )
+    return [(str(k), g) for k, g in cells.groupby(names, sort=True)]
+
+
+def _log(values: pd.Series) -> bool:
+    data = values.dropna()
+    return bool(len(data) >= 2 and (data > 0).all() and data.max() / data.min() > DECADES)
+
+
+def _draw(
+    plt: Any,
+    panels: list[Panel],
+    *,
+    by: str | None,
+    output: Path,
+    title: str,
+    logx: bool | None,
+    logy: bool | None,
+) -> Path:
     fig, axes = plt.subplots(
         1, len(panels), figsize=(5.5 * len(panels) + 2.5, 4.5), squeeze=False, sharey=False
     )
+    lines = [line_groups(p.cells, by) for p in panels]
     # One colour and style per line name across every panel, and one legend of them
     # all: a colour means the same thing in each panel.
-    names = sorted({str(v) for v in ok[by]})
+    names = sorted({name for groups in lines for name, _ in groups})
     handles = {}
-    for ax, panel in zip(axes[0], panels):
-        data = ok if panel is None else ok[ok[facet] == panel]
-        for name, group in data.groupby(data[by].astype(str), sort=True):
+    for ax, panel, groups in zip(axes[0], panels, lines):
+        for name, group in groups:
             i = names.index(name)
-            pts = group[[x, y]].sort_values(x)
+            pts = group.groupby(panel.x, sort=True)[panel.y].median().reset_index()
             # Ten colours, then the next ten dashed with other markers: lines stay
             # distinguishable past matplotlib's default cycle.
             style = _STYLES[(i // 10) % len(_STYLES)]
             (line,) = ax.plot(
-                pts[x], pts[y], color=f"C{i % 10}", ms=3.5, lw=1.2, label=name, **style
+                pts[panel.x], pts[panel.y], color=f"C{i % 10}", ms=4, lw=1.2, label=name, **style
             )
+            if len(group) > len(pts):  # several seeds: each cell's own point too
+                ax.plot(group[panel.x], group[panel.y], ".", color=f"C{i % 10}", ms=2.5)
             handles.setdefault(name, line)
-        ax.set_xscale("log" if logx else "linear")
-        ax.set_yscale("log" if logy else "linear")
-        ax.set_xlabel(x)
-        ax.set_ylabel(y)
-        if panel is not None:
-            ax.set_title(f"{facet} = {panel}")
+        ax.set_xscale("log" if (_log(panel.cells[panel.x]) if logx is None else logx) else "linear")
+        ax.set_yscale("log" if (_log(panel.cells[panel.y]) if logy is None else logy) else "linear")
+        ax.set_xlabel(_axis_label(panel.x))
+        better = f" ({panel.better} is better)" if panel.better else ""
+        ax.set_ylabel(_axis_label(panel.y) + better)
+        if panel.title:
+            ax.set_title(panel.title)
         ax.grid(True, which="both", alpha=0.3)
     ordered = [handles[n] for n in names if n in handles]
     axes[0][-1].legend(
@@ -85,7 +241,7 @@ def plot_run(
         fontsize=7,
         loc="upper left",
         bbox_to_anchor=(1.02, 1.0),
-        title=by,
+        title=by or "configuration",
     )
     if title:
         fig.suptitle(title)
@@ -98,3 +254,8 @@ def plot_run(
     finally:
         plt.close(fig)
     return output
+
+
+def _axis_label(column: str) -> str:
+    unit = schema.unit(column)
+    return f"{column} ({unit})" if unit in ("s", "B") else column

@@ -33,6 +33,7 @@ from typing import Any
 from bench.base import BASES, Plugin, Task
 from bench.components import build, resolve
 from bench.context import CellRecord, default_cache_dir
+from bench.headline import Headline
 from bench.params import Param, ParamError
 from bench.registry import Registry, UnknownPluginError
 from bench.suite import Cell, expand
@@ -227,6 +228,12 @@ def _tuning_problems(cls: type[Plugin]) -> Iterable[str]:
 
 
 def _task_problems(cls: type[Task], registry: Registry) -> Iterable[str]:
+    headline = getattr(cls, "headline", None)
+    if headline is not None and not isinstance(headline, Headline):
+        yield (
+            f"headline is {headline!r}, not a bench.Headline (quality={{metric: "
+            "'lower'|'higher'}, cost=column, curves=(...)); or leave it out"
+        )
     try:
         slots = cls.slots()
     except (KeyError, TypeError) as exc:

@@ -89,6 +89,30 @@ def test_check_plugin_refuses_a_slot_default_that_does_not_fit():
         check_plugin(Wrong, registry=REGISTRY)
 
 
+def test_check_plugin_refuses_a_headline_that_is_not_a_headline():
+    class Told(Task):
+        """Says what its result is, but as a plain dict."""
+
+        name = "test.told"
+        headline = {"quality": {"error": "lower"}}
+
+        def run(self, ctx):
+            pass
+
+    with pytest.raises(PluginCheckError, match="headline is .* not a bench.Headline"):
+        check_plugin(Told, registry=REGISTRY)
+
+    class Silent(Task):
+        """A user's task may leave its headline out."""
+
+        name = "test.silent"
+
+        def run(self, ctx):
+            pass
+
+    check_plugin(Silent, registry=REGISTRY)
+
+
 def _solver_conforms(cls):
     """torchdiffeq semantics on dy/dt = -y: shape, first row, accuracy for the order."""
     solver = cls()

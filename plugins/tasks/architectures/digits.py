@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench import CellContext, Param, Task
+from bench import CellContext, Headline, Param, Task
 from plugins.architectures.base import FlowArchitecture
 from plugins.tasks.architectures.common import build_architecture, count_parameters
 
@@ -51,6 +51,11 @@ class ClassifyDigits(Task):
     """scikit-learn's 8x8 digits: linear or conv stem, any architecture, linear head."""
 
     name = "classify.digits"
+    headline = Headline(
+        quality={"test_accuracy": "higher", "inverse_error_test": "lower"},
+        cost="time.train.median",
+        curves=("loss",),
+    )
     components = {"architecture": FlowArchitecture}
     params = {
         "stem": Param("linear", choices=("linear", "conv"), doc="image -> width features"),

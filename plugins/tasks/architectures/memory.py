@@ -28,7 +28,7 @@ from collections.abc import Callable
 
 import torch
 
-from bench import CellContext, Param, Task
+from bench import CellContext, Headline, Param, Task
 from plugins.architectures.base import FlowArchitecture
 from plugins.tasks.architectures.common import build_architecture, count_parameters
 
@@ -75,6 +75,10 @@ class MemoryDepth(Task):
     """Peak training memory and time per step against depth (ResNet, RevNet, Neural ODE)."""
 
     name = "memory.depth"
+    headline = Headline(
+        quality={"saved_activation_bytes": "lower", "peak_minus_gradients": "lower"},
+        cost="time.step.median",
+    )
     components = {"architecture": FlowArchitecture}
     params = {
         "batch": Param(1024, low=1, doc="points per step"),

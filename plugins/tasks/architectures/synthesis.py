@@ -58,7 +58,7 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 
-from bench import CellContext, Param, Plugin, SkipCell, Task
+from bench import CellContext, Headline, Param, Plugin, SkipCell, Task
 from plugins.architectures.base import FlowArchitecture
 from plugins.tasks.architectures.common import build_architecture, count_parameters, needs_inverse
 from plugins.tasks.architectures.image_metrics import mae, masked_ssim, psnr
@@ -196,6 +196,16 @@ class SynthesisT1ToT2(Task):
     (held-out slabs) or MNI152 T1 with a SIMULATED T2."""
 
     name = "synthesis.t1_to_t2"
+    headline = Headline(
+        quality={
+            "psnr_t1_to_t2": "higher",
+            "ssim_t1_to_t2": "higher",
+            "psnr_t2_to_t1": "higher",
+            "ssim_t2_to_t1": "higher",
+        },
+        cost="time.train.median",
+        curves=("loss",),
+    )
     components = {"architecture": FlowArchitecture}
     params = {
         "mode": Param(

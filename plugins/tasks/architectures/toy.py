@@ -31,7 +31,7 @@ import time
 import torch
 from torch import nn
 
-from bench import CellContext, Param, Task
+from bench import CellContext, Headline, Param, Task
 from plugins.architectures.base import FlowArchitecture
 from plugins.data import toy2d
 from plugins.tasks.architectures import figures
@@ -48,6 +48,11 @@ class ClassifyToy(Task):
     """2-D classification (moons, circles, spirals, xor): accuracy, invertibility, det J."""
 
     name = "classify.toy"
+    headline = Headline(
+        quality={"test_accuracy": "higher", "inverse_error_test": "lower"},
+        cost="time.train.median",
+        curves=("loss",),
+    )
     components = {"architecture": FlowArchitecture}
     params = {
         "dataset": Param("moons", choices=toy2d.DATASETS, doc="the 2-D data set"),

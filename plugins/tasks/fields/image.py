@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from bench import CellContext, Param
+from bench import CellContext, Headline, Param
 from plugins.data.images import COLORS, check_image, describe_image, load_image
 from plugins.encodings.errors import FieldParamError
 from plugins.tasks.fields.common import (
@@ -108,6 +108,11 @@ class ImageFit(FieldTask):
     """
 
     name = "fields.image_fit"
+    headline = Headline(
+        quality={"psnr": "higher", "ssim": "higher", "psnr_test": "higher"},
+        cost="time.fit.median",
+        curves=("psnr", "loss"),
+    )
     params = {
         **_image_params(256),
         **fit_params(500, 1e-3, 50, 30.0),
@@ -229,6 +234,11 @@ class Poisson(FieldTask):
     harmonic polynomials of degree <= 2)."""
 
     name = "fields.poisson"
+    headline = Headline(
+        quality={"psnr": "higher", "ssim": "higher"},
+        cost="time.fit.median",
+        curves=("psnr", "loss"),
+    )
     backends = ("sine_mlp.eager",)
     backend_reason = (
         "the loss differentiates the field's input gradient again, and the fused and "
@@ -312,6 +322,11 @@ class Multires(FieldTask):
     """Train at one size, sample at 1/4 (vs the anti-aliased image) and 4x; BACON per output."""
 
     name = "fields.multires"
+    headline = Headline(
+        quality={"psnr": "higher", "psnr_quarter": "higher", "psnr_4x": "higher"},
+        cost="time.fit.median",
+        curves=("psnr", "loss"),
+    )
     params = {
         **_image_params(256),
         **fit_params(500, 1e-3, 50, 30.0),

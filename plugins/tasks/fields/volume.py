@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from bench import CellContext, Param
+from bench import CellContext, Headline, Param
 from plugins.tasks.fields.common import (
     FieldTask,
     evaluate,
@@ -104,6 +104,11 @@ class VolumeFit(FieldTask):
     """Fit a 3-D volume (MNI152 T1 or a NIfTI): PSNR overall and in the brain mask, NIfTI out."""
 
     name = "fields.volume_fit"
+    headline = Headline(
+        quality={"psnr": "higher", "psnr_mask": "higher", "ssim": "higher"},
+        cost="time.fit.median",
+        curves=("psnr", "loss"),
+    )
     params = {
         "image": Param(
             "mni152", check=_volume_problem, doc="mni152 (nilearn's T1) or a 3-D NIfTI path"
@@ -184,6 +189,11 @@ class Occupancy(FieldTask):
     """Occupancy of the MNI152 brain mask (BCE); IoU at 0.5 on the 2 mm grid and the 1 mm grid."""
 
     name = "fields.occupancy"
+    headline = Headline(
+        quality={"iou": "higher", "iou_fine": "higher"},
+        cost="time.fit.median",
+        curves=("iou", "loss"),
+    )
     params = {
         "downsample": Param(1, low=1, doc="keep every k-th voxel (both grids)"),
         "batch": Param(2**14, low=1, doc="random training voxels a step"),

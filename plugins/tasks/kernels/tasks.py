@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from bench import Backend, CellContext, Param, Task
+from bench import Backend, CellContext, Headline, Param, Task
 from kernels.cost import sine_mlp_flops, svf_exp_min_bytes, warp_min_bytes
 from kernels.reference import (
     compose_reference,
@@ -144,6 +144,10 @@ class WarpTask(KernelTask):
     """Warp an image by a smooth displacement: error to float64, time, GB/s, per backend."""
 
     name = "kernels.warp"
+    headline = Headline(
+        quality={"output_error_max": "lower", "gbs_forward": "higher"},
+        cost="time.forward.median",
+    )
     op = "warp"
     components = {"backend": WarpBackend}
     params = {
@@ -221,6 +225,10 @@ class SvfExpTask(KernelTask):
     """
 
     name = "kernels.svf_exp"
+    headline = Headline(
+        quality={"output_error_max": "lower", "gbs_forward": "higher"},
+        cost="time.forward.median",
+    )
     op = "svf_exp"
     components = {"backend": SvfExpBackend}
     params = {
@@ -287,6 +295,10 @@ class SineMLPTask(KernelTask):
     """
 
     name = "kernels.sine_mlp"
+    headline = Headline(
+        quality={"output_error_max": "lower", "tflops_forward": "higher"},
+        cost="time.forward.median",
+    )
     op = "sine_mlp"
     components = {"backend": SineMLPBackend}
     params = {

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench import CellContext, Param, SkipCell, Solver, Task
+from bench import CellContext, Headline, Param, SkipCell, Solver, Task
 from plugins.tasks.ode import problems
 from plugins.tasks.ode.counting import CountingFunc
 from plugins.tasks.ode.figures import trajectory_figure
@@ -55,6 +55,9 @@ class NeuralODEFitTask(Task):
     """
 
     name = "ode.neural_ode_fit"
+    headline = Headline(
+        quality={"final_loss": "lower"}, cost="time.train.median", curves=("batch_loss",)
+    )
     components = {"solver": "solver"}
     params = {
         "steps": Param(300, low=1, doc="optimiser steps"),

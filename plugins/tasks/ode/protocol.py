@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from bench import CellContext, Param, SkipCell, Solver, Task
+from bench import CellContext, Headline, Param, SkipCell, Solver, Task
 from plugins.tasks.ode.counting import CountingFunc
 from plugins.tasks.ode.figures import trajectory_figure
 from plugins.tasks.ode.reference import cached, scipy_reference
@@ -60,6 +60,10 @@ class ODEProblemTask(Task):
     """
 
     components = {"solver": "solver"}
+    headline = Headline(
+        quality={"final_rel_error": "lower", "rel_l2_error": "lower"},
+        cost="time.solve.median",
+    )
     y0: ClassVar[tuple[float, ...]] = ()
     reference_method: ClassVar[str] = "DOP853"
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from bench import CellContext, Diverged, Param, ParamError, Plugin, Task
+from bench import CellContext, Diverged, Headline, Param, ParamError, Plugin, Task
 from plugins.methods.physics.base import PhysicsMethod
 from plugins.methods.physics.problem import GridSetup, PhysicsProblem, PointData, Solution
 from plugins.methods.physics.solver import cell_centres, unstable_diffusion
@@ -59,6 +59,11 @@ class BurgersTask(Task):
     """Burgers, Raissi's case: learn u(x, t) and score it on the 256 x 100 exact grid."""
 
     name = "physics.burgers"
+    headline = Headline(
+        quality={"rel_l2": "lower", "max_error": "lower", "shock_rel_l2": "lower"},
+        cost="time.train.median",
+        curves=("error", "loss"),
+    )
     components = {"method": PhysicsMethod}
     params = {
         "nu": Param(RAISSI_NU, doc="viscosity (Raissi: 0.01/pi)", low=0.0, low_open=True),
@@ -126,6 +131,11 @@ class BurgersReconstructTask(Task):
     """Burgers, the DP book's inverse problem: the trajectory from its state at t=0.5."""
 
     name = "physics.burgers_reconstruct"
+    headline = Headline(
+        quality={"mae": "lower", "mae_initial": "lower", "mae_observed": "lower"},
+        cost="time.train.median",
+        curves=("error", "loss"),
+    )
     components = {"method": PhysicsMethod}
     params = {
         "n": Param(BOOK_N, doc="periodic cells on [-1, 1) (book: 128)", low=2),

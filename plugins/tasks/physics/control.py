@@ -26,7 +26,7 @@ import time
 import numpy as np
 import torch
 
-from bench import Backend, CellContext, Param, SkipCell, Slot, Task
+from bench import Backend, CellContext, Headline, Param, SkipCell, Slot, Task
 from kernels.reference import grid_sample_warp
 from plugins.backends.base import WarpBackend
 from plugins.tasks.physics.figures import render, sequence_figure
@@ -92,6 +92,11 @@ class DensityControlTask(Task):
     """2-D density control: a velocity advecting d0 to a target, through a warp backend."""
 
     name = "physics.density_control"
+    headline = Headline(
+        quality={"final_l2": "lower", "final_rmse": "lower"},
+        cost="time.train.median",
+        curves=("loss", "loss.data"),
+    )
     components = {"backend": Slot(WarpBackend, default="warp.eager")}
     params = {
         "d0": Param("blob", choices=("blob", "brain"), doc="blob, or an MNI152 GM slice"),

@@ -73,7 +73,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from bench import CellContext, Param, Slot, Task
+from bench import CellContext, Headline, Param, Slot, Task
 from plugins.backends.base import WarpBackend
 from plugins.data import registration as data
 from plugins.methods.registration.base import positive
@@ -152,6 +152,15 @@ class Atlas(Task):
     """Template estimation by SVFs, barycentre constraint on/off: distance to the truth."""
 
     name = "registration.atlas"
+    headline = Headline(
+        quality={
+            "template_ncc": "higher",
+            "mean_deformation_mm": "lower",
+            "subject_error_mm": "lower",
+        },
+        cost="time.estimate.median",
+        curves=("loss",),
+    )
     components = {"backend": Slot(WarpBackend, default="warp.eager")}
     params = {
         **image_params(),

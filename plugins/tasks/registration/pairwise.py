@@ -38,6 +38,7 @@ import torch
 
 from bench import (
     CellContext,
+    Headline,
     Param,
     ParamError,
     Plugin,
@@ -107,6 +108,16 @@ class Pairwise(Task):
     """Pairwise registration on MNI152 pairs with known truth: Dice, HD95, SDlogJ, error."""
 
     name = "registration.pairwise"
+    headline = Headline(
+        quality={
+            "dice": "higher",
+            "error_mm": "lower",
+            "folding_percent": "lower",
+            "sdlogj": "lower",
+        },
+        cost="time.register.median",
+        curves=("loss",),
+    )
     components = {"method": RegistrationMethod, "backend": Slot(WarpBackend, default="warp.eager")}
     params = {
         **image_params(),
