@@ -36,7 +36,6 @@ from bench.display import (
     grouped_tables,
     make_console,
     task_tables,
-    violations_table,
 )
 from bench.results import ResultsWarning
 
@@ -274,7 +273,9 @@ def _compare_parser(sub: Any) -> None:
         action="append",
         default=[],
         metavar="GATE",
-        help="time:+10%%, time.NAME:+10%%, metric.NAME:+5%%, metric.NAME:-0.01, status",
+        help="time:+10%%, time.NAME:+10%%, metric.NAME:+5%%, metric.NAME:-0.01, status, or "
+        "headline:+5%% (each task's headline quality metrics, worse by more than 5%% in their "
+        "declared direction); untestable time comparisons (too few samples) never fail a gate",
     )
     cmp.add_argument("--alpha", type=_alpha, default=0.05, help="significance level (0.05)")
     cmp.set_defaults(func=cmd_compare)
@@ -837,7 +838,16 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from bench.compare import Gate, GateError, check_gate_targets, check_gates, compare_runs
+    from bench.compare import (
+        Gate,
+        GateError,
+        check_gate_targets,
+        check_gates,
+        compare_runs,
+        gate_table,
+        untestable_notes,
+        untestable_under,
+    )
 
     try:
         gates = [Gate.parse(g) for g in args.fail_on]
@@ -868,8 +878,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
     for table in comparison_tables(cmp):
         out.print(table)
     violations = check_gates(cmp, gates, alpha=args.alpha)
+    untestable = untestable_under(cmp, gates)
+    if violations or untestable:
+        title = "gates crossed" if violations else "gates: untestable comparisons (not failed)"
+        out.print(gate_table(violations + untestable, title=title))
+    for note in untestable_notes(cmp, gates):
+        out.print(note, highlight=False)
     if violations:
-        out.print(violations_table(violations, cmp))
         return EXIT_GATE
     if gates:
         out.print(f"gates held: {', '.join(str(g) for g in gates)}")
