@@ -103,6 +103,7 @@ def _parser() -> argparse.ArgumentParser:
     _report_parser(sub)
     _plot_parser(sub)
     _compare_parser(sub)
+    _site_parser(sub)
     return p
 
 
@@ -279,6 +280,26 @@ def _compare_parser(sub: Any) -> None:
     )
     cmp.add_argument("--alpha", type=_alpha, default=0.05, help="significance level (0.05)")
     cmp.set_defaults(func=cmd_compare)
+
+
+def _site_parser(sub: Any) -> None:
+    site = sub.add_parser(
+        "site",
+        help="one static site of many runs: an index per family with each task's headline "
+        "table across runs, linking each run's report and README",
+    )
+    site.add_argument(
+        "results",
+        nargs="+",
+        help="run folders, or folders of runs and suite folders (results/published, your own)",
+    )
+    site.add_argument("-o", "--output", required=True, help="the site's folder (DIR/index.html)")
+    site.add_argument(
+        "--rebuild-reports",
+        action="store_true",
+        help="write every run's report from its tables instead of copying its report.html",
+    )
+    site.set_defaults(func=cmd_site)
 
 
 def _alpha(text: str) -> float:
@@ -888,6 +909,35 @@ def cmd_compare(args: argparse.Namespace) -> int:
         return EXIT_GATE
     if gates:
         out.print(f"gates held: {', '.join(str(g) for g in gates)}")
+    return 0
+
+
+# --- site -------------------------------------------------------------------
+
+
+def cmd_site(args: argparse.Namespace) -> int:
+    import time
+
+    from bench.site import SiteError, build_site
+
+    out = make_console()
+    start = time.perf_counter()
+    try:
+        site = build_site(
+            [Path(p) for p in args.results],
+            Path(args.output),
+            rebuild_reports=args.rebuild_reports,
+            progress=lambda name: out.print(f"  {name}", highlight=False, style="dim"),
+        )
+    except SiteError as exc:
+        raise CliError(str(exc)) from None
+    for why in site.skipped:
+        out.print(f"skipped {why}", style="yellow", highlight=False)
+    out.print(
+        f"wrote {site.index} ({len(site.runs)} runs, {len(site.pages)} pages) in "
+        f"{time.perf_counter() - start:.1f} s",
+        highlight=False,
+    )
     return 0
 
 
