@@ -260,7 +260,7 @@ def read_readme(text: str) -> tuple[str, str, list[list[list[str]]]]:
             while i + 1 < len(lines) and _continues(lines[i + 1], bullet):
                 i += 1
                 parts.append(lines[i].strip())
-            summary = " ".join(parts)
+            summary = re.sub(r"!?\[([^\]]*)\]\([^)]*\)", r"\1", " ".join(parts))
             summary = summary if len(summary) <= 300 else summary[:299] + "…"
         i += 1
     return title, summary, tables
@@ -444,7 +444,9 @@ def build_site(
             pages.append(dest / "report.html")
         runs.append(entry)
     index = site / "index.html"
-    index.write_text(index_html(runs, skipped, [str(p) for p in inputs]), encoding="utf-8")
+    index.write_text(
+        index_html(runs, skipped, [Path(p).resolve().name for p in inputs]), encoding="utf-8"
+    )
     return Site(index, runs, skipped, [index, *pages])
 
 
