@@ -34,7 +34,6 @@ from bench.display import (
     grouped_tables,
     make_console,
     task_tables,
-    violations_table,
 )
 from bench.results import ResultsWarning
 
@@ -102,6 +101,7 @@ def _parser() -> argparse.ArgumentParser:
     _report_parser(sub)
     _plot_parser(sub)
     _compare_parser(sub)
+    _site_parser(sub)
     return p
 
 
@@ -301,10 +301,32 @@ def _compare_parser(sub: Any) -> None:
         action="append",
         default=[],
         metavar="GATE",
-        help="time:+10%%, time.NAME:+10%%, metric.NAME:+5%%, metric.NAME:-0.01, status",
+        help="time:+10%%, time.NAME:+10%%, metric.NAME:+5%%, metric.NAME:-0.01, status, or "
+        "headline:+5%% (each task's headline quality metrics, worse by more than 5%% in their "
+        "declared direction); untestable time comparisons (too few samples) never fail a gate",
     )
     cmp.add_argument("--alpha", type=_alpha, default=0.05, help="significance level (0.05)")
     cmp.set_defaults(func=cmd_compare)
+
+
+def _site_parser(sub: Any) -> None:
+    site = sub.add_parser(
+        "site",
+        help="one static site of many runs: an index per family with each task's headline "
+        "table across runs, linking each run's report and README",
+    )
+    site.add_argument(
+        "results",
+        nargs="+",
+        help="run folders, or folders of runs and suite folders (results/published, your own)",
+    )
+    site.add_argument("-o", "--output", required=True, help="the site's folder (DIR/index.html)")
+    site.add_argument(
+        "--rebuild-reports",
+        action="store_true",
+        help="write every run's report from its tables instead of copying its report.html",
+    )
+    site.set_defaults(func=cmd_site)
 
 
 def _alpha(text: str) -> float:
@@ -893,7 +915,16 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from bench.compare import Gate, GateError, check_gate_targets, check_gates, compare_runs
+    from bench.compare import (
+        Gate,
+        GateError,
+        check_gate_targets,
+        check_gates,
+        compare_runs,
+        gate_table,
+        untestable_notes,
+        untestable_under,
+    )
 
     try:
         gates = [Gate.parse(g) for g in args.fail_on]
@@ -924,11 +955,45 @@ def cmd_compare(args: argparse.Namespace) -> int:
     for table in comparison_tables(cmp):
         out.print(table)
     violations = check_gates(cmp, gates, alpha=args.alpha)
+    untestable = untestable_under(cmp, gates)
+    if violations or untestable:
+        title = "gates crossed" if violations else "gates: untestable comparisons (not failed)"
+        out.print(gate_table(violations + untestable, title=title))
+    for note in untestable_notes(cmp, gates):
+        out.print(note, highlight=False)
     if violations:
-        out.print(violations_table(violations, cmp))
         return EXIT_GATE
     if gates:
         out.print(f"gates held: {', '.join(str(g) for g in gates)}")
+    return 0
+
+
+# --- site -------------------------------------------------------------------
+
+
+def cmd_site(args: argparse.Namespace) -> int:
+    import time
+
+    from bench.site import SiteError, build_site
+
+    out = make_console()
+    start = time.perf_counter()
+    try:
+        site = build_site(
+            [Path(p) for p in args.results],
+            Path(args.output),
+            rebuild_reports=args.rebuild_reports,
+            progress=lambda name: out.print(f"  {name}", highlight=False, style="dim"),
+        )
+    except SiteError as exc:
+        raise CliError(str(exc)) from None
+    for why in site.skipped:
+        out.print(f"skipped {why}", style="yellow", highlight=False)
+    out.print(
+        f"wrote {site.index} ({len(site.runs)} runs, {len(site.pages)} pages) in "
+        f"{time.perf_counter() - start:.1f} s",
+        highlight=False,
+    )
     return 0
 
 

@@ -10,14 +10,26 @@ Gates (``--fail-on``) make ``bench compare`` usable in CI:
 
 - ``time:+10%``: fail when any timer is more than 10 % slower and the
   difference is significant. Where the samples are too few for the test ever to
-  reach ``alpha`` (3 against 3: the smallest two-sided p is 2/C(6,3) = 0.1), the
-  ratio alone decides: a gate that could never fire would be no gate.
+  reach ``alpha`` (1 against 1, or 3 against 3: the smallest two-sided p is
+  2/C(6,3) = 0.1) the comparison is *untestable*: it never fails a gate by itself,
+  and the gate table says so (``untestable (n=1 a side)``) with the ratio it saw.
+  More repeats make it testable (4 a side reach p < 0.05).
 - ``time.solve:+10%``: the same for one timer.
 - ``metric.rel_l2_error:+5%`` / ``metric.accuracy:-0.01``: fail when a metric
   rises (``+``) or falls (``-``) by more than that, relative (``%``) or absolute,
   or when a configuration that had it in A has no finite value of it in B (its
   cells diverged, failed, or stopped reporting it).
+- ``headline:+5%`` (or ``headline:+0.01``): every task's headline quality metrics
+  (``Task.headline``, as the runs recorded it) in their declared direction: fail
+  when one is *worse* by more than that (a ``lower`` metric that rises, a
+  ``higher`` one that falls), or is gone or not finite in B. Runs that record no
+  headline (made before tasks declared one) cannot be gated so: exit 2.
 - ``status``: fail when a cell that was ``ok`` in A is not ``ok`` in B.
+
+No gate is applied unless ``--fail-on`` names it. Rows are labelled by what
+differs between configurations (``bench.columns.configuration_labels`` over both
+runs' cells, plus the device or thread count where those differ), never by the
+defaults.
 """
 
 from __future__ import annotations
@@ -31,10 +43,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bench.columns import configuration_labels, varying
+from bench.columns import headline as recorded_headline
+from bench.headline import Headline
 from bench.results import Run, is_missing, key_columns
 
 _GATE_RE = re.compile(  # fullmatch: "$" would take a trailing "\n"
-    r"(?P<target>time|time\.[\w.\-]+|metric\.[\w.\-]+):(?P<sign>[+-])"
+    r"(?P<target>time|time\.[\w.\-]+|metric\.[\w.\-]+|headline):(?P<sign>[+-])"
     r"(?P<amount>\d+(\.\d*)?([eE][+-]?\d+)?)(?P<pct>%?)"
 )
 
@@ -45,7 +60,7 @@ class GateError(ValueError):
 
 @dataclass(frozen=True)
 class Gate:
-    target: str  # "time", "time.<name>", "metric.<name>" or "status"
+    target: str  # "time", "time.<name>", "metric.<name>", "headline" or "status"
     sign: int = 1  # +1: fail on increase; -1: fail on decrease
     amount: float = 0.0
     relative: bool = True
@@ -59,9 +74,14 @@ class Gate:
         if not m:
             raise GateError(
                 f"cannot read --fail-on {text!r}: expected time:+10%, time.NAME:+10%, "
-                "metric.NAME:+5% or metric.NAME:-0.01, or status"
+                "metric.NAME:+5% or metric.NAME:-0.01, headline:+5%, or status"
             )
         target = m["target"]
+        if target == "headline" and m["sign"] == "-":
+            raise GateError(
+                f"--fail-on {text!r}: a headline gate fails when a quality metric gets worse "
+                "(in its own direction) by more than the amount; write e.g. headline:+5%"
+            )
         relative = bool(m["pct"])
         amount = float(m["amount"]) / (100.0 if relative else 1.0)
         if target.startswith("time") and not relative:
@@ -112,23 +132,41 @@ class TimeRow:
         """The two runs' samples do not overlap at all (every B above every A, or below)."""
         return self.range_b[0] > self.range_a[1] or self.range_b[1] < self.range_a[0]
 
+    label: str = ""  # what differs between configurations (see Comparison.label)
+
     @property
     def significant(self) -> bool:
         """A difference the data can vouch for: p (corrected for the number of
-        comparisons) below alpha where the test can reach it; where it cannot
-        (too few samples), samples that do not overlap."""
+        comparisons) below alpha. An untestable comparison (too few samples for the
+        test to reach alpha) is never significant, however far apart its samples."""
         if not self.testable:
-            return self.separated
+            return False
         p = self.p_adjusted if not math.isnan(self.p_adjusted) else self.p_value
         return p < self.alpha
+
+    @property
+    def untestable(self) -> str:
+        """``untestable (n=1 a side)`` (``n=1/3`` for unequal counts); "" when testable."""
+        if self.testable:
+            return ""
+        n = f"{self.n_a} a side" if self.n_a == self.n_b else f"{self.n_a}/{self.n_b}"
+        return f"untestable (n={n})"
 
     @property
     def why(self) -> str:
         if self.testable:
             p = self.p_adjusted if not math.isnan(self.p_adjusted) else self.p_value
             return f"p={p:.2g} (adjusted)"
-        overlap = "no overlap" if self.separated else "ranges overlap"
-        return f"untestable: n={self.n_a}/{self.n_b} cannot reach p<{self.alpha:g}; {overlap}"
+        return self.untestable
+
+
+def samples_needed(alpha: float) -> int:
+    """The fewest samples a side with which the two-sided Mann-Whitney U test can reach
+    ``alpha`` (4 at 0.05)."""
+    k = 1
+    while 2.0 / math.comb(2 * k, k) >= alpha and k < 10_000:
+        k += 1
+    return k
 
 
 @dataclass
@@ -138,6 +176,7 @@ class MetricRow:
     a: float
     b: float  # NaN: B has no value (its cells are not ok, or lack the metric)
     status_b: str = "ok"
+    label: str = ""
 
     @property
     def delta(self) -> float:
@@ -159,10 +198,59 @@ class Comparison:
     only_a: int = 0
     only_b: int = 0
     machines: tuple[str, str] = ("", "")
+    #: configuration key (as ``_key_json``) -> what differs between configurations
+    labels: dict[str, str] = field(default_factory=dict)
+    #: task -> its headline, as run B (else A) recorded it
+    headlines: dict[str, Headline] = field(default_factory=dict)
+
+    def label(self, key: dict[str, Any]) -> str:
+        """A configuration as what differs from the others of its task:
+        ``solver=dopri5 solver.adjoint=True`` (the task is not repeated)."""
+        return self.labels.get(_key_json(key, self.key_columns), "default")
 
 
 def _key_str(row: pd.Series, cols: list[str]) -> str:
     return json.dumps([_plain(row.get(c)) for c in cols], default=str)
+
+
+def _key_json(key: dict[str, Any], cols: list[str]) -> str:
+    return json.dumps([key.get(c) for c in cols], default=str)
+
+
+def _labels(a: Run, b: Run, cols: list[str]) -> dict[str, str]:
+    """Configuration key -> label, over both runs' cells together: the components and
+    the parameters that vary within the task (``bench.columns.configuration_labels``),
+    and the device and thread count where those vary too."""
+    both = pd.concat([a.cells, b.cells], ignore_index=True)
+    if not len(both) or "task" not in both.columns:
+        return {}
+    labels = configuration_labels(both)
+    # keys as _groups makes them, from each run's own rows (concat may change dtypes)
+    keys = [_key_str(r, cols) for frame in (a.cells, b.cells) for _, r in frame.iterrows()]
+    where = [c for c in ("device", "threads") if c in cols]
+    out: dict[str, str] = {}
+    for _, group in both.groupby("task", sort=False, dropna=False):
+        extra = varying(group, where)
+        for idx, row in group.iterrows():
+            parts = [f"{c}={_plain(row[c])}" for c in extra if not is_missing(row[c])]
+            out.setdefault(keys[idx], " ".join([labels[idx], *parts]))
+    return out
+
+
+def run_headlines(a: Run, b: Run) -> dict[str, Headline]:
+    """task -> headline, as B recorded it (else A), keeping the quality metrics the
+    cells have (``bench.columns.headline``); tasks without one are left out."""
+    out: dict[str, Headline] = {}
+    both = pd.concat([a.cells, b.cells], ignore_index=True)
+    if "task" not in both.columns:
+        return out
+    for task, cells in both.groupby("task", sort=False):
+        found = recorded_headline(b.meta, str(task), cells) or recorded_headline(
+            a.meta, str(task), cells
+        )
+        if found is not None:
+            out[str(task)] = found
+    return out
 
 
 def _plain(value: Any) -> Any:
@@ -182,6 +270,8 @@ def compare_runs(a: Run, b: Run, alpha: float = 0.05) -> Comparison:
     cols += [c for c in ("device", "threads") if c in a.cells.columns and c in b.cells.columns]
     result = Comparison(a.name, b.name, cols)
     result.machines = _machines(a), _machines(b)
+    result.labels = _labels(a, b, cols)
+    result.headlines = run_headlines(a, b)
     groups_a = _groups(a.cells, cols)
     groups_b = _groups(b.cells, cols)
     result.only_a = len(set(groups_a) - set(groups_b))
@@ -189,6 +279,7 @@ def compare_runs(a: Run, b: Run, alpha: float = 0.05) -> Comparison:
     for k in [k for k in groups_a if k in groups_b]:
         cells_a, cells_b = groups_a[k], groups_b[k]
         key = {c: _plain(cells_a.iloc[0].get(c)) for c in cols}
+        label = result.labels.get(k, "default")
         status_a = _status(cells_a)
         status_b = _status(cells_b)
         if status_a != status_b:
@@ -204,7 +295,9 @@ def compare_runs(a: Run, b: Run, alpha: float = 0.05) -> Comparison:
             # a metric gone from B, or NaN there, is a row too: the gate on it fails
             vb = pd.to_numeric(ok_b.get(col, pd.Series(dtype=float)), errors="coerce").dropna()
             b_value = float(vb.mean()) if len(vb) else math.nan
-            result.metrics.append(MetricRow(key, col, float(va.mean()), b_value, status_b))
+            result.metrics.append(
+                MetricRow(key, col, float(va.mean()), b_value, status_b, label=label)
+            )
         if ok_b.empty:
             continue
         samples_a = a.samples[a.samples["cell_id"].isin(ok_a["cell_id"])]
@@ -221,6 +314,7 @@ def compare_runs(a: Run, b: Run, alpha: float = 0.05) -> Comparison:
                 len(xb),
                 math.nan,
                 alpha,
+                label=label,
             )
             row.range_a = (float(xa.min()), float(xa.max()))
             row.range_b = (float(xb.min()), float(xb.max()))
@@ -268,52 +362,116 @@ def _status(cells: pd.DataFrame) -> str:
 
 @dataclass
 class Violation:
+    """A gate crossed (``verdict="crossed"``), or a comparison the gate could not
+    judge (``verdict`` ``untestable (n=1 a side)``: listed, never failing)."""
+
     gate: Gate
     key: dict[str, Any]
     what: str
     detail: str
+    label: str = ""
+    verdict: str = "crossed"
 
 
 def check_gates(cmp: Comparison, gates: list[Gate], alpha: float = 0.05) -> list[Violation]:
-    """Every gate crossing, with what crossed it."""
+    """Every gate crossing, with what crossed it. Untestable time comparisons never
+    cross a gate (see ``untestable_under``)."""
     out: list[Violation] = []
     for gate in gates:
         if gate.target == "status":
             for key, sa, sb in cmp.status_changes:
                 if sa == "ok" and sb != "ok":
-                    out.append(Violation(gate, key, "status", f"ok -> {sb}"))
-            continue
-        if gate.target.startswith("time"):
-            wanted = gate.target[len("time.") :] if gate.target != "time" else None
-            for row in cmp.times:
-                if wanted is not None and row.timer != wanted:
-                    continue
-                change = row.ratio - 1.0
-                crossed = change * gate.sign > gate.amount
-                if crossed and row.significant:
-                    out.append(
-                        Violation(
-                            gate, row.key, f"time.{row.timer}", f"x{row.ratio:.3f} ({row.why})"
-                        )
-                    )
-            continue
-        for row in cmp.metrics:
-            if row.metric != gate.target:
-                continue
-            if not math.isfinite(row.b):
-                b_value = "none" if math.isnan(row.b) else f"{row.b:.4g}"
-                why = "" if row.status_b == "ok" else f" (B: {row.status_b})"
-                out.append(Violation(gate, row.key, row.metric, f"{row.a:.4g} -> {b_value}{why}"))
-                continue
-            change = row.relative if gate.relative else row.delta
-            if change * gate.sign > gate.amount:
-                out.append(Violation(gate, row.key, row.metric, f"{row.a:.4g} -> {row.b:.4g}"))
+                    out.append(Violation(gate, key, "status", f"ok -> {sb}", cmp.label(key)))
+        elif gate.target.startswith("time"):
+            for row in _gated_times(cmp, gate):
+                if _crosses(gate, row.ratio - 1.0) and row.significant:
+                    detail = f"x{row.ratio:.3f} ({row.why})"
+                    out.append(Violation(gate, row.key, f"time.{row.timer}", detail, row.label))
+        elif gate.target == "headline":
+            for row in cmp.metrics:
+                better = _headline_direction(cmp, row)
+                if better is not None:
+                    out += _metric_violation(gate, row, 1 if better == "lower" else -1, better)
+        else:
+            for row in cmp.metrics:
+                if row.metric == gate.target:
+                    out += _metric_violation(gate, row, gate.sign)
     return out
+
+
+def untestable_under(cmp: Comparison, gates: list[Gate]) -> list[Violation]:
+    """The time comparisons a gate looked at and could not judge (too few samples for
+    the test to reach alpha) whose ratio is past the gate's amount: listed with
+    ``verdict`` ``untestable (n=1 a side)``; they do not fail the gate."""
+    out = []
+    for gate in gates:
+        if not gate.target.startswith("time"):
+            continue
+        for row in _gated_times(cmp, gate):
+            if not row.testable and _crosses(gate, row.ratio - 1.0):
+                detail = f"x{row.ratio:.3f}"
+                what = f"time.{row.timer}"
+                out.append(Violation(gate, row.key, what, detail, row.label, row.untestable))
+    return out
+
+
+def untestable_notes(cmp: Comparison, gates: list[Gate]) -> list[str]:
+    """Per time gate, how many of the comparisons it looked at were untestable, in one
+    line: ``time:+10%: 4 of 6 timer comparisons untestable (n=1 a side) ...``."""
+    out = []
+    for gate in gates:
+        if not gate.target.startswith("time"):
+            continue
+        rows = _gated_times(cmp, gate)
+        blind = [r for r in rows if not r.testable]
+        if not blind:
+            continue
+        kinds = ", ".join(dict.fromkeys(r.untestable for r in blind))
+        past = sum(_crosses(gate, r.ratio - 1.0) for r in blind)
+        alpha = blind[0].alpha
+        tail = f" ({past} past it, listed above)" if past else ""
+        out.append(
+            f"{gate}: {len(blind)} of {len(rows)} timer comparisons {kinds}: too few samples "
+            f"for p<{alpha:g} ({samples_needed(alpha)} a side are needed), so they cannot "
+            f"fail the gate{tail}"
+        )
+    return out
+
+
+def _gated_times(cmp: Comparison, gate: Gate) -> list[TimeRow]:
+    wanted = gate.target[len("time.") :] if gate.target != "time" else None
+    return [r for r in cmp.times if wanted is None or r.timer == wanted]
+
+
+def _crosses(gate: Gate, change: float, sign: int | None = None) -> bool:
+    return change * (gate.sign if sign is None else sign) > gate.amount
+
+
+def _headline_direction(cmp: Comparison, row: MetricRow) -> str | None:
+    found = cmp.headlines.get(str(row.key.get("task")))
+    return found.better(row.metric) if found is not None else None
+
+
+def _metric_violation(gate: Gate, row: MetricRow, sign: int, better: str = "") -> list[Violation]:
+    """The metric row as a crossing of ``gate`` (worse when it moves by ``sign``), if it is
+    one: a value gone or not finite in B always is."""
+    why = f" ({better} is better)" if better else ""
+    if not math.isfinite(row.b):
+        b_value = "none" if math.isnan(row.b) else f"{row.b:.4g}"
+        status = "" if row.status_b == "ok" else f" (B: {row.status_b})"
+        return [
+            Violation(gate, row.key, row.metric, f"{row.a:.4g} -> {b_value}{status}", row.label)
+        ]
+    change = row.relative if gate.relative else row.delta
+    if _crosses(gate, change, sign):
+        return [Violation(gate, row.key, row.metric, f"{row.a:.4g} -> {row.b:.4g}{why}", row.label)]
+    return []
 
 
 def check_gate_targets(gates: list[Gate], a: Run, b: Run) -> None:
     """Raise ``GateError`` for a gate on a timer or metric that neither run has: a
-    misspelt name matched nothing, and the gate held without having looked."""
+    misspelt name matched nothing, and the gate held without having looked. The same
+    for a headline gate on runs where no task recorded a headline."""
     timers: set[str] = set()
     metrics: set[str] = set()
     for run in (a, b):
@@ -325,6 +483,14 @@ def check_gate_targets(gates: list[Gate], a: Run, b: Run) -> None:
             elif col.startswith("metric."):
                 metrics.add(col[len("metric.") :])
     for gate in gates:
+        if gate.target == "headline":
+            if not run_headlines(a, b):
+                raise GateError(
+                    f"--fail-on {gate}: neither run records a headline for any of its tasks "
+                    "(runs made before tasks declared one have none, or its quality metrics "
+                    "are not in the cells); gate on metric.NAME instead"
+                )
+            continue
         kind, _, name = gate.target.partition(".")
         known = {"time": timers, "metric": metrics}.get(kind, set())
         if name and name not in known:
@@ -333,6 +499,28 @@ def check_gate_targets(gates: list[Gate], a: Run, b: Run) -> None:
                 f"--fail-on {gate}: no {'timer' if kind == 'time' else kind} {name!r} in "
                 f"either run (their {'timer' if kind == 'time' else kind}s: {have})"
             )
+
+
+def gate_table(results: list[Violation], title: str = "gates") -> Any:
+    """A rich table of gate results: gate, task, configuration (what differs), what,
+    change, verdict (``crossed``, or ``untestable (n=1 a side)``: not failed)."""
+    from rich.table import Table
+
+    crossed = any(r.verdict == "crossed" for r in results)
+    table = Table(title=title, header_style="bold red" if crossed else "bold")
+    for name in ("gate", "task", "configuration", "what", "change", "verdict"):
+        table.add_column(name)
+    for r in results:
+        table.add_row(
+            str(r.gate),
+            str(r.key.get("task", "")),
+            r.label,
+            r.what,
+            r.detail,
+            r.verdict if r.verdict == "crossed" else f"{r.verdict}: not failed",
+            style="red" if r.verdict == "crossed" else "dim",
+        )
+    return table
 
 
 def _as_text(value: Any) -> str:

@@ -158,27 +158,127 @@ def test_two_real_runs_align(write_suite, registry, tmp_path, capsys):
     assert main(["compare", str(tmp_path / "r1"), str(tmp_path / "r2")]) == 0
 
 
-def test_too_few_samples_for_the_test_need_samples_that_do_not_overlap(tmp_path):
+def test_too_few_samples_for_the_test_never_fail_a_gate(tmp_path):
     # 3 repeats x 2 seeds = 6 a side can reach p < 0.05; 1 repeat x 2 seeds = 2 a side
-    # cannot (smallest two-sided p = 2 / C(4, 2) = 0.33): then a gate fires only when
-    # the two runs' samples do not overlap, and says why.
+    # cannot (smallest two-sided p = 2 / C(4, 2) = 0.33): such a comparison is
+    # untestable, and never fails a gate by itself, however far apart its samples
+    from bench.compare import samples_needed, untestable_notes, untestable_under
+
     a = load_run(_fake_run(tmp_path, "a", 1.0, 0.1, n=1))
     b = load_run(_fake_run(tmp_path, "b", 1.5, 0.1, n=1, seed=1))
     cmp = compare_runs(a, b)
     assert all(not row.testable and np.isnan(row.p_value) for row in cmp.times)
-    crossed = check_gates(cmp, [Gate.parse("time:+10%")])
-    assert len(crossed) == 2 and all("untestable: n=2/2" in v.detail for v in crossed)
-    assert all("no overlap" in v.detail for v in crossed)
-    # 1 % noise and a 2 % slowdown: ranges overlap, so no gate, however large the ratio
-    same = load_run(_fake_run(tmp_path, "same", 1.02, 0.1, n=1, seed=2))
-    noisy = compare_runs(a, same)
-    for row in noisy.times:
-        row.range_b = (row.range_a[0], row.range_a[1] * 2)  # overlapping on purpose
-    assert check_gates(noisy, [Gate.parse("time:+1%")]) == []
+    assert all(row.separated and not row.significant for row in cmp.times)
+    gate = Gate.parse("time:+10%")
+    assert check_gates(cmp, [gate]) == []
+    listed = untestable_under(cmp, [gate])
+    assert [(v.label, v.verdict) for v in listed] == [
+        ("solver=euler", "untestable (n=2 a side)"),
+        ("solver=rk4", "untestable (n=2 a side)"),
+    ]
+    (note,) = untestable_notes(cmp, [gate])
+    assert "2 of 2 timer comparisons untestable (n=2 a side)" in note
+    assert samples_needed(0.05) == 4 and samples_needed(0.2) == 3
     a3 = load_run(_fake_run(tmp_path, "a3", 1.0, 0.1, n=3))
     b3 = load_run(_fake_run(tmp_path, "b3", 1.5, 0.1, n=3, seed=1))
-    rows = compare_runs(a3, b3).times
-    assert all(row.testable and row.p_value < 0.01 for row in rows)
+    cmp3 = compare_runs(a3, b3)
+    assert all(row.testable and row.p_value < 0.01 for row in cmp3.times)
+    assert len(check_gates(cmp3, [gate])) == 2 and untestable_under(cmp3, [gate]) == []
+
+
+TINY = (
+    "suite: tiny\nplugins: [FIXTURE_PLUGINS]\nrepeats: 1\nwarmup: 0\nbenchmarks:\n"
+    "  - task: test.behave\n"
+    "    matrix: {solver: [test.constant], solver.step_size: [0.1, 0.2], value: [1.0, 2.0]}\n"
+)
+
+
+def _two_tiny_runs(write_suite, registry, tmp_path):
+    """Two runs of one suite on one commit, in-process, one timed repeat a cell (as a
+    quick suite has): test.behave records a headline (value, lower is better)."""
+    suite = load_suite(write_suite(TINY), registry)
+    for name in ("r1", "r2"):
+        run_suite(suite, tmp_path / name, executor=InProcessExecutor(registry))
+    return tmp_path / "r1", tmp_path / "r2"
+
+
+def _scale(run_dir, column, factor, where=None):
+    for table in ("cells.parquet", "samples.parquet"):
+        frame = pd.read_parquet(run_dir / table)
+        if column in frame.columns:
+            rows = frame.index if where is None else where(frame)
+            frame.loc[rows, column] = frame.loc[rows, column] * factor
+            frame.to_parquet(run_dir / table, index=False)
+
+
+def test_two_runs_of_one_commit_pass_a_time_gate_saying_what_is_untestable(
+    write_suite, registry, tmp_path, capsys
+):
+    r1, r2 = _two_tiny_runs(write_suite, registry, tmp_path)
+    # one sample a side: even a doubling cannot be told from noise, and does not fail
+    _scale(r2, "seconds", 2.0)
+    assert main(["compare", str(r1), str(r2), "--fail-on", "time:+10%"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "untestable (n=1 a side): not failed" in out  # the gate table's rows
+    assert "time:+10%: 4 of 4 timer comparisons untestable (n=1 a side)" in out
+    assert "4 a side are needed" in out and "gates held: time:+10%" in out
+
+
+def test_labels_hold_what_differs_between_configurations(write_suite, registry, tmp_path, capsys):
+    r1, r2 = _two_tiny_runs(write_suite, registry, tmp_path)
+    cmp = compare_runs(load_run(r1), load_run(r2))
+    labels = {row.label for row in cmp.times}
+    assert labels == {
+        f"solver=test.constant value={v} solver.step_size={s}" for s in (0.1, 0.2) for v in (1, 2)
+    }  # never the defaults nobody changed (mode, seconds, marker)
+    assert all(cmp.label(row.key) == row.label for row in cmp.times + cmp.metrics)
+    # the gate table tells apart two crossings that differ in one parameter only
+    _scale(r2, "metric.value", 1.5, where=lambda f: f["param.value"] == 1.0)
+    assert main(["compare", str(r1), str(r2), "--fail-on", "metric.value:+10%"]) == 1
+    out = capsys.readouterr().out
+    table = out[out.index("gates crossed") :]
+    assert "value=1 solver.step_size=0.1" in table and "value=1 solver.step_size=0.2" in table
+    assert "mode=" not in out and "seconds=" not in out
+
+
+def test_a_headline_gate_follows_each_quality_metrics_direction(
+    write_suite, registry, tmp_path, capsys
+):
+    import json
+
+    r1, r2 = _two_tiny_runs(write_suite, registry, tmp_path)
+    assert main(["compare", str(r1), str(r2), "--fail-on", "headline:+5%"]) == 0
+    assert "gates held: headline:+5%" in capsys.readouterr().out
+    _scale(r2, "metric.value", 1.1)  # value is lower-is-better: 10 % worse
+    assert main(["compare", str(r1), str(r2), "--fail-on", "headline:+5%"]) == 1
+    out = " ".join(capsys.readouterr().out.split())
+    assert "gates crossed" in out and "(lower is better)" in out
+    assert main(["compare", str(r1), str(r2), "--fail-on", "headline:+20%"]) == 0
+    capsys.readouterr()
+    # had the task declared higher-is-better, a rise would be no failure, a fall one
+    for run in (r1, r2):
+        meta = json.loads((run / "run.json").read_text())
+        meta["headlines"]["test.behave"]["quality"] = {"value": "higher"}
+        (run / "run.json").write_text(json.dumps(meta))
+    assert main(["compare", str(r1), str(r2), "--fail-on", "headline:+5%"]) == 0
+    assert main(["compare", str(r2), str(r1), "--fail-on", "headline:+5%"]) == 1
+    # a headline metric gone (or NaN) in B fails the gate
+    cells = pd.read_parquet(r2 / "cells.parquet")
+    cells.loc[cells.index[0], "metric.value"] = np.nan
+    cells.to_parquet(r2 / "cells.parquet", index=False)
+    capsys.readouterr()
+    assert main(["compare", str(r1), str(r2), "--fail-on", "headline:+50%"]) == 1
+    assert "-> none" in capsys.readouterr().out
+    with pytest.raises(GateError, match="headline:\\+5%"):
+        Gate.parse("headline:-5%")
+
+
+def test_a_headline_gate_on_runs_without_headlines_is_bad_input(tmp_path, capsys):
+    a = _fake_run(tmp_path, "a", 1.0, 0.1)  # run.json records no headline
+    b = _fake_run(tmp_path, "b", 1.0, 0.1, seed=1)
+    assert main(["compare", str(a), str(b), "--fail-on", "headline:+5%"]) == 2
+    assert "neither run records a headline" in " ".join(capsys.readouterr().err.split())
+    assert main(["compare", str(a), str(b)]) == 0  # without the gate they compare as ever
 
 
 def _cells(rows):

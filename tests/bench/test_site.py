@@ -1,0 +1,124 @@
+"""`bench site`: one static site of many runs, escaped, self-contained, checked in Chromium."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bench.cli import main
+from bench.executors import InProcessExecutor
+from bench.runner import run_suite
+from bench.suite import load_suite
+
+from .test_report import _browser
+
+PUBLISHED = Path(__file__).parents[2] / "results" / "published" / "fields-poisson-256-cpu"
+HOSTILE = '<script>alert("task")</script><!--<b x="'
+SUITE = (
+    "suite: mine\nplugins: [FIXTURE_PLUGINS]\nrepeats: 1\nwarmup: 0\nbenchmarks:\n"
+    "  - task: test.behave\n    matrix: {solver: [test.constant], value: [1.0, 2.0]}\n"
+)
+
+
+@pytest.fixture
+def inputs(write_suite, registry, tmp_path):
+    """``mine/``: two runs of a tiny suite, one with a report.html linking a shared
+    plotly.js (copied into the site), one received from a hostile sender (its task,
+    suite and README carry markup; its README names a picture linked to a file outside)."""
+    mine = tmp_path / "mine"
+    suite = load_suite(write_suite(SUITE), registry)
+    for name in ("good", "hostile"):
+        run_suite(suite, mine / name, executor=InProcessExecutor(registry))
+    args = ["report", str(mine / "good"), "--plotly-js", str(mine / "plotly.min.js")]
+    assert main(args) == 0
+    (mine / "good" / "README.md").write_text(
+        "# A good run\n\nTwo values of the\nconstant solver.\n\n"
+        "| value | paper | here |\n|---|---:|---:|\n| 1 | 1.0 | 1.0 |\n"
+    )
+    bad = mine / "hostile"
+    cells = pd.read_parquet(bad / "cells.parquet")
+    cells["task"] = HOSTILE
+    cells["param.value"] = cells["param.value"].map(lambda v: f'{v}<img src=x onerror="alert(1)">')
+    cells.to_parquet(bad / "cells.parquet", index=False)
+    meta = json.loads((bad / "run.json").read_text())
+    meta["suite"] = HOSTILE
+    (bad / "run.json").write_text(json.dumps(meta))
+    secret = tmp_path / "secret.png"
+    secret.write_bytes(b"SECRET-BYTES")
+    (bad / "leak.png").symlink_to(secret)
+    (bad / "README.md").write_text(
+        f"# {HOSTILE}\n\n<script>alert('readme')</script> and [x](javascript:alert(1))\n\n"
+        f"![leak](leak.png)\n\n| paper | `{HOSTILE}` |\n|---|---|\n| 1 | 2 |\n"
+    )
+    return mine, secret
+
+
+def test_a_site_of_my_runs_beside_a_published_one(inputs, tmp_path, capsys):
+    mine, secret = inputs
+    before = sorted(p.relative_to(mine) for p in mine.rglob("*"))
+    site = tmp_path / "site"
+    assert main(["site", str(mine), str(PUBLISHED), "-o", str(site)]) == 0
+    assert "3 runs" in capsys.readouterr().out
+    assert sorted(p.relative_to(mine) for p in mine.rglob("*")) == before  # inputs untouched
+
+    index = (site / "index.html").read_text()
+    # one section per family, each task's headline table, each run's report and README
+    assert "Neural fields" in index and "fields.poisson" in index and "test.behave" in index
+    for name, folder in [
+        ("mine/good", "good"),
+        ("mine/hostile", "hostile"),
+        ("fields-poisson-256-cpu", "fields-poisson-256-cpu"),
+    ]:
+        assert f'<a href="runs/{folder}/report.html">{name}</a>' in index
+        assert (site / "runs" / folder / "report.html").is_file()
+        assert (site / "runs" / folder / "README.html").is_file()
+    # the headline the run recorded (value, lower is better), the configurations it varied
+    assert "quality value ▼; cost work time" in index
+    assert "solver=test.constant value=1" in index and "mode=" not in index
+    # the README's title, first paragraph and its table of the paper's numbers
+    assert "A good run" in index and "Two values of the constant solver." in index
+    assert "the paper's numbers beside this run's" in index and "32.91" in index
+    # a copied report brings the shared plotly.js it links; the published run's (its
+    # ../plotly.min.js lies outside the input given) is generated into the site instead
+    good = (site / "runs" / "good" / "report.html").read_text()
+    assert good == (mine / "good" / "report.html").read_text()
+    assert (site / "runs" / "plotly.min.js").is_file()
+    pages = list(site.rglob("*.html"))
+    for page in pages:  # links are relative, into the site
+        links = re.findall(r'(?:src|href)="([^"]*)"', page.read_text())
+        local = [x for x in links if not x.startswith(("#", "data:", "http"))]
+        assert not [x for x in local if x.startswith(("file:", "/"))]
+        assert all((page.parent / x).resolve().is_relative_to(site.resolve()) for x in local)
+    # received names are text, never markup
+    for page in (site / "index.html", site / "runs" / "hostile" / "README.html"):
+        text = page.read_text()
+        assert HOSTILE not in text and "<script>alert" not in text and 'onerror="' not in text
+        assert "&lt;script&gt;alert(&quot;task&quot;)&lt;/script&gt;" in text
+    assert 'href="javascript' not in "".join(p.read_text() for p in pages)
+    # a picture linked out of the run is neither copied nor shown
+    assert not (site / "runs" / "hostile" / "leak.png").exists()
+    assert all(secret.read_bytes() not in p.read_bytes() for p in site.rglob("*") if p.is_file())
+
+    browser = _browser()
+    try:
+        for page in (site / "index.html", site / "runs" / "good" / "report.html"):
+            browser.get(page.as_uri())
+            assert browser.execute_script("return document.readyState") == "complete"
+            assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
+        browser.get((site / "index.html").as_uri())
+        assert "dynbench results" in browser.title
+    finally:
+        browser.quit()
+
+
+def test_site_refuses_to_write_over_an_input_and_needs_runs(inputs, tmp_path, capsys):
+    mine, _ = inputs
+    assert main(["site", str(mine), "-o", str(mine)]) == 2
+    assert "would write over the input" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["site", str(tmp_path / "empty"), "-o", str(tmp_path / "s")]) == 2
+    assert "no run folders found" in capsys.readouterr().err
