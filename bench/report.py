@@ -204,6 +204,10 @@ def _has_numbers(cells: pd.DataFrame, col: str) -> bool:
     return col in cells.columns and _finite(cells, col).notna().any()
 
 
+def _is_flag(cells: pd.DataFrame, col: str) -> bool:
+    return bool(_finite(cells, col).dropna().isin([0.0, 1.0]).all())
+
+
 def describe_task(
     run: Run, task: str, cells: pd.DataFrame, curves: pd.DataFrame, colours: Colours
 ) -> Task:
@@ -222,7 +226,9 @@ def describe_task(
         cost = found.cost if _has_numbers(ok, found.cost) else None
         wanted = [c for c in found.curves if c in names]
     else:
-        quality = [c for c in C.metrics(cells.columns) if _has_numbers(ok, c)][:1]
+        numbers = [c for c in C.metrics(cells.columns) if _has_numbers(ok, c)]
+        # the first metric, passing over 0/1 flags (reached_psnr_25, sine_backend_used)
+        quality = [c for c in numbers if not _is_flag(ok, c)][:1] or numbers[:1]
         better = {}
         cost = None
         wanted = []
@@ -381,7 +387,9 @@ def _headline_note(t: Task) -> str:
     if t.headline is None:
         parts = ["no headline recorded for this task (a run made before tasks declared one):"]
         parts.append(
-            f"shown: the first metric, {C.short_name(t.quality[0])}," if t.quality else "no metric;"
+            f"shown: the first metric (0/1 flags passed over), {C.short_name(t.quality[0])},"
+            if t.quality
+            else "no metric;"
         )
         parts.append(f"and {_column_title(t.cost)} as the cost;" if t.cost else "and no cost;")
         parts.append("which way is better is not known, so no best and no Pareto front.")
@@ -478,6 +486,8 @@ def cost_quality_figure(t: Task, summary: pd.DataFrame, y: str | None = None) ->
         if not math.isnan(sx):
             trace["error_x"] = {"type": "data", "array": [sx], "color": colour, "thickness": 1}
         data.append(trace)
+    if len(means) < 2:  # one configuration: its numbers are in the table
+        return None
     data = _sweep_lines(t, means) + data
     caption = "a marker per configuration at its mean over seeds (bars: standard deviation)"
     if len(ok) > len(means):
