@@ -500,8 +500,7 @@ def cost_quality_figure(t: Task, summary: pd.DataFrame, y: str | None = None) ->
                     "type": "scatter", "mode": "lines+markers", "x": front[t.cost].tolist(),
                     "y": front[y].tolist(), "name": "Pareto front", "legendgroup": "__front",
                     "hoverinfo": "skip", "showlegend": False,
-                    "line": {"color": "#333", "dash": "dash", "width": 1.2, "shape": "hv"
-                             if t.better[y] == "lower" else "vh"},
+                    "line": {"color": "#333", "dash": "dash", "width": 1.2, "shape": "hv"},
                     "marker": {"symbol": "circle-open", "size": 17, "color": "#333"},
                 }
             )  # fmt: skip
