@@ -228,7 +228,9 @@ def describe_task(
     else:
         numbers = [c for c in C.metrics(cells.columns) if _has_numbers(ok, c)]
         # the first metric, passing over 0/1 flags (reached_psnr_25, sine_backend_used)
-        quality = [c for c in numbers if not _is_flag(ok, c)][:1] or numbers[:1]
+        # and metrics the same in every cell (similarity_before)
+        plain = [c for c in numbers if not _is_flag(ok, c)] or numbers
+        quality = [c for c in plain if _finite(ok, c).nunique() > 1][:1] or plain[:1]
         better = {}
         cost = None
         wanted = []
@@ -387,7 +389,8 @@ def _headline_note(t: Task) -> str:
     if t.headline is None:
         parts = ["no headline recorded for this task (a run made before tasks declared one):"]
         parts.append(
-            f"shown: the first metric (0/1 flags passed over), {C.short_name(t.quality[0])},"
+            f"shown: the first metric that varies (0/1 flags passed over), "
+            f"{C.short_name(t.quality[0])},"
             if t.quality
             else "no metric;"
         )
@@ -895,8 +898,9 @@ def comparison_data(
     headlines: dict[str, Headline | None] | None = None,
 ) -> dict[str, Any]:
     """``bench compare``'s rows, task by task: each timer of each configuration (the
-    headline's timer first) with A, B, B/A, p and verdict; metric changes (better or
-    worse by the headline's direction); status changes."""
+    headline's timer first) with A, B, B/A, p and verdict; the headline's quality
+    metrics (better or worse by its direction; without a headline, the metrics that
+    changed) as ``metrics``, every other metric as ``other_metrics``; status changes."""
     colours = colours or Colours()
     headlines = headlines or {}
     labels = comparison_labels(cmp)
@@ -905,7 +909,8 @@ def comparison_data(
     def task_of(key: dict[str, Any]) -> dict[str, Any]:
         name = str(key.get("task"))
         if name not in tasks:
-            tasks[name] = {"times": [], "metrics": [], "status": [], "labels": []}
+            tasks[name] = {"times": [], "metrics": [], "other_metrics": [], "status": [],
+                           "labels": []}  # fmt: skip
         return tasks[name]
 
     for key in [r.key for r in cmp.times] + [r.key for r in cmp.metrics]:
@@ -939,7 +944,10 @@ def comparison_data(
         else:
             verdict = "changed"
         primary = h is not None and h.primary == row.metric
-        entry["metrics"].append(
+        # up front: the headline's quality metrics (without a headline: those that
+        # changed); the rest one click away
+        lead = way is not None if h is not None else verdict != "same"
+        entry["metrics" if lead else "other_metrics"].append(
             (not primary, label, row.metric, [label, C.short_name(row.metric), row.a, row.b,
                                                row.delta, row.relative, verdict])
         )  # fmt: skip
@@ -951,11 +959,12 @@ def comparison_data(
     for name, entry in tasks.items():
         order = {label: i for i, label in enumerate(dict.fromkeys(entry["labels"]))}
         specs = {}
-        for part in ("times", "metrics", "status"):
+        for part in ("times", "metrics", "other_metrics", "status"):
             items = sorted(entry[part], key=lambda r, o=order: (r[0], o[r[1]], r[2]))
+            kind = "metrics" if part == "other_metrics" else part
             specs[part] = {
-                "columns": _COMPARE_COLUMNS[part],
-                "kinds": _COMPARE_KINDS[part],
+                "columns": _COMPARE_COLUMNS[kind],
+                "kinds": _COMPARE_KINDS[kind],
                 "rows": [r[3] for r in items],
                 "colours": [entry["colours"][r[1]] for r in items],
             }
@@ -1081,6 +1090,14 @@ def _comparison_section(page: _Page, run: Run, run_b: Run, alpha: float, colours
         for key, title in (("times", "times"), ("metrics", "metrics"), ("status", "status")):
             if entry[key]["rows"]:
                 parts.append(f"<h4>{title}</h4>{page.table(entry[key], 'filter ' + title)}")
+            if key == "metrics" and entry["other_metrics"]["rows"]:
+                rows = entry["other_metrics"]["rows"]
+                changed = sum(r[-1] != "same" for r in rows)
+                parts.append(
+                    f"<details class=othermetrics><summary>other metrics ({len(rows)} rows, "
+                    f"{changed} changed)</summary>"
+                    f"{page.table(entry['other_metrics'], 'filter metrics')}</details>"
+                )
     parts.append("</section>")
     return "".join(parts)
 
