@@ -1,48 +1,71 @@
 """``bench report``: one self-contained HTML page for a run, or for two runs compared.
 
 The page opens offline: its styles, its script, the plotting library and the
-pictures are inside it. Plots use plotly.js, inlined from the ``plotly`` Python
-package (the convention of this field's reports, benchopt's among them; interactive
-zoom and hover come with it). Tables are rendered by a few lines of script from the
-data embedded as JSON, so thousands of cells stay quick: a table shows at most
-``ROW_LIMIT`` rows at a time, filtered and sorted over all of them.
+pictures are inside it. The page is a template with its stylesheet and script as
+real files (``bench/report_assets/``), inlined when the page is written. Plots use
+plotly.js, inlined from the ``plotly`` Python package (zoom and hover for free).
 
-What the page holds:
+What the page holds, built around each task's headline (``bench.headline``: its
+quality metrics and which way is better, its cost, its curves; for a run made
+before tasks declared one: the first metric, the first timer or the wall time):
 
 - the run: suite, command, commit, machine, devices, versions, dates; cells by
   status and each failed cell with its message (and traceback when kept);
-- per task: the cell table (sortable, filterable; the parameters that differ; the
-  speedups over a baseline when one is given); figures chosen by the data —
-  cost-quality (each timer against each metric, a line per configuration through the
-  medians, every seed's point shown, log axes where the range calls for it),
-  training curves per curve name (against step and against time), speedup bars;
-  a gallery of each cell's pictures;
-- with a second run: ``bench compare``'s table, with significance, regressions marked.
+- per task, configurations first (a configuration is what the suite varied:
+  ``bench.columns.configuration_labels``; one colour each, the same wherever it
+  appears on the page): a table of the headline columns (quality mean ± standard
+  deviation over seeds, cost, the best configuration marked by the headline's
+  direction, the Pareto front); one cost-against-quality figure with the Pareto
+  front marked; the headline curves against step and against time (any other curve
+  by a selector); every other measure against the cost by a selector; the speedups
+  over a baseline when one is given; the gallery; the table of every cell, every
+  column;
+- with a second run, first: per configuration, A, B, B/A, p-value and verdict of
+  each timer (untestable ones, too few samples a side, said to be), then metric
+  changes and status changes.
+
+Another module writes a run's page with :func:`write_report` (or gets its HTML with
+:func:`build_report`).
 """
 
 from __future__ import annotations
 
 import base64
+import colorsys
 import html
 import json
 import math
 import os
+import re
 from collections.abc import Iterable
+from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from bench.compare import Comparison, compare_runs, speedups_against
-from bench.display import _header, cell_columns, config_label, varying
-from bench.results import Run, key_columns
+from bench import columns as C
+from bench.compare import Comparison, TimeRow, compare_runs, speedups_against
+from bench.headline import Headline
+from bench.results import Run, is_missing, key_columns
 
 ROW_LIMIT = 500  # rows a table shows at once (filter and sort cover all)
-MAX_TRACES = 40  # lines per curve figure; the rest are named in the caption
+MAX_TRACES = 40  # cells drawn per curve figure; the rest are named in the caption
 MAX_POINTS = 400  # points per curve line (evenly thinned)
-MAX_METRICS = 6  # cost-quality figures per timer
+MAX_VARIANTS = 40  # measures offered by a figure's selector
 GALLERY_BUDGET = 40 * 2**20  # bytes of pictures inlined; past it, pictures are linked
+ASSETS = "report_assets"
+
+#: one colour per configuration (Tableau 10, then its lighter and darker kin);
+#: past these, hues a golden angle apart
+PALETTE = (
+    "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f",
+    "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac",
+    "#1f3f77", "#a0522d", "#8c1c13", "#2a7f62", "#6b8e23",
+    "#b8860b", "#6a3d9a", "#d3457a", "#5c4033", "#555555",
+)  # fmt: skip
 
 
 class ReportError(ValueError):
@@ -78,124 +101,459 @@ def _esc(value: Any) -> str:
     return html.escape("" if value is None else str(value))
 
 
-# --- data for the figures ----------------------------------------------------
+# --- numbers as text ---------------------------------------------------------
 
 
-def _components(cells: pd.DataFrame) -> list[str]:
-    return [c for c in key_columns(cells) if c != "task" and not c.startswith("param.")]
+def _kind(column: str) -> str:
+    """How a column's numbers read: ``seconds``, ``bytes``, ``speedup`` or ``value``."""
+    return {"s": "seconds", "B": "bytes", "x": "speedup"}.get(C.unit(column), "value")
 
 
-def _config_label(row: pd.Series, cols: list[str]) -> str:
-    return config_label(row, cols) or str(row.get("task"))
+def fmt(value: Any, kind: str = "value") -> str:
+    """A number as the page shows it (the same rules as the page's script)."""
+    if value is None or is_missing(value):
+        return ""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    if not math.isfinite(value):
+        return str(value)
+    if kind == "seconds":
+        a = abs(value)
+        if a >= 1 or a == 0:
+            return f"{value:.4g} s"
+        if a >= 1e-3:
+            return f"{value * 1e3:.4g} ms"
+        return f"{value * 1e6:.4g} µs"
+    if kind == "bytes":
+        units = ["B", "KiB", "MiB", "GiB", "TiB"]
+        i = 0 if value == 0 else min(4, max(0, int(math.log(abs(value), 1024))))
+        return f"{value / 1024**i:.4g} {units[i]}"
+    if kind in ("speedup", "ratio"):
+        return f"x{value:.3g}"
+    if isinstance(value, int) or float(value).is_integer() and abs(value) < 1e6:
+        return str(int(value))
+    a = abs(value)
+    if a >= 1e4 or a < 1e-3:  # as the script writes it: 1.333e-8
+        mantissa, exponent = f"{value:.3e}".split("e")
+        return f"{mantissa}e{int(exponent)}"
+    return f"{value:.4g}"
 
 
-def _log_axis(values: Iterable[float]) -> bool:
-    """Log scale where all values are positive and span more than a factor of 20."""
-    data = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=float)
-    return bool(data.size >= 2 and (data > 0).all() and data.max() / data.min() > 20)
+# --- configurations and their colours ----------------------------------------
+
+
+class Colours:
+    """One colour per configuration label over a whole page, assigned in the order
+    configurations appear: a label seen before keeps its colour unless another
+    configuration of the same task already has it; two configurations of a task never
+    share one (until the palette and its golden-angle hues run out, which they do not)."""
+
+    def __init__(self) -> None:
+        self.by_label: dict[str, str] = {}
+        self.count = 0
+
+    def _next(self) -> str:
+        i = self.count
+        self.count += 1
+        if i < len(PALETTE):
+            return PALETTE[i]
+        r, g, b = colorsys.hls_to_rgb(((i - len(PALETTE)) * 0.381966) % 1.0, 0.42, 0.62)
+        return f"#{int(r * 255):02x}{int(g * 255):02x}{int(b * 255):02x}"
+
+    def assign(self, labels: Iterable[str]) -> dict[str, str]:
+        """Colours for one task's configurations (labels in order of appearance)."""
+        out: dict[str, str] = {}
+        for label in dict.fromkeys(labels):
+            colour = self.by_label.get(label)
+            if colour is None or colour in out.values():
+                colour = self._next()
+                while colour in out.values():
+                    colour = self._next()
+                self.by_label.setdefault(label, colour)
+            out[label] = colour
+        return out
+
+
+@dataclass
+class Task:
+    """One task's cells, its headline, its configurations and their colours."""
+
+    name: str
+    cells: pd.DataFrame  # the task's cells, columns no cell filled dropped, + "config"
+    headline: Headline | None  # as the run recorded it; None: the fallback below
+    quality: list[str]  # metric columns, primary first
+    better: dict[str, str]  # quality column -> "lower"/"higher" (absent: unknown)
+    cost: str | None
+    curves: list[str]  # the headline's curves present, the main one first
+    configs: list[str] = field(default_factory=list)  # labels in order of appearance
+    colours: dict[str, str] = field(default_factory=dict)
 
 
 def _numeric(cells: pd.DataFrame, col: str) -> pd.Series:
     return pd.to_numeric(cells[col], errors="coerce")
 
 
-def cost_quality_figures(cells: pd.DataFrame) -> list[dict[str, Any]]:
-    """Each timer's median against each metric that varies: a line per configuration
-    (components and the parameters that do not sweep along the line) through the
-    per-x medians over seeds, and every cell's own point."""
+def _finite(cells: pd.DataFrame, col: str) -> pd.Series:
+    values = _numeric(cells, col)
+    return values.where(np.isfinite(values.astype(float)))
+
+
+def _has_numbers(cells: pd.DataFrame, col: str) -> bool:
+    return col in cells.columns and _finite(cells, col).notna().any()
+
+
+def _is_flag(cells: pd.DataFrame, col: str) -> bool:
+    return bool(_finite(cells, col).dropna().isin([0.0, 1.0]).all())
+
+
+def describe_task(
+    run: Run, task: str, cells: pd.DataFrame, curves: pd.DataFrame, colours: Colours
+) -> Task:
+    """What the page shows of one task: its headline (or the fallback: the first
+    metric with numbers, the first timer, else the wall time) and its configurations."""
+    cells = cells.dropna(axis=1, how="all").copy()
+    cells["config"] = C.configuration_labels(cells).to_numpy()
     ok = cells[cells["status"] == "ok"]
-    if len(ok) < 2:
-        return []
-    timers = [c for c in ok.columns if c.startswith("time.") and c.endswith(".median")]
-    metrics = [
-        c
-        for c in ok.columns
-        if c.startswith("metric.")
-        and _numeric(ok, c).notna().sum() >= 2
-        and _numeric(ok, c).nunique() > 1
-    ][:MAX_METRICS]
-    comps = _components(ok)
-    params = varying(ok, [c for c in key_columns(ok) if c.startswith("param.")])
-    figures = []
-    for timer in timers:
-        if _numeric(ok, timer).notna().sum() < 2:
+    found = C.headline(run.meta, task, ok if len(ok) else cells)
+    names = set()
+    if not curves.empty:
+        names = set(curves.loc[curves["cell_id"].isin(set(cells["cell_id"])), "curve"])
+    if found is not None:
+        quality = [c for c in found.quality_columns if _has_numbers(ok, c)]
+        better = {c: found.better(c) or "" for c in quality}
+        cost = found.cost if _has_numbers(ok, found.cost) else None
+        wanted = [c for c in found.curves if c in names]
+    else:
+        numbers = [c for c in C.metrics(cells.columns) if _has_numbers(ok, c)]
+        # the first metric, passing over 0/1 flags (reached_psnr_25, sine_backend_used)
+        # and metrics the same in every cell (similarity_before)
+        plain = [c for c in numbers if not _is_flag(ok, c)] or numbers
+        quality = [c for c in plain if _finite(ok, c).nunique() > 1][:1] or plain[:1]
+        better = {}
+        cost = None
+        wanted = []
+    if cost is None:
+        cost = next((t for t in C.timers(cells.columns) if _has_numbers(ok, t)), None)
+        if cost is None and _has_numbers(ok, "wall"):
+            cost = "wall"
+    if not wanted and names:
+        wanted = [sorted(names)[0]]
+    configs = list(dict.fromkeys(cells["config"]))
+    return Task(
+        name=task,
+        cells=cells,
+        headline=found,
+        quality=quality,
+        better={k: v for k, v in better.items() if v},
+        cost=cost,
+        curves=wanted,
+        configs=configs,
+        colours=colours.assign(configs),
+    )
+
+
+# --- the headline table ------------------------------------------------------
+
+
+def _mean_spread(values: pd.Series) -> tuple[float, float]:
+    values = values.dropna()
+    if values.empty:
+        return math.nan, math.nan
+    spread = float(values.std(ddof=1)) if len(values) > 1 else math.nan
+    return float(values.mean()), spread
+
+
+def configuration_summary(t: Task) -> pd.DataFrame:
+    """One row per configuration: cells ok of all, each quality column's mean and
+    standard deviation over the ok seeds, the cost's mean and deviation, whether it is
+    on the Pareto front (cost against the primary quality, when its direction is
+    known) and whether it is the best by the primary quality."""
+    rows = []
+    for label in t.configs:
+        group = t.cells[t.cells["config"] == label]
+        ok = group[group["status"] == "ok"]
+        row: dict[str, Any] = {"config": label, "ok": len(ok), "cells": len(group)}
+        if len(ok) < len(group):
+            bad = group.loc[group["status"] != "ok", "status"].value_counts()
+            row["not_ok"] = ", ".join(f"{s} {n}" for s, n in bad.items())
+        for col in [*t.quality, *([t.cost] if t.cost else [])]:
+            mean, spread = _mean_spread(_finite(ok, col)) if col in ok else (math.nan, math.nan)
+            row[col], row[col + "|sd"] = mean, spread
+        rows.append(row)
+    summary = pd.DataFrame(rows)
+    summary["front"] = False
+    summary["best"] = False
+    if t.quality and t.quality[0] in t.better:
+        primary = t.quality[0]
+        sign = 1.0 if t.better[primary] == "lower" else -1.0
+        score = summary[primary] * sign
+        if score.notna().any():
+            summary["best"] = score == score.min()
+        if t.cost:
+            summary["front"] = pareto_front(summary[t.cost], score)
+    return summary
+
+
+def pareto_front(cost: pd.Series, score: pd.Series) -> pd.Series:
+    """Points no other point beats on both (lower cost, lower score), one at least
+    strictly; points missing either are off the front."""
+    x, y = cost.to_numpy(float), score.to_numpy(float)
+    have = np.isfinite(x) & np.isfinite(y)
+    front = np.zeros(len(x), dtype=bool)
+    for i in np.flatnonzero(have):
+        dominated = have & (x <= x[i]) & (y <= y[i]) & ((x < x[i]) | (y < y[i]))
+        front[i] = not dominated.any()
+    return pd.Series(front, index=cost.index)
+
+
+def _swatch(colour: str) -> str:
+    return f'<span class="swatch" style="background:{_esc(colour)}"></span>'
+
+
+def _column_title(col: str, better: str | None = None) -> str:
+    unit = C.unit(col)
+    text = C.short_name(col) + (f" ({unit})" if unit and unit != "x" else "")
+    if better:
+        text += " ↓" if better == "lower" else " ↑"
+    return text
+
+
+_BEST = ' <span class="best" title="best by the headline">★ best</span>'
+
+
+def headline_table_html(t: Task, summary: pd.DataFrame) -> str:
+    """The task's configurations, headline columns first; sortable by a click."""
+    directional = bool(t.quality) and t.quality[0] in t.better
+    head = ["configuration"]
+    tips = ["what the suite varied (never the defaults)"]
+    for col in t.quality:
+        head.append(_column_title(col, t.better.get(col)))
+        way = t.better.get(col)
+        tips.append(
+            f"mean ± standard deviation over seeds; {way} is better"
+            if way
+            else "mean ± standard deviation over seeds"
+        )
+    if t.cost:
+        head.append("cost: " + _column_title(t.cost))
+        tips.append("mean over seeds (lower is cheaper)")
+    if directional and t.cost:
+        head.append("Pareto")
+        tips.append("on the Pareto front: no configuration is both cheaper and better")
+    head.append("cells ok")
+    tips.append("cells ok of the configuration's cells (seeds)")
+    ths = "".join(
+        f'<th title="{_esc(tip)}">{_esc(h)}</th>' for h, tip in zip(head, tips, strict=True)
+    )
+    if directional:
+        sign = 1.0 if t.better[t.quality[0]] == "lower" else -1.0
+        summary = summary.assign(_order=summary[t.quality[0]] * sign).sort_values(
+            "_order", na_position="last", kind="stable"
+        )
+    body = []
+    for _, row in summary.iterrows():
+        label = row["config"]
+        mark = _BEST if row["best"] else ""
+        cells = [
+            f'<td class="config" data-v="{_esc(label)}">{_swatch(t.colours[label])}'
+            f"{_esc(label)}{mark}</td>"
+        ]
+        for col in t.quality:
+            mean, spread = row.get(col), row.get(col + "|sd")
+            text = fmt(mean)
+            if not is_missing(spread):
+                text += f" ± {fmt(spread)}"
+            cells.append(f'<td class="num" data-v="{_esc(_plain(mean))}">{_esc(text)}</td>')
+        if t.cost:
+            mean = row.get(t.cost)
+            text = fmt(mean, _kind(t.cost))
+            cells.append(f'<td class="num" data-v="{_esc(_plain(mean))}">{_esc(text)}</td>')
+        if directional and t.cost:
+            on = bool(row["front"])
+            cells.append(f'<td data-v="{int(on)}">{"●" if on else ""}</td>')
+        ok_text = f"{row['ok']}/{row['cells']}"
+        if isinstance(row.get("not_ok"), str):
+            ok_text += f" ({row['not_ok']})"
+        cls = " class=warn" if row["ok"] < row["cells"] else ""
+        cells.append(f'<td data-v="{row["ok"]}"{cls}>{_esc(ok_text)}</td>')
+        body.append(f"<tr{' class=bestrow' if row['best'] else ''}>{''.join(cells)}</tr>")
+    return (
+        '<div class="hltable"><table class="headline sortable"><thead><tr>'
+        f"{ths}</tr></thead><tbody>{''.join(body)}</tbody></table></div>"
+    )
+
+
+def _headline_note(t: Task) -> str:
+    if t.headline is None:
+        parts = ["no headline recorded for this task (a run made before tasks declared one):"]
+        parts.append(
+            f"shown: the first metric that varies (0/1 flags passed over), "
+            f"{C.short_name(t.quality[0])},"
+            if t.quality
+            else "no metric;"
+        )
+        parts.append(f"and {_column_title(t.cost)} as the cost;" if t.cost else "and no cost;")
+        parts.append("which way is better is not known, so no best and no Pareto front.")
+        return f"<p class=dim>{_esc(' '.join(parts))}</p>"
+    quality = (
+        ", ".join(f"{C.short_name(c)} ({t.better.get(c, '?')} is better)" for c in t.quality)
+        or "none with numbers"
+    )
+    cost = _column_title(t.cost) if t.cost else "none"
+    curves = ", ".join(t.curves) or "none"
+    return (
+        f"<p class=dim>headline: quality {_esc(quality)}; cost {_esc(cost)}; curves "
+        f"{_esc(curves)}. Mean ± standard deviation over seeds.</p>"
+    )
+
+
+# --- figures -----------------------------------------------------------------
+
+
+def _log_axis(values: Iterable[Any]) -> bool:
+    """Log scale where all values are positive and span more than a factor of 20."""
+    data = np.asarray(
+        [v for v in values if v is not None and not is_missing(v) and math.isfinite(v)],
+        dtype=float,
+    )
+    return bool(data.size >= 2 and (data > 0).all() and data.max() / data.min() > 20)
+
+
+def axis(column: str, values: Iterable[Any], title: str | None = None) -> dict[str, Any]:
+    """A plotly axis for a column: log where the range calls for it; seconds and bytes
+    with SI prefixes and their unit (``10ms``), dimensionless numbers never (no
+    ``10n`` for 1e-8: exponents)."""
+    log = _log_axis(values)
+    unit = C.unit(column)
+    out: dict[str, Any] = {
+        "title": {"text": title or _column_title(column)},
+        "type": "log" if log else "linear",
+        "automargin": True,
+    }
+    if unit in ("s", "B"):
+        out.update(exponentformat="SI", ticksuffix=unit)
+    else:
+        out.update(exponentformat="power" if log else "e")
+    return out
+
+
+def _hover(label: str, extra: str = "") -> str:
+    return _esc(label) + (f"<br>{_esc(extra)}" if extra else "")
+
+
+def cost_quality_figure(t: Task, summary: pd.DataFrame, y: str | None = None) -> dict | None:
+    """The task's cost against its primary quality: one marker per configuration at its
+    mean (standard deviations as error bars), each seed's cell faint behind it, the
+    Pareto front dashed (when which way is better is known), and a grey line through
+    configurations that differ only in one numeric parameter (a sweep: step sizes,
+    tolerances, widths), as in a work-precision diagram."""
+    y = y or (t.quality[0] if t.quality else None)
+    if y is None or t.cost is None:
+        return None
+    ok = t.cells[t.cells["status"] == "ok"]
+    x_all, y_all = _finite(ok, t.cost), _finite(ok, y)
+    if not (x_all.notna() & y_all.notna()).any():
+        return None
+    data: list[dict[str, Any]] = []
+    means: dict[str, tuple[float, float]] = {}
+    for label in t.configs:
+        group = ok[ok["config"] == label]
+        xs, ys = _finite(group, t.cost), _finite(group, y)
+        keep = xs.notna() & ys.notna()
+        if not keep.any():
             continue
-        for metric in metrics:
-            traces = []
-            # A configuration is a line: components, and params that are not the sweep
-            # along it. With no components, each varying param's other values are lines.
-            line_cols = comps or params[1:]
-            groups = ok.groupby(line_cols, dropna=False, sort=True) if line_cols else [("", ok)]
-            for i, (_, group) in enumerate(groups):
-                x = _numeric(group, timer)
-                y = _numeric(group, metric)
-                keep = x.notna() & y.notna()
-                if not keep.any():
-                    continue
-                label = _config_label(group.iloc[0], line_cols) if line_cols else "cells"
-                colour = f"hsl({(i * 67) % 360},65%,45%)"
-                point_cols = [c for c in params if c not in line_cols]
-                text = [
-                    _config_label(r, point_cols) + f" seed={r['seed']}"
-                    for _, r in group[keep].iterrows()
-                ]
-                traces.append(
-                    {
-                        "type": "scatter",
-                        "mode": "markers",
-                        "x": x[keep].tolist(),
-                        "y": y[keep].tolist(),
-                        "text": text,
-                        "name": label,
-                        "legendgroup": label,
-                        "showlegend": False,
-                        "marker": {"color": colour, "opacity": 0.45, "size": 6},
-                    }
-                )
-                # medians over seeds of one configuration, sorted along the metric
-                config_cols = [c for c in params if c not in line_cols]
-                if config_cols:
-                    med = (
-                        group[keep]
-                        .assign(_x=x[keep], _y=y[keep])
-                        .groupby(config_cols, dropna=False)[["_x", "_y"]]
-                        .median()
-                        .sort_values("_x")
-                    )
-                    mx, my = med["_x"].tolist(), med["_y"].tolist()
-                else:
-                    mx, my = [float(x[keep].median())], [float(y[keep].median())]
-                traces.append(
-                    {
-                        "type": "scatter",
-                        "mode": "lines+markers",
-                        "x": mx,
-                        "y": my,
-                        "name": label,
-                        "legendgroup": label,
-                        "line": {"color": colour},
-                        "marker": {"color": colour, "size": 8},
-                    }
-                )
-            if not traces:
-                continue
-            xs = _numeric(ok, timer).tolist()
-            ys = _numeric(ok, metric).tolist()
-            figures.append(
+        colour = t.colours[label]
+        mx, sx = _mean_spread(xs[keep])
+        my, sy = _mean_spread(ys[keep])
+        means[label] = (mx, my)
+        if keep.sum() > 1:
+            data.append(
                 {
-                    "title": f"{_header(metric)} against {_header(timer)} (s)",
-                    "data": traces,
-                    "layout": {
-                        "xaxis": {"title": {"text": f"{_header(timer)} (s, median)"},
-                                  "type": "log" if _log_axis(xs) else "linear"},
-                        "yaxis": {"title": {"text": _header(metric)},
-                                  "type": "log" if _log_axis(ys) else "linear"},
-                    },
-                    "caption": "lines through the medians over seeds; faint points: every "
-                    "cell (each seed)",
+                    "type": "scatter", "mode": "markers", "x": xs[keep].tolist(),
+                    "y": ys[keep].tolist(), "legendgroup": label, "name": label,
+                    "showlegend": False, "hoverinfo": "text",
+                    "text": [_hover(label, f"seed {s}") for s in group.loc[keep, "seed"]],
+                    "marker": {"color": colour, "opacity": 0.35, "size": 6},
                 }
             )  # fmt: skip
-    return figures
+        trace: dict[str, Any] = {
+            "type": "scatter", "mode": "markers", "x": [mx], "y": [my], "name": label,
+            "legendgroup": label, "hoverinfo": "text",
+            "text": [_hover(label, f"mean of {int(keep.sum())}")],
+            "marker": {"color": colour, "size": 11, "line": {"color": "white", "width": 1}},
+        }  # fmt: skip
+        if not math.isnan(sy):
+            trace["error_y"] = {"type": "data", "array": [sy], "color": colour, "thickness": 1}
+        if not math.isnan(sx):
+            trace["error_x"] = {"type": "data", "array": [sx], "color": colour, "thickness": 1}
+        data.append(trace)
+    if len(means) < 2:  # one configuration: its numbers are in the table
+        return None
+    data = _sweep_lines(t, means) + data
+    caption = "a marker per configuration at its mean over seeds (bars: standard deviation)"
+    if len(ok) > len(means):
+        caption += "; faint: each seed"
+    if y in t.better:
+        front = summary[summary["front"]].sort_values(t.cost)
+        if len(front):
+            data.append(
+                {
+                    "type": "scatter", "mode": "lines+markers", "x": front[t.cost].tolist(),
+                    "y": front[y].tolist(), "name": "Pareto front", "legendgroup": "__front",
+                    "hoverinfo": "skip", "showlegend": False,
+                    "line": {"color": "#333", "dash": "dash", "width": 1.2, "shape": "hv"},
+                    "marker": {"symbol": "circle-open", "size": 17, "color": "#333"},
+                }
+            )  # fmt: skip
+            caption += (
+                "; dashed, ringed: the Pareto front (no configuration is both cheaper "
+                f"and better; {t.better[y]} {C.short_name(y)} is better)"
+            )
+    return {
+        "title": f"{C.short_name(y)} against {_column_title(t.cost)}",
+        "variants": [
+            {
+                "name": C.short_name(y),
+                "data": data,
+                "layout": {
+                    "xaxis": axis(t.cost, x_all.tolist(), "cost: " + _column_title(t.cost)),
+                    "yaxis": axis(y, y_all.tolist(), _column_title(y, t.better.get(y))),
+                },
+            }
+        ],
+        "caption": caption,
+    }
+
+
+def _sweep_lines(t: Task, means: dict[str, tuple[float, float]]) -> list[dict[str, Any]]:
+    """Grey lines through configurations that differ in one numeric parameter only."""
+    cols = [c for c in C.configuration_columns(t.cells.drop(columns="config")) if c in t.cells]
+    first = t.cells.drop_duplicates("config").set_index("config")
+    out = []
+    for col in cols:
+        values = _numeric(first, col)
+        if not col.startswith(C.PARAM) or values.notna().sum() < 3:
+            continue
+        others = [c for c in cols if c != col]
+        keys = first[others].map(repr).agg("|".join, axis=1) if others else first[col] * 0
+        for _, labels in first.groupby(keys, sort=False).groups.items():
+            pts = sorted(
+                (values[lab], *means[lab])
+                for lab in labels
+                if lab in means and values[lab] == values[lab]
+            )
+            if len(pts) >= 2:
+                out.append(
+                    {
+                        "type": "scatter", "mode": "lines", "x": [p[1] for p in pts],
+                        "y": [p[2] for p in pts], "hoverinfo": "skip", "showlegend": False,
+                        "name": f"{C.short_name(col)} sweep", "legendgroup": "__sweep",
+                        "line": {"color": "#bbb", "width": 1},
+                    }
+                )  # fmt: skip
+    return out
 
 
 def _thin(frame: pd.DataFrame, limit: int = MAX_POINTS) -> pd.DataFrame:
@@ -205,89 +563,146 @@ def _thin(frame: pd.DataFrame, limit: int = MAX_POINTS) -> pd.DataFrame:
     return frame.iloc[index]
 
 
-def curve_figures(cells: pd.DataFrame, curves: pd.DataFrame) -> list[dict[str, Any]]:
-    """Per curve name: its value against step and against time, a line per cell."""
-    if curves.empty:
+def curve_figures(t: Task, curves: pd.DataFrame) -> list[dict[str, Any]]:
+    """The main curve against step and against time, a line per cell in its
+    configuration's colour; the task's other curves by the figure's selector."""
+    if curves.empty or not t.curves:
         return []
-    mine = curves[curves["cell_id"].isin(set(cells["cell_id"]))]
-    if mine.empty:
-        return []
-    label_cols = _components(cells) + varying(
-        cells, [c for c in key_columns(cells) if c.startswith("param.")]
-    )
-    seeds = cells["seed"].nunique() > 1
-    labels = {
-        r["cell_id"]: _config_label(r, label_cols) + (f" seed={r['seed']}" if seeds else "")
-        for _, r in cells.iterrows()
-    }
+    mine = curves[curves["cell_id"].isin(set(t.cells["cell_id"]))]
+    names = [*t.curves, *sorted(set(mine["curve"]) - set(t.curves))][:MAX_VARIANTS]
+    by_cell = t.cells.set_index("cell_id")
+    seeds = t.cells["seed"].nunique() > 1
     figures = []
-    for name, group in mine.groupby("curve", sort=True):
-        ids = list(dict.fromkeys(group["cell_id"]))
-        shown, left = ids[:MAX_TRACES], len(ids) - MAX_TRACES
-        values = pd.to_numeric(group["value"], errors="coerce")
-        for axis in ("step", "time"):
-            traces = []
+    for axis_name in ("step", "time"):
+        variants = []
+        for name in names:
+            group = mine[mine["curve"] == name]
+            ids = list(dict.fromkeys(group["cell_id"]))
+            shown = ids[:MAX_TRACES]
+            data, seen = [], set()
             for cell_id in shown:
                 points = _thin(group[group["cell_id"] == cell_id].sort_values("step"))
-                x = pd.to_numeric(points[axis], errors="coerce")
-                if axis == "time" and x.isna().all():
+                x = pd.to_numeric(points[axis_name], errors="coerce")
+                if x.isna().all():
                     continue
-                traces.append(
+                label = str(by_cell.at[cell_id, "config"]) if cell_id in by_cell.index else "?"
+                seed = by_cell.at[cell_id, "seed"] if cell_id in by_cell.index else ""
+                data.append(
                     {
-                        "type": "scatter",
-                        "mode": "lines",
-                        "x": x.tolist(),
+                        "type": "scatter", "mode": "lines", "x": x.tolist(),
                         "y": pd.to_numeric(points["value"], errors="coerce").tolist(),
-                        "name": labels.get(cell_id, cell_id),
+                        "name": label, "legendgroup": label, "showlegend": label not in seen,
+                        "line": {"color": t.colours.get(label, "#777"), "width": 1.6},
+                        "hovertemplate": f"{_esc(label)}{f' seed {seed}' if seeds else ''}"
+                        f"<br>{axis_name} %{{x}}<br>{_esc(name)} %{{y}}<extra></extra>",
                     }
-                )
-            if not traces:
+                )  # fmt: skip
+                seen.add(label)
+            if not data:
                 continue
-            caption = f"{len(ids)} cells" + (f"; the first {MAX_TRACES} shown" if left > 0 else "")
-            figures.append(
+            caption = f"{len(ids)} cells" + (
+                f"; the first {MAX_TRACES} drawn" if len(ids) > MAX_TRACES else ""
+            )
+            values = pd.to_numeric(group["value"], errors="coerce").tolist()
+            xtitle = "step" if axis_name == "step" else "time (s)"
+            variants.append(
                 {
-                    "title": f"{name} against {axis}",
-                    "data": traces,
-                    "layout": {
-                        "xaxis": {"title": {"text": "step" if axis == "step" else "time (s)"}},
-                        "yaxis": {"title": {"text": str(name)},
-                                  "type": "log" if _log_axis(values.tolist()) else "linear"},
-                    },
+                    "name": str(name),
                     "caption": caption,
+                    "data": data,
+                    "layout": {
+                        "xaxis": {"title": {"text": xtitle}, "automargin": True,
+                                  **({"ticksuffix": "s", "exponentformat": "SI"}
+                                     if axis_name == "time" else {})},
+                        "yaxis": axis("curve", values, str(name)),
+                    },
                 }
             )  # fmt: skip
+        if variants:
+            figures.append(
+                {
+                    "title": f"{variants[0]['name']} against {axis_name}",
+                    "variants": variants,
+                    "caption": variants[0]["caption"],
+                    "select": "curve",
+                }
+            )
     return figures
 
 
-def speedup_figures(cells: pd.DataFrame) -> list[dict[str, Any]]:
-    """Bars of each ``speedup.<timer>`` per configuration, every seed's value shown."""
+def other_measures_figure(t: Task) -> dict[str, Any] | None:
+    """Every other measure with numbers (metrics, timers, memory) against the cost:
+    one figure, the measure picked by its selector."""
+    if t.cost is None:
+        return None
+    ok = t.cells[t.cells["status"] == "ok"]
+    cols = [
+        c
+        for c in [*C.metrics(ok.columns), *C.timers(ok.columns), *C.memory(ok.columns)]
+        if c != t.cost and c != (t.quality[0] if t.quality else None) and _has_numbers(ok, c)
+    ][:MAX_VARIANTS]
+    variants = []
+    for col in cols:
+        fig = cost_quality_figure(
+            Task(t.name, t.cells, t.headline, [col], {}, t.cost, [], t.configs, t.colours),
+            pd.DataFrame({"front": []}),
+            col,
+        )
+        if fig is not None:
+            variants.append({**fig["variants"][0], "name": _column_title(col)})
+    if not variants:
+        return None
+    return {
+        "title": f"any measure against {_column_title(t.cost)}",
+        "variants": variants,
+        "caption": "pick the measure; a marker per configuration at its mean over seeds",
+        "select": "measure",
+    }
+
+
+def speedup_figures(t: Task) -> list[dict[str, Any]]:
+    """Bars of each ``speedup.<timer>``'s median per configuration, every seed's value
+    as a dot."""
     figures = []
-    label_cols = _components(cells) + varying(
-        cells, [c for c in key_columns(cells) if c.startswith("param.")]
-    )
-    for col in [c for c in cells.columns if c.startswith("speedup.")]:
-        values = _numeric(cells, col)
-        have = cells[values.notna()]
+    for col in C.speedups(t.cells.columns):
+        values = _numeric(t.cells, col)
+        have = t.cells[values.notna()]
         if have.empty:
             continue
-        labels = [_config_label(r, label_cols) for _, r in have.iterrows()]
-        frame = pd.DataFrame({"label": labels, "value": values[values.notna()].to_numpy()})
-        med = frame.groupby("label", sort=False)["value"].median()
+        data = []
+        for label in t.configs:
+            mine = values[(t.cells["config"] == label) & values.notna()]
+            if mine.empty:
+                continue
+            colour = t.colours[label]
+            data.append(
+                {
+                    "type": "bar", "x": [label], "y": [float(mine.median())], "name": label,
+                    "legendgroup": label, "marker": {"color": colour, "opacity": 0.8},
+                    "hovertemplate": f"{_esc(label)}<br>x%{{y:.3g}}<extra></extra>",
+                }
+            )  # fmt: skip
+            data.append(
+                {
+                    "type": "scatter", "mode": "markers", "x": [label] * len(mine),
+                    "y": mine.tolist(), "name": label, "legendgroup": label,
+                    "showlegend": False, "marker": {"color": "#222", "size": 5},
+                    "hoverinfo": "skip",
+                }
+            )  # fmt: skip
         figures.append(
             {
                 "title": f"{col}: baseline time / this time (higher is faster)",
-                "data": [
-                    {"type": "bar", "x": med.index.tolist(), "y": med.tolist(), "name": "median"},
+                "variants": [
                     {
-                        "type": "scatter",
-                        "mode": "markers",
-                        "x": frame["label"].tolist(),
-                        "y": frame["value"].tolist(),
-                        "name": "each seed",
-                        "marker": {"color": "black", "size": 5},
-                    },
+                        "name": col,
+                        "data": data,
+                        "layout": {
+                            "xaxis": {"showticklabels": False, "title": {"text": "configuration"}},
+                            "yaxis": {"title": {"text": "speedup (x)"}, "automargin": True},
+                        },
+                    }
                 ],
-                "layout": {"yaxis": {"title": {"text": "speedup (x)"}}},
                 "caption": "bars: median over seeds; dots: every seed",
             }
         )
@@ -297,25 +712,34 @@ def speedup_figures(cells: pd.DataFrame) -> list[dict[str, Any]]:
 # --- tables ------------------------------------------------------------------
 
 
-def table_data(cells: pd.DataFrame) -> dict[str, Any]:
-    """Columns and rows of a task's cell table, numbers kept as numbers (the page
-    formats them and sorts numerically)."""
-    cols = ["label", *[c for c in cell_columns(cells) if c != "label"]]
+def table_data(cells: pd.DataFrame, colours: dict[str, str] | None = None) -> dict[str, Any]:
+    """Every cell and every column of a task (numbers kept as numbers: the page formats
+    them and sorts numerically); the configuration first, in its colour."""
+    keys = key_columns(cells)
+    comps = [c for c in keys if c != "task" and not c.startswith(C.PARAM)]
+    params = C.varying(cells, C.params(keys))
+    seed = ["seed"] if cells["seed"].nunique() > 1 else []
+    measured = [
+        *C.timers(cells.columns),
+        *C.speedups(cells.columns),
+        *C.memory(cells.columns),
+        *C.metrics(cells.columns),
+    ]
+    cols = ["config" if "config" in cells else "label", *comps, *params, *seed, "status"]
+    cols += [*measured, "wall"]
     if "error" in cells.columns and (cells["status"] != "ok").any():
         cols.append("error")
-    cols = [c for c in cols if c in cells.columns]
-    kinds = []
-    for col in cols:
-        if col.startswith("time."):
-            kinds.append("seconds")
-        elif col.startswith("mem."):
-            kinds.append("bytes")
-        elif col.startswith("speedup."):
-            kinds.append("speedup")
-        else:
-            kinds.append("value")
+    cols = [c for c in dict.fromkeys(cols) if c in cells.columns]
+    kinds = ["value" if c == "config" else _kind(c) for c in cols]
     rows = [[_plain(r.get(c)) for c in cols] for _, r in cells.iterrows()]
-    return {"columns": [_header(c) for c in cols], "kinds": kinds, "rows": rows}
+    out: dict[str, Any] = {
+        "columns": ["configuration" if c == "config" else _column_title(c) for c in cols],
+        "kinds": kinds,
+        "rows": rows,
+    }
+    if colours and "config" in cells:
+        out["colours"] = [colours.get(str(v), "#999") for v in cells["config"]]
+    return out
 
 
 # --- gallery -----------------------------------------------------------------
@@ -359,21 +783,21 @@ class _Gallery:
         except ValueError:
             return path.as_uri()
 
-    def html(self, cells: pd.DataFrame) -> str:
+    def html(self, t: Task) -> str:
+        """The task's pictures, by configuration; a click opens one full size."""
+        cells = t.cells
         files = self.run.files
         if files.empty:
             return ""
-        pictures = files[files["cell_id"].isin(set(cells["cell_id"])) & files["kind"].isin(["png"])]
+        mine = files[files["cell_id"].isin(set(cells["cell_id"]))]
+        pictures = mine[mine["kind"] == "png"]
         # an SVG twin of a PNG adds nothing to a gallery; SVG-only pictures are shown
-        svg = files[files["cell_id"].isin(set(cells["cell_id"])) & (files["kind"] == "svg")]
+        svg = mine[mine["kind"] == "svg"]
         stems = {(r.cell_id, r.name.rsplit(".", 1)[0]) for r in pictures.itertuples()}
         svg = svg[[(r.cell_id, r.name.rsplit(".", 1)[0]) not in stems for r in svg.itertuples()]]
         pictures = pd.concat([pictures, svg])
         if pictures.empty:
             return ""
-        label_cols = _components(cells) + varying(
-            cells, [c for c in key_columns(cells) if c.startswith("param.")]
-        )
         seeds = cells["seed"].nunique() > 1
         local = [self.local(p) for p in pictures["path"]]
         outside = sum(p is None for p in local)
@@ -395,19 +819,24 @@ class _Gallery:
             return note
         parts = [note, '<div class="gallery">']
         for _, cell in cells.iterrows():
-            mine = pictures[pictures["cell_id"] == cell["cell_id"]]
-            if mine.empty:
+            shown = pictures[pictures["cell_id"] == cell["cell_id"]]
+            if shown.empty:
                 continue
-            title = _config_label(cell, label_cols) + (f" seed={cell['seed']}" if seeds else "")
+            label = str(cell["config"])
+            title = label + (f" seed={cell['seed']}" if seeds else "")
             parts.append(
                 f'<figure class="cell" data-text="{_esc(title.lower())}"><figcaption>'
-                f"<b>{_esc(title)}</b> <span class=dim>{_esc(cell['status'])} · "
-                f"{_esc(cell['cell_id'])}</span></figcaption>"
+                f"{_swatch(t.colours.get(label, '#999'))}<b>{_esc(title)}</b> "
+                f"<span class=dim>{_esc(cell['status'])} · {_esc(cell['cell_id'])}</span>"
+                "</figcaption>"
             )
-            for row in mine.itertuples():
+            for row in shown.itertuples():
                 src = self.source(row.local, row.kind)
+                # a click opens the picture full size on the page (the script); a
+                # linked picture's link opens the file where scripts do not run
+                href = f' href="{_esc(src)}"' if not src.startswith("data:") else ""
                 parts.append(
-                    f'<a href="{_esc(src) if not src.startswith("data:") else "#"}">'
+                    f'<a class="zoom"{href} role="button" tabindex="0">'
                     f'<img loading="lazy" alt="{_esc(row.name)}" title="{_esc(row.name)}" '
                     f'src="{_esc(src)}"></a>'
                 )
@@ -419,66 +848,170 @@ class _Gallery:
 # --- comparison --------------------------------------------------------------
 
 
-def comparison_data(cmp: Comparison) -> dict[str, Any]:
-    """``bench compare``'s rows: timers with ratio and p (regressions flagged), metric
-    deltas and status changes."""
+def comparison_labels(cmp: Comparison) -> dict[str, str]:
+    """A label per compared configuration (its key as JSON -> label): only what
+    differs between the task's configurations, as ``configuration_labels`` reads it."""
+    keys = [r.key for r in cmp.times] + [r.key for r in cmp.metrics]
+    keys += [k for k, _, _ in cmp.status_changes]
+    unique = {json.dumps(_plain(k), sort_keys=True, default=str): k for k in keys}
+    if not unique:
+        return {}
+    frame = pd.DataFrame(list(unique.values()))
+    if "task" not in frame:
+        frame["task"] = ""
+    labels = C.configuration_labels(frame)
+    return dict(zip(unique, labels.tolist(), strict=True))
 
-    def key_label(key: dict[str, Any]) -> str:
-        parts = [str(key.get("task"))]
-        for col, value in key.items():
-            if col == "task" or value is None:
-                continue
-            parts.append(
-                f"{col.removeprefix('param.')}={value}" if col.startswith("param.") else str(value)
-            )
-        return " ".join(parts)
 
-    times = []
-    for row in cmp.times:
+def _key(key: dict[str, Any]) -> str:
+    return json.dumps(_plain(key), sort_keys=True, default=str)
+
+
+def time_verdict(row: TimeRow) -> str:
+    """``slower``, ``faster``, ``same``, or ``untestable (n=1/1)`` where the sample
+    counts cannot reach alpha (with ``, no overlap: slower`` where the ranges are apart)."""
+    if row.testable:
         if row.significant:
-            verdict = "slower" if row.ratio > 1 else "faster"
+            return "slower" if row.ratio > 1 else "faster"
+        return "same"
+    text = f"untestable (n={row.n_a}/{row.n_b})"
+    if row.separated and row.n_a > 1 and row.n_b > 1:
+        text += f"; no overlap: {'slower' if row.ratio > 1 else 'faster'}"
+    return text
+
+
+_COMPARE_COLUMNS = {
+    "times": ["configuration", "timer", "A (median)", "B (median)", "B/A", "p (adj.)", "verdict"],
+    "metrics": ["configuration", "metric", "A (mean)", "B (mean)", "B−A", "relative", "verdict"],
+    "status": ["configuration", "status A", "status B"],
+}
+_COMPARE_KINDS = {
+    "times": ["value", "value", "seconds", "seconds", "ratio", "p", "verdict"],
+    "metrics": ["value", "value", "value", "value", "value", "percent", "verdict"],
+    "status": ["value", "value", "value"],
+}
+
+
+def comparison_data(
+    cmp: Comparison,
+    colours: Colours | None = None,
+    headlines: dict[str, Headline | None] | None = None,
+) -> dict[str, Any]:
+    """``bench compare``'s rows, task by task: each timer of each configuration (the
+    headline's timer first) with A, B, B/A, p and verdict; the headline's quality
+    metrics (better or worse by its direction; without a headline, the metrics that
+    changed) as ``metrics``, every other metric as ``other_metrics``; status changes."""
+    colours = colours or Colours()
+    headlines = headlines or {}
+    labels = comparison_labels(cmp)
+    tasks: dict[str, dict[str, Any]] = {}
+
+    def task_of(key: dict[str, Any]) -> dict[str, Any]:
+        name = str(key.get("task"))
+        if name not in tasks:
+            tasks[name] = {"times": [], "metrics": [], "other_metrics": [], "status": [],
+                           "labels": []}  # fmt: skip
+        return tasks[name]
+
+    for key in [r.key for r in cmp.times] + [r.key for r in cmp.metrics]:
+        task_of(key)["labels"].append(labels[_key(key)])
+    for key, _, _ in cmp.status_changes:
+        task_of(key)["labels"].append(labels[_key(key)])
+    for entry in tasks.values():
+        entry["colours"] = colours.assign(entry["labels"])
+
+    for row in cmp.times:
+        entry, label = task_of(row.key), labels[_key(row.key)]
+        h = headlines.get(str(row.key.get("task")))
+        first = h is not None and h.cost == f"time.{row.timer}.median"
+        p = row.p_adjusted if row.testable and not math.isnan(row.p_adjusted) else None
+        if row.testable and p is None:
+            p = row.p_value
+        entry["times"].append(
+            (not first, label, row.timer, [label, row.timer, row.median_a, row.median_b,
+                                           row.ratio, p, time_verdict(row)])
+        )  # fmt: skip
+    for row in cmp.metrics:
+        entry, label = task_of(row.key), labels[_key(row.key)]
+        h = headlines.get(str(row.key.get("task")))
+        way = h.better(row.metric) if h is not None else None
+        if not math.isfinite(row.b):
+            verdict = "missing in B"
+        elif row.delta == 0:
+            verdict = "same"
+        elif way:
+            verdict = "better" if (row.delta < 0) == (way == "lower") else "worse"
         else:
-            verdict = row.why if not row.testable else "same"
-        times.append([key_label(row.key), row.timer, row.median_a, row.median_b, row.ratio,
-                      None if not row.testable else row.p_adjusted, verdict])  # fmt: skip
-    metrics = [
-        [key_label(r.key), r.metric.removeprefix("metric."), r.a, r.b, r.delta, r.relative]
-        for r in cmp.metrics
-    ]
-    status = [[key_label(k), a, b] for k, a, b in cmp.status_changes]
-    return {
-        "times": {
-            "columns": [
-                "configuration",
-                "timer",
-                "median A",
-                "median B",
-                "B/A",
-                "p (adj.)",
-                "verdict",
-            ],
-            "kinds": ["value", "value", "seconds", "seconds", "ratio", "value", "verdict"],
-            "rows": times,
-        },
-        "metrics": {
-            "columns": ["configuration", "metric", "A", "B", "B-A", "relative"],
-            "kinds": ["value", "value", "value", "value", "value", "ratio"],
-            "rows": metrics,
-        },
-        "status": {
-            "columns": ["configuration", "status A", "status B"],
-            "kinds": ["value", "value", "value"],
-            "rows": status,
-        },
-        "only_a": cmp.only_a,
-        "only_b": cmp.only_b,
-    }
+            verdict = "changed"
+        primary = h is not None and h.primary == row.metric
+        # up front: the headline's quality metrics (without a headline: those that
+        # changed); the rest one click away
+        lead = way is not None if h is not None else verdict != "same"
+        entry["metrics" if lead else "other_metrics"].append(
+            (not primary, label, row.metric, [label, C.short_name(row.metric), row.a, row.b,
+                                               row.delta, row.relative, verdict])
+        )  # fmt: skip
+    for key, a, b in cmp.status_changes:
+        label = labels[_key(key)]
+        task_of(key)["status"].append((False, label, "", [label, a, b]))
+
+    out: dict[str, Any] = {"tasks": [], "only_a": cmp.only_a, "only_b": cmp.only_b}
+    for name, entry in tasks.items():
+        order = {label: i for i, label in enumerate(dict.fromkeys(entry["labels"]))}
+        specs = {}
+        for part in ("times", "metrics", "other_metrics", "status"):
+            items = sorted(entry[part], key=lambda r, o=order: (r[0], o[r[1]], r[2]))
+            kind = "metrics" if part == "other_metrics" else part
+            specs[part] = {
+                "columns": _COMPARE_COLUMNS[kind],
+                "kinds": _COMPARE_KINDS[kind],
+                "rows": [r[3] for r in items],
+                "colours": [entry["colours"][r[1]] for r in items],
+            }
+        out["tasks"].append({"task": name, **specs})
+    return out
 
 
 # --- the page ----------------------------------------------------------------
 
 
-def _run_header(run: Run, title: str) -> str:
+class _Page:
+    """Collects the page's figures and tables as it is assembled."""
+
+    def __init__(self) -> None:
+        self.figures: list[dict[str, Any]] = []
+        self.tables: list[dict[str, Any]] = []
+
+    def table(self, spec: dict[str, Any], placeholder: str = "filter rows") -> str:
+        self.tables.append(spec)
+        return (
+            f'<div class="table" data-table="{len(self.tables) - 1}"><input class=filter '
+            f'placeholder="{_esc(placeholder)}: words that must all appear"> '
+            '<span class=count></span><table class="cells"><thead></thead><tbody></tbody>'
+            "</table></div>"
+        )
+
+    def figure(self, fig: dict[str, Any], wide: bool = False) -> str:
+        self.figures.append(fig)
+        index = len(self.figures) - 1
+        select = ""
+        if len(fig["variants"]) > 1:
+            options = "".join(
+                f'<option value="{i}">{_esc(v["name"])}</option>'
+                for i, v in enumerate(fig["variants"])
+            )
+            select = (
+                f"<label class=pick>{_esc(fig.get('select', 'show'))}: "
+                f'<select class="variant" data-fig="{index}">{options}</select></label>'
+            )
+        return (
+            f'<div class="figure{" wide" if wide else ""}"><h4>{_esc(fig["title"])}</h4>'
+            f'{select}<div class="plot" id="fig{index}"></div>'
+            f"<p class=caption>{_esc(fig.get('caption', ''))}</p></div>"
+        )
+
+
+def _run_header(run: Run, title: str, open_: bool = True) -> str:
     meta = run.meta
     git = meta.get("git") or {}
     commit = git.get("commit") or "unknown"
@@ -526,9 +1059,83 @@ def _run_header(run: Run, title: str) -> str:
             f"<ul>{''.join(items)}</ul></details>"
         )
     return (
-        f"<section><h2>{_esc(title)}: {_esc(run.name)}</h2><table class=meta>{body}</table>"
+        f"<section class=run><details{' open' if open_ else ''}><summary><h2>{_esc(title)}: "
+        f"{_esc(run.name)}</h2></summary><table class=meta>{body}</table></details>"
         f"<p>{len(run.cells)} cells: {status}</p>{fails}</section>"
     )
+
+
+def _comparison_section(page: _Page, run: Run, run_b: Run, alpha: float, colours: Colours) -> str:
+    cmp = compare_runs(run, run_b, alpha)
+    tasks = {str(t) for t in run.cells["task"].unique()}
+    heads = {t: C.headline(run.meta, t) for t in tasks}
+    data = comparison_data(cmp, colours, heads)
+    parts = [
+        f"<section class=compare><h2>comparison: B against A (alpha {alpha:g})</h2>",
+        f"<p class=runs><b>A</b> {_esc(run.name)} · <b>B</b> {_esc(run_b.name)}</p>",
+    ]
+    if not data["tasks"]:
+        parts.append(
+            "<p class=warn>no aligned cells: the runs share no task, components and parameters</p>"
+        )
+    parts.append(
+        f"<p class=dim>{data['only_a']} configurations only in A, {data['only_b']} only "
+        "in B. Times: B/A of the medians; two-sided Mann-Whitney U on the raw samples, p "
+        "adjusted for the number of comparisons (Benjamini-Hochberg). <i>untestable</i>: "
+        "too few samples a side for the test ever to reach alpha (one a side, say); such "
+        "a row says nothing either way.</p>"
+    )
+    for entry in data["tasks"]:
+        parts.append(f"<h3>{_esc(entry['task'])}</h3>")
+        for key, title in (("times", "times"), ("metrics", "metrics"), ("status", "status")):
+            if entry[key]["rows"]:
+                parts.append(f"<h4>{title}</h4>{page.table(entry[key], 'filter ' + title)}")
+            if key == "metrics" and entry["other_metrics"]["rows"]:
+                rows = entry["other_metrics"]["rows"]
+                changed = sum(r[-1] != "same" for r in rows)
+                parts.append(
+                    f"<details class=othermetrics><summary>other metrics ({len(rows)} rows, "
+                    f"{changed} changed)</summary>"
+                    f"{page.table(entry['other_metrics'], 'filter metrics')}</details>"
+                )
+    parts.append("</section>")
+    return "".join(parts)
+
+
+def _task_section(page: _Page, run: Run, t: Task, gallery: _Gallery, index: int) -> str:
+    summary = configuration_summary(t)
+    parts = [
+        f'<section class=task id="task-{index}"><h2>{_esc(t.name)}</h2>',
+        _headline_note(t),
+        headline_table_html(t, summary),
+    ]
+    figures = []
+    main = cost_quality_figure(t, summary)
+    if main is not None:
+        figures.append(page.figure(main))
+    figures += [page.figure(f) for f in curve_figures(t, run.curves)]
+    figures += [page.figure(f) for f in speedup_figures(t)]
+    other = other_measures_figure(t)
+    if other is not None:
+        figures.append(page.figure(other))
+    if figures:
+        key = "".join(
+            f'<li data-config="{_esc(label)}" title="click: hide or show in this task\'s '
+            f'figures">{_swatch(t.colours[label])}{_esc(label)}</li>'
+            for label in t.configs
+        )
+        parts.append(f'<ul class="key">{key}</ul>')
+        parts.append(f'<div class="figures">{"".join(figures)}</div>')
+    pictures = gallery.html(t)
+    if pictures:
+        parts.append(
+            f"<h3>pictures</h3><input class=gfilter placeholder='filter pictures'>{pictures}"
+        )
+    parts.append(
+        f"<details class=allcells><summary>every cell, every column ({len(t.cells)})"
+        f"</summary>{page.table(table_data(t.cells, t.colours))}</details></section>"
+    )
+    return "".join(parts)
 
 
 def build_report(
@@ -545,7 +1152,6 @@ def build_report(
     ``plotly_js``: link this copy of plotly.js (by a path relative to ``output``)
     instead of inlining it; many pages kept together then share one 4.6 MB file.
     """
-
     cells = run.cells
     if baseline:
         try:
@@ -553,60 +1159,29 @@ def build_report(
         except ValueError as exc:
             raise ReportError(str(exc)) from None
     gallery = _Gallery(run, output)
-    figures: list[dict[str, Any]] = []
-    tables: list[dict[str, Any]] = []
-    sections = [_run_header(run, "run" if run_b is None else "run A (baseline)")]
+    colours = Colours()
+    page = _Page()
+    sections = []
     if run_b is not None:
-        sections.append(_run_header(run_b, "run B"))
-        cmp = compare_runs(run, run_b, alpha)
-        data = comparison_data(cmp)
-        parts = [f"<section><h2>comparison: B against A (alpha {alpha:g})</h2>"]
-        if not (cmp.times or cmp.metrics or cmp.status_changes):
-            parts.append(
-                "<p class=warn>no aligned cells: the runs share no task, components and "
-                "parameters</p>"
-            )
-        parts.append(
-            f"<p class=dim>{data['only_a']} configurations only in A, {data['only_b']} only "
-            "in B. Times: two-sided Mann-Whitney U on the raw samples, p adjusted for the "
-            "number of comparisons (Benjamini-Hochberg); where the sample counts cannot reach "
-            "alpha, a difference counts only if the two runs' samples do not overlap.</p>"
+        sections.append(_comparison_section(page, run, run_b, alpha, colours))
+        sections.append(_run_header(run, "run A (baseline)", open_=False))
+        sections.append(_run_header(run_b, "run B", open_=False))
+    else:
+        sections.append(_run_header(run, "run"))
+    tasks = [
+        describe_task(run, str(task), group, run.curves, colours)
+        for task, group in cells.groupby("task", sort=False)
+    ]
+    if len(tasks) > 1:
+        links = "".join(
+            f'<li><a href="#task-{i}">{_esc(t.name)}</a> <span class=dim>'
+            f"({len(t.configs)} configurations)</span></li>"
+            for i, t in enumerate(tasks)
         )
-        for key, title in (
-            ("times", "times"),
-            ("metrics", "metrics"),
-            ("status", "status changes"),
-        ):
-            if data[key]["rows"]:
-                tables.append(data[key])
-                parts.append(f"<h3>{title}</h3>{_table_html(len(tables) - 1)}")
-        parts.append("</section>")
-        sections.append("".join(parts))
-    for task, group in cells.groupby("task", sort=False):
-        group = group.dropna(axis=1, how="all")
-        tables.append(table_data(group))
-        parts = [f"<section class=task><h2>{_esc(task)}</h2>", _table_html(len(tables) - 1)]
-        task_figures = (
-            speedup_figures(group) + cost_quality_figures(group) + curve_figures(group, run.curves)
-        )
-        if task_figures:
-            parts.append('<div class="figures">')
-            for fig in task_figures:
-                figures.append(fig)
-                index = len(figures) - 1
-                parts.append(
-                    f'<div class="figure"><h4>{_esc(fig["title"])}</h4>'
-                    f'<div class="plot" id="fig{index}"></div>'
-                    f"<p class=caption>{_esc(fig.get('caption', ''))}</p></div>"
-                )
-            parts.append("</div>")
-        pictures = gallery.html(group)
-        if pictures:
-            parts.append(
-                f"<h3>pictures</h3><input class=gfilter placeholder='filter pictures'>{pictures}"
-            )
-        parts.append("</section>")
-        sections.append("".join(parts))
+        title = "tasks" if run_b is None else "tasks of run A"
+        sections.append(f"<nav class=toc><b>{title}</b><ul>{links}</ul></nav>")
+    for i, t in enumerate(tasks):
+        sections.append(_task_section(page, run, t, gallery, i))
     note = ""
     if gallery.linked:
         note = (
@@ -614,24 +1189,33 @@ def build_report(
             f"{GALLERY_BUDGET / 2**20:.0f} MiB): keep this page beside the run folder.</p>"
         )
     title = run.name if run_b is None else f"{run.name} vs {run_b.name}"
-    return _PAGE.format(
+    return render_page(
         title=_esc(title),
-        style=_STYLE,
         plotly=_plotly_tag(output, plotly_js),
         body=note + "\n".join(sections),
-        figures=_json(figures),
-        tables=_json(tables),
-        row_limit=ROW_LIMIT,
-        script=_SCRIPT,
+        figures=_json(page.figures),
+        tables=_json(page.tables),
+        row_limit=str(ROW_LIMIT),
     )
 
 
-def _table_html(index: int) -> str:
-    return (
-        f'<div class="table" data-table="{index}"><input class=filter placeholder='
-        '"filter rows: words that must all appear"> <span class=count></span>'
-        '<table class="cells"><thead></thead><tbody></tbody></table></div>'
-    )
+def asset(name: str) -> str:
+    """One of the page's files (``report.html``, ``report.css``, ``report.js``)."""
+    return resources.files("bench").joinpath(ASSETS, name).read_text(encoding="utf-8")
+
+
+_SLOT = re.compile(r"\{\{(\w+)\}\}")
+
+
+def render_page(**values: str) -> str:
+    """The template with its stylesheet, script and ``values`` in place, in one pass
+    (a value holding ``{{name}}`` is left as it is)."""
+    values = {"style": asset("report.css"), "script": asset("report.js"), **values}
+    template = asset("report.html")
+    missing = set(_SLOT.findall(template)) - set(values)
+    if missing:
+        raise ReportError(f"report template: no value for {sorted(missing)}")
+    return _SLOT.sub(lambda m: values[m.group(1)], template)
 
 
 def _plotly_tag(output: Path, plotly_js: Path | None) -> str:
@@ -662,7 +1246,9 @@ def write_report(
     alpha: float = 0.05,
     plotly_js: Path | None = None,
 ) -> Path:
-    """Write the page (default ``RUN/report.html``, or ``RUN_B/compare-<A>.html``).
+    """Write the page (default ``RUN/report.html``, or ``RUN_B/compare-<A>.html``) and
+    return its path. The public entry point: ``write_report(load_run(path),
+    output=site / "x.html", plotly_js=site / "plotly.min.js")``.
 
     With ``plotly_js`` the page links that file (written there if missing) instead
     of inlining plotly.js: self-contained no more, but a folder of reports (say
@@ -695,108 +1281,3 @@ def _short(path: object, limit: int = 120) -> str:
     """A path to quote in a message: one past ``limit`` characters is cut in the middle."""
     text = str(path)
     return text if len(text) <= limit else f"{text[:60]}...{text[-40:]} ({len(text)} characters)"
-
-
-_STYLE = """
-body{font:14px/1.45 system-ui,sans-serif;margin:0 2em 4em;color:#222}
-h1{font-size:1.5em}h2{font-size:1.25em;border-bottom:1px solid #ddd;padding-top:1em}
-table.meta th{text-align:left;padding-right:1em;color:#555;vertical-align:top}
-table.cells{border-collapse:collapse;font-size:12.5px;margin:.4em 0}
-table.cells th{cursor:pointer;background:#f3f3f3;position:sticky;top:0;text-align:left}
-table.cells th,table.cells td{border:1px solid #e2e2e2;padding:2px 6px;white-space:nowrap}
-table.cells td.num{text-align:right;font-variant-numeric:tabular-nums}
-table.cells td.err{white-space:normal;max-width:40em;color:#a00}
-.table{overflow-x:auto;max-height:32em;overflow-y:auto}
-input.filter,input.gfilter{width:28em;padding:3px 6px;margin:.3em 0}
-.count,.dim,.caption{color:#777;font-size:12px}
-.figures{display:flex;flex-wrap:wrap;gap:1em}.figure{width:560px}.plot{height:380px}
-.figure h4{margin:.6em 0 0;font-size:13px;font-weight:600}
-.gallery{display:flex;flex-wrap:wrap;gap:1em}
-.gallery figure{margin:0;border:1px solid #ddd;padding:.4em;max-width:100%}
-.gallery img{max-width:520px;max-height:360px;display:block;margin:.3em 0}
-.st{padding:0 .4em;border-radius:3px;background:#eee}.st-ok{background:#d9f2d9}
-.st-error,.st-oom,.st-timeout{background:#f8d0d0}.st-diverged{background:#fbe5c8}
-.st-skipped{background:#e5e5f5}.warn{color:#a60}
-tr.regression td{background:#fde8e8}tr.improvement td{background:#e6f6e6}
-"""
-
-_SCRIPT = r"""
-function fmt(v, kind){
-  if(v===null||v===undefined) return "";
-  if(typeof v!=="number") return String(v);
-  if(kind==="seconds"){const a=Math.abs(v);
-    if(a>=1) return v.toPrecision(4)+" s"; if(a>=1e-3) return (v*1e3).toPrecision(4)+" ms";
-    return (v*1e6).toPrecision(4)+" us";}
-  if(kind==="bytes"){if(v===0) return "0 B"; const u=["B","KiB","MiB","GiB","TiB"];
-    let i=Math.min(4,Math.floor(Math.log(Math.abs(v))/Math.log(1024)));
-    return (v/Math.pow(1024,i)).toPrecision(4)+" "+u[i];}
-  if(kind==="speedup"||kind==="ratio") return "x"+v.toPrecision(3);
-  if(Number.isInteger(v)) return String(v);
-  return Math.abs(v)>=1e4||Math.abs(v)<1e-3?v.toExponential(3):v.toPrecision(4);
-}
-function setupTable(el){
-  const spec=TABLES[+el.dataset.table]; const thead=el.querySelector("thead");
-  const tbody=el.querySelector("tbody"); const count=el.querySelector(".count");
-  const input=el.querySelector("input.filter");
-  const text=spec.rows.map(r=>r.map((v,i)=>fmt(v,spec.kinds[i])).join(" ").toLowerCase());
-  let order=spec.rows.map((_,i)=>i), sortCol=-1, sortDir=1;
-  const hr=document.createElement("tr");
-  spec.columns.forEach((c,i)=>{const th=document.createElement("th");th.textContent=c;
-    th.title="sort by "+c;th.onclick=()=>{sortDir=(sortCol===i)?-sortDir:1;sortCol=i;
-      order.sort((a,b)=>{const x=spec.rows[a][i],y=spec.rows[b][i];
-        if(x===null) return 1; if(y===null) return -1;
-        const d=typeof x==="number"&&typeof y==="number"?x-y:String(x).localeCompare(String(y));
-        return d*sortDir;});
-      render();};hr.appendChild(th);});
-  thead.appendChild(hr);
-  function render(){
-    const words=input.value.toLowerCase().split(/\s+/).filter(w=>w);
-    const shown=order.filter(i=>words.every(w=>text[i].includes(w)));
-    const rows=[];
-    for(const i of shown.slice(0,ROW_LIMIT)){
-      const r=spec.rows[i]; let cls="";
-      const cells=r.map((v,j)=>{const k=spec.kinds[j];
-        if(k==="verdict"){if(v==="slower") cls="regression"; if(v==="faster") cls="improvement";}
-        const num=typeof v==="number"?" class=num":(spec.columns[j]==="error"?" class=err":"");
-        const t=fmt(v,k).replace(/&/g,"&amp;").replace(/</g,"&lt;");
-        return "<td"+num+">"+t+"</td>";}).join("");
-      rows.push("<tr class='"+cls+"'>"+cells+"</tr>");}
-    tbody.innerHTML=rows.join("");
-    count.textContent=shown.length+" of "+spec.rows.length+" rows"+
-      (shown.length>ROW_LIMIT?" (first "+ROW_LIMIT+" shown; filter to narrow)":"");
-  }
-  input.addEventListener("input",render); render();
-}
-document.querySelectorAll("div.table").forEach(setupTable);
-document.querySelectorAll("input.gfilter").forEach(inp=>{
-  const gallery=inp.nextElementSibling;
-  inp.addEventListener("input",()=>{const w=inp.value.toLowerCase();
-    gallery.querySelectorAll("figure").forEach(f=>{
-      f.style.display=f.dataset.text.includes(w)?"":"none";});});});
-const observer=new IntersectionObserver(entries=>{
-  for(const e of entries){ if(!e.isIntersecting) continue; observer.unobserve(e.target);
-    const fig=FIGURES[+e.target.id.slice(3)];
-    const layout=Object.assign({margin:{l:60,r:10,t:30,b:50},legend:{font:{size:10}}},
-      fig.layout);
-    Plotly.newPlot(e.target,fig.data,layout,{responsive:true,displaylogo:false});}
-},{rootMargin:"400px"});
-document.querySelectorAll("div.plot").forEach(el=>observer.observe(el));
-"""
-
-_PAGE = """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>dynbench report: {title}</title>
-<style>{style}</style>
-{plotly}
-</head><body>
-<h1>dynbench report: {title}</h1>
-{body}
-<script>
-const FIGURES={figures};
-const TABLES={tables};
-const ROW_LIMIT={row_limit};
-{script}
-</script>
-</body></html>
-"""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import shutil
@@ -71,26 +72,105 @@ def test_the_run_header_names_suite_command_machine_and_failures(page, report_ru
 
 def test_tables_hold_every_cell_with_the_parameters_that_differ(page):
     tables = _embedded(page, "TABLES")
-    behave = next(t for t in tables if "value" in t["columns"])
-    assert len(behave["rows"]) == 13
-    assert {"value", "seconds", "seed", "status", "time.work"} <= set(behave["columns"])
+    behave = next(t for t in tables if len(t["rows"]) == 13)
+    assert behave["columns"][0] == "configuration"
+    assert {"seconds", "seed", "status", "work (s)", "value"} <= set(behave["columns"])
+    assert len(set(behave["colours"])) == 7  # one per configuration (six ok, one raising)
 
 
-def test_figures_follow_the_data(page):
+def _headline_rows(page: str, task: str = "test.behave") -> list[str]:
+    section = page.split(f"<h2>{task}</h2>", 1)[1].split("</table>", 1)[0]
+    return re.findall(r"<tr(?: class=bestrow)?>(.*?)</tr>", section.split("<tbody>", 1)[1])
+
+
+def test_each_task_leads_with_its_headline_table(page):
+    """Configurations first: the headline's quality (mean ± sd over seeds), its cost, the
+    best by the headline's direction (lower value) and the Pareto front."""
+    section = page.split("<h2>test.behave</h2>", 1)[1]
+    assert section.index('class="headline sortable"') < section.index('class="plot"')
+    assert "headline: quality value (lower is better); cost work (s); curves loss" in section
+    rows = _headline_rows(page)
+    assert len(rows) == 7  # 3 values x 2 sleeps, and the raising configuration
+    best = [r for r in rows if "★ best" in r]
+    assert len(best) == 2 and all("value=1 " in r or r.count("value=1<") for r in best)
+    assert all("1 ± 0" in r for r in best)  # value 1.0 in both seeds: sd 0
+    front = [r for r in rows if "●" in r]
+    assert front and all("seconds=0.001" in r for r in front)
+    assert any("0/1 (error 1)" in r for r in rows)
+    # a configuration's label: what the suite varied, never a default nobody changed
+    assert "marker=" not in section.split("</table>", 1)[0]
+
+
+def test_one_colour_per_configuration_across_the_page(page):
+    figures = _embedded(page, "FIGURES")
+    colours: dict[str, set[str]] = {}
+    for fig in figures:
+        for variant in fig["variants"]:
+            for trace in variant["data"]:
+                group = trace.get("legendgroup", "")
+                if not group.startswith("solver="):  # test.behave's (test.files: "default")
+                    continue
+                colour = (trace.get("line") or {}).get("color") or trace["marker"]["color"]
+                colours.setdefault(group, set()).add(colour)
+    assert len(colours) == 6 and all(len(c) == 1 for c in colours.values())
+    assert len({next(iter(c)) for c in colours.values()}) == 6
+    keys = re.findall(r'<li data-config="([^"]*)"[^>]*><span class="swatch" '
+                      r'style="background:(#[0-9a-f]{6})">', page)  # fmt: skip
+    for label, colour in keys:
+        assert colours.get(html.unescape(label), {colour}) == {colour}
+
+
+def test_figures_follow_the_headline(page):
+    figures = _embedded(page, "FIGURES")
+    titles = [f["title"] for f in figures]
+    # one cost-against-quality figure, the curve by step and time, the rest by a selector
+    assert titles == [
+        "value against work (s)",
+        "loss against step",
+        "loss against time",
+        "any measure against work (s)",
+    ]
+    cost = figures[0]["variants"][0]
+    means = [t for t in cost["data"] if t.get("showlegend", True) and "Pareto" not in t["name"]]
+    seeds = [t for t in cost["data"] if t.get("showlegend") is False and t["mode"] == "markers"]
+    assert len(means) == 6  # one marker (and legend entry) per configuration
+    assert sum(len(t["x"]) for t in seeds) == 12  # every seed's cell, faint
+    assert any(t["name"] == "Pareto front" for t in cost["data"])
+    assert cost["layout"]["yaxis"]["exponentformat"] in ("e", "power")  # no "10n"
+    assert cost["layout"]["xaxis"]["ticksuffix"] == "s"
+    curves = figures[1]["variants"][0]["data"]
+    assert len({t["legendgroup"] for t in curves}) == 6
+    assert sum(t["showlegend"] for t in curves) == 6  # seeds share their configuration's
+    measures = [v["name"] for v in figures[3]["variants"]]
+    assert "pid" in measures and "value" not in measures  # the headline's is figure 1
+
+
+def test_a_run_without_a_headline_falls_back(report_run, tmp_path):
+    run_dir = _received(report_run, tmp_path)
+    meta = json.loads((run_dir / "run.json").read_text())
+    meta.pop("headlines", None)
+    (run_dir / "run.json").write_text(json.dumps(meta))
+    assert main(["report", str(run_dir)]) == 0
+    page = (run_dir / "report.html").read_text()
+    assert "no headline recorded for this task" in page
+    assert "★ best" not in page and '"name":"Pareto front"' not in page
     titles = [f["title"] for f in _embedded(page, "FIGURES")]
-    # a timer against each varying metric, and the curve against step and time
-    assert "value against time.work (s)" in titles
-    assert "loss against step" in titles and "loss against time" in titles
-    cost = next(
-        f for f in _embedded(page, "FIGURES") if f["title"] == "value against time.work (s)"
-    )
-    points = [t for t in cost["data"] if t["mode"] == "markers"]
-    assert sum(len(t["x"]) for t in points) == 12  # every seed's cell, not only medians
+    assert titles[0] == "value against work (s)"  # the first metric, the first timer
 
 
-def test_the_gallery_inlines_the_pictures(page):
+def test_the_gallery_inlines_the_pictures_and_opens_them_without_a_jump(page):
     body = page.split("</head>", 1)[1]  # plotly.js itself holds such a string
     assert body.count('src="data:image/png;base64,') == 2  # ramp, figure (its svg twin left out)
+    assert 'href="#"' not in body
+
+
+def test_the_page_is_a_template_with_real_files(page):
+    from bench.report import asset
+
+    for name in ("report.css", "report.js"):
+        text = asset(name)
+        assert text.strip() and text.strip()[:200] in page
+    assert "{{" not in page.split("</head>", 1)[1].split("<script>", 1)[0]
 
 
 def test_speedup_bars_with_a_baseline(report_run, tmp_path):
@@ -108,11 +188,30 @@ def test_two_runs_compared(report_run, tmp_path):
     assert main(["report", str(report_run.path), str(report_run.path), "-o", str(out)]) == 0
     page = out.read_text()
     assert "comparison: B against A" in page
+    body = page.split("</head>", 1)[1]
+    assert body.index("comparison: B against A") < body.index("run A (baseline)")
     tables = _embedded(page, "TABLES")
     times = next(t for t in tables if t["columns"][:2] == ["configuration", "timer"])
     # the same run against itself: every ratio is 1 and nothing is slower
     assert {row[4] for row in times["rows"]} == {1.0}
     assert "slower" not in {row[6] for row in times["rows"]}
+    # labels hold what differs between the compared configurations only
+    labels = {row[0] for row in times["rows"]}
+    assert len(labels) == 6
+    assert all("mode=" not in x and "marker" not in x and "value=" in x for x in labels)
+    assert len(times["colours"]) == len(times["rows"])
+
+
+def test_untestable_timer_rows_say_so():
+    from bench.compare import TimeRow
+    from bench.report import time_verdict
+
+    one = TimeRow({}, "solve", 1.0, 2.0, 1, 1, float("nan"))
+    one.range_a, one.range_b = (1.0, 1.0), (2.0, 2.0)
+    assert time_verdict(one) == "untestable (n=1/1)"
+    three = TimeRow({}, "solve", 1.0, 2.0, 3, 3, float("nan"))
+    three.range_a, three.range_b = (0.9, 1.1), (1.9, 2.1)
+    assert time_verdict(three) == "untestable (n=3/3); no overlap: slower"
 
 
 def test_bad_report_arguments_are_one_message(report_run, tmp_path, capsys):
@@ -269,22 +368,20 @@ def test_the_page_works_in_headless_chromium(page, report_run):
         browser.get((report_run.path / "report.html").as_uri())
         plots = browser.find_elements(By.CSS_SELECTOR, "div.plot")
         assert len(plots) >= 3
-        for plot in plots:  # figures draw when scrolled into view
-            browser.execute_script("arguments[0].scrollIntoView()", plot)
-            WebDriverWait(browser, 20).until(
-                lambda _, p=plot: p.find_elements(By.CSS_SELECTOR, "svg.main-svg")
-            )
-        # every figure drew its data (points or bars), not an empty frame
-        for plot in plots:
-            assert plot.find_elements(By.CSS_SELECTOR, "g.trace"), plot.get_attribute("id")
+        # every figure draws on load, seen or not (printing leaves none blank), and
+        # draws its data (points, lines or bars), not an empty frame
+        WebDriverWait(browser, 30).until(
+            lambda _: all(p.find_elements(By.CSS_SELECTOR, "g.trace") for p in plots)
+        )
 
+        browser.execute_script("document.querySelectorAll('details').forEach(d=>d.open=true)")
         table = browser.find_elements(By.CSS_SELECTOR, "div.table")[0]
         rows = lambda: len(table.find_elements(By.CSS_SELECTOR, "tbody tr"))  # noqa: E731
         before = rows()
         assert before == 13
         table.find_element(By.CSS_SELECTOR, "input.filter").send_keys("raised")
         WebDriverWait(browser, 5).until(lambda _: rows() == 1)
-        assert "1 of 14" in table.find_element(By.CSS_SELECTOR, ".count").text or rows() == 1
+        assert "1 of 13" in table.find_element(By.CSS_SELECTOR, ".count").text
 
         images = browser.find_elements(By.CSS_SELECTOR, ".gallery img")
         assert len(images) == 2
@@ -313,7 +410,6 @@ def test_a_page_with_linked_plotly_draws_in_chromium(report_run, tmp_path):
     try:
         browser.get(out.as_uri())
         plot = browser.find_elements(By.CSS_SELECTOR, "div.plot")[0]
-        browser.execute_script("arguments[0].scrollIntoView()", plot)
         WebDriverWait(browser, 20).until(lambda _: plot.find_elements(By.CSS_SELECTOR, "g.trace"))
         assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
     finally:
