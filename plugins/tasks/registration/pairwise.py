@@ -29,18 +29,18 @@ CerebrA labels; ``dice_<k>`` per label; ``dice_before`` unregistered; with icbm 
 labels both the fixed and the warped map have; ``labels_missing`` counts those on one
 side only, ``_before`` for the unregistered pair), ``hd95_subvoxel`` (mm, the same
 labels, between the sub-voxel iso-surfaces: the warped label's indicator by linear
-interpolation, ``metrics.hd95_subvoxel``; ``_before``), ``sdlogj``, ``folding_percent``
-(% voxels det J <= 0), ``error_mm`` and ``error_vox`` (mean |disp - truth| in the fixed
-brain; ``error_mm_before`` = mean |truth|), ``truth_ic_mm`` (the truth's own inverse
-consistency, measured as ``ic_inverse_mm`` is: mean |phi(psi(x)) - x| in the fixed
-brain, the grid maps composed by linear interpolation) and ``truth_residual_vox`` (max
-of the same over the grid by the generator's own evaluation, ``Deformation.residual``),
-``ic_inverse_mm`` (the method's own inverse,
-where it has one), ``ic_reverse_mm`` (with ``reverse: true``: the registration of the
-fixed image onto the moving one, composed with the forward map), ``similarity_before`` /
-``similarity_after`` (the loss). Files: warped image, displacement NIfTI (a vector
-image in mm in ITK's LPS frame, as ANTs writes warps, with the fixed image's affine),
-figure.
+interpolation, ``metrics.hd95_subvoxel``; ``labels_missing_subvoxel`` counts the shared
+labels with no interpolated surface on one side; ``_before``), ``sdlogj``,
+``folding_percent`` (% voxels det J <= 0), ``error_mm`` and ``error_vox`` (mean |disp -
+truth| in the fixed brain; ``error_mm_before`` = mean |truth|), ``truth_ic_mm`` (the
+truth's own inverse consistency, measured as ``ic_inverse_mm`` is: mean |phi(psi(x)) -
+x| in the fixed brain, the grid maps composed by linear interpolation) and
+``truth_residual_vox`` (max of the same over the grid by the generator's own evaluation,
+``Deformation.residual``), ``ic_inverse_mm`` (the method's own inverse, where it has
+one), ``ic_reverse_mm`` (with ``reverse: true``: the registration of the fixed image
+onto the moving one, composed with the forward map), ``similarity_before`` /
+``similarity_after`` (the loss). Files: warped image, displacement NIfTI (a vector image
+in mm in ITK's LPS frame, as ANTs writes warps, with the fixed image's affine), figure.
 """
 
 from __future__ import annotations
@@ -317,10 +317,12 @@ class Pairwise(Task):
                 ctx.metric(f"labels_missing{suffix}", len(missing))
                 if shared:
                     ctx.metric(f"hd95{suffix}", m.mean_hd95(fixed.labels, other, spacing))
-                    sub = m.mean_hd95_subvoxel(
+                    sub, lost = m.mean_hd95_subvoxel(
                         fixed.labels, moving.labels, disp if suffix == "" else None, spacing, shared
                     )
-                    ctx.metric(f"hd95_subvoxel{suffix}", sub)
+                    ctx.metric(f"labels_missing_subvoxel{suffix}", lost)
+                    if lost < len(shared):
+                        ctx.metric(f"hd95_subvoxel{suffix}", sub)
         det = m.jacobian_determinant(disp)
         ctx.metric("sdlogj", m.sdlogj(det))
         ctx.metric("folding_percent", 100.0 * m.folding_fraction(det))

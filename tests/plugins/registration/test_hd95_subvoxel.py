@@ -92,5 +92,12 @@ def test_empty_and_identical_indicators():
     assert m.hd95_subvoxel(a, np.zeros_like(a)) == float("inf")
     # the mean over labels: a label warped by zero displacement is its own surface
     labels = (a > 0.5).astype(np.int16)
-    same = m.mean_hd95_subvoxel(labels, labels, np.zeros((2, 21, 21)), (1.0, 1.0), [1])
-    assert same <= m.SURFACE_STEP / 2 + 1e-9
+    same, lost = m.mean_hd95_subvoxel(labels, labels, np.zeros((2, 21, 21)), (1.0, 1.0), [1])
+    assert same <= m.SURFACE_STEP / 2 + 1e-9 and lost == 0
+    # a one-voxel label shifted by half a voxel keeps a nearest-neighbour voxel but no
+    # interpolated value above 0.5: counted apart, not an infinite mean
+    dot = np.zeros((9, 9), dtype=np.int16)
+    dot[4, 4] = 1
+    shift = np.zeros((2, 9, 9))
+    shift[0] = 0.5
+    assert m.mean_hd95_subvoxel(dot, dot, shift, (1.0, 1.0), [1])[1] == 1
