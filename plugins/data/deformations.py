@@ -38,6 +38,7 @@ Displacements are (ndim, *S) float32 in voxels, channel i along array axis i.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -280,12 +281,23 @@ def generate(
 ) -> Deformation:
     """A random deformation of ``kind`` (``GENERATORS``) on a grid of ``shape``, max
     displacement scale ``amplitude`` voxels; ``smoothness`` is the SVF's Gaussian width
-    (the other generators set theirs from the grid, see the module's docstring)."""
-    shape = tuple(int(n) for n in shape)
+    (the other generators set theirs from the grid, see the module's docstring).
+
+    Cached (the last 4; a 3-D 2 mm ``tv_rk4`` takes minutes on a CPU, and the cells of a
+    suite that differ only by method share it): the arrays are read-only."""
+    if kind not in GENERATORS:
+        raise ValueError(f"unknown deformation generator {kind!r} (one of {', '.join(GENERATORS)})")
+    return _generate(kind, tuple(int(n) for n in shape), float(amplitude), int(seed), smoothness)
+
+
+@functools.lru_cache(maxsize=4)
+def _generate(kind, shape, amplitude, seed, smoothness) -> Deformation:
     if kind == "svf":
-        return svf(shape, amplitude, seed, smoothness)
-    if kind == "bspline":
-        return bspline(shape, amplitude, seed)
-    if kind == "tv_rk4":
-        return tv_rk4(shape, amplitude, seed)
-    raise ValueError(f"unknown deformation generator {kind!r} (one of {', '.join(GENERATORS)})")
+        phi = svf(shape, amplitude, seed, smoothness)
+    elif kind == "bspline":
+        phi = bspline(shape, amplitude, seed)
+    else:
+        phi = tv_rk4(shape, amplitude, seed)
+    phi.forward.setflags(write=False)
+    phi.inverse.setflags(write=False)
+    return phi
