@@ -148,3 +148,16 @@ def label_names() -> dict[int, str]:
             names[int(row["RH Label"])] = f"{structure}, right"
             names[int(row["LH Labels"])] = f"{structure}, left"
     return dict(sorted(names.items()))
+
+
+@functools.lru_cache(maxsize=1)
+def structures() -> dict[str, tuple[int, ...]]:
+    """The CerebrA labels grouped into 51 structures by merging the left and right
+    hemispheres (``"Caudate": (left, right)``; midline structures such as the vermal
+    lobules are split by hemisphere in CerebrA and merged back here), as Learn2Reg's
+    OASIS task scores a few dozen structures rather than every label."""
+    groups: dict[str, list[int]] = {}
+    for label, name in label_names().items():
+        structure = name.rsplit(", ", 1)[0]
+        groups.setdefault(structure, []).append(label)
+    return {name: tuple(sorted(labels)) for name, labels in sorted(groups.items())}

