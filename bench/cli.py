@@ -499,7 +499,11 @@ def _run_dir(args: argparse.Namespace, suite_name: str) -> Path:
                 raise CliError(f"cannot resume: {exc}") from None
         return run_dir
     output = Path(args.output)
-    if output.exists() and not output.is_dir():
+    try:
+        blocked = output.exists() and not output.is_dir()
+    except OSError as exc:  # a name past 255 characters
+        raise CliError(f"--output: {exc.strerror}") from None
+    if blocked:
         raise CliError(f"--output {output}: is a file; give the folder results go under")
     return output / suite_name / new_run_id()
 

@@ -256,6 +256,10 @@ def _start_meta(suite: Suite, run_dir: Path, resume: bool) -> dict[str, Any]:
             previous = json.loads(meta_path.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError):
             previous = {}
+        if not isinstance(previous, dict):
+            previous = {}
+        if not isinstance(previous.get("resumed", []), list):
+            previous["resumed"] = []
     devices = sorted({resolve_device(c.device) for c in suite.cells})
     meta = run_metadata(devices)
     meta.update(

@@ -91,11 +91,7 @@ ENTRY = "benchmarks:\n  - task: test.behave\n    matrix: {solver: [test.constant
         ("suite: s\nrepeats: 10000000000\n", "repeats: expected an integer from 1 to 1000000"),
         # "$" matches before a trailing newline (issue 23): a device "cpu\n" was taken
         ('suite: s\ndevice: "cpu\\n"\n', "device: 'cpu\\n' is not one of auto, cpu"),
-        pytest.param(
-            'suite: "s\\n"\n', "suite: ", marks=pytest.mark.xfail(
-                strict=True, reason="bench/suite.py _SUITE_NAME_RE.match takes 's\\n': "
-                "fullmatch needed (suite.py is being refactored; issue 23)"),
-            id="newline-name"),
+        pytest.param('suite: "s\\n"\n', "suite: ", id="newline-name"),
     ],
     ids=["inf-timeout", "nan-timeout", "long-name", "huge-seed", "negative-seed", "threads",
          "repeats", "newline-device", "newline-name"],
