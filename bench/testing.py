@@ -58,12 +58,13 @@ class CellResult:
     times: dict[str, list[float]] = field(default_factory=dict)
     memory: dict[str, int] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
-    curves: list[tuple[str, int, float, float]] = field(default_factory=list)
+    curves: list[tuple[str, int, float, float]] = field(default_factory=list)  # n, s, t, v
     files: list[tuple[str, str, str, int]] = field(default_factory=list)
 
     def curve(self, name: str) -> list[tuple[int, float, float]]:
-        """``(step, value, time)`` of one curve, in recorded order."""
-        return [(step, value, t) for n, step, value, t in self.curves if n == name]
+        """``(step, value, time)`` of one curve, in recorded order (the record holds
+        ``(name, step, time, value)``, as ``curves.parquet`` does)."""
+        return [(step, value, t) for n, step, t, value in self.curves if n == name]
 
 
 def default_registry(plugins: Iterable[str] = (), base_dir: Path | None = None) -> Registry:

@@ -112,3 +112,12 @@ def test_a_run_records_its_tasks_headlines(write_suite, registry, tmp_path):
     run = load_run(tmp_path / "r")
     h = headline(run.meta, "test.behave", run.cells)
     assert h == Headline(quality={"value": "lower"}, cost="time.work.median", curves=("loss",))
+
+
+def test_run_cell_curve_reads_values_and_times_in_their_places(registry):
+    """CellResult.curve swapped value and time (the record holds name, step, time, value)."""
+    from bench.testing import run_cell
+
+    cell = run_cell("test.behave", {"solver": "test.constant"}, registry=registry)
+    # test.behave records loss 1/(step+1) at time 0.1 step
+    assert cell.curve("loss") == [(0, 1.0, 0.0), (1, 0.5, 0.1), (2, 1.0 / 3.0, 0.2)]
