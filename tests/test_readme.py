@@ -1,5 +1,6 @@
-"""The README's plugin tutorials run as written: every fenced block that starts with
-``# <file>`` is written to that file, and every suite among them runs through ``bench``."""
+"""The plugin tutorials (docs/plugins.md, linked from the README) run as written: every
+fenced block that starts with ``# <file>`` is written to that file, and every suite among
+them runs through ``bench``. The README itself stays short (under 300 lines)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ import pytest
 from bench.cli import main
 from bench.results import load_run
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+TUTORIALS = ROOT / "docs" / "plugins.md"
 BLOCK = re.compile(r"```(?:python|yaml)\n# ([\w/.-]+\.(?:py|yaml))\n(.*?)```", re.S)
 
 
@@ -19,7 +22,7 @@ BLOCK = re.compile(r"```(?:python|yaml)\n# ([\w/.-]+\.(?:py|yaml))\n(.*?)```", r
 def tutorial(tmp_path_factory) -> Path:
     """A folder holding every file the README's tutorials write, as written."""
     folder = tmp_path_factory.mktemp("readme")
-    blocks = BLOCK.findall(README.read_text())
+    blocks = BLOCK.findall(TUTORIALS.read_text())
     assert {name for name, _ in blocks} >= {
         "my_lab/bench_plugins.py",
         "ralston-inside.yaml",
@@ -99,3 +102,15 @@ def test_readme_task_runs_with_a_builtin_and_the_readme_solver(tutorial, tmp_pat
     # Ralston (second order) ~ (2h)^3/6 * 10 steps ~ 1e-3 of exp(-2) ~ 2e-3
     assert cells.loc["rk4", "metric.error"] < 1e-5
     assert 1e-5 < cells.loc["my_lab.ralston", "metric.error"] < 1e-2
+
+
+def test_the_readme_is_short_and_its_links_resolve():
+    """Set-up, the commands, a plugin in one minute and the families table; the rest in
+    docs/ and the published runs' own READMEs. Every relative link names a real path."""
+    import re
+
+    text = README.read_text()
+    assert len(text.splitlines()) < 300
+    for page in (README, *sorted((ROOT / "docs").glob("*.md"))):
+        for target in re.findall(r"\]\((?!https?:|#|mailto:)([^)#\s]+)", page.read_text()):
+            assert (page.parent / target).exists(), f"{page.name}: broken link {target}"
