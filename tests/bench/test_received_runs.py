@@ -204,6 +204,6 @@ def test_resuming_a_read_only_run_folder_is_one_message(tmp_path, capsys, monkey
     def refuse(path, *args, **kwargs):
         raise _read_only(path)
 
-    monkeypatch.setattr("bench.results.open", refuse, raising=False)
+    monkeypatch.setattr("bench.results.os.open", refuse)  # the lock opens with os.open
     with pytest.raises(RunLockedError, match="cannot write this run folder"):
         RunLock(tmp_path).acquire()
