@@ -24,6 +24,12 @@ def did_you_mean(name: object, choices: Iterable[str], *, n: int = 1, cutoff: fl
     return f"; did you mean {', '.join(shown(c) for c in close)}?" if close else ""
 
 
+def unknown_key(key: str, allowed: Iterable[str], prefix: str) -> str:
+    """The message for a key a mapping does not take: the close one, and every allowed."""
+    allowed = list(allowed)
+    return f"{prefix}{key}: unknown key{did_you_mean(key, allowed)} (allowed: {', '.join(allowed)})"
+
+
 def shown(value: object, limit: int = 60) -> str:
     """``repr(value)`` cut to ``limit`` characters: an error message quotes a value,
     never megabytes of it (a suite can hold huge or self-multiplying values)."""

@@ -15,7 +15,7 @@ from typing import Any
 from bench import components as nested_plugins
 from bench.base import Slot, Task
 from bench.cell import Cell, canonical_json, cell_id, id_prefix
-from bench.params import ParamError, did_you_mean, is_list_param, shown
+from bench.params import ParamError, did_you_mean, is_list_param, shown, unknown_key
 from bench.registry import Registry, UnknownPluginError
 from bench.settings import DEFAULTS, read_settings
 from bench.suitefile import BENCH_KEYS, SUITE_NAME_RE, TOP_KEYS, SuiteError
@@ -42,7 +42,7 @@ def expand_all(
     tunings: list[Tuning] = []
     for key in data:
         if key not in TOP_KEYS:
-            errors.append(_unknown_key(str(key), TOP_KEYS, ""))
+            errors.append(unknown_key(str(key), TOP_KEYS, ""))
     name = data.get("suite")
     if name is None:
         errors.append("suite: missing (the suite's name)")
@@ -114,7 +114,7 @@ def _tuned(
             for slot, plugin in config.components.items()
             if slot in slots
         }
-        grid = grid_axes(rule, classes, path, errors)
+        grid = grid_axes(rule, classes)
         clash = sorted(set(grid) & set(config.given))
         if clash:
             errors.append(f"{path}.tune: {', '.join(clash)} set both in the grid and the entry")
@@ -139,11 +139,6 @@ def _tuned(
 def _given_axes(entry: _Entry, given: dict[str, Any]) -> list[tuple[str, Any, str]]:
     paths = {key: kpath for key, _, kpath in entry.axes}
     return [(key, value, paths.get(key, key)) for key, value in given.items()]
-
-
-def _unknown_key(key: str, allowed: dict[str, str], prefix: str) -> str:
-    hint = did_you_mean(key, allowed)
-    return f"{prefix}{key}: unknown key{hint} (allowed: {', '.join(allowed)})"
 
 
 def _max_cells(data: dict[str, Any], errors: list[str]) -> int:
@@ -273,7 +268,7 @@ def _entry_axes(
     n_errors = len(errors)
     for key in entry:
         if key not in BENCH_KEYS:
-            errors.append(_unknown_key(str(key), BENCH_KEYS, f"{path}."))
+            errors.append(unknown_key(str(key), BENCH_KEYS, f"{path}."))
     settings = read_settings(entry, f"{path}.", inherited, errors)
     task_name = entry.get("task")
     if task_name is None:

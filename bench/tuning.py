@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.cell import Cell
-from bench.params import shown
+from bench.params import shown, unknown_key
 
 TUNE_KEYS = {
     "grid": "declared (each component's Plugin.tuning) or a mapping swept like matrix",
@@ -131,7 +131,7 @@ def read_rule(
     n = len(errors)
     for key in block:
         if key not in TUNE_KEYS:
-            errors.append(f"{path}.{key}: unknown key (allowed: {', '.join(TUNE_KEYS)})")
+            errors.append(unknown_key(str(key), TUNE_KEYS, f"{path}."))
     grid = block.get("grid", "declared")
     if grid != "declared" and not (isinstance(grid, dict) and grid):
         errors.append(f"{path}.grid: 'declared' or a non-empty mapping, got {shown(grid)}")
@@ -201,9 +201,7 @@ def _select(value: Any, headline: Any, path: str, errors: list[str]) -> tuple[st
     return "", "lower"
 
 
-def grid_axes(
-    rule: TuneRule, components: dict[str, type], path: str, errors: list[str]
-) -> dict[str, list[Any]]:
+def grid_axes(rule: TuneRule, components: dict[str, type]) -> dict[str, list[Any]]:
     """The keys and values a configuration sweeps on validation: the rule's own grid,
     or each component's declared ``tuning`` as ``slot.param`` keys."""
     if rule.grid is not None:
