@@ -26,10 +26,10 @@ THREADS_IN_ID = datetime.fromisoformat("2026-11-30T09:56:04+00:00")  # commit 26
 
 
 def _ids_without_threads(cells) -> set[str]:
-    return {
-        cell_id(id_prefix(canonical_json(c.components), canonical_json(c.given)), c.seed, c.task, None)
-        for c in cells
-    }
+    def prefix(c):
+        return id_prefix(canonical_json(c.components), canonical_json(c.given))
+
+    return {cell_id(prefix(c), c.seed, c.task, None) for c in cells}
 
 
 @pytest.mark.parametrize("name", RUNS)
