@@ -22,7 +22,17 @@ float64, rounded once to the operand precision): exact in real arithmetic, and i
 floating point one rounding of ``omega * W`` replaces the reference's one rounding of
 ``omega * (W h + b)``; measured fp32 error is the same as torch's (~1e-6, see tests).
 
-Activations are held as two column halves of WIDTH/2. A single 256 x 256 fp32 weight
+Widths over 128: layer by layer. At width 256 the fused kernel spills (sm_90 compiles:
+2.4 KB a thread in the fp32 forward, 15.7 KB in the fp32 backward), so padded widths
+over 128 (forward) or 64 (backward) run one kernel a layer instead: a tl.dot GEMM tile
+with bias and sine in its epilogue (``_layer_dense_kernel``), the activations written
+once in the operand dtype (fp16/bf16: half the bytes of torch's fp32 activations, and
+one pass where eager makes two, matmul then sine); the backward is one GEMM + cos
+kernel a layer (``_layer_backprop_kernel``). Same roundings as the fused kernel
+(activations rounded to the operand dtype before each dot, fp32 accumulation and sine
+arguments); see ``_LAYER_SETTINGS`` for the registers of each kernel.
+
+Fused: activations are held as two column halves of WIDTH/2. A single 256 x 256 fp32 weight
 operand is 256 KiB, more than an H100's 228 KiB of shared memory, so every layer is
 four (WIDTH/2)^2 dots instead of one; for fp16 the halves are 32 KiB each.
 
@@ -712,7 +722,11 @@ def _packed(
 # BLOCK_M = 64 caps near 350 TFLOP/s. Measured on an H200 (scripts/sine_mlp_sweep.py,
 # results/published/kernels-headline-h200): at W 256 the fp32 forward takes 41 ms at
 # 64/8 and 27 ms at 128/8 (torch eager 13.6), the fp32 backward 528 ms at 32/8; fp16
-# forward at 64/4 raised a CUDA illegal memory access (not understood; 64/8 is sound).
+# forward at 64/4 raised a CUDA illegal memory access. A bounds analysis under the
+# interpreter (tests/kernels/_bounds.py, test_fused_forward_at_64_4_fp16_width_256_...)
+# finds every access of that kernel in bounds and no int32 offset growing with N; 64/4
+# was the spilling compile (255 regs, 264 B). Width 256 now runs layer by layer, and
+# these settings serve widths up to 128 (64 for the backward), none of which spills.
 # Padded widths up to these run fully fused (activations in registers); wider ones run
 # layer by layer (_layer_*_kernel), which is what does not spill at width 256. The fused
 # backward spills from width 128 in fp32/tf32 (table above), so it stops at 64.

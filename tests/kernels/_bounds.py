@@ -28,6 +28,7 @@ class AccessLog:
     ranges: list[tuple[int, int]]
     violations: list[str] = field(default_factory=list)
     accesses: int = 0
+    atomic_lanes: int = 0
     max_int32_offset: int = 0
     int64_offsets: int = 0
 
@@ -43,6 +44,8 @@ class AccessLog:
         for lo, hi in self.ranges:
             inside |= (addresses >= lo) & (addresses + size <= hi)
         self.accesses += int(addresses.size)
+        if what == "atomic":
+            self.atomic_lanes += int(addresses.size)
         if not inside.all():
             bad = addresses[~inside]
             self.violations.append(
