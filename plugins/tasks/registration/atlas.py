@@ -73,7 +73,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from bench import CellContext, Headline, Param, Slot, Task
+from bench import CellContext, Encoding, Headline, Param, ParamError, Slot, Task
 from plugins.backends.base import WarpBackend
 from plugins.data import registration as data
 from plugins.methods.registration.base import positive
@@ -83,11 +83,27 @@ from plugins.methods.registration.problem import Problem
 from plugins.tasks.registration import metrics as m
 from plugins.tasks.registration.barycentre import PROJECTIONS, Design
 from plugins.tasks.registration.figures import atlas_figure, attribute_figure
+from plugins.tasks.registration.implicit import (
+    GridVelocities,
+    ImplicitTemplate,
+    NeuralVelocities,
+    normalised_grid,
+)
 from plugins.tasks.registration.pairwise import _odd, image_params, to_tensor
 from plugins.tasks.registration.templates import FORMS, template_model
 
 #: attribute values at which a template is compared with the truth (the population's range)
 ATTRIBUTE_VALUES = (-1.0, 0.0, 1.0)
+
+#: the subjects' velocity parametrisations (auto: neural for the implicit template)
+VELOCITIES = ("auto", "grid", "neural")
+
+
+def neural_velocities(values: dict[str, Any]) -> bool:
+    """Whether the subjects' velocities are SIRENs (``velocities``, resolved)."""
+    if values["velocities"] == "auto":
+        return values["conditional"] == "implicit"
+    return values["velocities"] == "neural"
 
 
 def _ncc(a: np.ndarray, b: np.ndarray) -> float:
@@ -184,9 +200,54 @@ class Atlas(Task):
             0.0, low=0.0, doc="SIMULATED ventricle dilation at a = 1 (max voxels; 0: none)"
         ),
         "conditional": Param(
-            "none", choices=FORMS, doc="template as a function of a: A0 + a A1, or A0 o exp(a w)"
+            "none",
+            choices=FORMS,
+            doc="template as a function of a: A0 + a A1, A0 o exp(a w), or a neural field T(x, a)",
+        ),
+        "velocities": Param(
+            "auto",
+            choices=VELOCITIES,
+            doc="subjects' velocities: a grid each, or a SIREN each (auto: neural for implicit)",
+        ),
+        "encoding": Param("siren", plugin=Encoding, doc="implicit: the template's neural field"),
+        "attribute_scale": positive(0.5, "implicit: the attribute enters the field as a * this"),
+        "field_lr": positive(1e-4, "implicit: Adam learning rate of the template's network"),
+        "init_steps": Param(200, low=0, doc="implicit: Adam steps fitting the field to the start"),
+        "velocity_lr": positive(1e-4, "neural velocities: Adam learning rate of their SIRENs"),
+        "velocity_width": Param(64, low=4, doc="neural velocities: hidden width of each SIREN"),
+        "velocity_omega": positive(8.0, "neural velocities: SIREN frequency omega0 (nodeo: 8)"),
+        "finer": Param(
+            1, low=1, high=4, doc="also score the template on a grid this many times finer (1: off)"
         ),
     }
+
+    @classmethod
+    def resolve_params(cls, values: dict[str, Any]) -> dict[str, Any]:
+        v = super().resolve_params(values)
+        neural = neural_velocities(v)
+        if neural and v["projection"] == "displacement":
+            raise ParamError(
+                "projection displacement edits grid velocities in place; neural velocities "
+                "(conditional implicit, or velocities neural) take projection none or velocity"
+            )
+        if v["velocities"] == "grid" and v["conditional"] == "implicit":
+            raise ParamError(
+                "conditional implicit reads its template at the moved points of neural "
+                "velocities; velocities grid is for the grid templates (use auto or neural)"
+            )
+        if v["finer"] > 1:
+            if v["attribute"] == 0 and v["conditional"] == "none":
+                raise ParamError(
+                    "finer scores a template against the conditional population's truth: "
+                    "give an attribute or a conditional template"
+                )
+            if v["downsample"] % v["finer"]:
+                raise ParamError(
+                    f"finer {v['finer']} needs a downsample it divides (the finer truth is "
+                    f"the template block-averaged by downsample / finer), got downsample "
+                    f"{v['downsample']}"
+                )
+        return v
 
     def population(self, seed: int) -> tuple[data.Image, list, list, Any]:
         """The truth T(0), the subjects, their true displacements from the model's
@@ -218,7 +279,6 @@ class Atlas(Task):
         first = subjects[0].data if v["init"] == "subject" else mean_image
         start_image = to_tensor(ndimage.gaussian_filter(first, 1.0), device)[None, None]
         shape = truth.data.shape
-        vel = torch.zeros((len(subjects), len(shape), *shape), device=device, requires_grad=True)
         sim = similarity(v["similarity"], v["window"])
 
         def warp(image: torch.Tensor, disp: torch.Tensor) -> torch.Tensor:
@@ -231,9 +291,25 @@ class Atlas(Task):
         if v["conditional"] != "none":
             attributes = torch.as_tensor(pop.attributes, dtype=torch.float32, device=device)
             design = Design(attributes)
-        model = template_model(v["conditional"], start_image, attributes, warp, exponential)
+        if v["conditional"] == "implicit":
+            model = ImplicitTemplate(
+                start_image, attributes, warp, exponential, v["encoding"], v["attribute_scale"]
+            )
+        else:
+            model = template_model(v["conditional"], start_image, attributes, warp, exponential)
+        if neural_velocities(v):
+            fields = NeuralVelocities(
+                len(subjects), shape, device, v["velocity_width"], v["velocity_omega"],
+                design if v["projection"] == "velocity" else None,
+            )  # fmt: skip
+            field_groups = [{"params": fields.parameters, "lr": v["velocity_lr"]}]
+        else:
+            fields = GridVelocities(len(subjects), shape, device)
+            field_groups = [{"params": fields.parameters, "lr": v["lr"]}]
+        vel = fields.field() if isinstance(fields, GridVelocities) else None
 
         def loss() -> torch.Tensor:
+            vel = fields.field()
             disp = exponential(vel)
             value = sim(model.warped(disp), images) + v["weight"] * diffusion(vel)
             value = value + v["magnitude"] * (vel**2).mean()
@@ -242,15 +318,20 @@ class Atlas(Task):
                 value = value + v["barycentre"] * design.penalty(disp)
             return value
 
-        opt = torch.optim.Adam(
-            [
-                {"params": [vel, *model.velocities], "lr": v["lr"]},
-                {"params": model.images, "lr": v["template_lr"]},
-            ]
-        )
+        groups = [
+            *field_groups,
+            {"params": model.velocities, "lr": v["lr"]},
+            {"params": model.images, "lr": v["template_lr"]},
+            {"params": getattr(model, "networks", []), "lr": v["field_lr"]},
+        ]
+        opt = torch.optim.Adam([g for g in groups if g["params"]])
         passes = 0
         start = time.perf_counter()
         with ctx.memory("estimate"):
+            if isinstance(model, ImplicitTemplate):
+                fitted = model.fit_start(v["init_steps"], v["field_lr"])
+                ctx.metric("init_loss", fitted)
+                ctx.check_finite("init_loss", fitted)
             for it in range(v["iterations"]):
                 opt.zero_grad(set_to_none=True)
                 value = loss()
@@ -260,6 +341,8 @@ class Atlas(Task):
                 ctx.check_finite("loss", number)
                 value.backward()
                 opt.step()
+                if vel is None:  # neural velocities: projected in their forward pass
+                    continue
                 if v["projection"] == "velocity":
                     design.project_velocities(vel)
                 elif v["projection"] == "displacement":
@@ -270,8 +353,9 @@ class Atlas(Task):
         if v["projection"] == "displacement":
             ctx.metric("projection_passes", passes / v["iterations"])
         with torch.no_grad():
-            disps = exponential(vel.detach()).double().cpu().numpy()
-            inverses = exponential(-vel.detach()).double().cpu().numpy()
+            final = fields.field().detach()
+            disps = exponential(final).double().cpu().numpy()
+            inverses = exponential(-final).double().cpu().numpy()
         estimate = model.at(0.0).astype(np.float32)
         self.record(ctx, truth, subjects, true_disps, estimate, mean_image, disps, inverses)
         # Untimed: the template against the truth once aligned onto it, which leaves
@@ -285,6 +369,8 @@ class Atlas(Task):
         ctx.metric("template_alignment_mm", m.error_mm(moved, 0 * moved, truth.spacing, mask))
         if pop is not None:
             self.record_attribute(ctx, pop, model, disps)
+        if v["finer"] > 1:
+            self.record_finer(ctx, pop, model)
 
     def record(self, ctx, truth, subjects, true_disps, estimate, mean_image, disps, inverses):
         mask = truth.mask
@@ -361,10 +447,55 @@ class Atlas(Task):
             ctx.metric("template_velocity_mm", m.error_mm(w, 0 * w, spacing, mask))
             truth = pop.effect.astype(np.float64)
             ctx.metric("template_velocity_truth_mm", m.error_mm(truth, 0 * truth, spacing, mask))
-        kinds = {"none": "one template", "linear": "A0 + a A1", "deformed": "A0 o exp(a w)"}
+        kinds = {
+            "none": "one template",
+            "linear": "A0 + a A1",
+            "deformed": "A0 o exp(a w)",
+            "implicit": f"neural field T(x, a) ({v['encoding'].name})",
+        }
         title = (
             f"{kinds[v['conditional']]}, ventricle dilation {v['attribute']:g} voxels at a = 1, "
             f"{self.constraint()}, seed {ctx.seed}"
         )
         figure = attribute_figure([t.data for t in trues], estimates, ATTRIBUTE_VALUES, title)
         ctx.artifact("attribute", figure)
+
+    def record_finer(self, ctx, pop, model):
+        """The template on a grid ``finer`` times finer against the truth made there
+        (``ConditionalPopulation.template_at(a, finer)``): the implicit template evaluated
+        there, a grid template (and, for reference, the implicit one's training-grid
+        image) interpolated there bilinearly."""
+        finer = self.values["finer"]
+        trues = [pop.template_at(a, finer) for a in ATTRIBUTE_VALUES]
+        coarse = [model.at(a) for a in ATTRIBUTE_VALUES]
+        upsampled = [interpolate(image, finer) for image in coarse]
+        if isinstance(model, ImplicitTemplate):
+            estimates = [model.on_grid(a, finer) for a in ATTRIBUTE_VALUES]
+            scores = [_ncc(u[t.mask], t.data[t.mask]) for u, t in zip(upsampled, trues)]
+            ctx.metric("finer_ncc_interpolated", float(np.mean(scores)))
+        else:
+            estimates = upsampled
+        scores = [_ncc(e[t.mask], t.data[t.mask]) for e, t in zip(estimates, trues)]
+        for name, score in zip(("low", "mid", "high"), scores):
+            ctx.metric(f"finer_ncc_{name}", score)
+        ctx.metric("finer_ncc", float(np.mean(scores)))
+        title = (
+            f"{self.values['conditional']} template on a grid {finer}x finer than trained "
+            f"({'evaluated' if isinstance(model, ImplicitTemplate) else 'bilinear'}), "
+            f"seed {ctx.seed}"
+        )
+        figure = attribute_figure([t.data for t in trues], estimates, ATTRIBUTE_VALUES, title)
+        ctx.artifact("finer", figure)
+
+
+def interpolate(image: np.ndarray, finer: int) -> np.ndarray:
+    """``image`` read bilinearly (border) at the points of the grid ``finer`` times finer
+    (``implicit.normalised_grid``)."""
+    shape = image.shape
+    points = normalised_grid(shape, finer, "cpu").double()
+    grid = points.flip(-1).reshape(1, *[n * finer for n in shape], len(shape))
+    source = torch.from_numpy(np.asarray(image, dtype=np.float64))[None, None]
+    out = torch.nn.functional.grid_sample(
+        source, grid, mode="bilinear", padding_mode="border", align_corners=True
+    )
+    return out[0, 0].numpy()
