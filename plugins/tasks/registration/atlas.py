@@ -73,9 +73,10 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from bench import CellContext, Encoding, Headline, Param, ParamError, Slot, Task
+from bench import CellContext, Headline, Param, ParamError, Plugin, Slot, Task
 from plugins.backends.base import WarpBackend
 from plugins.data import registration as data
+from plugins.encodings.base import FieldEncoding
 from plugins.methods.registration.base import positive
 from plugins.methods.registration.classical import SVF
 from plugins.methods.registration.losses import diffusion, similarity
@@ -177,7 +178,12 @@ class Atlas(Task):
         cost="time.estimate.median",
         curves=("loss",),
     )
-    components = {"backend": Slot(WarpBackend, default="warp.eager")}
+    components = {
+        "backend": Slot(WarpBackend, default="warp.eager"),
+        "encoding": Slot(
+            FieldEncoding, optional=True, doc="conditional implicit: the template's neural field"
+        ),
+    }
     params = {
         **image_params(),
         "subjects": Param(8, low=2, doc="population size"),
@@ -209,8 +215,7 @@ class Atlas(Task):
             choices=VELOCITIES,
             doc="subjects' velocities: a grid each, or a SIREN each (auto: neural for implicit)",
         ),
-        "encoding": Param("siren", plugin=Encoding, doc="implicit: the template's neural field"),
-        "attribute_scale": positive(0.5, "implicit: the attribute enters the field as a * this"),
+        "attribute_scale": positive(0.05, "implicit: a enters the field as a * this (CINA: 0.05)"),
         "field_lr": positive(1e-4, "implicit: Adam learning rate of the template's network"),
         "init_steps": Param(200, low=0, doc="implicit: Adam steps fitting the field to the start"),
         "velocity_lr": positive(1e-4, "neural velocities: Adam learning rate of their SIRENs"),
@@ -220,6 +225,15 @@ class Atlas(Task):
             1, low=1, high=4, doc="also score the template on a grid this many times finer (1: off)"
         ),
     }
+
+    @classmethod
+    def check_cell(cls, components: dict[str, type[Plugin]], params: dict[str, Any]) -> str | None:
+        implicit = params.get("conditional") == "implicit"
+        if implicit and "encoding" not in components:
+            return "conditional implicit needs an encoding (the template's field: siren, ...)"
+        if not implicit and "encoding" in components:
+            return "an encoding is the implicit template's field: give conditional implicit"
+        return None
 
     @classmethod
     def resolve_params(cls, values: dict[str, Any]) -> dict[str, Any]:
@@ -293,7 +307,12 @@ class Atlas(Task):
             design = Design(attributes)
         if v["conditional"] == "implicit":
             model = ImplicitTemplate(
-                start_image, attributes, warp, exponential, v["encoding"], v["attribute_scale"]
+                start_image,
+                attributes,
+                warp,
+                exponential,
+                ctx.components["encoding"],
+                v["attribute_scale"],
             )
         else:
             model = template_model(v["conditional"], start_image, attributes, warp, exponential)
@@ -451,7 +470,7 @@ class Atlas(Task):
             "none": "one template",
             "linear": "A0 + a A1",
             "deformed": "A0 o exp(a w)",
-            "implicit": f"neural field T(x, a) ({v['encoding'].name})",
+            "implicit": "neural field T(x, a)",
         }
         title = (
             f"{kinds[v['conditional']]}, ventricle dilation {v['attribute']:g} voxels at a = 1, "
