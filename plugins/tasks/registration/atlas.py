@@ -511,7 +511,7 @@ def interpolate(image: np.ndarray, finer: int) -> np.ndarray:
     """``image`` read bilinearly (border) at the points of the grid ``finer`` times finer
     (``implicit.normalised_grid``)."""
     shape = image.shape
-    points = normalised_grid(shape, finer, "cpu").double()
+    points = normalised_grid(shape, finer, "cpu", torch.float64)
     grid = points.flip(-1).reshape(1, *[n * finer for n in shape], len(shape))
     source = torch.from_numpy(np.asarray(image, dtype=np.float64))[None, None]
     out = torch.nn.functional.grid_sample(

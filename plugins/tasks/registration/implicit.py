@@ -42,14 +42,15 @@ from plugins.tasks.registration.barycentre import Design
 from plugins.tasks.registration.templates import Fixed
 
 
-def normalised_grid(shape: tuple[int, ...], finer: int, device: Any) -> torch.Tensor:
+def normalised_grid(
+    shape: tuple[int, ...], finer: int, device: Any, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
     """(N, d) normalised coordinates (align_corners on the training grid of ``shape``) of
-    the grid ``finer`` times finer: ``finer`` 1 is every voxel of ``shape``."""
-    if finer == 1:
-        return grid_points(shape, 1, device)[0]
+    the grid ``finer`` times finer: ``finer`` 1 is every voxel of ``shape`` (as
+    ``grid_points(shape, 1)``)."""
     axes = []
     for n in shape:
-        index = torch.arange(n * finer, device=device, dtype=torch.float32) - (finer - 1) / 2
+        index = torch.arange(n * finer, device=device, dtype=dtype) - (finer - 1) / 2
         axes.append(index / finer * (2.0 / (n - 1)) - 1.0)
     mesh = torch.meshgrid(*axes, indexing="ij")
     return torch.stack(mesh, dim=-1).reshape(-1, len(shape))
