@@ -30,14 +30,14 @@ the mean displacement itself zero (a fixed-point correction of the velocities).
 hashgrid, ... of the fields family) on (x, a * ``attribute_scale``), read by each subject
 at its moved points, each subject's velocity a SIREN (``velocities`` auto/neural), all
 fitted by joint Adam after ``init_steps`` steps fitting the field to the start image
-(``plugins.tasks.registration.implicit``). Subject i is matched to A(a_i), and the barycentre penalty and projections apply to the
-least-squares fit of the deformations on [1, a] (mean and slope), so the deformations
-cannot carry the attribute's effect. ``linear`` is the simpler (one more image, no
-warp) and the first-order expansion of the true T(0) o exp(a w); ``deformed`` holds the
-truth exactly and cannot blend intensities. On the published protocol
-(``results/published/registration-atlas-cpu``) only ``deformed`` beats one template in
-every seed and at both ends of the attribute's range: local NCC leaves ``linear``'s A1
-free to carry local intensity changes.
+(``plugins.tasks.registration.implicit``). Subject i is matched to A(a_i), and the
+barycentre penalty and projections apply to the least-squares fit of the deformations on
+[1, a] (mean and slope), so the deformations cannot carry the attribute's effect.
+``linear`` is the simpler (one more image, no warp) and the first-order expansion of
+the true T(0) o exp(a w); ``deformed`` holds the truth exactly and cannot blend
+intensities. On the published protocol (``results/published/registration-atlas-cpu``)
+only ``deformed`` beats one template in every seed and at both ends of the attribute's
+range: local NCC leaves ``linear``'s A1 free to carry local intensity changes.
 
 Metrics: ``template_ncc`` and ``template_psnr`` of A (A(0) when conditional) against the
 true template T(0) inside the brain (no alignment: a template that drifted away from the
@@ -68,10 +68,10 @@ their mean ``finer_ncc``, the template on a grid ``finer`` times finer against t
 made on that grid (``ConditionalPopulation.template_at(a, finer)``): the implicit
 template evaluated there, a grid template interpolated bilinearly;
 ``finer_ncc_interpolated`` (implicit only) its own training-grid image interpolated
-instead; ``init_loss`` (implicit) the MSE left by the start fit. Files: the template (A0) as NIfTI, and
-A1 for ``linear``; a figure beside the truth and the mean; with an attribute, a figure
-of the template at a = -1, 0, 1 beside the truth; with ``finer``, the same on the finer
-grid (``finer.png``).
+instead; ``init_loss`` (implicit) the MSE left by the start fit. Files: the template
+(A0) as NIfTI, and A1 for ``linear``; a figure beside the truth and the mean; with an
+attribute, a figure of the template at a = -1, 0, 1 beside the truth; with ``finer``,
+the same on the finer grid (``finer.png``).
 
 The implicit template against CINA (Dannecker et al., MICCAI 2024, conditional implicit
 neural atlas; read in its authors' code, ``models/cina.py`` and ``atlas.py`` of
