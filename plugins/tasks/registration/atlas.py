@@ -94,9 +94,10 @@ m-dannecker/CINeMA, the successor repository that keeps CINA's model):
   coordinate batches by AdamW (net 1e-4, latents 5e-4, rigid 7.5e-3) with a cosine
   schedule; here the cell's similarity (local NCC by default) on the whole grid, the
   velocities' diffusion and magnitude, by Adam at ``field_lr`` and ``velocity_lr``.
-At 0.5 instead of 0.05 the attribute's input let the field memorise each subject at its
-own a (attribute NCC 0.66 against 0.90 at 8 mm with 4 subjects): a small scale keeps
-T_theta smooth in a, which is what makes it a template and not a table of subjects.
+With the attribute scaled by 0.5 (and a field of width 128) the field memorised each
+subject at its own a (attribute NCC 0.66 at 8 mm with 4 subjects, the a = 0 template a
+blend of two subjects); at 0.05 and width 64, 0.90 (both changed at once). A small scale
+keeps T_theta smooth in a, which makes it a template and not a table of subjects.
 """
 
 from __future__ import annotations
