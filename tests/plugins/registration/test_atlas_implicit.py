@@ -114,7 +114,9 @@ def test_implicit_template_recovers_the_conditional_truth():
     80 joint steps after 100 of fitting the start (12 s on the idle 2-core CPU, 2 minutes
     at load 8). Measured at seed 0: NCC to T(a) 0.906, 0.878, 0.925 at a = -1, 0, 1 (mean
     0.903) against the voxel-wise mean's 0.774; on the 2x finer grid 0.774 evaluated
-    against 0.731 for its own training-grid image interpolated there."""
+    against 0.731 for its own training-grid image interpolated there. Seeds 1 and 2:
+    mean NCC 0.907 and 0.901 (mean image 0.790, 0.774), finer 0.780 and 0.773 against
+    0.734 and 0.727 interpolated; trend in the deformations 0.10-0.18 mm."""
     from bench import testing
     from tests.plugins.registration._helpers import REGISTRY
 
@@ -138,7 +140,7 @@ def test_implicit_template_recovers_the_conditional_truth():
     # one template leaves 1.8 mm there in the published run)
     assert got["attribute_deformation_mm"] < 0.5
     # the finer grid: the field is scored against the finer truth, and evaluating it
-    # there is no worse than interpolating its own grid image (0.774 against 0.731)
+    # there beats interpolating its own grid image (+0.039 to +0.046 at seeds 0-2)
     assert got["finer_ncc"] > 0.7
-    assert got["finer_ncc"] > got["finer_ncc_interpolated"] - 0.01
+    assert got["finer_ncc"] > got["finer_ncc_interpolated"] + 0.02
     assert "estimate" in cell.times and cell.memory["estimate"] > 0
