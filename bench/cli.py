@@ -559,7 +559,8 @@ class _RunDisplay:
             total = self.progress.tasks[0].total or 0
             self.progress.update(self.bar, total=total + len(todo))
             return
-        skipped = len(self.suite.cells) - len(todo)
+        # a tuned entry's test cells are not among suite.cells (a resume may start there)
+        skipped = len(self.suite.cells) - sum(c.role != "test" for c in todo)
         note = f" ({skipped} already done)" if skipped else ""
         if not self.quiet:
             self.out.print(f"{self.suite.name}: {len(todo)} cells to run{note} -> {self.run_dir}")
