@@ -229,3 +229,18 @@ def test_an_explicit_grid_and_the_ids_of_untuned_entries_stay(tmp_path, monkeypa
     untuned = [c for c in suite.cells if c.role == ""]
     plain = _suite(tmp_path, "- task: tune.score\n  matrix: {solver: [tune.other]}\n")
     assert [c.id for c in untuned] == [c.id for c in load_suite(plain, registry).cells]
+
+
+def test_a_tuned_run_with_workers_runs_its_test_cells(tmp_path, monkeypatch):
+    """The runner calls the executor's run_all twice (validation, then the chosen test
+    cells); with --workers the second call used to find the first call's stop event
+    set, hand out nothing and wait forever (registration-icbm-2d hung after 144
+    validation cells)."""
+    monkeypatch.chdir(tmp_path)
+    path = _suite(tmp_path, DECLARED)
+    code = main(["run", str(path), "--output", "out", "--workers", "2", "--quiet"])
+    assert code == 0
+    run = load_run(next((tmp_path / "out" / "tuned").iterdir()))
+    assert (run.cells["role"] == "validation").sum() == 12
+    assert (run.cells["role"] == "test").sum() == 2 * 2  # configurations x test seeds
+    assert run.meta["cells"]["finished"] == 16
