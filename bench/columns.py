@@ -80,13 +80,33 @@ def unit(column: str) -> str:
     return ""
 
 
+def blank(value: Any) -> bool:
+    """An entry a cell does not have: None, NaN, or ``"NaN"`` (how a run written before
+    a fix stored NaN in a column of mixed types, which are kept as JSON text)."""
+    return is_missing(value) or (isinstance(value, str) and value == "NaN")
+
+
+def blanks_emptied(cells: pd.DataFrame) -> pd.DataFrame:
+    """``cells`` with every ``blank`` parameter entry None (a copy), so that a table
+    shows it empty rather than ``NaN``."""
+    out = cells.copy()
+    for c in params(out.columns):
+        if not pd.api.types.is_numeric_dtype(out[c]) and out[c].map(blank).any():
+            out[c] = pd.Series(
+                [None if blank(v) else v for v in out[c]], index=out.index, dtype=object
+            )
+    return out
+
+
 def varying(cells: pd.DataFrame, columns: list[str]) -> list[str]:
     """The columns whose filled values differ. A parameter only some plugins have
     (empty for the others) but the same wherever it is set does not count."""
     out = []
     for c in columns:
-        if c in cells.columns and cells[c].dropna().map(repr).nunique() > 1:
-            out.append(c)
+        if c in cells.columns:
+            filled = cells[c][~cells[c].map(blank)]
+            if filled.map(repr).nunique() > 1:
+                out.append(c)
     return out
 
 
@@ -97,18 +117,24 @@ def configuration_columns(cells: pd.DataFrame) -> list[str]:
     return comps + varying(cells, params(cells.columns))
 
 
+def _slot(column: str) -> str:
+    """``param.method.iterations`` -> ``method``; ``param.lr`` -> ``""``."""
+    if column.startswith(PARAM) and column.count(".") >= 2:
+        return column[len(PARAM) :].split(".")[0]
+    return ""
+
+
 def distinguishing(cells: pd.DataFrame, cols: list[str]) -> list[str]:
     """``cols`` less each component's parameter (``param.<slot>.<name>``) that the
-    component alone decides: the same in every cell of each of that slot's plugins
-    (``method.iterations`` when each method keeps its own default). What tells the
-    rows of a table apart without those columns."""
-    comps = set(components(cells))
+    component alone decides: one value (or none) in every cell of each of that slot's
+    plugins (``method.lr`` where each method keeps its own default, or the suite set it
+    once per method). What tells the rows of a table apart without those columns."""
     out = []
     for c in cols:
-        slot = c[len(PARAM) :].split(".")[0] if c.startswith(PARAM) and c.count(".") >= 2 else ""
-        if slot in comps and slot in cols:
-            text = cells[[slot, c]].astype(str)
-            if text.groupby(slot)[c].nunique().max() <= 1:
+        slot = _slot(c)
+        if slot in cols and slot in cells.columns:
+            values = cells[c].map(lambda v: "" if blank(v) else repr(v))
+            if values.groupby(cells[slot].map(str)).nunique().max() <= 1:
                 continue
         out.append(c)
     return out
@@ -116,10 +142,13 @@ def distinguishing(cells: pd.DataFrame, cols: list[str]) -> list[str]:
 
 def configuration_labels(cells: pd.DataFrame) -> pd.Series:
     """One label per cell, task by task: ``solver=rk4 step_size=0.01``; cells of one
-    configuration (seeds apart) share it. Components read as their plugin's name."""
+    configuration (seeds apart) share it. Components read as their plugin's name; the
+    parameters are those that vary less the ones each plugin alone decides
+    (``distinguishing``: a registration method's own ``lr``); an empty entry is left
+    out (``blank``: a parameter the cell's plugin does not have)."""
     labels = pd.Series("", index=cells.index, dtype=object)
     for _, group in cells.groupby("task", sort=False, dropna=False):
-        cols = configuration_columns(group)
+        cols = distinguishing(group, configuration_columns(group))
         labels.loc[group.index] = [_label(row, cols) for _, row in group[cols].iterrows()]
     return labels
 
@@ -131,13 +160,7 @@ def label(row: pd.Series, cols: list[str]) -> str:
 
 
 def _label(row: pd.Series, cols: list[str]) -> str:
-    parts = []
-    for c in cols:
-        value = row[c]
-        if is_missing(value):
-            continue
-        name = short_name(c)
-        parts.append(f"{name}={_value(value)}")
+    parts = [f"{short_name(c)}={_value(row[c])}" for c in cols if not blank(row[c])]
     return " ".join(parts) or "default"
 
 

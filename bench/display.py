@@ -71,8 +71,9 @@ def compact(text: str) -> str:
 
 
 def fmt_number(value: Any) -> str:
-    """A table entry: floats to 4 significant digits with a compact exponent."""
-    if is_missing(value):
+    """A table entry: floats to 4 significant digits with a compact exponent; an empty
+    entry (``bench.columns.blank``) as nothing."""
+    if schema.blank(value):
         return ""
     if isinstance(value, (float, np.floating)):
         return compact(f"{float(value):.4g}")

@@ -213,7 +213,7 @@ def describe_task(
 ) -> Task:
     """What the page shows of one task: its headline (or the fallback: the first
     metric with numbers, the first timer, else the wall time) and its configurations."""
-    cells = cells.dropna(axis=1, how="all").copy()
+    cells = C.blanks_emptied(cells).dropna(axis=1, how="all")
     cells["config"] = C.configuration_labels(cells).to_numpy()
     ok = cells[cells["status"] == "ok"]
     found = C.headline(run.meta, task, ok if len(ok) else cells)

@@ -144,7 +144,8 @@ def _atomic_write_parquet(path: Path, frame: pd.DataFrame) -> None:
 
 def _parquet_safe(frame: pd.DataFrame) -> pd.DataFrame:
     """Object columns holding mixed types (``3`` and ``"camera"``) or lists become
-    JSON strings, which Parquet can store; uniform columns are left alone."""
+    JSON strings, which Parquet can store; an empty entry (None, NaN) stays empty
+    (null), not the text ``NaN``; uniform columns are left alone."""
     frame = frame.copy()
     for col in frame.columns:
         if frame[col].dtype != object:
@@ -153,7 +154,8 @@ def _parquet_safe(frame: pd.DataFrame) -> pd.DataFrame:
         kinds = {type(v) for v in values}
         if len(kinds) > 1 or any(isinstance(v, (list, dict, tuple)) for v in values):
             frame[col] = [
-                v if v is None or isinstance(v, str) else json.dumps(v) for v in frame[col]
+                None if v is None or _is_nan(v) else v if isinstance(v, str) else json.dumps(v)
+                for v in frame[col]
             ]
     return frame
 

@@ -10,6 +10,7 @@ import pytest
 
 from bench import Headline
 from bench.columns import (
+    blanks_emptied,
     configuration_columns,
     configuration_labels,
     headline,
@@ -18,6 +19,7 @@ from bench.columns import (
     unit,
 )
 from bench.headline import HeadlineError
+from bench.results import _parquet_safe
 
 
 def _cells() -> pd.DataFrame:
@@ -55,6 +57,76 @@ def test_a_configuration_is_the_components_and_what_varies_within_a_task():
     ]
     ode = cells[cells["task"] == "ode"]
     assert configuration_columns(ode) == ["solver", "param.solver.step_size"]
+
+
+def _registration_cells() -> pd.DataFrame:
+    """Five methods as a registration suite runs them: each method's own lr and
+    iterations (set once per method, or its plugin's default), svf twice (symmetric or
+    not), syn's iterations a list (so the column holds mixed types), voxelmorph with no
+    iterations at all; two contrasts."""
+    methods = ["displacement", "svf", "svf", "lddmm", "syn", "voxelmorph", "voxelmorph"]
+    return pd.DataFrame(
+        {
+            "cell_id": [f"c{i}" for i in range(7)],
+            "task": "registration.pairwise",
+            "method": methods,
+            "backend": "warp.eager",
+            "param.contrast": ["t1"] * 6 + ["t2"],
+            "param.method.lr": [0.1, 0.1, 0.1, 1.0, np.nan, 0.001, 0.001],
+            "param.method.iterations": [150, 150, 150, 150, [40, 20, 10], np.nan, np.nan],
+            "param.method.symmetric": [np.nan, False, True, np.nan, np.nan, np.nan, np.nan],
+            "seed": 0,
+            "status": "ok",
+        }
+    )
+
+
+def _stored(cells: pd.DataFrame, tmp_path, nan_as_text: bool = False) -> pd.DataFrame:
+    """The cells as a run's cells.parquet gives them back; ``nan_as_text``: as a run
+    written before empty entries of a mixed column were kept empty (``"NaN"``)."""
+    safe = _parquet_safe(cells)
+    if nan_as_text:
+        col = safe["param.method.iterations"]
+        safe["param.method.iterations"] = col.where(col.notna(), "NaN")
+    safe.to_parquet(tmp_path / "cells.parquet", index=False)
+    return pd.read_parquet(tmp_path / "cells.parquet")
+
+
+@pytest.mark.parametrize("nan_as_text", [False, True])
+def test_a_label_leaves_out_what_a_plugin_alone_decides_and_empty_entries(tmp_path, nan_as_text):
+    cells = _stored(_registration_cells(), tmp_path, nan_as_text)
+    assert (cells["param.method.iterations"].iloc[-1] == "NaN") is nan_as_text
+    assert list(configuration_labels(cells)) == [
+        "method=displacement backend=warp.eager contrast=t1",
+        "method=svf backend=warp.eager contrast=t1 method.symmetric=False",
+        "method=svf backend=warp.eager contrast=t1 method.symmetric=True",
+        "method=lddmm backend=warp.eager contrast=t1",
+        "method=syn backend=warp.eager contrast=t1",
+        "method=voxelmorph backend=warp.eager contrast=t1",
+        "method=voxelmorph backend=warp.eager contrast=t2",
+    ]  # never lr=0.1, iterations=150, iterations=NaN or nan: each method's own settings
+
+
+def test_a_plugin_setting_that_one_plugin_varies_is_in_every_label_that_has_it():
+    cells = _registration_cells()
+    cells.loc[6, "param.method.lr"] = 0.01  # voxelmorph at two learning rates
+    labels = list(configuration_labels(cells))
+    assert labels[0] == "method=displacement backend=warp.eager contrast=t1 method.lr=0.1"
+    assert labels[4] == "method=syn backend=warp.eager contrast=t1"  # syn has no lr
+    assert labels[5:] == [
+        "method=voxelmorph backend=warp.eager contrast=t1 method.lr=0.001",
+        "method=voxelmorph backend=warp.eager contrast=t2 method.lr=0.01",
+    ]
+
+
+def test_an_empty_entry_in_a_mixed_column_is_empty_in_tables(tmp_path):
+    from bench.display import fmt_number
+
+    cells = _stored(_registration_cells(), tmp_path, nan_as_text=True)
+    shown = blanks_emptied(cells)["param.method.iterations"]
+    assert shown.iloc[-1] is None and shown.iloc[0] == "150"
+    assert fmt_number(cells["param.method.iterations"].iloc[-1]) == ""
+    assert fmt_number(float("nan")) == "" and fmt_number("camera") == "camera"
 
 
 def test_column_names_and_units():
