@@ -14,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from bench import columns as schema
-from bench.compare import Comparison, Violation
+from bench.compare import Comparison
 from bench.headline import Headline
 from bench.results import is_missing
 
@@ -463,16 +463,6 @@ def comparison_tables(cmp: Comparison) -> list[Table]:
             t.add_row(_key_label(key, label_cols), sa, sb)
         tables.append(t)
     return tables
-
-
-def violations_table(violations: list[Violation], cmp: Comparison) -> Table:
-    t = Table(title="gates crossed", header_style="bold red")
-    for name in ("gate", "cell", "what", "change"):
-        t.add_column(name)
-    labels = _label_columns(cmp, [v.key for v in violations])
-    for v in violations:
-        t.add_row(str(v.gate), _key_label(v.key, labels), v.what, v.detail)
-    return t
 
 
 def make_console(stderr: bool = False) -> Console:
