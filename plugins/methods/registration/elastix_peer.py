@@ -163,8 +163,12 @@ class ElastixBSpline(RegistrationMethod):
         transformix.SetTransformParameterObject(transform)
         transformix.ComputeDeformationFieldOn()
         transformix.SetLogToConsole(False)
-        transformix.UpdateLargestPossibleRegion()
-        field = itk.array_from_image(transformix.GetOutputDeformationField())
+        # transformix writes deformationField.nii to its output folder (the working
+        # directory unless told): a temporary one, removed
+        with tempfile.TemporaryDirectory(prefix="transformix-") as tmp:
+            transformix.SetOutputDirectory(tmp)
+            transformix.UpdateLargestPossibleRegion()
+            field = itk.array_from_image(transformix.GetOutputDeformationField()).copy()
         return field_to_displacement(np.asarray(field, dtype=np.float64), problem.spacing)
 
     def solve(self, problem: Problem, ctx: CellContext) -> Result:
