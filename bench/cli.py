@@ -101,6 +101,7 @@ def _parser() -> argparse.ArgumentParser:
     _report_parser(sub)
     _plot_parser(sub)
     _compare_parser(sub)
+    _stats_parser(sub)
     _site_parser(sub)
     return p
 
@@ -307,6 +308,46 @@ def _compare_parser(sub: Any) -> None:
     )
     cmp.add_argument("--alpha", type=_alpha, default=0.05, help="significance level (0.05)")
     cmp.set_defaults(func=cmd_compare)
+
+
+def _stats_parser(sub: Any) -> None:
+    stats = sub.add_parser(
+        "stats",
+        help="paired Wilcoxon signed-rank tests of one configuration against each other "
+        "(cells matched on seed and every other parameter), Benjamini-Hochberg adjusted",
+    )
+    stats.add_argument("run", help="run folder")
+    stats.add_argument(
+        "--metric", required=True, help="the metric compared (dice, or a column: metric.dice)"
+    )
+    stats.add_argument(
+        "--reference",
+        required=True,
+        metavar="KEY=VALUE",
+        help="the configuration every other is compared with: 'method=svf', or several keys "
+        "'method=svf,method.symmetric=true' (a column or a parameter's short name)",
+    )
+    stats.add_argument(
+        "--by",
+        action="append",
+        default=[],
+        metavar="COLUMN",
+        help="compare within each value of this column too (repeat for several): --by truth",
+    )
+    stats.add_argument(
+        "--filter",
+        action="append",
+        default=[],
+        metavar="COL=VALUE",
+        help="keep only the cells with this column value (repeat for several)",
+    )
+    stats.add_argument(
+        "--better",
+        choices=["higher", "lower"],
+        help="the metric's direction (default: the task's headline, where it names the metric)",
+    )
+    stats.add_argument("--alpha", type=_alpha, default=0.05, help="level for the q-values (0.05)")
+    stats.set_defaults(func=cmd_stats)
 
 
 def _site_parser(sub: Any) -> None:
@@ -559,7 +600,8 @@ class _RunDisplay:
             total = self.progress.tasks[0].total or 0
             self.progress.update(self.bar, total=total + len(todo))
             return
-        skipped = len(self.suite.cells) - len(todo)
+        # a tuned entry's test cells are not among suite.cells (a resume may start there)
+        skipped = len(self.suite.cells) - sum(c.role != "test" for c in todo)
         note = f" ({skipped} already done)" if skipped else ""
         if not self.quiet:
             self.out.print(f"{self.suite.name}: {len(todo)} cells to run{note} -> {self.run_dir}")
@@ -969,6 +1011,66 @@ def cmd_compare(args: argparse.Namespace) -> int:
         return EXIT_GATE
     if gates:
         out.print(f"gates held: {', '.join(str(g) for g in gates)}")
+    return 0
+
+
+# --- stats ------------------------------------------------------------------
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from bench.columns import headline
+    from bench.stats import StatsError, paired_comparisons, resolve_metric
+
+    run = _load(args.run)
+    cells = _filtered(run, args.filter)
+    if cells.empty:
+        raise CliError(f"no cells match {' and '.join(args.filter)} in {run.path}")
+    try:
+        column = resolve_metric(cells, args.metric)
+        better = args.better
+        if better is None and column.startswith("metric."):
+            name = column[len("metric.") :]
+            directions = {
+                h.quality[name]
+                for task in cells["task"].dropna().unique()
+                if (h := headline(run.meta, str(task))) is not None and name in h.quality
+            }
+            better = directions.pop() if len(directions) == 1 else None
+        table = paired_comparisons(
+            cells, column, args.reference, by=args.by, better=better, alpha=args.alpha
+        )
+    except StatsError as exc:
+        raise CliError(str(exc)) from None
+    out = make_console()
+    direction = f"{better} is better" if better else "direction unknown: give --better"
+    out.print(
+        f"{run.path}: {table.metric} ({direction}), {table.reference} against each other "
+        f"configuration, paired on seed and every other parameter; Wilcoxon signed-rank "
+        f"(two-sided), Benjamini-Hochberg q over the {len(table.rows)} comparisons",
+        highlight=False,
+    )
+    grid = Table(show_edge=False)
+    if table.by:
+        grid.add_column(" ".join(c.removeprefix("param.") for c in table.by))
+    for name in ("other", "reference mean", "other mean", "paired diff", "n", "p", "q"):
+        grid.add_column(name, justify="left" if name == "other" else "right")
+    grid.add_column("verdict")
+    for row in table.rows:
+        cells_ = [row.group] if table.by else []
+        cells_ += [
+            row.other,
+            f"{row.reference_mean:.4g}",
+            f"{row.other_mean:.4g}",
+            f"{row.difference:+.4g}",
+            str(row.n),
+            f"{row.p:.3g}",
+            f"{row.q:.3g}",
+            row.verdict,
+        ]
+        grid.add_row(*cells_)
+    out.print(grid)
     return 0
 
 

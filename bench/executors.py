@@ -377,7 +377,9 @@ class ParallelExecutor(Executor):
         for cell in cells:
             todo.put(cell)
         events: queue.Queue[tuple[str, Cell | None, Any]] = queue.Queue()
-        stop = self._stop
+        # a fresh event for each call: the runner calls run_all again for a tuned
+        # entry's test cells, and the last call's stop must not end this one
+        self._stop = stop = threading.Event()
 
         def serve(executor: ProcessExecutor) -> None:
             while not stop.is_set():
@@ -400,7 +402,14 @@ class ParallelExecutor(Executor):
         remaining = len(cells)
         try:
             while remaining:
-                kind, cell, payload = events.get()
+                try:
+                    kind, cell, payload = events.get(timeout=1.0)
+                except queue.Empty:
+                    if any(t.is_alive() for t in self._threads) or not events.empty():
+                        continue
+                    raise RuntimeError(
+                        f"every worker thread stopped with {remaining} cells not run"
+                    ) from None
                 if kind == "start":
                     if on_cell_start and cell is not None:
                         on_cell_start(cell)

@@ -22,7 +22,17 @@ float64, rounded once to the operand precision): exact in real arithmetic, and i
 floating point one rounding of ``omega * W`` replaces the reference's one rounding of
 ``omega * (W h + b)``; measured fp32 error is the same as torch's (~1e-6, see tests).
 
-Activations are held as two column halves of WIDTH/2. A single 256 x 256 fp32 weight
+Widths over 128: layer by layer. At width 256 the fused kernel spills (sm_90 compiles:
+2.4 KB a thread in the fp32 forward, 15.7 KB in the fp32 backward), so padded widths
+over 128 (forward) or 64 (backward) run one kernel a layer instead: a tl.dot GEMM tile
+with bias and sine in its epilogue (``_layer_dense_kernel``), the activations written
+once in the operand dtype (fp16/bf16: half the bytes of torch's fp32 activations, and
+one pass where eager makes two, matmul then sine); the backward is one GEMM + cos
+kernel a layer (``_layer_backprop_kernel``). Same roundings as the fused kernel
+(activations rounded to the operand dtype before each dot, fp32 accumulation and sine
+arguments); see ``_LAYER_SETTINGS`` for the registers of each kernel.
+
+Fused: activations are held as two column halves of WIDTH/2. A single 256 x 256 fp32 weight
 operand is 256 KiB, more than an H100's 228 KiB of shared memory, so every layer is
 four (WIDTH/2)^2 dots instead of one; for fp16 the halves are 32 KiB each.
 
@@ -340,7 +350,10 @@ if triton is not None:
         pid = tl.program_id(0)
         rows = pid.to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
         row_mask = rows < n_rows
-        layer_stride = n_rows * WIDTH
+        # int64: n_rows is an int32 argument, and n_rows * WIDTH * sine layers passes 2^31
+        # at 2^21 rows of width 256 (the chunking keeps n_rows at 2^15 today, but the
+        # offset must not depend on that budget).
+        layer_stride = tl.cast(n_rows, tl.int64) * WIDTH
 
         # Forward again, parking every pre-activation in the scratch.
         z0, z1 = _first_layer(x_ptr, w0_ptr, b0_ptr, rows, row_mask, stride_xm, IN, WIDTH)
@@ -406,6 +419,118 @@ if triton is not None:
                 dxk += tl.sum(dz1 * tl.load(w0k + HALF)[None, :], axis=1)
                 tl.store(dx_ptr + rows * IN + k, dxk, mask=row_mask)
 
+    # -- Layer-by-layer path (padded widths over 128) ---------------------------------
+    # One program computes a (BLOCK_M, BLOCK_N) tile of one layer's output: a K-loop of
+    # tl.dot over BLOCK_K slices, with bias and sine in the epilogue. Every offset that
+    # grows with the number of points is int64 (``rows`` is), so no product overflows.
+
+    @triton.jit
+    def _layer_first_kernel(
+        x_ptr,
+        w0_ptr,
+        b0_ptr,
+        h_ptr,
+        z_ptr,
+        n_rows,
+        stride_xm,
+        IN: tl.constexpr,
+        WIDTH: tl.constexpr,
+        STORE_Z: tl.constexpr,
+        BLOCK_M: tl.constexpr,
+        BLOCK_N: tl.constexpr,
+    ):
+        """h = sin(x @ W0t + b0) (and z, its fp32 argument, with STORE_Z), by IN FMAs."""
+        rows = tl.program_id(0).to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
+        cols = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
+        row_mask = rows < n_rows
+        z = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32) + tl.load(b0_ptr + cols)[None, :]
+        for k in tl.static_range(IN):
+            xk = tl.load(x_ptr + rows * stride_xm + k, mask=row_mask, other=0.0)[:, None]
+            z += xk * tl.load(w0_ptr + k * WIDTH + cols)[None, :]
+        offs = rows[:, None] * WIDTH + cols[None, :]
+        if STORE_Z:
+            tl.store(z_ptr + offs, z, mask=row_mask[:, None])
+        tl.store(h_ptr + offs, tl.sin(z).to(h_ptr.dtype.element_ty), mask=row_mask[:, None])
+
+    @triton.jit
+    def _layer_dense_kernel(
+        a_ptr,
+        wt_ptr,
+        b_ptr,
+        out_ptr,
+        z_ptr,
+        n_rows,
+        N_STORE,
+        stride_om,
+        K: tl.constexpr,
+        N: tl.constexpr,
+        ACT: tl.constexpr,
+        STORE_Z: tl.constexpr,
+        UPCAST: tl.constexpr,
+        INPUT_PRECISION: tl.constexpr,
+        BLOCK_M: tl.constexpr,
+        BLOCK_N: tl.constexpr,
+        BLOCK_K: tl.constexpr,
+    ):
+        """out = act(a @ Wt + b) for a (n_rows, K) and a row-major (K, N) Wt.
+
+        ``a`` is cast to Wt's dtype before each dot (fp16/bf16 activations for the half
+        precisions, as the fused kernel does in registers), accumulation is fp32 and so
+        is the activation's argument. ACT is ``_final_activation``'s code (1: sine).
+        Columns >= N_STORE of ``out`` (row stride stride_om) are not written; with
+        STORE_Z the fp32 argument goes to z_ptr as (n_rows, N), all columns.
+        """
+        rows = tl.program_id(0).to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
+        cols = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
+        row_mask = rows < n_rows
+        acc = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
+        for k0 in range(0, K, BLOCK_K):
+            kk = k0 + tl.arange(0, BLOCK_K)
+            a = tl.load(a_ptr + rows[:, None] * K + kk[None, :], mask=row_mask[:, None], other=0.0)
+            b = tl.load(wt_ptr + kk[:, None] * N + cols[None, :])
+            a = a.to(b.dtype)
+            if UPCAST:  # bf16 under the interpreter only: see _tile_dot
+                a = a.to(tl.float32)
+                b = b.to(tl.float32)
+            acc = tl.dot(a, b, acc, input_precision=INPUT_PRECISION)
+        z = acc + tl.load(b_ptr + cols)[None, :]
+        if STORE_Z:
+            tl.store(z_ptr + rows[:, None] * N + cols[None, :], z, mask=row_mask[:, None])
+        h = _final_activation(z, ACT)
+        mask = row_mask[:, None] & (cols[None, :] < N_STORE)
+        out_offs = rows[:, None] * stride_om + cols[None, :]
+        tl.store(out_ptr + out_offs, h.to(out_ptr.dtype.element_ty), mask=mask)
+
+    @triton.jit
+    def _layer_backprop_kernel(
+        dz_ptr,
+        wt_ptr,
+        zp_ptr,
+        n_rows,
+        K: tl.constexpr,
+        N: tl.constexpr,
+        INPUT_PRECISION: tl.constexpr,
+        BLOCK_M: tl.constexpr,
+        BLOCK_K: tl.constexpr,
+        BLOCK_N: tl.constexpr,
+    ):
+        """zp <- (dz @ W) * cos(zp), in place: the gradient of the previous sine layer's
+        argument, from dz (n_rows, N) fp32, W[n, k] = Wt[k, n] for a row-major (K, N)
+        fp32 Wt, and zp (n_rows, K) fp32 holding that layer's argument. A program owns a
+        (BLOCK_M, BLOCK_K) tile of zp and reads and writes only that tile of it, so
+        overwriting in place is safe."""
+        rows = tl.program_id(0).to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
+        cols = tl.program_id(1) * BLOCK_K + tl.arange(0, BLOCK_K)
+        row_mask = rows < n_rows
+        acc = tl.zeros([BLOCK_M, BLOCK_K], dtype=tl.float32)
+        for n0 in range(0, N, BLOCK_N):
+            nn = n0 + tl.arange(0, BLOCK_N)
+            d = tl.load(dz_ptr + rows[:, None] * N + nn[None, :], mask=row_mask[:, None], other=0.0)
+            w = tl.load(wt_ptr + cols[None, :] * N + nn[:, None])
+            acc = tl.dot(d, w, acc, input_precision=INPUT_PRECISION)
+        offs = rows[:, None] * K + cols[None, :]
+        zp = tl.load(zp_ptr + offs, mask=row_mask[:, None], other=0.0)
+        tl.store(zp_ptr + offs, acc * tl.cos(zp), mask=row_mask[:, None])
 
 # ---------------------------------------------------------------------------
 # Host side: checks, packing, launch settings, launchers
@@ -597,7 +722,41 @@ def _packed(
 # BLOCK_M = 64 caps near 350 TFLOP/s. Measured on an H200 (scripts/sine_mlp_sweep.py,
 # results/published/kernels-headline-h200): at W 256 the fp32 forward takes 41 ms at
 # 64/8 and 27 ms at 128/8 (torch eager 13.6), the fp32 backward 528 ms at 32/8; fp16
-# forward at 64/4 raised a CUDA illegal memory access (not understood; 64/8 is sound).
+# forward at 64/4 raised a CUDA illegal memory access. A bounds analysis under the
+# interpreter (tests/kernels/_bounds.py, test_fused_forward_at_64_4_fp16_width_256_...)
+# finds every access of that kernel in bounds and no int32 offset growing with N; 64/4
+# was the spilling compile (255 regs, 264 B). Width 256 now runs layer by layer, and
+# these settings serve widths up to 128 (64 for the backward), none of which spills.
+# Padded widths up to these run fully fused (activations in registers); wider ones run
+# layer by layer (_layer_*_kernel), which is what does not spill at width 256. The fused
+# backward spills from width 128 in fp32/tf32 (table above), so it stops at 64.
+_FUSED_MAX_WIDTH = {"fwd": 128, "bwd": 64}
+# Layer by layer, (BLOCK_M, BLOCK_N, BLOCK_K, num_warps, num_stages) of a dense layer by
+# precision, and of the backprop kernel (BLOCK_M, BLOCK_K output columns, BLOCK_N
+# reduction, ...) by its input precision; from sm_90 compiles of the W 256 SIREN
+# (Triton 3.9, tests/kernels/_sine_mlp_aot.py), registers a thread of 255, and stack
+# bytes beyond libdevice's 32 (spills) in none; forward / backward recomputation:
+#   dense fp16/bf16 128/128/32: 194 / 250 regs (128/128/64 spilled 8 B; 128/64/64 254)
+#   dense tf32      128/128/32: 207 / 254
+#   dense fp32 (tf32x3) 128/64/32: 190 / 181 (128/128/32 253; 64/64/32 193)
+#   backprop tf32 128/64/32: 156 (128/128/32 spilled 152 B) | tf32x3 128/64/32: 181
+# The K loop must stay a loop (range, pipelined): unrolled (tl.static_range) the fp32
+# dense kernel spilled 1.6 KB.
+_LAYER_SETTINGS = {
+    "fp16": (128, 128, 32, 8, 3),
+    "bf16": (128, 128, 32, 8, 3),
+    "tf32": (128, 128, 32, 8, 3),
+    "fp32": (128, 64, 32, 8, 3),
+}
+_BACKPROP_SETTINGS = {"tf32": (128, 64, 32, 8, 3), "tf32x3": (128, 64, 32, 8, 3)}
+# The first layer is elementwise (IN FMAs a unit): (BLOCK_M, BLOCK_N, num_warps); 64 rows
+# took 254 registers (64 sines a thread), 32 take 122.
+_FIRST_LAYER_SETTINGS = (32, 128, 4)
+# Scratch a layered call may hold, forward (two activation buffers) or backward (every
+# sine layer's argument and activation in fp32): at 2^20 points and width 256 the fp16
+# forward holds all points at once (2 x 512 MiB), the backward 2^17 points a chunk.
+_LAYERED_SCRATCH_BYTES = 2**30
+
 _FORWARD_SETTINGS = {
     "half": {64: (128, 4), 128: (128, 8), 256: (64, 8)},
     "single": {64: (128, 4), 128: (64, 4), 256: (64, 8)},
@@ -618,11 +777,173 @@ def _upcast(precision: str) -> bool:
     return precision == "bf16" and interpreting()
 
 
+def _layered(width: int, backward: bool = False) -> bool:
+    """Whether a padded width runs layer by layer rather than fully fused."""
+    return width > _FUSED_MAX_WIDTH["bwd" if backward else "fwd"]
+
+
+def _layer_settings(precision: str, backprop: bool = False) -> tuple[int, int, int, int, int]:
+    if backprop:
+        return _BACKPROP_SETTINGS[_BACKWARD_INPUT_PRECISION[precision]]
+    return _LAYER_SETTINGS[precision]
+
+
+def _chunk_rows(n: int, bytes_per_row: int, budget: int) -> int:
+    """Rows a chunk of scratch holds within ``budget`` bytes: at least one block of
+    128 rows (every launch setting's BLOCK_M divides 128), at most n."""
+    return min(max(n, 1), max(128, budget // bytes_per_row // 128 * 128))
+
+
+def _run_layers(
+    x: torch.Tensor,
+    packed: _Packed,
+    config: _Config,
+    hs: Sequence[torch.Tensor],
+    zs: Sequence[torch.Tensor] | None,
+    out: torch.Tensor,
+    last_act: int,
+    n_store: int,
+) -> None:
+    """The layer-by-layer forward on the rows of x: sine layer l writes its activation
+    to hs[l] (and its fp32 argument to zs[l], when given), each (rows, width)
+    contiguous rows; the last layer writes ``last_act`` of its output, columns below
+    n_store, to ``out`` (rows, >= n_store)."""
+    rows, width = x.shape[0], packed.width
+    block_m, block_n, block_k, num_warps, num_stages = _layer_settings(config.precision)
+    first_m, first_n, first_warps = _FIRST_LAYER_SETTINGS
+    first_n = min(first_n, width)
+    store_z = zs is not None
+    _layer_first_kernel[(triton.cdiv(rows, first_m), width // first_n)](
+        x,
+        packed.w0t,
+        packed.b0,
+        hs[0],
+        zs[0] if store_z else hs[0],
+        rows,
+        x.stride(0),
+        IN=packed.in_features,
+        WIDTH=width,
+        STORE_Z=store_z,
+        BLOCK_M=first_m,
+        BLOCK_N=first_n,
+        num_warps=first_warps,
+    )
+    common = {
+        "UPCAST": _upcast(config.precision),
+        "INPUT_PRECISION": _INPUT_PRECISION[config.precision],
+        "BLOCK_M": block_m,
+        "BLOCK_K": min(block_k, width),
+        "num_warps": num_warps,
+        "num_stages": num_stages,
+    }
+    bn = min(block_n, width)
+    for layer in range(packed.num_hidden):
+        _layer_dense_kernel[(triton.cdiv(rows, block_m), width // bn)](
+            hs[layer],
+            packed.wht[layer],
+            packed.bh[layer],
+            hs[layer + 1],
+            zs[layer + 1] if store_z else hs[layer + 1],
+            rows,
+            width,
+            width,
+            K=width,
+            N=width,
+            ACT=1,
+            STORE_Z=store_z,
+            BLOCK_N=bn,
+            **common,
+        )
+    bn = min(block_n, packed.out_pad)
+    _layer_dense_kernel[(triton.cdiv(rows, block_m), packed.out_pad // bn)](
+        hs[packed.num_hidden],
+        packed.wlt,
+        packed.bl,
+        out,
+        out,
+        rows,
+        n_store,
+        out.stride(0),
+        K=width,
+        N=packed.out_pad,
+        ACT=last_act,
+        STORE_Z=False,
+        BLOCK_N=bn,
+        **common,
+    )
+
+
+def _forward_layered(x: torch.Tensor, packed: _Packed, config: _Config, y: torch.Tensor) -> None:
+    """y = the SIREN at x, layer by layer through two ping-pong activation buffers of
+    the operand dtype (fp16/bf16 for the half precisions), in chunks of rows."""
+    n, width = x.shape[0], packed.width
+    act_dtype = packed.wht.dtype
+    itemsize = torch.empty(0, dtype=act_dtype).element_size()
+    chunk = _chunk_rows(n, 2 * width * itemsize, _LAYERED_SCRATCH_BYTES)
+    buffers = torch.empty(2, chunk, width, dtype=act_dtype, device=x.device)
+    for start in range(0, n, chunk):
+        stop = min(n, start + chunk)
+        hs = [buffers[layer % 2, : stop - start] for layer in range(packed.num_hidden + 1)]
+        final = _FINAL_CODE[config.final_activation]
+        _run_layers(x[start:stop], packed, config, hs, None, y[start:stop], final, y.shape[1])
+
+
+def _backprop_layers(
+    dzl: torch.Tensor, zs: Sequence[torch.Tensor], backprop: _Packed, config: _Config
+) -> None:
+    """zs[l] <- gradient of sine layer l's argument, in place, from dzl (rows,
+    OUT_PAD), the gradient of the last layer's output before its activation."""
+    rows, width = dzl.shape[0], backprop.width
+    block_m, block_k, block_n, num_warps, num_stages = _layer_settings(
+        config.precision, backprop=True
+    )
+    block_k = min(block_k, width)
+    common = {
+        "INPUT_PRECISION": _BACKWARD_INPUT_PRECISION[config.precision],
+        "BLOCK_M": block_m,
+        "BLOCK_K": block_k,
+        "num_warps": num_warps,
+        "num_stages": num_stages,
+    }
+    grid = (triton.cdiv(rows, block_m), width // block_k)
+    n = backprop.out_pad
+    _layer_backprop_kernel[grid](
+        dzl, backprop.wlt, zs[-1], rows, K=width, N=n, BLOCK_N=min(block_n, n), **common
+    )
+    for layer in reversed(range(backprop.num_hidden)):
+        _layer_backprop_kernel[grid](
+            zs[layer + 1],
+            backprop.wht[layer],
+            zs[layer],
+            rows,
+            K=width,
+            N=width,
+            BLOCK_N=min(block_n, width),
+            **common,
+        )
+
+
+def _final_activation_grad_torch(z: torch.Tensor, final: str | None) -> torch.Tensor:
+    """d final_activation / dz, as ``_final_activation_grad`` (1 for a linear output)."""
+    if final is None:
+        return torch.ones_like(z)
+    if final == "sine":
+        return torch.cos(z)
+    if final == "sigmoid":
+        s = torch.sigmoid(z)
+        return s * (1.0 - s)
+    t = torch.tanh(z)
+    return 1.0 - t * t
+
+
 def _forward(x: torch.Tensor, packed: _Packed, config: _Config) -> torch.Tensor:
     n = x.shape[0]
     x = x.contiguous()
     y = torch.empty(n, packed.out_features, dtype=torch.float32, device=x.device)
     if n == 0:
+        return y
+    if _layered(packed.width):
+        _forward_layered(x, packed, config, y)
         return y
     block_m, num_warps = _launch_settings(packed.width, config.precision)
     grid = (triton.cdiv(n, block_m),)
@@ -681,20 +1002,45 @@ def _backward(
     acc_w = [torch.zeros(w.shape, dtype=torch.float32, device=device) for w in weights]
     acc_b = [torch.zeros(w.shape[0], dtype=torch.float32, device=device) for w in weights]
 
-    block_m, num_warps = _launch_settings(width, config.precision, backward=True)
-    per_row = (2 if need_params else 1) * sine_layers * width * 4
-    chunk = max(block_m, (_BACKWARD_SCRATCH_BYTES // per_row) // block_m * block_m)
-    chunk = min(chunk, max(n, 1))
+    layered = _layered(width, backward=True)
+    if layered:
+        # The layered forward needs every activation buffer, and its dzl is always used.
+        per_row = (2 * sine_layers * width + out_pad) * 4
+        chunk = _chunk_rows(n, per_row, _LAYERED_SCRATCH_BYTES)
+    else:
+        block_m, num_warps = _launch_settings(width, config.precision, backward=True)
+        per_row = (2 if need_params else 1) * sine_layers * width * 4
+        chunk = max(block_m, (_BACKWARD_SCRATCH_BYTES // per_row) // block_m * block_m)
+        chunk = min(chunk, max(n, 1))
     z = torch.empty(sine_layers, chunk, width, dtype=torch.float32, device=device)
-    h = torch.empty_like(z) if need_params else z  # unused pointer when not needed
-    dzl = torch.empty(chunk, out_pad, dtype=torch.float32, device=device) if need_params else z
+    h = torch.empty_like(z) if need_params or layered else z  # unused pointer when not needed
+    dzl = (
+        torch.empty(chunk, out_pad, dtype=torch.float32, device=device)
+        if need_params or layered
+        else z
+    )
     dummy_dx = torch.empty(1, dtype=torch.float32, device=device)
 
-    hidden = [w.shape[0] for w in weights[:-1]]
     for start in range(0, n, chunk):
         stop = min(n, start + chunk)
         rows = stop - start
         xc, dyc = x[start:stop], dy[start:stop]
+        if layered:
+            zs = [z[layer, :rows] for layer in range(sine_layers)]
+            hs = [h[layer, :rows] for layer in range(sine_layers)]
+            # Recompute: the last layer's output before its activation goes to dzl.
+            _run_layers(xc, packed, config, hs, zs, dzl[:rows], 0, out_pad)
+            zl = dzl[:rows, : packed.out_features]
+            dzl[:rows, : packed.out_features] = dyc * _final_activation_grad_torch(
+                zl, config.final_activation
+            )
+            dzl[:rows, packed.out_features :] = 0.0
+            _backprop_layers(dzl[:rows], zs, backprop, config)
+            if need_dx:
+                torch.matmul(zs[0], packed.w0t.t(), out=dx[start:stop])
+            if need_params:
+                _accumulate_param_grads(acc_w, acc_b, xc, zs, hs, dzl[:rows], weights, packed)
+            continue
         grid = (triton.cdiv(rows, block_m),)
         _sine_mlp_bwd_kernel[grid](
             xc,
@@ -734,16 +1080,7 @@ def _backward(
         # Scratch rows: z[l] is the first `rows` rows (the kernel indexes with n_rows=rows).
         dz = z.view(-1)[: sine_layers * rows * width].view(sine_layers, rows, width)
         hs = h.view(-1)[: sine_layers * rows * width].view(sine_layers, rows, width)
-        # First layer: dW0 = dz0^T x (width x IN), cheap.
-        acc_w[0] += dz[0, :, : hidden[0]].t() @ xc.float()
-        acc_b[0] += dz[0, :, : hidden[0]].sum(0)
-        for layer in range(1, num_hidden + 1):
-            fan_out, fan_in = weights[layer].shape
-            acc_w[layer] += dz[layer, :, :fan_out].t() @ hs[layer - 1, :, :fan_in]
-            acc_b[layer] += dz[layer, :, :fan_out].sum(0)
-        dzl_rows = dzl[:rows, : packed.out_features]
-        acc_w[-1] += dzl_rows.t() @ hs[num_hidden, :, : hidden[-1]]
-        acc_b[-1] += dzl_rows.sum(0)
+        _accumulate_param_grads(acc_w, acc_b, xc, dz, hs, dzl[:rows], weights, packed)
 
     if not need_params:
         return dx, None, None
@@ -753,6 +1090,32 @@ def _backward(
     dweights = [g * o for g, o in zip(acc_w, omegas)]
     dbiases = [g * o for g, o in zip(acc_b, omegas)]
     return dx, dweights, dbiases
+
+
+def _accumulate_param_grads(
+    acc_w: list[torch.Tensor],
+    acc_b: list[torch.Tensor],
+    xc: torch.Tensor,
+    dz: Sequence[torch.Tensor],
+    hs: Sequence[torch.Tensor],
+    dzl: torch.Tensor,
+    weights: Sequence[torch.Tensor],
+    packed: _Packed,
+) -> None:
+    """Add one chunk's weight and bias gradients (omega-folded): dz[l] is sine layer
+    l's argument gradient, hs[l] its activation (rows, width), dzl the last layer's
+    (rows, OUT_PAD); one GEMM a layer."""
+    hidden = [w.shape[0] for w in weights[:-1]]
+    # First layer: dW0 = dz0^T x (width x IN), cheap.
+    acc_w[0] += dz[0][:, : hidden[0]].t() @ xc.float()
+    acc_b[0] += dz[0][:, : hidden[0]].sum(0)
+    for layer in range(1, packed.num_hidden + 1):
+        fan_out, fan_in = weights[layer].shape
+        acc_w[layer] += dz[layer][:, :fan_out].t() @ hs[layer - 1][:, :fan_in]
+        acc_b[layer] += dz[layer][:, :fan_out].sum(0)
+    dzl_rows = dzl[:, : packed.out_features]
+    acc_w[-1] += dzl_rows.t() @ hs[packed.num_hidden][:, : hidden[-1]]
+    acc_b[-1] += dzl_rows.sum(0)
 
 
 class _SineMLPFunction(torch.autograd.Function):

@@ -17,18 +17,23 @@ q; which voxels those are depends on the data, so it is a scatter. Options: (a) 
 ``atomic_add``, one per corner (8 in 3-D); (b) sort (target, value) pairs and reduce
 segments: 8 pairs of 8 bytes per voxel written, sorted and read back, ~15x the 4-byte
 atomic traffic of (a) plus a device-wide sort; (c) a gather over the inverse map, which
-exists only for invertible warps and is itself a solve; (d) (a) with the two x-corners
-that neighbouring threads share summed in registers first (for |disp| < 1 voxel x0 + 1
-of voxel x is x0 of voxel x + 1), halving the atomics for small fields only. We use (a),
-chosen by this analysis, not yet by measurement: a warp's 32 consecutive voxels scatter
-to runs of consecutive addresses, which the L2 turns into coalesced reductions, and a
-smooth field puts at most ~8 writers on one address, so contention stays low (this is
-also what grid_sample's CUDA backward does). Atomics are ``relaxed`` (accumulation
-needs no ordering) and land in an fp32 buffer even for fp16/bf16 images, so the
-nondeterminism of the sum order is at fp32 rounding (~1e-7 relative). Timing (a)
-on an H200 (results/published/kernels-headline-h200): the 3-D forward + backward is
-1.40x grid_sample's eager and 0.88x torch.compile's, short of its 5x target; (d) is
-the first thing to try.
+exists only for invertible warps and is itself a solve; (d) (a) with the x-corners
+that neighbouring voxels share summed first. We use (d) (issue 22): voxel i + 1 adds
+voxel i's upper-x shares into its own lower-x atomics wherever the addresses are the
+same (same lower y and z corners, and voxel i's upper x is voxel i + 1's lower x),
+which holds for most voxels of any smooth field, small or large (the x sample
+coordinate of neighbours then differs by ~1 voxel), and voxel i skips those atomics:
+~4 atomics a voxel in 3-D instead of 8, ~2 instead of 4 in 2-D. Each voxel recomputes
+its two x-neighbours' sample points for that (their displacements are in L1/L2); both
+sides decide a merge from the same inputs by the same arithmetic, so they agree, and
+where they do not merge (NaN, a jump, a sample leaving the volume) both atomics stay.
+The gradient with respect to the displacement is a pure gather (each voxel reads its
+own corners), with no atomics. Atomics are ``relaxed`` (accumulation needs no
+ordering) and land in an fp32 buffer even for fp16/bf16 images, so the
+nondeterminism of the sum order is at fp32 rounding (~1e-7 relative). Timing (a) on
+an H200 (results/published/kernels-headline-h200): the 3-D forward + backward was
+1.40x grid_sample's eager and 0.88x torch.compile's; (d) is not yet timed on a GPU
+(scripts/gpu-session.sh first).
 
 CPU: with ``backend="triton"`` the kernels run on CPU tensors only under the Triton
 interpreter (``TRITON_INTERPRET=1``, see ``kernels._triton.triton_can_run``); without
@@ -133,6 +138,12 @@ def _launch_settings(ndim: int, backward: bool) -> tuple[int, int]:
     registers over all variants (bf16, border, ADD_DISP), 3 programs; 512/4 hits the
     255 ceiling. No variant spills at these settings (checked by a slow test). GPU timing
     sweeps are owed (bench_warp.py); they may move these.
+
+    The backward merges the image gradient's atomics of x-neighbours that share corners
+    (``_x_neighbour`` in ``kernels._warp_triton``: ~half the atomics for a smooth
+    displacement); that took the headline variant (bwd3d fp32, zeros, linear) from 136
+    to 139 registers and the largest (bwd2d bf16 border) from 176 to 182, no spills, the
+    same resident programs at 256/4.
     """
     if backward and ndim == 3:
         return 256, 4

@@ -4,7 +4,13 @@
 #   headline  suites/kernels-headline.yaml
 #   fields    suites/fields-throughput.yaml
 #   register  suites/registration-gpu.yaml
-#   sweep     scripts/sine_mlp_sweep.py (launch settings of the fused sine-MLP)
+#   sweep     scripts/sine_mlp_sweep.py: the sine-MLP against torch.compile, widths 64,
+#             128, 256, fp16 and fp32, forward and forward + backward, interleaved
+#             (3 rounds a case), rows in $OUT/sweep.jsonl as they are measured
+#   first     what the first call of a lent GPU runs, within ~9 minutes:
+#             headline (warp 2-D/3-D forward and forward + backward, svf_exp and the
+#             sine-MLP, each against eager and torch.compile) then sweep;
+#             run it as: bash scripts/gpu-session.sh first   (device timeout_s 600)
 #   PATH.yaml any suite file (its log and run folder named after the file)
 # Each stage has its own time limit (STAGE_LIMIT_<stage>, seconds), writes its log to
 # $OUT/<stage>.log and its run folder to $OUT/<stage>.tar.gz, so a stage cut short
@@ -38,7 +44,19 @@ run_suite() {  # stage, suite file, limit
     tar -czf "$OUT/$1.tar.gz" --exclude="*.nii.gz" -C "$res" . 2>>"$OUT/$1.log"
 }
 
+stages=()
 for stage in "$@"; do
+    if [ "$stage" = first ]; then
+        # 200 + 320 s of stage limits, plus the machine's set-up, under the 600 s a call
+        # (the headline suite took 69 s on the H200; the sweep builds 12 compiled cases)
+        stages+=(headline sweep)
+        : "${STAGE_LIMIT_headline:=200}" "${STAGE_LIMIT_sweep:=320}"
+    else
+        stages+=("$stage")
+    fi
+done
+
+for stage in "${stages[@]}"; do
     start=$SECONDS
     case $stage in
     tests)
@@ -52,7 +70,7 @@ for stage in "$@"; do
     register) run_suite register suites/registration-gpu.yaml "${STAGE_LIMIT_register:-300}" ;;
     sweep)
         timeout --signal=TERM --kill-after=20 "${STAGE_LIMIT_sweep:-200}" \
-            python3 scripts/sine_mlp_sweep.py "$OUT/sweep.json" >"$OUT/sweep.log" 2>&1
+            python3 scripts/sine_mlp_sweep.py "$OUT/sweep.jsonl" >"$OUT/sweep.log" 2>&1
         echo "exit $? after $((SECONDS - start))s" >>"$OUT/sweep.log"
         ;;
     *.yaml) run_suite "$(basename "$stage" .yaml)" "$stage" "${STAGE_LIMIT_suite:-300}" ;;

@@ -298,13 +298,8 @@ def population(
     return ref, subjects, disps
 
 
-def ventricle_velocity(ref: Image, amplitude: float) -> np.ndarray:
-    """A SIMULATED ventricle dilation: the radial velocity w(x) = -(x - c) g(x), c the
-    centroid of the ventricles (the CSF voxels deeper in the brain than a third of its
-    largest depth), g a Gaussian of width their RMS radius; scaled so that max |w| =
-    ``amplitude`` voxels. ``ref`` read through exp(a w) has its ventricles dilated for
-    a > 0 (each point reads the template nearer c) and shrunk for a < 0, the brain's
-    outline left in place (g fades out)."""
+def _ventricle_shape(ref: Image) -> tuple[np.ndarray, float]:
+    """The ventricles' centroid (voxels of ``ref``) and RMS radius (at least 1 voxel)."""
     depth = ndimage.distance_transform_edt(ref.mask)
     deep = (ref.labels == 1) & (depth > depth.max() / 3.0)
     if not deep.any():
@@ -312,12 +307,35 @@ def ventricle_velocity(ref: Image, amplitude: float) -> np.ndarray:
     points = np.argwhere(deep).astype(np.float64)
     centre = points.mean(axis=0)
     sigma = max(float(np.sqrt(((points - centre) ** 2).sum(axis=1).mean())), 1.0)
-    grid = np.stack(np.meshgrid(*[np.arange(n) for n in ref.data.shape], indexing="ij"))
-    offset = grid - centre.reshape((-1,) + (1,) * ref.ndim)
-    envelope = np.exp(-(offset**2).sum(axis=0) / (2.0 * sigma**2))
-    w = -offset * envelope
-    peak = float(np.sqrt((w**2).sum(axis=0)).max())
-    return (w * (amplitude / peak)).astype(np.float32)
+    return centre, sigma
+
+
+def _radial(points: np.ndarray, centre: np.ndarray, sigma: float) -> np.ndarray:
+    """-(x - c) exp(-|x - c|^2 / (2 sigma^2)) at ``points`` (ndim, *S), voxels."""
+    offset = points - centre.reshape((-1,) + (1,) * (points.ndim - 1))
+    return -offset * np.exp(-(offset**2).sum(axis=0) / (2.0 * sigma**2))
+
+
+def ventricle_velocity(ref: Image, amplitude: float, finer: int = 1) -> np.ndarray:
+    """A SIMULATED ventricle dilation: the radial velocity w(x) = -(x - c) g(x), c the
+    centroid of the ventricles (the CSF voxels deeper in the brain than a third of its
+    largest depth), g a Gaussian of width their RMS radius; scaled so that max |w| =
+    ``amplitude`` voxels. ``ref`` read through exp(a w) has its ventricles dilated for
+    a > 0 (each point reads the template nearer c) and shrunk for a < 0, the brain's
+    outline left in place (g fades out).
+
+    ``finer`` > 1: the same field (c, g and the scale from ``ref``'s grid) on the grid
+    ``finer`` times finer (``finer`` n points per axis; fine point j sits at
+    (j - (finer - 1) / 2) / finer coarse voxels, as a block average of ``finer`` fine
+    voxels makes a coarse one), in fine voxels (times ``finer``)."""
+    centre, sigma = _ventricle_shape(ref)
+    coarse = np.stack(np.meshgrid(*[np.arange(n) for n in ref.data.shape], indexing="ij"))
+    w = _radial(coarse.astype(np.float64), centre, sigma)
+    scale = amplitude / float(np.sqrt((w**2).sum(axis=0)).max())
+    if finer > 1:
+        axes = [(np.arange(n * finer) - (finer - 1) / 2.0) / finer for n in ref.data.shape]
+        w = _radial(np.stack(np.meshgrid(*axes, indexing="ij")), centre, sigma) * finer
+    return (w * scale).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -336,11 +354,37 @@ class ConditionalPopulation:
     totals: list[np.ndarray]
     attributes: np.ndarray
     effect: np.ndarray
+    #: how the template was made (``reference``'s arguments), for ``template_at(finer=)``
+    dim: int = 2
+    resolution: int = 2
+    downsample: int = 1
+    effect_size: float = 0.0
 
-    def template_at(self, attribute: float) -> Image:
-        """The true template T(a), noise-free, with its labels and brain mask."""
-        disp = exp_velocity(attribute * self.effect)
-        return deform(self.template, disp, bias=0.0, noise=0.0, seed=0)
+    def template_at(self, attribute: float, finer: int = 1) -> Image:
+        """The true template T(a), noise-free, with its labels and brain mask.
+
+        ``finer`` > 1: T(a) made the same way on a grid ``finer`` times finer, the
+        template block-averaged by ``downsample / finer`` (so that block-averaging it by
+        ``finer`` gives the population's grid), cut to ``finer`` times the population's
+        shape, and w the same continuous field sampled there (``ventricle_velocity``);
+        exp(a w) is then taken on the finer grid. ``downsample`` must be a multiple of
+        ``finer`` (a ValueError says so otherwise)."""
+        if finer == 1:
+            disp = exp_velocity(attribute * self.effect)
+            return deform(self.template, disp, bias=0.0, noise=0.0, seed=0)
+        if finer < 1 or self.downsample % finer:
+            raise ValueError(
+                f"the truth {finer}x finer needs a block average (downsample "
+                f"{self.downsample}) that {finer} divides"
+            )
+        fine = reference(self.dim, self.resolution, self.downsample // finer, "t1")
+        cut = tuple(slice(0, n * finer) for n in self.template.data.shape)
+        fine = Image(fine.data[cut], fine.labels[cut], fine.mask[cut], fine.affine)
+        if self.effect_size > 0:
+            w = ventricle_velocity(self.template, self.effect_size, finer)
+        else:
+            w = np.zeros((fine.ndim, *fine.data.shape), dtype=np.float32)
+        return deform(fine, exp_velocity(attribute * w), bias=0.0, noise=0.0, seed=0)
 
 
 def conditional_population(
@@ -380,7 +424,9 @@ def conditional_population(
         subjects.append(deform(ref, total, bias=bias, noise=noise, seed=s))
         disps.append(disp)
         totals.append(total)
-    return ConditionalPopulation(ref, subjects, disps, totals, attributes, w)
+    return ConditionalPopulation(
+        ref, subjects, disps, totals, attributes, w, dim, resolution, downsample, effect
+    )
 
 
 # --- the user's own data ---------------------------------------------------------------

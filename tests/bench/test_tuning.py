@@ -142,6 +142,30 @@ def test_a_run_cut_after_validation_resumes_with_the_test_cells(tmp_path, monkey
     assert meta["status"] == "complete"
 
 
+def test_a_resume_at_the_test_cells_counts_the_validation_cells_done(tmp_path, monkeypatch, capsys):
+    """The count said 'N test cells to run (suite cells - N already done)' when a
+    resume started at the test cells (99 done for 144 in registration-icbm-2d)."""
+    from bench.executors import InProcessExecutor
+    from bench.runner import run_suite
+    from bench.testing import default_registry
+
+    monkeypatch.chdir(tmp_path)
+    path = _suite(tmp_path, DECLARED)
+    registry = default_registry(["./tune_plugins.py"], base_dir=tmp_path)
+    suite = load_suite(path, registry)
+    with pytest.raises(KeyboardInterrupt):
+        run_suite(suite, tmp_path / "r", executor=InProcessExecutor(registry),
+                  on_cell_start=lambda cell: _interrupt_at_test(cell))  # fmt: skip
+    capsys.readouterr()
+    assert main(["run", str(path), "--resume", str(tmp_path / "r"), "--in-process"]) == 0
+    assert "4 cells to run (12 already done)" in capsys.readouterr().out
+
+
+def _interrupt_at_test(cell):
+    if cell.role == "test":
+        raise KeyboardInterrupt
+
+
 def test_a_setting_that_fails_on_validation_is_never_chosen(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     path = _suite(
@@ -229,3 +253,18 @@ def test_an_explicit_grid_and_the_ids_of_untuned_entries_stay(tmp_path, monkeypa
     untuned = [c for c in suite.cells if c.role == ""]
     plain = _suite(tmp_path, "- task: tune.score\n  matrix: {solver: [tune.other]}\n")
     assert [c.id for c in untuned] == [c.id for c in load_suite(plain, registry).cells]
+
+
+def test_a_tuned_run_with_workers_runs_its_test_cells(tmp_path, monkeypatch):
+    """The runner calls the executor's run_all twice (validation, then the chosen test
+    cells); with --workers the second call used to find the first call's stop event
+    set, hand out nothing and wait forever (registration-icbm-2d hung after 144
+    validation cells)."""
+    monkeypatch.chdir(tmp_path)
+    path = _suite(tmp_path, DECLARED)
+    code = main(["run", str(path), "--output", "out", "--workers", "2", "--quiet"])
+    assert code == 0
+    run = load_run(next((tmp_path / "out" / "tuned").iterdir()))
+    assert (run.cells["role"] == "validation").sum() == 12
+    assert (run.cells["role"] == "test").sum() == 2 * 2  # configurations x test seeds
+    assert run.meta["cells"]["finished"] == 16

@@ -486,3 +486,77 @@ def test_int64_offsets_past_2_pow_31_elements():
     torch.testing.assert_close(out[1, 0, -1, -1, :-1], image[1, 0, -1, -1, 1:])
     assert out[1, 0, -1, -1, -1] == 0
     assert (out[0, 0, -1, -1, :-1] == 1).all()
+
+
+# ---------------------------------------------------------------------------
+# Merged atomics of the image gradient (kernels/_warp_triton.py, _x_neighbour)
+# ---------------------------------------------------------------------------
+
+
+def _smooth_disp(shape: tuple[int, ...], seed: int = 5) -> torch.Tensor:
+    """0.2-0.4 voxel along every axis: every sample's lower corner is its own voxel, so
+    x-neighbours share their corners (voxel i's upper x is voxel i + 1's lower x), and
+    no sample lies near a grid plane (see random_disp)."""
+    gen = torch.Generator().manual_seed(seed)
+    batch, _, *spatial = shape
+    return 0.3 + 0.1 * (torch.rand((batch, len(spatial), *spatial), generator=gen) * 2 - 1)
+
+
+@pytest.mark.parametrize("padding", PADDINGS)
+@pytest.mark.parametrize("shape", [(2, 2, 5, 37), (1, 2, 3, 4, 37)], ids=shape_id)
+def test_merged_atomics_are_half_and_gradients_match_reference(monkeypatch, shape, padding):
+    """With a smooth displacement the backward issues only lower-x atomics: every
+    in-range upper-x share is merged into the x-neighbour's lower-x atomic. The exact
+    count of atomic lanes is checked (the unmerged scatter issues every in-range
+    corner), every access is in bounds, and the gradients match the reference to the
+    fp32 tolerance (DTYPE_TOLERANCES: merging reassociates one addition per address)."""
+    from tests.kernels._bounds import checked_accesses
+
+    image = random_image(shape).requires_grad_()
+    disp = _smooth_disp(shape).requires_grad_()
+    batch, channels, *spatial = shape
+    with checked_accesses() as log:
+        for name in (
+            "_warp2d_fwd_kernel",
+            "_warp3d_fwd_kernel",
+            "_warp2d_bwd_kernel",
+            "_warp3d_bwd_kernel",
+        ):
+            monkeypatch.setattr(warp_module, name, log.guard(getattr(warp_module, name)))
+        out = warp(image, disp, padding=padding, backend="triton")
+        grad_image, grad_disp = grads(out, (image, disp))
+    assert log.violations == []
+    # per voxel: 1 lower-x corner times (1 + [upper corner in range]) per y / z axis
+    per_axis = [torch.tensor([1 + (i + 1 < n) for i in range(n)]) for n in spatial[:-1]]
+    lower_x = 1
+    for counts in per_axis:
+        lower_x = lower_x * counts.sum().item()
+    merged = batch * channels * lower_x * spatial[-1]
+    unmerged = merged * (2 * spatial[-1] - 1) // spatial[-1]
+    assert log.atomic_lanes == merged < 0.52 * unmerged
+    ref = warp_reference(image, disp, padding=padding)
+    ref_image, ref_disp = grads(ref, (image, disp))
+    assert_close_scaled(grad_image, ref_image, FP32_ATOL, FP32_RTOL, "grad image")
+    assert_close_scaled(grad_disp, ref_disp, FP32_ATOL, FP32_RTOL, "grad disp")
+
+
+@pytest.mark.parametrize("shape", [(2, 2, 5, 37), (1, 2, 3, 4, 37)], ids=shape_id)
+def test_merged_atomics_with_broken_runs_match_reference(shape):
+    """Runs of merges broken every few voxels (NaN displacements, jumps of a whole
+    voxel, samples leaving the volume): the image gradient still matches the reference
+    (fp32 tolerance, DTYPE_TOLERANCES), so a share is neither dropped nor added twice
+    where a merge is refused on either side."""
+    disp = _smooth_disp(shape, seed=6)
+    gen = torch.Generator().manual_seed(7)
+    jump = torch.rand(disp.shape[:1] + disp.shape[2:], generator=gen) < 0.2
+    disp[:, -1][jump] += 1.0  # x jumps a voxel: this voxel's lower x is not i
+    disp[:, -1, ..., -3:] += 2.0  # near the end of a row: leave the volume
+    clean = disp.clone()
+    disp[0, 0, ..., 5] = float("nan")  # as test_nan_displacement: its grad_out is dropped
+    bad = torch.zeros(shape, dtype=torch.bool)
+    bad[0, ..., 5] = True
+    image = random_image(shape).requires_grad_()
+    grad_out = torch.randn(shape, generator=gen)
+    (grad_image,) = torch.autograd.grad(warp(image, disp, backend="triton"), image, grad_out)
+    (want,) = torch.autograd.grad(warp_reference(image, clean), image, grad_out.masked_fill(bad, 0))
+    assert_close_scaled(grad_image, want, FP32_ATOL, FP32_RTOL, "grad image")

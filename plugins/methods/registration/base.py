@@ -30,6 +30,30 @@ def common_params(iterations: int, lr: float, weight: float, levels: int) -> dic
     }
 
 
+def bracket(default: float, factor: float = 2.0) -> list[float]:
+    """The two values ``default / factor`` and ``default * factor``, whose geometric
+    mean is the default: how the tuning grids span a weight or a learning rate."""
+    return [default / factor, default * factor]
+
+
+def count_bracket(default: int) -> list[int]:
+    """The two counts a third below and above ``default`` (150 -> [100, 200]), whose
+    arithmetic mean is the default, so a grid costs on average what the default does."""
+    third = round(default / 3)
+    return [default - third, default + third]
+
+
+def adam_tuning(params: dict[str, Param], iterations: str = "iterations") -> dict[str, list]:
+    """The tuning grid of an Adam-optimised method (2 x 2 x 2 = 8 settings, centred on
+    the defaults in ``params``): its ``iterations`` (or training steps) a third below and
+    above, its learning rate ``lr`` and regulariser ``weight`` halved and doubled."""
+    return {
+        iterations: count_bracket(params[iterations].default),
+        "lr": bracket(params["lr"].default),
+        "weight": bracket(params["weight"].default),
+    }
+
+
 class RegistrationMethod(Method):
     """Base of the registration methods: what ``registration.pairwise``'s method slot
     takes. ``solve(problem, ctx)`` gets a ``Problem`` (``plugins.methods.registration.

@@ -14,6 +14,7 @@ from bench import CellContext, Param
 from plugins.methods.registration.base import (
     Loop,
     RegistrationMethod,
+    adam_tuning,
     common_params,
     positive,
     pyramid,
@@ -29,6 +30,7 @@ class Displacement(RegistrationMethod):
 
     name = "displacement"
     params = common_params(iterations=150, lr=0.1, weight=1.0, levels=3)
+    tuning = adam_tuning(params)
 
     def solve(self, problem: Problem, ctx: CellContext) -> Result:
         v = self.values
@@ -55,6 +57,7 @@ class SVF(RegistrationMethod):
         "steps": Param(7, low=0, high=12, doc="scaling-and-squaring steps"),
         "symmetric": Param(False, doc="add the loss of the fixed image warped by exp(-v)"),
     }
+    tuning = adam_tuning(params)
 
     def solve(self, problem: Problem, ctx: CellContext) -> Result:
         v = self.values
@@ -103,6 +106,7 @@ class LDDMM(RegistrationMethod):
         "steps": Param(8, low=1, doc="time steps T of the flow (>= 1)"),
         "alpha": positive(2.0, "smoothing length^2 of L = (1 - alpha Laplacian)^2 (voxels^2)"),
     }
+    tuning = adam_tuning(params)
 
     def solve(self, problem: Problem, ctx: CellContext) -> Result:
         v = self.values

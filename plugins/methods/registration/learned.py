@@ -19,7 +19,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench import CellContext, Param
-from plugins.methods.registration.base import CURVE_EVERY, RegistrationMethod, positive
+from plugins.methods.registration.base import (
+    CURVE_EVERY,
+    RegistrationMethod,
+    adam_tuning,
+    positive,
+)
 from plugins.methods.registration.losses import diffusion
 from plugins.methods.registration.problem import Problem, Result
 
@@ -71,6 +76,7 @@ class VoxelMorph(RegistrationMethod):
         "steps": Param(7, low=0, high=12, doc="scaling-and-squaring steps"),
         "pairs": Param(32, low=1, doc="distinct training pairs (cycled)"),
     }
+    tuning = adam_tuning(params, iterations="train_steps")
 
     def solve(self, problem: Problem, ctx: CellContext) -> Result:
         v = self.values

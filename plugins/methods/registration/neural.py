@@ -25,7 +25,13 @@ import torch.nn.functional as F
 
 from bench import CellContext, Param, Solver
 from kernels.reference import sine_mlp_reference, siren_parameters
-from plugins.methods.registration.base import Loop, RegistrationMethod, positive, resize_field
+from plugins.methods.registration.base import (
+    Loop,
+    RegistrationMethod,
+    adam_tuning,
+    positive,
+    resize_field,
+)
 from plugins.methods.registration.losses import diffusion, jacobian_det
 from plugins.methods.registration.problem import Problem, Result
 
@@ -89,6 +95,7 @@ class Implicit(RegistrationMethod):
         **_siren_params(width=128, omega=32.0, iterations=300, lr=1e-4),
         "weight": positive(0.05, "weight of mean |1 - det J| (IDIR: 0.05)"),
     }
+    tuning = adam_tuning(params)
 
     def solve(self, problem: Problem, ctx: CellContext) -> Result:
         v = self.values
@@ -134,6 +141,7 @@ class NODEO(RegistrationMethod):
         ),
         "adjoint": Param(False, doc="gradients by the adjoint method"),
     }
+    tuning = adam_tuning(params)
 
     def _solver(self) -> tuple[Solver, dict[str, Any]]:
         """The nested solver, and the options each call passes it."""

@@ -41,6 +41,15 @@ class SyN(RegistrationMethod):
         "flow_sigma": Param(3.0, low=0.0, doc="smoothing of the update field (voxels)"),
         "total_sigma": Param(0.0, low=0.0, doc="smoothing of the total field (voxels)"),
     }
+    #: 8 settings centred on the defaults (antspy's own grad_step 0.2 and flow_sigma 3):
+    #: the iterations per level a half below and above (40/20/10 -> 20/10/5, 60/30/15),
+    #: the gradient step 0.1 (antsRegistrationSyN.sh's) and 0.3, the update field's
+    #: smoothing 2 and 4 voxels; total_sigma stays 0 as in antspy and ANTs' scripts
+    tuning = {
+        "iterations": [[20, 10, 5], [60, 30, 15]],
+        "grad_step": [0.1, 0.3],
+        "flow_sigma": [2.0, 4.0],
+    }
 
     def _field(self, path: str, ndim: int) -> np.ndarray:
         import ants

@@ -26,14 +26,18 @@ the mean displacement itself zero (a fixed-point correction of the velocities).
 ``conditional`` makes the template a function of the attribute
 (``plugins.tasks.registration.templates``): ``linear``, A(a) = A0 + a A1 in image space;
 ``deformed``, A(a) = A0 o exp(a w), w a learned velocity regularised as the v_i are.
-Subject i is matched to A(a_i), and the barycentre penalty and projections apply to the
-least-squares fit of the deformations on [1, a] (mean and slope), so the deformations
-cannot carry the attribute's effect. ``linear`` is the simpler (one more image, no
-warp) and the first-order expansion of the true T(0) o exp(a w); ``deformed`` holds the
-truth exactly and cannot blend intensities. On the published protocol
-(``results/published/registration-atlas-cpu``) only ``deformed`` beats one template in
-every seed and at both ends of the attribute's range: local NCC leaves ``linear``'s A1
-free to carry local intensity changes.
+``implicit``, T_theta(x, a), a neural field of the ``encoding`` slot's plugin (siren,
+hashgrid, ... of the fields family) on (x, a * ``attribute_scale``), read by each subject
+at its moved points, each subject's velocity a SIREN (``velocities`` auto/neural), all
+fitted by joint Adam after ``init_steps`` steps fitting the field to the start image
+(``plugins.tasks.registration.implicit``). Subject i is matched to A(a_i), and the
+barycentre penalty and projections apply to the least-squares fit of the deformations on
+[1, a] (mean and slope), so the deformations cannot carry the attribute's effect.
+``linear`` is the simpler (one more image, no warp) and the first-order expansion of
+the true T(0) o exp(a w); ``deformed`` holds the truth exactly and cannot blend
+intensities. On the published protocol (``results/published/registration-atlas-cpu``)
+only ``deformed`` beats one template in every seed and at both ends of the attribute's
+range: local NCC leaves ``linear``'s A1 free to carry local intensity changes.
 
 Metrics: ``template_ncc`` and ``template_psnr`` of A (A(0) when conditional) against the
 true template T(0) inside the brain (no alignment: a template that drifted away from the
@@ -58,9 +62,42 @@ whose best is the truth); ``attribute_deformation_mm`` (mean over the brain of |
 of disp_i in a|, mm per unit a: the attribute's effect the deformations took up);
 ``template_slope`` (``linear``: RMS of A1 in the brain) and ``template_slope_truth``
 (the oracle's); ``template_velocity_mm`` (``deformed``: mean |w| in the brain, mm) and
-``template_velocity_truth_mm`` (the true w's). Files: the template (A0) as NIfTI, and
-A1 for ``linear``; a figure beside the truth and the mean; with an attribute, a figure
-of the template at a = -1, 0, 1 beside the truth.
+``template_velocity_truth_mm`` (the true w's). With ``finer`` > 1 (a conditional
+population, ``downsample`` a multiple of it): ``finer_ncc_low``/``_mid``/``_high`` and
+their mean ``finer_ncc``, the template on a grid ``finer`` times finer against the truth
+made on that grid (``ConditionalPopulation.template_at(a, finer)``): the implicit
+template evaluated there, a grid template interpolated bilinearly;
+``finer_ncc_interpolated`` (implicit only) its own training-grid image interpolated
+instead; ``init_loss`` (implicit) the MSE left by the start fit. Files: the template
+(A0) as NIfTI, and A1 for ``linear``; a figure beside the truth and the mean; with an
+attribute, a figure of the template at a = -1, 0, 1 beside the truth; with ``finer``,
+the same on the finer grid (``finer.png``).
+
+The implicit template against CINA (Dannecker et al., MICCAI 2024, conditional implicit
+neural atlas; read in its authors' code, ``models/cina.py`` and ``atlas.py`` of
+m-dannecker/CINeMA, the successor repository that keeps CINA's model):
+
+- per-subject registration: CINA registers each subject to the atlas by a learned
+  rigid transform of the coordinates only (6 parameters a subject, learned jointly),
+  and represents each subject's own anatomy by a learned latent code (an auto-decoder:
+  a small latent grid per subject, interpolated at x); here each subject has a
+  diffeomorphic deformation (a SIREN velocity, exp by scaling and squaring) and no
+  latent code, so the template at a is one field and the subjects' differences are
+  deformations, held to zero mean and no slope in a as the grid templates' are;
+- age conditioning: CINA normalises the age, scales it by 0.05 (``cond_scale``) and
+  concatenates it to the latent code, which modulates chosen sine layers (a scale and
+  a shift per unit, FiLM-like) and enters the last layer; its atlas at age t is the
+  network at t with the Gaussian-kernel-weighted mean of the subjects' latent codes
+  around t. Here a times ``attribute_scale`` (0.05, CINA's scale) is one more input
+  coordinate of an unmodified encoding plugin, and T_theta(x, a) is the atlas itself;
+- fit: CINA minimises L1 on intensities (and a segmentation loss) over random
+  coordinate batches by AdamW (net 1e-4, latents 5e-4, rigid 7.5e-3) with a cosine
+  schedule; here the cell's similarity (local NCC by default) on the whole grid, the
+  velocities' diffusion and magnitude, by Adam at ``field_lr`` and ``velocity_lr``.
+With the attribute scaled by 0.5 (and a field of width 128) the field memorised each
+subject at its own a (attribute NCC 0.66 at 8 mm with 4 subjects, the a = 0 template a
+blend of two subjects); at 0.05 and width 64, 0.90 (both changed at once). A small scale
+keeps T_theta smooth in a, which makes it a template and not a table of subjects.
 """
 
 from __future__ import annotations
@@ -73,9 +110,10 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from bench import CellContext, Headline, Param, Slot, Task
+from bench import CellContext, Headline, Param, ParamError, Plugin, Slot, Task
 from plugins.backends.base import WarpBackend
 from plugins.data import registration as data
+from plugins.encodings.base import FieldEncoding
 from plugins.methods.registration.base import positive
 from plugins.methods.registration.classical import SVF
 from plugins.methods.registration.losses import diffusion, similarity
@@ -83,11 +121,27 @@ from plugins.methods.registration.problem import Problem
 from plugins.tasks.registration import metrics as m
 from plugins.tasks.registration.barycentre import PROJECTIONS, Design
 from plugins.tasks.registration.figures import atlas_figure, attribute_figure
+from plugins.tasks.registration.implicit import (
+    GridVelocities,
+    ImplicitTemplate,
+    NeuralVelocities,
+    normalised_grid,
+)
 from plugins.tasks.registration.pairwise import _odd, image_params, to_tensor
 from plugins.tasks.registration.templates import FORMS, template_model
 
 #: attribute values at which a template is compared with the truth (the population's range)
 ATTRIBUTE_VALUES = (-1.0, 0.0, 1.0)
+
+#: the subjects' velocity parametrisations (auto: neural for the implicit template)
+VELOCITIES = ("auto", "grid", "neural")
+
+
+def neural_velocities(values: dict[str, Any]) -> bool:
+    """Whether the subjects' velocities are SIRENs (``velocities``, resolved)."""
+    if values["velocities"] == "auto":
+        return values["conditional"] == "implicit"
+    return values["velocities"] == "neural"
 
 
 def _ncc(a: np.ndarray, b: np.ndarray) -> float:
@@ -161,7 +215,12 @@ class Atlas(Task):
         cost="time.estimate.median",
         curves=("loss",),
     )
-    components = {"backend": Slot(WarpBackend, default="warp.eager")}
+    components = {
+        "backend": Slot(WarpBackend, default="warp.eager"),
+        "encoding": Slot(
+            FieldEncoding, optional=True, doc="conditional implicit: the template's neural field"
+        ),
+    }
     params = {
         **image_params(),
         "subjects": Param(8, low=2, doc="population size"),
@@ -184,9 +243,62 @@ class Atlas(Task):
             0.0, low=0.0, doc="SIMULATED ventricle dilation at a = 1 (max voxels; 0: none)"
         ),
         "conditional": Param(
-            "none", choices=FORMS, doc="template as a function of a: A0 + a A1, or A0 o exp(a w)"
+            "none",
+            choices=FORMS,
+            doc="template as a function of a: A0 + a A1, A0 o exp(a w), or a neural field T(x, a)",
+        ),
+        "velocities": Param(
+            "auto",
+            choices=VELOCITIES,
+            doc="subjects' velocities: a grid each, or a SIREN each (auto: neural for implicit)",
+        ),
+        "attribute_scale": positive(0.05, "implicit: a enters the field as a * this (CINA: 0.05)"),
+        "field_lr": positive(1e-4, "implicit: Adam learning rate of the template's network"),
+        "init_steps": Param(200, low=0, doc="implicit: Adam steps fitting the field to the start"),
+        "velocity_lr": positive(1e-4, "neural velocities: Adam learning rate of their SIRENs"),
+        "velocity_width": Param(64, low=4, doc="neural velocities: hidden width of each SIREN"),
+        "velocity_omega": positive(8.0, "neural velocities: SIREN frequency omega0 (nodeo: 8)"),
+        "finer": Param(
+            1, low=1, high=4, doc="also score the template on a grid this many times finer (1: off)"
         ),
     }
+
+    @classmethod
+    def check_cell(cls, components: dict[str, type[Plugin]], params: dict[str, Any]) -> str | None:
+        implicit = params.get("conditional") == "implicit"
+        if implicit and "encoding" not in components:
+            return "conditional implicit needs an encoding (the template's field: siren, ...)"
+        if not implicit and "encoding" in components:
+            return "an encoding is the implicit template's field: give conditional implicit"
+        return None
+
+    @classmethod
+    def resolve_params(cls, values: dict[str, Any]) -> dict[str, Any]:
+        v = super().resolve_params(values)
+        neural = neural_velocities(v)
+        if neural and v["projection"] == "displacement":
+            raise ParamError(
+                "projection displacement edits grid velocities in place; neural velocities "
+                "(conditional implicit, or velocities neural) take projection none or velocity"
+            )
+        if v["velocities"] == "grid" and v["conditional"] == "implicit":
+            raise ParamError(
+                "conditional implicit reads its template at the moved points of neural "
+                "velocities; velocities grid is for the grid templates (use auto or neural)"
+            )
+        if v["finer"] > 1:
+            if v["attribute"] == 0 and v["conditional"] == "none":
+                raise ParamError(
+                    "finer scores a template against the conditional population's truth: "
+                    "give an attribute or a conditional template"
+                )
+            if v["downsample"] % v["finer"]:
+                raise ParamError(
+                    f"finer {v['finer']} needs a downsample it divides (the finer truth is "
+                    f"the template block-averaged by downsample / finer), got downsample "
+                    f"{v['downsample']}"
+                )
+        return v
 
     def population(self, seed: int) -> tuple[data.Image, list, list, Any]:
         """The truth T(0), the subjects, their true displacements from the model's
@@ -218,7 +330,6 @@ class Atlas(Task):
         first = subjects[0].data if v["init"] == "subject" else mean_image
         start_image = to_tensor(ndimage.gaussian_filter(first, 1.0), device)[None, None]
         shape = truth.data.shape
-        vel = torch.zeros((len(subjects), len(shape), *shape), device=device, requires_grad=True)
         sim = similarity(v["similarity"], v["window"])
 
         def warp(image: torch.Tensor, disp: torch.Tensor) -> torch.Tensor:
@@ -231,9 +342,30 @@ class Atlas(Task):
         if v["conditional"] != "none":
             attributes = torch.as_tensor(pop.attributes, dtype=torch.float32, device=device)
             design = Design(attributes)
-        model = template_model(v["conditional"], start_image, attributes, warp, exponential)
+        if v["conditional"] == "implicit":
+            model = ImplicitTemplate(
+                start_image,
+                attributes,
+                warp,
+                exponential,
+                ctx.components["encoding"],
+                v["attribute_scale"],
+            )
+        else:
+            model = template_model(v["conditional"], start_image, attributes, warp, exponential)
+        if neural_velocities(v):
+            fields = NeuralVelocities(
+                len(subjects), shape, device, v["velocity_width"], v["velocity_omega"],
+                design if v["projection"] == "velocity" else None,
+            )  # fmt: skip
+            field_groups = [{"params": fields.parameters, "lr": v["velocity_lr"]}]
+        else:
+            fields = GridVelocities(len(subjects), shape, device)
+            field_groups = [{"params": fields.parameters, "lr": v["lr"]}]
+        vel = fields.field() if isinstance(fields, GridVelocities) else None
 
         def loss() -> torch.Tensor:
+            vel = fields.field()
             disp = exponential(vel)
             value = sim(model.warped(disp), images) + v["weight"] * diffusion(vel)
             value = value + v["magnitude"] * (vel**2).mean()
@@ -242,15 +374,20 @@ class Atlas(Task):
                 value = value + v["barycentre"] * design.penalty(disp)
             return value
 
-        opt = torch.optim.Adam(
-            [
-                {"params": [vel, *model.velocities], "lr": v["lr"]},
-                {"params": model.images, "lr": v["template_lr"]},
-            ]
-        )
+        groups = [
+            *field_groups,
+            {"params": model.velocities, "lr": v["lr"]},
+            {"params": model.images, "lr": v["template_lr"]},
+            {"params": getattr(model, "networks", []), "lr": v["field_lr"]},
+        ]
+        opt = torch.optim.Adam([g for g in groups if g["params"]])
         passes = 0
         start = time.perf_counter()
         with ctx.memory("estimate"):
+            if isinstance(model, ImplicitTemplate):
+                fitted = model.fit_start(v["init_steps"], v["field_lr"])
+                ctx.metric("init_loss", fitted)
+                ctx.check_finite("init_loss", fitted)
             for it in range(v["iterations"]):
                 opt.zero_grad(set_to_none=True)
                 value = loss()
@@ -260,6 +397,8 @@ class Atlas(Task):
                 ctx.check_finite("loss", number)
                 value.backward()
                 opt.step()
+                if vel is None:  # neural velocities: projected in their forward pass
+                    continue
                 if v["projection"] == "velocity":
                     design.project_velocities(vel)
                 elif v["projection"] == "displacement":
@@ -270,8 +409,9 @@ class Atlas(Task):
         if v["projection"] == "displacement":
             ctx.metric("projection_passes", passes / v["iterations"])
         with torch.no_grad():
-            disps = exponential(vel.detach()).double().cpu().numpy()
-            inverses = exponential(-vel.detach()).double().cpu().numpy()
+            final = fields.field().detach()
+            disps = exponential(final).double().cpu().numpy()
+            inverses = exponential(-final).double().cpu().numpy()
         estimate = model.at(0.0).astype(np.float32)
         self.record(ctx, truth, subjects, true_disps, estimate, mean_image, disps, inverses)
         # Untimed: the template against the truth once aligned onto it, which leaves
@@ -285,6 +425,8 @@ class Atlas(Task):
         ctx.metric("template_alignment_mm", m.error_mm(moved, 0 * moved, truth.spacing, mask))
         if pop is not None:
             self.record_attribute(ctx, pop, model, disps)
+        if v["finer"] > 1:
+            self.record_finer(ctx, pop, model)
 
     def record(self, ctx, truth, subjects, true_disps, estimate, mean_image, disps, inverses):
         mask = truth.mask
@@ -361,10 +503,55 @@ class Atlas(Task):
             ctx.metric("template_velocity_mm", m.error_mm(w, 0 * w, spacing, mask))
             truth = pop.effect.astype(np.float64)
             ctx.metric("template_velocity_truth_mm", m.error_mm(truth, 0 * truth, spacing, mask))
-        kinds = {"none": "one template", "linear": "A0 + a A1", "deformed": "A0 o exp(a w)"}
+        kinds = {
+            "none": "one template",
+            "linear": "A0 + a A1",
+            "deformed": "A0 o exp(a w)",
+            "implicit": "neural field T(x, a)",
+        }
         title = (
             f"{kinds[v['conditional']]}, ventricle dilation {v['attribute']:g} voxels at a = 1, "
             f"{self.constraint()}, seed {ctx.seed}"
         )
         figure = attribute_figure([t.data for t in trues], estimates, ATTRIBUTE_VALUES, title)
         ctx.artifact("attribute", figure)
+
+    def record_finer(self, ctx, pop, model):
+        """The template on a grid ``finer`` times finer against the truth made there
+        (``ConditionalPopulation.template_at(a, finer)``): the implicit template evaluated
+        there, a grid template (and, for reference, the implicit one's training-grid
+        image) interpolated there bilinearly."""
+        finer = self.values["finer"]
+        trues = [pop.template_at(a, finer) for a in ATTRIBUTE_VALUES]
+        coarse = [model.at(a) for a in ATTRIBUTE_VALUES]
+        upsampled = [interpolate(image, finer) for image in coarse]
+        if isinstance(model, ImplicitTemplate):
+            estimates = [model.on_grid(a, finer) for a in ATTRIBUTE_VALUES]
+            scores = [_ncc(u[t.mask], t.data[t.mask]) for u, t in zip(upsampled, trues)]
+            ctx.metric("finer_ncc_interpolated", float(np.mean(scores)))
+        else:
+            estimates = upsampled
+        scores = [_ncc(e[t.mask], t.data[t.mask]) for e, t in zip(estimates, trues)]
+        for name, score in zip(("low", "mid", "high"), scores):
+            ctx.metric(f"finer_ncc_{name}", score)
+        ctx.metric("finer_ncc", float(np.mean(scores)))
+        title = (
+            f"{self.values['conditional']} template on a grid {finer}x finer than trained "
+            f"({'evaluated' if isinstance(model, ImplicitTemplate) else 'bilinear'}), "
+            f"seed {ctx.seed}"
+        )
+        figure = attribute_figure([t.data for t in trues], estimates, ATTRIBUTE_VALUES, title)
+        ctx.artifact("finer", figure)
+
+
+def interpolate(image: np.ndarray, finer: int) -> np.ndarray:
+    """``image`` read bilinearly (border) at the points of the grid ``finer`` times finer
+    (``implicit.normalised_grid``)."""
+    shape = image.shape
+    points = normalised_grid(shape, finer, "cpu", torch.float64)
+    grid = points.flip(-1).reshape(1, *[n * finer for n in shape], len(shape))
+    source = torch.from_numpy(np.asarray(image, dtype=np.float64))[None, None]
+    out = torch.nn.functional.grid_sample(
+        source, grid, mode="bilinear", padding_mode="border", align_corners=True
+    )
+    return out[0, 0].numpy()

@@ -27,7 +27,9 @@ from plugins.methods.registration.losses import diffusion
 Warp = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Exp = Callable[[torch.Tensor], torch.Tensor]
 
-FORMS = ("none", "linear", "deformed")
+#: ``implicit`` (a neural field T(x, a)) lives in ``plugins.tasks.registration.implicit``:
+#: it needs the cell's encoding, so ``registration.atlas`` builds it itself
+FORMS = ("none", "linear", "deformed", "implicit")
 
 
 class Fixed:
@@ -121,7 +123,7 @@ def template_model(
     """The template of ``form`` (one of ``FORMS``), starting from image ``start``."""
     kinds = {"none": Fixed, "linear": Linear, "deformed": Deformed}
     if form not in kinds:
-        raise ValueError(f"Invalid conditional template {form!r}. Must be one of {FORMS}")
+        raise ValueError(f"Invalid grid template {form!r}. Must be one of {tuple(kinds)}")
     if form != "none" and attributes is None:
         raise ValueError(f"a {form} conditional template needs the subjects' attributes")
     return kinds[form](start, attributes, warp, exp)

@@ -1,0 +1,245 @@
+"""Paired statistics over a run's cells: one reference configuration against each other.
+
+``bench stats RUN --metric dice --reference method=svf [--by truth]``:
+
+- The cells compared are the ``ok`` ones outside tuning's validation (``role`` other than
+  ``validation``), with a finite value of the metric.
+- The compared configuration is named by the reference's keys (``method=svf``, or
+  several: ``method=svf,method.symmetric=true``): a key is a column of the cells
+  (``method``, ``param.truth``) or a parameter's short name (``truth``). The
+  configuration is the keys' columns with their sub-parameters (``param.method.*``:
+  a tuned method's chosen setting belongs to the method).
+- Two cells pair when everything else that makes a cell agrees: the task, the seed,
+  the other components and the other parameters. Each other configuration (the values
+  of the keys' columns: ``method=syn``) is compared with the reference over its pairs.
+- Per comparison: the reference's and the other's means, the mean paired difference
+  (reference - other), the number of pairs, the two-sided Wilcoxon signed-rank p-value
+  (``scipy.stats.wilcoxon``, zero differences dropped as Wilcoxon did; 1 when every
+  difference is 0), and the Benjamini-Hochberg q-value across all comparisons of the
+  table (``scipy.stats.false_discovery_control``). ``by`` repeats the comparisons within
+  each value of those columns (the pairs never cross them).
+- Verdict: where q < alpha, which side is better in the metric's direction (the task's
+  headline, or ``better``), else ``n.s.``; without a direction, which side is higher.
+
+Nothing here knows a domain: the columns are whatever the run's cells have.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bench.columns import METRIC, PARAM, components, params
+
+#: columns of a cell that are not part of what it ran (results, bookkeeping)
+NOT_CONFIGURATION = {"cell_id", "suite", "bench", "label", "role", "device", "threads"}
+
+
+class StatsError(ValueError):
+    """Bad input to ``paired_comparisons``: one message saying what and how to fix it."""
+
+
+@dataclass
+class Comparison:
+    """The reference against one other configuration (within one ``by`` group)."""
+
+    group: str  # the ``by`` values, "" when pooled
+    other: str  # ``method=syn``
+    reference_mean: float
+    other_mean: float
+    difference: float  # mean of reference - other over the pairs
+    n: int
+    p: float  # NaN when there is no pair
+    q: float = math.nan
+    verdict: str = ""
+
+
+@dataclass
+class StatsTable:
+    metric: str  # the column compared
+    reference: str  # ``method=svf``
+    better: str | None  # "higher" | "lower" | None (unknown)
+    alpha: float
+    by: list[str] = field(default_factory=list)
+    rows: list[Comparison] = field(default_factory=list)
+
+
+def parse_reference(text: str) -> dict[str, str]:
+    """``method=svf`` or ``method=svf,method.symmetric=true`` -> {key: value}."""
+    out: dict[str, str] = {}
+    for part in text.split(","):
+        key, sep, value = part.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise StatsError(
+                f"--reference {text!r}: expected KEY=VALUE[,KEY=VALUE...], e.g. 'method=svf'"
+            )
+        out[key.strip()] = value.strip()
+    return out
+
+
+def resolve_column(cells: pd.DataFrame, key: str, what: str) -> str:
+    """``key`` as a column of ``cells``: itself, or ``param.<key>``."""
+    for candidate in (key, f"{PARAM}{key}"):
+        if candidate in cells.columns:
+            return candidate
+    names = components(cells) + [c[len(PARAM) :] for c in params(cells.columns)]
+    close = difflib.get_close_matches(key, names, n=3)
+    hint = f"; did you mean {', '.join(close)}?" if close else f" (columns: {', '.join(names)})"
+    raise StatsError(f"{what} {key!r}: no such column in the run's cells{hint}")
+
+
+def resolve_metric(cells: pd.DataFrame, name: str) -> str:
+    """``dice`` -> ``metric.dice``; a full column (``time.register.median``) as it is."""
+    if name in cells.columns and name.startswith(("metric.", "time.", "mem.")):
+        return name
+    if f"{METRIC}{name}" in cells.columns:
+        return f"{METRIC}{name}"
+    known = [c[len(METRIC) :] for c in cells.columns if c.startswith(METRIC)]
+    close = difflib.get_close_matches(name, known, n=3)
+    hint = f"did you mean {', '.join(close)}?" if close else f"metrics: {', '.join(known)}"
+    raise StatsError(f"--metric {name!r}: no such metric in the run's cells; {hint}")
+
+
+def _text(series: pd.Series) -> pd.Series:
+    """Values as comparable text: ``True`` and ``true`` alike, missing as ''."""
+    return series.map(lambda v: "" if _missing(v) else str(v).lower())
+
+
+def _missing(value: Any) -> bool:
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return False
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _configuration_columns(cells: pd.DataFrame, keys: list[str]) -> list[str]:
+    """The keys' columns and their sub-parameters (``param.<slot>.*``, ``param.<p>.*``)."""
+    out = list(keys)
+    for key in keys:
+        stem = key[len(PARAM) :] if key.startswith(PARAM) else key
+        out += [c for c in params(cells.columns) if c.startswith(f"{PARAM}{stem}.")]
+    return list(dict.fromkeys(out))
+
+
+def paired_comparisons(
+    cells: pd.DataFrame,
+    metric: str,
+    reference: str,
+    by: list[str] | None = None,
+    better: str | None = None,
+    alpha: float = 0.05,
+) -> StatsTable:
+    """The reference configuration against every other, paired (see the module
+    docstring). ``better`` is the metric's direction ("higher" | "lower" | None)."""
+    from scipy.stats import false_discovery_control, wilcoxon
+
+    cells = cells.reset_index(drop=True)  # one label a row, whatever it was given
+    column = resolve_metric(cells, metric)
+    wanted = parse_reference(reference)
+    keys = {resolve_column(cells, k, "--reference key"): v for k, v in wanted.items()}
+    by_cols = [resolve_column(cells, b, "--by") for b in (by or [])]
+    config = _configuration_columns(cells, list(keys))
+    clash = sorted(set(by_cols) & set(config))
+    if clash:
+        raise StatsError(f"--by {', '.join(clash)}: that is the compared configuration itself")
+    usable = cells
+    if "role" in usable.columns:
+        usable = usable[usable["role"].fillna("") != "validation"]
+    usable = usable[usable["status"] == "ok"]
+    values = pd.to_numeric(usable[column], errors="coerce")
+    usable = usable[np.isfinite(values.to_numpy(dtype=float))]
+    is_ref = pd.Series(True, index=cells.index)
+    for col, value in keys.items():
+        is_ref &= _text(cells[col]) == value.lower()
+    if not is_ref.any():
+        key = next(iter(keys))
+        seen = sorted(set(_text(cells[key])) - {""})
+        raise StatsError(
+            f"--reference {reference!r} matches no cell of the run ({key} has: {', '.join(seen)})"
+        )
+    is_ref = is_ref.loc[usable.index]
+    if not is_ref.any():
+        raise StatsError(
+            f"--reference {reference!r}: none of its cells is ok with a finite {column} "
+            "outside validation"
+        )
+    skip = NOT_CONFIGURATION | set(config) | {"status", "error", "traceback", "wall"}
+    match = [
+        c
+        for c in usable.columns
+        if c not in skip
+        and not c.startswith(("metric.", "time.", "mem.", "speedup."))
+        and c != "finished_at"
+    ]
+    text = pd.DataFrame({c: _text(usable[c]) for c in match + list(keys)}, index=usable.index)
+    label = text[list(keys)].apply(
+        lambda row: " ".join(f"{_short(k)}={v}" for k, v in row.items() if v), axis=1
+    )
+    ref_label = " ".join(f"{_short(k)}={v.lower()}" for k, v in keys.items())
+    pairs: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    for _, group in usable.groupby(text[match].apply(tuple, axis=1), sort=False):
+        ref = group[is_ref.loc[group.index]]
+        if len(ref) > 1:
+            differ = [c for c in config if _text(ref[c]).nunique() > 1]
+            raise StatsError(
+                f"--reference {reference!r} matches {len(ref)} cells that should pair with one "
+                f"another (they differ in {', '.join(differ) or 'nothing recorded'}): add a key, "
+                "e.g. --reference 'KEY=VALUE,SUBKEY=VALUE'"
+            )
+        if ref.empty:
+            continue
+        ref_value = float(ref[column].iloc[0])
+        group_name = " ".join(
+            f"{_short(b)}={_text(group[b]).iloc[0]}" for b in by_cols
+        )  # the same within a pairing: by columns are matched on
+        others = group[~is_ref.loc[group.index]]
+        names = label.loc[others.index]
+        for name, rows in others.groupby(names, sort=False):
+            if len(rows) > 1:
+                raise StatsError(
+                    f"{len(rows)} cells of {name!r} pair with one reference cell: they differ in "
+                    "a column of the compared configuration's; name it in --reference"
+                )
+            pairs.setdefault((group_name, str(name)), []).append(
+                (ref_value, float(rows[column].iloc[0]))
+            )
+    if not pairs:
+        raise StatsError(
+            f"no cell pairs with {reference!r}: no other configuration ran with the same "
+            "task, seed and other parameters"
+        )
+    table = StatsTable(column, ref_label, better, alpha, by_cols)
+    for (group_name, name), values_ in sorted(pairs.items()):
+        a = np.array([x for x, _ in values_])
+        b = np.array([y for _, y in values_])
+        d = a - b
+        # every difference 0: no evidence either way (scipy would refuse an empty sample)
+        p = float(wilcoxon(a, b, alternative="two-sided").pvalue) if np.any(d != 0) else 1.0
+        mean_a, mean_b = float(a.mean()), float(b.mean())
+        table.rows.append(Comparison(group_name, name, mean_a, mean_b, float(d.mean()), len(d), p))
+    qs = false_discovery_control([r.p for r in table.rows], method="bh")
+    for row, q in zip(table.rows, qs):
+        row.q = float(q)
+        row.verdict = _verdict(row, better, alpha, ref_label)
+    return table
+
+
+def _short(column: str) -> str:
+    return column[len(PARAM) :] if column.startswith(PARAM) else column
+
+
+def _verdict(row: Comparison, better: str | None, alpha: float, ref: str) -> str:
+    if not row.q < alpha or row.difference == 0:
+        return "n.s."
+    higher = row.difference > 0
+    if better is None:
+        return f"{ref} higher" if higher else f"{ref} lower"
+    ref_wins = higher == (better == "higher")
+    return f"{ref} better" if ref_wins else f"{row.other} better"

@@ -1,0 +1,241 @@
+"""bench.stats and `bench stats`: paired Wilcoxon signed-rank tests of one configuration
+against each other, Benjamini-Hochberg adjusted, checked against scipy called directly
+on hand-made pairs and a hand-written BH."""
+
+from __future__ import annotations
+
+import re
+import textwrap
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import wilcoxon
+
+from bench.cli import main
+from bench.stats import StatsError, paired_comparisons
+
+SEEDS = range(8)
+TRUTHS = ["x", "y"]
+
+
+def _value(method: str, truth: str, seed: int) -> float:
+    """a is the reference; b is below it by a different amount in every pair (no tied
+    differences, so scipy's p is the exact one); c is a's value with a sign-alternating
+    perturbation (no consistent difference)."""
+    base = 0.7 + 0.01 * seed + (0.05 if truth == "y" else 0.0)
+    if method == "a":
+        return base
+    if method == "b":
+        return base - 0.02 - 0.003 * seed - (0.0011 if truth == "y" else 0.0)
+    return base + (0.001 * (seed + 1)) * (-1) ** seed
+
+
+def _table() -> pd.DataFrame:
+    rows = []
+    for method, k in (("a", 1), ("b", 2), ("c", 3)):
+        for truth in TRUTHS:
+            for seed in SEEDS:
+                # a tuned method's chosen setting (param.method.k) differs by truth: it
+                # belongs to the method and must not stop the pairing
+                setting = k + (10 if truth == "y" else 0)
+                rows.append(_row(method, truth, seed, setting, "test", _value(method, truth, seed)))
+            # validation cells: never compared (their values would move every mean)
+            rows.append(_row(method, truth, 100, setting, "validation", 99.0))
+    rows.append({**_row("b", "x", 50, 2, "test", 1.0), "status": "error"})  # not ok: out
+    return pd.DataFrame(rows)
+
+
+def _row(method, truth, seed, setting, role, value) -> dict:
+    return {
+        "cell_id": f"{method}{truth}{seed}{role}",
+        "bench": "entry-a" if method == "a" else "entry-b",  # the entry's name: not matched
+        "task": "toy",
+        "method": method,
+        "param.method.k": setting,
+        "param.truth": truth,
+        "param.noise": 0.1,
+        "seed": seed,
+        "role": role,
+        "status": "ok",
+        "metric.dice": value,
+    }
+
+
+def _pairs(other: str, truths=TRUTHS) -> tuple[np.ndarray, np.ndarray]:
+    ref = [_value("a", t, s) for t in truths for s in SEEDS]
+    oth = [_value(other, t, s) for t in truths for s in SEEDS]
+    return np.array(ref), np.array(oth)
+
+
+def _bh(ps: list[float]) -> list[float]:
+    """Benjamini-Hochberg by its definition: q_(i) = min over j >= i of m p_(j) / j."""
+    m = len(ps)
+    order = sorted(range(m), key=lambda i: ps[i])
+    q = [0.0] * m
+    running = 1.0
+    for rank in range(m, 0, -1):
+        i = order[rank - 1]
+        running = min(running, ps[i] * m / rank)
+        q[i] = running
+    return q
+
+
+def test_pooled_comparisons_agree_with_scipy_on_the_hand_made_pairs():
+    table = paired_comparisons(_table(), "dice", "method=a", better="higher")
+    rows = {r.other: r for r in table.rows}
+    assert set(rows) == {"method=b", "method=c"}
+    ps = []
+    for other in ("b", "c"):
+        ref, oth = _pairs(other)
+        row = rows[f"method={other}"]
+        assert row.n == 16  # 2 truths x 8 seeds; validation and the error cell left out
+        # the same floats summed in the same order: equal to rounding (1e-12)
+        assert row.reference_mean == pytest.approx(ref.mean(), abs=1e-12)
+        assert row.other_mean == pytest.approx(oth.mean(), abs=1e-12)
+        assert row.difference == pytest.approx((ref - oth).mean(), abs=1e-12)
+        expected = wilcoxon(ref, oth, alternative="two-sided").pvalue
+        assert row.p == pytest.approx(expected, rel=1e-12)
+        ps.append(expected)
+    # b is below a in every pair: the exact two-sided p of 16 same-sign pairs, 2 / 2^16
+    assert rows["method=b"].p == pytest.approx(2 / 2**16, rel=1e-9)
+    for other, q in zip(("b", "c"), _bh(ps)):
+        assert rows[f"method={other}"].q == pytest.approx(q, rel=1e-12)
+    assert rows["method=b"].verdict == "method=a better"
+    assert rows["method=c"].verdict == "n.s."  # c alternates around a: no consistent difference
+
+
+def test_by_compares_within_each_value_and_adjusts_across_all():
+    table = paired_comparisons(_table(), "dice", "method=a", by=["truth"], better="higher")
+    assert [(r.group, r.other) for r in table.rows] == [
+        ("truth=x", "method=b"),
+        ("truth=x", "method=c"),
+        ("truth=y", "method=b"),
+        ("truth=y", "method=c"),
+    ]
+    ps = []
+    for row in table.rows:
+        ref, oth = _pairs(row.other[-1], truths=[row.group[-1]])
+        assert row.n == 8
+        ps.append(wilcoxon(ref, oth).pvalue)
+        assert row.p == pytest.approx(ps[-1], rel=1e-12)
+    assert [r.q for r in table.rows] == pytest.approx(_bh(ps), rel=1e-12)
+
+
+def test_lower_is_better_flips_the_verdict_and_no_direction_says_higher():
+    lower = paired_comparisons(_table(), "dice", "method=a", better="lower")
+    unknown = paired_comparisons(_table(), "dice", "method=a")
+    assert {r.other: r.verdict for r in lower.rows}["method=b"] == "method=b better"
+    assert {r.other: r.verdict for r in unknown.rows}["method=b"] == "method=a higher"
+
+
+def test_equal_pairs_give_p_one():
+    cells = _table()
+    cells.loc[cells["method"] == "c", "metric.dice"] = cells.loc[
+        cells["method"] == "a", "metric.dice"
+    ].to_numpy()
+    row = {r.other: r for r in paired_comparisons(cells, "dice", "method=a").rows}["method=c"]
+    assert row.p == 1.0 and row.difference == 0.0 and row.verdict == "n.s."
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"metric": "dise"}, "--metric 'dise': no such metric in the run's cells; did you mean"),
+        ({"reference": "method=zz"}, "--reference 'method=zz' matches no cell of the run"),
+        ({"reference": "methd=a"}, "--reference key 'methd': no such column"),
+        ({"reference": "method"}, "expected KEY=VALUE"),
+        ({"by": ["truht"]}, "--by 'truht': no such column"),
+        ({"by": ["method"]}, "--by method: that is the compared configuration itself"),
+    ],
+)
+def test_bad_input_is_one_clear_message(kwargs, message):
+    args = {"metric": "dice", "reference": "method=a", **kwargs}
+    with pytest.raises(StatsError, match=re.escape(message)):
+        paired_comparisons(_table(), args.pop("metric"), args.pop("reference"), **args)
+
+
+def test_a_reference_naming_two_pairing_cells_asks_for_another_key():
+    cells = _table()
+    twin = cells[cells["method"] == "a"].assign(**{"param.method.k": 7, "cell_id": "twin"})
+    with pytest.raises(StatsError, match=r"matches 2 cells .* differ in param.method.k"):
+        paired_comparisons(pd.concat([cells, twin]), "dice", "method=a")
+
+
+def test_no_pairs_is_refused():
+    cells = _table()
+    cells.loc[cells["method"] != "a", "param.noise"] = 0.2  # nothing else ran like a
+    with pytest.raises(StatsError, match="no cell pairs"):
+        paired_comparisons(cells, "dice", "method=a")
+
+
+PLUGIN = textwrap.dedent(
+    '''
+    from bench import Headline, Param, Solver, Task, hookimpl
+
+
+    class A(Solver):
+        name = "st.a"
+        params = {"step_size": Param(0.1)}
+
+        def odeint(self, func, y0, t, **options):
+            return y0
+
+
+    class B(A):
+        name = "st.b"
+
+
+    class Score(Task):
+        """score: st.a higher than st.b by 0.1 + 0.01 seed on every seed."""
+
+        name = "st.score"
+        components = {"solver": Solver}
+        headline = Headline(quality={"score": "higher"})
+
+        def run(self, ctx):
+            gap = 0.1 + 0.01 * ctx.seed
+            ctx.metric("score", ctx.seed + (gap if ctx.components["solver"].name == "st.a" else 0))
+
+
+    @hookimpl
+    def bench_plugins():
+        return [A, B, Score]
+    '''
+)
+
+
+@pytest.fixture
+def toy_run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "st_plugins.py").write_text(PLUGIN)
+    (tmp_path / "st.yaml").write_text(
+        "suite: st\ndevice: cpu\nrepeats: 1\nseeds: [0, 1, 2, 3, 4, 5]\n"
+        "plugins: [./st_plugins.py]\nbenchmarks:\n"
+        "  - task: st.score\n    matrix: {solver: [st.a, st.b]}\n"
+    )
+    assert main(["run", "st.yaml", "--output", "out", "--in-process", "--quiet"]) == 0
+    return str(next((tmp_path / "out" / "st").iterdir()))
+
+
+def test_the_command_prints_the_table_with_the_headline_direction(toy_run, capsys):
+    assert main(["stats", toy_run, "--metric", "score", "--reference", "solver=st.a"]) == 0
+    out = capsys.readouterr().out
+    assert "higher is better" in out
+    # 6 pairs, a above b in all: exact two-sided p = 2 / 2^6 = 0.03125; one comparison: q = p
+    row = next(line for line in out.splitlines() if "solver=st.b" in line)
+    assert "0.0312" in row and "solver=st.a better" in row
+    assert wilcoxon(np.arange(6) + 0.1 + 0.01 * np.arange(6), np.arange(6)).pvalue == 0.03125
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--metric", "scor", "--reference", "solver=st.a"], "did you mean score"),
+        (["--metric", "score", "--reference", "solver=st.z"], "matches no cell of the run"),
+    ],
+)
+def test_the_command_refuses_bad_input_with_exit_2(toy_run, capsys, argv, message):
+    assert main(["stats", toy_run, *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("error:") == 1 and "Traceback" not in err
