@@ -35,7 +35,12 @@ import numpy as np
 import torch
 
 from bench import CellContext, Param
-from plugins.methods.registration.base import RegistrationMethod, positive
+from plugins.methods.registration.base import (
+    RegistrationMethod,
+    bracket,
+    count_bracket,
+    positive,
+)
 from plugins.methods.registration.fireants_peer import missing_module
 from plugins.methods.registration.problem import Problem, Result
 
@@ -98,13 +103,14 @@ class ElastixBSpline(RegistrationMethod):
         ),
         "samples": Param(2048, low=64, doc="random spatial samples an iteration"),
     }
-    # elastix's default map (256 iterations, 10 mm grid, bending weight 1) and a step
-    # around each: twice the iterations, a 20 mm grid, a tenth of the bending weight.
-    # ASGD sets its own step (automatic parameter estimation): no learning rate to tune.
+    # 8 settings centred on elastix's default map (256 iterations, 10 mm grid, bending
+    # weight 1), as adam_tuning centres ours: the iterations a third below and above,
+    # the grid spacing and the bending weight halved and doubled. ASGD sets its own
+    # step (automatic parameter estimation): no learning rate to tune.
     tuning = {
-        "iterations": [256, 512],
-        "grid_spacing": [10.0, 20.0],
-        "bending_weight": [1.0, 0.1],
+        "iterations": count_bracket(256),
+        "grid_spacing": bracket(10.0),
+        "bending_weight": bracket(1.0),
     }
 
     @classmethod

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from bench import CellContext, Param
-from plugins.methods.registration.base import RegistrationMethod, positive
+from plugins.methods.registration.base import RegistrationMethod, bracket, positive
 from plugins.methods.registration.problem import Problem, Result
 
 INSTALL = "pip install fireants (the peers-registration extra)"
@@ -201,12 +201,13 @@ class FireANTsGreedy(_FireANTs):
             0.5, low=0.0, doc="Gaussian smoothing of the warp (voxels): the elastic term"
         ),
     }
-    # FireANTs' LPBA40 settings ([200, 100, 50], lr 0.5, gradient sigma 2) and a step
-    # around each: twice the iterations, the tutorial's gradient sigma 1, half the step
+    # 8 settings centred on FireANTs' LPBA40 settings ([200, 100, 50], lr 0.5, gradient
+    # sigma 2), as adam_tuning centres ours: the iterations per level a third below and
+    # above, the step halved and doubled, the gradient sigma 1 (the tutorial's) and 3
     tuning = {
-        "iterations": [[200, 100, 50], [400, 200, 100]],
-        "smooth_grad_sigma": [2.0, 1.0],
-        "lr": [0.5, 0.25],
+        "iterations": [[133, 67, 33], [267, 133, 67]],
+        "lr": bracket(0.5),
+        "smooth_grad_sigma": [1.0, 3.0],
     }
 
     def registration(self, problem: Problem, fixed: Any, moving: Any, **common: Any) -> Any:
@@ -233,12 +234,13 @@ class FireANTsSyN(_FireANTs):
             0.5, low=0.0, doc="Gaussian smoothing of each warp (voxels): the elastic term"
         ),
     }
-    # FireANTs' LPBA40 SyN settings ([100, 75, 50], lr 0.5, gradient sigma 1) and a step
-    # around each: twice the iterations, gradient sigma 2, half the step
+    # 8 settings centred on FireANTs' LPBA40 SyN settings ([100, 75, 50], lr 0.5,
+    # gradient sigma 1): the iterations per level a third below and above, the step
+    # halved and doubled, the gradient sigma half a voxel below and above
     tuning = {
-        "iterations": [[100, 75, 50], [200, 150, 100]],
-        "smooth_grad_sigma": [1.0, 2.0],
-        "lr": [0.5, 0.25],
+        "iterations": [[67, 50, 33], [133, 100, 67]],
+        "lr": bracket(0.5),
+        "smooth_grad_sigma": [0.5, 1.5],
     }
 
     def registration(self, problem: Problem, fixed: Any, moving: Any, **common: Any) -> Any:
