@@ -68,11 +68,16 @@ def missing_module(name: str, modules: tuple[str, ...], install: str) -> str | N
 
 def import_fireants() -> Any:
     """Import FireANTs without its import-time side effects on this process: it prints
-    its fused-ops status to stdout and calls ``logging.basicConfig(level=INFO)`` (which
-    would turn on every library's INFO logging); the root logger is put back and
-    FireANTs' own loggers are set to WARNING."""
+    its fused-ops status to stdout, calls ``logging.basicConfig(level=INFO)`` (which
+    would turn on every library's INFO logging) and warns through it that its fused ops
+    are not compiled; the root logger is put back and FireANTs' own loggers are set to
+    WARNING."""
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
+    disabled = root.manager.disable
+    # without its compiled fused ops (a CUDA extension) FireANTs warns so at import and
+    # at every downsampling; the baseline it falls back on is what runs here: dropped
+    logging.disable(logging.WARNING)
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             import fireants.io.image
@@ -83,9 +88,12 @@ def import_fireants() -> Any:
             if handler not in handlers:
                 root.removeHandler(handler)
         root.setLevel(level)
+        logging.disable(disabled)
     for name in list(logging.root.manager.loggerDict):
         if name == "fireants" or name.startswith("fireants."):
             logging.getLogger(name).setLevel(logging.WARNING)
+    # (the downsampling's notice: that logger reports errors only)
+    logging.getLogger("fireants.utils.imageutils").setLevel(logging.ERROR)
     import fireants
 
     return fireants
