@@ -33,7 +33,8 @@ needs_elastix = _needs(ElastixBSpline)
 # Short runs on the tiny 39 x 33 pair of 6 mm voxels (truth: 0.87 voxel on average, 3 at
 # most): two levels, few iterations, a few seconds each. Measured (seed 0): greedy 0.28
 # voxel, syn 0.20, elastix 0.17 from 0.87 before; Dice 0.93 / 0.96 / 0.96 from 0.72.
-# The first elastix cell of a process also pays itk's import (~15 s of its ~20 s here).
+# The first elastix test of a process also pays itk's lazy import, once: 15-26 s on the
+# shared 2-core machine at load 7-8 (the elastix runs themselves take 1-4 s).
 PEERS = [
     pytest.param("fireants.greedy", {"iterations": [100, 50]}, marks=needs_fireants),
     pytest.param("fireants.syn", {"iterations": [50, 25]}, marks=needs_fireants),
