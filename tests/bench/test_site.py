@@ -122,3 +122,30 @@ def test_site_refuses_to_write_over_an_input_and_needs_runs(inputs, tmp_path, ca
     (tmp_path / "empty").mkdir()
     assert main(["site", str(tmp_path / "empty"), "-o", str(tmp_path / "s")]) == 2
     assert "no run folders found" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_the_published_folder_builds_a_site_with_every_figure_drawn(tmp_path):
+    """issue 19's done-when: `bench site results/published` builds; every page opens in
+    headless Chromium without a console error and draws every figure on load."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    site = tmp_path / "site"
+    assert main(["site", str(PUBLISHED.parent), "-o", str(site)]) == 0
+    pages = [site / "index.html", *sorted(site.glob("runs/**/report.html"))]
+    assert len(pages) > 20
+    browser = _browser()
+    try:
+        for page in pages:
+            browser.get(page.as_uri())
+            WebDriverWait(browser, 60).until(
+                lambda b: b.execute_script(
+                    "return [...document.querySelectorAll('div.plot')]"
+                    ".every(p => p.querySelector('svg.main-svg g.trace'))"
+                ),
+                message=f"{page}: a figure not drawn",
+            )
+            errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+            assert errors == [], page
+    finally:
+        browser.quit()
