@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from bench import CellContext, Method, Param
 from plugins.methods.registration.losses import SIMILARITIES
-from plugins.methods.registration.problem import Problem, Result
+from plugins.methods.registration.problem import Monitor, Problem, Result
 
 CURVE_EVERY = 10  # one curve point every 10 iterations (and the last)
 
@@ -23,11 +23,25 @@ def positive(default: float, doc: str) -> Param:
 
 def common_params(iterations: int, lr: float, weight: float, levels: int) -> dict[str, Param]:
     return {
-        "iterations": Param(iterations, low=1, doc="Adam iterations at each pyramid level"),
+        "iterations": Param(
+            iterations, low=1, doc="Adam iterations at each pyramid level (at most)"
+        ),
+        "tol": Param(
+            0.0,
+            low=0.0,
+            doc="stop a level once its mean loss over `tol_window` steps falls by less than "
+            "this (relative) against the steps before; 0: run every iteration",
+        ),
+        "tol_window": Param(10, low=1, doc="steps a mean of the stopping rule spans (`tol`)"),
         "lr": positive(lr, "Adam learning rate (voxels per step for fields)"),
         "weight": positive(weight, "regulariser weight"),
         "levels": Param(levels, low=1, high=5, doc="pyramid levels (each halves the size)"),
     }
+
+
+def stopping(values: dict[str, Any]) -> dict[str, Any]:
+    """``Loop.run``'s stopping-rule arguments from a method's ``common_params`` values."""
+    return {"tol": values["tol"], "window": values["tol_window"]}
 
 
 class RegistrationMethod(Method):
@@ -77,12 +91,26 @@ def pyramid(problem: Problem, levels: int) -> list[tuple[torch.Tensor, torch.Ten
 
 
 class Loop:
-    """Adam over ``params`` for ``iterations`` steps, recording ``loss`` into ``ctx``
-    (one curve across all levels) and ending the cell as ``diverged`` on a NaN loss."""
+    """Adam over ``params`` for at most ``iterations`` steps a level, recording ``loss``
+    into ``ctx`` (one curve across all levels) and ending the cell as ``diverged`` on a
+    NaN loss.
 
-    def __init__(self, ctx: CellContext, name: str = "loss") -> None:
-        self.ctx, self.name, self.step = ctx, name, 0
+    Stopping rule (``tol`` > 0): a level ends early once the mean loss of its last
+    ``window`` steps is less than ``tol`` (relative) below the mean of the ``window``
+    before them, i.e. once the loss has stopped falling. ``tol`` 0 runs every iteration.
+
+    With a ``monitor`` (``problem.monitor``), ``current()`` (the displacement at the
+    level's size) is scored every ``monitor.every`` steps and the loss curve's times
+    leave the scoring out."""
+
+    def __init__(self, ctx: CellContext, name: str = "loss", monitor: Monitor | None = None):
+        self.ctx, self.name, self.step, self.monitor = ctx, name, 0, monitor
         self.start = time.perf_counter()
+
+    def elapsed(self) -> float:
+        if self.monitor is not None:
+            return self.monitor.elapsed()
+        return time.perf_counter() - self.start
 
     def run(
         self,
@@ -90,21 +118,44 @@ class Loop:
         loss_fn: Callable[[], torch.Tensor],
         iterations: int,
         lr: float,
+        *,
+        tol: float = 0.0,
+        window: int = 10,
+        current: Callable[[], torch.Tensor] | None = None,
     ) -> float:
         params = list(params)
         opt = torch.optim.Adam(params, lr=lr)
         value = float("nan")
+        history: list[float] = []
         for it in range(iterations):
+            if self.monitor is not None and current is not None and self.monitor.due(self.step):
+                self.monitor(self.step, current)
             opt.zero_grad(set_to_none=True)
             loss = loss_fn()
             value = float(loss.detach())
-            if it % CURVE_EVERY == 0 or it == iterations - 1 or value != value:
-                self.ctx.curve(self.name, self.step, value, time.perf_counter() - self.start)
+            history.append(value)
+            last = it == iterations - 1 or value != value or converged(history, tol, window)
+            if it % CURVE_EVERY == 0 or last:
+                self.ctx.curve(self.name, self.step, value, self.elapsed())
             self.ctx.check_finite(self.name, value)
             loss.backward()
             opt.step()
             self.step += 1
+            if last:
+                break
+        if self.monitor is not None:
+            self.monitor.step = self.step
         return value
+
+
+def converged(history: list[float], tol: float, window: int) -> bool:
+    """Whether the mean of the last ``window`` losses is less than ``tol`` (relative)
+    below the mean of the ``window`` before them; False before 2 ``window`` losses."""
+    if tol <= 0 or len(history) < 2 * window:
+        return False
+    before = sum(history[-2 * window : -window]) / window
+    after = sum(history[-window:]) / window
+    return before - after < tol * abs(before)
 
 
 def zeros_field(shape: tuple[int, ...], device: Any) -> torch.Tensor:
