@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from plugins.methods.registration.base import converged
+from plugins.methods.registration.base import Adam, converged
 from plugins.methods.registration.losses import _box
 from plugins.tasks.registration import metrics as m
 from plugins.tasks.registration.pairwise import fast_mean_dice
@@ -104,3 +104,21 @@ def test_syn_records_its_result_as_the_only_point(tmp_path):
     (point,) = cell.curve("dice")
     assert point[0] == 0 and point[1] == pytest.approx(cell.metrics["dice"], abs=1e-12)
     assert cell.metrics["time_to_dice"] == pytest.approx(cell.times["register"][0], abs=1e-9)
+
+
+def test_the_loop_adam_is_torch_adam():
+    # Same arithmetic as torch.optim.Adam's single-tensor path; tolerance: float32
+    # rounding of a different operation order over 50 steps (measured: 0.0, identical).
+    gen = torch.Generator().manual_seed(0)
+    start = torch.randn(3, 7, 5, generator=gen)
+    target = torch.randn(3, 7, 5, generator=gen)
+    ours, theirs = start.clone().requires_grad_(), start.clone().requires_grad_()
+    opt_ours = Adam([ours], lr=0.1)
+    opt_theirs = torch.optim.Adam([theirs], lr=0.1, foreach=False)
+    for _ in range(50):
+        for p, opt in ((ours, opt_ours), (theirs, opt_theirs)):
+            opt.zero_grad(set_to_none=True)
+            ((p - target) ** 4).sum().backward()
+            opt.step()
+    assert torch.allclose(ours, theirs, atol=1e-5, rtol=0)
+    assert not torch.allclose(ours, start, atol=0.5)  # it moved
