@@ -19,6 +19,7 @@ from plugins.methods.registration.base import (
     positive,
     pyramid,
     resize_field,
+    stopping,
     zeros_field,
 )
 from plugins.methods.registration.losses import apply_spectrum, diffusion, smoothing_spectrum
@@ -34,7 +35,7 @@ class Displacement(RegistrationMethod):
 
     def solve(self, problem: Problem, ctx: CellContext) -> Result:
         v = self.values
-        loop, disp = Loop(ctx), None
+        loop, disp = Loop(ctx, monitor=problem.monitor), None
         for fixed, moving in pyramid(problem, v["levels"]):
             shape = tuple(fixed.shape[2:])
             start = zeros_field(shape, fixed.device) if disp is None else resize_field(disp, shape)
@@ -44,7 +45,14 @@ class Displacement(RegistrationMethod):
                 warped = problem.warp(moving, disp)
                 return problem.similarity(warped, fixed) + v["weight"] * diffusion(disp)
 
-            loop.run([disp], loss, v["iterations"], v["lr"])
+            loop.run(
+                [disp],
+                loss,
+                v["iterations"],
+                v["lr"],
+                **stopping(v),
+                current=lambda disp=disp: disp,
+            )
         return Result(disp.detach())
 
 
@@ -62,7 +70,7 @@ class SVF(RegistrationMethod):
     def solve(self, problem: Problem, ctx: CellContext) -> Result:
         v = self.values
         steps = v["steps"]
-        loop, vel = Loop(ctx), None
+        loop, vel = Loop(ctx, monitor=problem.monitor), None
         for fixed, moving in pyramid(problem, v["levels"]):
             shape = tuple(fixed.shape[2:])
             start = zeros_field(shape, fixed.device) if vel is None else resize_field(vel, shape)
@@ -75,7 +83,10 @@ class SVF(RegistrationMethod):
                     value = 0.5 * (value + problem.similarity(back, moving))
                 return value + v["weight"] * diffusion(vel)
 
-            loop.run([vel], loss, v["iterations"], v["lr"])
+            def current(vel=vel) -> torch.Tensor:
+                return problem.exp(vel, steps)
+
+            loop.run([vel], loss, v["iterations"], v["lr"], **stopping(v), current=current)
         with torch.no_grad():
             vel = vel.detach()
             return Result(problem.exp(vel, steps), problem.exp(-vel, steps), vel)
@@ -111,7 +122,7 @@ class LDDMM(RegistrationMethod):
     def solve(self, problem: Problem, ctx: CellContext) -> Result:
         v = self.values
         steps = v["steps"]
-        loop, momentum, kernel = Loop(ctx), None, None
+        loop, momentum, kernel = Loop(ctx, monitor=problem.monitor), None, None
         for fixed, moving in pyramid(problem, v["levels"]):
             shape = tuple(fixed.shape[2:])
             symbol = smoothing_spectrum(shape, v["alpha"], str(fixed.device))
@@ -129,7 +140,10 @@ class LDDMM(RegistrationMethod):
                 energy = (momentum * vel).sum(dim=1).mean()
                 return problem.similarity(problem.warp(moving, disp), fixed) + v["weight"] * energy
 
-            loop.run([momentum], loss, v["iterations"], v["lr"])
+            def current(momentum=momentum, kernel=kernel) -> torch.Tensor:
+                return lddmm_flow(apply_spectrum(momentum, kernel), problem.warp)
+
+            loop.run([momentum], loss, v["iterations"], v["lr"], **stopping(v), current=current)
         with torch.no_grad():
             vel = apply_spectrum(momentum.detach(), kernel)
             disp = lddmm_flow(vel, problem.warp)

@@ -32,9 +32,19 @@ def mse(warped: torch.Tensor, fixed: torch.Tensor) -> torch.Tensor:
 
 
 def _box(x: torch.Tensor, window: int) -> torch.Tensor:
+    """Mean over a ``window``-wide box around each voxel, zero outside (``avg_pool`` with
+    ``count_include_pad``), as one 1-D pass per axis: the box is separable, so this is
+    the dense pool's value up to rounding (1e-6) at 3 x window instead of window^3
+    additions a voxel. The dense 9^3 pool was 72% of a 3-D 2 mm SVF step (issue 20)."""
     ndim = x.dim() - 2
     pool = F.avg_pool2d if ndim == 2 else F.avg_pool3d
-    return pool(x, window, stride=1, padding=window // 2, count_include_pad=True)
+    for axis in range(ndim):
+        kernel = [1] * ndim
+        kernel[axis] = window
+        padding = [0] * ndim
+        padding[axis] = window // 2
+        x = pool(x, tuple(kernel), stride=1, padding=tuple(padding), count_include_pad=True)
+    return x
 
 
 def ncc(warped: torch.Tensor, fixed: torch.Tensor, window: int = 9) -> torch.Tensor:

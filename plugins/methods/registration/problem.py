@@ -13,18 +13,68 @@ same cell measures what the kernels buy end to end. It records its own convergen
 curve (``ctx.curve("loss", ...)``) and raises ``bench.Diverged`` (``ctx.check_finite``)
 when its loss stops being finite; a learned method times its training itself
 (``ctx.add_time("train", s)``) while the task times ``solve`` as ``register``.
+
+Where the task can score a displacement (labels, a known truth) it gives the problem a
+``Monitor``: a method that optimises in a loop calls ``problem.monitor(step, current)``
+every ``monitor.every`` steps (``base.Loop`` does), with ``current()`` returning its
+displacement at that step, and the task records the scores (``dice``, ``error_mm``)
+as curves against the solve's time with the monitor's own time taken out.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
 Warp = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Exp = Callable[[torch.Tensor, int], torch.Tensor]
 Similarity = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class Monitor:
+    """Scores a method's displacement during its solve, on a clock that leaves the
+    scoring out.
+
+    Attributes:
+        evaluate: ``evaluate(disp)`` -> ``{curve name: value}`` for a displacement
+            ``(1, ndim, *S')`` at any pyramid level's size (the task resamples it).
+        record: ``record(name, step, value, seconds)`` (the cell's ``ctx.curve``).
+        every: score every this many steps (0: never; the task still scores the result).
+    """
+
+    evaluate: Callable[[torch.Tensor], dict[str, float]]
+    record: Callable[[str, int, float, float], None]
+    every: int = 10
+    start: float = field(default_factory=time.perf_counter)
+    spent: float = 0.0  # seconds spent scoring since ``start``
+    step: int = 0  # the last step the method reported (``due`` or a call)
+
+    def restart(self) -> None:
+        """Start the clock (the task calls this just before ``solve``)."""
+        self.start, self.spent, self.step = time.perf_counter(), 0.0, 0
+
+    def elapsed(self) -> float:
+        """Seconds since ``restart``, less the time spent scoring."""
+        return time.perf_counter() - self.start - self.spent
+
+    def due(self, step: int) -> bool:
+        self.step = step
+        return self.every > 0 and step % self.every == 0
+
+    def __call__(self, step: int, current: Callable[[], torch.Tensor]) -> None:
+        """Score ``current()`` (computed inside the untimed region) as step ``step``."""
+        self.step = step
+        seconds = self.elapsed()
+        begin = time.perf_counter()
+        with torch.no_grad():
+            scores = self.evaluate(current().detach())
+        for name, value in scores.items():
+            self.record(name, step, value, seconds)
+        self.spent += time.perf_counter() - begin
 
 
 @dataclass
@@ -43,6 +93,8 @@ class Problem:
             of the same kind as this one but never this one (learned methods train on
             them); None where no such pairs can be made.
         device: ``cpu`` or ``cuda:N``.
+        monitor: scores the method's displacement during the solve (curves of Dice and
+            error against time), or None.
     """
 
     fixed: torch.Tensor
@@ -56,6 +108,7 @@ class Problem:
     exp: Exp
     training_pairs: Callable[[int, int], Iterator[tuple[torch.Tensor, torch.Tensor]]] | None
     device: str = "cpu"
+    monitor: Monitor | None = None
 
     @property
     def ndim(self) -> int:

@@ -21,9 +21,18 @@ default ``warp.eager``). The scaling and squaring is the one the warp backend de
 (``WarpBackend.svf_exp``: ``warp.X`` -> ``svf_exp.X``, with the same parameters), so a
 cell exercises one implementation of the kernels end to end.
 
-Times: ``register`` (the whole ``solve``; a learned method also records ``train``);
-memory: ``mem.register``. Metrics: ``dice`` (mean over every label: CSF, GM, WM, or the
-CerebrA labels; ``dice_<k>`` per label; ``dice_before`` unregistered; with icbm also
+Times: ``register`` (the whole ``solve``, less the time the monitor spent scoring; a
+learned method also records ``train``), ``monitor`` (that scoring); memory:
+``mem.register``. Curves: ``loss`` (the method's), and ``dice`` and ``error_mm`` against
+the solve's time (the monitor's own time left out): every ``curve_every`` steps for a
+method that optimises through ``base.Loop`` (the displacement at the step's pyramid
+level, resampled to the full grid), and always one last point for the result at the
+``register`` time (the only point of a method with no loop, such as ``syn``). With
+``target_dice``: ``time_to_dice`` (s), the first time the ``dice`` curve reaches it,
+and ``target_dice_reached`` (1 or 0; no ``time_to_dice`` when 0).
+
+Metrics: ``dice`` (mean over every label: CSF, GM, WM, or the CerebrA labels;
+``dice_<k>`` per label; ``dice_before`` unregistered; with icbm also
 ``dice_grouped``, the mean over the 51 CerebrA structures with left and right merged
 (``icbm.structures``), and ``dice_group_<structure>`` each), ``hd95`` (mm, over the
 labels both the fixed and the warped map have; ``labels_missing`` counts those on one
@@ -63,9 +72,9 @@ from bench import (
 )
 from plugins.backends.base import WarpBackend
 from plugins.data import registration as data
-from plugins.methods.registration.base import RegistrationMethod
+from plugins.methods.registration.base import RegistrationMethod, resize_field
 from plugins.methods.registration.losses import SIMILARITIES, similarity
-from plugins.methods.registration.problem import Problem, Result
+from plugins.methods.registration.problem import Monitor, Problem, Result
 from plugins.tasks.registration import metrics as m
 from plugins.tasks.registration.figures import registration_figure
 
@@ -153,6 +162,12 @@ class Pairwise(Task):
         "window": Param(9, low=3, check=_odd, doc="local NCC window (voxels, odd)"),
         "reverse": Param(False, doc="also register fixed onto moving (inverse consistency)"),
         "training_pairs": Param(64, low=1, doc="synthetic pairs a learned method trains on"),
+        "curve_every": Param(
+            10, low=0, doc="score Dice and error every this many steps (0: the result only)"
+        ),
+        "target_dice": Param(
+            None, type=float, low=0.0, high=1.0, doc="time_to_dice: when Dice first reaches this"
+        ),
         "fixed": _path("fixed"),
         "moving": _path("moving"),
         "fixed_labels": _path("fixed_labels"),
@@ -283,7 +298,36 @@ class Pairwise(Task):
             exp=lambda vel, steps: exp(vel, steps=steps, padding="zeros"),
             training_pairs=self.training_pairs(ctx.device),
             device=ctx.device,
+            monitor=None if swap else self.monitor(pair, ctx),
         )
+
+    def monitor(self, pair: data.Pair, ctx: CellContext) -> Monitor | None:
+        """Scores a displacement during the solve: ``dice`` (labels) and ``error_mm``
+        (truth), whichever the pair has; None when it has neither."""
+        fixed = pair.fixed
+        labels = fixed.labels is not None and pair.moving.labels is not None
+        if not labels and pair.truth is None:
+            return None
+        shape = tuple(fixed.data.shape)
+
+        def evaluate(disp: torch.Tensor) -> dict[str, float]:
+            full = resize_field(disp.float(), shape)[0].double().cpu().numpy()
+            return self.scores(pair, full)
+
+        return Monitor(evaluate, ctx.curve, self.values["curve_every"])
+
+    @staticmethod
+    def scores(pair: data.Pair, disp: np.ndarray) -> dict[str, float]:
+        """``dice`` and ``error_mm`` of a full-size displacement (numpy, voxels), as the
+        metrics of the same names measure them (Dice by label counts: one pass)."""
+        fixed, moving = pair.fixed, pair.moving
+        out = {}
+        if fixed.labels is not None and moving.labels is not None:
+            warped = np.rint(data.warp_array(moving.labels, disp, mode="nearest"))
+            out["dice"] = fast_mean_dice(fixed.labels, warped)
+        if pair.truth is not None:
+            out["error_mm"] = m.error_mm(disp, pair.truth, fixed.spacing, fixed.mask)
+        return out
 
     # --- run -------------------------------------------------------------------------
 
@@ -304,13 +348,24 @@ class Pairwise(Task):
             scratch = ctx.scratch()
             method.solve(self.problem(pair, scratch), scratch)
         problem = self.problem(pair, ctx)
+        monitor = problem.monitor
         with ctx.memory("register"):
+            if monitor is not None:
+                monitor.restart()
             start = time.perf_counter()
             result = method.solve(problem, ctx)
             if ctx.device.startswith("cuda"):
                 torch.cuda.synchronize(ctx.device)
-            ctx.add_time("register", time.perf_counter() - start)
+            seconds = time.perf_counter() - start
+        spent = monitor.spent if monitor is not None else 0.0
+        ctx.add_time("register", seconds - spent)
         ctx.check_finite("displacement", result.disp)
+        if monitor is not None:
+            ctx.add_time("monitor", spent)
+            final = self.scores(pair, result.disp[0].detach().double().cpu().numpy())
+            for name, value in final.items():
+                ctx.curve(name, monitor.step, value, seconds - spent)
+            self.record_time_to_dice(ctx)
         reverse = None
         if self.values["reverse"]:
             reverse = method.solve(self.problem(pair, ctx, swap=True), ctx)
@@ -379,6 +434,16 @@ class Pairwise(Task):
             ctx.metric("ic_reverse_mm", m.inverse_consistency(disp, back, spacing, fixed.mask))
         self.keep_files(ctx, fixed, moving, warped, disp, det, label)
 
+    def record_time_to_dice(self, ctx: CellContext) -> None:
+        target = self.values["target_dice"]
+        if target is None:
+            return
+        points = sorted((t, value) for name, _, t, value in ctx.record.curves if name == "dice")
+        reached = [t for t, value in points if value >= target]
+        ctx.metric("target_dice_reached", 1.0 if reached else 0.0)
+        if reached:
+            ctx.metric("time_to_dice", reached[0])
+
     @staticmethod
     def record_structures(ctx: CellContext, fixed, warped, moving) -> None:
         """Dice of the CerebrA structures, left and right merged (``icbm.structures``):
@@ -418,3 +483,19 @@ class Pairwise(Task):
         title = f"{label}: {self.values['similarity']}, seed {ctx.seed}"
         fig = registration_figure(fixed.data, moving.data, warped, disp, det, title)
         ctx.artifact("registration", fig)
+
+
+def fast_mean_dice(fixed: np.ndarray, warped: np.ndarray) -> float:
+    """``metrics.mean_dice`` by label counts (bincount): the mean Dice over every label
+    > 0 in either map, one pass over the voxels whatever the number of labels."""
+    a = np.asarray(fixed, dtype=np.int64).ravel()
+    b = np.asarray(warped, dtype=np.int64).ravel()
+    if a.size and min(a.min(), b.min()) < 0:
+        raise ValueError("label maps must be >= 0")
+    size = int(max(a.max(initial=0), b.max(initial=0))) + 1
+    both = np.bincount(a[a == b], minlength=size)
+    total = np.bincount(a, minlength=size) + np.bincount(b, minlength=size)
+    present = total[1:] > 0
+    if not present.any():
+        return float("nan")
+    return float(np.mean(2.0 * both[1:][present] / total[1:][present]))
