@@ -54,7 +54,8 @@ def test_each_peer_recovers_the_known_deformation(tmp_path, method, params):
     assert metrics["error_vox"] < 0.5 * before, (metrics["error_vox"], before)
     assert metrics["dice"] > metrics["dice_before"] + 0.1
     assert "register" in ctx.times
-    assert {c[0] for c in ctx.curves} == {"loss"}
+    # its own loss curve, and the task's Dice and error against time (a final point)
+    assert {c[0] for c in ctx.curves} == {"loss", "dice", "error_mm"}
     assert {f[0] for f in ctx.files} >= {"displacement.nii.gz", "warped.png"}
 
 
