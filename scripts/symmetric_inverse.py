@@ -35,12 +35,12 @@ spec retrains all 16 published cells.
   iterates are (they stay near the inverse images, inside the box).
 
 ``causes``: the candidate causes retrained one at a time on the given cells, each row
-one change from the published cell: the loss's weight (1e3, 1e5; an architecture
+one change from the published cell: the loss's weight (0, 1e3, 1e5; an architecture
 parameter), the points it sees (D's 300 uniform points drawn once and kept, and 1681
 resampled each step, instead of 300 resampled; patched here, not an option),
 optimisation length (3000 steps: a protocol change, reported, not adopted), each with
 its accuracy and its domain error under both inverses. ``--changes=a,b`` runs only
-those (names: ``published w1e3 w1e5 fixed many steps3000``).
+those (names: ``published w0 w1e3 w1e5 fixed many steps3000``).
 """
 
 from __future__ import annotations
@@ -219,6 +219,7 @@ def cells(specs: list[str]) -> None:
 
 CAUSES = {
     "published": ("published (weight 1e4, 1000 steps)", {}),
+    "w0": ("weight 0 (no invertibility loss)", {"weight": 0.0}),
     "w1e3": ("weight 1e3", {"weight": 1e3}),
     "w1e5": ("weight 1e5", {"weight": 1e5}),
     "fixed": ("D: 300 domain points drawn once", {"points": "fixed"}),
