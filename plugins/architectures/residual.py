@@ -4,7 +4,9 @@ A residual block is one explicit Euler step x_{k+1} = x_k + h f_k(x_k) (Haber an
 Ruthotto 2017). Integrating backwards, x_k ~ x_{k+1} - h f_k(x_{k+1}), is these
 networks' approximate inverse: its error is O(h^2 Lip(f)^2) per step, so it inverts
 only where the learnt flow is gentle; the symmetric ResNet trains it to (the
-lecture's C and D).
+lecture's C and D). ``inverse="fixed_point"`` instead solves each step's own equation
+x_k = x_{k+1} - h f_k(x_k) by fixed-point iteration, the step's exact inverse wherever
+h Lip(f_k) < 1 (Banach; the i-ResNet's inverse with g = h f_k).
 """
 
 from __future__ import annotations
@@ -52,10 +54,18 @@ class ResidualNet(FlowNet):
         step: float,
         shared: bool = False,
         bounds: tuple[float, float] | None = None,
+        inverse: str = "euler",
+        iterations: int = 200,
+        tol: float = 1e-7,
     ) -> None:
         super().__init__(width, depth)
+        if inverse not in ("euler", "fixed_point"):
+            raise ValueError(f"inverse must be 'euler' or 'fixed_point', not {inverse!r}")
         self.h = step
         self.shared = shared
+        self.inverse_method = inverse
+        self.iterations = iterations
+        self.tol = tol
         count = 1 if shared else depth
         self.blocks = nn.ModuleList(
             Block(width, hidden, width, activation, bounds) for _ in range(count)
@@ -67,10 +77,31 @@ class ResidualNet(FlowNet):
     def step(self, k: int, x: torch.Tensor) -> torch.Tensor:
         return x + self.h * self.block(k)(x)
 
-    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+    def euler_inverse(self, y: torch.Tensor) -> torch.Tensor:
         """Integrate backwards: x_k = x_{k+1} - h f_k(x_{k+1}), k = depth-1 ... 0."""
         for k in reversed(range(self.depth)):
             y = y - self.h * self.block(k)(y)
+        return y
+
+    def step_inverse(self, k: int, y: torch.Tensor) -> torch.Tensor:
+        """Step k's exact inverse: the fixed point of x = y - h f_k(x), iterated from the
+        backward-Euler guess y - h f_k(y) until max |x_n - x_{n-1}| < tol (at most
+        ``iterations``). A contraction of rate h Lip(f_k) where that is below 1."""
+        f = self.block(k)
+        x = y - self.h * f(y)
+        for _ in range(self.iterations):
+            x_next = y - self.h * f(x)
+            done = bool((x_next - x).abs().max() < self.tol)
+            x = x_next
+            if done:
+                break
+        return x
+
+    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+        if self.inverse_method == "euler":
+            return self.euler_inverse(y)
+        for k in reversed(range(self.depth)):
+            y = self.step_inverse(k, y)
         return y
 
     @torch.no_grad()
@@ -80,7 +111,12 @@ class ResidualNet(FlowNet):
 
 
 class SymmetricResNet(ResidualNet):
-    """A shared-weight ResNet trained so that integrating backwards returns the input."""
+    """A shared-weight ResNet trained so that integrating backwards returns the input.
+
+    The invertibility loss is always the backward-Euler round trip (the lecture's
+    definition); ``inverse`` only chooses how the trained network is inverted, so both
+    choices train the same network.
+    """
 
     def __init__(self, *args: Any, variant: str, weight: float, **kwargs: Any) -> None:
         super().__init__(*args, shared=True, **kwargs)
@@ -94,7 +130,7 @@ class SymmetricResNet(ResidualNet):
                     "resnet_symmetric variant 'domain' needs the task's domain sampler"
                 )
             x = sample_domain(x.shape[0])
-        return self.weight * (self.inverse(self(x)) - x).pow(2).sum(dim=1).mean()
+        return self.weight * (self.euler_inverse(self(x)) - x).pow(2).sum(dim=1).mean()
 
 
 class LipschitzResNet(ResidualNet):
@@ -179,6 +215,17 @@ class ResNetSymmetric(FlowArchitecture):
         # 1e4: on moons (depth 8, 1500 epochs) max |f^-1(f(x)) - x| over the domain
         # fell from 0.12 (weight 1) to 1e-3 (weight 1e4) at the same accuracy
         "weight": Param(1e4, low=0.0, doc="weight of the invertibility loss"),
+        # issue 21: backward Euler's round trip is only first order; the step's own
+        # equation solved by fixed point inverts the same trained network exactly
+        # (scripts/symmetric_inverse.py, results/published/architectures-toy-inverse-cpu)
+        "inverse": Param(
+            "euler",
+            choices=("euler", "fixed_point"),
+            doc="how the trained net is inverted: backward Euler x - h f(x) (the "
+            "invertibility loss's own) or each step's fixed point x = y - h f(x)",
+        ),
+        "inverse_iterations": Param(200, low=1, doc="most fixed-point iterations per step"),
+        "inverse_tol": Param(1e-7, low=0.0, doc="stop iterating once max |x_n - x_n-1| < tol"),
     }
     invertible = "approximate"
 
@@ -193,6 +240,9 @@ class ResNetSymmetric(FlowArchitecture):
             h,
             variant=v["variant"],
             weight=v["weight"],
+            inverse=v["inverse"],
+            iterations=v["inverse_iterations"],
+            tol=v["inverse_tol"],
         )
 
 

@@ -285,3 +285,33 @@ def test_symmetric_penalty_is_the_round_trip_error() -> None:
 
     domain.penalty(x, sampler)
     assert seen == [20]  # as many domain points as the batch
+
+
+def test_symmetric_fixed_point_inverse_is_exact_where_euler_is_not() -> None:
+    from plugins.architectures.residual import ResNetSymmetric
+
+    torch.manual_seed(13)
+    x = 2.0 * torch.randn(50, 2)
+    euler = ResNetSymmetric().build()
+    assert euler.inverse_method == "euler"  # the published default is unchanged
+    fixed = ResNetSymmetric(inverse="fixed_point").build()
+    fixed.load_state_dict(euler.state_dict())
+    with torch.no_grad():
+        q = euler.h * float(euler.block(0).lipschitz_bound())
+        assert q < 1.0  # the fixed point contracts (Banach) at this initialisation
+        # backward Euler misses by h^2 J_f f per step: well above float32 round-off
+        assert float((euler.inverse(euler(x)) - x).abs().max()) > 1e-4
+        # stopped at a change < 1e-7: error <= q/(1-q) 1e-7 per step, plus fp32
+        # rounding of 8 steps on |x| ~ 6 (u |x| ~ 4e-7 each): 1e-5 leaves 2x+ margin
+        assert float((fixed.inverse(fixed(x)) - x).abs().max()) < 1e-5
+    # the invertibility loss is backward Euler's round trip whichever inverse is used
+    assert torch.equal(fixed.penalty(x), euler.penalty(x))
+
+
+def test_symmetric_inverse_choice_is_checked() -> None:
+    from plugins.architectures.residual import ResidualNet, ResNetSymmetric
+
+    with pytest.raises(ParamError, match="inverse"):
+        ResNetSymmetric(inverse="newton")
+    with pytest.raises(ValueError, match="fixed_point"):
+        ResidualNet(2, 2, 4, "tanh", 0.5, inverse="newton")

@@ -139,3 +139,25 @@ def test_quick_suite_whole_at_tiny_size(tmp_path) -> None:
     _tiny_quick_suite(
         tmp_path, {"classify.toy", "memory.depth", "synthesis.t1_to_t2", "classify.digits"}
     )
+
+
+def test_symmetric_fixed_point_inverse_same_training_inverts_the_domain(tmp_path) -> None:
+    # the lecture's D, briefly trained; inverse: fixed_point changes only the inverse
+    params = {**TINY, "epochs": 60, "grid": 21}
+    runs = {
+        inverse: run_cell(
+            "classify.toy",
+            {"architecture": ("resnet_symmetric", {"variant": "domain", "inverse": inverse})},
+            tmp_path / inverse,
+            **params,
+        ).metrics
+        for inverse in ("euler", "fixed_point")
+    }
+    euler, fixed = runs["euler"], runs["fixed_point"]
+    # the same network: same seed, same loss (the backward-Euler round trip)
+    assert fixed["test_accuracy"] == euler["test_accuracy"]
+    assert fixed["final_loss"] == euler["final_loss"]
+    assert euler["inverse_error_domain"] > 1e-4  # backward Euler's truncation, O(h^2)
+    # fixed point to a change < 1e-7 per step (h Lip f < 1), plus fp32 rounding over
+    # 8 steps on |x| <= 2: ~1e-6; the target is 1e-3
+    assert fixed["inverse_error_domain"] < 1e-5 and fixed["inverse_error_test"] < 1e-5
