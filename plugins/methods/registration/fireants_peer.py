@@ -191,24 +191,29 @@ class _FireANTs(RegistrationMethod):
         return Result(disp.to(device=problem.device, dtype=torch.float32))
 
 
-class FireANTsGreedy(_FireANTs):
-    """FireANTs greedy deformable registration (compositive warp, Riemannian Adam)."""
-
-    name = "fireants.greedy"
-    params = {
+def _fireants_params(iterations: list[int], grad_sigma: float, warp: str) -> dict[str, Param]:
+    """The parameters both FireANTs methods take, with their own defaults."""
+    return {
         "iterations": Param(
-            [200, 100, 50],
+            iterations,
             check=iteration_list,
             doc="iterations per level, coarsest first (scales 2^(L-1) .. 1)",
         ),
         "lr": positive(0.5, "FireANTs' Adam learning rate"),
         "smooth_grad_sigma": Param(
-            2.0, low=0.0, doc="Gaussian smoothing of the gradient (voxels): the fluid term"
+            grad_sigma, low=0.0, doc="Gaussian smoothing of the gradient (voxels): the fluid term"
         ),
         "smooth_warp_sigma": Param(
-            0.5, low=0.0, doc="Gaussian smoothing of the warp (voxels): the elastic term"
+            0.5, low=0.0, doc=f"Gaussian smoothing of {warp} (voxels): the elastic term"
         ),
     }
+
+
+class FireANTsGreedy(_FireANTs):
+    """FireANTs greedy deformable registration (compositive warp, Riemannian Adam)."""
+
+    name = "fireants.greedy"
+    params = _fireants_params([200, 100, 50], 2.0, "the warp")
     # 8 settings centred on FireANTs' LPBA40 settings ([200, 100, 50], lr 0.5, gradient
     # sigma 2), as adam_tuning centres ours: the iterations per level a third below and
     # above, the step halved and doubled, the gradient sigma 1 (the tutorial's) and 3
@@ -228,20 +233,7 @@ class FireANTsSyN(_FireANTs):
     """FireANTs symmetric (SyN) registration: a warp from each image to a midpoint."""
 
     name = "fireants.syn"
-    params = {
-        "iterations": Param(
-            [100, 75, 50],
-            check=iteration_list,
-            doc="iterations per level, coarsest first (scales 2^(L-1) .. 1)",
-        ),
-        "lr": positive(0.5, "FireANTs' Adam learning rate"),
-        "smooth_grad_sigma": Param(
-            1.0, low=0.0, doc="Gaussian smoothing of the gradient (voxels): the fluid term"
-        ),
-        "smooth_warp_sigma": Param(
-            0.5, low=0.0, doc="Gaussian smoothing of each warp (voxels): the elastic term"
-        ),
-    }
+    params = _fireants_params([100, 75, 50], 1.0, "each warp")
     # 8 settings centred on FireANTs' LPBA40 SyN settings ([100, 75, 50], lr 0.5,
     # gradient sigma 1): the iterations per level a third below and above, the step
     # halved and doubled, the gradient sigma half a voxel below and above
