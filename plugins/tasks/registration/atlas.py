@@ -378,7 +378,7 @@ class Atlas(Task):
             *field_groups,
             {"params": model.velocities, "lr": v["lr"]},
             {"params": model.images, "lr": v["template_lr"]},
-            {"params": getattr(model, "networks", []), "lr": v["field_lr"]},
+            {"params": model.networks, "lr": v["field_lr"]},
         ]
         opt = torch.optim.Adam([g for g in groups if g["params"]])
         passes = 0

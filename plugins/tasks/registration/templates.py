@@ -50,6 +50,11 @@ class Fixed:
         """Learned velocity fields (Adam at the velocities' learning rate)."""
         return []
 
+    @property
+    def networks(self) -> list[torch.nn.Parameter]:
+        """Learned network weights (Adam at the field's learning rate): none here."""
+        return []
+
     def warped(self, disp: torch.Tensor) -> torch.Tensor:
         """The template at each subject's attribute, read at x + disp_i(x): (n, 1, *S)."""
         shape = disp.shape[2:]
