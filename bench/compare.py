@@ -508,8 +508,10 @@ def gate_table(results: list[Violation], title: str = "gates") -> Any:
 
     crossed = any(r.verdict == "crossed" for r in results)
     table = Table(title=title, header_style="bold red" if crossed else "bold")
+    # the labels fold onto more lines (never cut: two configurations would read alike);
+    # the numbers never wrap
     for name in ("gate", "task", "configuration", "what", "change", "verdict"):
-        table.add_column(name)
+        table.add_column(name, overflow="fold", no_wrap=name == "change")
     for r in results:
         table.add_row(
             str(r.gate),

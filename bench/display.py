@@ -168,6 +168,9 @@ def _is_measure(col: str) -> bool:
     return col == "wall" or col.startswith((*schema.MEASURES, schema.SPEEDUP))
 
 
+CONFIG = "configuration"
+
+
 def fitted_tables(
     rows: pd.DataFrame,
     keys: list[str],
@@ -199,10 +202,15 @@ def fitted_tables(
     later = ["#", *lead]
     first = keys
     if span(["#", *keys]) > room * 2 // 3:
-        # the configuration alone would fill the table: the measures first, beside the
-        # row number, the first key and the status; the other keys in tables after them
-        first = later = ["#", *lead, *(["status"] if "status" in keys else [])]
-        measures = [*measures, *[k for k in keys if k not in first]]
+        # the configuration alone would fill the table: its keys as one label column
+        # (``svf contrast=t2 symmetric=True``) that folds onto more lines, never cut, so
+        # that two configurations never read alike; then the seed, the status, the measures
+        named = [k for k in keys if k not in ("seed", "status")]
+        texts[CONFIG] = [config_label(row, named) for _, row in rows.iterrows()]
+        headers[CONFIG] = CONFIG
+        need[CONFIG] = min(max(map(len, texts[CONFIG])), max(room // 3, len(CONFIG)))
+        keys = [CONFIG, *[k for k in keys if k not in named]]
+        first = later = ["#", *keys]
     pages = _pack(measures, need, room - span(first), room - span(later))
     if len(pages) > 1 and "#" not in first:  # the row numbers tie the tables together
         first = ["#", *keys]
@@ -218,7 +226,8 @@ def fitted_tables(
                 headers[col],
                 justify="right" if col == "#" else "left",
                 overflow="fold",
-                min_width=len(headers[col]),
+                min_width=need[col] if col == CONFIG else len(headers[col]),
+                max_width=need[col] if col == CONFIG else None,
             )
         for col in page:
             if col in keys:  # a key moved after the measures
@@ -397,39 +406,35 @@ def config_label(values: Any, cols: list[str]) -> str:
     return " ".join(parts)
 
 
-def _key_label(key: dict[str, Any], cols: list[str] | dict[str, list[str]]) -> str:
-    if isinstance(cols, dict):
-        cols = cols.get(str(key.get("task")), [])
-    return config_label(key, cols)
-
-
-def _label_columns(cmp: Comparison, keys: list[dict[str, Any]]) -> dict[str, list[str]]:
-    """Per task: its components, and the parameters that differ between its cells."""
-    params = schema.params(cmp.key_columns)
-    comps = [c for c in cmp.key_columns if c not in params]
-    out: dict[str, list[str]] = {}
-    for task in dict.fromkeys(k.get("task") for k in keys):
-        mine = [k for k in keys if k.get("task") == task]
-        varying_params = [
-            c for c in params if len({repr(k.get(c)) for k in mine if k.get(c) is not None}) > 1
-        ]
-        out[str(task)] = comps + varying_params
-    return out
+def _add_column(table: Table, name: str, label: bool) -> None:
+    """A label column folds onto more lines (never cut, so that two configurations never
+    read alike); a number column never wraps."""
+    if label:
+        table.add_column(name, justify="left", overflow="fold")
+    else:
+        table.add_column(name, justify="right", no_wrap=True)
 
 
 def comparison_tables(cmp: Comparison) -> list[Table]:
-    label_cols = _label_columns(cmp, [t.key for t in cmp.times] + [m.key for m in cmp.metrics])
+    keys = [t.key for t in cmp.times] + [m.key for m in cmp.metrics]
+    several = len({str(k.get("task")) for k in keys}) > 1
+
+    def label(key: dict[str, Any]) -> str:
+        """What differs from the task's other configurations (as the gate table and the
+        compare page say it); the task first when the runs hold several."""
+        return f"{key.get('task')}: {cmp.label(key)}" if several else cmp.label(key)
+
     tables = []
     if cmp.times:
         t = Table(title=f"time: {cmp.run_b} / {cmp.run_a}", header_style="bold")
         for name in ("cell", "timer", "A median", "B median", "ratio", "p (adj.)", "n"):
-            t.add_column(name, justify="left" if name in ("cell", "timer") else "right")
+            _add_column(t, name, name in ("cell", "timer"))
         for row in cmp.times:
             sig = row.significant
             style = "red" if sig and row.ratio > 1 else "green" if sig else ""
             ratio = f"x{row.ratio:.3f}"
             t.add_row(
-                _key_label(row.key, label_cols),
+                label(row.key),
                 row.timer,
                 fmt_seconds(row.median_a),
                 fmt_seconds(row.median_b),
@@ -443,11 +448,11 @@ def comparison_tables(cmp: Comparison) -> list[Table]:
     if cmp.metrics:
         t = Table(title="metrics (mean over seeds)", header_style="bold")
         for name in ("cell", "metric", "A", "B", "delta", "relative"):
-            t.add_column(name, justify="left" if name in ("cell", "metric") else "right")
+            _add_column(t, name, name in ("cell", "metric"))
         for row in cmp.metrics:
             rel = "" if not math.isfinite(row.relative) else f"{row.relative * 100:+.2f}%"
             t.add_row(
-                _key_label(row.key, label_cols),
+                label(row.key),
                 schema.short_name(row.metric),
                 fmt_value(row.a),
                 fmt_value(row.b) if math.isfinite(row.b) else f"({row.status_b})",
@@ -460,7 +465,7 @@ def comparison_tables(cmp: Comparison) -> list[Table]:
         for name in ("cell", "A", "B"):
             t.add_column(name)
         for key, sa, sb in cmp.status_changes:
-            t.add_row(_key_label(key, label_cols), sa, sb)
+            t.add_row(label(key), sa, sb)
         tables.append(t)
     return tables
 

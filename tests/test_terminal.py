@@ -213,3 +213,52 @@ def test_a_line_per_configuration_along_the_swept_parameter():
     two = cells[cells["param.solver.step_size"] != 0.025]
     assert sweeps(two) == []
     assert len(line_groups(two, by=None)) == 8
+
+
+def test_a_configuration_too_wide_for_its_columns_folds_into_one_label():
+    """The published registration-2d run at 100 columns (issue 19.6): its nine varying
+    keys do not fit beside the numbers, so they become one ``configuration`` column that
+    folds onto more lines; two svf configurations (symmetric or not, T1 by NCC or T2 by
+    MI) never read alike, and no number wraps."""
+    from rich.console import Console
+
+    from bench.display import task_tables
+
+    rows = []
+    for method, symmetric, contrast, similarity in [
+        ("displacement", None, "t1", "ncc"),
+        ("svf", False, "t1", "ncc"),
+        ("svf", True, "t1", "ncc"),
+        ("svf", False, "t2", "mi"),
+        ("syn", None, "t2", "mi"),
+    ]:
+        for seed in (0, 1):
+            rows.append({"task": "registration.pairwise", "method": method,
+                         "backend": "warp.eager", "param.contrast": contrast,
+                         "param.similarity": similarity, "param.reverse": contrast == "t1",
+                         "param.method.symmetric": symmetric, "param.downsample": 2,
+                         "seed": seed, "status": "ok", "time.register.median": 12.3 + seed,
+                         "time.train.median": None, "mem.register": 1.2e6,
+                         "metric.dice": 0.81234 + seed, "metric.hd95": 1.114e4,
+                         "metric.folding_percent": 0.0, "metric.error_mm": 1.06})  # fmt: skip
+    cells = pd.DataFrame(rows)
+    console = Console(width=WIDTH, record=True)
+    for table in task_tables(cells, "run", width=WIDTH):
+        console.print(table)
+    out = console.export_text()
+    assert max(map(len, out.splitlines())) <= WIDTH, out
+    (first, *_) = _tables(out)
+    assert first["header"][0][:4] == ["#", "configuration", "seed", "status"], out
+    labels, current = [], None
+    for row in first["rows"]:  # a row starts where its number is; its label's folds join
+        if row[0]:
+            current = [row[1]]
+            labels.append(current)
+        else:
+            current.append(row[1])
+        assert row[0] or not any(row[2:]), row  # a fold holds the label only: numbers whole
+    joined = [" ".join(parts) for parts in labels]
+    assert len(joined) == 10 and len(set(joined)) == 5, joined  # one per configuration
+    assert "svf contrast=t2 similarity=mi reverse=False method.symmetric=False" in joined
+    assert "svf contrast=t1 similarity=ncc reverse=True method.symmetric=True" in joined
+    assert "…" not in out

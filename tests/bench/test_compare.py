@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -239,6 +241,47 @@ def test_labels_hold_what_differs_between_configurations(write_suite, registry, 
     table = out[out.index("gates crossed") :]
     assert "value=1 solver.step_size=0.1" in table and "value=1 solver.step_size=0.2" in table
     assert "mode=" not in out and "seconds=" not in out
+
+
+def test_at_100_columns_no_label_is_cut_and_no_number_wraps(
+    write_suite, registry, tmp_path, capsys, monkeypatch
+):
+    """A terminal of 100 columns (issue 19.6): the labels fold onto more lines instead of
+    ending in an ellipsis (``solver=test.co…`` made two configurations read alike)."""
+    r1, r2 = _two_tiny_runs(write_suite, registry, tmp_path)
+    _scale(r2, "metric.value", 1.5, where=lambda f: f["param.value"] == 1.0)
+    for run in (r1, r2):  # a component's name as long as torchdiffeq's solvers' names
+        cells = pd.read_parquet(run / "cells.parquet")
+        cells["solver"] = "torchdiffeq.dopri5_adjoint"
+        cells.to_parquet(run / "cells.parquet", index=False)
+    monkeypatch.setenv("COLUMNS", "100")
+    capsys.readouterr()
+    assert main(["compare", str(r1), str(r2), "--fail-on", "time:+10%", "--fail-on",
+                 "metric.value:+10%"]) == 1  # fmt: skip
+    out = capsys.readouterr().out
+    assert max(map(len, out.splitlines())) <= 100, out
+    assert "…" not in out, out
+    # each table's column read top to bottom, its folds joined: every configuration's
+    # label is there whole (the spaces where a line folded are lost, so none compared)
+    columns: dict[int, str] = {}
+    for line in out.splitlines():
+        if line.startswith("┏"):
+            tables = len(columns)
+            columns.update({tables + i: "" for i in range(line.count("┳") + 1)})
+        elif line.startswith("│"):
+            for i, piece in enumerate(line.split("│")[1:-1]):
+                columns[tables + i] += piece.replace(" ", "")
+    cells = columns[0]  # the time table's cell column
+    configuration = columns[max(columns) - 3]  # the gate table's (then what, change, verdict)
+    for v in (1, 2):
+        for step in (0.1, 0.2):
+            label = f"solver=torchdiffeq.dopri5_adjoint value={v} solver.step_size={step}"
+            assert label.replace(" ", "") in cells, (label, out)
+            if v == 1:  # the ones whose metric rose 50 %
+                assert label.replace(" ", "") in configuration, (label, out)
+    for line in out.splitlines():  # ratios and changes whole on their line
+        for number in re.findall(r"x\d[\d.]*", line):
+            assert re.fullmatch(r"x\d+\.\d{3}", number), (number, out)
 
 
 def test_a_headline_gate_follows_each_quality_metrics_direction(
