@@ -102,6 +102,7 @@ def _parser() -> argparse.ArgumentParser:
     _plot_parser(sub)
     _compare_parser(sub)
     _stats_parser(sub)
+    _reach_parser(sub)
     _site_parser(sub)
     return p
 
@@ -348,6 +349,35 @@ def _stats_parser(sub: Any) -> None:
     )
     stats.add_argument("--alpha", type=_alpha, default=0.05, help="level for the q-values (0.05)")
     stats.set_defaults(func=cmd_stats)
+
+
+def _reach_parser(sub: Any) -> None:
+    reach = sub.add_parser(
+        "reach",
+        help="time to the same quality: per pair of cells, when each configuration's curve "
+        "first reached the reference's final value, against the reference's time",
+    )
+    reach.add_argument("run", help="run folder")
+    reach.add_argument("--metric", required=True, help="the final value reached (dice)")
+    reach.add_argument(
+        "--reference",
+        required=True,
+        metavar="KEY=VALUE",
+        help="whose final value is the target: 'method=syn' (as bench stats)",
+    )
+    reach.add_argument(
+        "--cost",
+        default=None,
+        help="the reference's timer (register, or time.register.median; default: the "
+        "task's headline cost)",
+    )
+    reach.add_argument(
+        "--curve", default=None, help="the curve read (default: the metric's short name)"
+    )
+    reach.add_argument("--by", action="append", default=[], metavar="COLUMN")
+    reach.add_argument("--filter", action="append", default=[], metavar="COL=VALUE")
+    reach.add_argument("--better", choices=["higher", "lower"])
+    reach.set_defaults(func=cmd_reach)
 
 
 def _site_parser(sub: Any) -> None:
@@ -1020,7 +1050,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_stats(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    from bench.columns import headline
     from bench.stats import StatsError, paired_comparisons, resolve_metric
 
     run = _load(args.run)
@@ -1029,15 +1058,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
         raise CliError(f"no cells match {' and '.join(args.filter)} in {run.path}")
     try:
         column = resolve_metric(cells, args.metric)
-        better = args.better
-        if better is None and column.startswith("metric."):
-            name = column[len("metric.") :]
-            directions = {
-                h.quality[name]
-                for task in cells["task"].dropna().unique()
-                if (h := headline(run.meta, str(task))) is not None and name in h.quality
-            }
-            better = directions.pop() if len(directions) == 1 else None
+        better = args.better or _direction(run, cells, column)
         table = paired_comparisons(
             cells, column, args.reference, by=args.by, better=better, alpha=args.alpha
         )
@@ -1072,6 +1093,92 @@ def cmd_stats(args: argparse.Namespace) -> int:
         grid.add_row(*cells_)
     out.print(grid)
     return 0
+
+
+def _direction(run: Any, cells: Any, column: str) -> str | None:
+    """The metric's direction as the cells' tasks' headlines say it (None: unknown)."""
+    from bench.columns import headline
+
+    if not column.startswith("metric."):
+        return None
+    name = column[len("metric.") :]
+    directions = {
+        h.quality[name]
+        for task in cells["task"].dropna().unique()
+        if (h := headline(run.meta, str(task))) is not None and name in h.quality
+    }
+    return directions.pop() if len(directions) == 1 else None
+
+
+def cmd_reach(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from bench.columns import headline
+    from bench.stats import StatsError, resolve_metric, time_to_reach
+
+    run = _load(args.run)
+    cells = _filtered(run, args.filter)
+    if cells.empty:
+        raise CliError(f"no cells match {' and '.join(args.filter)} in {run.path}")
+    try:
+        column = resolve_metric(cells, args.metric)
+        better = args.better or _direction(run, cells, column)
+        if better is None:
+            raise StatsError(f"{column}: direction unknown; give --better higher|lower")
+        cost = args.cost
+        if cost is None:
+            found = {h.cost for t in cells["task"].dropna().unique()
+                     if (h := headline(run.meta, str(t))) is not None}  # fmt: skip
+            if len(found) != 1:
+                raise StatsError("no single headline cost in the run: give --cost TIMER")
+            cost = found.pop()
+        rows = time_to_reach(
+            cells, run.curves, column, args.reference, cost, args.by, better, args.curve
+        )
+    except StatsError as exc:
+        raise CliError(str(exc)) from None
+    out = make_console()
+    out.print(
+        f"{run.path}: when each configuration's {args.curve or column} curve first reached "
+        f"{args.reference}'s final {column} ({better} is better) in the same problem, against "
+        f"{args.reference}'s {cost}; a curve's first sample at the target (no interpolation)",
+        highlight=False,
+    )
+    grid = Table(show_edge=False)
+    names = ["group"] if args.by else []
+    names += ["other", "pair", "target", "ref. time", "reached at", "ratio", "final", "time"]
+    for name in names:
+        grid.add_column(name, justify="left" if name in ("group", "other", "pair") else "right")
+    for r in rows:
+        reached = "never" if r.time != r.time else f"{r.time:.4g} s"
+        ratio = "" if r.ratio != r.ratio else f"{r.ratio:.3f}"
+        values = [r.group] if args.by else []
+        values += [r.other, r.pair, f"{r.target:.4g}", f"{r.reference_cost:.4g} s", reached,
+                   ratio, f"{r.final:.4g}", f"{r.cost:.4g} s"]  # fmt: skip
+        grid.add_row(*values)
+    out.print(grid)
+    for (group, other), mine in _by_other(rows).items():
+        ratios = sorted(r.ratio for r in mine if r.ratio == r.ratio)
+        head = f"{group}: " if group else ""
+        if ratios:
+            middle = ratios[len(ratios) // 2] if len(ratios) % 2 else (
+                ratios[len(ratios) // 2 - 1] + ratios[len(ratios) // 2]) / 2  # fmt: skip
+            spread = f"median {middle:.3f}, range {ratios[0]:.3f} to {ratios[-1]:.3f}"
+        else:
+            spread = "no ratio"
+        out.print(
+            f"{head}{other}: reached the target in {len(ratios)} of {len(mine)} pairs; "
+            f"time / reference time {spread}",
+            highlight=False,
+        )
+    return 0
+
+
+def _by_other(rows: list) -> dict[tuple[str, str], list]:
+    out: dict[tuple[str, str], list] = {}
+    for r in rows:
+        out.setdefault((r.group, r.other), []).append(r)
+    return out
 
 
 # --- site -------------------------------------------------------------------

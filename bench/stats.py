@@ -128,18 +128,21 @@ def _configuration_columns(cells: pd.DataFrame, keys: list[str]) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def paired_comparisons(
-    cells: pd.DataFrame,
-    metric: str,
-    reference: str,
-    by: list[str] | None = None,
-    better: str | None = None,
-    alpha: float = 0.05,
-) -> StatsTable:
-    """The reference configuration against every other, paired (see the module
-    docstring). ``better`` is the metric's direction ("higher" | "lower" | None)."""
-    from scipy.stats import false_discovery_control, wilcoxon
+@dataclass
+class Pair:
+    """A reference cell and one other configuration's cell that ran everything else alike."""
 
+    group: str  # the ``by`` values, "" when pooled
+    other: str  # ``method=syn``
+    reference: pd.Series  # the reference's cell (a row of cells.parquet)
+    cell: pd.Series  # the other's
+
+
+def paired_cells(
+    cells: pd.DataFrame, metric: str, reference: str, by: list[str] | None = None
+) -> tuple[str, str, list[Pair]]:
+    """The metric's column, the reference's label and every pair of cells (see the module
+    docstring): ``ok`` cells outside validation with a finite ``metric``."""
     cells = cells.reset_index(drop=True)  # one label a row, whatever it was given
     column = resolve_metric(cells, metric)
     wanted = parse_reference(reference)
@@ -155,16 +158,7 @@ def paired_comparisons(
     usable = usable[usable["status"] == "ok"]
     values = pd.to_numeric(usable[column], errors="coerce")
     usable = usable[np.isfinite(values.to_numpy(dtype=float))]
-    is_ref = pd.Series(True, index=cells.index)
-    for col, value in keys.items():
-        is_ref &= _text(cells[col]) == value.lower()
-    if not is_ref.any():
-        key = next(iter(keys))
-        seen = sorted(set(_text(cells[key])) - {""})
-        raise StatsError(
-            f"--reference {reference!r} matches no cell of the run ({key} has: {', '.join(seen)})"
-        )
-    is_ref = is_ref.loc[usable.index]
+    is_ref = _matching(cells, keys, reference).loc[usable.index]
     if not is_ref.any():
         raise StatsError(
             f"--reference {reference!r}: none of its cells is ok with a finite {column} "
@@ -183,7 +177,7 @@ def paired_comparisons(
         lambda row: " ".join(f"{_short(k)}={v}" for k, v in row.items() if v), axis=1
     )
     ref_label = " ".join(f"{_short(k)}={v.lower()}" for k, v in keys.items())
-    pairs: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    pairs: list[Pair] = []
     for _, group in usable.groupby(text[match].apply(tuple, axis=1), sort=False):
         ref = group[is_ref.loc[group.index]]
         if len(ref) > 1:
@@ -195,26 +189,57 @@ def paired_comparisons(
             )
         if ref.empty:
             continue
-        ref_value = float(ref[column].iloc[0])
         group_name = " ".join(
             f"{_short(b)}={_text(group[b]).iloc[0]}" for b in by_cols
         )  # the same within a pairing: by columns are matched on
         others = group[~is_ref.loc[group.index]]
-        names = label.loc[others.index]
-        for name, rows in others.groupby(names, sort=False):
+        for name, rows in others.groupby(label.loc[others.index], sort=False):
             if len(rows) > 1:
                 raise StatsError(
                     f"{len(rows)} cells of {name!r} pair with one reference cell: they differ in "
                     "a column of the compared configuration's; name it in --reference"
                 )
-            pairs.setdefault((group_name, str(name)), []).append(
-                (ref_value, float(rows[column].iloc[0]))
-            )
+            pairs.append(Pair(group_name, str(name), ref.iloc[0], rows.iloc[0]))
     if not pairs:
         raise StatsError(
             f"no cell pairs with {reference!r}: no other configuration ran with the same "
             "task, seed and other parameters"
         )
+    return column, ref_label, pairs
+
+
+def _matching(cells: pd.DataFrame, keys: dict[str, str], reference: str) -> pd.Series:
+    """Which cells are the reference's (every key's value, case aside); StatsError when none."""
+    is_ref = pd.Series(True, index=cells.index)
+    for col, value in keys.items():
+        is_ref &= _text(cells[col]) == value.lower()
+    if not is_ref.any():
+        key = next(iter(keys))
+        seen = sorted(set(_text(cells[key])) - {""})
+        raise StatsError(
+            f"--reference {reference!r} matches no cell of the run ({key} has: {', '.join(seen)})"
+        )
+    return is_ref
+
+
+def paired_comparisons(
+    cells: pd.DataFrame,
+    metric: str,
+    reference: str,
+    by: list[str] | None = None,
+    better: str | None = None,
+    alpha: float = 0.05,
+) -> StatsTable:
+    """The reference configuration against every other, paired (see the module
+    docstring). ``better`` is the metric's direction ("higher" | "lower" | None)."""
+    from scipy.stats import false_discovery_control, wilcoxon
+
+    column, ref_label, found = paired_cells(cells, metric, reference, by)
+    pairs: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    for pair in found:
+        values = (float(pair.reference[column]), float(pair.cell[column]))
+        pairs.setdefault((pair.group, pair.other), []).append(values)
+    by_cols = [resolve_column(cells, b, "--by") for b in (by or [])]
     table = StatsTable(column, ref_label, better, alpha, by_cols)
     for (group_name, name), values_ in sorted(pairs.items()):
         a = np.array([x for x, _ in values_])
@@ -243,3 +268,90 @@ def _verdict(row: Comparison, better: str | None, alpha: float, ref: str) -> str
         return f"{ref} higher" if higher else f"{ref} lower"
     ref_wins = higher == (better == "higher")
     return f"{ref} better" if ref_wins else f"{row.other} better"
+
+
+# --- time to reach the reference's result --------------------------------------------
+
+
+@dataclass
+class Reach:
+    """When one configuration's curve first reached the reference's final value, in a pair
+    of cells that ran the same problem."""
+
+    group: str  # the ``by`` values, "" when pooled
+    other: str  # ``method=svf``
+    pair: str  # what tells the pairs apart: ``seed=0 truth=bspline``
+    target: float  # the reference's final value of the metric
+    reference_cost: float  # the reference's cost (its timer), seconds
+    time: float  # the other's curve's first time at or past ``target``; NaN: never
+    final: float  # the other's final value
+    cost: float  # the other's whole cost, seconds
+
+    @property
+    def ratio(self) -> float:
+        """time / reference_cost (NaN where the target was never reached)."""
+        return self.time / self.reference_cost if self.reference_cost > 0 else math.nan
+
+
+def resolve_cost(cells: pd.DataFrame, name: str) -> str:
+    """``register`` -> ``time.register.median``; a full column as it is."""
+    for candidate in (name, f"time.{name}.median", f"time.{name}"):
+        if candidate in cells.columns and candidate.startswith("time."):
+            return candidate
+    known = [c[5:].removesuffix(".median") for c in cells.columns if c.endswith(".median")]
+    raise StatsError(
+        f"--cost {name!r}: no such timer in the run's cells (timers: {', '.join(known)})"
+    )
+
+
+def time_to_reach(
+    cells: pd.DataFrame,
+    curves: pd.DataFrame,
+    metric: str,
+    reference: str,
+    cost: str,
+    by: list[str] | None = None,
+    better: str = "higher",
+    curve: str | None = None,
+) -> list[Reach]:
+    """Per pair of cells (``paired_cells``): the first time the other's ``curve`` (the
+    metric's short name by default) is at or past the reference's final ``metric``, in
+    the ``better`` direction, beside the reference's ``cost``. A curve is sampled every
+    few steps: the time is that of the first sample that reached the target (an upper
+    bound at the curve's resolution), never interpolated."""
+    column, _, pairs = paired_cells(cells, metric, reference, by)
+    cost_col = resolve_cost(cells, cost)
+    name = curve or column.removeprefix(METRIC)
+    if curves.empty or name not in set(curves["curve"]):
+        have = ", ".join(sorted(set(curves["curve"]))) if not curves.empty else "none"
+        raise StatsError(f"--curve {name!r}: no such curve in the run (curves: {have})")
+    mine = curves[curves["curve"] == name]
+    refs = pd.DataFrame([p.reference for p in pairs])
+    keys = [resolve_column(cells, k, "--reference key") for k in parse_reference(reference)]
+    config = set(_configuration_columns(cells, keys))  # a tuned setting is not the pair's
+    tell = [
+        c
+        for c in ["seed", *params(cells.columns)]
+        if c in refs and c not in config and _text(refs[c]).nunique() > 1
+    ]
+    out = []
+    for p in pairs:
+        target = float(p.reference[column])
+        points = mine[mine["cell_id"] == p.cell["cell_id"]].sort_values("time")
+        at = points["value"] >= target if better == "higher" else points["value"] <= target
+        reached = points.loc[at, "time"]
+        out.append(
+            Reach(
+                group=p.group,
+                other=p.other,
+                pair=" ".join(
+                    f"{_short(c)}={_text(pd.Series([p.reference[c]])).iloc[0]}" for c in tell
+                ),
+                target=target,
+                reference_cost=float(p.reference[cost_col]),
+                time=float(reached.iloc[0]) if len(reached) else math.nan,
+                final=float(p.cell[column]),
+                cost=float(p.cell[cost_col]),
+            )
+        )
+    return out

@@ -4,6 +4,7 @@ on hand-made pairs and a hand-written BH."""
 
 from __future__ import annotations
 
+import math
 import re
 import textwrap
 
@@ -239,3 +240,75 @@ def test_the_command_refuses_bad_input_with_exit_2(toy_run, capsys, argv, messag
     assert main(["stats", toy_run, *argv]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("error:") == 1 and "Traceback" not in err
+
+
+# --- time to reach the reference's result (bench reach) ------------------------------
+
+
+def _race(tmp_path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """a (the reference) ends at its _value after 10 s on every pair; c's curve rises
+    linearly from 0.5 to its final value over 8 s, sampled every second, so it first
+    stands at or past a's value at the first whole second after the exact crossing; b
+    ends below a and never reaches it."""
+    cells = _table()
+    cells["time.register.median"] = np.where(cells["method"] == "a", 10.0, 8.0)
+    rows = []
+    for _, cell in cells.iterrows():
+        final = float(cell["metric.dice"])
+        for t in range(9):
+            rows.append({"cell_id": cell["cell_id"], "curve": "dice", "step": 10 * t,
+                         "time": float(t), "value": 0.5 + (final - 0.5) * t / 8})  # fmt: skip
+    return cells, pd.DataFrame(rows)
+
+
+def test_time_to_reach_is_the_first_sample_at_the_target():
+    from bench.stats import time_to_reach
+
+    cells, curves = _race(None)
+    rows = time_to_reach(cells, curves, "dice", "method=a", "register", better="higher")
+    assert len(rows) == 2 * len(TRUTHS) * len(SEEDS)  # b and c on every test pair
+    for r in rows:
+        truth, seed = re.fullmatch(r"seed=(\d+) truth=(\w)", r.pair).group(2, 1)
+        target = _value("a", truth, int(seed))
+        assert r.target == target and r.reference_cost == 10.0 and r.cost == 8.0
+        final = _value(r.other.removeprefix("method="), truth, int(seed))
+        if final < target:  # b always; c on odd seeds
+            assert math.isnan(r.time) and math.isnan(r.ratio)
+            continue
+        exact = 8 * (target - 0.5) / (final - 0.5)  # where the line crosses the target
+        assert r.time == math.ceil(exact - 1e-12), (r, exact)
+        assert r.ratio == pytest.approx(r.time / 10.0)
+    # lower is better: every curve starts at 0.5, below every target, so time 0
+    low = time_to_reach(cells, curves, "dice", "method=a", "register", better="lower")
+    assert {r.time for r in low} == {0.0}
+
+
+def test_time_to_reach_refuses_a_missing_curve_or_timer():
+    from bench.stats import time_to_reach
+
+    cells, curves = _race(None)
+    with pytest.raises(StatsError, match="no such curve.*curves: dice"):
+        time_to_reach(cells, curves, "dice", "method=a", "register", curve="error")
+    with pytest.raises(StatsError, match="--cost 'regster'.*timers: register"):
+        time_to_reach(cells, curves, "dice", "method=a", "regster")
+
+
+def test_the_reach_command_prints_each_pair_and_the_ratios_spread(tmp_path, capsys):
+    cells, curves = _race(None)
+    cells = cells.assign(suite="race", label="race", error="", device="cpu", wall=1.0)
+    cells["bench"] = np.where(cells["method"] == "a", 0, 1)  # the entry, as a run stores it
+    run = tmp_path / "race"
+    run.mkdir()
+    cells.to_parquet(run / "cells.parquet")
+    curves.to_parquet(run / "curves.parquet")
+    (run / "run.json").write_text('{"suite": "race"}')
+    argv = ["reach", str(run), "--metric", "dice", "--reference", "method=a"]
+    assert main([*argv, "--cost", "register"]) == 2  # no headline: the direction is asked for
+    assert "give --better" in capsys.readouterr().err
+    assert main([*argv, "--cost", "register", "--better", "higher"]) == 0
+    out = capsys.readouterr().out
+    # c reaches a's value on the even seeds (its perturbation is +) of both truths: 8 of 16
+    assert "method=c: reached the target in 8 of 16 pairs" in out, out
+    assert "method=b: reached the target in 0 of 16 pairs; time / reference time no ratio" in out
+    assert main([*argv, "--better", "higher"]) == 2  # no headline cost: the timer is asked for
+    assert "give --cost" in capsys.readouterr().err
