@@ -456,39 +456,7 @@ def cost_quality_figure(t: Task, summary: pd.DataFrame, y: str | None = None) ->
     x_all, y_all = _finite(ok, t.cost), _finite(ok, y)
     if not (x_all.notna() & y_all.notna()).any():
         return None
-    data: list[dict[str, Any]] = []
-    means: dict[str, tuple[float, float]] = {}
-    for label in t.configs:
-        group = ok[ok["config"] == label]
-        xs, ys = _finite(group, t.cost), _finite(group, y)
-        keep = xs.notna() & ys.notna()
-        if not keep.any():
-            continue
-        colour = t.colours[label]
-        mx, sx = _mean_spread(xs[keep])
-        my, sy = _mean_spread(ys[keep])
-        means[label] = (mx, my)
-        if keep.sum() > 1:
-            data.append(
-                {
-                    "type": "scatter", "mode": "markers", "x": xs[keep].tolist(),
-                    "y": ys[keep].tolist(), "legendgroup": label, "name": label,
-                    "showlegend": False, "hoverinfo": "text",
-                    "text": [_hover(label, f"seed {s}") for s in group.loc[keep, "seed"]],
-                    "marker": {"color": colour, "opacity": 0.35, "size": 6},
-                }
-            )  # fmt: skip
-        trace: dict[str, Any] = {
-            "type": "scatter", "mode": "markers", "x": [mx], "y": [my], "name": label,
-            "legendgroup": label, "hoverinfo": "text",
-            "text": [_hover(label, f"mean of {int(keep.sum())}")],
-            "marker": {"color": colour, "size": 11, "line": {"color": "white", "width": 1}},
-        }  # fmt: skip
-        if not math.isnan(sy):
-            trace["error_y"] = {"type": "data", "array": [sy], "color": colour, "thickness": 1}
-        if not math.isnan(sx):
-            trace["error_x"] = {"type": "data", "array": [sx], "color": colour, "thickness": 1}
-        data.append(trace)
+    data, means = _configuration_markers(t, ok, y)
     if len(means) < 2:  # one configuration: its numbers are in the table
         return None
     data = _sweep_lines(t, means) + data
@@ -496,17 +464,9 @@ def cost_quality_figure(t: Task, summary: pd.DataFrame, y: str | None = None) ->
     if len(ok) > len(means):
         caption += "; faint: each seed"
     if y in t.better:
-        front = summary[summary["front"]].sort_values(t.cost)
-        if len(front):
-            data.append(
-                {
-                    "type": "scatter", "mode": "lines+markers", "x": front[t.cost].tolist(),
-                    "y": front[y].tolist(), "name": "Pareto front", "legendgroup": "__front",
-                    "hoverinfo": "skip", "showlegend": False,
-                    "line": {"color": "#333", "dash": "dash", "width": 1.2, "shape": "hv"},
-                    "marker": {"symbol": "circle-open", "size": 17, "color": "#333"},
-                }
-            )  # fmt: skip
+        front = _pareto_front_line(t, summary, y)
+        if front is not None:
+            data.append(front)
             caption += (
                 "; dashed, ringed: the Pareto front (no configuration is both cheaper "
                 f"and better; {t.better[y]} {C.short_name(y)} is better)"
@@ -525,6 +485,77 @@ def cost_quality_figure(t: Task, summary: pd.DataFrame, y: str | None = None) ->
         ],
         "caption": caption,
     }
+
+
+def _configuration_markers(
+    t: Task, ok: pd.DataFrame, y: str
+) -> tuple[list[dict[str, Any]], dict[str, tuple[float, float]]]:
+    """The traces of each configuration with finite cost and ``y`` (its seeds, faint, where
+    more than one, then its mean), and each one's mean (cost, ``y``) by label."""
+    data: list[dict[str, Any]] = []
+    means: dict[str, tuple[float, float]] = {}
+    for label in t.configs:
+        group = ok[ok["config"] == label]
+        xs, ys = _finite(group, t.cost), _finite(group, y)
+        keep = xs.notna() & ys.notna()
+        if not keep.any():
+            continue
+        colour = t.colours[label]
+        mx, sx = _mean_spread(xs[keep])
+        my, sy = _mean_spread(ys[keep])
+        means[label] = (mx, my)
+        if keep.sum() > 1:
+            seeds = group.loc[keep, "seed"]
+            data.append(_seed_markers(label, colour, xs[keep], ys[keep], seeds))
+        data.append(_mean_marker(label, colour, (mx, sx), (my, sy), int(keep.sum())))
+    return data, means
+
+
+def _seed_markers(
+    label: str, colour: str, xs: pd.Series, ys: pd.Series, seeds: pd.Series
+) -> dict[str, Any]:
+    """A faint marker per seed of one configuration, in the legend group of its mean."""
+    return {
+        "type": "scatter", "mode": "markers", "x": xs.tolist(),
+        "y": ys.tolist(), "legendgroup": label, "name": label,
+        "showlegend": False, "hoverinfo": "text",
+        "text": [_hover(label, f"seed {s}") for s in seeds],
+        "marker": {"color": colour, "opacity": 0.35, "size": 6},
+    }  # fmt: skip
+
+
+def _mean_marker(
+    label: str, colour: str, x: tuple[float, float], y: tuple[float, float], n: int
+) -> dict[str, Any]:
+    """One configuration's marker at its mean (``x`` and ``y`` as mean and standard
+    deviation over its ``n`` seeds), with error bars where the deviation is known."""
+    (mx, sx), (my, sy) = x, y
+    trace: dict[str, Any] = {
+        "type": "scatter", "mode": "markers", "x": [mx], "y": [my], "name": label,
+        "legendgroup": label, "hoverinfo": "text",
+        "text": [_hover(label, f"mean of {n}")],
+        "marker": {"color": colour, "size": 11, "line": {"color": "white", "width": 1}},
+    }  # fmt: skip
+    if not math.isnan(sy):
+        trace["error_y"] = {"type": "data", "array": [sy], "color": colour, "thickness": 1}
+    if not math.isnan(sx):
+        trace["error_x"] = {"type": "data", "array": [sx], "color": colour, "thickness": 1}
+    return trace
+
+
+def _pareto_front_line(t: Task, summary: pd.DataFrame, y: str) -> dict[str, Any] | None:
+    """The dashed, ringed line through the summary's Pareto front by cost, or None
+    when the summary marks no configuration on it."""
+    front = summary[summary["front"]].sort_values(t.cost)
+    if not len(front):
+        return None
+    return {
+        "type": "scatter", "mode": "lines+markers", "x": front[t.cost].tolist(),
+        "y": front[y].tolist(), "name": "Pareto front", "legendgroup": "__front",
+        "hoverinfo": "skip", "showlegend": False,
+        "line": {"color": "#333", "dash": "dash", "width": 1.2, "shape": "hv"},
+        "marker": {"symbol": "circle-open", "size": 17, "color": "#333"},
+    }  # fmt: skip
 
 
 def _sweep_lines(t: Task, means: dict[str, tuple[float, float]]) -> list[dict[str, Any]]:
