@@ -608,47 +608,9 @@ def curve_figures(t: Task, curves: pd.DataFrame) -> list[dict[str, Any]]:
         variants = []
         for name in names:
             group = mine[mine["curve"] == name]
-            ids = list(dict.fromkeys(group["cell_id"]))
-            shown = ids[:MAX_TRACES]
-            data, seen = [], set()
-            for cell_id in shown:
-                points = _thin(group[group["cell_id"] == cell_id].sort_values("step"))
-                x = pd.to_numeric(points[axis_name], errors="coerce")
-                if x.isna().all():
-                    continue
-                label = str(by_cell.at[cell_id, "config"]) if cell_id in by_cell.index else "?"
-                seed = by_cell.at[cell_id, "seed"] if cell_id in by_cell.index else ""
-                data.append(
-                    {
-                        "type": "scatter", "mode": "lines", "x": x.tolist(),
-                        "y": pd.to_numeric(points["value"], errors="coerce").tolist(),
-                        "name": label, "legendgroup": label, "showlegend": label not in seen,
-                        "line": {"color": t.colours.get(label, "#777"), "width": 1.6},
-                        "hovertemplate": f"{_esc(label)}{f' seed {seed}' if seeds else ''}"
-                        f"<br>{axis_name} %{{x}}<br>{_esc(name)} %{{y}}<extra></extra>",
-                    }
-                )  # fmt: skip
-                seen.add(label)
-            if not data:
-                continue
-            caption = f"{len(ids)} cells" + (
-                f"; the first {MAX_TRACES} drawn" if len(ids) > MAX_TRACES else ""
-            )
-            values = pd.to_numeric(group["value"], errors="coerce").tolist()
-            xtitle = "step" if axis_name == "step" else "time (s)"
-            variants.append(
-                {
-                    "name": str(name),
-                    "caption": caption,
-                    "data": data,
-                    "layout": {
-                        "xaxis": {"title": {"text": xtitle}, "automargin": True,
-                                  **({"ticksuffix": "s", "exponentformat": "SI"}
-                                     if axis_name == "time" else {})},
-                        "yaxis": axis("curve", values, str(name)),
-                    },
-                }
-            )  # fmt: skip
+            variant = _curve_variant(t, group, name, axis_name, by_cell, seeds)
+            if variant is not None:
+                variants.append(variant)
         if variants:
             figures.append(
                 {
@@ -659,6 +621,72 @@ def curve_figures(t: Task, curves: pd.DataFrame) -> list[dict[str, Any]]:
                 }
             )
     return figures
+
+
+def _curve_variant(
+    t: Task,
+    group: pd.DataFrame,
+    name: str,
+    axis_name: str,
+    by_cell: pd.DataFrame,
+    seeds: bool,
+) -> dict[str, Any] | None:
+    """The figure's variant for one curve against ``axis_name`` (``step`` or ``time``):
+    a line per cell, the first ``MAX_TRACES`` cells; None when no cell has that axis."""
+    ids = list(dict.fromkeys(group["cell_id"]))
+    data = _curve_lines(t, group, ids[:MAX_TRACES], name, axis_name, by_cell, seeds)
+    if not data:
+        return None
+    caption = f"{len(ids)} cells" + (
+        f"; the first {MAX_TRACES} drawn" if len(ids) > MAX_TRACES else ""
+    )
+    values = pd.to_numeric(group["value"], errors="coerce").tolist()
+    xtitle = "step" if axis_name == "step" else "time (s)"
+    return {
+        "name": str(name),
+        "caption": caption,
+        "data": data,
+        "layout": {
+            "xaxis": {"title": {"text": xtitle}, "automargin": True,
+                      **({"ticksuffix": "s", "exponentformat": "SI"}
+                         if axis_name == "time" else {})},
+            "yaxis": axis("curve", values, str(name)),
+        },
+    }  # fmt: skip
+
+
+def _curve_lines(
+    t: Task,
+    group: pd.DataFrame,
+    shown: list[Any],
+    name: str,
+    axis_name: str,
+    by_cell: pd.DataFrame,
+    seeds: bool,
+) -> list[dict[str, Any]]:
+    """A line per cell in ``shown`` of one curve against ``axis_name``, in its
+    configuration's colour (one legend entry per configuration; the seed in the hover
+    when there are several); cells without that axis are left out."""
+    data, seen = [], set()
+    for cell_id in shown:
+        points = _thin(group[group["cell_id"] == cell_id].sort_values("step"))
+        x = pd.to_numeric(points[axis_name], errors="coerce")
+        if x.isna().all():
+            continue
+        label = str(by_cell.at[cell_id, "config"]) if cell_id in by_cell.index else "?"
+        seed = by_cell.at[cell_id, "seed"] if cell_id in by_cell.index else ""
+        data.append(
+            {
+                "type": "scatter", "mode": "lines", "x": x.tolist(),
+                "y": pd.to_numeric(points["value"], errors="coerce").tolist(),
+                "name": label, "legendgroup": label, "showlegend": label not in seen,
+                "line": {"color": t.colours.get(label, "#777"), "width": 1.6},
+                "hovertemplate": f"{_esc(label)}{f' seed {seed}' if seeds else ''}"
+                f"<br>{axis_name} %{{x}}<br>{_esc(name)} %{{y}}<extra></extra>",
+            }
+        )  # fmt: skip
+        seen.add(label)
+    return data
 
 
 def other_measures_figure(t: Task) -> dict[str, Any] | None:
