@@ -47,7 +47,7 @@ import numpy as np
 import pandas as pd
 
 from bench import columns as C
-from bench.compare import Comparison, TimeRow, compare_runs, speedups_against
+from bench.compare import Comparison, MetricRow, TimeRow, compare_runs, speedups_against
 from bench.headline import Headline
 from bench.results import Run, is_missing, key_columns
 
@@ -963,72 +963,102 @@ def comparison_data(
     colours = colours or Colours()
     headlines = headlines or {}
     labels = comparison_labels(cmp)
-    tasks: dict[str, dict[str, Any]] = {}
+    tasks = _comparison_tasks(cmp, labels, colours)
+    for row in cmp.times:
+        task = str(row.key.get("task"))
+        label = labels[_key(row.key)]
+        tasks[task]["times"].append(_time_item(row, label, headlines.get(task)))
+    for row in cmp.metrics:
+        task = str(row.key.get("task"))
+        label = labels[_key(row.key)]
+        part, item = _metric_item(row, label, headlines.get(task))
+        tasks[task][part].append(item)
+    for key, a, b in cmp.status_changes:
+        label = labels[_key(key)]
+        tasks[str(key.get("task"))]["status"].append((False, label, "", [label, a, b]))
+    out: dict[str, Any] = {"tasks": [], "only_a": cmp.only_a, "only_b": cmp.only_b}
+    for name, entry in tasks.items():
+        out["tasks"].append({"task": name, **_comparison_tables(entry)})
+    return out
 
-    def task_of(key: dict[str, Any]) -> dict[str, Any]:
+
+def _comparison_tasks(
+    cmp: Comparison, labels: dict[str, str], colours: Colours
+) -> dict[str, dict[str, Any]]:
+    """Task -> its empty row lists (``times``, ``metrics``, ``other_metrics``,
+    ``status``), its configurations' ``labels`` in order of appearance and their
+    ``colours``, for every task the comparison has a row of."""
+    tasks: dict[str, dict[str, Any]] = {}
+    keys = [r.key for r in cmp.times] + [r.key for r in cmp.metrics]
+    keys += [key for key, _, _ in cmp.status_changes]
+    for key in keys:
         name = str(key.get("task"))
         if name not in tasks:
             tasks[name] = {"times": [], "metrics": [], "other_metrics": [], "status": [],
                            "labels": []}  # fmt: skip
-        return tasks[name]
-
-    for key in [r.key for r in cmp.times] + [r.key for r in cmp.metrics]:
-        task_of(key)["labels"].append(labels[_key(key)])
-    for key, _, _ in cmp.status_changes:
-        task_of(key)["labels"].append(labels[_key(key)])
+        tasks[name]["labels"].append(labels[_key(key)])
     for entry in tasks.values():
         entry["colours"] = colours.assign(entry["labels"])
+    return tasks
 
-    for row in cmp.times:
-        entry, label = task_of(row.key), labels[_key(row.key)]
-        h = headlines.get(str(row.key.get("task")))
-        first = h is not None and h.cost == f"time.{row.timer}.median"
-        p = row.p_adjusted if row.testable and not math.isnan(row.p_adjusted) else None
-        if row.testable and p is None:
-            p = row.p_value
-        entry["times"].append(
-            (not first, label, row.timer, [label, row.timer, row.median_a, row.median_b,
-                                           row.ratio, p, time_verdict(row)])
-        )  # fmt: skip
-    for row in cmp.metrics:
-        entry, label = task_of(row.key), labels[_key(row.key)]
-        h = headlines.get(str(row.key.get("task")))
-        way = h.better(row.metric) if h is not None else None
-        if not math.isfinite(row.b):
-            verdict = "missing in B"
-        elif row.delta == 0:
-            verdict = "same"
-        elif way:
-            verdict = "better" if (row.delta < 0) == (way == "lower") else "worse"
-        else:
-            verdict = "changed"
-        primary = h is not None and h.primary == row.metric
-        # up front: the headline's quality metrics (without a headline: those that
-        # changed); the rest one click away
-        lead = way is not None if h is not None else verdict != "same"
-        entry["metrics" if lead else "other_metrics"].append(
-            (not primary, label, row.metric, [label, C.short_name(row.metric), row.a, row.b,
-                                               row.delta, row.relative, verdict])
-        )  # fmt: skip
-    for key, a, b in cmp.status_changes:
-        label = labels[_key(key)]
-        task_of(key)["status"].append((False, label, "", [label, a, b]))
 
-    out: dict[str, Any] = {"tasks": [], "only_a": cmp.only_a, "only_b": cmp.only_b}
-    for name, entry in tasks.items():
-        order = {label: i for i, label in enumerate(dict.fromkeys(entry["labels"]))}
-        specs = {}
-        for part in ("times", "metrics", "other_metrics", "status"):
-            items = sorted(entry[part], key=lambda r, o=order: (r[0], o[r[1]], r[2]))
-            kind = "metrics" if part == "other_metrics" else part
-            specs[part] = {
-                "columns": _COMPARE_COLUMNS[kind],
-                "kinds": _COMPARE_KINDS[kind],
-                "rows": [r[3] for r in items],
-                "colours": [entry["colours"][r[1]] for r in items],
-            }
-        out["tasks"].append({"task": name, **specs})
-    return out
+def _time_item(row: TimeRow, label: str, h: Headline | None) -> tuple[bool, str, str, list]:
+    """A timer's row, keyed for sorting: the headline's timer first, then by label and
+    timer; p is the adjusted p-value (the raw one where that is missing), None where
+    the samples are too few to test."""
+    first = h is not None and h.cost == f"time.{row.timer}.median"
+    p = row.p_adjusted if row.testable and not math.isnan(row.p_adjusted) else None
+    if row.testable and p is None:
+        p = row.p_value
+    return (not first, label, row.timer, [label, row.timer, row.median_a, row.median_b,
+                                          row.ratio, p, time_verdict(row)])  # fmt: skip
+
+
+def _metric_item(
+    row: MetricRow, label: str, h: Headline | None
+) -> tuple[str, tuple[bool, str, str, list]]:
+    """Which table a metric's row goes to (``metrics`` or ``other_metrics``), and the
+    row, keyed for sorting: the headline's primary metric first, then by label and
+    metric."""
+    way = h.better(row.metric) if h is not None else None
+    verdict = _metric_verdict(row, way)
+    primary = h is not None and h.primary == row.metric
+    # up front: the headline's quality metrics (without a headline: those that
+    # changed); the rest one click away
+    lead = way is not None if h is not None else verdict != "same"
+    item = (not primary, label, row.metric, [label, C.short_name(row.metric), row.a, row.b,
+                                             row.delta, row.relative, verdict])  # fmt: skip
+    return ("metrics" if lead else "other_metrics"), item
+
+
+def _metric_verdict(row: MetricRow, way: str | None) -> str:
+    """``missing in B``, ``same``, ``better`` or ``worse`` (where which way is better
+    is known: ``lower`` or ``higher``), else ``changed``."""
+    if not math.isfinite(row.b):
+        return "missing in B"
+    if row.delta == 0:
+        return "same"
+    if way:
+        return "better" if (row.delta < 0) == (way == "lower") else "worse"
+    return "changed"
+
+
+def _comparison_tables(entry: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """A task's four tables (``times``, ``metrics``, ``other_metrics``, ``status``) as
+    columns, kinds, rows and colours, each sorted by its key (lead rows first, then the
+    configurations in order of appearance)."""
+    order = {label: i for i, label in enumerate(dict.fromkeys(entry["labels"]))}
+    specs = {}
+    for part in ("times", "metrics", "other_metrics", "status"):
+        items = sorted(entry[part], key=lambda r, o=order: (r[0], o[r[1]], r[2]))
+        kind = "metrics" if part == "other_metrics" else part
+        specs[part] = {
+            "columns": _COMPARE_COLUMNS[kind],
+            "kinds": _COMPARE_KINDS[kind],
+            "rows": [r[3] for r in items],
+            "colours": [entry["colours"][r[1]] for r in items],
+        }
+    return specs
 
 
 # --- the page ----------------------------------------------------------------
