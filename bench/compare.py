@@ -263,11 +263,7 @@ def _plain(value: Any) -> Any:
 
 def compare_runs(a: Run, b: Run, alpha: float = 0.05) -> Comparison:
     """Align ``a`` and ``b`` and compute timer ratios, p-values and metric deltas."""
-    from scipy.stats import mannwhitneyu
-
-    cols = [c for c in key_columns(a.cells) if c in set(key_columns(b.cells))]
-    # the same configuration on another device or thread count is another measurement
-    cols += [c for c in ("device", "threads") if c in a.cells.columns and c in b.cells.columns]
+    cols = _shared_key_columns(a, b)
     result = Comparison(a.name, b.name, cols)
     result.machines = _machines(a), _machines(b)
     result.labels = _labels(a, b, cols)
@@ -288,45 +284,77 @@ def compare_runs(a: Run, b: Run, alpha: float = 0.05) -> Comparison:
         ok_b = cells_b[cells_b["status"] == "ok"]
         if ok_a.empty:
             continue
-        for col in sorted(c for c in ok_a.columns if c.startswith("metric.")):
-            va = pd.to_numeric(ok_a[col], errors="coerce").dropna()
-            if not len(va) or not math.isfinite(va.mean()):
-                continue
-            # a metric gone from B, or NaN there, is a row too: the gate on it fails
-            vb = pd.to_numeric(ok_b.get(col, pd.Series(dtype=float)), errors="coerce").dropna()
-            b_value = float(vb.mean()) if len(vb) else math.nan
-            result.metrics.append(
-                MetricRow(key, col, float(va.mean()), b_value, status_b, label=label)
-            )
+        result.metrics.extend(_metric_rows(key, label, ok_a, ok_b, status_b))
         if ok_b.empty:
             continue
         samples_a = a.samples[a.samples["cell_id"].isin(ok_a["cell_id"])]
         samples_b = b.samples[b.samples["cell_id"].isin(ok_b["cell_id"])]
-        for timer in sorted(set(samples_a["timer"]) & set(samples_b["timer"])):
-            xa = samples_a.loc[samples_a["timer"] == timer, "seconds"].to_numpy(float)
-            xb = samples_b.loc[samples_b["timer"] == timer, "seconds"].to_numpy(float)
-            row = TimeRow(
-                key,
-                timer,
-                float(np.median(xa)),
-                float(np.median(xb)),
-                len(xa),
-                len(xb),
-                math.nan,
-                alpha,
-                label=label,
-            )
-            row.range_a = (float(xa.min()), float(xa.max()))
-            row.range_b = (float(xb.min()), float(xb.max()))
-            if row.testable:
-                # method="auto": exact for small samples, the normal approximation for
-                # large ones (the exact distribution overflows past ~500 a side)
-                row.p_value = float(
-                    mannwhitneyu(xa, xb, alternative="two-sided", method="auto").pvalue
-                )
-            result.times.append(row)
+        result.times.extend(_time_rows(key, label, samples_a, samples_b, alpha))
     _adjust(result.times)
     return result
+
+
+def _shared_key_columns(a: Run, b: Run) -> list[str]:
+    """The columns that tell configurations apart in both runs, with the device and the
+    thread count where both runs have them."""
+    cols = [c for c in key_columns(a.cells) if c in set(key_columns(b.cells))]
+    # the same configuration on another device or thread count is another measurement
+    cols += [c for c in ("device", "threads") if c in a.cells.columns and c in b.cells.columns]
+    return cols
+
+
+def _metric_rows(
+    key: dict[str, Any], label: str, ok_a: pd.DataFrame, ok_b: pd.DataFrame, status_b: str
+) -> list[MetricRow]:
+    """A row per metric with a finite mean over one configuration's ok cells in A: its
+    mean there and in B (NaN where B has no value of it)."""
+    rows = []
+    for col in sorted(c for c in ok_a.columns if c.startswith("metric.")):
+        va = pd.to_numeric(ok_a[col], errors="coerce").dropna()
+        if not len(va) or not math.isfinite(va.mean()):
+            continue
+        # a metric gone from B, or NaN there, is a row too: the gate on it fails
+        vb = pd.to_numeric(ok_b.get(col, pd.Series(dtype=float)), errors="coerce").dropna()
+        b_value = float(vb.mean()) if len(vb) else math.nan
+        rows.append(MetricRow(key, col, float(va.mean()), b_value, status_b, label=label))
+    return rows
+
+
+def _time_rows(
+    key: dict[str, Any],
+    label: str,
+    samples_a: pd.DataFrame,
+    samples_b: pd.DataFrame,
+    alpha: float,
+) -> list[TimeRow]:
+    """A row per timer both runs sampled for one configuration: the medians, the ranges
+    and, where the samples are enough to reach ``alpha``, the Mann-Whitney U p-value
+    (not yet adjusted)."""
+    from scipy.stats import mannwhitneyu
+
+    rows = []
+    for timer in sorted(set(samples_a["timer"]) & set(samples_b["timer"])):
+        xa = samples_a.loc[samples_a["timer"] == timer, "seconds"].to_numpy(float)
+        xb = samples_b.loc[samples_b["timer"] == timer, "seconds"].to_numpy(float)
+        row = TimeRow(
+            key,
+            timer,
+            float(np.median(xa)),
+            float(np.median(xb)),
+            len(xa),
+            len(xb),
+            math.nan,
+            alpha,
+            label=label,
+        )
+        row.range_a = (float(xa.min()), float(xa.max()))
+        row.range_b = (float(xb.min()), float(xb.max()))
+        if row.testable:
+            # method="auto": exact for small samples, the normal approximation for
+            # large ones (the exact distribution overflows past ~500 a side)
+            row.p_value = float(mannwhitneyu(xa, xb, alternative="two-sided", method="auto").pvalue)
+        rows.append(row)
+    return rows
 
 
 def _adjust(rows: list[TimeRow]) -> None:

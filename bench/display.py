@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import re
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -184,66 +185,107 @@ def fitted_tables(
     tables, which repeat a row number (``#``) and the first key. A key that is the same
     in every row goes to the title. A number or a header is never broken (a name may
     fold when the keys alone do not fit)."""
-    shared = ""
-    if len(rows) > 1:
-        fixed = [k for k in keys if k not in COUNTS and rows[k].map(repr).nunique() == 1]
-        shared = " ".join(f"{schema.short_name(k)}={_fmt_cell(k, rows[k].iloc[0])}" for k in fixed)
-        keys = [k for k in keys if k not in fixed]
+    shared, keys = _shared_keys(rows, keys)
     rows = rows.assign(**{"#": range(1, len(rows) + 1)})
-    headers = _headers(["#", *keys, *measures])
-    texts = {c: [_fmt_cell(c, v) for v in rows[c]] for c in ["#", *keys, *measures]}
-    need = {c: max([len(headers[c]), *map(len, texts[c])]) for c in texts}
+    cols = _Columns.of(rows, ["#", *keys, *measures])
     room = (width or 10**6) - 1  # the left border; each column takes 3 more
-
-    def span(cols: list[str]) -> int:
-        return sum(need[c] + 3 for c in cols)
-
-    lead = keys[:1] if keys and need[keys[0]] <= room // 3 else []
-    later = ["#", *lead]
-    first = keys
-    if span(["#", *keys]) > room * 2 // 3:
-        # the configuration alone would fill the table: its keys as one label column
-        # (``svf contrast=t2 symmetric=True``) that folds onto more lines, never cut, so
-        # that two configurations never read alike; then the seed, the status, the measures
-        named = [k for k in keys if k not in ("seed", "status")]
-        texts[CONFIG] = [config_label(row, named) for _, row in rows.iterrows()]
-        headers[CONFIG] = CONFIG
-        need[CONFIG] = min(max(map(len, texts[CONFIG])), max(room // 3, len(CONFIG)))
-        keys = [CONFIG, *[k for k in keys if k not in named]]
-        first = later = ["#", *keys]
-    pages = _pack(measures, need, room - span(first), room - span(later))
+    first, later, keys = _lead_columns(rows, keys, cols, room)
+    pages = _pack(measures, cols.need, room - cols.span(first), room - cols.span(later))
     if len(pages) > 1 and "#" not in first:  # the row numbers tie the tables together
         first = ["#", *keys]
-        pages = _pack(measures, need, room - span(first), room - span(later))
+        pages = _pack(measures, cols.need, room - cols.span(first), room - cols.span(later))
     tables = []
     for i, page in enumerate(pages):
         name = f"{title} ({i + 1}/{len(pages)})" if title and len(pages) > 1 else title
         name = f"{name}  {shared}" if name and shared else name or shared
-        table = Table(title=name or None, header_style="bold", title_justify="left")
         shown = first if i == 0 else later
-        for col in shown:
-            table.add_column(
-                headers[col],
-                justify="right" if col == "#" else "left",
-                overflow="fold",
-                min_width=need[col] if col == CONFIG else len(headers[col]),
-                max_width=need[col] if col == CONFIG else None,
-            )
-        for col in page:
-            if col in keys:  # a key moved after the measures
-                table.add_column(headers[col], justify="left", overflow="fold")
-            else:
-                table.add_column(headers[col], justify="right", no_wrap=True, min_width=need[col])
-        for r in range(len(rows)):
-            values: list[Any] = []
-            for col in [*shown, *page]:
-                text = texts[col][r]
-                values.append(
-                    Text(text, style=STATUS_STYLE.get(text, "")) if col == "status" else text
-                )
-            table.add_row(*values)
-        tables.append(table)
+        tables.append(_fitted_table(name, shown, page, keys, cols))
     return tables
+
+
+def _shared_keys(rows: pd.DataFrame, keys: list[str]) -> tuple[str, list[str]]:
+    """The keys that are the same in every row (of several) as title text
+    (``solver=rk4 seed=0``), and the other keys."""
+    if len(rows) <= 1:
+        return "", keys
+    fixed = [k for k in keys if k not in COUNTS and rows[k].map(repr).nunique() == 1]
+    shared = " ".join(f"{schema.short_name(k)}={_fmt_cell(k, rows[k].iloc[0])}" for k in fixed)
+    return shared, [k for k in keys if k not in fixed]
+
+
+@dataclass
+class _Columns:
+    """A table's columns by name: the header, the cells as text, and the characters
+    each needs (its widest cell or header)."""
+
+    headers: dict[str, str]
+    texts: dict[str, list[str]]
+    need: dict[str, int]
+
+    @classmethod
+    def of(cls, rows: pd.DataFrame, names: list[str]) -> _Columns:
+        """The columns ``names`` of ``rows``, formatted."""
+        headers = _headers(names)
+        texts = {c: [_fmt_cell(c, v) for v in rows[c]] for c in names}
+        need = {c: max([len(headers[c]), *map(len, texts[c])]) for c in texts}
+        return cls(headers, texts, need)
+
+    def span(self, names: list[str]) -> int:
+        """The width of the columns ``names`` with their borders and padding."""
+        return sum(self.need[c] + 3 for c in names)
+
+
+def _lead_columns(
+    rows: pd.DataFrame, keys: list[str], cols: _Columns, room: int
+) -> tuple[list[str], list[str], list[str]]:
+    """The columns before the measures in the first table and in the next ones, and
+    the keys; where the keys would fill the table, a configuration label column
+    (added to ``cols``) stands for those that name it."""
+    lead = keys[:1] if keys and cols.need[keys[0]] <= room // 3 else []
+    later = ["#", *lead]
+    first = keys
+    if cols.span(["#", *keys]) > room * 2 // 3:
+        # the configuration alone would fill the table: its keys as one label column
+        # (``svf contrast=t2 symmetric=True``) that folds onto more lines, never cut, so
+        # that two configurations never read alike; then the seed, the status, the measures
+        named = [k for k in keys if k not in ("seed", "status")]
+        texts = [config_label(row, named) for _, row in rows.iterrows()]
+        cols.texts[CONFIG] = texts
+        cols.headers[CONFIG] = CONFIG
+        cols.need[CONFIG] = min(max(map(len, texts)), max(room // 3, len(CONFIG)))
+        keys = [CONFIG, *[k for k in keys if k not in named]]
+        first = later = ["#", *keys]
+    return first, later, keys
+
+
+def _fitted_table(
+    name: str, shown: list[str], page: list[str], keys: list[str], cols: _Columns
+) -> Table:
+    """One table: the columns ``shown`` (row number and keys; the configuration label
+    folds), then the measures of ``page``, right-aligned and never wrapped."""
+    table = Table(title=name or None, header_style="bold", title_justify="left")
+    for col in shown:
+        table.add_column(
+            cols.headers[col],
+            justify="right" if col == "#" else "left",
+            overflow="fold",
+            min_width=cols.need[col] if col == CONFIG else len(cols.headers[col]),
+            max_width=cols.need[col] if col == CONFIG else None,
+        )
+    for col in page:
+        if col in keys:  # a key moved after the measures
+            table.add_column(cols.headers[col], justify="left", overflow="fold")
+        else:
+            table.add_column(
+                cols.headers[col], justify="right", no_wrap=True, min_width=cols.need[col]
+            )
+    for r in range(len(cols.texts["#"])):
+        values: list[Any] = []
+        for col in [*shown, *page]:
+            text = cols.texts[col][r]
+            values.append(Text(text, style=STATUS_STYLE.get(text, "")) if col == "status" else text)
+        table.add_row(*values)
+    return table
 
 
 def _pack(measures: list[str], need: dict[str, int], first: int, later: int) -> list[list[str]]:

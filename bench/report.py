@@ -47,7 +47,7 @@ import numpy as np
 import pandas as pd
 
 from bench import columns as C
-from bench.compare import Comparison, TimeRow, compare_runs, speedups_against
+from bench.compare import Comparison, MetricRow, TimeRow, compare_runs, speedups_against
 from bench.headline import Headline
 from bench.results import Run, is_missing, key_columns
 
@@ -456,39 +456,7 @@ def cost_quality_figure(t: Task, summary: pd.DataFrame, y: str | None = None) ->
     x_all, y_all = _finite(ok, t.cost), _finite(ok, y)
     if not (x_all.notna() & y_all.notna()).any():
         return None
-    data: list[dict[str, Any]] = []
-    means: dict[str, tuple[float, float]] = {}
-    for label in t.configs:
-        group = ok[ok["config"] == label]
-        xs, ys = _finite(group, t.cost), _finite(group, y)
-        keep = xs.notna() & ys.notna()
-        if not keep.any():
-            continue
-        colour = t.colours[label]
-        mx, sx = _mean_spread(xs[keep])
-        my, sy = _mean_spread(ys[keep])
-        means[label] = (mx, my)
-        if keep.sum() > 1:
-            data.append(
-                {
-                    "type": "scatter", "mode": "markers", "x": xs[keep].tolist(),
-                    "y": ys[keep].tolist(), "legendgroup": label, "name": label,
-                    "showlegend": False, "hoverinfo": "text",
-                    "text": [_hover(label, f"seed {s}") for s in group.loc[keep, "seed"]],
-                    "marker": {"color": colour, "opacity": 0.35, "size": 6},
-                }
-            )  # fmt: skip
-        trace: dict[str, Any] = {
-            "type": "scatter", "mode": "markers", "x": [mx], "y": [my], "name": label,
-            "legendgroup": label, "hoverinfo": "text",
-            "text": [_hover(label, f"mean of {int(keep.sum())}")],
-            "marker": {"color": colour, "size": 11, "line": {"color": "white", "width": 1}},
-        }  # fmt: skip
-        if not math.isnan(sy):
-            trace["error_y"] = {"type": "data", "array": [sy], "color": colour, "thickness": 1}
-        if not math.isnan(sx):
-            trace["error_x"] = {"type": "data", "array": [sx], "color": colour, "thickness": 1}
-        data.append(trace)
+    data, means = _configuration_markers(t, ok, y)
     if len(means) < 2:  # one configuration: its numbers are in the table
         return None
     data = _sweep_lines(t, means) + data
@@ -496,17 +464,9 @@ def cost_quality_figure(t: Task, summary: pd.DataFrame, y: str | None = None) ->
     if len(ok) > len(means):
         caption += "; faint: each seed"
     if y in t.better:
-        front = summary[summary["front"]].sort_values(t.cost)
-        if len(front):
-            data.append(
-                {
-                    "type": "scatter", "mode": "lines+markers", "x": front[t.cost].tolist(),
-                    "y": front[y].tolist(), "name": "Pareto front", "legendgroup": "__front",
-                    "hoverinfo": "skip", "showlegend": False,
-                    "line": {"color": "#333", "dash": "dash", "width": 1.2, "shape": "hv"},
-                    "marker": {"symbol": "circle-open", "size": 17, "color": "#333"},
-                }
-            )  # fmt: skip
+        front = _pareto_front_line(t, summary, y)
+        if front is not None:
+            data.append(front)
             caption += (
                 "; dashed, ringed: the Pareto front (no configuration is both cheaper "
                 f"and better; {t.better[y]} {C.short_name(y)} is better)"
@@ -525,6 +485,77 @@ def cost_quality_figure(t: Task, summary: pd.DataFrame, y: str | None = None) ->
         ],
         "caption": caption,
     }
+
+
+def _configuration_markers(
+    t: Task, ok: pd.DataFrame, y: str
+) -> tuple[list[dict[str, Any]], dict[str, tuple[float, float]]]:
+    """The traces of each configuration with finite cost and ``y`` (its seeds, faint, where
+    more than one, then its mean), and each one's mean (cost, ``y``) by label."""
+    data: list[dict[str, Any]] = []
+    means: dict[str, tuple[float, float]] = {}
+    for label in t.configs:
+        group = ok[ok["config"] == label]
+        xs, ys = _finite(group, t.cost), _finite(group, y)
+        keep = xs.notna() & ys.notna()
+        if not keep.any():
+            continue
+        colour = t.colours[label]
+        mx, sx = _mean_spread(xs[keep])
+        my, sy = _mean_spread(ys[keep])
+        means[label] = (mx, my)
+        if keep.sum() > 1:
+            seeds = group.loc[keep, "seed"]
+            data.append(_seed_markers(label, colour, xs[keep], ys[keep], seeds))
+        data.append(_mean_marker(label, colour, (mx, sx), (my, sy), int(keep.sum())))
+    return data, means
+
+
+def _seed_markers(
+    label: str, colour: str, xs: pd.Series, ys: pd.Series, seeds: pd.Series
+) -> dict[str, Any]:
+    """A faint marker per seed of one configuration, in the legend group of its mean."""
+    return {
+        "type": "scatter", "mode": "markers", "x": xs.tolist(),
+        "y": ys.tolist(), "legendgroup": label, "name": label,
+        "showlegend": False, "hoverinfo": "text",
+        "text": [_hover(label, f"seed {s}") for s in seeds],
+        "marker": {"color": colour, "opacity": 0.35, "size": 6},
+    }  # fmt: skip
+
+
+def _mean_marker(
+    label: str, colour: str, x: tuple[float, float], y: tuple[float, float], n: int
+) -> dict[str, Any]:
+    """One configuration's marker at its mean (``x`` and ``y`` as mean and standard
+    deviation over its ``n`` seeds), with error bars where the deviation is known."""
+    (mx, sx), (my, sy) = x, y
+    trace: dict[str, Any] = {
+        "type": "scatter", "mode": "markers", "x": [mx], "y": [my], "name": label,
+        "legendgroup": label, "hoverinfo": "text",
+        "text": [_hover(label, f"mean of {n}")],
+        "marker": {"color": colour, "size": 11, "line": {"color": "white", "width": 1}},
+    }  # fmt: skip
+    if not math.isnan(sy):
+        trace["error_y"] = {"type": "data", "array": [sy], "color": colour, "thickness": 1}
+    if not math.isnan(sx):
+        trace["error_x"] = {"type": "data", "array": [sx], "color": colour, "thickness": 1}
+    return trace
+
+
+def _pareto_front_line(t: Task, summary: pd.DataFrame, y: str) -> dict[str, Any] | None:
+    """The dashed, ringed line through the summary's Pareto front by cost, or None
+    when the summary marks no configuration on it."""
+    front = summary[summary["front"]].sort_values(t.cost)
+    if not len(front):
+        return None
+    return {
+        "type": "scatter", "mode": "lines+markers", "x": front[t.cost].tolist(),
+        "y": front[y].tolist(), "name": "Pareto front", "legendgroup": "__front",
+        "hoverinfo": "skip", "showlegend": False,
+        "line": {"color": "#333", "dash": "dash", "width": 1.2, "shape": "hv"},
+        "marker": {"symbol": "circle-open", "size": 17, "color": "#333"},
+    }  # fmt: skip
 
 
 def _sweep_lines(t: Task, means: dict[str, tuple[float, float]]) -> list[dict[str, Any]]:
@@ -577,47 +608,9 @@ def curve_figures(t: Task, curves: pd.DataFrame) -> list[dict[str, Any]]:
         variants = []
         for name in names:
             group = mine[mine["curve"] == name]
-            ids = list(dict.fromkeys(group["cell_id"]))
-            shown = ids[:MAX_TRACES]
-            data, seen = [], set()
-            for cell_id in shown:
-                points = _thin(group[group["cell_id"] == cell_id].sort_values("step"))
-                x = pd.to_numeric(points[axis_name], errors="coerce")
-                if x.isna().all():
-                    continue
-                label = str(by_cell.at[cell_id, "config"]) if cell_id in by_cell.index else "?"
-                seed = by_cell.at[cell_id, "seed"] if cell_id in by_cell.index else ""
-                data.append(
-                    {
-                        "type": "scatter", "mode": "lines", "x": x.tolist(),
-                        "y": pd.to_numeric(points["value"], errors="coerce").tolist(),
-                        "name": label, "legendgroup": label, "showlegend": label not in seen,
-                        "line": {"color": t.colours.get(label, "#777"), "width": 1.6},
-                        "hovertemplate": f"{_esc(label)}{f' seed {seed}' if seeds else ''}"
-                        f"<br>{axis_name} %{{x}}<br>{_esc(name)} %{{y}}<extra></extra>",
-                    }
-                )  # fmt: skip
-                seen.add(label)
-            if not data:
-                continue
-            caption = f"{len(ids)} cells" + (
-                f"; the first {MAX_TRACES} drawn" if len(ids) > MAX_TRACES else ""
-            )
-            values = pd.to_numeric(group["value"], errors="coerce").tolist()
-            xtitle = "step" if axis_name == "step" else "time (s)"
-            variants.append(
-                {
-                    "name": str(name),
-                    "caption": caption,
-                    "data": data,
-                    "layout": {
-                        "xaxis": {"title": {"text": xtitle}, "automargin": True,
-                                  **({"ticksuffix": "s", "exponentformat": "SI"}
-                                     if axis_name == "time" else {})},
-                        "yaxis": axis("curve", values, str(name)),
-                    },
-                }
-            )  # fmt: skip
+            variant = _curve_variant(t, group, name, axis_name, by_cell, seeds)
+            if variant is not None:
+                variants.append(variant)
         if variants:
             figures.append(
                 {
@@ -628,6 +621,72 @@ def curve_figures(t: Task, curves: pd.DataFrame) -> list[dict[str, Any]]:
                 }
             )
     return figures
+
+
+def _curve_variant(
+    t: Task,
+    group: pd.DataFrame,
+    name: str,
+    axis_name: str,
+    by_cell: pd.DataFrame,
+    seeds: bool,
+) -> dict[str, Any] | None:
+    """The figure's variant for one curve against ``axis_name`` (``step`` or ``time``):
+    a line per cell, the first ``MAX_TRACES`` cells; None when no cell has that axis."""
+    ids = list(dict.fromkeys(group["cell_id"]))
+    data = _curve_lines(t, group, ids[:MAX_TRACES], name, axis_name, by_cell, seeds)
+    if not data:
+        return None
+    caption = f"{len(ids)} cells" + (
+        f"; the first {MAX_TRACES} drawn" if len(ids) > MAX_TRACES else ""
+    )
+    values = pd.to_numeric(group["value"], errors="coerce").tolist()
+    xtitle = "step" if axis_name == "step" else "time (s)"
+    return {
+        "name": str(name),
+        "caption": caption,
+        "data": data,
+        "layout": {
+            "xaxis": {"title": {"text": xtitle}, "automargin": True,
+                      **({"ticksuffix": "s", "exponentformat": "SI"}
+                         if axis_name == "time" else {})},
+            "yaxis": axis("curve", values, str(name)),
+        },
+    }  # fmt: skip
+
+
+def _curve_lines(
+    t: Task,
+    group: pd.DataFrame,
+    shown: list[Any],
+    name: str,
+    axis_name: str,
+    by_cell: pd.DataFrame,
+    seeds: bool,
+) -> list[dict[str, Any]]:
+    """A line per cell in ``shown`` of one curve against ``axis_name``, in its
+    configuration's colour (one legend entry per configuration; the seed in the hover
+    when there are several); cells without that axis are left out."""
+    data, seen = [], set()
+    for cell_id in shown:
+        points = _thin(group[group["cell_id"] == cell_id].sort_values("step"))
+        x = pd.to_numeric(points[axis_name], errors="coerce")
+        if x.isna().all():
+            continue
+        label = str(by_cell.at[cell_id, "config"]) if cell_id in by_cell.index else "?"
+        seed = by_cell.at[cell_id, "seed"] if cell_id in by_cell.index else ""
+        data.append(
+            {
+                "type": "scatter", "mode": "lines", "x": x.tolist(),
+                "y": pd.to_numeric(points["value"], errors="coerce").tolist(),
+                "name": label, "legendgroup": label, "showlegend": label not in seen,
+                "line": {"color": t.colours.get(label, "#777"), "width": 1.6},
+                "hovertemplate": f"{_esc(label)}{f' seed {seed}' if seeds else ''}"
+                f"<br>{axis_name} %{{x}}<br>{_esc(name)} %{{y}}<extra></extra>",
+            }
+        )  # fmt: skip
+        seen.add(label)
+    return data
 
 
 def other_measures_figure(t: Task) -> dict[str, Any] | None:
@@ -904,72 +963,102 @@ def comparison_data(
     colours = colours or Colours()
     headlines = headlines or {}
     labels = comparison_labels(cmp)
-    tasks: dict[str, dict[str, Any]] = {}
+    tasks = _comparison_tasks(cmp, labels, colours)
+    for row in cmp.times:
+        task = str(row.key.get("task"))
+        label = labels[_key(row.key)]
+        tasks[task]["times"].append(_time_item(row, label, headlines.get(task)))
+    for row in cmp.metrics:
+        task = str(row.key.get("task"))
+        label = labels[_key(row.key)]
+        part, item = _metric_item(row, label, headlines.get(task))
+        tasks[task][part].append(item)
+    for key, a, b in cmp.status_changes:
+        label = labels[_key(key)]
+        tasks[str(key.get("task"))]["status"].append((False, label, "", [label, a, b]))
+    out: dict[str, Any] = {"tasks": [], "only_a": cmp.only_a, "only_b": cmp.only_b}
+    for name, entry in tasks.items():
+        out["tasks"].append({"task": name, **_comparison_tables(entry)})
+    return out
 
-    def task_of(key: dict[str, Any]) -> dict[str, Any]:
+
+def _comparison_tasks(
+    cmp: Comparison, labels: dict[str, str], colours: Colours
+) -> dict[str, dict[str, Any]]:
+    """Task -> its empty row lists (``times``, ``metrics``, ``other_metrics``,
+    ``status``), its configurations' ``labels`` in order of appearance and their
+    ``colours``, for every task the comparison has a row of."""
+    tasks: dict[str, dict[str, Any]] = {}
+    keys = [r.key for r in cmp.times] + [r.key for r in cmp.metrics]
+    keys += [key for key, _, _ in cmp.status_changes]
+    for key in keys:
         name = str(key.get("task"))
         if name not in tasks:
             tasks[name] = {"times": [], "metrics": [], "other_metrics": [], "status": [],
                            "labels": []}  # fmt: skip
-        return tasks[name]
-
-    for key in [r.key for r in cmp.times] + [r.key for r in cmp.metrics]:
-        task_of(key)["labels"].append(labels[_key(key)])
-    for key, _, _ in cmp.status_changes:
-        task_of(key)["labels"].append(labels[_key(key)])
+        tasks[name]["labels"].append(labels[_key(key)])
     for entry in tasks.values():
         entry["colours"] = colours.assign(entry["labels"])
+    return tasks
 
-    for row in cmp.times:
-        entry, label = task_of(row.key), labels[_key(row.key)]
-        h = headlines.get(str(row.key.get("task")))
-        first = h is not None and h.cost == f"time.{row.timer}.median"
-        p = row.p_adjusted if row.testable and not math.isnan(row.p_adjusted) else None
-        if row.testable and p is None:
-            p = row.p_value
-        entry["times"].append(
-            (not first, label, row.timer, [label, row.timer, row.median_a, row.median_b,
-                                           row.ratio, p, time_verdict(row)])
-        )  # fmt: skip
-    for row in cmp.metrics:
-        entry, label = task_of(row.key), labels[_key(row.key)]
-        h = headlines.get(str(row.key.get("task")))
-        way = h.better(row.metric) if h is not None else None
-        if not math.isfinite(row.b):
-            verdict = "missing in B"
-        elif row.delta == 0:
-            verdict = "same"
-        elif way:
-            verdict = "better" if (row.delta < 0) == (way == "lower") else "worse"
-        else:
-            verdict = "changed"
-        primary = h is not None and h.primary == row.metric
-        # up front: the headline's quality metrics (without a headline: those that
-        # changed); the rest one click away
-        lead = way is not None if h is not None else verdict != "same"
-        entry["metrics" if lead else "other_metrics"].append(
-            (not primary, label, row.metric, [label, C.short_name(row.metric), row.a, row.b,
-                                               row.delta, row.relative, verdict])
-        )  # fmt: skip
-    for key, a, b in cmp.status_changes:
-        label = labels[_key(key)]
-        task_of(key)["status"].append((False, label, "", [label, a, b]))
 
-    out: dict[str, Any] = {"tasks": [], "only_a": cmp.only_a, "only_b": cmp.only_b}
-    for name, entry in tasks.items():
-        order = {label: i for i, label in enumerate(dict.fromkeys(entry["labels"]))}
-        specs = {}
-        for part in ("times", "metrics", "other_metrics", "status"):
-            items = sorted(entry[part], key=lambda r, o=order: (r[0], o[r[1]], r[2]))
-            kind = "metrics" if part == "other_metrics" else part
-            specs[part] = {
-                "columns": _COMPARE_COLUMNS[kind],
-                "kinds": _COMPARE_KINDS[kind],
-                "rows": [r[3] for r in items],
-                "colours": [entry["colours"][r[1]] for r in items],
-            }
-        out["tasks"].append({"task": name, **specs})
-    return out
+def _time_item(row: TimeRow, label: str, h: Headline | None) -> tuple[bool, str, str, list]:
+    """A timer's row, keyed for sorting: the headline's timer first, then by label and
+    timer; p is the adjusted p-value (the raw one where that is missing), None where
+    the samples are too few to test."""
+    first = h is not None and h.cost == f"time.{row.timer}.median"
+    p = row.p_adjusted if row.testable and not math.isnan(row.p_adjusted) else None
+    if row.testable and p is None:
+        p = row.p_value
+    return (not first, label, row.timer, [label, row.timer, row.median_a, row.median_b,
+                                          row.ratio, p, time_verdict(row)])  # fmt: skip
+
+
+def _metric_item(
+    row: MetricRow, label: str, h: Headline | None
+) -> tuple[str, tuple[bool, str, str, list]]:
+    """Which table a metric's row goes to (``metrics`` or ``other_metrics``), and the
+    row, keyed for sorting: the headline's primary metric first, then by label and
+    metric."""
+    way = h.better(row.metric) if h is not None else None
+    verdict = _metric_verdict(row, way)
+    primary = h is not None and h.primary == row.metric
+    # up front: the headline's quality metrics (without a headline: those that
+    # changed); the rest one click away
+    lead = way is not None if h is not None else verdict != "same"
+    item = (not primary, label, row.metric, [label, C.short_name(row.metric), row.a, row.b,
+                                             row.delta, row.relative, verdict])  # fmt: skip
+    return ("metrics" if lead else "other_metrics"), item
+
+
+def _metric_verdict(row: MetricRow, way: str | None) -> str:
+    """``missing in B``, ``same``, ``better`` or ``worse`` (where which way is better
+    is known: ``lower`` or ``higher``), else ``changed``."""
+    if not math.isfinite(row.b):
+        return "missing in B"
+    if row.delta == 0:
+        return "same"
+    if way:
+        return "better" if (row.delta < 0) == (way == "lower") else "worse"
+    return "changed"
+
+
+def _comparison_tables(entry: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """A task's four tables (``times``, ``metrics``, ``other_metrics``, ``status``) as
+    columns, kinds, rows and colours, each sorted by its key (lead rows first, then the
+    configurations in order of appearance)."""
+    order = {label: i for i, label in enumerate(dict.fromkeys(entry["labels"]))}
+    specs = {}
+    for part in ("times", "metrics", "other_metrics", "status"):
+        items = sorted(entry[part], key=lambda r, o=order: (r[0], o[r[1]], r[2]))
+        kind = "metrics" if part == "other_metrics" else part
+        specs[part] = {
+            "columns": _COMPARE_COLUMNS[kind],
+            "kinds": _COMPARE_KINDS[kind],
+            "rows": [r[3] for r in items],
+            "colours": [entry["colours"][r[1]] for r in items],
+        }
+    return specs
 
 
 # --- the page ----------------------------------------------------------------
