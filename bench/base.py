@@ -7,7 +7,8 @@ from the ``bench_plugins`` hook; its kind is read from the class.
 Required and optional members, per kind:
 
 - every plugin: ``name``; optional ``params``, ``requires`` (modules that must
-  import for the plugin to run), ``skip(device)`` for other reasons to skip.
+  import for the plugin to run), ``skip(device)`` for other reasons to skip,
+  ``prepare(device)`` for one-time set-up kept off every clock.
 - ``Solver``: ``order`` and ``odeint(func, y0, t, **options)``; optional
   ``adaptive``, ``supports_adjoint``.
 - ``Architecture``: ``build(**kwargs) -> torch.nn.Module``.
@@ -120,6 +121,13 @@ class Plugin(ABC):
 
     def skip(self, device: str) -> str | None:
         """Override to skip on some devices or settings: return a reason, or None."""
+        return None
+
+    def prepare(self, device: str) -> None:
+        """One-time set-up that no measurement should count: importing an optional
+        package (ANTs', ITK's lazy modules), reading a file. The harness calls it in the
+        cell's worker after ``skip`` and before the task runs, so with ``warmup: 0`` the
+        first timed call of a worker does not pay it. Default: nothing."""
         return None
 
 

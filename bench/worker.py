@@ -206,6 +206,8 @@ def _run(
         reason = plugin.skip(device)
         if reason:
             raise SkipCell(reason)
+    for plugin in (task, *components.values(), *held):
+        plugin.prepare(device)  # off the clock: the task has not started
     _seed_everything(cell.seed)
     _set_threads(cell.threads)
     ctx = CellContext(

@@ -349,7 +349,7 @@ def test_a_method_of_another_family_is_refused_at_validation(write_suite, regist
         load_suite(path, registry)
     assert err.value.errors == [
         "benchmarks[0].matrix.method: 'test.triple' is a method that does not subclass "
-        "ToyFamily, which slot 'method' takes (ToyFamily methods: test.double)"
+        "ToyFamily, which slot 'method' takes (ToyFamily methods: test.double, test.prepared)"
     ]
 
 

@@ -135,6 +135,27 @@ def test_missing_optional_dependency_is_skipped_with_the_reason(statuses_run):
     assert "needs the optional module 'a_module_that_does_not_exist_anywhere'" in row["error"]
 
 
+def test_prepare_runs_before_the_task_once(write_suite, registry, tmp_path):
+    """``Plugin.prepare``: one-time set-up (an optional package's import) is done in the
+    worker before the task runs, so that no clock of the task counts it."""
+    path = write_suite(
+        """
+        suite: prep
+        device: cpu
+        plugins: [FIXTURE_PLUGINS]
+        benchmarks:
+          - task: test.uses_method
+            matrix: {method: [test.prepared, test.double]}
+        """
+    )
+    run_dir = tmp_path / "out"
+    run_suite(load_suite(path, registry), run_dir, executor=InProcessExecutor(registry))
+    cells = pd.read_parquet(run_dir / "cells.parquet").set_index("method")
+    assert cells.loc["test.prepared", "metric.prepared_first"] == 1.0
+    assert cells.loc["test.prepared", "metric.answer"] == 42
+    assert pd.isna(cells.loc["test.double", "metric.prepared_first"])  # default: nothing
+
+
 def test_results_folder_layout(statuses_run):
     run = statuses_run
     row = _row(run, **{"param.mode": "ok", "param.value": 1.0})

@@ -117,6 +117,15 @@ class ElastixBSpline(RegistrationMethod):
     def missing_requirement(cls) -> str | None:
         return missing_module(cls.name, cls.requires, INSTALL)
 
+    def prepare(self, device: str) -> None:
+        """ITK loads its modules lazily, at an attribute's first use: 27 s for these
+        on the 2-core CPU, which the first timed registration of a worker would count."""
+        import itk
+
+        for name in ("image_from_array", "array_from_image", "ParameterObject",
+                     "ElastixRegistrationMethod", "TransformixFilter"):  # fmt: skip
+            getattr(itk, name)
+
     def parameter_map(self, similarity: str, interpolation_order: int = 3) -> Any:
         import itk
 

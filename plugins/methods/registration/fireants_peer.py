@@ -157,6 +157,10 @@ class _FireANTs(RegistrationMethod):
     def missing_requirement(cls) -> str | None:
         return missing_module(cls.name, cls.requires, INSTALL)
 
+    def prepare(self, device: str) -> None:
+        """FireANTs' import (and SimpleITK's), off the first registration's clock."""
+        import_fireants()
+
     def registration(self, problem: Problem, fixed: Any, moving: Any, **common: Any) -> Any:
         raise NotImplementedError
 
