@@ -4,6 +4,9 @@
 #   headline  suites/kernels-headline.yaml
 #   fields    suites/fields-throughput.yaml
 #   register  suites/registration-gpu.yaml
+#   register3d suites/registration-3d-icbm-gpu.yaml: the tuned 3-D 2 mm CerebrA suite
+#             (symmetric svf through Triton, FireANTs greedy and SyN; 144 cells), kept
+#             as far as it gets: a second call resumes it with `--resume` by hand
 #   sweep     scripts/sine_mlp_sweep.py: the sine-MLP against torch.compile, widths 64,
 #             128, 256, fp16 and fp32, forward and forward + backward, interleaved
 #             (3 rounds a case), rows in $OUT/sweep.jsonl as they are measured
@@ -68,6 +71,9 @@ for stage in "${stages[@]}"; do
     headline) run_suite headline suites/kernels-headline.yaml "${STAGE_LIMIT_headline:-330}" ;;
     fields) run_suite fields suites/fields-throughput.yaml "${STAGE_LIMIT_fields:-150}" ;;
     register) run_suite register suites/registration-gpu.yaml "${STAGE_LIMIT_register:-300}" ;;
+    register3d)
+        run_suite register3d suites/registration-3d-icbm-gpu.yaml "${STAGE_LIMIT_register3d:-540}"
+        ;;
     sweep)
         timeout --signal=TERM --kill-after=20 "${STAGE_LIMIT_sweep:-200}" \
             python3 scripts/sine_mlp_sweep.py "$OUT/sweep.jsonl" >"$OUT/sweep.log" 2>&1
