@@ -451,9 +451,7 @@ def _termination_as_interrupt() -> Iterator[None]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from bench.executors import WorkerStartError
-    from bench.results import ResultsError, load_run
-    from bench.runner import ExecutorChoiceError, build_executor, run_suite
+    from bench.results import load_run
 
     out = make_console()
     # Every executor made here is closed by this one stack, on every way out (an
@@ -465,55 +463,82 @@ def _run(args: argparse.Namespace) -> int:
         probed = _plugins_probed(early, args.suite)
         suite = _load_suite(args.suite, probe=not probed, read=read)
         if args.dry_run:
-            out.print(f"{suite.name}: {len(suite.cells)} cells")
-            for i, cell in enumerate(suite.cells):
-                out.print(f"  {i:>4}  {cell.id}  {cell.describe()}", markup=False, soft_wrap=True)
-            if suite.tunings:
-                tests = sum(len(t.test[0]) for t in suite.tunings if t.test)
-                out.print(f"then {tests} test cells: the setting each of {len(suite.tunings)} "
-                          "tuned configurations chose on validation")  # fmt: skip
+            _print_dry_run(out, suite)
             return 0
         run_dir = _run_dir(args, suite.name)
-        try:
-            executor = build_executor(
-                suite,
-                run_dir,
-                slurm=_slurm_parameters(args.slurm) if args.slurm else None,
-                gpus=args.gpus,
-                workers=args.workers,
-                in_process=args.in_process,
-                prestarted=early if early and early.plugin_specs == suite.plugins else None,
-            )
-        except ExecutorChoiceError as exc:
-            raise CliError(str(exc)) from None
+        executor = _executor(args, suite, run_dir, early)
         owned.enter_context(executor)
         display = _RunDisplay(out, suite, run_dir, args.quiet)
-        try:
-            with display.progress:
-                run_suite(
-                    suite,
-                    run_dir,
-                    executor=executor,
-                    resume=bool(args.resume),
-                    on_start=display.on_start,
-                    on_cell_start=display.on_cell_start,
-                    on_cell_done=display.on_cell_done,
-                    command=_command_line(args.argv),
-                    retry_failed=args.retry_failed,
-                )
-        except WorkerStartError as exc:
-            raise CliError(f"{exc}; results so far are in {run_dir}") from None
-        except ResultsError as exc:  # the lock held or unusable, a damaged log
-            raise CliError(str(exc)) from None
-        except OSError as exc:  # a full disk, a read-only or vanished results folder
-            raise CliError(_cannot_write(exc, run_dir, args.suite)) from None
-        except KeyboardInterrupt:
-            out.print(f"interrupted; finish with: bench run {args.suite} --resume {run_dir}")
+        interrupted = _run_cells(args, suite, run_dir, executor, display)
+        if interrupted:
             return EXIT_INTERRUPTED
     counts = display.summary(load_run(run_dir))
     if args.strict and set(counts) - {"ok"}:
         return EXIT_CELLS_NOT_OK
     return 0
+
+
+def _print_dry_run(out: Any, suite: Any) -> None:
+    """Nothing; prints the cells ``--dry-run`` lists (and the tuned entries' test cells)."""
+    out.print(f"{suite.name}: {len(suite.cells)} cells")
+    for i, cell in enumerate(suite.cells):
+        out.print(f"  {i:>4}  {cell.id}  {cell.describe()}", markup=False, soft_wrap=True)
+    if suite.tunings:
+        tests = sum(len(t.test[0]) for t in suite.tunings if t.test)
+        out.print(f"then {tests} test cells: the setting each of {len(suite.tunings)} "
+                  "tuned configurations chose on validation")  # fmt: skip
+
+
+def _executor(args: argparse.Namespace, suite: Any, run_dir: Path, early: Any) -> Any:
+    """The executor the options ask for (the prestarted worker's where it fits), not entered."""
+    from bench.runner import ExecutorChoiceError, build_executor
+
+    try:
+        return build_executor(
+            suite,
+            run_dir,
+            slurm=_slurm_parameters(args.slurm) if args.slurm else None,
+            gpus=args.gpus,
+            workers=args.workers,
+            in_process=args.in_process,
+            prestarted=early if early and early.plugin_specs == suite.plugins else None,
+        )
+    except ExecutorChoiceError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _run_cells(
+    args: argparse.Namespace, suite: Any, run_dir: Path, executor: Any, display: _RunDisplay
+) -> bool:
+    """Whether the run was interrupted (after saying how to resume; False once the suite's
+    cells have run); a failure to run them is a CliError."""
+    from bench.executors import WorkerStartError
+    from bench.results import ResultsError
+    from bench.runner import run_suite
+
+    try:
+        with display.progress:
+            run_suite(
+                suite,
+                run_dir,
+                executor=executor,
+                resume=bool(args.resume),
+                on_start=display.on_start,
+                on_cell_start=display.on_cell_start,
+                on_cell_done=display.on_cell_done,
+                command=_command_line(args.argv),
+                retry_failed=args.retry_failed,
+            )
+    except WorkerStartError as exc:
+        raise CliError(f"{exc}; results so far are in {run_dir}") from None
+    except ResultsError as exc:  # the lock held or unusable, a damaged log
+        raise CliError(str(exc)) from None
+    except OSError as exc:  # a full disk, a read-only or vanished results folder
+        raise CliError(_cannot_write(exc, run_dir, args.suite)) from None
+    except KeyboardInterrupt:
+        display.out.print(f"interrupted; finish with: bench run {args.suite} --resume {run_dir}")
+        return True
+    return False
 
 
 def _plugins_probed(early: Any, suite: str) -> bool:
@@ -870,6 +895,21 @@ def cmd_show(args: argparse.Namespace) -> int:
         f"{run.name}  [{meta.get('status', '?')}]  {meta.get('start', '')}  on {dev}",
         highlight=False,
     )
+    _print_cell_tables(out, cells, meta, args)
+    if args.curves and not run.curves.empty:
+        summary = run.curves.groupby(["cell_id", "curve"]).agg(
+            points=("step", "count"), last=("value", "last")
+        )
+        out.print(summary.to_string())
+    if args.files:
+        out.print(files_table(run, cells))
+    if args.errors:
+        _print_failures(out, cells)
+    return 0
+
+
+def _print_cell_tables(out: Any, cells: Any, meta: dict[str, Any], args: Any) -> None:
+    """Nothing; prints the cells' tables (grouped, or per task with the errors' table)."""
     shape = {"meta": meta, "width": out.width, "everything": args.all_columns}
     try:
         if args.group_by:
@@ -884,30 +924,25 @@ def cmd_show(args: argparse.Namespace) -> int:
                 out.print(bad)
     except KeyError as exc:
         raise CliError(str(exc.args[0])) from None
-    if args.curves and not run.curves.empty:
-        summary = run.curves.groupby(["cell_id", "curve"]).agg(
-            points=("step", "count"), last=("value", "last")
+
+
+def _print_failures(out: Any, cells: Any) -> None:
+    """Nothing; prints each cell that is not ok, its error and its traceback (``--errors``)."""
+    bad = cells[cells["status"] != "ok"]
+    if bad.empty:
+        out.print("every cell shown is ok")
+    for _, row in bad.iterrows():
+        out.print(
+            Text.assemble(
+                (f"{row['status']:>8}", STATUS_STYLE.get(row["status"], "")),
+                f"  {row['label']}  {row['cell_id']}  seed={row['seed']}\n",
+                f"  {row['error']}",
+            ),
+            soft_wrap=True,
         )
-        out.print(summary.to_string())
-    if args.files:
-        out.print(files_table(run, cells))
-    if args.errors:
-        bad = cells[cells["status"] != "ok"]
-        if bad.empty:
-            out.print("every cell shown is ok")
-        for _, row in bad.iterrows():
-            out.print(
-                Text.assemble(
-                    (f"{row['status']:>8}", STATUS_STYLE.get(row["status"], "")),
-                    f"  {row['label']}  {row['cell_id']}  seed={row['seed']}\n",
-                    f"  {row['error']}",
-                ),
-                soft_wrap=True,
-            )
-            trace = row.get("traceback")
-            if isinstance(trace, str) and trace:
-                out.print(Text(trace.rstrip()), style="dim", soft_wrap=True)
-    return 0
+        trace = row.get("traceback")
+        if isinstance(trace, str) and trace:
+            out.print(Text(trace.rstrip()), style="dim", soft_wrap=True)
 
 
 # --- report -------------------------------------------------------------------
@@ -1111,9 +1146,6 @@ def _direction(run: Any, cells: Any, column: str) -> str | None:
 
 
 def cmd_reach(args: argparse.Namespace) -> int:
-    from rich.table import Table
-
-    from bench.columns import headline
     from bench.stats import StatsError, resolve_metric, time_to_reach
 
     run = _load(args.run)
@@ -1125,13 +1157,7 @@ def cmd_reach(args: argparse.Namespace) -> int:
         better = args.better or _direction(run, cells, column)
         if better is None:
             raise StatsError(f"{column}: direction unknown; give --better higher|lower")
-        cost = args.cost
-        if cost is None:
-            found = {h.cost for t in cells["task"].dropna().unique()
-                     if (h := headline(run.meta, str(t))) is not None}  # fmt: skip
-            if len(found) != 1:
-                raise StatsError("no single headline cost in the run: give --cost TIMER")
-            cost = found.pop()
+        cost = args.cost if args.cost is not None else _headline_cost(run, cells)
         rows = time_to_reach(
             cells, run.curves, column, args.reference, cost, args.by, better, args.curve
         )
@@ -1144,19 +1170,44 @@ def cmd_reach(args: argparse.Namespace) -> int:
         f"{args.reference}'s {cost}; a curve's first sample at the target (no interpolation)",
         highlight=False,
     )
+    out.print(_reach_grid(rows, bool(args.by)))
+    _print_reach_summary(out, rows)
+    return 0
+
+
+def _headline_cost(run: Any, cells: Any) -> str:
+    """The one cost timer the cells' tasks' headlines name; StatsError where not one."""
+    from bench.columns import headline
+    from bench.stats import StatsError
+
+    found = {h.cost for t in cells["task"].dropna().unique()
+             if (h := headline(run.meta, str(t))) is not None}  # fmt: skip
+    if len(found) != 1:
+        raise StatsError("no single headline cost in the run: give --cost TIMER")
+    return found.pop()
+
+
+def _reach_grid(rows: list, by: bool) -> Any:
+    """The table of ``bench reach``: one row a pair (its group first where ``--by``)."""
+    from rich.table import Table
+
     grid = Table(show_edge=False)
-    names = ["group"] if args.by else []
+    names = ["group"] if by else []
     names += ["other", "pair", "target", "ref. time", "reached at", "ratio", "final", "time"]
     for name in names:
         grid.add_column(name, justify="left" if name in ("group", "other", "pair") else "right")
     for r in rows:
         reached = "never" if r.time != r.time else f"{r.time:.4g} s"
         ratio = "" if r.ratio != r.ratio else f"{r.ratio:.3f}"
-        values = [r.group] if args.by else []
+        values = [r.group] if by else []
         values += [r.other, r.pair, f"{r.target:.4g}", f"{r.reference_cost:.4g} s", reached,
                    ratio, f"{r.final:.4g}", f"{r.cost:.4g} s"]  # fmt: skip
         grid.add_row(*values)
-    out.print(grid)
+    return grid
+
+
+def _print_reach_summary(out: Any, rows: list) -> None:
+    """Nothing; prints one line per other configuration: pairs reached, ratios' spread."""
     for (group, other), mine in _by_other(rows).items():
         ratios = sorted(r.ratio for r in mine if r.ratio == r.ratio)
         head = f"{group}: " if group else ""
@@ -1171,7 +1222,6 @@ def cmd_reach(args: argparse.Namespace) -> int:
             f"time / reference time {spread}",
             highlight=False,
         )
-    return 0
 
 
 def _by_other(rows: list) -> dict[tuple[str, str], list]:

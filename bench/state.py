@@ -140,19 +140,31 @@ def _set_default_device(device: Any) -> None:
 def _torch_settings() -> list[Setting]:
     import torch
 
-    cuda = torch.backends.cuda
-    autocast = [
-        Setting(
-            f"autocast.{kind}",
-            lambda kind=kind: (torch.is_autocast_enabled(kind), torch.get_autocast_dtype(kind)),
-            lambda v, kind=kind: (
-                torch.set_autocast_enabled(kind, v[0]),
-                torch.set_autocast_dtype(kind, v[1]),
-            ),
-        )
-        for kind in ("cpu", "cuda")
-    ]
     functions = [
+        *_torch_core_settings(),
+        *_torch_autocast_settings(),
+        Setting(
+            "printoptions",
+            lambda: dict(vars(torch._tensor_str.PRINT_OPTS)),
+            lambda v: torch.set_printoptions(**v),
+        ),
+        *_torch_attention_settings(),
+    ]
+    attributes = [_attribute(path, torch) for path in _TORCH_PRECISION + _TORCH_FLAGS]
+    # the fp32_precision settings first (see _TORCH_PRECISION)
+    return (
+        [s for s in attributes[: len(_TORCH_PRECISION)] if s]
+        + functions
+        + [s for s in attributes[len(_TORCH_PRECISION) :] if s]
+    )
+
+
+def _torch_core_settings() -> list[Setting]:
+    """torch's global modes read and set through functions: dtype, device, autograd,
+    determinism, matmul precision, denormals, warnings."""
+    import torch
+
+    return [
         Setting("default_dtype", torch.get_default_dtype, torch.set_default_dtype),
         Setting("default_device", _default_device, _set_default_device),
         Setting("grad_enabled", torch.is_grad_enabled, torch.set_grad_enabled),
@@ -181,15 +193,39 @@ def _torch_settings() -> list[Setting]:
             torch.autograd.is_multithreading_enabled,
             torch.autograd.set_multithreading_enabled,
         ),
+    ]
+
+
+def _torch_autocast_settings() -> list[Setting]:
+    """Autocast's state on cpu and cuda (enabled, dtype), then its cache switch."""
+    import torch
+
+    autocast = [
+        Setting(
+            f"autocast.{kind}",
+            lambda kind=kind: (torch.is_autocast_enabled(kind), torch.get_autocast_dtype(kind)),
+            lambda v, kind=kind: (
+                torch.set_autocast_enabled(kind, v[0]),
+                torch.set_autocast_dtype(kind, v[1]),
+            ),
+        )
+        for kind in ("cpu", "cuda")
+    ]
+    return [
         *autocast,
         Setting(
             "autocast.cache", torch.is_autocast_cache_enabled, torch.set_autocast_cache_enabled
         ),
-        Setting(
-            "printoptions",
-            lambda: dict(vars(torch._tensor_str.PRINT_OPTS)),
-            lambda v: torch.set_printoptions(**v),
-        ),
+    ]
+
+
+def _torch_attention_settings() -> list[Setting]:
+    """The attention kernels' switches: the scaled-dot-product backends and the
+    multi-head attention fast path."""
+    import torch
+
+    cuda = torch.backends.cuda
+    return [
         Setting("flash_sdp", cuda.flash_sdp_enabled, cuda.enable_flash_sdp),
         Setting("mem_efficient_sdp", cuda.mem_efficient_sdp_enabled, cuda.enable_mem_efficient_sdp),
         Setting("math_sdp", cuda.math_sdp_enabled, cuda.enable_math_sdp),
@@ -205,41 +241,39 @@ def _torch_settings() -> list[Setting]:
             torch.backends.mha.set_fastpath_enabled,
         ),
     ]
-    # The fp32_precision settings come first: read after a cell set one of them, the
-    # legacy allow_tf32 flags raise ("mix of the legacy and new APIs") until it is back.
-    precision = [
-        "backends.fp32_precision",
-        "backends.cuda.matmul.fp32_precision",
-        "backends.cudnn.fp32_precision",
-        "backends.cudnn.conv.fp32_precision",
-        "backends.cudnn.rnn.fp32_precision",
-        "backends.mkldnn.fp32_precision",
-        "backends.mkldnn.matmul.fp32_precision",
-        "backends.mkldnn.conv.fp32_precision",
-        "backends.mkldnn.rnn.fp32_precision",
-    ]
-    flags = [
-        "utils.deterministic.fill_uninitialized_memory",
-        "backends.cudnn.benchmark",
-        "backends.cudnn.benchmark_limit",
-        "backends.cudnn.deterministic",
-        "backends.cudnn.enabled",
-        "backends.cudnn.allow_tf32",
-        "backends.cuda.matmul.allow_tf32",
-        "backends.cuda.matmul.allow_fp16_reduced_precision_reduction",
-        "backends.cuda.matmul.allow_bf16_reduced_precision_reduction",
-        "backends.cuda.matmul.allow_fp16_accumulation",
-        "backends.mkldnn.enabled",
-        "backends.mkldnn.deterministic",
-        "backends.opt_einsum.enabled",
-        "backends.opt_einsum.strategy",
-    ]
-    attributes = [_attribute(path, torch) for path in precision + flags]
-    return (
-        [s for s in attributes[: len(precision)] if s]
-        + functions
-        + [s for s in attributes[len(precision) :] if s]
-    )
+
+
+# torch's settings held in attributes (paths under ``torch``; those this version lacks
+# are left out). The fp32_precision settings come first: read after a cell set one of
+# them, the legacy allow_tf32 flags raise ("mix of the legacy and new APIs") until it
+# is back.
+_TORCH_PRECISION = [
+    "backends.fp32_precision",
+    "backends.cuda.matmul.fp32_precision",
+    "backends.cudnn.fp32_precision",
+    "backends.cudnn.conv.fp32_precision",
+    "backends.cudnn.rnn.fp32_precision",
+    "backends.mkldnn.fp32_precision",
+    "backends.mkldnn.matmul.fp32_precision",
+    "backends.mkldnn.conv.fp32_precision",
+    "backends.mkldnn.rnn.fp32_precision",
+]
+_TORCH_FLAGS = [
+    "utils.deterministic.fill_uninitialized_memory",
+    "backends.cudnn.benchmark",
+    "backends.cudnn.benchmark_limit",
+    "backends.cudnn.deterministic",
+    "backends.cudnn.enabled",
+    "backends.cudnn.allow_tf32",
+    "backends.cuda.matmul.allow_tf32",
+    "backends.cuda.matmul.allow_fp16_reduced_precision_reduction",
+    "backends.cuda.matmul.allow_bf16_reduced_precision_reduction",
+    "backends.cuda.matmul.allow_fp16_accumulation",
+    "backends.mkldnn.enabled",
+    "backends.mkldnn.deterministic",
+    "backends.opt_einsum.enabled",
+    "backends.opt_einsum.strategy",
+]
 
 
 def _matplotlib_settings() -> list[Setting]:

@@ -152,26 +152,14 @@ def paired_cells(
     clash = sorted(set(by_cols) & set(config))
     if clash:
         raise StatsError(f"--by {', '.join(clash)}: that is the compared configuration itself")
-    usable = cells
-    if "role" in usable.columns:
-        usable = usable[usable["role"].fillna("") != "validation"]
-    usable = usable[usable["status"] == "ok"]
-    values = pd.to_numeric(usable[column], errors="coerce")
-    usable = usable[np.isfinite(values.to_numpy(dtype=float))]
+    usable = _usable(cells, column)
     is_ref = _matching(cells, keys, reference).loc[usable.index]
     if not is_ref.any():
         raise StatsError(
             f"--reference {reference!r}: none of its cells is ok with a finite {column} "
             "outside validation"
         )
-    skip = NOT_CONFIGURATION | set(config) | {"status", "error", "traceback", "wall"}
-    match = [
-        c
-        for c in usable.columns
-        if c not in skip
-        and not c.startswith(("metric.", "time.", "mem.", "speedup."))
-        and c != "finished_at"
-    ]
+    match = _match_columns(usable, config)
     text = pd.DataFrame({c: _text(usable[c]) for c in match + list(keys)}, index=usable.index)
     label = text[list(keys)].apply(
         lambda row: " ".join(f"{_short(k)}={v}" for k, v in row.items() if v), axis=1
@@ -179,33 +167,72 @@ def paired_cells(
     ref_label = " ".join(f"{_short(k)}={v.lower()}" for k, v in keys.items())
     pairs: list[Pair] = []
     for _, group in usable.groupby(text[match].apply(tuple, axis=1), sort=False):
-        ref = group[is_ref.loc[group.index]]
-        if len(ref) > 1:
-            differ = [c for c in config if _text(ref[c]).nunique() > 1]
-            raise StatsError(
-                f"--reference {reference!r} matches {len(ref)} cells that should pair with one "
-                f"another (they differ in {', '.join(differ) or 'nothing recorded'}): add a key, "
-                "e.g. --reference 'KEY=VALUE,SUBKEY=VALUE'"
-            )
-        if ref.empty:
-            continue
-        group_name = " ".join(
-            f"{_short(b)}={_text(group[b]).iloc[0]}" for b in by_cols
-        )  # the same within a pairing: by columns are matched on
-        others = group[~is_ref.loc[group.index]]
-        for name, rows in others.groupby(label.loc[others.index], sort=False):
-            if len(rows) > 1:
-                raise StatsError(
-                    f"{len(rows)} cells of {name!r} pair with one reference cell: they differ in "
-                    "a column of the compared configuration's; name it in --reference"
-                )
-            pairs.append(Pair(group_name, str(name), ref.iloc[0], rows.iloc[0]))
+        mask = is_ref.loc[group.index]
+        pairs += _group_pairs(group, mask, label, by_cols, config, reference)
     if not pairs:
         raise StatsError(
             f"no cell pairs with {reference!r}: no other configuration ran with the same "
             "task, seed and other parameters"
         )
     return column, ref_label, pairs
+
+
+def _usable(cells: pd.DataFrame, column: str) -> pd.DataFrame:
+    """The cells that can be compared: ``ok``, outside validation, with a finite ``column``."""
+    usable = cells
+    if "role" in usable.columns:
+        usable = usable[usable["role"].fillna("") != "validation"]
+    usable = usable[usable["status"] == "ok"]
+    values = pd.to_numeric(usable[column], errors="coerce")
+    return usable[np.isfinite(values.to_numpy(dtype=float))]
+
+
+def _match_columns(usable: pd.DataFrame, config: list[str]) -> list[str]:
+    """The columns two paired cells must agree on: all but the compared configuration's,
+    the outcome's and the measurements'."""
+    skip = NOT_CONFIGURATION | set(config) | {"status", "error", "traceback", "wall"}
+    return [
+        c
+        for c in usable.columns
+        if c not in skip
+        and not c.startswith(("metric.", "time.", "mem.", "speedup."))
+        and c != "finished_at"
+    ]
+
+
+def _group_pairs(
+    group: pd.DataFrame,
+    is_ref: pd.Series,
+    label: pd.Series,
+    by_cols: list[str],
+    config: list[str],
+    reference: str,
+) -> list[Pair]:
+    """The pairs among cells that ran alike (``is_ref`` marks the reference's): its cell
+    with each other configuration's; none where the reference has no cell there."""
+    ref = group[is_ref]
+    if len(ref) > 1:
+        differ = [c for c in config if _text(ref[c]).nunique() > 1]
+        raise StatsError(
+            f"--reference {reference!r} matches {len(ref)} cells that should pair with one "
+            f"another (they differ in {', '.join(differ) or 'nothing recorded'}): add a key, "
+            "e.g. --reference 'KEY=VALUE,SUBKEY=VALUE'"
+        )
+    if ref.empty:
+        return []
+    group_name = " ".join(
+        f"{_short(b)}={_text(group[b]).iloc[0]}" for b in by_cols
+    )  # the same within a pairing: by columns are matched on
+    others = group[~is_ref]
+    pairs = []
+    for name, rows in others.groupby(label.loc[others.index], sort=False):
+        if len(rows) > 1:
+            raise StatsError(
+                f"{len(rows)} cells of {name!r} pair with one reference cell: they differ in "
+                "a column of the compared configuration's; name it in --reference"
+            )
+        pairs.append(Pair(group_name, str(name), ref.iloc[0], rows.iloc[0]))
+    return pairs
 
 
 def _matching(cells: pd.DataFrame, keys: dict[str, str], reference: str) -> pd.Series:

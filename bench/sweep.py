@@ -191,25 +191,11 @@ class _Entry:
         keys = [k for k, _, _ in self.axes]
         values = [v for _, v, _ in self.axes]
         paths = {k: p for k, _, p in self.axes}
-        slots = self.task_cls.slots()
-        # Which part of a cell each axis feeds: the task's parameters, or one slot's
-        # component (its choice and its parameters). A part is resolved once per
-        # distinct tuple of value positions on its axes (see _Resolver).
-        groups: dict[str, list[int]] = {"": []}
-        for i, key in enumerate(keys):
-            slot = key.partition(".")[0] if "." in key or key in slots else ""
-            groups.setdefault(slot, []).append(i)
+        groups = self._groups()
         resolver = _Resolver(self.task_cls, registry, paths, f"benchmarks[{self.index}]")
-        # The id's JSON of `given` from each value's JSON, written once per value:
-        # json.dumps(d, sort_keys=True) is "{" + ", ".join('"k": ' + dumps(v)) + "}" over
-        # the sorted keys (tests/bench check it against Cell.id's own path).
-        order = sorted(range(len(keys)), key=keys.__getitem__)
-        key_json = [json.dumps(k) for k in keys]
-        value_json = [[canonical_json(v) for v in vals] for vals in values]
+        given_json = self._given_json()
         components_json: dict[tuple[str, ...], str] = {}
-        s = self.settings
-        # every setting but the seeds (which make the cells) is a field of each cell
-        cell_settings = {key: value for key, value in s.items() if key != "seeds"}
+        common = self._common_fields(suite_name, role)
         cells = []
         for combo in itertools.product(*(range(len(v)) for v in values)):
             given = {key: values[i][combo[i]] for i, key in enumerate(keys)}
@@ -221,35 +207,81 @@ class _Entry:
             names = tuple(components.values())
             if names not in components_json:
                 components_json[names] = canonical_json(components)
-            given_json = ", ".join(f"{key_json[i]}: {value_json[i][combo[i]]}" for i in order)
-            prefix = id_prefix(components_json[names], f"{{{given_json}}}")
-            for seed in s["seeds"]:
-                cell = Cell(
-                    suite=suite_name,
-                    bench=self.index,
-                    label=self.label,
-                    task=self.task_cls.name,
-                    components=components,
-                    task_params=task_params,
-                    component_params=component_params,
-                    given=given,
-                    seed=seed,
-                    role=role,
-                    **cell_settings,
-                )
-                key = cell_id(prefix, seed, cell.task, cell.threads)
-                object.__setattr__(cell, "_id", key)  # computed here once, kept
-                if key in seen:
-                    errors.append(
-                        f"benchmarks[{self.index}]: cell {cell.describe()!r} repeats "
-                        f"benchmarks[{seen[key].bench}]"
-                    )
-                else:
-                    seen[key] = cell
-                cells.append(cell)
+            prefix = id_prefix(components_json[names], given_json(combo))
+            fields = dict(
+                common,
+                components=components,
+                task_params=task_params,
+                component_params=component_params,
+                given=given,
+            )
+            cells.extend(self._seed_cells(fields, prefix, errors, seen))
         for err in resolver.errors:
             if err not in errors:
                 errors.append(err)
+        return cells
+
+    def _common_fields(self, suite_name: str, role: str) -> dict[str, Any]:
+        """The fields every cell of the entry shares: suite, entry, task, role, settings."""
+        # every setting but the seeds (which make the cells) is a field of each cell
+        cell_settings = {key: value for key, value in self.settings.items() if key != "seeds"}
+        return dict(
+            suite=suite_name,
+            bench=self.index,
+            label=self.label,
+            task=self.task_cls.name,
+            role=role,
+            **cell_settings,
+        )
+
+    def _groups(self) -> dict[str, list[int]]:
+        """The positions of the axes that feed each part of a cell, by part ("" for the
+        task's parameters, else the slot's name)."""
+        slots = self.task_cls.slots()
+        # Which part of a cell each axis feeds: the task's parameters, or one slot's
+        # component (its choice and its parameters). A part is resolved once per
+        # distinct tuple of value positions on its axes (see _Resolver).
+        groups: dict[str, list[int]] = {"": []}
+        for i, (key, _, _) in enumerate(self.axes):
+            slot = key.partition(".")[0] if "." in key or key in slots else ""
+            groups.setdefault(slot, []).append(i)
+        return groups
+
+    def _given_json(self) -> Callable[[tuple[int, ...]], str]:
+        """A function from a combination (a value position per axis) to the JSON of its
+        ``given`` as the cell's id writes it."""
+        # The id's JSON of `given` from each value's JSON, written once per value:
+        # json.dumps(d, sort_keys=True) is "{" + ", ".join('"k": ' + dumps(v)) + "}" over
+        # the sorted keys (tests/bench check it against Cell.id's own path).
+        keys = [k for k, _, _ in self.axes]
+        order = sorted(range(len(keys)), key=keys.__getitem__)
+        key_json = [json.dumps(k) for k in keys]
+        value_json = [[canonical_json(v) for v in vals] for _, vals, _ in self.axes]
+
+        def given_json(combo: tuple[int, ...]) -> str:
+            inner = ", ".join(f"{key_json[i]}: {value_json[i][combo[i]]}" for i in order)
+            return f"{{{inner}}}"
+
+        return given_json
+
+    def _seed_cells(
+        self, fields: dict[str, Any], prefix: str, errors: list[str], seen: dict[Any, Cell]
+    ) -> list[Cell]:
+        """One combination's cells, one per seed, each with its id set; a cell made before
+        (by any entry) adds an error, and is still returned."""
+        cells = []
+        for seed in self.settings["seeds"]:
+            cell = Cell(seed=seed, **fields)
+            key = cell_id(prefix, seed, cell.task, cell.threads)
+            object.__setattr__(cell, "_id", key)  # computed here once, kept
+            if key in seen:
+                errors.append(
+                    f"benchmarks[{self.index}]: cell {cell.describe()!r} repeats "
+                    f"benchmarks[{seen[key].bench}]"
+                )
+            else:
+                seen[key] = cell
+            cells.append(cell)
         return cells
 
 
@@ -270,6 +302,30 @@ def _entry_axes(
         if key not in BENCH_KEYS:
             errors.append(unknown_key(str(key), BENCH_KEYS, f"{path}."))
     settings = read_settings(entry, f"{path}.", inherited, errors)
+    task_cls = _entry_task(entry, path, registry, errors)
+    if task_cls is None:
+        return None
+    task_name = entry["task"]
+    label = entry.get("name", task_name)
+    if not isinstance(label, str):
+        errors.append(f"{path}.name: expected a string, got {shown(label)}")
+
+    axes, seen = _sweep_axes(entry, path, task_cls, registry, errors)
+    errors.extend(_unfilled_slots(task_cls, task_name, seen, path, registry))
+    tune = None
+    if "tune" in entry:
+        tune = read_rule(
+            entry["tune"], f"{path}.tune", task_cls.headline, settings["seeds"], errors
+        )
+    if len(errors) > n_errors:
+        return None
+    return _Entry(index, task_cls, label, axes, settings, tune)
+
+
+def _entry_task(
+    entry: dict[Any, Any], path: str, registry: Registry, errors: list[str]
+) -> type | None:
+    """The registered task class the entry names; None (with the error) where it names none."""
     task_name = entry.get("task")
     if task_name is None:
         errors.append(f"{path}.task: missing")
@@ -277,11 +333,14 @@ def _entry_axes(
     if not isinstance(task_name, str) or not registry.has("task", task_name):
         errors.append(f"{path}.task: " + registry.unknown("task", task_name))
         return None
-    task_cls = registry.get("task", task_name)
-    label = entry.get("name", task_name)
-    if not isinstance(label, str):
-        errors.append(f"{path}.name: expected a string, got {shown(label)}")
+    return registry.get("task", task_name)
 
+
+def _sweep_axes(
+    entry: dict[Any, Any], path: str, task_cls: type, registry: Registry, errors: list[str]
+) -> tuple[list[tuple[str, list[Any], str]], set[str]]:
+    """The entry's axes from its ``params`` and ``matrix`` (key, values, path; the valid
+    ones) and the set of keys it gives, valid or not."""
     axes: list[tuple[str, list[Any], str]] = []
     seen: set[str] = set()  # keys given, valid or not
     for section in ("params", "matrix"):
@@ -303,21 +362,22 @@ def _entry_axes(
             values = _axis_values(key, value, section, task_cls, registry, kpath, errors)
             if values is not None:
                 axes.append((key, values, kpath))
+    return axes, seen
+
+
+def _unfilled_slots(
+    task_cls: type, task_name: str, seen: set[str], path: str, registry: Registry
+) -> list[str]:
+    """A message for each slot that needs a component and that the entry leaves unset."""
+    messages = []
     for slot, spec in task_cls.slots().items():
         if slot not in seen and spec.default is None and not spec.optional:
             fits = registry.fitting(spec.base)
-            errors.append(
+            messages.append(
                 f"{path}: {task_name} needs {_article(spec.describe())} in slot {shown(slot)} "
                 f"(add e.g. `matrix: {{{slot}: [{', '.join(fits[:2])}]}}`)"
             )
-    tune = None
-    if "tune" in entry:
-        tune = read_rule(
-            entry["tune"], f"{path}.tune", task_cls.headline, settings["seeds"], errors
-        )
-    if len(errors) > n_errors:
-        return None
-    return _Entry(index, task_cls, label, axes, settings, tune)
+    return messages
 
 
 def _axis_values(
