@@ -160,13 +160,16 @@ def paired_cells(
             "outside validation"
         )
     match = _match_columns(usable, config)
-    text = pd.DataFrame({c: _text(usable[c]) for c in match + list(keys)}, index=usable.index)
-    label = text[list(keys)].apply(
+    named = list(dict.fromkeys([*keys, *config]))
+    text = pd.DataFrame({c: _text(usable[c]) for c in match + named}, index=usable.index)
+    groups = text[match].apply(tuple, axis=1)
+    shown = _label_columns(text, groups, is_ref, list(keys), config)
+    label = text[shown].apply(
         lambda row: " ".join(f"{_short(k)}={v}" for k, v in row.items() if v), axis=1
     )
     ref_label = " ".join(f"{_short(k)}={v.lower()}" for k, v in keys.items())
     pairs: list[Pair] = []
-    for _, group in usable.groupby(text[match].apply(tuple, axis=1), sort=False):
+    for _, group in usable.groupby(groups, sort=False):
         mask = is_ref.loc[group.index]
         pairs += _group_pairs(group, mask, label, by_cols, config, reference)
     if not pairs:
@@ -175,6 +178,33 @@ def paired_cells(
             "task, seed and other parameters"
         )
     return column, ref_label, pairs
+
+
+def _label_columns(
+    text: pd.DataFrame, groups: pd.Series, is_ref: pd.Series, keys: list[str], config: list[str]
+) -> list[str]:
+    """The columns that name the other configurations: the reference's keys, and as few of
+    the configuration's other columns as tell apart two cells that would pair with one
+    reference cell under one name (``method=svf`` plain and symmetric: ``method.symmetric``
+    joins the name), fewest values first. A tuned method's chosen setting, one cell a
+    pairing, never joins it."""
+    others = text[~is_ref]
+    shown = list(keys)
+
+    def collide(cols: list[str]) -> pd.Series:
+        per = others[cols].apply(tuple, axis=1)
+        return per.groupby(groups.loc[others.index]).transform(lambda v: v.duplicated(keep=False))
+
+    rest = sorted((c for c in config if c not in keys), key=lambda c: others[c].nunique())
+    while rest and len(others) and collide(shown).any():
+        clashing = others[collide(shown)]
+        within = groups.loc[clashing.index]  # what differs inside one pairing, not across
+        useful = [c for c in rest if (clashing[c].groupby(within).nunique() > 1).any()]
+        if not useful:
+            break  # nothing recorded tells them apart: _group_pairs says so
+        shown.append(useful[0])
+        rest.remove(useful[0])
+    return shown
 
 
 def _usable(cells: pd.DataFrame, column: str) -> pd.DataFrame:

@@ -312,3 +312,22 @@ def test_the_reach_command_prints_each_pair_and_the_ratios_spread(tmp_path, caps
     assert "method=b: reached the target in 0 of 16 pairs; time / reference time no ratio" in out
     assert main([*argv, "--better", "higher"]) == 2  # no headline cost: the timer is asked for
     assert "give --cost" in capsys.readouterr().err
+
+
+def test_two_settings_of_one_method_are_named_apart():
+    """svf plain and symmetric against SyN: both are ``method=svf``; the setting that
+    tells them apart joins their names, and a tuned choice (one cell a pairing) does not."""
+    cells = _table()
+    cells = cells[cells["method"] != "c"]
+    twin = cells[cells["method"] == "b"].assign(cell_id=lambda f: f["cell_id"] + "-sym")
+    twin["metric.dice"] = twin["metric.dice"] + 0.5  # above a: its own verdict
+    cells = pd.concat([cells.assign(**{"param.method.sym": "false"}),
+                       twin.assign(**{"param.method.sym": "true"})], ignore_index=True)  # fmt: skip
+    cells["param.method.sym"] = cells["param.method.sym"].where(cells["method"] != "a", None)
+    table = paired_comparisons(cells, "dice", "method=a", better="higher")
+    names = sorted(r.other for r in table.rows)
+    assert names == ["method=b method.sym=false", "method=b method.sym=true"], names
+    assert all(r.n == len(TRUTHS) * len(SEEDS) for r in table.rows)  # pooled over truths
+    verdicts = {r.other: r.verdict for r in table.rows}
+    assert verdicts["method=b method.sym=true"] == "method=b method.sym=true better"
+    assert verdicts["method=b method.sym=false"] == "method=a better"
