@@ -1082,15 +1082,21 @@ def cmd_compare(args: argparse.Namespace) -> int:
 # --- stats ------------------------------------------------------------------
 
 
+def _run_cells_filtered(args: argparse.Namespace) -> tuple[Any, Any]:
+    """The run of ``args.run`` and its cells kept by ``args.filter``; CliError when none."""
+    run = _load(args.run)
+    cells = _filtered(run, args.filter)
+    if cells.empty:
+        raise CliError(f"no cells match {' and '.join(args.filter)} in {run.path}")
+    return run, cells
+
+
 def cmd_stats(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from bench.stats import StatsError, paired_comparisons, resolve_metric
 
-    run = _load(args.run)
-    cells = _filtered(run, args.filter)
-    if cells.empty:
-        raise CliError(f"no cells match {' and '.join(args.filter)} in {run.path}")
+    run, cells = _run_cells_filtered(args)
     try:
         column = resolve_metric(cells, args.metric)
         better = args.better or _direction(run, cells, column)
@@ -1148,10 +1154,7 @@ def _direction(run: Any, cells: Any, column: str) -> str | None:
 def cmd_reach(args: argparse.Namespace) -> int:
     from bench.stats import StatsError, resolve_metric, time_to_reach
 
-    run = _load(args.run)
-    cells = _filtered(run, args.filter)
-    if cells.empty:
-        raise CliError(f"no cells match {' and '.join(args.filter)} in {run.path}")
+    run, cells = _run_cells_filtered(args)
     try:
         column = resolve_metric(cells, args.metric)
         better = args.better or _direction(run, cells, column)
