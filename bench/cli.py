@@ -1168,7 +1168,8 @@ def cmd_reach(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     out = make_console()
     out.print(
-        f"{run.path}: when each configuration's {args.curve or column} curve first reached "
+        f"{run.path}: when each configuration's {args.curve or column.removeprefix('metric.')} "
+        "curve first reached "
         f"{args.reference}'s final {column} ({better} is better) in the same problem, against "
         f"{args.reference}'s {cost}; a curve's first sample at the target (no interpolation)",
         highlight=False,
@@ -1187,7 +1188,10 @@ def _headline_cost(run: Any, cells: Any) -> str:
              if (h := headline(run.meta, str(t))) is not None}  # fmt: skip
     if len(found) != 1:
         raise StatsError("no single headline cost in the run: give --cost TIMER")
-    return found.pop()
+    cost = found.pop()
+    if not cost.startswith("time."):
+        raise StatsError(f"the headline's cost {cost!r} is not a timer: give --cost TIMER")
+    return cost
 
 
 def _reach_grid(rows: list, by: bool) -> Any:
@@ -1200,7 +1204,7 @@ def _reach_grid(rows: list, by: bool) -> Any:
     for name in names:
         grid.add_column(name, justify="left" if name in ("group", "other", "pair") else "right")
     for r in rows:
-        reached = "never" if r.time != r.time else f"{r.time:.4g} s"
+        reached = (r.note or "never") if r.time != r.time else f"{r.time:.4g} s"
         ratio = "" if r.ratio != r.ratio else f"{r.ratio:.3f}"
         values = [r.group] if by else []
         values += [r.other, r.pair, f"{r.target:.4g}", f"{r.reference_cost:.4g} s", reached,
@@ -1212,16 +1216,19 @@ def _reach_grid(rows: list, by: bool) -> Any:
 def _print_reach_summary(out: Any, rows: list) -> None:
     """Nothing; prints one line per other configuration: pairs reached, ratios' spread."""
     for (group, other), mine in _by_other(rows).items():
+        reached = sum(r.time == r.time for r in mine)
         ratios = sorted(r.ratio for r in mine if r.ratio == r.ratio)
         head = f"{group}: " if group else ""
         if ratios:
             middle = ratios[len(ratios) // 2] if len(ratios) % 2 else (
                 ratios[len(ratios) // 2 - 1] + ratios[len(ratios) // 2]) / 2  # fmt: skip
             spread = f"median {middle:.3f}, range {ratios[0]:.3f} to {ratios[-1]:.3f}"
+            if len(ratios) < reached:
+                spread += f" (over {len(ratios)}: the others' reference time is 0 or missing)"
         else:
             spread = "no ratio"
         out.print(
-            f"{head}{other}: reached the target in {len(ratios)} of {len(mine)} pairs; "
+            f"{head}{other}: reached the target in {reached} of {len(mine)} pairs; "
             f"time / reference time {spread}",
             highlight=False,
         )

@@ -248,11 +248,11 @@ def _lead_columns(
         # the configuration alone would fill the table: its keys as one label column
         # (``svf contrast=t2 symmetric=True``) that folds onto more lines, never cut, so
         # that two configurations never read alike; then the seed, the status, the measures
-        named = [k for k in keys if k not in ("seed", "status")]
+        named = [k for k in keys if k not in ("seed", *COUNTS)]
         texts = [config_label(row, named) for _, row in rows.iterrows()]
         cols.texts[CONFIG] = texts
         cols.headers[CONFIG] = CONFIG
-        cols.need[CONFIG] = min(max(map(len, texts)), max(room // 3, len(CONFIG)))
+        cols.need[CONFIG] = min(max(map(len, texts), default=0), max(room // 3, len(CONFIG)))
         keys = [CONFIG, *[k for k in keys if k not in named]]
         first = later = ["#", *keys]
     return first, later, keys

@@ -186,8 +186,9 @@ def _label_columns(
     """The columns that name the other configurations: the reference's keys, and as few of
     the configuration's other columns as tell apart two cells that would pair with one
     reference cell under one name (``method=svf`` plain and symmetric: ``method.symmetric``
-    joins the name), fewest values first. A tuned method's chosen setting, one cell a
-    pairing, never joins it."""
+    joins the name): each time the column that leaves the fewest such collisions, then
+    makes the fewest names, so that a tuned choice that differs between pairings does
+    not split one configuration when a fixed setting tells the cells apart."""
     others = text[~is_ref]
     shown = list(keys)
 
@@ -202,8 +203,16 @@ def _label_columns(
         useful = [c for c in rest if (clashing[c].groupby(within).nunique() > 1).any()]
         if not useful:
             break  # nothing recorded tells them apart: _group_pairs says so
-        shown.append(useful[0])
-        rest.remove(useful[0])
+
+        def cost(c: str) -> tuple[int, int]:
+            # the collisions it leaves, then the names it makes: a setting fixed per
+            # configuration (symmetric) leaves none and makes few; a tuned choice that
+            # differs between pairings (lr) leaves some where both chose alike
+            return int(collide([*shown, c]).sum()), others[[*shown, c]].drop_duplicates().shape[0]
+
+        best = min(useful, key=cost)
+        shown.append(best)
+        rest.remove(best)
     return shown
 
 
@@ -343,6 +352,7 @@ class Reach:
     time: float  # the other's curve's first time at or past ``target``; NaN: never
     final: float  # the other's final value
     cost: float  # the other's whole cost, seconds
+    note: str = ""  # why ``time`` is NaN: "never", "no curve", "no time"
 
     @property
     def ratio(self) -> float:
@@ -385,18 +395,19 @@ def time_to_reach(
     mine = curves[curves["curve"] == name]
     refs = pd.DataFrame([p.reference for p in pairs])
     keys = [resolve_column(cells, k, "--reference key") for k in parse_reference(reference)]
-    config = set(_configuration_columns(cells, keys))  # a tuned setting is not the pair's
-    tell = [
-        c
-        for c in ["seed", *params(cells.columns)]
-        if c in refs and c not in config and _text(refs[c]).nunique() > 1
-    ]
+    config = _configuration_columns(cells, keys)  # a tuned setting is not the pair's
+    by_cols = {resolve_column(cells, b, "--by") for b in (by or [])}
+    # what tells the pairs apart: the matched columns (the seed, the other components and
+    # parameters) that vary between them
+    tell = sorted(
+        (c for c in _match_columns(cells, config) if c not in by_cols and c != "task"),
+        key=lambda c: c != "seed",
+    )
+    tell = [c for c in tell if c in refs and _text(refs[c]).nunique() > 1]
     out = []
     for p in pairs:
         target = float(p.reference[column])
-        points = mine[mine["cell_id"] == p.cell["cell_id"]].sort_values("time")
-        at = points["value"] >= target if better == "higher" else points["value"] <= target
-        reached = points.loc[at, "time"]
+        time, note = _first_reach(mine[mine["cell_id"] == p.cell["cell_id"]], target, better)
         out.append(
             Reach(
                 group=p.group,
@@ -406,9 +417,24 @@ def time_to_reach(
                 ),
                 target=target,
                 reference_cost=float(p.reference[cost_col]),
-                time=float(reached.iloc[0]) if len(reached) else math.nan,
+                time=time,
                 final=float(p.cell[column]),
                 cost=float(p.cell[cost_col]),
+                note=note,
             )
         )
     return out
+
+
+def _first_reach(points: pd.DataFrame, target: float, better: str) -> tuple[float, str]:
+    """The first time a cell's curve samples are at or past ``target``, and why there is
+    none: NaN and "no curve" (the cell recorded no sample), "no time" (samples without
+    their seconds), "never" (no sample reached it)."""
+    if points.empty:
+        return math.nan, "no curve"
+    timed = points[np.isfinite(points["time"].to_numpy(dtype=float))].sort_values("time")
+    if timed.empty:
+        return math.nan, "no time"
+    at = timed["value"] >= target if better == "higher" else timed["value"] <= target
+    reached = timed.loc[at, "time"]
+    return (float(reached.iloc[0]), "") if len(reached) else (math.nan, "never")

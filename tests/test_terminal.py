@@ -222,7 +222,7 @@ def test_a_configuration_too_wide_for_its_columns_folds_into_one_label():
     MI) never read alike, and no number wraps."""
     from rich.console import Console
 
-    from bench.display import task_tables
+    from bench.display import grouped_tables, task_tables
 
     rows = []
     for method, symmetric, contrast, similarity in [
@@ -242,6 +242,13 @@ def test_a_configuration_too_wide_for_its_columns_folds_into_one_label():
                          "metric.dice": 0.81234 + seed, "metric.hd95": 1.114e4,
                          "metric.folding_percent": 0.0, "metric.error_mm": 1.06})  # fmt: skip
     cells = pd.DataFrame(rows)
+    # grouped (--group-by): the counts keep their own columns beside the folded label
+    console = Console(width=WIDTH, record=True)
+    for table in grouped_tables(cells, ["method", "contrast", "similarity", "reverse",
+                                        "method.symmetric"], width=WIDTH):  # fmt: skip
+        console.print(table)
+    (grouped, *_) = _tables(console.export_text())
+    assert {"configuration", "cells", "ok"} <= set(grouped["header"][0]), grouped
     console = Console(width=WIDTH, record=True)
     for table in task_tables(cells, "run", width=WIDTH):
         console.print(table)

@@ -331,3 +331,59 @@ def test_two_settings_of_one_method_are_named_apart():
     verdicts = {r.other: r.verdict for r in table.rows}
     assert verdicts["method=b method.sym=true"] == "method=b method.sym=true better"
     assert verdicts["method=b method.sym=false"] == "method=a better"
+
+
+def test_reach_says_why_a_time_is_missing():
+    """A cell with no samples of the curve reads "no curve", samples without seconds
+    "no time", samples that never reach the target "never" (the review's cases)."""
+    from bench.stats import time_to_reach
+
+    cells, curves = _race(None)
+    c_cells = set(cells.loc[cells["method"] == "c", "cell_id"])
+    dropped = curves[~curves["cell_id"].isin(c_cells)]
+    rows = time_to_reach(cells, dropped, "dice", "method=a", "register")
+    assert {r.note for r in rows if r.other == "method=c"} == {"no curve"}
+    assert {r.note for r in rows if r.other == "method=b"} == {"never"}
+    untimed = curves.assign(time=np.nan)
+    assert {r.note for r in time_to_reach(cells, untimed, "dice", "method=a", "register")} == {
+        "no time"
+    }
+
+
+def test_reach_counts_a_reach_whose_reference_time_is_zero(tmp_path, capsys):
+    cells, curves = _race(None)
+    cells.loc[cells["method"] == "a", "time.register.median"] = 0.0
+    cells = cells.assign(suite="race", label="race", error="", device="cpu", wall=1.0)
+    cells["bench"] = np.where(cells["method"] == "a", 0, 1)
+    run = tmp_path / "race"
+    run.mkdir()
+    cells.to_parquet(run / "cells.parquet")
+    curves.to_parquet(run / "curves.parquet")
+    (run / "run.json").write_text('{"suite": "race"}')
+    argv = ["reach", str(run), "--metric", "dice", "--reference", "method=a", "--cost",
+            "register", "--better", "higher"]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "method=c: reached the target in 8 of 16 pairs; time / reference time no ratio" in out
+
+
+def test_a_tuned_choice_does_not_split_a_configuration_named_apart():
+    """svf plain and symmetric against SyN, each choosing lr per pairing from {0.1, 0.01}:
+    symmetric (fixed per configuration) names them apart, never lr (the review's case)."""
+    rows = []
+    for seed in range(6):
+        rows.append(_row("syn", "x", seed, 0, "test", 0.8))
+        for sym, lr in (("false", [0.1, 0.01, 0.1, 0.01, 0.1, 0.01][seed]),
+                        ("true", [0.1, 0.1, 0.01, 0.01, 0.1, 0.1][seed])):  # fmt: skip
+            row = _row(
+                "svf", "x", seed, 0, "test", 0.7 + 0.01 * seed + (0.1 if sym == "true" else 0)
+            )
+            row.update({"cell_id": f"svf{sym}{seed}", "param.method.symmetric": sym,
+                        "param.method.lr": lr})  # fmt: skip
+            rows.append(row)
+    cells = pd.DataFrame(rows)
+    table = paired_comparisons(cells, "dice", "method=syn", better="higher")
+    assert sorted((r.other, r.n) for r in table.rows) == [
+        ("method=svf method.symmetric=false", 6),
+        ("method=svf method.symmetric=true", 6),
+    ]
