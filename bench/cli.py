@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import statistics
 import sys
 import warnings
 from collections.abc import Iterator
@@ -1204,7 +1205,7 @@ def _reach_grid(rows: list, by: bool) -> Any:
     for name in names:
         grid.add_column(name, justify="left" if name in ("group", "other", "pair") else "right")
     for r in rows:
-        reached = (r.note or "never") if r.time != r.time else f"{r.time:.4g} s"
+        reached = r.note if r.time != r.time else f"{r.time:.4g} s"
         ratio = "" if r.ratio != r.ratio else f"{r.ratio:.3f}"
         values = [r.group] if by else []
         values += [r.other, r.pair, f"{r.target:.4g}", f"{r.reference_cost:.4g} s", reached,
@@ -1220,8 +1221,7 @@ def _print_reach_summary(out: Any, rows: list) -> None:
         ratios = sorted(r.ratio for r in mine if r.ratio == r.ratio)
         head = f"{group}: " if group else ""
         if ratios:
-            middle = ratios[len(ratios) // 2] if len(ratios) % 2 else (
-                ratios[len(ratios) // 2 - 1] + ratios[len(ratios) // 2]) / 2  # fmt: skip
+            middle = statistics.median(ratios)
             spread = f"median {middle:.3f}, range {ratios[0]:.3f} to {ratios[-1]:.3f}"
             if len(ratios) < reached:
                 spread += f" (over {len(ratios)}: the others' reference time is 0 or missing)"

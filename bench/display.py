@@ -199,7 +199,7 @@ def fitted_tables(
         name = f"{title} ({i + 1}/{len(pages)})" if title and len(pages) > 1 else title
         name = f"{name}  {shared}" if name and shared else name or shared
         shown = first if i == 0 else later
-        tables.append(_fitted_table(name, shown, page, keys, cols))
+        tables.append(_fitted_table(name, shown, page, cols))
     return tables
 
 
@@ -258,9 +258,7 @@ def _lead_columns(
     return first, later, keys
 
 
-def _fitted_table(
-    name: str, shown: list[str], page: list[str], keys: list[str], cols: _Columns
-) -> Table:
+def _fitted_table(name: str, shown: list[str], page: list[str], cols: _Columns) -> Table:
     """One table: the columns ``shown`` (row number and keys; the configuration label
     folds), then the measures of ``page``, right-aligned and never wrapped."""
     table = Table(title=name or None, header_style="bold", title_justify="left")
@@ -273,12 +271,7 @@ def _fitted_table(
             max_width=cols.need[col] if col == CONFIG else None,
         )
     for col in page:
-        if col in keys:  # a key moved after the measures
-            table.add_column(cols.headers[col], justify="left", overflow="fold")
-        else:
-            table.add_column(
-                cols.headers[col], justify="right", no_wrap=True, min_width=cols.need[col]
-            )
+        table.add_column(cols.headers[col], justify="right", no_wrap=True, min_width=cols.need[col])
     for r in range(len(cols.texts["#"])):
         values: list[Any] = []
         for col in [*shown, *page]:

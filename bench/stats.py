@@ -107,7 +107,12 @@ def resolve_metric(cells: pd.DataFrame, name: str) -> str:
 
 def _text(series: pd.Series) -> pd.Series:
     """Values as comparable text: ``True`` and ``true`` alike, missing as ''."""
-    return series.map(lambda v: "" if _missing(v) else str(v).lower())
+    return series.map(_text_of)
+
+
+def _text_of(value: Any) -> str:
+    """One value as ``_text`` writes it."""
+    return "" if _missing(value) else str(value).lower()
 
 
 def _missing(value: Any) -> bool:
@@ -138,11 +143,23 @@ class Pair:
     cell: pd.Series  # the other's
 
 
+@dataclass
+class Pairing:
+    """What ``paired_cells`` found: the metric's column, the reference's label, the
+    ``by`` columns and the columns two paired cells agree on, and the pairs."""
+
+    column: str
+    reference: str  # ``method=svf``
+    by: list[str]
+    match: list[str]
+    pairs: list[Pair]
+
+
 def paired_cells(
     cells: pd.DataFrame, metric: str, reference: str, by: list[str] | None = None
-) -> tuple[str, str, list[Pair]]:
-    """The metric's column, the reference's label and every pair of cells (see the module
-    docstring): ``ok`` cells outside validation with a finite ``metric``."""
+) -> Pairing:
+    """Every pair of cells (see the module docstring): ``ok`` cells outside validation
+    with a finite ``metric``."""
     cells = cells.reset_index(drop=True)  # one label a row, whatever it was given
     column = resolve_metric(cells, metric)
     wanted = parse_reference(reference)
@@ -177,7 +194,7 @@ def paired_cells(
             f"no cell pairs with {reference!r}: no other configuration ran with the same "
             "task, seed and other parameters"
         )
-    return column, ref_label, pairs
+    return Pairing(column, ref_label, by_cols, match, pairs)
 
 
 def _label_columns(
@@ -300,13 +317,13 @@ def paired_comparisons(
     docstring). ``better`` is the metric's direction ("higher" | "lower" | None)."""
     from scipy.stats import false_discovery_control, wilcoxon
 
-    column, ref_label, found = paired_cells(cells, metric, reference, by)
+    found = paired_cells(cells, metric, reference, by)
+    column, ref_label = found.column, found.reference
     pairs: dict[tuple[str, str], list[tuple[float, float]]] = {}
-    for pair in found:
+    for pair in found.pairs:
         values = (float(pair.reference[column]), float(pair.cell[column]))
         pairs.setdefault((pair.group, pair.other), []).append(values)
-    by_cols = [resolve_column(cells, b, "--by") for b in (by or [])]
-    table = StatsTable(column, ref_label, better, alpha, by_cols)
+    table = StatsTable(column, ref_label, better, alpha, found.by)
     for (group_name, name), values_ in sorted(pairs.items()):
         a = np.array([x for x, _ in values_])
         b = np.array([y for _, y in values_])
@@ -386,7 +403,8 @@ def time_to_reach(
     the ``better`` direction, beside the reference's ``cost``. A curve is sampled every
     few steps: the time is that of the first sample that reached the target (an upper
     bound at the curve's resolution), never interpolated."""
-    column, _, pairs = paired_cells(cells, metric, reference, by)
+    found = paired_cells(cells, metric, reference, by)
+    column, pairs = found.column, found.pairs
     cost_col = resolve_cost(cells, cost)
     name = curve or column.removeprefix(METRIC)
     if curves.empty or name not in set(curves["curve"]):
@@ -394,16 +412,12 @@ def time_to_reach(
         raise StatsError(f"--curve {name!r}: no such curve in the run (curves: {have})")
     mine = curves[curves["curve"] == name]
     refs = pd.DataFrame([p.reference for p in pairs])
-    keys = [resolve_column(cells, k, "--reference key") for k in parse_reference(reference)]
-    config = _configuration_columns(cells, keys)  # a tuned setting is not the pair's
-    by_cols = {resolve_column(cells, b, "--by") for b in (by or [])}
     # what tells the pairs apart: the matched columns (the seed, the other components and
-    # parameters) that vary between them
+    # parameters) that vary between them, the seed first
     tell = sorted(
-        (c for c in _match_columns(cells, config) if c not in by_cols and c != "task"),
-        key=lambda c: c != "seed",
+        (c for c in found.match if c not in found.by and c != "task"), key=lambda c: c != "seed"
     )
-    tell = [c for c in tell if c in refs and _text(refs[c]).nunique() > 1]
+    tell = [c for c in tell if _text(refs[c]).nunique() > 1]
     out = []
     for p in pairs:
         target = float(p.reference[column])
@@ -412,9 +426,7 @@ def time_to_reach(
             Reach(
                 group=p.group,
                 other=p.other,
-                pair=" ".join(
-                    f"{_short(c)}={_text(pd.Series([p.reference[c]])).iloc[0]}" for c in tell
-                ),
+                pair=" ".join(f"{_short(c)}={_text_of(p.reference[c])}" for c in tell),
                 target=target,
                 reference_cost=float(p.reference[cost_col]),
                 time=time,
