@@ -360,7 +360,8 @@ def copy_report(source: Path, root: Path, dest_dir: Path, site: Path) -> bool:
     """Copy a run's report.html with the local files it links (``../plotly.min.js``,
     linked pictures) to the same places relative to ``dest_dir``. False when the page
     links a file outside the input or the site (the caller generates the page
-    instead); a link to a file that is missing stays as it was."""
+    instead, as for a missing file it links outside the input: a page copied with such
+    a link would point out of the site); a missing file inside the input stays linked."""
     page = source.read_text(encoding="utf-8", errors="replace")
     for ref in dict.fromkeys(html.unescape(r) for r in _REF.findall(page)):
         if not ref or ref.startswith("#") or re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*:", ref):
@@ -368,7 +369,11 @@ def copy_report(source: Path, root: Path, dest_dir: Path, site: Path) -> bool:
                 return False  # an absolute file link points outside any copy
             continue
         target = ref.split("#", 1)[0].split("?", 1)[0]
-        if not target or not (source.parent / target).exists():
+        if not target:
+            continue
+        if not (source.parent / target).exists():
+            if not _inside(source.parent / target, root):
+                return False
             continue
         if not _copy_inside(source.parent / target, root, dest_dir / target, site):
             return False

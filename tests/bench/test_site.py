@@ -115,6 +115,21 @@ def test_a_site_of_my_runs_beside_a_published_one(inputs, tmp_path, capsys):
         browser.quit()
 
 
+def test_a_report_linking_a_missing_file_outside_its_input_is_generated_anew(inputs, tmp_path):
+    """A report written elsewhere and copied in (its plotly.js link points four folders
+    up, to nothing) would point out of the site if copied as it is: it is generated."""
+    mine, _ = inputs
+    good = mine / "good" / "report.html"
+    page = good.read_text()
+    assert '<script src="../plotly.min.js">' in page
+    good.write_text(page.replace('src="../plotly.min.js"', 'src="../../../../plotly.min.js"'))
+    site = tmp_path / "site"
+    assert main(["site", str(mine / "good"), "-o", str(site)]) == 0
+    out = (site / "runs" / "good" / "report.html").read_text()
+    assert "../../../../plotly.min.js" not in out and '<script src="../plotly.min.js">' in out
+    assert (site / "runs" / "plotly.min.js").is_file()
+
+
 def test_site_refuses_to_write_over_an_input_and_needs_runs(inputs, tmp_path, capsys):
     mine, _ = inputs
     assert main(["site", str(mine), "-o", str(mine)]) == 2
