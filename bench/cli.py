@@ -358,7 +358,12 @@ def _reach_parser(sub: Any) -> None:
         help="time to the same quality: per pair of cells, when each configuration's curve "
         "first reached the reference's final value, against the reference's time",
     )
-    reach.add_argument("run", help="run folder")
+    reach.add_argument(
+        "run",
+        nargs="+",
+        help="run folder; several: rounds of one suite (its cells run again, interleaved), "
+        "each pair read within its round, the ratios' spread over every round",
+    )
     reach.add_argument("--metric", required=True, help="the final value reached (dice)")
     reach.add_argument(
         "--reference",
@@ -1153,31 +1158,47 @@ def _direction(run: Any, cells: Any, column: str) -> str | None:
 
 
 def cmd_reach(args: argparse.Namespace) -> int:
-    from bench.stats import StatsError, resolve_metric, time_to_reach
+    from bench.stats import StatsError
 
-    run, cells = _run_cells_filtered(args)
-    try:
-        column = resolve_metric(cells, args.metric)
-        better = args.better or _direction(run, cells, column)
-        if better is None:
-            raise StatsError(f"{column}: direction unknown; give --better higher|lower")
-        cost = args.cost if args.cost is not None else _headline_cost(run, cells)
-        rows = time_to_reach(
-            cells, run.curves, column, args.reference, cost, args.by, better, args.curve
-        )
-    except StatsError as exc:
-        raise CliError(str(exc)) from None
+    rounds = []
+    for folder in dict.fromkeys(args.run):
+        run, cells = _run_cells_filtered(argparse.Namespace(run=folder, filter=args.filter))
+        try:
+            rounds.append((run, *_reach_rows(args, run, cells)))
+        except StatsError as exc:
+            raise CliError(f"{run.path}: {exc}" if len(args.run) > 1 else str(exc)) from None
+    run, column, better, cost, _ = rounds[0]
     out = make_console()
+    where = str(run.path) if len(rounds) == 1 else f"{len(rounds)} runs (rounds)"
     out.print(
-        f"{run.path}: when each configuration's {args.curve or column.removeprefix('metric.')} "
+        f"{where}: when each configuration's {args.curve or column.removeprefix('metric.')} "
         "curve first reached "
         f"{args.reference}'s final {column} ({better} is better) in the same problem, against "
         f"{args.reference}'s {cost}; a curve's first sample at the target (no interpolation)",
         highlight=False,
     )
-    out.print(_reach_grid(rows, bool(args.by)))
-    _print_reach_summary(out, rows)
+    named = [
+        (r.path.name if len(rounds) > 1 else "", row) for r, *_, rows in rounds for row in rows
+    ]
+    out.print(_reach_grid(named, bool(args.by)))
+    _print_reach_summary(out, named)
     return 0
+
+
+def _reach_rows(args: argparse.Namespace, run: Any, cells: Any) -> tuple:
+    """One run's (metric column, direction, cost timer, ``Reach`` rows) for ``bench
+    reach``; StatsError where the run cannot say one of them."""
+    from bench.stats import StatsError, resolve_metric, time_to_reach
+
+    column = resolve_metric(cells, args.metric)
+    better = args.better or _direction(run, cells, column)
+    if better is None:
+        raise StatsError(f"{column}: direction unknown; give --better higher|lower")
+    cost = args.cost if args.cost is not None else _headline_cost(run, cells)
+    rows = time_to_reach(
+        cells, run.curves, column, args.reference, cost, args.by, better, args.curve
+    )
+    return column, better, cost, rows
 
 
 def _headline_cost(run: Any, cells: Any) -> str:
@@ -1196,18 +1217,21 @@ def _headline_cost(run: Any, cells: Any) -> str:
 
 
 def _reach_grid(rows: list, by: bool) -> Any:
-    """The table of ``bench reach``: one row a pair (its group first where ``--by``)."""
+    """The table of ``bench reach``: one row a pair (its run first where several, then
+    its group where ``--by``); ``rows`` are (run name or "", ``Reach``)."""
     from rich.table import Table
 
     grid = Table(show_edge=False)
-    names = ["group"] if by else []
+    rounds = any(name for name, _ in rows)
+    names = (["run"] if rounds else []) + (["group"] if by else [])
     names += ["other", "pair", "target", "ref. time", "reached at", "ratio", "final", "time"]
     for name in names:
-        grid.add_column(name, justify="left" if name in ("group", "other", "pair") else "right")
-    for r in rows:
+        left = name in ("run", "group", "other", "pair")
+        grid.add_column(name, justify="left" if left else "right")
+    for name, r in rows:
         reached = r.note if r.time != r.time else f"{r.time:.4g} s"
         ratio = "" if r.ratio != r.ratio else f"{r.ratio:.3f}"
-        values = [r.group] if by else []
+        values = ([name] if rounds else []) + ([r.group] if by else [])
         values += [r.other, r.pair, f"{r.target:.4g}", f"{r.reference_cost:.4g} s", reached,
                    ratio, f"{r.final:.4g}", f"{r.cost:.4g} s"]  # fmt: skip
         grid.add_row(*values)
@@ -1215,28 +1239,51 @@ def _reach_grid(rows: list, by: bool) -> Any:
 
 
 def _print_reach_summary(out: Any, rows: list) -> None:
-    """Nothing; prints one line per other configuration: pairs reached, ratios' spread."""
+    """Nothing; prints one line per other configuration: pairs reached, ratios' spread;
+    over several runs, each pair's median ratio and range over its rounds as well."""
+    rounds = len({name for name, _ in rows})
     for (group, other), mine in _by_other(rows).items():
         reached = sum(r.time == r.time for r in mine)
         ratios = sorted(r.ratio for r in mine if r.ratio == r.ratio)
         head = f"{group}: " if group else ""
         if ratios:
-            middle = statistics.median(ratios)
-            spread = f"median {middle:.3f}, range {ratios[0]:.3f} to {ratios[-1]:.3f}"
+            spread = _spread(ratios)
             if len(ratios) < reached:
                 spread += f" (over {len(ratios)}: the others' reference time is 0 or missing)"
         else:
             spread = "no ratio"
+        runs = f" ({rounds} runs)" if rounds > 1 else ""
         out.print(
-            f"{head}{other}: reached the target in {reached} of {len(mine)} pairs; "
+            f"{head}{other}: reached the target in {reached} of {len(mine)} pairs{runs}; "
             f"time / reference time {spread}",
             highlight=False,
         )
+        if rounds > 1:
+            for pair, values in _per_pair(mine).items():
+                text = _spread(values) if values else "no ratio"
+                name = pair or "the pair"
+                out.print(f"  {name}: {text} over {len(values)} runs", highlight=False)
+
+
+def _spread(values: list[float]) -> str:
+    values = sorted(values)
+    middle = statistics.median(values)
+    return f"median {middle:.3f}, range {values[0]:.3f} to {values[-1]:.3f}"
+
+
+def _per_pair(rows: list) -> dict[str, list[float]]:
+    """Each pair's ratios over the runs it appears in (the reached ones)."""
+    out: dict[str, list[float]] = {}
+    for r in rows:
+        out.setdefault(r.pair, [])
+        if r.ratio == r.ratio:
+            out[r.pair].append(r.ratio)
+    return out
 
 
 def _by_other(rows: list) -> dict[tuple[str, str], list]:
     out: dict[tuple[str, str], list] = {}
-    for r in rows:
+    for _, r in rows:
         out.setdefault((r.group, r.other), []).append(r)
     return out
 

@@ -314,6 +314,44 @@ def test_the_reach_command_prints_each_pair_and_the_ratios_spread(tmp_path, caps
     assert "give --cost" in capsys.readouterr().err
 
 
+def test_reach_over_rounds_reads_each_pair_within_its_round(tmp_path, capsys):
+    """Three rounds of one race (the reference twice as slow in the second): each pair's
+    ratio is read in its own round, the spread is over every round and, per pair, over
+    its rounds; a round that cannot be read is named."""
+    cells, curves = _race(None)
+    cells = cells.assign(suite="race", label="race", error="", device="cpu", wall=1.0)
+    cells["bench"] = np.where(cells["method"] == "a", 0, 1)
+    folders = []
+    for k, slower in enumerate([1.0, 2.0, 1.0]):
+        run = tmp_path / f"round{k}"
+        run.mkdir()
+        mine = cells.copy()
+        mine.loc[mine["method"] == "a", "time.register.median"] *= slower
+        mine.to_parquet(run / "cells.parquet")
+        curves.to_parquet(run / "curves.parquet")
+        (run / "run.json").write_text('{"suite": "race"}')
+        folders.append(str(run))
+    argv = ["--metric", "dice", "--reference", "method=a", "--cost", "register",
+            "--better", "higher"]  # fmt: skip
+    assert main(["reach", folders[0], *argv]) == 0
+    one = capsys.readouterr().out
+    assert main(["reach", *folders, *argv]) == 0
+    out = capsys.readouterr().out
+    assert "3 runs (rounds)" in out and "round1" in out
+    assert "method=c: reached the target in 24 of 48 pairs (3 runs)" in out, out
+    first = re.search(r"method=c: .*range ([0-9.]+) to ([0-9.]+)", one)
+    lo, hi = float(first.group(1)), float(first.group(2))
+    # the slower reference halves the second round's ratios: the range widens below
+    assert f"range {lo / 2:.3f} to {hi:.3f}" in out, out
+    pair = re.search(r"\n  (seed=\S+ truth=\S+): median ([0-9.]+), range ([0-9.]+) to ([0-9.]+) "
+                     r"over 3 runs", out)  # fmt: skip
+    assert pair, out
+    assert float(pair.group(3)) == pytest.approx(float(pair.group(4)) / 2, abs=1e-3)
+    (tmp_path / "round2" / "cells.parquet").write_bytes(b"not parquet")
+    assert main(["reach", *folders, *argv]) == 2
+    assert "round2" in capsys.readouterr().err
+
+
 def test_two_settings_of_one_method_are_named_apart():
     """svf plain and symmetric against SyN: both are ``method=svf``; the setting that
     tells them apart joins their names, and a tuned choice (one cell a pairing) does not."""
