@@ -8,15 +8,21 @@ minus SyN's Dice), where the curve crossing zero is `bench reach`'s time.
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from pathlib import Path
 
 import pandas as pd
 
 from bench.results import load_run
-from bench.stats import paired_comparisons
 
 HERE = Path(__file__).resolve().parent
+# the 2-D peers run's script: its paired statistics tables
+_spec = importlib.util.spec_from_file_location(
+    "peers_summary", HERE.parent / "registration-icbm-2d-peers-cpu" / "summary.py"
+)
+peers_summary = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(peers_summary)
 COLUMNS = {"metric.dice": "Dice", "metric.hd95_subvoxel": "HD95 sub-voxel mm",
            "metric.folding_percent": "% det J <= 0", "metric.sdlogj": "SDlogJ",
            "metric.error_mm": "error mm", "time.register.median": "time s",
@@ -114,22 +120,6 @@ def dice_figure(cells: pd.DataFrame, path: Path) -> None:
     fig.savefig(path, dpi=120)
 
 
-def stats(cells: pd.DataFrame) -> None:
-    cells = cells.drop(columns=["suite", "bench", "label", "name"])
-    for metric, better in (("dice", "higher"), ("error_mm", "lower")):
-        result = paired_comparisons(
-            cells, metric, "method=svf,method.symmetric=true", better=better
-        )
-        print(f"\n{metric}: symmetric svf against each, {result.rows[0].n} pairs, Wilcoxon, "
-              f"BH over {len(result.rows)}\n")  # fmt: skip
-        print("| other | svf (symmetric) | other | paired diff | n | p | q | verdict |")
-        print("|---|---:|---:|---:|---:|---:|---:|---|")
-        for r in result.rows:
-            means = f"{r.reference_mean:.4f} | {r.other_mean:.4f} | {r.difference:+.4f}"
-            row = [r.other, means, r.n, f"{r.p:.2g}", f"{r.q:.2g}", r.verdict]
-            print("| " + " | ".join(map(str, row)) + " |")
-
-
 def main() -> None:
     run = load_run(sys.argv[1] if len(sys.argv) > 1 else HERE)
     cells = whole(named(run.cells))
@@ -143,7 +133,9 @@ def main() -> None:
         mine = cells[cells["param.truth"] == truth]
         print(f"\n#### truth = {truth} ({mine.groupby('seed').ngroups} pairs)\n")
         print(table(mine))
-    stats(cells)
+    cells = cells.drop(columns=["suite", "bench", "label", "name"])
+    reference = "method=svf,method.symmetric=true"
+    peers_summary.stats(cells, reference, "symmetric svf", "svf (symmetric)", digits=4)
 
 
 if __name__ == "__main__":
