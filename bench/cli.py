@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import os
+import re
 import statistics
 import sys
 import warnings
@@ -1160,16 +1162,18 @@ def _direction(run: Any, cells: Any, column: str) -> str | None:
 def cmd_reach(args: argparse.Namespace) -> int:
     from bench.stats import StatsError
 
-    rounds = []
-    for folder in dict.fromkeys(args.run):
-        run, cells = _run_cells_filtered(argparse.Namespace(run=folder, filter=args.filter))
-        try:
-            rounds.append((run, *_reach_rows(args, run, cells)))
-        except StatsError as exc:
-            raise CliError(f"{run.path}: {exc}" if len(args.run) > 1 else str(exc)) from None
-    run, column, better, cost, _ = rounds[0]
+    loaded = [
+        _run_cells_filtered(argparse.Namespace(run=folder, filter=args.filter))
+        for folder in dict.fromkeys(args.run)
+    ]
+    run = loaded[0][0]
+    cells, curves = _rounds_joined(loaded)
+    try:
+        column, better, cost, rows = _reach_rows(args, run, cells, curves)
+    except StatsError as exc:
+        raise CliError(str(exc)) from None
     out = make_console()
-    where = str(run.path) if len(rounds) == 1 else f"{len(rounds)} runs (rounds)"
+    where = str(run.path) if len(loaded) == 1 else f"{len(loaded)} runs (rounds)"
     out.print(
         f"{where}: when each configuration's {args.curve or column.removeprefix('metric.')} "
         "curve first reached "
@@ -1177,17 +1181,49 @@ def cmd_reach(args: argparse.Namespace) -> int:
         f"{args.reference}'s {cost}; a curve's first sample at the target (no interpolation)",
         highlight=False,
     )
-    named = [
-        (r.path.name if len(rounds) > 1 else "", row) for r, *_, rows in rounds for row in rows
-    ]
+    names = {str(k + 1): r.path.name for k, (r, _) in enumerate(loaded)}
+    named = [_round_of(row, names) for row in rows]
     out.print(_reach_grid(named, bool(args.by)))
     _print_reach_summary(out, named)
     return 0
 
 
-def _reach_rows(args: argparse.Namespace, run: Any, cells: Any) -> tuple:
-    """One run's (metric column, direction, cost timer, ``Reach`` rows) for ``bench
-    reach``; StatsError where the run cannot say one of them."""
+_ROUND = "round"  # the column that keeps several runs' cells apart in bench reach
+
+
+def _rounds_joined(loaded: list) -> tuple[Any, Any]:
+    """One run's cells and curves; several runs' joined, each cell marked with its round
+    (1, 2, ...: a column pairs match on, so a pair never spans two runs) and its id
+    prefixed with it (a rerun's cells keep their ids), so that one pairing names every
+    configuration alike across the rounds."""
+    import pandas as pd
+
+    if len(loaded) == 1:
+        return loaded[0][1], loaded[0][0].curves
+    cells, curves = [], []
+    for k, (run, mine) in enumerate(loaded, start=1):
+        if _ROUND in mine.columns:
+            raise CliError(f"{run.path}: its cells have a {_ROUND!r} column of their own")
+        cells.append(mine.assign(**{_ROUND: str(k), "cell_id": f"{k}:" + mine["cell_id"]}))
+        if not run.curves.empty:
+            curves.append(run.curves.assign(cell_id=f"{k}:" + run.curves["cell_id"]))
+    joined = pd.concat(cells, ignore_index=True)
+    return joined, (pd.concat(curves, ignore_index=True) if curves else loaded[0][0].curves)
+
+
+def _round_of(row: Any, names: dict[str, str]) -> tuple[str, Any]:
+    """(the run's folder name, the row with ``round=K`` left out of its pair's name);
+    ("", row) for one run."""
+    found = re.search(rf"(?:^| ){_ROUND}=(\d+)(?= |$)", row.pair)
+    if len(names) == 1 or not found:
+        return "", row
+    pair = (row.pair[: found.start()] + row.pair[found.end() :]).strip()
+    return names[found.group(1)], dataclasses.replace(row, pair=pair)
+
+
+def _reach_rows(args: argparse.Namespace, run: Any, cells: Any, curves: Any) -> tuple:
+    """(metric column, direction, cost timer, ``Reach`` rows) for ``bench reach``;
+    StatsError where the cells cannot say one of them."""
     from bench.stats import StatsError, resolve_metric, time_to_reach
 
     column = resolve_metric(cells, args.metric)
@@ -1195,9 +1231,7 @@ def _reach_rows(args: argparse.Namespace, run: Any, cells: Any) -> tuple:
     if better is None:
         raise StatsError(f"{column}: direction unknown; give --better higher|lower")
     cost = args.cost if args.cost is not None else _headline_cost(run, cells)
-    rows = time_to_reach(
-        cells, run.curves, column, args.reference, cost, args.by, better, args.curve
-    )
+    rows = time_to_reach(cells, curves, column, args.reference, cost, args.by, better, args.curve)
     return column, better, cost, rows
 
 
@@ -1259,10 +1293,13 @@ def _print_reach_summary(out: Any, rows: list) -> None:
             highlight=False,
         )
         if rounds > 1:
-            for pair, values in _per_pair(mine).items():
-                text = _spread(values) if values else "no ratio"
-                name = pair or "the pair"
-                out.print(f"  {name}: {text} over {len(values)} runs", highlight=False)
+            for pair, (values, runs) in _per_pair(mine).items():
+                text = (
+                    f"{_spread(values)} over {len(values)} of {runs} runs"
+                    if values
+                    else (f"no ratio in {runs} runs")
+                )
+                out.print(f"  {pair or 'the pair'}: {text}", highlight=False)
 
 
 def _spread(values: list[float]) -> str:
@@ -1271,13 +1308,13 @@ def _spread(values: list[float]) -> str:
     return f"median {middle:.3f}, range {values[0]:.3f} to {values[-1]:.3f}"
 
 
-def _per_pair(rows: list) -> dict[str, list[float]]:
-    """Each pair's ratios over the runs it appears in (the reached ones)."""
-    out: dict[str, list[float]] = {}
+def _per_pair(rows: list) -> dict[str, tuple[list[float], int]]:
+    """Each pair's ratios over the runs it appears in (the reached ones with a reference
+    time), and the number of those runs."""
+    out: dict[str, tuple[list[float], int]] = {}
     for r in rows:
-        out.setdefault(r.pair, [])
-        if r.ratio == r.ratio:
-            out[r.pair].append(r.ratio)
+        ratios, runs = out.get(r.pair, ([], 0))
+        out[r.pair] = (ratios + ([r.ratio] if r.ratio == r.ratio else []), runs + 1)
     return out
 
 

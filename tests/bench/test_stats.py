@@ -344,12 +344,41 @@ def test_reach_over_rounds_reads_each_pair_within_its_round(tmp_path, capsys):
     # the slower reference halves the second round's ratios: the range widens below
     assert f"range {lo / 2:.3f} to {hi:.3f}" in out, out
     pair = re.search(r"\n  (seed=\S+ truth=\S+): median ([0-9.]+), range ([0-9.]+) to ([0-9.]+) "
-                     r"over 3 runs", out)  # fmt: skip
+                     r"over 3 of 3 runs", out)  # fmt: skip
     assert pair, out
     assert float(pair.group(3)) == pytest.approx(float(pair.group(4)) / 2, abs=1e-3)
     (tmp_path / "round2" / "cells.parquet").write_bytes(b"not parquet")
     assert main(["reach", *folders, *argv]) == 2
     assert "round2" in capsys.readouterr().err
+
+
+def test_reach_names_a_configuration_alike_in_every_round(tmp_path, capsys):
+    """Round 1 runs c twice (method.s 1 and 2), round 2 only s=2: on its own, round
+    2 would name it plain ``method=c``; joined, both rounds name it ``method=c method.s=2``, so
+    its pairs count over both rounds."""
+    cells, curves = _race(None)
+    cells = cells.assign(suite="race", label="race", error="", device="cpu", wall=1.0)
+    cells["bench"] = np.where(cells["method"] == "a", 0, 1)
+    twin = cells[cells["method"] == "c"].assign(cell_id=lambda f: f["cell_id"] + "-2")
+    both = pd.concat(
+        [cells.assign(**{"param.method.s": "1"}), twin.assign(**{"param.method.s": "2"})]
+    )
+    both["param.method.s"] = both["param.method.s"].where(both["method"] == "c", None)
+    twin_curves = curves[curves["cell_id"].isin(set(twin["cell_id"].str[:-2]))]
+    all_curves = pd.concat([curves, twin_curves.assign(cell_id=lambda f: f["cell_id"] + "-2")])
+    alone = pd.concat([cells[cells["method"] != "c"], twin.assign(**{"param.method.s": "2"})])
+    rounds = {"r1": (both, all_curves), "r2": (alone, all_curves)}
+    for name, (mine, mine_curves) in rounds.items():
+        (tmp_path / name).mkdir()
+        mine.to_parquet(tmp_path / name / "cells.parquet")
+        mine_curves.to_parquet(tmp_path / name / "curves.parquet")
+        (tmp_path / name / "run.json").write_text('{"suite": "race"}')
+    argv = ["reach", str(tmp_path / "r1"), str(tmp_path / "r2"), "--metric", "dice",
+            "--reference", "method=a", "--cost", "register", "--better", "higher"]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "method=c method.s=2: reached the target in 16 of 32 pairs (2 runs)" in out, out
+    assert "method=c method.s=1: reached the target in 8 of 16 pairs (2 runs)" in out, out
 
 
 def test_two_settings_of_one_method_are_named_apart():
