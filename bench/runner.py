@@ -5,6 +5,7 @@ written at once. How cells run is ``bench.executors``'s."""
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import os
 import secrets
 from collections.abc import Callable
@@ -219,14 +220,17 @@ def _not_done(cells: list[Cell], writer: RunWriter) -> list[Cell]:
 
 def _chosen_test_cells(suite: Suite, writer: RunWriter) -> list[Cell]:
     """Each tuned configuration's test cells, for the setting its recorded validation
-    cells chose (none while they are missing, or when no setting qualified)."""
+    cells chose (none while they are missing, or when no setting qualified), interleaved:
+    every configuration's first test cell, then every second one, and so on (seed by
+    seed), so that the configurations' test cells run side by side in time and their
+    times compare under one load, as a time ratio asks."""
     rows = {row["cell_id"]: row for row in writer.cells}
-    cells = []
+    lists = []
     for tuning in suite.tunings:
         chosen, _ = tuning.choose(rows)
         if chosen is not None:
-            cells.extend(tuning.test[chosen])
-    return cells
+            lists.append(tuning.test[chosen])
+    return [cell for group in itertools.zip_longest(*lists) for cell in group if cell is not None]
 
 
 def _each(*steps: Callable[[], object]) -> BaseException | None:

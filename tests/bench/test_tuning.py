@@ -142,6 +142,25 @@ def test_a_run_cut_after_validation_resumes_with_the_test_cells(tmp_path, monkey
     assert meta["status"] == "complete"
 
 
+def test_the_test_cells_of_the_configurations_run_interleaved_seed_by_seed(tmp_path, monkeypatch):
+    """A time ratio compares cells run under one load: the configurations' test cells
+    alternate (every configuration's seed 0, then every seed 1), never one configuration's
+    seeds all before the next configuration's."""
+    from bench.executors import InProcessExecutor
+    from bench.runner import run_suite
+    from bench.testing import default_registry
+
+    monkeypatch.chdir(tmp_path)
+    path = _suite(tmp_path, DECLARED.replace("seeds: [0, 1]", "seeds: [0, 1, 2]"))
+    registry = default_registry(["./tune_plugins.py"], base_dir=tmp_path)
+    suite = load_suite(path, registry)
+    ran = []
+    run_suite(suite, tmp_path / "r", executor=InProcessExecutor(registry),
+              on_cell_done=lambda cell, row: ran.append(cell))  # fmt: skip
+    test = [(c.components["solver"], c.seed) for c in ran if c.role == "test"]
+    assert test == [(solver, seed) for seed in (0, 1, 2) for solver in ("tune.knob", "tune.other")]
+
+
 def test_a_resume_at_the_test_cells_counts_the_validation_cells_done(tmp_path, monkeypatch, capsys):
     """The count said 'N test cells to run (suite cells - N already done)' when a
     resume started at the test cells (99 done for 144 in registration-icbm-2d)."""
