@@ -19,7 +19,9 @@ runs, for each configuration of the entry (its matrix and params, as without
 ``role: validation``); then, once those are recorded, the setting with the best mean
 of the ``select`` metric over the validation seeds (in the headline's direction; a
 setting whose validation cell is not ``ok`` with a finite value is out; ties go to the
-first in grid order) on the test seeds (``role: test``). ``run.json`` records each
+first in grid order) on the test seeds (``role: test``), every configuration's
+first test cell, then every second one (interleaved, so their times compare under
+one load). ``run.json`` records each
 configuration's grid, its validation scores and its choice. The choice is a function
 of the recorded rows, so ``--resume`` makes the same one.
 """
