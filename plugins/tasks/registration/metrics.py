@@ -32,6 +32,9 @@ are integer arrays of shape S; ``spacing`` is the voxel size in mm per axis.
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
+
 import numpy as np
 import torch
 from scipy import ndimage
@@ -141,8 +144,9 @@ def hd95_subvoxel(a: np.ndarray, b: np.ndarray, spacing: tuple[float, ...] | Non
         return 0.0
     if not len(qa) or not len(qb):
         return float("inf")
-    to_b = cKDTree(surface_samples(b, spacing)[0]).query(qa)[0]
-    to_a = cKDTree(surface_samples(a, spacing)[0]).query(qb)[0]
+    # an unbalanced tree: the same nearest distances, built in about 60 % of the time
+    to_b = cKDTree(surface_samples(b, spacing)[0], balanced_tree=False).query(qa)[0]
+    to_a = cKDTree(surface_samples(a, spacing)[0], balanced_tree=False).query(qb)[0]
     return max(_weighted_percentile(to_b, wa, 95), _weighted_percentile(to_a, wb, 95))
 
 
@@ -170,6 +174,40 @@ def mean_hd95_subvoxel(
         else:
             lost += 1
     return (float(np.mean(values)) if values else float("nan")), lost
+
+
+#: ``unregistered_hd95``'s memo: (content digest) -> result, the last few pairs a worker
+#: scored (a tuned run scores one pair before registration in 48 cells)
+_UNREGISTERED: OrderedDict[str, tuple[float, float, int]] = OrderedDict()
+_UNREGISTERED_SIZE = 8
+
+
+def unregistered_hd95(
+    fixed_labels: np.ndarray,
+    moving_labels: np.ndarray,
+    spacing: tuple[float, ...],
+    labels: list[int],
+) -> tuple[float, float, int]:
+    """(``mean_hd95``, ``mean_hd95_subvoxel``'s mean and lost count) of the unregistered
+    pair over ``labels``: the same numbers, memoised on the arrays' contents (a SHA-1 of
+    their bytes, shapes and dtypes, the spacing and the labels), since every cell that
+    registers one pair scores it before registration alike (about 40 s at 3-D 2 mm)."""
+    digest = hashlib.sha1()
+    for array in (fixed_labels, moving_labels):
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.dtype.str}{array.shape}".encode())
+        digest.update(array.tobytes())
+    digest.update(repr((tuple(float(s) for s in spacing), [int(k) for k in labels])).encode())
+    key = digest.hexdigest()
+    if key in _UNREGISTERED:
+        _UNREGISTERED.move_to_end(key)
+        return _UNREGISTERED[key]
+    voxel = float(np.mean([hd95(fixed_labels == k, moving_labels == k, spacing) for k in labels]))
+    sub, lost = mean_hd95_subvoxel(fixed_labels, moving_labels, None, spacing, labels)
+    _UNREGISTERED[key] = (voxel, sub, lost)
+    while len(_UNREGISTERED) > _UNREGISTERED_SIZE:
+        _UNREGISTERED.popitem(last=False)
+    return voxel, sub, lost
 
 
 def _warp_linear(array: np.ndarray, disp: np.ndarray) -> np.ndarray:

@@ -403,14 +403,19 @@ class Pairwise(Task):
             for suffix, other in (("", warped_labels), ("_before", moving.labels)):
                 shared, missing = m.label_sets(fixed.labels, other)
                 ctx.metric(f"labels_missing{suffix}", len(missing))
-                if shared:
-                    ctx.metric(f"hd95{suffix}", m.mean_hd95(fixed.labels, other, spacing))
+                if not shared:
+                    continue
+                if suffix:  # the unregistered pair's, alike in every cell of the pair
+                    voxel, sub, lost = m.unregistered_hd95(fixed.labels, other, spacing, shared)
+                else:
+                    voxel = m.mean_hd95(fixed.labels, other, spacing)
                     sub, lost = m.mean_hd95_subvoxel(
-                        fixed.labels, moving.labels, disp if suffix == "" else None, spacing, shared
+                        fixed.labels, moving.labels, disp, spacing, shared
                     )
-                    ctx.metric(f"labels_missing_subvoxel{suffix}", lost)
-                    if lost < len(shared):
-                        ctx.metric(f"hd95_subvoxel{suffix}", sub)
+                ctx.metric(f"hd95{suffix}", voxel)
+                ctx.metric(f"labels_missing_subvoxel{suffix}", lost)
+                if lost < len(shared):
+                    ctx.metric(f"hd95_subvoxel{suffix}", sub)
         det = m.jacobian_determinant(disp)
         ctx.metric("sdlogj", m.sdlogj(det))
         ctx.metric("folding_percent", 100.0 * m.folding_fraction(det))

@@ -173,3 +173,35 @@ def test_dice_and_hd95_agree_with_monai():
         # same definitions: equal to float rounding
         assert ours_dice[k] == pytest.approx(float(dice[k - 1]), abs=1e-6)
         assert ours_hd[k] == pytest.approx(float(hd[k - 1]), abs=1e-6)
+
+
+def test_the_unregistered_hd95_is_computed_once_a_pair_and_equals_the_direct_one(monkeypatch):
+    """Every cell that registers one pair scores it before registration alike:
+    ``unregistered_hd95`` gives the direct computation's numbers, computes them once for
+    the same arrays, and again for other contents (a copy with one voxel changed)."""
+    from plugins.tasks.registration import metrics as m
+
+    rng = np.random.default_rng(0)
+    fixed = np.zeros((24, 20, 18), dtype=np.int16)
+    fixed[4:14, 3:12, 5:13], fixed[12:20, 9:17, 4:10] = 1, 2
+    moving = np.roll(fixed, (1, -1, 0), axis=(0, 1, 2))
+    moving[rng.random(moving.shape) < 0.002] = 0
+    spacing, labels = (2.0, 2.0, 2.0), [1, 2]
+    direct = (m.mean_hd95(fixed, moving, spacing),
+              *m.mean_hd95_subvoxel(fixed, moving, None, spacing, labels))  # fmt: skip
+    calls = []
+    real = m.mean_hd95_subvoxel
+    monkeypatch.setattr(m, "mean_hd95_subvoxel", lambda *a: calls.append(1) or real(*a))
+    monkeypatch.setattr(m, "_UNREGISTERED", type(m._UNREGISTERED)())
+    assert m.unregistered_hd95(fixed, moving, spacing, labels) == direct
+    assert m.unregistered_hd95(fixed.copy(), moving.copy(), spacing, labels) == direct
+    assert len(calls) == 1
+    other = moving.copy()
+    other[0, 0, 0] = 1  # background before
+    changed = m.unregistered_hd95(fixed, other, spacing, labels)
+    assert len(calls) == 2
+    assert changed == (m.mean_hd95(fixed, other, spacing),
+                       *real(fixed, other, None, spacing, labels))  # fmt: skip
+    # another spacing is another result
+    assert m.unregistered_hd95(fixed, moving, (1.0, 1.0, 1.0), labels) != direct
+    assert len(calls) == 3
