@@ -202,7 +202,7 @@ def unregistered_hd95(
     if key in _UNREGISTERED:
         _UNREGISTERED.move_to_end(key)
         return _UNREGISTERED[key]
-    voxel = float(np.mean([hd95(fixed_labels == k, moving_labels == k, spacing) for k in labels]))
+    voxel = mean_hd95(fixed_labels, moving_labels, spacing)
     sub, lost = mean_hd95_subvoxel(fixed_labels, moving_labels, None, spacing, labels)
     _UNREGISTERED[key] = (voxel, sub, lost)
     while len(_UNREGISTERED) > _UNREGISTERED_SIZE:

@@ -33,9 +33,7 @@ untuned = _script("registration-3d-icbm-cpu")  # the same pairs, every method un
 TRUTHS = ("svf", "bspline", "tv_rk4")
 
 
-def _setting(setting: dict | None) -> str:
-    if not setting:
-        return "-"
+def _setting(setting: dict) -> str:
     return ", ".join(f"{k.removeprefix('method.')} {v}" for k, v in setting.items())
 
 
@@ -48,7 +46,7 @@ def tuning_table(meta: dict) -> str:
         conf = t["configuration"]
         name = conf["method"] + (" (symmetric)" if conf.get("method.symmetric") else "")
         scores = [s for s in t["scores"] if s is not None and math.isfinite(s)]
-        best = max(scores) if scores and t["chosen"] else None
+        best = t["scores"][t["settings"].index(t["chosen"])] if t["chosen"] else None
         spread = f"{min(scores):.4f}-{max(scores):.4f}" if scores else "-"
         chosen = _setting(t["chosen"]) if t["chosen"] else f"none ({t['why_none']})"
         row = [name, conf["truth"], chosen, f"{best:.4f}" if best is not None else "-",
@@ -60,8 +58,8 @@ def tuning_table(meta: dict) -> str:
 def main() -> None:
     run = load_run(sys.argv[1] if len(sys.argv) > 1 else HERE)
     roles = run.cells.get("role")
-    done = run.cells[run.cells["status"] == "ok"]
-    print(f"{len(run.cells)} cells recorded ({len(done)} ok); by role:")
+    ok = int((run.cells["status"] == "ok").sum())
+    print(f"{len(run.cells)} cells recorded ({ok} ok); by role:")
     print(run.cells.groupby(["role", "method"]).size().to_string() if roles is not None else "")
     print("\n## Chosen settings (validation seeds 100 and 101)\n")
     print(tuning_table(run.meta))
