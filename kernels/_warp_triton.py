@@ -6,7 +6,14 @@ imports on machines without Triton (macOS, Windows, a CPU container without it).
 The four kernels share their prologue (voxels of a program, sample coordinates, NaN
 masking), their per-axis work (corners or nearest voxel, int64 offsets, padding) and
 their per-corner and per-channel work through the ``@triton.jit`` helpers below, which
-Triton inlines into each kernel. Inlining is not quite free: ptxas schedules around the
+Triton inlines into each kernel.
+
+Layouts. ``VS`` (constexpr) is the voxel stride of every tensor of a launch: 1 for
+planar volumes (each channel a dense row-major volume), C for channels interleaved
+voxel by voxel (channels_last, only where image and displacement both have ndim
+channels: compose and svf_exp). Offsets are voxel indices times ``VS``; channel steps
+come from the tensors' strides (1 when interleaved). With ``VS`` 1 the multiplications
+fold away and the planar code is what it was. Inlining is not quite free: ptxas schedules around the
 debug label each inlined call leaves, so a change to the helpers is checked with
 ``python -m tests.kernels._warp_sm90_check`` (registers, spills and vector loads of
 every variant on sm_90a). Splitting the kernels into these helpers left all 64 variants'
@@ -51,15 +58,16 @@ def _sample_coordinate(index, disp_ptr, mask):
 
 
 @triton.jit
-def _sample_points_2d(disp_ptr, b, stride_db, stride_dc, idx, W, mask):
+def _sample_points_2d(disp_ptr, b, stride_db, stride_dc, idx, W, mask, VS: tl.constexpr):
     """(valid, py, px): where the voxels ``idx`` of batch element ``b`` sample.
 
     A NaN displacement makes the voxel invalid: the kernels write NaN in every channel
     for it and touch no memory on its behalf, so its coordinates are zeroed here.
+    ``VS`` is the voxel stride of every tensor of the launch (see ``_warp3d_fwd_kernel``).
     """
     x = idx % W
     y = idx // W
-    disp = disp_ptr + b * stride_db + idx
+    disp = disp_ptr + b * stride_db + idx * VS
     py = _sample_coordinate(y, disp, mask)
     px = _sample_coordinate(x, disp + stride_dc, mask)
     valid = (py == py) & (px == px)
@@ -67,13 +75,13 @@ def _sample_points_2d(disp_ptr, b, stride_db, stride_dc, idx, W, mask):
 
 
 @triton.jit
-def _sample_points_3d(disp_ptr, b, stride_db, stride_dc, idx, H, W, mask):
+def _sample_points_3d(disp_ptr, b, stride_db, stride_dc, idx, H, W, mask, VS: tl.constexpr):
     """(valid, pz, py, px): the 3-D ``_sample_points_2d``."""
     x = idx % W
     t = idx // W
     y = t % H
     z = t // H
-    disp = disp_ptr + b * stride_db + idx
+    disp = disp_ptr + b * stride_db + idx * VS
     pz = _sample_coordinate(z, disp, mask)
     py = _sample_coordinate(y, disp + stride_dc, mask)
     px = _sample_coordinate(x, disp + 2 * stride_dc, mask)
@@ -188,20 +196,32 @@ def _store_sample(dst, acc, add, valid, mask, ADD_DISP: tl.constexpr):
 
 
 @triton.jit
-def _scatter_nearest(gout, dst, off, m, inside, C, N, stride_gc):
+def _scatter_nearest(gout, dst, off, m, inside, C, step_c, stride_gc):
     """Nearest backward to the image: add grad_out of every channel to the one voxel
-    each sample read. Nearest is piecewise constant in the displacement, so grad_disp
-    gets nothing from it."""
+    each sample read (``step_c``: the grad_image buffer's channel stride). Nearest is
+    piecewise constant in the displacement, so grad_disp gets nothing from it."""
     for _c in range(C):
         g = tl.load(gout, mask=m, other=0.0).to(tl.float32)
         tl.atomic_add(dst + off, g, mask=inside, sem="relaxed")
         gout += stride_gc
-        dst += N
+        dst += step_c
 
 
 @triton.jit
 def _x_neighbour(
-    disp_ptr, b, stride_db, stride_dc, j, N, D, H, W, HW, PADDING: tl.constexpr, NDIM: tl.constexpr
+    disp_ptr,
+    b,
+    stride_db,
+    stride_dc,
+    j,
+    N,
+    D,
+    H,
+    W,
+    HW,
+    PADDING: tl.constexpr,
+    NDIM: tl.constexpr,
+    VS: tl.constexpr,
 ):
     """Where voxel ``j`` (the x-neighbour idx - 1 or idx + 1 of a backward program's
     voxels) samples, for merging atomics (see ``_warp3d_bwd_kernel``): (in, lower z and
@@ -210,13 +230,15 @@ def _x_neighbour(
     offset is always 0, so it never blocks a merge."""
     inside = (j >= 0) & (j < N)
     if NDIM == 2:
-        valid, py, px = _sample_points_2d(disp_ptr, b, stride_db, stride_dc, j, W, inside)
+        valid, py, px = _sample_points_2d(disp_ptr, b, stride_db, stride_dc, j, W, inside, VS)
         pz = py * 0.0
     else:
-        valid, pz, py, px = _sample_points_3d(disp_ptr, b, stride_db, stride_dc, j, H, W, inside)
-    oz0, _oz1, fz, _mz0, _mz1, _sz = _linear_axis(pz, D, HW, PADDING)
-    oy0, _oy1, fy, _my0, _my1, _sy = _linear_axis(py, H, W, PADDING)
-    ox0, ox1, fx, _mx0, _mx1, _sx = _linear_axis(px, W, 1, PADDING)
+        valid, pz, py, px = _sample_points_3d(
+            disp_ptr, b, stride_db, stride_dc, j, H, W, inside, VS
+        )
+    oz0, _oz1, fz, _mz0, _mz1, _sz = _linear_axis(pz, D, HW * VS, PADDING)
+    oy0, _oy1, fy, _my0, _my1, _sy = _linear_axis(py, H, W * VS, PADDING)
+    ox0, ox1, fx, _mx0, _mx1, _sx = _linear_axis(px, W, VS, PADDING)
     return inside & valid, oz0, oy0, ox0, ox1, fz, fy, fx
 
 
@@ -244,20 +266,21 @@ def _warp2d_fwd_kernel(
     PADDING: tl.constexpr,
     ADD_DISP: tl.constexpr,
     BLOCK_SIZE: tl.constexpr,
+    VS: tl.constexpr,
 ):
     b, idx, mask = _voxel_block(N, BLOCK_SIZE)
-    valid, py, px = _sample_points_2d(disp_ptr, b, stride_db, stride_dc, idx, W, mask)
+    valid, py, px = _sample_points_2d(disp_ptr, b, stride_db, stride_dc, idx, W, mask, VS)
     m = mask & valid
 
     src = image_ptr + b * stride_ib
-    dst = out_ptr + b * stride_ob + idx
-    add = disp_ptr + b * stride_db + idx
+    dst = out_ptr + b * stride_ob + idx * VS
+    add = disp_ptr + b * stride_db + idx * VS
     if MODE == 0:
-        oy0, oy1, fy, my0, my1, _sy = _linear_axis(py, H, W, PADDING)
-        ox0, ox1, fx, mx0, mx1, _sx = _linear_axis(px, W, 1, PADDING)
+        oy0, oy1, fy, my0, my1, _sy = _linear_axis(py, H, W * VS, PADDING)
+        ox0, ox1, fx, mx0, mx1, _sx = _linear_axis(px, W, VS, PADDING)
     else:
-        oy, my = _nearest_axis(py, H, W, PADDING)
-        ox, mx = _nearest_axis(px, W, 1, PADDING)
+        oy, my = _nearest_axis(py, H, W * VS, PADDING)
+        ox, mx = _nearest_axis(px, W, VS, PADDING)
         off = oy + ox
     for _c in range(C):
         if MODE == 0:
@@ -296,21 +319,24 @@ def _warp2d_bwd_kernel(
     NEED_GRAD_IMAGE: tl.constexpr,
     NEED_GRAD_DISP: tl.constexpr,
     BLOCK_SIZE: tl.constexpr,
+    VS: tl.constexpr,
 ):
-    # grad_image is a contiguous fp32 (B, C, H, W) buffer; grad_disp a contiguous
-    # (B, 2, H, W) tensor in the displacement's dtype.
+    # grad_image is an fp32 (B, C, H, W) buffer and grad_disp a (B, 2, H, W) tensor in
+    # the displacement's dtype, both of batch stride C * N and laid out like the image
+    # (planar, or interleaved when VS > 1).
     b, idx, mask = _voxel_block(N, BLOCK_SIZE)
-    valid, py, px = _sample_points_2d(disp_ptr, b, stride_db, stride_dc, idx, W, mask)
+    valid, py, px = _sample_points_2d(disp_ptr, b, stride_db, stride_dc, idx, W, mask, VS)
     m = mask & valid
 
-    gout = grad_out_ptr + b * stride_gb + idx
+    gout = grad_out_ptr + b * stride_gb + idx * VS
     src = image_ptr + b * stride_ib
     dst = grad_image_ptr + b * C * N
+    step_c = N if VS == 1 else 1  # the grad buffers' channel stride
     gdy = tl.zeros([BLOCK_SIZE], dtype=tl.float32)
     gdx = tl.zeros([BLOCK_SIZE], dtype=tl.float32)
     if MODE == 0:
-        oy0, oy1, fy, my0, my1, sy = _linear_axis(py, H, W, PADDING)
-        ox0, ox1, fx, mx0, mx1, sx = _linear_axis(px, W, 1, PADDING)
+        oy0, oy1, fy, my0, my1, sy = _linear_axis(py, H, W * VS, PADDING)
+        ox0, ox1, fx, mx0, mx1, sx = _linear_axis(px, W, VS, PADDING)
         m00 = m & my0 & mx0
         m01 = m & my0 & mx1
         m10 = m & my1 & mx0
@@ -318,11 +344,11 @@ def _warp2d_bwd_kernel(
         if NEED_GRAD_IMAGE:
             # Merged atomics along x, as in _warp3d_bwd_kernel: ~2 a voxel instead of 4.
             in_p, _oz0_p, oy0_p, _ox0_p, ox1_p, _fz_p, fy_p, fx_p = _x_neighbour(
-                disp_ptr, b, stride_db, stride_dc, idx - 1, N, 1, H, W, 0, PADDING, 2
+                disp_ptr, b, stride_db, stride_dc, idx - 1, N, 1, H, W, 0, PADDING, 2, VS
             )
             merge_p = m & in_p & (oy0_p == oy0) & (ox1_p == ox0)
             in_n, _oz0_n, oy0_n, ox0_n, _ox1_n, _fz_n, _fy_n, _fx_n = _x_neighbour(
-                disp_ptr, b, stride_db, stride_dc, idx + 1, N, 1, H, W, 0, PADDING, 2
+                disp_ptr, b, stride_db, stride_dc, idx + 1, N, 1, H, W, 0, PADDING, 2, VS
             )
             keep_hi = ~(m & in_n & (oy0_n == oy0) & (ox0_n == ox1))
             gy_p0 = (1.0 - fy_p) * fx_p
@@ -334,7 +360,7 @@ def _warp2d_bwd_kernel(
                 gdy += g * ((1.0 - fx) * (v10 - v00) + fx * (v11 - v01))
                 gdx += g * ((1.0 - fy) * (v01 - v00) + fy * (v11 - v10))
             if NEED_GRAD_IMAGE:
-                g_p = tl.load(gout - 1, mask=merge_p, other=0.0).to(tl.float32)
+                g_p = tl.load(gout - VS, mask=merge_p, other=0.0).to(tl.float32)
                 lo0 = g * (1.0 - fy) * (1.0 - fx) + g_p * gy_p0
                 lo1 = g * fy * (1.0 - fx) + g_p * gy_p1
                 hi0 = g * (1.0 - fy) * fx
@@ -345,24 +371,24 @@ def _warp2d_bwd_kernel(
                 tl.atomic_add(dst + oy1 + ox1, hi1, mask=m11 & keep_hi, sem="relaxed")
             gout += stride_gc
             src += stride_ic
-            dst += N
+            dst += step_c
         gdy = gdy * sy
         gdx = gdx * sx
     elif NEED_GRAD_IMAGE:
-        oy, my = _nearest_axis(py, H, W, PADDING)
-        ox, mx = _nearest_axis(px, W, 1, PADDING)
-        _scatter_nearest(gout, dst, oy + ox, m, m & my & mx, C, N, stride_gc)
+        oy, my = _nearest_axis(py, H, W * VS, PADDING)
+        ox, mx = _nearest_axis(px, W, VS, PADDING)
+        _scatter_nearest(gout, dst, oy + ox, m, m & my & mx, C, step_c, stride_gc)
 
     if NEED_GRAD_DISP:
         if ADD_DISP:
             # compose: out = warp(a, b) + b, so grad_b also gets grad_out itself
             # (NaN voxels included, as the reference's plain addition does).
-            gbase = grad_out_ptr + b * stride_gb + idx
+            gbase = grad_out_ptr + b * stride_gb + idx * VS
             gdy += tl.load(gbase, mask=mask, other=0.0).to(tl.float32)
             gdx += tl.load(gbase + stride_gc, mask=mask, other=0.0).to(tl.float32)
-        gd = grad_disp_ptr + b * 2 * N + idx
+        gd = grad_disp_ptr + b * 2 * N + idx * VS
         tl.store(gd, gdy.to(grad_disp_ptr.dtype.element_ty), mask=mask)
-        tl.store(gd + N, gdx.to(grad_disp_ptr.dtype.element_ty), mask=mask)
+        tl.store(gd + step_c, gdx.to(grad_disp_ptr.dtype.element_ty), mask=mask)
 
 
 # ---------------------------------------------------------------------------
@@ -391,25 +417,26 @@ def _warp3d_fwd_kernel(
     PADDING: tl.constexpr,
     ADD_DISP: tl.constexpr,
     BLOCK_SIZE: tl.constexpr,
+    VS: tl.constexpr,
 ):
     b, idx, mask = _voxel_block(N, BLOCK_SIZE)
-    valid, pz, py, px = _sample_points_3d(disp_ptr, b, stride_db, stride_dc, idx, H, W, mask)
+    valid, pz, py, px = _sample_points_3d(disp_ptr, b, stride_db, stride_dc, idx, H, W, mask, VS)
     m = mask & valid
 
     src = image_ptr + b * stride_ib
-    dst = out_ptr + b * stride_ob + idx
-    add = disp_ptr + b * stride_db + idx
+    dst = out_ptr + b * stride_ob + idx * VS
+    add = disp_ptr + b * stride_db + idx * VS
     if MODE == 0:
-        oz0, oz1, fz, mz0, mz1, _sz = _linear_axis(pz, D, HW, PADDING)
-        oy0, oy1, fy, my0, my1, _sy = _linear_axis(py, H, W, PADDING)
-        ox0, ox1, fx, mx0, mx1, _sx = _linear_axis(px, W, 1, PADDING)
+        oz0, oz1, fz, mz0, mz1, _sz = _linear_axis(pz, D, HW * VS, PADDING)
+        oy0, oy1, fy, my0, my1, _sy = _linear_axis(py, H, W * VS, PADDING)
+        ox0, ox1, fx, mx0, mx1, _sx = _linear_axis(px, W, VS, PADDING)
         m000, m001, m010, m011, m100, m101, m110, m111 = _corner_masks_3d(
             m, mz0, mz1, my0, my1, mx0, mx1
         )
     else:
-        oz, mz = _nearest_axis(pz, D, HW, PADDING)
-        oy, my = _nearest_axis(py, H, W, PADDING)
-        ox, mx = _nearest_axis(px, W, 1, PADDING)
+        oz, mz = _nearest_axis(pz, D, HW * VS, PADDING)
+        oy, my = _nearest_axis(py, H, W * VS, PADDING)
+        ox, mx = _nearest_axis(px, W, VS, PADDING)
         off = oz + oy + ox
     for _c in range(C):
         if MODE == 0:
@@ -454,21 +481,23 @@ def _warp3d_bwd_kernel(
     NEED_GRAD_IMAGE: tl.constexpr,
     NEED_GRAD_DISP: tl.constexpr,
     BLOCK_SIZE: tl.constexpr,
+    VS: tl.constexpr,
 ):
     b, idx, mask = _voxel_block(N, BLOCK_SIZE)
-    valid, pz, py, px = _sample_points_3d(disp_ptr, b, stride_db, stride_dc, idx, H, W, mask)
+    valid, pz, py, px = _sample_points_3d(disp_ptr, b, stride_db, stride_dc, idx, H, W, mask, VS)
     m = mask & valid
 
-    gout = grad_out_ptr + b * stride_gb + idx
+    gout = grad_out_ptr + b * stride_gb + idx * VS
     src = image_ptr + b * stride_ib
     dst = grad_image_ptr + b * C * N
+    step_c = N if VS == 1 else 1  # the grad buffers' channel stride
     gdz = tl.zeros([BLOCK_SIZE], dtype=tl.float32)
     gdy = tl.zeros([BLOCK_SIZE], dtype=tl.float32)
     gdx = tl.zeros([BLOCK_SIZE], dtype=tl.float32)
     if MODE == 0:
-        oz0, oz1, fz, mz0, mz1, sz = _linear_axis(pz, D, HW, PADDING)
-        oy0, oy1, fy, my0, my1, sy = _linear_axis(py, H, W, PADDING)
-        ox0, ox1, fx, mx0, mx1, sx = _linear_axis(px, W, 1, PADDING)
+        oz0, oz1, fz, mz0, mz1, sz = _linear_axis(pz, D, HW * VS, PADDING)
+        oy0, oy1, fy, my0, my1, sy = _linear_axis(py, H, W * VS, PADDING)
+        ox0, ox1, fx, mx0, mx1, sx = _linear_axis(px, W, VS, PADDING)
         m000, m001, m010, m011, m100, m101, m110, m111 = _corner_masks_3d(
             m, mz0, mz1, my0, my1, mx0, mx1
         )
@@ -484,11 +513,11 @@ def _warp3d_bwd_kernel(
             # Both voxels decide the merge from the same inputs by the same arithmetic,
             # so they agree exactly; across program boundaries too.
             in_p, oz0_p, oy0_p, _ox0_p, ox1_p, fz_p, fy_p, fx_p = _x_neighbour(
-                disp_ptr, b, stride_db, stride_dc, idx - 1, N, D, H, W, HW, PADDING, 3
+                disp_ptr, b, stride_db, stride_dc, idx - 1, N, D, H, W, HW, PADDING, 3, VS
             )
             merge_p = m & in_p & (oz0_p == oz0) & (oy0_p == oy0) & (ox1_p == ox0)
             in_n, oz0_n, oy0_n, ox0_n, _ox1_n, _fz_n, _fy_n, _fx_n = _x_neighbour(
-                disp_ptr, b, stride_db, stride_dc, idx + 1, N, D, H, W, HW, PADDING, 3
+                disp_ptr, b, stride_db, stride_dc, idx + 1, N, D, H, W, HW, PADDING, 3, VS
             )
             keep_hi = ~(m & in_n & (oz0_n == oz0) & (oy0_n == oy0) & (ox0_n == ox1))
             gzy_p0 = (1.0 - fz_p) * (1.0 - fy_p) * fx_p
@@ -533,7 +562,7 @@ def _warp3d_bwd_kernel(
                 gzy2 = g * fz * gy
                 gzy3 = g * fz * fy
                 # voxel i - 1's upper-x shares, 0 where it does not merge into this one
-                g_p = tl.load(gout - 1, mask=merge_p, other=0.0).to(tl.float32)
+                g_p = tl.load(gout - VS, mask=merge_p, other=0.0).to(tl.float32)
                 lo0 = gzy0 * gx + g_p * gzy_p0
                 lo1 = gzy1 * gx + g_p * gzy_p1
                 lo2 = gzy2 * gx + g_p * gzy_p2
@@ -548,23 +577,23 @@ def _warp3d_bwd_kernel(
                 tl.atomic_add(dst + oz1 + oy1 + ox1, gzy3 * fx, mask=m111 & keep_hi, sem="relaxed")
             gout += stride_gc
             src += stride_ic
-            dst += N
+            dst += step_c
         gdz = gdz * sz
         gdy = gdy * sy
         gdx = gdx * sx
     elif NEED_GRAD_IMAGE:
-        oz, mz = _nearest_axis(pz, D, HW, PADDING)
-        oy, my = _nearest_axis(py, H, W, PADDING)
-        ox, mx = _nearest_axis(px, W, 1, PADDING)
-        _scatter_nearest(gout, dst, oz + oy + ox, m, m & mz & my & mx, C, N, stride_gc)
+        oz, mz = _nearest_axis(pz, D, HW * VS, PADDING)
+        oy, my = _nearest_axis(py, H, W * VS, PADDING)
+        ox, mx = _nearest_axis(px, W, VS, PADDING)
+        _scatter_nearest(gout, dst, oz + oy + ox, m, m & mz & my & mx, C, step_c, stride_gc)
 
     if NEED_GRAD_DISP:
         if ADD_DISP:
-            gbase = grad_out_ptr + b * stride_gb + idx
+            gbase = grad_out_ptr + b * stride_gb + idx * VS
             gdz += tl.load(gbase, mask=mask, other=0.0).to(tl.float32)
             gdy += tl.load(gbase + stride_gc, mask=mask, other=0.0).to(tl.float32)
             gdx += tl.load(gbase + 2 * stride_gc, mask=mask, other=0.0).to(tl.float32)
-        gd = grad_disp_ptr + b * 3 * N + idx
+        gd = grad_disp_ptr + b * 3 * N + idx * VS
         tl.store(gd, gdz.to(grad_disp_ptr.dtype.element_ty), mask=mask)
-        tl.store(gd + N, gdy.to(grad_disp_ptr.dtype.element_ty), mask=mask)
-        tl.store(gd + 2 * N, gdx.to(grad_disp_ptr.dtype.element_ty), mask=mask)
+        tl.store(gd + step_c, gdy.to(grad_disp_ptr.dtype.element_ty), mask=mask)
+        tl.store(gd + 2 * step_c, gdx.to(grad_disp_ptr.dtype.element_ty), mask=mask)

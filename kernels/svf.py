@@ -8,7 +8,9 @@ it reads the field once (3 volumes), gathers its corners and writes the sum (3
 volumes), where the eager chain materialises the grid, the normalised coordinates,
 the sampled field and the sum. Its backward is the warp backward, which adds
 ``grad_out`` to the displacement gradient in the same pass. The inverse map is
-``svf_exp(-velocity)``. References: ``kernels.reference.compose_reference`` and
+``svf_exp(-velocity)``. A velocity with its channels interleaved (``channels_last`` /
+``channels_last_3d``) is squared in that layout, each composition reading a corner's
+channels from one sector (``kernels.warp._voxel_stride``), and the result keeps it. References: ``kernels.reference.compose_reference`` and
 ``svf_exp_reference`` (VoxelMorph's VecInt).
 """
 

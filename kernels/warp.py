@@ -108,15 +108,56 @@ def check_warp_inputs(
         raise ValueError(f"image is on {image.device} but disp is on {disp.device}")
 
 
-def _spatially_dense(t: torch.Tensor) -> torch.Tensor:
-    """The kernels take batch and channel strides but index each (b, c) volume as dense
-    row-major (so loads along x vectorise); copy once if that layout is missing."""
-    expected = 1
+def _dense_with_voxel_stride(t: torch.Tensor, step: int) -> bool:
+    """Whether every (b, c) volume of ``t`` is row-major with ``step`` elements between
+    neighbouring voxels along x (size-1 axes may have any stride)."""
+    expected = step
     for size, stride in zip(reversed(t.shape[2:]), reversed(t.stride()[2:])):
         if size != 1 and stride != expected:
-            return t.contiguous()
+            return False
         expected *= size
-    return t
+    return True
+
+
+def _interleaved(t: torch.Tensor) -> bool:
+    """Channels interleaved voxel by voxel over a dense volume: strides (any, 1, ...,
+    W * C, C), the layout of ``torch.channels_last`` / ``channels_last_3d``."""
+    return (t.shape[1] == 1 or t.stride(1) == 1) and _dense_with_voxel_stride(t, t.shape[1])
+
+
+def _voxel_stride(image: torch.Tensor, disp: torch.Tensor) -> int:
+    """The launch's voxel stride: ndim where image and disp both interleave their ndim
+    channels (a displacement warped by one, as compose and svf_exp do), else 1.
+
+    Interleaved, the 3 channels of a corner a sample gathers are 12 contiguous bytes (one
+    32-byte sector, sometimes two) instead of one sector in each of 3 planes 4 N bytes
+    apart: a third of the sectors for the 24 gathers a voxel of a 3-D composition. Any
+    other pair of layouts runs planar (copied once where it is not, see
+    ``_spatially_dense``)."""
+    channels = image.shape[1]
+    if channels > 1 and channels == disp.shape[1] and _interleaved(image) and _interleaved(disp):
+        return channels
+    return 1
+
+
+def _spatially_dense(t: torch.Tensor, step: int = 1) -> torch.Tensor:
+    """The kernels take batch and channel strides but index each (b, c) volume as dense
+    row-major with voxel stride ``step`` (1: planar, loads along x vectorise; C:
+    interleaved); copy once if that layout is missing."""
+    if step == 1:
+        return t if _dense_with_voxel_stride(t, 1) else t.contiguous()
+    return t if _interleaved(t) else t.movedim(1, -1).contiguous().movedim(-1, 1)
+
+
+def _empty(like: torch.Tensor, step: int, dtype: torch.dtype, zero: bool = False) -> torch.Tensor:
+    """A new (B, C, *spatial) tensor shaped like ``like``: planar (step 1) or with its
+    channels interleaved (step C), batch stride C * N either way, as the kernels' grad
+    buffers assume."""
+    make = torch.zeros if zero else torch.empty
+    if step == 1:
+        return make(like.shape, dtype=dtype, device=like.device)
+    batch, channels, *spatial = like.shape
+    return make((batch, *spatial, channels), dtype=dtype, device=like.device).movedim(-1, 1)
 
 
 def _launch_settings(ndim: int, backward: bool) -> tuple[int, int]:
@@ -159,13 +200,14 @@ def warp_forward(
 ) -> torch.Tensor:
     """Launch the forward kernel (no autograd). ``add_disp`` adds ``disp`` to the result,
     which turns the warp into ``compose`` (the image is then a displacement field)."""
-    image = _spatially_dense(image)
-    disp = _spatially_dense(disp)
+    step = _voxel_stride(image, disp)
+    image = _spatially_dense(image, step)
+    disp = _spatially_dense(disp, step)
     batch, channels, *spatial = image.shape
     ndim = len(spatial)
     if add_disp and channels != ndim:
         raise ValueError(f"add_disp needs an image with {ndim} channels, got {channels}")
-    out = torch.empty(image.shape, dtype=image.dtype, device=image.device)
+    out = _empty(image, step, image.dtype)
     n = out[0, 0].numel() if out.numel() else 0
     if n == 0 or batch == 0 or channels == 0:
         return out
@@ -176,6 +218,7 @@ def warp_forward(
         PADDING=_BORDER if padding == "border" else _ZEROS,
         ADD_DISP=add_disp,
         BLOCK_SIZE=block,
+        VS=step,
         num_warps=num_warps,
     )
     strides = (*image.stride()[:2], *disp.stride()[:2], *out.stride()[:2])
@@ -200,17 +243,15 @@ def warp_backward(
     need_grad_disp: bool = True,
 ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     """Launch the backward kernel: (grad_image, grad_disp), None where not needed."""
-    grad_out = _spatially_dense(grad_out)
-    image = _spatially_dense(image)
-    disp = _spatially_dense(disp)
+    step = _voxel_stride(image, disp)
+    grad_out = _spatially_dense(grad_out, step)
+    image = _spatially_dense(image, step)
+    disp = _spatially_dense(disp, step)
     batch, channels, *spatial = image.shape
     ndim = len(spatial)
-    dev = image.device
     # fp32 accumulation buffer for the atomics whatever the image dtype.
-    grad_image = (
-        torch.zeros(image.shape, dtype=torch.float32, device=dev) if need_grad_image else None
-    )
-    grad_disp = torch.empty(disp.shape, dtype=disp.dtype, device=dev) if need_grad_disp else None
+    grad_image = _empty(image, step, torch.float32, zero=True) if need_grad_image else None
+    grad_disp = _empty(disp, step, disp.dtype) if need_grad_disp else None
     n = image[0, 0].numel() if image.numel() else 0
     if not (need_grad_image or need_grad_disp):
         return None, None
@@ -241,6 +282,7 @@ def warp_backward(
         NEED_GRAD_IMAGE=need_grad_image,
         NEED_GRAD_DISP=need_grad_disp,
         BLOCK_SIZE=block,
+        VS=step,
         num_warps=num_warps,
     )
     if grad_image is not None and grad_image.dtype != image.dtype:
@@ -309,7 +351,10 @@ def warp(
         backend: "triton" or "torch". "triton" falls back to the torch reference where
             Triton cannot run (CPU without ``TRITON_INTERPRET=1``, non-CUDA devices).
             Any batch and channel strides are used as they are; a volume that is not
-            dense row-major (e.g. channels_last_3d, a transposed view) is copied once.
+            dense row-major (a transposed view) is copied once. A displacement field
+            warped by a displacement (2 or 3 channels each), both with interleaved
+            channels (``channels_last`` / ``channels_last_3d``), runs interleaved and
+            returns that layout; any other channels_last input is copied to planar.
 
     Returns:
         The warped image, shaped and typed like ``image``. A voxel whose displacement

@@ -11,8 +11,9 @@
 #             128, 256, fp16 and fp32, forward and forward + backward, interleaved
 #             (3 rounds a case), rows in $OUT/sweep.jsonl as they are measured
 #   first     what the first call of a lent GPU runs, within ~9 minutes:
-#             headline (warp 2-D/3-D forward and forward + backward, svf_exp and the
-#             sine-MLP, each against eager and torch.compile) then sweep;
+#             headline (warp 2-D/3-D forward and forward + backward, svf_exp planar
+#             and channels_last, and the sine-MLP, each against eager and
+#             torch.compile) then sweep;
 #             run it as: bash scripts/gpu-session.sh first   (device timeout_s 600)
 #   PATH.yaml any suite file (its log and run folder named after the file)
 # Each stage has its own time limit (STAGE_LIMIT_<stage>, seconds), writes its log to

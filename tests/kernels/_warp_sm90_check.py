@@ -4,8 +4,9 @@ registers and spills per thread as ptxas sees them.
     TRITON_INTERPRET=0 python -m tests.kernels._warp_sm90_check [--sweep]
 
 Prints one JSON object per line. Without ``--sweep`` it compiles every variant
-(mode x padding x ADD_DISP x dtype) at the launch settings ``kernels.warp`` uses; with
-it, every kernel at a range of (BLOCK_SIZE, num_warps). Needs Triton's bundled
+(mode x padding x ADD_DISP x dtype x layout: VS 1 planar, VS ndim interleaved) at the
+launch settings ``kernels.warp`` uses; with it, every planar kernel at a range of
+(BLOCK_SIZE, num_warps). Needs Triton's bundled
 ``ptxas-blackwell`` (PTX 9.x; the plain ``ptxas`` is too old for Triton 3.9's PTX).
 Must run without the interpreter: JIT functions decorated under it cannot be lowered.
 """
@@ -81,13 +82,15 @@ def variants(sweep: bool):
         flags = {"NEED_GRAD_IMAGE": True, "NEED_GRAD_DISP": True} if backward else {}
         if sweep:
             settings = [(256, 4), (512, 4), (1024, 4), (1024, 8)]
-            combos = [(0, 0, False, "fp32"), (0, 1, False, "fp32")]
+            combos = [(0, 0, False, "fp32", 1), (0, 1, False, "fp32", 1)]
         else:
             settings = [w._launch_settings(ndim, backward)]
-            combos = list(itertools.product((0, 1), (0, 1), (False, True), ("fp32", "bf16")))
-        for (block, warps), (mode, padding, add, dtype) in itertools.product(settings, combos):
-            consts = dict(MODE=mode, PADDING=padding, ADD_DISP=add, BLOCK_SIZE=block, **flags)
-            yield name, consts, warps, dtype
+            combos = list(
+                itertools.product((0, 1), (0, 1), (False, True), ("fp32", "bf16"), (1, ndim))
+            )
+        for (block, warps), (mode, padding, add, dtype, vs) in itertools.product(settings, combos):
+            consts = dict(MODE=mode, PADDING=padding, ADD_DISP=add, BLOCK_SIZE=block, VS=vs)
+            yield name, {**consts, **flags}, warps, dtype
 
 
 def main() -> None:

@@ -7,7 +7,9 @@ forward+backward. The eager baseline is VoxelMorph's VecInt on ``grid_sample_war
 Target (H100): >= 10x eager; the fused lower bound at 160x192x224 is ~0.4 ms (48
 volumes of 27.5 MB, see kernels.cost.svf_exp_min_bytes; the DESIGN figure). Measured on an H200
 (results/published/kernels-headline-h200): 1.66 ms at 160x192x224, 2.3x eager, 1.34x
-torch.compile; forward+backward 1.89x eager: both targets missed.
+torch.compile; forward+backward 1.89x eager: both targets missed. Each case also runs
+with the velocity's channels interleaved (channels_last), which the Triton kernels
+take as it is (voxel stride 3: a corner's 3 channels in one sector); not yet timed.
 """
 
 from __future__ import annotations
@@ -32,13 +34,17 @@ CASES = {
 CPU_SIZES = {"3d-160x192x224": (6, 7, 8), "3d-80x96x112": (5, 6, 7), "2d-256x256": (12, 13)}
 
 
+@pytest.mark.parametrize("layout", ["planar", "channels_last"])
 @pytest.mark.parametrize("backend", BACKEND_PARAMS)
 @pytest.mark.parametrize("passes", ["fwd", "fwd+bwd"])
 @pytest.mark.parametrize("case", list(CASES))
-def test_bench_svf_exp(benchmark, case, passes, backend):
+def test_bench_svf_exp(benchmark, case, passes, backend, layout):
     backward = passes == "fwd+bwd"
     spatial = CASES[case] if ON_GPU else CPU_SIZES[case]
     velocity = smooth_field(1, spatial, amplitude=5.0, seed=2).to(DEVICE)
+    if layout == "channels_last":  # every backend's input; Triton then runs interleaved
+        fmt = torch.channels_last_3d if len(spatial) == 3 else torch.channels_last
+        velocity = velocity.contiguous(memory_format=fmt)
     velocity.requires_grad_(backward)
     grid = identity_grid(spatial, DEVICE)
     if backend == "triton":
@@ -64,7 +70,7 @@ def test_bench_svf_exp(benchmark, case, passes, backend):
     run_case(
         benchmark,
         fn,
-        group=f"svf_exp {case} steps={STEPS} {passes}",
+        group=f"svf_exp {case} steps={STEPS} {passes} {layout}",
         bytes_moved=svf_exp_min_bytes(math.prod(spatial), ndim, STEPS, backward),
-        info={"shape": [1, ndim, *spatial], "backend": backend, "passes": passes},
+        info={"shape": [1, ndim, *spatial], "backend": backend, "passes": passes, "layout": layout},
     )

@@ -120,6 +120,80 @@ def test_svf_exp_matches_reference(shape, padding, steps):
     assert_close_scaled(got, want, atol, rtol, "grad velocity")
 
 
+def _interleaved(t: torch.Tensor) -> torch.Tensor:
+    """The same values with channels interleaved voxel by voxel (channels_last)."""
+    fmt = torch.channels_last_3d if t.dim() == 5 else torch.channels_last
+    return t.contiguous(memory_format=fmt)
+
+
+def _compose_and_grads(a, b, mode, padding, layout):
+    a = layout(a).requires_grad_()
+    b = layout(b).requires_grad_()
+    out = compose(a, b, mode=mode, padding=padding)
+    return out, torch.autograd.grad(out, (a, b), layout(_grad_out(out.shape)))
+
+
+@pytest.mark.parametrize("mode", ["bilinear", "nearest"])
+@pytest.mark.parametrize("padding", PADDINGS)
+@pytest.mark.parametrize("shape", FIELD_SHAPES, ids=_shape_id)
+def test_interleaved_channels_match_planar_and_stay_in_bounds(monkeypatch, shape, padding, mode):
+    """Fields with their channels interleaved (channels_last) run the kernels with voxel
+    stride ndim (issue 22: a corner's channels in one sector): every access in bounds,
+    the result and both gradients kept in that layout, the same values as the planar
+    launch to the fp32 tolerance (DTYPE_TOLERANCES: the image gradient's atomics may add
+    in another order on a GPU) and as the reference, and as many atomics (the x-merges
+    work alike)."""
+    from tests.kernels._bounds import checked_accesses
+
+    warp_module = importlib.import_module("kernels.warp")
+    names = ("_warp2d_fwd_kernel", "_warp3d_fwd_kernel", "_warp2d_bwd_kernel", "_warp3d_bwd_kernel")
+    a, b = random_disp(shape, seed=1), random_disp(shape, scale=1.0, seed=2)
+    runs = []
+    for layout in (lambda t: t.contiguous(), _interleaved):
+        with checked_accesses() as log:
+            for name in names:
+                monkeypatch.setattr(warp_module, name, log.guard(getattr(warp_module, name)))
+            out, got = _compose_and_grads(a, b, mode, padding, layout)
+        monkeypatch.undo()
+        assert log.violations == []
+        runs.append((out, got, log.atomic_lanes))
+    (planar, planar_grads, planar_atomics), (out, grads_, atomics) = runs
+    assert all(t.stride(1) == 1 for t in (out, *grads_)), [t.stride() for t in (out, *grads_)]
+    assert atomics == planar_atomics > 0
+    assert_close_scaled(out, planar, FP32_ATOL, FP32_RTOL, "forward")
+    for got, want, what in zip(grads_, planar_grads, ("grad a", "grad b")):
+        assert_close_scaled(got, want, FP32_ATOL, FP32_RTOL, what)
+    ref = compose_reference(a, b, mode=mode, padding=padding)
+    assert_close_scaled(out, ref, FP32_ATOL, FP32_RTOL, "forward vs reference")
+
+
+@pytest.mark.parametrize("shape", FIELD_SHAPES[:2], ids=_shape_id)
+def test_svf_exp_keeps_an_interleaved_layout_and_matches_planar(shape):
+    """svf_exp of a channels_last velocity squares in that layout (no copy back) with
+    the planar result and gradient (fp32 tolerance, as test_svf_exp_matches_reference)."""
+    velocity = random_disp(shape, scale=4.0, seed=3)
+    results = []
+    for layout in (lambda t: t.contiguous(), _interleaved):
+        v = layout(velocity).requires_grad_()
+        out = svf_exp(v, steps=7)
+        (grad,) = torch.autograd.grad(out, (v,), layout(_grad_out(out.shape)))
+        results.append((out, grad))
+    (planar, planar_grad), (out, grad) = results
+    assert out.stride(1) == 1 and grad.stride(1) == 1
+    assert_close_scaled(out, planar, 4 * FP32_ATOL, 4 * FP32_RTOL, "forward")
+    assert_close_scaled(grad, planar_grad, 4 * FP32_ATOL, 4 * FP32_RTOL, "grad velocity")
+
+
+def test_mixed_layouts_run_planar():
+    """An interleaved field warped by a planar displacement (or an image whose channel
+    count is not ndim) takes the planar launch: a planar result, the same values."""
+    shape = FIELD_SHAPES[1]
+    a, b = random_disp(shape, seed=1), random_disp(shape, seed=2)
+    out = compose(_interleaved(a), b)
+    assert out.is_contiguous()
+    assert_close_scaled(out, compose(a, b), FP32_ATOL, FP32_RTOL)
+
+
 @pytest.mark.parametrize(("dtype", "atol", "rtol"), DTYPE_TOLERANCES[1:])  # fp32: above
 @pytest.mark.parametrize("spatial", [(11, 13), (7, 8, 9)], ids=["2d", "3d"])
 def test_svf_exp_dtypes(spatial, dtype, atol, rtol):

@@ -152,9 +152,10 @@ def test_a_wrong_backend_is_caught_by_the_error_metrics():
     assert cell.metrics["output_error_max"] > 0.1
 
 
+@pytest.mark.parametrize("layout", ["planar", "channels_last"])
 @pytest.mark.parametrize("backend", ["svf_exp.eager", "svf_exp.triton"])
-def test_svf_exp_task(backend):
-    cell = run_task("kernels.svf_exp", backend, size=[6, 7, 8], velocity=2.0)
+def test_svf_exp_task(backend, layout):
+    cell = run_task("kernels.svf_exp", backend, size=[6, 7, 8], velocity=2.0, layout=layout)
     m = cell.metrics
     assert m["output_error_max"] < SVF_FP32_REL
     assert m["grad_velocity_error_max"] < SVF_FP32_REL

@@ -45,6 +45,7 @@ from plugins.backends.base import SineMLPBackend, SvfExpBackend, WarpBackend
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 SINE_MLP_PRECISIONS = ("fp32", "tf32", "fp16", "bf16")
+LAYOUTS = ("planar", "channels_last")
 ERROR_POINTS = 65536  # sine_mlp accuracy subset: float64 at 2^24 points is 32 GiB a layer
 # Sample points nearer than this (voxels) to a grid line (linear) or a half-way point
 # (nearest) are left out of the warp errors. float32 coordinates near 256 carry 1.5e-5
@@ -238,6 +239,12 @@ class SvfExpTask(KernelTask):
         "velocity": Param(5.0, low=0.0, doc="max |velocity| in voxels (smooth field)"),
         "padding": Param("zeros", choices=("zeros", "border"), doc="outside the volume"),
         "backward": Param(True, doc="also check the gradient and time forward+backward"),
+        "layout": Param(
+            "planar",
+            choices=LAYOUTS,
+            doc="the velocity's memory layout, every backend's input: planar (each channel "
+            "a volume) or channels_last (channels interleaved voxel by voxel)",
+        ),
     }
 
     def run(self, ctx: CellContext) -> None:
@@ -246,6 +253,9 @@ class SvfExpTask(KernelTask):
         spatial = tuple(v["size"])
         ndim, batch = len(spatial), v["batch"]
         velocity = smooth_field(batch, spatial, v["velocity"], seed=ctx.seed, device=ctx.device)
+        if v["layout"] == "channels_last":
+            fmt = torch.channels_last_3d if ndim == 3 else torch.channels_last
+            velocity = velocity.contiguous(memory_format=fmt)
         how = {"steps": v["steps"], "padding": v["padding"]}
 
         with torch.no_grad():
