@@ -185,13 +185,35 @@ def test_svf_exp_keeps_an_interleaved_layout_and_matches_planar(shape):
 
 
 def test_mixed_layouts_run_planar():
-    """An interleaved field warped by a planar displacement (or an image whose channel
-    count is not ndim) takes the planar launch: a planar result, the same values."""
+    """An interleaved field warped by a planar displacement, or an interleaved image
+    whose channel count is not ndim, takes the planar launch: a planar result and
+    gradients, the same values; a planar grad_out for an interleaved result is taken
+    as it comes (copied to the launch's layout)."""
+    from kernels.warp import warp
+
     shape = FIELD_SHAPES[1]
     a, b = random_disp(shape, seed=1), random_disp(shape, seed=2)
-    out = compose(_interleaved(a), b)
+    a_ = _interleaved(a).requires_grad_()
+    b_ = b.clone().requires_grad_()
+    out = compose(a_, b_)
     assert out.is_contiguous()
-    assert_close_scaled(out, compose(a, b), FP32_ATOL, FP32_RTOL)
+    want = compose_reference(a, b)
+    assert_close_scaled(out, want, FP32_ATOL, FP32_RTOL)
+    grad_out = _grad_out(out.shape)
+    got = torch.autograd.grad(out, (a_, b_), grad_out)
+    a64, b64 = a.double().requires_grad_(), b.double().requires_grad_()
+    ref = torch.autograd.grad(compose_reference(a64, b64), (a64, b64), grad_out.double())
+    for g, r in zip(got, ref):
+        assert_close_scaled(g, r, FP32_ATOL, FP32_RTOL)
+    image = _interleaved(torch.randn(shape[0], 4, *shape[2:]))  # 4 channels, 3-D: planar
+    assert warp(image, b).is_contiguous()
+    # an interleaved result, its gradient arriving planar
+    a_, b_ = _interleaved(a).requires_grad_(), _interleaved(b).requires_grad_()
+    out = compose(a_, b_)
+    assert out.stride(1) == 1
+    got = torch.autograd.grad(out, (a_, b_), grad_out.contiguous())
+    for g, r in zip(got, ref):
+        assert_close_scaled(g, r, FP32_ATOL, FP32_RTOL)
 
 
 @pytest.mark.parametrize(("dtype", "atol", "rtol"), DTYPE_TOLERANCES[1:])  # fp32: above
