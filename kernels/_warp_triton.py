@@ -320,6 +320,7 @@ def _warp2d_bwd_kernel(
     NEED_GRAD_DISP: tl.constexpr,
     BLOCK_SIZE: tl.constexpr,
     VS: tl.constexpr,
+    MERGE: tl.constexpr,
 ):
     # grad_image is an fp32 (B, C, H, W) buffer and grad_disp a (B, 2, H, W) tensor in
     # the displacement's dtype, both of batch stride C * N and laid out like the image
@@ -341,7 +342,7 @@ def _warp2d_bwd_kernel(
         m01 = m & my0 & mx1
         m10 = m & my1 & mx0
         m11 = m & my1 & mx1
-        if NEED_GRAD_IMAGE:
+        if NEED_GRAD_IMAGE and MERGE:
             # Merged atomics along x, as in _warp3d_bwd_kernel: ~2 a voxel instead of 4.
             in_p, _oz0_p, oy0_p, _ox0_p, ox1_p, _fz_p, fy_p, fx_p = _x_neighbour(
                 disp_ptr, b, stride_db, stride_dc, idx - 1, N, 1, H, W, 0, PADDING, 2, VS
@@ -360,15 +361,22 @@ def _warp2d_bwd_kernel(
                 gdy += g * ((1.0 - fx) * (v10 - v00) + fx * (v11 - v01))
                 gdx += g * ((1.0 - fy) * (v01 - v00) + fy * (v11 - v10))
             if NEED_GRAD_IMAGE:
-                g_p = tl.load(gout - VS, mask=merge_p, other=0.0).to(tl.float32)
-                lo0 = g * (1.0 - fy) * (1.0 - fx) + g_p * gy_p0
-                lo1 = g * fy * (1.0 - fx) + g_p * gy_p1
+                lo0 = g * (1.0 - fy) * (1.0 - fx)
+                lo1 = g * fy * (1.0 - fx)
                 hi0 = g * (1.0 - fy) * fx
                 hi1 = g * fy * fx
+                m01_hi = m01
+                m11_hi = m11
+                if MERGE:
+                    g_p = tl.load(gout - VS, mask=merge_p, other=0.0).to(tl.float32)
+                    lo0 += g_p * gy_p0
+                    lo1 += g_p * gy_p1
+                    m01_hi = m01 & keep_hi
+                    m11_hi = m11 & keep_hi
                 tl.atomic_add(dst + oy0 + ox0, lo0, mask=m00, sem="relaxed")
-                tl.atomic_add(dst + oy0 + ox1, hi0, mask=m01 & keep_hi, sem="relaxed")
+                tl.atomic_add(dst + oy0 + ox1, hi0, mask=m01_hi, sem="relaxed")
                 tl.atomic_add(dst + oy1 + ox0, lo1, mask=m10, sem="relaxed")
-                tl.atomic_add(dst + oy1 + ox1, hi1, mask=m11 & keep_hi, sem="relaxed")
+                tl.atomic_add(dst + oy1 + ox1, hi1, mask=m11_hi, sem="relaxed")
             gout += stride_gc
             src += stride_ic
             dst += step_c
@@ -482,6 +490,7 @@ def _warp3d_bwd_kernel(
     NEED_GRAD_DISP: tl.constexpr,
     BLOCK_SIZE: tl.constexpr,
     VS: tl.constexpr,
+    MERGE: tl.constexpr,
 ):
     b, idx, mask = _voxel_block(N, BLOCK_SIZE)
     valid, pz, py, px = _sample_points_3d(disp_ptr, b, stride_db, stride_dc, idx, H, W, mask, VS)
@@ -502,10 +511,11 @@ def _warp3d_bwd_kernel(
             m, mz0, mz1, my0, my1, mx0, mx1
         )
         gz, gy, gx = 1.0 - fz, 1.0 - fy, 1.0 - fx
-        if NEED_GRAD_IMAGE:
-            # Merged atomics. Voxels next to each other along x usually sample next to
-            # each other too: voxel i's upper x corners are then voxel i + 1's lower ones,
-            # the same four addresses. Where they are (the same lower z and y corners, and
+        if NEED_GRAD_IMAGE and MERGE:
+            # Merged atomics (MERGE; without it, 8 atomics a voxel, as before issue 22).
+            # Voxels next to each other along x usually sample next to each other too:
+            # voxel i's upper x corners are then voxel i + 1's lower ones, the same four
+            # addresses. Where they are (the same lower z and y corners, and
             # ox1(i) == ox0(i + 1): addresses equal, so every corner mask is equal too),
             # voxel i + 1 adds voxel i's upper-x share into its own lower-x atomics and
             # voxel i skips its upper-x ones: ~4 atomics a voxel instead of 8 for a smooth
@@ -561,20 +571,28 @@ def _warp3d_bwd_kernel(
                 gzy1 = g * gz * fy
                 gzy2 = g * fz * gy
                 gzy3 = g * fz * fy
-                # voxel i - 1's upper-x shares, 0 where it does not merge into this one
-                g_p = tl.load(gout - VS, mask=merge_p, other=0.0).to(tl.float32)
-                lo0 = gzy0 * gx + g_p * gzy_p0
-                lo1 = gzy1 * gx + g_p * gzy_p1
-                lo2 = gzy2 * gx + g_p * gzy_p2
-                lo3 = gzy3 * gx + g_p * gzy_p3
+                lo0 = gzy0 * gx
+                lo1 = gzy1 * gx
+                lo2 = gzy2 * gx
+                lo3 = gzy3 * gx
+                m001_hi, m011_hi, m101_hi, m111_hi = m001, m011, m101, m111
+                if MERGE:
+                    # voxel i - 1's upper-x shares, 0 where it does not merge into this one
+                    g_p = tl.load(gout - VS, mask=merge_p, other=0.0).to(tl.float32)
+                    lo0 += g_p * gzy_p0
+                    lo1 += g_p * gzy_p1
+                    lo2 += g_p * gzy_p2
+                    lo3 += g_p * gzy_p3
+                    m001_hi, m011_hi = m001 & keep_hi, m011 & keep_hi
+                    m101_hi, m111_hi = m101 & keep_hi, m111 & keep_hi
                 tl.atomic_add(dst + oz0 + oy0 + ox0, lo0, mask=m000, sem="relaxed")
-                tl.atomic_add(dst + oz0 + oy0 + ox1, gzy0 * fx, mask=m001 & keep_hi, sem="relaxed")
+                tl.atomic_add(dst + oz0 + oy0 + ox1, gzy0 * fx, mask=m001_hi, sem="relaxed")
                 tl.atomic_add(dst + oz0 + oy1 + ox0, lo1, mask=m010, sem="relaxed")
-                tl.atomic_add(dst + oz0 + oy1 + ox1, gzy1 * fx, mask=m011 & keep_hi, sem="relaxed")
+                tl.atomic_add(dst + oz0 + oy1 + ox1, gzy1 * fx, mask=m011_hi, sem="relaxed")
                 tl.atomic_add(dst + oz1 + oy0 + ox0, lo2, mask=m100, sem="relaxed")
-                tl.atomic_add(dst + oz1 + oy0 + ox1, gzy2 * fx, mask=m101 & keep_hi, sem="relaxed")
+                tl.atomic_add(dst + oz1 + oy0 + ox1, gzy2 * fx, mask=m101_hi, sem="relaxed")
                 tl.atomic_add(dst + oz1 + oy1 + ox0, lo3, mask=m110, sem="relaxed")
-                tl.atomic_add(dst + oz1 + oy1 + ox1, gzy3 * fx, mask=m111 & keep_hi, sem="relaxed")
+                tl.atomic_add(dst + oz1 + oy1 + ox1, gzy3 * fx, mask=m111_hi, sem="relaxed")
             gout += stride_gc
             src += stride_ic
             dst += step_c

@@ -33,7 +33,7 @@ ordering) and land in an fp32 buffer even for fp16/bf16 images, so the
 nondeterminism of the sum order is at fp32 rounding (~1e-7 relative). Timing (a) on
 an H200 (results/published/kernels-headline-h200): the 3-D forward + backward was
 1.40x grid_sample's eager and 0.88x torch.compile's; (d) is not yet timed on a GPU
-(scripts/gpu-session.sh first).
+(scripts/gpu-session.sh first, with (a) beside it: ``merge_atomics=False``).
 
 CPU: with ``backend="triton"`` the kernels run on CPU tensors only under the Triton
 interpreter (``TRITON_INTERPRET=1``, see ``kernels._triton.triton_can_run``); without
@@ -106,6 +106,11 @@ def check_warp_inputs(
         raise TypeError(f"disp dtype {disp.dtype} must match image dtype {image.dtype}")
     if disp.device != image.device:
         raise ValueError(f"image is on {image.device} but disp is on {disp.device}")
+
+
+def check_merge_atomics(merge_atomics: object) -> None:
+    if not isinstance(merge_atomics, bool):
+        raise TypeError(f"merge_atomics must be a bool, got {merge_atomics!r}")
 
 
 def _dense_with_voxel_stride(t: torch.Tensor, step: int) -> bool:
@@ -241,8 +246,12 @@ def warp_backward(
     add_disp: bool = False,
     need_grad_image: bool = True,
     need_grad_disp: bool = True,
+    merge_atomics: bool = True,
 ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    """Launch the backward kernel: (grad_image, grad_disp), None where not needed."""
+    """Launch the backward kernel: (grad_image, grad_disp), None where not needed.
+    ``merge_atomics``: merge the image gradient's atomics of x-neighbours (see the
+    module docstring); False issues one atomic a corner, the scatter before issue 22,
+    kept so that a GPU run can time the two against each other."""
     step = _voxel_stride(image, disp)
     grad_out = _spatially_dense(grad_out, step)
     image = _spatially_dense(image, step)
@@ -283,6 +292,7 @@ def warp_backward(
         NEED_GRAD_DISP=need_grad_disp,
         BLOCK_SIZE=block,
         VS=step,
+        MERGE=merge_atomics,
         num_warps=num_warps,
     )
     if grad_image is not None and grad_image.dtype != image.dtype:
@@ -302,16 +312,17 @@ class WarpFunction(torch.autograd.Function):
         mode: str,
         padding: str,
         add_disp: bool,
+        merge_atomics: bool = True,
     ) -> torch.Tensor:
         ctx.save_for_backward(image, disp)
-        ctx.options = (mode, padding, add_disp)
+        ctx.options = (mode, padding, add_disp, merge_atomics)
         return warp_forward(image, disp, mode, padding, add_disp)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx: torch.autograd.function.FunctionCtx, grad_out: torch.Tensor):
         image, disp = ctx.saved_tensors
-        mode, padding, add_disp = ctx.options
+        mode, padding, add_disp, merge_atomics = ctx.options
         grad_image, grad_disp = warp_backward(
             grad_out,
             image,
@@ -321,8 +332,9 @@ class WarpFunction(torch.autograd.Function):
             add_disp,
             need_grad_image=ctx.needs_input_grad[0],
             need_grad_disp=ctx.needs_input_grad[1],
+            merge_atomics=merge_atomics,
         )
-        return grad_image, grad_disp, None, None, None
+        return grad_image, grad_disp, None, None, None, None
 
 
 def warp(
@@ -333,6 +345,7 @@ def warp(
     padding: str = "zeros",
     align_corners: bool = True,
     backend: str = "triton",
+    merge_atomics: bool = True,
 ) -> torch.Tensor:
     """Sample ``image`` at ``index + disp``: VoxelMorph's SpatialTransformer in one pass.
 
@@ -356,12 +369,17 @@ def warp(
             channels (``channels_last`` / ``channels_last_3d``), runs interleaved and
             returns that layout; any other channels_last input is copied to planar.
 
+        merge_atomics: the Triton backward merges the image gradient's atomics of
+            x-neighbours that share corners (the default); False issues one atomic a
+            corner (the same sums in another order), to time the two on a GPU.
+
     Returns:
         The warped image, shaped and typed like ``image``. A voxel whose displacement
         has a NaN is NaN in every channel and contributes no gradient to the image;
         its displacement gradient is zero.
     """
     check_warp_inputs(image, disp, mode, padding, backend)
+    check_merge_atomics(merge_atomics)
     if backend == "torch" or not triton_can_run(image.device.type):
         return warp_reference(image, disp, mode=mode, padding=padding, align_corners=align_corners)
-    return WarpFunction.apply(image, disp, mode, padding, False)
+    return WarpFunction.apply(image, disp, mode, padding, False, merge_atomics)

@@ -145,13 +145,25 @@ class WarpCompile(_BuffersGrid, _Compiled, WarpBackend):
         return self.compiled()(image, disp, self.grid(disp), mode, padding)
 
 
+#: the Triton warp's and its svf_exp's (built with the warp's parameters) own parameter
+TRITON_WARP_PARAMS = {
+    "merge_atomics": Param(
+        True,
+        doc="backward: merge the image gradient's atomics of x-neighbours (False: one "
+        "atomic a corner, the scatter before issue 22, to time the two)",
+    ),
+}
+
+
 class WarpTriton(_Triton, WarpBackend):
     """Warp by the fused Triton kernel of kernels.warp (forward and backward)."""
 
     name = "warp.triton"
+    params = TRITON_WARP_PARAMS
 
     def __call__(self, image, disp, *, mode="bilinear", padding="zeros"):
-        return warp(image, disp, mode=mode, padding=padding, backend="triton")
+        merge = self.values["merge_atomics"]
+        return warp(image, disp, mode=mode, padding=padding, backend="triton", merge_atomics=merge)
 
 
 # --- svf_exp ------------------------------------------------------------------------
@@ -184,9 +196,11 @@ class SvfExpTriton(_Triton, SvfExpBackend):
     """Scaling and squaring by kernels.svf_exp: one fused Triton kernel a squaring."""
 
     name = "svf_exp.triton"
+    params = TRITON_WARP_PARAMS
 
     def __call__(self, velocity, *, steps=7, padding="zeros"):
-        return svf_exp(velocity, steps, padding=padding, backend="triton")
+        merge = self.values["merge_atomics"]
+        return svf_exp(velocity, steps, padding=padding, backend="triton", merge_atomics=merge)
 
 
 # --- sine_mlp -----------------------------------------------------------------------

@@ -4,9 +4,10 @@ registers and spills per thread as ptxas sees them.
     TRITON_INTERPRET=0 python -m tests.kernels._warp_sm90_check [--sweep]
 
 Prints one JSON object per line. Without ``--sweep`` it compiles every variant
-(mode x padding x ADD_DISP x dtype x layout: VS 1 planar, VS ndim interleaved) at the
-launch settings ``kernels.warp`` uses; with it, every planar kernel at a range of
-(BLOCK_SIZE, num_warps). Needs Triton's bundled
+(mode x padding x ADD_DISP x dtype x layout: VS 1 planar, VS ndim interleaved; the
+backward also planar fp32 without merged atomics, MERGE False) at the launch settings
+``kernels.warp`` uses; with it, every planar kernel at a range of (BLOCK_SIZE,
+num_warps). Needs Triton's bundled
 ``ptxas-blackwell`` (PTX 9.x; the plain ``ptxas`` is too old for Triton 3.9's PTX).
 Must run without the interpreter: JIT functions decorated under it cannot be lowered.
 """
@@ -88,8 +89,18 @@ def variants(sweep: bool):
             combos = list(
                 itertools.product((0, 1), (0, 1), (False, True), ("fp32", "bf16"), (1, ndim))
             )
-        for (block, warps), (mode, padding, add, dtype, vs) in itertools.product(settings, combos):
+        # the backward with and without merged atomics (MERGE False: planar fp32 only,
+        # the scatter before issue 22, kept to time against it on a GPU; bf16 2-D border
+        # compose without merging spills 8 bytes)
+        merges = (True, False) if backward else (None,)
+        for (block, warps), (mode, padding, add, dtype, vs), merge in itertools.product(
+            settings, combos, merges
+        ):
+            if merge is False and (vs != 1 or sweep or dtype != "fp32"):
+                continue
             consts = dict(MODE=mode, PADDING=padding, ADD_DISP=add, BLOCK_SIZE=block, VS=vs)
+            if merge is not None:
+                consts["MERGE"] = merge
             yield name, {**consts, **flags}, warps, dtype
 
 

@@ -352,6 +352,13 @@ def test_nan_displacement(shape, backend):
         (torch.zeros(1, 1, 4, 5), torch.zeros(1, 2, 4, 5), {"padding": "wrap"}, ValueError, "pad"),
         (torch.zeros(1, 1, 4, 5), torch.zeros(1, 2, 4, 5), {"backend": "jax"}, ValueError, "jax"),
         ("image", torch.zeros(1, 2, 4, 5), {}, TypeError, "tensors"),
+        (
+            torch.zeros(1, 1, 4, 5),
+            torch.zeros(1, 2, 4, 5),
+            {"merge_atomics": "no"},
+            TypeError,
+            "merge_atomics must be a bool",
+        ),
     ],
 )
 def test_invalid_inputs_raise_clear_errors(image, disp, kwargs, error, match):
@@ -443,8 +450,8 @@ def test_identity_grid_channels_follow_spatial_axes():
 
 @pytest.mark.slow
 def test_every_variant_compiles_for_sm90_without_spills():
-    """Lower every kernel variant, planar and interleaved, to an sm_90a cubin on this
-    machine, GPU or not (~80 s)."""
+    """Lower every kernel variant, planar and interleaved, the backward also without
+    merged atomics (fp32), to an sm_90a cubin on this machine, GPU or not (~90 s)."""
     import json
     import os
     import subprocess
@@ -464,7 +471,9 @@ def test_every_variant_compiles_for_sm90_without_spills():
         check=True,
     )
     rows = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
-    assert len(rows) == 4 * 2 * 2 * 2 * 2 * 2
+    # 4 kernels x mode x padding x ADD_DISP x dtype x layout, + MERGE False backward
+    assert len(rows) == 4 * 2 * 2 * 2 * 2 * 2 + 2 * 2 * 2 * 2
+    assert sum(r.get("MERGE") is False for r in rows) == 16
     assert all(r["spill_bytes"] == 0 for r in rows), [r for r in rows if r["spill_bytes"]]
     # Planar fp32 displacement (and grad_out) loads vectorise (2-4 voxels a thread:
     # ld.v2/v4). bf16 at 2 voxels a thread (bwd3d) is one plain 32-bit load, and
@@ -505,14 +514,16 @@ def _smooth_disp(shape: tuple[int, ...], seed: int = 5) -> torch.Tensor:
     return 0.3 + 0.1 * (torch.rand((batch, len(spatial), *spatial), generator=gen) * 2 - 1)
 
 
+@pytest.mark.parametrize("merge", [True, False], ids=["merged", "unmerged"])
 @pytest.mark.parametrize("padding", PADDINGS)
 @pytest.mark.parametrize("shape", [(2, 2, 5, 37), (1, 2, 3, 4, 37)], ids=shape_id)
-def test_merged_atomics_are_half_and_gradients_match_reference(monkeypatch, shape, padding):
+def test_merged_atomics_are_half_and_gradients_match_reference(monkeypatch, shape, padding, merge):
     """With a smooth displacement the backward issues only lower-x atomics: every
     in-range upper-x share is merged into the x-neighbour's lower-x atomic. The exact
-    count of atomic lanes is checked (the unmerged scatter issues every in-range
-    corner), every access is in bounds, and the gradients match the reference to the
-    fp32 tolerance (DTYPE_TOLERANCES: merging reassociates one addition per address)."""
+    count of atomic lanes is checked (the unmerged scatter, ``merge_atomics=False``,
+    issues every in-range corner), every access is in bounds, and the gradients match
+    the reference to the fp32 tolerance (DTYPE_TOLERANCES: merging reassociates one
+    addition per address)."""
     from tests.kernels._bounds import checked_accesses
 
     image = random_image(shape).requires_grad_()
@@ -526,7 +537,7 @@ def test_merged_atomics_are_half_and_gradients_match_reference(monkeypatch, shap
             "_warp3d_bwd_kernel",
         ):
             monkeypatch.setattr(warp_module, name, log.guard(getattr(warp_module, name)))
-        out = warp(image, disp, padding=padding, backend="triton")
+        out = warp(image, disp, padding=padding, backend="triton", merge_atomics=merge)
         grad_image, grad_disp = grads(out, (image, disp))
     assert log.violations == []
     # per voxel: 1 lower-x corner times (1 + [upper corner in range]) per y / z axis
@@ -536,7 +547,8 @@ def test_merged_atomics_are_half_and_gradients_match_reference(monkeypatch, shap
         lower_x = lower_x * counts.sum().item()
     merged = batch * channels * lower_x * spatial[-1]
     unmerged = merged * (2 * spatial[-1] - 1) // spatial[-1]
-    assert log.atomic_lanes == merged < 0.52 * unmerged
+    assert merged < 0.52 * unmerged
+    assert log.atomic_lanes == (merged if merge else unmerged)
     ref = warp_reference(image, disp, padding=padding)
     ref_image, ref_disp = grads(ref, (image, disp))
     assert_close_scaled(grad_image, ref_image, FP32_ATOL, FP32_RTOL, "grad image")

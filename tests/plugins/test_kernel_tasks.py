@@ -10,6 +10,7 @@ backend is caught by them.
 from __future__ import annotations
 
 import functools
+import importlib
 import math
 import statistics
 
@@ -82,6 +83,29 @@ def test_warp_task_measures_and_checks(backend, size, mode, padding):
     assert m["gbs_forward"] == pytest.approx(expect)
     expect = warp_min_bytes(voxels, 3, len(size), True) / median(cell, "forward_backward") / 1e9
     assert m["gbs_forward_backward"] == pytest.approx(expect)
+
+
+@pytest.mark.parametrize("merge", [True, False])
+@pytest.mark.parametrize("task", ["kernels.warp", "kernels.svf_exp"])
+def test_triton_backend_merge_atomics_reaches_the_kernels(monkeypatch, task, merge):
+    """``backend.merge_atomics`` (False: the scatter the merge replaced, kept to time
+    the two on a GPU) reaches every backward launch, warp's and its paired svf_exp's,
+    with errors to float64 within the fp32 bounds either way."""
+    warp_module = importlib.import_module("kernels.warp")  # kernels.warp is also a function
+    seen = []
+    launch = warp_module.warp_backward
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["merge_atomics"])
+        return launch(*args, **kwargs)
+
+    monkeypatch.setattr(warp_module, "warp_backward", spy)
+    backend = "warp.triton" if task == "kernels.warp" else "svf_exp.triton"
+    cell = run_task(task, backend, backend_params={"merge_atomics": merge}, size=[6, 7, 8])
+    assert seen and set(seen) == {merge}
+    bound = FP32_REL if task == "kernels.warp" else SVF_FP32_REL
+    errors = {k: v for k, v in cell.metrics.items() if k.endswith("_error_max")}
+    assert errors and all(v < bound for v in errors.values()), errors
 
 
 def test_warp_task_without_backward_times_forward_only():
