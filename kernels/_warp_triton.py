@@ -6,19 +6,19 @@ imports on machines without Triton (macOS, Windows, a CPU container without it).
 The four kernels share their prologue (voxels of a program, sample coordinates, NaN
 masking), their per-axis work (corners or nearest voxel, int64 offsets, padding) and
 their per-corner and per-channel work through the ``@triton.jit`` helpers below, which
-Triton inlines into each kernel.
+Triton inlines into each kernel. Inlining is not quite free: ptxas schedules around the
+debug label each inlined call leaves, so a change to the helpers is checked with
+``python -m tests.kernels._warp_sm90_check`` (registers, spills and vector loads of
+every variant on sm_90a). Splitting the kernels into these helpers left all 64 variants'
+register counts, spills (none) and vector loads as they were, and every floating-point
+instruction the same.
 
 Layouts. ``VS`` (constexpr) is the voxel stride of every tensor of a launch: 1 for
 planar volumes (each channel a dense row-major volume), C for channels interleaved
 voxel by voxel (channels_last, only where image and displacement both have ndim
 channels: compose and svf_exp). Offsets are voxel indices times ``VS``; channel steps
 come from the tensors' strides (1 when interleaved). With ``VS`` 1 the multiplications
-fold away and the planar code is what it was. Inlining is not quite free: ptxas schedules around the
-debug label each inlined call leaves, so a change to the helpers is checked with
-``python -m tests.kernels._warp_sm90_check`` (registers, spills and vector loads of
-every variant on sm_90a). Splitting the kernels into these helpers left all 64 variants'
-register counts, spills (none) and vector loads as they were, and every floating-point
-instruction the same.
+fold away and the planar code is what it was (the same registers at sm_90a).
 """
 
 from __future__ import annotations

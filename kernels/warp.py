@@ -145,13 +145,25 @@ def _voxel_stride(image: torch.Tensor, disp: torch.Tensor) -> int:
     return 1
 
 
+def interleave_channels(t: torch.Tensor) -> torch.Tensor:
+    """``t`` (B, C, H, W) or (B, C, D, H, W) with its channels interleaved voxel by voxel
+    (``channels_last`` / ``channels_last_3d``), copied once if it is not already: the
+    layout in which the warp kernels take a displacement warped by a displacement (and
+    compose and svf_exp) as it is."""
+    if _interleaved(t):
+        return t
+    return t.contiguous(
+        memory_format=torch.channels_last_3d if t.dim() == 5 else torch.channels_last
+    )
+
+
 def _spatially_dense(t: torch.Tensor, step: int = 1) -> torch.Tensor:
     """The kernels take batch and channel strides but index each (b, c) volume as dense
     row-major with voxel stride ``step`` (1: planar, loads along x vectorise; C:
     interleaved); copy once if that layout is missing."""
     if step == 1:
         return t if _dense_with_voxel_stride(t, 1) else t.contiguous()
-    return t if _interleaved(t) else t.movedim(1, -1).contiguous().movedim(-1, 1)
+    return interleave_channels(t)
 
 
 def _empty(like: torch.Tensor, step: int, dtype: torch.dtype, zero: bool = False) -> torch.Tensor:

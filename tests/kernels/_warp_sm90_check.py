@@ -7,9 +7,9 @@ Prints one JSON object per line. Without ``--sweep`` it compiles every variant
 (mode x padding x ADD_DISP x dtype x layout: VS 1 planar, VS ndim interleaved; the
 backward also planar fp32 without merged atomics, MERGE False) at the launch settings
 ``kernels.warp`` uses; with it, every planar kernel at a range of (BLOCK_SIZE,
-num_warps). Needs Triton's bundled
-``ptxas-blackwell`` (PTX 9.x; the plain ``ptxas`` is too old for Triton 3.9's PTX).
-Must run without the interpreter: JIT functions decorated under it cannot be lowered.
+num_warps). Needs Triton's bundled ``ptxas-blackwell`` (PTX 9.x; the plain ``ptxas``
+is too old for Triton 3.9's PTX). Must run without the interpreter: JIT functions
+decorated under it cannot be lowered.
 """
 
 from __future__ import annotations

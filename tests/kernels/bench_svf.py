@@ -23,6 +23,7 @@ import torch
 from kernels.cost import svf_exp_min_bytes
 from kernels.reference import identity_grid, smooth_field, vecint
 from kernels.svf import svf_exp
+from kernels.warp import interleave_channels
 from tests.kernels._warp_bench import BACKEND_PARAMS, DEVICE, ON_GPU, compiled, run_case
 
 STEPS = 7
@@ -43,8 +44,7 @@ def test_bench_svf_exp(benchmark, case, passes, backend, layout):
     spatial = CASES[case] if ON_GPU else CPU_SIZES[case]
     velocity = smooth_field(1, spatial, amplitude=5.0, seed=2).to(DEVICE)
     if layout == "channels_last":  # every backend's input; Triton then runs interleaved
-        fmt = torch.channels_last_3d if len(spatial) == 3 else torch.channels_last
-        velocity = velocity.contiguous(memory_format=fmt)
+        velocity = interleave_channels(velocity)
     velocity.requires_grad_(backward)
     grid = identity_grid(spatial, DEVICE)
     if backend == "triton":

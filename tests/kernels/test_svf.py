@@ -25,6 +25,7 @@ from kernels.reference import (
     svf_exp_reference,
 )
 from kernels.svf import compose, svf_exp
+from kernels.warp import interleave_channels as _interleaved
 from tests.kernels._warp_cases import (
     DTYPE_TOLERANCES,
     SHAPES_2D,
@@ -118,12 +119,6 @@ def test_svf_exp_matches_reference(shape, padding, steps):
     (got,) = torch.autograd.grad(out, (velocity,), grad_out)
     (want,) = torch.autograd.grad(ref, (velocity,), grad_out)
     assert_close_scaled(got, want, atol, rtol, "grad velocity")
-
-
-def _interleaved(t: torch.Tensor) -> torch.Tensor:
-    """The same values with channels interleaved voxel by voxel (channels_last)."""
-    fmt = torch.channels_last_3d if t.dim() == 5 else torch.channels_last
-    return t.contiguous(memory_format=fmt)
 
 
 def _compose_and_grads(a, b, mode, padding, layout):

@@ -41,6 +41,7 @@ from kernels.reference import (
     svf_exp_reference,
     warp_reference,
 )
+from kernels.warp import interleave_channels
 from plugins.backends.base import SineMLPBackend, SvfExpBackend, WarpBackend
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -254,8 +255,7 @@ class SvfExpTask(KernelTask):
         ndim, batch = len(spatial), v["batch"]
         velocity = smooth_field(batch, spatial, v["velocity"], seed=ctx.seed, device=ctx.device)
         if v["layout"] == "channels_last":
-            fmt = torch.channels_last_3d if ndim == 3 else torch.channels_last
-            velocity = velocity.contiguous(memory_format=fmt)
+            velocity = interleave_channels(velocity)
         how = {"steps": v["steps"], "padding": v["padding"]}
 
         with torch.no_grad():
