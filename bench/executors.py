@@ -202,6 +202,16 @@ class ProcessExecutor(Executor):
         finally:
             self._launching = None
 
+    def _restart(self) -> None:
+        """Start a worker from a thread of its own that lives until ``close``, as
+        ``prestart`` does: the parent-death signal the worker asks for fires when the
+        thread that started it ends, and the thread calling ``execute`` may end before
+        the worker should (a ``ParallelExecutor`` thread ends when its queue is empty;
+        the next ``run_all`` of a tuned run then sent its first cell to a dying worker)."""
+        self._hold.set()  # the thread that started the worker now gone may end
+        self.prestart()
+        self._wait_started()
+
     def _handshake(self, proc: Any, parent: Any) -> None:
         if not parent.poll(WORKER_START_TIMEOUT):
             _kill(proc)
@@ -229,7 +239,7 @@ class ProcessExecutor(Executor):
         if cell.fresh_worker and self._used:
             self.close()  # a cell that asked for a process no other cell has touched
         if self._proc is None or not self._proc.is_alive():
-            self._start()
+            self._restart()
         self._used = True
         start = time.perf_counter()
         deadline = start + cell.timeout

@@ -122,3 +122,38 @@ def test_gpus_on_a_machine_without_that_gpu_is_refused(write_suite, tmp_path, ca
     assert code == 2
     err = " ".join(capsys.readouterr().err.split())
     assert "worker could not start: this worker sees no CUDA device (CUDA_VISIBLE_DEVICES=0)" in err
+
+
+def test_a_worker_outlives_the_thread_that_handed_it_cells(write_suite, registry, tmp_path):
+    """A ParallelExecutor thread ends when its queue is empty, and a tuned run then calls
+    ``run_all`` again for its test cells. A worker started from that thread asked for the
+    parent-death signal, which fires when the *thread* ends: the next call's first cell
+    went to a dying worker ("killed by SIGKILL" at 0.0 s, the first test cell of
+    registration-3d-icbm-tuned-cpu). Workers must live until ``close``."""
+    import time
+
+    from bench.executors import ParallelExecutor
+    from bench.suite import load_suite
+
+    path = write_suite(
+        "suite: twice\nplugins: [FIXTURE_PLUGINS]\nrepeats: 1\nbenchmarks:\n"
+        "  - task: test.behave\n    params: {seconds: 0.2}\n"
+        "    matrix: {solver: [test.constant], value: [1, 2, 3, 4]}\n"
+    )
+    suite = load_suite(path, registry)
+    executor = ParallelExecutor(suite.plugins, suite.base_dir, [{}, {}], builtins=False)
+    try:
+        first = [outcome.status for _, outcome in executor.run_all(suite.cells)]
+        for thread in executor._threads:
+            thread.join(10)
+        assert not any(t.is_alive() for t in executor._threads)
+        time.sleep(1.0)  # the parent-death signal lands within milliseconds
+        started = {e: e._proc for e in executor.executors if e._proc is not None}
+        assert started and all(proc.is_alive() for proc in started.values())
+        second = [outcome for _, outcome in executor.run_all(suite.cells)]
+        assert first == ["ok"] * 4
+        assert [o.status for o in second] == ["ok"] * 4, [o.error for o in second]
+        assert all(e._proc is proc for e, proc in started.items())  # none was replaced
+    finally:
+        executor.close()
+    assert all(e._proc is None for e in executor.executors)
