@@ -88,22 +88,29 @@ def test_physical_device_follows_the_pinning(monkeypatch):
     assert physical_device("cuda:1") == "cuda:1"
 
 
+def _two_workers(write_suite, registry, cells: int):
+    """A suite of ``cells`` 0.2 s cells and a two-worker ParallelExecutor for it."""
+    from bench.executors import ParallelExecutor
+    from bench.suite import load_suite
+
+    values = list(range(1, cells + 1))
+    path = write_suite(
+        "suite: two\nplugins: [FIXTURE_PLUGINS]\nrepeats: 1\nbenchmarks:\n"
+        "  - task: test.behave\n    params: {seconds: 0.2}\n"
+        f"    matrix: {{solver: [test.constant], value: {values}}}\n"
+    )
+    suite = load_suite(path, registry)
+    return suite, ParallelExecutor(suite.plugins, suite.base_dir, [{}, {}], builtins=False)
+
+
 def test_a_failure_while_recording_stops_every_worker(write_suite, registry, tmp_path):
     """If recording a row fails (here the callback raises), no worker may go on taking
     cells after the executor is closed, and run.json still says the run was cut short."""
     import json
 
-    from bench.executors import ParallelExecutor
     from bench.runner import run_suite
-    from bench.suite import load_suite
 
-    path = write_suite(
-        "suite: stop\nplugins: [FIXTURE_PLUGINS]\nrepeats: 1\nbenchmarks:\n"
-        "  - task: test.behave\n    params: {seconds: 0.2}\n"
-        "    matrix: {solver: [test.constant], value: [1, 2, 3, 4, 5, 6, 7, 8]}\n"
-    )
-    suite = load_suite(path, registry)
-    executor = ParallelExecutor(suite.plugins, suite.base_dir, [{}, {}], builtins=False)
+    suite, executor = _two_workers(write_suite, registry, cells=8)
 
     def explode(cell, row):
         raise RuntimeError("the disk is full")
@@ -132,16 +139,7 @@ def test_a_worker_outlives_the_thread_that_handed_it_cells(write_suite, registry
     registration-3d-icbm-tuned-cpu). Workers must live until ``close``."""
     import time
 
-    from bench.executors import ParallelExecutor
-    from bench.suite import load_suite
-
-    path = write_suite(
-        "suite: twice\nplugins: [FIXTURE_PLUGINS]\nrepeats: 1\nbenchmarks:\n"
-        "  - task: test.behave\n    params: {seconds: 0.2}\n"
-        "    matrix: {solver: [test.constant], value: [1, 2, 3, 4]}\n"
-    )
-    suite = load_suite(path, registry)
-    executor = ParallelExecutor(suite.plugins, suite.base_dir, [{}, {}], builtins=False)
+    suite, executor = _two_workers(write_suite, registry, cells=4)
     try:
         first = [outcome.status for _, outcome in executor.run_all(suite.cells)]
         for thread in executor._threads:
