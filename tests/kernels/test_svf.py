@@ -25,7 +25,7 @@ from kernels.reference import (
     svf_exp_reference,
 )
 from kernels.svf import compose, svf_exp
-from kernels.warp import interleave_channels as _interleaved
+from kernels.warp import interleave_channels
 from tests.kernels._warp_cases import (
     DTYPE_TOLERANCES,
     SHAPES_2D,
@@ -144,7 +144,7 @@ def test_interleaved_channels_match_planar_and_stay_in_bounds(monkeypatch, shape
     names = ("_warp2d_fwd_kernel", "_warp3d_fwd_kernel", "_warp2d_bwd_kernel", "_warp3d_bwd_kernel")
     a, b = random_disp(shape, seed=1), random_disp(shape, scale=1.0, seed=2)
     runs = []
-    for layout in (lambda t: t.contiguous(), _interleaved):
+    for layout in (lambda t: t.contiguous(), interleave_channels):
         with checked_accesses() as log:
             for name in names:
                 monkeypatch.setattr(warp_module, name, log.guard(getattr(warp_module, name)))
@@ -168,7 +168,7 @@ def test_svf_exp_keeps_an_interleaved_layout_and_matches_planar(shape):
     the planar result and gradient (fp32 tolerance, as test_svf_exp_matches_reference)."""
     velocity = random_disp(shape, scale=4.0, seed=3)
     results = []
-    for layout in (lambda t: t.contiguous(), _interleaved):
+    for layout in (lambda t: t.contiguous(), interleave_channels):
         v = layout(velocity).requires_grad_()
         out = svf_exp(v, steps=7)
         (grad,) = torch.autograd.grad(out, (v,), layout(_grad_out(out.shape)))
@@ -188,7 +188,7 @@ def test_mixed_layouts_run_planar():
 
     shape = FIELD_SHAPES[1]
     a, b = random_disp(shape, seed=1), random_disp(shape, seed=2)
-    a_ = _interleaved(a).requires_grad_()
+    a_ = interleave_channels(a).requires_grad_()
     b_ = b.clone().requires_grad_()
     out = compose(a_, b_)
     assert out.is_contiguous()
@@ -200,10 +200,10 @@ def test_mixed_layouts_run_planar():
     ref = torch.autograd.grad(compose_reference(a64, b64), (a64, b64), grad_out.double())
     for g, r in zip(got, ref):
         assert_close_scaled(g, r, FP32_ATOL, FP32_RTOL)
-    image = _interleaved(torch.randn(shape[0], 4, *shape[2:]))  # 4 channels, 3-D: planar
+    image = interleave_channels(torch.randn(shape[0], 4, *shape[2:]))  # 4 channels, 3-D: planar
     assert warp(image, b).is_contiguous()
     # an interleaved result, its gradient arriving planar
-    a_, b_ = _interleaved(a).requires_grad_(), _interleaved(b).requires_grad_()
+    a_, b_ = interleave_channels(a).requires_grad_(), interleave_channels(b).requires_grad_()
     out = compose(a_, b_)
     assert out.stride(1) == 1
     got = torch.autograd.grad(out, (a_, b_), grad_out.contiguous())
