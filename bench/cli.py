@@ -492,7 +492,7 @@ def _print_dry_run(out: Any, suite: Any) -> None:
     for i, cell in enumerate(suite.cells):
         out.print(f"  {i:>4}  {cell.id}  {cell.describe()}", markup=False, soft_wrap=True)
     if suite.tunings:
-        tests = sum(len(t.test[0]) for t in suite.tunings if t.test)
+        tests = suite.planned - len(suite.cells)
         out.print(f"then {tests} test cells: the setting each of {len(suite.tunings)} "
                   "tuned configurations chose on validation")  # fmt: skip
 
@@ -663,8 +663,11 @@ class _RunDisplay:
             total = self.progress.tasks[0].total or 0
             self.progress.update(self.bar, total=total + len(todo))
             return
-        # a tuned entry's test cells are not among suite.cells (a resume may start there)
-        skipped = len(self.suite.cells) - sum(c.role != "test" for c in todo)
+        # a tuned entry's test cells are not among suite.cells: they follow validation,
+        # unless a resume starts with them
+        planned = self.suite.planned
+        later = 0 if any(c.role == "test" for c in todo) else planned - len(self.suite.cells)
+        skipped = planned - len(todo) - later
         note = f" ({skipped} already done)" if skipped else ""
         if not self.quiet:
             self.out.print(f"{self.suite.name}: {len(todo)} cells to run{note} -> {self.run_dir}")

@@ -199,7 +199,7 @@ def _run_locked(
             rows = {row["cell_id"]: row for row in writer.cells}
             meta["tuning"] = [tuning.record(rows) for tuning in suite.tunings]
         failed = failed or _each(
-            lambda: _finish_meta(meta_path, meta, len(suite.cells), len(writer.cells))
+            lambda: _finish_meta(meta_path, meta, suite.planned, len(writer.cells))
         )
         if failed and status == "complete":  # nothing else is on its way out
             raise failed

@@ -79,6 +79,12 @@ class Suite:
     #: their validation cells are recorded
     tunings: list[Tuning] = field(default_factory=list)
 
+    @property
+    def planned(self) -> int:
+        """The rows a complete run records: the cells, then each tuned configuration's
+        test cells for the one setting its validation chooses."""
+        return len(self.cells) + sum(len(t.test[0]) for t in self.tunings if t.test)
+
 
 def load_suite(
     path: str | Path,

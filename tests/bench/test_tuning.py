@@ -180,6 +180,36 @@ def test_a_resume_at_the_test_cells_counts_the_validation_cells_done(tmp_path, m
     assert "4 cells to run (12 already done)" in capsys.readouterr().out
 
 
+def test_a_tuned_run_counts_its_test_cells_among_the_planned_and_the_done(
+    tmp_path, monkeypatch, capsys
+):
+    """run.json's cells.total and the resume's 'already done' counted only the suite's
+    validation cells: registration-3d-icbm-tuned-cpu closed with 'total 144, finished
+    189' and, resumed after 27 of its test cells, said '(144 already done)' for 171."""
+    from bench.executors import InProcessExecutor
+    from bench.runner import run_suite
+    from bench.testing import default_registry
+
+    monkeypatch.chdir(tmp_path)
+    path = _suite(tmp_path, DECLARED)
+    registry = default_registry(["./tune_plugins.py"], base_dir=tmp_path)
+    suite = load_suite(path, registry)
+    assert (len(suite.cells), suite.planned) == (12, 16)  # 2 configurations x 2 test seeds
+
+    def stop_after_a_test_cell(cell, row):
+        if cell.role == "test":
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_suite(suite, tmp_path / "r", executor=InProcessExecutor(registry),
+                  on_cell_done=stop_after_a_test_cell)  # fmt: skip
+    capsys.readouterr()
+    assert main(["run", str(path), "--resume", str(tmp_path / "r"), "--in-process"]) == 0
+    assert "3 cells to run (13 already done)" in capsys.readouterr().out
+    meta = json.loads((tmp_path / "r" / "run.json").read_text())
+    assert meta["cells"] == {"total": 16, "finished": 16}
+
+
 def _interrupt_at_test(cell):
     if cell.role == "test":
         raise KeyboardInterrupt
