@@ -3,7 +3,7 @@ validation scores and choice (run.json's ``tuning``), then, once the test cells 
 per-method means pooled and per generator, paired statistics of symmetric svf against
 each peer, and each pair's Dice curve relative to ANTs SyN's result.
 
-    python results/partial/registration-3d-icbm-tuned-cpu/summary.py [RUN_DIR]
+    python results/published/registration-3d-icbm-tuned-cpu/summary.py [RUN_DIR]
 
 RUN_DIR: the run folder (default: the one beside this script).
 """
