@@ -141,6 +141,10 @@ class ProcessExecutor(Executor):
         self._proc: Any = None
         self._conn: Any = None
         self._used = False  # the live worker has run a cell already
+        # the live worker has a cell whose outcome is not read yet: an interrupted
+        # execute leaves it set, and close then kills at once instead of waiting 5 s
+        # for a worker that is not listening
+        self._busy = False
         self._starting: threading.Event | None = None
         self._launching: Any = None  # a worker started but not ready yet
         self._start_error: BaseException | None = None
@@ -232,7 +236,7 @@ class ProcessExecutor(Executor):
             _kill(proc)
             raise WorkerStartError(f"worker could not start: {payload}")
         self._proc, self._conn = proc, parent
-        self._used = False
+        self._used = self._busy = False
 
     def execute(self, cell: Cell) -> Outcome:
         self._wait_started()
@@ -245,6 +249,7 @@ class ProcessExecutor(Executor):
         deadline = start + cell.timeout
         partial = CellRecord()  # what the cell has recorded so far (streamed)
         self._conn.send(cell.to_dict())
+        self._busy = True
         memory = _memory_seen(self._proc.pid)  # last look at the worker's memory
         looked = time.perf_counter()
         while True:
@@ -290,6 +295,7 @@ class ProcessExecutor(Executor):
                 for event in payload:
                     partial.apply(event)
                 continue
+            self._busy = False
             if cell.fresh_worker:
                 self.close()  # no later cell inherits what this one changed
             return payload
@@ -311,6 +317,7 @@ class ProcessExecutor(Executor):
 
     def _discard(self, grace: float = 0.0) -> int | None:
         proc, self._proc = self._proc, None
+        self._busy = False
         if self._conn is not None:
             self._conn.close()
             self._conn = None
@@ -326,7 +333,7 @@ class ProcessExecutor(Executor):
         except BaseException:  # noqa: BLE001 - a worker that failed to start: nothing to close
             pass
         proc, conn = self._proc, self._conn
-        if proc is not None and conn is not None and proc.is_alive():
+        if proc is not None and conn is not None and proc.is_alive() and not self._busy:
             try:
                 conn.send(None)
                 proc.join(5)

@@ -351,6 +351,71 @@ def test_sigterm_is_handled_like_ctrl_c(write_suite, tmp_path, signum):
     assert _gone(worker, 15), "the hung worker outlived bench run"
 
 
+class _ListeningConn:
+    def __init__(self):
+        self.sent = []
+
+    def send(self, message):
+        self.sent.append(message)
+
+    def close(self):
+        pass
+
+
+class _HungWorker:
+    """A worker process busy with a cell: alive until killed, deaf to the pipe."""
+
+    pid = None  # no process group of ours to signal
+    exitcode = -signal.SIGKILL
+
+    def __init__(self):
+        self.alive, self.joins = True, []
+
+    def is_alive(self):
+        return self.alive
+
+    def join(self, timeout=None):
+        self.joins.append(timeout)
+
+    def kill(self):
+        self.alive = False
+
+
+class _Cell:
+    fresh_worker, timeout = False, 600
+
+    def to_dict(self):
+        return {"cell": "hangs"}
+
+
+def test_close_after_an_interrupted_cell_kills_its_worker_without_waiting(monkeypatch):
+    """Ctrl-C or SIGTERM while a cell runs: close() sent the busy worker its stop message
+    and waited 5 s for a reply it could not give (bench run took 6 s to exit, 1 s now)."""
+    from bench import executors
+
+    def interrupted(conns, timeout):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(executors.mp_connection, "wait", interrupted)
+    ex = ProcessExecutor([], ".", builtins=False)
+    worker, conn = _HungWorker(), _ListeningConn()
+    ex._proc, ex._conn = worker, conn
+    with pytest.raises(KeyboardInterrupt):
+        ex.execute(_Cell())
+    ex.close()
+    assert conn.sent == [{"cell": "hangs"}]  # no stop message to a worker that cannot read it
+    assert not worker.alive and 5 not in worker.joins
+
+
+def test_close_asks_an_idle_worker_to_stop_before_killing_it():
+    """The polite close stays for a worker between cells (it may finish its own exit)."""
+    worker, conn = _HungWorker(), _ListeningConn()
+    ex = ProcessExecutor([], ".", builtins=False)
+    ex._proc, ex._conn = worker, conn
+    ex.close()
+    assert conn.sent == [None] and worker.joins[0] == 5
+
+
 SLOW_IMPORT = """
 import os, time
 with open(os.environ["WORKER_PID_FILE"], "w") as fh:
