@@ -15,6 +15,8 @@ from bench import Param, Registry, Slot, Solver, Task, get_plugin_manager
 from bench.testing import PluginCheckError, check_plugin
 from plugins.backends.base import WarpBackend
 
+pytestmark = pytest.mark.usefixtures("frozen_heap")
+
 REGISTRY = Registry(get_plugin_manager())
 ENTRIES = REGISTRY.entries()
 

@@ -12,6 +12,8 @@ import pytest
 from bench.cli import main
 from bench.results import load_run
 
+pytestmark = pytest.mark.usefixtures("frozen_heap")
+
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 TUTORIALS = ROOT / "docs" / "plugins.md"

@@ -12,6 +12,8 @@ from bench.results import load_run
 from bench.scaffold import templates
 from bench.testing import check_plugin
 
+pytestmark = pytest.mark.usefixtures("frozen_heap")
+
 KINDS = sorted(templates(get_plugin_manager()))
 
 

@@ -15,6 +15,8 @@ import yaml
 from bench.cli import main
 from bench.plot import line_groups, sweeps
 
+pytestmark = pytest.mark.usefixtures("frozen_heap")
+
 FIXTURE_PLUGINS = str(Path(__file__).parent / "bench" / "fixtures" / "harness_plugins.py")
 WIDTH = 100
 

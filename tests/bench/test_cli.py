@@ -13,6 +13,8 @@ from bench.suite import load_suite
 
 from .conftest import FIXTURE_PLUGINS
 
+pytestmark = pytest.mark.usefixtures("frozen_heap")
+
 
 def test_list_shows_kind_provider_doc_and_parameters(capsys):
     assert main(["list", "task", "--plugins", FIXTURE_PLUGINS]) == 0

@@ -21,6 +21,8 @@ from bench.columns import (
 from bench.headline import HeadlineError
 from bench.results import _parquet_safe
 
+pytestmark = pytest.mark.usefixtures("frozen_heap")
+
 
 def _cells() -> pd.DataFrame:
     return pd.DataFrame(

@@ -15,6 +15,8 @@ from bench.results import load_run
 from bench.runner import run_suite
 from bench.suite import load_suite
 
+pytestmark = pytest.mark.usefixtures("frozen_heap")
+
 
 def _fake_run(tmp_path, name, scale, metric, statuses=("ok", "ok"), n=8, seed=0):
     """A run folder with two configurations x two seeds and known samples."""

@@ -8,6 +8,8 @@ from bench import Registry, get_plugin_manager
 from bench.suite import SuiteError, expand
 from bench.testing import CellFailed, build_plugin, run_cell
 
+pytestmark = pytest.mark.usefixtures("frozen_heap")
+
 PLUGINS = '''
 import torch
 from bench import Architecture, Backend, Param, Slot, Solver, Task, hookimpl

@@ -252,11 +252,12 @@ def test_retry_failed_runs_failed_cells_again(write_suite, tmp_path, capsys):
         "  - task: test.behave\n    matrix: {solver: [test.constant]}\n"
     )
     out = tmp_path / "out"
-    assert main(["run", str(path), "--output", str(out), "--quiet"]) == 0
+    quick = ["--quiet", "--in-process"]  # what is retried is the runner's choice, not a worker's
+    assert main(["run", str(path), "--output", str(out), *quick]) == 0
     run_dir = next((out / "retry").iterdir())
-    assert main(["run", str(path), "--resume", str(run_dir), "--quiet"]) == 0
+    assert main(["run", str(path), "--resume", str(run_dir), *quick]) == 0
     assert marker.read_text().count("\n") == 1  # plain --resume: an error is done
-    assert main(["run", str(path), "--resume", str(run_dir), "--retry-failed", "--quiet"]) == 0
+    assert main(["run", str(path), "--resume", str(run_dir), "--retry-failed", *quick]) == 0
     assert marker.read_text().count("\n") == 2
     assert len(load_run(run_dir).cells) == 2
     assert main(["run", str(path), "--retry-failed"]) == 2
@@ -339,7 +340,12 @@ def _gone(pid: int, within: float) -> bool:
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="parent-death signal and /proc: Linux")
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+# SIGHUP takes the handler SIGTERM takes (bench.cli installs one for both): slow
+@pytest.mark.parametrize(
+    "signum",
+    [signal.SIGTERM, pytest.param(signal.SIGHUP, marks=pytest.mark.slow)],
+    ids=["SIGTERM", "SIGHUP"],
+)
 def test_sigterm_is_handled_like_ctrl_c(write_suite, tmp_path, signum):
     proc, worker = _start_run(write_suite, tmp_path)
     proc.send_signal(signum)
@@ -416,6 +422,21 @@ def test_close_asks_an_idle_worker_to_stop_before_killing_it():
     assert conn.sent == [None] and worker.joins[0] == 5
 
 
+def test_sighup_ends_a_run_as_sigterm_does():
+    """The in-process half of the SIGHUP runs (slow): both signals get the one handler,
+    which makes an interrupt of them, and the previous handlers come back afterwards."""
+    from bench.cli import _termination_as_interrupt
+
+    before = signal.getsignal(signal.SIGHUP), signal.getsignal(signal.SIGTERM)
+    with _termination_as_interrupt():
+        hup, term = signal.getsignal(signal.SIGHUP), signal.getsignal(signal.SIGTERM)
+        assert hup is term and callable(hup)
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGHUP)
+            time.sleep(1)  # the handler runs in this thread between bytecodes
+    assert (signal.getsignal(signal.SIGHUP), signal.getsignal(signal.SIGTERM)) == before
+
+
 SLOW_IMPORT = """
 import os, time
 with open(os.environ["WORKER_PID_FILE"], "w") as fh:
@@ -475,7 +496,9 @@ def bench_plugins():
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="parent-death signal: Linux")
-@pytest.mark.parametrize("how", ["SIGKILL", "SIGHUP", "two SIGTERMs"])
+@pytest.mark.parametrize(
+    "how", ["SIGKILL", pytest.param("SIGHUP", marks=pytest.mark.slow), "two SIGTERMs"]
+)
 def test_a_killed_run_takes_a_cells_children_with_it(tmp_path, how):
     (tmp_path / "spawns.py").write_text(SPAWNS)
     child_file = tmp_path / "child.pid"

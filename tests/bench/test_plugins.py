@@ -13,6 +13,8 @@ from bench.plugins import PluginLoadError
 
 from .conftest import FIXTURE_PLUGINS
 
+pytestmark = pytest.mark.usefixtures("frozen_heap")
+
 
 def _plugin_file(tmp_path: Path, name: str, body: str) -> str:
     path = tmp_path / name

@@ -17,6 +17,8 @@ from bench.cli import main
 
 from .conftest import FIXTURE_PLUGINS
 
+pytestmark = pytest.mark.usefixtures("frozen_heap")
+
 SUITE = f"""
 suite: received
 device: cpu

@@ -14,6 +14,8 @@ from bench.results import load_run
 
 from .conftest import FIXTURE_PLUGINS
 
+pytestmark = pytest.mark.usefixtures("frozen_heap")
+
 SUITE = """
 suite: report
 device: cpu

@@ -16,6 +16,8 @@ from bench.suite import load_suite
 
 from .test_report import _browser
 
+pytestmark = pytest.mark.usefixtures("frozen_heap")
+
 PUBLISHED = Path(__file__).parents[2] / "results" / "published" / "fields-poisson-256-cpu"
 HOSTILE = '<script>alert("task")</script><!--<b x="'
 SUITE = (

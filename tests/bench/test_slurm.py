@@ -256,6 +256,8 @@ def test_a_cancelled_job_says_so(slurm_cluster, write_suite, tmp_path):
     assert "cancelled by the scheduler" in row["error"], row["error"]
 
 
+@pytest.mark.slow  # 20 s; test_resume_ends_the_job_a_killed_submitter_left_running is its
+# twin through submitit's local cluster (the same resume code), in the default run
 def test_resume_after_the_submitting_process_is_killed(slurm_cluster, write_suite, tmp_path):
     import signal
     import subprocess
@@ -277,7 +279,11 @@ def test_resume_after_the_submitting_process_is_killed(slurm_cluster, write_suit
     while not marker.exists():
         assert time.time() < deadline and proc.poll() is None, proc.communicate()
         time.sleep(0.5)
-    time.sleep(8)  # the two quick cells' jobs finish and are recorded
+    log = next((out / "resumed").iterdir()) / "cells.log.jsonl"
+    while not (log.exists() and log.read_text().count("\n") >= 2):
+        # the two quick cells' jobs finish and are recorded
+        assert time.time() < deadline and proc.poll() is None, proc.communicate()
+        time.sleep(0.5)
     os_kill = __import__("os").killpg
     os_kill(proc.pid, signal.SIGKILL)  # the submitting process, without warning
     proc.communicate(timeout=30)

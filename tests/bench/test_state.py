@@ -17,6 +17,8 @@ from bench.state import ProcessState
 from bench.suite import load_suite
 from bench.worker import run_cell
 
+pytestmark = pytest.mark.usefixtures("frozen_heap")
+
 STATE_PLUGINS = str(Path(__file__).parent / "fixtures" / "state_plugins.py")
 ITEMS = list(load_plugin(STATE_PLUGINS).ITEMS)
 

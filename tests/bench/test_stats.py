@@ -16,6 +16,8 @@ from scipy.stats import wilcoxon
 from bench.cli import main
 from bench.stats import StatsError, paired_comparisons
 
+pytestmark = pytest.mark.usefixtures("frozen_heap")
+
 SEEDS = range(8)
 TRUTHS = ["x", "y"]
 

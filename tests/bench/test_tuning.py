@@ -13,6 +13,8 @@ from bench.cli import main
 from bench.results import load_run
 from bench.suite import SuiteError, load_suite
 
+pytestmark = pytest.mark.usefixtures("frozen_heap")
+
 PLUGIN = textwrap.dedent(
     '''
     from bench import Headline, Param, Solver, Task, hookimpl

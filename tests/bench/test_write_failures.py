@@ -13,6 +13,8 @@ import pytest
 from bench.cli import main
 from bench.results import load_run
 
+pytestmark = pytest.mark.usefixtures("frozen_heap")
+
 SUITE = """
 suite: full
 device: cpu

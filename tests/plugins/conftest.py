@@ -7,7 +7,6 @@ overhead and intra-op threads only contend: 30 steps of ode.neural_ode_fit took
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Iterator
 
 import pytest
@@ -27,19 +26,3 @@ def _single_thread(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setattr(bench.worker, "_DEFAULT_THREADS", 1)
     yield
     torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def frozen_heap() -> Iterator[None]:
-    """A module that runs many cells through bench.testing freezes the heap once, as
-    ``bench run --in-process`` does: the worker's full collection after each cell then
-    skips torch, the plugins and pytest: tests/plugins/test_ode_tasks.py's 26 cells
-    spent 3.8 s of CPU in it, 0.6 s on a frozen heap (2-core box). Opt in with
-    ``pytestmark = pytest.mark.usefixtures("frozen_heap")``."""
-    froze = gc.get_freeze_count() == 0
-    if froze:
-        gc.collect()
-        gc.freeze()
-    yield
-    if froze:  # frozen objects are never freed: give the heap back
-        gc.unfreeze()

@@ -8,6 +8,8 @@ import torch
 from plugins.tasks.ode.counting import CountingFunc
 from tests.plugins._problems import F64, TanhField, registry
 
+pytestmark = pytest.mark.usefixtures("frozen_heap")
+
 REGISTRY = registry()
 SOLVERS = {name: REGISTRY.get("solver", name) for name in REGISTRY.names("solver")}
 OWN = ["euler", "midpoint", "heun", "rk4", "bosh3", "dopri5"]

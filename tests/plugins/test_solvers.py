@@ -22,6 +22,8 @@ from tests.plugins._problems import (
     rotation_exact,
 )
 
+pytestmark = pytest.mark.usefixtures("frozen_heap")
+
 REGISTRY = registry()
 SOLVERS = {name: REGISTRY.get("solver", name) for name in REGISTRY.names("solver")}
 FIXED = sorted(n for n, s in SOLVERS.items() if not s.adaptive)

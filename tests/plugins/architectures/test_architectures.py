@@ -14,6 +14,8 @@ from plugins.architectures.residual import ResNetShared
 from plugins.architectures.revnet import RevNet
 from plugins.tasks.architectures.flow import jacobians, power_iteration_lipschitz
 
+pytestmark = pytest.mark.usefixtures("frozen_heap")
+
 NAMES = [cls.name for cls in ARCHITECTURES]
 
 

@@ -6,6 +6,8 @@ import pytest
 
 from tests.plugins.architectures._run import run_cell
 
+pytestmark = pytest.mark.usefixtures("frozen_heap")
+
 BATCH, WIDTH = 32, 8
 
 

@@ -10,6 +10,8 @@ from bench.cli import main
 from plugins.tasks.architectures.synthesis import load_slices, psnr
 from tests.plugins.architectures._run import run_cell
 
+pytestmark = pytest.mark.usefixtures("frozen_heap")
+
 TINY = {"steps": 2, "batch": 2, "patch": 16, "test_every": 20}
 REVNET = ("revnet", {"width": 4, "depth": 2, "hidden": 4})
 

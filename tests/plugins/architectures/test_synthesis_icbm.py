@@ -12,6 +12,8 @@ from plugins.tasks.architectures import synthesis_data
 from plugins.tasks.architectures.image_metrics import masked_ssim, psnr, ssim_map
 from plugins.tasks.architectures.synthesis_data import SLAB_PATTERN, slab_split
 
+pytestmark = pytest.mark.usefixtures("frozen_heap")
+
 needs_icbm = pytest.mark.skipif(icbm.missing() is not None, reason=str(icbm.missing()))
 TINY = {"data": "icbm", "steps": 2, "batch": 2, "patch": 16, "figures": True}
 REVNET = {"architecture.width": 4, "architecture.depth": 2, "architecture.hidden": 4}

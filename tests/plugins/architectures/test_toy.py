@@ -12,6 +12,8 @@ from bench.cli import main
 from plugins.data import toy2d
 from tests.plugins.architectures._run import run_cell
 
+pytestmark = pytest.mark.usefixtures("frozen_heap")
+
 SUITES = Path(__file__).resolve().parents[3] / "suites"
 TINY = {"n_train": 40, "n_test": 40, "epochs": 5, "grid": 6}
 

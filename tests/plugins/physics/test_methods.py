@@ -28,6 +28,8 @@ from plugins.methods.physics.training import (
 )
 from plugins.tasks.physics.reference import book_nu, coarse_trajectory
 
+pytestmark = pytest.mark.usefixtures("frozen_heap")
+
 
 def _ctx(tmp_path, method) -> CellContext:
     # Made by hand on purpose: these tests call a method's own solve() on toy problems

@@ -10,6 +10,8 @@ import yaml
 
 from bench.cli import main
 
+pytestmark = pytest.mark.usefixtures("frozen_heap")
+
 SUITES = Path(__file__).resolve().parents[3] / "suites"
 
 # Tiny budgets: each method still trains, the tasks still score and draw.

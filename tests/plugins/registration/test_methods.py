@@ -173,7 +173,9 @@ def test_syn_agrees_with_ants_own_resampling(tmp_path):
     assert np.abs(warp_array(pair.moving.data, field) - theirs)[2:-2, 2:-2].max() < 1e-4
 
 
-@pytest.mark.parametrize("method", ["svf", "lddmm"])
+# lddmm (10 s under the interpreter) warps through the kernels svf's run uses; both
+# kernels are checked against the torch reference in tests/kernels: slow
+@pytest.mark.parametrize("method", ["svf", pytest.param("lddmm", marks=pytest.mark.slow)])
 def test_a_registration_through_the_triton_backend_is_the_eager_one(method, tmp_path):
     """The same 10 iterations of a method through warp.triton (and the svf_exp.triton
     it derives; the Triton interpreter on CPU) and through warp.eager: the kernels match

@@ -11,6 +11,8 @@ import yaml
 from bench.cli import main
 from bench.suite import load_suite
 
+pytestmark = pytest.mark.usefixtures("frozen_heap")
+
 ROOT = Path(__file__).resolve().parents[3]
 SUITES = sorted((ROOT / "suites").glob("registration-*.yaml"))
 
@@ -74,7 +76,9 @@ def test_quick_suite_runs_every_method_at_a_few_iterations(tmp_path):
     data.update(device="cpu")
     path = tmp_path / "quick.yaml"
     path.write_text(yaml.safe_dump(data))
-    assert main(["run", str(path), "--output", str(tmp_path / "out"), "--quiet"]) == 0
+    # in this process (the methods are under test here, not the worker)
+    args = ["run", str(path), "--output", str(tmp_path / "out"), "--quiet", "--in-process"]
+    assert main(args) == 0
     run = next((tmp_path / "out").glob("registration-quick/*/"))
     cells = pd.read_parquet(run / "cells.parquet")
     assert len(cells) == 10

@@ -13,6 +13,8 @@ from bench.tuning import settings_of
 from plugins.methods.registration.base import RegistrationMethod
 from plugins.methods.registration.classical import SVF
 
+pytestmark = pytest.mark.usefixtures("frozen_heap")
+
 SETTINGS = 8  # every method the same number, so a tuned suite's equal_size holds
 
 

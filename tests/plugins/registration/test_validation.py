@@ -13,6 +13,8 @@ from bench.cli import main
 from plugins.methods.registration.base import RegistrationMethod
 from tests.plugins.registration._helpers import write_suite
 
+pytestmark = pytest.mark.usefixtures("frozen_heap")
+
 HERE = Path(__file__).parent
 
 
