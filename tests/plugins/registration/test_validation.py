@@ -250,7 +250,8 @@ def test_a_label_on_one_side_only_is_counted_and_hd95_stays_finite(tmp_path):
 def test_nan_loss_ends_diverged_keeping_the_curve(tmp_path):
     entry = _entry(method="test.nan_after_five")
     path = write_suite(tmp_path / "nan.yaml", [entry], plugins=[str(HERE / "nan_method.py")])
-    assert main(["run", path, "--output", str(tmp_path / "out"), "--quiet"]) in (0, 1)
+    args = ["run", path, "--output", str(tmp_path / "out"), "--quiet", "--in-process"]
+    assert main(args) in (0, 1)
     run = next((tmp_path / "out").glob("*/*/"))
     cells = pd.read_parquet(run / "cells.parquet")
     assert cells.status.tolist() == ["diverged"]
