@@ -127,14 +127,7 @@ def test_a_run_cut_after_validation_resumes_with_the_test_cells(tmp_path, monkey
     registry = default_registry(["./tune_plugins.py"], base_dir=tmp_path)
     suite = load_suite(path, registry)
     n_val = len(suite.cells)
-
-    def stop_after_validation(cell, row):
-        if cell.role == "test":
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        run_suite(suite, tmp_path / "r", executor=InProcessExecutor(registry),
-                  on_cell_done=stop_after_validation)  # fmt: skip
+    _cut_after_the_first_test_cell(suite, registry, tmp_path / "r")
     assert len(load_run(tmp_path / "r").cells) == n_val + 1
     ran = []
     run_suite(suite, tmp_path / "r", executor=InProcessExecutor(registry), resume=True,
@@ -188,8 +181,6 @@ def test_a_tuned_run_counts_its_test_cells_among_the_planned_and_the_done(
     """run.json's cells.total and the resume's 'already done' counted only the suite's
     validation cells: registration-3d-icbm-tuned-cpu closed with 'total 144, finished
     189' and, resumed after 27 of its test cells, said '(144 already done)' for 171."""
-    from bench.executors import InProcessExecutor
-    from bench.runner import run_suite
     from bench.testing import default_registry
 
     monkeypatch.chdir(tmp_path)
@@ -197,19 +188,26 @@ def test_a_tuned_run_counts_its_test_cells_among_the_planned_and_the_done(
     registry = default_registry(["./tune_plugins.py"], base_dir=tmp_path)
     suite = load_suite(path, registry)
     assert (len(suite.cells), suite.planned) == (12, 16)  # 2 configurations x 2 test seeds
-
-    def stop_after_a_test_cell(cell, row):
-        if cell.role == "test":
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        run_suite(suite, tmp_path / "r", executor=InProcessExecutor(registry),
-                  on_cell_done=stop_after_a_test_cell)  # fmt: skip
+    _cut_after_the_first_test_cell(suite, registry, tmp_path / "r")
     capsys.readouterr()
     assert main(["run", str(path), "--resume", str(tmp_path / "r"), "--in-process"]) == 0
     assert "3 cells to run (13 already done)" in capsys.readouterr().out
     meta = json.loads((tmp_path / "r" / "run.json").read_text())
     assert meta["cells"] == {"total": 16, "finished": 16}
+
+
+def _cut_after_the_first_test_cell(suite, registry, run_dir):
+    """Run in this process until the first test cell is recorded, then stop as Ctrl-C
+    would: validation complete, one test cell done."""
+    from bench.executors import InProcessExecutor
+    from bench.runner import run_suite
+
+    def stop(cell, row):
+        if cell.role == "test":
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_suite(suite, run_dir, executor=InProcessExecutor(registry), on_cell_done=stop)
 
 
 def _interrupt_at_test(cell):
