@@ -656,19 +656,14 @@ class _RunDisplay:
         )
         self.bar: Any = None
 
-    def on_start(self, todo: list[Any]) -> None:
+    def on_start(self, todo: list[Any], done: int) -> None:
         if self.bar is not None:  # a tuned entry's test cells, once validation chose
             if not self.quiet:
                 self.out.print(f"{len(todo)} test cells with the settings chosen on validation")
             total = self.progress.tasks[0].total or 0
             self.progress.update(self.bar, total=total + len(todo))
             return
-        # a tuned entry's test cells are not among suite.cells: they follow validation,
-        # unless a resume starts with them
-        planned = self.suite.planned
-        later = 0 if any(c.role == "test" for c in todo) else planned - len(self.suite.cells)
-        skipped = planned - len(todo) - later
-        note = f" ({skipped} already done)" if skipped else ""
+        note = f" ({done} already done)" if done else ""
         if not self.quiet:
             self.out.print(f"{self.suite.name}: {len(todo)} cells to run{note} -> {self.run_dir}")
             unset = [c for c in todo if c.threads is None and c.device in ("cpu", "auto")]

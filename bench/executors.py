@@ -248,8 +248,8 @@ class ProcessExecutor(Executor):
         start = time.perf_counter()
         deadline = start + cell.timeout
         partial = CellRecord()  # what the cell has recorded so far (streamed)
+        self._busy = True  # before sending: a send cut short leaves a half-read stream
         self._conn.send(cell.to_dict())
-        self._busy = True
         memory = _memory_seen(self._proc.pid)  # last look at the worker's memory
         looked = time.perf_counter()
         while True:

@@ -117,7 +117,7 @@ def run_suite(
     *,
     executor: Executor,
     resume: bool = False,
-    on_start: Callable[[list[Cell]], None] | None = None,
+    on_start: Callable[[list[Cell], int], None] | None = None,
     on_cell_start: Callable[[Cell], None] | None = None,
     on_cell_done: Callback | None = None,
     command: str = "",
@@ -128,6 +128,9 @@ def run_suite(
     ``executor`` has ``execute(cell) -> Outcome`` and ``close()``; one that runs cells
     concurrently (``bench.slurm.SlurmExecutor``) also has ``run_all(cells,
     on_cell_start)``, yielding ``(cell, outcome)`` as cells finish.
+
+    ``on_start(todo, done)`` is called before each stage (a tuned run's test cells are a
+    second) with the cells about to run and how many the folder already holds.
 
     Each finished cell is written at once. ``run.json`` is written at the start
     (status ``running``) and rewritten at the end (``complete`` or ``interrupted``).
@@ -151,7 +154,7 @@ def _run_locked(
     resume: bool,
     retry_failed: bool,
     command: str,
-    on_start: Callable[[list[Cell]], None] | None,
+    on_start: Callable[[list[Cell], int], None] | None,
     on_cell_start: Callable[[Cell], None] | None,
     on_cell_done: Callback | None,
 ) -> list[dict[str, Any]]:
@@ -175,7 +178,7 @@ def _run_locked(
         todo = todo or _not_done(_chosen_test_cells(suite, writer), writer)
         while True:
             if on_start:
-                on_start(todo)
+                on_start(todo, len(writer.done_ids()))
             outcomes = executor.run_all(todo, on_cell_start)
             try:
                 for cell, outcome in outcomes:
@@ -199,7 +202,7 @@ def _run_locked(
             rows = {row["cell_id"]: row for row in writer.cells}
             meta["tuning"] = [tuning.record(rows) for tuning in suite.tunings]
         failed = failed or _each(
-            lambda: _finish_meta(meta_path, meta, suite.planned, len(writer.cells))
+            lambda: _finish_meta(meta_path, meta, _planned(suite, writer), len(writer.cells))
         )
         if failed and status == "complete":  # nothing else is on its way out
             raise failed
@@ -231,6 +234,21 @@ def _chosen_test_cells(suite: Suite, writer: RunWriter) -> list[Cell]:
         if chosen is not None:
             lists.append(tuning.test[chosen])
     return [cell for group in itertools.zip_longest(*lists) for cell in group if cell is not None]
+
+
+def _planned(suite: Suite, writer: RunWriter) -> int:
+    """The rows the run is to record: the cells, then each tuned configuration's test
+    cells for the setting its recorded validation chose; none where no setting
+    qualified, and one setting's worth while its validation is incomplete."""
+    rows = {row["cell_id"]: row for row in writer.cells}
+    total = len(suite.cells)
+    for tuning in suite.tunings:
+        chosen, scores = tuning.choose(rows)
+        if chosen is not None:
+            total += len(tuning.test[chosen])
+        elif len(scores) < len(tuning.settings) and tuning.test:
+            total += len(tuning.test[0])
+    return total
 
 
 def _each(*steps: Callable[[], object]) -> BaseException | None:

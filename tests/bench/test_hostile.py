@@ -497,7 +497,8 @@ def bench_plugins():
 
 @pytest.mark.skipif(sys.platform != "linux", reason="parent-death signal: Linux")
 @pytest.mark.parametrize(
-    "how", ["SIGKILL", pytest.param("SIGHUP", marks=pytest.mark.slow), "two SIGTERMs"]
+    "how",
+    ["SIGKILL", "SIGTERM", pytest.param("SIGHUP", marks=pytest.mark.slow), "two SIGTERMs"],
 )
 def test_a_killed_run_takes_a_cells_children_with_it(tmp_path, how):
     (tmp_path / "spawns.py").write_text(SPAWNS)
@@ -521,8 +522,8 @@ def test_a_killed_run_takes_a_cells_children_with_it(tmp_path, how):
     try:
         if how == "SIGKILL":
             proc.kill()
-        elif how == "SIGHUP":
-            proc.send_signal(signal.SIGHUP)
+        elif how in ("SIGTERM", "SIGHUP"):  # one polite signal: the close that kills
+            proc.send_signal(getattr(signal, how))
         else:
             proc.send_signal(signal.SIGTERM)
             time.sleep(0.05)

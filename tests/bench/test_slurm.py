@@ -166,6 +166,36 @@ def test_resume_ends_the_job_a_killed_submitter_left_running(write_suite, tmp_pa
     assert not (run_dir / "slurm" / "jobs.json").exists()  # every job recorded
 
 
+def test_a_resume_scancels_the_slurm_jobs_a_killed_submitter_left(tmp_path, monkeypatch):
+    """The SLURM half of the resume's orphan handling (the real-scheduler test of it is
+    slow): the jobs jobs.json names are scancelled, and the resume waits until squeue no
+    longer lists them (here the second look), then forgets the file."""
+    import json
+    import subprocess
+
+    import bench.slurm
+    from bench.slurm import SlurmExecutor
+
+    calls, listings = [], iter(["41_0\n42_1\n", "41_0\n"])
+
+    def fake_run(cmd, **kwargs):
+        calls.append(cmd)
+        out = next(listings) if cmd[0] == "squeue" else ""
+        return subprocess.CompletedProcess(cmd, 0, stdout=out, stderr="")
+
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    monkeypatch.setattr(bench.slurm, "POLL_S", 0.01)
+    folder = tmp_path / "slurm"
+    folder.mkdir()
+    jobs = {"cell-a": "42_1", "cell-b": "43"}
+    (folder / "jobs.json").write_text(json.dumps({"cluster": "slurm", "jobs": jobs}))
+    executor = SlurmExecutor([], tmp_path, folder, {"cluster": "local"})
+    assert sorted(executor.recover()) == ["42_1", "43"]
+    assert calls[0] == ["scancel", "42_1", "43"]
+    assert [c[0] for c in calls] == ["scancel", "squeue", "squeue"]  # 42 listed, then gone
+    assert not (folder / "jobs.json").exists()
+
+
 # --- a real scheduler: a one-node SLURM cluster on this machine -------------------------
 
 

@@ -194,6 +194,30 @@ def test_a_tuned_run_counts_its_test_cells_among_the_planned_and_the_done(
     assert "3 cells to run (13 already done)" in capsys.readouterr().out
     meta = json.loads((tmp_path / "r" / "run.json").read_text())
     assert meta["cells"] == {"total": 16, "finished": 16}
+    capsys.readouterr()
+    assert main(["run", str(path), "--resume", str(tmp_path / "r"), "--in-process"]) == 0
+    assert "(16 already done)" in capsys.readouterr().out  # a complete run resumed
+
+
+def test_a_configuration_without_a_qualifying_setting_plans_no_test_cells(tmp_path, monkeypatch):
+    """Its only setting fails on validation: nothing is chosen, no test cell runs, and
+    run.json's total does not count the test cells it never planned to run."""
+    monkeypatch.chdir(tmp_path)
+    path = _suite(
+        tmp_path,
+        """
+        - task: tune.score
+          matrix: {solver: [tune.small]}
+          params: {fail_at: 0.5}
+          seeds: [0, 1]
+          tune: {validation_seeds: [10]}
+        """,
+    )
+    assert main(["run", str(path), "--output", "out", "--in-process", "--quiet"]) == 0
+    run = load_run(next((tmp_path / "out" / "tuned").iterdir()))
+    (record,) = run.meta["tuning"]
+    assert record["chosen"] is None and list(run.cells["role"]) == ["validation"]
+    assert run.meta["cells"] == {"total": 1, "finished": 1}
 
 
 def _cut_after_the_first_test_cell(suite, registry, run_dir):

@@ -1,4 +1,5 @@
-"""Plugin tests run single-threaded, and cells run by bench.testing on a frozen heap.
+"""Plugin tests run single-threaded (the frozen heap their modules opt into is
+tests/conftest.py's ``frozen_heap``).
 
 The ODE problems here hold 2-32 numbers per state, so every torch op is pure
 overhead and intra-op threads only contend: 30 steps of ode.neural_ode_fit took
