@@ -198,11 +198,11 @@ def _run_locked(
         # The log keeps what finished either way.
         failed = _each(executor.close, writer.close)
         meta["status"] = "interrupted" if failed else status
+        rows = {row["cell_id"]: row for row in writer.cells} if suite.tunings else {}
         if suite.tunings:
-            rows = {row["cell_id"]: row for row in writer.cells}
             meta["tuning"] = [tuning.record(rows) for tuning in suite.tunings]
         failed = failed or _each(
-            lambda: _finish_meta(meta_path, meta, _planned(suite, writer), len(writer.cells))
+            lambda: _finish_meta(meta_path, meta, _planned(suite, rows), len(writer.cells))
         )
         if failed and status == "complete":  # nothing else is on its way out
             raise failed
@@ -236,11 +236,11 @@ def _chosen_test_cells(suite: Suite, writer: RunWriter) -> list[Cell]:
     return [cell for group in itertools.zip_longest(*lists) for cell in group if cell is not None]
 
 
-def _planned(suite: Suite, writer: RunWriter) -> int:
-    """The rows the run is to record: the cells, then each tuned configuration's test
-    cells for the setting its recorded validation chose; none where no setting
-    qualified, and one setting's worth while its validation is incomplete."""
-    rows = {row["cell_id"]: row for row in writer.cells}
+def _planned(suite: Suite, rows: dict[str, dict[str, Any]]) -> int:
+    """The rows the run is to record (``rows``: those recorded, by cell id): the cells,
+    then each tuned configuration's test cells for the setting its recorded validation
+    chose; none where no setting qualified, and one setting's worth while its
+    validation is incomplete."""
     total = len(suite.cells)
     for tuning in suite.tunings:
         chosen, scores = tuning.choose(rows)

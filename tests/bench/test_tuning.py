@@ -92,8 +92,7 @@ def test_each_configuration_runs_its_best_validation_setting_on_the_test_seeds(
 ):
     monkeypatch.chdir(tmp_path)
     path = _suite(tmp_path, DECLARED)
-    assert main(["run", str(path), "--output", "out", "--in-process", "--quiet"]) == 0
-    run = load_run(next((tmp_path / "out" / "tuned").iterdir()))
+    run = _run_in_process(tmp_path, path)
     cells = run.cells
     val, test = cells[cells["role"] == "validation"], cells[cells["role"] == "test"]
     assert len(val) == 2 * 3 * 2  # configurations x settings x validation seeds
@@ -213,11 +212,16 @@ def test_a_configuration_without_a_qualifying_setting_plans_no_test_cells(tmp_pa
           tune: {validation_seeds: [10]}
         """,
     )
-    assert main(["run", str(path), "--output", "out", "--in-process", "--quiet"]) == 0
-    run = load_run(next((tmp_path / "out" / "tuned").iterdir()))
+    run = _run_in_process(tmp_path, path)
     (record,) = run.meta["tuning"]
     assert record["chosen"] is None and list(run.cells["role"]) == ["validation"]
     assert run.meta["cells"] == {"total": 1, "finished": 1}
+
+
+def _run_in_process(tmp_path, path):
+    """``bench run`` of the suite in this process, into ./out; the run it wrote."""
+    assert main(["run", str(path), "--output", "out", "--in-process", "--quiet"]) == 0
+    return load_run(next((tmp_path / "out" / "tuned").iterdir()))
 
 
 def _cut_after_the_first_test_cell(suite, registry, run_dir):
@@ -251,8 +255,7 @@ def test_a_setting_that_fails_on_validation_is_never_chosen(tmp_path, monkeypatc
           tune: {validation_seeds: [10]}
         """,
     )
-    assert main(["run", str(path), "--output", "out", "--in-process", "--quiet"]) == 0
-    run = load_run(next((tmp_path / "out" / "tuned").iterdir()))
+    run = _run_in_process(tmp_path, path)
     (record,) = run.meta["tuning"]
     assert record["scores"][2] is None  # 0.2, the best, failed: out
     # 0.3 and 0.1 are equally far from 0.2 (0.3 a rounding closer, and first in order)
