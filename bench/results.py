@@ -361,6 +361,18 @@ class RunWriter:
         self._files[cell.id] = files
         return row
 
+    def set_role(self, cell_id: str, role: str) -> None:
+        """Give a recorded cell another ``role`` (``bench.tuned``: a test cell whose
+        setting is no longer the choice is ``superseded``, and ``test`` again if the
+        choice comes back). Logged at once, so a killed run's folder reads it too."""
+        row = self._cells[cell_id]
+        if row.get("role") == role:
+            return
+        row["role"] = role
+        self._append({"cell": row, "samples": self._samples.get(cell_id, []),
+                      "curves": self._curves.get(cell_id, []),
+                      "files": self._files.get(cell_id, [])})  # fmt: skip
+
     def _append(self, entry: dict[str, Any]) -> None:
         if self._log is None:
             path = self.run_dir / LOG

@@ -24,6 +24,7 @@ from bench.registry import Registry
 from bench.results import RUN_JSON, RunLock, RunWriter, atomic_write_json
 from bench.suite import Suite
 from bench.sysinfo import run_metadata
+from bench.tuned import SUPERSEDED, TEST
 from bench.worker import resolve_device
 
 
@@ -196,14 +197,16 @@ def _run_locked(
         # Each step runs whatever the one before it raised (a full disk fails them all);
         # an exception already on its way out wins, else the first failure is raised.
         # The log keeps what finished either way.
-        failed = _each(executor.close, writer.close)
+        failed = _each(executor.close, lambda: _settle_roles(suite, writer), writer.close)
         meta["status"] = "interrupted" if failed else status
         rows = {row["cell_id"]: row for row in writer.cells} if suite.tunings else {}
         if suite.tunings:
             meta["tuning"] = [tuning.record(rows) for tuning in suite.tunings]
-        failed = failed or _each(
-            lambda: _finish_meta(meta_path, meta, _planned(suite, rows), len(writer.cells))
-        )
+        superseded = sum(row.get("role") == SUPERSEDED for row in rows.values())
+        counts = {"total": _planned(suite, rows), "finished": len(writer.cells) - superseded}
+        if superseded:
+            counts["superseded"] = superseded
+        failed = failed or _each(lambda: _finish_meta(meta_path, meta, counts))
         if failed and status == "complete":  # nothing else is on its way out
             raise failed
     return writer.cells
@@ -236,6 +239,24 @@ def _chosen_test_cells(suite: Suite, writer: RunWriter) -> list[Cell]:
     return [cell for group in itertools.zip_longest(*lists) for cell in group if cell is not None]
 
 
+def _settle_roles(suite: Suite, writer: RunWriter) -> None:
+    """Each tuned configuration's recorded test cells are ``test`` for the setting its
+    validation now chooses and ``superseded`` for any other: ``--retry-failed`` can run a
+    failed validation cell again and move the choice after the old choice's test cells
+    ran. They stay in the folder, measured; tables and verdicts leave them out
+    (``bench.tuned``). While validation is incomplete every recorded test cell waits as
+    superseded; it is ``test`` again (and not run again) if the choice comes back."""
+    if not suite.tunings:
+        return
+    rows = {row["cell_id"]: row for row in writer.cells}
+    for tuning in suite.tunings:
+        chosen, _ = tuning.choose(rows)
+        for index, cells in enumerate(tuning.test):
+            for cell in cells:
+                if cell.id in rows:
+                    writer.set_role(cell.id, TEST if index == chosen else SUPERSEDED)
+
+
 def _planned(suite: Suite, rows: dict[str, dict[str, Any]]) -> int:
     """The rows the run is to record (``rows``: those recorded, by cell id): the cells,
     then each tuned configuration's test cells for the setting its recorded validation
@@ -262,9 +283,9 @@ def _each(*steps: Callable[[], object]) -> BaseException | None:
     return first
 
 
-def _finish_meta(path: Path, meta: dict[str, Any], total: int, finished: int) -> None:
+def _finish_meta(path: Path, meta: dict[str, Any], counts: dict[str, int]) -> None:
     meta["end"] = now_iso()
-    meta["cells"] = {"total": total, "finished": finished}
+    meta["cells"] = counts
     atomic_write_json(path, meta)
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS_LAYER = ["results", "display", "compare", "report", "plot"]
+RESULTS_LAYER = ["results", "tuned", "display", "compare", "report", "plot"]
 RUNNING = {"suite", "suitefile", "sweep", "worker", "runner", "executors", "slurm"}
 
 

@@ -17,6 +17,8 @@ pytestmark = pytest.mark.usefixtures("frozen_heap")
 
 PLUGIN = textwrap.dedent(
     '''
+    import os
+
     from bench import Headline, Param, Solver, Task, hookimpl
 
 
@@ -48,7 +50,8 @@ PLUGIN = textwrap.dedent(
 
 
     class Score(Task):
-        """error = |h - 0.2| + 0.01 seed: 0.2 is best; fail_at makes one setting fail."""
+        """error = |h - 0.2| + 0.01 seed: 0.2 is best; fail_at makes one setting fail
+        (until a file ``fixed`` is in the working folder)."""
 
         name = "tune.score"
         components = {"solver": Solver}
@@ -57,7 +60,7 @@ PLUGIN = textwrap.dedent(
 
         def run(self, ctx):
             h = ctx.components["solver"].values["step_size"]
-            if h == self.values["fail_at"]:
+            if h == self.values["fail_at"] and not os.path.exists("fixed"):
                 raise ValueError("this setting fails on purpose")
             ctx.metric("error", abs(h - 0.2) + 0.01 * ctx.seed + self.values["offset"])
 
@@ -216,6 +219,46 @@ def test_a_configuration_without_a_qualifying_setting_plans_no_test_cells(tmp_pa
     (record,) = run.meta["tuning"]
     assert record["chosen"] is None and list(run.cells["role"]) == ["validation"]
     assert run.meta["cells"] == {"total": 1, "finished": 1}
+
+
+def test_a_retried_validation_cell_that_moves_the_choice_supersedes_the_old_test_cells(
+    tmp_path, monkeypatch
+):
+    """--retry-failed runs a failed validation cell again; when the choice moves, the old
+    choice's test cells stay measured in the folder as superseded, left out of what is
+    reported, and the new choice's test cells run."""
+    from bench.tuned import reported
+
+    monkeypatch.chdir(tmp_path)
+    path = _suite(
+        tmp_path,
+        """
+        - task: tune.score
+          matrix: {solver: [tune.knob]}
+          params: {fail_at: 0.2}
+          seeds: [0, 1]
+          tune: {validation_seeds: [10]}
+        """,
+    )
+    first = _run_in_process(tmp_path, path)  # 0.2 fails on validation: 0.3 is chosen
+    assert list(first.cells.query("role == 'test'")["param.solver.step_size"]) == [0.3, 0.3]
+    (tmp_path / "fixed").touch()  # what made 0.2 fail is fixed
+    args = ["run", str(path), "--resume", str(first.path), "--retry-failed", "--in-process"]
+    assert main([*args, "--quiet"]) == 0
+    again = load_run(first.path)
+    (record,) = again.meta["tuning"]
+    assert record["chosen"] == {"solver.step_size": 0.2}
+    step = again.cells.set_index("role")["param.solver.step_size"]
+    assert sorted(step["test"]) == [0.2, 0.2] and sorted(step["superseded"]) == [0.3, 0.3]
+    superseded = again.cells[again.cells["role"] == "superseded"]
+    assert (superseded["status"] == "ok").all()  # measured, kept
+    assert set(reported(again.cells)["role"]) == {"test"}
+    assert again.meta["cells"] == {"total": 3 + 2, "finished": 3 + 2, "superseded": 2}
+    # a resume makes the same choice and leaves the roles as they are
+    assert main(["run", str(path), "--resume", str(first.path), "--in-process", "--quiet"]) == 0
+    assert load_run(first.path).cells["role"].value_counts().to_dict() == {
+        "validation": 3, "test": 2, "superseded": 2
+    }  # fmt: skip
 
 
 def _run_in_process(tmp_path, path):
