@@ -28,6 +28,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from bench import tuned
 from bench.base import BASES, KINDS, Plugin
 from bench.display import (
     STATUS_STYLE,
@@ -37,6 +38,7 @@ from bench.display import (
     grouped_tables,
     make_console,
     task_tables,
+    tuning_table,
 )
 from bench.results import ResultsWarning
 
@@ -213,6 +215,12 @@ def _show_parser(sub: Any) -> None:
         metavar="COL=VALUE",
         help="add speedup.<timer> against the cell with COL=VALUE and otherwise the same "
         "configuration and seed (e.g. backend=warp.eager,svf_exp.eager: one per task)",
+    )
+    show.add_argument(
+        "--validation",
+        action="store_true",
+        help="a tuned run: show its validation cells (and any superseded test cells) "
+        "too, told apart by a role column; by default the tables hold what is reported",
     )
     show.add_argument("--curves", action="store_true", help="also list the recorded curves")
     show.add_argument(
@@ -881,11 +889,21 @@ def _filtered(run, filters: list[str]):
 def cmd_show(args: argparse.Namespace) -> int:
     run = _load(args.run)
     cells = _filtered(run, args.filter)
+    out = make_console()
     if cells.empty:
-        make_console().print(
+        out.print(
             f"no cells match {' and '.join(args.filter)} in {run.path} ({len(run.cells)} cells)",
             highlight=False,
         )
+        return 0
+    meta = run.meta
+    dev = ", ".join(d.get("name", "?") for d in meta.get("devices", []))
+    out.print(
+        f"{run.name}  [{meta.get('status', '?')}]  {meta.get('start', '')}  on {dev}",
+        highlight=False,
+    )
+    cells = _reported_or_asked(out, run, cells, args)
+    if cells.empty:
         return 0
     if args.baseline:
         from bench.compare import speedups_against
@@ -894,13 +912,6 @@ def cmd_show(args: argparse.Namespace) -> int:
             cells = speedups_against(cells, args.baseline)
         except ValueError as exc:
             raise CliError(str(exc)) from None
-    out = make_console()
-    meta = run.meta
-    dev = ", ".join(d.get("name", "?") for d in meta.get("devices", []))
-    out.print(
-        f"{run.name}  [{meta.get('status', '?')}]  {meta.get('start', '')}  on {dev}",
-        highlight=False,
-    )
     _print_cell_tables(out, cells, meta, args)
     if args.curves and not run.curves.empty:
         summary = run.curves.groupby(["cell_id", "curve"]).agg(
@@ -912,6 +923,22 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.errors:
         _print_failures(out, cells)
     return 0
+
+
+def _reported_or_asked(out: Any, run: Any, cells: Any, args: Any) -> Any:
+    """A tuned run's choices (a table), and its cells less the validation and superseded
+    ones unless ``--validation`` (or a ``--filter`` on ``role``) asks for them."""
+    from bench import tuned
+
+    found = tuned.choices(run.meta)
+    if found:
+        out.print(tuning_table(found))
+    hidden = tuned.not_reported(cells)
+    asked = args.validation or any(f.partition("=")[0].strip() == "role" for f in args.filter)
+    if hidden.empty or asked:
+        return cells
+    out.print(tuned.summary(found, hidden) + " (--validation shows them)", highlight=False)
+    return tuned.reported(cells)
 
 
 def _print_cell_tables(out: Any, cells: Any, meta: dict[str, Any], args: Any) -> None:
@@ -982,6 +1009,11 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
     run = _load(args.run)
     cells = _filtered(run, args.filter)
+    hidden = tuned.not_reported(cells)
+    if len(hidden) and not any(f.partition("=")[0].strip() == "role" for f in args.filter):
+        cells = tuned.reported(cells)  # --filter role=validation plots those
+        found = tuned.choices(run.meta)
+        make_console().print(tuned.summary(found, hidden, "the figure"), highlight=False)
     explicit = bool(args.x and args.y)
     if explicit:
         name = f"{args.y}-vs-{args.x}.png"

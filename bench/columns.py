@@ -20,6 +20,7 @@ from typing import Any
 
 import pandas as pd
 
+from bench import tuned
 from bench.headline import Headline
 from bench.results import is_missing, key_columns
 
@@ -114,7 +115,15 @@ def configuration_columns(cells: pd.DataFrame) -> list[str]:
     """The columns that make a configuration of these cells (one task's, usually):
     every component column with a value, and the parameters that vary."""
     comps = [c for c in components(cells) if cells[c].notna().any()]
-    return comps + varying(cells, params(cells.columns))
+    return _role(cells) + comps + varying(cells, params(cells.columns))
+
+
+def _role(cells: pd.DataFrame) -> list[str]:
+    """``["role"]`` where validation (or superseded) cells sit beside reported ones: a
+    tuned setting's validation cells are never pooled with its test cells
+    (``bench.tuned``). A test cell and an untuned entry's cell are both reported: alike."""
+    found = set(tuned.roles(cells).replace({tuned.TEST: ""}))
+    return ["role"] if len(found) > 1 else []
 
 
 def _slot(column: str) -> str:

@@ -18,6 +18,7 @@ from bench import columns as schema
 from bench.compare import Comparison
 from bench.headline import Headline
 from bench.results import is_missing
+from bench.tuned import Choice
 
 STATUS_STYLE = {
     "ok": "green",
@@ -540,6 +541,37 @@ def files_table(run: Any, cells: Any) -> Table:
             row.kind,
             _size(int(row.bytes)),
             row.path,
+        )
+    return table
+
+
+def tuning_table(found: list[Choice]) -> Table:
+    """A tuned run's choices: per configuration, the setting its validation chose, the
+    chosen and the next best validation mean, and how many settings qualified."""
+    tasks = len({c.task for c in found}) > 1
+    rules = {(c.select, c.better) for c in found}
+    (select, better), *more = sorted(rules)
+    way = f", {better} is better" if better else ""
+    title = f"tuning: the setting each configuration chose (validation mean of {select}{way})"
+    if more:
+        title = "tuning: the setting each configuration chose (validation mean of its metric)"
+    table = Table(title=title, title_justify="left", show_lines=False)
+    for name in ["#", *(["task"] if tasks else []), "configuration", *(["select"] if more else []),
+                 "chosen", "score", "next best", "settings ok"]:  # fmt: skip
+        table.add_column(name, justify="right" if name in ("#", "score", "next best") else "left")
+    for i, c in enumerate(found, 1):
+        chosen = Text(c.chosen_label) if c.chosen is not None else Text(
+            f"none: {c.why_none}", style="yellow"
+        )  # fmt: skip
+        table.add_row(
+            str(i),
+            *([c.task] if tasks else []),
+            c.configuration,
+            *([c.select] if more else []),
+            chosen,
+            fmt_number(c.score),
+            fmt_number(c.runner_up),
+            f"{c.qualified} of {len(c.settings)}",
         )
     return table
 

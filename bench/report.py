@@ -47,6 +47,7 @@ import numpy as np
 import pandas as pd
 
 from bench import columns as C
+from bench import tuned
 from bench.compare import Comparison, MetricRow, TimeRow, compare_runs, speedups_against
 from bench.headline import Headline
 from bench.results import Run, is_missing, key_columns
@@ -1227,6 +1228,59 @@ def _task_section(page: _Page, run: Run, t: Task, gallery: _Gallery, index: int)
     return "".join(parts)
 
 
+def _tuning_section(page: _Page, found: list[tuned.Choice], hidden: pd.DataFrame) -> str:
+    """What a tuned run chose, before its results: per configuration the setting its
+    validation seeds chose, its score and the next best; every setting's score; the
+    validation (and any superseded) cells, folded away. The tasks' tables and figures
+    below hold the reported cells only."""
+    tasks = len({c.task for c in found}) > 1
+    rows = [
+        [*([c.task] if tasks else []), c.configuration, c.select,
+         c.chosen_label if c.chosen is not None else f"none: {c.why_none}",
+         c.score, c.runner_up, f"{c.qualified} of {len(c.settings)}"]
+        for c in found
+    ]  # fmt: skip
+    columns = [*(["task"] if tasks else []), "configuration", "select", "chosen",
+               "validation score", "next best", "settings ok"]  # fmt: skip
+    choice = {"columns": columns, "kinds": ["value"] * len(columns), "rows": rows}
+    every = {
+        "columns": [*(["task"] if tasks else []), "configuration", "setting", "validation score",
+                    "chosen"],
+        "kinds": ["value"] * (5 if tasks else 4),
+        "rows": [
+            [*([c.task] if tasks else []), c.configuration, label,
+             "out" if score is None else score, "yes" if i == c.chosen else ""]
+            for c in found for i, (label, score) in enumerate(c.settings)
+        ],
+    }  # fmt: skip
+    parts = ["<section class=tuning><h2>tuning</h2>"]
+    if found:
+        parts.append(f"<p>{_esc(tuned.summary(found, hidden))}. Each configuration's setting "
+                     "is the best validation mean in the metric's direction (a setting with a "
+                     "failed or non-finite validation cell is out; ties go to the first in "
+                     "grid order).</p>")  # fmt: skip
+        parts.append(page.table(choice, "filter choices"))
+        parts.append(
+            f"<details><summary>every setting's validation score ({len(every['rows'])})"
+            f"</summary>{page.table(every, 'filter settings')}</details>"
+        )
+    kinds = {
+        tuned.VALIDATION: "validation cells",
+        tuned.SUPERSEDED: "superseded test cells (settings no longer chosen)",
+    }
+    for role, what in kinds.items():
+        part = hidden[tuned.roles(hidden) == role]
+        if len(part):
+            part = C.blanks_emptied(part).dropna(axis=1, how="all").copy()
+            part["config"] = C.configuration_labels(part).to_numpy()
+            parts.append(
+                f"<details class=allcells><summary>{what} ({len(part)}), not in the tables "
+                f"below</summary>{page.table(table_data(part))}</details>"
+            )
+    parts.append("</section>")
+    return "".join(parts)
+
+
 def build_report(
     run: Run,
     run_b: Run | None = None,
@@ -1257,6 +1311,11 @@ def build_report(
         sections.append(_run_header(run_b, "run B", open_=False))
     else:
         sections.append(_run_header(run, "run"))
+    found = tuned.choices(run.meta)
+    hidden = tuned.not_reported(cells)
+    if found or len(hidden):
+        sections.append(_tuning_section(page, found, hidden))
+    cells = tuned.reported(cells)  # tables, figures and "best" judge the test cells only
     tasks = [
         describe_task(run, str(task), group, run.curves, colours)
         for task, group in cells.groupby("task", sort=False)

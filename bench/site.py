@@ -38,6 +38,7 @@ import pandas as pd
 from bench.columns import configuration_labels, timers
 from bench.columns import headline as recorded_headline
 from bench.results import CELLS, LOG, RUN_JSON, ResultsError, Run, load_run
+from bench.tuned import reported
 
 #: families: the part of a task's name before the dot; these prefixes share one
 FAMILY_OF = {"classify": "architectures", "memory": "architectures", "synthesis": "architectures"}
@@ -150,7 +151,7 @@ class TaskTable:
 
 
 def task_table(run: Run, task: str) -> TaskTable | None:
-    cells = run.cells[run.cells["task"] == task]
+    cells = reported(run.cells[run.cells["task"] == task])  # a tuned run: its test cells
     found = recorded_headline(run.meta, task, cells)
     if found is not None:
         quality = [(c, found.better(c)) for c in found.quality_columns]

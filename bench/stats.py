@@ -2,8 +2,8 @@
 
 ``bench stats RUN --metric dice --reference method=svf [--by truth]``:
 
-- The cells compared are the ``ok`` ones outside tuning's validation (``role`` other than
-  ``validation``), with a finite value of the metric.
+- The cells compared are the ``ok`` reported ones (``bench.tuned``: neither a tuned
+  entry's validation cells nor superseded test cells), with a finite value of the metric.
 - The compared configuration is named by the reference's keys (``method=svf``, or
   several: ``method=svf,method.symmetric=true``): a key is a column of the cells
   (``method``, ``param.truth``) or a parameter's short name (``truth``). The
@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from bench.columns import METRIC, PARAM, components, params
+from bench.tuned import reported
 
 #: columns of a cell that are not part of what it ran (results, bookkeeping)
 NOT_CONFIGURATION = {"cell_id", "suite", "bench", "label", "role", "device", "threads"}
@@ -234,10 +235,9 @@ def _label_columns(
 
 
 def _usable(cells: pd.DataFrame, column: str) -> pd.DataFrame:
-    """The cells that can be compared: ``ok``, outside validation, with a finite ``column``."""
-    usable = cells
-    if "role" in usable.columns:
-        usable = usable[usable["role"].fillna("") != "validation"]
+    """The cells that can be compared: ``ok``, reported (``bench.tuned``: not validation,
+    not superseded), with a finite ``column``."""
+    usable = reported(cells)
     usable = usable[usable["status"] == "ok"]
     values = pd.to_numeric(usable[column], errors="coerce")
     return usable[np.isfinite(values.to_numpy(dtype=float))]

@@ -169,7 +169,7 @@ def seeds_text(seeds: list[Any]) -> str:
     return ", ".join(str(s) for s in seeds)
 
 
-def summary(found: list[Choice], hidden: pd.DataFrame) -> str:
+def summary(found: list[Choice], hidden: pd.DataFrame, where: str = "the tables") -> str:
     """One line on what the tables leave out and why."""
     n_val = int((roles(hidden) == VALIDATION).sum())
     n_sup = int((roles(hidden) == SUPERSEDED).sum())
@@ -177,8 +177,8 @@ def summary(found: list[Choice], hidden: pd.DataFrame) -> str:
     test = " / ".join(dict.fromkeys(seeds_text(c.test_seeds) for c in found))
     line = (
         f"tuned: {len(found)} configuration(s) chose a setting on validation seeds "
-        f"{validation or '?'} ({n_val} cells, left out of the tables); the tables hold "
-        f"the chosen settings on the test seeds {test or '?'}"
+        f"{validation or '?'} ({n_val} cells, not in {where}: only the chosen settings on "
+        f"the test seeds {test or '?'} are)"
     )
     if n_sup:
         line += (

@@ -387,3 +387,108 @@ def test_a_tuned_run_with_workers_runs_its_test_cells(tmp_path, monkeypatch):
     assert (run.cells["role"] == "validation").sum() == 12
     assert (run.cells["role"] == "test").sum() == 2 * 2  # configurations x test seeds
     assert run.meta["cells"]["finished"] == 16
+
+
+# --- what a tuned run shows: its test cells, and what each configuration chose ---------
+
+
+@pytest.fixture(scope="module")
+def tuned_run(tmp_path_factory):
+    """DECLARED run once: 2 configurations x 3 settings x validation seeds 10, 11
+    (12 cells), then each chosen setting on test seeds 0, 1 (4 cells)."""
+    tmp = tmp_path_factory.mktemp("tuned")
+    path = _suite(tmp, DECLARED)
+    args = ["run", str(path), "--output", str(tmp / "out"), "--in-process", "--quiet"]
+    assert main(args) == 0
+    return load_run(next((tmp / "out" / "tuned").iterdir()))
+
+
+def _rows(out: str, word: str) -> list[list[str]]:
+    """The table rows of ``out`` that mention ``word``, split into their cells."""
+    return [
+        [c.strip() for c in line.split("│")[1:-1]]
+        for line in out.splitlines()
+        if word in line and "│" in line
+    ]
+
+
+def test_show_reports_the_test_cells_and_the_choices(tuned_run, capsys, monkeypatch):
+    """bench show leaves the validation cells out of its tables (a chosen setting's mean
+    would otherwise take in the seeds it was chosen on) and says what each
+    configuration chose, with its validation score and the next best."""
+    monkeypatch.setenv("COLUMNS", "200")
+    assert main(["show", str(tuned_run.path), "--group-by", "solver"]) == 0
+    out = capsys.readouterr().out
+    assert "tuning: the setting each configuration chose (validation mean of error, lower" in out
+    assert "12 cells, not in the tables: only the chosen settings on the test seeds 0, 1" in out
+    (knob,) = [r for r in _rows(out, "solver=tune.knob") if "solver.step_size=0.2" in r]
+    # validation means: 0.2 -> 0.105; 0.3 and 0.1 -> 0.205 each
+    assert knob[-3:] == ["0.105", "0.205", "3 of 3"]
+    (other,) = [r for r in _rows(out, "solver=tune.other") if "solver.step_size=0.4" in r]
+    assert other[-3:] == ["0.305", "0.355", "3 of 3"]  # 0.4 chosen, then 0.45
+    # the grouped table pools each configuration's two test cells, not its validation ones
+    grouped = [r for r in _rows(out, "tune.") if "solver=" not in " ".join(r)]
+    assert sorted(r[:3] for r in grouped) == [
+        ["tune.knob", "0.2", "2"], ["tune.other", "0.4", "2"]
+    ]  # fmt: skip
+    # the median error over test seeds 0, 1 (|h - 0.2| + 0.01 seed), not over 10, 11 too
+    assert sorted(r[-1] for r in grouped) == ["0.005", "0.205"]
+
+
+def test_show_validation_tells_the_roles_apart(tuned_run, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
+    assert main(["show", str(tuned_run.path), "--group-by", "solver", "--validation"]) == 0
+    out = capsys.readouterr().out
+    assert "not in the tables" not in out
+    rows = [r[1:4] for r in _rows(out, "tune.knob") if r[1] in ("test", "validation")]
+    # role is a configuration column: the chosen 0.2's 2 validation and 2 test cells
+    # are two rows, and every setting's validation cells are there
+    assert sorted(tuple(r) for r in rows) == [
+        ("test", "0.2", "2"),
+        ("validation", "0.1", "2"), ("validation", "0.2", "2"), ("validation", "0.3", "2"),
+    ]  # fmt: skip
+    # --filter role=validation asks for them as --validation does
+    assert main(["show", str(tuned_run.path), "--filter", "role=validation"]) == 0
+    assert "seed" in capsys.readouterr().out
+
+
+def test_the_report_judges_on_the_test_cells_and_shows_the_choices(tuned_run, tmp_path):
+    from tests.bench.test_report import _embedded, _headline_rows
+
+    output = tmp_path / "page.html"
+    assert main(["report", str(tuned_run.path), "-o", str(output)]) == 0
+    page = output.read_text()
+    assert "<section class=tuning><h2>tuning</h2>" in page
+    assert "validation cells (12), not in the tables below" in page
+    tables = _embedded(page, "TABLES")
+    choice = next(t for t in tables if "settings ok" in t["columns"])
+    # exact in decimal, not in binary: the means of two float sums
+    assert [r[2:] for r in choice["rows"]] == [
+        ["solver.step_size=0.2", pytest.approx(0.105), pytest.approx(0.205), "3 of 3"],
+        ["solver.step_size=0.4", pytest.approx(0.305), pytest.approx(0.355), "3 of 3"],
+    ]
+    # the task's headline table has the two chosen configurations, two test cells each
+    rows = _headline_rows(page, "tune.score")
+    assert len(rows) == 2 and all("2/2" in r for r in rows)
+    assert not any("0.3" in r or "0.45" in r for r in rows)  # settings only tried
+
+
+def test_stats_and_plot_leave_the_validation_cells_out(tuned_run, tmp_path, capsys):
+    from bench.stats import paired_cells
+
+    pairing = paired_cells(tuned_run.cells, "error", "solver=tune.knob")
+    assert sorted(int(p.reference["seed"]) for p in pairing.pairs) == [0, 1]
+    assert main(["plot", str(tuned_run.path), "-o", str(tmp_path / "p.png")]) == 0
+    assert "12 cells, not in the figure" in capsys.readouterr().out
+
+
+def test_damaged_tuning_records_are_left_out_not_raised_on():
+    from bench.tuned import choices
+
+    good = {"task": "t", "configuration": {"m": "a"}, "settings": [{"x": 1}, {"x": 2}],
+            "scores": [0.5, "nan?"], "chosen": {"x": 1}, "better": "lower"}  # fmt: skip
+    meta = {"tuning": [good, "text", {"settings": "no"}, {"settings": [1]}, None]}
+    (found,) = choices(meta)
+    assert found.settings == [("x=1", 0.5), ("x=2", None)] and found.chosen == 0
+    assert found.runner_up is None and found.qualified == 1
+    assert choices({"tuning": {"not": "a list"}}) == [] and choices([]) == []
