@@ -29,6 +29,12 @@ def cell_id(prefix: str, seed: int, task: str, threads: int | None) -> str:
     return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
 
+#: a tuned entry's cells (``bench.tuning``) carry a ``role``: a setting of its grid on
+#: the validation seeds, the chosen setting on the test seeds, or a test cell whose
+#: setting is no longer the choice (``bench.tuned``)
+VALIDATION, TEST, SUPERSEDED = "validation", "test", "superseded"
+
+
 @dataclass(frozen=True, slots=True)
 class Cell:
     """One unit of work: a task, its components and parameters, and a seed."""
@@ -51,7 +57,8 @@ class Cell:
     files_limit_mb: float = 500.0  # most result files one cell may write
     fresh_worker: bool = False  # run in a new worker process, not a reused one
     files_dir: str = ""  # where its result files go; set by the runner, not the suite
-    # "validation" or "test" in a tuned entry (bench.tuning), "" elsewhere; not in the id
+    # VALIDATION or TEST in a tuned entry (SUPERSEDED once recorded), "" elsewhere; not in
+    # the id
     role: str = ""
     # the id, computed on first use (slots: a million cells take ~0.3 KB each)
     _id: str = field(default="", init=False, repr=False, compare=False)

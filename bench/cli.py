@@ -708,8 +708,10 @@ class _RunDisplay:
         if self.quiet:
             self.out.print(f"{self.suite.name}: {line}   results: {self.run_dir}", highlight=False)
             return counts
-        for table in task_tables(run.cells, title=run.name, meta=run.meta, width=self.out.width):
-            self.out.print(table)
+        shown = _reported_or_asked(self.out, run, run.cells, asked=False)
+        if not shown.empty:
+            for table in task_tables(shown, title=run.name, meta=run.meta, width=self.out.width):
+                self.out.print(table)
         bad = errors_table(run.cells)
         if bad is not None:
             self.out.print(bad)
@@ -902,17 +904,16 @@ def cmd_show(args: argparse.Namespace) -> int:
         f"{run.name}  [{meta.get('status', '?')}]  {meta.get('start', '')}  on {dev}",
         highlight=False,
     )
-    cells = _reported_or_asked(out, run, cells, args)
-    if cells.empty:
-        return 0
-    if args.baseline:
+    shown = _reported_or_asked(out, run, cells, args.validation or _asks_role(args.filter))
+    if args.baseline and not shown.empty:
         from bench.compare import speedups_against
 
         try:
-            cells = speedups_against(cells, args.baseline)
+            shown = speedups_against(shown, args.baseline)
         except ValueError as exc:
             raise CliError(str(exc)) from None
-    _print_cell_tables(out, cells, meta, args)
+    # the tables hold what is reported; what failed (a validation cell too) is listed
+    _print_cell_tables(out, shown, meta, args, failures=cells)
     if args.curves and not run.curves.empty:
         summary = run.curves.groupby(["cell_id", "curve"]).agg(
             points=("step", "count"), last=("value", "last")
@@ -925,34 +926,41 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _reported_or_asked(out: Any, run: Any, cells: Any, args: Any) -> Any:
-    """A tuned run's choices (a table), and its cells less the validation and superseded
-    ones unless ``--validation`` (or a ``--filter`` on ``role``) asks for them."""
-    from bench import tuned
+def _asks_role(filters: list[str]) -> bool:
+    """Whether a ``--filter`` names the ``role`` column (then it picks the cells)."""
+    return any(f.partition("=")[0].strip() == "role" for f in filters)
 
-    found = tuned.choices(run.meta)
+
+def _reported_or_asked(out: Any, run: Any, cells: Any, asked: bool) -> Any:
+    """A tuned run's choices (a table), and its cells less the validation and superseded
+    ones unless ``asked`` for (``--validation``, a ``--filter`` on ``role``)."""
+    found = tuned.choices(run.meta, tasks=set(cells["task"].astype(str)))
     if found:
         out.print(tuning_table(found))
     hidden = tuned.not_reported(cells)
-    asked = args.validation or any(f.partition("=")[0].strip() == "role" for f in args.filter)
     if hidden.empty or asked:
         return cells
     out.print(tuned.summary(found, hidden) + " (--validation shows them)", highlight=False)
     return tuned.reported(cells)
 
 
-def _print_cell_tables(out: Any, cells: Any, meta: dict[str, Any], args: Any) -> None:
-    """Nothing; prints the cells' tables (grouped, or per task with the errors' table)."""
+def _print_cell_tables(
+    out: Any, cells: Any, meta: dict[str, Any], args: Any, failures: Any = None
+) -> None:
+    """Nothing; prints the cells' tables (grouped, or per task with the table of the
+    ``failures`` cells not ok: ``cells`` by default)."""
+    failures = cells if failures is None else failures
     shape = {"meta": meta, "width": out.width, "everything": args.all_columns}
     try:
-        if args.group_by:
+        if args.group_by and not cells.empty:
             for table in grouped_tables(cells, args.group_by, **shape):
                 out.print(table)
-        else:
+        elif not args.group_by:
             columns = [c.strip() for c in args.columns.split(",")] if args.columns else None
-            for table in task_tables(cells, columns=columns, **shape):
-                out.print(table)
-            bad = errors_table(cells)
+            if not cells.empty:
+                for table in task_tables(cells, columns=columns, **shape):
+                    out.print(table)
+            bad = errors_table(failures)
             if bad is not None:
                 out.print(bad)
     except KeyError as exc:
@@ -1010,10 +1018,13 @@ def cmd_plot(args: argparse.Namespace) -> int:
     run = _load(args.run)
     cells = _filtered(run, args.filter)
     hidden = tuned.not_reported(cells)
-    if len(hidden) and not any(f.partition("=")[0].strip() == "role" for f in args.filter):
+    if len(hidden) and not _asks_role(args.filter):
         cells = tuned.reported(cells)  # --filter role=validation plots those
-        found = tuned.choices(run.meta)
+        found = tuned.choices(run.meta, tasks=set(hidden["task"].astype(str)))
         make_console().print(tuned.summary(found, hidden, "the figure"), highlight=False)
+        if cells.empty:
+            raise CliError(f"{run.path}: no reported cells yet, only tuning's validation "
+                           "cells (--filter role=validation plots those)")  # fmt: skip
     explicit = bool(args.x and args.y)
     if explicit:
         name = f"{args.y}-vs-{args.x}.png"

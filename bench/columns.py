@@ -20,9 +20,9 @@ from typing import Any
 
 import pandas as pd
 
-from bench import tuned
+from bench.cell import TEST
 from bench.headline import Headline
-from bench.results import is_missing, key_columns
+from bench.results import is_missing, key_columns, roles
 
 TIME, MEM, METRIC, PARAM, SPEEDUP = "time.", "mem.", "metric.", "param.", "speedup."
 MEASURES = (TIME, MEM, METRIC)
@@ -122,7 +122,7 @@ def _role(cells: pd.DataFrame) -> list[str]:
     """``["role"]`` where validation (or superseded) cells sit beside reported ones: a
     tuned setting's validation cells are never pooled with its test cells
     (``bench.tuned``). A test cell and an untuned entry's cell are both reported: alike."""
-    found = set(tuned.roles(cells).replace({tuned.TEST: ""}))
+    found = set(roles(cells).replace({TEST: ""}))
     return ["role"] if len(found) > 1 else []
 
 
@@ -169,11 +169,12 @@ def label(row: pd.Series, cols: list[str]) -> str:
 
 
 def _label(row: pd.Series, cols: list[str]) -> str:
-    parts = [f"{short_name(c)}={_value(row[c])}" for c in cols if not blank(row[c])]
+    parts = [f"{short_name(c)}={value_text(row[c])}" for c in cols if not blank(row[c])]
     return " ".join(parts) or "default"
 
 
-def _value(value: Any) -> str:
+def value_text(value: Any) -> str:
+    """A value as a label writes it: a float to 4 significant digits."""
     if isinstance(value, float) and math.isfinite(value):
         return f"{value:.4g}"
     return str(value)

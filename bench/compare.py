@@ -37,7 +37,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -46,7 +46,7 @@ import pandas as pd
 from bench.columns import configuration_labels, varying
 from bench.columns import headline as recorded_headline
 from bench.headline import Headline
-from bench.results import Run, is_missing, key_columns
+from bench.results import Run, is_missing, key_columns, reported
 
 _GATE_RE = re.compile(  # fullmatch: "$" would take a trailing "\n"
     r"(?P<target>time|time\.[\w.\-]+|metric\.[\w.\-]+|headline):(?P<sign>[+-])"
@@ -262,7 +262,11 @@ def _plain(value: Any) -> Any:
 
 
 def compare_runs(a: Run, b: Run, alpha: float = 0.05) -> Comparison:
-    """Align ``a`` and ``b`` and compute timer ratios, p-values and metric deltas."""
+    """Align ``a`` and ``b`` and compute timer ratios, p-values and metric deltas, over
+    each run's reported cells (``bench.results.reported``: a tuned entry's test cells,
+    never pooled with its validation cells)."""
+    a = replace(a, cells=reported(a.cells))
+    b = replace(b, cells=reported(b.cells))
     cols = _shared_key_columns(a, b)
     result = Comparison(a.name, b.name, cols)
     result.machines = _machines(a), _machines(b)

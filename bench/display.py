@@ -17,8 +17,9 @@ from rich.text import Text
 from bench import columns as schema
 from bench.compare import Comparison
 from bench.headline import Headline
-from bench.results import is_missing
+from bench.results import NOT_REPORTED, is_missing
 from bench.tuned import Choice
+from bench.tuned import rows as tuned_rows
 
 STATUS_STYLE = {
     "ok": "green",
@@ -353,9 +354,11 @@ def errors_table(cells: pd.DataFrame) -> Table | None:
     table.add_column("message", overflow="fold")
     comps = schema.components(cells)
     for _, row in bad.iterrows():
+        role = row.get("role")
         label = " ".join(
-            [str(row["task"]), *(str(row[c]) for c in comps if c in row and _filled(row[c]))]
-        )
+            [str(row["task"]), *(str(row[c]) for c in comps if c in row and _filled(row[c])),
+             *([f"({role})"] if role in NOT_REPORTED else [])]
+        )  # fmt: skip
         status = str(row["status"])
         table.add_row(label, Text(status, style=STATUS_STYLE.get(status, "")), str(row["error"]))
     return table
@@ -546,33 +549,22 @@ def files_table(run: Any, cells: Any) -> Table:
 
 
 def tuning_table(found: list[Choice]) -> Table:
-    """A tuned run's choices: per configuration, the setting its validation chose, the
-    chosen and the next best validation mean, and how many settings qualified."""
-    tasks = len({c.task for c in found}) > 1
-    rules = {(c.select, c.better) for c in found}
-    (select, better), *more = sorted(rules)
-    way = f", {better} is better" if better else ""
-    title = f"tuning: the setting each configuration chose (validation mean of {select}{way})"
-    if more:
-        title = "tuning: the setting each configuration chose (validation mean of its metric)"
-    table = Table(title=title, title_justify="left", show_lines=False)
-    for name in ["#", *(["task"] if tasks else []), "configuration", *(["select"] if more else []),
-                 "chosen", "score", "next best", "settings ok"]:  # fmt: skip
-        table.add_column(name, justify="right" if name in ("#", "score", "next best") else "left")
-    for i, c in enumerate(found, 1):
-        chosen = Text(c.chosen_label) if c.chosen is not None else Text(
-            f"none: {c.why_none}", style="yellow"
-        )  # fmt: skip
-        table.add_row(
-            str(i),
-            *([c.task] if tasks else []),
-            c.configuration,
-            *([c.select] if more else []),
-            chosen,
-            fmt_number(c.score),
-            fmt_number(c.runner_up),
-            f"{c.qualified} of {len(c.settings)}",
+    """A tuned run's choices (``bench.tuned.rows``): per configuration the setting its
+    validation chose, the chosen and the next best validation mean, and how many
+    settings qualified."""
+    columns, rows = tuned_rows(found)
+    table = Table(title="tuning: the setting each configuration chose (validation means)",
+                  title_justify="left")  # fmt: skip
+    table.add_column("#", justify="right")
+    for name in columns:
+        table.add_column(
+            name, justify="right" if "score" in name or name == "next best" else "left"
         )
+    for i, (choice, row) in enumerate(zip(found, rows), 1):
+        cells = [Text(fmt_number(v)) if not isinstance(v, str) else Text(v) for v in row]
+        if choice.chosen is None:
+            cells[columns.index("chosen")].stylize("yellow")
+        table.add_row(str(i), *cells)
     return table
 
 

@@ -1234,14 +1234,7 @@ def _tuning_section(page: _Page, found: list[tuned.Choice], hidden: pd.DataFrame
     validation (and any superseded) cells, folded away. The tasks' tables and figures
     below hold the reported cells only."""
     tasks = len({c.task for c in found}) > 1
-    rows = [
-        [*([c.task] if tasks else []), c.configuration, c.select,
-         c.chosen_label if c.chosen is not None else f"none: {c.why_none}",
-         c.score, c.runner_up, f"{c.qualified} of {len(c.settings)}"]
-        for c in found
-    ]  # fmt: skip
-    columns = [*(["task"] if tasks else []), "configuration", "select", "chosen",
-               "validation score", "next best", "settings ok"]  # fmt: skip
+    columns, rows = tuned.rows(found)
     choice = {"columns": columns, "kinds": ["value"] * len(columns), "rows": rows}
     every = {
         "columns": [*(["task"] if tasks else []), "configuration", "setting", "validation score",
@@ -1254,7 +1247,10 @@ def _tuning_section(page: _Page, found: list[tuned.Choice], hidden: pd.DataFrame
         ],
     }  # fmt: skip
     parts = ["<section class=tuning><h2>tuning</h2>"]
-    if found:
+    if not found:
+        parts.append(f"<p>{_esc(tuned.summary(found, hidden))}: run.json records no choice "
+                     "(the run ended before its close)</p>")  # fmt: skip
+    else:
         parts.append(f"<p>{_esc(tuned.summary(found, hidden))}. Each configuration's setting "
                      "is the best validation mean in the metric's direction (a setting with a "
                      "failed or non-finite validation cell is out; ties go to the first in "
@@ -1295,7 +1291,10 @@ def build_report(
     ``plotly_js``: link this copy of plotly.js (by a path relative to ``output``)
     instead of inlining it; many pages kept together then share one 4.6 MB file.
     """
-    cells = run.cells
+    # tables, figures and "best" judge the reported cells (a tuned entry's test cells),
+    # and a speedup's baseline is one of them
+    hidden = tuned.not_reported(run.cells)
+    cells = tuned.reported(run.cells)
     if baseline:
         try:
             cells = speedups_against(cells, baseline)
@@ -1312,10 +1311,8 @@ def build_report(
     else:
         sections.append(_run_header(run, "run"))
     found = tuned.choices(run.meta)
-    hidden = tuned.not_reported(cells)
     if found or len(hidden):
         sections.append(_tuning_section(page, found, hidden))
-    cells = tuned.reported(cells)  # tables, figures and "best" judge the test cells only
     tasks = [
         describe_task(run, str(task), group, run.curves, colours)
         for task, group in cells.groupby("task", sort=False)
@@ -1330,6 +1327,12 @@ def build_report(
         sections.append(f"<nav class=toc><b>{title}</b><ul>{links}</ul></nav>")
     for i, t in enumerate(tasks):
         sections.append(_task_section(page, run, t, gallery, i))
+    waiting = [str(t) for t in dict.fromkeys(hidden["task"]) if str(t) not in set(cells["task"])]
+    for task in waiting:  # validation only so far (interrupted), or no setting qualified
+        sections.append(
+            f"<section class=task><h2>{_esc(task)}</h2><p class=warn>no reported cells: only "
+            "tuning's validation cells (above), no test cell has run</p></section>"
+        )
     note = ""
     if gallery.linked:
         note = (

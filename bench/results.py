@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.cell import Cell, Outcome
+from bench.cell import SUPERSEDED, VALIDATION, Cell, Outcome
 from bench.fileio import FILE_MODE, atomic_path, atomic_write_bytes
 from bench.params import shown
 
@@ -663,6 +663,27 @@ def read_run_json(path: Path) -> dict[str, Any]:
 def _json_kind(value: Any) -> str:
     names = {list: "list", str: "string", int: "number", float: "number", bool: "boolean"}
     return "null" if value is None else names.get(type(value), type(value).__name__)
+
+
+#: the roles that are not results (``bench.tuned`` says what they mean)
+NOT_REPORTED = frozenset({VALIDATION, SUPERSEDED})
+
+
+def roles(cells: pd.DataFrame) -> pd.Series:
+    """Each cell's role, ``""`` for an untuned entry's."""
+    if "role" not in cells.columns:
+        return pd.Series("", index=cells.index, dtype=object)
+    return cells["role"].map(lambda v: v if isinstance(v, str) else "")
+
+
+def reported(cells: pd.DataFrame) -> pd.DataFrame:
+    """The cells that are results: outside validation, not superseded."""
+    return cells[~roles(cells).isin(NOT_REPORTED)]
+
+
+def not_reported(cells: pd.DataFrame) -> pd.DataFrame:
+    """A tuned entry's validation and superseded cells."""
+    return cells[roles(cells).isin(NOT_REPORTED)]
 
 
 def key_columns(cells: pd.DataFrame) -> list[str]:

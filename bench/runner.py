@@ -13,7 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from bench.cell import Cell
+from bench.cell import SUPERSEDED, TEST, Cell
 from bench.executors import (
     Executor,
     InProcessExecutor,
@@ -24,7 +24,6 @@ from bench.registry import Registry
 from bench.results import RUN_JSON, RunLock, RunWriter, atomic_write_json
 from bench.suite import Suite
 from bench.sysinfo import run_metadata
-from bench.tuned import SUPERSEDED, TEST
 from bench.worker import resolve_device
 
 

@@ -159,8 +159,8 @@ class Pairing:
 def paired_cells(
     cells: pd.DataFrame, metric: str, reference: str, by: list[str] | None = None
 ) -> Pairing:
-    """Every pair of cells (see the module docstring): ``ok`` cells outside validation
-    with a finite ``metric``."""
+    """Every pair of cells (see the module docstring): ``ok`` reported cells (neither
+    validation nor superseded) with a finite ``metric``."""
     cells = cells.reset_index(drop=True)  # one label a row, whatever it was given
     column = resolve_metric(cells, metric)
     wanted = parse_reference(reference)
@@ -175,7 +175,7 @@ def paired_cells(
     if not is_ref.any():
         raise StatsError(
             f"--reference {reference!r}: none of its cells is ok with a finite {column} "
-            "outside validation"
+            "among the reported ones (a tuned entry's validation cells are not)"
         )
     match = _match_columns(usable, config)
     named = list(dict.fromkeys([*keys, *config]))

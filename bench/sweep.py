@@ -14,7 +14,7 @@ from typing import Any
 
 from bench import components as nested_plugins
 from bench.base import Slot, Task
-from bench.cell import Cell, canonical_json, cell_id, id_prefix
+from bench.cell import TEST, VALIDATION, Cell, canonical_json, cell_id, id_prefix
 from bench.params import ParamError, did_you_mean, is_list_param, shown, unknown_key
 from bench.registry import Registry, UnknownPluginError
 from bench.settings import DEFAULTS, read_settings
@@ -126,8 +126,8 @@ def _tuned(
                 (k, [v], f"{path}.tune.grid.{k}") for k, v in setting.items()
             ]
             for seeds, role, out in (
-                (rule.validation_seeds, "validation", tuning.validation),
-                (entry.settings["seeds"], "test", tuning.test),
+                (rule.validation_seeds, VALIDATION, tuning.validation),
+                (entry.settings["seeds"], TEST, tuning.test),
             ):
                 one = replace(entry, axes=axes, settings={**entry.settings, "seeds": seeds})
                 out.append(one.cells(suite_name, registry, errors, seen, role=role))

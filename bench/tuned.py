@@ -23,25 +23,14 @@ from typing import Any
 
 import pandas as pd
 
-VALIDATION, TEST, SUPERSEDED = "validation", "test", "superseded"
-#: the roles that are not results
-NOT_REPORTED = frozenset({VALIDATION, SUPERSEDED})
+from bench.cell import SUPERSEDED, TEST, VALIDATION
+from bench.columns import value_text
+from bench.results import NOT_REPORTED, not_reported, reported, roles
 
-
-def roles(cells: pd.DataFrame) -> pd.Series:
-    """Each cell's role, ``""`` for an untuned entry's."""
-    if "role" not in cells.columns:
-        return pd.Series("", index=cells.index, dtype=object)
-    return cells["role"].map(lambda v: v if isinstance(v, str) else "")
-
-
-def reported(cells: pd.DataFrame) -> pd.DataFrame:
-    """The cells that are results: outside validation, not superseded."""
-    return cells[~roles(cells).isin(NOT_REPORTED)]
-
-
-def not_reported(cells: pd.DataFrame) -> pd.DataFrame:
-    return cells[roles(cells).isin(NOT_REPORTED)]
+__all__ = [
+    "NOT_REPORTED", "SUPERSEDED", "TEST", "VALIDATION", "Choice", "choices", "not_reported",
+    "reported", "roles", "rows", "seeds_text", "summary",
+]  # fmt: skip
 
 
 @dataclass
@@ -80,38 +69,65 @@ class Choice:
         return "" if self.chosen is None else self.settings[self.chosen][0]
 
 
-def choices(meta: dict[str, Any]) -> list[Choice]:
-    """Each tuned configuration of ``run.json``'s ``tuning``, in its order. A record
-    that is not what bench writes (a damaged or hand-edited file) is left out, never
-    raised on: a run folder is read to show what it holds."""
+def choices(meta: dict[str, Any], tasks: set[str] | None = None) -> list[Choice]:
+    """Each tuned configuration of ``run.json``'s ``tuning``, in its order (only those
+    of ``tasks`` when given). A record that is not what bench writes (a damaged or
+    hand-edited file) is left out, never raised on: a run folder is read to show what
+    it holds."""
     records = meta.get("tuning") if isinstance(meta, dict) else None
     if not isinstance(records, list):
         return []
     kept = [r for r in records if _well_formed(r)]
     out = []
     for record in kept:
-        given = record.get("configuration") or {}
+        if tasks is not None and str(record.get("task", "?")) not in tasks:
+            continue
+        given = {"entry": record.get("entry"), **(record.get("configuration") or {})}
         same_task = [
-            r.get("configuration") or {} for r in kept if r.get("task") == record.get("task")
+            {"entry": r.get("entry"), **(r.get("configuration") or {})}
+            for r in kept
+            if r.get("task") == record.get("task")
         ]
         keys = dict.fromkeys(k for g in same_task for k in g)
-        varying = [k for k in keys if _tells_apart(k, same_task)]
-        label = " ".join(f"{k}={_text(given[k])}" for k in varying if k in given)
-        out.append(_choice(record, label or "default"))
+        # the entry's index only where two entries tuned alike-looking configurations
+        varying = [k for k in keys if k != "entry" and _tells_apart(k, same_task)]
+        if len({_label(g, varying) for g in same_task}) < len(same_task):
+            varying = ["entry", *varying]
+        out.append(_choice(record, _label(given, varying) or "default"))
     return out
+
+
+def _label(given: dict[str, Any], keys: list[str]) -> str:
+    return " ".join(f"{k}={value_text(given[k])}" for k in keys if k in given)
+
+
+def rows(found: list[Choice]) -> tuple[list[str], list[list[Any]]]:
+    """The choices as a table (``bench show``, ``bench report``): the columns, then a
+    row per configuration (scores as numbers, None where there is none)."""
+    tasks = len({c.task for c in found}) > 1
+    columns = [*(["task"] if tasks else []), "configuration", "select", "chosen",
+               "validation score", "next best", "settings ok"]  # fmt: skip
+    table = [
+        [*([c.task] if tasks else []), c.configuration,
+         f"{c.select} ({c.better})" if c.better else c.select,
+         c.chosen_label if c.chosen is not None else f"none: {c.why_none}",
+         c.score, c.runner_up, f"{c.qualified} of {len(c.settings)}"]
+        for c in found
+    ]  # fmt: skip
+    return columns, table
 
 
 def _tells_apart(key: str, given: list[dict[str, Any]]) -> bool:
     """Whether ``key`` differs across the configurations and is not decided by its
     component alone (``method.levels`` where each method keeps one value)."""
-    if len({_text(g.get(key)) for g in given}) <= 1:
+    if len({repr(g.get(key)) for g in given}) <= 1:
         return False
     slot = key.split(".")[0]
     if "." not in key or not any(slot in g for g in given):
         return True
     per_component: dict[str, set[str]] = {}
     for g in given:
-        per_component.setdefault(_text(g.get(slot)), set()).add(_text(g.get(key)))
+        per_component.setdefault(repr(g.get(slot)), set()).add(repr(g.get(key)))
     return any(len(values) > 1 for values in per_component.values())
 
 
@@ -132,7 +148,7 @@ def _choice(raw: dict[str, Any], label: str) -> Choice:
         score = scores[i] if i < len(scores) else None
         finite = isinstance(score, (int, float)) and not isinstance(score, bool)
         score = float(score) if finite and math.isfinite(score) else None
-        shown.append((" ".join(f"{k}={_text(v)}" for k, v in setting.items()), score))
+        shown.append((" ".join(f"{k}={value_text(v)}" for k, v in setting.items()), score))
     chosen = raw.get("chosen")
     index = next((i for i, s in enumerate(settings) if s == chosen), None) if chosen else None
     better = raw.get("better") if raw.get("better") in ("higher", "lower") else ""
@@ -153,14 +169,6 @@ def _list(value: Any) -> list[Any]:
     return list(value) if isinstance(value, list) else []
 
 
-def _text(value: Any) -> str:
-    if isinstance(value, float) and math.isfinite(value) and value == int(value):
-        return str(int(value)) if abs(value) < 1e15 else f"{value:g}"
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)
-
-
 def seeds_text(seeds: list[Any]) -> str:
     """``100, 101``; a run of consecutive integers reads ``0-4``."""
     ints = [s for s in seeds if isinstance(s, int) and not isinstance(s, bool)]
@@ -170,16 +178,21 @@ def seeds_text(seeds: list[Any]) -> str:
 
 
 def summary(found: list[Choice], hidden: pd.DataFrame, where: str = "the tables") -> str:
-    """One line on what the tables leave out and why."""
+    """One line on what ``where`` leaves out (``hidden``: validation and superseded
+    cells) and what it holds instead."""
     n_val = int((roles(hidden) == VALIDATION).sum())
     n_sup = int((roles(hidden) == SUPERSEDED).sum())
     validation = " / ".join(dict.fromkeys(seeds_text(c.validation_seeds) for c in found))
     test = " / ".join(dict.fromkeys(seeds_text(c.test_seeds) for c in found))
-    line = (
-        f"tuned: {len(found)} configuration(s) chose a setting on validation seeds "
-        f"{validation or '?'} ({n_val} cells, not in {where}: only the chosen settings on "
-        f"the test seeds {test or '?'} are)"
-    )
+    chosen = sum(c.chosen is not None for c in found)
+    if found:
+        line = (
+            f"tuned: {chosen} of {len(found)} configurations chose a setting on validation "
+            f"seeds {validation} ({n_val} validation cells, not in {where}: only the chosen "
+            f"settings on the test seeds {test} are)"
+        )
+    else:  # run.json has no tuning record (a run killed before its end)
+        line = f"{n_val} validation cells of a tuned entry, not in {where}"
     if n_sup:
         line += (
             f"; {n_sup} test cells of settings no longer chosen (a retried validation "

@@ -222,7 +222,7 @@ def test_a_configuration_without_a_qualifying_setting_plans_no_test_cells(tmp_pa
 
 
 def test_a_retried_validation_cell_that_moves_the_choice_supersedes_the_old_test_cells(
-    tmp_path, monkeypatch
+    tmp_path, monkeypatch, capsys
 ):
     """--retry-failed runs a failed validation cell again; when the choice moves, the old
     choice's test cells stay measured in the folder as superseded, left out of what is
@@ -242,6 +242,11 @@ def test_a_retried_validation_cell_that_moves_the_choice_supersedes_the_old_test
     )
     first = _run_in_process(tmp_path, path)  # 0.2 fails on validation: 0.3 is chosen
     assert list(first.cells.query("role == 'test'")["param.solver.step_size"]) == [0.3, 0.3]
+    # the failed validation cell is listed though the tables leave validation out
+    capsys.readouterr()
+    assert main(["show", str(first.path), "--errors"]) == 0
+    out = capsys.readouterr().out
+    assert "tune.score tune.knob (validation)" in out and "fails on purpose" in out
     (tmp_path / "fixed").touch()  # what made 0.2 fail is fixed
     args = ["run", str(path), "--resume", str(first.path), "--retry-failed", "--in-process"]
     assert main([*args, "--quiet"]) == 0
@@ -254,6 +259,17 @@ def test_a_retried_validation_cell_that_moves_the_choice_supersedes_the_old_test
     assert (superseded["status"] == "ok").all()  # measured, kept
     assert set(reported(again.cells)["role"]) == {"test"}
     assert again.meta["cells"] == {"total": 3 + 2, "finished": 3 + 2, "superseded": 2}
+    # shown apart: left out of the tables and said so; with --validation, their own rows
+    monkeypatch.setenv("COLUMNS", "200")
+    assert main(["show", str(first.path), "--group-by", "solver"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "2 test cells of settings no longer chosen" in out
+    assert main(["show", str(first.path), "--group-by", "solver", "--validation"]) == 0
+    roles = [r[:3] for r in _rows(capsys.readouterr().out, "0.")]
+    assert ["superseded", "0.3", "2"] in roles and ["test", "0.2", "2"] in roles
+    assert main(["report", str(first.path), "-o", str(tmp_path / "page.html")]) == 0
+    page = (tmp_path / "page.html").read_text()
+    assert "superseded test cells (settings no longer chosen) (2)" in page
     # a resume makes the same choice and leaves the roles as they are
     assert main(["run", str(path), "--resume", str(first.path), "--in-process", "--quiet"]) == 0
     assert load_run(first.path).cells["role"].value_counts().to_dict() == {
@@ -419,8 +435,11 @@ def test_show_reports_the_test_cells_and_the_choices(tuned_run, capsys, monkeypa
     monkeypatch.setenv("COLUMNS", "200")
     assert main(["show", str(tuned_run.path), "--group-by", "solver"]) == 0
     out = capsys.readouterr().out
-    assert "tuning: the setting each configuration chose (validation mean of error, lower" in out
-    assert "12 cells, not in the tables: only the chosen settings on the test seeds 0, 1" in out
+    assert "tuning: the setting each configuration chose (validation means)" in out
+    assert (
+        "tuned: 2 of 2 configurations chose a setting on validation seeds 10, 11 (12 "
+        "validation cells, not in the tables: only the chosen settings on the test seeds 0, 1"
+    ) in " ".join(out.split())
     (knob,) = [r for r in _rows(out, "solver=tune.knob") if "solver.step_size=0.2" in r]
     # validation means: 0.2 -> 0.105; 0.3 and 0.1 -> 0.205 each
     assert knob[-3:] == ["0.105", "0.205", "3 of 3"]
@@ -449,7 +468,9 @@ def test_show_validation_tells_the_roles_apart(tuned_run, capsys, monkeypatch):
     ]  # fmt: skip
     # --filter role=validation asks for them as --validation does
     assert main(["show", str(tuned_run.path), "--filter", "role=validation"]) == 0
-    assert "seed" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "not in the tables" not in out
+    assert sorted(r[2] for r in _rows(out, "tune.") if r[1] == "0.3") == ["10", "11"]
 
 
 def test_the_report_judges_on_the_test_cells_and_shows_the_choices(tuned_run, tmp_path):
@@ -463,10 +484,12 @@ def test_the_report_judges_on_the_test_cells_and_shows_the_choices(tuned_run, tm
     tables = _embedded(page, "TABLES")
     choice = next(t for t in tables if "settings ok" in t["columns"])
     # exact in decimal, not in binary: the means of two float sums
-    assert [r[2:] for r in choice["rows"]] == [
-        ["solver.step_size=0.2", pytest.approx(0.105), pytest.approx(0.205), "3 of 3"],
-        ["solver.step_size=0.4", pytest.approx(0.305), pytest.approx(0.355), "3 of 3"],
-    ]
+    assert [r[1:] for r in choice["rows"]] == [
+        ["error (lower)", "solver.step_size=0.2", pytest.approx(0.105), pytest.approx(0.205),
+         "3 of 3"],
+        ["error (lower)", "solver.step_size=0.4", pytest.approx(0.305), pytest.approx(0.355),
+         "3 of 3"],
+    ]  # fmt: skip
     # the task's headline table has the two chosen configurations, two test cells each
     rows = _headline_rows(page, "tune.score")
     assert len(rows) == 2 and all("2/2" in r for r in rows)
@@ -479,7 +502,7 @@ def test_stats_and_plot_leave_the_validation_cells_out(tuned_run, tmp_path, caps
     pairing = paired_cells(tuned_run.cells, "error", "solver=tune.knob")
     assert sorted(int(p.reference["seed"]) for p in pairing.pairs) == [0, 1]
     assert main(["plot", str(tuned_run.path), "-o", str(tmp_path / "p.png")]) == 0
-    assert "12 cells, not in the figure" in capsys.readouterr().out
+    assert "12 validation cells, not in the figure" in " ".join(capsys.readouterr().out.split())
 
 
 def test_damaged_tuning_records_are_left_out_not_raised_on():
@@ -492,3 +515,46 @@ def test_damaged_tuning_records_are_left_out_not_raised_on():
     assert found.settings == [("x=1", 0.5), ("x=2", None)] and found.chosen == 0
     assert found.runner_up is None and found.qualified == 1
     assert choices({"tuning": {"not": "a list"}}) == [] and choices([]) == []
+
+
+def test_a_run_cut_during_validation_shows_no_result_and_why(tmp_path, monkeypatch, capsys):
+    """Validation incomplete: no choice yet, so nothing is reported; show and report
+    say so (no task vanishes from the page), plot refuses with the reason."""
+    from bench.executors import InProcessExecutor
+    from bench.runner import run_suite
+    from bench.testing import default_registry
+
+    monkeypatch.chdir(tmp_path)
+    path = _suite(tmp_path, DECLARED)
+    registry = default_registry(["./tune_plugins.py"], base_dir=tmp_path)
+
+    def stop(cell, row):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_suite(load_suite(path, registry), tmp_path / "r", executor=InProcessExecutor(registry),
+                  on_cell_done=stop)  # fmt: skip
+    monkeypatch.setenv("COLUMNS", "200")
+    assert main(["show", str(tmp_path / "r")]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "none: validation cells not all recorded yet" in out
+    assert "tuned: 0 of 2 configurations chose a setting" in out and "(1 validation cells" in out
+    assert main(["report", str(tmp_path / "r"), "-o", str(tmp_path / "page.html")]) == 0
+    page = (tmp_path / "page.html").read_text()
+    assert "<h2>tune.score</h2><p class=warn>no reported cells" in page
+    assert main(["plot", str(tmp_path / "r")]) == 2
+    assert "no reported cells yet" in capsys.readouterr().err
+
+
+def test_compare_aligns_the_reported_cells_only(tuned_run):
+    """Two runs of one tuned suite compare their chosen settings' test cells, not the
+    validation cells pooled in under the same configuration."""
+    from bench.compare import compare_runs
+
+    cmp = compare_runs(tuned_run, tuned_run)
+    rows = [r for r in cmp.metrics if r.metric == "metric.error"]
+    # one row per chosen configuration (the settings only tried are not compared)
+    assert sorted(r.label for r in rows) == ["solver=tune.knob", "solver=tune.other"]
+    assert sorted(r.key["param.solver.step_size"] for r in rows) == [0.2, 0.4]
+    # the means over test seeds 0, 1: knob 0.005, other 0.205 (not the validation's)
+    assert sorted(round(r.a, 6) for r in rows) == [0.005, 0.205]
