@@ -940,7 +940,8 @@ def _reported_or_asked(out: Any, run: Any, cells: Any, asked: bool) -> Any:
     hidden = tuned.not_reported(cells)
     if hidden.empty or asked:
         return cells
-    out.print(tuned.summary(found, hidden) + " (--validation shows them)", highlight=False)
+    hint = " (bench show --validation lists them)"
+    out.print(tuned.summary(found, hidden) + hint, highlight=False)
     return tuned.reported(cells)
 
 

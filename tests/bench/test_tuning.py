@@ -558,3 +558,24 @@ def test_compare_aligns_the_reported_cells_only(tuned_run):
     assert sorted(r.key["param.solver.step_size"] for r in rows) == [0.2, 0.4]
     # the means over test seeds 0, 1: knob 0.005, other 0.205 (not the validation's)
     assert sorted(round(r.a, 6) for r in rows) == [0.005, 0.205]
+
+
+def test_a_choice_is_named_by_what_tells_it_apart():
+    """A configuration reads as the keys that differ between its task's tuned
+    configurations, less a component's own parameter (each method keeps one value);
+    two entries that look alike are told apart by their index."""
+    from bench.tuned import choices
+
+    def record(entry, **given):
+        return {"entry": entry, "task": "t", "configuration": given, "settings": [{"x": 1}]}
+
+    meta = {"tuning": [record(0, method="svf", **{"method.levels": 3}, truth="a"),
+                       record(0, method="syn", truth="a"),
+                       record(1, method="svf", **{"method.levels": 3}, truth="a")]}  # fmt: skip
+    assert [c.configuration for c in choices(meta)] == [
+        "entry=0 method=svf", "entry=0 method=syn", "entry=1 method=svf"
+    ]  # fmt: skip
+    assert [c.configuration for c in choices({"tuning": meta["tuning"][:2]})] == [
+        "method=svf", "method=syn"
+    ]  # fmt: skip
+    assert choices(meta, tasks={"other"}) == []
