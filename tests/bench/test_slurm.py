@@ -123,6 +123,8 @@ def test_resume_submits_only_the_missing_cells(write_suite, registry, tmp_path):
     assert len(jobs) == 2  # one job per missing cell, none for the finished one
 
 
+@pytest.mark.slow  # 25 s; test_a_resume_ends_the_local_jobs_a_killed_submitter_left (the
+# local controller's end) and ..._scancels_the_slurm_jobs_... (SLURM's) are its twins
 def test_resume_ends_the_job_a_killed_submitter_left_running(write_suite, tmp_path):
     """kill -9 of ``bench run --slurm``: its job went on running, and a resume queued a
     duplicate beside it whose folder the orphan kept writing into. The resume now ends
@@ -164,6 +166,47 @@ def test_resume_ends_the_job_a_killed_submitter_left_running(write_suite, tmp_pa
     rows = load_run(run_dir).cells
     assert list(rows["status"]) == ["ok"]
     assert not (run_dir / "slurm" / "jobs.json").exists()  # every job recorded
+
+
+def test_a_resume_ends_the_local_jobs_a_killed_submitter_left(tmp_path):
+    """The local half of the resume's orphan handling, on real processes (the end-to-end
+    test with a killed ``bench run`` is slow): a job jobs.json names whose process is
+    still this run's submitit controller is ended with the processes below it; a pid
+    now held by another process (reused) is left alone."""
+    import json
+    import subprocess
+    import time
+
+    from bench.slurm import SlurmExecutor, _alive, _descendants
+
+    folder = tmp_path / "slurm"
+    folder.mkdir()
+    # a stand-in controller: its command line names submitit's local module and the folder
+    code = "import subprocess, time; subprocess.Popen(['sleep', '60']); time.sleep(60)"
+    controller = subprocess.Popen(
+        [sys.executable, "-c", code, "submitit.local._local", str(folder)]
+    )
+    stranger = subprocess.Popen(["sleep", "60"])  # a reused pid: not ours
+    try:
+        deadline = time.monotonic() + 30
+        while not _descendants(controller.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        (child,) = _descendants(controller.pid)
+        jobs = {"cell-a": str(controller.pid), "cell-b": str(stranger.pid)}
+        (folder / "jobs.json").write_text(json.dumps({"cluster": "local", "jobs": jobs}))
+        executor = SlurmExecutor([], tmp_path, folder, {"cluster": "local"})
+        assert executor.recover() == [str(controller.pid)]
+        controller.wait(10)
+        deadline = time.monotonic() + 10
+        while _alive(child) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(child)  # the job's own processes went with it
+        assert stranger.poll() is None  # left alone
+        assert not (folder / "jobs.json").exists()
+    finally:
+        for proc in (controller, stranger):
+            proc.kill()
+            proc.wait()
 
 
 def test_a_resume_scancels_the_slurm_jobs_a_killed_submitter_left(tmp_path, monkeypatch):
@@ -237,6 +280,9 @@ benchmarks:
 """
 
 
+@pytest.mark.slow  # 28 s; the statuses are classified by the code the submitit-local test
+# (test_cells_run_as_jobs_with_the_local_statuses) runs, and test_a_cancelled_job_says_so
+# goes through the real scheduler in the default run
 def test_a_real_scheduler_gives_the_local_statuses(slurm_cluster, write_suite, tmp_path, capsys):
     path = write_suite(REAL)
     out = tmp_path / "results"
@@ -286,8 +332,8 @@ def test_a_cancelled_job_says_so(slurm_cluster, write_suite, tmp_path):
     assert "cancelled by the scheduler" in row["error"], row["error"]
 
 
-@pytest.mark.slow  # 20 s; test_resume_ends_the_job_a_killed_submitter_left_running is its
-# twin through submitit's local cluster (the same resume code), in the default run
+@pytest.mark.slow  # 20 s; test_a_resume_scancels_the_slurm_jobs_a_killed_submitter_left is
+# its twin in the default run (the same resume code, SLURM's commands faked)
 def test_resume_after_the_submitting_process_is_killed(slurm_cluster, write_suite, tmp_path):
     import signal
     import subprocess
