@@ -181,8 +181,15 @@ def test_a_resume_ends_the_local_jobs_a_killed_submitter_left(tmp_path):
 
     folder = tmp_path / "slurm"
     folder.mkdir()
-    # a stand-in controller: its command line names submitit's local module and the folder
-    code = "import subprocess, time; subprocess.Popen(['sleep', '60']); time.sleep(60)"
+    # a stand-in controller: its command line names submitit's local module and the folder.
+    # SIGINT as a foreground process has it (a background shell's children ignore it; the
+    # recovery's SIGKILL, 10 s later, ends such a job too, but slowly)
+    code = (
+        "import signal, subprocess, time; "
+        "signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "subprocess.Popen(['sleep', '60'], "
+        "preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)); time.sleep(60)"
+    )
     controller = subprocess.Popen(
         [sys.executable, "-c", code, "submitit.local._local", str(folder)]
     )
