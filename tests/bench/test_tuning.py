@@ -205,16 +205,7 @@ def test_a_configuration_without_a_qualifying_setting_plans_no_test_cells(tmp_pa
     """Its only setting fails on validation: nothing is chosen, no test cell runs, and
     run.json's total does not count the test cells it never planned to run."""
     monkeypatch.chdir(tmp_path)
-    path = _suite(
-        tmp_path,
-        """
-        - task: tune.score
-          matrix: {solver: [tune.small]}
-          params: {fail_at: 0.5}
-          seeds: [0, 1]
-          tune: {validation_seeds: [10]}
-        """,
-    )
+    path = _suite(tmp_path, _failing("tune.small", 0.5, [0, 1]))
     run = _run_in_process(tmp_path, path)
     (record,) = run.meta["tuning"]
     assert record["chosen"] is None and list(run.cells["role"]) == ["validation"]
@@ -230,16 +221,7 @@ def test_a_retried_validation_cell_that_moves_the_choice_supersedes_the_old_test
     from bench.tuned import reported
 
     monkeypatch.chdir(tmp_path)
-    path = _suite(
-        tmp_path,
-        """
-        - task: tune.score
-          matrix: {solver: [tune.knob]}
-          params: {fail_at: 0.2}
-          seeds: [0, 1]
-          tune: {validation_seeds: [10]}
-        """,
-    )
+    path = _suite(tmp_path, _failing("tune.knob", 0.2, [0, 1]))
     first = _run_in_process(tmp_path, path)  # 0.2 fails on validation: 0.3 is chosen
     assert list(first.cells.query("role == 'test'")["param.solver.step_size"]) == [0.3, 0.3]
     # the failed validation cell is listed though the tables leave validation out
@@ -277,6 +259,14 @@ def test_a_retried_validation_cell_that_moves_the_choice_supersedes_the_old_test
     }  # fmt: skip
 
 
+def _failing(solver: str, fail_at: float, seeds: list[int]) -> str:
+    """A tuned entry of one solver whose setting ``fail_at`` fails (validation seed 10)."""
+    return (
+        f"- task: tune.score\n  matrix: {{solver: [{solver}]}}\n  params: {{fail_at: {fail_at}}}\n"
+        f"  seeds: {seeds}\n  tune: {{validation_seeds: [10]}}\n"
+    )
+
+
 def _run_in_process(tmp_path, path):
     """``bench run`` of the suite in this process, into ./out; the run it wrote."""
     assert main(["run", str(path), "--output", "out", "--in-process", "--quiet"]) == 0
@@ -304,16 +294,7 @@ def _interrupt_at_test(cell):
 
 def test_a_setting_that_fails_on_validation_is_never_chosen(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    path = _suite(
-        tmp_path,
-        """
-        - task: tune.score
-          matrix: {solver: [tune.knob]}
-          params: {fail_at: 0.2}
-          seeds: [0]
-          tune: {validation_seeds: [10]}
-        """,
-    )
+    path = _suite(tmp_path, _failing("tune.knob", 0.2, [0]))
     run = _run_in_process(tmp_path, path)
     (record,) = run.meta["tuning"]
     assert record["scores"][2] is None  # 0.2, the best, failed: out
