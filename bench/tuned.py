@@ -52,6 +52,14 @@ class Choice:
         return sum(score is not None for _, score in self.settings)
 
     @property
+    def distinct(self) -> int:
+        """How many different validation scores the qualified settings gave: fewer than
+        ``qualified`` where a grid axis changed nothing (a step cap a stopping rule never
+        reaches), so the configuration had fewer settings to choose from than its grid
+        size says."""
+        return len({round(score, 12) for _, score in self.settings if score is not None})
+
+    @property
     def score(self) -> float | None:
         return None if self.chosen is None else self.settings[self.chosen][1]
 
@@ -111,10 +119,18 @@ def rows(found: list[Choice]) -> tuple[list[str], list[list[Any]]]:
         [*([c.task] if tasks else []), c.configuration,
          f"{c.select} ({c.better})" if c.better else c.select,
          c.chosen_label if c.chosen is not None else f"none: {c.why_none}",
-         c.score, c.runner_up, f"{c.qualified} of {len(c.settings)}"]
+         c.score, c.runner_up, _settings_ok(c)]
         for c in found
     ]  # fmt: skip
     return columns, table
+
+
+def _settings_ok(choice: Choice) -> str:
+    """``8 of 8``; ``8 of 8 (4 distinct)`` where settings scored alike."""
+    text = f"{choice.qualified} of {len(choice.settings)}"
+    if choice.distinct < choice.qualified:
+        text += f" ({choice.distinct} distinct)"
+    return text
 
 
 def _tells_apart(key: str, given: list[dict[str, Any]]) -> bool:

@@ -423,7 +423,7 @@ def test_show_reports_the_test_cells_and_the_choices(tuned_run, capsys, monkeypa
     ) in " ".join(out.split())
     (knob,) = [r for r in _rows(out, "solver=tune.knob") if "solver.step_size=0.2" in r]
     # validation means: 0.2 -> 0.105; 0.3 and 0.1 -> 0.205 each
-    assert knob[-3:] == ["0.105", "0.205", "3 of 3"]
+    assert knob[-3:] == ["0.105", "0.205", "3 of 3 (2 distinct)"]  # 0.1 and 0.3 tie
     (other,) = [r for r in _rows(out, "solver=tune.other") if "solver.step_size=0.4" in r]
     assert other[-3:] == ["0.305", "0.355", "3 of 3"]  # 0.4 chosen, then 0.45
     # the grouped table pools each configuration's two test cells, not its validation ones
@@ -467,7 +467,7 @@ def test_the_report_judges_on_the_test_cells_and_shows_the_choices(tuned_run, tm
     # exact in decimal, not in binary: the means of two float sums
     assert [r[1:] for r in choice["rows"]] == [
         ["error (lower)", "solver.step_size=0.2", pytest.approx(0.105), pytest.approx(0.205),
-         "3 of 3"],
+         "3 of 3 (2 distinct)"],
         ["error (lower)", "solver.step_size=0.4", pytest.approx(0.305), pytest.approx(0.355),
          "3 of 3"],
     ]  # fmt: skip
@@ -560,3 +560,15 @@ def test_a_choice_is_named_by_what_tells_it_apart():
         "method=svf", "method=syn"
     ]  # fmt: skip
     assert choices(meta, tasks={"other"}) == []
+
+
+def test_settings_that_score_alike_are_counted_as_one():
+    """A grid axis that changes nothing (svf's step cap under its stopping rule) leaves
+    fewer settings to choose from than the grid's size: the choices say how many."""
+    from bench.tuned import choices, rows
+
+    record = {"task": "t", "configuration": {}, "better": "higher", "chosen": {"x": 1},
+              "settings": [{"x": 1}, {"x": 2}, {"x": 3}], "scores": [0.9, 0.9, 0.8]}  # fmt: skip
+    (found,) = choices({"tuning": [record]})
+    assert (found.qualified, found.distinct, found.runner_up) == (3, 2, 0.9)
+    assert rows([found])[1][0][-1] == "3 of 3 (2 distinct)"
