@@ -53,11 +53,12 @@ class Choice:
 
     @property
     def distinct(self) -> int:
-        """How many different validation scores the qualified settings gave: fewer than
-        ``qualified`` where a grid axis changed nothing (a step cap a stopping rule never
-        reaches), so the configuration had fewer settings to choose from than its grid
-        size says."""
-        return len({round(score, 12) for _, score in self.settings if score is not None})
+        """How many different validation scores the qualified settings gave (to 12
+        significant digits): fewer than ``qualified`` where settings tied, because a grid
+        axis changed nothing (a step cap a stopping rule never reaches) or because the
+        metric is coarse (Dice on label maps moves in steps), so the choice was among
+        fewer outcomes than the grid's size."""
+        return len({float(f"{score:.12g}") for _, score in self.settings if score is not None})
 
     @property
     def score(self) -> float | None:
@@ -126,7 +127,7 @@ def rows(found: list[Choice]) -> tuple[list[str], list[list[Any]]]:
 
 
 def _settings_ok(choice: Choice) -> str:
-    """``8 of 8``; ``8 of 8 (4 distinct)`` where settings scored alike."""
+    """``8 of 8``; ``8 of 8 (4 distinct)`` where settings tied on their validation score."""
     text = f"{choice.qualified} of {len(choice.settings)}"
     if choice.distinct < choice.qualified:
         text += f" ({choice.distinct} distinct)"

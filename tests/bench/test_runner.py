@@ -404,3 +404,33 @@ def test_in_process_cells_run_on_a_frozen_heap(write_suite, registry, tmp_path, 
     assert [row["status"] for row in rows] == ["ok", "ok"]
     assert len(frozen) == 2 and min(frozen) > 10_000  # torch and the rest, frozen once
     assert gc.get_freeze_count() == 0  # close gave this process its heap back
+
+
+def test_a_resume_ends_orphaned_jobs_before_clearing_their_cells_files(tmp_path, registry_module):
+    """What the slow end-to-end resume after a killed ``bench run --slurm`` checks, in the
+    default run: the executor ends the jobs a killed submitter left (``recover``) before
+    the cells to rerun get their files folders emptied, so an orphan never writes into
+    a folder that is being reused."""
+    path = tmp_path / "suite.yaml"
+    path.write_text(
+        "suite: orphans\ndevice: cpu\nrepeats: 1\nplugins: [FIXTURE_PLUGINS]\nbenchmarks:\n"
+        "  - task: test.behave\n    matrix: {solver: [test.constant]}\n".replace(
+            "FIXTURE_PLUGINS", FIXTURE_PLUGINS
+        )
+    )
+    suite = load_suite(path, registry_module)
+    (cell,) = suite.cells
+    stale = tmp_path / "r" / "files" / cell.id / "written-by-the-orphan.txt"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("a killed run's job was still writing here")
+    seen = []
+
+    class Recording(InProcessExecutor):
+        def recover(self):
+            seen.append(stale.exists())
+            return []
+
+    run_suite(suite, tmp_path / "r", executor=Recording(registry_module), resume=True)
+    assert seen == [True]  # called once, while the files were still there
+    assert not stale.exists()  # then cleared for the rerun
+    assert list(load_run(tmp_path / "r").cells["status"]) == ["ok"]

@@ -572,3 +572,7 @@ def test_settings_that_score_alike_are_counted_as_one():
     (found,) = choices({"tuning": [record]})
     assert (found.qualified, found.distinct, found.runner_up) == (3, 2, 0.9)
     assert rows([found])[1][0][-1] == "3 of 3 (2 distinct)"
+    # significant digits, not decimals: tiny errors stay apart
+    record.update(scores=[3e-13, 1e-13, 4e-13], better="lower", chosen={"x": 2})
+    (tiny,) = choices({"tuning": [record]})
+    assert tiny.distinct == 3 and rows([tiny])[1][0][-1] == "3 of 3"
