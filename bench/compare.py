@@ -1,7 +1,10 @@
 """Comparing two runs: align cells, aggregate seeds, ratios, significance, gates.
 
 Cells are aligned on what they measured (task, components, parameters); the
-seeds of a configuration are pooled. For each timer, the ratio is
+seeds of a configuration are pooled. A tuned entry compares its test cells only (never
+its validation cells), and as *tuned*: the parameters its grid sets are not part of
+the key, so a choice that moved between the runs is one configuration compared, its row
+saying what each run chose. For each timer, the ratio is
 ``median(B) / median(A)`` over the pooled samples, with a two-sided
 Mann-Whitney U test on those samples (scipy): a ratio is called significant
 when p < alpha. Metrics are compared as the difference of their means over seeds.
@@ -43,6 +46,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bench.cell import TEST
 from bench.columns import configuration_labels, varying
 from bench.columns import headline as recorded_headline
 from bench.headline import Headline
@@ -265,12 +269,19 @@ def compare_runs(a: Run, b: Run, alpha: float = 0.05) -> Comparison:
     """Align ``a`` and ``b`` and compute timer ratios, p-values and metric deltas, over
     each run's reported cells (``bench.results.reported``: a tuned entry's test cells,
     never pooled with its validation cells)."""
-    a = replace(a, cells=reported(a.cells))
-    b = replace(b, cells=reported(b.cells))
+    tuned = _tuned_keys(a.meta) | _tuned_keys(b.meta)
+    kept_a, kept_b = reported(a.cells), reported(b.cells)
+    a = replace(a, cells=_as_tuned(kept_a, tuned))
+    b = replace(b, cells=_as_tuned(kept_b, tuned))
     cols = _shared_key_columns(a, b)
     result = Comparison(a.name, b.name, cols)
     result.machines = _machines(a), _machines(b)
     result.labels = _labels(a, b, cols)
+    chosen_a = _choices(kept_a, a.cells, tuned, cols)
+    chosen_b = _choices(kept_b, b.cells, tuned, cols)
+    for key, label in list(result.labels.items()):  # a choice that moved is said
+        if key in chosen_a and key in chosen_b and chosen_a[key] != chosen_b[key]:
+            result.labels[key] = f"{label} (chose {chosen_a[key]} in A, {chosen_b[key]} in B)"
     result.headlines = run_headlines(a, b)
     groups_a = _groups(a.cells, cols)
     groups_b = _groups(b.cells, cols)
@@ -296,6 +307,55 @@ def compare_runs(a: Run, b: Run, alpha: float = 0.05) -> Comparison:
         result.times.extend(_time_rows(key, label, samples_a, samples_b, alpha))
     _adjust(result.times)
     return result
+
+
+#: what a tuned test cell's chosen parameters read as in its configuration's key
+TUNED = "tuned"
+
+
+def _tuned_keys(meta: dict[str, Any]) -> set[str]:
+    """The ``param.`` columns the run's tuning grids set (``run.json``'s records)."""
+    records = meta.get("tuning") if isinstance(meta, dict) else None
+    keys: set[str] = set()
+    for record in records if isinstance(records, list) else []:
+        settings = record.get("settings") if isinstance(record, dict) else None
+        for setting in settings if isinstance(settings, list) else []:
+            if isinstance(setting, dict):
+                keys |= {f"param.{k}" for k in setting}
+    return keys
+
+
+def _as_tuned(cells: pd.DataFrame, tuned: set[str]) -> pd.DataFrame:
+    """``cells`` with each tuned test cell's chosen parameters read as ``tuned``: two
+    runs of a tuned suite compare a configuration as tuned, whatever each chose (a
+    choice that moved is a result to compare, not two configurations each run lacks)."""
+    cols = [c for c in tuned if c in cells.columns]
+    if not cols or "role" not in cells.columns:
+        return cells
+    cells = cells.copy()
+    test = cells["role"] == TEST
+    for c in cols:
+        filled = test & cells[c].map(lambda v: not is_missing(v))
+        cells[c] = cells[c].astype(object).where(~filled, TUNED)
+    return cells
+
+
+def _choices(
+    cells: pd.DataFrame, marked: pd.DataFrame, tuned: set[str], cols: list[str]
+) -> dict[str, str]:
+    """Configuration key (``_key_str`` of the ``marked`` row) -> the parameters its
+    tuned test cells chose (``method.lr=0.2 method.weight=2``)."""
+    chosen = sorted(c for c in tuned if c in cells.columns)
+    if not chosen or "role" not in cells.columns:
+        return {}
+    out: dict[str, str] = {}
+    for idx in cells.index[cells["role"] == TEST]:
+        row = cells.loc[idx]
+        text = " ".join(
+            f"{c.removeprefix('param.')}={_plain(row[c])}" for c in chosen if not is_missing(row[c])
+        )
+        out.setdefault(_key_str(marked.loc[idx], cols), text)
+    return out
 
 
 def _shared_key_columns(a: Run, b: Run) -> list[str]:

@@ -534,9 +534,9 @@ def test_compare_aligns_the_reported_cells_only(tuned_run):
 
     cmp = compare_runs(tuned_run, tuned_run)
     rows = [r for r in cmp.metrics if r.metric == "metric.error"]
-    # one row per chosen configuration (the settings only tried are not compared)
+    # one row per tuned configuration (the settings only tried are not compared)
     assert sorted(r.label for r in rows) == ["solver=tune.knob", "solver=tune.other"]
-    assert sorted(r.key["param.solver.step_size"] for r in rows) == [0.2, 0.4]
+    assert {r.key["param.solver.step_size"] for r in rows} == {"tuned"}
     # the means over test seeds 0, 1: knob 0.005, other 0.205 (not the validation's)
     assert sorted(round(r.a, 6) for r in rows) == [0.005, 0.205]
 
@@ -576,3 +576,28 @@ def test_settings_that_score_alike_are_counted_as_one():
     record.update(scores=[3e-13, 1e-13, 4e-13], better="lower", chosen={"x": 2})
     (tiny,) = choices({"tuning": [record]})
     assert tiny.distinct == 3 and rows([tiny])[1][0][-1] == "3 of 3"
+
+
+def test_compare_aligns_a_tuned_configuration_whose_choice_moved(tmp_path, monkeypatch):
+    """Run A chose 0.3 (0.2 failed on validation), run B 0.2: the knob compares as one
+    tuned configuration, its metric's change is B's better choice, and the row says
+    what each chose (not 'only in A' and 'only in B')."""
+    from bench.compare import Gate, check_gates, compare_runs
+
+    monkeypatch.chdir(tmp_path)
+    path = _suite(tmp_path, _failing("tune.knob", 0.2, [0, 1]))
+    args = ["run", str(path), "--in-process", "--quiet", "--output"]
+    assert main([*args, "a"]) == 0
+    (tmp_path / "fixed").touch()
+    assert main([*args, "b"]) == 0
+    run_a = load_run(next((tmp_path / "a" / "tuned").iterdir()))
+    run_b = load_run(next((tmp_path / "b" / "tuned").iterdir()))
+    cmp = compare_runs(run_a, run_b)
+    assert (cmp.only_a, cmp.only_b) == (0, 0)
+    (row,) = [r for r in cmp.metrics if r.metric == "metric.error"]
+    # test seeds 0, 1: |0.3 - 0.2| + 0.005 in A, |0.2 - 0.2| + 0.005 in B
+    assert (row.a, row.b) == (pytest.approx(0.105), pytest.approx(0.005))
+    assert row.label.endswith("(chose solver.step_size=0.3 in A, solver.step_size=0.2 in B)"), (
+        row.label
+    )
+    assert not check_gates(cmp, [Gate.parse("metric.error:+5%")])  # it improved
