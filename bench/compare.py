@@ -269,16 +269,18 @@ def compare_runs(a: Run, b: Run, alpha: float = 0.05) -> Comparison:
     """Align ``a`` and ``b`` and compute timer ratios, p-values and metric deltas, over
     each run's reported cells (``bench.results.reported``: a tuned entry's test cells,
     never pooled with its validation cells)."""
-    tuned = _tuned_keys(a.meta) | _tuned_keys(b.meta)
+    # each run's own grids: a parameter one run tuned and the other fixed keeps the two
+    # configurations apart
+    tuned_a, tuned_b = _tuned_keys(a.meta), _tuned_keys(b.meta)
     kept_a, kept_b = reported(a.cells), reported(b.cells)
-    a = replace(a, cells=_as_tuned(kept_a, tuned))
-    b = replace(b, cells=_as_tuned(kept_b, tuned))
+    a = replace(a, cells=_as_tuned(kept_a, tuned_a))
+    b = replace(b, cells=_as_tuned(kept_b, tuned_b))
     cols = _shared_key_columns(a, b)
     result = Comparison(a.name, b.name, cols)
     result.machines = _machines(a), _machines(b)
     result.labels = _labels(a, b, cols)
-    chosen_a = _choices(kept_a, a.cells, tuned, cols)
-    chosen_b = _choices(kept_b, b.cells, tuned, cols)
+    chosen_a = _choices(kept_a, a.cells, tuned_a, cols)
+    chosen_b = _choices(kept_b, b.cells, tuned_b, cols)
     for key, label in list(result.labels.items()):  # a choice that moved is said
         if key in chosen_a and key in chosen_b and chosen_a[key] != chosen_b[key]:
             result.labels[key] = f"{label} (chose {chosen_a[key]} in A, {chosen_b[key]} in B)"
