@@ -206,11 +206,19 @@ class Comparison:
     labels: dict[str, str] = field(default_factory=dict)
     #: task -> its headline, as run B (else A) recorded it
     headlines: dict[str, Headline] = field(default_factory=dict)
+    #: configuration key (as ``_key_json``) -> what each run chose, where a tuned
+    #: configuration's choice moved between them
+    moved: dict[str, str] = field(default_factory=dict)
 
     def label(self, key: dict[str, Any]) -> str:
         """A configuration as what differs from the others of its task:
         ``solver=dopri5 solver.adjoint=True`` (the task is not repeated)."""
         return self.labels.get(_key_json(key, self.key_columns), "default")
+
+    def choice_moved(self, key: dict[str, Any]) -> str:
+        """``chose method.lr=0.2 in A, method.lr=0.05 in B`` for a tuned configuration
+        whose choice moved between the runs; "" otherwise."""
+        return self.moved.get(_key_json(key, self.key_columns), "")
 
 
 def _key_str(row: pd.Series, cols: list[str]) -> str:
@@ -269,21 +277,21 @@ def compare_runs(a: Run, b: Run, alpha: float = 0.05) -> Comparison:
     """Align ``a`` and ``b`` and compute timer ratios, p-values and metric deltas, over
     each run's reported cells (``bench.results.reported``: a tuned entry's test cells,
     never pooled with its validation cells)."""
-    # each run's own grids: a parameter one run tuned and the other fixed keeps the two
-    # configurations apart
-    tuned_a, tuned_b = _tuned_keys(a.meta), _tuned_keys(b.meta)
-    kept_a, kept_b = reported(a.cells), reported(b.cells)
-    a = replace(a, cells=_as_tuned(kept_a, tuned_a))
-    b = replace(b, cells=_as_tuned(kept_b, tuned_b))
+    # each tuning record marks its own configuration's test cells: a parameter one run
+    # tuned and the other fixed keeps the two apart
+    marked_a, chose_a = _as_tuned(reported(a.cells), a.meta)
+    marked_b, chose_b = _as_tuned(reported(b.cells), b.meta)
+    a, b = replace(a, cells=marked_a), replace(b, cells=marked_b)
     cols = _shared_key_columns(a, b)
     result = Comparison(a.name, b.name, cols)
     result.machines = _machines(a), _machines(b)
     result.labels = _labels(a, b, cols)
-    chosen_a = _choices(kept_a, a.cells, tuned_a, cols)
-    chosen_b = _choices(kept_b, b.cells, tuned_b, cols)
-    for key, label in list(result.labels.items()):  # a choice that moved is said
-        if key in chosen_a and key in chosen_b and chosen_a[key] != chosen_b[key]:
-            result.labels[key] = f"{label} (chose {chosen_a[key]} in A, {chosen_b[key]} in B)"
+    chosen_a = {_key_str(marked_a.loc[i], cols): text for i, text in chose_a.items()}
+    chosen_b = {_key_str(marked_b.loc[i], cols): text for i, text in chose_b.items()}
+    for key in chosen_a.keys() & chosen_b.keys():  # a choice that moved is said
+        if chosen_a[key] != chosen_b[key]:
+            result.moved[key] = f"chose {chosen_a[key]} in A, {chosen_b[key]} in B"
+            result.labels[key] = f"{result.labels.get(key, 'default')} ({result.moved[key]})"
     result.headlines = run_headlines(a, b)
     groups_a = _groups(a.cells, cols)
     groups_b = _groups(b.cells, cols)
@@ -315,49 +323,60 @@ def compare_runs(a: Run, b: Run, alpha: float = 0.05) -> Comparison:
 TUNED = "tuned"
 
 
-def _tuned_keys(meta: dict[str, Any]) -> set[str]:
-    """The ``param.`` columns the run's tuning grids set (``run.json``'s records)."""
+def _as_tuned(cells: pd.DataFrame, meta: dict[str, Any]) -> tuple[pd.DataFrame, dict[Any, str]]:
+    """``cells`` with each tuned configuration's test cells reading ``tuned`` in the
+    columns its own grid sets (``run.json``'s records), so that two runs of a tuned suite
+    compare a configuration as tuned whatever each chose; and, by the index of one of
+    those cells, what the configuration chose (``method.lr=0.2 method.weight=2``). A run
+    without records (killed before its end) is left as it is."""
     records = meta.get("tuning") if isinstance(meta, dict) else None
-    keys: set[str] = set()
-    for record in records if isinstance(records, list) else []:
-        settings = record.get("settings") if isinstance(record, dict) else None
-        for setting in settings if isinstance(settings, list) else []:
-            if isinstance(setting, dict):
-                keys |= {f"param.{k}" for k in setting}
-    return keys
-
-
-def _as_tuned(cells: pd.DataFrame, tuned: set[str]) -> pd.DataFrame:
-    """``cells`` with each tuned test cell's chosen parameters read as ``tuned``: two
-    runs of a tuned suite compare a configuration as tuned, whatever each chose (a
-    choice that moved is a result to compare, not two configurations each run lacks)."""
-    cols = [c for c in tuned if c in cells.columns]
-    if not cols or "role" not in cells.columns:
-        return cells
+    if not isinstance(records, list) or "role" not in cells.columns or not len(cells):
+        return cells, {}
     cells = cells.copy()
+    chose: dict[Any, str] = {}
     test = cells["role"] == TEST
-    for c in cols:
-        filled = test & cells[c].map(lambda v: not is_missing(v))
-        cells[c] = cells[c].astype(object).where(~filled, TUNED)
-    return cells
-
-
-def _choices(
-    cells: pd.DataFrame, marked: pd.DataFrame, tuned: set[str], cols: list[str]
-) -> dict[str, str]:
-    """Configuration key (``_key_str`` of the ``marked`` row) -> the parameters its
-    tuned test cells chose (``method.lr=0.2 method.weight=2``)."""
-    chosen = sorted(c for c in tuned if c in cells.columns)
-    if not chosen or "role" not in cells.columns:
-        return {}
-    out: dict[str, str] = {}
-    for idx in cells.index[cells["role"] == TEST]:
-        row = cells.loc[idx]
-        text = " ".join(
-            f"{c.removeprefix('param.')}={_plain(row[c])}" for c in chosen if not is_missing(row[c])
+    for record in records:
+        if not isinstance(record, dict) or not isinstance(record.get("chosen"), dict):
+            continue
+        mine = test & (cells["task"] == record.get("task"))
+        mine &= cells["bench"].astype(str) == str(record.get("entry"))
+        given = record.get("configuration")
+        for key, value in given.items() if isinstance(given, dict) else ():
+            column = _column(cells, key)
+            if column is None:
+                mine &= False
+                break
+            mine &= cells[column].map(_norm) == _norm(value)
+        if not mine.any():
+            continue
+        for key in record["chosen"]:
+            column = _column(cells, key)
+            if column is not None:
+                cells[column] = cells[column].astype(object).where(~mine, TUNED)
+        chose[cells.index[mine][0]] = " ".join(
+            f"{k}={_norm(v)}" for k, v in record["chosen"].items()
         )
-        out.setdefault(_key_str(marked.loc[idx], cols), text)
-    return out
+    return cells, chose
+
+
+def _column(cells: pd.DataFrame, key: str) -> str | None:
+    """The cells' column of a configuration key: a component slot, or ``param.<key>``."""
+    if key in cells.columns and not key.startswith("param."):
+        return key
+    return f"param.{key}" if f"param.{key}" in cells.columns else None
+
+
+def _norm(value: Any) -> str:
+    """One text for a value however it was stored (a list read back as an array, an int
+    column read back as floats)."""
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_norm(v) for v in value) + "]"
+    value = _plain(value)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return f"{float(value):.12g}"
+    return str(value)
 
 
 def _shared_key_columns(a: Run, b: Run) -> list[str]:

@@ -920,7 +920,9 @@ def comparison_labels(cmp: Comparison) -> dict[str, str]:
     if "task" not in frame:
         frame["task"] = ""
     labels = C.configuration_labels(frame)
-    return dict(zip(unique, labels.tolist(), strict=True))
+    moved = [cmp.choice_moved(k) for k in unique.values()]  # a tuned choice that moved
+    labels = [f"{label} ({m})" if m else label for label, m in zip(labels, moved, strict=True)]
+    return dict(zip(unique, labels, strict=True))
 
 
 def _key(key: dict[str, Any]) -> str:

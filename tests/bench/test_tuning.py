@@ -601,3 +601,29 @@ def test_compare_aligns_a_tuned_configuration_whose_choice_moved(tmp_path, monke
         row.label
     )
     assert not check_gates(cmp, [Gate.parse("metric.error:+5%")])  # it improved
+    assert main(["report", str(run_a.path), str(run_b.path), "-o", "page.html"]) == 0
+    page = (tmp_path / "page.html").read_text()
+    assert "(chose solver.step_size=0.3 in A, solver.step_size=0.2 in B)" in page
+
+
+def test_compare_marks_each_tuned_configuration_by_its_own_grid(tmp_path, monkeypatch):
+    """Two tuned entries of one task, one tuning step_size and the other offset: each
+    configuration's own grid reads as tuned, so neither pools with the other and a
+    value the other entry fixed is no choice."""
+    from bench.compare import compare_runs
+
+    monkeypatch.chdir(tmp_path)
+    entries = (
+        DECLARED.replace("solver: [tune.knob, tune.other]", "solver: [tune.knob]")
+        + "- task: tune.score\n  matrix: {solver: [tune.knob]}\n  params: {solver.step_size: 0.3}\n"
+        "  seeds: [0, 1]\n  tune: {grid: {offset: [0.0, 1.0]}, validation_seeds: [10, 11]}\n"
+    )
+    path = _suite(tmp_path, entries)
+    run = _run_in_process(tmp_path, path)
+    cmp = compare_runs(run, run)
+    rows = sorted((str(r.key["param.solver.step_size"]), str(r.key["param.offset"]),
+                   round(r.a, 6)) for r in cmp.metrics if r.metric == "metric.error")  # fmt: skip
+    # entry 0 tuned step_size (chose 0.2) with offset fixed at 0; entry 1 tuned offset
+    # (chose 0) with step_size fixed at 0.3: two configurations, each its own test cells
+    assert rows == [("0.3", "tuned", 0.105), ("tuned", "0.0", 0.005)]
+    assert not cmp.moved
