@@ -196,9 +196,10 @@ def _run_locked(
         # Each step runs whatever the one before it raised (a full disk fails them all);
         # an exception already on its way out wins, else the first failure is raised.
         # The log keeps what finished either way.
-        failed = _each(executor.close, lambda: _settle_roles(suite, writer), writer.close)
-        meta["status"] = "interrupted" if failed else status
+        # the recorded rows, by id, once: _settle_roles changes their roles in place
         rows = {row["cell_id"]: row for row in writer.cells} if suite.tunings else {}
+        failed = _each(executor.close, lambda: _settle_roles(suite, writer, rows), writer.close)
+        meta["status"] = "interrupted" if failed else status
         if suite.tunings:
             meta["tuning"] = [tuning.record(rows) for tuning in suite.tunings]
         superseded = sum(row.get("role") == SUPERSEDED for row in rows.values())
@@ -238,16 +239,15 @@ def _chosen_test_cells(suite: Suite, writer: RunWriter) -> list[Cell]:
     return [cell for group in itertools.zip_longest(*lists) for cell in group if cell is not None]
 
 
-def _settle_roles(suite: Suite, writer: RunWriter) -> None:
+def _settle_roles(suite: Suite, writer: RunWriter, rows: dict[str, dict[str, Any]]) -> None:
     """Each tuned configuration's recorded test cells are ``test`` for the setting its
     validation now chooses and ``superseded`` for any other: ``--retry-failed`` can run a
     failed validation cell again and move the choice after the old choice's test cells
     ran. They stay in the folder, measured; tables and verdicts leave them out
     (``bench.tuned``). While validation is incomplete every recorded test cell waits as
-    superseded; it is ``test`` again (and not run again) if the choice comes back."""
-    if not suite.tunings:
-        return
-    rows = {row["cell_id"]: row for row in writer.cells}
+    superseded; it is ``test`` again (and not run again) if the choice comes back.
+    ``rows``: the recorded rows by cell id (the writer's own, so a role set here is seen
+    there)."""
     for tuning in suite.tunings:
         chosen, _ = tuning.choose(rows)
         for index, cells in enumerate(tuning.test):
