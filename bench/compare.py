@@ -328,7 +328,8 @@ def _as_tuned(cells: pd.DataFrame, meta: dict[str, Any]) -> tuple[pd.DataFrame, 
     columns its own grid sets (``run.json``'s records), so that two runs of a tuned suite
     compare a configuration as tuned whatever each chose; and, by the index of one of
     those cells, what the configuration chose (``method.lr=0.2 method.weight=2``). A run
-    without records (killed before its end) is left as it is."""
+    without records (killed before any choice was made, or written before records
+    were) is left as it is."""
     records = meta.get("tuning") if isinstance(meta, dict) else None
     if not isinstance(records, list) or "role" not in cells.columns or not len(cells):
         return cells, {}

@@ -133,7 +133,9 @@ def run_suite(
     second) with the cells about to run and how many the folder already holds.
 
     Each finished cell is written at once. ``run.json`` is written at the start
-    (status ``running``) and rewritten at the end (``complete`` or ``interrupted``).
+    (status ``running``), again before each stage of a tuned run (its ``tuning``
+    records: the choices made so far) and at the end (``complete`` or
+    ``interrupted``).
     """
     Path(run_dir).mkdir(parents=True, exist_ok=True)
     lock = RunLock(Path(run_dir))
@@ -177,6 +179,14 @@ def _run_locked(
         # the cells, then a tuned entry's test cells once its validation is recorded
         todo = todo or _not_done(_chosen_test_cells(suite, writer), writer)
         while True:
+            if suite.tunings:
+                # the choices made so far, in run.json and the roles before their test
+                # cells run: a run killed outright (kill -9: no close) still says what
+                # each chose, and no test cell of an old choice reads as reported
+                recorded = {row["cell_id"]: row for row in writer.cells}
+                _settle_roles(suite, writer, recorded)
+                meta["tuning"] = _records(suite, recorded)
+                atomic_write_json(meta_path, meta)
             if on_start:
                 on_start(todo, len(writer.done_ids()))
             outcomes = executor.run_all(todo, on_cell_start)
@@ -201,7 +211,7 @@ def _run_locked(
         failed = _each(executor.close, lambda: _settle_roles(suite, writer, rows), writer.close)
         meta["status"] = "interrupted" if failed else status
         if suite.tunings:
-            meta["tuning"] = [tuning.record(rows) for tuning in suite.tunings]
+            meta["tuning"] = _records(suite, rows)
         superseded = sum(row.get("role") == SUPERSEDED for row in rows.values())
         counts = {"total": _planned(suite, rows), "finished": len(writer.cells) - superseded}
         if superseded:
@@ -210,6 +220,12 @@ def _run_locked(
         if failed and status == "complete":  # nothing else is on its way out
             raise failed
     return writer.cells
+
+
+def _records(suite: Suite, rows: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """run.json's ``tuning``: each tuned configuration's scores and choice from the
+    recorded rows (by cell id)."""
+    return [tuning.record(rows) for tuning in suite.tunings]
 
 
 def _not_done(cells: list[Cell], writer: RunWriter) -> list[Cell]:

@@ -51,7 +51,8 @@ PLUGIN = textwrap.dedent(
 
     class Score(Task):
         """error = |h - 0.2| + 0.01 seed: 0.2 is best; fail_at makes one setting fail
-        (until a file ``fixed`` is in the working folder)."""
+        (until a file ``fixed`` is in the working folder); TUNE_KILL_AT_SEED kills the
+        process running the cell of that seed."""
 
         name = "tune.score"
         components = {"solver": Solver}
@@ -62,6 +63,8 @@ PLUGIN = textwrap.dedent(
             h = ctx.components["solver"].values["step_size"]
             if h == self.values["fail_at"] and not os.path.exists("fixed"):
                 raise ValueError("this setting fails on purpose")
+            if os.environ.get("TUNE_KILL_AT_SEED") == str(ctx.seed):
+                os.kill(os.getpid(), 9)  # the whole run dies here, as by kill -9
             ctx.metric("error", abs(h - 0.2) + 0.01 * ctx.seed + self.values["offset"])
 
 
@@ -604,6 +607,61 @@ def test_compare_aligns_a_tuned_configuration_whose_choice_moved(tmp_path, monke
     assert main(["report", str(run_a.path), str(run_b.path), "-o", "page.html"]) == 0
     page = (tmp_path / "page.html").read_text()
     assert "(chose solver.step_size=0.3 in A, solver.step_size=0.2 in B)" in page
+
+
+def test_a_tuned_run_killed_outright_still_says_what_it_chose(tmp_path, monkeypatch):
+    """run.json gets the tuning records before the test cells run, not only at the
+    run's close: run A is killed by SIGKILL in its second test cell (no close runs), yet
+    compares with run B as one tuned configuration whose choice moved."""
+    from bench.compare import compare_runs
+
+    monkeypatch.chdir(tmp_path)
+    path = _suite(tmp_path, _failing("tune.knob", 0.2, [0, 1]))
+    args = ["run", str(path), "--in-process", "--quiet", "--output"]
+    _killed_at_seed_1(tmp_path, [*args, "a"])
+    run_a = load_run(next((tmp_path / "a" / "tuned").iterdir()))
+    assert run_a.meta["status"] == "running"
+    assert run_a.meta["tuning"][0]["chosen"] == {"solver.step_size": 0.3}
+    assert sorted(run_a.cells.loc[run_a.cells["role"] == "test", "seed"]) == [0]
+    (tmp_path / "fixed").touch()
+    assert main([*args, "b"]) == 0
+    run_b = load_run(next((tmp_path / "b" / "tuned").iterdir()))
+    cmp = compare_runs(run_a, run_b)
+    assert (cmp.only_a, cmp.only_b) == (0, 0)  # before: 1 and 1, the choices apart
+    (row,) = [r for r in cmp.metrics if r.metric == "metric.error"]
+    assert row.label.endswith("(chose solver.step_size=0.3 in A, solver.step_size=0.2 in B)")
+
+
+def test_a_killed_retry_that_moved_the_choice_reports_only_the_new_one(tmp_path, monkeypatch):
+    """The roles are settled before each stage too, not only at the close: a
+    --retry-failed resume that moves the choice and is then killed outright leaves the
+    old choice's test cells superseded beside the new choice's first test cell."""
+    monkeypatch.chdir(tmp_path)
+    path = _suite(tmp_path, _failing("tune.knob", 0.2, [0, 1]))
+    first = _run_in_process(tmp_path, path)  # 0.2 fails on validation: 0.3 is chosen
+    (tmp_path / "fixed").touch()
+    _killed_at_seed_1(tmp_path, ["run", str(path), "--resume", str(first.path),
+                                 "--retry-failed", "--in-process", "--quiet"])  # fmt: skip
+    again = load_run(first.path)
+    assert again.meta["tuning"][0]["chosen"] == {"solver.step_size": 0.2}
+    test = again.cells[again.cells["role"] == "test"]
+    assert list(zip(test["param.solver.step_size"], test["seed"])) == [(0.2, 0)]
+    superseded = again.cells[again.cells["role"] == "superseded"]
+    assert sorted(superseded["param.solver.step_size"]) == [0.3, 0.3]  # before: "test"
+
+
+def _killed_at_seed_1(cwd, args: list[str]) -> None:
+    """``bench args`` in a child process whose cell of seed 1 kills it by SIGKILL."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    env = {**os.environ, "TUNE_KILL_AT_SEED": "1"}
+    code = "import sys; from bench.cli import main; sys.exit(main(sys.argv[1:]))"
+    done = subprocess.run([sys.executable, "-c", code, *args], env=env, cwd=cwd,
+                          capture_output=True, timeout=120)  # fmt: skip
+    assert done.returncode == -signal.SIGKILL, done.stderr.decode()[-2000:]
 
 
 def test_compare_marks_each_tuned_configuration_by_its_own_grid(tmp_path, monkeypatch):
