@@ -35,6 +35,7 @@ POLL_S = 1.0
 JOBS_FILE = "jobs.json"
 #: how long a resume waits for an earlier submitter's cancelled jobs to end
 ORPHAN_WAIT_S = 120.0
+SHELLS = ("sh", "dash", "bash")  # what subprocess's shell=True starts submitit through
 
 
 class SlurmUnavailable(RuntimeError):
@@ -299,11 +300,22 @@ def _end_local_job(job_id: str, folder: Path) -> bool:
 
 
 def _is_our_controller(pid: int, folder: Path) -> bool:
+    """Whether ``pid`` runs submitit's local controller for a job under ``folder``:
+    ``python -m submitit.local._local <folder>/<job>``, or the shell submitit starts it
+    through when the executor has ``setup`` commands (``sh -c 'setup && python -m
+    submitit.local._local ...'``), whose words are read from its command string."""
+    import shlex
+
     try:
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return False
     words = [a.decode(errors="replace") for a in argv]
+    if len(words) > 2 and words[1] == "-c" and Path(words[0]).name in SHELLS:
+        try:
+            words = shlex.split(words[2])
+        except ValueError:  # not a command string submitit wrote
+            return False
     return "submitit.local._local" in words and any(
         w.startswith(str(folder.resolve())) or w.startswith(str(folder)) for w in words
     )

@@ -225,6 +225,44 @@ def test_a_resume_ends_the_local_jobs_a_killed_submitter_left(tmp_path):
                 os.kill(pid, signal.SIGKILL)
 
 
+def test_a_local_controller_started_through_a_shell_is_recognised(tmp_path):
+    """submitit starts its local controller through ``sh -c 'setup && python -m
+    submitit.local._local <folder>'`` when the executor has ``setup`` commands: the
+    shell's pid is the job id, and the resume must know it as this run's (the shell
+    stays the parent here: dash does not exec the last command of an && list)."""
+    import os
+    import shlex
+    import signal
+    import subprocess
+    import time
+    from pathlib import Path
+
+    from bench.slurm import _is_our_controller
+
+    folder = tmp_path / "slurm"
+    job = [sys.executable, "-c", "import time; time.sleep(60)", "submitit.local._local"]
+    shells = {
+        "ours": " && ".join(["true", shlex.join([*job, str(folder / "17")])]),
+        "another run's": " && ".join(["true", shlex.join([*job, str(tmp_path / "x" / "17")])]),
+        "unbalanced quote": "true && sleep 60 # submitit.local._local 'unended " + str(folder),
+    }
+    procs = {name: subprocess.Popen(cmd, shell=True, start_new_session=True)
+             for name, cmd in shells.items()}  # fmt: skip
+    try:
+        seen = {}
+        for name, proc in procs.items():
+            deadline = time.monotonic() + 10  # until the shell has its command line
+            while b"-c" not in Path(f"/proc/{proc.pid}/cmdline").read_bytes():
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+            seen[name] = _is_our_controller(proc.pid, folder)
+        assert seen == {"ours": True, "another run's": False, "unbalanced quote": False}
+    finally:
+        for proc in procs.values():  # the shell and the process it started
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
 def test_a_resume_scancels_the_slurm_jobs_a_killed_submitter_left(tmp_path, monkeypatch):
     """The SLURM half of the resume's orphan handling (the real-scheduler test of it is
     slow): the jobs jobs.json names are scancelled, and the resume waits until squeue no
