@@ -26,6 +26,7 @@ import pandas as pd
 from bench.cell import SUPERSEDED, TEST, VALIDATION
 from bench.columns import value_text
 from bench.results import NOT_REPORTED, not_reported, reported, roles
+from bench.tuning import distinct_scores
 
 __all__ = [
     "NOT_REPORTED", "SUPERSEDED", "TEST", "VALIDATION", "Choice", "choices", "not_reported",
@@ -53,12 +54,12 @@ class Choice:
 
     @property
     def distinct(self) -> int:
-        """How many different validation scores the qualified settings gave (to 12
-        significant digits): fewer than ``qualified`` where settings tied, because a grid
-        axis changed nothing (a step cap a stopping rule never reaches) or because the
-        metric is coarse (Dice on label maps moves in steps), so the choice was among
-        fewer outcomes than the grid's size."""
-        return len({float(f"{score:.12g}") for _, score in self.settings if score is not None})
+        """How many different validation scores the qualified settings gave (scores
+        within a relative 1e-12 are one, as for the choice): fewer than ``qualified``
+        where settings tied, because a grid axis changed nothing (a step cap a stopping
+        rule never reaches) or because the metric is coarse (Dice on label maps moves in
+        steps), so the choice was among fewer outcomes than the grid's size."""
+        return distinct_scores([score for _, score in self.settings if score is not None])
 
     @property
     def score(self) -> float | None:

@@ -18,10 +18,10 @@ runs, for each configuration of the entry (its matrix and params, as without
 ``tune``), every setting of its grid on the validation seeds (cells with
 ``role: validation``); then, once those are recorded, the setting with the best mean
 of the ``select`` metric over the validation seeds (in the headline's direction; a
-setting whose validation cell is not ``ok`` with a finite value is out; ties go to the
-first in grid order) on the test seeds (``role: test``), every configuration's
-first test cell, then every second one (interleaved, so their times compare under
-one load). ``run.json`` records each
+setting whose validation cell is not ``ok`` with a finite value is out; ties, scores
+within a relative 1e-12 of the best, go to the first in grid order) on the test seeds
+(``role: test``), every configuration's first test cell, then every second one
+(interleaved, so their times compare under one load). ``run.json`` records each
 configuration's grid, its validation scores and its choice. The choice is a function
 of the recorded rows, so ``--resume`` makes the same one.
 """
@@ -44,6 +44,24 @@ TUNE_KEYS = {
     "equal_size": "every configuration tries as many settings (default true)",
 }
 MAX_SETTINGS = 8
+# Validation means this close (relative) are one score: they differ by summation order
+# or by a GPU's atomics from run to run, and such noise must not move a choice.
+TIE_RTOL = 1e-12
+
+
+def tied(a: float, b: float) -> bool:
+    """Whether two validation scores count as one (``TIE_RTOL``)."""
+    return abs(a - b) <= TIE_RTOL * max(abs(a), abs(b))
+
+
+def distinct_scores(scores: list[float]) -> int:
+    """How many different scores ``scores`` holds, a run of scores each tied with the
+    smallest of its run counting once."""
+    count, first = 0, None
+    for score in sorted(scores):
+        if first is None or not tied(first, score):
+            count, first = count + 1, score
+    return count
 
 
 @dataclass
@@ -94,8 +112,12 @@ class Tuning:
         if missing:
             return None, scores
         sign = -1.0 if self.rule.better == "higher" else 1.0
-        ranked = [(sign * s, i) for i, s in enumerate(scores) if s is not None]
-        return (min(ranked)[1] if ranked else None), scores
+        qualified = [s for s in scores if s is not None]
+        if not qualified:
+            return None, scores
+        best = min(qualified, key=lambda s: sign * s)
+        first = next(i for i, s in enumerate(scores) if s is not None and tied(s, best))
+        return first, scores
 
     def record(self, rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
         """What run.json keeps of this configuration's tuning."""

@@ -581,6 +581,35 @@ def test_settings_that_score_alike_are_counted_as_one():
     assert tiny.distinct == 3 and rows([tiny])[1][0][-1] == "3 of 3"
 
 
+@pytest.mark.parametrize("better", ["lower", "higher"])
+def test_scores_apart_only_in_their_last_bits_are_a_tie_for_the_first_setting(better):
+    """0.1 + 0.2 and 0.3 differ in the last bit (summation order; a GPU's atomics move
+    such bits from run to run): one score, so the first setting in grid order is chosen
+    whichever way the noise fell, and the choices count one distinct score. Scores apart
+    by more than that (3e-13 and 1e-13; 0.3 and 0.3 + 1e-9) are not tied."""
+    from types import SimpleNamespace
+
+    from bench.tuned import choices
+    from bench.tuning import TuneRule, Tuning
+
+    def chosen(means: list[float]) -> int | None:
+        rule = TuneRule(grid=None, select="error", better=better, validation_seeds=[10])
+        cells = [[SimpleNamespace(id=f"v{i}")] for i in range(len(means))]
+        tuning = Tuning(0, "t", {}, rule, [{"x": i} for i in range(len(means))], cells)
+        rows = {f"v{i}": {"status": "ok", "metric.error": m} for i, m in enumerate(means)}
+        return tuning.choose(rows)[0]
+
+    noisy = 0.1 + 0.2  # 0.30000000000000004
+    assert noisy != 0.3
+    assert chosen([noisy, 0.3]) == 0 and chosen([0.3, noisy]) == 0  # before: by the last bit
+    assert chosen([0.5, noisy, 0.3]) == (1 if better == "lower" else 0)
+    assert chosen([0.3 + 1e-9, 0.3]) == (1 if better == "lower" else 0)
+    assert chosen([3e-13, 1e-13]) == (1 if better == "lower" else 0)
+    record = {"task": "t", "configuration": {}, "better": better, "chosen": {"x": 0},
+              "settings": [{"x": 0}, {"x": 1}, {"x": 2}], "scores": [noisy, 0.3, 0.5]}  # fmt: skip
+    assert choices({"tuning": [record]})[0].distinct == 2
+
+
 def test_compare_aligns_a_tuned_configuration_whose_choice_moved(tmp_path, monkeypatch):
     """Run A chose 0.3 (0.2 failed on validation), run B 0.2: the knob compares as one
     tuned configuration, its metric's change is B's better choice, and the row says
