@@ -113,3 +113,18 @@ def nested(plugin: Plugin) -> Iterator[Plugin]:
         if isinstance(inner, Plugin):
             yield inner
             yield from nested(inner)
+
+
+def plugin_classes(
+    registry: Registry, cls: type[Plugin], resolved: dict[str, Any], prefix: str
+) -> dict[str, type[Plugin]]:
+    """``cls`` under ``prefix`` and every plugin it holds under its dotted key
+    (``method``, ``method.solver``), holders before what they hold, from ``resolve``'s
+    flat values."""
+    found: dict[str, type[Plugin]] = {prefix: cls}
+    for head, param in cls.plugin_params().items():
+        inner = registry.lookup(param.plugin, resolved[head], f" ({cls.name}.{head})")
+        cut = len(head) + 1
+        sub = {k[cut:]: v for k, v in resolved.items() if k.startswith(head + ".")}
+        found.update(plugin_classes(registry, inner, sub, f"{prefix}.{head}"))
+    return found

@@ -109,12 +109,13 @@ def _tuned(
     slots = entry.task_cls.slots()
     tunings = []
     for config in configurations:
-        classes = {
-            slot: registry.get(slots[slot].base.kind, plugin)
-            for slot, plugin in config.components.items()
-            if slot in slots
-        }
-        grid = grid_axes(rule, classes)
+        classes: dict[str, type] = {}
+        for slot, plugin in config.components.items():
+            if slot in slots:  # each component and the plugins it holds, nested ones too
+                cls = registry.get(slots[slot].base.kind, plugin)
+                params = config.component_params.get(slot, {})
+                classes.update(nested_plugins.plugin_classes(registry, cls, params, slot))
+        grid, where = grid_axes(rule, classes, path)
         clash = sorted(set(grid) & set(config.given))
         if clash:
             errors.append(f"{path}.tune: {', '.join(clash)} set both in the grid and the entry")
@@ -123,7 +124,7 @@ def _tuned(
                         settings_of(grid))  # fmt: skip
         for setting in tuning.settings:
             axes = [(k, [v], p) for k, v, p in _given_axes(entry, config.given)] + [
-                (k, [v], f"{path}.tune.grid.{k}") for k, v in setting.items()
+                (k, [v], where[k]) for k, v in setting.items()
             ]
             for seeds, role, out in (
                 (rule.validation_seeds, VALIDATION, tuning.validation),

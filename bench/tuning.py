@@ -7,7 +7,8 @@ A benchmark entry with a ``tune`` block::
       matrix: {method: [svf, syn]}
       seeds: [0, 1, 2, 3, 4]            # the test seeds: the only ones reported
       tune:
-        grid: declared                  # each component's own grid (Plugin.tuning), or
+        grid: declared                  # each plugin's own grid (Plugin.tuning), the
+                                        # plugins a component holds included, or
                                         # a mapping swept like matrix: {method.steps: [50, 150]}
         select: dice                    # default: the task's headline primary metric
         validation_seeds: [100, 101]    # disjoint from the test seeds
@@ -225,16 +226,30 @@ def _select(value: Any, headline: Any, path: str, errors: list[str]) -> tuple[st
     return "", "lower"
 
 
-def grid_axes(rule: TuneRule, components: dict[str, type]) -> dict[str, list[Any]]:
-    """The keys and values a configuration sweeps on validation: the rule's own grid,
-    or each component's declared ``tuning`` as ``slot.param`` keys."""
+def grid_axes(
+    rule: TuneRule, components: dict[str, type], path: str
+) -> tuple[dict[str, list[Any]], dict[str, str]]:
+    """The keys and values a configuration sweeps on validation, and for each key the
+    path a message about it names: the rule's own grid (``path.tune.grid.key``), or the
+    ``tuning`` each component declares as ``slot.param`` keys, a nested plugin's as
+    ``slot.holder.param`` (``components``: by dotted key, holders first, as
+    ``bench.components.plugin_classes`` gives them). A plugin whose holder's own grid
+    sweeps which plugin it is (``solver: [rk4, euler]``) adds no grid of its own."""
     if rule.grid is not None:
-        return rule.grid
+        return rule.grid, {key: f"{path}.tune.grid.{key}" for key in rule.grid}
     axes: dict[str, list[Any]] = {}
-    for slot, cls in components.items():
+    where: dict[str, str] = {}
+    swept: list[str] = []  # keys of nested plugins a holder's grid chooses
+    for prefix, cls in components.items():
+        if any(prefix == s or prefix.startswith(s + ".") for s in swept):
+            continue
         for param, values in cls.tuning.items():
-            axes[f"{slot}.{param}"] = list(values)
-    return axes
+            key = f"{prefix}.{param}"
+            axes[key] = list(values)
+            where[key] = f"{path}.tune (grid: declared, {cls.name}.tuning[{param!r}])"
+            if param in cls.plugin_params():
+                swept.append(f"{prefix}.{param}")
+    return axes, where
 
 
 def settings_of(axes: dict[str, list[Any]]) -> list[dict[str, Any]]:

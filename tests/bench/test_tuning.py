@@ -19,7 +19,7 @@ PLUGIN = textwrap.dedent(
     '''
     import os
 
-    from bench import Headline, Param, Solver, Task, hookimpl
+    from bench import Headline, Method, Param, Solver, Task, hookimpl
 
 
     class Knob(Solver):
@@ -68,9 +68,41 @@ PLUGIN = textwrap.dedent(
             ctx.metric("error", abs(h - 0.2) + 0.01 * ctx.seed + self.values["offset"])
 
 
+    class Holder(Method):
+        """A method holding a solver: its own grid and its solver's are both declared."""
+
+        name = "tune.holder"
+        params = {"solver": Param("tune.knob", plugin=Solver), "scale": Param(1.0)}
+        tuning = {"scale": [2.0, 1.0]}
+
+        def solve(self, problem, ctx):
+            h = self.values["solver"].values["step_size"]
+            return abs(h - 0.2) * self.values["scale"]
+
+
+    class Picker(Method):
+        """A method whose own grid chooses its solver."""
+
+        name = "tune.picker"
+        params = {"solver": Param("tune.knob", plugin=Solver)}
+        tuning = {"solver": ["tune.knob", "tune.other"]}
+
+        def solve(self, problem, ctx):
+            return abs(self.values["solver"].values["step_size"] - 0.2)
+
+
+    class Nested(Task):
+        name = "tune.nested"
+        components = {"method": Method}
+        headline = Headline(quality={"error": "lower"})
+
+        def run(self, ctx):
+            ctx.metric("error", ctx.components["method"].solve(None, ctx) + 0.01 * ctx.seed)
+
+
     @hookimpl
     def bench_plugins():
-        return [Knob, Other, Small, Score]
+        return [Knob, Other, Small, Score, Holder, Picker, Nested]
     '''
 )
 
@@ -118,6 +150,41 @@ def test_each_configuration_runs_its_best_validation_setting_on_the_test_seeds(
     again = load_run(run_dir)
     assert len(again.cells) == len(cells)
     assert again.meta["tuning"] == run.meta["tuning"]
+
+
+def test_a_declared_grid_reaches_the_plugins_a_component_holds(tmp_path, monkeypatch, capsys):
+    """grid: declared sweeps the nested solver's declared grid beside its holder's, under
+    its dotted key; a holder whose own grid chooses the solver adds no solver grid (it
+    would be the default solver's only); a nested grid is checked like any other and a
+    mistake names the plugin that declared it."""
+    monkeypatch.chdir(tmp_path)
+    path = _suite(tmp_path, """
+    - task: tune.nested
+      matrix: {method: [tune.holder, tune.picker]}
+      seeds: [0]
+      tune: {validation_seeds: [10], equal_size: false}
+    """)  # fmt: skip
+    run = _run_in_process(tmp_path, path)
+    record = {t["configuration"]["method"]: t for t in run.meta["tuning"]}
+    holder = record["tune.holder"]["settings"]
+    assert holder == [{"method.scale": scale, "method.solver.step_size": h}
+                      for scale in (2.0, 1.0) for h in (0.3, 0.1, 0.2)]  # fmt: skip
+    assert record["tune.holder"]["chosen"] == {"method.scale": 2.0, "method.solver.step_size": 0.2}
+    assert record["tune.picker"]["settings"] == [
+        {"method.solver": "tune.knob"}, {"method.solver": "tune.other"}
+    ]  # fmt: skip
+    test = run.cells[(run.cells["role"] == "test") & (run.cells["method"] == "tune.holder")]
+    assert list(test["param.method.solver.step_size"]) == [0.2]
+    # a broken declared grid in a nested plugin is refused, naming who declared it
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    path = _suite(broken, path.read_text().split("benchmarks:\n", 1)[1])
+    (broken / "tune_plugins.py").write_text(
+        PLUGIN.replace('tuning = {"step_size": [0.3, 0.1, 0.2]}', 'tuning = {"step_size": [-1.0]}')
+    )
+    assert main(["run", str(path), "--dry-run"]) == 2
+    out = capsys.readouterr()
+    assert "benchmarks[0].tune (grid: declared, tune.knob.tuning['step_size'])" in out.err + out.out
 
 
 def test_a_run_cut_after_validation_resumes_with_the_test_cells(tmp_path, monkeypatch):
