@@ -79,6 +79,10 @@ class Choice:
         return "" if self.chosen is None else self.settings[self.chosen][0]
 
 
+#: the one setting of a configuration whose plugins declare no grid
+NO_GRID = "its defaults (no grid declared)"
+
+
 def choices(meta: dict[str, Any], tasks: set[str] | None = None) -> list[Choice]:
     """Each tuned configuration of ``run.json``'s ``tuning``, in its order (only those
     of ``tasks`` when given). A record that is not what bench writes (a damaged or
@@ -166,9 +170,12 @@ def _choice(raw: dict[str, Any], label: str) -> Choice:
         score = scores[i] if i < len(scores) else None
         finite = isinstance(score, (int, float)) and not isinstance(score, bool)
         score = float(score) if finite and math.isfinite(score) else None
-        shown.append((" ".join(f"{k}={value_text(v)}" for k, v in setting.items()), score))
-    chosen = raw.get("chosen")
-    index = next((i for i, s in enumerate(settings) if s == chosen), None) if chosen else None
+        text = " ".join(f"{k}={value_text(v)}" for k, v in setting.items())
+        shown.append((text or NO_GRID, score))
+    chosen = raw.get("chosen")  # {}: the one setting of a configuration with no grid
+    index = next((i for i, s in enumerate(settings) if s == chosen), None)
+    if not isinstance(chosen, dict):
+        index = None
     better = raw.get("better") if raw.get("better") in ("higher", "lower") else ""
     return Choice(
         task=str(raw.get("task", "?")),
@@ -209,7 +216,7 @@ def summary(found: list[Choice], hidden: pd.DataFrame, where: str = "the tables"
             f"seeds {validation} ({n_val} validation cells, not in {where}: only the chosen "
             f"settings on the test seeds {test} are)"
         )
-    else:  # run.json has no tuning record (a run killed before its end)
+    else:  # run.json has no tuning record (written before bench wrote them at each stage)
         line = f"{n_val} validation cells of a tuned entry, not in {where}"
     if n_sup:
         line += (

@@ -40,6 +40,14 @@ PLUGIN = textwrap.dedent(
             return y0
 
 
+    class Plain(Solver):
+        name = "tune.plain"  # declares no grid
+        params = {"step_size": Param(0.25, low=0.0, low_open=True)}
+
+        def odeint(self, func, y0, t, **options):
+            return y0
+
+
     class Small(Solver):
         name = "tune.small"
         params = {"step_size": Param(0.5, low=0.0, low_open=True)}
@@ -102,7 +110,7 @@ PLUGIN = textwrap.dedent(
 
     @hookimpl
     def bench_plugins():
-        return [Knob, Other, Small, Score, Holder, Picker, Nested]
+        return [Knob, Other, Plain, Small, Score, Holder, Picker, Nested]
     '''
 )
 
@@ -554,6 +562,25 @@ def test_stats_and_plot_leave_the_validation_cells_out(tuned_run, tmp_path, caps
     assert sorted(int(p.reference["seed"]) for p in pairing.pairs) == [0, 1]
     assert main(["plot", str(tuned_run.path), "-o", str(tmp_path / "p.png")]) == 0
     assert "12 validation cells, not in the figure" in " ".join(capsys.readouterr().out.split())
+
+
+def test_a_configuration_without_a_grid_reads_as_run_on_its_defaults(tmp_path, monkeypatch, capsys):
+    """A plugin that declares no grid has one setting, its defaults ({} in run.json): it
+    is that configuration's choice, not 'none', and has no next best."""
+    monkeypatch.chdir(tmp_path)
+    entry = DECLARED.replace("tune.other]", "tune.plain]")
+    path = _suite(tmp_path, entry.replace("11]}", "11], equal_size: false}"))
+    run = _run_in_process(tmp_path, path)
+    record = {t["configuration"]["solver"]: t for t in run.meta["tuning"]}
+    assert record["tune.plain"]["chosen"] == {} and record["tune.plain"]["why_none"] is None
+    monkeypatch.setenv("COLUMNS", "200")
+    capsys.readouterr()
+    assert main(["show", str(run.path), "--group-by", "solver"]) == 0
+    out = capsys.readouterr().out
+    (plain,) = _rows(out, "solver=tune.plain")
+    # chosen, validation score |0.25 - 0.2| + 0.01 * 10.5, no next best, 1 of 1
+    assert plain[2:] == ["error (lower)", "its defaults (no grid declared)", "0.155", "", "1 of 1"]
+    assert "tuned: 2 of 2 configurations chose" in " ".join(out.split())
 
 
 def test_damaged_tuning_records_are_left_out_not_raised_on():
