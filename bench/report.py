@@ -51,6 +51,7 @@ from bench import tuned
 from bench.compare import Comparison, MetricRow, TimeRow, compare_runs, speedups_against
 from bench.headline import Headline
 from bench.results import Run, is_missing, key_columns
+from bench.tuning import tied
 
 ROW_LIMIT = 500  # rows a table shows at once (filter and sort cover all)
 MAX_TRACES = 40  # cells drawn per curve figure; the rest are named in the caption
@@ -290,8 +291,8 @@ def configuration_summary(t: Task) -> pd.DataFrame:
         primary = t.quality[0]
         sign = 1.0 if t.better[primary] == "lower" else -1.0
         score = summary[primary] * sign
-        if score.notna().any():
-            summary["best"] = score == score.min()
+        if score.notna().any():  # means apart only in their last bits are tied: both best
+            summary["best"] = score.map(lambda v: pd.notna(v) and tied(v, score.min()))
         if t.cost:
             summary["front"] = pareto_front(summary[t.cost], score)
     return summary

@@ -103,6 +103,22 @@ def test_each_task_leads_with_its_headline_table(page):
     assert "marker=" not in section.split("</table>", 1)[0]
 
 
+def test_means_apart_only_in_their_last_bits_are_both_best():
+    """Two configurations whose means differ by summation order (0.1 + 0.2 and 0.3) are
+    tied, as tuning's choice ties them: both best, not whichever last bit fell lower."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from bench.report import configuration_summary
+
+    cells = pd.DataFrame({"config": ["a", "b", "c"], "status": ["ok"] * 3,
+                          "metric.error": [0.1 + 0.2, 0.3, 0.3 + 1e-9]})  # fmt: skip
+    task = SimpleNamespace(configs=["a", "b", "c"], cells=cells, quality=["metric.error"],
+                           better={"metric.error": "lower"}, cost=None)  # fmt: skip
+    assert list(configuration_summary(task)["best"]) == [True, True, False]
+
+
 def test_one_colour_per_configuration_across_the_page(page):
     figures = _embedded(page, "FIGURES")
     colours: dict[str, set[str]] = {}
