@@ -115,6 +115,33 @@ def test_check_plugin_refuses_a_headline_that_is_not_a_headline():
     check_plugin(Silent, registry=REGISTRY)
 
 
+def test_check_plugin_refuses_a_solver_that_steps_backwards_in_one_go():
+    class OneStep(Solver):
+        """Heun, fixed step, its steps counted without abs (the old `bench new` template)."""
+
+        name = "test.one_step"
+        order = 2
+        params = {"step_size": Param(0.05, low=0.0, low_open=True)}
+
+        def odeint(self, func, y0, t, **options):
+            h = options.get("step_size", self.values["step_size"])
+            ys, y = [y0], y0
+            for t0, t1 in zip(t[:-1], t[1:]):
+                n = max(1, round(float((t1 - t0) / h)))  # 1 when t runs backwards
+                dt = (t1 - t0) / n
+                for i in range(n):
+                    s = t0 + i * dt
+                    k1 = func(s, y)
+                    y = y + dt * (k1 + func(s + dt, y + dt * k1)) / 2
+                ys.append(y)
+            return torch.stack(ys)
+
+    # one step from t = 2 to 0: 1 + 2 + 2 = 5 for exp(2) = 7.389
+    with pytest.raises(PluginCheckError, match=r"^test\.one_step: integrating dy/dt = -y "
+                       r"backwards in time .* gives y\(0\) = 5,"):  # fmt: skip
+        check_plugin(OneStep, registry=REGISTRY)
+
+
 def _solver_conforms(cls):
     """torchdiffeq semantics on dy/dt = -y: shape, first row, accuracy for the order."""
     solver = cls()

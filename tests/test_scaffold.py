@@ -4,6 +4,7 @@ suite that runs it, as written, beside built-ins of its kind."""
 from __future__ import annotations
 
 import pytest
+import torch
 
 from bench import get_plugin_manager
 from bench.cli import main
@@ -41,6 +42,21 @@ def test_a_new_plugin_passes_check_plugin_and_its_suite_runs(kind, tmp_path, mon
     assert len(others) or (kind == "task" and len(set(mine["solver"])) > 1)
     # a built-in peer with an optional dependency (syn without antspyx) may skip, saying why
     assert set(others["status"]) <= {"ok", "skipped"}, others[["status", "error"]]
+
+
+def test_the_new_solver_integrates_backwards_in_time(tmp_path, monkeypatch):
+    """Tasks run solvers backwards (a Neural ODE's inverse, nodeo): the template's steps
+    are counted from |t1 - t0|, not one step whenever t1 < t0."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["new", "solver", "my_lab.back", "-o", "lab"]) == 0
+    (cls,) = load_plugin(str(tmp_path / "lab" / "back.py")).bench_plugins()
+    t = torch.tensor([1.0, 0.5, 0.0], dtype=torch.float64)
+    ys = cls().odeint(lambda s, y: -y, torch.ones(1, dtype=torch.float64), t)
+    # dy/dt = -y from y(1) = 1: y(t) = exp(1 - t). The trapezoid rule at the template's
+    # h = 0.05 is off by about T h^2 / 6 = 4e-4 relative (heun measures 4.0e-4); one
+    # step per interval, as the old template took backwards, is off by 1.4 % at t = 0.5
+    # and 2.9 % at t = 0.
+    torch.testing.assert_close(ys[:, 0], torch.exp(1 - t), rtol=1e-3, atol=0)
 
 
 def test_bench_new_refuses_what_it_cannot_make(tmp_path, monkeypatch, capsys):

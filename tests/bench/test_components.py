@@ -26,7 +26,7 @@ class Euler(Solver):
         h = options.get("step_size", self.values["step_size"])
         y, out = y0, [y0]
         for t0, t1 in zip(t[:-1], t[1:]):
-            n = max(1, round(float((t1 - t0) / h)))
+            n = max(1, round(abs(float(t1 - t0)) / h))  # t may run backwards
             for i in range(n):
                 y = y + (t1 - t0) / n * func(t0 + i * (t1 - t0) / n, y)
             out.append(y)
