@@ -28,6 +28,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from bench import columns as C
 from bench import tuned
 from bench.base import BASES, KINDS, Plugin
 from bench.display import (
@@ -973,11 +974,12 @@ def _print_failures(out: Any, cells: Any) -> None:
     bad = cells[cells["status"] != "ok"]
     if bad.empty:
         out.print("every cell shown is ok")
-    for _, row in bad.iterrows():
+    labels = C.cell_labels(cells)
+    for index, row in bad.iterrows():
         out.print(
             Text.assemble(
                 (f"{row['status']:>8}", STATUS_STYLE.get(row["status"], "")),
-                f"  {row['label']}  {row['cell_id']}  seed={row['seed']}\n",
+                f"  {labels[index]}  seed={row['seed']}  {row['cell_id']}\n",
                 f"  {row['error']}",
             ),
             soft_wrap=True,

@@ -22,7 +22,7 @@ import pandas as pd
 
 from bench.cell import TEST
 from bench.headline import Headline
-from bench.results import is_missing, key_columns, roles
+from bench.results import NOT_REPORTED, is_missing, key_columns, roles
 
 TIME, MEM, METRIC, PARAM, SPEEDUP = "time.", "mem.", "metric.", "param.", "speedup."
 MEASURES = (TIME, MEM, METRIC)
@@ -193,3 +193,23 @@ def headline(meta: dict[str, Any], task: str, cells: pd.DataFrame | None = None)
         return None
     cost = found.cost if found.cost in cells.columns else "wall"
     return Headline(quality=quality, cost=cost, curves=found.curves)
+
+
+def cell_labels(cells: pd.DataFrame) -> pd.Series:
+    """Each cell's task and configuration, as the tables name it among ``cells`` (the
+    parameters that vary, ``solver=rk4 solver.step_size=0.1``), with ``(validation)``
+    or ``(superseded)`` for a cell that is not reported: two failed cells of one plugin
+    with different settings read apart. The seed is not in it."""
+    role = roles(cells)
+    plain = cells.drop(columns=["role"], errors="ignore")  # the role is said apart
+    configs = configuration_labels(plain)
+    labels = []
+    for i in cells.index:
+        words = [str(cells.at[i, "task"]), configs[i]]
+        words.append(f"({role[i]})" if role[i] in NOT_REPORTED else "")
+        labels.append(" ".join(w for w in words if w))
+    return pd.Series(
+        labels,
+        index=cells.index,
+        dtype=object,
+    )

@@ -17,7 +17,7 @@ from rich.text import Text
 from bench import columns as schema
 from bench.compare import Comparison
 from bench.headline import Headline
-from bench.results import NOT_REPORTED, is_missing
+from bench.results import is_missing
 from bench.tuned import Choice
 from bench.tuned import rows as tuned_rows
 
@@ -352,15 +352,12 @@ def errors_table(cells: pd.DataFrame) -> Table | None:
     table.add_column("cell")
     table.add_column("status")
     table.add_column("message", overflow="fold")
-    comps = schema.components(cells)
-    for _, row in bad.iterrows():
-        role = row.get("role")
-        label = " ".join(
-            [str(row["task"]), *(str(row[c]) for c in comps if c in row and _filled(row[c])),
-             *([f"({role})"] if role in NOT_REPORTED else [])]
-        )  # fmt: skip
+    labels = schema.cell_labels(cells)
+    for index, row in bad.iterrows():
         status = str(row["status"])
-        table.add_row(label, Text(status, style=STATUS_STYLE.get(status, "")), str(row["error"]))
+        table.add_row(
+            labels[index], Text(status, style=STATUS_STYLE.get(status, "")), str(row["error"])
+        )
     return table
 
 

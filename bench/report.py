@@ -1134,7 +1134,8 @@ def _run_header(run: Run, title: str, open_: bool = True) -> str:
     fails = ""
     if not failed.empty:
         items = []
-        for _, r in failed.iterrows():
+        labels = C.cell_labels(run.cells)
+        for index, r in failed.iterrows():
             trace = r.get("traceback")
             trace_html = (
                 f"<details><summary>traceback</summary><pre>{_esc(trace)}</pre></details>"
@@ -1142,7 +1143,8 @@ def _run_header(run: Run, title: str, open_: bool = True) -> str:
                 else ""
             )
             items.append(
-                f"<li><b>{_esc(r['label'])}</b> <span class='st st-{_esc(r['status'])}'>"
+                f"<li><b>{_esc(labels[index])}</b> seed {_esc(r['seed'])} "
+                f"<span class='st st-{_esc(r['status'])}'>"
                 f"{_esc(r['status'])}</span> <code>{_esc(r['cell_id'])}</code>: "
                 f"{_esc(r.get('error', ''))}{trace_html}</li>"
             )

@@ -306,7 +306,9 @@ def test_a_retried_validation_cell_that_moves_the_choice_supersedes_the_old_test
     capsys.readouterr()
     assert main(["show", str(first.path), "--errors"]) == 0
     out = capsys.readouterr().out
-    assert "tune.score tune.knob (validation)" in out and "fails on purpose" in out
+    # named by its setting: two failed settings of one plugin read apart
+    assert "tune.score solver=tune.knob solver.step_size=0.2 (validation)" in out
+    assert "fails on purpose" in out and "(validation)  seed=10" in out
     (tmp_path / "fixed").touch()  # what made 0.2 fail is fixed
     args = ["run", str(path), "--resume", str(first.path), "--retry-failed", "--in-process"]
     assert main([*args, "--quiet"]) == 0
