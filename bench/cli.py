@@ -482,7 +482,7 @@ def _run(args: argparse.Namespace) -> int:
         if args.dry_run:
             _print_dry_run(out, suite)
             return 0
-        run_dir = _run_dir(args, suite.name)
+        run_dir = _run_dir(args, suite, out)
         executor = _executor(args, suite, run_dir, early)
         owned.enter_context(executor)
         display = _RunDisplay(out, suite, run_dir, args.quiet)
@@ -591,10 +591,13 @@ def _command_line(argv: list[str]) -> str:
     return shlex.join(["bench", *argv])
 
 
-def _run_dir(args: argparse.Namespace, suite_name: str) -> Path:
-    """The run folder: ``--resume``'s (checked readable), or a new one under ``--output``."""
+def _run_dir(args: argparse.Namespace, suite: Any, out: Any) -> Path:
+    """The run folder: ``--resume``'s (checked readable, its recorded cells all cells of
+    ``suite`` as it is now), or a new one under ``--output``."""
     from bench.results import ResultsError, load_run
     from bench.runner import new_run_id
+
+    suite_name = suite.name
 
     if args.retry_failed and not args.resume:
         raise CliError(
@@ -604,12 +607,20 @@ def _run_dir(args: argparse.Namespace, suite_name: str) -> Path:
         run_dir = Path(args.resume)
         if not run_dir.is_dir():
             raise CliError(f"--resume {run_dir}: no such run folder")
-        _check_run_of(run_dir, suite_name)
+        meta = _check_run_of(run_dir, suite_name)
         if (run_dir / "cells.parquet").exists() or (run_dir / "cells.log.jsonl").exists():
             try:
-                load_run(run_dir)
+                recorded = load_run(run_dir).cells
             except ResultsError as exc:
                 raise CliError(f"cannot resume: {exc}") from None
+            _check_same_suite(run_dir, suite, recorded)
+        if meta.get("suite_text") not in (None, suite.text):
+            out.print(
+                f"note: {suite.source} changed since this run started; every cell recorded "
+                "is a cell of it as it is now, so the run goes on with its new cells "
+                "(run.json keeps the earlier text under suite_history)",
+                highlight=False,
+            )
         return run_dir
     output = Path(args.output)
     try:
@@ -621,7 +632,7 @@ def _run_dir(args: argparse.Namespace, suite_name: str) -> Path:
     return output / suite_name / new_run_id()
 
 
-def _check_run_of(run_dir: Path, suite_name: str) -> None:
+def _check_run_of(run_dir: Path, suite_name: str) -> dict[str, Any]:
     """``--resume``'s folder must be a run of this suite (its ``run.json`` says so): a
     suite folder, an unrelated folder or another suite's run got cells written into it."""
     import json
@@ -644,6 +655,31 @@ def _check_run_of(run_dir: Path, suite_name: str) -> None:
     suite = meta.get("suite") if isinstance(meta, dict) else None
     if suite != suite_name:
         raise CliError(f"--resume {run_dir}: a run of suite {suite!r}, not of {suite_name!r}")
+    return meta
+
+
+def _check_same_suite(run_dir: Path, suite: Any, recorded: Any) -> None:
+    """Every cell the folder records must be a cell of the suite as it is now (a tuned
+    entry's test cells of every setting included): a suite edited since the run started
+    (a configuration, a grid or a seed taken out or changed), or plugins whose parameters
+    changed, would leave recorded cells nothing plans, reported beside the new ones and,
+    in a tuned entry, test cells of a setting no longer in the grid still read as
+    chosen. Cells only added (more seeds, a new configuration) extend the run."""
+    if recorded.empty:
+        return
+    planned = {c.id for c in suite.cells}
+    planned |= {c.id for t in suite.tunings for cells in t.test for c in cells}
+    stray = recorded[~recorded["cell_id"].isin(planned)]
+    if stray.empty:
+        return
+    labels = C.cell_labels(recorded)
+    examples = "; ".join(f"{labels[i]} seed={stray.at[i, 'seed']}" for i in stray.index[:2])
+    raise CliError(
+        f"--resume {run_dir}: {len(stray)} of its {len(recorded)} recorded cells are not cells "
+        f"of {suite.source} as it is now (e.g. {examples}): the suite (or a plugin's "
+        "parameters) changed since the run started. Resume with the suite it was started "
+        "with (run.json's suite_text), or start a new run"
+    )
 
 
 class _RunDisplay:

@@ -333,4 +333,10 @@ def _start_meta(suite: Suite, run_dir: Path, resume: bool) -> dict[str, Any]:
     )
     if resume:
         meta["resumed"] = previous.get("resumed", []) + [now_iso()]
+        history = previous.get("suite_history")
+        history = history if isinstance(history, list) else []
+        if previous.get("suite_text") not in (None, suite.text):  # extended (bench.cli)
+            history.append({"until": meta["resumed"][-1], "suite_text": previous["suite_text"]})
+        if history:
+            meta["suite_history"] = history
     return meta

@@ -19,7 +19,15 @@ from bench.params import ParamError, did_you_mean, is_list_param, shown, unknown
 from bench.registry import Registry, UnknownPluginError
 from bench.settings import DEFAULTS, read_settings
 from bench.suitefile import BENCH_KEYS, SUITE_NAME_RE, TOP_KEYS, SuiteError
-from bench.tuning import TuneRule, Tuning, check_sizes, grid_axes, read_rule, settings_of
+from bench.tuning import (
+    TuneRule,
+    Tuning,
+    check_sizes,
+    grid_axes,
+    read_rule,
+    settings_of,
+    too_many,
+)
 
 #: a suite expands to at most this many cells unless it says ``max_cells:`` (a typo
 #: of a sweep, not a benchmark); ``max_cells`` itself is bounded by MAX_CELLS_CEILING
@@ -81,6 +89,11 @@ def expand_all(
                 for entry in entries:
                     if entry is None:
                         continue
+                    if entry.check_only:  # made for their mistakes only, then dropped
+                        one_seed = {**entry.settings, "seeds": entry.settings["seeds"][:1]}
+                        checked = replace(entry, settings=one_seed)
+                        _tuned(checked, str(name), registry, errors, _Forgotten())
+                        continue
                     if entry.tune is None:
                         cells.extend(entry.cells(str(name), registry, errors, seen))
                         continue
@@ -117,8 +130,15 @@ def _tuned(
                 classes.update(nested_plugins.plugin_classes(registry, cls, params, slot))
         grid, where = grid_axes(rule, classes, path)
         clash = sorted(set(grid) & set(config.given))
-        if clash:
-            errors.append(f"{path}.tune: {', '.join(clash)} set both in the grid and the entry")
+        if clash:  # each configuration would say it again: once is enough
+            message = f"{path}.tune: {', '.join(clash)} set both in the grid and the entry"
+            if message not in errors:
+                errors.append(message)
+            continue
+        size = math.prod(len(values) for values in grid.values())
+        if size > rule.max_settings:  # refused before its settings are made, however many
+            if not entry.check_only:  # (a stand-in rule's bound only bounds the check)
+                errors.append(too_many(dict(config.given), size, rule, path))
             continue
         tuning = Tuning(entry.index, entry.task_cls.name, dict(config.given), rule,
                         settings_of(grid))  # fmt: skip
@@ -163,11 +183,16 @@ class _Entry:
     axes: list[tuple[str, list[Any], str]]
     settings: dict[str, Any]
     tune: TuneRule | None = None
+    #: its ``tune`` block is wrong: its cells are made only to report the entry's other
+    #: mistakes (a component's parameters are checked then), by a stand-in ``tune``
+    #: (``_stand_in``), and run nothing
+    check_only: bool = False
 
     @property
     def count(self) -> int:
         seeds = len(self.settings["seeds"])
-        if self.tune is not None:  # at most: every setting on validation, one on test
+        if self.tune is not None and not self.check_only:
+            # at most: every setting on validation, one on test
             seeds += self.tune.max_settings * len(self.tune.validation_seeds)
         return math.prod(len(values) for _, values, _ in self.axes) * seeds
 
@@ -313,14 +338,72 @@ def _entry_axes(
 
     axes, seen = _sweep_axes(entry, path, task_cls, registry, errors)
     errors.extend(_unfilled_slots(task_cls, task_name, seen, path, registry))
-    tune = None
+    n_own = len(errors)
+    tune, grid = None, None
     if "tune" in entry:
         tune = read_rule(
             entry["tune"], f"{path}.tune", task_cls.headline, settings["seeds"], errors
         )
-    if len(errors) > n_errors:
+        grid = _check_grid(entry["tune"], f"{path}.tune", seen, task_cls, registry, errors)
+    if n_own > n_errors:
         return None
+    if len(errors) > n_own:
+        # A wrong tune block must not hide the entry's other mistakes, some found only as
+        # its cells are made (a component's parameters, the grid's): it is checked by a
+        # stand-in rule, and runs nothing.
+        stand_in = _stand_in(grid, settings["seeds"])
+        return _Entry(index, task_cls, label, axes, settings, stand_in, check_only=True)
     return _Entry(index, task_cls, label, axes, settings, tune)
+
+
+def _check_grid(
+    block: Any,
+    path: str,
+    given: set[str],
+    task_cls: type,
+    registry: Registry,
+    errors: list[str],
+) -> dict[str, list[Any]] | None:
+    """An explicit grid's keys and values checked as a matrix's are (a task parameter's
+    values, a component's choices, a slot's name) and against the keys the entry sets
+    (``given``), before any configuration exists; and the part that checked out (None
+    for a declared grid). A component's parameters are checked per configuration
+    (``_tuned``); what is not a non-empty list is ``read_rule``'s to report."""
+    grid = block.get("grid", "declared") if isinstance(block, dict) else {}
+    if not isinstance(grid, dict):
+        return None if grid == "declared" else {}
+    clash = sorted(key for key in grid if key in given)
+    if clash:
+        errors.append(f"{path}: {', '.join(clash)} set both in the grid and the entry")
+    good = {}
+    for key, values in grid.items():
+        kpath = f"{path}.grid.{key}"
+        if not isinstance(key, str):
+            errors.append(f"{kpath}: keys must be strings")
+        elif isinstance(values, list) and values:
+            checked = _axis_values(key, values, "matrix", task_cls, registry, kpath, errors)
+            if checked is not None and key not in given:
+                good[key] = checked
+    return good
+
+
+#: the most settings a wrong ``tune`` block's entry is checked with (``_stand_in``)
+CHECK_SETTINGS = 1000
+
+
+class _Forgotten(dict[Any, Cell]):
+    """A ``seen`` that keeps nothing: a checked entry's cells repeat no other's."""
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        pass
+
+
+def _stand_in(grid: dict[str, list[Any]] | None, seeds: list[int]) -> TuneRule:
+    """A rule to check a wrong ``tune`` block's entry by: the part of its grid that
+    checked out, one seed, and a loose bound on the settings (what the block says of
+    those is what is wrong, or is told once the grid is right)."""
+    return TuneRule(grid, select="", better="lower", validation_seeds=seeds[:1],
+                    max_settings=CHECK_SETTINGS, equal_size=False)  # fmt: skip
 
 
 def _entry_task(

@@ -220,7 +220,8 @@ def summary(found: list[Choice], hidden: pd.DataFrame, where: str = "the tables"
         line = f"{n_val} validation cells of a tuned entry, not in {where}"
     if n_sup:
         line += (
-            f"; {n_sup} test cells of settings no longer chosen (a retried validation "
-            "cell moved the choice) are superseded, left out too"
+            f"; {n_sup} test cells of settings no longer chosen (the choice moved after "
+            "they ran: a retried validation cell, or a grid a resume extended) are "
+            "superseded, left out too"
         )
     return line

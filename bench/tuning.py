@@ -259,22 +259,26 @@ def settings_of(axes: dict[str, list[Any]]) -> list[dict[str, Any]]:
 
 
 def check_sizes(tunings: list[Tuning], path: str, errors: list[str]) -> None:
-    """Every configuration within ``max_settings``; all the same size when asked."""
+    """All the configurations try as many settings, when asked (each is within
+    ``max_settings``: a larger grid is refused before its settings are made)."""
     if not tunings:
         return
     rule = tunings[0].rule
     sizes = {_describe(t.configuration): len(t.settings) for t in tunings}
-    big = {k: n for k, n in sizes.items() if n > rule.max_settings}
-    for name, n in big.items():
-        errors.append(
-            f"{path}.tune: {name} tries {n} settings, more than max_settings {rule.max_settings}"
-        )
     if rule.equal_size and len(set(sizes.values())) > 1:
         listing = ", ".join(f"{k}: {n}" for k, n in sizes.items())
         errors.append(
             f"{path}.tune: the configurations try different numbers of settings ({listing}); "
             "give each as many, or set `equal_size: false` and say why"
         )
+
+
+def too_many(configuration: dict[str, Any], n: int, rule: TuneRule, path: str) -> str:
+    """The message for a configuration whose grid has ``n`` settings, over the bound."""
+    return (
+        f"{path}.tune: {_describe(configuration)} tries {n} settings, more than "
+        f"max_settings {rule.max_settings}"
+    )
 
 
 def _describe(configuration: dict[str, Any]) -> str:

@@ -260,6 +260,110 @@ benchmarks:
     assert errors[1].startswith("benchmarks[1].params.solver.step_size:")
 
 
+TUNED = "benchmarks:\n  - task: test.behave\n    matrix: {solver: [test.constant]}\n"
+
+
+@pytest.mark.parametrize(
+    "body, expected",
+    [
+        (
+            TUNED + "    params: {valu: 2}\n",
+            "benchmarks[0].params.valu: test.behave has no parameter 'valu'; did you mean "
+            "'value'? (parameters: marker, mode, seconds, value)",
+        ),
+        (
+            TUNED.replace("[test.constant]}", "[test.constant], valu: [2]}"),
+            "benchmarks[0].matrix.valu: test.behave has no parameter 'valu'; did you mean "
+            "'value'? (parameters: marker, mode, seconds, value)",
+        ),
+        (
+            TUNED + "    tune: {grid: {valu: [1, 2]}, validation_seeds: [9]}\n",
+            "benchmarks[0].tune.grid.valu: test.behave has no parameter 'valu'; did you mean "
+            "'value'? (parameters: marker, mode, seconds, value)",
+        ),
+        (
+            TUNED + "    tune: {grid: {seconds: [0.0, -1]}, validation_seeds: [9]}\n",
+            "benchmarks[0].tune.grid.seconds: must be >= 0.0, got -1.0",
+        ),
+    ],
+    ids=["params", "matrix", "grid-name", "grid-value"],
+)
+def test_a_task_parameter_names_the_axis_that_sets_it(write_suite, registry, body, expected):
+    """A task parameter misspelt in a tune grid was reported with the entry's label and
+    values (`benchmarks[0] (solver=..., valu=1): test.behave: ...`), while a component's
+    parameter beside it named `benchmarks[0].tune.grid.solver.x`; each axis (params,
+    matrix, tune grid) names its own path."""
+    assert errors_of(write_suite, registry, body) == [expected]
+
+
+def test_a_grid_key_the_entry_also_sets_is_reported_once(write_suite, registry, tmp_path):
+    """The clash was reported by each configuration of the entry: twice for two."""
+    body = TUNED.replace("[test.constant]}", "[test.constant], value: [1, 2]}")
+    explicit = body + "    tune: {grid: {value: [3, 4]}, validation_seeds: [9]}\n"
+    assert errors_of(write_suite, registry, explicit) == [
+        "benchmarks[0].tune: value set both in the grid and the entry"
+    ]
+    # a declared grid is known per configuration (its components'): still once
+    (tmp_path / "tuned_solver.py").write_text(
+        "from bench import Param, Solver, hookimpl\n"
+        "class Tuned(Solver):\n"
+        '    """Declares a grid."""\n'
+        '    name = "test.tuned"\n'
+        '    params = {"step_size": Param(0.1, low=0.0, low_open=True)}\n'
+        '    tuning = {"step_size": [0.1, 0.2]}\n'
+        "    def odeint(self, func, y0, t, **options):\n"
+        "        return y0\n"
+        "@hookimpl\n"
+        "def bench_plugins():\n"
+        "    return [Tuned]\n"
+    )
+    suite = write_suite(
+        "suite: s\nplugins: [FIXTURE_PLUGINS, ./tuned_solver.py]\nbenchmarks:\n"
+        "  - task: test.behave\n    params: {solver.step_size: 0.3}\n"
+        "    matrix: {solver: [test.tuned], value: [1, 2]}\n"
+        "    tune: {validation_seeds: [9]}\n",
+        "declared.yaml",
+    )
+    with pytest.raises(SuiteError) as info:
+        load_suite(suite)
+    assert info.value.errors == [
+        "benchmarks[0].tune: solver.step_size set both in the grid and the entry"
+    ]
+
+
+def test_a_wrong_tune_block_hides_none_of_the_entrys_other_mistakes(write_suite, registry):
+    """A tune block with a mistake left its entry unexpanded: the mistakes found only as
+    cells are made (a component's parameters, in the entry or in the grid) came a fix
+    later, and the grid's own keys later still."""
+    errors = errors_of(
+        write_suite,
+        registry,
+        """
+benchmarks:
+  - task: test.behave
+    params: {solver.step_size: -1.0}
+    matrix: {solver: [test.constant]}
+    tune: {grdi: declared, validation_seeds: [9]}
+  - task: test.behave
+    matrix: {solver: [test.constant], value: [1, 2]}
+    tune: {grid: {valu: [1], solver.rtol: [0.1]}, validation_seeds: [0]}
+  - task: test.behave
+    matrix: {solver: [test.constant], mode: [ok]}
+""",
+    )
+    assert errors == [
+        "benchmarks[0].tune.grdi: unknown key; did you mean 'grid'? (allowed: grid, select, "
+        "validation_seeds, max_settings, equal_size)",
+        "benchmarks[1].tune.validation_seeds: [0] are also test seeds; a choice made on the "
+        "seeds it is reported on is not a held-out choice",
+        "benchmarks[1].tune.grid.valu: test.behave has no parameter 'valu'; did you mean "
+        "'value'? (parameters: marker, mode, seconds, value)",
+        "benchmarks[0].params.solver.step_size: test.constant.step_size: must be > 0.0, got -1.0",
+        "benchmarks[1].tune.grid.solver.rtol: test.constant has no parameter 'rtol' "
+        "(parameters: step_size)",
+    ]
+
+
 def test_missing_suite_name(registry):
     with pytest.raises(SuiteError) as info:
         expand(

@@ -372,6 +372,69 @@ def _interrupt_at_test(cell):
         raise KeyboardInterrupt
 
 
+def test_a_resume_extends_a_run_whose_suite_grew_and_refuses_one_that_changed(
+    tmp_path, monkeypatch, capsys
+):
+    """A grid extended since the run started: the resume says so, runs the new
+    setting's validation cells, supersedes the old choice's test cells (the message
+    names both causes) and keeps the earlier suite text. A grid that lost a setting
+    that was run: refused before anything runs, naming a recorded cell the suite no
+    longer has (its test cells would otherwise still read as chosen)."""
+    monkeypatch.chdir(tmp_path)
+    grid = "{grid: {solver.step_size: [0.4, 0.3]}, validation_seeds: [10]}"
+    entry = f"- task: tune.score\n  matrix: {{solver: [tune.knob]}}\n  seeds: [0]\n  tune: {grid}\n"
+    path = _suite(tmp_path, entry)
+    run = _run_in_process(tmp_path, path)
+    assert run.meta["tuning"][0]["chosen"] == {"solver.step_size": 0.3}
+    text = path.read_text()
+    path.write_text(text.replace("[0.4, 0.3]", "[0.4, 0.3, 0.2]"))
+    capsys.readouterr()
+    assert main(["run", str(path), "--resume", str(run.path), "--in-process"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "tuned.yaml changed since this run started" in out
+    again = load_run(run.path)
+    assert again.meta["tuning"][0]["chosen"] == {"solver.step_size": 0.2}
+    assert again.meta["suite_history"][0]["suite_text"] == text
+    assert sorted(again.cells.loc[again.cells["role"] == "superseded", "seed"]) == [0]
+    assert main(["show", str(run.path)]) == 0
+    assert "a grid a resume extended" in " ".join(capsys.readouterr().out.split())
+    # a setting taken out that was run: refused, the folder untouched
+    path.write_text(text.replace("[0.4, 0.3]", "[0.3]"))
+    before = sorted((run.path).iterdir())
+    assert main(["run", str(path), "--resume", str(run.path), "--in-process"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    # validation of 0.4 and 0.2, the test cell of 0.2; not 0.3's two cells
+    assert "3 of its 5 recorded cells are not cells of" in err
+    assert "solver=tune.knob solver.step_size=0.4 (validation) seed=10" in err
+    assert "Resume with the suite it was started with" in err
+    assert sorted((run.path).iterdir()) == before
+    assert len(load_run(run.path).cells) == len(again.cells)
+
+
+def test_a_grid_over_max_settings_is_refused_before_its_settings_are_made(
+    tmp_path, monkeypatch, capsys
+):
+    """A mapping grid of 1000 x 1000 x 1000 values (a billion settings) is refused by its
+    size, not expanded first; with a wrong tune block beside it too (its entry is then
+    checked for its other mistakes, and the size told once the block is right)."""
+    monkeypatch.chdir(tmp_path)
+    values = "[" + ", ".join(str(v / 1000) for v in range(1000)) + "]"
+    grid = f"{{offset: {values}, fail_at: {values}, solver.step_size: {values}}}"
+    tune = f"{{grid: {grid}, validation_seeds: [10]}}"
+    entry = f"- task: tune.score\n  matrix: {{solver: [tune.knob]}}\n  seeds: [0]\n  tune: {tune}\n"
+    path = _suite(tmp_path, entry)
+    assert main(["run", str(path), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert (
+        "benchmarks[0].tune: solver=tune.knob tries 1000000000 settings, more than max_settings 8"
+        in err
+    )
+    path.write_text(path.read_text().replace("validation_seeds: [10]", "validation_seeds: [0]"))
+    assert main(["run", str(path), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert "[0] are also test seeds" in err and "tries" not in err
+
+
 def test_a_setting_that_fails_on_validation_is_never_chosen(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     path = _suite(tmp_path, _failing("tune.knob", 0.2, [0]))
