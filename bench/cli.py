@@ -614,6 +614,17 @@ def _run_dir(args: argparse.Namespace, suite: Any, out: Any) -> Path:
             except ResultsError as exc:
                 raise CliError(f"cannot resume: {exc}") from None
             _check_same_suite(run_dir, suite, recorded)
+        from bench.plugins import plugin_sources
+        from bench.runner import plugins_changed
+
+        now = {"plugin_files": plugin_sources(suite.plugins, suite.base_dir)}
+        for spec, before, after in plugins_changed(meta, now):
+            out.print(
+                f"note: plugin {spec} changed since this run started (sha256 {before[:12]} "
+                f"then, {after[:12]} now): the cells recorded so far ran the earlier code "
+                "(run.json records it under plugin_changes)",
+                highlight=False,
+            )
         if meta.get("suite_text") not in (None, suite.text):
             out.print(
                 f"note: {suite.source} changed since this run started; every cell recorded "

@@ -171,6 +171,40 @@ def load_plugin(spec: str, *, base_dir: Path | None = None) -> ModuleType:
     return _import_module(spec)
 
 
+def plugin_sources(specs: Iterable[str], base_dir: Path | None = None) -> list[dict[str, str]]:
+    """What a suite's plugins were read from, for ``run.json``: per spec the file (a
+    module's own file; a package's folder) and the SHA-256 of its Python source (a
+    package's ``.py`` files, in path order), so that a plugin edited between a run and
+    its resume is seen. A spec that cannot be found gets ``error`` instead."""
+    found = []
+    for spec in specs:
+        entry: dict[str, str] = {"spec": spec}
+        try:
+            if spec.endswith(".py") or "/" in spec or "\\" in spec:
+                path = Path(spec)
+                path = (base_dir / path if not path.is_absolute() and base_dir else path).resolve()
+                files, where = [path], path
+            else:
+                module_spec = importlib.util.find_spec(spec)
+                origin = module_spec.origin if module_spec else None
+                if not origin or not Path(origin).is_file():
+                    raise OSError(f"no source file for module {spec!r}")
+                where = Path(origin)
+                files = [where]
+                if where.name == "__init__.py":  # a package: every module of it
+                    where = where.parent
+                    files = sorted(where.rglob("*.py"))
+            digest = hashlib.sha256()
+            for file in files:
+                digest.update(str(file.relative_to(where) if file != where else "").encode())
+                digest.update(file.read_bytes())
+            entry.update(path=str(where), sha256=digest.hexdigest())
+        except (OSError, ImportError, ValueError) as exc:
+            entry["error"] = f"{type(exc).__name__}: {exc}"
+        found.append(entry)
+    return found
+
+
 def _on_import_path(base_dir: Path | None) -> None:
     """Put the suite's folder and the working directory on ``sys.path`` (after what is
     there): a suite's ``plugins: [my_lab.bench_plugins]`` then imports the same under

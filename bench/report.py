@@ -1126,6 +1126,7 @@ def _run_header(run: Run, title: str, open_: bool = True) -> str:
         ("host", meta.get("host", "?")),
         ("devices", devices),
         ("versions", packages),
+        *([("plugin files", _plugin_files(meta))] if meta.get("plugin_files") else []),
         ("started", meta.get("start", "?")),
         ("ended", f"{meta.get('end', '?')} ({meta.get('status', '?')})"),
     ]
@@ -1158,6 +1159,29 @@ def _run_header(run: Run, title: str, open_: bool = True) -> str:
         f"{_esc(run.name)}</h2></summary><table class=meta>{body}</table></details>"
         f"<p>{len(run.cells)} cells: {status}</p>{fails}</section>"
     )
+
+
+def _plugin_files(meta: dict[str, Any]) -> str:
+    """The suite's plugin files with their source's SHA-256 (12 digits), and each change
+    a resume met: ``./lab.py d0c34ede9bc3 (changed at 2026-12-07T05:20: cells recorded
+    before ran 8a1f...)``."""
+    changes: dict[str, list[str]] = {}
+    for change in meta.get("plugin_changes") or []:
+        if isinstance(change, dict):
+            changes.setdefault(str(change.get("spec")), []).append(
+                f"changed at {change.get('at', '?')}: cells recorded before ran "
+                f"{str(change.get('sha256_before', '?'))[:12]}"
+            )
+    parts = []
+    for entry in meta["plugin_files"] if isinstance(meta["plugin_files"], list) else []:
+        if not isinstance(entry, dict):
+            continue
+        spec = str(entry.get("spec", "?"))
+        text = f"{spec} {str(entry.get('sha256', entry.get('error', '?')))[:12]}"
+        if spec in changes:
+            text += f" ({'; '.join(changes[spec])})"
+        parts.append(text)
+    return ", ".join(parts)
 
 
 def _comparison_section(page: _Page, run: Run, run_b: Run, alpha: float, colours: Colours) -> str:

@@ -20,6 +20,7 @@ from bench.executors import (
     ParallelExecutor,
     ProcessExecutor,
 )
+from bench.plugins import plugin_sources
 from bench.registry import Registry
 from bench.results import RUN_JSON, RunLock, RunWriter, atomic_write_json
 from bench.suite import Suite
@@ -304,6 +305,21 @@ def _finish_meta(path: Path, meta: dict[str, Any], counts: dict[str, int]) -> No
     atomic_write_json(path, meta)
 
 
+def plugins_changed(previous: dict[str, Any], meta: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """``(spec, sha256 before, sha256 now)`` for each plugin file of the suite whose
+    source differs from what ``previous`` (an earlier ``run.json``) recorded; a plugin
+    it did not record is not compared."""
+    recorded = previous.get("plugin_files")
+    if not isinstance(recorded, list):
+        return []
+    before = {e.get("spec"): e.get("sha256") for e in recorded if isinstance(e, dict)}
+    return [
+        (e["spec"], str(before[e["spec"]]), e["sha256"])
+        for e in meta.get("plugin_files", [])
+        if "sha256" in e and before.get(e["spec"]) not in (None, e["sha256"])
+    ]
+
+
 def _start_meta(suite: Suite, run_dir: Path, resume: bool) -> dict[str, Any]:
     import json
 
@@ -331,8 +347,16 @@ def _start_meta(suite: Suite, run_dir: Path, resume: bool) -> dict[str, Any]:
             "status": "running",
         }
     )
+    meta["plugin_files"] = plugin_sources(suite.plugins, suite.base_dir)
     if resume:
         meta["resumed"] = previous.get("resumed", []) + [now_iso()]
+        changes = previous.get("plugin_changes")
+        changes = changes if isinstance(changes, list) else []
+        for spec, before, now in plugins_changed(previous, meta):
+            changes.append({"at": meta["resumed"][-1], "spec": spec, "sha256_before": before,
+                            "sha256": now})  # fmt: skip
+        if changes:
+            meta["plugin_changes"] = changes
         history = previous.get("suite_history")
         history = history if isinstance(history, list) else []
         if previous.get("suite_text") not in (None, suite.text):  # extended (bench.cli)

@@ -435,6 +435,50 @@ def test_a_grid_over_max_settings_is_refused_before_its_settings_are_made(
     assert "[0] are also test seeds" in err and "tries" not in err
 
 
+def test_a_plugin_file_edited_before_a_resume_is_told_and_recorded(tmp_path, monkeypatch, capsys):
+    """run.json records each plugin file's SHA-256; a resume after the file changed says
+    that the cells recorded so far ran the earlier code, run.json keeps the change and
+    the report's header shows it."""
+    import hashlib
+
+    monkeypatch.chdir(tmp_path)
+    path = _suite(tmp_path, DECLARED)
+    run = _run_in_process(tmp_path, path)
+    plugin = tmp_path / "tune_plugins.py"
+    first = hashlib.sha256(plugin.read_bytes()).hexdigest()
+    assert run.meta["plugin_files"] == [
+        {"spec": "./tune_plugins.py", "path": str(plugin.resolve()), "sha256": first}
+    ]
+    plugin.write_text(PLUGIN + "# edited\n")
+    capsys.readouterr()
+    assert main(["run", str(path), "--resume", str(run.path), "--in-process"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert (
+        f"note: plugin ./tune_plugins.py changed since this run started (sha256 {first[:12]}" in out
+    )
+    (change,) = load_run(run.path).meta["plugin_changes"]
+    assert change["sha256_before"] == first and change["spec"] == "./tune_plugins.py"
+    assert change["sha256"] == hashlib.sha256(plugin.read_bytes()).hexdigest()
+    assert main(["report", str(run.path), "-o", str(tmp_path / "page.html")]) == 0
+    assert f"cells recorded before ran {first[:12]}" in (tmp_path / "page.html").read_text()
+
+
+def test_a_plugin_package_is_hashed_over_its_modules(tmp_path, monkeypatch):
+    from bench.plugins import plugin_sources
+
+    package = tmp_path / "lab_pkg"
+    (package / "sub").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "sub" / "solvers.py").write_text("X = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (before,) = plugin_sources(["lab_pkg"])
+    assert before["path"] == str(package) and len(before["sha256"]) == 64
+    (package / "sub" / "solvers.py").write_text("X = 2\n")  # a module below the package
+    assert plugin_sources(["lab_pkg"])[0]["sha256"] != before["sha256"]
+    (missing,) = plugin_sources(["no_such_lab_pkg"])
+    assert "error" in missing and "sha256" not in missing
+
+
 def test_a_setting_that_fails_on_validation_is_never_chosen(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     path = _suite(tmp_path, _failing("tune.knob", 0.2, [0]))
