@@ -482,7 +482,7 @@ def _run(args: argparse.Namespace) -> int:
         if args.dry_run:
             _print_dry_run(out, suite)
             return 0
-        run_dir = _run_dir(args, suite, out)
+        run_dir = _run_dir(args, suite)
         executor = _executor(args, suite, run_dir, early)
         owned.enter_context(executor)
         display = _RunDisplay(out, suite, run_dir, args.quiet)
@@ -531,6 +531,7 @@ def _run_cells(
     cells have run); a failure to run them is a CliError."""
     from bench.executors import WorkerStartError
     from bench.results import ResultsError
+    from bench.resume import ResumeRefused
     from bench.runner import run_suite
 
     try:
@@ -545,7 +546,10 @@ def _run_cells(
                 on_cell_done=display.on_cell_done,
                 command=_command_line(args.argv),
                 retry_failed=args.retry_failed,
+                on_note=lambda text: display.out.print(f"note: {text}", highlight=False),
             )
+    except ResumeRefused as exc:  # nothing in the folder changed
+        raise CliError(f"--resume {run_dir}: {exc}") from None
     except WorkerStartError as exc:
         raise CliError(f"{exc}; results so far are in {run_dir}") from None
     except ResultsError as exc:  # the lock held or unusable, a damaged log
@@ -591,9 +595,9 @@ def _command_line(argv: list[str]) -> str:
     return shlex.join(["bench", *argv])
 
 
-def _run_dir(args: argparse.Namespace, suite: Any, out: Any) -> Path:
-    """The run folder: ``--resume``'s (checked readable, its recorded cells all cells of
-    ``suite`` as it is now), or a new one under ``--output``."""
+def _run_dir(args: argparse.Namespace, suite: Any) -> Path:
+    """The run folder: ``--resume``'s (checked readable; ``bench.resume`` checks its
+    cells against the suite), or a new one under ``--output``."""
     from bench.results import ResultsError, load_run
     from bench.runner import new_run_id
 
@@ -607,31 +611,12 @@ def _run_dir(args: argparse.Namespace, suite: Any, out: Any) -> Path:
         run_dir = Path(args.resume)
         if not run_dir.is_dir():
             raise CliError(f"--resume {run_dir}: no such run folder")
-        meta = _check_run_of(run_dir, suite_name)
+        _check_run_of(run_dir, suite_name)
         if (run_dir / "cells.parquet").exists() or (run_dir / "cells.log.jsonl").exists():
             try:
-                recorded = load_run(run_dir).cells
+                load_run(run_dir)
             except ResultsError as exc:
                 raise CliError(f"cannot resume: {exc}") from None
-            _check_same_suite(run_dir, suite, recorded)
-        from bench.plugins import plugin_sources
-        from bench.runner import plugins_changed
-
-        now = {"plugin_files": plugin_sources(suite.plugins, suite.base_dir)}
-        for spec, before, after in plugins_changed(meta, now):
-            out.print(
-                f"note: plugin {spec} changed since this run started (sha256 {before[:12]} "
-                f"then, {after[:12]} now): the cells recorded so far ran the earlier code "
-                "(run.json records it under plugin_changes)",
-                highlight=False,
-            )
-        if meta.get("suite_text") not in (None, suite.text):
-            out.print(
-                f"note: {suite.source} changed since this run started; every cell recorded "
-                "is a cell of it as it is now, so the run goes on with its new cells "
-                "(run.json keeps the earlier text under suite_history)",
-                highlight=False,
-            )
         return run_dir
     output = Path(args.output)
     try:
@@ -643,7 +628,7 @@ def _run_dir(args: argparse.Namespace, suite: Any, out: Any) -> Path:
     return output / suite_name / new_run_id()
 
 
-def _check_run_of(run_dir: Path, suite_name: str) -> dict[str, Any]:
+def _check_run_of(run_dir: Path, suite_name: str) -> None:
     """``--resume``'s folder must be a run of this suite (its ``run.json`` says so): a
     suite folder, an unrelated folder or another suite's run got cells written into it."""
     import json
@@ -666,31 +651,6 @@ def _check_run_of(run_dir: Path, suite_name: str) -> dict[str, Any]:
     suite = meta.get("suite") if isinstance(meta, dict) else None
     if suite != suite_name:
         raise CliError(f"--resume {run_dir}: a run of suite {suite!r}, not of {suite_name!r}")
-    return meta
-
-
-def _check_same_suite(run_dir: Path, suite: Any, recorded: Any) -> None:
-    """Every cell the folder records must be a cell of the suite as it is now (a tuned
-    entry's test cells of every setting included): a suite edited since the run started
-    (a configuration, a grid or a seed taken out or changed), or plugins whose parameters
-    changed, would leave recorded cells nothing plans, reported beside the new ones and,
-    in a tuned entry, test cells of a setting no longer in the grid still read as
-    chosen. Cells only added (more seeds, a new configuration) extend the run."""
-    if recorded.empty:
-        return
-    planned = {c.id for c in suite.cells}
-    planned |= {c.id for t in suite.tunings for cells in t.test for c in cells}
-    stray = recorded[~recorded["cell_id"].isin(planned)]
-    if stray.empty:
-        return
-    labels = C.cell_labels(recorded)
-    examples = "; ".join(f"{labels[i]} seed={stray.at[i, 'seed']}" for i in stray.index[:2])
-    raise CliError(
-        f"--resume {run_dir}: {len(stray)} of its {len(recorded)} recorded cells are not cells "
-        f"of {suite.source} as it is now (e.g. {examples}): the suite (or a plugin's "
-        "parameters) changed since the run started. Resume with the suite it was started "
-        "with (run.json's suite_text), or start a new run"
-    )
 
 
 class _RunDisplay:

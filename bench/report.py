@@ -292,7 +292,8 @@ def configuration_summary(t: Task) -> pd.DataFrame:
         sign = 1.0 if t.better[primary] == "lower" else -1.0
         score = summary[primary] * sign
         if score.notna().any():  # means apart only in their last bits are tied: both best
-            summary["best"] = score.map(lambda v: pd.notna(v) and tied(v, score.min()))
+            best = score.min()
+            summary["best"] = score.map(lambda v: bool(pd.notna(v) and tied(v, best)))
         if t.cost:
             summary["front"] = pareto_front(summary[t.cost], score)
     return summary
@@ -1177,7 +1178,9 @@ def _plugin_files(meta: dict[str, Any]) -> str:
         if not isinstance(entry, dict):
             continue
         spec = str(entry.get("spec", "?"))
-        text = f"{spec} {str(entry.get('sha256', entry.get('error', '?')))[:12]}"
+        text = f"{spec} " + (
+            str(entry["sha256"])[:12] if "sha256" in entry else str(entry.get("error", "?"))
+        )
         if spec in changes:
             text += f" ({'; '.join(changes[spec])})"
         parts.append(text)

@@ -23,6 +23,8 @@ from bench.executors import (
 from bench.plugins import plugin_sources
 from bench.registry import Registry
 from bench.results import RUN_JSON, RunLock, RunWriter, atomic_write_json
+from bench.resume import check as check_resume
+from bench.resume import plugins_changed
 from bench.suite import Suite
 from bench.sysinfo import run_metadata
 from bench.worker import resolve_device
@@ -123,12 +125,17 @@ def run_suite(
     on_cell_done: Callback | None = None,
     command: str = "",
     retry_failed: bool = False,
+    on_note: Callable[[str], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Run every cell not already in ``run_dir`` and return all rows.
 
     ``executor`` has ``execute(cell) -> Outcome`` and ``close()``; one that runs cells
     concurrently (``bench.slurm.SlurmExecutor``) also has ``run_all(cells,
     on_cell_start)``, yielding ``(cell, outcome)`` as cells finish.
+
+    ``on_note(text)`` gets what a resume should say (a suite that grew, a plugin file
+    edited since the run started); a resume it must not make raises
+    ``bench.resume.ResumeRefused`` before anything in the folder changes.
 
     ``on_start(todo, done)`` is called before each stage (a tuned run's test cells are a
     second) with the cells about to run and how many the folder already holds.
@@ -144,7 +151,7 @@ def run_suite(
     try:
         return _run_locked(
             suite, Path(run_dir), executor, resume, retry_failed, command,
-            on_start, on_cell_start, on_cell_done,
+            on_start, on_cell_start, on_cell_done, on_note,
         )  # fmt: skip
     finally:
         lock.release()
@@ -160,13 +167,18 @@ def _run_locked(
     on_start: Callable[[list[Cell], int], None] | None,
     on_cell_start: Callable[[Cell], None] | None,
     on_cell_done: Callback | None,
+    on_note: Callable[[str], None] | None,
 ) -> list[dict[str, Any]]:
     writer = RunWriter(run_dir, resume=resume, retry_failed=retry_failed)
-    if resume:
+    previous = _previous_meta(run_dir) if resume else {}
+    if resume:  # refused (ResumeRefused) before anything in the folder changes
+        for note in check_resume(suite, {row["cell_id"]: row for row in writer.cells}, previous):
+            if on_note:
+                on_note(note)
         executor.recover()  # before clearing files an orphaned job could still write
     todo = _not_done(suite.cells, writer)
     meta_path = Path(run_dir) / RUN_JSON
-    meta = _start_meta(suite, run_dir, resume)
+    meta = _start_meta(suite, run_dir, previous if resume else None)
     if command:
         meta["command"] = command
     # With SLURM, "devices" and "host" describe the submitting machine; each row's
@@ -305,27 +317,14 @@ def _finish_meta(path: Path, meta: dict[str, Any], counts: dict[str, int]) -> No
     atomic_write_json(path, meta)
 
 
-def plugins_changed(previous: dict[str, Any], meta: dict[str, Any]) -> list[tuple[str, str, str]]:
-    """``(spec, sha256 before, sha256 now)`` for each plugin file of the suite whose
-    source differs from what ``previous`` (an earlier ``run.json``) recorded; a plugin
-    it did not record is not compared."""
-    recorded = previous.get("plugin_files")
-    if not isinstance(recorded, list):
-        return []
-    before = {e.get("spec"): e.get("sha256") for e in recorded if isinstance(e, dict)}
-    return [
-        (e["spec"], str(before[e["spec"]]), e["sha256"])
-        for e in meta.get("plugin_files", [])
-        if "sha256" in e and before.get(e["spec"]) not in (None, e["sha256"])
-    ]
-
-
-def _start_meta(suite: Suite, run_dir: Path, resume: bool) -> dict[str, Any]:
+def _previous_meta(run_dir: Path) -> dict[str, Any]:
+    """The ``run.json`` a resumed run wrote before (empty where it is missing or not a
+    JSON object)."""
     import json
 
     meta_path = Path(run_dir) / RUN_JSON
     previous: dict[str, Any] = {}
-    if resume and meta_path.exists():
+    if meta_path.exists():
         try:
             previous = json.loads(meta_path.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError):
@@ -334,6 +333,13 @@ def _start_meta(suite: Suite, run_dir: Path, resume: bool) -> dict[str, Any]:
             previous = {}
         if not isinstance(previous.get("resumed", []), list):
             previous["resumed"] = []
+    return previous
+
+
+def _start_meta(suite: Suite, run_dir: Path, previous: dict[str, Any] | None) -> dict[str, Any]:
+    """run.json at the start; ``previous``: a resumed run's earlier one (None: a new run)."""
+    resume = previous is not None
+    previous = previous or {}
     devices = sorted({resolve_device(c.device) for c in suite.cells})
     meta = run_metadata(devices)
     meta.update(
@@ -352,14 +358,14 @@ def _start_meta(suite: Suite, run_dir: Path, resume: bool) -> dict[str, Any]:
         meta["resumed"] = previous.get("resumed", []) + [now_iso()]
         changes = previous.get("plugin_changes")
         changes = changes if isinstance(changes, list) else []
-        for spec, before, now in plugins_changed(previous, meta):
+        for spec, before, now in plugins_changed(previous, meta["plugin_files"]):
             changes.append({"at": meta["resumed"][-1], "spec": spec, "sha256_before": before,
                             "sha256": now})  # fmt: skip
         if changes:
             meta["plugin_changes"] = changes
         history = previous.get("suite_history")
         history = history if isinstance(history, list) else []
-        if previous.get("suite_text") not in (None, suite.text):  # extended (bench.cli)
+        if previous.get("suite_text") not in (None, suite.text):  # grown (bench.resume)
             history.append({"until": meta["resumed"][-1], "suite_text": previous["suite_text"]})
         if history:
             meta["suite_history"] = history

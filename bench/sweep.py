@@ -20,6 +20,7 @@ from bench.registry import Registry, UnknownPluginError
 from bench.settings import DEFAULTS, read_settings
 from bench.suitefile import BENCH_KEYS, SUITE_NAME_RE, TOP_KEYS, SuiteError
 from bench.tuning import (
+    MAX_SETTINGS,
     TuneRule,
     Tuning,
     check_sizes,
@@ -136,25 +137,33 @@ def _tuned(
                 errors.append(message)
             continue
         size = math.prod(len(values) for values in grid.values())
-        if size > rule.max_settings:  # refused before its settings are made, however many
-            if not entry.check_only:  # (a stand-in rule's bound only bounds the check)
-                errors.append(too_many(dict(config.given), size, rule, path))
+        if size > rule.max_settings and not entry.check_only:  # before its settings exist
+            errors.append(too_many(dict(config.given), size, rule, path))
             continue
-        tuning = Tuning(entry.index, entry.task_cls.name, dict(config.given), rule,
-                        settings_of(grid))  # fmt: skip
+        # a check (a wrong tune block) tries each value once, not every combination
+        settings = _each_value(grid) if entry.check_only else settings_of(grid)
+        tuning = Tuning(entry.index, entry.task_cls.name, dict(config.given), rule, settings)
+        roles = [(rule.validation_seeds, VALIDATION, tuning.validation)]
+        if not entry.check_only:
+            roles.append((entry.settings["seeds"], TEST, tuning.test))
         for setting in tuning.settings:
             axes = [(k, [v], p) for k, v, p in _given_axes(entry, config.given)] + [
                 (k, [v], where[k]) for k, v in setting.items()
             ]
-            for seeds, role, out in (
-                (rule.validation_seeds, VALIDATION, tuning.validation),
-                (entry.settings["seeds"], TEST, tuning.test),
-            ):
+            for seeds, role, out in roles:
                 one = replace(entry, axes=axes, settings={**entry.settings, "seeds": seeds})
                 out.append(one.cells(suite_name, registry, errors, seen, role=role))
         tunings.append(tuning)
     check_sizes(tunings, path, errors)
     return tunings
+
+
+def _each_value(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    """Settings that hold every value of ``grid`` at least once: the first value of
+    each key, then each other value in turn (a sum of the axes' lengths, not their
+    product)."""
+    first = {key: values[0] for key, values in grid.items()}
+    return [first] + [{**first, key: v} for key, values in grid.items() for v in values[1:]]
 
 
 def _given_axes(entry: _Entry, given: dict[str, Any]) -> list[tuple[str, Any, str]]:
@@ -194,6 +203,8 @@ class _Entry:
         if self.tune is not None and not self.check_only:
             # at most: every setting on validation, one on test
             seeds += self.tune.max_settings * len(self.tune.validation_seeds)
+        elif self.check_only and self.tune is not None and self.tune.grid:
+            seeds = sum(len(values) for values in self.tune.grid.values())  # one seed each
         return math.prod(len(values) for _, values, _ in self.axes) * seeds
 
     def sizes(self) -> str:
@@ -387,10 +398,6 @@ def _check_grid(
     return good
 
 
-#: the most settings a wrong ``tune`` block's entry is checked with (``_stand_in``)
-CHECK_SETTINGS = 1000
-
-
 class _Forgotten(dict[Any, Cell]):
     """A ``seen`` that keeps nothing: a checked entry's cells repeat no other's."""
 
@@ -400,10 +407,11 @@ class _Forgotten(dict[Any, Cell]):
 
 def _stand_in(grid: dict[str, list[Any]] | None, seeds: list[int]) -> TuneRule:
     """A rule to check a wrong ``tune`` block's entry by: the part of its grid that
-    checked out, one seed, and a loose bound on the settings (what the block says of
-    those is what is wrong, or is told once the grid is right)."""
+    checked out and one seed; each value is tried once (``_each_value``), so its size
+    is not checked (what the block says of it is what is wrong, or is told once the
+    block is right)."""
     return TuneRule(grid, select="", better="lower", validation_seeds=seeds[:1],
-                    max_settings=CHECK_SETTINGS, equal_size=False)  # fmt: skip
+                    max_settings=MAX_SETTINGS, equal_size=False)  # fmt: skip
 
 
 def _entry_task(

@@ -51,7 +51,11 @@ TIE_RTOL = 1e-12
 
 
 def tied(a: float, b: float) -> bool:
-    """Whether two validation scores count as one (``TIE_RTOL``)."""
+    """Whether two scores count as one (``TIE_RTOL``): equal, or finite and that close."""
+    if a == b:
+        return True
+    if not (math.isfinite(a) and math.isfinite(b)):
+        return False
     return abs(a - b) <= TIE_RTOL * max(abs(a), abs(b))
 
 

@@ -142,6 +142,30 @@ def test_check_plugin_refuses_a_solver_that_steps_backwards_in_one_go():
         check_plugin(OneStep, registry=REGISTRY)
 
 
+def test_check_plugin_takes_a_coarse_but_correct_solver():
+    """The backwards check compares against the same problem forwards, not against the
+    exact value: Euler with a default step of 0.5 is 31 % off exp(2) both ways, and fine."""
+
+    class CoarseEuler(Solver):
+        """Euler, fixed step, a coarse default."""
+
+        name = "test.coarse_euler"
+        order = 1
+        params = {"step_size": Param(0.5, low=0.0, low_open=True)}
+
+        def odeint(self, func, y0, t, **options):
+            h = options.get("step_size", self.values["step_size"])
+            ys, y = [y0], y0
+            for t0, t1 in zip(t[:-1], t[1:]):
+                n = max(1, round(abs(float(t1 - t0)) / h))
+                for i in range(n):
+                    y = y + (t1 - t0) / n * func(t0 + i * (t1 - t0) / n, y)
+                ys.append(y)
+            return torch.stack(ys)
+
+    check_plugin(CoarseEuler, registry=REGISTRY)
+
+
 def _solver_conforms(cls):
     """torchdiffeq semantics on dy/dt = -y: shape, first row, accuracy for the order."""
     solver = cls()

@@ -117,6 +117,13 @@ def test_means_apart_only_in_their_last_bits_are_both_best():
     task = SimpleNamespace(configs=["a", "b", "c"], cells=cells, quality=["metric.error"],
                            better={"metric.error": "lower"}, cost=None)  # fmt: skip
     assert list(configuration_summary(task)["best"]) == [True, True, False]
+    # a mean that overflowed (two seeds of 1e308) is no tie with every finite one
+    task.cells = pd.DataFrame({"config": ["a", "a", "b", "c"], "status": ["ok"] * 4,
+                               "metric.error": [1e308, 1e308, 0.3, 1.0]})  # fmt: skip
+    task.better = {"metric.error": "higher"}
+    summary = configuration_summary(task)
+    assert summary["metric.error"][0] == float("inf")
+    assert list(summary["best"]) == [True, False, False]
 
 
 def test_one_colour_per_configuration_across_the_page(page):

@@ -407,8 +407,60 @@ def test_a_resume_extends_a_run_whose_suite_grew_and_refuses_one_that_changed(
     assert "3 of its 5 recorded cells are not cells of" in err
     assert "solver=tune.knob solver.step_size=0.4 (validation) seed=10" in err
     assert "Resume with the suite it was started with" in err
+    meta = (run.path / "run.json").read_bytes()
     assert sorted((run.path).iterdir()) == before
     assert len(load_run(run.path).cells) == len(again.cells)
+    # measured otherwise (a setting not in the ids): refused, naming it
+    path.write_text(
+        text.replace("[0.4, 0.3]", "[0.4, 0.3, 0.2]").replace("repeats: 1", "repeats: 2")
+    )
+    assert main(["run", str(path), "--resume", str(run.path), "--in-process"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert (
+        "benchmarks[0] measures otherwise than when the run started (repeats 1 then, 2 now;" in err
+    )
+    assert (run.path / "run.json").read_bytes() == meta
+
+
+def test_a_resume_whose_plugins_now_expand_the_same_suite_otherwise_is_refused(
+    tmp_path, monkeypatch, capsys
+):
+    """The suite file unchanged, but a plugin's declared grid lost the value that was
+    chosen: its cells are no cells of the suite now, and the message does not send the
+    user back to the suite text (the same) but to a new run."""
+    import sys
+
+    monkeypatch.chdir(tmp_path)
+    path = _suite(tmp_path, DECLARED)
+    run = _run_in_process(tmp_path, path)
+    plugin = tmp_path / "tune_plugins.py"
+    plugin.write_text(PLUGIN.replace("[0.3, 0.1, 0.2]}", "[0.3, 0.1, 0.25]}"))
+    for name in [m for m in sys.modules if m.startswith("bench_local_tune_plugins_")]:
+        monkeypatch.delitem(sys.modules, name)  # the edited file is imported again
+    capsys.readouterr()
+    assert main(["run", str(path), "--resume", str(run.path), "--in-process"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "solver=tune.knob solver.step_size=0.2 (validation) seed=10" in err
+    assert "the suite file is the same, so the plugins or bench changed how it expands" in err
+
+
+def test_a_resume_that_would_select_by_another_rule_is_refused(tmp_path, monkeypatch):
+    """A configuration's choice made by one metric or direction, continued by another:
+    refused (run.json's records against the suite's rules)."""
+    from bench.resume import ResumeRefused, check
+    from bench.testing import default_registry
+
+    monkeypatch.chdir(tmp_path)
+    path = _suite(tmp_path, DECLARED)
+    run = _run_in_process(tmp_path, path)
+    suite = load_suite(path, default_registry(["./tune_plugins.py"], base_dir=tmp_path))
+    rows = {row["cell_id"]: row for row in run.cells.to_dict("records")}
+    assert check(suite, rows, run.meta) == []  # as it ran
+    previous = json.loads(json.dumps(run.meta))
+    previous["tuning"][0]["better"] = "higher"
+    with pytest.raises(ResumeRefused, match=r"selects by error \(lower\), the run started "
+                       r"selecting by error \(higher\)"):  # fmt: skip
+        check(suite, rows, previous)
 
 
 def test_a_grid_over_max_settings_is_refused_before_its_settings_are_made(
@@ -808,6 +860,10 @@ def test_scores_apart_only_in_their_last_bits_are_a_tie_for_the_first_setting(be
     assert chosen([0.5, noisy, 0.3]) == (1 if better == "lower" else 0)
     assert chosen([0.3 + 1e-9, 0.3]) == (1 if better == "lower" else 0)
     assert chosen([3e-13, 1e-13]) == (1 if better == "lower" else 0)
+    from bench.tuning import tied
+
+    inf = float("inf")
+    assert tied(inf, inf) and not tied(1.0, inf) and not tied(-inf, inf)
     record = {"task": "t", "configuration": {}, "better": better, "chosen": {"x": 0},
               "settings": [{"x": 0}, {"x": 1}, {"x": 2}], "scores": [noisy, 0.3, 0.5]}  # fmt: skip
     assert choices({"tuning": [record]})[0].distinct == 2

@@ -1,0 +1,177 @@
+"""Whether a run folder can be resumed with a suite as it is now.
+
+A resume runs the suite as it is now beside the cells the folder recorded, so every
+recorded cell must be a cell of that suite, measured the way it would measure it:
+
+- each recorded cell id is one the suite plans (its cells, and every setting's test
+  cells of a tuned entry); a cell a suite no longer has would be reported beside the
+  new ones, and in a tuned entry a test cell of a setting no longer in the grid would
+  still read as chosen;
+- the settings that are not in a cell's id (device, repeats, warmup, timeout, the
+  files limit, fresh workers) are those the run started with, entry by entry (read
+  from ``run.json``'s ``suite_text``);
+- a tuned configuration selects by the same metric in the same direction.
+
+A suite that only grew (more seeds, another configuration, a longer grid) extends the
+run. What is refused raises ``ResumeRefused`` before anything in the folder changes;
+what is allowed but worth saying comes back as notes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from bench.columns import cell_labels
+from bench.plugins import plugin_sources
+from bench.settings import DEFAULTS, read_settings
+from bench.suite import Suite
+
+#: the settings a cell's id leaves out (seeds and threads are in it)
+MEASURED = ("device", "repeats", "warmup", "timeout", "files_limit_mb", "fresh_worker")
+
+
+class ResumeRefused(ValueError):
+    """The folder's cells are not cells of the suite as it is now, or were measured
+    otherwise; the message says which and what to do."""
+
+
+def check(suite: Suite, rows: dict[str, dict[str, Any]], previous: dict[str, Any]) -> list[str]:
+    """The notes a resume of a run (``rows``: its recorded rows by cell id; ``previous``:
+    its ``run.json``) with ``suite`` should print; raises ``ResumeRefused`` where it
+    must not go on."""
+    before = previous.get("suite_text")
+    changed = isinstance(before, str) and before != suite.text
+    if rows:
+        _same_cells(suite, rows, changed)
+        if changed:
+            _same_settings(suite, rows, before)
+        _same_rules(suite, previous)
+    notes = []
+    for spec, old, new in plugins_changed(previous, plugin_sources(suite.plugins, suite.base_dir)):
+        notes.append(
+            f"plugin {spec} changed since this run started (sha256 {old[:12]} then, "
+            f"{new[:12]} now): the cells recorded so far ran the earlier code (run.json "
+            "records it under plugin_changes)"
+        )
+    if changed:
+        notes.append(
+            f"{suite.source} changed since this run started; the cells recorded are cells of "
+            "it as it is now, measured alike, so the run goes on with any new ones (run.json "
+            "keeps the earlier text under suite_history)"
+        )
+    return notes
+
+
+def plugins_changed(
+    previous: dict[str, Any], now: list[dict[str, str]]
+) -> list[tuple[str, str, str]]:
+    """``(spec, sha256 before, sha256 now)`` for each plugin file whose source differs
+    from what ``previous`` (an earlier ``run.json``) recorded; ``now``: the suite's
+    ``plugin_sources``. A plugin it did not record is not compared."""
+    recorded = previous.get("plugin_files")
+    if not isinstance(recorded, list):
+        return []
+    before = {
+        e.get("spec"): e.get("sha256")
+        for e in recorded
+        if isinstance(e, dict) and isinstance(e.get("spec"), str)
+    }
+    return [
+        (e["spec"], str(before[e["spec"]]), e["sha256"])
+        for e in now
+        if "sha256" in e and before.get(e["spec"]) not in (None, e["sha256"])
+    ]
+
+
+def _same_cells(suite: Suite, rows: dict[str, dict[str, Any]], changed: bool) -> None:
+    planned = {c.id for c in suite.cells}
+    planned |= {c.id for t in suite.tunings for cells in t.test for c in cells}
+    stray = [cell_id for cell_id in rows if cell_id not in planned]
+    if not stray:
+        return
+    labels = _labels(rows)
+    examples = "; ".join(labels[cell_id] for cell_id in stray[:2])
+    why = (
+        "the suite changed since the run started. Resume with the suite it was started with "
+        "(run.json's suite_text), or start a new run"
+        if changed
+        else "the suite file is the same, so the plugins or bench changed how it expands "
+        "(a parameter, a declared grid). Start a new run"
+    )
+    raise ResumeRefused(
+        f"{len(stray)} of its {len(rows)} recorded cells are not cells of {suite.source} as "
+        f"it is now (e.g. {examples}): {why}"
+    )
+
+
+def _same_settings(suite: Suite, rows: dict[str, dict[str, Any]], before: str) -> None:
+    """Each recorded cell's entry measured as the same entry of the suite now does."""
+    try:
+        old = _entry_settings(yaml.safe_load(before))
+    except yaml.YAMLError:
+        return  # bench wrote it; a hand-damaged text is not a reason to stop
+    cells = {c.id: c for c in suite.cells}
+    cells.update({c.id: c for t in suite.tunings for cs in t.test for c in cs})
+    for cell_id, row in rows.items():
+        cell, entry = cells[cell_id], row.get("bench")
+        then = old.get(int(entry)) if isinstance(entry, (int, float)) else None
+        if then is None:
+            continue
+        differ = [k for k in MEASURED if k in then and then[k] != getattr(cell, k)]
+        if differ:
+            what = ", ".join(f"{k} {then[k]!r} then, {getattr(cell, k)!r} now" for k in differ)
+            labels = _labels(rows)
+            raise ResumeRefused(
+                f"benchmarks[{cell.bench}] measures otherwise than when the run started "
+                f"({what}; e.g. {labels[cell_id]}): its recorded cells and new ones would not "
+                "compare. Resume with the suite it was started with (run.json's suite_text), "
+                "or start a new run"
+            )
+
+
+def _entry_settings(data: Any) -> dict[int, dict[str, Any]]:
+    """Each entry's settings (the suite's, then its own) from a suite's parsed YAML."""
+    if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list):
+        return {}
+    errors: list[str] = []
+    top = read_settings(data, "", DEFAULTS, errors)
+    return {
+        i: read_settings(entry, "", top, errors)
+        for i, entry in enumerate(data["benchmarks"])
+        if isinstance(entry, dict)
+    }
+
+
+def _same_rules(suite: Suite, previous: dict[str, Any]) -> None:
+    """Each tuned configuration selects as it did (its metric and direction)."""
+    records = previous.get("tuning")
+    if not isinstance(records, list):
+        return
+    then = {
+        (r.get("task"), repr(r.get("configuration"))): (r.get("select"), r.get("better"))
+        for r in records
+        if isinstance(r, dict)
+    }
+    for tuning in suite.tunings:
+        key = (tuning.task, repr(tuning.configuration))
+        now = (tuning.rule.select, tuning.rule.better)
+        if key in then and then[key] != now:
+            raise ResumeRefused(
+                f"benchmarks[{tuning.entry}].tune selects by {now[0]} ({now[1]}), the run "
+                f"started selecting by {then[key][0]} ({then[key][1]}): its choices would "
+                "be made by two rules. Resume with the suite it was started with, or start "
+                "a new run"
+            )
+
+
+def _labels(rows: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """Each recorded cell named as the tables name it among the run's cells, with its
+    seed: ``ode.harmonic solver=heun solver.step_size=0.1 (validation) seed=100``."""
+    frame = pd.DataFrame(list(rows.values()))
+    labels = cell_labels(frame)
+    return {
+        str(frame.at[i, "cell_id"]): f"{labels[i]} seed={frame.at[i, 'seed']}" for i in frame.index
+    }
