@@ -546,7 +546,9 @@ def _run_cells(
                 on_cell_done=display.on_cell_done,
                 command=_command_line(args.argv),
                 retry_failed=args.retry_failed,
-                on_note=lambda text: display.out.print(f"note: {text}", highlight=False),
+                on_note=lambda text: display.out.print(
+                    f"note: {text}", highlight=False, markup=False
+                ),
             )
     except ResumeRefused as exc:  # nothing in the folder changed
         raise CliError(f"--resume {run_dir}: {exc}") from None

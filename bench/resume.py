@@ -45,9 +45,8 @@ def check(suite: Suite, rows: dict[str, dict[str, Any]], previous: dict[str, Any
     before = previous.get("suite_text")
     changed = isinstance(before, str) and before != suite.text
     if rows:
-        _same_cells(suite, rows, changed)
-        if changed:
-            _same_settings(suite, rows, before)
+        _same_cells(suite, rows, changed, isinstance(before, str))
+        _same_settings(suite, rows, previous)
         _same_rules(suite, previous)
     notes = []
     for spec, old, new in plugins_changed(previous, plugin_sources(suite.plugins, suite.base_dir)):
@@ -86,7 +85,7 @@ def plugins_changed(
     ]
 
 
-def _same_cells(suite: Suite, rows: dict[str, dict[str, Any]], changed: bool) -> None:
+def _same_cells(suite: Suite, rows: dict[str, dict[str, Any]], changed: bool, known: bool) -> None:
     planned = {c.id for c in suite.cells}
     planned |= {c.id for t in suite.tunings for cells in t.test for c in cells}
     stray = [cell_id for cell_id in rows if cell_id not in planned]
@@ -94,30 +93,48 @@ def _same_cells(suite: Suite, rows: dict[str, dict[str, Any]], changed: bool) ->
         return
     labels = _labels(rows)
     examples = "; ".join(labels[cell_id] for cell_id in stray[:2])
-    why = (
-        "the suite changed since the run started. Resume with the suite it was started with "
-        "(run.json's suite_text), or start a new run"
-        if changed
-        else "the suite file is the same, so the plugins or bench changed how it expands "
-        "(a parameter, a declared grid). Start a new run"
-    )
+    if changed:
+        why = (
+            "the suite changed since the run started. Resume with the suite it was started "
+            "with (run.json's suite_text), or start a new run"
+        )
+    elif known:
+        why = (
+            "the suite file is the same, so the plugins or bench changed how it expands "
+            "(a parameter, a declared grid). Start a new run"
+        )
+    else:
+        why = "run.json does not say which suite text the run started with. Start a new run"
     raise ResumeRefused(
         f"{len(stray)} of its {len(rows)} recorded cells are not cells of {suite.source} as "
         f"it is now (e.g. {examples}): {why}"
     )
 
 
-def _same_settings(suite: Suite, rows: dict[str, dict[str, Any]], before: str) -> None:
-    """Each recorded cell's entry measured as the same entry of the suite now does."""
-    try:
-        old = _entry_settings(yaml.safe_load(before))
-    except yaml.YAMLError:
-        return  # bench wrote it; a hand-damaged text is not a reason to stop
+def _same_settings(suite: Suite, rows: dict[str, dict[str, Any]], previous: dict[str, Any]) -> None:
+    """Each recorded cell's entry measured as the same entry of the suite now does: a
+    row is read against the suite text in force when it finished (``suite_history``
+    keeps the texts a resume replaced, each with the time it was replaced), since its
+    ``bench`` index is that text's."""
+    texts = _texts(previous)
+    if not texts:
+        return
+    settings: dict[int, dict[int, dict[str, Any]]] = {}  # by text, entry
     cells = {c.id: c for c in suite.cells}
     cells.update({c.id: c for t in suite.tunings for cs in t.test for c in cs})
     for cell_id, row in rows.items():
         cell, entry = cells[cell_id], row.get("bench")
-        then = old.get(int(entry)) if isinstance(entry, (int, float)) else None
+        if not isinstance(entry, (int, float)) or entry != entry:
+            continue
+        which = _in_force(texts, row.get("finished_at"))
+        if which is None:
+            continue
+        if which not in settings:
+            try:
+                settings[which] = _entry_settings(yaml.safe_load(texts[which][1]))
+            except yaml.YAMLError:  # bench wrote it; a hand-damaged text stops nothing
+                settings[which] = {}
+        then = settings[which].get(int(entry))
         if then is None:
             continue
         differ = [k for k in MEASURED if k in then and then[k] != getattr(cell, k)]
@@ -130,6 +147,33 @@ def _same_settings(suite: Suite, rows: dict[str, dict[str, Any]], before: str) -
                 "compare. Resume with the suite it was started with (run.json's suite_text), "
                 "or start a new run"
             )
+
+
+def _texts(previous: dict[str, Any]) -> list[tuple[str, str]]:
+    """``(until, text)``: each suite text the run was resumed away from, in order, then
+    the last one (until ``""``: still in force)."""
+    out = []
+    history = previous.get("suite_history")
+    for item in history if isinstance(history, list) else []:
+        if isinstance(item, dict) and isinstance(item.get("suite_text"), str):
+            out.append((str(item.get("until", "")), item["suite_text"]))
+    if isinstance(previous.get("suite_text"), str):
+        out.append(("", previous["suite_text"]))
+    return out
+
+
+def _in_force(texts: list[tuple[str, str]], finished_at: Any) -> int | None:
+    """The index in ``texts`` of the text a row that finished at ``finished_at`` (an
+    ISO time to the second, as ``until``) was measured under: the first replaced after
+    it. None where that cannot be told: no time, or the second a text was replaced."""
+    if not isinstance(finished_at, str) or not finished_at:
+        return None
+    for i, (until, _) in enumerate(texts):
+        if not until or finished_at < until:
+            return i
+        if finished_at == until:
+            return None
+    return None
 
 
 def _entry_settings(data: Any) -> dict[int, dict[str, Any]]:
@@ -150,20 +194,20 @@ def _same_rules(suite: Suite, previous: dict[str, Any]) -> None:
     records = previous.get("tuning")
     if not isinstance(records, list):
         return
-    then = {
-        (r.get("task"), repr(r.get("configuration"))): (r.get("select"), r.get("better"))
-        for r in records
-        if isinstance(r, dict)
-    }
+    then: dict[tuple[Any, str], set[tuple[Any, Any]]] = {}  # two entries may look alike
+    for r in records:
+        if isinstance(r, dict):
+            key = (r.get("task"), repr(r.get("configuration")))
+            then.setdefault(key, set()).add((r.get("select"), r.get("better")))
     for tuning in suite.tunings:
         key = (tuning.task, repr(tuning.configuration))
         now = (tuning.rule.select, tuning.rule.better)
-        if key in then and then[key] != now:
+        if key in then and now not in then[key]:
+            old = sorted(then[key], key=repr)[0]
             raise ResumeRefused(
                 f"benchmarks[{tuning.entry}].tune selects by {now[0]} ({now[1]}), the run "
-                f"started selecting by {then[key][0]} ({then[key][1]}): its choices would "
-                "be made by two rules. Resume with the suite it was started with, or start "
-                "a new run"
+                f"started selecting by {old[0]} ({old[1]}): its choices would be made by "
+                "two rules. Resume with the suite it was started with, or start a new run"
             )
 
 

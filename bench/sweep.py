@@ -162,6 +162,8 @@ def _each_value(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
     """Settings that hold every value of ``grid`` at least once: the first value of
     each key, then each other value in turn (a sum of the axes' lengths, not their
     product)."""
+    if any(not values for values in grid.values()):  # an empty axis: no setting
+        return []
     first = {key: values[0] for key, values in grid.items()}
     return [first] + [{**first, key: v} for key, values in grid.items() for v in values[1:]]
 
@@ -204,7 +206,8 @@ class _Entry:
             # at most: every setting on validation, one on test
             seeds += self.tune.max_settings * len(self.tune.validation_seeds)
         elif self.check_only and self.tune is not None and self.tune.grid:
-            seeds = sum(len(values) for values in self.tune.grid.values())  # one seed each
+            # _each_value's settings, one seed each
+            seeds = 1 + sum(max(len(values) - 1, 0) for values in self.tune.grid.values())
         return math.prod(len(values) for _, values, _ in self.axes) * seeds
 
     def sizes(self) -> str:

@@ -372,6 +372,7 @@ def _interrupt_at_test(cell):
         raise KeyboardInterrupt
 
 
+@pytest.mark.usefixtures("ticking_clock")
 def test_a_resume_extends_a_run_whose_suite_grew_and_refuses_one_that_changed(
     tmp_path, monkeypatch, capsys
 ):
@@ -420,6 +421,59 @@ def test_a_resume_extends_a_run_whose_suite_grew_and_refuses_one_that_changed(
         "benchmarks[0] measures otherwise than when the run started (repeats 1 then, 2 now;" in err
     )
     assert (run.path / "run.json").read_bytes() == meta
+
+
+@pytest.fixture
+def ticking_clock(monkeypatch):
+    """The runner's clock a second further at each call: a row and the resume that
+    replaced its suite text never share a second (which the check cannot order)."""
+    import itertools
+
+    import bench.runner
+
+    ticks = itertools.count(1)
+
+    def now() -> str:
+        n = next(ticks)
+        return f"2026-12-07T{n // 3600:02d}:{n // 60 % 60:02d}:{n % 60:02d}+00:00"
+
+    monkeypatch.setattr(bench.runner, "now_iso", now)
+
+
+@pytest.mark.usefixtures("ticking_clock")
+def test_each_recorded_cell_is_read_against_the_suite_text_it_ran_under(
+    tmp_path, monkeypatch, capsys
+):
+    """An entry inserted before another on one resume shifts the other's index; a second
+    resume reads the rows of the first text by that text (suite_history), not by the
+    last one, so it is not refused for the inserted entry's settings; a real change
+    still is."""
+    monkeypatch.chdir(tmp_path)
+    a = "- task: tune.score\n  matrix: {solver: [tune.knob]}\n  seeds: [0]\n  timeout: 30\n"
+    b = "- task: tune.score\n  matrix: {solver: [tune.other]}\n  seeds: [0]\n  timeout: 60\n"
+    c = "- task: tune.score\n  matrix: {solver: [tune.small]}\n  seeds: [0]\n"
+    path = _suite(tmp_path, a)
+    run = _run_in_process(tmp_path, path)
+    args = ["run", str(path), "--resume", str(run.path), "--in-process", "--quiet"]
+    path.write_text(path.read_text().split("benchmarks:\n")[0] + "benchmarks:\n" + b + a)
+    assert main(args) == 0  # grew: B before A
+    path.write_text(path.read_text() + c)
+    assert main(args) == 0  # grew again; A's first row is still A's
+    assert len(load_run(run.path).cells) == 3
+    assert len(load_run(run.path).meta["suite_history"]) == 2
+    path.write_text(path.read_text().replace("timeout: 30", "timeout: 45"))
+    capsys.readouterr()
+    assert main(args) == 2
+    assert "timeout 30.0 then, 45.0 now" in " ".join(capsys.readouterr().err.split())
+
+
+def test_a_wrong_tune_blocks_check_tries_each_value_once():
+    from bench.sweep import _each_value
+
+    assert _each_value({"a": [1, 2], "b": [3, 4, 5]}) == [
+        {"a": 1, "b": 3}, {"a": 2, "b": 3}, {"a": 1, "b": 4}, {"a": 1, "b": 5}
+    ]  # fmt: skip
+    assert _each_value({"a": [1, 2], "b": []}) == []  # an empty axis: nothing to check
 
 
 def test_a_resume_whose_plugins_now_expand_the_same_suite_otherwise_is_refused(
