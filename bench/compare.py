@@ -181,6 +181,9 @@ class MetricRow:
     b: float  # NaN: B has no value (its cells are not ok, or lack the metric)
     status_b: str = "ok"
     label: str = ""
+    #: the seeds the means are over: ``6``; ``4 of 6`` where the others are ok in one run
+    #: only (the means are over the seeds ok in both); ``unpaired`` where none is shared
+    seeds: str = ""
 
     @property
     def delta(self) -> float:
@@ -393,7 +396,18 @@ def _metric_rows(
     key: dict[str, Any], label: str, ok_a: pd.DataFrame, ok_b: pd.DataFrame, status_b: str
 ) -> list[MetricRow]:
     """A row per metric with a finite mean over one configuration's ok cells in A: its
-    mean there and in B (NaN where B has no value of it)."""
+    mean there and in B (NaN where B has no value of it), both over the seeds ok in
+    both runs (a seed that failed in B is not averaged away on one side only: a method
+    failing on the hard cases would read better); over each run's own where they share
+    none (say runs of different seeds), and the row says so."""
+    seeds_a, seeds_b = set(ok_a["seed"]), set(ok_b["seed"])
+    both = seeds_a & seeds_b
+    if both:
+        ok_a, ok_b = ok_a[ok_a["seed"].isin(both)], ok_b[ok_b["seed"].isin(both)]
+        every = len(seeds_a | seeds_b)
+        seeds = str(len(both)) if len(both) == every else f"{len(both)} of {every}"
+    else:
+        seeds = f"unpaired ({len(seeds_a)} in A, {len(seeds_b)} in B)" if seeds_b else ""
     rows = []
     for col in sorted(c for c in ok_a.columns if c.startswith("metric.")):
         va = pd.to_numeric(ok_a[col], errors="coerce").dropna()
@@ -402,7 +416,7 @@ def _metric_rows(
         # a metric gone from B, or NaN there, is a row too: the gate on it fails
         vb = pd.to_numeric(ok_b.get(col, pd.Series(dtype=float)), errors="coerce").dropna()
         b_value = float(vb.mean()) if len(vb) else math.nan
-        rows.append(MetricRow(key, col, float(va.mean()), b_value, status_b, label=label))
+        rows.append(MetricRow(key, col, float(va.mean()), b_value, status_b, label, seeds))
     return rows
 
 

@@ -483,8 +483,8 @@ def comparison_tables(cmp: Comparison) -> list[Table]:
         tables.append(t)
     if cmp.metrics:
         t = Table(title="metrics (mean over seeds)", header_style="bold")
-        for name in ("cell", "metric", "A", "B", "delta", "relative"):
-            _add_column(t, name, name in ("cell", "metric"))
+        for name in ("cell", "metric", "A", "B", "delta", "relative", "seeds"):
+            _add_column(t, name, name in ("cell", "metric", "seeds"))
         for row in cmp.metrics:
             rel = "" if not math.isfinite(row.relative) else f"{row.relative * 100:+.2f}%"
             t.add_row(
@@ -494,6 +494,7 @@ def comparison_tables(cmp: Comparison) -> list[Table]:
                 fmt_value(row.b) if math.isfinite(row.b) else f"({row.status_b})",
                 f"{row.delta:+.4g}" if math.isfinite(row.delta) else "",
                 rel,
+                row.seeds,
             )
         tables.append(t)
     if cmp.status_changes:

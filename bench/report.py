@@ -291,9 +291,12 @@ def configuration_summary(t: Task) -> pd.DataFrame:
         primary = t.quality[0]
         sign = 1.0 if t.better[primary] == "lower" else -1.0
         score = summary[primary] * sign
-        if score.notna().any():  # means apart only in their last bits are tied: both best
-            best = score.min()
-            summary["best"] = score.map(lambda v: bool(pd.notna(v) and tied(v, best)))
+        # best among the configurations whose every cell ended ok: one that failed on
+        # some seeds (the hard cases, say) has a mean over the easy ones only
+        whole = score.where(summary["ok"] == summary["cells"])
+        if whole.notna().any():  # means apart only in their last bits are tied: both best
+            best = whole.min()
+            summary["best"] = whole.map(lambda v: bool(pd.notna(v) and tied(v, best)))
         if t.cost:
             summary["front"] = pareto_front(summary[t.cost], score)
     return summary
@@ -323,7 +326,10 @@ def _column_title(col: str, better: str | None = None) -> str:
     return text
 
 
-_BEST = ' <span class="best" title="best by the headline">★ best</span>'
+_BEST = (
+    ' <span class="best" title="best by the headline, among the configurations whose '
+    'every cell ended ok">★ best</span>'
+)
 
 
 def headline_table_html(t: Task, summary: pd.DataFrame) -> str:
@@ -1042,10 +1048,14 @@ def _metric_verdict(row: MetricRow, way: str | None) -> str:
     if not math.isfinite(row.b):
         return "missing in B"
     if row.delta == 0:
-        return "same"
-    if way:
-        return "better" if (row.delta < 0) == (way == "lower") else "worse"
-    return "changed"
+        verdict = "same"
+    elif way:
+        verdict = "better" if (row.delta < 0) == (way == "lower") else "worse"
+    else:
+        verdict = "changed"
+    if row.seeds and not row.seeds.isdigit():  # not every seed ok in both runs
+        verdict += f" (seeds: {row.seeds})"
+    return verdict
 
 
 def _comparison_tables(entry: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -22,8 +22,9 @@ function fmt(v, kind){
 function verdictClass(v){
   if(typeof v!=="string") return "";
   if(v.startsWith("untestable")) return "untestable";
-  if(v==="slower"||v==="worse"||v==="missing in B") return "regression";
-  if(v==="faster"||v==="better") return "improvement";
+  const word=v.split(" (")[0];  // "worse (seeds: 4 of 6)" is still worse
+  if(word==="slower"||word==="worse"||v==="missing in B") return "regression";
+  if(word==="faster"||word==="better") return "improvement";
   return "";
 }
 

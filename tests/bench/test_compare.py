@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 import numpy as np
@@ -73,6 +74,28 @@ def test_noise_alone_does_not_cross_a_gate(tmp_path):
     cmp = compare_runs(a, b)
     assert all(abs(r.ratio - 1) < 0.02 for r in cmp.times)
     assert check_gates(cmp, [Gate.parse("time:+1%")]) == []  # 1 % noise is not significant
+
+
+def test_metric_means_are_over_the_seeds_ok_in_both_runs(tmp_path):
+    """B fails the hard seed (1) that A got worst: comparing B's easy-seed mean with A's
+    mean over both would read as an improvement. The means are over seed 0 in both, and
+    the row says so; runs that share no seed compare unpaired and say that."""
+    from bench.compare import compare_runs
+
+    def frame(run_dir, errors, statuses, seeds=(0, 1)):
+        cells = pd.read_parquet(run_dir / "cells.parquet")
+        cells = cells[cells["solver"] == "euler"].copy()
+        cells["metric.err"], cells["status"], cells["seed"] = errors, statuses, list(seeds)
+        cells.to_parquet(run_dir / "cells.parquet")
+        return load_run(run_dir)
+
+    a = frame(_fake_run(tmp_path, "a", 1.0, 0.1), [0.1, 0.5], ["ok", "ok"])
+    b = frame(_fake_run(tmp_path, "b", 1.0, 0.1), [0.1, math.nan], ["ok", "error"])
+    (row,) = compare_runs(a, b).metrics
+    assert (row.a, row.b, row.seeds) == (0.1, 0.1, "1 of 2")  # before: 0.3 -> 0.1, "better"
+    other = frame(_fake_run(tmp_path, "c", 1.0, 0.1), [0.2, 0.2], ["ok", "ok"], seeds=(5, 6))
+    (row,) = compare_runs(a, other).metrics
+    assert (row.a, row.b, row.seeds) == (0.3, 0.2, "unpaired (2 in A, 2 in B)")
 
 
 def test_metric_and_status_gates(tmp_path):

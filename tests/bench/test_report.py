@@ -126,6 +126,22 @@ def test_means_apart_only_in_their_last_bits_are_both_best():
     assert list(summary["best"]) == [True, False, False]
 
 
+def test_a_configuration_with_failed_cells_is_never_best():
+    """A method that fails on the hard seeds has a mean over the easy ones: it is not
+    starred over one whose every cell ended ok, however good that mean."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from bench.report import configuration_summary
+
+    cells = pd.DataFrame({"config": ["a", "a", "b", "b"], "status": ["ok", "error", "ok", "ok"],
+                          "metric.dice": [0.95, float("nan"), 0.93, 0.92]})  # fmt: skip
+    task = SimpleNamespace(configs=["a", "b"], cells=cells, quality=["metric.dice"],
+                           better={"metric.dice": "higher"}, cost=None)  # fmt: skip
+    assert list(configuration_summary(task)["best"]) == [False, True]
+
+
 def test_one_colour_per_configuration_across_the_page(page):
     figures = _embedded(page, "FIGURES")
     colours: dict[str, set[str]] = {}
