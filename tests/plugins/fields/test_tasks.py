@@ -244,6 +244,41 @@ def test_non_finite_loss_ends_diverged_and_keeps_the_curve(tmp_path):
     assert (curves["curve"] == "psnr").sum() >= 2  # step 0 and after the first step
 
 
+def test_an_encoding_whose_field_has_the_wrong_shape_ends_its_cell_with_why(tmp_path):
+    """A user's field that returns (points,) for one output would broadcast against the
+    (points, 1) targets (an N x N error) and end ok at a wrong PSNR: the cell ends
+    error, naming the encoding and the shapes."""
+    (tmp_path / "flat.py").write_text(
+        "from torch import nn\n"
+        "from bench import hookimpl\n"
+        "from plugins.encodings.base import FieldEncoding\n\n\n"
+        "class Flat(nn.Module):\n"
+        "    def __init__(self, d):\n"
+        "        super().__init__()\n"
+        "        self.net = nn.Linear(d, 1)\n\n"
+        "    def forward(self, x):\n"
+        "        return self.net(x).squeeze(-1)\n\n\n"
+        "class FlatField(FieldEncoding):\n"
+        '    """A field missing its output axis."""\n\n'
+        '    name = "my_lab.flat"\n\n'
+        "    def build(self, in_features, out_features, **kwargs):\n"
+        "        return Flat(in_features)\n\n\n"
+        "@hookimpl\n"
+        "def bench_plugins():\n"
+        "    return [FlatField]\n"
+    )
+    entry = {"task": "fields.image_fit", "params": {"size": 16, "steps": 2, "eval_every": 1,
+                                                    "encoding": "my_lab.flat"}}  # fmt: skip
+    run = _run(tmp_path, {**_suite(entry), "plugins": ["./flat.py"]})
+    cell = pd.read_parquet(run / "cells.parquet").iloc[0]
+    assert cell["status"] == "error"
+    assert (
+        "encoding my_lab.flat: for 3 points of 2 coordinates its module returns (3,), "
+        in (cell["error"])
+    )
+    assert "not (3, 1)" in cell["error"]
+
+
 # --- bad input: one message at validation, exit 2, nothing run ---------------------------
 
 
