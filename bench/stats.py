@@ -20,6 +20,9 @@
   each value of those columns (the pairs never cross them).
 - Verdict: where q < alpha, which side is better in the metric's direction (the task's
   headline, or ``better``), else ``n.s.``; without a direction, which side is higher.
+  Where the pairs (their nonzero differences) are too few for any p to reach alpha
+  (the exact two-sided test's smallest p is 2 / 2^n: 0.0625 at 5 pairs), it reads
+  ``untestable (n=5: p >= 0.0625)``, not ``n.s.``: no evidence was possible.
 
 Nothing here knows a domain: the columns are whatever the run's cells have.
 """
@@ -58,6 +61,7 @@ class Comparison:
     p: float  # NaN when there is no pair
     q: float = math.nan
     verdict: str = ""
+    nonzero: int = 0  # the pairs whose difference is not 0 (what the test ranks)
 
 
 @dataclass
@@ -331,7 +335,9 @@ def paired_comparisons(
         # every difference 0: no evidence either way (scipy would refuse an empty sample)
         p = float(wilcoxon(a, b, alternative="two-sided").pvalue) if np.any(d != 0) else 1.0
         mean_a, mean_b = float(a.mean()), float(b.mean())
-        table.rows.append(Comparison(group_name, name, mean_a, mean_b, float(d.mean()), len(d), p))
+        row = Comparison(group_name, name, mean_a, mean_b, float(d.mean()), len(d), p)
+        row.nonzero = int(np.count_nonzero(d))
+        table.rows.append(row)
     qs = false_discovery_control([r.p for r in table.rows], method="bh")
     for row, q in zip(table.rows, qs):
         row.q = float(q)
@@ -344,6 +350,9 @@ def _short(column: str) -> str:
 
 
 def _verdict(row: Comparison, better: str | None, alpha: float, ref: str) -> str:
+    smallest = 2.0 / 2.0**row.nonzero  # the exact test's p with every difference one way
+    if row.nonzero and not smallest < alpha:
+        return f"untestable (n={row.nonzero}: p >= {smallest:.3g})"
     if not row.q < alpha or row.difference == 0:
         return "n.s."
     higher = row.difference > 0

@@ -141,6 +141,21 @@ def test_equal_pairs_give_p_one():
     assert row.p == 1.0 and row.difference == 0.0 and row.verdict == "n.s."
 
 
+def test_too_few_pairs_for_any_p_to_reach_alpha_read_untestable_not_ns():
+    """b is below a on every one of 3 seeds: the exact two-sided p can be no smaller
+    than 2 / 2^3 = 0.25, so no evidence was possible; 'n.s.' would read as evidence of
+    no difference. With 7 pairs (smallest p 0.016; 0.031 adjusted for the two
+    comparisons) the test can decide."""
+    cells = _table()
+    few = cells[cells["seed"].isin([0, 1, 2, 100]) & (cells["param.truth"] == "x")]
+    rows = {r.other: r for r in paired_comparisons(few, "dice", "method=a", better="higher").rows}
+    assert rows["method=b"].n == 3 and rows["method=b"].p == pytest.approx(0.25)
+    assert rows["method=b"].verdict == "untestable (n=3: p >= 0.25)"  # before: n.s.
+    seven = cells[cells["seed"].isin(range(7)) & (cells["param.truth"] == "x")]
+    rows = {r.other: r for r in paired_comparisons(seven, "dice", "method=a", better="higher").rows}
+    assert rows["method=b"].verdict == "method=a better"
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [
