@@ -177,7 +177,7 @@ def _new_parser(sub: Any) -> None:
     new = sub.add_parser(
         "new", help="write a plugin file and a suite that runs it beside built-ins"
     )
-    new.add_argument("kind", help="the kind of plugin (bench new --list: the templates)")
+    new.add_argument("kind", help="the kind of plugin (an unknown kind lists the templates)")
     new.add_argument("name", nargs="?", help="its name, e.g. my_lab.ralston")
     new.add_argument("-o", "--output", default=".", help="folder to write into (default: .)")
     new.add_argument("--plugins", nargs="*", default=[], help="modules or .py files to load")
@@ -1117,6 +1117,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
             style="yellow",
             highlight=False,
         )
+    for change in cmp.code:
+        out.print(f"note: the runs ran different code: {change}", highlight=False, markup=False)
     if cmp.only_a or cmp.only_b:
         out.print(f"unmatched configurations: {cmp.only_a} only in A, {cmp.only_b} only in B")
     if not cmp.times and not cmp.metrics and not cmp.status_changes:
@@ -1253,6 +1255,14 @@ def _rounds_joined(loaded: list) -> tuple[Any, Any]:
 
     if len(loaded) == 1:
         return loaded[0][1], loaded[0][0].curves
+    first = loaded[0][0]
+    for run, _ in loaded[1:]:  # rounds are one suite run again, or they pool unlike cells
+        for key, what in (("suite", "suite"), ("suite_text", "suite file text")):
+            if run.meta.get(key) != first.meta.get(key):
+                raise CliError(
+                    f"rounds are runs of one suite, as it was: {run.path} and {first.path} "
+                    f"differ in their {what} (run.json's {key}); reach each run on its own"
+                )
     cells, curves = [], []
     for k, (run, mine) in enumerate(loaded, start=1):
         if _ROUND in mine.columns:

@@ -205,6 +205,8 @@ class Comparison:
     only_a: int = 0
     only_b: int = 0
     machines: tuple[str, str] = ("", "")
+    #: what code differed (``code_differences``): a change a comparison measures too
+    code: list[str] = field(default_factory=list)
     #: configuration key (as ``_key_json``) -> what differs between configurations
     labels: dict[str, str] = field(default_factory=dict)
     #: task -> its headline, as run B (else A) recorded it
@@ -288,6 +290,7 @@ def compare_runs(a: Run, b: Run, alpha: float = 0.05) -> Comparison:
     cols = _shared_key_columns(a, b)
     result = Comparison(a.name, b.name, cols)
     result.machines = _machines(a), _machines(b)
+    result.code = code_differences(a.meta, b.meta)
     result.labels = _labels(a, b, cols)
     chosen_a = {_key_str(marked_a.loc[i], cols): text for i, text in chose_a.items()}
     chosen_b = {_key_str(marked_b.loc[i], cols): text for i, text in chose_b.items()}
@@ -467,6 +470,37 @@ def _adjust(rows: list[TimeRow]) -> None:
         adjusted = false_discovery_control([r.p_value for r in tested], method="bh")
         for row, p in zip(tested, adjusted):
             row.p_adjusted = float(p)
+
+
+def code_differences(meta_a: dict[str, Any], meta_b: dict[str, Any]) -> list[str]:
+    """What code differed between two runs, as run.json recorded it: bench's commit (and
+    a dirty tree), and each suite plugin file whose source hash differs or that only one
+    run had: ``plugin ./lab.py: d0c34ede9bc3 in A, b0f33e5bf35c in B``."""
+    out = []
+    git_a = meta_a.get("git") if isinstance(meta_a.get("git"), dict) else {}
+    git_b = meta_b.get("git") if isinstance(meta_b.get("git"), dict) else {}
+
+    def commit(git: dict[str, Any]) -> str:
+        text = str(git.get("commit") or "?")[:12]
+        return text + (" (dirty)" if git.get("dirty") else "")
+
+    if git_a and git_b and commit(git_a) != commit(git_b):
+        out.append(f"bench commit {commit(git_a)} in A, {commit(git_b)} in B")
+
+    def plugins(meta: dict[str, Any]) -> dict[str, str]:
+        files = meta.get("plugin_files")
+        return {
+            str(e.get("spec")): str(e.get("sha256", "?"))[:12]
+            for e in (files if isinstance(files, list) else [])
+            if isinstance(e, dict)
+        }
+
+    files_a, files_b = plugins(meta_a), plugins(meta_b)
+    for spec in dict.fromkeys([*files_a, *files_b]):
+        ha, hb = files_a.get(spec, "none"), files_b.get(spec, "none")
+        if ha != hb:
+            out.append(f"plugin {spec}: {ha} in A, {hb} in B")
+    return out
 
 
 def _machines(run: Run) -> str:

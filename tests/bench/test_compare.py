@@ -98,6 +98,35 @@ def test_metric_means_are_over_the_seeds_ok_in_both_runs(tmp_path):
     assert (row.a, row.b, row.seeds) == (0.3, 0.2, "unpaired (2 in A, 2 in B)")
 
 
+def test_compare_says_when_the_runs_ran_different_code(tmp_path, capsys):
+    """A plugin file edited between two runs (run.json's plugin_files) or another bench
+    commit is part of what a comparison measures: said, not left to guess."""
+    import json
+
+    from bench.compare import code_differences
+
+    a, b = _fake_run(tmp_path, "a", 1.0, 0.1), _fake_run(tmp_path, "b", 1.0, 0.1)
+    lab_a = {"spec": "./lab.py", "sha256": "d0c34ede9bc3" + "0" * 52}
+    lab_b = {"spec": "./lab.py", "sha256": "b0f33e5bf35c" + "0" * 52}
+    new = {"spec": "./new.py", "sha256": "a" * 64}
+    meta_a = {"suite": "x", "git": {"commit": "1" * 40, "dirty": False}, "plugin_files": [lab_a]}
+    meta_b = {**meta_a, "plugin_files": [lab_b, new]}
+    (a / "run.json").write_text(json.dumps(meta_a))
+    (b / "run.json").write_text(json.dumps(meta_b))
+    assert code_differences(meta_a, meta_a) == []
+    assert main(["compare", str(a), str(b)]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "note: the runs ran different code: plugin ./lab.py: d0c34ede9bc3 in A, b0f33e5bf35c in B"
+        in out
+    )
+    assert "plugin ./new.py: none in A, aaaaaaaaaaaa in B" in out
+    dirty = {**meta_a, "git": {"commit": "1" * 40, "dirty": True}}
+    assert code_differences(meta_a, dirty) == [
+        "bench commit 111111111111 in A, 111111111111 (dirty) in B"
+    ]
+
+
 def test_metric_and_status_gates(tmp_path):
     a = load_run(_fake_run(tmp_path, "a", 1.0, 0.1))
     b = load_run(_fake_run(tmp_path, "b", 1.0, 0.12, statuses=("ok", "diverged")))

@@ -364,6 +364,11 @@ def test_reach_over_rounds_reads_each_pair_within_its_round(tmp_path, capsys):
                      r"over 3 of 3 runs", out)  # fmt: skip
     assert pair, out
     assert float(pair.group(3)) == pytest.approx(float(pair.group(4)) / 2, abs=1e-3)
+    # a run of another suite is no round of this one: refused, not pooled
+    (tmp_path / "round1" / "run.json").write_text('{"suite": "other"}')
+    assert main(["reach", *folders, *argv]) == 2
+    assert "differ in their suite (run.json's suite)" in capsys.readouterr().err
+    (tmp_path / "round1" / "run.json").write_text('{"suite": "race"}')
     (tmp_path / "round2" / "cells.parquet").write_bytes(b"not parquet")
     assert main(["reach", *folders, *argv]) == 2
     assert "round2" in capsys.readouterr().err
