@@ -1236,6 +1236,13 @@ def cmd_reach(args: argparse.Namespace) -> int:
         f"{args.reference}'s {cost}; a curve's first sample at the target (no interpolation)",
         highlight=False,
     )
+    suites = {(r.meta.get("suite"), r.meta.get("suite_text")) for r, _ in loaded}
+    if len(suites) > 1:  # rounds of several suites: a configuration counts where it ran
+        out.print(
+            "note: the runs are of different suites (or suite texts): each configuration "
+            "is read over the runs that ran it, and says how many",
+            highlight=False,
+        )
     names = {str(k + 1): r.path.name for k, (r, _) in enumerate(loaded)}
     named = [_round_of(row, names) for row in rows]
     out.print(_reach_grid(named, bool(args.by)))
@@ -1255,14 +1262,6 @@ def _rounds_joined(loaded: list) -> tuple[Any, Any]:
 
     if len(loaded) == 1:
         return loaded[0][1], loaded[0][0].curves
-    first = loaded[0][0]
-    for run, _ in loaded[1:]:  # rounds are one suite run again, or they pool unlike cells
-        for key, what in (("suite", "suite"), ("suite_text", "suite file text")):
-            if run.meta.get(key) != first.meta.get(key):
-                raise CliError(
-                    f"rounds are runs of one suite, as it was: {run.path} and {first.path} "
-                    f"differ in their {what} (run.json's {key}); reach each run on its own"
-                )
     cells, curves = [], []
     for k, (run, mine) in enumerate(loaded, start=1):
         if _ROUND in mine.columns:
@@ -1339,6 +1338,9 @@ def _print_reach_summary(out: Any, rows: list) -> None:
     """Nothing; prints one line per other configuration: pairs reached, ratios' spread;
     over several runs, each pair's median ratio and range over its rounds as well."""
     rounds = len({name for name, _ in rows})
+    ran_in: dict[tuple[str, str], set[str]] = {}
+    for name, r in rows:
+        ran_in.setdefault((r.group, r.other), set()).add(name)
     for (group, other), mine in _by_other(rows).items():
         reached = sum(r.time == r.time for r in mine)
         ratios = sorted(r.ratio for r in mine if r.ratio == r.ratio)
@@ -1349,7 +1351,9 @@ def _print_reach_summary(out: Any, rows: list) -> None:
                 spread += f" (over {len(ratios)}: the others' reference time is 0 or missing)"
         else:
             spread = "no ratio"
-        runs = f" ({rounds} runs)" if rounds > 1 else ""
+        ran = len(ran_in[(group, other)])  # the runs this configuration ran in
+        runs = f" ({ran} runs)" if ran == rounds else f" ({ran} of {rounds} runs)"
+        runs = runs if rounds > 1 else ""
         out.print(
             f"{head}{other}: reached the target in {reached} of {len(mine)} pairs{runs}; "
             f"time / reference time {spread}",

@@ -364,11 +364,17 @@ def test_reach_over_rounds_reads_each_pair_within_its_round(tmp_path, capsys):
                      r"over 3 of 3 runs", out)  # fmt: skip
     assert pair, out
     assert float(pair.group(3)) == pytest.approx(float(pair.group(4)) / 2, abs=1e-3)
-    # a run of another suite is no round of this one: refused, not pooled
+    # runs of different suites: said, and a configuration only one of them ran counts
+    # its own runs (it read "(3 runs)" for every configuration)
     (tmp_path / "round1" / "run.json").write_text('{"suite": "other"}')
-    assert main(["reach", *folders, *argv]) == 2
-    assert "differ in their suite (run.json's suite)" in capsys.readouterr().err
-    (tmp_path / "round1" / "run.json").write_text('{"suite": "race"}')
+    only = pd.read_parquet(tmp_path / "round1" / "cells.parquet")
+    only.loc[only["method"] == "c", "method"] = "d"
+    only.to_parquet(tmp_path / "round1" / "cells.parquet")
+    assert main(["reach", *folders, *argv]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "note: the runs are of different suites" in out
+    assert "method=d: reached the target in 8 of 16 pairs (1 of 3 runs)" in out, out
+    assert "method=c: reached the target in 16 of 32 pairs (2 of 3 runs)" in out, out
     (tmp_path / "round2" / "cells.parquet").write_bytes(b"not parquet")
     assert main(["reach", *folders, *argv]) == 2
     assert "round2" in capsys.readouterr().err
