@@ -1196,6 +1196,8 @@ def cmd_stats(args: argparse.Namespace) -> int:
         ]
         grid.add_row(*cells_)
     out.print(grid)
+    for note in table.left_out:
+        out.print(f"left out: {note}", highlight=False, markup=False)
     return 0
 
 

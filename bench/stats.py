@@ -72,6 +72,7 @@ class StatsTable:
     alpha: float
     by: list[str] = field(default_factory=list)
     rows: list[Comparison] = field(default_factory=list)
+    left_out: list[str] = field(default_factory=list)  # see ``Pairing.left_out``
 
 
 def parse_reference(text: str) -> dict[str, str]:
@@ -158,6 +159,8 @@ class Pairing:
     by: list[str]
     match: list[str]
     pairs: list[Pair]
+    #: each configuration of the reference's task(s) with no pair, and why
+    left_out: list[str] = field(default_factory=list)
 
 
 def paired_cells(
@@ -194,12 +197,48 @@ def paired_cells(
     for _, group in usable.groupby(groups, sort=False):
         mask = is_ref.loc[group.index]
         pairs += _group_pairs(group, mask, label, by_cols, config, reference)
+    left_out = _left_out(cells, usable, is_ref, keys, match, {p.other for p in pairs}, column)
     if not pairs:
-        raise StatsError(
-            f"no cell pairs with {reference!r}: no other configuration ran with the same "
-            "task, seed and other parameters"
-        )
-    return Pairing(column, ref_label, by_cols, match, pairs)
+        why = "; ".join(left_out) or "no other configuration ran"
+        raise StatsError(f"no cell pairs with {reference!r}: {why}")
+    return Pairing(column, ref_label, by_cols, match, pairs, left_out)
+
+
+def _left_out(
+    cells: pd.DataFrame,
+    usable: pd.DataFrame,
+    is_ref: pd.Series,
+    keys: dict[str, str],
+    match: list[str],
+    paired: set[str],
+    column: str,
+) -> list[str]:
+    """Each other value of the reference's keys, in its task(s), that no pair holds, and
+    why: no cell ok with a finite metric, or none that ran as a reference cell did (the
+    columns whose values the two never share)."""
+    tasks = set(usable.loc[is_ref[is_ref].index, "task"])
+    mine = reported(cells)
+    mine = mine[mine["task"].isin(tasks)]
+    names = mine[list(keys)].apply(lambda r: " ".join(f"{_short(k)}={_text_of(v)}"
+                                                      for k, v in r.items()), axis=1)  # fmt: skip
+    ref_rows = usable.loc[is_ref[is_ref].index]
+    out = []
+    for name in dict.fromkeys(names):
+        if any(p == name or p.startswith(name + " ") for p in paired):
+            continue
+        rows = mine[names == name]
+        if rows.index.isin(ref_rows.index).any():
+            continue  # the reference itself
+        ok = rows.index.intersection(usable.index)
+        if ok.empty:
+            out.append(f"{name}: no cell ok with a finite {column}")
+            continue
+        apart = [
+            _short(c) for c in match if not set(_text(usable.loc[ok, c])) & set(_text(ref_rows[c]))
+        ]
+        differ = f" (it differs in {', '.join(apart)})" if apart else ""
+        out.append(f"{name}: no cell ran as a reference cell did{differ}")
+    return out
 
 
 def _label_columns(
@@ -327,7 +366,7 @@ def paired_comparisons(
     for pair in found.pairs:
         values = (float(pair.reference[column]), float(pair.cell[column]))
         pairs.setdefault((pair.group, pair.other), []).append(values)
-    table = StatsTable(column, ref_label, better, alpha, found.by)
+    table = StatsTable(column, ref_label, better, alpha, found.by, left_out=found.left_out)
     for (group_name, name), values_ in sorted(pairs.items()):
         a = np.array([x for x, _ in values_])
         b = np.array([y for _, y in values_])

@@ -141,6 +141,28 @@ def test_equal_pairs_give_p_one():
     assert row.p == 1.0 and row.difference == 0.0 and row.verdict == "n.s."
 
 
+def test_configurations_without_pairs_are_named_with_why(capsys, tmp_path):
+    """A method whose every cell failed, and one that ran with another noise than the
+    reference, pair with nothing: they were left out of the table without a word."""
+    cells = _table()
+    failed = cells[cells["method"] == "b"].assign(method="d", status="error")
+    other = cells[cells["method"] == "b"].assign(method="e", **{"param.noise": 0.2})
+    cells = pd.concat([cells, failed, other], ignore_index=True)
+    table = paired_comparisons(cells, "dice", "method=a", better="higher")
+    assert {r.other for r in table.rows} == {"method=b", "method=c"}
+    assert table.left_out == [
+        "method=d: no cell ok with a finite metric.dice",
+        "method=e: no cell ran as a reference cell did (it differs in noise)",
+    ]
+    run = tmp_path / "run"
+    run.mkdir()
+    cells.assign(label="t", suite="t", error="", bench=0).to_parquet(run / "cells.parquet")
+    (run / "run.json").write_text('{"suite": "t"}')
+    assert main(["stats", str(run), "--metric", "dice", "--reference", "method=a",
+                 "--better", "higher"]) == 0  # fmt: skip
+    assert "left out: method=e: no cell ran as a reference cell did" in capsys.readouterr().out
+
+
 def test_too_few_pairs_for_any_p_to_reach_alpha_read_untestable_not_ns():
     """b is below a on every one of 3 seeds: the exact two-sided p can be no smaller
     than 2 / 2^3 = 0.25, so no evidence was possible; 'n.s.' would read as evidence of
