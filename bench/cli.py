@@ -1248,7 +1248,7 @@ def cmd_reach(args: argparse.Namespace) -> int:
     names = {str(k + 1): r.path.name for k, (r, _) in enumerate(loaded)}
     named = [_round_of(row, names) for row in rows]
     out.print(_reach_grid(named, bool(args.by)))
-    _print_reach_summary(out, named)
+    _print_reach_summary(out, named, len(loaded))
     return 0
 
 
@@ -1336,10 +1336,10 @@ def _reach_grid(rows: list, by: bool) -> Any:
     return grid
 
 
-def _print_reach_summary(out: Any, rows: list) -> None:
+def _print_reach_summary(out: Any, rows: list, rounds: int = 1) -> None:
     """Nothing; prints one line per other configuration: pairs reached, ratios' spread;
-    over several runs, each pair's median ratio and range over its rounds as well."""
-    rounds = len({name for name, _ in rows})
+    over several runs (``rounds``: how many were read), each pair's median ratio and
+    range over its rounds as well."""
     ran_in: dict[tuple[str, str], set[str]] = {}
     for name, r in rows:
         ran_in.setdefault((r.group, r.other), set()).add(name)

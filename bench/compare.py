@@ -318,6 +318,7 @@ def compare_runs(a: Run, b: Run, alpha: float = 0.05) -> Comparison:
         result.metrics.extend(_metric_rows(key, label, ok_a, ok_b, status_b))
         if ok_b.empty:
             continue
+        ok_a, ok_b = _paired(ok_a, ok_b)  # the timers too: a seed failed in B is no faster
         samples_a = a.samples[a.samples["cell_id"].isin(ok_a["cell_id"])]
         samples_b = b.samples[b.samples["cell_id"].isin(ok_b["cell_id"])]
         result.times.extend(_time_rows(key, label, samples_a, samples_b, alpha))
@@ -405,8 +406,8 @@ def _metric_rows(
     none (say runs of different seeds), and the row says so."""
     seeds_a, seeds_b = set(ok_a["seed"]), set(ok_b["seed"])
     both = seeds_a & seeds_b
+    ok_a, ok_b = _paired(ok_a, ok_b)
     if both:
-        ok_a, ok_b = ok_a[ok_a["seed"].isin(both)], ok_b[ok_b["seed"].isin(both)]
         every = len(seeds_a | seeds_b)
         seeds = str(len(both)) if len(both) == every else f"{len(both)} of {every}"
     else:
@@ -421,6 +422,15 @@ def _metric_rows(
         b_value = float(vb.mean()) if len(vb) else math.nan
         rows.append(MetricRow(key, col, float(va.mean()), b_value, status_b, label, seeds))
     return rows
+
+
+def _paired(ok_a: pd.DataFrame, ok_b: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Both runs' ok cells of one configuration on the seeds ok in both; each run's own
+    where they share none."""
+    both = set(ok_a["seed"]) & set(ok_b["seed"])
+    if not both:
+        return ok_a, ok_b
+    return ok_a[ok_a["seed"].isin(both)], ok_b[ok_b["seed"].isin(both)]
 
 
 def _time_rows(
@@ -486,6 +496,8 @@ def code_differences(meta_a: dict[str, Any], meta_b: dict[str, Any]) -> list[str
 
     if git_a and git_b and commit(git_a) != commit(git_b):
         out.append(f"bench commit {commit(git_a)} in A, {commit(git_b)} in B")
+    elif git_a.get("dirty") and git_b.get("dirty"):
+        out.append(f"both at bench commit {commit(git_a)}, each with uncommitted changes")
 
     def plugins(meta: dict[str, Any]) -> dict[str, str]:
         files = meta.get("plugin_files")
@@ -495,6 +507,12 @@ def code_differences(meta_a: dict[str, Any], meta_b: dict[str, Any]) -> list[str
             if isinstance(e, dict)
         }
 
+    for meta, run in ((meta_a, "A"), (meta_b, "B")):
+        changes = meta.get("plugin_changes")
+        for change in changes if isinstance(changes, list) else []:
+            if isinstance(change, dict):
+                out.append(f"plugin {change.get('spec')} was edited during run {run} "
+                           f"(resumed at {change.get('at', '?')})")  # fmt: skip
     files_a, files_b = plugins(meta_a), plugins(meta_b)
     for spec in dict.fromkeys([*files_a, *files_b]):
         ha, hb = files_a.get(spec, "none"), files_b.get(spec, "none")

@@ -1036,7 +1036,7 @@ def _metric_item(
     primary = h is not None and h.primary == row.metric
     # up front: the headline's quality metrics (without a headline: those that
     # changed); the rest one click away
-    lead = way is not None if h is not None else verdict != "same"
+    lead = way is not None if h is not None else verdict.split(" (")[0] != "same"
     item = (not primary, label, row.metric, [label, C.short_name(row.metric), row.a, row.b,
                                              row.delta, row.relative, verdict])  # fmt: skip
     return ("metrics" if lead else "other_metrics"), item

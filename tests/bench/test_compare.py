@@ -91,8 +91,11 @@ def test_metric_means_are_over_the_seeds_ok_in_both_runs(tmp_path):
 
     a = frame(_fake_run(tmp_path, "a", 1.0, 0.1), [0.1, 0.5], ["ok", "ok"])
     b = frame(_fake_run(tmp_path, "b", 1.0, 0.1), [0.1, math.nan], ["ok", "error"])
-    (row,) = compare_runs(a, b).metrics
+    cmp = compare_runs(a, b)
+    (row,) = cmp.metrics
     assert (row.a, row.b, row.seeds) == (0.1, 0.1, "1 of 2")  # before: 0.3 -> 0.1, "better"
+    (time,) = cmp.times  # the timers too: seed 0's 8 samples a side, not A's 16
+    assert (time.n_a, time.n_b) == (8, 8)
     other = frame(_fake_run(tmp_path, "c", 1.0, 0.1), [0.2, 0.2], ["ok", "ok"], seeds=(5, 6))
     (row,) = compare_runs(a, other).metrics
     assert (row.a, row.b, row.seeds) == (0.3, 0.2, "unpaired (2 in A, 2 in B)")
@@ -124,6 +127,13 @@ def test_compare_says_when_the_runs_ran_different_code(tmp_path, capsys):
     dirty = {**meta_a, "git": {"commit": "1" * 40, "dirty": True}}
     assert code_differences(meta_a, dirty) == [
         "bench commit 111111111111 in A, 111111111111 (dirty) in B"
+    ]
+    assert code_differences(dirty, dirty) == [
+        "both at bench commit 111111111111 (dirty), each with uncommitted changes"
+    ]
+    edited = {**meta_a, "plugin_changes": [{"spec": "./lab.py", "at": "2026-12-07T05:20:41"}]}
+    assert code_differences(meta_a, edited) == [
+        "plugin ./lab.py was edited during run B (resumed at 2026-12-07T05:20:41)"
     ]
 
 

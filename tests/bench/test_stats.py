@@ -161,6 +161,11 @@ def test_configurations_without_pairs_are_named_with_why(capsys, tmp_path):
     assert main(["stats", str(run), "--metric", "dice", "--reference", "method=a",
                  "--better", "higher"]) == 0  # fmt: skip
     assert "left out: method=e: no cell ran as a reference cell did" in capsys.readouterr().out
+    # a reference key the others lack: they are paired, and not listed as left out
+    only = _table().assign(**{"param.method.only": None})
+    only.loc[only["method"] == "a", "param.method.only"] = 1
+    table = paired_comparisons(only, "dice", "method=a,method.only=1", better="higher")
+    assert {r.other for r in table.rows} == {"method=b", "method=c"} and table.left_out == []
 
 
 def test_too_few_pairs_for_any_p_to_reach_alpha_read_untestable_not_ns():

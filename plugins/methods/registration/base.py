@@ -179,11 +179,12 @@ class Adam:
     process imports torch._dynamo: 5.5 s measured on the 2-core CPU, shared, inside
     every cell's ``register`` time (issue 20), where this one imports nothing."""
 
-    def __init__(self, params: list[torch.Tensor], lr: float) -> None:
-        self.params, self.lr, self.t = params, lr, 0
+    def __init__(self, params: Iterable[torch.Tensor], lr: float) -> None:
+        # a list: ``net.parameters()`` is a generator, used up by m and v below
+        self.params, self.lr, self.t = list(params), lr, 0
         self.betas, self.eps = (0.9, 0.999), 1e-8
-        self.m = [torch.zeros_like(p) for p in params]
-        self.v = [torch.zeros_like(p) for p in params]
+        self.m = [torch.zeros_like(p) for p in self.params]
+        self.v = [torch.zeros_like(p) for p in self.params]
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         for p in self.params:

@@ -122,3 +122,17 @@ def test_the_loop_adam_is_torch_adam():
             opt.step()
     assert torch.allclose(ours, theirs, atol=1e-5, rtol=0)
     assert not torch.allclose(ours, start, atol=0.5)  # it moved
+
+
+def test_the_loop_adam_takes_a_modules_parameters_as_torch_adam_does():
+    """``Adam(net.parameters(), lr)``, the usual call (the method template recommends
+    this Adam): a generator, used up building the moments, left a step that moved
+    nothing."""
+    net = torch.nn.Linear(3, 1)
+    before = [p.detach().clone() for p in net.parameters()]
+    opt = Adam(net.parameters(), lr=0.1)
+    for _ in range(3):
+        opt.zero_grad()
+        net(torch.ones(4, 3)).sum().backward()
+        opt.step()
+    assert all(not torch.equal(a, p) for a, p in zip(before, net.parameters()))
