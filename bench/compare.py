@@ -112,7 +112,10 @@ class TimeRow:
 
     @property
     def ratio(self) -> float:
-        return self.median_b / self.median_a if self.median_a > 0 else math.inf
+        """median B / median A; inf from a zero A, NaN where both are 0 (no ratio)."""
+        if self.median_a > 0:
+            return self.median_b / self.median_a
+        return math.nan if self.median_b == 0 else math.inf
 
     alpha: float = 0.05
 

@@ -468,7 +468,11 @@ def comparison_tables(cmp: Comparison) -> list[Table]:
         for row in cmp.times:
             sig = row.significant
             style = "red" if sig and row.ratio > 1 else "green" if sig else ""
-            ratio = f"x{row.ratio:.3f}"
+            ratio = (
+                f"x{row.ratio:.3f}"
+                if math.isfinite(row.ratio)
+                else ("both 0" if math.isnan(row.ratio) else "from 0")
+            )
             t.add_row(
                 label(row.key),
                 row.timer,

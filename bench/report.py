@@ -1296,8 +1296,8 @@ def _tuning_section(page: _Page, found: list[tuned.Choice], hidden: pd.DataFrame
     else:
         parts.append(f"<p>{_esc(tuned.summary(found, hidden))}. Each configuration's setting "
                      "is the best validation mean in the metric's direction (a setting with a "
-                     "failed or non-finite validation cell is out; ties go to the first in "
-                     "grid order).</p>")  # fmt: skip
+                     "failed or non-finite validation cell is out; ties, means within a "
+                     "relative 1e-12, go to the first in grid order).</p>")  # fmt: skip
         parts.append(page.table(choice, "filter choices"))
         parts.append(
             f"<details><summary>every setting's validation score ({len(every['rows'])})"

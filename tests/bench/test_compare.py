@@ -8,6 +8,7 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
+from rich.console import Console
 
 from bench.cli import main
 from bench.compare import Gate, GateError, check_gates, compare_runs, with_speedups
@@ -135,6 +136,26 @@ def test_compare_says_when_the_runs_ran_different_code(tmp_path, capsys):
     assert code_differences(meta_a, edited) == [
         "plugin ./lab.py was edited during run B (resumed at 2026-12-07T05:20:41)"
     ]
+
+
+def test_a_timer_at_zero_in_both_runs_has_no_ratio():
+    """0 / 0 printed 'xinf' (a timer a configuration never used): no ratio, said so, and
+    no gate crossed; from 0 to something is still infinite."""
+    import math
+
+    from bench.compare import Comparison, TimeRow
+    from bench.display import comparison_tables
+
+    both = TimeRow({"task": "t"}, "solve", 0.0, 0.0, 3, 3, math.nan)
+    assert math.isnan(both.ratio)
+    assert TimeRow({"task": "t"}, "solve", 0.0, 1.0, 3, 3, math.nan).ratio == math.inf
+    cmp = Comparison("a", "b", ["task"], times=[both])
+    console = Console(width=200, record=True)
+    for table in comparison_tables(cmp):
+        console.print(table)
+    text = console.export_text()
+    assert "both 0" in text and "xinf" not in text and "xnan" not in text
+    assert not check_gates(cmp, [Gate.parse("time:+10%")])
 
 
 def test_metric_and_status_gates(tmp_path):

@@ -128,3 +128,21 @@ class Result:
     disp: torch.Tensor
     inverse: torch.Tensor | None = None
     velocity: torch.Tensor | None = None
+
+    def check(self, method: str, ndim: int, shape: tuple[int, ...]) -> None:
+        """Raise ValueError naming ``method`` where a field is not a floating tensor of
+        (1, ndim, *shape): a displacement channels-last, without its batch axis or at
+        another size would fail deep inside the warp, or broadcast into wrong scores."""
+        want = (1, ndim, *shape)
+        for name in ("disp", "inverse"):
+            field_ = getattr(self, name)
+            if field_ is None and name == "inverse":
+                continue
+            got = tuple(field_.shape) if isinstance(field_, torch.Tensor) else type(field_)
+            if got != want or not field_.is_floating_point():
+                what = got if isinstance(field_, torch.Tensor) else f"a {got.__name__}"
+                raise ValueError(
+                    f"method {method}: Result.{name} is {what}"
+                    + ("" if got != want else f" of {field_.dtype}")
+                    + f", not a floating tensor of (1, ndim, *S) = {want} voxels"
+                )

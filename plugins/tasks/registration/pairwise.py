@@ -359,6 +359,7 @@ class Pairwise(Task):
             seconds = time.perf_counter() - start
         spent = monitor.spent if monitor is not None else 0.0
         ctx.add_time("register", seconds - spent)
+        result.check(method.name, problem.ndim, tuple(problem.shape))
         ctx.check_finite("displacement", result.disp)
         if monitor is not None:
             ctx.add_time("monitor", spent)
@@ -369,6 +370,7 @@ class Pairwise(Task):
         reverse = None
         if self.values["reverse"]:
             reverse = method.solve(self.problem(pair, ctx, swap=True), ctx)
+            reverse.check(method.name, problem.ndim, tuple(problem.shape))
             ctx.check_finite("reverse displacement", reverse.disp)
         self.record(ctx, pair, problem, result, reverse, method.name)
 

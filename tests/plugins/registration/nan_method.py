@@ -1,4 +1,5 @@
-"""A registration method whose loss turns NaN at step 5 (the diverged path's fixture)."""
+"""Registration methods that go wrong: a loss that turns NaN at step 5 (the diverged
+path's fixture), a displacement returned channels-last."""
 
 from __future__ import annotations
 
@@ -25,6 +26,15 @@ class NaNAfterFive(RegistrationMethod):
         return Result(disp.detach())
 
 
+class ChannelsLast(RegistrationMethod):
+    """Test fixture: a zero displacement returned (1, *S, ndim), as grid_sample wants."""
+
+    name = "test.channels_last"
+
+    def solve(self, problem, ctx):
+        return Result(zeros_field(problem.shape, problem.device).movedim(1, -1))
+
+
 @hookimpl
 def bench_plugins():
-    return [NaNAfterFive]
+    return [NaNAfterFive, ChannelsLast]

@@ -259,6 +259,21 @@ def test_nan_loss_ends_diverged_keeping_the_curve(tmp_path):
     assert len(curves) >= 2 and curves.value.isna().iloc[-1]
 
 
+def test_a_displacement_of_the_wrong_shape_ends_the_cell_naming_the_method(tmp_path):
+    """A user's method returning its field channels-last failed deep inside the warp (or
+    broadcast into wrong scores); the cell ends error, naming the method and the shape
+    the task takes."""
+    entry = _entry(method="test.channels_last")
+    path = write_suite(tmp_path / "cl.yaml", [entry], plugins=[str(HERE / "nan_method.py")])
+    args = ["run", path, "--output", str(tmp_path / "out"), "--quiet", "--in-process"]
+    assert main(args) in (0, 1)
+    run = next((tmp_path / "out").glob("*/*/"))
+    (cell,) = pd.read_parquet(run / "cells.parquet").to_dict("records")
+    assert cell["status"] == "error"
+    assert "method test.channels_last: Result.disp is (1, " in cell["error"]
+    assert "not a floating tensor of (1, ndim, *S) = (1, 2, " in cell["error"]
+
+
 def test_displacement_nifti_is_an_ants_warp_in_lps_mm(tmp_path):
     """A user 3-D pair whose affine permutes and flips axes (array axis 0 runs along
     world -y at 2 mm, axis 1 along +x at 3 mm, axis 2 along +z at 2.5 mm): the moving
