@@ -482,7 +482,7 @@ def _run(args: argparse.Namespace) -> int:
         if args.dry_run:
             _print_dry_run(out, suite)
             return 0
-        run_dir = _run_dir(args, suite)
+        run_dir = _run_dir(args, suite.name)
         executor = _executor(args, suite, run_dir, early)
         owned.enter_context(executor)
         display = _RunDisplay(out, suite, run_dir, args.quiet)
@@ -597,13 +597,11 @@ def _command_line(argv: list[str]) -> str:
     return shlex.join(["bench", *argv])
 
 
-def _run_dir(args: argparse.Namespace, suite: Any) -> Path:
+def _run_dir(args: argparse.Namespace, suite_name: str) -> Path:
     """The run folder: ``--resume``'s (checked readable; ``bench.resume`` checks its
     cells against the suite), or a new one under ``--output``."""
     from bench.results import ResultsError, load_run
     from bench.runner import new_run_id
-
-    suite_name = suite.name
 
     if args.retry_failed and not args.resume:
         raise CliError(

@@ -318,10 +318,11 @@ def compare_runs(a: Run, b: Run, alpha: float = 0.05) -> Comparison:
         ok_b = cells_b[cells_b["status"] == "ok"]
         if ok_a.empty:
             continue
-        result.metrics.extend(_metric_rows(key, label, ok_a, ok_b, status_b))
+        # metrics and timers over the seeds ok in both: a seed failed in B is no better
+        ok_a, ok_b, seeds = _paired(ok_a, ok_b)
+        result.metrics.extend(_metric_rows(key, label, ok_a, ok_b, status_b, seeds))
         if ok_b.empty:
             continue
-        ok_a, ok_b = _paired(ok_a, ok_b)  # the timers too: a seed failed in B is no faster
         samples_a = a.samples[a.samples["cell_id"].isin(ok_a["cell_id"])]
         samples_b = b.samples[b.samples["cell_id"].isin(ok_b["cell_id"])]
         result.times.extend(_time_rows(key, label, samples_a, samples_b, alpha))
@@ -400,21 +401,16 @@ def _shared_key_columns(a: Run, b: Run) -> list[str]:
 
 
 def _metric_rows(
-    key: dict[str, Any], label: str, ok_a: pd.DataFrame, ok_b: pd.DataFrame, status_b: str
+    key: dict[str, Any],
+    label: str,
+    ok_a: pd.DataFrame,
+    ok_b: pd.DataFrame,
+    status_b: str,
+    seeds: str,
 ) -> list[MetricRow]:
-    """A row per metric with a finite mean over one configuration's ok cells in A: its
-    mean there and in B (NaN where B has no value of it), both over the seeds ok in
-    both runs (a seed that failed in B is not averaged away on one side only: a method
-    failing on the hard cases would read better); over each run's own where they share
-    none (say runs of different seeds), and the row says so."""
-    seeds_a, seeds_b = set(ok_a["seed"]), set(ok_b["seed"])
-    both = seeds_a & seeds_b
-    ok_a, ok_b = _paired(ok_a, ok_b)
-    if both:
-        every = len(seeds_a | seeds_b)
-        seeds = str(len(both)) if len(both) == every else f"{len(both)} of {every}"
-    else:
-        seeds = f"unpaired ({len(seeds_a)} in A, {len(seeds_b)} in B)" if seeds_b else ""
+    """A row per metric with a finite mean over one configuration's ok cells in A (as
+    ``_paired`` gave them, ``seeds`` its text): its mean there and in B (NaN where B has
+    no value of it)."""
     rows = []
     for col in sorted(c for c in ok_a.columns if c.startswith("metric.")):
         va = pd.to_numeric(ok_a[col], errors="coerce").dropna()
@@ -427,13 +423,18 @@ def _metric_rows(
     return rows
 
 
-def _paired(ok_a: pd.DataFrame, ok_b: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Both runs' ok cells of one configuration on the seeds ok in both; each run's own
-    where they share none."""
-    both = set(ok_a["seed"]) & set(ok_b["seed"])
+def _paired(ok_a: pd.DataFrame, ok_b: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """Both runs' ok cells of one configuration on the seeds ok in both (a seed that
+    failed in B is not averaged away on one side only: a method failing on the hard
+    cases would read better), and what the means are over: ``6``; ``4 of 6``; each run's
+    own cells where they share no seed (runs of different seeds), ``unpaired``."""
+    seeds_a, seeds_b = set(ok_a["seed"]), set(ok_b["seed"])
+    both = seeds_a & seeds_b
     if not both:
-        return ok_a, ok_b
-    return ok_a[ok_a["seed"].isin(both)], ok_b[ok_b["seed"].isin(both)]
+        return ok_a, ok_b, f"unpaired ({len(seeds_a)} in A, {len(seeds_b)} in B)" if seeds_b else ""
+    every = len(seeds_a | seeds_b)
+    seeds = str(len(both)) if len(both) == every else f"{len(both)} of {every}"
+    return ok_a[ok_a["seed"].isin(both)], ok_b[ok_b["seed"].isin(both)], seeds
 
 
 def _time_rows(

@@ -29,8 +29,10 @@ import math
 import os
 import shutil
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -315,6 +317,12 @@ class RunWriter:
     @property
     def cells(self) -> list[dict[str, Any]]:
         return list(self._cells.values())
+
+    @property
+    def rows(self) -> Mapping[str, dict[str, Any]]:
+        """The recorded rows by cell id, live and read-only (the rows themselves are the
+        writer's: a role ``set_role`` gives shows in them)."""
+        return MappingProxyType(self._cells)
 
     def done_ids(self) -> set[str]:
         return set(self._cells)

@@ -19,13 +19,14 @@ what is allowed but worth saying comes back as notes.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
 import yaml
 
+from bench.cell import Cell
 from bench.columns import cell_labels
-from bench.plugins import plugin_sources
 from bench.settings import DEFAULTS, read_settings
 from bench.suite import Suite
 
@@ -38,18 +39,24 @@ class ResumeRefused(ValueError):
     otherwise; the message says which and what to do."""
 
 
-def check(suite: Suite, rows: dict[str, dict[str, Any]], previous: dict[str, Any]) -> list[str]:
+def check(
+    suite: Suite,
+    rows: Mapping[str, dict[str, Any]],
+    previous: dict[str, Any],
+    sources: list[dict[str, str]],
+) -> list[str]:
     """The notes a resume of a run (``rows``: its recorded rows by cell id; ``previous``:
-    its ``run.json``) with ``suite`` should print; raises ``ResumeRefused`` where it
-    must not go on."""
+    its ``run.json``; ``sources``: the suite's ``plugin_sources`` now) with ``suite``
+    should print; raises ``ResumeRefused`` where it must not go on."""
     before = previous.get("suite_text")
     changed = isinstance(before, str) and before != suite.text
     if rows:
-        _same_cells(suite, rows, changed, isinstance(before, str))
-        _same_settings(suite, rows, previous)
+        planned = _planned(suite)
+        _same_cells(planned, rows, suite.source, changed, isinstance(before, str))
+        _same_settings(planned, rows, previous)
         _same_rules(suite, previous)
     notes = []
-    for spec, old, new in plugins_changed(previous, plugin_sources(suite.plugins, suite.base_dir)):
+    for spec, old, new in plugins_changed(previous, sources):
         notes.append(
             f"plugin {spec} changed since this run started (sha256 {old[:12]} then, "
             f"{new[:12]} now): the cells recorded so far ran the earlier code (run.json "
@@ -85,9 +92,21 @@ def plugins_changed(
     ]
 
 
-def _same_cells(suite: Suite, rows: dict[str, dict[str, Any]], changed: bool, known: bool) -> None:
-    planned = {c.id for c in suite.cells}
-    planned |= {c.id for t in suite.tunings for cells in t.test for c in cells}
+def _planned(suite: Suite) -> dict[str, Cell]:
+    """Every cell the suite may run, by id: its cells and each tuned configuration's
+    test cells of every setting (which of them run depends on the choice)."""
+    cells = {c.id: c for c in suite.cells}
+    cells.update({c.id: c for t in suite.tunings for cs in t.test for c in cs})
+    return cells
+
+
+def _same_cells(
+    planned: dict[str, Cell],
+    rows: Mapping[str, dict[str, Any]],
+    source: str,
+    changed: bool,
+    known: bool,
+) -> None:
     stray = [cell_id for cell_id in rows if cell_id not in planned]
     if not stray:
         return
@@ -106,12 +125,14 @@ def _same_cells(suite: Suite, rows: dict[str, dict[str, Any]], changed: bool, kn
     else:
         why = "run.json does not say which suite text the run started with. Start a new run"
     raise ResumeRefused(
-        f"{len(stray)} of its {len(rows)} recorded cells are not cells of {suite.source} as "
+        f"{len(stray)} of its {len(rows)} recorded cells are not cells of {source} as "
         f"it is now (e.g. {examples}): {why}"
     )
 
 
-def _same_settings(suite: Suite, rows: dict[str, dict[str, Any]], previous: dict[str, Any]) -> None:
+def _same_settings(
+    cells: dict[str, Cell], rows: Mapping[str, dict[str, Any]], previous: dict[str, Any]
+) -> None:
     """Each recorded cell's entry measured as the same entry of the suite now does: a
     row is read against the suite text in force when it finished (``suite_history``
     keeps the texts a resume replaced, each with the time it was replaced), since its
@@ -120,8 +141,6 @@ def _same_settings(suite: Suite, rows: dict[str, dict[str, Any]], previous: dict
     if not texts:
         return
     settings: dict[int, dict[int, dict[str, Any]]] = {}  # by text, entry
-    cells = {c.id: c for c in suite.cells}
-    cells.update({c.id: c for t in suite.tunings for cs in t.test for c in cs})
     for cell_id, row in rows.items():
         cell, entry = cells[cell_id], row.get("bench")
         if not isinstance(entry, (int, float)) or entry != entry:
@@ -211,7 +230,7 @@ def _same_rules(suite: Suite, previous: dict[str, Any]) -> None:
             )
 
 
-def _labels(rows: dict[str, dict[str, Any]]) -> dict[str, str]:
+def _labels(rows: Mapping[str, dict[str, Any]]) -> dict[str, str]:
     """Each recorded cell named as the tables name it among the run's cells, with its
     seed: ``ode.harmonic solver=heun solver.step_size=0.1 (validation) seed=100``."""
     frame = pd.DataFrame(list(rows.values()))

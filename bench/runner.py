@@ -8,7 +8,7 @@ import datetime as dt
 import itertools
 import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -171,14 +171,15 @@ def _run_locked(
 ) -> list[dict[str, Any]]:
     writer = RunWriter(run_dir, resume=resume, retry_failed=retry_failed)
     previous = _previous_meta(run_dir) if resume else {}
+    sources = plugin_sources(suite.plugins, suite.base_dir)  # read once: check and run.json
     if resume:  # refused (ResumeRefused) before anything in the folder changes
-        for note in check_resume(suite, {row["cell_id"]: row for row in writer.cells}, previous):
+        for note in check_resume(suite, writer.rows, previous, sources):
             if on_note:
                 on_note(note)
         executor.recover()  # before clearing files an orphaned job could still write
     todo = _not_done(suite.cells, writer)
     meta_path = Path(run_dir) / RUN_JSON
-    meta = _start_meta(suite, run_dir, previous if resume else None)
+    meta = _start_meta(suite, run_dir, previous if resume else None, sources)
     if command:
         meta["command"] = command
     # With SLURM, "devices" and "host" describe the submitting machine; each row's
@@ -196,9 +197,8 @@ def _run_locked(
                 # the choices made so far, in run.json and the roles before their test
                 # cells run: a run killed outright (kill -9: no close) still says what
                 # each chose, and no test cell of an old choice reads as reported
-                recorded = {row["cell_id"]: row for row in writer.cells}
-                _settle_roles(suite, writer, recorded)
-                meta["tuning"] = _records(suite, recorded)
+                _settle_roles(suite, writer)
+                meta["tuning"] = _records(suite, writer.rows)
                 atomic_write_json(meta_path, meta)
             if on_start:
                 on_start(todo, len(writer.done_ids()))
@@ -219,9 +219,8 @@ def _run_locked(
         # Each step runs whatever the one before it raised (a full disk fails them all);
         # an exception already on its way out wins, else the first failure is raised.
         # The log keeps what finished either way.
-        # the recorded rows, by id, once: _settle_roles changes their roles in place
-        rows = {row["cell_id"]: row for row in writer.cells} if suite.tunings else {}
-        failed = _each(executor.close, lambda: _settle_roles(suite, writer, rows), writer.close)
+        rows = writer.rows  # live: the roles _settle_roles sets show in them
+        failed = _each(executor.close, lambda: _settle_roles(suite, writer), writer.close)
         meta["status"] = "interrupted" if failed else status
         if suite.tunings:
             meta["tuning"] = _records(suite, rows)
@@ -235,7 +234,7 @@ def _run_locked(
     return writer.cells
 
 
-def _records(suite: Suite, rows: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+def _records(suite: Suite, rows: Mapping[str, dict[str, Any]]) -> list[dict[str, Any]]:
     """run.json's ``tuning``: each tuned configuration's scores and choice from the
     recorded rows (by cell id)."""
     return [tuning.record(rows) for tuning in suite.tunings]
@@ -259,7 +258,7 @@ def _chosen_test_cells(suite: Suite, writer: RunWriter) -> list[Cell]:
     every configuration's first test cell, then every second one, and so on (seed by
     seed), so that the configurations' test cells run side by side in time and their
     times compare under one load, as a time ratio asks."""
-    rows = {row["cell_id"]: row for row in writer.cells}
+    rows = writer.rows
     lists = []
     for tuning in suite.tunings:
         chosen, _ = tuning.choose(rows)
@@ -268,15 +267,14 @@ def _chosen_test_cells(suite: Suite, writer: RunWriter) -> list[Cell]:
     return [cell for group in itertools.zip_longest(*lists) for cell in group if cell is not None]
 
 
-def _settle_roles(suite: Suite, writer: RunWriter, rows: dict[str, dict[str, Any]]) -> None:
+def _settle_roles(suite: Suite, writer: RunWriter) -> None:
     """Each tuned configuration's recorded test cells are ``test`` for the setting its
     validation now chooses and ``superseded`` for any other: ``--retry-failed`` can run a
     failed validation cell again and move the choice after the old choice's test cells
     ran. They stay in the folder, measured; tables and verdicts leave them out
     (``bench.tuned``). While validation is incomplete every recorded test cell waits as
-    superseded; it is ``test`` again (and not run again) if the choice comes back.
-    ``rows``: the recorded rows by cell id (the writer's own, so a role set here is seen
-    there)."""
+    superseded; it is ``test`` again (and not run again) if the choice comes back."""
+    rows = writer.rows
     for tuning in suite.tunings:
         chosen, _ = tuning.choose(rows)
         for index, cells in enumerate(tuning.test):
@@ -285,7 +283,7 @@ def _settle_roles(suite: Suite, writer: RunWriter, rows: dict[str, dict[str, Any
                     writer.set_role(cell.id, TEST if index == chosen else SUPERSEDED)
 
 
-def _planned(suite: Suite, rows: dict[str, dict[str, Any]]) -> int:
+def _planned(suite: Suite, rows: Mapping[str, dict[str, Any]]) -> int:
     """The rows the run is to record (``rows``: those recorded, by cell id): the cells,
     then each tuned configuration's test cells for the setting its recorded validation
     chose; none where no setting qualified, and one setting's worth while its
@@ -336,8 +334,11 @@ def _previous_meta(run_dir: Path) -> dict[str, Any]:
     return previous
 
 
-def _start_meta(suite: Suite, run_dir: Path, previous: dict[str, Any] | None) -> dict[str, Any]:
-    """run.json at the start; ``previous``: a resumed run's earlier one (None: a new run)."""
+def _start_meta(
+    suite: Suite, run_dir: Path, previous: dict[str, Any] | None, sources: list[dict[str, str]]
+) -> dict[str, Any]:
+    """run.json at the start; ``previous``: a resumed run's earlier one (None: a new run);
+    ``sources``: the suite's ``plugin_sources``."""
     resume = previous is not None
     previous = previous or {}
     devices = sorted({resolve_device(c.device) for c in suite.cells})
@@ -353,7 +354,7 @@ def _start_meta(suite: Suite, run_dir: Path, previous: dict[str, Any] | None) ->
             "status": "running",
         }
     )
-    meta["plugin_files"] = plugin_sources(suite.plugins, suite.base_dir)
+    meta["plugin_files"] = sources
     if resume:
         meta["resumed"] = previous.get("resumed", []) + [now_iso()]
         changes = previous.get("plugin_changes")

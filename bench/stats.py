@@ -189,9 +189,7 @@ def paired_cells(
     text = pd.DataFrame({c: _text(usable[c]) for c in match + named}, index=usable.index)
     groups = text[match].apply(tuple, axis=1)
     shown = _label_columns(text, groups, is_ref, list(keys), config)
-    label = text[shown].apply(
-        lambda row: " ".join(f"{_short(k)}={v}" for k, v in row.items() if v), axis=1
-    )
+    label = _names(text[shown])
     ref_label = " ".join(f"{_short(k)}={v.lower()}" for k, v in keys.items())
     pairs: list[Pair] = []
     for _, group in usable.groupby(groups, sort=False):
@@ -202,6 +200,13 @@ def paired_cells(
         why = "; ".join(left_out) or "no other configuration ran"
         raise StatsError(f"no cell pairs with {reference!r}: {why}")
     return Pairing(column, ref_label, by_cols, match, pairs, left_out)
+
+
+def _names(text: pd.DataFrame) -> pd.Series:
+    """Each row's configuration name from its columns' texts, ``method=syn lr=0.1``: the
+    pairs' labels and the left-out configurations alike (a column a row has no value
+    in is left out of its name)."""
+    return text.apply(lambda row: " ".join(f"{_short(k)}={v}" for k, v in row.items() if v), axis=1)
 
 
 def _left_out(
@@ -219,10 +224,7 @@ def _left_out(
     tasks = set(usable.loc[is_ref[is_ref].index, "task"])
     mine = reported(cells)
     mine = mine[mine["task"].isin(tasks)]
-    # named as the pairs' labels are: a key a configuration lacks (empty) left out
-    names = mine[list(keys)].apply(lambda r: " ".join(f"{_short(k)}={_text_of(v)}"
-                                                      for k, v in r.items() if _text_of(v)),
-                                   axis=1)  # fmt: skip
+    names = _names(pd.DataFrame({k: _text(mine[k]) for k in keys}, index=mine.index))
     ref_rows = usable.loc[is_ref[is_ref].index]
     out = []
     for name in dict.fromkeys(names):

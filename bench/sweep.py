@@ -91,9 +91,7 @@ def expand_all(
                     if entry is None:
                         continue
                     if entry.check_only:  # made for their mistakes only, then dropped
-                        one_seed = {**entry.settings, "seeds": entry.settings["seeds"][:1]}
-                        checked = replace(entry, settings=one_seed)
-                        _tuned(checked, str(name), registry, errors, _Forgotten())
+                        _tuned(entry, str(name), registry, errors, _Forgotten())
                         continue
                     if entry.tune is None:
                         cells.extend(entry.cells(str(name), registry, errors, seen))

@@ -501,6 +501,7 @@ def test_a_resume_whose_plugins_now_expand_the_same_suite_otherwise_is_refused(
 def test_a_resume_that_would_select_by_another_rule_is_refused(tmp_path, monkeypatch):
     """A configuration's choice made by one metric or direction, continued by another:
     refused (run.json's records against the suite's rules)."""
+    from bench.plugins import plugin_sources
     from bench.resume import ResumeRefused, check
     from bench.testing import default_registry
 
@@ -509,12 +510,13 @@ def test_a_resume_that_would_select_by_another_rule_is_refused(tmp_path, monkeyp
     run = _run_in_process(tmp_path, path)
     suite = load_suite(path, default_registry(["./tune_plugins.py"], base_dir=tmp_path))
     rows = {row["cell_id"]: row for row in run.cells.to_dict("records")}
-    assert check(suite, rows, run.meta) == []  # as it ran
+    sources = plugin_sources(suite.plugins, suite.base_dir)
+    assert check(suite, rows, run.meta, sources) == []  # as it ran
     previous = json.loads(json.dumps(run.meta))
     previous["tuning"][0]["better"] = "higher"
     with pytest.raises(ResumeRefused, match=r"selects by error \(lower\), the run started "
                        r"selecting by error \(higher\)"):  # fmt: skip
-        check(suite, rows, previous)
+        check(suite, rows, previous, sources)
 
 
 def test_a_grid_over_max_settings_is_refused_before_its_settings_are_made(
