@@ -101,7 +101,11 @@ def _bool(value: Any) -> bool:
 SETTINGS: dict[str, Setting] = {
     "device": Setting("auto", "auto | cpu | cuda | cuda:N", _device),
     "seeds": Setting([0], "list of integer seeds, or a count", _seeds),
-    "repeats": Setting(5, "timed repetitions per cell (>= 1)", _int_from(1, 1_000_000)),
+    "repeats": Setting(
+        5,
+        "timed repetitions of each ctx.time region (>= 1); a training run is timed once",
+        _int_from(1, 1_000_000),
+    ),
     "warmup": Setting(1, "untimed calls before timing (>= 0)", _int_from(0, 1_000_000)),
     "timeout": Setting(900.0, "seconds per cell (> 0)", _seconds),
     "threads": Setting(

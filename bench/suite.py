@@ -5,7 +5,7 @@ A suite is YAML (read with ``yaml.safe_load``)::
     suite: quickstart
     device: auto            # auto | cpu | cuda | cuda:N
     seeds: [0, 1]           # or a count: 3 -> [0, 1, 2]
-    repeats: 5              # timed repetitions per cell, after warm-up
+    repeats: 5              # timed repetitions of each ctx.time region, after warm-up
     warmup: 1               # untimed calls before timing
     timeout: 120            # seconds per cell
     threads: 1              # torch intra-op threads per worker (default: torch's choice)
