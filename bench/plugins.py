@@ -173,9 +173,11 @@ def load_plugin(spec: str, *, base_dir: Path | None = None) -> ModuleType:
 
 def plugin_sources(specs: Iterable[str], base_dir: Path | None = None) -> list[dict[str, str]]:
     """What a suite's plugins were read from, for ``run.json``: per spec the file (a
-    module's own file; a package's folder) and the SHA-256 of its Python source (a
-    package's ``.py`` files, in path order), so that a plugin edited between a run and
-    its resume is seen. A spec that cannot be found gets ``error`` instead."""
+    top-level module's own file; a package's folder) and the SHA-256 of its Python
+    source (a package's ``.py`` files, in path order), so that a plugin edited between
+    a run and its resume is seen. A module inside a package (``my_lab.bench_plugins``)
+    is hashed over its top-level package, whose other modules it may import. A spec
+    that cannot be found gets ``error`` instead."""
     found = []
     for spec in specs:
         entry: dict[str, str] = {"spec": spec}
@@ -189,7 +191,7 @@ def plugin_sources(specs: Iterable[str], base_dir: Path | None = None) -> list[d
                 origin = module_spec.origin if module_spec else None
                 if not origin or not Path(origin).is_file():
                     raise OSError(f"no source file for module {spec!r}")
-                where = Path(origin)
+                where = _package_root(spec) or Path(origin)
                 files = [where]
                 if where.name == "__init__.py":  # a package: every module of it
                     where = where.parent
@@ -203,6 +205,18 @@ def plugin_sources(specs: Iterable[str], base_dir: Path | None = None) -> list[d
             entry["error"] = f"{type(exc).__name__}: {exc}"
         found.append(entry)
     return found
+
+
+def _package_root(spec: str) -> Path | None:
+    """The ``__init__.py`` of the top-level package a dotted module spec lives in
+    (None for a top-level module, or a namespace package with no one folder)."""
+    if "." not in spec:
+        return None
+    top = importlib.util.find_spec(spec.split(".", 1)[0])
+    origin = top.origin if top else None
+    if origin and Path(origin).name == "__init__.py" and Path(origin).is_file():
+        return Path(origin)
+    return None
 
 
 def _on_import_path(base_dir: Path | None) -> None:

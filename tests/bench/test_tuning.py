@@ -587,6 +587,25 @@ def test_a_plugin_package_is_hashed_over_its_modules(tmp_path, monkeypatch):
     assert "error" in missing and "sha256" not in missing
 
 
+def test_a_module_plugin_is_hashed_over_its_top_level_package(tmp_path, monkeypatch):
+    """``my_lab.bench_plugins`` imports its lab's other modules: an edit to one of them
+    is an edit to the plugin (hashing the module's own file missed it)."""
+    from bench.plugins import plugin_sources
+
+    package = tmp_path / "lab_mod_pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "bench_plugins.py").write_text("from lab_mod_pkg.helpers import X\n")
+    (package / "helpers.py").write_text("X = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (before,) = plugin_sources(["lab_mod_pkg.bench_plugins"])
+    assert before["path"] == str(package)
+    (package / "helpers.py").write_text("X = 2\n")  # a sibling the plugin imports
+    assert plugin_sources(["lab_mod_pkg.bench_plugins"])[0]["sha256"] != before["sha256"]
+    (top,) = plugin_sources(["json"])  # a top-level package is hashed over its modules
+    assert top["path"].endswith("json")
+
+
 def test_a_setting_that_fails_on_validation_is_never_chosen(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     path = _suite(tmp_path, _failing("tune.knob", 0.2, [0]))
