@@ -254,6 +254,7 @@ def _report_parser(sub: Any) -> None:
         help="speedups against the cell with COL=VALUE, as in bench show",
     )
     rep.add_argument("--alpha", type=_alpha, default=0.05, help="significance level (0.05)")
+    rep.add_argument("--across", **ACROSS_FLAG)
     rep.add_argument(
         "--plotly-js",
         metavar="PATH",
@@ -306,6 +307,17 @@ def _plot_parser(sub: Any) -> None:
     plot.set_defaults(func=cmd_plot)
 
 
+#: ``--across KEY`` of bench compare and bench report (two runs)
+ACROSS_FLAG: dict[str, Any] = {
+    "action": "append",
+    "default": [],
+    "metavar": "KEY",
+    "help": "compare configurations across a change of KEY between the runs (a column or a "
+    "parameter's short name: method.lr, device): it is left out of the alignment, and rows "
+    "say each run's value; repeatable",
+}
+
+
 def _compare_parser(sub: Any) -> None:
     cmp = sub.add_parser("compare", help="compare two runs: ratios, significance, gates")
     cmp.add_argument("run_a", help="baseline run folder")
@@ -320,6 +332,7 @@ def _compare_parser(sub: Any) -> None:
         "declared direction); untestable time comparisons (too few samples) never fail a gate",
     )
     cmp.add_argument("--alpha", type=_alpha, default=0.05, help="significance level (0.05)")
+    cmp.add_argument("--across", **ACROSS_FLAG)
     cmp.set_defaults(func=cmd_compare)
 
 
@@ -1004,6 +1017,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     run = _load(args.run)
     run_b = _load(args.run_b) if args.run_b else None
+    if args.across and run_b is None:
+        raise CliError("--across compares two runs: give a second run (bench report A B)")
     try:
         path = write_report(
             run,
@@ -1012,6 +1027,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             baseline=args.baseline,
             alpha=args.alpha,
             plotly_js=Path(args.plotly_js) if args.plotly_js else None,
+            across=args.across,
         )
     except ReportError as exc:
         raise CliError(str(exc)) from None
@@ -1086,12 +1102,14 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from bench.compare import (
+        AcrossError,
         Gate,
         GateError,
         check_gate_targets,
         check_gates,
         compare_runs,
         gate_table,
+        pairable_notes,
         untestable_notes,
         untestable_under,
     )
@@ -1105,7 +1123,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
         check_gate_targets(gates, run_a, run_b)
     except GateError as exc:
         raise CliError(str(exc)) from None
-    cmp = compare_runs(run_a, run_b, alpha=args.alpha)
+    try:
+        cmp = compare_runs(run_a, run_b, alpha=args.alpha, across=args.across)
+    except AcrossError as exc:
+        raise CliError(str(exc)) from None
     out = make_console()
     out.print(f"A = {cmp.run_a}\nB = {cmp.run_b}", highlight=False)
     if cmp.machines[0] != cmp.machines[1]:
@@ -1119,6 +1140,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         out.print(f"note: the runs ran different code: {change}", highlight=False, markup=False)
     if cmp.only_a or cmp.only_b:
         out.print(f"unmatched configurations: {cmp.only_a} only in A, {cmp.only_b} only in B")
+        for line in pairable_notes(cmp):
+            out.print(line, highlight=False, markup=False)
     if not cmp.times and not cmp.metrics and not cmp.status_changes:
         raise CliError(
             f"{cmp.run_a} and {cmp.run_b} share no cell with results in both (same task, "

@@ -37,9 +37,11 @@ defaults.
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -60,6 +62,10 @@ _GATE_RE = re.compile(  # fullmatch: "$" would take a trailing "\n"
 
 class GateError(ValueError):
     """A ``--fail-on`` expression that cannot be parsed."""
+
+
+class AcrossError(ValueError):
+    """An ``--across`` key that cannot pair the runs' configurations."""
 
 
 @dataclass(frozen=True)
@@ -215,8 +221,13 @@ class Comparison:
     #: task -> its headline, as run B (else A) recorded it
     headlines: dict[str, Headline] = field(default_factory=dict)
     #: configuration key (as ``_key_json``) -> what each run chose, where a tuned
-    #: configuration's choice moved between them
+    #: configuration's choice moved between them, and what an ``across`` key was in each
     moved: dict[str, str] = field(default_factory=dict)
+    #: the columns compared across (``compare_runs(across=...)``)
+    across: list[str] = field(default_factory=list)
+    #: the columns that alone keep an unmatched configuration of A from one of B: each
+    #: would pair them as ``--across`` (a parameter changed between the runs)
+    pairable: list[str] = field(default_factory=list)
 
     def label(self, key: dict[str, Any]) -> str:
         """A configuration as what differs from the others of its task:
@@ -281,17 +292,29 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def compare_runs(a: Run, b: Run, alpha: float = 0.05) -> Comparison:
+def compare_runs(a: Run, b: Run, alpha: float = 0.05, across: Sequence[str] = ()) -> Comparison:
     """Align ``a`` and ``b`` and compute timer ratios, p-values and metric deltas, over
     each run's reported cells (``bench.results.reported``: a tuned entry's test cells,
-    never pooled with its validation cells)."""
+    never pooled with its validation cells).
+
+    ``across``: keys (a column, or a parameter's short name) left out of the alignment,
+    so that a configuration whose value of them changed between the runs (a learning
+    rate, the device) is compared with itself; each run must hold one value of each in
+    a configuration, and a row whose values differ says both (``method.lr=0.01 in A,
+    0.02 in B``). ``AcrossError`` where a key is unknown or cannot pair."""
     # each tuning record marks its own configuration's test cells: a parameter one run
     # tuned and the other fixed keeps the two apart
     marked_a, chose_a = _as_tuned(reported(a.cells), a.meta)
     marked_b, chose_b = _as_tuned(reported(b.cells), b.meta)
     a, b = replace(a, cells=marked_a), replace(b, cells=marked_b)
     cols = _shared_key_columns(a, b)
-    result = Comparison(a.name, b.name, cols)
+    names = _across_columns(a.cells, b.cells, cols, across)
+    values_a = {c: a.cells[c].map(_norm) for c in names}
+    values_b = {c: b.cells[c].map(_norm) for c in names}
+    if names:
+        marked_a, marked_b = _mark_across(marked_a, names), _mark_across(marked_b, names)
+        a, b = replace(a, cells=marked_a), replace(b, cells=marked_b)
+    result = Comparison(a.name, b.name, cols, across=names)
     result.machines = _machines(a), _machines(b)
     result.code = code_differences(a.meta, b.meta)
     result.labels = _labels(a, b, cols)
@@ -306,7 +329,17 @@ def compare_runs(a: Run, b: Run, alpha: float = 0.05) -> Comparison:
     groups_b = _groups(b.cells, cols)
     result.only_a = len(set(groups_a) - set(groups_b))
     result.only_b = len(set(groups_b) - set(groups_a))
+    result.pairable = _pairable(set(groups_a) - set(groups_b), set(groups_b) - set(groups_a), cols)
     for k in [k for k in groups_a if k in groups_b]:
+        said = [
+            _across_text(name, values_a[name][groups_a[k].index], values_b[name][groups_b[k].index],
+                         result.labels.get(k, "default"))
+            for name in names
+        ]  # fmt: skip
+        said = [text for text in said if text]
+        if said:
+            result.moved[k] = "; ".join([*filter(None, [result.moved.get(k)]), *said])
+            result.labels[k] = f"{result.labels.get(k, 'default')} ({'; '.join(said)})"
         cells_a, cells_b = groups_a[k], groups_b[k]
         key = {c: _plain(cells_a.iloc[0].get(c)) for c in cols}
         label = result.labels.get(k, "default")
@@ -332,6 +365,87 @@ def compare_runs(a: Run, b: Run, alpha: float = 0.05) -> Comparison:
 
 #: what a tuned test cell's chosen parameters read as in its configuration's key
 TUNED = "tuned"
+#: what an ``across`` key's value reads as in a configuration's key
+ACROSS = "(across)"
+
+
+def _across_columns(
+    cells_a: pd.DataFrame, cells_b: pd.DataFrame, cols: list[str], keys: Sequence[str]
+) -> list[str]:
+    """The key columns named by ``keys`` (a column, or ``param.<key>``)."""
+    out: list[str] = []
+    for key in keys:
+        found = [c for c in (key, f"param.{key}") if c in cols]
+        if not found:
+            either = [c for c in (key, f"param.{key}")
+                      if c in cells_a.columns or c in cells_b.columns]  # fmt: skip
+            if either:
+                where = "A" if either[0] in cells_a.columns else "B"
+                raise AcrossError(
+                    f"--across {key}: {either[0]} is not a configuration column of both runs "
+                    f"(only of {where}'s cells, or a measurement): configurations are "
+                    "aligned without it already"
+                )
+            names = [c.removeprefix("param.") for c in cols]
+            close = difflib.get_close_matches(key, names, n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise AcrossError(f"--across {key}: no such column in the runs' cells{hint}")
+        if found[0] not in out:
+            out.append(found[0])
+    return out
+
+
+def _mark_across(cells: pd.DataFrame, names: list[str]) -> pd.DataFrame:
+    """``cells`` with the ``names`` columns reading ``ACROSS`` where they hold a value."""
+    cells = cells.copy()
+    for name in names:
+        held = cells[name].map(lambda v: not is_missing(v))
+        cells[name] = cells[name].astype(object).where(~held, ACROSS)
+    return cells
+
+
+def _across_text(name: str, values_a: pd.Series, values_b: pd.Series, label: str) -> str:
+    """``method.lr=0.01 in A, 0.02 in B`` where one configuration's value of an
+    ``across`` column changed; "" where it did not. ``AcrossError`` where a run holds
+    several values of it in the configuration (pooling them would mix settings)."""
+    short = name.removeprefix("param.")
+    seen = []
+    for run, values in (("A", values_a), ("B", values_b)):
+        distinct = sorted(set(values))
+        if len(distinct) > 1:
+            raise AcrossError(
+                f"--across {short}: run {run} holds {short} = {', '.join(distinct)} in one "
+                f"configuration ({label}); --across pairs one value in A with one in B "
+                "(leave the others out of the runs, or compare without --across)"
+            )
+        seen.append(distinct[0] if distinct else "")
+    return "" if seen[0] == seen[1] else f"{short}={seen[0]} in A, {seen[1]} in B"
+
+
+def pairable_notes(cmp: Comparison) -> list[str]:
+    """What would pair the unmatched configurations: ``they differ only in method.lr
+    ... --across method.lr``."""
+    if not cmp.pairable:
+        return []
+    shown = [c.removeprefix("param.") for c in cmp.pairable]
+    flags = " ".join(f"--across {c}" for c in shown)
+    return [
+        f"some differ only in {', '.join(shown)} (a change between the runs): {flags} compares them"
+    ]
+
+
+def _pairable(only_a: set[str], only_b: set[str], cols: list[str]) -> list[str]:
+    """The key columns that alone tell an unmatched configuration of A from one of B
+    (keys as ``_key_str`` makes them), in column order."""
+    found: set[str] = set()
+    parsed_b = [json.loads(k) for k in only_b]
+    for key in only_a:
+        values = json.loads(key)
+        for other in parsed_b:
+            apart = [i for i, (x, y) in enumerate(zip(values, other, strict=True)) if x != y]
+            if len(apart) == 1:
+                found.add(cols[apart[0]])
+    return [c for c in cols if c in found]
 
 
 def _as_tuned(cells: pd.DataFrame, meta: dict[str, Any]) -> tuple[pd.DataFrame, dict[Any, str]]:

@@ -37,7 +37,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -48,7 +48,15 @@ import pandas as pd
 
 from bench import columns as C
 from bench import tuned
-from bench.compare import Comparison, MetricRow, TimeRow, compare_runs, speedups_against
+from bench.compare import (
+    AcrossError,
+    Comparison,
+    MetricRow,
+    TimeRow,
+    compare_runs,
+    pairable_notes,
+    speedups_against,
+)
 from bench.headline import Headline
 from bench.results import Run, is_missing, key_columns
 from bench.tuning import tied
@@ -1197,8 +1205,13 @@ def _plugin_files(meta: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def _comparison_section(page: _Page, run: Run, run_b: Run, alpha: float, colours: Colours) -> str:
-    cmp = compare_runs(run, run_b, alpha)
+def _comparison_section(
+    page: _Page, run: Run, run_b: Run, alpha: float, colours: Colours, across: Sequence[str]
+) -> str:
+    try:
+        cmp = compare_runs(run, run_b, alpha, across=across)
+    except AcrossError as exc:
+        raise ReportError(str(exc)) from None
     tasks = {str(t) for t in run.cells["task"].unique()}
     heads = {t: C.headline(run.meta, t) for t in tasks}
     data = comparison_data(cmp, colours, heads)
@@ -1218,6 +1231,13 @@ def _comparison_section(page: _Page, run: Run, run_b: Run, alpha: float, colours
         "too few samples a side for the test ever to reach alpha (one a side, say); such "
         "a row says nothing either way.</p>"
     )
+    if cmp.across:
+        shown = ", ".join(c.removeprefix("param.") for c in cmp.across)
+        parts.append(
+            f"<p class=dim>compared across {_esc(shown)}: configurations are paired whatever "
+            "their value of it, and a row says each run's where it changed.</p>"
+        )
+    parts.extend(f"<p class=dim>{_esc(line)}</p>" for line in pairable_notes(cmp))
     for entry in data["tasks"]:
         parts.append(f"<h3>{_esc(entry['task'])}</h3>")
         for key, title in (("times", "times"), ("metrics", "metrics"), ("status", "status")):
@@ -1328,6 +1348,7 @@ def build_report(
     baseline: str | None = None,
     alpha: float = 0.05,
     plotly_js: Path | None = None,
+    across: Sequence[str] = (),
 ) -> str:
     """The page's HTML. ``baseline`` is ``COL=VALUE[,VALUE...]`` as in ``bench show``.
 
@@ -1348,7 +1369,7 @@ def build_report(
     page = _Page()
     sections = []
     if run_b is not None:
-        sections.append(_comparison_section(page, run, run_b, alpha, colours))
+        sections.append(_comparison_section(page, run, run_b, alpha, colours, across))
         sections.append(_run_header(run, "run A (baseline)", open_=False))
         sections.append(_run_header(run_b, "run B", open_=False))
     else:
@@ -1439,6 +1460,7 @@ def write_report(
     baseline: str | None = None,
     alpha: float = 0.05,
     plotly_js: Path | None = None,
+    across: Sequence[str] = (),
 ) -> Path:
     """Write the page (default ``RUN/report.html``, or ``RUN_B/compare-<A>.html``) and
     return its path. The public entry point: ``write_report(load_run(path),
@@ -1461,7 +1483,13 @@ def write_report(
         if not output.parent.is_dir():
             raise ReportError(f"{output.parent}: no such folder")
         page = build_report(
-            run, run_b, output=output, baseline=baseline, alpha=alpha, plotly_js=plotly_js
+            run,
+            run_b,
+            output=output,
+            baseline=baseline,
+            alpha=alpha,
+            plotly_js=plotly_js,
+            across=across,
         )
         output.write_text(page, encoding="utf-8")
     except OSError as exc:  # a read-only folder, a name past 255 characters, a full disk

@@ -11,7 +11,14 @@ import pytest
 from rich.console import Console
 
 from bench.cli import main
-from bench.compare import Gate, GateError, check_gates, compare_runs, with_speedups
+from bench.compare import (
+    AcrossError,
+    Gate,
+    GateError,
+    check_gates,
+    compare_runs,
+    with_speedups,
+)
 from bench.executors import InProcessExecutor
 from bench.results import load_run
 from bench.runner import run_suite
@@ -525,3 +532,58 @@ def test_cells_on_different_devices_are_not_aligned(tmp_path):
     cells.to_parquet(b_dir / "cells.parquet")
     cmp = compare_runs(a, load_run(b_dir))
     assert cmp.times == [] and cmp.only_a == cmp.only_b == 2
+
+
+def _stepped(run_dir, step, where=None):
+    cells = pd.read_parquet(run_dir / "cells.parquet")
+    rows = cells.index if where is None else where(cells)
+    cells.loc[rows, "param.step_size"] = step
+    cells.to_parquet(run_dir / "cells.parquet")
+    return run_dir
+
+
+def test_across_pairs_configurations_whose_parameter_changed(tmp_path, capsys):
+    """A step size changed between two runs: without --across nothing is compared and the
+    hint names the key; with it each solver is compared with itself, its rows saying
+    both values, and a gate judges them."""
+    a = _fake_run(tmp_path, "a", 1.0, 0.1)
+    b = _stepped(_fake_run(tmp_path, "b", 2.0, 0.2, seed=1), 0.2)
+    plain = compare_runs(load_run(a), load_run(b))
+    assert plain.times == [] and plain.only_a == plain.only_b == 2
+    assert plain.pairable == ["param.step_size"]
+    assert main(["compare", str(a), str(b)]) == 2  # nothing to compare
+    assert "--across step_size compares them" in capsys.readouterr().out
+    cmp = compare_runs(load_run(a), load_run(b), across=["step_size"])
+    assert cmp.only_a == cmp.only_b == 0 and cmp.across == ["param.step_size"]
+    assert sorted(r.label for r in cmp.metrics) == [
+        "solver=euler (step_size=0.1 in A, 0.2 in B)",
+        "solver=rk4 (step_size=0.1 in A, 0.2 in B)",
+    ]
+    assert [round(r.b / r.a, 6) for r in cmp.metrics] == [2.0, 2.0]
+    assert all(1.9 < r.ratio < 2.1 and r.significant for r in cmp.times)
+    code = main(["compare", str(a), str(b), "--across", "step_size", "--fail-on", "time:+50%"])
+    out = capsys.readouterr().out
+    assert code == 1 and "step_size=0.1 in A, 0.2 in B" in out  # the gate crossed
+    page = tmp_path / "page.html"
+    assert main(["report", str(a), str(b), "--across", "step_size", "-o", str(page)]) == 0
+    html = page.read_text()
+    assert "compared across step_size" in html and "step_size=0.1 in A, 0.2 in B" in html
+
+
+def test_across_refuses_what_would_pool_settings_or_is_unknown(tmp_path, capsys):
+    a = _fake_run(tmp_path, "a", 1.0, 0.1)
+    # B ran two step sizes of one solver: pooled, they would mix two settings
+    b = _stepped(_fake_run(tmp_path, "b", 1.0, 0.1), 0.2, lambda c: c["seed"] == 1)
+    with pytest.raises(AcrossError, match=r"run B holds step_size = 0.1, 0.2 in one config"):
+        compare_runs(load_run(a), load_run(b), across=["step_size"])
+    with pytest.raises(AcrossError, match="did you mean step_size"):
+        compare_runs(load_run(a), load_run(a), across=["stepsize"])
+    with pytest.raises(AcrossError, match="is not a configuration column of both runs"):
+        compare_runs(load_run(a), load_run(a), across=["metric.err"])
+    assert main(["compare", str(a), str(b), "--across", "step_size"]) == 2
+    assert "run B holds step_size" in capsys.readouterr().err
+    assert main(["report", str(a), "--across", "step_size"]) == 2
+    assert "give a second run" in capsys.readouterr().err
+    # the same value in both runs: compared as without --across, no value said
+    same = compare_runs(load_run(a), load_run(a), across=["step_size"])
+    assert len(same.metrics) == 2 and all("in A" not in r.label for r in same.metrics)
