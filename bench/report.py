@@ -15,7 +15,8 @@ before tasks declared one: the first metric, the first timer or the wall time):
   ``bench.columns.configuration_labels``; one colour each, the same wherever it
   appears on the page): a table of the headline columns (quality mean ± standard
   deviation over seeds, cost, the best configuration marked by the headline's
-  direction, the Pareto front); one cost-against-quality figure with the Pareto
+  direction, the Pareto front; ``best_margin``: whether its seeds tell the best from
+  the runner-up); one cost-against-quality figure with the Pareto
   front marked; the headline curves against step and against time (any other curve
   by a selector); every other measure against the cost by a selector; the speedups
   over a baseline when one is given; the gallery; the table of every cell, every
@@ -308,6 +309,52 @@ def configuration_summary(t: Task) -> pd.DataFrame:
         if t.cost:
             summary["front"] = pareto_front(summary[t.cost], score)
     return summary
+
+
+def best_margin(t: Task, summary: pd.DataFrame, alpha: float = 0.05) -> str:
+    """What separates the best configuration from the runner-up (the best of the others
+    whose every cell ended ok), paired on seed: the two-sided Wilcoxon signed-rank test
+    of their primary quality, as ``bench stats`` runs it. "" where there is no best or
+    no runner-up. The star is by mean; this says whether the seeds can tell them apart."""
+    from scipy.stats import wilcoxon
+
+    if not summary["best"].any() or not t.quality or t.quality[0] not in t.better:
+        return ""
+    primary = t.quality[0]
+    sign = 1.0 if t.better[primary] == "lower" else -1.0
+    whole = summary[(summary["ok"] == summary["cells"]) & summary[primary].notna()]
+    best = whole[whole["best"]]
+    rest = whole[~whole["best"]]
+    name = C.short_name(primary)
+    ties = f" ({len(best)} tied)" if len(best) > 1 else ""
+    if rest.empty:
+        return ""
+    first = str(best.iloc[0]["config"])
+    second = str(rest.loc[(rest[primary] * sign).idxmin(), "config"])
+    by_seed = []
+    for label in (first, second):
+        cells = t.cells[(t.cells["config"] == label) & (t.cells["status"] == "ok")]
+        if "seed" not in cells or cells["seed"].duplicated().any():
+            return f"{first}{ties} is best by mean {name}; its cells do not pair on seed"
+        by_seed.append(_finite(cells, primary).set_axis(cells["seed"]).dropna())
+    a, b = by_seed[0].align(by_seed[1], join="inner")
+    d = (a - b).to_numpy(float)
+    lead = (
+        f"{first}{ties} is best by mean {name}; against the runner-up {second}, paired on "
+        f"{len(d)} seed{'s' if len(d) != 1 else ''}: "
+    )
+    nonzero = int(np.count_nonzero(d))
+    if not nonzero:
+        return lead + "no difference on any seed"
+    smallest = 2.0 / 2.0**nonzero
+    if not smallest < alpha:
+        return lead + (
+            f"untestable (n={nonzero}: p >= {smallest:.3g}), the seeds cannot tell them "
+            "apart at this count"
+        )
+    p = float(wilcoxon(a.to_numpy(float), b.to_numpy(float)).pvalue)
+    verdict = "better" if p < alpha else "not significantly better"
+    return lead + f"Wilcoxon p = {p:.3g} ({verdict} at alpha {alpha:g})"
 
 
 def pareto_front(cost: pd.Series, score: pd.Series) -> pd.Series:
@@ -1262,6 +1309,9 @@ def _task_section(page: _Page, run: Run, t: Task, gallery: _Gallery, index: int)
         _headline_note(t),
         headline_table_html(t, summary),
     ]
+    margin = best_margin(t, summary)
+    if margin:
+        parts.append(f"<p class=dim>★ {_esc(margin)}.</p>")
     figures = []
     main = cost_quality_figure(t, summary)
     if main is not None:

@@ -142,6 +142,48 @@ def test_a_configuration_with_failed_cells_is_never_best():
     assert list(configuration_summary(task)["best"]) == [False, True]
 
 
+def test_the_best_says_whether_its_seeds_tell_it_from_the_runner_up():
+    """The star is by mean; the line under the table pairs the best with the runner-up
+    on seed, as bench stats does (scipy's Wilcoxon, checked by hand: 6 pairs all one
+    way give the exact two-sided p = 2 / 2^6 = 0.03125)."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from bench.report import best_margin, configuration_summary
+
+    def task(a, b, c=None):
+        n = len(a)
+        rows = {"config": ["a"] * n + ["b"] * n, "seed": list(range(n)) * 2,
+                "status": ["ok"] * 2 * n, "metric.dice": [*a, *b]}  # fmt: skip
+        if c is not None:
+            rows["config"] += ["c"] * n
+            rows["seed"] += list(range(n))
+            rows["status"] += ["ok"] * n
+            rows["metric.dice"] += c
+        return SimpleNamespace(configs=sorted(set(rows["config"])), cells=pd.DataFrame(rows),
+                               quality=["metric.dice"], better={"metric.dice": "higher"},
+                               cost=None)  # fmt: skip
+
+    t = task([0.91, 0.92, 0.93, 0.90, 0.95, 0.94], [0.90, 0.91, 0.92, 0.89, 0.94, 0.93],
+             [0.5] * 6)  # fmt: skip
+    text = best_margin(t, configuration_summary(t))
+    assert text.startswith("a is best by mean dice; against the runner-up b, paired on 6 seeds")
+    assert "Wilcoxon p = 0.0312 (better at alpha 0.05)" in text
+    t = task([0.91, 0.92, 0.93], [0.90, 0.91, 0.92])  # 3 seeds: 0.25 at best
+    text = best_margin(t, configuration_summary(t))
+    assert "untestable (n=3: p >= 0.25)" in text
+    t = task([0.91, 0.80, 0.93, 0.90, 0.95, 0.94], [0.90, 0.91, 0.92, 0.89, 0.94, 0.93])
+    assert "not significantly better" in best_margin(t, configuration_summary(t))
+    t = task([0.9, 0.9], [0.9, 0.9])  # tied: both starred, no runner-up
+    assert best_margin(t, configuration_summary(t)) == ""
+
+
+def test_the_page_says_what_separates_the_best(page):
+    section = page.split("<h2>test.behave</h2>", 1)[1].split("<h2>", 1)[0]
+    assert "(2 tied) is best by mean value; against the runner-up" in section
+
+
 def test_one_colour_per_configuration_across_the_page(page):
     figures = _embedded(page, "FIGURES")
     colours: dict[str, set[str]] = {}
