@@ -256,6 +256,15 @@ def _report_parser(sub: Any) -> None:
     rep.add_argument("--alpha", type=_alpha, default=0.05, help="significance level (0.05)")
     rep.add_argument("--across", **ACROSS_FLAG)
     rep.add_argument(
+        "--problem",
+        action="append",
+        default=[],
+        metavar="KEY",
+        help="a task parameter that poses another problem (truth, image): the best and the "
+        "Pareto front are judged within each of its values, as for those a task's headline "
+        "declares; repeatable",
+    )
+    rep.add_argument(
         "--plotly-js",
         metavar="PATH",
         help="link plotly.js at PATH (written there if missing) instead of inlining it: "
@@ -1028,6 +1037,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             alpha=args.alpha,
             plotly_js=Path(args.plotly_js) if args.plotly_js else None,
             across=args.across,
+            problem=args.problem,
         )
     except ReportError as exc:
         raise CliError(str(exc)) from None

@@ -192,7 +192,19 @@ def headline(meta: dict[str, Any], task: str, cells: pd.DataFrame | None = None)
     if not quality:
         return None
     cost = found.cost if found.cost in cells.columns else "wall"
-    return Headline(quality=quality, cost=cost, curves=found.curves)
+    return Headline(quality=quality, cost=cost, curves=found.curves, problem=found.problem)
+
+
+def problems(cells: pd.DataFrame, columns: list[str]) -> pd.Series:
+    """Each cell's problem, as the ``columns`` (a headline's ``problem_columns``, or any
+    the user names) that vary among ``cells`` say it: ``truth=svf``; "" for every cell
+    where none varies. The best and the Pareto front are judged within one problem."""
+    cols = varying(cells, [c for c in columns if c in cells.columns])
+    if not cols:
+        return pd.Series("", index=cells.index, dtype=object)
+    return pd.Series(
+        [label(row, cols) for _, row in cells[cols].iterrows()], index=cells.index, dtype=object
+    )
 
 
 def cell_labels(cells: pd.DataFrame) -> pd.Series:

@@ -33,15 +33,21 @@ class Headline:
     """``quality``: metric name -> ``"lower"`` or ``"higher"`` (which is better), in
     order of importance (the first is the primary); ``cost``: a column of the cells
     table (``time.<timer>.median``, ``mem.<name>``, ``wall`` or ``metric.<name>``);
-    ``curves``: curve names, the first the main one."""
+    ``curves``: curve names, the first the main one; ``problem``: the task's own
+    parameters that pose another problem rather than another way to solve it (the
+    data, a truth generator, an image): the best configuration and the Pareto front
+    are judged within each of their values, never across (an easier problem is no
+    better method)."""
 
     quality: dict[str, str]
     cost: str = "wall"
     curves: tuple[str, ...] = field(default=())
+    problem: tuple[str, ...] = field(default=())
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "quality", dict(self.quality))
         object.__setattr__(self, "curves", tuple(self.curves))
+        object.__setattr__(self, "problem", tuple(self.problem))
         if not self.quality:
             raise HeadlineError("a headline names at least one quality metric")
         for name, direction in self.quality.items():
@@ -59,6 +65,12 @@ class Headline:
             )
         if not all(isinstance(c, str) and c for c in self.curves):
             raise HeadlineError(f"curves {self.curves!r}: curve names")
+        for name in self.problem:
+            if not isinstance(name, str) or not name or name.startswith("param.") or "." in name:
+                raise HeadlineError(
+                    f"problem {name!r}: give the name of one of the task's own parameters "
+                    "(truth, image)"
+                )
 
     @property
     def primary(self) -> str:
@@ -73,8 +85,15 @@ class Headline:
         """``lower``/``higher`` for a quality column, None for another column."""
         return self.quality.get(column.removeprefix("metric."))
 
+    @property
+    def problem_columns(self) -> list[str]:
+        return [f"param.{name}" for name in self.problem]
+
     def to_dict(self) -> dict[str, Any]:
-        return {"quality": dict(self.quality), "cost": self.cost, "curves": list(self.curves)}
+        out = {"quality": dict(self.quality), "cost": self.cost, "curves": list(self.curves)}
+        if self.problem:
+            out["problem"] = list(self.problem)
+        return out
 
     @classmethod
     def from_dict(cls, data: Any) -> Headline | None:
@@ -86,6 +105,7 @@ class Headline:
                 quality=data["quality"],
                 cost=str(data.get("cost", "wall")),
                 curves=tuple(data.get("curves", ())),
+                problem=tuple(data.get("problem", ())),
             )
         except (HeadlineError, TypeError, AttributeError):
             return None

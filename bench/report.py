@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import base64
 import colorsys
+import difflib
 import html
 import json
 import math
@@ -200,6 +201,9 @@ class Task:
     curves: list[str]  # the headline's curves present, the main one first
     configs: list[str] = field(default_factory=list)  # labels in order of appearance
     colours: dict[str, str] = field(default_factory=dict)
+    #: the problem columns that vary (``cells["problem"]`` says each cell's): the best
+    #: and the Pareto front are judged within one problem
+    problem: list[str] = field(default_factory=list)
 
 
 def _numeric(cells: pd.DataFrame, col: str) -> pd.Series:
@@ -220,14 +224,24 @@ def _is_flag(cells: pd.DataFrame, col: str) -> bool:
 
 
 def describe_task(
-    run: Run, task: str, cells: pd.DataFrame, curves: pd.DataFrame, colours: Colours
+    run: Run,
+    task: str,
+    cells: pd.DataFrame,
+    curves: pd.DataFrame,
+    colours: Colours,
+    problem: Sequence[str] = (),
 ) -> Task:
     """What the page shows of one task: its headline (or the fallback: the first
-    metric with numbers, the first timer, else the wall time) and its configurations."""
+    metric with numbers, the first timer, else the wall time), its configurations and
+    its problems (the headline's ``problem`` parameters and the columns in ``problem``
+    that vary)."""
     cells = C.blanks_emptied(cells).dropna(axis=1, how="all")
     cells["config"] = C.configuration_labels(cells).to_numpy()
     ok = cells[cells["status"] == "ok"]
     found = C.headline(run.meta, task, ok if len(ok) else cells)
+    named = [*(found.problem_columns if found else []), *problem_columns(cells, problem)]
+    varied = C.varying(cells, [c for c in dict.fromkeys(named) if c in cells.columns])
+    cells["problem"] = C.problems(cells, varied).to_numpy()
     names = set()
     if not curves.empty:
         names = set(curves.loc[curves["cell_id"].isin(set(cells["cell_id"])), "curve"])
@@ -262,7 +276,20 @@ def describe_task(
         curves=wanted,
         configs=configs,
         colours=colours.assign(configs),
+        problem=varied,
     )
+
+
+def problem_columns(cells: pd.DataFrame, keys: Sequence[str]) -> list[str]:
+    """``bench report --problem KEY``'s keys as the cells' columns (``param.<key>``, or
+    the column itself); a key no cell of this task has is passed over (another task's)."""
+    out = []
+    for key in keys:
+        for column in (f"param.{key}", key):
+            if column in cells.columns and column.startswith("param."):
+                out.append(column)
+                break
+    return out
 
 
 # --- the headline table ------------------------------------------------------
@@ -292,6 +319,8 @@ def configuration_summary(t: Task) -> pd.DataFrame:
         for col in [*t.quality, *([t.cost] if t.cost else [])]:
             mean, spread = _mean_spread(_finite(ok, col)) if col in ok else (math.nan, math.nan)
             row[col], row[col + "|sd"] = mean, spread
+        where = group["problem"] if "problem" in group else pd.Series(dtype=object)
+        row["problem"] = str(where.iloc[0]) if len(where) else ""
         rows.append(row)
     summary = pd.DataFrame(rows)
     summary["front"] = False
@@ -299,23 +328,41 @@ def configuration_summary(t: Task) -> pd.DataFrame:
     if t.quality and t.quality[0] in t.better:
         primary = t.quality[0]
         sign = 1.0 if t.better[primary] == "lower" else -1.0
-        score = summary[primary] * sign
-        # best among the configurations whose every cell ended ok: one that failed on
-        # some seeds (the hard cases, say) has a mean over the easy ones only
-        whole = score.where(summary["ok"] == summary["cells"])
-        if whole.notna().any():  # means apart only in their last bits are tied: both best
-            best = whole.min()
-            summary["best"] = whole.map(lambda v: bool(pd.notna(v) and tied(v, best)))
-        if t.cost:
-            summary["front"] = pareto_front(summary[t.cost], score)
+        # within one problem (a truth generator, an image): an easier problem is no
+        # better method; a problem with one configuration has nothing to judge
+        for _, mine in summary.groupby("problem", sort=False):
+            if len(mine) < 2 and len(summary) > 1:
+                continue
+            score = mine[primary] * sign
+            # best among the configurations whose every cell ended ok: one that failed
+            # on some seeds (the hard cases, say) has a mean over the easy ones only
+            whole = score.where(mine["ok"] == mine["cells"])
+            if whole.notna().any():  # means apart in their last bits are tied: both best
+                best = whole.min()
+                summary.loc[mine.index, "best"] = whole.map(
+                    lambda v, b=best: bool(pd.notna(v) and tied(v, b))
+                )
+            if t.cost:
+                summary.loc[mine.index, "front"] = pareto_front(mine[t.cost], score)
     return summary
+
+
+def best_margins(t: Task, summary: pd.DataFrame, alpha: float = 0.05) -> list[str]:
+    """``best_margin`` for each problem (``truth=svf: ...``), in the table's order."""
+    out = []
+    for problem, mine in summary.groupby("problem", sort=False):
+        text = best_margin(t, mine, alpha)
+        if text:
+            out.append(f"{problem}: {text}" if problem else text)
+    return out
 
 
 def best_margin(t: Task, summary: pd.DataFrame, alpha: float = 0.05) -> str:
     """What separates the best configuration from the runner-up (the best of the others
     whose every cell ended ok), paired on seed: the two-sided Wilcoxon signed-rank test
     of their primary quality, as ``bench stats`` runs it. "" where there is no best or
-    no runner-up. The star is by mean; this says whether the seeds can tell them apart."""
+    no runner-up. The star is by mean; this says whether the seeds can tell them apart.
+    ``summary``: one problem's rows of ``configuration_summary``."""
     from scipy.stats import wilcoxon
 
     if not summary["best"].any() or not t.quality or t.quality[0] not in t.better:
@@ -416,6 +463,9 @@ def headline_table_html(t: Task, summary: pd.DataFrame) -> str:
         summary = summary.assign(_order=summary[t.quality[0]] * sign).sort_values(
             "_order", na_position="last", kind="stable"
         )
+        if t.problem:  # each problem's configurations together, best first
+            first = {p: i for i, p in enumerate(dict.fromkeys(summary["problem"]))}
+            summary = summary.sort_values("problem", key=lambda s: s.map(first), kind="stable")
     body = []
     for _, row in summary.iterrows():
         label = row["config"]
@@ -467,9 +517,16 @@ def _headline_note(t: Task) -> str:
     )
     cost = _column_title(t.cost) if t.cost else "none"
     curves = ", ".join(t.curves) or "none"
+    within = ""
+    if t.problem:
+        names = ", ".join(C.short_name(c) for c in t.problem)
+        within = (
+            f" The best and the Pareto front are judged within each {names} (another "
+            "problem, not another method), never across."
+        )
     return (
         f"<p class=dim>headline: quality {_esc(quality)}; cost {_esc(cost)}; curves "
-        f"{_esc(curves)}. Mean ± standard deviation over seeds.</p>"
+        f"{_esc(curves)}. Mean ± standard deviation over seeds.{_esc(within)}</p>"
     )
 
 
@@ -528,13 +585,15 @@ def cost_quality_figure(t: Task, summary: pd.DataFrame, y: str | None = None) ->
     if len(ok) > len(means):
         caption += "; faint: each seed"
     if y in t.better:
-        front = _pareto_front_line(t, summary, y)
-        if front is not None:
-            data.append(front)
+        fronts = _pareto_front_lines(t, summary, y)
+        if fronts:
+            data.extend(fronts)
             caption += (
                 "; dashed, ringed: the Pareto front (no configuration is both cheaper "
                 f"and better; {t.better[y]} {C.short_name(y)} is better)"
             )
+            if t.problem:
+                caption += f", one per {', '.join(C.short_name(c) for c in t.problem)}"
     return {
         "title": f"{C.short_name(y)} against {_column_title(t.cost)}",
         "variants": [
@@ -607,19 +666,23 @@ def _mean_marker(
     return trace
 
 
-def _pareto_front_line(t: Task, summary: pd.DataFrame, y: str) -> dict[str, Any] | None:
-    """The dashed, ringed line through the summary's Pareto front by cost, or None
-    when the summary marks no configuration on it."""
-    front = summary[summary["front"]].sort_values(t.cost)
-    if not len(front):
-        return None
-    return {
-        "type": "scatter", "mode": "lines+markers", "x": front[t.cost].tolist(),
-        "y": front[y].tolist(), "name": "Pareto front", "legendgroup": "__front",
-        "hoverinfo": "skip", "showlegend": False,
-        "line": {"color": "#333", "dash": "dash", "width": 1.2, "shape": "hv"},
-        "marker": {"symbol": "circle-open", "size": 17, "color": "#333"},
-    }  # fmt: skip
+def _pareto_front_lines(t: Task, summary: pd.DataFrame, y: str) -> list[dict[str, Any]]:
+    """The dashed, ringed line through the summary's Pareto front by cost, one per
+    problem; none where the summary marks no configuration on it."""
+    lines = []
+    for problem, mine in summary.groupby("problem", sort=False):
+        front = mine[mine["front"]].sort_values(t.cost)
+        if not len(front):
+            continue
+        name = f"Pareto front {problem}" if problem else "Pareto front"
+        lines.append({
+            "type": "scatter", "mode": "lines+markers", "x": front[t.cost].tolist(),
+            "y": front[y].tolist(), "name": name, "legendgroup": "__front",
+            "hoverinfo": "skip", "showlegend": False,
+            "line": {"color": "#333", "dash": "dash", "width": 1.2, "shape": "hv"},
+            "marker": {"symbol": "circle-open", "size": 17, "color": "#333"},
+        })  # fmt: skip
+    return lines
 
 
 def _sweep_lines(t: Task, means: dict[str, tuple[float, float]]) -> list[dict[str, Any]]:
@@ -1309,9 +1372,11 @@ def _task_section(page: _Page, run: Run, t: Task, gallery: _Gallery, index: int)
         _headline_note(t),
         headline_table_html(t, summary),
     ]
-    margin = best_margin(t, summary)
-    if margin:
-        parts.append(f"<p class=dim>★ {_esc(margin)}.</p>")
+    margins = best_margins(t, summary)
+    if margins:
+        parts.append(
+            "<ul class=margins>" + "".join(f"<li>★ {_esc(m)}</li>" for m in margins) + "</ul>"
+        )
     figures = []
     main = cost_quality_figure(t, summary)
     if main is not None:
@@ -1399,12 +1464,19 @@ def build_report(
     alpha: float = 0.05,
     plotly_js: Path | None = None,
     across: Sequence[str] = (),
+    problem: Sequence[str] = (),
 ) -> str:
     """The page's HTML. ``baseline`` is ``COL=VALUE[,VALUE...]`` as in ``bench show``.
 
     ``plotly_js``: link this copy of plotly.js (by a path relative to ``output``)
     instead of inlining it; many pages kept together then share one 4.6 MB file.
     """
+    for key in problem:  # a misspelt key would judge across problems without a word
+        if not problem_columns(run.cells, [key]):
+            names = [c.removeprefix("param.") for c in C.params(run.cells.columns)]
+            close = difflib.get_close_matches(key, names, n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise ReportError(f"--problem {key}: no task parameter of the run has it{hint}")
     # tables, figures and "best" judge the reported cells (a tuned entry's test cells),
     # and a speedup's baseline is one of them
     hidden = tuned.not_reported(run.cells)
@@ -1428,7 +1500,7 @@ def build_report(
     if found or len(hidden):
         sections.append(_tuning_section(page, found, hidden))
     tasks = [
-        describe_task(run, str(task), group, run.curves, colours)
+        describe_task(run, str(task), group, run.curves, colours, problem)
         for task, group in cells.groupby("task", sort=False)
     ]
     if len(tasks) > 1:
@@ -1511,6 +1583,7 @@ def write_report(
     alpha: float = 0.05,
     plotly_js: Path | None = None,
     across: Sequence[str] = (),
+    problem: Sequence[str] = (),
 ) -> Path:
     """Write the page (default ``RUN/report.html``, or ``RUN_B/compare-<A>.html``) and
     return its path. The public entry point: ``write_report(load_run(path),
@@ -1540,6 +1613,7 @@ def write_report(
             alpha=alpha,
             plotly_js=plotly_js,
             across=across,
+            problem=problem,
         )
         output.write_text(page, encoding="utf-8")
     except OSError as exc:  # a read-only folder, a name past 255 characters, a full disk

@@ -35,10 +35,11 @@ from typing import Any
 
 import pandas as pd
 
-from bench.columns import configuration_labels, timers
+from bench.columns import configuration_labels, problems, timers, varying
 from bench.columns import headline as recorded_headline
 from bench.results import CELLS, LOG, RUN_JSON, ResultsError, Run, load_run
 from bench.tuned import reported
+from bench.tuning import tied
 
 #: families: the part of a task's name before the dot; these prefixes share one
 FAMILY_OF = {"classify": "architectures", "memory": "architectures", "synthesis": "architectures"}
@@ -146,8 +147,9 @@ class TaskTable:
     quality: list[tuple[str, str | None]]  # (column, "lower"/"higher"/None)
     cost: str
     declared: bool  # the run recorded a headline (else first metric / first timer)
-    rows: list[dict[str, Any]]  # label, values per column, ok/total
+    rows: list[dict[str, Any]]  # label, values per column, ok/total, problem, best columns
     hidden: int = 0
+    problem: list[str] = field(default_factory=list)  # the problem columns that vary
 
 
 def task_table(run: Run, task: str) -> TaskTable | None:
@@ -164,14 +166,20 @@ def task_table(run: Run, task: str) -> TaskTable | None:
     if cost not in cells.columns:
         cost = "wall" if "wall" in cells.columns else ""
     labels = configuration_labels(cells) if len(cells) else pd.Series(dtype=object)
+    named = [c for c in (found.problem_columns if found else []) if c in cells.columns]
+    varied = varying(cells, named)
+    where = problems(cells, varied)
     rows = []
     for label, group in cells.groupby(labels, sort=False):
         ok = group[group["status"] == "ok"]
         values = {c: _mean(ok, c) for c, _ in quality}
         values[cost] = _median(ok, cost) if cost else math.nan
-        rows.append({"label": str(label), "values": values, "ok": len(ok), "n": len(group)})
+        rows.append({"label": str(label), "values": values, "ok": len(ok), "n": len(group),
+                     "problem": str(where[group.index[0]])})  # fmt: skip
+    for index, col in _best_cells(quality, rows):  # over every row, shown or not
+        rows[index].setdefault("best", set()).add(col)
     hidden = max(0, len(rows) - ROW_LIMIT)
-    return TaskTable(task, quality, cost, declared, rows[:ROW_LIMIT], hidden)
+    return TaskTable(task, quality, cost, declared, rows[:ROW_LIMIT], hidden, varied)
 
 
 #: without a recorded headline, a metric whose name says it is the result comes first
@@ -580,28 +588,52 @@ def _task_html(task: str, entries: list[SiteRun]) -> str:
             if entry.report
             else _esc(entry.source)
         )
+        within = " within each " + ", ".join(c.removeprefix("param.") for c in table.problem)
+        bold = (
+            f"; bold: the best{within if table.problem else ''}, among configurations whose "
+            "every cell ended ok"
+            if any(d for _, d in table.quality)
+            else ""
+        )
         out.append(
             f"<p class=caption>{run_link}: quality {_esc(quality or 'none')}; "
-            f"cost {_esc(cost)} <span class=dim>({_esc(how)})</span></p>"
+            f"cost {_esc(cost)}{_esc(bold)} <span class=dim>({_esc(how)})</span></p>"
         )
         out.append(_headline_table(table))
     return "\n".join(out)
 
 
+def _best_cells(
+    quality: list[tuple[str, str | None]], rows: list[dict[str, Any]]
+) -> set[tuple[int, str]]:
+    """(row, column) of each quality column's best value, as the report judges it:
+    within one problem, among the configurations whose every cell ended ok, values
+    within ``bench.tuning.tied`` of it best too."""
+    out: set[tuple[int, str]] = set()
+    for col, better in quality:
+        if not better:
+            continue
+        for problem in {r["problem"] for r in rows}:
+            mine = [(i, r["values"][col]) for i, r in enumerate(rows) if r["problem"] == problem]
+            whole = [(i, v) for i, v in mine
+                     if rows[i]["ok"] == rows[i]["n"] and math.isfinite(v)]  # fmt: skip
+            if len(mine) < 2 or not whole:
+                continue
+            sign = 1.0 if better == "lower" else -1.0
+            top = min(sign * v for _, v in whole)
+            out.update((i, col) for i, v in whole if tied(sign * v, top))
+    return out
+
+
 def _headline_table(table: TaskTable) -> str:
     cols = [c for c, _ in table.quality] + ([table.cost] if table.cost else [])
-    best: dict[str, float] = {}
-    for col, better in table.quality:
-        values = [r["values"][col] for r in table.rows if math.isfinite(r["values"][col])]
-        if better and len(values) > 1:
-            best[col] = min(values) if better == "lower" else max(values)
     head = "<th>configuration</th>" + "".join(f"<th>{_esc(_column_name(c))}</th>" for c in cols)
     rows = []
     for r in table.rows:
         tds = [f"<td class=cfg>{_esc(r['label'])}</td>"]
         for c in cols:
             v = r["values"].get(c, math.nan)
-            cls = "num best" if c in best and v == best[c] else "num"
+            cls = "num best" if c in r.get("best", ()) else "num"
             tds.append(f"<td class='{cls}'>{_esc(_fmt(v, c))}</td>")
         if r["ok"] < r["n"]:
             tds[0] = tds[0][:-5] + f" <span class=warn>({r['ok']}/{r['n']} ok)</span></td>"

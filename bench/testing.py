@@ -237,6 +237,13 @@ def _task_problems(cls: type[Task], registry: Registry) -> Iterable[str]:
             f"headline is {headline!r}, not a bench.Headline (quality={{metric: "
             "'lower'|'higher'}, cost=column, curves=(...)); or leave it out"
         )
+    elif headline is not None:
+        for name in headline.problem:
+            if name not in getattr(cls, "params", {}):
+                yield (
+                    f"headline problem {name!r} is not one of the task's parameters "
+                    f"({', '.join(getattr(cls, 'params', {})) or 'it has none'})"
+                )
     try:
         slots = cls.slots()
     except (KeyError, TypeError) as exc:

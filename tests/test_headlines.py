@@ -24,7 +24,7 @@ from types import ModuleType
 
 import pytest
 
-from bench import Headline, Registry, Task, get_plugin_manager
+from bench import Headline, Param, Registry, Task, get_plugin_manager
 
 ROOT = Path(__file__).resolve().parent.parent
 REGISTRY = Registry(get_plugin_manager())
@@ -223,3 +223,40 @@ def test_the_check_follows_f_strings_and_the_names_passed_to_helpers():
     rec = recorded([importlib.import_module("plugins.tasks.kernels.tasks")])
     assert rec.has("metric", "output_error_max") and rec.has("time", "forward")
     assert not rec.has("time", "backward_only")
+
+
+@pytest.mark.parametrize("entry", TASKS, ids=[e.name for e in TASKS])
+def test_a_builtin_tasks_problem_parameters_are_its_own_and_pose_no_method(entry):
+    """The headline's problem names the task's own parameters (check_plugin refuses
+    others), and never one a compared method would be tuned over (lr, steps,
+    iterations: a budget or a knob, not another problem)."""
+    h = entry.cls.headline
+    assert set(h.problem) <= set(entry.cls.params), entry.name
+    knobs = {"lr", "steps", "iterations", "epochs", "similarity", "optimizer", "mode"}
+    assert not (set(h.problem) & knobs) or entry.name.startswith("kernels."), h.problem
+
+
+def test_a_headline_problem_round_trips_and_refuses_what_is_not_a_parameter():
+    from bench.headline import HeadlineError
+    from bench.testing import check_plugin
+
+    h = Headline(quality={"dice": "higher"}, problem=("truth",))
+    assert Headline.from_dict(h.to_dict()) == h and h.problem_columns == ["param.truth"]
+    assert "problem" not in Headline(quality={"dice": "higher"}).to_dict()  # old runs' form
+    for bad in ("param.truth", "method.lr", ""):
+        with pytest.raises(HeadlineError, match="one of the task's own parameters"):
+            Headline(quality={"dice": "higher"}, problem=(bad,))
+
+    class Posed(Task):
+        name = "test.posed"
+        headline = Headline(quality={"error": "lower"}, problem=("truht",))
+        params = {"truth": Param("a")}
+
+        def run(self, ctx):
+            ctx.metric("error", 0.0)
+
+    from bench.testing import PluginCheckError
+
+    with pytest.raises(PluginCheckError, match=r"headline problem 'truht' is not one of the "
+                       r"task's parameters \(truth\)"):  # fmt: skip
+        check_plugin(Posed, registry=REGISTRY)

@@ -179,6 +179,48 @@ def test_the_best_says_whether_its_seeds_tell_it_from_the_runner_up():
     assert best_margin(t, configuration_summary(t)) == ""
 
 
+def test_the_best_is_judged_within_each_problem():
+    """Two truth generators, one easier: the best on each is starred and paired with its
+    own runner-up; before, the easier truth's configuration was the page's only best
+    (an easier problem is no better method)."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from bench.report import best_margins, configuration_summary
+
+    rows = [(c, p, s, v) for c, p, base in (("a", "truth=x", 0.9), ("b", "truth=x", 0.8),
+                                            ("c", "truth=y", 0.5), ("d", "truth=y", 0.6))
+            for s, v in enumerate(base + 0.01 * k for k in range(6))]  # fmt: skip
+    cells = pd.DataFrame(rows, columns=["config", "problem", "seed", "metric.dice"])
+    cells["status"] = "ok"
+    cells["time.solve.median"] = [1.0 if c in "ad" else 2.0 for c in cells["config"]]
+    task = SimpleNamespace(configs=["a", "b", "c", "d"], cells=cells, quality=["metric.dice"],
+                           better={"metric.dice": "higher"}, cost="time.solve.median",
+                           problem=["param.truth"])  # fmt: skip
+    summary = configuration_summary(task)
+    assert list(summary["best"]) == [True, False, False, True]
+    assert list(summary["front"]) == [True, False, False, True]  # one front per truth
+    one, two = best_margins(task, summary)
+    assert one.startswith("truth=x: a is best by mean dice; against the runner-up b, paired")
+    assert two.startswith("truth=y: d is best by mean dice; against the runner-up c, paired")
+    assert "Wilcoxon p = 0.0312 (better" in one  # 6 seeds, all one way: 2 / 2^6
+
+
+def test_report_problem_keys_from_the_command_line(report_run, tmp_path, capsys):
+    out = tmp_path / "page.html"
+    assert main(["report", str(report_run.path), "--problem", "seconds", "-o", str(out)]) == 0
+    section = out.read_text().split("<h2>test.behave</h2>", 1)[1].split("<h2>", 1)[0]
+    assert "judged within each seconds (another problem" in section
+    for sleep in ("0.001", "0.004"):
+        assert (f"<li>★ seconds={sleep}: solver=test.constant mode=ok seconds={sleep} value=1 "
+                f"is best by mean value; against the runner-up") in section  # fmt: skip
+    assert main(["report", str(report_run.path), "--problem", "second"]) == 2
+    assert "--problem second: no task parameter of the run has it; did you mean seconds" in (
+        capsys.readouterr().err
+    )
+
+
 def test_the_page_says_what_separates_the_best(page):
     section = page.split("<h2>test.behave</h2>", 1)[1].split("<h2>", 1)[0]
     assert "(2 tied) is best by mean value; against the runner-up" in section

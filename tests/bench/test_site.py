@@ -166,3 +166,25 @@ def test_the_published_folder_builds_a_site_with_every_figure_drawn(tmp_path):
             assert errors == [], page
     finally:
         browser.quit()
+
+
+def test_the_site_bolds_the_best_within_each_problem_among_whole_configurations():
+    """As the report judges it: per problem (an easier truth is no better method), never
+    a configuration that failed on some seeds, ties (last bits) both; computed over every
+    row, shown or not."""
+    from bench.site import _best_cells
+
+    def row(label, dice, problem, ok=3):
+        return {"label": label, "values": {"metric.dice": dice}, "ok": ok, "n": 3,
+                "problem": problem}  # fmt: skip
+
+    rows = [
+        row("svf truth=x", 0.90, "truth=x"),
+        row("syn truth=x", 0.95, "truth=x", ok=2),  # failed on a seed: its mean is easier
+        row("svf truth=y", 0.60, "truth=y"),
+        row("syn truth=y", 0.1 + 0.5, "truth=y"),  # 0.6000000000000001: tied
+        row("lone truth=z", 0.99, "truth=z"),  # nothing to judge it against
+    ]
+    assert _best_cells([("metric.dice", "higher")], rows) == {
+        (0, "metric.dice"), (2, "metric.dice"), (3, "metric.dice")}  # fmt: skip
+    assert _best_cells([("metric.dice", None)], rows) == set()  # no direction, no best

@@ -78,6 +78,7 @@ class MemoryDepth(Task):
     headline = Headline(
         quality={"saved_activation_bytes": "lower", "peak_minus_gradients": "lower"},
         cost="time.step.median",
+        problem=("batch",),
     )
     components = {"architecture": FlowArchitecture}
     params = {

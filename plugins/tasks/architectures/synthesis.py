@@ -205,6 +205,7 @@ class SynthesisT1ToT2(Task):
         },
         cost="time.train.median",
         curves=("loss",),
+        problem=("data", "resolution", "slab_mm", "gap_mm"),
     )
     components = {"architecture": FlowArchitecture}
     params = {

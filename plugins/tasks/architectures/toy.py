@@ -52,6 +52,7 @@ class ClassifyToy(Task):
         quality={"test_accuracy": "higher", "inverse_error_test": "lower"},
         cost="time.train.median",
         curves=("loss",),
+        problem=("dataset", "noise", "n_train", "n_test"),
     )
     components = {"architecture": FlowArchitecture}
     params = {

@@ -112,6 +112,7 @@ class ImageFit(FieldTask):
         quality={"psnr": "higher", "ssim": "higher", "psnr_test": "higher"},
         cost="time.fit.median",
         curves=("psnr", "loss"),
+        problem=("image", "color", "size", "holdout"),
     )
     params = {
         **_image_params(256),
@@ -238,6 +239,7 @@ class Poisson(FieldTask):
         quality={"psnr": "higher", "ssim": "higher"},
         cost="time.fit.median",
         curves=("psnr", "loss"),
+        problem=("image", "color", "size", "supervise"),
     )
     backends = ("sine_mlp.eager",)
     backend_reason = (
@@ -326,6 +328,7 @@ class Multires(FieldTask):
         quality={"psnr": "higher", "psnr_quarter": "higher", "psnr_4x": "higher"},
         cost="time.fit.median",
         curves=("psnr", "loss"),
+        problem=("image", "color", "size"),
     )
     params = {
         **_image_params(256),

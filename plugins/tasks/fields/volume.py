@@ -108,6 +108,7 @@ class VolumeFit(FieldTask):
         quality={"psnr": "higher", "psnr_mask": "higher", "ssim": "higher"},
         cost="time.fit.median",
         curves=("psnr", "loss"),
+        problem=("image", "resolution", "downsample"),
     )
     params = {
         "image": Param(
@@ -193,6 +194,7 @@ class Occupancy(FieldTask):
         quality={"iou": "higher", "iou_fine": "higher"},
         cost="time.fit.median",
         curves=("iou", "loss"),
+        problem=("downsample",),
     )
     params = {
         "downsample": Param(1, low=1, doc="keep every k-th voxel (both grids)"),

@@ -149,6 +149,16 @@ class WarpTask(KernelTask):
     headline = Headline(
         quality={"output_error_max": "lower", "gbs_forward": "higher"},
         cost="time.forward.median",
+        problem=(
+            "size",
+            "batch",
+            "channels",
+            "mode",
+            "padding",
+            "dtype",
+            "displacement",
+            "backward",
+        ),
     )
     op = "warp"
     components = {"backend": WarpBackend}
@@ -230,6 +240,7 @@ class SvfExpTask(KernelTask):
     headline = Headline(
         quality={"output_error_max": "lower", "gbs_forward": "higher"},
         cost="time.forward.median",
+        problem=("size", "batch", "steps", "velocity", "padding", "backward", "layout"),
     )
     op = "svf_exp"
     components = {"backend": SvfExpBackend}
@@ -308,6 +319,16 @@ class SineMLPTask(KernelTask):
     headline = Headline(
         quality={"output_error_max": "lower", "tflops_forward": "higher"},
         cost="time.forward.median",
+        problem=(
+            "points",
+            "in_features",
+            "width",
+            "sine_layers",
+            "out_features",
+            "omega0",
+            "precision",
+            "backward",
+        ),
     )
     op = "sine_mlp"
     components = {"backend": SineMLPBackend}

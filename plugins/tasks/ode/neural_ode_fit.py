@@ -56,7 +56,10 @@ class NeuralODEFitTask(Task):
 
     name = "ode.neural_ode_fit"
     headline = Headline(
-        quality={"final_loss": "lower"}, cost="time.train.median", curves=("batch_loss",)
+        quality={"final_loss": "lower"},
+        cost="time.train.median",
+        curves=("batch_loss",),
+        problem=("data_size", "dtype"),
     )
     components = {"solver": "solver"}
     params = {

@@ -63,6 +63,7 @@ class ODEProblemTask(Task):
     headline = Headline(
         quality={"final_rel_error": "lower", "rel_l2_error": "lower"},
         cost="time.solve.median",
+        problem=("t1", "n_times", "dtype", "gradient"),
     )
     y0: ClassVar[tuple[float, ...]] = ()
     reference_method: ClassVar[str] = "DOP853"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import torch
 
@@ -10,10 +12,16 @@ from plugins.tasks.ode import problems
 from plugins.tasks.ode.protocol import ODEProblemTask, common_params
 
 
+def _problem(*names: str):
+    """The protocol's headline, with this problem's own coefficients as its problem."""
+    return replace(ODEProblemTask.headline, problem=(*ODEProblemTask.headline.problem, *names))
+
+
 class HarmonicTask(ODEProblemTask):
     """Harmonic oscillator x'' = -omega^2 x from (1, 0), against its exact solution."""
 
     name = "ode.harmonic"
+    headline = _problem("omega")
     params = {
         **common_params(t1=10.0),
         "omega": Param(1.0, low=0.0, low_open=True, doc="angular frequency"),
@@ -45,6 +53,7 @@ class LotkaVolterraTask(ODEProblemTask):
     """Lotka-Volterra predator-prey cycles from (1, 1), against a DOP853 reference."""
 
     name = "ode.lotka_volterra"
+    headline = _problem("alpha", "beta", "gamma", "delta")
     params = {
         **common_params(t1=10.0),
         "alpha": Param(1.5, low=0.0, doc="prey growth rate"),
@@ -69,6 +78,7 @@ class VanDerPolTask(ODEProblemTask):
     """Van der Pol oscillator from (2, 0); stiff for large mu (reference: Radau for mu > 10)."""
 
     name = "ode.van_der_pol"
+    headline = _problem("mu")
     params = {
         **common_params(t1=10.0),
         "mu": Param(1.0, low=0.0, doc="nonlinear damping; the problem is stiff for mu >> 1"),

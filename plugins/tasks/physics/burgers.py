@@ -63,6 +63,7 @@ class BurgersTask(Task):
         quality={"rel_l2": "lower", "max_error": "lower", "shock_rel_l2": "lower"},
         cost="time.train.median",
         curves=("error", "loss"),
+        problem=("nu", "nx", "nt", "shock_halfwidth", "quadrature_nodes"),
     )
     components = {"method": PhysicsMethod}
     params = {
@@ -135,6 +136,7 @@ class BurgersReconstructTask(Task):
         quality={"mae": "lower", "mae_initial": "lower", "mae_observed": "lower"},
         cost="time.train.median",
         curves=("error", "loss"),
+        problem=("n", "t_end", "nu", "observe_step", "boundary_points", "refine", "target"),
     )
     components = {"method": PhysicsMethod}
     params = {

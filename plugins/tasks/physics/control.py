@@ -96,6 +96,7 @@ class DensityControlTask(Task):
         quality={"final_l2": "lower", "final_rmse": "lower"},
         cost="time.train.median",
         curves=("loss", "loss.data"),
+        problem=("d0", "size", "shift", "swirl", "padding"),
     )
     components = {"backend": Slot(WarpBackend, default="warp.eager")}
     params = {

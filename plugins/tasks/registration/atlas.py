@@ -214,6 +214,7 @@ class Atlas(Task):
         },
         cost="time.estimate.median",
         curves=("loss",),
+        problem=("dim", "resolution", "downsample", "amplitude", "noise", "subjects"),
     )
     components = {
         "backend": Slot(WarpBackend, default="warp.eager"),

@@ -142,6 +142,22 @@ class Pairwise(Task):
         },
         cost="time.register.median",
         curves=("loss",),
+        problem=(
+            "dim",
+            "resolution",
+            "downsample",
+            "amplitude",
+            "noise",
+            "bias",
+            "data",
+            "truth",
+            "contrast",
+            "fixed",
+            "moving",
+            "fixed_labels",
+            "moving_labels",
+            "folder",
+        ),
     )
     components = {"method": RegistrationMethod, "backend": Slot(WarpBackend, default="warp.eager")}
     params = {
