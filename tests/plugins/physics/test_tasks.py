@@ -64,10 +64,29 @@ class _Zero(PhysicsMethod):
         return Sol()
 
 
+class _FieldSpy(_Exact):
+    """Test only: answers exactly, and records what ``problem.field`` offered: how many of
+    its points lie on the scored grid, and its largest departure from Cole-Hopf."""
+
+    name = "test.field_spy"
+
+    def solve(self, problem, ctx):
+        f = problem.field
+        x, t, u = (a.numpy() for a in (f.x, f.t, f.u))
+        grid_x, grid_t = np.linspace(-1, 1, 33), np.linspace(0, 0.99, 11)
+        on_x = np.isclose(x[:, None], grid_x[None, :], rtol=0, atol=1e-12).any(axis=1)
+        on_t = np.isclose(t[:, None], grid_t[None, :], rtol=0, atol=1e-12).any(axis=1)
+        ctx.metric("field_on_grid", int((on_x & on_t).sum()))
+        ctx.metric("field_points", len(x))
+        ctx.metric("field_error", float(np.abs(u - burgers_exact(x, t, problem.nu)).max()))
+        ctx.metric("field_first_x", float(x[0]))
+        return super().solve(problem, ctx)
+
+
 @hookimpl
 def bench_plugins() -> list[type[PhysicsMethod]]:
     """This module as a plugin module: the registry below holds its test-only methods."""
-    return [_Exact, _Scaled, _Zero]
+    return [_Exact, _Scaled, _Zero, _FieldSpy]
 
 
 @functools.cache
@@ -94,6 +113,20 @@ def test_burgers_metrics_of_the_exact_and_the_zero_answer(tmp_path):
     region = (np.abs(x)[None, :] <= 0.1) & (t[:, None] >= 1 / math.pi)
     assert m["shock_max_error"] == pytest.approx(np.abs(u[region]).max())
     assert result_file(zero, tmp_path / "z", "burgers_fit.png").stat().st_size > 1000
+
+
+def test_burgers_field_samples_are_never_the_scored_points(tmp_path):
+    """A method fitting samples of u (supervised) gets them off the scored grid: before,
+    the pool was the grid itself, and 39 % of the scored points were training points
+    at 10,100 samples. The samples are Cole-Hopf's u there, and a seed draws its own."""
+    spy = {"method": "test.field_spy"}
+    one = run_cell(BURGERS, spy, tmp_path, registry=_registry(), field_samples=3000, **SMALL)
+    m = one.metrics
+    assert m["field_points"] == 3000 and m["field_on_grid"] == 0
+    assert m["field_error"] < 1e-12  # the same quadrature: exact to rounding
+    other = run_cell(BURGERS, spy, tmp_path / "s1", seed=1, registry=_registry(),
+                     field_samples=3000, **SMALL)  # fmt: skip
+    assert other.metrics["field_first_x"] != m["field_first_x"]
 
 
 def test_burgers_reconstruct_mae_of_a_known_error(tmp_path):
