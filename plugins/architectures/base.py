@@ -29,5 +29,13 @@ class FlowArchitecture(Architecture):
 
     invertible: ClassVar[str | None] = None
 
+    @classmethod
+    def needs_domain(cls, params: dict[str, Any]) -> bool:
+        """Whether the module's ``penalty`` samples the task's input domain (it is then
+        called with the task's ``sample_domain``) for these resolved parameters (``params``
+        as a task's ``check_cell`` gets them: ``"architecture.variant"``). A task that
+        has no domain sampler refuses such a cell before it runs."""
+        return False
+
     def build(self, **kwargs: Any) -> nn.Module:
         raise NotImplementedError

@@ -229,6 +229,10 @@ class ResNetSymmetric(FlowArchitecture):
     }
     invertible = "approximate"
 
+    @classmethod
+    def needs_domain(cls, params: dict[str, Any]) -> bool:
+        return params.get("architecture.variant") == "domain"
+
     def build(self, **kwargs: Any) -> SymmetricResNet:
         v = self.values
         h = resolve_step(v["step"], v["depth"])

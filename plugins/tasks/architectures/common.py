@@ -23,5 +23,20 @@ def needs_inverse(plugin: type[Plugin], task: str) -> str | None:
     return None
 
 
+def no_domain_sampler(components: dict[str, type[Plugin]], params: dict[str, Any], task: str):
+    """check_cell's reason to refuse an architecture whose penalty samples the input
+    domain (``FlowArchitecture.needs_domain``) in a task that has no domain to sample
+    (its inputs are images or learned features); None otherwise."""
+    arch = components.get("architecture")
+    needs = getattr(arch, "needs_domain", None)
+    if needs is not None and needs(params):
+        return (
+            f"{arch.name}'s penalty samples the input domain (variant: domain), and {task} "
+            "has no domain sampler (its inputs are images or learned features): use "
+            "variant: data"
+        )
+    return None
+
+
 def count_parameters(*modules: nn.Module) -> int:
     return sum(p.numel() for m in modules for p in m.parameters())

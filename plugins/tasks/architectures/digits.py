@@ -15,14 +15,19 @@ split is recorded beside them (``logistic_test_accuracy``) as a reference point.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from bench import CellContext, Headline, Param, Task
+from bench import CellContext, Headline, Param, Plugin, Task
 from plugins.architectures.base import FlowArchitecture
-from plugins.tasks.architectures.common import build_architecture, count_parameters
+from plugins.tasks.architectures.common import (
+    build_architecture,
+    count_parameters,
+    no_domain_sampler,
+)
 
 
 def digits_split(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -63,6 +68,10 @@ class ClassifyDigits(Task):
         "batch": Param(128, low=1, doc="images per Adam step"),
         "lr": Param(3e-3, low=0.0, low_open=True, doc="Adam learning rate"),
     }
+
+    @classmethod
+    def check_cell(cls, components: dict[str, type[Plugin]], params: dict[str, Any]) -> str | None:
+        return no_domain_sampler(components, params, cls.name)
 
     def run(self, ctx: CellContext) -> None:
         from sklearn.linear_model import LogisticRegression

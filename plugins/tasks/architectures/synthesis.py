@@ -29,7 +29,9 @@ C -> 1) are shared by both contrasts; m is the ``architecture`` slot's module wi
 compared with). Losses (L1 unless said, each with its weight param): ``mapping``
 |r m f(x) - y|, ``inverse`` |r m^-1 f(y) - x|, ``cycle`` x -> y -> x and y -> x -> y,
 ``identity`` |r m f(y) - y| + |r m^-1 f(x) - x|, ``autoencoder`` |r f(x) - x| +
-|r f(y) - y|, ``feature`` mean (f(y) - m(f(x)))^2.
+|r f(y) - y|, ``feature`` mean (f(y) - m(f(x)))^2; and the architecture's own term
+(``penalty`` at the pixels' features m is applied to: the symmetric ResNet's
+invertibility loss, a Lipschitz penalty), as every architecture task adds it.
 
 Metrics on the held-out (test) slices: PSNR and MAE inside the brain mask, SSIM
 (``icbm``: the SSIM map averaged inside the mask, ``image_metrics.masked_ssim``;
@@ -60,7 +62,12 @@ from torch import nn
 
 from bench import CellContext, Headline, Param, Plugin, SkipCell, Task
 from plugins.architectures.base import FlowArchitecture
-from plugins.tasks.architectures.common import build_architecture, count_parameters, needs_inverse
+from plugins.tasks.architectures.common import (
+    build_architecture,
+    count_parameters,
+    needs_inverse,
+    no_domain_sampler,
+)
 from plugins.tasks.architectures.image_metrics import mae, masked_ssim, psnr
 from plugins.tasks.architectures.synthesis_data import icbm_slices, simulated_slices
 
@@ -120,11 +127,14 @@ def losses(
     """The weighted loss terms that ``mode`` trains, as a dict (only those weighted > 0)."""
     out: dict[str, torch.Tensor] = {}
     if mode == "t2_to_t1":  # the baseline: m trained forward from T2 to T1 alone
-        out["mapping"] = _l1(model.forward_map(y), x)
+        fy = model.f(y)
+        out["mapping"] = _l1(model.r(model.mf(fy)), x)
+        _penalty(out, model, fy)
         return out
     fx = model.f(x)
     y_hat = model.r(model.mf(fx))
     out["mapping"] = w["mapping"] * _l1(y_hat, y)
+    _penalty(out, model, fx)
     if mode == "t1_to_t2":
         return out
     fy = model.f(y)
@@ -144,6 +154,17 @@ def losses(
     if w["feature"] > 0:
         out["feature"] = w["feature"] * (fy - model.mf(fx)).pow(2).mean()
     return out
+
+
+def _penalty(out: dict[str, torch.Tensor], model: Synthesis, features: torch.Tensor) -> None:
+    """The architecture's own training term (``penalty``: the symmetric ResNet's
+    invertibility loss, a Lipschitz penalty) at the pixels' features m is applied to, as
+    ``out["architecture"]``; left out where the architecture has none (a constant zero),
+    so that their loss is the same to the bit."""
+    b, c, h, w = features.shape
+    term = model.m.penalty(features.permute(0, 2, 3, 1).reshape(-1, c))
+    if term.requires_grad:
+        out["architecture"] = term
 
 
 def _patches(
@@ -237,6 +258,10 @@ class SynthesisT1ToT2(Task):
     @classmethod
     def check_component(cls, slot: str, plugin: type[Plugin]) -> str | None:
         return needs_inverse(plugin, cls.name)
+
+    @classmethod
+    def check_cell(cls, components: dict[str, type[Plugin]], params: dict[str, Any]) -> str | None:
+        return no_domain_sampler(components, params, cls.name)
 
     @staticmethod
     def load(p: dict[str, Any]) -> dict[str, Any]:

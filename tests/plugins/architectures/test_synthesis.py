@@ -74,3 +74,52 @@ def test_architecture_without_inverse_refused(tmp_path, capsys) -> None:
     assert main(["run", str(path), "--output", str(tmp_path / "out"), "--quiet"]) == 2
     out = capsys.readouterr()
     assert "mlp has no inverse" in out.out + out.err
+
+
+def test_the_architectures_own_term_is_trained() -> None:
+    """A symmetric ResNet's invertibility loss (its penalty) is a loss term here as in the
+    classify tasks: before, synthesis left it out, and resnet_symmetric at weight 1e4
+    trained bit for bit as resnet_shared. Checked against the term written out by hand
+    (weight * mean ||backward-Euler(m(z)) - z||^2 over the pixels' features); an
+    architecture without a term (revnet) gets none, its loss unchanged."""
+    import torch
+
+    from bench.testing import default_registry
+    from plugins.tasks.architectures.synthesis import Synthesis, losses
+
+    registry = default_registry()
+    arch = registry.get("architecture", "resnet_symmetric")(width=4, depth=2, hidden=4)
+    torch.manual_seed(0)
+    model = Synthesis(arch.build(), 4)
+    x, y = torch.rand(2, 2, 1, 8, 8)
+    weights = {k: 1.0 for k in ("mapping", "inverse", "cycle", "identity", "autoencoder",
+                                "feature")}  # fmt: skip
+    for mode, source in (("t1_to_t2", x), ("t2_to_t1", y), ("reversible", x)):
+        terms = losses(model, x, y, mode, weights)
+        z = model.f(source).permute(0, 2, 3, 1).reshape(-1, 4)
+        back = z_hat = model.m(z)
+        for k in reversed(range(model.m.depth)):  # backward Euler, step by step
+            back = back - model.m.h * model.m.block(k)(back)
+        by_hand = 1e4 * (back - z).pow(2).sum(dim=1).mean()
+        assert z_hat.shape == z.shape
+        assert torch.allclose(terms["architecture"], by_hand, rtol=1e-5), mode
+    revnet = registry.get("architecture", "revnet")(width=4, depth=2, hidden=4)
+    plain = losses(Synthesis(revnet.build(), 4), x, y, "reversible", weights)
+    assert "architecture" not in plain
+
+
+def test_a_domain_penalty_is_refused_where_there_is_no_domain(tmp_path, capsys) -> None:
+    path = tmp_path / "s.yaml"
+    entries = [
+        {
+            "task": task,
+            "params": {"architecture": "resnet_symmetric", "architecture.variant": "domain"},
+        }  # fmt: skip
+        for task in ("synthesis.t1_to_t2", "classify.digits")
+    ]
+    path.write_text(yaml.safe_dump({"suite": "s", "benchmarks": entries}))
+    assert main(["run", str(path), "--output", str(tmp_path / "out"), "--quiet"]) == 2
+    out = capsys.readouterr()
+    text = out.out + out.err
+    for task in ("synthesis.t1_to_t2", "classify.digits"):
+        assert f"and {task} has no domain sampler" in text
