@@ -150,8 +150,16 @@ class BurgersReconstructTask(Task):
     """Burgers, the DP book's inverse problem: the trajectory from its state at t=0.5."""
 
     name = "physics.burgers_reconstruct"
+    # mae_fine first: mae's truth is the coarse solver's own trajectory, the very model
+    # diffphys differentiates through (its mae fell below the truth's own discretisation
+    # error, reference_gap); mae is the book's number, kept beside it
     headline = Headline(
-        quality={"mae": "lower", "mae_initial": "lower", "mae_observed": "lower"},
+        quality={
+            "mae_fine": "lower",
+            "mae": "lower",
+            "mae_initial": "lower",
+            "mae_observed": "lower",
+        },
         cost="time.train.median",
         curves=("error", "loss"),
         problem=("n", "t_end", "nu", "observe_step", "boundary_points", "refine", "target"),
