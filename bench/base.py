@@ -301,6 +301,16 @@ class Task(Plugin):
         """
         return None
 
+    @classmethod
+    def validation_data(cls, params: dict[str, Any], select: str) -> str | None:
+        """Why a tuned entry choosing by the metric ``select`` would choose on the data its
+        reported cells are scored on, for these resolved task parameters ("scores every
+        seed on the same 256 x 100 grid"); None where it would not (a seed draws its own
+        data, or ``select`` is measured on a validation split the reported metrics never
+        see: ``Headline.validation`` names those). Such a suite is refused before
+        anything runs, with the reason."""
+        return None
+
     @abstractmethod
     def run(self, ctx: CellContext) -> None:
         """Run one cell."""

@@ -33,7 +33,8 @@ class Headline:
     """``quality``: metric name -> ``"lower"`` or ``"higher"`` (which is better), in
     order of importance (the first is the primary); ``cost``: a column of the cells
     table (``time.<timer>.median``, ``mem.<name>``, ``wall`` or ``metric.<name>``);
-    ``curves``: curve names, the first the main one; ``problem``: the task's own
+    ``curves``: curve names, the first the main one; ``validation``: validation-split
+    metrics (see the field); ``problem``: the task's own
     parameters that pose another problem rather than another way to solve it (the
     data, a truth generator, an image): the best configuration and the Pareto front
     are judged within each of their values, never across (an easier problem is no
@@ -43,11 +44,22 @@ class Headline:
     cost: str = "wall"
     curves: tuple[str, ...] = field(default=())
     problem: tuple[str, ...] = field(default=())
+    #: metric name -> direction: the same quality measured on a validation split the
+    #: quality metrics never see; a tuned entry chooses by the first unless told
+    validation: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "quality", dict(self.quality))
         object.__setattr__(self, "curves", tuple(self.curves))
         object.__setattr__(self, "problem", tuple(self.problem))
+        object.__setattr__(self, "validation", dict(self.validation))
+        for name, direction in self.validation.items():
+            if not isinstance(name, str) or not name or name.startswith("metric."):
+                raise HeadlineError(f"validation metric {name!r}: give the metric's own name")
+            if direction not in DIRECTIONS:
+                raise HeadlineError(
+                    f"validation metric {name!r}: {direction!r} is not 'lower' or 'higher'"
+                )
         if not self.quality:
             raise HeadlineError("a headline names at least one quality metric")
         for name, direction in self.quality.items():
@@ -93,6 +105,8 @@ class Headline:
         out = {"quality": dict(self.quality), "cost": self.cost, "curves": list(self.curves)}
         if self.problem:
             out["problem"] = list(self.problem)
+        if self.validation:
+            out["validation"] = dict(self.validation)
         return out
 
     @classmethod
@@ -106,6 +120,7 @@ class Headline:
                 cost=str(data.get("cost", "wall")),
                 curves=tuple(data.get("curves", ())),
                 problem=tuple(data.get("problem", ())),
+                validation=dict(data.get("validation", {})),
             )
         except (HeadlineError, TypeError, AttributeError):
             return None

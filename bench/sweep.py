@@ -231,6 +231,8 @@ class _Entry:
         paths = {k: p for k, _, p in self.axes}
         groups = self._groups()
         resolver = _Resolver(self.task_cls, registry, paths, f"benchmarks[{self.index}]")
+        if self.tune is not None and not self.check_only:
+            resolver.tuned_by = self.tune.select
         given_json = self._given_json()
         components_json: dict[tuple[str, ...], str] = {}
         common = self._common_fields(suite_name, role)
@@ -582,6 +584,9 @@ class _Resolver:
         self._checks = (
             getattr(task_cls.check_cell, "__func__", None) is not Task.check_cell.__func__
         )
+        #: a tuned entry's select metric: its cells' task parameters are checked for
+        #: validation data apart from the reported data (``Task.validation_data``)
+        self.tuned_by: str | None = None
 
     def _error(self, message: str) -> None:
         if message not in self._seen_errors:
@@ -617,6 +622,9 @@ class _Resolver:
                 task_given[key] = value
         task_key = parts[""]
         task_params = self._once(("task", task_key), self._task, task_given)
+        tuned = task_params is not None and self.tuned_by is not None
+        if tuned and not self._once(("val", task_key), self._validation, task_params, given):
+            return None
         component_params = {}
         for slot, name in components.items():
             sub = comp_given[slot]
@@ -629,6 +637,26 @@ class _Resolver:
         if self._checks and not self._check_cell(components, task_params, component_params, given):
             return None
         return components, task_params, component_params
+
+    def _validation(self, task_params: dict[str, Any], given: dict[str, Any]) -> bool:
+        """Whether a tuned entry's validation cells are scored on data its reported cells
+        are not: a reason from the task's ``validation_data`` is an error."""
+        headline = self.task_cls.headline
+        declared = dict(headline.validation) if headline is not None else {}
+        reason = self.task_cls.validation_data(task_params, self.tuned_by)
+        if not reason:
+            return True
+        offer = (
+            f"choose by a validation metric it records ({', '.join(declared)})"
+            if declared and self.tuned_by not in declared
+            else "sweep the values in matrix instead: every setting is then reported"
+        )
+        shown_given = {k: v for k, v in given.items() if "." not in k}
+        self._error(
+            f"{self.where}.tune.select: {self.tuned_by!r} would choose on the reported data: "
+            f"{self.task_cls.name}{_values_shown(shown_given)} {reason}; {offer}"
+        )
+        return False
 
     def _task(self, task_given: dict[str, Any]) -> dict[str, Any] | None:
         try:

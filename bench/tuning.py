@@ -201,8 +201,9 @@ def read_rule(
 
 
 def _select(value: Any, headline: Any, path: str, errors: list[str]) -> tuple[str, str]:
-    """``dice`` (direction from the headline), ``{metric: dice, better: higher}``, or
-    nothing (the headline's primary)."""
+    """``dice`` (direction from the headline's quality or validation metrics),
+    ``{metric: dice, better: higher}``, or nothing (the headline's first validation
+    metric, else its primary)."""
     if value is None:
         if headline is None:
             errors.append(
@@ -210,10 +211,14 @@ def _select(value: Any, headline: Any, path: str, errors: list[str]) -> tuple[st
                 "(name the metric: `select: {metric: NAME, better: lower}`)"
             )
             return "", "lower"
-        name = next(iter(headline.quality))
-        return name, headline.quality[name]
+        # a validation split's metric where the task records one: data the reported
+        # metrics never see
+        chosen = headline.validation or headline.quality
+        name = next(iter(chosen))
+        return name, chosen[name]
     if isinstance(value, str):
-        better = headline.quality.get(value) if headline is not None else None
+        known = {**headline.quality, **headline.validation} if headline is not None else {}
+        better = known.get(value)
         if better is None:
             errors.append(
                 f"{path}.select: say which way {value!r} is better "

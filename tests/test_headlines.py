@@ -169,7 +169,7 @@ def unrecorded(task: type[Task], registry: Registry = REGISTRY) -> list[str]:
     """What ``task``'s headline names that no source of it records."""
     h = task.headline
     rec = recorded(sources(task, registry))
-    missing = [f"metric {m!r}" for m in h.quality if not rec.has("metric", m)]
+    missing = [f"metric {m!r}" for m in [*h.quality, *h.validation] if not rec.has("metric", m)]
     missing += [f"curve {c!r}" for c in h.curves if not rec.has("curve", c)]
     cost = h.cost
     if cost.startswith("time."):

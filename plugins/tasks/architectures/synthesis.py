@@ -227,6 +227,7 @@ class SynthesisT1ToT2(Task):
         cost="time.train.median",
         curves=("loss",),
         problem=("data", "resolution", "slab_mm", "gap_mm"),
+        validation={"val_psnr_t1_to_t2": "higher", "val_psnr_t2_to_t1": "higher"},
     )
     components = {"architecture": FlowArchitecture}
     params = {
@@ -262,6 +263,17 @@ class SynthesisT1ToT2(Task):
     @classmethod
     def check_cell(cls, components: dict[str, type[Plugin]], params: dict[str, Any]) -> str | None:
         return no_domain_sampler(components, params, cls.name)
+
+    @classmethod
+    def validation_data(cls, params: dict[str, Any], select: str) -> str | None:
+        if params["data"] == "simulated":
+            return (
+                "scores every seed on the same held-out slices, and data: simulated has no "
+                "validation split (data: icbm holds out a validation slab: val_* metrics)"
+            )
+        if select in cls.headline.validation:
+            return None
+        return "scores every seed on the same held-out slabs"
 
     @staticmethod
     def load(p: dict[str, Any]) -> dict[str, Any]:

@@ -113,6 +113,10 @@ class FieldTask(Task):
     backend_reason: ClassVar[str] = ""
 
     @classmethod
+    def validation_data(cls, params: dict[str, Any], select: str) -> str | None:
+        return "fits and scores the same target for every seed (a seed changes the init)"
+
+    @classmethod
     def check_cell(cls, components: dict[str, type[Plugin]], params: dict[str, Any]) -> str | None:
         encoding, backend = components.get("encoding"), components.get("backend")
         limit = backend.max_width

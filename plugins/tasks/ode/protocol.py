@@ -60,6 +60,11 @@ class ODEProblemTask(Task):
     """
 
     components = {"solver": "solver"}
+
+    @classmethod
+    def validation_data(cls, params: dict[str, Any], select: str) -> str | None:
+        return "solves the same problem for every seed (the seed changes nothing it scores)"
+
     headline = Headline(
         quality={"final_rel_error": "lower", "rel_l2_error": "lower"},
         cost="time.solve.median",

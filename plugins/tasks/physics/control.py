@@ -22,6 +22,7 @@ and the timed forward+backward of one optimisation step (``time.step``).
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import numpy as np
 import torch
@@ -113,6 +114,10 @@ class DensityControlTask(Task):
         "swirl": Param(0.5, doc="true velocity: rotation (radians per unit time)"),
         "padding": Param("border", choices=("border", "zeros"), doc="warp padding"),
     }
+
+    @classmethod
+    def validation_data(cls, params: dict[str, Any], select: str) -> str | None:
+        return "steers the same density to the same target for every seed"
 
     def run(self, ctx: CellContext) -> None:
         p = self.values

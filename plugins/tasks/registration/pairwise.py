@@ -260,6 +260,12 @@ class Pairwise(Task):
     def user_pair(self) -> bool:
         return bool(self.values["fixed"] or self.values["folder"])
 
+    @classmethod
+    def validation_data(cls, params: dict[str, Any], select: str) -> str | None:
+        if params["folder"] or params["fixed"]:
+            return "registers the same given pair (fixed, moving) for every seed"
+        return None  # a seed draws its own truth deformation, noise and bias
+
     def pair(self, seed: int) -> data.Pair:
         v = self.values
         if v["folder"]:

@@ -102,12 +102,18 @@ def test_burgers_metrics_of_the_exact_and_the_zero_answer(tmp_path):
     exact = run_cell(BURGERS, {"method": "test.exact"}, tmp_path, registry=_registry(), **SMALL)
     m = exact.metrics
     assert m["rel_l2"] == 0.0 and m["max_error"] == 0.0 and m["shock_rel_l2"] == 0.0
+    assert m["val_rel_l2"] == 0.0  # the validation points' truth is Cole-Hopf's too
     zero = run_cell(BURGERS, {"method": "test.zero"}, tmp_path / "z", registry=_registry(), **SMALL)
     m = zero.metrics
     x = np.linspace(-1, 1, 33)
     t = np.linspace(0, 0.99, 11)
     u = burgers_exact(x[None, :], t[:, None])
     assert m["rel_l2"] == pytest.approx(1.0)  # ||0 - u|| / ||u||
+    assert m["val_rel_l2"] == pytest.approx(1.0)  # the same, at the off-grid points
+    task = BurgersTask(**SMALL)
+    vx, vt, vu = task.validation_points(0)
+    assert not (np.isin(vx, x) & np.isin(vt, t)).any()  # never the scored points
+    assert len(vx) == 10_000 and np.abs(vu - burgers_exact(vx, vt)).max() < 1e-12
     assert m["max_error"] == pytest.approx(np.abs(u).max())
     # near-shock region: |x| <= 0.1 and t >= 1/pi, by hand
     region = (np.abs(x)[None, :] <= 0.1) & (t[:, None] >= 1 / math.pi)

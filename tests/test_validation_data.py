@@ -1,0 +1,101 @@
+"""A tuned entry chooses on data its reported cells are not scored on: a task that
+scores every seed on the same data says so (``Task.validation_data``), and the suite is
+refused before anything runs unless it chooses by a validation metric measured on a
+split the reported metrics never see (``Headline.validation``)."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from bench.suite import SuiteError, load_suite
+from bench.testing import default_registry
+
+REGISTRY = default_registry()
+
+
+def _load(tmp_path, entry):
+    path = tmp_path / "s.yaml"
+    suite = {"suite": "s", "seeds": [0, 1], "benchmarks": [entry]}
+    path.write_text(yaml.safe_dump(suite, sort_keys=False))
+    return load_suite(path, REGISTRY)
+
+
+def _refused(tmp_path, entry) -> str:
+    with pytest.raises(SuiteError) as info:
+        _load(tmp_path, entry)
+    return str(info.value)
+
+
+TUNE = {"validation_seeds": [100, 101]}
+
+
+def test_a_deterministic_problem_cannot_be_tuned_on_other_seeds(tmp_path):
+    text = _refused(tmp_path, {
+        "task": "ode.harmonic", "matrix": {"solver": ["rk4"]},
+        "tune": {**TUNE, "grid": {"solver.step_size": [0.1, 0.05]}},
+    })  # fmt: skip
+    assert "benchmarks[0].tune.select: 'final_rel_error' would choose on the reported data" in text
+    assert "ode.harmonic (solver='rk4') solves the same problem for every seed" in text
+    assert "sweep the values in matrix instead: every setting is then reported" in text
+
+
+def test_burgers_chooses_by_its_off_grid_validation_points(tmp_path):
+    entry = {"task": "physics.burgers", "params": {"method": "pinn"},
+             "tune": {**TUNE, "grid": {"method.lr": [1e-3, 1e-2]}}}  # fmt: skip
+    suite = _load(tmp_path, entry)  # the default select is the validation metric
+    (tuning,) = suite.tunings
+    assert (tuning.rule.select, tuning.rule.better) == ("val_rel_l2", "lower")
+    entry["tune"]["select"] = "rel_l2"  # the reported grid's own error
+    text = _refused(tmp_path, entry)
+    assert "scores every seed on the same 256 x 100 grid against the same exact solution" in text
+    assert "choose by a validation metric it records (val_rel_l2)" in text
+
+
+@pytest.mark.parametrize(
+    ("entry", "reason"),
+    [
+        ({"task": "classify.digits", "params": {"architecture": "resnet"}},
+         "splits the same 1,797 images anew for every seed"),
+        ({"task": "synthesis.t1_to_t2", "params": {"architecture": "revnet"},
+          "select": "val_psnr_t1_to_t2"},
+         "data: simulated has no validation split"),
+        ({"task": "fields.image_fit", "params": {"encoding": "siren"}},
+         "fits and scores the same target for every seed"),
+        ({"task": "physics.burgers_reconstruct", "params": {"method": "diffphys"}},
+         "reconstructs the same trajectory"),
+    ],
+)  # fmt: skip
+def test_tasks_scoring_every_seed_on_the_same_data_refuse_tuning(tmp_path, entry, reason):
+    select = entry.pop("select", None)
+    slot = next(iter(entry["params"]))
+    tune = {**TUNE, "grid": {f"{slot}.lr" if slot != "architecture" else "lr": [0.1, 0.01]}}
+    if slot == "encoding":
+        tune["grid"] = {"lr": [1e-3, 1e-4]}
+    if select:
+        tune["select"] = select
+    assert reason in _refused(tmp_path, {**entry, "tune": tune})
+
+
+def test_data_apart_by_seed_is_tuned_as_before(tmp_path):
+    suite = _load(tmp_path, {
+        "task": "synthesis.t1_to_t2", "params": {"architecture": "revnet", "data": "icbm"},
+        "tune": {**TUNE, "grid": {"lr": [1e-3, 1e-2]}},
+    })  # fmt: skip
+    assert suite.tunings[0].rule.select == "val_psnr_t1_to_t2"  # the validation slab's
+    suite = _load(tmp_path, {
+        "task": "registration.pairwise", "params": {"method": "svf"},
+        "tune": {**TUNE, "grid": "declared", "select": "dice"},
+    })  # fmt: skip
+    assert suite.tunings and suite.tunings[0].rule.select == "dice"
+    import nibabel as nib
+    import numpy as np
+
+    image = tmp_path / "image.nii.gz"
+    nib.save(nib.Nifti1Image(np.ones((16, 16, 1), np.float32), np.eye(4)), image)
+    text = _refused(tmp_path, {
+        "task": "registration.pairwise",
+        "params": {"method": "svf", "fixed": str(image), "moving": str(image)},
+        "tune": {**TUNE, "grid": "declared", "select": "dice"},
+    })  # fmt: skip
+    assert "registers the same given pair (fixed, moving) for every seed" in text
