@@ -508,6 +508,8 @@ def _run(args: argparse.Namespace) -> int:
         executor = _executor(args, suite, run_dir, early)
         owned.enter_context(executor)
         display = _RunDisplay(out, suite, run_dir, args.quiet)
+        if not args.quiet:  # where the executor runs one cell at a time: its progress
+            executor.on_progress = display.on_progress
         interrupted = _run_cells(args, suite, run_dir, executor, display)
         if interrupted:
             return EXIT_INTERRUPTED
@@ -698,8 +700,8 @@ class _RunDisplay:
         if self.bar is not None:  # a tuned entry's test cells, once validation chose
             if not self.quiet:
                 self.out.print(f"{len(todo)} test cells with the settings chosen on validation")
-            total = self.progress.tasks[0].total or 0
-            self.progress.update(self.bar, total=total + len(todo))
+            done_so_far = self.progress.tasks[0].completed
+            self.progress.update(self.bar, total=done_so_far + len(todo))
             return
         note = f" ({done} already done)" if done else ""
         if not self.quiet:
@@ -713,10 +715,20 @@ class _RunDisplay:
                     style="yellow",
                     highlight=False,
                 )
-        self.bar = self.progress.add_task(self.suite.name, total=len(todo))
+        # a tuned suite's test cells come once validation chose: counted from the start,
+        # so that the bar's eta is not that of the validation cells alone
+        later = self.suite.planned - len(self.suite.cells) if self.suite.tunings else 0
+        self.bar = self.progress.add_task(self.suite.name, total=len(todo) + max(later, 0))
 
     def on_cell_start(self, cell: Any) -> None:
         self.progress.update(self.bar, description=f"{cell.task} {_short(cell)}")
+
+    def on_progress(self, cell: Any, point: tuple[Any, ...]) -> None:
+        """A long cell's last curve point on the bar: ``loss 0.0123 at step 1200``."""
+        name, step, _, value = point
+        self.progress.update(
+            self.bar, description=f"{cell.task} {_short(cell)} · {name} {value:.4g} at step {step}"
+        )
 
     def on_cell_done(self, cell: Any, row: dict[str, Any]) -> None:
         status = row["status"]

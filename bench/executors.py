@@ -57,6 +57,11 @@ class Executor:
     """
 
     cluster: str | None = None
+    #: called with ``(cell, point)`` as a running cell records a curve point
+    #: (``(name, step, time, value)``, at most every half second from a worker): what a
+    #: display shows of a long cell's progress. Executors that run one cell at a time
+    #: call it; others leave it unset.
+    on_progress: Callable[[Cell, tuple[Any, ...]], None] | None = None
 
     def execute(self, cell: Cell) -> Outcome:
         raise NotImplementedError(f"{type(self).__name__} runs cells through run_all")
@@ -104,7 +109,13 @@ class InProcessExecutor(Executor):
         self.cache_dir = cache_dir
 
     def execute(self, cell: Cell) -> Outcome:
-        return run_cell(cell, self.registry, self.cache_dir)
+        report = self.on_progress
+
+        def listener(event: tuple[Any, ...]) -> None:
+            if report is not None and event[0] == "curve":
+                report(cell, event[1])
+
+        return run_cell(cell, self.registry, self.cache_dir, listener if report else None)
 
     def run_all(
         self, cells: list[Cell], on_cell_start: Callable[[Cell], None] | None = None
@@ -294,6 +305,9 @@ class ProcessExecutor(Executor):
             if kind == "partial":
                 for event in payload:
                     partial.apply(event)
+                points = [e[1] for e in payload if e[0] == "curve"]
+                if points and self.on_progress is not None:
+                    self.on_progress(cell, points[-1])
                 continue
             self._busy = False
             if cell.fresh_worker:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -225,3 +227,29 @@ def test_list_shows_a_plugin_files_path(capsys):
     assert main(["list", "task", "--plugins", FIXTURE_PLUGINS]) == 0
     out = " ".join(capsys.readouterr().out.split())
     assert "harness_plugins.py" in out and "bench_local_" not in out
+
+
+def test_the_run_bar_counts_a_tuned_suites_test_cells_from_the_start():
+    """The eta of a tuned run was that of its validation cells alone (3/10 with 18 cells
+    in all) until they ended: the test cells each configuration will run are counted from
+    the start, and the total is set right once validation chose. A long cell's bar says
+    its last curve point."""
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from bench.cli import _RunDisplay
+
+    cell = SimpleNamespace(task="t", params={}, given={}, components={}, describe=lambda: "t",
+                           task_params={}, component_params={}, seed=0)  # fmt: skip
+    suite = SimpleNamespace(name="s", cells=[cell] * 4, planned=10, tunings=[object()])
+    out = Console(file=io.StringIO(), width=120)
+    display = _RunDisplay(out, suite, Path("/tmp/x"), quiet=True)
+    display.on_start([cell] * 4, 0)
+    assert display.progress.tasks[0].total == 10  # 4 on validation, 6 on test to come
+    for _ in range(4):
+        display.on_cell_done(cell, {"status": "ok", "wall": 0.1, "error": ""})
+    display.on_start([cell] * 5, 4)  # one configuration's choice failed: 5, not 6
+    assert display.progress.tasks[0].total == 9
+    display.on_progress(cell, ("loss", 1200, 3.0, 0.01234567))
+    assert display.progress.tasks[0].description.endswith("· loss 0.01235 at step 1200")

@@ -50,9 +50,34 @@ def statuses_run(tmp_path_factory, registry_module):
     path.write_text(MODES_SUITE.replace("FIXTURE_PLUGINS", FIXTURE_PLUGINS))
     suite = load_suite(path, registry_module)
     executor = ProcessExecutor(suite.plugins, suite.base_dir, builtins=False)
+    executor.on_progress = lambda cell, point: PROGRESS.append((cell.task_params["mode"], point))
     run_dir = tmp / "run"
     run_suite(suite, run_dir, executor=executor)
     return load_run(run_dir)
+
+
+#: what the statuses run's executor reported of its cells' progress (mode, curve point)
+PROGRESS: list[tuple[str, tuple]] = []
+
+
+def test_a_running_cells_curve_points_reach_the_display(statuses_run, registry_module, tmp_path):
+    """bench run's bar shows a long cell's last curve point (the worker streams them every
+    half second); before, it sat at 0/1 for the whole cell. A cell that crashes after
+    recording its curve still reported it; in-process cells report each point."""
+    modes = {mode for mode, _ in PROGRESS}
+    assert "crash_late" in modes and "hang_late" in modes
+    name, step, _, value = next(p for m, p in PROGRESS if m == "crash_late")
+    assert name == "loss" and value == 1.0 / (step + 1)
+    from bench.executors import InProcessExecutor
+
+    path = tmp_path / "suite.yaml"
+    path.write_text(MODES_SUITE.replace("FIXTURE_PLUGINS", FIXTURE_PLUGINS).split("  - task")[0]
+                    + "  - task: test.behave\n    matrix: {solver: [test.constant]}\n")  # fmt: skip
+    seen = []
+    executor = InProcessExecutor(registry_module)
+    executor.on_progress = lambda cell, point: seen.append(point)
+    run_suite(load_suite(path, registry_module), tmp_path / "run", executor=executor)
+    assert [p[0] for p in seen] == ["loss"] * len(seen) and len(seen) >= 2
 
 
 @pytest.fixture(scope="module")
