@@ -17,7 +17,9 @@
   (``scipy.stats.wilcoxon``, zero differences dropped as Wilcoxon did; 1 when every
   difference is 0), and the Benjamini-Hochberg q-value across all comparisons of the
   table (``scipy.stats.false_discovery_control``). ``by`` repeats the comparisons within
-  each value of those columns (the pairs never cross them).
+  each value of those columns (the pairs never cross them); cells of several tasks are
+  compared task by task, as if ``by`` named the task (a metric name two tasks share is
+  two measures).
 - Verdict: where q < alpha, which side is better in the metric's direction (the task's
   headline, or ``better``), else ``n.s.``; without a direction, which side is higher.
   Where the pairs (their nonzero differences) are too few for any p to reach alpha
@@ -178,6 +180,9 @@ def paired_cells(
     if clash:
         raise StatsError(f"--by {', '.join(clash)}: that is the compared configuration itself")
     usable = _usable(cells, column)
+    if "task" in usable and usable["task"].nunique() > 1 and "task" not in by_cols:
+        # one metric name in two tasks is two measures: never one comparison across them
+        by_cols = ["task", *by_cols]
     is_ref = _matching(cells, keys, reference).loc[usable.index]
     if not is_ref.any():
         raise StatsError(

@@ -125,6 +125,24 @@ def test_by_compares_within_each_value_and_adjusts_across_all():
     assert [r.q for r in table.rows] == pytest.approx(_bh(ps), rel=1e-12)
 
 
+def test_two_tasks_sharing_a_metric_name_are_compared_task_by_task():
+    """classify.toy's and classify.digits' accuracies are two measures: the comparisons
+    keep them apart as --by task would (before, each configuration's pairs of both tasks
+    went into one test and one mean)."""
+    table = _table()
+    other = table.assign(task="other", cell_id=table["cell_id"] + "-other")
+    other["metric.dice"] = other["metric.dice"] - 0.5  # another scale altogether
+    both = paired_comparisons(pd.concat([table, other]), "dice", "method=a", better="higher")
+    assert [(r.group, r.other, r.n) for r in both.rows] == [
+        ("task=other", "method=b", 16), ("task=other", "method=c", 16),
+        ("task=toy", "method=b", 16), ("task=toy", "method=c", 16),
+    ]  # fmt: skip
+    one = {r.other: r for r in paired_comparisons(_table(), "dice", "method=a").rows}
+    for row in both.rows:
+        if row.group == "task=toy":  # the same as that task alone (p; q is over 4 tests)
+            assert row.p == one[row.other].p and row.difference == one[row.other].difference
+
+
 def test_lower_is_better_flips_the_verdict_and_no_direction_says_higher():
     lower = paired_comparisons(_table(), "dice", "method=a", better="lower")
     unknown = paired_comparisons(_table(), "dice", "method=a")
