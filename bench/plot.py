@@ -190,6 +190,19 @@ def line_groups(cells: pd.DataFrame, by: str | None) -> list[tuple[str, pd.DataF
     return [(str(k), g) for k, g in cells.groupby(names, sort=True)]
 
 
+def _points(group: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
+    """A line's points: one per setting along it (the cells that differ only in seed),
+    at the medians of ``x`` and ``y`` over its seeds, in order of ``x``. Not one point per
+    distinct ``x``: a measured cost differs seed by seed, and a configuration's seeds
+    would read as a trade-off along a line."""
+    cols = [c for c in schema.configuration_columns(group) if c in group.columns]
+    if cols:
+        keys = group[cols].astype(str).agg("|".join, axis=1)
+    else:
+        keys = pd.Series("", index=group.index)
+    return group.groupby(keys, sort=False)[[x, y]].median().sort_values(x).reset_index(drop=True)
+
+
 def _log(values: pd.Series) -> bool:
     data = values.dropna()
     return bool(len(data) >= 2 and (data > 0).all() and data.max() / data.min() > DECADES)
@@ -216,7 +229,7 @@ def _draw(
     for ax, panel, groups in zip(axes[0], panels, lines):
         for name, group in groups:
             i = names.index(name)
-            pts = group.groupby(panel.x, sort=True)[panel.y].median().reset_index()
+            pts = _points(group, panel.x, panel.y)
             # Ten colours, then the next ten dashed with other markers: lines stay
             # distinguishable past matplotlib's default cycle.
             style = _STYLES[(i // 10) % len(_STYLES)]

@@ -253,3 +253,22 @@ def test_the_run_bar_counts_a_tuned_suites_test_cells_from_the_start():
     assert display.progress.tasks[0].total == 9
     display.on_progress(cell, ("loss", 1200, 3.0, 0.01234567))
     assert display.progress.tasks[0].description.endswith("· loss 0.01235 at step 1200")
+
+
+def test_a_plot_line_runs_along_settings_never_through_one_settings_seeds():
+    """A configuration's seeds differ in their measured cost: they are one point at the
+    medians, not a line that reads as a trade-off (before, each distinct time was a
+    point); a sweep's settings are the points of its line, in order of x."""
+    import pandas as pd
+
+    from bench.plot import _points
+
+    one = pd.DataFrame({"task": "t", "solver": "rk4", "seed": [0, 1, 2],
+                        "time.solve.median": [0.168, 0.185, 0.170],
+                        "metric.err": [0.935, 0.86, 0.90]})  # fmt: skip
+    pts = _points(one, "time.solve.median", "metric.err")
+    assert pts.to_dict("records") == [{"time.solve.median": 0.170, "metric.err": 0.90}]
+    sweep = pd.concat([one.assign(**{"param.solver.step_size": h, "time.solve.median": t})
+                       for h, t in ((0.1, [2.0, 2.2, 2.1]), (0.2, [1.0, 1.1, 0.9]))])  # fmt: skip
+    pts = _points(sweep, "time.solve.median", "metric.err")
+    assert list(pts["time.solve.median"]) == [1.0, 2.1]
