@@ -59,12 +59,14 @@ def jacobian_map(xs: np.ndarray, ys: np.ndarray, det: np.ndarray, title: str) ->
     return fig
 
 
-def convergence(errors: list[float], coeff: float, title: str) -> Figure:
-    """Fixed-point error per iteration against the bound's rate c^n."""
+def convergence(errors: list[float], coeff: float | None, title: str) -> Figure:
+    """Fixed-point error per iteration against the bound's rate c^n (where the module
+    has a contraction bound ``coeff``)."""
     fig, ax = _figure(title)
     n = np.arange(len(errors))
     ax.semilogy(n, np.maximum(errors, 1e-300), "o-", ms=2, label="||x_n - x*|| (max)")
-    ax.semilogy(n, errors[0] * coeff**n, "k--", lw=1, label=f"bound c^n, c = {coeff:g}")
+    if coeff is not None:
+        ax.semilogy(n, errors[0] * coeff**n, "k--", lw=1, label=f"bound c^n, c = {coeff:g}")
     ax.set_xlabel("iteration n", fontsize=8)
     ax.legend(fontsize=7)
     return fig

@@ -317,3 +317,27 @@ def test_symmetric_inverse_choice_is_checked() -> None:
         ResNetSymmetric(inverse="newton")
     with pytest.raises(ValueError, match="fixed_point"):
         ResidualNet(2, 2, 4, "tanh", 0.5, inverse="newton")
+
+
+def test_a_module_short_of_the_flow_contract_is_named_with_what_it_lacks():
+    """A user architecture whose build() returns a plain module failed inside torch
+    ('Sequential' object has no attribute 'width', at torch's module.py), one with the
+    wrong width in a matmul: the check names the plugin and the contract."""
+    import pytest
+    import torch
+
+    from bench.testing import default_registry
+    from plugins.tasks.architectures.common import check_flow_module
+
+    with pytest.raises(ValueError, match=r"my\.net\.build\(\) returned a Sequential without "
+                       r"width, depth, flow, trajectory, penalty, lipschitz_bound"):  # fmt: skip
+        check_flow_module("my.net", torch.nn.Sequential(torch.nn.Linear(2, 2)), None)
+    with pytest.raises(ValueError, match="not a torch nn.Module"):
+        check_flow_module("my.net", object(), None)
+    net = default_registry().get("architecture", "resnet")(width=4, depth=2, hidden=4).build()
+    check_flow_module("resnet", net, "approximate")  # a shipped one passes
+    with pytest.raises(ValueError, match="without fixed_point_errors: .* iterative inverse"):
+        check_flow_module("my.iter", net, "iterative")  # an iterative inverse's members
+    net.width = 3  # says 3, maps 4 to 4
+    with pytest.raises(ValueError, match=r"\(N, width\) -> \(N, width\), and its width is 3"):
+        check_flow_module("my.net", net, None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 
 import numpy as np
 import pytest
@@ -253,3 +254,27 @@ def test_advection_by_the_warp_is_a_shift():
     torch.testing.assert_close(out, torch.roll(d, 2, dims=-1))
     v = true_velocity(16, shift=3.0, swirl=0.0)
     assert torch.all(v[1] == 3.0) and torch.all(v[0] == 0.0)
+
+
+@pytest.mark.parametrize(
+    ("returned", "message"),
+    [
+        (lambda x, t: x.numpy(), "returned ndarray of shape"),
+        (lambda x, t: torch.zeros(len(x) // 2, dtype=torch.float64), "for 10 points: it returns"),
+        (None, "has no predict(x, t)"),
+    ],
+)
+def test_a_solution_short_of_its_contract_is_named(returned, message):
+    """A physics method's Solution that returned a numpy array, the wrong length or no
+    predict at all failed inside numpy or torch ('object has no attribute numpy',
+    'cannot reshape array of size 32'): the task says what predict must return."""
+    from plugins.tasks.physics.burgers import _predict
+
+    class Sol:
+        pass
+
+    sol = Sol()
+    if returned is not None:
+        sol.predict = returned
+    with pytest.raises(ValueError, match=re.escape(message)):
+        _predict(sol, np.linspace(-1, 1, 10), np.zeros(10))
