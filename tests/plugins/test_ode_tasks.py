@@ -88,6 +88,40 @@ def test_cache_key_covers_problem_params_not_dtype(tmp_path: Path) -> None:
     assert key == task(mu=2.0, dtype="float32", gradient=True).problem_key()
 
 
+def test_an_edited_right_hand_side_is_never_served_its_stale_reference(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cache key held the task's name and parameters only: after the RHS's code (or a
+    constant it reads) changed, the old reference was read and the error came out 0.98
+    instead of 4e-8. The code's digest is part of the key now."""
+    from plugins.tasks.ode import problems
+    from plugins.tasks.ode.reference import code_digest
+
+    before = code_digest(problems.spiral_rhs)
+    assert code_digest(problems.lotka_volterra_rhs((1.5, 1.0, 3.0, 1.0))) != code_digest(
+        problems.lotka_volterra_rhs((1.5, 1.0, 3.0, 2.0))
+    )  # a closure's coefficients count
+    first = run_cell("ode.spiral", "rk4", tmp_path).metrics["final_rel_error"]
+    monkeypatch.setattr(problems, "SPIRAL_A", [[-0.2, 2.0], [-2.0, -0.2]])  # both sides
+    assert code_digest(problems.spiral_rhs) != before
+    again = run_cell("ode.spiral", "rk4", tmp_path).metrics["final_rel_error"]
+    # against its own new reference; the stale one is ~1.4 away (final states -0.44, 0.28
+    # and -0.10, -0.33)
+    assert again < 0.05 and first < 0.05
+    assert len(list((tmp_path / "ode_reference").iterdir())) == 2
+
+
+@pytest.mark.parametrize("name", ["test.extra_axis", "test.transposed"])
+def test_a_solver_returning_the_wrong_shape_is_refused_not_scored(tmp_path: Path, name) -> None:
+    """A (T, 1, d) result broadcast against the (T, d) reference and was scored (rel_l2
+    4.6 for 3e-7), status ok. (A (d, T) result where T == d keeps the shape: unseen.)"""
+    cell = run_cell("ode.harmonic", name, tmp_path, {"n_times": 3}, check=False,
+                    registry=_with_test_solver())  # fmt: skip
+    assert cell.status == "error"
+    assert f"{name}.odeint returned Tensor of shape" in cell.error
+    assert "it returns the state at every time, a tensor of shape (3, 2)" in cell.error
+
+
 def test_lotka_volterra_reference_conserves_its_invariant(tmp_path: Path) -> None:
     # V = delta x - gamma ln x + beta y - alpha ln y is constant along exact orbits:
     # an independent check of the scipy reference (not of any solver).
@@ -163,10 +197,31 @@ class _NoAdjointSolver(Solver):
         return torch.stack([y0] * len(t))
 
 
+class _Shaped(Solver):
+    """rk4's trajectory in a wrong shape (for the shape test)."""
+
+    order = 4
+    reshape = staticmethod(lambda ys: ys)
+
+    def odeint(self, func, y0, t, **options):
+        ys = REGISTRY.get("solver", "rk4")(step_size=0.01).odeint(func, y0, t)
+        return self.reshape(ys)
+
+
+class _ExtraAxis(_Shaped):
+    name = "test.extra_axis"
+    reshape = staticmethod(lambda ys: ys[:, None, :])
+
+
+class _Transposed(_Shaped):
+    name = "test.transposed"
+    reshape = staticmethod(lambda ys: ys.T)
+
+
 @hookimpl
 def bench_plugins() -> list[type[Solver]]:
-    """This module as a plugin module: the registry below holds its test solver."""
-    return [_NoAdjointSolver]
+    """This module as a plugin module: the registry below holds its test solvers."""
+    return [_NoAdjointSolver, _ExtraAxis, _Transposed]
 
 
 @functools.cache

@@ -91,6 +91,7 @@ class NeuralODEFitTask(Task):
             ctx.cache_dir,
             key,
             lambda: scipy_reference(problems.spiral_rhs, np.array(SPIRAL_Y0), t_np),
+            code=problems.spiral_rhs,
         )
         t = torch.as_tensor(t_np, dtype=dtype, device=device)
         true_y = torch.as_tensor(true_np, dtype=dtype, device=device)
