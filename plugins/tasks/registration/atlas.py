@@ -214,7 +214,16 @@ class Atlas(Task):
         },
         cost="time.estimate.median",
         curves=("loss",),
-        problem=("dim", "resolution", "downsample", "amplitude", "noise", "subjects"),
+        problem=(
+            "dim",
+            "resolution",
+            "downsample",
+            "amplitude",
+            "noise",
+            "subjects",
+            "attribute",
+            "population",
+        ),
     )
     components = {
         "backend": Slot(WarpBackend, default="warp.eager"),
@@ -242,6 +251,15 @@ class Atlas(Task):
         ),
         "attribute": Param(
             0.0, low=0.0, doc="SIMULATED ventricle dilation at a = 1 (max voxels; 0: none)"
+        ),
+        "population": Param(
+            "auto",
+            choices=("auto", "barycentre", "conditional"),
+            doc="the subjects: barycentre (random velocities made zero mean), or conditional "
+            "(attributes in [-1, 1], velocities with their fit on [1, a] removed); auto: "
+            "barycentre without attribute or conditional template, else conditional. Give "
+            "conditional to compare a one-template atlas with conditional ones on the same "
+            "subjects at attribute 0",
         ),
         "conditional": Param(
             "none",
@@ -276,6 +294,14 @@ class Atlas(Task):
     @classmethod
     def resolve_params(cls, values: dict[str, Any]) -> dict[str, Any]:
         v = super().resolve_params(values)
+        plain = v["attribute"] == 0 and v["conditional"] == "none"
+        if v["population"] == "auto":
+            v["population"] = "barycentre" if plain else "conditional"
+        elif v["population"] == "barycentre" and not plain:
+            raise ParamError(
+                "population barycentre has no attributes: an attribute or a conditional "
+                "template needs population conditional (or auto)"
+            )
         neural = neural_velocities(v)
         if neural and v["projection"] == "displacement":
             raise ParamError(
@@ -288,7 +314,7 @@ class Atlas(Task):
                 "velocities; velocities grid is for the grid templates (use auto or neural)"
             )
         if v["finer"] > 1:
-            if v["attribute"] == 0 and v["conditional"] == "none":
+            if v["population"] == "barycentre":
                 raise ParamError(
                     "finer scores a template against the conditional population's truth: "
                     "give an attribute or a conditional template"
@@ -313,7 +339,7 @@ class Atlas(Task):
             "noise": v["noise"],
             "seed": seed,
         }
-        if v["attribute"] == 0 and v["conditional"] == "none":
+        if v["population"] == "barycentre":
             truth, subjects, disps = data.population(v["subjects"], v["dim"], **common)
             return truth, subjects, disps, None
         pop = data.conditional_population(v["subjects"], v["dim"], effect=v["attribute"], **common)

@@ -163,3 +163,29 @@ def test_alignment_undoes_a_known_deformation_and_measures_it():
     found = m.error_mm(moved, 0 * moved, truth.spacing, mask)
     assert after > before + 6
     assert abs(found - applied) < 0.3 * applied
+
+
+def test_a_one_template_atlas_and_conditional_ones_can_share_their_subjects():
+    """At attribute 0, conditional none drew the barycentre population and a conditional
+    template another one (velocities fit on [1, a] removed): different subjects on the
+    same seed, compared as one problem. The population is a parameter now (auto keeps
+    the old choice, so published runs read the same), in the headline's problem, and
+    population: conditional puts both on the same subjects."""
+    import numpy as np
+
+    from bench import ParamError
+
+    atlas = REGISTRY.get("task", "registration.atlas")
+    small = {"downsample": 4, "subjects": 3}
+    assert atlas.resolve_params(small)["population"] == "barycentre"
+    assert atlas.resolve_params({**small, "conditional": "linear"})["population"] == "conditional"
+    assert atlas.resolve_params({**small, "attribute": 2.0})["population"] == "conditional"
+    with pytest.raises(ParamError, match="population barycentre has no attributes"):
+        atlas.resolve_params({**small, "attribute": 2.0, "population": "barycentre"})
+    assert {"attribute", "population"} <= set(atlas.headline.problem)
+    one = atlas(**small, population="conditional").population(0)
+    linear = atlas(**small, conditional="linear").population(0)
+    for a, b in zip(one[1], linear[1], strict=True):
+        assert np.array_equal(a.data, b.data)  # the same subjects
+    plain = atlas(**small).population(0)
+    assert not np.array_equal(plain[1][0].data, linear[1][0].data)  # auto: as before
