@@ -61,6 +61,9 @@ def resolve(
     except ParamError as exc:
         report(None, f"{cls.name}: {exc}")
         return None
+    except Exception as exc:  # a plugin's own hook failing: named, not a traceback
+        report(None, f"{cls.name}.resolve_params raised {type(exc).__name__}: {exc}")
+        return None
     for head, param in cls.plugin_params().items():
         try:
             inner = registry.lookup(param.plugin, resolved[head], f" ({cls.name}.{head})")

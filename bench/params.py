@@ -152,7 +152,15 @@ class Param:
             if self.high is not None and not value <= self.high:
                 raise ParamError(f"must be <= {self.high}, got {shown(value)}")
         if self.check is not None:
-            reason = self.check(value)
+            try:
+                reason = self.check(value)
+            except ParamError:
+                raise
+            except Exception as exc:  # a plugin's check that fails is its message, not a crash
+                name = getattr(self.check, "__qualname__", repr(self.check))
+                raise ParamError(
+                    f"its check {name} raised on {shown(value)}: {type(exc).__name__}: {exc}"
+                ) from None
             if reason:
                 raise ParamError(reason)
         return value

@@ -643,7 +643,10 @@ class _Resolver:
         are not: a reason from the task's ``validation_data`` is an error."""
         headline = self.task_cls.headline
         declared = dict(headline.validation) if headline is not None else {}
-        reason = self.task_cls.validation_data(task_params, self.tuned_by)
+        try:
+            reason = self.task_cls.validation_data(task_params, self.tuned_by)
+        except Exception as exc:  # a plugin's own hook failing: named, not a traceback
+            reason = f"(its validation_data raised {type(exc).__name__}: {exc})"
         if not reason:
             return True
         offer = (
@@ -663,6 +666,12 @@ class _Resolver:
             return self.task_cls.resolve_params(task_given)  # each value validated already
         except ParamError as exc:
             self._error(f"{self.where}{_values_shown(task_given)}: {self.task_cls.name}: {exc}")
+            return None
+        except Exception as exc:  # a plugin's own hook failing: named, not a traceback
+            self._error(
+                f"{self.where}{_values_shown(task_given)}: {self.task_cls.name}.resolve_params "
+                f"raised {type(exc).__name__}: {exc}"
+            )
             return None
 
     def _component(self, slot: str, name: str, given: dict[str, Any]) -> dict[str, Any] | None:
@@ -690,7 +699,10 @@ class _Resolver:
         params = dict(task_params)  # with each component's as "slot.name", as a suite names them
         for slot, values in component_params.items():
             params.update((f"{slot}.{name}", value) for name, value in values.items())
-        reason = self.task_cls.check_cell(classes, params)
+        try:
+            reason = self.task_cls.check_cell(classes, params)
+        except Exception as exc:  # a plugin's own hook failing: named, not a traceback
+            reason = f"its check_cell raised {type(exc).__name__}: {exc}"
         if reason:
             self._error(f"{self.where}{_values_shown(given)}: {self.task_cls.name}: {reason}")
         return not reason

@@ -187,6 +187,64 @@ def test_a_misbehaving_plugin_is_one_message_in_run_and_list(tmp_path, capsys, c
     assert message in err and "Traceback" not in err
 
 
+_HOOKS = """
+import torch
+from bench import Param, Solver, Task, hookimpl
+
+def bad_check(value):
+    raise KeyError("oops in check")
+
+class BadCheck(Solver):
+    name = "bad.check"
+    order = 1
+    params = {"step_size": Param(0.1, check=bad_check)}
+    def odeint(self, func, y0, t, **options):
+        return torch.stack([y0] * len(t))
+
+class BadResolve(BadCheck):
+    name = "bad.resolve"
+    params = {"step_size": Param(0.1)}
+    @classmethod
+    def resolve_params(cls, values):
+        return {**super().resolve_params(values), "x": 1 / 0}
+
+class BadCell(Task):
+    name = "bad.cell"
+    components = {"solver": "solver"}
+    @classmethod
+    def check_cell(cls, components, params):
+        return params["nope"]
+    def run(self, ctx):
+        pass
+
+@hookimpl
+def bench_plugins():
+    return [BadCheck, BadResolve, BadCell]
+"""
+
+
+def test_a_plugin_hook_that_raises_while_checking_is_one_message(tmp_path, capsys):
+    """A Param(check=) function, a resolve_params or a check_cell raising an ordinary
+    exception crashed validation with a traceback, exit 1: each is one message naming
+    the plugin, with every other mistake, exit 2."""
+    (tmp_path / "bad.py").write_text(_HOOKS)
+    suite = tmp_path / "s.yaml"
+    suite.write_text(
+        "suite: s\nplugins: [./bad.py]\nbenchmarks:\n"
+        "  - task: ode.harmonic\n    params: {solver: bad.check, solver.step_size: 0.2}\n"
+        "  - task: ode.harmonic\n    params: {solver: bad.resolve}\n"
+        "  - task: bad.cell\n    params: {solver: rk4}\n"
+    )
+    assert main(["run", str(suite), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert (
+        "bad.check.step_size: its check bad_check raised on 0.2: KeyError: 'oops in check'" in err
+    )
+    assert "bad.resolve.resolve_params raised ZeroDivisionError: division by zero" in err
+    assert "bad.cell: its check_cell raised KeyError: 'nope'" in err
+
+
 def test_a_missing_plugin_file_is_reported_with_the_other_mistakes(write_suite, capsys):
     path = write_suite("suite: s\nrepeats: 0\nplugins: [FIXTURE_PLUGINS, ./missing.py]\n" + ENTRY)
     assert main(["run", str(path), "--dry-run"]) == 2
