@@ -63,11 +63,25 @@ def test_the_new_solver_integrates_backwards_in_time(tmp_path, monkeypatch):
     (cls,) = load_plugin(str(tmp_path / "lab" / "back.py")).bench_plugins()
     t = torch.tensor([1.0, 0.5, 0.0], dtype=torch.float64)
     ys = cls().odeint(lambda s, y: -y, torch.ones(1, dtype=torch.float64), t)
-    # dy/dt = -y from y(1) = 1: y(t) = exp(1 - t). The trapezoid rule at the template's
-    # h = 0.05 is off by about T h^2 / 6 = 4e-4 relative (heun measures 4.0e-4); one
-    # step per interval, as the old template took backwards, is off by 1.4 % at t = 0.5
-    # and 2.9 % at t = 0.
+    # dy/dt = -y from y(1) = 1: y(t) = exp(1 - t). A second-order step at the template's
+    # h = 0.05 is off by about T h^2 / 6 = 4e-4 relative; one step per interval, as the
+    # old template took backwards, is off by 1.4 % at t = 0.5 and 2.9 % at t = 0.
     torch.testing.assert_close(ys[:, 0], torch.exp(1 - t), rtol=1e-3, atol=0)
+
+
+def test_the_new_solver_is_ralstons_method_not_a_shipped_one(tmp_path, monkeypatch):
+    """`bench new solver my_lab.ralston` wrote Heun's method under the class Ralston: its
+    numbers equalled the shipped heun's exactly. It is Ralston's (the docs' example), told
+    apart on y' = t^2 from 0 by hand: one step of h gives h (k1 + 3 k2) / 4 with k1 = 0,
+    k2 = (2h/3)^2, so h^3 / 3 (exact); Heun's h (0 + h^2) / 2 = h^3 / 2."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["new", "solver", "my_lab.ralston", "-o", "lab"]) == 0
+    (cls,) = load_plugin(str(tmp_path / "lab" / "ralston.py")).bench_plugins()
+    h = 0.5
+    t = torch.tensor([0.0, h], dtype=torch.float64)
+    ys = cls(step_size=h).odeint(lambda s, y: s**2 + 0 * y, torch.zeros(1, dtype=torch.float64), t)
+    assert float(ys[-1, 0]) == pytest.approx(h**3 / 3, rel=1e-12)  # Heun: h^3 / 2
+    assert "Ralston's second-order method" in (tmp_path / "lab" / "ralston.py").read_text()
 
 
 def test_bench_new_refuses_what_it_cannot_make(tmp_path, monkeypatch, capsys):
