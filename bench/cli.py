@@ -1160,6 +1160,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         )
     for change in cmp.code:
         out.print(f"note: the runs ran different code: {change}", highlight=False, markup=False)
+    for change in cmp.measured:
+        out.print(f"note: {change}", highlight=False, markup=False)
     if cmp.only_a or cmp.only_b:
         out.print(f"unmatched configurations: {cmp.only_a} only in A, {cmp.only_b} only in B")
         for line in pairable_notes(cmp):

@@ -216,6 +216,8 @@ class Comparison:
     machines: tuple[str, str] = ("", "")
     #: what code differed (``code_differences``): a change a comparison measures too
     code: list[str] = field(default_factory=list)
+    #: how the cells ran, where it differed (``measurement_differences``)
+    measured: list[str] = field(default_factory=list)
     #: configuration key (as ``_key_json``) -> what differs between configurations
     labels: dict[str, str] = field(default_factory=dict)
     #: task -> its headline, as run B (else A) recorded it
@@ -317,6 +319,7 @@ def compare_runs(a: Run, b: Run, alpha: float = 0.05, across: Sequence[str] = ()
     result = Comparison(a.name, b.name, cols, across=names)
     result.machines = _machines(a), _machines(b)
     result.code = code_differences(a.meta, b.meta)
+    result.measured = measurement_differences(a.meta, b.meta)
     result.labels = _labels(a, b, cols)
     chosen_a = {_key_str(marked_a.loc[i], cols): text for i, text in chose_a.items()}
     chosen_b = {_key_str(marked_b.loc[i], cols): text for i, text in chose_b.items()}
@@ -636,6 +639,35 @@ def code_differences(meta_a: dict[str, Any], meta_b: dict[str, Any]) -> list[str
         ha, hb = files_a.get(spec, "none"), files_b.get(spec, "none")
         if ha != hb:
             out.append(f"plugin {spec}: {ha} in A, {hb} in B")
+    return out
+
+
+def measurement_differences(meta_a: dict[str, Any], meta_b: dict[str, Any]) -> list[str]:
+    """How the runs ran their cells, where it differs (``run.json``'s ``concurrent``:
+    cells side by side share the machine, so their times are not one cell's alone), or
+    where one run ran them otherwise on a resume (``earlier_runs``)."""
+
+    def at_once(meta: dict[str, Any]) -> list[Any]:
+        earlier = meta.get("earlier_runs")
+        seen = [e.get("concurrent") for e in earlier if isinstance(e, dict)] if isinstance(
+            earlier, list) else []  # fmt: skip
+        return [c for c in [*seen, meta.get("concurrent")] if c is not None]
+
+    def said(n: Any) -> str:
+        return "as the scheduler ran them" if n == 0 else f"{n} at a time"
+
+    out = []
+    a, b = at_once(meta_a), at_once(meta_b)
+    if a and b and set(a) != set(b):
+        out.append(
+            f"cells ran {', '.join(map(said, dict.fromkeys(a)))} in A, "
+            f"{', '.join(map(said, dict.fromkeys(b)))} in B: cells side by side share the "
+            "machine, so the time ratios measure that too"
+        )
+    for run, seen in (("A", a), ("B", b)):
+        if len(set(seen)) > 1:
+            out.append(f"run {run} was resumed with another number of cells at a time "
+                       f"({', '.join(map(said, seen))})")  # fmt: skip
     return out
 
 

@@ -57,6 +57,9 @@ class Executor:
     """
 
     cluster: str | None = None
+    #: how many cells it runs at once (recorded in run.json: cells side by side share the
+    #: machine, and their times are not those of one cell alone)
+    concurrent: int = 1
     #: called with ``(cell, point)`` as a running cell records a curve point
     #: (``(name, step, time, value)``, at most every half second from a worker): what a
     #: display shows of a long cell's progress. Executors that run one cell at a time
@@ -387,6 +390,7 @@ class ParallelExecutor(Executor):
     ) -> None:
         if not slots:
             raise ValueError("ParallelExecutor needs at least one slot")
+        self.concurrent = len(slots)
         self.executors = [
             ProcessExecutor(
                 plugin_specs,

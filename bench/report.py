@@ -1329,6 +1329,7 @@ def _comparison_section(
         f"<section class=compare><h2>comparison: B against A (alpha {alpha:g})</h2>",
         f"<p class=runs><b>A</b> {_esc(run.name)} · <b>B</b> {_esc(run_b.name)}</p>",
         *(f"<p class=dim>the runs ran different code: {_esc(c)}</p>" for c in cmp.code),
+        *(f"<p class=dim>{_esc(c)}</p>" for c in cmp.measured),
     ]
     if not data["tasks"]:
         parts.append(

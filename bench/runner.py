@@ -185,6 +185,7 @@ def _run_locked(
     # With SLURM, "devices" and "host" describe the submitting machine; each row's
     # `device` column is resolved where the cell ran.
     meta["executor"] = type(executor).__name__
+    meta["concurrent"] = executor.concurrent
     if executor.cluster:
         meta["cluster"] = executor.cluster
     atomic_write_json(meta_path, meta)
@@ -364,6 +365,15 @@ def _start_meta(
                             "sha256": now})  # fmt: skip
         if changes:
             meta["plugin_changes"] = changes
+        # how each earlier invocation ran its cells: a run begun with one worker and
+        # resumed with two keeps both (the last one's are at the top level)
+        earlier = previous.get("earlier_runs")
+        earlier = earlier if isinstance(earlier, list) else []
+        how = ("command", "executor", "concurrent", "cluster")
+        earlier.append(
+            {"until": meta["resumed"][-1], **{k: previous[k] for k in how if k in previous}}
+        )
+        meta["earlier_runs"] = earlier
         history = previous.get("suite_history")
         history = history if isinstance(history, list) else []
         if previous.get("suite_text") not in (None, suite.text):  # grown (bench.resume)

@@ -139,6 +139,8 @@ class SlurmExecutor(Executor):
         logging.getLogger("submitit").addFilter(self._notice)
         self._executor = submitit.AutoExecutor(folder=Path(folder) / "%j", cluster=cluster)
         self.cluster = self._executor.cluster
+        # a job array runs as many cells at once as the scheduler gives it: 0 says so
+        self.concurrent = int(params.get("slurm_array_parallelism", 0) or 0)
         self._executor.update_parameters(**params)  # unknown names raise here, up front
         self.params = params
         self.plugin_specs = list(plugin_specs)

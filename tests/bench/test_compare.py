@@ -587,3 +587,29 @@ def test_across_refuses_what_would_pool_settings_or_is_unknown(tmp_path, capsys)
     # the same value in both runs: compared as without --across, no value said
     same = compare_runs(load_run(a), load_run(a), across=["step_size"])
     assert len(same.metrics) == 2 and all("in A" not in r.label for r in same.metrics)
+
+
+def test_compare_says_when_the_runs_ran_cells_side_by_side_otherwise(tmp_path, capsys):
+    """--workers 2 times differ from one worker's (the cells share the cores): run.json
+    records how many cells ran at once, and compare says so where the runs differ, or
+    where a run was resumed with another number."""
+    import json
+
+    from bench.compare import measurement_differences
+
+    a = _fake_run(tmp_path, "a", 1.0, 0.1)
+    b = _fake_run(tmp_path, "b", 1.0, 0.1)
+    (a / "run.json").write_text(json.dumps({"suite": "x", "concurrent": 1}))
+    (b / "run.json").write_text(json.dumps({"suite": "x", "concurrent": 2}))
+    assert main(["compare", str(a), str(b)]) == 0
+    assert "cells ran 1 at a time in A, 2 at a time in B: cells side by side" in (
+        capsys.readouterr().out
+    )
+    resumed = {"concurrent": 2, "earlier_runs": [{"until": "t", "concurrent": 1}]}
+    notes = measurement_differences(resumed, resumed)
+    assert notes == [
+        "run A was resumed with another number of cells at a time (1 at a time, 2 at a time)",
+        "run B was resumed with another number of cells at a time (1 at a time, 2 at a time)",
+    ]
+    assert measurement_differences({"concurrent": 1}, {"concurrent": 1}) == []
+    assert measurement_differences({}, {"concurrent": 2}) == []  # a run from before: unknown

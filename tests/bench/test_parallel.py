@@ -45,7 +45,7 @@ def test_workers_run_cells_side_by_side_with_the_usual_statuses(write_suite, tmp
     assert ok["metric.pid"].nunique() == 2
     status = dict(zip(run.cells["param.mode"].fillna("ok"), run.cells["status"]))
     assert status["raise"] == "error" and status["crash"] == "error"
-    assert run.meta["executor"] == "ParallelExecutor"
+    assert run.meta["executor"] == "ParallelExecutor" and run.meta["concurrent"] == 2
     assert run.meta["cells"] == {"total": 4, "finished": 4}
 
 

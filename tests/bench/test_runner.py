@@ -321,6 +321,10 @@ def test_a_killed_run_loses_only_the_running_cell_and_resumes(write_suite, tmp_p
     assert kept["finished_at"] == before.cells.iloc[0]["finished_at"]  # not run again
     assert after.meta["status"] == "complete" and len(after.meta["resumed"]) == 1
     assert len(after.samples) == 3 * 2  # no samples left over from the killed cell
+    # how the first invocation ran its cells is kept beside the resume's
+    (first,) = after.meta["earlier_runs"]
+    assert first["concurrent"] == after.meta["concurrent"] == 1
+    assert first["until"] == after.meta["resumed"][0] and "bench run" in first["command"]
 
 
 @pytest.fixture
