@@ -5,12 +5,14 @@ from __future__ import annotations
 import math
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from rich.console import Console
+from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 
@@ -511,15 +513,36 @@ def comparison_tables(cmp: Comparison) -> list[Table]:
     return tables
 
 
+#: control characters (C0 but newline and tab, DEL, C1): ESC starts a terminal sequence
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+class SafeConsole(Console):
+    """A console that writes no control character from the text it shows: a parameter
+    value, a plugin's error or a received results file holding ``\x1b]0;...\x07`` or
+    ``\x1b[31m`` would retitle or recolour the terminal of whoever reads them. Rich's
+    own styling and cursor moves (its control segments) pass; text is stripped of them
+    as it is written, widths unchanged (rich counts them as zero columns)."""
+
+    def _render_buffer(self, buffer: Iterable[Segment]) -> str:
+        clean = (
+            segment
+            if segment.control or not _CONTROL.search(segment.text)
+            else Segment(_CONTROL.sub("", segment.text), segment.style, segment.control)
+            for segment in buffer
+        )
+        return super()._render_buffer(clean)
+
+
 def make_console(stderr: bool = False) -> Console:
-    """A console; when output is not a terminal (CI logs, pipes) tables get 200
-    columns instead of rich's default 80 (or ``COLUMNS`` when set), so they are not
-    folded cell by cell."""
+    """A console (``SafeConsole``); when output is not a terminal (CI logs, pipes)
+    tables get 200 columns instead of rich's default 80 (or ``COLUMNS`` when set), so
+    they are not folded cell by cell."""
     probe = Console(stderr=stderr)
     width = None if probe.is_terminal or _columns_env() else 200
     # No markup: tables and messages carry user text (errors, params like [64, 64], pip
     # extras like dynbench[plot]) that rich would read as style tags; styling is Text.
-    return Console(stderr=stderr, highlight=False, markup=False, width=width)
+    return SafeConsole(stderr=stderr, highlight=False, markup=False, width=width)
 
 
 def _columns_env() -> bool:

@@ -271,3 +271,30 @@ def test_a_configuration_too_wide_for_its_columns_folds_into_one_label():
     assert "svf contrast=t2 similarity=mi reverse=False method.symmetric=False" in joined
     assert "svf contrast=t1 similarity=ncc reverse=True method.symmetric=True" in joined
     assert "…" not in out
+
+
+def test_text_from_cells_writes_no_control_sequence_to_the_terminal():
+    """A parameter value or a plugin's error holding ESC ] 0 ; ... BEL (retitle) or ESC [
+    31 m (recolour) reached the terminal as is through bench run / show: a received
+    results folder could do that to its reader. Rich's own colours still pass."""
+    import io
+
+    from rich.table import Table
+    from rich.text import Text
+
+    from bench.display import SafeConsole, make_console
+
+    assert isinstance(make_console(), SafeConsole) and isinstance(make_console(True), SafeConsole)
+    hostile = "x=\x1b]0;PWNED\x07\x1b[31mred\x9b2J"
+    # as on a terminal: rich styles with escape codes
+    out = SafeConsole(file=io.StringIO(), force_terminal=True, color_system="standard",
+                      markup=False, highlight=False)  # fmt: skip
+    table = Table("configuration", "error")
+    table.add_row(hostile, Text(hostile, style="red"))
+    out.print(table)
+    out.print(Text.assemble(("error:", "bold red"), f" {hostile}"))
+    written = out.file.getvalue()
+    assert "PWNED" in written and "red" in written  # the text stays, readable
+    assert "\x1b]" not in written and "\x07" not in written and "\x9b" not in written
+    assert "\x1b[31mred" not in written  # the injected colour, not rich's
+    assert "\x1b[1;31merror:" in written  # rich's own style codes pass
