@@ -943,7 +943,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     meta = run.meta
     dev = ", ".join(d.get("name", "?") for d in meta.get("devices", []))
     out.print(
-        f"{run.name}  [{meta.get('status', '?')}]  {meta.get('start', '')}  on {dev}",
+        f"{run.name}  [{run.status}]  {meta.get('start', '')}  on {dev}",
         highlight=False,
     )
     shown = _reported_or_asked(out, run, cells, args.validation or _asks_role(args.filter))

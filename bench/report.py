@@ -1257,7 +1257,7 @@ def _run_header(run: Run, title: str, open_: bool = True) -> str:
         ("versions", packages),
         *([("plugin files", _plugin_files(meta))] if meta.get("plugin_files") else []),
         ("started", meta.get("start", "?")),
-        ("ended", f"{meta.get('end', '?')} ({meta.get('status', '?')})"),
+        ("ended", f"{meta.get('end', '?')} ({run.status})"),
     ]
     body = "".join(f"<tr><th>{_esc(k)}</th><td>{_esc(v)}</td></tr>" for k, v in rows)
     failed = run.cells[run.cells["status"] != "ok"]

@@ -135,6 +135,26 @@ class RunLock:
             self._fh = None
 
 
+def writer_alive(run_dir: Path) -> bool:
+    """Whether a process holds the run folder's lock (``RunLock``): read without taking
+    it for longer than a probe, and without writing (a read-only folder answers False
+    where no lock file is)."""
+    import fcntl
+
+    path = Path(run_dir) / ".lock"
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return True  # an exclusive holder: a bench run writing it
+    finally:
+        os.close(fd)  # closing drops our shared lock, if we got it
+    return False
+
+
 def atomic_write_json(path: Path, data: dict[str, Any]) -> None:
     atomic_write_bytes(path, (json.dumps(data, indent=2, default=str) + "\n").encode())
 
@@ -574,6 +594,16 @@ class Run:
     @property
     def name(self) -> str:
         return f"{self.meta.get('suite', self.path.parent.name)}/{self.path.name}"
+
+    @property
+    def status(self) -> str:
+        """run.json's status, except a ``running`` run no ``bench run`` writes any more
+        (killed outright: ``kill -9``, a lost machine): ``stopped``, which ``--resume``
+        continues. A run read while another process writes it stays ``running``."""
+        status = str(self.meta.get("status", "?"))
+        if status == "running" and not writer_alive(self.path):
+            return "stopped (no bench run writes it: killed? --resume continues it)"
+        return status
 
 
 def resolve_run_dir(path: str | Path) -> Path:

@@ -282,6 +282,35 @@ def test_a_run_folder_has_one_writer(tmp_path, write_suite, registry):
     assert (tmp_path / ".lock").read_text() == ""  # kept (see below), naming no holder
 
 
+def test_a_run_killed_outright_reads_stopped_not_running(tmp_path, write_suite, registry, capsys):
+    """After kill -9 of bench run, run.json says running for ever (show printed
+    [running], the report 'ended ? (running)'): a running run no process holds the lock
+    of reads stopped, and says --resume continues it; one being written reads running."""
+    import json
+
+    from bench.cli import main
+    from bench.executors import InProcessExecutor
+    from bench.results import load_run
+
+    path = write_suite("suite: s\n" + HEAD + ENTRY)
+    run_suite(load_suite(path, registry), tmp_path / "r", executor=InProcessExecutor(registry))
+    meta_path = tmp_path / "r" / "run.json"
+    meta = json.loads(meta_path.read_text())
+    meta_path.write_text(json.dumps({**meta, "status": "running"}))  # as a kill -9 leaves it
+    assert load_run(tmp_path / "r").status.startswith("stopped (no bench run writes it")
+    assert main(["show", str(tmp_path / "r")]) == 0
+    assert "[stopped (no bench run writes it: killed? --resume continues it)]" in (
+        capsys.readouterr().out
+    )
+    lock = RunLock(tmp_path / "r")
+    lock.acquire()  # a bench run writing it
+    try:
+        assert load_run(tmp_path / "r").status == "running"
+    finally:
+        lock.release()
+    assert load_run(tmp_path / "r").status.startswith("stopped")
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="flock: POSIX")
 def test_a_run_folder_lock_never_has_two_holders(tmp_path):
     """Releasing deleted ``.lock`` first: a writer that had opened it just before then
