@@ -11,6 +11,7 @@ names; ``build`` turns it into instances, each nested plugin handed to its holde
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -37,7 +38,9 @@ def resolve(
         param = cls.params.get(head)
         if param is None:
             known = ", ".join(sorted(cls.params)) or "none"
-            report(key, f"{cls.name} has no parameter {shown(head)} (parameters: {known})")
+            close = difflib.get_close_matches(str(head), list(cls.params), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            report(key, f"{cls.name} has no parameter {shown(head)}{hint} (parameters: {known})")
             ok = False
         elif dot and param.plugin is None:
             report(key, f"{cls.name}.{head} names no plugin, so it has no parameter {shown(rest)}")

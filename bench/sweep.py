@@ -91,7 +91,13 @@ def expand_all(
                     if entry is None:
                         continue
                     if entry.check_only:  # made for their mistakes only, then dropped
-                        _tuned(entry, str(name), registry, errors, _Forgotten())
+                        if entry.tune is not None:
+                            _tuned(entry, str(name), registry, errors, _Forgotten())
+                        else:
+                            one = {**entry.settings, "seeds": entry.settings["seeds"][:1]}
+                            replace(entry, settings=one).cells(
+                                str(name), registry, errors, _Forgotten()
+                            )
                         continue
                     if entry.tune is None:
                         cells.extend(entry.cells(str(name), registry, errors, seen))
@@ -351,7 +357,8 @@ def _entry_axes(
         errors.append(f"{path}.name: expected a string, got {shown(label)}")
 
     axes, seen = _sweep_axes(entry, path, task_cls, registry, errors)
-    errors.extend(_unfilled_slots(task_cls, task_name, seen, path, registry))
+    unfilled = _unfilled_slots(task_cls, task_name, seen, path, registry)
+    errors.extend(unfilled)
     n_own = len(errors)
     tune, grid = None, None
     if "tune" in entry:
@@ -360,7 +367,13 @@ def _entry_axes(
         )
         grid = _check_grid(entry["tune"], f"{path}.tune", seen, task_cls, registry, errors)
     if n_own > n_errors:
-        return None
+        if unfilled or len(errors) > n_own:
+            return None
+        # A wrong value must not hide the entry's other mistakes, some found only as its
+        # cells are made (a component's parameters, a plugin's own checks): its cells are
+        # made from the values that are right, on one seed, and run nothing.
+        stand_in = _stand_in(grid, settings["seeds"]) if "tune" in entry else None
+        return _Entry(index, task_cls, label, axes, settings, stand_in, check_only=True)
     if len(errors) > n_own:
         # A wrong tune block must not hide the entry's other mistakes, some found only as
         # its cells are made (a component's parameters, the grid's): it is checked by a

@@ -597,3 +597,24 @@ def test_the_readme_lists_every_harness_setting():
     assert markdown_table() in readme, (
         "regenerate: python -c 'from bench.settings import markdown_table; print(markdown_table())'"
     )
+
+
+def test_a_wrong_task_value_does_not_hide_a_components_mistake(tmp_path):
+    """One wrong task parameter stopped the entry before its cells were made, where a
+    component's values are checked: `solver.step_size: abc` showed only once `n_times`
+    was fixed (three rounds for a nested nodeo). Every mistake is said at once, with a
+    close parameter name suggested."""
+    from bench.suite import SuiteError, load_suite
+    from bench.testing import default_registry
+
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        "suite: s\nbenchmarks:\n  - task: ode.harmonic\n"
+        "    params: {solver: rk4, solver.step_size: abc, solver.stepsize: 1, n_times: 2.5}\n"
+    )
+    with pytest.raises(SuiteError) as info:
+        load_suite(path, default_registry())
+    text = str(info.value)
+    assert "3 mistakes" in text and "params.n_times: expected an integer, got 2.5" in text
+    assert "params.solver.step_size: rk4.step_size: expected a number, got 'abc'" in text
+    assert "rk4 has no parameter 'stepsize'; did you mean 'step_size'?" in text
