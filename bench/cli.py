@@ -13,6 +13,7 @@ import os
 import re
 import statistics
 import sys
+import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -672,9 +673,18 @@ def _check_run_of(run_dir: Path, suite_name: str) -> None:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise CliError(f"cannot resume: {meta_path}: corrupt JSON ({exc})") from None
-    suite = meta.get("suite") if isinstance(meta, dict) else None
+    if not isinstance(meta, dict):
+        raise CliError(
+            f"cannot resume: {meta_path}: not a run record (a JSON {type(meta).__name__}, "
+            "not an object)"
+        )
+    suite = meta.get("suite")
     if suite != suite_name:
         raise CliError(f"--resume {run_dir}: a run of suite {suite!r}, not of {suite_name!r}")
+
+
+#: without a terminal (a log file), a running cell's progress is a line this often
+LOG_EVERY_S = 30.0
 
 
 class _RunDisplay:
@@ -695,6 +705,7 @@ class _RunDisplay:
             transient=False,
         )
         self.bar: Any = None
+        self._said: dict[Any, float] = {}  # a cell's last progress line, without a terminal
 
     def on_start(self, todo: list[Any], done: int) -> None:
         if self.bar is not None:  # a tuned entry's test cells, once validation chose
@@ -724,11 +735,18 @@ class _RunDisplay:
         self.progress.update(self.bar, description=f"{cell.task} {_short(cell)}")
 
     def on_progress(self, cell: Any, point: tuple[Any, ...]) -> None:
-        """A long cell's last curve point on the bar: ``loss 0.0123 at step 1200``."""
+        """A long cell's last curve point on the bar: ``loss 0.0123 at step 1200``; where
+        the output is no terminal (a log file: no bar), a line every 30 s of a cell."""
         name, step, _, value = point
-        self.progress.update(
-            self.bar, description=f"{cell.task} {_short(cell)} · {name} {value:.4g} at step {step}"
-        )
+        text = f"{cell.task} {_short(cell)} · {name} {value:.4g} at step {step}"
+        self.progress.update(self.bar, description=text)
+        if self.quiet or self.out.is_terminal:
+            return
+        now = time.monotonic()
+        started = self._said.setdefault(("start", id(cell)), now)
+        if now - self._said.get(id(cell), started) >= LOG_EVERY_S:
+            self._said[id(cell)] = now
+            self.out.print(f"  ... {text} ({now - started:.0f} s in)", highlight=False)
 
     def on_cell_done(self, cell: Any, row: dict[str, Any]) -> None:
         status = row["status"]

@@ -161,7 +161,9 @@ def task_table(run: Run, task: str) -> TaskTable | None:
     else:
         metric = _fallback_metric(cells)
         quality = [(metric, None)] if metric else []
-        cost = next(iter(timers(cells.columns)), "wall")
+        # this task's own timers (the run's columns hold every task's)
+        own = [c for c in timers(cells.columns) if cells[c].notna().any()]
+        cost = next(iter(own), "wall")
         declared = False
     if cost not in cells.columns:
         cost = "wall" if "wall" in cells.columns else ""
