@@ -61,6 +61,7 @@ from bench.compare import (
 )
 from bench.headline import Headline
 from bench.results import Run, is_missing, key_columns
+from bench.stats import signed_rank_sum
 from bench.tuning import tied
 
 ROW_LIMIT = 500  # rows a table shows at once (filter and sort cover all)
@@ -386,6 +387,10 @@ def best_margin(t: Task, summary: pd.DataFrame, alpha: float = 0.05) -> str:
         by_seed.append(_finite(cells, primary).set_axis(cells["seed"]).dropna())
     a, b = by_seed[0].align(by_seed[1], join="inner")
     d = (a - b).to_numpy(float)
+    if not len(d):
+        return (
+            f"{first}{ties} is best by mean {name}; it shares no seed with the runner-up {second}"
+        )
     lead = (
         f"{first}{ties} is best by mean {name}; against the runner-up {second}, paired on "
         f"{len(d)} seed{'s' if len(d) != 1 else ''}: "
@@ -400,7 +405,12 @@ def best_margin(t: Task, summary: pd.DataFrame, alpha: float = 0.05) -> str:
             "apart at this count"
         )
     p = float(wilcoxon(a.to_numpy(float), b.to_numpy(float)).pvalue)
-    verdict = "better" if p < alpha else "not significantly better"
+    if not p < alpha:
+        verdict = "not significantly better"
+    elif signed_rank_sum(-sign * d) > 0:  # the ranks favour the best, as its mean does
+        verdict = "better"
+    else:  # a mean led by one seed's outlier; the ranks say otherwise
+        verdict = "yet the seeds' ranks favour the runner-up"
     return lead + f"Wilcoxon p = {p:.3g} ({verdict} at alpha {alpha:g})"
 
 

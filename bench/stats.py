@@ -64,6 +64,9 @@ class Comparison:
     q: float = math.nan
     verdict: str = ""
     nonzero: int = 0  # the pairs whose difference is not 0 (what the test ranks)
+    #: which side the test's ranks favour: the signed-rank sum of reference - other
+    #: (> 0: the reference higher); a mean can lean the other way on one outlier
+    rank_sum: float = 0.0
 
 
 @dataclass
@@ -385,12 +388,23 @@ def paired_comparisons(
         mean_a, mean_b = float(a.mean()), float(b.mean())
         row = Comparison(group_name, name, mean_a, mean_b, float(d.mean()), len(d), p)
         row.nonzero = int(np.count_nonzero(d))
+        row.rank_sum = signed_rank_sum(d)
         table.rows.append(row)
     qs = false_discovery_control([r.p for r in table.rows], method="bh")
     for row, q in zip(table.rows, qs):
         row.q = float(q)
         row.verdict = _verdict(row, better, alpha, ref_label)
     return table
+
+
+def signed_rank_sum(d: Any) -> float:
+    """The Wilcoxon statistic's side: the ranks of |d| (zeros dropped, ties averaged)
+    summed with d's signs; > 0 where the pairs' ranks favour the first side."""
+    from scipy.stats import rankdata
+
+    d = np.asarray(d, dtype=float)
+    d = d[d != 0]
+    return float((np.sign(d) * rankdata(np.abs(d))).sum()) if d.size else 0.0
 
 
 def _short(column: str) -> str:
@@ -402,9 +416,10 @@ def _verdict(row: Comparison, better: str | None, alpha: float, ref: str) -> str
     # (an older scipy's normal approximation can fall below it: then its q decides)
     if row.nonzero and not smallest < alpha and not row.q < alpha:
         return f"untestable (n={row.nonzero}: p >= {smallest:.3g})"
-    if not row.q < alpha or row.difference == 0:
+    if not row.q < alpha or row.rank_sum == 0:
         return "n.s."
-    higher = row.difference > 0
+    # the side the test's ranks favour (the mean can lean the other way on one seed)
+    higher = row.rank_sum > 0
     if better is None:
         return f"{ref} higher" if higher else f"{ref} lower"
     ref_wins = higher == (better == "higher")

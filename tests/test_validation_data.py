@@ -64,13 +64,15 @@ def test_burgers_chooses_by_its_off_grid_validation_points(tmp_path):
          "fits and scores the same target for every seed"),
         ({"task": "physics.burgers_reconstruct", "params": {"method": "diffphys"}},
          "reconstructs the same trajectory"),
+        ({"task": "ode.neural_ode_fit", "params": {"solver": "rk4"}},
+         "fits and scores the same spiral trajectory for every seed"),
     ],
 )  # fmt: skip
 def test_tasks_scoring_every_seed_on_the_same_data_refuse_tuning(tmp_path, entry, reason):
     select = entry.pop("select", None)
     slot = next(iter(entry["params"]))
     tune = {**TUNE, "grid": {f"{slot}.lr" if slot != "architecture" else "lr": [0.1, 0.01]}}
-    if slot == "encoding":
+    if slot in ("encoding", "solver"):
         tune["grid"] = {"lr": [1e-3, 1e-4]}
     if select:
         tune["select"] = select

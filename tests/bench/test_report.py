@@ -177,6 +177,11 @@ def test_the_best_says_whether_its_seeds_tell_it_from_the_runner_up():
     assert "not significantly better" in best_margin(t, configuration_summary(t))
     t = task([0.9, 0.9], [0.9, 0.9])  # tied: both starred, no runner-up
     assert best_margin(t, configuration_summary(t)) == ""
+    # the best by mean leads on one outlier seed; the ranks favour the runner-up on 11
+    t = task([0.85] * 12, [0.9] * 11 + [0.0])
+    text = best_margin(t, configuration_summary(t))
+    assert text.startswith("a is best by mean dice; against the runner-up b, paired on 12")
+    assert "(yet the seeds' ranks favour the runner-up at alpha 0.05)" in text
 
 
 def test_the_best_is_judged_within_each_problem():

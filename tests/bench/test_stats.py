@@ -143,6 +143,18 @@ def test_two_tasks_sharing_a_metric_name_are_compared_task_by_task():
             assert row.p == one[row.other].p and row.difference == one[row.other].difference
 
 
+def test_the_verdict_follows_the_ranks_the_test_ranks_not_a_mean_led_by_one_seed():
+    """b scores 0.85 on 12 seeds, a 0.9 on 11 and 0 on one: a's mean is lower, yet it is
+    higher on 11 of 12 pairs and the signed-rank test says so (the verdict named b from
+    the mean difference)."""
+    rows = [{**_row(m, "x", seed, 1, "test", v), "cell_id": f"{m}{seed}"}
+            for seed in range(12)
+            for m, v in (("a", 0.0 if seed == 11 else 0.9), ("b", 0.85))]  # fmt: skip
+    (row,) = paired_comparisons(pd.DataFrame(rows), "dice", "method=b", better="higher").rows
+    assert row.difference > 0 and row.rank_sum < 0 and row.q < 0.05
+    assert row.verdict == "method=a better"
+
+
 def test_lower_is_better_flips_the_verdict_and_no_direction_says_higher():
     lower = paired_comparisons(_table(), "dice", "method=a", better="lower")
     unknown = paired_comparisons(_table(), "dice", "method=a")

@@ -101,6 +101,16 @@ def test_an_edited_right_hand_side_is_never_served_its_stale_reference(
     assert code_digest(problems.lotka_volterra_rhs((1.5, 1.0, 3.0, 1.0))) != code_digest(
         problems.lotka_volterra_rhs((1.5, 1.0, 3.0, 2.0))
     )  # a closure's coefficients count
+
+    def closing_over(value):
+        return lambda t, y: value
+
+    big = np.zeros(2000)
+    other = big.copy()
+    other[1000] = 1.0  # where numpy's repr elides
+    assert code_digest(closing_over(big)) != code_digest(closing_over(other))
+    holder = object()  # its repr holds an address: left out, the same in every process
+    assert code_digest(closing_over(holder)) == code_digest(closing_over(object()))
     first = run_cell("ode.spiral", "rk4", tmp_path).metrics["final_rel_error"]
     monkeypatch.setattr(problems, "SPIRAL_A", [[-0.2, 2.0], [-2.0, -0.2]])  # both sides
     assert code_digest(problems.spiral_rhs) != before

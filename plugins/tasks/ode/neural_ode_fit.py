@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import numpy as np
 import torch
@@ -75,6 +76,13 @@ class NeuralODEFitTask(Task):
         ),
         "dtype": Param("float32", choices=tuple(DTYPES), doc="dtype of data and model"),
     }
+
+    @classmethod
+    def validation_data(cls, params: dict[str, Any], select: str) -> str | None:
+        return (
+            "fits and scores the same spiral trajectory for every seed (a seed changes the "
+            "initial weights and the batches)"
+        )
 
     def run(self, ctx: CellContext) -> None:
         solver: Solver = ctx.components["solver"]

@@ -50,15 +50,30 @@ def code_digest(fn: Callable[..., Any]) -> str:
         digest.update(repr(getattr(code, "co_consts", ())).encode())
     for cell in getattr(fn, "__closure__", None) or ():
         try:
-            digest.update(repr(cell.cell_contents).encode())
+            _digest_value(digest, "", cell.cell_contents)
         except ValueError:  # an empty cell
             pass
     code, scope = getattr(fn, "__code__", None), getattr(fn, "__globals__", {})
     for name in code.co_names if code is not None else ():  # constants it reads (SPIRAL_A)
-        value = scope.get(name)
-        if isinstance(value, (int, float, complex, str, tuple, list, np.ndarray)):
-            digest.update(f"{name}={value!r}".encode())
+        if name in scope:
+            _digest_value(digest, name, scope[name])
     return digest.hexdigest()[:16]
+
+
+def _digest_value(digest: Any, name: str, value: Any) -> None:
+    """Plain data into ``digest``, exactly: numbers and text by repr, arrays by their
+    bytes (numpy's repr elides the middle of a large one), containers item by item.
+    Anything else (a module, a function, an object whose repr holds its address, which
+    changes every process) is left out: the source names it."""
+    if isinstance(value, np.ndarray):
+        digest.update(f"{name}:{value.dtype}{value.shape}".encode())
+        digest.update(np.ascontiguousarray(value).tobytes())
+    elif isinstance(value, (bool, int, float, complex, str, bytes)) or value is None:
+        digest.update(f"{name}={value!r}".encode())
+    elif isinstance(value, (tuple, list)):
+        digest.update(f"{name}:{type(value).__name__}{len(value)}".encode())
+        for item in value:
+            _digest_value(digest, "", item)
 
 
 def cache_path(cache_dir: Path, key: dict[str, Any]) -> Path:
