@@ -1272,9 +1272,10 @@ def _direction(run: Any, cells: Any, column: str) -> str | None:
         return None
     name = column[len("metric.") :]
     directions = {
-        h.quality[name]
+        {**h.quality, **h.validation}[name]
         for task in cells["task"].dropna().unique()
-        if (h := headline(run.meta, str(task))) is not None and name in h.quality
+        if (h := headline(run.meta, str(task))) is not None
+        and name in {**h.quality, **h.validation}
     }
     return directions.pop() if len(directions) == 1 else None
 

@@ -192,7 +192,14 @@ def headline(meta: dict[str, Any], task: str, cells: pd.DataFrame | None = None)
     if not quality:
         return None
     cost = found.cost if found.cost in cells.columns else "wall"
-    return Headline(quality=quality, cost=cost, curves=found.curves, problem=found.problem)
+    validation = {k: v for k, v in found.validation.items() if f"{METRIC}{k}" in cells.columns}
+    return Headline(
+        quality=quality,
+        cost=cost,
+        curves=found.curves,
+        problem=found.problem,
+        validation=validation,
+    )
 
 
 def problems(cells: pd.DataFrame, columns: list[str]) -> pd.Series:

@@ -378,6 +378,11 @@ def _across_columns(
     """The key columns named by ``keys`` (a column, or ``param.<key>``)."""
     out: list[str] = []
     for key in keys:
+        if key == "task":
+            raise AcrossError(
+                "--across task: another task is another measure, not a changed setting; "
+                "compare a parameter, a component or the device"
+            )
         found = [c for c in (key, f"param.{key}") if c in cols]
         if not found:
             either = [c for c in (key, f"param.{key}")
@@ -438,17 +443,22 @@ def pairable_notes(cmp: Comparison) -> list[str]:
 
 
 def _pairable(only_a: set[str], only_b: set[str], cols: list[str]) -> list[str]:
-    """The key columns that alone tell an unmatched configuration of A from one of B
-    (keys as ``_key_str`` makes them), in column order."""
-    found: set[str] = set()
+    """The key columns (never the task) that alone tell an unmatched configuration of A
+    from one of B (keys as ``_key_str`` makes them), in column order: for each column,
+    the keys with it left out meet in both runs (linear in the configurations)."""
+    parsed_a = [json.loads(k) for k in only_a]
     parsed_b = [json.loads(k) for k in only_b]
-    for key in only_a:
-        values = json.loads(key)
-        for other in parsed_b:
-            apart = [i for i, (x, y) in enumerate(zip(values, other, strict=True)) if x != y]
-            if len(apart) == 1:
-                found.add(cols[apart[0]])
-    return [c for c in cols if c in found]
+    found = []
+    for i, column in enumerate(cols):
+        if column == "task":
+            continue
+
+        def without(values: list[Any], i: int = i) -> str:
+            return json.dumps(values[:i] + values[i + 1 :], default=str)
+
+        if {without(v) for v in parsed_a} & {without(v) for v in parsed_b}:
+            found.append(column)
+    return found
 
 
 def _as_tuned(cells: pd.DataFrame, meta: dict[str, Any]) -> tuple[pd.DataFrame, dict[Any, str]]:

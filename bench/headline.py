@@ -114,13 +114,16 @@ class Headline:
         """From ``run.json`` (a received file: anything malformed is None, not raised)."""
         if not isinstance(data, dict) or not isinstance(data.get("quality"), dict):
             return None
+        problem, validation = data.get("problem", []), data.get("validation", {})
+        if not isinstance(problem, list) or not isinstance(validation, dict):
+            return None  # a string would read as its letters, a list would not map
         try:
             return cls(
                 quality=data["quality"],
                 cost=str(data.get("cost", "wall")),
                 curves=tuple(data.get("curves", ())),
-                problem=tuple(data.get("problem", ())),
-                validation=dict(data.get("validation", {})),
+                problem=tuple(problem),
+                validation=dict(validation),
             )
         except (HeadlineError, TypeError, AttributeError):
             return None

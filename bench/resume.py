@@ -76,20 +76,23 @@ def plugins_changed(
 ) -> list[tuple[str, str, str]]:
     """``(spec, sha256 before, sha256 now)`` for each plugin file whose source differs
     from what ``previous`` (an earlier ``run.json``) recorded; ``now``: the suite's
-    ``plugin_sources``. A plugin it did not record is not compared."""
+    ``plugin_sources``. A plugin it did not record, or hashed over other files (its
+    ``path``: a module's own file then, its package's folder now), is not compared."""
     recorded = previous.get("plugin_files")
     if not isinstance(recorded, list):
         return []
     before = {
-        e.get("spec"): e.get("sha256")
-        for e in recorded
-        if isinstance(e, dict) and isinstance(e.get("spec"), str)
+        e.get("spec"): e for e in recorded if isinstance(e, dict) and isinstance(e.get("spec"), str)
     }
-    return [
-        (e["spec"], str(before[e["spec"]]), e["sha256"])
-        for e in now
-        if "sha256" in e and before.get(e["spec"]) not in (None, e["sha256"])
-    ]
+    changed = []
+    for e in now:
+        old = before.get(e["spec"], {})
+        if "sha256" not in e or old.get("sha256") in (None, e["sha256"]):
+            continue
+        if old.get("path") not in (None, e.get("path")):
+            continue  # another basis: the hashes say nothing of an edit
+        changed.append((e["spec"], str(old["sha256"]), e["sha256"]))
+    return changed
 
 
 def _planned(suite: Suite) -> dict[str, Cell]:

@@ -243,6 +243,10 @@ def test_a_headline_problem_round_trips_and_refuses_what_is_not_a_parameter():
     h = Headline(quality={"dice": "higher"}, problem=("truth",))
     assert Headline.from_dict(h.to_dict()) == h and h.problem_columns == ["param.truth"]
     assert "problem" not in Headline(quality={"dice": "higher"}).to_dict()  # old runs' form
+    h = Headline(quality={"dice": "higher"}, validation={"val_dice": "higher"})
+    assert Headline.from_dict(h.to_dict()) == h
+    for bad in ({"problem": "truth"}, {"validation": ["val_dice"]}):  # a hand-edited run.json
+        assert Headline.from_dict({"quality": {"dice": "higher"}, **bad}) is None
     for bad in ("param.truth", "method.lr", ""):
         with pytest.raises(HeadlineError, match="one of the task's own parameters"):
             Headline(quality={"dice": "higher"}, problem=(bad,))

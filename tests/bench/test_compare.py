@@ -584,6 +584,8 @@ def test_across_refuses_what_would_pool_settings_or_is_unknown(tmp_path, capsys)
     assert "run B holds step_size" in capsys.readouterr().err
     assert main(["report", str(a), "--across", "step_size"]) == 2
     assert "give a second run" in capsys.readouterr().err
+    with pytest.raises(AcrossError, match="another task is another measure"):
+        compare_runs(load_run(a), load_run(a), across=["task"])
     # the same value in both runs: compared as without --across, no value said
     same = compare_runs(load_run(a), load_run(a), across=["step_size"])
     assert len(same.metrics) == 2 and all("in A" not in r.label for r in same.metrics)

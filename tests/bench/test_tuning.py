@@ -1048,3 +1048,15 @@ def test_compare_marks_each_tuned_configuration_by_its_own_grid(tmp_path, monkey
     # (chose 0) with step_size fixed at 0.3: two configurations, each its own test cells
     assert rows == [("0.3", "tuned", 0.105), ("tuned", "0.0", 0.005)]
     assert not cmp.moved
+
+
+def test_a_plugin_hashed_over_other_files_since_is_not_called_edited():
+    """A run started when a dotted module was hashed as its own file, resumed now that its
+    package is: the hashes differ with nothing edited, and are not compared."""
+    from bench.resume import plugins_changed
+
+    before = {"plugin_files": [{"spec": "lab.mod", "path": "/x/lab/mod.py", "sha256": "a"}]}
+    now = [{"spec": "lab.mod", "path": "/x/lab", "sha256": "b"}]
+    assert plugins_changed(before, now) == []
+    now[0]["path"] = "/x/lab/mod.py"  # the same basis: an edit
+    assert plugins_changed(before, now) == [("lab.mod", "a", "b")]

@@ -45,13 +45,18 @@ def check_flow_module(name: str, net: Any, invertible: str | None) -> None:
     width = int(net.width)
     with torch.no_grad():
         param = next(net.parameters(), None)
-        probe = torch.zeros(2, width, dtype=param.dtype if param is not None else None)
+        probe = torch.zeros(
+            2,
+            width,
+            dtype=param.dtype if param is not None else None,
+            device=param.device if param is not None else None,  # where build() put it
+        )
         try:
             out = net(probe)
         except RuntimeError as exc:  # a shape mismatch inside the module
             raise ValueError(
-                f"{where} a module that cannot take a (2, {width}) batch ({exc}): a flow "
-                f"maps (N, width) -> (N, width), and its width is {width}"
+                f"{where} a module that cannot take a (2, {width}) batch on {probe.device} "
+                f"({exc}): a flow maps (N, width) -> (N, width), and its width is {width}"
             ) from None
     if tuple(out.shape) != (2, width):
         raise ValueError(

@@ -253,11 +253,11 @@ class Atlas(Task):
             0.0, low=0.0, doc="SIMULATED ventricle dilation at a = 1 (max voxels; 0: none)"
         ),
         "population": Param(
-            "auto",
-            choices=("auto", "barycentre", "conditional"),
+            "barycentre",
+            choices=("barycentre", "conditional"),
             doc="the subjects: barycentre (random velocities made zero mean), or conditional "
-            "(attributes in [-1, 1], velocities with their fit on [1, a] removed); auto: "
-            "barycentre without attribute or conditional template, else conditional. Give "
+            "(attributes in [-1, 1], velocities with their fit on [1, a] removed), which an "
+            "attribute or a conditional template takes when it is not given. Give "
             "conditional to compare a one-template atlas with conditional ones on the same "
             "subjects at attribute 0",
         ),
@@ -295,13 +295,13 @@ class Atlas(Task):
     def resolve_params(cls, values: dict[str, Any]) -> dict[str, Any]:
         v = super().resolve_params(values)
         plain = v["attribute"] == 0 and v["conditional"] == "none"
-        if v["population"] == "auto":
-            v["population"] = "barycentre" if plain else "conditional"
-        elif v["population"] == "barycentre" and not plain:
-            raise ParamError(
-                "population barycentre has no attributes: an attribute or a conditional "
-                "template needs population conditional (or auto)"
-            )
+        if v["population"] == "barycentre" and not plain:
+            if "population" in values:  # asked for: refused, never switched behind its back
+                raise ParamError(
+                    "population barycentre has no attributes: an attribute or a conditional "
+                    "template needs population conditional"
+                )
+            v["population"] = "conditional"
         neural = neural_velocities(v)
         if neural and v["projection"] == "displacement":
             raise ParamError(

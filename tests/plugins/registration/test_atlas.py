@@ -168,7 +168,7 @@ def test_alignment_undoes_a_known_deformation_and_measures_it():
 def test_a_one_template_atlas_and_conditional_ones_can_share_their_subjects():
     """At attribute 0, conditional none drew the barycentre population and a conditional
     template another one (velocities fit on [1, a] removed): different subjects on the
-    same seed, compared as one problem. The population is a parameter now (auto keeps
+    same seed, compared as one problem. The population is a parameter now (left out, it keeps
     the old choice, so published runs read the same), in the headline's problem, and
     population: conditional puts both on the same subjects."""
     import numpy as np
@@ -188,4 +188,4 @@ def test_a_one_template_atlas_and_conditional_ones_can_share_their_subjects():
     for a, b in zip(one[1], linear[1], strict=True):
         assert np.array_equal(a.data, b.data)  # the same subjects
     plain = atlas(**small).population(0)
-    assert not np.array_equal(plain[1][0].data, linear[1][0].data)  # auto: as before
+    assert not np.array_equal(plain[1][0].data, linear[1][0].data)  # left out: as before
