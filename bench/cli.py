@@ -437,6 +437,14 @@ def _site_parser(sub: Any) -> None:
         action="store_true",
         help="write every run's report from its tables instead of copying its report.html",
     )
+    site.add_argument(
+        "--problem",
+        action="append",
+        default=[],
+        metavar="KEY",
+        help="a task parameter that poses another problem (truth), for runs recorded before "
+        "tasks declared theirs: the best is judged within each of its values; repeatable",
+    )
     site.set_defaults(func=cmd_site)
 
 
@@ -1474,6 +1482,7 @@ def cmd_site(args: argparse.Namespace) -> int:
             Path(args.output),
             rebuild_reports=args.rebuild_reports,
             progress=lambda name: out.print(f"  {name}", highlight=False, style="dim"),
+            problem=args.problem,
         )
     except SiteError as exc:
         raise CliError(str(exc)) from None

@@ -28,7 +28,7 @@ import math
 import os
 import re
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,6 +87,9 @@ class SiteRun:
     summary: str = ""  # the README's first line of prose
     paper_tables: list[list[list[str]]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: task parameters that pose another problem, besides those its headlines recorded
+    #: (``bench site --problem``: runs recorded before tasks declared them)
+    problem: tuple[str, ...] = ()
 
 
 @dataclass
@@ -152,7 +155,7 @@ class TaskTable:
     problem: list[str] = field(default_factory=list)  # the problem columns that vary
 
 
-def task_table(run: Run, task: str) -> TaskTable | None:
+def task_table(run: Run, task: str, problem: Sequence[str] = ()) -> TaskTable | None:
     cells = reported(run.cells[run.cells["task"] == task])  # a tuned run: its test cells
     found = recorded_headline(run.meta, task, cells)
     if found is not None:
@@ -168,7 +171,8 @@ def task_table(run: Run, task: str) -> TaskTable | None:
     if cost not in cells.columns:
         cost = "wall" if "wall" in cells.columns else ""
     labels = configuration_labels(cells) if len(cells) else pd.Series(dtype=object)
-    named = [c for c in (found.problem_columns if found else []) if c in cells.columns]
+    given = [f"param.{k}" for k in problem]  # --problem, for runs recorded before
+    named = [c for c in (*(found.problem_columns if found else []), *given) if c in cells.columns]
     varied = varying(cells, named)
     where = problems(cells, varied)
     rows = []
@@ -393,14 +397,18 @@ def copy_report(source: Path, root: Path, dest_dir: Path, site: Path) -> bool:
     return True
 
 
-def generate_report(run: Run, dest_dir: Path, site: Path) -> None:
+def generate_report(run: Run, dest_dir: Path, site: Path, problem: Sequence[str] = ()) -> None:
     """Write the run's report with ``bench.report`` (plotly.js shared at DIR/runs/);
     pictures it links by ``file://`` (past its inlining budget) are copied beside it."""
     from bench.report import write_report
 
     dest_dir.mkdir(parents=True, exist_ok=True)
+    keys = [k for k in problem if f"param.{k}" in run.cells.columns]  # another run's: none
     out = write_report(
-        run, output=dest_dir / "report.html", plotly_js=site / "runs" / "plotly.min.js"
+        run,
+        output=dest_dir / "report.html",
+        plotly_js=site / "runs" / "plotly.min.js",
+        problem=keys,
     )
     page = out.read_text(encoding="utf-8")
     if "file:" not in page or run.files.empty:
@@ -423,6 +431,7 @@ def build_site(
     *,
     rebuild_reports: bool = False,
     progress: Callable[[str], None] | None = None,
+    problem: Sequence[str] = (),
 ) -> Site:
     output = Path(output)
     site = output.resolve()
@@ -451,7 +460,7 @@ def build_site(
         if "task" not in run.cells.columns:
             skipped.append(f"{source}: its cells have no task column")
             continue
-        entry = SiteRun(run, _slug(source, taken), source)
+        entry = SiteRun(run, _slug(source, taken), source, problem=tuple(problem))
         dest = site / "runs" / entry.slug
         dest.mkdir(parents=True, exist_ok=True)
         _add_readme(entry, run_dir, root, dest, site, pages)
@@ -496,7 +505,7 @@ def _add_report(
             return
         entry.notes.append("its report.html links files outside the run: page rebuilt")
     try:
-        generate_report(entry.run, dest, site)
+        generate_report(entry.run, dest, site, entry.problem)
     except (ReportError, OSError, ValueError, KeyError, TypeError) as exc:
         entry.notes.append(f"no report: {exc}")
         return
@@ -575,7 +584,7 @@ def _run_item(entry: SiteRun) -> str:
 
 
 def _task_html(task: str, entries: list[SiteRun]) -> str:
-    tables = [(e, task_table(e.run, task)) for e in entries]
+    tables = [(e, task_table(e.run, task, e.problem)) for e in entries]
     tables = [(e, t) for e, t in tables if t is not None]
     out = [f"<h3>{_esc(task)}</h3>"]
     for entry, table in tables:

@@ -188,3 +188,35 @@ def test_the_site_bolds_the_best_within_each_problem_among_whole_configurations(
     assert _best_cells([("metric.dice", "higher")], rows) == {
         (0, "metric.dice"), (2, "metric.dice"), (3, "metric.dice")}  # fmt: skip
     assert _best_cells([("metric.dice", None)], rows) == set()  # no direction, no best
+
+
+def test_site_problem_keys_judge_an_old_runs_best_within_each_value(tmp_path):
+    """A run recorded before tasks declared their problems: bench site --problem truth
+    bolds the best per truth generator, not the easier generator's configuration alone."""
+    import json
+
+    import pandas as pd
+
+    from bench.results import load_run
+    from bench.site import task_table
+
+    rows = [{"cell_id": f"{m}{t}{s}", "suite": "x", "bench": 0, "label": "t", "task": "reg",
+             "method": m, "param.truth": t, "seed": s, "status": "ok", "wall": 1.0, "error": "",
+             "finished_at": "", "device": "cpu",
+             "metric.dice": base + (0.3 if t == "easy" else 0.0)}
+            for m, base in (("a", 0.6), ("b", 0.5)) for t in ("easy", "hard") for s in (0, 1)
+            if not (m == "a" and t == "easy")]  # fmt: skip
+    rows += [{**rows[0], "cell_id": f"ceasy{s}", "method": "c", "param.truth": "easy",
+              "metric.dice": 0.4, "seed": s} for s in (0, 1)]  # fmt: skip
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    pd.DataFrame(rows).to_parquet(run_dir / "cells.parquet")
+    headline = {"quality": {"dice": "higher"}, "cost": "wall", "curves": []}
+    (run_dir / "run.json").write_text(json.dumps({"suite": "x", "headlines": {"reg": headline}}))
+    run = load_run(run_dir)
+
+    def bold(table):
+        return sorted(r["label"] for r in table.rows if "metric.dice" in r.get("best", ()))
+
+    assert bold(task_table(run, "reg")) == ["method=b truth=easy"]  # across generators
+    assert bold(task_table(run, "reg", ["truth"])) == ["method=a truth=hard", "method=b truth=easy"]
