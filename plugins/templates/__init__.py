@@ -29,6 +29,18 @@ def bench_templates() -> list[Template]:
             _read("method.yaml.txt"),
         ),
         Template(
+            "architecture",
+            "a residual architecture (FlowArchitecture), beside resnet and revnet on the moons",
+            _read("architecture.py.txt"),
+            _read("architecture.yaml.txt"),
+        ),
+        Template(
+            "physics",
+            "a physics method (PhysicsMethod: a PINN by Adam), beside pinn on Raissi's Burgers",
+            _read("physics.py.txt"),
+            _read("physics.yaml.txt"),
+        ),
+        Template(
             "task",
             "a task with a solver slot (exponential decay against its exact solution)",
             _read("task.py.txt"),
