@@ -605,8 +605,16 @@ def _plugins_probed(early: Any, suite: str) -> bool:
 
     if early is None or not early.plugin_specs:
         return False
+
+    def slow() -> None:
+        make_console(stderr=True).print(
+            f"note: still importing the plugins {', '.join(early.plugin_specs)} (15 s so "
+            "far); a plugin that hangs while importing holds the run here (Ctrl-C stops it)",
+            highlight=False,
+        )
+
     try:
-        early.wait_ready()
+        early.wait_ready(slow)
     except WorkerStartError as exc:
         raise CliError(f"{suite}: plugins: {exc}") from None
     return True

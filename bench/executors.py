@@ -185,8 +185,13 @@ class ProcessExecutor(Executor):
         self._starting = started
         threading.Thread(target=start, daemon=True).start()
 
-    def wait_ready(self) -> None:
-        """Wait for a prestarted worker; ``WorkerStartError`` if it could not start."""
+    def wait_ready(self, slow: Callable[[], None] | None = None, after: float = 15.0) -> None:
+        """Wait for a prestarted worker; ``WorkerStartError`` if it could not start.
+        ``slow`` is called once if it is not ready within ``after`` seconds (a plugin
+        slow or stuck in its imports: said, not silence)."""
+        starting = self._starting
+        if slow is not None and starting is not None and not starting.wait(after):
+            slow()
         self._wait_started()
 
     def _wait_started(self) -> None:

@@ -895,3 +895,18 @@ def test_a_plugin_that_hard_exits_while_importing_is_reported_not_obeyed(tmp_pat
     assert main(args) == 2  # had this process obeyed os._exit(0), pytest would have ended
     err = " ".join(capsys.readouterr().err.split())
     assert "quits.py" in err and "exit code 0" in err
+
+
+def test_a_plugin_slow_to_import_is_said_not_silent(tmp_path):
+    """A plugin that hangs while importing held bench run without a word: waiting for the
+    worker says, once, that the plugins are still importing."""
+    plugin = tmp_path / "slow.py"
+    plugin.write_text("import time\ntime.sleep(1.5)\n")
+    executor = ProcessExecutor([str(plugin)], tmp_path)
+    said = []
+    try:
+        executor.prestart()
+        executor.wait_ready(lambda: said.append("slow"), after=0.2)
+    finally:
+        executor.close()
+    assert said == ["slow"]
