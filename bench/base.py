@@ -99,9 +99,11 @@ class Plugin(ABC):
 
     @classmethod
     def summary(cls) -> str:
-        """First line of the docstring."""
+        """The docstring's first paragraph, as one line (a first sentence that wraps onto
+        a second line was cut mid-sentence)."""
         doc = (cls.__doc__ or "").strip()
-        return doc.splitlines()[0] if doc else ""
+        paragraph = doc.split("\n\n", 1)[0] if doc else ""
+        return " ".join(line.strip() for line in paragraph.splitlines())
 
     @classmethod
     def missing_requirement(cls) -> str | None:

@@ -330,3 +330,18 @@ def test_solver_base_requires_odeint():
 
 def test_hookimpl_is_the_bench_marker():
     assert hookimpl.project_name == "bench"
+
+
+def test_a_summary_is_the_docstrings_first_paragraph_whole():
+    """bench list cut lipschitz's description mid-sentence ('..., or a')."""
+    from bench import Solver
+
+    class Wrapped(Solver):
+        """A first sentence that wraps
+        onto a second line.
+
+        Details."""
+
+        name = "t.wrapped"
+
+    assert Wrapped.summary() == "A first sentence that wraps onto a second line."
