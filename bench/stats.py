@@ -122,8 +122,13 @@ def _text(series: pd.Series) -> pd.Series:
 
 
 def _text_of(value: Any) -> str:
-    """One value as ``_text`` writes it."""
-    return "" if _missing(value) else str(value).lower()
+    """One value as ``_text`` writes it: a whole float as its integer (an integer column
+    that held a blank reads back as floats: ``100.0`` matched no ``n_data=100``)."""
+    if _missing(value):
+        return ""
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    return str(value).lower()
 
 
 def _missing(value: Any) -> bool:

@@ -540,3 +540,13 @@ def test_a_tuned_choice_does_not_split_a_configuration_named_apart():
         ("method=svf method.symmetric=false", 6),
         ("method=svf method.symmetric=true", 6),
     ]
+
+
+def test_a_whole_float_reads_as_its_integer_in_names_and_references():
+    """An integer parameter read back as floats (a blank elsewhere in its column) printed
+    method.n_data=100.0 and matched no --reference n_data=100."""
+    table = _table()
+    table["param.method.n_data"] = np.where(table["method"] == "a", 100.0, 200.0)
+    table.loc[table.index[-1], "param.method.n_data"] = np.nan
+    rows = paired_comparisons(table, "dice", "method=a,method.n_data=100").rows
+    assert {r.other for r in rows} == {"method=b method.n_data=200", "method=c method.n_data=200"}
