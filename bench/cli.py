@@ -1149,6 +1149,17 @@ def cmd_plot(args: argparse.Namespace) -> int:
             )
     except PlotError as exc:
         raise CliError(str(exc)) from None
+    if args.by and args.by in cells.columns:
+        from bench.plot import mixed_in_lines
+
+        mixed = mixed_in_lines(cells[cells["status"] == "ok"], args.by, args.facet)
+        if mixed:
+            shown = ", ".join(c.removeprefix("param.") for c in mixed)
+            make_console().print(
+                f"note: each --by {args.by} line joins cells that differ in {shown} too: "
+                f"--facet {mixed[0]} or --filter keeps them apart",
+                highlight=False,
+            )
     make_console().print(f"wrote {path}", highlight=False)
     return 0
 

@@ -174,6 +174,20 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float, np.number)) and not isinstance(value, (bool, np.bool_))
 
 
+def mixed_in_lines(cells: pd.DataFrame, by: str, facet: str | None = None) -> list[str]:
+    """The configuration columns that vary within one value of ``by`` (and of ``facet``)
+    besides what a line runs along (``sweeps``): a ``--by solver`` line through float32
+    and float64 cells joins two settings into one zig-zag."""
+    along = set(sweeps(cells))
+    keys = [c for c in (by, facet) if c is not None and c in cells.columns]
+    mixed: list[str] = []
+    for _, group in cells.groupby(keys, dropna=False, sort=False):
+        for col in schema.configuration_columns(group):
+            if col not in (*keys, *along, *mixed):
+                mixed.append(col)
+    return mixed
+
+
 def line_groups(cells: pd.DataFrame, by: str | None) -> list[tuple[str, pd.DataFrame]]:
     """(legend name, cells) per line: per value of ``by``, or per configuration with
     the swept parameters (``sweeps``) running along the line."""

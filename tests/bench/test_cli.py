@@ -272,3 +272,18 @@ def test_a_plot_line_runs_along_settings_never_through_one_settings_seeds():
                        for h, t in ((0.1, [2.0, 2.2, 2.1]), (0.2, [1.0, 1.1, 0.9]))])  # fmt: skip
     pts = _points(sweep, "time.solve.median", "metric.err")
     assert list(pts["time.solve.median"]) == [1.0, 2.1]
+
+
+def test_plot_by_says_when_a_line_joins_other_settings():
+    """`bench plot --by solver` drew float32 and float64 cells as one zig-zag line with no
+    word: the columns a line mixes are named (the sweep it runs along is not)."""
+    import pandas as pd
+
+    from bench.plot import mixed_in_lines
+
+    cells = pd.DataFrame(
+        [{"task": "t", "solver": s, "param.dtype": d, "param.solver.step_size": h, "seed": 0}
+         for s in ("rk4", "euler") for d in ("float32", "float64") for h in (0.1, 0.05, 0.02)]
+    )  # fmt: skip
+    assert mixed_in_lines(cells, "solver", "task") == ["param.dtype"]
+    assert mixed_in_lines(cells[cells["param.dtype"] == "float64"], "solver", "task") == []
