@@ -17,7 +17,7 @@ state; the task adds its own stem and head) and offers:
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -139,6 +139,9 @@ class FlowNet(nn.Module):
     """Base of every module of this family: a map of ``(N, width)`` built of steps."""
 
     invertible: ClassVar[str | None] = None
+    #: an iterative inverse's contraction bound c (each step's residual c-Lipschitz), the
+    #: rate its fixed point converges at, where the module has one (i-ResNet); None: none
+    coeff: float | None = None
 
     def __init__(self, width: int, depth: int) -> None:
         super().__init__()
@@ -173,3 +176,47 @@ class FlowNet(nn.Module):
 
     def lipschitz_bound(self) -> float:
         raise NotImplementedError
+
+
+#: what every architecture task reads of the module (FlowNet's attributes and methods)
+FLOW_MEMBERS = ("width", "depth", "forward", "flow", "trajectory", "penalty", "lipschitz_bound")
+#: what an ``invertible = "iterative"`` module has besides (i-ResNet's fixed point)
+ITERATIVE_MEMBERS = ("inverse", "fixed_point_errors", "iterations", "tol")
+
+
+def check_flow_module(name: str, net: Any, invertible: str | None) -> None:
+    """ValueError unless ``net`` is an ``nn.Module`` with FlowNet's members (and an
+    iterative inverse's, where ``invertible`` says so) mapping ``(N, width)`` to
+    ``(N, width)``."""
+    where = f"{name}.build() returned"
+    if not isinstance(net, nn.Module):
+        raise ValueError(f"{where} {type(net).__name__}, not a torch nn.Module (a FlowNet)")
+    wanted = FLOW_MEMBERS + (ITERATIVE_MEMBERS if invertible == "iterative" else ())
+    missing = [m for m in wanted if not hasattr(net, m)]  # the contract's own check
+    if missing:
+        raise ValueError(
+            f"{where} a {type(net).__name__} without {', '.join(missing)}: the architecture "
+            "tasks use a FlowNet's (plugins.architectures.common.FlowNet: subclass it)"
+            + (" and an iterative inverse's" if invertible == "iterative" else "")
+        )
+    width = int(net.width)
+    with torch.no_grad():
+        param = next(net.parameters(), None)
+        probe = torch.zeros(
+            2,
+            width,
+            dtype=param.dtype if param is not None else None,
+            device=param.device if param is not None else None,  # where build() put it
+        )
+        try:
+            out = net(probe)
+        except RuntimeError as exc:  # a shape mismatch inside the module
+            raise ValueError(
+                f"{where} a module that cannot take a (2, {width}) batch on {probe.device} "
+                f"({exc}): a flow maps (N, width) -> (N, width), and its width is {width}"
+            ) from None
+    if tuple(out.shape) != (2, width):
+        raise ValueError(
+            f"{where} a module mapping a (2, {width}) batch to {tuple(out.shape)}: a flow "
+            f"keeps its width, (N, width) -> (N, width), and its width is {width}"
+        )

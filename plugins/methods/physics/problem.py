@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
+import numpy as np
 import torch
 
 
@@ -124,3 +125,24 @@ class GridSolution:
             return st[kk, i0] * (1.0 - wx) + st[kk, i1] * wx
 
         return at(k0) * (1.0 - wt) + at(k1) * wt
+
+
+def predict_checked(solution: Any, x: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """``solution.predict`` at the points ``(x, t)`` as a float64 array, checked against
+    the contract (``plugins.methods.physics.problem.Solution``: 1-D torch tensors in, a
+    1-D tensor of one value a point out): a ValueError saying what came back, not an
+    error inside numpy later."""
+    what = f"the method's solution ({type(solution).__name__})"
+    if not callable(getattr(solution, "predict", None)):  # the contract's own check
+        raise ValueError(
+            f"{what} has no predict(x, t): solve() returns a Solution whose predict takes "
+            "1-D torch tensors x and t and returns u there (a 1-D float64 tensor)"
+        )
+    out = solution.predict(torch.as_tensor(x), torch.as_tensor(t))
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (len(x),):
+        shape = tuple(out.shape) if hasattr(out, "shape") else None
+        raise ValueError(
+            f"{what}.predict(x, t) returned {type(out).__name__} of shape {shape} for "
+            f"{len(x)} points: it returns a 1-D torch tensor of one value a point"
+        )
+    return out.detach().double().cpu().numpy()

@@ -143,7 +143,7 @@ class ClassifyToy(Task):
             ratios = [b / a for a, b in zip(errors, errors[1:]) if a > 1e-13 and b > 0]
             if ratios:
                 ctx.metric("fixed_point_rate", max(ratios))
-            if getattr(net, "coeff", None) is not None:  # the contraction bound, if it has one
+            if net.coeff is not None:  # the contraction bound, where the module has one
                 ctx.metric("coeff", net.coeff)
 
         if p["figures"]:
@@ -177,7 +177,5 @@ class ClassifyToy(Task):
             if errors is not None:
                 ctx.artifact(
                     "fixed_point.png",
-                    figures.convergence(
-                        errors, getattr(net, "coeff", None), f"{label}: fixed point of block 0"
-                    ),
+                    figures.convergence(errors, net.coeff, f"{label}: fixed point of block 0"),
                 )

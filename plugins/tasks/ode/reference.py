@@ -45,18 +45,19 @@ def code_digest(fn: Callable[..., Any]) -> str:
     try:
         digest.update(inspect.getsource(fn).encode())
     except (OSError, TypeError):  # no source file: the compiled code itself
-        code = getattr(fn, "__code__", None)
-        digest.update(code.co_code if code is not None else repr(fn).encode())
-        digest.update(repr(getattr(code, "co_consts", ())).encode())
-    for cell in getattr(fn, "__closure__", None) or ():
+        if inspect.isfunction(fn):
+            digest.update(fn.__code__.co_code)
+            digest.update(repr(fn.__code__.co_consts).encode())
+    if not inspect.isfunction(fn):
+        return digest.hexdigest()[:16]
+    for cell in fn.__closure__ or ():
         try:
             _digest_value(digest, "", cell.cell_contents)
         except ValueError:  # an empty cell
             pass
-    code, scope = getattr(fn, "__code__", None), getattr(fn, "__globals__", {})
-    for name in code.co_names if code is not None else ():  # constants it reads (SPIRAL_A)
-        if name in scope:
-            _digest_value(digest, name, scope[name])
+    for name in fn.__code__.co_names:  # the module constants it reads (SPIRAL_A)
+        if name in fn.__globals__:
+            _digest_value(digest, name, fn.__globals__[name])
     return digest.hexdigest()[:16]
 
 

@@ -17,7 +17,13 @@ import torch
 
 from bench import CellContext, Diverged, Headline, Param, ParamError, Plugin, Task
 from plugins.methods.physics.base import PhysicsMethod
-from plugins.methods.physics.problem import GridSetup, PhysicsProblem, PointData, Solution
+from plugins.methods.physics.problem import (
+    GridSetup,
+    PhysicsProblem,
+    PointData,
+    Solution,
+    predict_checked,
+)
 from plugins.methods.physics.solver import cell_centres, unstable_diffusion
 from plugins.tasks.physics.book_data import BOOK_TARGET_T16
 from plugins.tasks.physics.exact import MAX_NODES, RAISSI_NU, burgers_exact, burgers_exact_grid
@@ -44,31 +50,10 @@ def _points(x: np.ndarray, t: np.ndarray, u: np.ndarray) -> PointData:
     return PointData(*as_t)
 
 
-def _predict(solution: Solution, x: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """``solution.predict`` at the points ``(x, t)`` as a float64 array, checked against
-    the contract (``plugins.methods.physics.problem.Solution``: 1-D torch tensors in, a
-    1-D tensor of one value a point out): a ValueError saying what came back, not an
-    error inside numpy later."""
-    what = f"the method's solution ({type(solution).__name__})"
-    if not callable(getattr(solution, "predict", None)):
-        raise ValueError(
-            f"{what} has no predict(x, t): solve() returns a Solution whose predict takes "
-            "1-D torch tensors x and t and returns u there (a 1-D float64 tensor)"
-        )
-    out = solution.predict(torch.as_tensor(x), torch.as_tensor(t))
-    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (len(x),):
-        shape = tuple(out.shape) if hasattr(out, "shape") else None
-        raise ValueError(
-            f"{what}.predict(x, t) returned {type(out).__name__} of shape {shape} for "
-            f"{len(x)} points: it returns a 1-D torch tensor of one value a point"
-        )
-    return out.detach().double().cpu().numpy()
-
-
 def _grid_predict(solution: Solution, x: np.ndarray, t: np.ndarray) -> np.ndarray:
     """The solution on the grid ``x`` by ``t``: ``(len(t), len(x))``."""
     xx, tt = np.meshgrid(x, t)
-    return _predict(solution, xx.reshape(-1), tt.reshape(-1)).reshape(len(t), len(x))
+    return predict_checked(solution, xx.reshape(-1), tt.reshape(-1)).reshape(len(t), len(x))
 
 
 def _rel_l2(pred: np.ndarray, ref: np.ndarray) -> float:
@@ -159,7 +144,7 @@ class BurgersTask(Task):
         err = np.abs(pred - exact)
         ctx.metric("rel_l2", _rel_l2(pred, exact))
         vx, vt, vu = self.validation_points(ctx.seed)
-        ctx.metric("val_rel_l2", _rel_l2(_predict(solution, vx, vt), vu))
+        ctx.metric("val_rel_l2", _rel_l2(predict_checked(solution, vx, vt), vu))
         ctx.metric("max_error", err.max())
         shock = (np.abs(xx) <= p["shock_halfwidth"]) & (tt >= SHOCK_TIME)
         if shock.any():

@@ -327,7 +327,7 @@ def test_a_module_short_of_the_flow_contract_is_named_with_what_it_lacks():
     import torch
 
     from bench.testing import default_registry
-    from plugins.tasks.architectures.common import check_flow_module
+    from plugins.architectures.common import check_flow_module
 
     with pytest.raises(ValueError, match=r"my\.net\.build\(\) returned a Sequential without "
                        r"width, depth, flow, trajectory, penalty, lipschitz_bound"):  # fmt: skip

@@ -268,7 +268,7 @@ def test_a_solution_short_of_its_contract_is_named(returned, message):
     """A physics method's Solution that returned a numpy array, the wrong length or no
     predict at all failed inside numpy or torch ('object has no attribute numpy',
     'cannot reshape array of size 32'): the task says what predict must return."""
-    from plugins.tasks.physics.burgers import _predict
+    from plugins.methods.physics.problem import predict_checked
 
     class Sol:
         pass
@@ -277,4 +277,4 @@ def test_a_solution_short_of_its_contract_is_named(returned, message):
     if returned is not None:
         sol.predict = returned
     with pytest.raises(ValueError, match=re.escape(message)):
-        _predict(sol, np.linspace(-1, 1, 10), np.zeros(10))
+        predict_checked(sol, np.linspace(-1, 1, 10), np.zeros(10))
