@@ -19,10 +19,17 @@ KINDS = sorted(templates(get_plugin_manager()))
 
 
 def test_the_kinds_people_write_have_templates():
-    assert {"solver", "method", "task"} <= set(KINDS)
+    assert {"solver", "method", "task", "architecture", "physics"} <= set(KINDS)
 
 
-@pytest.mark.parametrize("kind", KINDS)
+#: their suites train networks for half a minute: the default run checks them on one
+#: tiny cell (test_an_architecture_and_a_physics_method_from_bench_new_run)
+SLOW_SUITES = {"architecture", "physics"}
+
+
+@pytest.mark.parametrize(
+    "kind", [pytest.param(k, marks=pytest.mark.slow) if k in SLOW_SUITES else k for k in KINDS]
+)
 def test_a_new_plugin_passes_check_plugin_and_its_suite_runs(kind, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     name = f"my_lab.new_{kind}"
@@ -30,7 +37,7 @@ def test_a_new_plugin_passes_check_plugin_and_its_suite_runs(kind, tmp_path, mon
     assert f"bench run lab/new_{kind}.yaml" in capsys.readouterr().out
     module = load_plugin(str(tmp_path / "lab" / f"new_{kind}.py"))
     (cls,) = module.bench_plugins()
-    assert cls.name == name and cls.kind == kind
+    assert cls.name == name and cls.kind == {"physics": "method"}.get(kind, kind)
     check_plugin(cls, plugins=[str(tmp_path / "lab" / f"new_{kind}.py")])
     assert main(["run", f"lab/new_{kind}.yaml", "--output", "out", "--quiet"]) == 0
     cells = load_run(next((tmp_path / "out").iterdir())).cells
@@ -87,7 +94,7 @@ def test_the_new_solver_is_ralstons_method_not_a_shipped_one(tmp_path, monkeypat
 def test_bench_new_refuses_what_it_cannot_make(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(["new", "nope", "my_lab.x"]) == 2
-    assert "no template for kind 'nope' (templates: method:" in capsys.readouterr().err
+    assert "no template for kind 'nope' (templates: architecture:" in capsys.readouterr().err
     assert main(["new", "solver", "My-Lab"]) == 2
     assert "plugin name 'My-Lab'" in capsys.readouterr().err
     # "$" matches before a trailing newline: "my_lab.y\n" made a plugin named so (issue 23)
@@ -114,7 +121,7 @@ def test_an_architecture_and_a_physics_method_from_bench_new_run(
 ):
     """The audit found no template for these kinds (`bench new architecture` failed, the
     contracts lived in docstrings): each writes a plugin the conformance rules accept and
-    that runs in its task, its suite beside the shipped ones."""
+    that runs in its task (one tiny cell; the whole suites run as slow tests)."""
     from bench.testing import run_cell
 
     monkeypatch.chdir(tmp_path)
@@ -126,5 +133,3 @@ def test_an_architecture_and_a_physics_method_from_bench_new_run(
     assert cell.status == "ok", cell.error
     headline = {"classify.toy": "test_accuracy", "physics.burgers": "rel_l2"}[task]
     assert 0 <= cell.metrics[headline] < 10 and len(cell.times["train"]) == 1
-    suite = (tmp_path / "lab" / f"mine_{kind}.yaml").read_text()
-    assert f"./mine_{kind}.py" in suite and "repeats: 1" in suite
