@@ -27,6 +27,8 @@ methods, what its tasks may rely on; a task's slot names that subclass.
 from __future__ import annotations
 
 import importlib.util
+import inspect
+import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -101,8 +103,8 @@ class Plugin(ABC):
     def summary(cls) -> str:
         """The docstring's first paragraph, as one line (a first sentence that wraps onto
         a second line was cut mid-sentence)."""
-        doc = (cls.__doc__ or "").strip()
-        paragraph = doc.split("\n\n", 1)[0] if doc else ""
+        doc = inspect.cleandoc(cls.__doc__ or "")
+        paragraph = re.split(r"\n\s*\n", doc, maxsplit=1)[0] if doc else ""
         return " ".join(line.strip() for line in paragraph.splitlines())
 
     @classmethod

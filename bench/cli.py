@@ -721,7 +721,8 @@ class _RunDisplay:
             transient=False,
         )
         self.bar: Any = None
-        self._said: dict[Any, float] = {}  # a cell's last progress line, without a terminal
+        #: a running cell's start and last progress line (without a terminal), by cell id
+        self._said: dict[str, tuple[float, float]] = {}
 
     def on_start(self, todo: list[Any], done: int) -> None:
         if self.bar is not None:  # a tuned entry's test cells, once validation chose
@@ -749,6 +750,7 @@ class _RunDisplay:
 
     def on_cell_start(self, cell: Any) -> None:
         self.progress.update(self.bar, description=f"{cell.task} {_short(cell)}")
+        self._said[cell.id] = (time.monotonic(),) * 2  # its start, its last progress line
 
     def on_progress(self, cell: Any, point: tuple[Any, ...]) -> None:
         """A long cell's last curve point on the bar: ``loss 0.0123 at step 1200``; where
@@ -759,12 +761,13 @@ class _RunDisplay:
         if self.quiet or self.out.is_terminal:
             return
         now = time.monotonic()
-        started = self._said.setdefault(("start", id(cell)), now)
-        if now - self._said.get(id(cell), started) >= LOG_EVERY_S:
-            self._said[id(cell)] = now
+        started, last = self._said.setdefault(cell.id, (now, now))
+        if now - last >= LOG_EVERY_S:
+            self._said[cell.id] = (started, now)
             self.out.print(f"  ... {text} ({now - started:.0f} s in)", highlight=False)
 
     def on_cell_done(self, cell: Any, row: dict[str, Any]) -> None:
+        self._said.pop(cell.id, None)
         status = row["status"]
         if not self.quiet:
             line = Text.assemble(
@@ -1156,8 +1159,11 @@ def cmd_plot(args: argparse.Namespace) -> int:
         if mixed:
             shown = ", ".join(c.removeprefix("param.") for c in mixed)
             make_console().print(
-                f"note: each --by {args.by} line joins cells that differ in {shown} too: "
-                f"--facet {mixed[0]} or --filter keeps them apart",
+                f"note: each --by {args.by} line joins cells that differ in {shown} too: "(
+                    f"--facet {mixed[0]} or --filter keeps them apart"
+                    if explicit
+                    else f"--filter {mixed[0]}=VALUE keeps them apart"
+                ),  # fmt: skip
                 highlight=False,
             )
     make_console().print(f"wrote {path}", highlight=False)

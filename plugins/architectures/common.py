@@ -179,9 +179,18 @@ class FlowNet(nn.Module):
 
 
 #: what every architecture task reads of the module (FlowNet's attributes and methods)
-FLOW_MEMBERS = ("width", "depth", "forward", "flow", "trajectory", "penalty", "lipschitz_bound")
+FLOW_MEMBERS = (
+    "width",
+    "depth",
+    "step",
+    "forward",
+    "flow",
+    "trajectory",
+    "penalty",
+    "lipschitz_bound",
+)
 #: what an ``invertible = "iterative"`` module has besides (i-ResNet's fixed point)
-ITERATIVE_MEMBERS = ("inverse", "fixed_point_errors", "iterations", "tol")
+ITERATIVE_MEMBERS = ("inverse", "fixed_point_errors", "iterations", "tol", "coeff")
 
 
 def check_flow_module(name: str, net: Any, invertible: str | None) -> None:

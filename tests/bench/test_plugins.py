@@ -345,3 +345,5 @@ def test_a_summary_is_the_docstrings_first_paragraph_whole():
         name = "t.wrapped"
 
     assert Wrapped.summary() == "A first sentence that wraps onto a second line."
+    Wrapped.__doc__ = "First line.\n    \n    Details."  # a blank line holding spaces
+    assert Wrapped.summary() == "First line."
