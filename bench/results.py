@@ -28,6 +28,7 @@ import json
 import math
 import os
 import shutil
+import socket
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -124,7 +125,7 @@ class RunLock:
             ) from None
         fh.seek(0)
         fh.truncate()
-        fh.write(str(os.getpid()))
+        fh.write(f"{os.getpid()}@{socket.gethostname()}")  # whose, for a reader elsewhere
         fh.flush()
         self._fh = fh
 
@@ -135,24 +136,47 @@ class RunLock:
             self._fh = None
 
 
-def writer_alive(run_dir: Path) -> bool:
-    """Whether a process holds the run folder's lock (``RunLock``): read without taking
-    it for longer than a probe, and without writing (a read-only folder answers False
-    where no lock file is)."""
-    import fcntl
-
+def writer_alive(run_dir: Path) -> bool | str:
+    """Whether a ``bench run`` writes the run folder (holds its ``RunLock``), probed
+    without taking the lock for longer than a probe and without writing: True, False
+    (no lock file, or a free lock whose holder was a process of this host that is gone),
+    or a text saying why it cannot be told from here (the holder ran on another host,
+    whose lock a network file system may not show; the lock cannot be read)."""
+    try:
+        import fcntl
+    except ImportError:  # no flock here (Windows)
+        return "its writer cannot be probed on this system"
     path = Path(run_dir) / ".lock"
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | os.O_CLOEXEC)
-    except OSError:
+    except FileNotFoundError:
         return False
+    except OSError as exc:
+        return f"its lock cannot be read: {exc.strerror}"
     try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except OSError:
-        return True  # an exclusive holder: a bench run writing it
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            return True  # an exclusive holder: a bench run writing it
+        holder = os.read(fd, 256).decode("utf-8", "replace").strip()
     finally:
         os.close(fd)  # closing drops our shared lock, if we got it
-    return False
+    pid, _, host = holder.partition("@")
+    if host and host != socket.gethostname():
+        return f"written from {host}? its lock cannot be probed from here"
+    # a holder on this host that lives: a lock the file system did not keep (or a pid
+    # reused: read as running, the safe side)
+    return pid.isdigit() and _pid_alive(int(pid))
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process: alive
+        return True
+    return True
 
 
 def atomic_write_json(path: Path, data: dict[str, Any]) -> None:
@@ -597,12 +621,19 @@ class Run:
 
     @property
     def status(self) -> str:
-        """run.json's status, except a ``running`` run no ``bench run`` writes any more
-        (killed outright: ``kill -9``, a lost machine): ``stopped``, which ``--resume``
-        continues. A run read while another process writes it stays ``running``."""
+        """run.json's status, except a ``running`` run that, seen from this machine, no
+        ``bench run`` writes any more (killed outright: ``kill -9``): ``stopped``, which
+        ``--resume`` continues. Where that cannot be told from here (the writer on
+        another host, whose lock a network file system may not show; a lock file this
+        user cannot read), it says so and stays ``running``."""
         status = str(self.meta.get("status", "?"))
-        if status == "running" and not writer_alive(self.path):
+        if status != "running":
+            return status
+        alive = writer_alive(self.path)
+        if alive is False:
             return "stopped (no bench run writes it: killed? --resume continues it)"
+        if isinstance(alive, str):
+            return f"running ({alive})"
         return status
 
 

@@ -240,8 +240,9 @@ def test_the_run_bar_counts_a_tuned_suites_test_cells_from_the_start():
 
     from bench.cli import _RunDisplay
 
-    cell = SimpleNamespace(task="t", id="c1", params={}, given={}, components={}, describe=lambda: "t",
-                           task_params={}, component_params={}, seed=0)  # fmt: skip
+    cell = SimpleNamespace(task="t", id="c1", params={}, given={}, components={},
+                           describe=lambda: "t", task_params={}, component_params={},
+                           seed=0)  # fmt: skip
     suite = SimpleNamespace(name="s", cells=[cell] * 4, planned=10, tunings=[object()])
     out = Console(file=io.StringIO(), width=120)
     display = _RunDisplay(out, suite, Path("/tmp/x"), quiet=True)

@@ -326,7 +326,7 @@ def test_a_run_folder_lock_never_has_two_holders(tmp_path):
             RunLock(tmp_path).acquire()  # a third must wait for the second
     third = RunLock(tmp_path)
     third.acquire()
-    assert (tmp_path / ".lock").read_text() == str(os.getpid())
+    assert (tmp_path / ".lock").read_text().split("@")[0] == str(os.getpid())
     third.release()
 
 
@@ -910,3 +910,31 @@ def test_a_plugin_slow_to_import_is_said_not_silent(tmp_path):
     finally:
         executor.close()
     assert said == ["slow"]
+
+
+def test_a_runs_writer_elsewhere_or_unreadable_is_not_called_stopped(tmp_path):
+    """A lock free here but written from another host (a network file system may keep
+    locks per machine), or a lock file this user cannot read, leaves the run running
+    with why; a lock naming a dead pid of this host is stopped."""
+    import json
+    import socket
+
+    from bench.results import writer_alive
+
+    (tmp_path / "run.json").write_text(json.dumps({"suite": "s", "status": "running"}))
+    lock = tmp_path / ".lock"
+    lock.write_text("12345@another-node")
+    assert (
+        writer_alive(tmp_path) == "written from another-node? its lock cannot be probed from here"
+    )
+    lock.write_text(f"{2**22 + 7}@{socket.gethostname()}")  # no such pid
+    assert writer_alive(tmp_path) is False
+    lock.write_text(f"{os.getpid()}@{socket.gethostname()}")  # alive, lock not kept
+    assert writer_alive(tmp_path) is True
+    held = RunLock(tmp_path)
+    held.acquire()
+    try:
+        assert lock.read_text() == f"{os.getpid()}@{socket.gethostname()}"
+        assert writer_alive(tmp_path) is True
+    finally:
+        held.release()

@@ -329,8 +329,8 @@ def test_a_module_short_of_the_flow_contract_is_named_with_what_it_lacks():
     from bench.testing import default_registry
     from plugins.architectures.common import check_flow_module
 
-    with pytest.raises(ValueError, match=r"my\.net\.build\(\) returned a Sequential without "
-                       r"width, depth, step, flow, trajectory, penalty, lipschitz_bound"):  # fmt: skip
+    wanted = r"returned a Sequential without width, depth, step, flow, trajectory, penalty"
+    with pytest.raises(ValueError, match=r"my\.net\.build\(\) " + wanted):
         check_flow_module("my.net", torch.nn.Sequential(torch.nn.Linear(2, 2)), None)
     with pytest.raises(ValueError, match="not a torch nn.Module"):
         check_flow_module("my.net", object(), None)
