@@ -126,9 +126,21 @@ def _text_of(value: Any) -> str:
     that held a blank reads back as floats: ``100.0`` matched no ``n_data=100``)."""
     if _missing(value):
         return ""
-    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+    whole = isinstance(value, (float, np.floating)) and float(value).is_integer()
+    if whole and abs(value) < 1e15:  # past it, an integer's digits would be noise: 1e+20
         return str(int(value))
     return str(value).lower()
+
+
+def _given_text(value: str) -> str:
+    """A value the user typed (``--reference method.lr=1.0``) as ``_text`` writes the
+    cells' values: a number as the number it is, so ``1.0``, ``1`` and ``1e0`` match."""
+    for kind in (int, float):
+        try:
+            return _text_of(kind(value))
+        except ValueError:
+            continue
+    return value.lower()
 
 
 def _missing(value: Any) -> bool:
@@ -355,7 +367,7 @@ def _matching(cells: pd.DataFrame, keys: dict[str, str], reference: str) -> pd.S
     """Which cells are the reference's (every key's value, case aside); StatsError when none."""
     is_ref = pd.Series(True, index=cells.index)
     for col, value in keys.items():
-        is_ref &= _text(cells[col]) == value.lower()
+        is_ref &= _text(cells[col]) == _given_text(value)
     if not is_ref.any():
         key = next(iter(keys))
         seen = sorted(set(_text(cells[key])) - {""})

@@ -550,3 +550,6 @@ def test_a_whole_float_reads_as_its_integer_in_names_and_references():
     table.loc[table.index[-1], "param.method.n_data"] = np.nan
     rows = paired_comparisons(table, "dice", "method=a,method.n_data=100").rows
     assert {r.other for r in rows} == {"method=b method.n_data=200", "method=c method.n_data=200"}
+    for typed in ("100.0", "1e2"):  # as a suite writes it: the same number
+        again = paired_comparisons(table, "dice", f"method=a,method.n_data={typed}").rows
+        assert [r.p for r in again] == [r.p for r in rows]
