@@ -202,6 +202,10 @@ class _Entry:
     #: mistakes (a component's parameters are checked then), by a stand-in ``tune``
     #: (``_stand_in``), and run nothing
     check_only: bool = False
+    #: a wrong value's axis was dropped (check_only): the task's own cross-parameter
+    #: checks would judge its default, a mistake the user never made; only the
+    #: components' values are checked
+    partial: bool = False
 
     @property
     def count(self) -> int:
@@ -239,6 +243,7 @@ class _Entry:
         resolver = _Resolver(self.task_cls, registry, paths, f"benchmarks[{self.index}]")
         if self.tune is not None and not self.check_only:
             resolver.tuned_by = self.tune.select
+        resolver.task_checks = not self.partial
         given_json = self._given_json()
         components_json: dict[tuple[str, ...], str] = {}
         common = self._common_fields(suite_name, role)
@@ -373,7 +378,9 @@ def _entry_axes(
         # cells are made (a component's parameters, a plugin's own checks): its cells are
         # made from the values that are right, on one seed, and run nothing.
         stand_in = _stand_in(grid, settings["seeds"]) if "tune" in entry else None
-        return _Entry(index, task_cls, label, axes, settings, stand_in, check_only=True)
+        return _Entry(
+            index, task_cls, label, axes, settings, stand_in, check_only=True, partial=True
+        )
     if len(errors) > n_own:
         # A wrong tune block must not hide the entry's other mistakes, some found only as
         # its cells are made (a component's parameters, the grid's): it is checked by a
@@ -600,6 +607,9 @@ class _Resolver:
         #: a tuned entry's select metric: its cells' task parameters are checked for
         #: validation data apart from the reported data (``Task.validation_data``)
         self.tuned_by: str | None = None
+        #: False: the task's own checks (resolve_params, check_cell) are left out, their
+        #: messages being about values the suite did not give (``_Entry.partial``)
+        self.task_checks = True
 
     def _error(self, message: str) -> None:
         if message not in self._seen_errors:
@@ -635,7 +645,7 @@ class _Resolver:
                 task_given[key] = value
         task_key = parts[""]
         task_params = self._once(("task", task_key), self._task, task_given)
-        tuned = task_params is not None and self.tuned_by is not None
+        tuned = task_params is not None and self.tuned_by is not None and self.task_checks
         if tuned and not self._once(("val", task_key), self._validation, task_params, given):
             return None
         component_params = {}
@@ -647,7 +657,8 @@ class _Resolver:
             return None
         # Not memoised: it sees every part, so its key would be the whole cell (a
         # million-entry table that never hits); a check that is costly caches itself.
-        if self._checks and not self._check_cell(components, task_params, component_params, given):
+        checks = self._checks and self.task_checks
+        if checks and not self._check_cell(components, task_params, component_params, given):
             return None
         return components, task_params, component_params
 
@@ -677,14 +688,14 @@ class _Resolver:
     def _task(self, task_given: dict[str, Any]) -> dict[str, Any] | None:
         try:
             return self.task_cls.resolve_params(task_given)  # each value validated already
-        except ParamError as exc:
-            self._error(f"{self.where}{_values_shown(task_given)}: {self.task_cls.name}: {exc}")
-            return None
-        except Exception as exc:  # a plugin's own hook failing: named, not a traceback
-            self._error(
-                f"{self.where}{_values_shown(task_given)}: {self.task_cls.name}.resolve_params "
-                f"raised {type(exc).__name__}: {exc}"
-            )
+        except Exception as exc:  # ParamError, or a plugin's own hook failing: named
+            if not self.task_checks:
+                return None  # about a default standing in for a wrong value: unsaid
+            where = f"{self.where}{_values_shown(task_given)}: {self.task_cls.name}"
+            if isinstance(exc, ParamError):
+                self._error(f"{where}: {exc}")
+            else:
+                self._error(f"{where}.resolve_params raised {type(exc).__name__}: {exc}")
             return None
 
     def _component(self, slot: str, name: str, given: dict[str, Any]) -> dict[str, Any] | None:

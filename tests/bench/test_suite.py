@@ -618,3 +618,24 @@ def test_a_wrong_task_value_does_not_hide_a_components_mistake(tmp_path):
     assert "3 mistakes" in text and "params.n_times: expected an integer, got 2.5" in text
     assert "params.solver.step_size: rk4.step_size: expected a number, got 'abc'" in text
     assert "rk4 has no parameter 'stepsize'; did you mean 'step_size'?" in text
+
+
+def test_a_wrong_task_value_adds_no_mistake_about_the_default_standing_in(tmp_path):
+    """The entry's cells are made without the wrong value's axis, so the task's own checks
+    would judge its default: `conditional: implicitt` with `encoding: siren` also read
+    'an encoding is the implicit template's field'. Only the components' values are
+    checked there."""
+    from bench.suite import SuiteError, load_suite
+    from bench.testing import default_registry
+
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        "suite: s\nbenchmarks:\n  - task: registration.atlas\n"
+        "    params: {conditional: implicitt, encoding: siren, encoding.widht: 8}\n"
+    )
+    with pytest.raises(SuiteError) as info:
+        load_suite(path, default_registry())
+    text = str(info.value)
+    assert "2 mistakes" in text and "params.conditional: 'implicitt' is not one of" in text
+    assert "siren has no parameter 'widht'; did you mean 'width'?" in text
+    assert "an encoding is the implicit template's field" not in text
