@@ -1158,12 +1158,13 @@ def cmd_plot(args: argparse.Namespace) -> int:
         mixed = mixed_in_lines(cells[cells["status"] == "ok"], args.by, args.facet)
         if mixed:
             shown = ", ".join(c.removeprefix("param.") for c in mixed)
+            apart = (
+                f"--facet {mixed[0]} or --filter keeps them apart"
+                if explicit
+                else f"--filter {mixed[0]}=VALUE keeps them apart"
+            )
             make_console().print(
-                f"note: each --by {args.by} line joins cells that differ in {shown} too: "(
-                    f"--facet {mixed[0]} or --filter keeps them apart"
-                    if explicit
-                    else f"--filter {mixed[0]}=VALUE keeps them apart"
-                ),  # fmt: skip
+                f"note: each --by {args.by} line joins cells that differ in {shown} too: {apart}",
                 highlight=False,
             )
     make_console().print(f"wrote {path}", highlight=False)

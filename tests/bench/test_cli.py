@@ -288,3 +288,18 @@ def test_plot_by_says_when_a_line_joins_other_settings():
     )  # fmt: skip
     assert mixed_in_lines(cells, "solver", "task") == ["param.dtype"]
     assert mixed_in_lines(cells[cells["param.dtype"] == "float64"], "solver", "task") == []
+
+
+def test_plot_by_prints_its_note_on_a_run(write_suite, registry, tmp_path, capsys):
+    """The note's text once called a string (a SyntaxWarning, and a TypeError when said)."""
+    path = write_suite(
+        "suite: p\nplugins: [FIXTURE_PLUGINS]\nrepeats: 1\nwarmup: 0\nbenchmarks:\n"
+        "  - task: test.behave\n"
+        "    matrix: {solver: [test.constant], value: [1.0, 2.0], seconds: [0.001, 0.002]}\n"
+    )
+    run_suite(load_suite(path, registry), tmp_path / "r", executor=InProcessExecutor(registry))
+    out = tmp_path / "p.png"
+    assert main(["plot", str(tmp_path / "r"), "--x", "time.work.median", "--y", "metric.value",
+                 "--by", "solver", "-o", str(out)]) == 0  # fmt: skip
+    text = capsys.readouterr().out
+    assert "note: each --by solver line joins cells that differ in" in text and out.exists()
