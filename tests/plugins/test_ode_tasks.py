@@ -111,6 +111,20 @@ def test_an_edited_right_hand_side_is_never_served_its_stale_reference(
     assert code_digest(closing_over(big)) != code_digest(closing_over(other))
     holder = object()  # its repr holds an address: left out, the same in every process
     assert code_digest(closing_over(holder)) == code_digest(closing_over(object()))
+    import functools
+
+    def rhs(t, y, k):
+        return -k * y
+
+    one, two = functools.partial(rhs, k=1.0), functools.partial(rhs, k=2.0)
+    assert code_digest(one) not in (None, code_digest(two))  # a partial's arguments count
+
+    class Rhs:
+        def __call__(self, t, y):
+            return -y
+
+    assert code_digest(Rhs()) == code_digest(Rhs().__call__) is not None
+    assert code_digest(abs) is None  # nothing vouches for a builtin: never cached
     first = run_cell("ode.spiral", "rk4", tmp_path).metrics["final_rel_error"]
     monkeypatch.setattr(problems, "SPIRAL_A", [[-0.2, 2.0], [-2.0, -0.2]])  # both sides
     assert code_digest(problems.spiral_rhs) != before
