@@ -1514,6 +1514,8 @@ def cmd_site(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     for why in site.skipped:
         out.print(f"skipped {why}", style="yellow", highlight=False)
+    for note in site.notes:
+        out.print(f"note: {note}", style="yellow", highlight=False)
     out.print(
         f"wrote {site.index} ({len(site.runs)} runs, {len(site.pages)} pages) in "
         f"{time.perf_counter() - start:.1f} s",

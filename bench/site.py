@@ -98,6 +98,7 @@ class Site:
     runs: list[SiteRun]
     skipped: list[str]  # folders that could not be read, with why
     pages: list[Path]  # every HTML page written
+    notes: list[str] = field(default_factory=list)  # what the caller should hear
 
 
 # --- finding runs --------------------------------------------------------------------
@@ -171,8 +172,12 @@ def task_table(run: Run, task: str, problem: Sequence[str] = ()) -> TaskTable | 
     if cost not in cells.columns:
         cost = "wall" if "wall" in cells.columns else ""
     labels = configuration_labels(cells) if len(cells) else pd.Series(dtype=object)
-    given = [f"param.{k}" for k in problem]  # --problem, for runs recorded before
-    named = [c for c in (*(found.problem_columns if found else []), *given) if c in cells.columns]
+    given = [f"param.{k.removeprefix('param.')}" for k in problem]  # --problem (old runs)
+    named = [
+        c
+        for c in dict.fromkeys([*(found.problem_columns if found else []), *given])
+        if c in cells.columns
+    ]
     varied = varying(cells, named)
     where = problems(cells, varied)
     rows = []
@@ -403,7 +408,7 @@ def generate_report(run: Run, dest_dir: Path, site: Path, problem: Sequence[str]
     from bench.report import write_report
 
     dest_dir.mkdir(parents=True, exist_ok=True)
-    keys = [k for k in problem if f"param.{k}" in run.cells.columns]  # another run's: none
+    keys = [k for k in problem if f"param.{k.removeprefix('param.')}" in run.cells.columns]
     out = write_report(
         run,
         output=dest_dir / "report.html",
@@ -468,11 +473,16 @@ def build_site(
         if entry.report:
             pages.append(dest / "report.html")
         runs.append(entry)
+    notes = [  # a misspelt key would judge across problems without a word
+        f"--problem {key}: no run's cells have param.{key.removeprefix('param.')}"
+        for key in problem
+        if not any(f"param.{key.removeprefix('param.')}" in e.run.cells.columns for e in runs)
+    ]
     index = site / "index.html"
     index.write_text(
         index_html(runs, skipped, [Path(p).resolve().name for p in inputs]), encoding="utf-8"
     )
-    return Site(index, runs, skipped, [index, *pages])
+    return Site(index, runs, skipped, [index, *pages], notes)
 
 
 def _add_readme(
@@ -499,7 +509,9 @@ def _add_report(
     from bench.report import ReportError
 
     own = run_dir / "report.html"
-    if not rebuild and own.is_file() and _inside(own, root):
+    # a --problem this run has judges its best otherwise than its own page: written anew
+    rejudged = any(f"param.{k.removeprefix('param.')}" in entry.run.cells for k in entry.problem)
+    if not rebuild and not rejudged and own.is_file() and _inside(own, root):
         if copy_report(own, root, dest, site):
             entry.report = f"runs/{entry.slug}/report.html"
             return

@@ -220,3 +220,9 @@ def test_site_problem_keys_judge_an_old_runs_best_within_each_value(tmp_path):
 
     assert bold(task_table(run, "reg")) == ["method=b truth=easy"]  # across generators
     assert bold(task_table(run, "reg", ["truth"])) == ["method=a truth=hard", "method=b truth=easy"]
+    both = task_table(run, "reg", ["truth", "param.truth"])  # one column, said once
+    assert both.problem == ["param.truth"]
+    from bench.site import build_site
+
+    site = build_site([run_dir], tmp_path / "site", problem=["truth", "truht"])
+    assert site.notes == ["--problem truht: no run's cells have param.truht"]
