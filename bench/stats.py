@@ -67,6 +67,8 @@ class Comparison:
     #: which side the test's ranks favour: the signed-rank sum of reference - other
     #: (> 0: the reference higher); a mean can lean the other way on one outlier
     rank_sum: float = 0.0
+    #: both sides score the same on every pair (the seed changes nothing they measure)
+    constant: bool = False
 
 
 @dataclass
@@ -406,6 +408,7 @@ def paired_comparisons(
         row = Comparison(group_name, name, mean_a, mean_b, float(d.mean()), len(d), p)
         row.nonzero = int(np.count_nonzero(d))
         row.rank_sum = signed_rank_sum(d)
+        row.constant = bool(np.ptp(a) == 0 and np.ptp(b) == 0)
         table.rows.append(row)
     qs = false_discovery_control([r.p for r in table.rows], method="bh")
     for row, q in zip(table.rows, qs):
@@ -429,6 +432,15 @@ def _short(column: str) -> str:
 
 
 def _verdict(row: Comparison, better: str | None, alpha: float, ref: str) -> str:
+    if row.n > 1 and row.constant and row.difference != 0:
+        # every pair alike (the seed changes nothing): copies are no sample
+        side = row.difference > 0
+        who = (ref if side == (better == "higher") else row.other) if better else None
+        return (
+            f"{who} better on every seed (deterministic: no test)"
+            if who
+            else (f"{ref} {'higher' if side else 'lower'} on every seed (deterministic: no test)")
+        )
     smallest = 2.0 / 2.0**row.nonzero  # the exact test's p with every difference one way
     # (an older scipy's normal approximation can fall below it: then its q decides)
     if row.nonzero and not smallest < alpha and not row.q < alpha:

@@ -177,6 +177,12 @@ def test_the_best_says_whether_its_seeds_tell_it_from_the_runner_up():
     assert "not significantly better" in best_margin(t, configuration_summary(t))
     t = task([0.9, 0.9], [0.9, 0.9])  # tied: both starred, no runner-up
     assert best_margin(t, configuration_summary(t)) == ""
+    # the seed changes nothing (an ODE problem): six copies are no sample (a test over
+    # them gave p = 2 / 2^6 = 0.031, "better")
+    t = task([0.9] * 6, [0.8] * 6)
+    assert best_margin(t, configuration_summary(t)).endswith(
+        "paired on 6 seeds: the same on every seed (a deterministic result): ahead by 0.1"
+    )
     # the best by mean leads on one outlier seed; the ranks favour the runner-up on 11
     t = task([0.85] * 12, [0.9] * 11 + [0.0])
     text = best_margin(t, configuration_summary(t))

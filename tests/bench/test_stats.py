@@ -553,3 +553,14 @@ def test_a_whole_float_reads_as_its_integer_in_names_and_references():
     for typed in ("100.0", "1e2"):  # as a suite writes it: the same number
         again = paired_comparisons(table, "dice", f"method=a,method.n_data={typed}").rows
         assert [r.p for r in again] == [r.p for r in rows]
+
+
+def test_a_deterministic_difference_is_said_not_tested():
+    """Every seed scores the same (the seed changes nothing): 8 copies of one difference
+    gave p = 2 / 2^8 and 'better', a test over copies. Said as what it is."""
+    rows = [{**_row(m, "x", seed, 1, "test", v), "cell_id": f"{m}{seed}"}
+            for seed in range(8) for m, v in (("a", 0.9), ("b", 0.8))]  # fmt: skip
+    (row,) = paired_comparisons(pd.DataFrame(rows), "dice", "method=a", better="higher").rows
+    assert row.constant and row.verdict == "method=a better on every seed (deterministic: no test)"
+    lower = paired_comparisons(pd.DataFrame(rows), "dice", "method=a", better="lower").rows[0]
+    assert lower.verdict == "method=b better on every seed (deterministic: no test)"
