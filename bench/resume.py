@@ -19,9 +19,12 @@ what is allowed but worth saying comes back as notes.
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -56,6 +59,8 @@ def check(
         _same_settings(planned, rows, previous)
         _same_rules(suite, previous)
     notes = []
+    if rows:
+        notes.extend(_resolved_otherwise(_planned(suite), rows))
     for spec, old, new in plugins_changed(previous, sources):
         notes.append(
             f"plugin {spec} changed since this run started (sha256 {old[:12]} then, "
@@ -69,6 +74,65 @@ def check(
             "keeps the earlier text under suite_history)"
         )
     return notes
+
+
+def _resolved_otherwise(planned: dict[str, Cell], rows: Mapping[str, dict[str, Any]]) -> list[str]:
+    """A note where recorded cells ran other parameter values than their cells resolve
+    to now: a value the suite did not give, so a plugin's (or the task's) default that
+    changed since (a cell's id holds only what the suite gave). Not refused: the
+    values are compared as JSON, and a resume is how a fixed crash goes on."""
+    differ: dict[str, tuple[Any, Any]] = {}
+    count = 0
+    for cell_id, row in rows.items():
+        cell = planned.get(cell_id)
+        if cell is None:
+            continue
+        moved = {
+            column: (row[column], value)
+            for column, value in cell.param_columns().items()
+            if column in row and _json(row[column]) != _json(value)
+        }
+        if moved:
+            count += 1
+            for column, pair in moved.items():
+                differ.setdefault(column, pair)
+    if not differ:
+        return []
+    shown = "; ".join(f"{c.removeprefix('param.')} {a!r} then, {b!r} now"
+                      for c, (a, b) in list(differ.items())[:3])  # fmt: skip
+    return [
+        f"{count} recorded cells ran other values than their cells resolve to now ({shown}): "
+        "a default changed since (a plugin's or the task's); the run mixes both, a new "
+        "run measures every cell alike"
+    ]
+
+
+def _json(value: Any) -> str:
+    """One text for a value however the results tables gave it back: a list Parquet held
+    as its JSON text or an array, an integer column read back as floats (a blank
+    elsewhere in it), NaN for None."""
+    return json.dumps(_canon(value), sort_keys=True, default=str)
+
+
+def _canon(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, str) and value[:1] in "[{":
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return value
+    if isinstance(value, (list, tuple)):
+        return [_canon(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _canon(v) for k, v in value.items()}
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(f"{float(value):.12g}")
+    return value
 
 
 def plugins_changed(

@@ -1060,3 +1060,33 @@ def test_a_plugin_hashed_over_other_files_since_is_not_called_edited():
     assert plugins_changed(before, now) == []
     now[0]["path"] = "/x/lab/mod.py"  # the same basis: an edit
     assert plugins_changed(before, now) == [("lab.mod", "a", "b")]
+
+
+def test_a_resume_notes_cells_that_ran_another_default(tmp_path):
+    """A plugin's default that changed between a run and its resume is in no cell id: the
+    recorded cells ran the old value. The resume says so (values compared as the results
+    tables give them back: lists as JSON text, integer columns with blanks as floats,
+    NaN for None, so a run read back unchanged says nothing)."""
+    import pandas as pd
+
+    from bench.results import _parquet_safe
+    from bench.resume import check
+    from bench.suite import load_suite
+    from bench.testing import default_registry
+
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        "suite: s\nbenchmarks:\n"
+        "  - task: ode.harmonic\n    matrix: {solver: [rk4, torchdiffeq.dopri5]}\n"
+        "  - task: kernels.warp\n    params: {size: [16, 16], backend: warp.eager}\n"
+    )
+    suite = load_suite(path, default_registry())
+    rows = [{"cell_id": c.id, **c.param_columns()} for c in suite.cells]
+    _parquet_safe(pd.DataFrame(rows)).to_parquet(tmp_path / "cells.parquet")
+    back = {r["cell_id"]: r for r in pd.read_parquet(tmp_path / "cells.parquet").to_dict("records")}
+    assert check(suite, back, {}, []) == []  # read back unchanged: nothing to say
+    rk4 = next(c.id for c in suite.cells if c.components.get("solver") == "rk4")
+    back[rk4]["param.solver.step_size"] = 0.5  # as if rk4's default had been 0.5
+    (note,) = check(suite, back, {}, [])
+    assert note.startswith("1 recorded cells ran other values than their cells resolve to now "
+                           "(solver.step_size 0.5 then, ")  # fmt: skip
