@@ -150,12 +150,18 @@ def _tuned(
         roles = [(rule.validation_seeds, VALIDATION, tuning.validation)]
         if not entry.check_only:
             roles.append((entry.settings["seeds"], TEST, tuning.test))
+        instead = rule.validation_params
         for setting in tuning.settings:
             axes = [(k, [v], p) for k, v, p in _given_axes(entry, config.given)] + [
                 (k, [v], where[k]) for k, v in setting.items()
             ]
             for seeds, role, out in roles:
-                one = replace(entry, axes=axes, settings={**entry.settings, "seeds": seeds})
+                mine = axes
+                if role == VALIDATION and instead:  # the validation data, where other
+                    mine = [a for a in axes if a[0] not in instead] + [
+                        (k, [v], f"{path}.tune.validation_params.{k}") for k, v in instead.items()
+                    ]
+                one = replace(entry, axes=mine, settings={**entry.settings, "seeds": seeds})
                 out.append(one.cells(suite_name, registry, errors, seen, role=role))
         tunings.append(tuning)
     check_sizes(tunings, path, errors)
@@ -242,7 +248,10 @@ class _Entry:
         groups = self._groups()
         resolver = _Resolver(self.task_cls, registry, paths, f"benchmarks[{self.index}]")
         if self.tune is not None and not self.check_only:
-            resolver.tuned_by = self.tune.select
+            problem = self.task_cls.headline.problem if self.task_cls.headline else ()
+            # validation cells on another value of a problem parameter: other data
+            if not set(self.tune.validation_params) & set(problem):
+                resolver.tuned_by = self.tune.select
         resolver.task_checks = not self.partial
         given_json = self._given_json()
         components_json: dict[tuple[str, ...], str] = {}
@@ -368,8 +377,9 @@ def _entry_axes(
     tune, grid = None, None
     if "tune" in entry:
         tune = read_rule(
-            entry["tune"], f"{path}.tune", task_cls.headline, settings["seeds"], errors
-        )
+            entry["tune"], f"{path}.tune", task_cls.headline, settings["seeds"], errors,
+            task_cls.params,
+        )  # fmt: skip
         grid = _check_grid(entry["tune"], f"{path}.tune", seen, task_cls, registry, errors)
     if n_own > n_errors:
         if unfilled or len(errors) > n_own:

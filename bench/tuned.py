@@ -47,6 +47,8 @@ class Choice:
     settings: list[tuple[str, float | None]]  # (label, validation mean or None: out)
     chosen: int | None  # index into settings
     why_none: str = ""
+    #: the task parameters validation ran with instead (other data): ``image=moon``
+    validation_params: str = ""
 
     @property
     def qualified(self) -> int:
@@ -187,6 +189,11 @@ def _choice(raw: dict[str, Any], label: str) -> Choice:
         settings=shown,
         chosen=index,
         why_none=str(raw.get("why_none") or "") if index is None else "",
+        validation_params=" ".join(
+            f"{k}={v}" for k, v in (raw.get("validation_params") or {}).items()
+        )
+        if isinstance(raw.get("validation_params"), dict)
+        else "",
     )
 
 
@@ -207,7 +214,13 @@ def summary(found: list[Choice], hidden: pd.DataFrame, where: str = "the tables"
     cells) and what it holds instead."""
     n_val = int((roles(hidden) == VALIDATION).sum())
     n_sup = int((roles(hidden) == SUPERSEDED).sum())
-    validation = " / ".join(dict.fromkeys(seeds_text(c.validation_seeds) for c in found))
+    validation = " / ".join(
+        dict.fromkeys(
+            seeds_text(c.validation_seeds)
+            + (f" (with {c.validation_params})" if c.validation_params else "")
+            for c in found
+        )
+    )
     test = " / ".join(dict.fromkeys(seeds_text(c.test_seeds) for c in found))
     chosen = sum(c.chosen is not None for c in found)
     if found:

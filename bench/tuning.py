@@ -43,6 +43,8 @@ TUNE_KEYS = {
     "validation_seeds": "seeds the choice is made on (a list, disjoint from the entry's seeds)",
     "max_settings": "the most settings a configuration may try (default 8)",
     "equal_size": "every configuration tries as many settings (default true)",
+    "validation_params": "task parameters the validation cells run with instead (other "
+    "data: tune on one image, report on another)",
 }
 MAX_SETTINGS = 8
 # Validation means this close (relative) are one score: they differ by summation order
@@ -79,6 +81,8 @@ class TuneRule:
     validation_seeds: list[int]
     max_settings: int = MAX_SETTINGS
     equal_size: bool = True
+    #: task parameters the validation cells run with instead of the entry's (other data)
+    validation_params: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -134,6 +138,11 @@ class Tuning:
             "select": self.rule.select,
             "better": self.rule.better,
             "validation_seeds": self.rule.validation_seeds,
+            **(
+                {"validation_params": self.rule.validation_params}
+                if self.rule.validation_params
+                else {}
+            ),  # fmt: skip
             "test_seeds": [c.seed for c in self.test[0]] if self.test else [],
             "settings": self.settings,
             "scores": scores,
@@ -149,9 +158,15 @@ def _why_none(scores: list[float | None], n: int) -> str:
 
 
 def read_rule(
-    block: Any, path: str, headline: Any, seeds: list[int], errors: list[str]
+    block: Any,
+    path: str,
+    headline: Any,
+    seeds: list[int],
+    errors: list[str],
+    task_params: dict[str, Any] | None = None,
 ) -> TuneRule | None:
-    """Check a ``tune`` block; None (with ``errors``) where it is wrong."""
+    """Check a ``tune`` block; None (with ``errors``) where it is wrong. ``task_params``:
+    the task's declared parameters (``Task.params``), which ``validation_params`` set."""
     from bench.settings import read_settings  # the seeds parser, shared with `seeds:`
 
     if not isinstance(block, dict):
@@ -188,6 +203,21 @@ def read_rule(
     equal = block.get("equal_size", True)
     if not isinstance(equal, bool):
         errors.append(f"{path}.equal_size: true or false, got {shown(equal)}")
+    instead = block.get("validation_params", {})
+    if not isinstance(instead, dict):
+        errors.append(f"{path}.validation_params: task parameters, got {shown(instead)}")
+        instead = {}
+    declared = task_params or {}
+    for key, value in instead.items():
+        if key not in declared:
+            errors.append(unknown_key(str(key), declared, f"{path}.validation_params.")
+                          + " (the task's own parameters: the data; a component's are "
+                          "the tuned method's)")  # fmt: skip
+            continue
+        try:
+            declared[key].validate(value)
+        except ValueError as exc:  # ParamError
+            errors.append(f"{path}.validation_params.{key}: {exc}")
     if len(errors) > n:
         return None
     return TuneRule(
@@ -197,6 +227,7 @@ def read_rule(
         validation_seeds=validation,
         max_settings=size,
         equal_size=equal,
+        validation_params=dict(instead),
     )
 
 

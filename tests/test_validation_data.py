@@ -101,3 +101,27 @@ def test_data_apart_by_seed_is_tuned_as_before(tmp_path):
         "tune": {**TUNE, "grid": "declared", "select": "dice"},
     })  # fmt: skip
     assert "registers the same given pair (fixed, moving) for every seed" in text
+
+
+def test_validation_params_tune_on_other_data(tmp_path):
+    """A task that scores every seed on one image can be tuned on another: the
+    validation cells run with `validation_params` (a problem parameter: other data), the
+    reported cells with the entry's own; run.json's record says which."""
+    entry = {"task": "fields.image_fit", "params": {"encoding": "siren", "size": 16},
+             "tune": {**TUNE, "grid": {"lr": [1e-3, 1e-4]},
+                      "validation_params": {"image": "moon"}}}  # fmt: skip
+    suite = _load(tmp_path, entry)
+    (tuning,) = suite.tunings
+    assert {c.task_params["image"] for cs in tuning.validation for c in cs} == {"moon"}
+    assert {c.task_params["image"] for cs in tuning.test for c in cs} == {"camera"}
+    assert tuning.record({})["validation_params"] == {"image": "moon"}
+    from bench.tuned import choices
+
+    (choice,) = choices({"tuning": [tuning.record({})]})
+    assert choice.validation_params == "image=moon"  # what show and the report say
+    entry["tune"]["validation_params"] = {"steps": 10}  # not a problem parameter: same data
+    assert "fits and scores the same target for every seed" in _refused(tmp_path, entry)
+    entry["tune"]["validation_params"] = {"encoding.width": 8, "imag": "x"}
+    text = _refused(tmp_path, entry)
+    assert "tune.validation_params.encoding.width" in text and "a component's are" in text
+    assert "tune.validation_params.imag" in text
