@@ -134,6 +134,12 @@ def _tuned(
                 params = config.component_params.get(slot, {})
                 classes.update(nested_plugins.plugin_classes(registry, cls, params, slot))
         grid, where = grid_axes(rule, classes, path)
+        swept = sorted(set(grid) & set(rule.validation_params))
+        if swept:  # validation would try every setting on one value: no choice at all
+            message = f"{path}.tune: {', '.join(swept)} set both in the grid and validation_params"
+            if message not in errors:
+                errors.append(message)
+            continue
         clash = sorted(set(grid) & set(config.given))
         if clash:  # each configuration would say it again: once is enough
             message = f"{path}.tune: {', '.join(clash)} set both in the grid and the entry"

@@ -119,6 +119,8 @@ def test_validation_params_tune_on_other_data(tmp_path):
 
     (choice,) = choices({"tuning": [tuning.record({})]})
     assert choice.validation_params == "image=moon"  # what show and the report say
+    entry["tune"]["validation_params"] = {"image": "moon", "lr": 0.1}  # the grid's own key
+    assert "lr set both in the grid and validation_params" in _refused(tmp_path, entry)
     entry["tune"]["validation_params"] = {"steps": 10}  # not a problem parameter: same data
     assert "fits and scores the same target for every seed" in _refused(tmp_path, entry)
     entry["tune"]["validation_params"] = {"encoding.width": 8, "imag": "x"}

@@ -353,7 +353,7 @@ benchmarks:
     )
     assert errors == [
         "benchmarks[0].tune.grdi: unknown key; did you mean 'grid'? (allowed: grid, select, "
-        "validation_seeds, max_settings, equal_size)",
+        "validation_seeds, max_settings, equal_size, validation_params)",
         "benchmarks[1].tune.validation_seeds: [0] are also test seeds; a choice made on the "
         "seeds it is reported on is not a held-out choice",
         "benchmarks[1].tune.grid.valu: test.behave has no parameter 'valu'; did you mean "
