@@ -202,6 +202,12 @@ def headline(meta: dict[str, Any], task: str, cells: pd.DataFrame | None = None)
     )
 
 
+def param_column(key: str) -> str:
+    """A parameter's column from its name as a user gives it: ``truth`` or
+    ``param.truth`` -> ``param.truth``."""
+    return PARAM + key.removeprefix(PARAM)
+
+
 def problems(cells: pd.DataFrame, columns: list[str]) -> pd.Series:
     """Each cell's problem, as the ``columns`` (a headline's ``problem_columns``, or any
     the user names) that vary among ``cells`` say it: ``truth=svf``; "" for every cell

@@ -61,7 +61,7 @@ from bench.compare import (
 )
 from bench.headline import Headline
 from bench.results import Run, is_missing, key_columns
-from bench.stats import signed_rank_sum
+from bench.stats import signed_rank_sum, untestable
 from bench.tuning import tied
 
 ROW_LIMIT = 500  # rows a table shows at once (filter and sort cover all)
@@ -284,13 +284,7 @@ def describe_task(
 def problem_columns(cells: pd.DataFrame, keys: Sequence[str]) -> list[str]:
     """``bench report --problem KEY``'s keys as the cells' columns (``param.<key>``, or
     the column itself); a key no cell of this task has is passed over (another task's)."""
-    out = []
-    for key in keys:
-        for column in (f"param.{key}", key):
-            if column in cells.columns and column.startswith("param."):
-                out.append(column)
-                break
-    return out
+    return [c for c in map(C.param_column, keys) if c in cells.columns]
 
 
 # --- the headline table ------------------------------------------------------
@@ -402,12 +396,9 @@ def best_margin(t: Task, summary: pd.DataFrame, alpha: float = 0.05) -> str:
         # the seed changes nothing either scores (a deterministic problem): repeating it
         # is no evidence, and a test over the copies would call any difference significant
         return lead + f"the same on every seed (a deterministic result): ahead by {abs(d[0]):.3g}"
-    smallest = 2.0 / 2.0**nonzero
-    if not smallest < alpha:
-        return lead + (
-            f"untestable (n={nonzero}: p >= {smallest:.3g}), the seeds cannot tell them "
-            "apart at this count"
-        )
+    never = untestable(nonzero, alpha)
+    if never:
+        return lead + f"{never}, the seeds cannot tell them apart at this count"
     p = float(wilcoxon(a.to_numpy(float), b.to_numpy(float)).pvalue)
     if not p < alpha:
         verdict = "not significantly better"

@@ -35,7 +35,7 @@ from typing import Any
 
 import pandas as pd
 
-from bench.columns import configuration_labels, problems, timers, varying
+from bench.columns import configuration_labels, param_column, problems, timers, varying
 from bench.columns import headline as recorded_headline
 from bench.results import CELLS, LOG, RUN_JSON, ResultsError, Run, load_run
 from bench.tuned import reported
@@ -172,7 +172,7 @@ def task_table(run: Run, task: str, problem: Sequence[str] = ()) -> TaskTable | 
     if cost not in cells.columns:
         cost = "wall" if "wall" in cells.columns else ""
     labels = configuration_labels(cells) if len(cells) else pd.Series(dtype=object)
-    given = [f"param.{k.removeprefix('param.')}" for k in problem]  # --problem (old runs)
+    given = [param_column(k) for k in problem]  # --problem (old runs)
     named = [
         c
         for c in dict.fromkeys([*(found.problem_columns if found else []), *given])
@@ -408,7 +408,7 @@ def generate_report(run: Run, dest_dir: Path, site: Path, problem: Sequence[str]
     from bench.report import write_report
 
     dest_dir.mkdir(parents=True, exist_ok=True)
-    keys = [k for k in problem if f"param.{k.removeprefix('param.')}" in run.cells.columns]
+    keys = [k for k in problem if param_column(k) in run.cells.columns]
     out = write_report(
         run,
         output=dest_dir / "report.html",
@@ -474,9 +474,9 @@ def build_site(
             pages.append(dest / "report.html")
         runs.append(entry)
     notes = [  # a misspelt key would judge across problems without a word
-        f"--problem {key}: no run's cells have param.{key.removeprefix('param.')}"
+        f"--problem {key}: no run's cells have {param_column(key)}"
         for key in problem
-        if not any(f"param.{key.removeprefix('param.')}" in e.run.cells.columns for e in runs)
+        if not any(param_column(key) in e.run.cells.columns for e in runs)
     ]
     index = site / "index.html"
     index.write_text(
@@ -510,7 +510,7 @@ def _add_report(
 
     own = run_dir / "report.html"
     # a --problem this run has judges its best otherwise than its own page: written anew
-    rejudged = any(f"param.{k.removeprefix('param.')}" in entry.run.cells for k in entry.problem)
+    rejudged = any(param_column(k) in entry.run.cells for k in entry.problem)
     if not rebuild and not rejudged and own.is_file() and _inside(own, root):
         if copy_report(own, root, dest, site):
             entry.report = f"runs/{entry.slug}/report.html"

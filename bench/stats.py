@@ -431,6 +431,14 @@ def _short(column: str) -> str:
     return column[len(PARAM) :] if column.startswith(PARAM) else column
 
 
+def untestable(nonzero: int, alpha: float) -> str | None:
+    """``untestable (n=3: p >= 0.25)`` where ``nonzero`` paired differences are too few
+    for the exact two-sided signed-rank test ever to reach ``alpha`` (its smallest p,
+    every difference one way, is 2 / 2^n); None where they can."""
+    smallest = 2.0 / 2.0**nonzero
+    return None if smallest < alpha else f"untestable (n={nonzero}: p >= {smallest:.3g})"
+
+
 def _verdict(row: Comparison, better: str | None, alpha: float, ref: str) -> str:
     if row.n > 1 and row.constant and row.difference != 0:
         # every pair alike (the seed changes nothing): copies are no sample
@@ -441,10 +449,10 @@ def _verdict(row: Comparison, better: str | None, alpha: float, ref: str) -> str
             if who
             else (f"{ref} {'higher' if side else 'lower'} on every seed (deterministic: no test)")
         )
-    smallest = 2.0 / 2.0**row.nonzero  # the exact test's p with every difference one way
-    # (an older scipy's normal approximation can fall below it: then its q decides)
-    if row.nonzero and not smallest < alpha and not row.q < alpha:
-        return f"untestable (n={row.nonzero}: p >= {smallest:.3g})"
+    # (an older scipy's normal approximation can fall below the exact bound: its q decides)
+    never = untestable(row.nonzero, alpha)
+    if row.nonzero and never and not row.q < alpha:
+        return never
     if not row.q < alpha or row.rank_sum == 0:
         return "n.s."
     # the side the test's ranks favour (the mean can lean the other way on one seed)
