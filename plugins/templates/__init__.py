@@ -41,6 +41,13 @@ def bench_templates() -> list[Template]:
             _read("physics.yaml.txt"),
         ),
         Template(
+            "encoding",
+            "a neural-field encoding (FieldEncoding: a Gabor-wavelet net), beside siren and "
+            "fourier on the cameraman",
+            _read("encoding.py.txt"),
+            _read("encoding.yaml.txt"),
+        ),
+        Template(
             "task",
             "a task with a solver slot (exponential decay against its exact solution)",
             _read("task.py.txt"),
