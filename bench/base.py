@@ -275,6 +275,13 @@ class Task(Plugin):
     #: what the task's result is (quality metrics and which way is better, cost,
     #: curves): ``show``, ``report``, ``compare`` and ``site`` lead with it
     headline: ClassVar[Headline | None] = None
+    #: the problem parameters that choose the data itself (the image, the viscosity),
+    #: where the headline's other ``problem`` parameters choose how much of it is seen
+    #: or how it is scored (the size, a held-out share, a grid): ``tune:
+    #: validation_params`` must change one of them, or the validation cells would
+    #: choose on the reported data. None: every ``problem`` parameter; ``()``: none
+    #: (the task has one data set)
+    data_params: ClassVar[tuple[str, ...] | None] = None
 
     @classmethod
     def slots(cls) -> dict[str, Slot]:

@@ -169,9 +169,40 @@ def _tuned(
                     ]
                 one = replace(entry, axes=mine, settings={**entry.settings, "seeds": seeds})
                 out.append(one.cells(suite_name, registry, errors, seen, role=role))
+        if instead and not _other_data(entry.task_cls, config, tuning, path, errors):
+            continue
         tunings.append(tuning)
     check_sizes(tunings, path, errors)
     return tunings
+
+
+def _other_data(
+    task_cls: type[Task], config: Cell, tuning: Tuning, path: str, errors: list[str]
+) -> bool:
+    """Whether ``validation_params`` pose other data than the reported cells' (a data
+    parameter of the task, ``Task.data_params``, resolved to another value); else an
+    error: the same image at another size, a held-out share of it, or the same value
+    spelt otherwise would choose on what is reported."""
+    validation = next((cells[0] for cells in tuning.validation if cells), None)
+    if validation is None:  # refused already, with its own message
+        return True
+    problem = task_cls.headline.problem if task_cls.headline else ()
+    data = problem if task_cls.data_params is None else task_cls.data_params
+    if any(validation.task_params.get(k) != config.task_params.get(k) for k in data):
+        return True
+    given = ", ".join(f"{k}: {shown(v)}" for k, v in tuning.rule.validation_params.items())
+    if data:
+        same = ", ".join(f"{k}={shown(config.task_params.get(k))}" for k in data)
+        why = (
+            f"the data of {task_cls.name} is set by {', '.join(data)}, the same for the "
+            f"validation and the reported cells ({same})"
+        )
+    else:
+        why = f"{task_cls.name} has one data set: no parameter poses other data"
+    message = f"{path}.tune.validation_params: {{{given}}} would choose on the reported data: {why}"
+    if message not in errors:
+        errors.append(message)
+    return False
 
 
 def _each_value(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
@@ -689,11 +720,17 @@ class _Resolver:
             reason = f"(its validation_data raised {type(exc).__name__}: {exc})"
         if not reason:
             return True
-        offer = (
-            f"choose by a validation metric it records ({', '.join(declared)})"
-            if declared and self.tuned_by not in declared
-            else "sweep the values in matrix instead: every setting is then reported"
-        )
+        problem = headline.problem if headline is not None else ()
+        data = problem if self.task_cls.data_params is None else self.task_cls.data_params
+        offers = []
+        if declared and self.tuned_by not in declared:
+            offers.append(f"choose by a validation metric it records ({', '.join(declared)})")
+        if data:
+            offers.append(
+                f"tune on other data (tune: validation_params: another {' or '.join(data)})"
+            )
+        offers.append("sweep the values in matrix instead: every setting is then reported")
+        offer = "; or ".join(offers)
         shown_given = {k: v for k, v in given.items() if "." not in k}
         self._error(
             f"{self.where}.tune.select: {self.tuned_by!r} would choose on the reported data: "

@@ -122,8 +122,60 @@ def test_validation_params_tune_on_other_data(tmp_path):
     entry["tune"]["validation_params"] = {"image": "moon", "lr": 0.1}  # the grid's own key
     assert "lr set both in the grid and validation_params" in _refused(tmp_path, entry)
     entry["tune"]["validation_params"] = {"steps": 10}  # not a problem parameter: same data
-    assert "fits and scores the same target for every seed" in _refused(tmp_path, entry)
+    text = _refused(tmp_path, entry)
+    assert "fits and scores the same target for every seed" in text
+    # the refusal offers the way out (the audit found only "sweep in matrix" offered)
+    assert "; tune on other data (tune: validation_params: another image); or sweep" in text
     entry["tune"]["validation_params"] = {"encoding.width": 8, "imag": "x"}
     text = _refused(tmp_path, entry)
     assert "tune.validation_params.encoding.width" in text and "a component's are" in text
     assert "tune.validation_params.imag" in text
+
+
+@pytest.mark.parametrize(
+    ("task", "params", "instead", "data"),
+    [
+        # the audit's: the test image itself, its luminance, a held-out share, another size
+        ("fields.image_fit", {"encoding": "siren", "size": 16}, {"image": "camera"}, "image"),
+        ("fields.image_fit", {"encoding": "siren", "size": 16}, {"color": "luminance"},
+         "image"),
+        ("fields.image_fit", {"encoding": "siren", "size": 16}, {"holdout": True}, "image"),
+        ("fields.image_fit", {"encoding": "siren", "size": 16}, {"size": 15}, "image"),
+        ("fields.volume_fit", {"encoding": "siren", "downsample": 4}, {"downsample": 8},
+         "image"),
+        ("ode.harmonic", {"solver": "rk4"}, {"t1": 5.0}, "omega"),
+        ("physics.burgers_reconstruct", {"method": "diffphys"}, {"observe_step": 8}, "nu"),
+    ],
+)  # fmt: skip
+def test_validation_params_that_keep_the_data_are_refused(tmp_path, task, params, instead, data):
+    """`validation_params` naming a problem parameter was taken for other data whatever
+    its value: the cameraman validated the cameraman (or every other pixel of it, or it
+    at 15 px), and the reported cells were chosen on what they report. The task's
+    data_params say which parameters pose other data; one of them must change."""
+    grid = {"lr": [1e-3, 1e-4]}
+    if "solver" in params:
+        grid = {"solver.step_size": [0.1, 0.05]}
+    elif "method" in params:
+        grid = {"method.lr": [0.1, 0.01]}
+    entry = {"task": task, "params": params,
+             "tune": {**TUNE, "grid": grid, "validation_params": instead}}  # fmt: skip
+    text = _refused(tmp_path, entry)
+    assert "benchmarks[0].tune.validation_params: {" in text
+    assert f"would choose on the reported data: the data of {task} is set by {data}" in text
+
+
+def test_validation_params_on_other_data_pass_and_one_data_set_is_said(tmp_path):
+    for task, params, instead, grid in [
+        ("ode.harmonic", {"solver": "rk4"}, {"omega": 2.0}, {"solver.step_size": [0.1, 0.05]}),
+        ("physics.burgers", {"method": "pinn"}, {"nu": 0.01}, {"method.lr": [1e-3, 1e-2]}),
+        ("fields.image_fit", {"encoding": "siren", "size": 16}, {"image": "moon", "size": 15},
+         {"lr": [1e-3, 1e-4]}),
+    ]:  # fmt: skip
+        entry = {"task": task, "params": params,
+                 "tune": {**TUNE, "grid": grid, "validation_params": instead}}  # fmt: skip
+        assert len(_load(tmp_path, entry).tunings) == 1, task
+    text = _refused(tmp_path, {
+        "task": "fields.occupancy", "params": {"encoding": "relu"},
+        "tune": {**TUNE, "grid": {"lr": [1e-3, 1e-2]}, "validation_params": {"downsample": 2}},
+    })  # fmt: skip
+    assert "fields.occupancy has one data set: no parameter poses other data" in text

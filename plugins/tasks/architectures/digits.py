@@ -90,6 +90,7 @@ class ClassifyDigits(Task):
         problem=("validation_images",),
         validation={"val_accuracy": "higher"},
     )
+    data_params = ()  # the one set of 1,797 images
     components = {"architecture": FlowArchitecture}
     params = {
         "validation_images": Param(

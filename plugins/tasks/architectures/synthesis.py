@@ -229,6 +229,7 @@ class SynthesisT1ToT2(Task):
         problem=("data", "resolution", "slab_mm", "gap_mm"),
         validation={"val_psnr_t1_to_t2": "higher", "val_psnr_t2_to_t1": "higher"},
     )
+    data_params = ("data",)  # the slabs and the resolution cut the one subject otherwise
     components = {"architecture": FlowArchitecture}
     params = {
         "mode": Param(

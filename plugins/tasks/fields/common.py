@@ -103,6 +103,9 @@ class FieldTask(Task):
     }
     #: backends this task can differentiate through (None: every sine_mlp backend)
     backends: ClassVar[tuple[str, ...] | None] = None
+    #: the image is the data; its size, colour mode or a held-out share only choose how
+    #: much of it is seen (tune.validation_params must name another image)
+    data_params = ("image",)
 
     @classmethod
     def check_component(cls, slot: str, plugin: type[Plugin]) -> str | None:

@@ -196,6 +196,7 @@ class Occupancy(FieldTask):
         curves=("iou", "loss"),
         problem=("downsample",),
     )
+    data_params = ()  # the one MNI152 brain mask
     params = {
         "downsample": Param(1, low=1, doc="keep every k-th voxel (both grids)"),
         "batch": Param(2**14, low=1, doc="random training voxels a step"),

@@ -56,6 +56,7 @@ class NeuralODEFitTask(Task):
     """
 
     name = "ode.neural_ode_fit"
+    data_params = ()  # the one spiral trajectory
     headline = Headline(
         quality={"final_loss": "lower"},
         cost="time.train.median",

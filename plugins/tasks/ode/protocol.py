@@ -84,6 +84,9 @@ class ODEProblemTask(Task):
         cost="time.solve.median",
         problem=("t1", "n_times", "dtype", "gradient"),
     )
+    #: the coefficients pose another problem (a subclass names its own); t1, the
+    #: output times and the dtype only choose how much of the one trajectory is scored
+    data_params: ClassVar[tuple[str, ...] | None] = ()
     y0: ClassVar[tuple[float, ...]] = ()
     reference_method: ClassVar[str] = "DOP853"
 

@@ -22,6 +22,7 @@ class HarmonicTask(ODEProblemTask):
 
     name = "ode.harmonic"
     headline = _problem("omega")
+    data_params = ("omega",)
     params = {
         **common_params(t1=10.0),
         "omega": Param(1.0, low=0.0, low_open=True, doc="angular frequency"),
@@ -54,6 +55,7 @@ class LotkaVolterraTask(ODEProblemTask):
 
     name = "ode.lotka_volterra"
     headline = _problem("alpha", "beta", "gamma", "delta")
+    data_params = ("alpha", "beta", "gamma", "delta")
     params = {
         **common_params(t1=10.0),
         "alpha": Param(1.5, low=0.0, doc="prey growth rate"),
@@ -79,6 +81,7 @@ class VanDerPolTask(ODEProblemTask):
 
     name = "ode.van_der_pol"
     headline = _problem("mu")
+    data_params = ("mu",)
     params = {
         **common_params(t1=10.0),
         "mu": Param(1.0, low=0.0, doc="nonlinear damping; the problem is stiff for mu >> 1"),

@@ -71,6 +71,7 @@ class BurgersTask(Task):
         problem=("nu", "nx", "nt", "shock_halfwidth", "quadrature_nodes"),
         validation={"val_rel_l2": "lower"},
     )
+    data_params = ("nu",)  # the grid and the quadrature only score the one solution
     components = {"method": PhysicsMethod}
     params = {
         "nu": Param(RAISSI_NU, doc="viscosity (Raissi: 0.01/pi)", low=0.0, low_open=True),
@@ -197,6 +198,7 @@ class BurgersReconstructTask(Task):
         curves=("error", "loss"),
         problem=("n", "t_end", "nu", "observe_step", "boundary_points", "refine", "target"),
     )
+    data_params = ("nu",)  # the rest observe or score the one trajectory otherwise
     components = {"method": PhysicsMethod}
     params = {
         "n": Param(BOOK_N, doc="periodic cells on [-1, 1) (book: 128)", low=2),

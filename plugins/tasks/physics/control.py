@@ -99,6 +99,7 @@ class DensityControlTask(Task):
         curves=("loss", "loss.data"),
         problem=("d0", "size", "shift", "swirl", "padding"),
     )
+    data_params = ("d0", "shift", "swirl")  # the density and its target
     components = {"backend": Slot(WarpBackend, default="warp.eager")}
     params = {
         "d0": Param("blob", choices=("blob", "brain"), doc="blob, or an MNI152 GM slice"),
