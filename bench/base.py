@@ -313,6 +313,15 @@ class Task(Plugin):
         return None
 
     @classmethod
+    def tuning_metric(cls, params: dict[str, Any]) -> str | None:
+        """The metric a tuned entry whose suite names no ``select`` chooses by, for these
+        resolved parameters; one of the headline's quality or validation metrics. None:
+        the headline's first validation metric, else its primary. A task whose primary
+        is recorded only under some parameters (a held-out PSNR, with a held-out share)
+        names another for the rest."""
+        return None
+
+    @classmethod
     def validation_data(cls, params: dict[str, Any], select: str) -> str | None:
         """Why a tuned entry choosing by the metric ``select`` would choose on the data its
         reported cells are scored on, for these resolved task parameters ("scores every

@@ -152,7 +152,10 @@ def _tuned(
             continue
         # a check (a wrong tune block) tries each value once, not every combination
         settings = _each_value(grid) if entry.check_only else settings_of(grid)
-        tuning = Tuning(entry.index, entry.task_cls.name, dict(config.given), rule, settings)
+        own_rule = _default_select(entry.task_cls, rule, config, path, errors)
+        if own_rule is None:
+            continue
+        tuning = Tuning(entry.index, entry.task_cls.name, dict(config.given), own_rule, settings)
         roles = [(rule.validation_seeds, VALIDATION, tuning.validation)]
         if not entry.check_only:
             roles.append((entry.settings["seeds"], TEST, tuning.test))
@@ -174,6 +177,33 @@ def _tuned(
         tunings.append(tuning)
     check_sizes(tunings, path, errors)
     return tunings
+
+
+def _default_select(
+    task_cls: type[Task], rule: TuneRule, config: Cell, path: str, errors: list[str]
+) -> TuneRule | None:
+    """``rule`` with the metric this configuration's task parameters choose by where the
+    suite names none (``Task.tuning_metric``); None (an error said) where the task names
+    a metric its headline does not rank."""
+    if rule.select_given:
+        return rule
+    try:
+        metric = task_cls.tuning_metric(config.task_params)
+    except Exception as exc:  # a plugin's own hook failing: named, not a traceback
+        metric = f"(its tuning_metric raised {type(exc).__name__}: {exc})"
+    if metric is None or metric == rule.select:
+        return rule
+    headline = task_cls.headline
+    known = {**headline.quality, **headline.validation} if headline is not None else {}
+    if not isinstance(metric, str) or metric not in known:
+        message = (
+            f"{path}.tune.select: {task_cls.name}.tuning_metric gave {shown(metric)}, not a "
+            f"metric its headline ranks ({', '.join(known) or 'none'}); name one"
+        )
+        if message not in errors:
+            errors.append(message)
+        return None
+    return replace(rule, select=metric, better=known[metric])
 
 
 def _other_data(

@@ -10,7 +10,7 @@ A benchmark entry with a ``tune`` block::
         grid: declared                  # each plugin's own grid (Plugin.tuning), the
                                         # plugins a component holds included, or
                                         # a mapping swept like matrix: {method.steps: [50, 150]}
-        select: dice                    # default: the task's headline primary metric
+        select: dice                    # default: the task's validation metric, else primary
         validation_seeds: [100, 101]    # disjoint from the test seeds
         max_settings: 8                 # the most settings any configuration may try
         equal_size: true                # every configuration tries as many settings
@@ -83,6 +83,9 @@ class TuneRule:
     equal_size: bool = True
     #: task parameters the validation cells run with instead of the entry's (other data)
     validation_params: dict[str, Any] = field(default_factory=dict)
+    #: False: ``select`` is the task's default, which a configuration's parameters may
+    #: change (``Task.tuning_metric``)
+    select_given: bool = True
 
 
 @dataclass
@@ -228,6 +231,7 @@ def read_rule(
         max_settings=size,
         equal_size=equal,
         validation_params=dict(instead),
+        select_given=block.get("select") is not None,
     )
 
 
