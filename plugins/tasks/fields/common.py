@@ -253,6 +253,8 @@ def fit(
             _sync(ctx.device)
             result.train_seconds += time.perf_counter() - start
             result.steps_done = step
+            if step == 1:
+                _check_trainable(ctx, model)
             if not math.isfinite(float(loss.detach())):
                 ctx.curve("loss", step, float("nan"), result.train_seconds)
                 ctx.add_time("fit", result.train_seconds)
@@ -328,6 +330,25 @@ def _stepper(
         return lbfgs.step(closure)  # type: ignore[return-value]
 
     return lbfgs_step
+
+
+def _check_trainable(ctx: CellContext, model: nn.Module) -> None:
+    """After the first step (untimed): ValueError, by name, where its gradient was
+    exactly zero in every parameter, so nothing would train, yet the cell would end ok
+    with the untrained field's scores. The Laplacian of a piecewise-linear field (ReLU
+    layers, a hash grid's multilinear interpolation) is zero everywhere, so supervising
+    it cannot move such a field."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if any(p.grad is not None and bool(p.grad.ne(0).any()) for p in params):
+        return
+    name = getattr(ctx.components.get("encoding"), "name", "?")
+    raise ValueError(
+        f"encoding {name}: the loss's gradient was zero in every parameter at the first "
+        f"step ({len(params)} trainable tensors): nothing would train. A loss on the "
+        "field's derivatives needs a field whose derivatives depend on its parameters "
+        "(the Laplacian of ReLU layers or of a hash grid's interpolation is zero "
+        "everywhere)"
+    )
 
 
 def _warm_up(

@@ -279,6 +279,25 @@ def test_an_encoding_whose_field_has_the_wrong_shape_ends_its_cell_with_why(tmp_
     assert "not (3, 1)" in cell["error"]
 
 
+def test_a_field_the_loss_cannot_move_ends_its_cell_with_why(tmp_path):
+    """The Laplacian of a ReLU net or of a hash grid's multilinear interpolation is zero
+    everywhere: supervise laplacian gave zero gradients, nothing trained, and the cells
+    ended ok at the untrained field's PSNR (14.5 dB, beside a SIREN's 15.05 in a user
+    audit). The cell ends error, naming the encoding; a SIREN trains as before."""
+    entry = {"task": "fields.poisson", "params": {"size": 16, "steps": 2, "eval_every": 1,
+             "supervise": "laplacian", "encoding.width": 8},
+             "matrix": {"encoding": ["relu", "hashgrid", "siren"]}}  # fmt: skip
+    run = _run(tmp_path, _suite(entry))
+    cells = pd.read_parquet(run / "cells.parquet").set_index("encoding")
+    assert cells.loc["siren", "status"] == "ok"
+    for name in ("relu", "hashgrid"):
+        assert cells.loc[name, "status"] == "error"
+        assert (
+            f"encoding {name}: the loss's gradient was zero in every parameter"
+            in (cells.loc[name, "error"])
+        )
+
+
 # --- bad input: one message at validation, exit 2, nothing run ---------------------------
 
 
