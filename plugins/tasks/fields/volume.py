@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from bench import CellContext, Headline, Param
+from bench import CellContext, Headline, Param, Plugin
 from plugins.tasks.fields.common import (
     FieldTask,
     evaluate,
@@ -187,7 +187,12 @@ def iou(pred: torch.Tensor, truth: torch.Tensor) -> float:
 
 
 class Occupancy(FieldTask):
-    """Occupancy of the MNI152 brain mask (BCE); IoU at 0.5 on the 2 mm grid and the 1 mm grid."""
+    """Occupancy of the MNI152 brain mask (BCE); IoU at 0.5 on the 2 mm grid and the 1 mm grid.
+
+    The field's output is read as a logit (BCE with logits; occupied where it is > 0):
+    an encoding with a bounded output (a sigmoid) would call every voxel occupied, so
+    ``encoding.output: sigmoid`` is refused.
+    """
 
     name = "fields.occupancy"
     headline = Headline(
@@ -211,6 +216,17 @@ class Occupancy(FieldTask):
     @classmethod
     def batched(cls, params: dict[str, Any]) -> bool:
         return True
+
+    @classmethod
+    def check_cell(cls, components: dict[str, type[Plugin]], params: dict[str, Any]) -> str | None:
+        reason = super().check_cell(components, params)
+        if reason is None and params.get("encoding.output") == "sigmoid":
+            return (
+                "the field's output is read as a logit (occupied where > 0): output "
+                "sigmoid is positive everywhere, every voxel would read as occupied "
+                "(use output: none)"
+            )
+        return reason
 
     def run(self, ctx: CellContext) -> None:
         from plugins.data import mni152

@@ -330,6 +330,18 @@ def test_bad_input_is_refused_at_validation(tmp_path, change, message):
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("cells.parquet"))
 
 
+def test_occupancy_refuses_a_sigmoid_output(tmp_path):
+    """Occupancy reads the output as a logit (> 0: inside): a sigmoid output is positive
+    everywhere, so every voxel read as inside (IoU 0.199, the mask's share, beside 0 for
+    a real fit in a user audit, both ok). Refused at validation."""
+    entry = {"task": "fields.occupancy", "params": {"encoding": "relu",
+             "encoding.output": "sigmoid", "downsample": 8}}  # fmt: skip
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(_suite(entry)))
+    with pytest.raises(SuiteError, match="read as a logit"):
+        load_suite(path)
+
+
 def test_unreadable_file_and_rgb_poisson_are_refused(tmp_path):
     junk = tmp_path / "junk.png"
     junk.write_bytes(b"not a png")
