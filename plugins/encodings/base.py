@@ -16,7 +16,11 @@ class FieldEncoding(Encoding):
     module; ``resolution`` is the number of points across the grid the task trains on,
     ``sine_backend`` the cell's ``SineMLPBackend`` (used only where ``sine_backend`` is
     True). A module may offer ``outputs(x)``, a list of outputs (a multi-scale field:
-    BACON), which the fit supervises each with the same target.
+    BACON), which the fit supervises each with the same target, and ``cutoffs``, each
+    output's band limit in cycles per unit: ``fields.multires`` then samples the 1/4
+    grid from the finest output it can hold and scores each output against the image
+    low-passed at its cut-off (without ``cutoffs`` it scores the last output, as any
+    field's).
 
     ``sine_backend``: the field runs through the cell's sine-MLP backend (a SIREN), so
     that backend's ``max_width`` bounds its ``width``; other fields ignore the backend.

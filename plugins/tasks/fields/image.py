@@ -369,7 +369,12 @@ class Multires(FieldTask):
         y = torch.from_numpy(image.reshape(-1, 1)).to(ctx.device)
         model = self.build_model(ctx, 2, 1, n)
         ctx.metric("compression_ratio", image.size / ctx.record.metrics["params"])
+        # a multi-scale field's outputs by band: each output's cut-off (``cutoffs``, as
+        # BACON's); a module with outputs() but no cut-offs is scored as one field
         outputs = getattr(model, "outputs", None)
+        cutoffs = getattr(model, "cutoffs", None)
+        if outputs is None or cutoffs is None:
+            outputs = None
 
         fit(
             ctx, model, lambda step: mse_loss(model, grid, y),
@@ -390,7 +395,7 @@ class Multires(FieldTask):
             # BACON: the finest output whose cut-off the 1/4 grid can hold (its Nyquist
             # is (n/4)/4 cycles per unit) - Lindell 2022's alias-free evaluation.
             nyq = (n // 4) / 4.0
-            fits = [i for i, c in enumerate(model.cutoffs) if c <= nyq + 1e-9]
+            fits = [i for i, c in enumerate(cutoffs) if c <= nyq + 1e-9]
             which = fits[-1] if fits else 0
             ctx.metric("quarter_output", which)
 
@@ -414,10 +419,10 @@ class Multires(FieldTask):
                 outs = [_as_image(torch.cat(parts), image.shape) for parts in zip(
                     *(outputs(c) for c in grid.split(2**16))
                 )]  # fmt: skip
-            for i, (out, cut) in enumerate(zip(outs, model.cutoffs)):
+            for i, (out, cut) in enumerate(zip(outs, cutoffs)):
                 ctx.metric(f"psnr_output_{i}", psnr(out, lowpass(image, cut)))
                 ctx.metric(f"cutoff_output_{i}", cut)
             fig = figure_of({f"output {i} (<= {c:g} c/u)": o for i, (o, c) in enumerate(
-                zip(outs, model.cutoffs))})  # fmt: skip
+                zip(outs, cutoffs))})  # fmt: skip
             ctx.artifact("bacon_outputs", fig)
         record_throughput(ctx, model, grid)

@@ -298,6 +298,48 @@ def test_a_field_the_loss_cannot_move_ends_its_cell_with_why(tmp_path):
         )
 
 
+def test_a_multi_output_field_without_cutoffs_runs_in_multires(tmp_path):
+    """The encoding contract allows outputs(x) alone; multires read BACON's cutoffs
+    from any such module and ended a user's field in AttributeError after its whole
+    fit. Without cutoffs it is scored as one field (its last output)."""
+    (tmp_path / "multi.py").write_text(
+        "import torch\n"
+        "from torch import nn\n"
+        "from bench import hookimpl\n"
+        "from plugins.encodings.base import FieldEncoding\n\n\n"
+        "class Two(nn.Module):\n"
+        "    def __init__(self, d, o):\n"
+        "        super().__init__()\n"
+        "        self.a, self.b = nn.Linear(d, 16), nn.Linear(16, o)\n"
+        "        self.c = nn.Linear(16, o)\n\n"
+        "    def outputs(self, x):\n"
+        "        h = torch.sin(3 * self.a(x))\n"
+        "        return [self.b(h), self.b(h) + self.c(h)]\n\n"
+        "    def forward(self, x):\n"
+        "        return self.outputs(x)[-1]\n\n\n"
+        "class TwoField(FieldEncoding):\n"
+        '    """Two outputs, no cut-offs."""\n\n'
+        '    name = "my_lab.two"\n\n'
+        "    def build(self, in_features, out_features, **kwargs):\n"
+        "        return Two(in_features, out_features)\n\n\n"
+        "@hookimpl\n"
+        "def bench_plugins():\n"
+        "    return [TwoField]\n"
+    )
+    tiny = {"size": 16, "steps": 2, "eval_every": 1}
+    mine = {"task": "fields.multires", "params": {**tiny, "encoding": "my_lab.two"}}
+    bacon = {"task": "fields.multires",
+             "params": {**tiny, "encoding": "bacon", "encoding.width": 16}}  # fmt: skip
+    run = _run(tmp_path, {**_suite(mine, bacon), "plugins": ["./multi.py"]})
+    cells = pd.read_parquet(run / "cells.parquet").set_index("encoding")
+    assert set(cells["status"]) == {"ok"}, cells["error"].tolist()
+    assert np.isfinite(cells.loc["my_lab.two", "metric.psnr_quarter"])
+    assert "metric.psnr_output_0" in cells and np.isnan(
+        cells.loc["my_lab.two", "metric.psnr_output_0"]
+    )
+    assert np.isfinite(cells.loc["bacon", "metric.psnr_output_0"])  # BACON's bands as before
+
+
 # --- bad input: one message at validation, exit 2, nothing run ---------------------------
 
 
