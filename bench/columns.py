@@ -16,6 +16,7 @@ nobody changed, never the seed. Its label reads ``solver=rk4 step_size=0.01``.
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import pandas as pd
@@ -238,3 +239,21 @@ def cell_labels(cells: pd.DataFrame) -> pd.Series:
         index=cells.index,
         dtype=object,
     )
+
+
+#: without a recorded headline, a metric whose name says it is the result comes first
+_QUALITY_WORDS = re.compile(r"error|psnr|accuracy|dice|loss|mae|mse|ssim|ncc|iou", re.IGNORECASE)
+
+
+def fallback_metric(cells: pd.DataFrame) -> str | None:
+    """What a page shows for a task whose run recorded no headline: among the metrics
+    with numbers in ``cells`` (give the ok ones), 0/1 flags passed over (reached_psnr_30,
+    sine_backend_used) and constants too (similarity_before), the first named like a
+    result (error, PSNR, accuracy, Dice, ...), else the first that varies, else the
+    first. One rule for the report and the site."""
+    numbers = {c: pd.to_numeric(cells[c], errors="coerce").dropna() for c in metrics(cells.columns)}
+    numbers = {c: v for c, v in numbers.items() if len(v)}
+    plain = [c for c, v in numbers.items() if not v.isin([0.0, 1.0]).all()] or list(numbers)
+    varied = [c for c in plain if numbers[c].nunique() > 1]
+    named = [c for c in varied if _QUALITY_WORDS.search(c.removeprefix(METRIC))]
+    return next(iter(named or varied or plain), None)

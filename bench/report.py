@@ -220,10 +220,6 @@ def _has_numbers(cells: pd.DataFrame, col: str) -> bool:
     return col in cells.columns and _finite(cells, col).notna().any()
 
 
-def _is_flag(cells: pd.DataFrame, col: str) -> bool:
-    return bool(_finite(cells, col).dropna().isin([0.0, 1.0]).all())
-
-
 def describe_task(
     run: Run,
     task: str,
@@ -252,11 +248,8 @@ def describe_task(
         cost = found.cost if _has_numbers(ok, found.cost) else None
         wanted = [c for c in found.curves if c in names]
     else:
-        numbers = [c for c in C.metrics(cells.columns) if _has_numbers(ok, c)]
-        # the first metric, passing over 0/1 flags (reached_psnr_25, sine_backend_used)
-        # and metrics the same in every cell (similarity_before)
-        plain = [c for c in numbers if not _is_flag(ok, c)] or numbers
-        quality = [c for c in plain if _finite(ok, c).nunique() > 1][:1] or plain[:1]
+        first = C.fallback_metric(ok)  # the site's rule too
+        quality = [first] if first else []
         better = {}
         cost = None
         wanted = []

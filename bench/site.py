@@ -35,7 +35,14 @@ from typing import Any
 
 import pandas as pd
 
-from bench.columns import configuration_labels, param_column, problems, timers, varying
+from bench.columns import (
+    configuration_labels,
+    fallback_metric,
+    param_column,
+    problems,
+    timers,
+    varying,
+)
 from bench.columns import headline as recorded_headline
 from bench.results import CELLS, LOG, RUN_JSON, ResultsError, Run, load_run
 from bench.tuned import reported
@@ -163,7 +170,7 @@ def task_table(run: Run, task: str, problem: Sequence[str] = ()) -> TaskTable | 
         quality = [(c, found.better(c)) for c in found.quality_columns]
         cost, declared = found.cost, True
     else:
-        metric = _fallback_metric(cells)
+        metric = fallback_metric(cells[cells["status"] == "ok"])
         quality = [(metric, None)] if metric else []
         # this task's own timers (the run's columns hold every task's)
         own = [c for c in timers(cells.columns) if cells[c].notna().any()]
@@ -191,21 +198,6 @@ def task_table(run: Run, task: str, problem: Sequence[str] = ()) -> TaskTable | 
         rows[index].setdefault("best", set()).add(col)
     hidden = max(0, len(rows) - ROW_LIMIT)
     return TaskTable(task, quality, cost, declared, rows[:ROW_LIMIT], hidden, varied)
-
-
-#: without a recorded headline, a metric whose name says it is the result comes first
-_QUALITY_WORDS = re.compile(r"error|psnr|accuracy|dice|loss|mae|mse|ssim|ncc", re.IGNORECASE)
-
-
-def _fallback_metric(cells: pd.DataFrame) -> str | None:
-    """The first metric named like a result (error, PSNR, accuracy, ...), else the first
-    metric; one with a value in some cell."""
-    filled = [
-        c
-        for c in cells.columns
-        if c.startswith("metric.") and pd.to_numeric(cells[c], errors="coerce").notna().any()
-    ]
-    return next((c for c in filled if _QUALITY_WORDS.search(c)), next(iter(filled), None))
 
 
 def _mean(cells: pd.DataFrame, col: str) -> float:

@@ -195,3 +195,21 @@ def test_run_cell_curve_reads_values_and_times_in_their_places(registry):
     cell = run_cell("test.behave", {"solver": "test.constant"}, registry=registry)
     # test.behave records loss 1/(step+1) at time 0.1 step
     assert cell.curve("loss") == [(0, 1.0, 0.0), (1, 0.5, 0.1), (2, 1.0 / 3.0, 0.2)]
+
+
+def test_the_fallback_metric_passes_over_flags_and_constants_for_report_and_site():
+    """A run recorded before tasks declared a headline: the site took reached_psnr_30
+    (a 0/1 flag whose name holds 'psnr') as the fields runs' quality, the report took
+    params; one rule now: flags and constants passed over, a result's name first."""
+    import pandas as pd
+
+    from bench.columns import fallback_metric
+
+    cells = pd.DataFrame({
+        "metric.params": [100.0, 200.0], "metric.reached_psnr_30": [1.0, 0.0],
+        "metric.similarity_before": [0.3, 0.3], "metric.psnr": [31.0, 28.5],
+    })  # fmt: skip
+    assert fallback_metric(cells) == "metric.psnr"
+    assert fallback_metric(cells.drop(columns="metric.psnr")) == "metric.params"
+    assert fallback_metric(cells[["metric.reached_psnr_30"]]) == "metric.reached_psnr_30"
+    assert fallback_metric(pd.DataFrame({"x": [1]})) is None
