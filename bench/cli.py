@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import os
 import re
 import statistics
 import sys
@@ -914,14 +913,7 @@ def family_bases(cls: type) -> list[str]:
 
 def _provider(registry: Any, name: str) -> str:
     """A plugin file's path rather than the module name it was imported under."""
-    module = registry.pm.get_plugin(name)
-    path = getattr(module, "__file__", None)
-    if name.startswith("bench_local_") and path:
-        try:
-            return os.path.relpath(path)
-        except ValueError:
-            return path
-    return name
+    return registry.where(name)
 
 
 def _slurm_parameters(specs: list[str]) -> dict[str, Any]:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import inspect
+import os
 from dataclasses import dataclass
 from typing import Any
 
 import pluggy
 
 from bench.base import BASES, Plugin, base_label
-from bench.params import did_you_mean
+from bench.params import Param, ParamError, did_you_mean, shown
 
 
 class RegistryError(Exception):
@@ -51,6 +53,17 @@ class Registry:
     def kinds(self) -> list[str]:
         return list(self.bases)
 
+    def where(self, provider: str) -> str:
+        """A plugin file's path rather than the module name it was imported under."""
+        module = self.pm.get_plugin(provider)
+        path = getattr(module, "__file__", None)
+        if provider.startswith("bench_local_") and path:
+            try:
+                return os.path.relpath(path)
+            except ValueError:  # another drive
+                return path
+        return provider
+
     def _returned(self, hook_name: str) -> list[tuple[Any, str]]:
         """Every class the implementations of a hook return, with who returned it."""
         out = []
@@ -58,12 +71,12 @@ class Registry:
             try:
                 classes = impl.function() or []
             except Exception as exc:  # noqa: BLE001 - named, not a traceback
-                raise RegistryError(
-                    f"{impl.plugin_name}: its {hook_name}() hook raised {type(exc).__name__}: {exc}"
-                ) from None
+                where, what = self.where(impl.plugin_name), type(exc).__name__
+                message = f"{where}: its {hook_name}() hook raised {what}: {exc}"
+                raise RegistryError(message) from None
             if not isinstance(classes, (list, tuple)):
                 raise RegistryError(
-                    f"{impl.plugin_name}: {hook_name}() must return a list of classes, "
+                    f"{self.where(impl.plugin_name)}: {hook_name}() must return a list of classes, "
                     f"got {type(classes).__name__}"
                 )
             out.extend((cls, impl.plugin_name) for cls in classes)
@@ -95,6 +108,9 @@ class Registry:
             )
         if not cls.name:
             raise RegistryError(f"{provider}: {cls.__qualname__} has no name")
+        problem = _declaration_problem(cls, base)
+        if problem:
+            raise RegistryError(f"{self.where(provider)}: {kind} {cls.name!r}: {problem}")
         existing = self._entries[kind].get(cls.name)
         if existing is not None:
             raise RegistryError(
@@ -164,3 +180,45 @@ def unknown_message(kind: str, name: object, known: list[str]) -> str:
     else:
         listing = f"{len(known)} {kind}s (see `bench list {kind}`)"
     return f"unknown {kind} {name!r}{hint} (available: {listing or 'none'})"
+
+
+def _declaration_problem(cls: type[Plugin], base: type[Plugin]) -> str | None:
+    """What a plugin class declares wrongly, told when it is registered (a suite's
+    plugin file, an entry point) rather than as a traceback from inside a cell: a
+    method of its family's contract left unimplemented, a parameter that is not a
+    ``Param`` or whose default its own bounds refuse, a tuning grid over a parameter it
+    does not have or with a value it refuses. The rest is ``bench.testing.check_plugin``'s."""
+    if inspect.isabstract(cls):
+        missing = ", ".join(sorted(getattr(cls, "__abstractmethods__", ())))
+        family = next(
+            (b.__name__ for b in cls.__mro__[1:] if missing and inspect.isabstract(b)),
+            base.__name__,
+        )
+        return f"does not implement {missing} (what a {family} must)"
+    params = getattr(cls, "params", {})
+    if not isinstance(params, dict):
+        return f"params is {shown(params)}, not a mapping of names to bench.Param"
+    for key, param in params.items():
+        if not isinstance(param, Param):
+            return f"params[{key!r}] is {shown(param)}, not a bench.Param (Param(default, doc=...))"
+        if param.plugin is None:
+            try:
+                param.validate(param.default)
+            except ParamError as exc:
+                return f"params[{key!r}]: its default {shown(param.default)} {exc}"
+    tuning = getattr(cls, "tuning", {})
+    if not isinstance(tuning, dict):
+        return f"tuning is {shown(tuning)}, not a mapping of parameter names to value lists"
+    for key, values in tuning.items():
+        if key not in params:
+            hint = did_you_mean(str(key), params)
+            return f"tuning[{key!r}]: no such parameter{hint}"
+        if not isinstance(values, list) or not values:
+            return f"tuning[{key!r}]: a non-empty list of values to try, got {shown(values)}"
+        if params[key].plugin is None:
+            for value in values:
+                try:
+                    params[key].validate(value)
+                except ParamError as exc:
+                    return f"tuning[{key!r}]: {shown(value)} {exc}"
+    return None

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from typing import Any, ClassVar
 
 from torch import nn
@@ -37,5 +38,6 @@ class FlowArchitecture(Architecture):
         has no domain sampler refuses such a cell before it runs."""
         return False
 
+    @abstractmethod
     def build(self, **kwargs: Any) -> nn.Module:
-        raise NotImplementedError
+        """What a plugin of this family must implement (the family's contract above)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from typing import Any, ClassVar
 
 from torch import nn
@@ -34,5 +35,6 @@ class FieldEncoding(Encoding):
         (asked when the suite is validated), or None."""
         return None
 
+    @abstractmethod
     def build(self, in_features: int, out_features: int, **kwargs: Any) -> nn.Module:
-        raise NotImplementedError
+        """What a plugin of this family must implement (the family's contract above)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 from pathlib import Path
 
@@ -111,6 +112,61 @@ def test_duplicate_names_name_both_providers(tmp_path):
     assert msg.startswith("duplicate solver name 'test.constant': provided by bench_local_harness")
     assert "(ConstantSolver) and by bench_local_dup_" in msg
     assert msg.endswith("(Again)")
+
+
+BAD_DECLARATIONS = [
+    ("params = {'width': 32}", "params['width'] is 32, not a bench.Param"),
+    ("params = {'h': Param(0.1, low=1.0)}", "params['h']: its default 0.1 must be >= 1.0"),
+    ("params = {'h': Param(0.1)}; tuning = {'hh': [0.1]}",
+     "tuning['hh']: no such parameter; did you mean 'h'?"),
+    ("params = {'h': Param(0.1, low=0.0)}; tuning = {'h': [-1.0]}",
+     "tuning['h']: -1.0 must be >= 0.0"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("body", "message"), BAD_DECLARATIONS)
+def test_a_plugin_declared_wrongly_is_refused_when_registered(tmp_path, body, message):
+    """A user audit: params = {"width": 32} crashed `bench list` with a traceback; a
+    default outside its bounds and a tuning typo were accepted. Each is one message
+    naming the file and the plugin, when the plugin is registered."""
+    source = (
+        "from bench import Param, Solver, hookimpl\n"
+        "class Declared(Solver):\n"
+        '    """Declared wrongly."""\n'
+        '    name = "my_lab.declared"\n'
+        "    order = 1\n"
+        f"    {body}\n"
+        "    def odeint(self, func, y0, t, **o):\n"
+        "        return y0\n"
+        "@hookimpl\n"
+        "def bench_plugins():\n"
+        "    return [Declared]\n"
+    )
+    path = _plugin_file(tmp_path, "declared.py", source)
+    with pytest.raises(Exception) as info:
+        Registry(get_plugin_manager([path], builtins=False))
+    text = str(info.value)
+    assert text.startswith(f"{os.path.relpath(path)}: solver 'my_lab.declared': "), text
+    assert message in text
+
+
+def test_a_family_plugin_missing_its_method_is_refused_by_name(tmp_path):
+    """An encoding without build() passed check_plugin and suite validation and ended
+    its cell in a bare NotImplementedError: the family base had a concrete one."""
+    source = (
+        "from bench import hookimpl\n"
+        "from plugins.encodings.base import FieldEncoding\n"
+        "class NoBuild(FieldEncoding):\n"
+        '    """No build."""\n'
+        '    name = "my_lab.nobuild"\n'
+        "@hookimpl\n"
+        "def bench_plugins():\n"
+        "    return [NoBuild]\n"
+    )
+    path = _plugin_file(tmp_path, "nobuild.py", source)
+    with pytest.raises(Exception, match=r"encoding 'my_lab.nobuild': does not implement build "
+                       r"\(what a FieldEncoding must\)"):  # fmt: skip
+        Registry(get_plugin_manager([path]))
 
 
 def test_wrong_base_class_is_rejected(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from typing import Any, ClassVar
 
 from bench import CellContext, Method
@@ -19,5 +20,6 @@ class PhysicsMethod(Method):
 
     needs: ClassVar[str] = "points"
 
+    @abstractmethod
     def solve(self, problem: Any, ctx: CellContext) -> Any:
-        raise NotImplementedError
+        """What a plugin of this family must implement (the family's contract above)."""

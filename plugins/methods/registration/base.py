@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from abc import abstractmethod
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
@@ -79,8 +80,9 @@ class RegistrationMethod(Method):
     #: the similarities this method can optimise (the task refuses others)
     similarities: ClassVar[tuple[str, ...]] = SIMILARITIES
 
+    @abstractmethod
     def solve(self, problem: Problem, ctx: CellContext) -> Result:
-        raise NotImplementedError
+        """What a plugin of this family must implement (the family's contract above)."""
 
 
 def downsample(image: torch.Tensor, factor: int) -> torch.Tensor:
