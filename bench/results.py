@@ -233,6 +233,8 @@ def read_parquet(path: Path) -> pd.DataFrame:
     except Exception as exc:  # pyarrow raises several types for damaged files
         raise ResultsError(f"{path}: corrupt or not a Parquet file ({_one_line(exc)})") from None
     if path.name in _SCHEMAS:
+        if frame.shape == (0, 0):  # no rows, no columns: what an older bench wrote for a
+            return pd.DataFrame(columns=list(_SCHEMAS[path.name][0]))  # run stopped early
         check_table(frame, path.name, path)
     return frame
 
@@ -344,6 +346,7 @@ class RunWriter:
         self._files: dict[str, list[dict[str, Any]]] = {}
         if resume:
             tables = read_tables(self.run_dir)
+            check_cells_present(self.run_dir, tables[CELLS])
             cells = tables[CELLS]
             if retry_failed and not cells.empty:
                 cells = cells[~cells["status"].isin(self.RETRY_STATUSES)]
@@ -484,7 +487,10 @@ def write_tables(
     _atomic_write_parquet(run_dir / SAMPLES, pd.DataFrame(samples, columns=SAMPLE_COLUMNS))
     _atomic_write_parquet(run_dir / CURVES, pd.DataFrame(curves, columns=CURVE_COLUMNS))
     _atomic_write_parquet(run_dir / FILES, pd.DataFrame(files, columns=FILE_COLUMNS))
-    _atomic_write_parquet(run_dir / CELLS, pd.DataFrame(cells))
+    # with its columns even when no cell has finished (a run stopped before its first):
+    # a (0, 0) table is no cells table, and the run could not be resumed or shown
+    frame = pd.DataFrame(cells) if cells else pd.DataFrame(columns=list(_SCHEMAS[CELLS][0]))
+    _atomic_write_parquet(run_dir / CELLS, frame)
 
 
 def _end_at_a_whole_line(path: Path) -> None:
@@ -570,6 +576,27 @@ def read_log(run_dir: Path) -> list[dict[str, Any]]:
             stacklevel=2,
         )
     return entries
+
+
+def check_cells_present(
+    run_dir: Path, cells: pd.DataFrame, meta: dict[str, Any] | None = None
+) -> None:
+    """``ResultsError`` where ``cells.parquet`` is missing though ``run.json`` counts more
+    finished cells than the log holds (a run copied without it): shown, the run would
+    lack them; resumed, it would run them again and drop their samples, curves and
+    files."""
+    if _exists(run_dir / CELLS):
+        return
+    if meta is None:
+        meta = read_run_json(run_dir / RUN_JSON) if _exists(run_dir / RUN_JSON) else {}
+    counts = meta.get("cells") if isinstance(meta, dict) else None
+    finished = counts.get("finished") if isinstance(counts, dict) else None
+    if isinstance(finished, int) and not isinstance(finished, bool) and finished > len(cells):
+        raise ResultsError(
+            f"{run_dir / CELLS}: missing, yet {RUN_JSON} counts {finished} finished cells "
+            f"({len(cells)} in the log): the table of what was done is not here (copy it "
+            "with run.json and the other tables); nothing was read or changed"
+        )
 
 
 def read_tables(run_dir: Path) -> dict[str, pd.DataFrame]:
@@ -668,6 +695,7 @@ def load_run(path: str | Path) -> Run:
         tables = read_tables(run_dir)
     except OSError as exc:  # the log: unreadable
         raise ResultsError(f"{exc.filename or run_dir}: cannot read ({exc.strerror})") from None
+    check_cells_present(run_dir, tables[CELLS], meta)
     return Run(run_dir, meta, tables[CELLS], tables[SAMPLES], tables[CURVES], tables[FILES])
 
 

@@ -209,3 +209,37 @@ def test_resuming_a_read_only_run_folder_is_one_message(tmp_path, capsys, monkey
     monkeypatch.setattr("bench.results.os.open", refuse)  # the lock opens with os.open
     with pytest.raises(RunLockedError, match="cannot write this run folder"):
         RunLock(tmp_path).acquire()
+
+
+def test_a_run_copied_without_its_cells_table_is_refused_not_rerun(good_run, tmp_path, capsys):
+    """A user audit copied a complete run without cells.parquet: --resume ran every cell
+    again and dropped the other tables' rows; show listed none. run.json counts the
+    finished cells, so the missing table is one message, and nothing is changed."""
+    run = tmp_path / "copy"
+    shutil.copytree(good_run, run)
+    (run / "cells.parquet").unlink()
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(SUITE)
+    assert main(["show", str(run)]) == 2
+    assert "cells.parquet: missing" in capsys.readouterr().err
+    assert main(["run", str(suite), "--resume", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert "cells.parquet: missing, yet run.json counts 5 finished cells (0 in the log)" in err
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+
+
+def test_a_run_stopped_before_its_first_cell_reads_as_empty_and_resumes(tmp_path):
+    """Stopped (SIGINT/SIGTERM) before any cell finished, a run wrote a cells table with
+    no columns, which --resume and show refused as 'not a dynbench cells table'. The
+    table is written with its columns, and one written so before is read as empty."""
+    from bench.results import CELLS, RunWriter, load_run, write_tables
+
+    write_tables(tmp_path, [], [], [], [])
+    assert list(pd.read_parquet(tmp_path / CELLS).columns)[:3] == ["cell_id", "label", "task"]
+    pd.DataFrame().to_parquet(tmp_path / CELLS)  # what an older bench wrote
+    (tmp_path / "run.json").write_text(json.dumps({"suite": "s", "status": "interrupted"}))
+    assert load_run(tmp_path).cells.empty
+    writer = RunWriter(tmp_path, resume=True)
+    assert len(writer.cells) == 0
+    writer.close()
