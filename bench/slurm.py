@@ -137,6 +137,15 @@ class SlurmExecutor(Executor):
         self._submitit = submitit
         self._notice = _SacctNotice()
         logging.getLogger("submitit").addFilter(self._notice)
+        if cluster is None and not _slurm_here(submitit):
+            # submitit's AutoExecutor would fall back to local processes, every cell at
+            # once and the SLURM parameters ignored: timings no one asked for
+            raise SlurmUnavailable(
+                "--slurm: no SLURM scheduler here (srun is not on the PATH), and submitit "
+                "would run every cell as a local process, all at once, ignoring the SLURM "
+                "parameters; run it where SLURM is, or pass --slurm cluster=local to run "
+                "local jobs knowingly"
+            )
         self._executor = submitit.AutoExecutor(folder=Path(folder) / "%j", cluster=cluster)
         self.cluster = self._executor.cluster
         # a job array runs as many cells at once as the scheduler gives it: 0 says so
@@ -348,3 +357,13 @@ def _alive(pid: int) -> bool:
     except (OSError, IndexError):
         return False
     return state not in ("Z", "X")
+
+
+def _slurm_here(submitit: Any) -> bool:
+    """Whether submitit finds a SLURM scheduler (its own test: srun on the PATH)."""
+    try:
+        return bool(submitit.SlurmExecutor.affinity() > 0)
+    except Exception:  # an older submitit: the test it makes
+        import shutil
+
+        return shutil.which("srun") is not None

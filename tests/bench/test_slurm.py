@@ -54,6 +54,14 @@ def test_bad_slurm_options_are_reported(write_suite, tmp_path, capsys, monkeypat
     assert "no_such_param" in capsys.readouterr().err
     assert main([*args, "--slurm", "cluster=local", "--in-process"]) == 2
     assert "--slurm and --in-process exclude each other" in capsys.readouterr().err
+    # no scheduler here: submitit's AutoExecutor would run every cell as a local process
+    # at once, the partition ignored (a user audit's timings doubled without a word)
+    import submitit
+
+    monkeypatch.setattr(submitit.SlurmExecutor, "affinity", classmethod(lambda cls: -1))
+    assert main([*args, "--slurm", "slurm_partition=debug"]) == 2
+    assert "--slurm: no SLURM scheduler here (srun is not on the PATH)" in (capsys.readouterr().err)
+    assert not any(tmp_path.rglob("cells.parquet"))
     monkeypatch.setitem(sys.modules, "submitit", None)
     assert main([*args, "--slurm", "cluster=local"]) == 2
     assert "needs submitit: pip install 'dynbench[slurm]'" in capsys.readouterr().err
