@@ -59,7 +59,30 @@ def test_the_new_method_times_like_the_shipped_ones(tmp_path, monkeypatch):
     assert main(["new", "method", "my_lab.fair", "-o", "lab"]) == 0
     code = [line.split("#")[0] for line in (tmp_path / "lab" / "fair.py").read_text().splitlines()]
     assert not any("torch.optim" in line for line in code)
-    assert any("opt = Adam(" in line for line in code)
+    assert any("Loop(ctx, monitor=problem.monitor)" in line for line in code)
+
+
+def test_the_new_method_is_monitored_and_tuned_like_the_shipped_ones(tmp_path, monkeypatch):
+    """A user audit: the template's own loop never called problem.monitor, so its Dice
+    curve had one point (the end) where svf's had 46, and `bench reach` credited it
+    with its whole register time; it declared no tuning grid, so `grid: declared`
+    beside svf was refused. It runs through the family's Loop and declares the
+    shipped methods' 2 x 2 x 2 grid."""
+    from bench.testing import run_cell
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["new", "method", "my_lab.watched", "-o", "lab"]) == 0
+    plugin = str(tmp_path / "lab" / "watched.py")
+    (cls,) = load_plugin(plugin).bench_plugins()
+    from bench.registry import Registry
+
+    shipped = Registry(get_plugin_manager()).get("method", "svf")
+    assert {k: len(v) for k, v in cls.tuning.items()} == {
+        k: len(v) for k, v in shipped.tuning.items()
+    }
+    cell = run_cell("registration.pairwise", {"method": cls.name},
+                    {"downsample": 4, "method.iterations": 25}, plugins=[plugin])  # fmt: skip
+    assert [step for step, _, _ in cell.curve("dice")] == [0, 10, 20, 25]
 
 
 def test_the_new_solver_integrates_backwards_in_time(tmp_path, monkeypatch):
