@@ -331,7 +331,9 @@ def configuration_summary(t: Task) -> pd.DataFrame:
                     lambda v, b=best: bool(pd.notna(v) and tied(v, b))
                 )
             if t.cost:
-                summary.loc[mine.index, "front"] = pareto_front(mine[t.cost], score)
+                # the same configurations as the best: a mean over the seeds that
+                # survived is no point on a front of whole ones
+                summary.loc[mine.index, "front"] = pareto_front(mine[t.cost], whole)
     return summary
 
 

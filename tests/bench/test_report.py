@@ -190,6 +190,28 @@ def test_the_best_says_whether_its_seeds_tell_it_from_the_runner_up():
     assert "(yet the seeds' ranks favour the runner-up at alpha 0.05)" in text
 
 
+def test_a_configuration_that_failed_on_some_seeds_is_off_the_front():
+    """The star left out a configuration that failed on some seeds (its mean is over
+    the easy ones); the Pareto front did not (a user audit: a crashing plugin on the
+    front at 2/3 ok). Both judge the configurations whose every cell ended ok."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from bench.report import configuration_summary
+
+    rows = [("whole", 0, 0.80, "ok"), ("whole", 1, 0.82, "ok"),
+            ("partial", 0, 0.95, "ok"), ("partial", 1, float("nan"), "error")]  # fmt: skip
+    cells = pd.DataFrame(rows, columns=["config", "seed", "metric.dice", "status"])
+    cells["time.solve.median"] = [2.0, 2.0, 1.0, 1.0]  # the partial one cheaper and better
+    task = SimpleNamespace(configs=["whole", "partial"], cells=cells, quality=["metric.dice"],
+                           better={"metric.dice": "higher"}, cost="time.solve.median",
+                           problem=[])  # fmt: skip
+    summary = configuration_summary(task).set_index("config")
+    assert summary.loc["whole", "best"] and summary.loc["whole", "front"]
+    assert not summary.loc["partial", "best"] and not summary.loc["partial", "front"]
+
+
 def test_the_best_is_judged_within_each_problem():
     """Two truth generators, one easier: the best on each is starred and paired with its
     own runner-up; before, the easier truth's configuration was the page's only best
