@@ -535,6 +535,17 @@ def _sweep_axes(
     ones) and the set of keys it gives, valid or not."""
     axes: list[tuple[str, list[Any], str]] = []
     seen: set[str] = set()  # keys given, valid or not
+    # the plugins each slot may hold: a component parameter that takes a list (syn's
+    # iterations per level) is one value when given a list in params, as a task's is
+    chosen: dict[str, list[Any]] = {}
+    for section in ("params", "matrix"):
+        block = entry.get(section)
+        for slot, spec in task_cls.slots().items():
+            value = block.get(slot) if isinstance(block, dict) else None
+            if value is not None:
+                chosen[slot] = value if isinstance(value, list) else [value]
+            elif spec.default is not None:
+                chosen.setdefault(slot, [spec.default])
     for section in ("params", "matrix"):
         block = entry.get(section)
         if block is None:
@@ -551,10 +562,33 @@ def _sweep_axes(
                 errors.append(f"{kpath}: set twice (in params and matrix)")
                 continue
             seen.add(key)
+            swept = isinstance(value, list) and value and all(isinstance(v, list) for v in value)
+            if section == "params" and not swept and _takes_a_list(key, chosen, task_cls, registry):
+                value = [value]  # the list is the value, not a sweep
             values = _axis_values(key, value, section, task_cls, registry, kpath, errors)
             if values is not None:
                 axes.append((key, values, kpath))
     return axes, seen
+
+
+def _takes_a_list(
+    key: str, chosen: dict[str, list[Any]], task_cls: type, registry: Registry
+) -> bool:
+    """Whether ``slot.name`` is a parameter that takes a list in every plugin the slot
+    may hold (then a list given in ``params`` is the value, not a sweep)."""
+    slot, _, sub = key.partition(".")
+    if not sub or "." in sub or slot not in task_cls.slots() or not chosen.get(slot):
+        return False
+    base = task_cls.slots()[slot].base
+    found = []
+    for name in chosen[slot]:
+        try:
+            cls = registry.lookup(base, name)
+        except Exception:  # an unknown plugin: its own message, elsewhere
+            return False
+        param = cls.params.get(sub)
+        found.append(param is not None and is_list_param(param))
+    return all(found)
 
 
 def _unfilled_slots(

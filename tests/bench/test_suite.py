@@ -639,3 +639,24 @@ def test_a_wrong_task_value_adds_no_mistake_about_the_default_standing_in(tmp_pa
     assert "2 mistakes" in text and "params.conditional: 'implicitt' is not one of" in text
     assert "siren has no parameter 'widht'; did you mean 'width'?" in text
     assert "an encoding is the implicit template's field" not in text
+
+
+def test_a_component_parameter_taking_a_list_is_one_value_in_params(tmp_path):
+    """docs/suites.md: a list in params given to a parameter that takes a list is not
+    swept. That held for task parameters only: `method.iterations: [20, 10]` (syn's
+    iterations per level) was swept into 20 and 10, each refused as not a list."""
+    import yaml
+
+    from bench.suite import load_suite
+
+    def cells(value):
+        entry = {
+            "task": "registration.pairwise",
+            "params": {"downsample": 4, "method": "syn", "method.iterations": value},
+        }
+        path = tmp_path / "s.yaml"
+        path.write_text(yaml.safe_dump({"suite": "s", "seeds": [0], "benchmarks": [entry]}))
+        return [c.component_params["method"]["iterations"] for c in load_suite(path).cells]
+
+    assert cells([20, 10]) == [[20, 10]]
+    assert cells([[20, 10], [10, 5]]) == [[20, 10], [10, 5]]  # a list of lists sweeps
