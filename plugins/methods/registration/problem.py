@@ -146,3 +146,17 @@ class Result:
                     + ("" if got != want else f" of {field_.dtype}")
                     + f", not a floating tensor of (1, ndim, *S) = {want} voxels"
                 )
+
+
+def checked_result(result: object, method: str, ndim: int, shape: tuple[int, ...]) -> Result:
+    """``result`` when it is a ``Result`` whose fields ``Result.check`` accepts; else a
+    ValueError naming ``method`` (a solve returning None or a bare tensor failed inside
+    the task with an AttributeError naming neither)."""
+    if not isinstance(result, Result):
+        raise ValueError(
+            f"{method}.solve returned {type(result).__name__}, not a Result: a registration "
+            "method returns plugins.methods.registration.problem.Result(disp) (the "
+            f"displacement in voxels, (1, {ndim}, *{shape}); inverse= where it has one)"
+        )
+    result.check(method, ndim, shape)
+    return result

@@ -74,7 +74,7 @@ from plugins.backends.base import WarpBackend
 from plugins.data import registration as data
 from plugins.methods.registration.base import RegistrationMethod, resize_field
 from plugins.methods.registration.losses import SIMILARITIES, similarity
-from plugins.methods.registration.problem import Monitor, Problem, Result
+from plugins.methods.registration.problem import Monitor, Problem, Result, checked_result
 from plugins.tasks.registration import metrics as m
 from plugins.tasks.registration.figures import registration_figure
 
@@ -381,7 +381,7 @@ class Pairwise(Task):
             seconds = time.perf_counter() - start
         spent = monitor.spent if monitor is not None else 0.0
         ctx.add_time("register", seconds - spent)
-        result.check(method.name, problem.ndim, tuple(problem.shape))
+        result = checked_result(result, method.name, problem.ndim, tuple(problem.shape))
         ctx.check_finite("displacement", result.disp)
         if monitor is not None:
             ctx.add_time("monitor", spent)
@@ -392,7 +392,7 @@ class Pairwise(Task):
         reverse = None
         if self.values["reverse"]:
             reverse = method.solve(self.problem(pair, ctx, swap=True), ctx)
-            reverse.check(method.name, problem.ndim, tuple(problem.shape))
+            reverse = checked_result(reverse, method.name, problem.ndim, tuple(problem.shape))
             ctx.check_finite("reverse displacement", reverse.disp)
         self.record(ctx, pair, problem, result, reverse, method.name)
 

@@ -35,6 +35,15 @@ class ChannelsLast(RegistrationMethod):
         return Result(zeros_field(problem.shape, problem.device).movedim(1, -1))
 
 
+class BareTensor(RegistrationMethod):
+    """Test fixture: the displacement itself returned, not in a Result."""
+
+    name = "test.bare_tensor"
+
+    def solve(self, problem, ctx):
+        return zeros_field(problem.shape, problem.device)
+
+
 @hookimpl
 def bench_plugins():
-    return [NaNAfterFive, ChannelsLast]
+    return [NaNAfterFive, ChannelsLast, BareTensor]

@@ -274,6 +274,22 @@ def test_a_displacement_of_the_wrong_shape_ends_the_cell_naming_the_method(tmp_p
     assert "not a floating tensor of (1, ndim, *S) = (1, 2, " in cell["error"]
 
 
+def test_a_solve_that_returns_no_result_ends_the_cell_naming_the_method(tmp_path):
+    """A bare tensor (or None) from solve ended in "AttributeError: 'Tensor' object has
+    no attribute 'check' (at pairwise.py:384)", naming neither the method nor the rule."""
+    entry = _entry(method="test.bare_tensor")
+    path = write_suite(tmp_path / "bt.yaml", [entry], plugins=[str(HERE / "nan_method.py")])
+    args = ["run", path, "--output", str(tmp_path / "out"), "--quiet", "--in-process"]
+    assert main(args) in (0, 1)
+    run = next((tmp_path / "out").glob("*/*/"))
+    (cell,) = pd.read_parquet(run / "cells.parquet").to_dict("records")
+    assert cell["status"] == "error"
+    assert (
+        "test.bare_tensor.solve returned Tensor, not a Result: a registration method"
+        in (cell["error"])
+    )
+
+
 def test_displacement_nifti_is_an_ants_warp_in_lps_mm(tmp_path):
     """A user 3-D pair whose affine permutes and flips axes (array axis 0 runs along
     world -y at 2 mm, axis 1 along +x at 3 mm, axis 2 along +z at 2.5 mm): the moving
