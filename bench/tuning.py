@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.cell import Cell
-from bench.params import shown, unknown_key
+from bench.params import did_you_mean, shown, unknown_key
 
 TUNE_KEYS = {
     "grid": "declared (each component's Plugin.tuning) or a mapping swept like matrix",
@@ -150,14 +150,28 @@ class Tuning:
             "settings": self.settings,
             "scores": scores,
             "chosen": None if chosen is None else self.settings[chosen],
-            "why_none": None if chosen is not None else _why_none(scores, len(self.settings)),
+            "why_none": None if chosen is not None else self._why_none(rows, scores),
         }
 
-
-def _why_none(scores: list[float | None], n: int) -> str:
-    if len(scores) < n:
-        return "validation cells not all recorded yet"
-    return "no setting ended ok with a finite value on every validation seed"
+    def _why_none(self, rows: dict[str, dict[str, Any]], scores: list[float | None]) -> str:
+        if len(scores) < len(self.settings):
+            return "validation cells not all recorded yet"
+        column = f"metric.{self.rule.select}"
+        ended = [rows[c.id] for cells in self.validation for c in cells if c.id in rows]
+        ok = [row for row in ended if row.get("status") == "ok"]
+        if ok and all(row.get(column) is None for row in ok):
+            recorded = sorted(
+                k.removeprefix("metric.")
+                for row in ok for k, v in row.items()
+                if k.startswith("metric.") and v is not None
+            )  # fmt: skip
+            names = list(dict.fromkeys(recorded))
+            return (
+                f"the validation cells ended ok but record no {self.rule.select!r}"
+                f"{did_you_mean(self.rule.select, names)} (they record "
+                f"{', '.join(names[:12]) or 'no metric'}{', ...' if len(names) > 12 else ''})"
+            )
+        return "no setting ended ok with a finite value on every validation seed"
 
 
 def read_rule(
@@ -255,9 +269,10 @@ def _select(value: Any, headline: Any, path: str, errors: list[str]) -> tuple[st
         known = {**headline.quality, **headline.validation} if headline is not None else {}
         better = known.get(value)
         if better is None:
+            hint = did_you_mean(value, known)
             errors.append(
                 f"{path}.select: say which way {value!r} is better "
-                f"(`select: {{metric: {value}, better: lower}}` or higher)"
+                f"(`select: {{metric: {value}, better: lower}}` or higher){hint}"
             )
             return "", "lower"
         return value, better

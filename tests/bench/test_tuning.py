@@ -1093,3 +1093,32 @@ def test_a_resume_notes_cells_that_ran_another_default(tmp_path):
     (note,) = check(suite, back, {}, [])
     assert note.startswith("1 recorded cells ran other values than their cells resolve to now "
                            "(solver.step_size 0.5 then, ")  # fmt: skip
+
+
+def test_a_select_no_cell_records_is_told_apart_from_failures(tmp_path):
+    """`select: {metric: Dice, better: higher}`: every validation cell ended ok, none
+    records 'Dice', and the choice said "no setting ended ok with a finite value"; it
+    says which metric is missing and what they record. A misspelt plain select gets a
+    did-you-mean."""
+    from types import SimpleNamespace
+
+    from bench.tuning import TuneRule, Tuning, read_rule
+
+    rule = TuneRule(grid={"lr": [0.1, 0.2]}, select="Dice", better="higher",
+                    validation_seeds=[100])  # fmt: skip
+    cells = [[SimpleNamespace(id="a")], [SimpleNamespace(id="b")]]
+    tuning = Tuning(0, "t", {}, rule, [{"lr": 0.1}, {"lr": 0.2}], validation=cells)
+    rows = {i: {"status": "ok", "metric.dice": 0.8, "metric.hd95": 2.0} for i in "ab"}
+    why = tuning.record(rows)["why_none"]
+    assert why == (
+        "the validation cells ended ok but record no 'Dice'; did you mean 'dice'? "
+        "(they record dice, hd95)"
+    )
+    rows["a"]["status"] = rows["b"]["status"] = "error"
+    assert tuning.record(rows)["why_none"].startswith("no setting ended ok")
+    errors: list[str] = []
+    headline = SimpleNamespace(quality={"dice": "higher"}, validation={})
+    read_rule({"grid": {"lr": [0.1]}, "select": "Dice", "validation_seeds": [100]},
+              "benchmarks[0].tune", headline, [0], errors)  # fmt: skip
+    assert any("say which way 'Dice' is better" in e and "did you mean 'dice'?" in e
+               for e in errors)  # fmt: skip
