@@ -153,6 +153,9 @@ def load_plugin(spec: str, *, base_dir: Path | None = None) -> ModuleType:
         if file_spec is None or file_spec.loader is None:
             raise PluginLoadError(f"plugin file {spec!r} cannot be imported")
         module = importlib.util.module_from_spec(file_spec)
+        # its own folder first, as Python puts a script's: a sibling module it imports
+        # (from my_method import Mine) imports under `bench` as under `python -m bench`
+        _on_import_path(path.parent, base_dir)
         sys.modules[mod_name] = module
         try:
             file_spec.loader.exec_module(module)
@@ -219,12 +222,12 @@ def _package_root(spec: str) -> Path | None:
     return None
 
 
-def _on_import_path(base_dir: Path | None) -> None:
-    """Put the suite's folder and the working directory on ``sys.path`` (after what is
-    there): a suite's ``plugins: [my_lab.bench_plugins]`` then imports the same under
-    the ``bench`` script as under ``python -m bench``, which has the working directory
-    on the path already."""
-    for folder in (base_dir, Path.cwd()):
+def _on_import_path(*folders: Path | None) -> None:
+    """Put ``folders`` (the suite's; a plugin file's own) and the working directory on
+    ``sys.path`` (after what is there): a suite's ``plugins: [my_lab.bench_plugins]``
+    then imports the same under the ``bench`` script as under ``python -m bench``, which
+    has the working directory on the path already."""
+    for folder in (*folders, Path.cwd()):
         if folder is None:
             continue
         entry = str(Path(folder).resolve())

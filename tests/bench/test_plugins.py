@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import textwrap
 from pathlib import Path
 
@@ -69,6 +70,32 @@ def test_relative_py_path_resolves_against_the_suite_folder(tmp_path):
     )
     registry = Registry(get_plugin_manager(["./local.py"], base_dir=tmp_path, builtins=False))
     assert registry.names("solver") == ["local.s"]
+
+
+def test_a_plugin_file_imports_its_sibling_modules(tmp_path, monkeypatch):
+    """A plugin file importing a module beside it (from helper import K) failed under
+    the `bench` script ("No module named 'helper'") and worked under `python -m bench`
+    from that folder; its folder is on the import path, as a script's is."""
+    (tmp_path / "lab").mkdir()
+    (tmp_path / "lab" / "lab_helper_mod.py").write_text("ORDER = 2\n")
+    source = (
+        "from lab_helper_mod import ORDER\n"
+        "from bench import Solver, hookimpl\n"
+        "class S(Solver):\n"
+        '    """A solver whose order a sibling module holds."""\n'
+        '    name = "local.sibling"\n'
+        "    order = ORDER\n"
+        "    def odeint(self, func, y0, t, **o):\n"
+        "        return y0\n"
+        "@hookimpl\n"
+        "def bench_plugins():\n"
+        "    return [S]\n"
+    )
+    _plugin_file(tmp_path / "lab", "uses_helper.py", source)
+    monkeypatch.chdir(tmp_path)  # elsewhere than the plugin's folder
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    pm = get_plugin_manager(["./lab/uses_helper.py"], base_dir=tmp_path, builtins=False)
+    assert Registry(pm).get("solver", "local.sibling").order == 2
 
 
 def test_missing_plugin_file_names_it(tmp_path):
