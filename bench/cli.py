@@ -953,10 +953,27 @@ def _filtered(run, filters: list[str]):
             col, value = split_assignment(expr, "--filter")
         except ValueError as exc:
             raise CliError(str(exc)) from None
-        if col not in cells.columns:
-            raise CliError(f"--filter {expr!r}: no column {col!r} in {run.path}")
-        cells = cells[cells[col].astype(str) == value]
+        try:  # a parameter by the name its table heads it with (truth, not param.truth)
+            col = C.resolve(cells.columns, col, prefer=C.PARAM)
+        except KeyError as exc:
+            raise CliError(f"--filter {expr!r}: {exc.args[0]} in {run.path}") from None
+        cells = cells[_matches(cells[col], value)]
     return cells
+
+
+def _matches(values: Any, text: str) -> Any:
+    """Which ``values`` a ``--filter`` value picks: as text, or as a number where the
+    column holds numbers (``value=1`` picks 1.0)."""
+    import pandas as pd
+
+    same = values.astype(str) == text
+    if pd.api.types.is_numeric_dtype(values.dtype):
+        try:
+            number = float(text)
+        except ValueError:
+            return same
+        return same | (values == number)
+    return same
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -1102,6 +1119,12 @@ def cmd_plot(args: argparse.Namespace) -> int:
         if cells.empty:
             raise CliError(f"{run.path}: no reported cells yet, only tuning's validation "
                            "cells (--filter role=validation plots those)")  # fmt: skip
+    for key in ("x", "y", "by", "facet"):  # short names, as the tables head the columns
+        value = getattr(args, key, None)
+        if value:
+            with contextlib.suppress(KeyError):  # unknown: the plot says so, listing them
+                prefer = C.PARAM if key in ("by", "facet") else ""
+                setattr(args, key, C.resolve(cells.columns, value, prefer))
     explicit = bool(args.x and args.y)
     if explicit:
         name = f"{args.y}-vs-{args.x}.png"

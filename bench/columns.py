@@ -71,6 +71,23 @@ def short_name(column: str) -> str:
     return column
 
 
+def resolve(columns: Any, name: str, prefer: str = "") -> str:
+    """A column by its name or, where exactly one has it, by its short name (``truth``
+    for ``param.truth``, ``dice`` for ``metric.dice``, ``solve`` for
+    ``time.solve.median``): how the tables head them, so how users type them; where
+    several do, the one with the ``prefer`` prefix (a filter's parameter). KeyError
+    where none (or several) fits."""
+    columns = list(columns)
+    if name in columns:
+        return name
+    found = [c for c in columns if short_name(c) == name]
+    if len(found) > 1 and prefer:
+        found = [c for c in found if c.startswith(prefer)] or found
+    if len(found) == 1:
+        return found[0]
+    raise KeyError(f"no column {name!r}" + (f" (it could be {', '.join(found)})" if found else ""))
+
+
 def unit(column: str) -> str:
     """``s`` for times, ``B`` for memory, ``x`` for speedups, else ``""``."""
     if column == "wall" or (column.startswith(TIME) and not column.endswith(".n")):

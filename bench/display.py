@@ -103,13 +103,10 @@ def _resolve(cells: pd.DataFrame, names: list[str]) -> list[str]:
     """Column names as given, or by their short name (``final_rel_error``, ``solve``)."""
     out = []
     for name in names:
-        if name in cells.columns:
-            out.append(name)
-            continue
-        found = [c for c in cells.columns if schema.short_name(c) == name]
-        if len(found) != 1:
-            raise KeyError(f"no column {name!r}; columns are: {', '.join(cells.columns)}")
-        out.append(found[0])
+        try:
+            out.append(schema.resolve(cells.columns, name))
+        except KeyError:
+            raise KeyError(f"no column {name!r}; columns are: {', '.join(cells.columns)}") from None
     return out
 
 

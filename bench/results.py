@@ -695,7 +695,11 @@ def load_run(path: str | Path) -> Run:
         tables = read_tables(run_dir)
     except OSError as exc:  # the log: unreadable
         raise ResultsError(f"{exc.filename or run_dir}: cannot read ({exc.strerror})") from None
-    check_cells_present(run_dir, tables[CELLS], meta)
+    try:  # shown: what is here, said to be short; resumed (RunWriter): refused
+        check_cells_present(run_dir, tables[CELLS], meta)
+    except ResultsError as exc:
+        warnings.warn(str(exc).replace("; nothing was read or changed", ""), ResultsWarning,
+                      stacklevel=2)  # fmt: skip
     return Run(run_dir, meta, tables[CELLS], tables[SAMPLES], tables[CURVES], tables[FILES])
 
 

@@ -15,9 +15,9 @@ import pytest
 from bench import Registry, get_plugin_manager
 
 TASKS = Path(__file__).resolve().parent.parent / "plugins" / "tasks"
-# getattr on a torch module (not a plugin): a multi-output field's ``outputs``, which
-# FieldEncoding's docstring names as the module's optional method
-MODULE_GETATTR = {("model", "outputs")}
+# getattr on a torch module (not a plugin): a multi-output field's ``outputs`` and its
+# bands' ``cutoffs``, which FieldEncoding's docstring names as the module's optional ones
+MODULE_GETATTR = {("model", "outputs"), ("model", "cutoffs")}
 
 
 def _sources() -> list[Path]:

@@ -169,8 +169,12 @@ def test_a_log_line_that_is_not_a_record_is_one_warning(good_run, tmp_path, caps
     _log_only([record, "[1, 2]", '{"cell": {"cell_id": "x"}, "samples": 5}', record])(run)
     assert main(["show", str(run)]) == 0
     err = capsys.readouterr().err
-    assert "Traceback" not in err and err.count("warning:") == 1
+    # and one more: run.json counts 5 finished cells, the log holds 1 and no table is here
+    assert "Traceback" not in err and err.count("warning:") == 2
     assert f"{run / 'cells.log.jsonl'}: lines 2, 3 are not a cell record" in " ".join(err.split())
+    assert "cells.parquet: missing, yet run.json counts 5 finished cells (1 in the log)" in (
+        " ".join(err.split())
+    )
 
 
 @pytest.mark.parametrize("command", ["show", "report", "compare"])
@@ -221,7 +225,7 @@ def test_a_run_copied_without_its_cells_table_is_refused_not_rerun(good_run, tmp
     before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
     suite = tmp_path / "suite.yaml"
     suite.write_text(SUITE)
-    assert main(["show", str(run)]) == 2
+    assert main(["show", str(run)]) == 2  # no log either: nothing to show
     assert "cells.parquet: missing" in capsys.readouterr().err
     assert main(["run", str(suite), "--resume", str(run)]) == 2
     err = capsys.readouterr().err
@@ -243,3 +247,18 @@ def test_a_run_stopped_before_its_first_cell_reads_as_empty_and_resumes(tmp_path
     writer = RunWriter(tmp_path, resume=True)
     assert len(writer.cells) == 0
     writer.close()
+
+
+def test_a_parameter_is_filtered_and_plotted_by_the_name_its_table_shows(good_run, capsys):
+    """Tables head param.value as 'value', and --group-by and stats --by took it so;
+    --filter value=1 and plot --by value said "no column 'value'" (a user audit)."""
+    assert main(["show", str(good_run), "--filter", "value=1"]) == 0
+    out = capsys.readouterr().out
+    assert "test.behave" in out
+    assert main(["show", str(good_run), "--filter", "valu=1"]) == 2
+    assert "--filter 'valu=1': no column 'valu'" in capsys.readouterr().err
+    from bench.columns import resolve
+
+    assert resolve(["param.value", "metric.value_error"], "value") == "param.value"
+    with pytest.raises(KeyError, match="it could be"):
+        resolve(["param.x", "metric.x"], "x")

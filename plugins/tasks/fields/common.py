@@ -341,7 +341,8 @@ def _check_trainable(ctx: CellContext, model: nn.Module) -> None:
     params = [p for p in model.parameters() if p.requires_grad]
     if any(p.grad is not None and bool(p.grad.ne(0).any()) for p in params):
         return
-    name = getattr(ctx.components.get("encoding"), "name", "?")
+    encoding = ctx.components.get("encoding")
+    name = encoding.name if encoding is not None else "the field"
     raise ValueError(
         f"encoding {name}: the loss's gradient was zero in every parameter at the first "
         f"step ({len(params)} trainable tensors): nothing would train. A loss on the "
