@@ -352,11 +352,12 @@ def errors_table(cells: pd.DataFrame) -> Table | None:
     table.add_column("status")
     table.add_column("message", overflow="fold")
     labels = schema.cell_labels(cells)
+    seeds = cells["seed"].nunique() > 1 if "seed" in cells else False
     for index, row in bad.iterrows():
         status = str(row["status"])
-        table.add_row(
-            labels[index], Text(status, style=STATUS_STYLE.get(status, "")), str(row["error"])
-        )
+        # which seed failed: two failed seeds of one configuration read apart
+        label = f"{labels[index]} seed={row['seed']}" if seeds else labels[index]
+        table.add_row(label, Text(status, style=STATUS_STYLE.get(status, "")), str(row["error"]))
     return table
 
 

@@ -303,3 +303,20 @@ def test_plot_by_prints_its_note_on_a_run(write_suite, registry, tmp_path, capsy
                  "--by", "solver", "-o", str(out)]) == 0  # fmt: skip
     text = capsys.readouterr().out
     assert "note: each --by solver line joins cells that differ in" in text and out.exists()
+
+
+def test_the_cells_not_ok_name_their_seed_when_seeds_differ():
+    """Two failed seeds of one configuration read as two identical rows (a user audit
+    of a plugin that crashed on its third seed); the row names the seed."""
+    import pandas as pd
+    from rich.console import Console
+
+    from bench.display import errors_table
+
+    cells = pd.DataFrame({"cell_id": list("abc"), "task": "t", "label": "", "seed": [0, 1, 2],
+                          "status": ["ok", "error", "error"], "error": ["", "boom", "boom"],
+                          "param.solver": "s"})  # fmt: skip
+    console = Console(width=200, record=True)
+    console.print(errors_table(cells))
+    text = console.export_text()
+    assert "seed=1" in text and "seed=2" in text and "seed=0" not in text
