@@ -516,3 +516,25 @@ def test_image_fit_with_lbfgs_runs_through_the_harness(tmp_path):
     # 18.3 dB after 40 steps); 35 dB fails a line search that stalls (it sat at 18.7 dB
     # when it could take only one evaluation a step)
     assert row["param.optimizer"] == "lbfgs" and row["metric.psnr"] > 35
+
+
+def test_an_encoding_that_breaks_the_build_contract_ends_its_cell_with_why(tmp_path):
+    """A user audit: a build() without **kwargs, returning a function, a module without
+    parameters or one in float64 each ended its cell in an error from deep inside the
+    task (a ZeroDivisionError in compression_ratio, a dtype mismatch). Each names the
+    encoding and the rule."""
+    plugin = str(Path(__file__).parent / "bad_encodings.py")
+    entry = {"task": "fields.image_fit", "params": {"size": 16, "steps": 2, "eval_every": 1},
+             "matrix": {"encoding": ["bad.nokwargs", "bad.notmodule", "bad.noparams",
+                                     "bad.double"]}}  # fmt: skip
+    run = _run(tmp_path, {**_suite(entry), "plugins": [plugin]})
+    cells = pd.read_parquet(run / "cells.parquet").set_index("encoding")
+    assert set(cells["status"]) == {"error"}
+    want = {
+        "bad.nokwargs": "build(in_features, out_features, **kwargs) is called with resolution=",
+        "bad.notmodule": "build() returned function, not a torch nn.Module",
+        "bad.noparams": "its module has no trainable parameter: nothing to fit",
+        "bad.double": "its module's parameters are torch.float64",
+    }
+    for name, text in want.items():
+        assert f"encoding {name}: {text}" in cells.loc[name, "error"]
