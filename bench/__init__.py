@@ -4,6 +4,11 @@ The public API for plugin authors::
 
     from bench import hookimpl, Param, Solver, Task, CellContext
 
+and for reading a run back (a run folder, or a suite's folder: its latest run):
+``load_run(path)`` (its ``cells``, ``curves``, ``samples``, ``files`` tables and
+``meta``) and ``reported(cells)`` (the cells that are results: a tuned entry's
+validation cells and superseded ones left out).
+
 Nothing here knows of any domain; the built-in plugins live in ``plugins``.
 """
 
@@ -26,6 +31,7 @@ from bench.headline import Headline
 from bench.params import Param, ParamError, did_you_mean
 from bench.plugins import get_plugin_manager, hookimpl
 from bench.registry import Registry
+from bench.results import load_run, reported
 from bench.scaffold import Template
 
 __all__ = [
@@ -50,6 +56,8 @@ __all__ = [
     "Template",
     "get_plugin_manager",
     "hookimpl",
+    "load_run",
+    "reported",
 ]
 
 __version__ = "0.1.0"

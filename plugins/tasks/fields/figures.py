@@ -13,6 +13,15 @@ from pathlib import Path
 import pandas as pd
 
 
+def drawn(run: Path) -> tuple[Path, pd.DataFrame, pd.DataFrame]:
+    """The run folder ``run`` names (a suite's folder: its latest run), its reported
+    cells and its curves: what ``plot_curves`` draws."""
+    from bench import load_run, reported
+
+    loaded = load_run(run)
+    return loaded.path, reported(loaded.cells), loaded.curves
+
+
 def plot_curves(
     run: Path,
     curve: str = "psnr",
@@ -21,11 +30,13 @@ def plot_curves(
     output: Path | None = None,
     title: str = "",
 ) -> Path:
-    """One line per cell of ``curve`` against ``x`` ("step" or "time"); returns the PNG."""
+    """One line per reported cell of ``curve`` against ``x`` ("step" or "time"): a
+    tuned run's validation cells (the settings only tried, the validation data) are left
+    out, as bench's pages leave them. ``run``: a run folder, or a suite's (its latest
+    run). Returns the PNG."""
     from matplotlib.figure import Figure
 
-    cells = pd.read_parquet(run / "cells.parquet")
-    curves = pd.read_parquet(run / "curves.parquet")
+    run, cells, curves = drawn(run)
     fig = Figure(figsize=(6.4, 4.2), dpi=110)
     ax = fig.add_subplot(1, 1, 1)
     if len(cells) > 10:  # the default cycle repeats after 10 colours

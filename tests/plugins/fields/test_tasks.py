@@ -538,3 +538,19 @@ def test_an_encoding_that_breaks_the_build_contract_ends_its_cell_with_why(tmp_p
     }
     for name, text in want.items():
         assert f"encoding {name}: {text}" in cells.loc[name, "error"]
+
+
+def test_the_curves_figure_draws_a_tuned_runs_reported_cells_from_its_suite_folder(tmp_path):
+    """`python -m plugins.tasks.fields.figures results/SUITE` failed (no cells.parquet
+    in a suite's folder), and on a run folder of a tuned suite it drew the validation
+    cells too (the moon's curves labelled as the cameraman's encodings)."""
+    from plugins.tasks.fields.figures import drawn, plot_curves
+
+    entry = {"task": "fields.image_fit",
+             "params": {"size": 16, "steps": 2, "eval_every": 1, "encoding": "relu"},
+             "tune": {"grid": {"lr": [1e-3, 1e-2]}, "validation_seeds": [100],
+                      "validation_params": {"image": "moon"}}}  # fmt: skip
+    run = _run(tmp_path, _suite(entry))
+    folder, cells, _ = drawn(run.parent)  # the suite's folder
+    assert folder == run and len(cells) == 1 and set(cells["param.image"]) == {"camera"}
+    assert plot_curves(run.parent).read_bytes()[:4] == b"\x89PNG"
