@@ -572,3 +572,33 @@ def test_a_page_with_linked_plotly_draws_in_chromium(report_run, tmp_path):
         assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
     finally:
         browser.quit()
+
+
+def test_a_tuned_configuration_without_test_cells_is_named_under_the_table():
+    """A user audit: [bad.raises, relu] tuned; every validation cell of bad.raises
+    failed, so it ran no test cell and vanished from the headline table, where relu
+    stood alone, starred. The page names it under the table, with why."""
+    from types import SimpleNamespace
+
+    from bench.report import untested_configurations
+    from bench.tuning import TuneRule, Tuning
+
+    rule = TuneRule(grid={"lr": [0.1]}, select="psnr", better="higher", validation_seeds=[9])
+    records = []
+    for name, status in (("bad.raises", "error"), ("relu", "ok")):
+        cells = [[SimpleNamespace(id=name, seed=9)]]
+        tuning = Tuning(
+            0,
+            "fields.image_fit",
+            {"encoding": name},
+            rule,
+            [{"lr": 0.1}],
+            validation=cells,
+            test=[[SimpleNamespace(id=name + "t", seed=0)]],
+        )
+        records.append(tuning.record({name: {"status": status, "metric.psnr": 30.0}}))
+    text = untested_configurations({"tuning": records}, "fields.image_fit")
+    assert text.startswith("not in this table, and so judged with none of it: 1 tuned")
+    assert "encoding=bad.raises (no setting ended ok with a finite value" in text
+    assert "relu" not in text
+    assert untested_configurations({"tuning": records}, "other.task") == ""
