@@ -743,9 +743,12 @@ class _RunDisplay:
                     highlight=False,
                 )
         # a tuned suite's test cells come once validation chose: counted from the start,
-        # so that the bar's eta is not that of the validation cells alone
-        later = self.suite.planned - len(self.suite.cells) if self.suite.tunings else 0
-        self.bar = self.progress.add_task(self.suite.name, total=len(todo) + max(later, 0))
+        # so that the bar's eta is not that of the validation cells alone; on a resume,
+        # less the cells already done (the bar ended at 4/10 with every cell run)
+        total = len(todo)
+        if self.suite.tunings:
+            total = max(self.suite.planned - done, total)
+        self.bar = self.progress.add_task(self.suite.name, total=total)
 
     def on_cell_start(self, cell: Any) -> None:
         self.progress.update(self.bar, description=f"{cell.task} {_short(cell)}")

@@ -254,6 +254,10 @@ def test_the_run_bar_counts_a_tuned_suites_test_cells_from_the_start():
     assert display.progress.tasks[0].total == 9
     display.on_progress(cell, ("loss", 1200, 3.0, 0.01234567))
     assert display.progress.tasks[0].description.endswith("· loss 0.01235 at step 1200")
+    # a resume with 6 of the 10 done and 4 to run: 4 in all, not 4 of 10 (a user audit)
+    resumed = _RunDisplay(out, suite, Path("/tmp/x"), quiet=True)
+    resumed.on_start([cell] * 4, 6)
+    assert resumed.progress.tasks[0].total == 4
 
 
 def test_a_plot_line_runs_along_settings_never_through_one_settings_seeds():
