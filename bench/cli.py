@@ -510,7 +510,7 @@ def _run(args: argparse.Namespace) -> int:
         probed = _plugins_probed(early, args.suite)
         suite = _load_suite(args.suite, probe=not probed, read=read)
         if args.dry_run:
-            _print_dry_run(out, suite)
+            _print_dry_run(out, suite, _done_in(args, suite) if args.resume else None)
             return 0
         run_dir = _run_dir(args, suite.name)
         executor = _executor(args, suite, run_dir, early)
@@ -527,13 +527,36 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_dry_run(out: Any, suite: Any) -> None:
-    """Nothing; prints the cells ``--dry-run`` lists (and the tuned entries' test cells)."""
-    out.print(f"{suite.name}: {len(suite.cells)} cells")
+def _done_in(args: argparse.Namespace, suite: Any) -> set[str]:
+    """``--resume RUN --dry-run``: the ids of the cells RUN holds that a resume would
+    not run again (checked as a real resume checks the folder)."""
+    from bench.results import RunWriter, load_run
+
+    run_dir = _run_dir(args, suite.name)
+    if not (run_dir / "cells.parquet").exists() and not (run_dir / "cells.log.jsonl").exists():
+        return set()
+    cells = load_run(run_dir).cells
+    if args.retry_failed:
+        cells = cells[~cells["status"].isin(RunWriter.RETRY_STATUSES)]
+    return set(cells["cell_id"].astype(str))
+
+
+def _print_dry_run(out: Any, suite: Any, done: set[str] | None = None) -> None:
+    """Nothing; prints the cells ``--dry-run`` lists (and the tuned entries' test cells);
+    with ``done`` (``--resume``), those a resume would run."""
+    todo = [c for c in suite.cells if done is None or c.id not in done]
+    if done is None:
+        out.print(f"{suite.name}: {len(suite.cells)} cells")
+    else:
+        out.print(f"{suite.name}: {len(todo)} of {len(suite.cells)} cells to run (the rest done)")
     for i, cell in enumerate(suite.cells):
-        out.print(f"  {i:>4}  {cell.id}  {cell.describe()}", markup=False, soft_wrap=True)
+        if cell in todo:
+            out.print(f"  {i:>4}  {cell.id}  {cell.describe()}", markup=False, soft_wrap=True)
     if suite.tunings:
         tests = suite.planned - len(suite.cells)
+        if done:  # those of a choice already made and run
+            ran = {c.id for t in suite.tunings for cells in t.test for c in cells} & done
+            tests = max(tests - len(ran), 0)
         out.print(f"then {tests} test cells: the setting each of {len(suite.tunings)} "
                   "tuned configurations chose on validation")  # fmt: skip
 

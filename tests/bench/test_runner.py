@@ -309,6 +309,11 @@ def test_a_killed_run_loses_only_the_running_cell_and_resumes(write_suite, tmp_p
     assert json.loads((run_dir / "run.json").read_text())["status"] == "running"
     assert not [p for p in run_dir.iterdir() if p.name.endswith(".tmp")]
 
+    # --dry-run with --resume lists what the resume would run, not every cell
+    dry = _bench("run", str(path), "--resume", str(run_dir), "--dry-run", cwd=tmp_path)
+    text = dry.communicate(timeout=60)[0]
+    assert dry.returncode == 0 and "resumable: 2 of 3 cells to run (the rest done)" in text
+    assert before.cells.iloc[0]["cell_id"][:12] not in text
     resumed = _bench("run", str(path), "--resume", str(run_dir), cwd=tmp_path)
     log = resumed.communicate(timeout=180)[0]
     assert resumed.returncode == 0, log
