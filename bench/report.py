@@ -1366,22 +1366,6 @@ def _comparison_section(
     return "".join(parts)
 
 
-def untested_configurations(meta: dict[str, Any], task: str) -> str:
-    """The tuned configurations of ``task`` that have no row in its table, because
-    tuning chose no setting for them (every validation cell failed, say), in one line:
-    a method that failed outright is not to vanish from the comparison, leaving its
-    survivors to be starred. "" where there are none."""
-    missing = [c for c in tuned.choices(meta, tasks={task}) if c.chosen is None]
-    if not missing:
-        return ""
-    names = "; ".join(f"{c.configuration} ({c.why_none or 'no setting chosen'})" for c in missing)
-    return (
-        f"not in this table, and so judged with none of it: {len(missing)} tuned "
-        f"configuration{'s' if len(missing) > 1 else ''} whose tuning chose no setting, so "
-        f"no test cell ran: {names} (the tuning table above lists their validation)"
-    )
-
-
 def _task_section(page: _Page, run: Run, t: Task, gallery: _Gallery, index: int) -> str:
     summary = configuration_summary(t)
     parts = [
@@ -1394,7 +1378,7 @@ def _task_section(page: _Page, run: Run, t: Task, gallery: _Gallery, index: int)
         parts.append(
             "<ul class=margins>" + "".join(f"<li>★ {_esc(m)}</li>" for m in margins) + "</ul>"
         )
-    untested = untested_configurations(run.meta, t.name)
+    untested = tuned.untested_configurations(run.meta, t.name)
     if untested:
         parts.append(f"<p class=warn>{_esc(untested)}</p>")
     figures = []

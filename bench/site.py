@@ -45,7 +45,7 @@ from bench.columns import (
 )
 from bench.columns import headline as recorded_headline
 from bench.results import CELLS, LOG, RUN_JSON, ResultsError, Run, load_run
-from bench.tuned import reported
+from bench.tuned import reported, untested_configurations
 from bench.tuning import tied
 
 #: families: the part of a task's name before the dot; these prefixes share one
@@ -615,6 +615,9 @@ def _task_html(task: str, entries: list[SiteRun]) -> str:
             f"cost {_esc(cost)}{_esc(bold)} <span class=dim>({_esc(how)})</span></p>"
         )
         out.append(_headline_table(table))
+        untested = untested_configurations(entry.run.meta, task)
+        if untested:
+            out.append(f"<p class=warn>{_esc(untested)}</p>")
     return "\n".join(out)
 
 

@@ -238,3 +238,19 @@ def summary(found: list[Choice], hidden: pd.DataFrame, where: str = "the tables"
             "superseded, left out too"
         )
     return line
+
+
+def untested_configurations(meta: dict[str, Any], task: str) -> str:
+    """The tuned configurations of ``task`` that have no row in its table, because
+    tuning chose no setting for them (every validation cell failed, say), in one line:
+    a method that failed outright is not to vanish from the comparison, leaving its
+    survivors to be starred. "" where there are none."""
+    missing = [c for c in choices(meta, tasks={task}) if c.chosen is None]
+    if not missing:
+        return ""
+    names = "; ".join(f"{c.configuration} ({c.why_none or 'no setting chosen'})" for c in missing)
+    return (
+        f"not in this table, and so judged with none of it: {len(missing)} tuned "
+        f"configuration{'s' if len(missing) > 1 else ''} whose tuning chose no setting, so "
+        f"no test cell ran: {names} (the tuning table above lists their validation)"
+    )

@@ -580,7 +580,7 @@ def test_a_tuned_configuration_without_test_cells_is_named_under_the_table():
     stood alone, starred. The page names it under the table, with why."""
     from types import SimpleNamespace
 
-    from bench.report import untested_configurations
+    from bench.tuned import untested_configurations
     from bench.tuning import TuneRule, Tuning
 
     rule = TuneRule(grid={"lr": [0.1]}, select="psnr", better="higher", validation_seeds=[9])
