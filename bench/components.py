@@ -68,6 +68,13 @@ def resolve(
         report(None, f"{cls.name}.resolve_params raised {type(exc).__name__}: {exc}")
         return None
     for head, param in cls.plugin_params().items():
+        if resolved[head] is None:  # an optional nested plugin (nullable) left out
+            for rest in nested.get(head, {}):
+                report(f"{head}.{rest}", f"{cls.name}.{head} is null (none), so it has no "
+                       f"parameter {shown(rest)}: name the plugin too")  # fmt: skip
+            if nested.get(head):
+                return None
+            continue
         try:
             inner = registry.lookup(param.plugin, resolved[head], f" ({cls.name}.{head})")
         except UnknownPluginError as exc:
@@ -96,7 +103,7 @@ def build(
     dependency is missing ends the cell as skipped, with the reason."""
     own = {k: v for k, v in resolved.items() if "." not in k}
     for head, param in cls.plugin_params().items():
-        if isinstance(own.get(head), Plugin):
+        if isinstance(own.get(head), Plugin) or own.get(head) is None:  # built, or left out
             continue
         inner = registry.lookup(param.plugin, own[head], f" ({cls.name}.{head})")
         reason = inner.missing_requirement()
@@ -129,6 +136,8 @@ def plugin_classes(
     flat values."""
     found: dict[str, type[Plugin]] = {prefix: cls}
     for head, param in cls.plugin_params().items():
+        if resolved.get(head) is None:  # an optional nested plugin left out
+            continue
         inner = registry.lookup(param.plugin, resolved[head], f" ({cls.name}.{head})")
         cut = len(head) + 1
         sub = {k[cut:]: v for k, v in resolved.items() if k.startswith(head + ".")}

@@ -74,7 +74,9 @@ class Param:
             (``Param("rk4", plugin=Solver)``: a Neural ODE's solver). The harness
             resolves the name against the suite's registry, validates the nested
             plugin's own parameters (``architecture.solver.rtol``, sweeps too) and
-            hands the plugin an instance in ``values``.
+            hands the plugin an instance in ``values``. With ``default=None`` (or
+            ``nullable``) the nested plugin is optional: left out, ``values`` holds None
+            (a method's own network unless a user's plugin is named).
         finite: a ``float`` refuses +-inf (``.inf`` in YAML, ``1e999``) unless this is
             False, for a parameter where infinity means something (no limit). NaN is
             always refused.

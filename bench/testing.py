@@ -199,7 +199,7 @@ def _problems(cls: type, registry: Registry) -> Iterable[str]:
         if param.plugin is not None:
             if not (isinstance(param.plugin, type) and issubclass(param.plugin, Plugin)):
                 yield f"parameter {key!r} names plugins of {param.plugin!r}, not a plugin base"
-            else:
+            elif param.default is not None:  # None: an optional nested plugin, left out
                 yield from _fits(registry, param.plugin, param.default, f"parameter {key!r}")
     yield from _tuning_problems(cls)
     if issubclass(cls, Task):
@@ -274,7 +274,9 @@ def _constructs(cls: type[Plugin], registry: Registry) -> Iterable[str]:
     for key, param in cls.params.items():
         value = instance.values.get(key)
         expected = param.default
-        if param.plugin is not None:
+        if param.plugin is not None and expected is None:
+            same = value is None  # an optional nested plugin, left out
+        elif param.plugin is not None:
             same = isinstance(value, param.plugin) and value.name == expected
         else:
             same = value == expected or (

@@ -5,6 +5,12 @@ the fixed grid, every ``stride``-th voxel along each axis (1: every voxel; a 3-D
 volume on a CPU needs 2 to 4), and upsample the displacement linearly to the full grid
 for the warp. Weights start from SIREN's initialisation (``kernels.reference``).
 
+``field``: any field encoding plugin (``method.field: my_lab.gabor``, its parameters
+as ``method.field.width``) in the SIREN's place, built ``ndim -> ndim`` for the
+evaluation grid's resolution: a user's field measured as the deformation of the same
+method, same loss, steps and budget (``width``, ``layers`` and ``omega`` are then the
+method's SIREN's, unused).
+
 - ``implicit`` (Wolterink 2022, IDIR): the SIREN outputs the displacement; loss =
   similarity + weight * mean |1 - det J| (IDIR: weight 0.05, omega 32, three hidden
   layers of 256, Adam 1e-5 for 2500 steps on 10,000 random points; here det J by
@@ -25,6 +31,7 @@ import torch.nn.functional as F
 
 from bench import CellContext, Param, Solver
 from kernels.reference import sine_mlp_reference, siren_parameters
+from plugins.encodings.base import FieldEncoding
 from plugins.methods.registration.base import (
     Loop,
     RegistrationMethod,
@@ -76,8 +83,35 @@ def to_voxels(normalised: torch.Tensor, sub: tuple, full: tuple) -> torch.Tensor
     return field * scale.reshape(1, -1, *([1] * len(sub)))
 
 
+def _network(
+    v: dict[str, Any], problem: Problem, sub: tuple[int, ...], method: str
+) -> torch.nn.Module:
+    """The method's SIREN, or the ``field`` encoding's module (``ndim -> ndim``)."""
+    field = v["field"]
+    if field is None:
+        return Siren(problem.ndim, v["width"], v["layers"], v["omega"]).to(problem.device)
+    net = field.build(problem.ndim, problem.ndim, resolution=max(sub))
+    if not isinstance(net, torch.nn.Module):
+        raise TypeError(f"{method}.field {field.name}: build() returned no nn.Module")
+    net = net.to(problem.device)
+    with torch.no_grad():
+        shape = tuple(net(torch.zeros(2, problem.ndim, device=problem.device)).shape)
+    if shape != (2, problem.ndim):
+        raise ValueError(
+            f"{method}.field {field.name}: maps 2 points of {problem.ndim} coordinates to "
+            f"{shape}, not (2, {problem.ndim}): a deformation field gives ndim values a point"
+        )
+    return net
+
+
 def _siren_params(width: int, omega: float, iterations: int, lr: float) -> dict[str, Param]:
     return {
+        "field": Param(
+            None,
+            plugin=FieldEncoding,
+            nullable=True,
+            doc="a field encoding in the SIREN's place (none: the method's own SIREN)",
+        ),
         "iterations": Param(iterations, low=1, doc="Adam steps"),
         "lr": positive(lr, "Adam learning rate"),
         "width": Param(width, low=4, doc="hidden width of the SIREN"),
@@ -99,8 +133,8 @@ class Implicit(RegistrationMethod):
 
     def solve(self, problem: Problem, ctx: CellContext) -> Result:
         v = self.values
-        net = Siren(problem.ndim, v["width"], v["layers"], v["omega"]).to(problem.device)
         points, sub = grid_points(problem.shape, v["stride"], problem.device)
+        net = _network(v, problem, sub, self.name)
 
         def field() -> torch.Tensor:
             return to_voxels(net(points), sub, problem.shape)
@@ -119,7 +153,7 @@ class Implicit(RegistrationMethod):
 class _Velocity(torch.nn.Module):
     """dx/dt = v(x) (an nn.Module, as the adjoint method needs)."""
 
-    def __init__(self, net: Siren) -> None:
+    def __init__(self, net: torch.nn.Module) -> None:
         super().__init__()
         self.net = net
 
@@ -161,9 +195,9 @@ class NODEO(RegistrationMethod):
     def solve(self, problem: Problem, ctx: CellContext) -> Result:
         v = self.values
         solver, extra = self._solver()
-        net = Siren(problem.ndim, v["width"], v["layers"], v["omega"]).to(problem.device)
-        func = _Velocity(net)
         points, sub = grid_points(problem.shape, v["stride"], problem.device)
+        net = _network(v, problem, sub, self.name)
+        func = _Velocity(net)
         times = torch.tensor([0.0, 1.0], device=problem.device)
 
         def flow(t: torch.Tensor) -> torch.Tensor:

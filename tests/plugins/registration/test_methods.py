@@ -189,3 +189,39 @@ def test_a_registration_through_the_triton_backend_is_the_eager_one(method, tmp_
     assert triton["dice"] == pytest.approx(eager["dice"], abs=1e-3)
     assert triton["similarity_after"] == pytest.approx(eager["similarity_after"], abs=1e-4)
     assert eager["error_mm"] < eager["error_mm_before"]  # it did register
+
+
+def test_a_field_encoding_takes_the_neural_methods_siren_place():
+    """implicit and nodeo hard-wired their SIREN: a user's field (a Gabor net, hash grid)
+    could not be measured as the deformation of the same method, under the same loss
+    and steps. `method.field` takes any field encoding, its parameters nested; left
+    out, the method's own SIREN runs, bit for bit as before."""
+    import plugins.methods.registration.neural as neural
+
+    params = {"downsample": 4, "method.iterations": 3}
+    own = testing.run_cell("registration.pairwise", {"method": "implicit"}, params)
+    built: list[str] = []
+    original = neural._network
+
+    def spy(v, problem, sub, method):
+        net = original(v, problem, sub, method)
+        built.append(type(net).__name__)
+        return net
+
+    neural._network = spy
+    try:
+        for method in ("implicit", "nodeo"):
+            cell = testing.run_cell(
+                "registration.pairwise", {"method": method},
+                {**params, "method.field": "relu", "method.field.width": 16,
+                 "method.field.depth": 2},
+            )  # fmt: skip
+            assert cell.status == "ok" and np.isfinite(cell.metrics["dice"])
+        again = testing.run_cell("registration.pairwise", {"method": "implicit"}, params)
+    finally:
+        neural._network = original
+    assert built == ["Sequential", "Sequential", "Siren"]  # relu's MLP, then the own SIREN
+    assert again.metrics["dice"] == own.metrics["dice"]
+    with pytest.raises(Exception, match="implicit.field is null .none., so it has no "):
+        testing.run_cell("registration.pairwise", {"method": "implicit"},
+                         {**params, "method.field.width": 16})  # fmt: skip
