@@ -152,10 +152,7 @@ def _tuned(
             continue
         # a check (a wrong tune block) tries each value once, not every combination
         settings = _each_value(grid) if entry.check_only else settings_of(grid)
-        own_rule = _default_select(entry.task_cls, rule, config, path, errors)
-        if own_rule is None:
-            continue
-        tuning = Tuning(entry.index, entry.task_cls.name, dict(config.given), own_rule, settings)
+        tuning = Tuning(entry.index, entry.task_cls.name, dict(config.given), rule, settings)
         roles = [(rule.validation_seeds, VALIDATION, tuning.validation)]
         if not entry.check_only:
             roles.append((entry.settings["seeds"], TEST, tuning.test))
@@ -172,7 +169,17 @@ def _tuned(
                     ]
                 one = replace(entry, axes=mine, settings={**entry.settings, "seeds": seeds})
                 out.append(one.cells(suite_name, registry, errors, seen, role=role))
-        if instead and not _other_data(entry.task_cls, config, tuning, path, errors):
+        # the metric its validation cells choose by, from their parameters (other data's)
+        validation = next((cells[0] for cells in tuning.validation if cells), config)
+        own_rule = _default_select(entry.task_cls, rule, validation, path, errors)
+        if own_rule is None:
+            continue
+        tuning.rule = own_rule
+        if (
+            instead
+            and _same_data(entry.task_cls, config, own_rule.select)
+            and not _other_data(entry.task_cls, config, tuning, path, errors)
+        ):
             continue
         tunings.append(tuning)
     check_sizes(tunings, path, errors)
@@ -204,6 +211,17 @@ def _default_select(
             errors.append(message)
         return None
     return replace(rule, select=metric, better=known[metric])
+
+
+def _same_data(task_cls: type[Task], config: Cell, select: str) -> bool:
+    """Whether choosing by ``select`` on the reported cells' parameters would choose on
+    their data (``Task.validation_data`` gives a reason): only then must
+    ``validation_params`` pose other data. A task that draws new data per seed, or a
+    validation metric on a split the reported metrics never see, needs none."""
+    try:
+        return bool(task_cls.validation_data(config.task_params, select))
+    except Exception:  # its hook failing: the resolver says so, by name
+        return True
 
 
 def _other_data(

@@ -179,3 +179,35 @@ def test_validation_params_on_other_data_pass_and_one_data_set_is_said(tmp_path)
         "tune": {**TUNE, "grid": {"lr": [1e-3, 1e-2]}, "validation_params": {"downsample": 2}},
     })  # fmt: skip
     assert "fields.occupancy has one data set: no parameter poses other data" in text
+
+
+def test_validation_params_beside_a_validation_split_or_new_data_per_seed_pass(tmp_path):
+    """The other-data rule applies where choosing on the entry's own parameters would
+    choose on the reported data: a review found it refusing burgers tuned by its
+    off-grid val_rel_l2 with validation_params {nx: 128}, digits by val_accuracy on its
+    held-out images with {epochs: 5}, and synthetic registration pairs (a new pair per
+    seed) with {training_pairs: 8}, all accepted before."""
+    for task, params, grid, instead in [
+        ("physics.burgers", {"method": "pinn"}, {"method.lr": [1e-3, 1e-2]}, {"nx": 128}),
+        ("classify.digits", {"architecture": "resnet", "validation_images": 300},
+         {"lr": [1e-3, 1e-2]}, {"epochs": 5}),
+        ("registration.pairwise", {"method": "svf", "downsample": 4},
+         {"method.lr": [0.05, 0.1]}, {"downsample": 3}),
+    ]:  # fmt: skip
+        entry = {"task": task, "params": params,
+                 "tune": {**TUNE, "grid": grid, "validation_params": instead}}  # fmt: skip
+        assert len(_load(tmp_path, entry).tunings) == 1, task
+    # a given pair is the data: its downsample is the same pair, seen coarser
+    import nibabel as nib
+    import numpy as np
+
+    for name in ("f.nii.gz", "m.nii.gz"):
+        image = np.random.default_rng(0).random((12, 12, 12)).astype(np.float32)
+        nib.save(nib.Nifti1Image(image, np.eye(4)), tmp_path / name)
+    pair = {"task": "registration.pairwise",
+            "params": {"method": "svf", "fixed": str(tmp_path / "f.nii.gz"),
+                       "moving": str(tmp_path / "m.nii.gz")},
+            "tune": {**TUNE, "grid": {"method.lr": [0.05, 0.1]},
+                     "validation_params": {"downsample": 3}}}  # fmt: skip
+    text = _refused(tmp_path, pair)
+    assert "the data of registration.pairwise is set by fixed, moving, folder" in text

@@ -159,6 +159,9 @@ class Pairwise(Task):
             "folder",
         ),
     )
+    #: a given pair is the data (a synthetic pair is drawn anew per seed: no validation
+    #: data to set); its resolution or downsample only choose how much of it is seen
+    data_params = ("fixed", "moving", "folder")
     components = {"method": RegistrationMethod, "backend": Slot(WarpBackend, default="warp.eager")}
     params = {
         **image_params(),

@@ -128,7 +128,12 @@ def test_a_default_select_follows_each_configurations_parameters(tmp_path):
     suite = load_suite(path, default_registry())
     chosen = {t.configuration["holdout"]: t.rule.select for t in suite.tunings}
     assert chosen == {False: "psnr", True: "psnr_heldout"}
+    # validation without holdout (on the moon): chosen by what those cells record
+    entry["tune"]["validation_params"] = {"image": "moon", "holdout": False}
+    entry["matrix"] = {"holdout": [True]}
+    path.write_text(yaml.safe_dump({"suite": "s", "seeds": [0], "benchmarks": [entry]}))
+    assert [t.rule.select for t in load_suite(path, default_registry()).tunings] == ["psnr"]
     entry["tune"]["select"] = "ssim"  # named: kept for every configuration
     path.write_text(yaml.safe_dump({"suite": "s", "seeds": [0], "benchmarks": [entry]}))
     suite = load_suite(path, default_registry())
-    assert {t.rule.select for t in suite.tunings} == {"ssim"}
+    assert {t.rule.select for t in load_suite(path, default_registry()).tunings} == {"ssim"}
