@@ -544,13 +544,13 @@ def _done_in(args: argparse.Namespace, suite: Any) -> set[str]:
 def _print_dry_run(out: Any, suite: Any, done: set[str] | None = None) -> None:
     """Nothing; prints the cells ``--dry-run`` lists (and the tuned entries' test cells);
     with ``done`` (``--resume``), those a resume would run."""
-    todo = [c for c in suite.cells if done is None or c.id not in done]
+    todo = {c.id for c in suite.cells if done is None or c.id not in done}
     if done is None:
         out.print(f"{suite.name}: {len(suite.cells)} cells")
     else:
         out.print(f"{suite.name}: {len(todo)} of {len(suite.cells)} cells to run (the rest done)")
     for i, cell in enumerate(suite.cells):
-        if cell in todo:
+        if cell.id in todo:
             out.print(f"  {i:>4}  {cell.id}  {cell.describe()}", markup=False, soft_wrap=True)
     if suite.tunings:
         tests = suite.planned - len(suite.cells)

@@ -265,12 +265,20 @@ _QUALITY_WORDS = re.compile(r"error|psnr|accuracy|dice|loss|mae|mse|ssim|ncc|iou
 def fallback_metric(cells: pd.DataFrame) -> str | None:
     """What a page shows for a task whose run recorded no headline: among the metrics
     with numbers in ``cells`` (give the ok ones), 0/1 flags passed over (reached_psnr_30,
-    sine_backend_used) and constants too (similarity_before), the first named like a
-    result (error, PSNR, accuracy, Dice, ...), else the first that varies, else the
-    first. One rule for the report and the site."""
+    sine_backend_used), the first named like a result (error, PSNR, accuracy, Dice, ...;
+    not a time or a count to reach one, time_to_psnr_25) that varies, else one so named,
+    else the first that varies (not a constant: similarity_before), else the first. One
+    rule for the report and the site."""
     numbers = {c: pd.to_numeric(cells[c], errors="coerce").dropna() for c in metrics(cells.columns)}
     numbers = {c: v for c, v in numbers.items() if len(v)}
     plain = [c for c, v in numbers.items() if not v.isin([0.0, 1.0]).all()] or list(numbers)
     varied = [c for c in plain if numbers[c].nunique() > 1]
-    named = [c for c in varied if _QUALITY_WORDS.search(c.removeprefix(METRIC))]
-    return next(iter(named or varied or plain), None)
+    named = [c for c in plain if _names_a_result(c)]
+    both = [c for c in named if c in varied]
+    return next(iter(both or named or varied or plain), None)
+
+
+def _names_a_result(column: str) -> bool:
+    name = column.removeprefix(METRIC)
+    reaching = name.startswith(("time_to_", "steps_to_", "reached_"))
+    return bool(_QUALITY_WORDS.search(name)) and not reaching

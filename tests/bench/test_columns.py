@@ -210,6 +210,11 @@ def test_the_fallback_metric_passes_over_flags_and_constants_for_report_and_site
         "metric.similarity_before": [0.3, 0.3], "metric.psnr": [31.0, 28.5],
     })  # fmt: skip
     assert fallback_metric(cells) == "metric.psnr"
+    # a time or a count to reach a PSNR is no PSNR (a review: fields-mni152-cpu's volume
+    # fit took time_to_psnr_25); one configuration's result is named all the same
+    reach = pd.DataFrame({"metric.time_to_psnr_25": [3.0], "metric.steps_to_psnr_25": [40.0],
+                          "metric.params": [9.0], "metric.iou": [0.8]})  # fmt: skip
+    assert fallback_metric(reach) == "metric.iou"
     assert fallback_metric(cells.drop(columns="metric.psnr")) == "metric.params"
     assert fallback_metric(cells[["metric.reached_psnr_30"]]) == "metric.reached_psnr_30"
     assert fallback_metric(pd.DataFrame({"x": [1]})) is None
