@@ -7,6 +7,7 @@ atlas building, density control (warp), the fields family (sine-MLP).
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from typing import Any, ClassVar
 
 import torch
@@ -24,8 +25,9 @@ class SvfExpBackend(Backend):
 
     op = "svf_exp"
 
+    @abstractmethod
     def __call__(self, velocity: torch.Tensor, *, steps: int = 7, padding: str = "zeros"):
-        raise NotImplementedError
+        """The operation (the family's contract above)."""
 
 
 class WarpBackend(Backend):
@@ -44,9 +46,10 @@ class WarpBackend(Backend):
     op = "warp"
     svf_exp: ClassVar[type[SvfExpBackend] | None] = None
 
+    @abstractmethod
     def __call__(self, image: torch.Tensor, disp: torch.Tensor, *, mode: str = "bilinear",
                  padding: str = "zeros"):  # fmt: skip
-        raise NotImplementedError
+        """The operation (the family's contract above)."""
 
     def exp_backend(self) -> SvfExpBackend:
         """The scaling-and-squaring backend that goes with this warp."""
@@ -87,6 +90,7 @@ class SineMLPBackend(Backend):
     op = "sine_mlp"
     max_width: ClassVar[int | None] = None
 
+    @abstractmethod
     def __call__(self, x: torch.Tensor, weights: list[torch.Tensor], biases: list[torch.Tensor],
                  *, omega0: float = 30.0, precision: str = "fp32"):  # fmt: skip
-        raise NotImplementedError
+        """The operation (the family's contract above)."""
