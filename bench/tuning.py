@@ -36,6 +36,7 @@ from typing import Any
 
 from bench.cell import Cell
 from bench.params import did_you_mean, shown, unknown_key
+from bench.results import is_missing
 
 TUNE_KEYS = {
     "grid": "declared (each component's Plugin.tuning) or a mapping swept like matrix",
@@ -159,11 +160,11 @@ class Tuning:
         column = f"metric.{self.rule.select}"
         ended = [rows[c.id] for cells in self.validation for c in cells if c.id in rows]
         ok = [row for row in ended if row.get("status") == "ok"]
-        if ok and all(row.get(column) is None for row in ok):
+        if ok and all(is_missing(row.get(column)) for row in ok):
             recorded = sorted(
                 k.removeprefix("metric.")
                 for row in ok for k, v in row.items()
-                if k.startswith("metric.") and v is not None
+                if k.startswith("metric.") and not is_missing(v)
             )  # fmt: skip
             names = list(dict.fromkeys(recorded))
             return (

@@ -1108,7 +1108,10 @@ def test_a_select_no_cell_records_is_told_apart_from_failures(tmp_path):
                     validation_seeds=[100])  # fmt: skip
     cells = [[SimpleNamespace(id="a")], [SimpleNamespace(id="b")]]
     tuning = Tuning(0, "t", {}, rule, [{"lr": 0.1}, {"lr": 0.2}], validation=cells)
-    rows = {i: {"status": "ok", "metric.dice": 0.8, "metric.hd95": 2.0} for i in "ab"}
+    # rows read back from a table hold NaN where a cell records no such metric
+    nan = float("nan")
+    rows = {i: {"status": "ok", "metric.dice": 0.8, "metric.hd95": 2.0, "metric.Dice": nan,
+                "metric.psnr": nan} for i in "ab"}  # fmt: skip
     why = tuning.record(rows)["why_none"]
     assert why == (
         "the validation cells ended ok but record no 'Dice'; did you mean 'dice'? "
