@@ -529,16 +529,23 @@ def _run(args: argparse.Namespace) -> int:
 
 def _done_in(args: argparse.Namespace, suite: Any) -> set[str]:
     """``--resume RUN --dry-run``: the ids of the cells RUN holds that a resume would
-    not run again (checked as a real resume checks the folder)."""
-    from bench.results import RunWriter, load_run
+    not run again, the folder and the suite checked as a real resume checks them (a
+    resume that would be refused is refused here, with its message); nothing written."""
+    from bench.cell import SUPERSEDED
+    from bench.plugins import plugin_sources
+    from bench.resume import ResumeRefused, check
+    from bench.results import ResultsError, RunWriter
+    from bench.runner import _previous_meta
 
     run_dir = _run_dir(args, suite.name)
-    if not (run_dir / "cells.parquet").exists() and not (run_dir / "cells.log.jsonl").exists():
-        return set()
-    cells = load_run(run_dir).cells
-    if args.retry_failed:
-        cells = cells[~cells["status"].isin(RunWriter.RETRY_STATUSES)]
-    return set(cells["cell_id"].astype(str))
+    try:
+        rows = RunWriter(run_dir, resume=True, retry_failed=args.retry_failed).rows
+        sources = plugin_sources(suite.plugins, suite.base_dir)
+        for note in check(suite, rows, _previous_meta(run_dir), sources):
+            make_console(stderr=True).print(f"note: {note}", highlight=False)
+    except (ResultsError, ResumeRefused) as exc:
+        raise CliError(f"cannot resume: {exc}") from None
+    return {str(i) for i, row in rows.items() if row.get("role") != SUPERSEDED}
 
 
 def _print_dry_run(out: Any, suite: Any, done: set[str] | None = None) -> None:
