@@ -533,8 +533,8 @@ def _done_in(args: argparse.Namespace, suite: Any) -> set[str]:
     resume that would be refused is refused here, with its message); nothing written."""
     from bench.cell import SUPERSEDED
     from bench.plugins import plugin_sources
-    from bench.resume import ResumeRefused, check
     from bench.results import ResultsError, RunWriter
+    from bench.resume import ResumeRefused, check
     from bench.runner import _previous_meta
 
     run_dir = _run_dir(args, suite.name)

@@ -104,7 +104,7 @@ def _resolve(cells: pd.DataFrame, names: list[str]) -> list[str]:
     out = []
     for name in names:
         try:
-            out.append(schema.resolve(cells.columns, name))
+            out.append(schema.resolve(cells.columns, name, prefer=schema.PARAM))
         except KeyError:
             raise KeyError(f"no column {name!r}; columns are: {', '.join(cells.columns)}") from None
     return out

@@ -153,8 +153,9 @@ def load_plugin(spec: str, *, base_dir: Path | None = None) -> ModuleType:
         if file_spec is None or file_spec.loader is None:
             raise PluginLoadError(f"plugin file {spec!r} cannot be imported")
         module = importlib.util.module_from_spec(file_spec)
-        # its own folder first, as Python puts a script's: a sibling module it imports
-        # (from my_method import Mine) imports under `bench` as under `python -m bench`
+        # its own folder on the path (after what is there, so that it shadows no installed
+        # module): a sibling module it imports (from my_method import Mine) imports under
+        # `bench` as under `python -m bench`
         _on_import_path(path.parent, base_dir)
         sys.modules[mod_name] = module
         try:

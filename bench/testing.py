@@ -244,6 +244,17 @@ def _task_problems(cls: type[Task], registry: Registry) -> Iterable[str]:
                     f"headline problem {name!r} is not one of the task's parameters "
                     f"({', '.join(getattr(cls, 'params', {})) or 'it has none'})"
                 )
+    data = getattr(cls, "data_params", None)
+    if data is not None and not (isinstance(data, tuple) and all(isinstance(n, str) for n in data)):
+        yield f"data_params is {data!r}, not a tuple of parameter names (or None)"
+    elif data:
+        problem = headline.problem if isinstance(headline, Headline) else ()
+        for name in data:
+            if name not in problem:
+                yield (
+                    f"data_params {name!r} is not one of its headline's problem parameters "
+                    f"({', '.join(problem) or 'none'}): the data poses the problem"
+                )
     try:
         slots = cls.slots()
     except (KeyError, TypeError) as exc:

@@ -252,5 +252,5 @@ def untested_configurations(meta: dict[str, Any], task: str) -> str:
     return (
         f"not in this table, and so judged with none of it: {len(missing)} tuned "
         f"configuration{'s' if len(missing) > 1 else ''} whose tuning chose no setting, so "
-        f"no test cell ran: {names} (the tuning table above lists their validation)"
+        f"no test cell has run: {names} (the tuning table above lists their validation)"
     )

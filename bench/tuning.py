@@ -10,7 +10,8 @@ A benchmark entry with a ``tune`` block::
         grid: declared                  # each plugin's own grid (Plugin.tuning), the
                                         # plugins a component holds included, or
                                         # a mapping swept like matrix: {method.steps: [50, 150]}
-        select: dice                    # default: the task's validation metric, else primary
+        select: dice                    # default: Task.tuning_metric, else the task's
+                                        # validation metric, else its primary
         validation_seeds: [100, 101]    # disjoint from the test seeds
         max_settings: 8                 # the most settings any configuration may try
         equal_size: true                # every configuration tries as many settings

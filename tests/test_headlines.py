@@ -264,3 +264,26 @@ def test_a_headline_problem_round_trips_and_refuses_what_is_not_a_parameter():
     with pytest.raises(PluginCheckError, match=r"headline problem 'truht' is not one of the "
                        r"task's parameters \(truth\)"):  # fmt: skip
         check_plugin(Posed, registry=REGISTRY)
+
+
+def test_a_tasks_data_params_are_checked_against_its_problem():
+    """data_params named nothing checkable: a typo, or a string (iterated letter by
+    letter), refused every validation_params with a nonsense message (a review)."""
+    from bench.testing import PluginCheckError, check_plugin
+
+    class Posed(Task):
+        """A task whose data is its truth."""
+
+        name = "test.posed_data"
+        headline = Headline(quality={"error": "lower"}, problem=("truth", "size"))
+        params = {"truth": Param("a"), "size": Param(8)}
+
+        def run(self, ctx):
+            ctx.metric("error", 0.0)
+
+    doc = {"__doc__": "A task whose data is its truth."}
+    check_plugin(type("Fine", (Posed,), {**doc, "data_params": ("truth",)}), registry=REGISTRY)
+    for bad, message in ((("truht",), "data_params 'truht' is not one of its headline's"),
+                         ("truth", "data_params is 'truth', not a tuple")):  # fmt: skip
+        with pytest.raises(PluginCheckError, match=message):
+            check_plugin(type("Bad", (Posed,), {**doc, "data_params": bad}), registry=REGISTRY)

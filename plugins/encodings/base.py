@@ -38,3 +38,40 @@ class FieldEncoding(Encoding):
     @abstractmethod
     def build(self, in_features: int, out_features: int, **kwargs: Any) -> nn.Module:
         """What a plugin of this family must implement (the family's contract above)."""
+
+
+def build_field(
+    encoding: FieldEncoding, in_features: int, out_features: int, **kwargs: Any
+) -> nn.Module:
+    """``encoding.build(in_features, out_features, **kwargs)``, checked for what a task
+    trains: each shortfall one message naming the encoding (a build that cannot take
+    the task's keywords, that returns no ``nn.Module``, a module without trainable
+    parameters or in another dtype than float32), not an error from deep inside the
+    fit. Every task that builds an encoding builds it through this."""
+    import inspect
+
+    import torch
+
+    name = encoding.name
+    try:
+        inspect.signature(encoding.build).bind(in_features, out_features, **kwargs)
+    except TypeError as exc:
+        raise TypeError(
+            f"encoding {name}: build(in_features, out_features, **kwargs) is called with "
+            f"{', '.join(f'{k}=' for k in kwargs) or 'no keyword'}: {exc}"
+        ) from None
+    model = encoding.build(in_features, out_features, **kwargs)
+    if not isinstance(model, nn.Module):
+        raise TypeError(
+            f"encoding {name}: build() returned {type(model).__name__}, not a torch nn.Module"
+        )
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError(f"encoding {name}: its module has no trainable parameter: nothing to fit")
+    other = sorted({str(p.dtype) for p in params if p.dtype != torch.float32})
+    if other:
+        raise TypeError(
+            f"encoding {name}: its module's parameters are {', '.join(other)}; fields are "
+            "trained in float32 on float32 coordinates (build in the default dtype)"
+        )
+    return model

@@ -241,8 +241,10 @@ def test_a_run_stopped_before_its_first_cell_reads_as_empty_and_resumes(tmp_path
 
     write_tables(tmp_path, [], [], [], [])
     assert list(pd.read_parquet(tmp_path / CELLS).columns)[:3] == ["cell_id", "label", "task"]
-    pd.DataFrame().to_parquet(tmp_path / CELLS)  # what an older bench wrote
     (tmp_path / "run.json").write_text(json.dumps({"suite": "s", "status": "interrupted"}))
+    assert load_run(tmp_path).cells.empty  # what this bench writes reads back
+    assert len(RunWriter(tmp_path, resume=True).cells) == 0
+    pd.DataFrame().to_parquet(tmp_path / CELLS)  # what an older bench wrote
     assert load_run(tmp_path).cells.empty
     writer = RunWriter(tmp_path, resume=True)
     assert len(writer.cells) == 0
@@ -260,5 +262,6 @@ def test_a_parameter_is_filtered_and_plotted_by_the_name_its_table_shows(good_ru
     from bench.columns import resolve
 
     assert resolve(["param.value", "metric.value_error"], "value") == "param.value"
+    assert resolve(["metric.value", "param.value"], "value", prefer="param.") == "param.value"
     with pytest.raises(KeyError, match="it could be"):
         resolve(["param.x", "metric.x"], "x")

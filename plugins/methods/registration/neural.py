@@ -31,7 +31,7 @@ import torch.nn.functional as F
 
 from bench import CellContext, Param, Solver
 from kernels.reference import sine_mlp_reference, siren_parameters
-from plugins.encodings.base import FieldEncoding
+from plugins.encodings.base import FieldEncoding, build_field
 from plugins.methods.registration.base import (
     Loop,
     RegistrationMethod,
@@ -90,10 +90,7 @@ def _network(
     field = v["field"]
     if field is None:
         return Siren(problem.ndim, v["width"], v["layers"], v["omega"]).to(problem.device)
-    net = field.build(problem.ndim, problem.ndim, resolution=max(sub))
-    if not isinstance(net, torch.nn.Module):
-        raise TypeError(f"{method}.field {field.name}: build() returned no nn.Module")
-    net = net.to(problem.device)
+    net = build_field(field, problem.ndim, problem.ndim, resolution=max(sub)).to(problem.device)
     with torch.no_grad():
         shape = tuple(net(torch.zeros(2, problem.ndim, device=problem.device)).shape)
     if shape != (2, problem.ndim):

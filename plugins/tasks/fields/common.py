@@ -33,7 +33,7 @@ from torch import nn
 
 from bench import CellContext, Param, Plugin, Slot, Task
 from plugins.backends.base import SineMLPBackend
-from plugins.encodings.base import FieldEncoding
+from plugins.encodings.base import FieldEncoding, build_field
 
 #: points evaluated at once when a whole grid is evaluated (bounds activation memory)
 EVAL_CHUNK = 2**16
@@ -164,44 +164,12 @@ class FieldTask(Task):
         encoding = ctx.components["encoding"]
         used = encoding.sine_backend
         extra = {"sine_backend": ctx.components["backend"]} if used else {}
-        model = _built(encoding, in_features, out_features, resolution, extra)
+        model = build_field(encoding, in_features, out_features, resolution=resolution, **extra)
         ctx.metric("sine_backend_used", 1.0 if used else 0.0)
         ctx.metric("params", param_count(model))
         model = model.to(ctx.device)
         _check_shape(encoding.name, model, in_features, out_features, ctx.device)
         return model
-
-
-def _built(
-    encoding: Any, in_features: int, out_features: int, resolution: int, extra: dict[str, Any]
-) -> nn.Module:
-    """``encoding.build(...)``, checked for what the fit needs, each shortfall one
-    message naming the encoding (a user's build without ``**kwargs``, returning a
-    function, a module without parameters or in float64 failed deep inside the task)."""
-    name = encoding.name
-    try:
-        model = encoding.build(in_features, out_features, resolution=resolution, **extra)
-    except TypeError as exc:
-        if "argument" not in str(exc):  # raised inside the build, not by its signature
-            raise
-        raise TypeError(
-            f"encoding {name}: build(in_features, out_features, **kwargs) is called with "
-            f"resolution= (and sine_backend= where the class says so): {exc}"
-        ) from None
-    if not isinstance(model, nn.Module):
-        raise TypeError(
-            f"encoding {name}: build() returned {type(model).__name__}, not a torch nn.Module"
-        )
-    params = [p for p in model.parameters() if p.requires_grad]
-    if not params:
-        raise ValueError(f"encoding {name}: its module has no trainable parameter: nothing to fit")
-    other = sorted({str(p.dtype) for p in params if p.dtype != torch.float32})
-    if other:
-        raise TypeError(
-            f"encoding {name}: its module's parameters are {', '.join(other)}; the field tasks "
-            "train float32 fields on float32 coordinates (build in the default dtype)"
-        )
-    return model
 
 
 def _check_shape(

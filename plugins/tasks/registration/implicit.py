@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from plugins.encodings.base import build_field
 from plugins.methods.registration.neural import Siren, grid_points, to_voxels
 from plugins.tasks.registration.barycentre import Design
 from plugins.tasks.registration.templates import Fixed
@@ -72,7 +73,7 @@ class ImplicitTemplate(Fixed):
         self.shape = tuple(start.shape[2:])
         ndim = len(self.shape)
         self.scale = scale
-        self.net = encoding.build(ndim + 1, 1, resolution=max(self.shape)).to(start.device)
+        self.net = build_field(encoding, ndim + 1, 1, resolution=max(self.shape)).to(start.device)
         self.points = normalised_grid(self.shape, 1, start.device)
         # voxels -> normalised units along each axis (align_corners)
         self.to_normalised = torch.tensor([2.0 / (n - 1) for n in self.shape], device=start.device)
