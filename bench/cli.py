@@ -1309,15 +1309,19 @@ def cmd_stats(args: argparse.Namespace) -> int:
         column = resolve_metric(cells, args.metric)
         better = args.better or _direction(run, cells, column)
         table = paired_comparisons(
-            cells, column, args.reference, by=args.by, better=better, alpha=args.alpha
-        )
+            cells, column, args.reference, by=args.by, better=better, alpha=args.alpha,
+            tuned=tuned.tuned_keys(run.meta),
+        )  # fmt: skip
     except StatsError as exc:
         raise CliError(str(exc)) from None
     out = make_console()
+    chosen = (
+        " but the settings each tuned configuration chose" if tuned.tuned_keys(run.meta) else ""
+    )
     direction = f"{better} is better" if better else "direction unknown: give --better"
     out.print(
         f"{run.path}: {table.metric} ({direction}), {table.reference} against each other "
-        f"configuration, paired on seed and every other parameter; Wilcoxon signed-rank "
+        f"configuration, paired on seed and every other parameter{chosen}; Wilcoxon signed-rank "
         f"(two-sided), Benjamini-Hochberg q over the {len(table.rows)} comparisons",
         highlight=False,
     )
@@ -1441,7 +1445,8 @@ def _reach_rows(args: argparse.Namespace, run: Any, cells: Any, curves: Any) -> 
     if better is None:
         raise StatsError(f"{column}: direction unknown; give --better higher|lower")
     cost = args.cost if args.cost is not None else _headline_cost(run, cells)
-    rows = time_to_reach(cells, curves, column, args.reference, cost, args.by, better, args.curve)
+    rows = time_to_reach(cells, curves, column, args.reference, cost, args.by, better,
+                         args.curve, tuned=tuned.tuned_keys(run.meta))  # fmt: skip
     return column, better, cost, rows
 
 

@@ -33,13 +33,14 @@ from __future__ import annotations
 
 import difflib
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from bench.columns import METRIC, PARAM, components, params
+from bench.columns import METRIC, PARAM, components, param_column, params
 from bench.tuned import reported
 
 #: columns of a cell that are not part of what it ran (results, bookkeeping)
@@ -188,16 +189,24 @@ class Pairing:
 
 
 def paired_cells(
-    cells: pd.DataFrame, metric: str, reference: str, by: list[str] | None = None
+    cells: pd.DataFrame,
+    metric: str,
+    reference: str,
+    by: list[str] | None = None,
+    tuned: Sequence[str] = (),
 ) -> Pairing:
     """Every pair of cells (see the module docstring): ``ok`` reported cells (neither
-    validation nor superseded) with a finite ``metric``."""
+    validation nor superseded) with a finite ``metric``. ``tuned``: the parameters a
+    tuned run chose per configuration (its grid's keys, ``lr``): part of what is
+    compared, never what two paired cells must share (each method at the setting its
+    validation chose is the comparison)."""
     cells = cells.reset_index(drop=True)  # one label a row, whatever it was given
     column = resolve_metric(cells, metric)
     wanted = parse_reference(reference)
     keys = {resolve_column(cells, k, "--reference key"): v for k, v in wanted.items()}
     by_cols = [resolve_column(cells, b, "--by") for b in (by or [])]
     config = _configuration_columns(cells, list(keys))
+    config += [c for c in map(param_column, tuned) if c in cells.columns and c not in config]
     clash = sorted(set(by_cols) & set(config))
     if clash:
         raise StatsError(f"--by {', '.join(clash)}: that is the compared configuration itself")
@@ -386,12 +395,13 @@ def paired_comparisons(
     by: list[str] | None = None,
     better: str | None = None,
     alpha: float = 0.05,
+    tuned: Sequence[str] = (),
 ) -> StatsTable:
     """The reference configuration against every other, paired (see the module
     docstring). ``better`` is the metric's direction ("higher" | "lower" | None)."""
     from scipy.stats import false_discovery_control, wilcoxon
 
-    found = paired_cells(cells, metric, reference, by)
+    found = paired_cells(cells, metric, reference, by, tuned)
     column, ref_label = found.column, found.reference
     pairs: dict[tuple[str, str], list[tuple[float, float]]] = {}
     for pair in found.pairs:
@@ -507,13 +517,14 @@ def time_to_reach(
     by: list[str] | None = None,
     better: str = "higher",
     curve: str | None = None,
+    tuned: Sequence[str] = (),
 ) -> list[Reach]:
     """Per pair of cells (``paired_cells``): the first time the other's ``curve`` (the
     metric's short name by default) is at or past the reference's final ``metric``, in
     the ``better`` direction, beside the reference's ``cost``. A curve is sampled every
     few steps: the time is that of the first sample that reached the target (an upper
     bound at the curve's resolution), never interpolated."""
-    found = paired_cells(cells, metric, reference, by)
+    found = paired_cells(cells, metric, reference, by, tuned)
     column, pairs = found.column, found.pairs
     cost_col = resolve_cost(cells, cost)
     name = curve or column.removeprefix(METRIC)

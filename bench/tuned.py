@@ -254,3 +254,15 @@ def untested_configurations(meta: dict[str, Any], task: str) -> str:
         f"configuration{'s' if len(missing) > 1 else ''} whose tuning chose no setting, so "
         f"no test cell has run: {names} (the tuning table above lists their validation)"
     )
+
+
+def tuned_keys(meta: dict[str, Any]) -> list[str]:
+    """The parameters a tuned run chose per configuration (the keys of its tuning
+    records' settings: ``lr``, ``method.lr``), in order; none for an untuned run."""
+    keys: dict[str, None] = {}
+    for record in meta.get("tuning") or [] if isinstance(meta, dict) else []:
+        settings = record.get("settings") if isinstance(record, dict) else None
+        for setting in settings if isinstance(settings, list) else []:
+            if isinstance(setting, dict):
+                keys.update(dict.fromkeys(str(k) for k in setting))
+    return list(keys)

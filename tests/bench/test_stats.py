@@ -564,3 +564,24 @@ def test_a_deterministic_difference_is_said_not_tested():
     assert row.constant and row.verdict == "method=a better on every seed (deterministic: no test)"
     lower = paired_comparisons(pd.DataFrame(rows), "dice", "method=a", better="lower").rows[0]
     assert lower.verdict == "method=b better on every seed (deterministic: no test)"
+
+
+def test_a_tuned_runs_configurations_pair_though_their_chosen_settings_differ():
+    """A tuned run: siren chose lr 1e-3 on validation, bacon 1e-2. Pairing on every other
+    parameter left bacon out ("it differs in lr"), though each method at the setting its
+    validation chose is the comparison. The run's tuning records name the chosen keys."""
+    from bench.tuned import tuned_keys
+
+    rows = [{"cell_id": f"{enc}{s}", "task": "t", "status": "ok", "seed": s,
+             "encoding": enc, "param.lr": lr, "metric.psnr": base + s}
+            for enc, lr, base in (("siren", 1e-3, 50.0), ("bacon", 1e-2, 39.0))
+            for s in range(3)]  # fmt: skip
+    cells = pd.DataFrame(rows)
+    with pytest.raises(StatsError, match="it differs in lr"):
+        paired_comparisons(cells, "psnr", "encoding=siren", better="higher")
+    meta = {"tuning": [{"settings": [{"lr": 1e-3}, {"lr": 1e-2}]}, {"settings": "x"}]}
+    assert tuned_keys(meta) == ["lr"] and tuned_keys({}) == []
+    table = paired_comparisons(cells, "psnr", "encoding=siren", better="higher",
+                               tuned=tuned_keys(meta))  # fmt: skip
+    (row,) = table.rows
+    assert row.other == "encoding=bacon" and row.n == 3 and row.difference == 11.0
