@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -39,17 +40,25 @@ def plot_curves(
     run, cells, curves = drawn(run)
     fig = Figure(figsize=(6.4, 4.2), dpi=110)
     ax = fig.add_subplot(1, 1, 1)
-    if len(cells) > 10:  # the default cycle repeats after 10 colours
-        from matplotlib import colormaps
+    from matplotlib import colormaps
 
-        ax.set_prop_cycle(color=colormaps["tab20"].colors)
-    for _, cell in cells.iterrows():
+    # one colour and one legend entry per label (a configuration): its seeds are lines
+    # of the same colour, not configurations of their own
+    names = [
+        " ".join(str(cell[c]) for c in labels if c in cell and pd.notna(cell[c]))
+        for _, cell in cells.iterrows()
+    ]
+    palette = colormaps["tab10" if len(set(names)) <= 10 else "tab20"].colors
+    colours: dict[str, Any] = {}
+    for label, (_, cell) in zip(names, cells.iterrows()):
         points = curves[(curves["cell_id"] == cell["cell_id"]) & (curves["curve"] == curve)]
         if points.empty:
             continue
         points = points.sort_values("step")
-        label = " ".join(str(cell[c]) for c in labels if c in cell and pd.notna(cell[c]))
-        ax.plot(points[x], points["value"], marker=".", label=label)
+        first = label not in colours
+        colour = colours.setdefault(label, palette[len(colours) % len(palette)])
+        ax.plot(points[x], points["value"], marker=".", color=colour,
+                label=label if first else None, alpha=0.85)  # fmt: skip
     ax.set_xlabel("Adam step" if x == "step" else "training time (s)")
     ax.set_ylabel(f"{curve} (dB)" if curve.startswith("psnr") else curve)
     if x == "time":
