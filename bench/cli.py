@@ -542,7 +542,7 @@ def _done_in(args: argparse.Namespace, suite: Any) -> set[str]:
         rows = RunWriter(run_dir, resume=True, retry_failed=args.retry_failed).rows
         sources = plugin_sources(suite.plugins, suite.base_dir)
         for note in check(suite, rows, _previous_meta(run_dir), sources):
-            make_console(stderr=True).print(f"note: {note}", highlight=False)
+            make_console(stderr=True).print(f"note: {note}", highlight=False, markup=False)
     except (ResultsError, ResumeRefused) as exc:
         raise CliError(f"cannot resume: {exc}") from None
     return {str(i) for i, row in rows.items() if row.get("role") != SUPERSEDED}
@@ -1374,6 +1374,7 @@ def cmd_reach(args: argparse.Namespace) -> int:
         for folder in dict.fromkeys(args.run)
     ]
     run = loaded[0][0]
+    args._runs = [r for r, _ in loaded]  # every run's tuned keys (rounds joined)
     cells, curves = _rounds_joined(loaded)
     try:
         column, better, cost, rows = _reach_rows(args, run, cells, curves)
@@ -1445,8 +1446,10 @@ def _reach_rows(args: argparse.Namespace, run: Any, cells: Any, curves: Any) -> 
     if better is None:
         raise StatsError(f"{column}: direction unknown; give --better higher|lower")
     cost = args.cost if args.cost is not None else _headline_cost(run, cells)
+    keys = tuned.tuned_keys(run.meta) + [k for r in getattr(args, "_runs", []) for k in
+                                          tuned.tuned_keys(r.meta)]  # fmt: skip
     rows = time_to_reach(cells, curves, column, args.reference, cost, args.by, better,
-                         args.curve, tuned=tuned.tuned_keys(run.meta))  # fmt: skip
+                         args.curve, tuned=list(dict.fromkeys(keys)))  # fmt: skip
     return column, better, cost, rows
 
 

@@ -259,7 +259,8 @@ def cell_labels(cells: pd.DataFrame) -> pd.Series:
 
 
 #: without a recorded headline, a metric whose name says it is the result comes first
-_QUALITY_WORDS = re.compile(r"error|psnr|accuracy|dice|loss|mae|mse|ssim|ncc|iou", re.IGNORECASE)
+#: (a training loss is not the result: it is what the method minimised)
+_QUALITY_WORDS = re.compile(r"error|psnr|accuracy|dice|l2|mae|mse|ssim|ncc|iou", re.IGNORECASE)
 
 
 def fallback_metric(cells: pd.DataFrame) -> str | None:
@@ -274,11 +275,20 @@ def fallback_metric(cells: pd.DataFrame) -> str | None:
     plain = [c for c, v in numbers.items() if not v.isin([0.0, 1.0]).all()] or list(numbers)
     varied = [c for c in plain if numbers[c].nunique() > 1]
     named = [c for c in plain if _names_a_result(c)]
+    exact = [c for c in named if _QUALITY_WORDS.fullmatch(c.removeprefix(METRIC))]
     both = [c for c in named if c in varied]
-    return next(iter(both or named or varied or plain), None)
+    first = [c for c in exact if c in varied] or both or named or varied or plain
+    return next(iter(first), None)
+
+
+#: a count, a time, a training score or a reference value beside a result: not the
+#: result (loss evaluations, a time to reach a PSNR, the training accuracy, the
+#: similarity before registering)
+_NOT_RESULT = re.compile(
+    r"^(time_to_|steps_to_|reached_|train_)|_(evaluations|iterations|points|before|count)$"
+)
 
 
 def _names_a_result(column: str) -> bool:
     name = column.removeprefix(METRIC)
-    reaching = name.startswith(("time_to_", "steps_to_", "reached_"))
-    return bool(_QUALITY_WORDS.search(name)) and not reaching
+    return bool(_QUALITY_WORDS.search(name)) and not _NOT_RESULT.search(name)

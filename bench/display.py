@@ -99,12 +99,12 @@ def cell_columns(cells: pd.DataFrame, columns: list[str] | None = None) -> list[
     return [*_keys(cells), *_measures(cells)]
 
 
-def _resolve(cells: pd.DataFrame, names: list[str]) -> list[str]:
+def _resolve(cells: pd.DataFrame, names: list[str], prefer: str = "") -> list[str]:
     """Column names as given, or by their short name (``final_rel_error``, ``solve``)."""
     out = []
     for name in names:
         try:
-            out.append(schema.resolve(cells.columns, name, prefer=schema.PARAM))
+            out.append(schema.resolve(cells.columns, name, prefer=prefer))
         except KeyError:
             raise KeyError(f"no column {name!r}; columns are: {', '.join(cells.columns)}") from None
     return out
@@ -391,7 +391,7 @@ def group_keys(cells: pd.DataFrame, by: list[str]) -> tuple[list[str], list[str]
     """What one task's cells are grouped by: the columns asked for, then the
     configuration columns not among them (a group never pools two configurations: seeds
     and repeats are what it aggregates). Returns (columns, the ones added)."""
-    asked = _resolve(cells, [c for c in by if c != "task"])
+    asked = _resolve(cells, [c for c in by if c != "task"], prefer=schema.PARAM)
     added = [c for c in schema.configuration_columns(cells) if c not in asked]
     return [*asked, *added], added
 
@@ -408,7 +408,7 @@ def grouped_tables(
     measure, the headline's first when the run recorded it; a line names the
     configuration columns added to what was asked."""
     out: list[Table | str] = []
-    asked = _resolve(cells, [c for c in by if c != "task"])
+    asked = _resolve(cells, [c for c in by if c != "task"], prefer=schema.PARAM)
     for task, part in cells.groupby("task", sort=False):
         # a column asked for stays, read "-" where this task has none
         part = part[[c for c in part.columns if c in asked or part[c].notna().any()]]

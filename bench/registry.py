@@ -206,6 +206,9 @@ def _declaration_problem(cls: type[Plugin], base: type[Plugin]) -> str | None:
                 replace(param, check=None).validate(param.default)
             except ParamError as exc:
                 return f"params[{key!r}]: its default {shown(param.default)} {exc}"
+    data = getattr(cls, "data_params", None)
+    if data is not None and not (isinstance(data, tuple) and all(isinstance(n, str) for n in data)):
+        return f"data_params is {shown(data)}, not a tuple of parameter names (or None)"
     tuning = getattr(cls, "tuning", {})
     if not isinstance(tuning, dict):
         return f"tuning is {shown(tuning)}, not a mapping of parameter names to value lists"

@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bench.cell import TEST
 from bench.columns import METRIC, PARAM, components, param_column, params
 from bench.tuned import reported
 
@@ -206,7 +207,6 @@ def paired_cells(
     keys = {resolve_column(cells, k, "--reference key"): v for k, v in wanted.items()}
     by_cols = [resolve_column(cells, b, "--by") for b in (by or [])]
     config = _configuration_columns(cells, list(keys))
-    config += [c for c in map(param_column, tuned) if c in cells.columns and c not in config]
     clash = sorted(set(by_cols) & set(config))
     if clash:
         raise StatsError(f"--by {', '.join(clash)}: that is the compared configuration itself")
@@ -223,6 +223,10 @@ def paired_cells(
     match = _match_columns(usable, config)
     named = list(dict.fromkeys([*keys, *config]))
     text = pd.DataFrame({c: _text(usable[c]) for c in match + named}, index=usable.index)
+    if "role" in usable:  # a tuned configuration's test cells: at the setting it chose
+        chosen = usable["role"].astype(str) == TEST
+        for c in {param_column(k) for k in tuned} & set(match):
+            text.loc[chosen, c] = ""
     groups = text[match].apply(tuple, axis=1)
     shown = _label_columns(text, groups, is_ref, list(keys), config)
     label = _names(text[shown])

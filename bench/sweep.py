@@ -175,11 +175,8 @@ def _tuned(
         if own_rule is None:
             continue
         tuning.rule = own_rule
-        if (
-            instead
-            and _same_data(entry.task_cls, config, own_rule.select)
-            and not _other_data(entry.task_cls, config, tuning, path, errors)
-        ):
+        same = instead and _same_data(entry.task_cls, config, own_rule.select, path, errors)
+        if same and not _other_data(entry.task_cls, config, tuning, path, errors):
             continue
         tunings.append(tuning)
     check_sizes(tunings, path, errors)
@@ -213,15 +210,21 @@ def _default_select(
     return replace(rule, select=metric, better=known[metric])
 
 
-def _same_data(task_cls: type[Task], config: Cell, select: str) -> bool:
+def _same_data(
+    task_cls: type[Task], config: Cell, select: str, path: str, errors: list[str]
+) -> bool:
     """Whether choosing by ``select`` on the reported cells' parameters would choose on
     their data (``Task.validation_data`` gives a reason): only then must
     ``validation_params`` pose other data. A task that draws new data per seed, or a
-    validation metric on a split the reported metrics never see, needs none."""
+    validation metric on a split the reported metrics never see, needs none. A hook
+    that raises is an error, named."""
     try:
         return bool(task_cls.validation_data(config.task_params, select))
-    except Exception:  # its hook failing: the resolver says so, by name
-        return True
+    except Exception as exc:  # a plugin's own hook failing: named, not a traceback
+        message = f"{path}.tune: {task_cls.name}.validation_data raised {type(exc).__name__}: {exc}"
+        if message not in errors:
+            errors.append(message)
+        return False
 
 
 def _other_data(

@@ -211,3 +211,19 @@ def test_validation_params_beside_a_validation_split_or_new_data_per_seed_pass(t
                      "validation_params": {"downsample": 3}}}  # fmt: skip
     text = _refused(tmp_path, pair)
     assert "the data of registration.pairwise is set by fixed, moving, folder" in text
+
+
+def test_a_validation_data_hook_that_raises_is_named(tmp_path, monkeypatch):
+    """With validation_params on a problem parameter the resolver never asks the hook,
+    and its exception was swallowed as 'same data' (a review): it is one error, named."""
+    from plugins.tasks.fields.image import ImageFit
+
+    def broken(cls, params, select):
+        raise KeyError("oops")
+
+    monkeypatch.setattr(ImageFit, "validation_data", classmethod(broken))
+    entry = {"task": "fields.image_fit", "params": {"encoding": "siren", "size": 16},
+             "tune": {**TUNE, "grid": {"lr": [1e-3, 1e-4]},
+                      "validation_params": {"image": "moon"}}}  # fmt: skip
+    text = _refused(tmp_path, entry)
+    assert "benchmarks[0].tune: fields.image_fit.validation_data raised KeyError: 'oops'" in text

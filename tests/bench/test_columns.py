@@ -215,6 +215,14 @@ def test_the_fallback_metric_passes_over_flags_and_constants_for_report_and_site
     reach = pd.DataFrame({"metric.time_to_psnr_25": [3.0], "metric.steps_to_psnr_25": [40.0],
                           "metric.params": [9.0], "metric.iou": [0.8]})  # fmt: skip
     assert fallback_metric(reach) == "metric.iou"
+    # nor a count or a training score (physics-raissi took loss_evaluations, the toy runs
+    # train_accuracy); an exact result's name first (dice before dice_1)
+    more = pd.DataFrame({"metric.loss_evaluations": [3.0, 4.0], "metric.train_accuracy": [0.9, 1.0],
+                         "metric.dice_1": [0.5, 0.6], "metric.dice": [0.7, 0.8]})  # fmt: skip
+    assert fallback_metric(more) == "metric.dice"
+    assert fallback_metric(more.drop(columns=["metric.dice", "metric.dice_1"])) == (
+        "metric.loss_evaluations"  # no result named: the first that varies
+    )
     assert fallback_metric(cells.drop(columns="metric.psnr")) == "metric.params"
     assert fallback_metric(cells[["metric.reached_psnr_30"]]) == "metric.reached_psnr_30"
     assert fallback_metric(pd.DataFrame({"x": [1]})) is None

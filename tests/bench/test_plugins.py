@@ -430,3 +430,24 @@ def test_a_summary_is_the_docstrings_first_paragraph_whole():
     assert Wrapped.summary() == "A first sentence that wraps onto a second line."
     Wrapped.__doc__ = "First line.\n    \n    Details."  # a blank line holding spaces
     assert Wrapped.summary() == "First line."
+
+
+def test_a_tasks_data_params_of_the_wrong_shape_are_refused_when_registered(tmp_path):
+    """data_params = "image" (a string) was iterated letter by letter at `bench run`."""
+    source = (
+        "from bench import Headline, Param, Task, hookimpl\n"
+        "class T(Task):\n"
+        '    """A task with its data parameters spelt as a string."""\n'
+        '    name = "my_lab.t"\n'
+        '    headline = Headline(quality={"e": "lower"}, problem=("image",))\n'
+        '    params = {"image": Param("a")}\n'
+        '    data_params = "image"\n'
+        "    def run(self, ctx):\n"
+        '        ctx.metric("e", 0.0)\n'
+        "@hookimpl\n"
+        "def bench_plugins():\n"
+        "    return [T]\n"
+    )
+    path = _plugin_file(tmp_path, "t.py", source)
+    with pytest.raises(Exception, match="task 'my_lab.t': data_params is 'image', not a tuple"):
+        Registry(get_plugin_manager([path], builtins=False))

@@ -572,7 +572,7 @@ def test_a_tuned_runs_configurations_pair_though_their_chosen_settings_differ():
     validation chose is the comparison. The run's tuning records name the chosen keys."""
     from bench.tuned import tuned_keys
 
-    rows = [{"cell_id": f"{enc}{s}", "task": "t", "status": "ok", "seed": s,
+    rows = [{"cell_id": f"{enc}{s}", "task": "t", "status": "ok", "seed": s, "role": "test",
              "encoding": enc, "param.lr": lr, "metric.psnr": base + s}
             for enc, lr, base in (("siren", 1e-3, 50.0), ("bacon", 1e-2, 39.0))
             for s in range(3)]  # fmt: skip
@@ -585,3 +585,13 @@ def test_a_tuned_runs_configurations_pair_though_their_chosen_settings_differ():
                                tuned=tuned_keys(meta))  # fmt: skip
     (row,) = table.rows
     assert row.other == "encoding=bacon" and row.n == 3 and row.difference == 11.0
+    # an untuned entry's lr sweep (role "") still pairs like with like (a review: the
+    # tuned keys were relaxed for every cell, and an untuned lr matrix was refused)
+    untuned = [{"cell_id": f"u{enc}{lr}{s}", "task": "u", "status": "ok", "seed": s, "role": "",
+                "encoding": enc, "param.lr": lr, "metric.psnr": base + lr * 100 + s}
+               for enc, base in (("siren", 30.0), ("bacon", 20.0)) for lr in (1e-3, 1e-2)
+               for s in range(3)]  # fmt: skip
+    both = pd.concat([cells, pd.DataFrame(untuned)], ignore_index=True)
+    table = paired_comparisons(both, "psnr", "encoding=siren", better="higher",
+                               tuned=["lr"], by=["task"])  # fmt: skip
+    assert sorted((r.group, r.n) for r in table.rows) == [("task=t", 3), ("task=u", 6)]

@@ -2,7 +2,9 @@
 
 ``bench plot`` draws one point per cell; a field's story is its curve (PSNR against
 step or training time), so this draws the ``curves.parquet`` of a run, one line per
-cell, labelled by the columns given (e.g. ``--label encoding --label param.image``).
+cell, one colour and legend entry per label made of the columns given (e.g. ``--label
+encoding --label param.image``): give every column that tells two configurations
+apart, or their seeds' lines share a colour.
 """
 
 from __future__ import annotations

@@ -135,5 +135,4 @@ def test_a_default_select_follows_each_configurations_parameters(tmp_path):
     assert [t.rule.select for t in load_suite(path, default_registry()).tunings] == ["psnr"]
     entry["tune"]["select"] = "ssim"  # named: kept for every configuration
     path.write_text(yaml.safe_dump({"suite": "s", "seeds": [0], "benchmarks": [entry]}))
-    suite = load_suite(path, default_registry())
     assert {t.rule.select for t in load_suite(path, default_registry()).tunings} == {"ssim"}

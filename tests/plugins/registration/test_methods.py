@@ -201,8 +201,9 @@ def test_a_field_encoding_takes_the_neural_methods_siren_place():
     params = {"downsample": 4, "method.iterations": 5}
     own = testing.run_cell("registration.pairwise", {"method": "implicit"}, params)
     # the code before method.field gave 0.6956923577020766 here (2-core AMD EPYC, torch
-    # 2.13 CPU): as before, to float rounding another CPU's kernels may differ by
-    assert own.metrics["dice"] == pytest.approx(0.6956923577020766, rel=1e-6)
+    # 2.13 CPU); another CPU's float rounding may flip a voxel or two (about 5e-4 of
+    # Dice each), another initialisation moves it by far more
+    assert own.metrics["dice"] == pytest.approx(0.6956923577020766, abs=2e-3)
     built: list[str] = []
     original = neural._network
 
