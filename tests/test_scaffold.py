@@ -22,9 +22,11 @@ def test_the_kinds_people_write_have_templates():
     assert {"solver", "method", "task", "architecture", "physics", "encoding"} <= set(KINDS)
 
 
-#: their suites train networks for half a minute: the default run checks them on one
-#: tiny cell (test_each_slow_template_runs_one_tiny_cell)
-SLOW_SUITES = {"architecture", "physics", "encoding"}
+#: their suites train networks for half a minute (the method's registers three methods
+#: with monitoring, 10 s): the default run checks them on one tiny cell
+#: (test_each_slow_template_runs_one_tiny_cell; the method's in
+#: test_the_new_method_is_monitored_and_tuned_like_the_shipped_ones)
+SLOW_SUITES = {"architecture", "physics", "encoding", "method"}
 
 
 @pytest.mark.parametrize(
