@@ -108,7 +108,9 @@ class Registry:
             )
         if not cls.name:
             raise RegistryError(f"{provider}: {cls.__qualname__} has no name")
-        problem = _declaration_problem(cls, base)
+        if cls not in _CHECKED:  # once per class and process: a registry is built often
+            _CHECKED[cls] = _declaration_problem(cls, base)
+        problem = _CHECKED[cls]
         if problem:
             raise RegistryError(f"{self.where(provider)}: {kind} {cls.name!r}: {problem}")
         existing = self._entries[kind].get(cls.name)
@@ -180,6 +182,10 @@ def unknown_message(kind: str, name: object, known: list[str]) -> str:
     else:
         listing = f"{len(known)} {kind}s (see `bench list {kind}`)"
     return f"unknown {kind} {name!r}{hint} (available: {listing or 'none'})"
+
+
+#: each plugin class's declaration problem (None: none), checked once per process
+_CHECKED: dict[type, str | None] = {}
 
 
 def _declaration_problem(cls: type[Plugin], base: type[Plugin]) -> str | None:
