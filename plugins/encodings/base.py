@@ -75,3 +75,25 @@ def build_field(
             "trained in float32 on float32 coordinates (build in the default dtype)"
         )
     return model
+
+
+def check_field_shape(
+    name: str, model: nn.Module, in_features: int, out_features: int, device: str
+) -> None:
+    """A field maps ``(points, in_features)`` to ``(points, out_features)``, each of its
+    ``outputs`` too: a module that returns ``(points,)`` would broadcast against the
+    targets in a loss (an N x N error) and end ok with wrong numbers, so it is refused
+    here, by name. ``model`` on ``device``."""
+    import torch
+
+    x = torch.zeros(3, in_features, device=device)
+    with torch.no_grad():
+        outputs = getattr(model, "outputs", None)
+        found = outputs(x) if outputs is not None else [model(x)]
+        got = [tuple(o.shape) for o in found]
+    want = (3, out_features)
+    if any(shape != want for shape in got):
+        raise ValueError(
+            f"encoding {name}: for 3 points of {in_features} coordinates its module returns "
+            f"{', '.join(map(str, got))}, not {want}: a field returns (points, out_features)"
+        )

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 
 from bench import CellContext, Param, Solver
 from kernels.reference import sine_mlp_reference, siren_parameters
-from plugins.encodings.base import FieldEncoding, build_field
+from plugins.encodings.base import FieldEncoding, build_field, check_field_shape
 from plugins.methods.registration.base import (
     Loop,
     RegistrationMethod,
@@ -83,21 +83,13 @@ def to_voxels(normalised: torch.Tensor, sub: tuple, full: tuple) -> torch.Tensor
     return field * scale.reshape(1, -1, *([1] * len(sub)))
 
 
-def _network(
-    v: dict[str, Any], problem: Problem, sub: tuple[int, ...], method: str
-) -> torch.nn.Module:
+def _network(v: dict[str, Any], problem: Problem, sub: tuple[int, ...]) -> torch.nn.Module:
     """The method's SIREN, or the ``field`` encoding's module (``ndim -> ndim``)."""
     field = v["field"]
     if field is None:
         return Siren(problem.ndim, v["width"], v["layers"], v["omega"]).to(problem.device)
     net = build_field(field, problem.ndim, problem.ndim, resolution=max(sub)).to(problem.device)
-    with torch.no_grad():
-        shape = tuple(net(torch.zeros(2, problem.ndim, device=problem.device)).shape)
-    if shape != (2, problem.ndim):
-        raise ValueError(
-            f"{method}.field {field.name}: maps 2 points of {problem.ndim} coordinates to "
-            f"{shape}, not (2, {problem.ndim}): a deformation field gives ndim values a point"
-        )
+    check_field_shape(field.name, net, problem.ndim, problem.ndim, problem.device)
     return net
 
 
@@ -131,7 +123,7 @@ class Implicit(RegistrationMethod):
     def solve(self, problem: Problem, ctx: CellContext) -> Result:
         v = self.values
         points, sub = grid_points(problem.shape, v["stride"], problem.device)
-        net = _network(v, problem, sub, self.name)
+        net = _network(v, problem, sub)
 
         def field() -> torch.Tensor:
             return to_voxels(net(points), sub, problem.shape)
@@ -193,7 +185,7 @@ class NODEO(RegistrationMethod):
         v = self.values
         solver, extra = self._solver()
         points, sub = grid_points(problem.shape, v["stride"], problem.device)
-        net = _network(v, problem, sub, self.name)
+        net = _network(v, problem, sub)
         func = _Velocity(net)
         times = torch.tensor([0.0, 1.0], device=problem.device)
 

@@ -33,7 +33,7 @@ from torch import nn
 
 from bench import CellContext, Param, Plugin, Slot, Task
 from plugins.backends.base import SineMLPBackend
-from plugins.encodings.base import FieldEncoding, build_field
+from plugins.encodings.base import FieldEncoding, build_field, check_field_shape
 
 #: points evaluated at once when a whole grid is evaluated (bounds activation memory)
 EVAL_CHUNK = 2**16
@@ -168,27 +168,8 @@ class FieldTask(Task):
         ctx.metric("sine_backend_used", 1.0 if used else 0.0)
         ctx.metric("params", param_count(model))
         model = model.to(ctx.device)
-        _check_shape(encoding.name, model, in_features, out_features, ctx.device)
+        check_field_shape(encoding.name, model, in_features, out_features, ctx.device)
         return model
-
-
-def _check_shape(
-    name: str, model: nn.Module, in_features: int, out_features: int, device: str
-) -> None:
-    """A field maps ``(points, in_features)`` to ``(points, out_features)``: a module
-    that returns ``(points,)`` would broadcast against the targets in the loss (an N x N
-    error) and end ok with wrong numbers, so it is refused here, by name."""
-    x = torch.zeros(3, in_features, device=device)
-    with torch.no_grad():
-        outputs = getattr(model, "outputs", None)
-        found = outputs(x) if outputs is not None else [model(x)]
-        got = [tuple(o.shape) for o in found]
-    want = (3, out_features)
-    if any(shape != want for shape in got):
-        raise ValueError(
-            f"encoding {name}: for 3 points of {in_features} coordinates its module returns "
-            f"{', '.join(map(str, got))}, not {want}: a field returns (points, out_features)"
-        )
 
 
 @dataclass

@@ -207,8 +207,8 @@ def test_a_field_encoding_takes_the_neural_methods_siren_place():
     built: list[str] = []
     original = neural._network
 
-    def spy(v, problem, sub, method):
-        net = original(v, problem, sub, method)
+    def spy(v, problem, sub):
+        net = original(v, problem, sub)
         built.append(type(net).__name__)
         return net
 
