@@ -1305,19 +1305,18 @@ def cmd_stats(args: argparse.Namespace) -> int:
     from bench.stats import StatsError, paired_comparisons, resolve_metric
 
     run, cells = _run_cells_filtered(args)
+    keys = tuned.tuned_keys(run.meta)
     try:
         column = resolve_metric(cells, args.metric)
         better = args.better or _direction(run, cells, column)
         table = paired_comparisons(
             cells, column, args.reference, by=args.by, better=better, alpha=args.alpha,
-            tuned=tuned.tuned_keys(run.meta),
+            tuned=keys,
         )  # fmt: skip
     except StatsError as exc:
         raise CliError(str(exc)) from None
     out = make_console()
-    chosen = (
-        " but the settings each tuned configuration chose" if tuned.tuned_keys(run.meta) else ""
-    )
+    chosen = " but the settings each tuned configuration chose" if keys else ""
     direction = f"{better} is better" if better else "direction unknown: give --better"
     out.print(
         f"{run.path}: {table.metric} ({direction}), {table.reference} against each other "
@@ -1374,10 +1373,11 @@ def cmd_reach(args: argparse.Namespace) -> int:
         for folder in dict.fromkeys(args.run)
     ]
     run = loaded[0][0]
-    args._runs = [r for r, _ in loaded]  # every run's tuned keys (rounds joined)
+    # every joined run's tuned keys (rounds of one suite)
+    keys = list(dict.fromkeys(k for r, _ in loaded for k in tuned.tuned_keys(r.meta)))
     cells, curves = _rounds_joined(loaded)
     try:
-        column, better, cost, rows = _reach_rows(args, run, cells, curves)
+        column, better, cost, rows = _reach_rows(args, run, cells, curves, keys)
     except StatsError as exc:
         raise CliError(str(exc)) from None
     out = make_console()
@@ -1436,9 +1436,12 @@ def _round_of(row: Any, names: dict[str, str]) -> tuple[str, Any]:
     return names[found.group(1)], dataclasses.replace(row, pair=pair)
 
 
-def _reach_rows(args: argparse.Namespace, run: Any, cells: Any, curves: Any) -> tuple:
-    """(metric column, direction, cost timer, ``Reach`` rows) for ``bench reach``;
-    StatsError where the cells cannot say one of them."""
+def _reach_rows(
+    args: argparse.Namespace, run: Any, cells: Any, curves: Any, keys: list[str]
+) -> tuple:
+    """(metric column, direction, cost timer, ``Reach`` rows) for ``bench reach``,
+    ``keys`` the joined runs' tuned parameters; StatsError where the cells cannot say
+    one of them."""
     from bench.stats import StatsError, resolve_metric, time_to_reach
 
     column = resolve_metric(cells, args.metric)
@@ -1446,10 +1449,8 @@ def _reach_rows(args: argparse.Namespace, run: Any, cells: Any, curves: Any) -> 
     if better is None:
         raise StatsError(f"{column}: direction unknown; give --better higher|lower")
     cost = args.cost if args.cost is not None else _headline_cost(run, cells)
-    keys = tuned.tuned_keys(run.meta) + [k for r in getattr(args, "_runs", []) for k in
-                                          tuned.tuned_keys(r.meta)]  # fmt: skip
     rows = time_to_reach(cells, curves, column, args.reference, cost, args.by, better,
-                         args.curve, tuned=list(dict.fromkeys(keys)))  # fmt: skip
+                         args.curve, tuned=keys)  # fmt: skip
     return column, better, cost, rows
 
 

@@ -212,9 +212,9 @@ def _declaration_problem(cls: type[Plugin], base: type[Plugin]) -> str | None:
                 replace(param, check=None).validate(param.default)
             except ParamError as exc:
                 return f"params[{key!r}]: its default {shown(param.default)} {exc}"
-    data = getattr(cls, "data_params", None)
-    if data is not None and not (isinstance(data, tuple) and all(isinstance(n, str) for n in data)):
-        return f"data_params is {shown(data)}, not a tuple of parameter names (or None)"
+    problem = data_params_problem(cls)
+    if problem:
+        return problem
     tuning = getattr(cls, "tuning", {})
     if not isinstance(tuning, dict):
         return f"tuning is {shown(tuning)}, not a mapping of parameter names to value lists"
@@ -231,3 +231,12 @@ def _declaration_problem(cls: type[Plugin], base: type[Plugin]) -> str | None:
                 except ParamError as exc:
                     return f"tuning[{key!r}]: {shown(value)} {exc}"
     return None
+
+
+def data_params_problem(cls: type) -> str | None:
+    """Why a task's ``data_params`` are not a tuple of parameter names (or None), or
+    None: a string would be read letter by letter."""
+    data = getattr(cls, "data_params", None)
+    if data is None or (isinstance(data, tuple) and all(isinstance(n, str) for n in data)):
+        return None
+    return f"data_params is {shown(data)}, not a tuple of parameter names (or None)"

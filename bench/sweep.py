@@ -176,7 +176,7 @@ def _tuned(
             continue
         tuning.rule = own_rule
         same = instead and _same_data(entry.task_cls, config, own_rule.select, path, errors)
-        if same and not _other_data(entry.task_cls, config, tuning, path, errors):
+        if same and not _other_data(entry.task_cls, config, validation, tuning, path, errors):
             continue
         tunings.append(tuning)
     check_sizes(tunings, path, errors)
@@ -227,18 +227,29 @@ def _same_data(
         return False
 
 
+def _data_keys(task_cls: type[Task]) -> tuple[str, ...]:
+    """The parameters that choose the task's data: its ``data_params``, or where it
+    declares none every ``problem`` parameter of its headline."""
+    if task_cls.data_params is not None:
+        return task_cls.data_params
+    return task_cls.headline.problem if task_cls.headline is not None else ()
+
+
 def _other_data(
-    task_cls: type[Task], config: Cell, tuning: Tuning, path: str, errors: list[str]
+    task_cls: type[Task],
+    config: Cell,
+    validation: Cell,
+    tuning: Tuning,
+    path: str,
+    errors: list[str],
 ) -> bool:
     """Whether ``validation_params`` pose other data than the reported cells' (a data
-    parameter of the task, ``Task.data_params``, resolved to another value); else an
-    error: the same image at another size, a held-out share of it, or the same value
-    spelt otherwise would choose on what is reported."""
-    validation = next((cells[0] for cells in tuning.validation if cells), None)
-    if validation is None:  # refused already, with its own message
+    parameter of the task, ``Task.data_params``, resolved to another value in the
+    ``validation`` cell); else an error: the same image at another size, a held-out
+    share of it, or the same value spelt otherwise would choose on what is reported."""
+    if validation is config:  # no validation cell: refused already, with its own message
         return True
-    problem = task_cls.headline.problem if task_cls.headline else ()
-    data = problem if task_cls.data_params is None else task_cls.data_params
+    data = _data_keys(task_cls)
     if any(validation.task_params.get(k) != config.task_params.get(k) for k in data):
         return True
     given = ", ".join(f"{k}: {shown(v)}" for k, v in tuning.rule.validation_params.items())
@@ -805,8 +816,7 @@ class _Resolver:
             reason = f"(its validation_data raised {type(exc).__name__}: {exc})"
         if not reason:
             return True
-        problem = headline.problem if headline is not None else ()
-        data = problem if self.task_cls.data_params is None else self.task_cls.data_params
+        data = _data_keys(self.task_cls)
         offers = []
         if declared and self.tuned_by not in declared:
             offers.append(f"choose by a validation metric it records ({', '.join(declared)})")

@@ -35,7 +35,7 @@ from bench.components import build, resolve
 from bench.context import CellRecord, default_cache_dir
 from bench.headline import Headline
 from bench.params import Param, ParamError
-from bench.registry import Registry, UnknownPluginError
+from bench.registry import Registry, UnknownPluginError, data_params_problem
 from bench.suite import Cell, expand
 
 
@@ -245,8 +245,9 @@ def _task_problems(cls: type[Task], registry: Registry) -> Iterable[str]:
                     f"({', '.join(getattr(cls, 'params', {})) or 'it has none'})"
                 )
     data = getattr(cls, "data_params", None)
-    if data is not None and not (isinstance(data, tuple) and all(isinstance(n, str) for n in data)):
-        yield f"data_params is {data!r}, not a tuple of parameter names (or None)"
+    shape = data_params_problem(cls)
+    if shape:
+        yield shape
     elif data:
         problem = headline.problem if isinstance(headline, Headline) else ()
         for name in data:
