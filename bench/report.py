@@ -294,8 +294,9 @@ def _mean_spread(values: pd.Series) -> tuple[float, float]:
 def configuration_summary(t: Task) -> pd.DataFrame:
     """One row per configuration: cells ok of all, each quality column's mean and
     standard deviation over the ok seeds, the cost's mean and deviation, whether it is
-    on the Pareto front (cost against the primary quality, when its direction is
-    known) and whether it is the best by the primary quality."""
+    on the Pareto front (cost against the quality its problem is judged by, when its
+    direction is known), whether it is the best by that quality, and which it is
+    (``judged_by``: the primary, or ``judged_by``'s fallback)."""
     rows = []
     for label in t.configs:
         group = t.cells[t.cells["config"] == label]
@@ -313,28 +314,65 @@ def configuration_summary(t: Task) -> pd.DataFrame:
     summary = pd.DataFrame(rows)
     summary["front"] = False
     summary["best"] = False
-    if t.quality and t.quality[0] in t.better:
-        primary = t.quality[0]
+    summary["judged_by"] = None
+    # within one problem (a truth generator, an image): an easier problem is no better
+    # method; a problem with one configuration has nothing to judge
+    for _, mine in summary.groupby("problem", sort=False):
+        primary = judged_by(t, mine)
+        if primary is None:
+            continue
+        summary.loc[mine.index, "judged_by"] = primary
+        if len(mine) < 2 and len(summary) > 1:
+            continue
         sign = 1.0 if t.better[primary] == "lower" else -1.0
-        # within one problem (a truth generator, an image): an easier problem is no
-        # better method; a problem with one configuration has nothing to judge
-        for _, mine in summary.groupby("problem", sort=False):
-            if len(mine) < 2 and len(summary) > 1:
-                continue
-            score = mine[primary] * sign
-            # best among the configurations whose every cell ended ok: one that failed
-            # on some seeds (the hard cases, say) has a mean over the easy ones only
-            whole = score.where(mine["ok"] == mine["cells"])
-            if whole.notna().any():  # means apart in their last bits are tied: both best
-                best = whole.min()
-                summary.loc[mine.index, "best"] = whole.map(
-                    lambda v, b=best: bool(pd.notna(v) and tied(v, b))
-                )
-            if t.cost:
-                # the same configurations as the best: a mean over the seeds that
-                # survived is no point on a front of whole ones
-                summary.loc[mine.index, "front"] = pareto_front(mine[t.cost], whole)
+        score = mine[primary] * sign
+        # best among the configurations whose every cell ended ok: one that failed
+        # on some seeds (the hard cases, say) has a mean over the easy ones only
+        whole = score.where(mine["ok"] == mine["cells"])
+        if whole.notna().any():  # means apart in their last bits are tied: both best
+            best = whole.min()
+            summary.loc[mine.index, "best"] = whole.map(
+                lambda v, b=best: bool(pd.notna(v) and tied(v, b))
+            )
+        if t.cost:
+            # the same configurations as the best: a mean over the seeds that
+            # survived is no point on a front of whole ones
+            summary.loc[mine.index, "front"] = pareto_front(mine[t.cost], whole)
     return summary
+
+
+def judged_by(t: Task, mine: pd.DataFrame) -> str | None:
+    """The quality column one problem's configurations are judged by (``mine``: its rows
+    of the summary): the primary, or, where none of them has it, the first quality column
+    they have (a task whose primary is recorded only under some of its parameters, a
+    held-out PSNR with a held-out share, is judged by its next on the others). None where
+    which way is better is not known."""
+    for col in t.quality:
+        if col not in t.better:
+            return None
+        if col in mine and mine[col].notna().any():
+            return col
+    return None
+
+
+def judged_otherwise(t: Task, summary: pd.DataFrame) -> str:
+    """Which problems are judged by a quality column other than the primary, because
+    none of their configurations records it; "" where none is."""
+    if not t.quality or "judged_by" not in summary:
+        return ""
+    primary = t.quality[0]
+    named = summary.dropna(subset=["judged_by"]).drop_duplicates("problem")
+    named = named[named["judged_by"] != primary]
+    if named.empty:
+        return ""
+    each = "; ".join(
+        f"{row['problem'] or 'its configurations'}: by {C.short_name(row['judged_by'])}"
+        for _, row in named.iterrows()
+    )
+    return (
+        f"Judged by another quality where no configuration of a problem records "
+        f"{C.short_name(primary)}: {each}."
+    )
 
 
 def best_margins(t: Task, summary: pd.DataFrame, alpha: float = 0.05) -> list[str]:
@@ -355,9 +393,9 @@ def best_margin(t: Task, summary: pd.DataFrame, alpha: float = 0.05) -> str:
     ``summary``: one problem's rows of ``configuration_summary``."""
     from scipy.stats import wilcoxon
 
-    if not summary["best"].any() or not t.quality or t.quality[0] not in t.better:
+    if not summary["best"].any() or not summary["judged_by"].notna().any():
         return ""
-    primary = t.quality[0]
+    primary = str(summary["judged_by"].dropna().iloc[0])
     sign = 1.0 if t.better[primary] == "lower" else -1.0
     whole = summary[(summary["ok"] == summary["cells"]) & summary[primary].notna()]
     best = whole[whole["best"]]
@@ -434,6 +472,15 @@ _BEST = (
 )
 
 
+def _order(t: Task, row: pd.Series) -> float:
+    """A summary row's place in its problem: its mean of what the problem is judged by,
+    best first."""
+    col = row.get("judged_by")
+    if not isinstance(col, str) or col not in t.better:
+        return math.nan
+    return float(row[col]) * (1.0 if t.better[col] == "lower" else -1.0)
+
+
 def headline_table_html(t: Task, summary: pd.DataFrame) -> str:
     """The task's configurations, headline columns first; sortable by a click."""
     directional = bool(t.quality) and t.quality[0] in t.better
@@ -459,12 +506,12 @@ def headline_table_html(t: Task, summary: pd.DataFrame) -> str:
         f'<th title="{_esc(tip)}">{_esc(h)}</th>' for h, tip in zip(head, tips, strict=True)
     )
     if directional:
-        sign = 1.0 if t.better[t.quality[0]] == "lower" else -1.0
-        summary = summary.assign(_order=summary[t.quality[0]] * sign).sort_values(
-            "_order", na_position="last", kind="stable"
-        )
-        if t.problem:  # each problem's configurations together, best first
-            first = {p: i for i, p in enumerate(dict.fromkeys(summary["problem"]))}
+        # each problem's configurations together, in the run's order of problems (two
+        # judged by different qualities do not compare), each best first
+        first = {p: i for i, p in enumerate(dict.fromkeys(summary["problem"]))}
+        summary = summary.assign(_order=[_order(t, row) for _, row in summary.iterrows()])
+        summary = summary.sort_values("_order", na_position="last", kind="stable")
+        if t.problem:
             summary = summary.sort_values("problem", key=lambda s: s.map(first), kind="stable")
     body = []
     for _, row in summary.iterrows():
@@ -569,11 +616,30 @@ def cost_quality_figure(t: Task, summary: pd.DataFrame, y: str | None = None) ->
     mean (standard deviations as error bars), each seed's cell faint behind it, the
     Pareto front dashed (when which way is better is known), and a grey line through
     configurations that differ only in one numeric parameter (a sweep: step sizes,
-    tolerances, widths), as in a work-precision diagram."""
-    y = y or (t.quality[0] if t.quality else None)
-    if y is None or t.cost is None:
+    tolerances, widths), as in a work-precision diagram. Problems judged by another
+    quality column (``judged_by``: they lack the primary) get a variant of their own."""
+    if y is None:
+        judged = summary["judged_by"].dropna() if "judged_by" in summary else ()
+        ys = list(dict.fromkeys([*(t.quality[:1]), *judged]))
+    else:
+        ys = [y]
+    if not ys or t.cost is None:
         return None
+    variants = [v for v in (_cost_quality_variant(t, summary, col) for col in ys) if v]
+    if not variants:
+        return None
+    return {
+        "title": f"{variants[0]['name']} against {_column_title(t.cost)}",
+        "variants": variants,
+        "caption": variants[0]["caption"],
+        "select": "quality",
+    }
+
+
+def _cost_quality_variant(t: Task, summary: pd.DataFrame, y: str) -> dict | None:
     ok = t.cells[t.cells["status"] == "ok"]
+    if y not in ok:
+        return None
     x_all, y_all = _finite(ok, t.cost), _finite(ok, y)
     if not (x_all.notna() & y_all.notna()).any():
         return None
@@ -594,18 +660,15 @@ def cost_quality_figure(t: Task, summary: pd.DataFrame, y: str | None = None) ->
             )
             if t.problem:
                 caption += f", one per {', '.join(C.short_name(c) for c in t.problem)}"
+                if "judged_by" in summary and (summary["judged_by"].dropna() != y).any():
+                    caption += f" judged by {C.short_name(y)}"
     return {
-        "title": f"{C.short_name(y)} against {_column_title(t.cost)}",
-        "variants": [
-            {
-                "name": C.short_name(y),
-                "data": data,
-                "layout": {
-                    "xaxis": axis(t.cost, x_all.tolist(), "cost: " + _column_title(t.cost)),
-                    "yaxis": axis(y, y_all.tolist(), _column_title(y, t.better.get(y))),
-                },
-            }
-        ],
+        "name": C.short_name(y),
+        "data": data,
+        "layout": {
+            "xaxis": axis(t.cost, x_all.tolist(), "cost: " + _column_title(t.cost)),
+            "yaxis": axis(y, y_all.tolist(), _column_title(y, t.better.get(y))),
+        },
         "caption": caption,
     }
 
@@ -671,6 +734,8 @@ def _pareto_front_lines(t: Task, summary: pd.DataFrame, y: str) -> list[dict[str
     problem; none where the summary marks no configuration on it."""
     lines = []
     for problem, mine in summary.groupby("problem", sort=False):
+        if "judged_by" in mine and not (mine["judged_by"] == y).any():
+            continue  # judged by another quality column: its front is in that variant
         front = mine[mine["front"]].sort_values(t.cost)
         if not len(front):
             continue
@@ -1374,6 +1439,9 @@ def _task_section(page: _Page, run: Run, t: Task, gallery: _Gallery, index: int)
         headline_table_html(t, summary),
     ]
     margins = best_margins(t, summary)
+    others = judged_otherwise(t, summary)
+    if others:
+        parts.append(f"<p class=dim>{_esc(others)}</p>")
     if margins:
         parts.append(
             "<ul class=margins>" + "".join(f"<li>★ {_esc(m)}</li>" for m in margins) + "</ul>"

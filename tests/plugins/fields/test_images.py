@@ -136,3 +136,64 @@ def test_a_default_select_follows_each_configurations_parameters(tmp_path):
     entry["tune"]["select"] = "ssim"  # named: kept for every configuration
     path.write_text(yaml.safe_dump({"suite": "s", "seeds": [0], "benchmarks": [entry]}))
     assert {t.rule.select for t in load_suite(path, default_registry()).tunings} == {"ssim"}
+
+
+def test_a_run_mixing_holdout_judges_each_problem_by_what_it_records():
+    """holdout=False cells record no psnr_heldout, the headline's primary: in a run
+    mixing both, the non-holdout problem had no star, no front and no runner-up line
+    (a user audit). Each problem is judged by the first quality its configurations
+    record: held-out PSNR with holdout, psnr without."""
+    import pandas as pd
+
+    from bench.report import (
+        Colours,
+        best_margins,
+        configuration_summary,
+        cost_quality_figure,
+        describe_task,
+        headline_table_html,
+        judged_otherwise,
+    )
+    from bench.results import Run
+    from bench.testing import default_registry
+
+    task = default_registry().get("task", "fields.image_fit")
+    meta = {"headlines": {task.name: task.headline.to_dict()}}
+    rows = []
+    for holdout in (True, False):
+        for enc, train, held, cost in [("a", 70.0, 12.0, 1.0), ("b", 60.0, 15.0, 2.0)]:
+            for seed in (0, 1, 2):
+                row = {"cell_id": f"{enc}{holdout}{seed}", "task": task.name, "status": "ok",
+                       "seed": seed, "encoding": enc, "param.holdout": holdout,
+                       "metric.psnr": train + seed, "time.fit.median": cost}  # fmt: skip
+                if holdout:
+                    row["metric.psnr_heldout"] = held + seed
+                rows.append(row)
+    cells = pd.DataFrame(rows)
+    run = Run(Path("."), meta, cells, pd.DataFrame(), pd.DataFrame(), pd.DataFrame())
+    t = describe_task(run, task.name, cells, pd.DataFrame(), Colours())
+    summary = configuration_summary(t).set_index("config")
+    best = summary.loc[summary["best"]]
+    assert sorted(zip(best["problem"], best.index, best["judged_by"], strict=True)) == [
+        ("holdout=False", "encoding=a holdout=False", "metric.psnr"),
+        ("holdout=True", "encoding=b holdout=True", "metric.psnr_heldout"),
+    ]
+    assert summary.loc["encoding=a holdout=False", "front"]
+    summary = summary.reset_index()
+    assert judged_otherwise(t, summary) == (
+        "Judged by another quality where no configuration of a problem records "
+        "psnr_heldout: holdout=False: by psnr."
+    )
+    one, two = best_margins(t, summary)
+    assert "b holdout=True is best by mean psnr_heldout" in one
+    assert "a holdout=False is best by mean psnr;" in two
+    fig = cost_quality_figure(t, summary)
+    assert [v["name"] for v in fig["variants"]] == ["psnr_heldout", "psnr"]
+    fronts = [[d["name"] for d in v["data"] if d["name"].startswith("Pareto")]
+              for v in fig["variants"]]  # fmt: skip
+    assert fronts == [["Pareto front holdout=True"], ["Pareto front holdout=False"]]
+    # the table: each problem's best first, by what it is judged by
+    html = headline_table_html(t, summary)
+    order = [html.index(f'data-v="encoding={e} holdout={h}"') for e, h in
+             [("b", True), ("a", True), ("a", False), ("b", False)]]  # fmt: skip
+    assert order == sorted(order)
