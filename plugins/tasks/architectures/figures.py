@@ -3,15 +3,22 @@ through depth, Jacobian-determinant map (matplotlib ``Figure``, no global state)
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-from matplotlib.colors import TwoSlopeNorm
-from matplotlib.figure import Figure
+
+# matplotlib is imported where a figure is drawn: at import it cost every
+# process that loads the plugins (each worker, each `bench` command) 0.4 s
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 CLASS_COLOURS = ("tab:blue", "tab:red")
 
 
 def _figure(title: str) -> tuple[Figure, object]:
     # fixed margins: constrained layout costs ~0.5 s a figure on a loaded 2-core machine
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(4.0, 3.6), dpi=90)
     fig.subplots_adjust(left=0.12, right=0.95, bottom=0.1, top=0.9)
     ax = fig.add_subplot()
@@ -51,6 +58,8 @@ def jacobian_map(xs: np.ndarray, ys: np.ndarray, det: np.ndarray, title: str) ->
     fig, ax = _figure(title)
     low, high = float(det.min()), float(det.max())
     centre = 0.0 if low < 0.0 < high else (1.0 if low < 1.0 < high else (low + high) / 2)
+    from matplotlib.colors import TwoSlopeNorm
+
     norm = TwoSlopeNorm(vcenter=centre, vmin=min(low, centre - 1e-6), vmax=max(high, centre + 1e-6))
     mesh = ax.pcolormesh(xs, ys, det, cmap="PuOr_r", norm=norm, shading="auto")
     if low < 0.0 < high:

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-from matplotlib.figure import Figure
+
+# matplotlib is imported where a figure is drawn: at import it cost every
+# process that loads the plugins (each worker, each `bench` command) 0.4 s
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def trajectory_figure(
@@ -14,6 +20,8 @@ def trajectory_figure(
     dim = y.shape[1]
     labels = labels or [f"y{i}" for i in range(dim)]
     panels = 3 if dim >= 2 else 2
+    from matplotlib.figure import Figure
+
     figure = Figure(figsize=(4.0 * panels, 3.2), layout="constrained")
     axes = figure.subplots(1, panels)
     colours = [f"C{i}" for i in range(dim)]

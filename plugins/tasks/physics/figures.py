@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
+
+# matplotlib is imported where a figure is drawn: at import it cost every
+# process that loads the plugins (each worker, each `bench` command) 0.4 s
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def render(fig: Figure) -> np.ndarray:
@@ -13,6 +18,8 @@ def render(fig: Figure) -> np.ndarray:
     Saving a figure with a tight bounding box lays it out twice; drawing it once on an
     Agg canvas took 2.5 s against 4.2 s for these figures on the loaded test machine.
     """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
     canvas = FigureCanvasAgg(fig)
     canvas.draw()
     return np.array(canvas.buffer_rgba())
@@ -28,6 +35,8 @@ def field_figure(
 ) -> Figure:
     """u(x, t) fitted, the reference and |error| as x-t maps (arrays ``(len(t), len(x))``),
     and slices at the times ``lines``, as Raissi's figure 1."""
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(12, 6.4), layout="constrained")
     grid = fig.add_gridspec(2, 3)
     extent = (float(t[0]), float(t[-1]), float(x[0]), float(x[-1]))
@@ -59,6 +68,8 @@ def field_figure(
 def sequence_figure(frames: list[tuple[str, np.ndarray]], title: str) -> Figure:
     """A row of 2-D images (density sequence, target, error), one grey scale for the
     densities and a separate one for a frame named ``error``."""
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(2.2 * len(frames), 2.6), layout="constrained")
     dens = [f for name, f in frames if not name.startswith("error")]
     hi = float(max(f.max() for f in dens)) if dens else 1.0

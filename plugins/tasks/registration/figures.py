@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-from matplotlib.figure import Figure
+
+# matplotlib is imported where a figure is drawn: at import it cost every
+# process that loads the plugins (each worker, each `bench` command) 0.4 s
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def view(array: np.ndarray) -> np.ndarray:
@@ -47,6 +53,8 @@ def registration_figure(
     title: str,
 ) -> Figure:
     """fixed / moving / warped / deformed grid / det J map."""
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(15, 3.4), layout="constrained")
     axes = fig.subplots(1, 5)
     vmax = float(np.percentile(fixed, 99.5)) or 1.0
@@ -69,6 +77,8 @@ def registration_figure(
 
 def atlas_figure(truth: np.ndarray, mean: np.ndarray, template: np.ndarray, title: str) -> Figure:
     """True template / voxel-wise mean of the subjects / estimated template / difference."""
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(12, 3.4), layout="constrained")
     axes = fig.subplots(1, 4)
     vmax = float(np.percentile(truth, 99.5)) or 1.0
@@ -91,6 +101,8 @@ def attribute_figure(
 ) -> Figure:
     """The template across an attribute: true T(a) / estimated / estimated - true, one
     column per attribute value."""
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(3.2 * len(values) + 1, 9.6), layout="constrained")
     axes = fig.subplots(3, len(values), squeeze=False)
     vmax = float(np.percentile(truths[len(truths) // 2], 99.5)) or 1.0
