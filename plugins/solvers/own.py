@@ -73,6 +73,8 @@ class RungeKuttaSolver(Solver):
 class FixedStepSolver(RungeKuttaSolver):
     """Base of the fixed-step own solvers."""
 
+    lands_on_outputs = True
+
     params = {
         "step_size": Param(
             0.05,

@@ -172,7 +172,9 @@ def test_lotka_volterra_tight_solver_matches_reference(tmp_path: Path) -> None:
 def test_van_der_pol_stiff_with_large_euler_step_diverges(tmp_path: Path) -> None:
     # mu = 1000: the fast eigenvalue is ~ -mu (1 - x^2) ~ -3e3 near x = 2, and Euler
     # is stable only for h < 2 / 3e3; h = 0.05 is ~75x past that.
-    cell = run_cell("ode.van_der_pol", "euler", tmp_path, {"mu": 1000.0, "t1": 2.0}, check=False)
+    cell = run_cell(
+        "ode.van_der_pol", "euler", tmp_path, {"mu": 1000.0, "t1": 2.0, "n_times": 41}, check=False
+    )
     if cell.status == "diverged":
         assert "not finite" in cell.error
     else:
@@ -198,13 +200,16 @@ def test_van_der_pol_stiff_reference_uses_radau(tmp_path: Path) -> None:
     "task", ["ode.harmonic", "ode.spiral", "ode.lotka_volterra", "ode.van_der_pol"]
 )
 def test_gradient_mode_direct_against_adjoint(task: str, tmp_path: Path) -> None:
-    direct = run_cell(task, "rk4", tmp_path, {"gradient": True, "t1": 2.0})
-    adjoint = run_cell(task, "rk4", tmp_path, {"gradient": True, "t1": 2.0}, adjoint=True)
+    # h = 0.02, the output spacing (before steps above the spacing were refused, the
+    # 0.05 this test named ran at 0.02)
+    params = {"gradient": True, "t1": 2.0}
+    direct = run_cell(task, "rk4", tmp_path, params, step_size=0.02)
+    adjoint = run_cell(task, "rk4", tmp_path, params, adjoint=True, step_size=0.02)
     md, ma = direct.metrics, adjoint.metrics
     assert md["nfe_backward"] == 0  # backprop does not call func
     assert ma["nfe_backward"] == md["nfe"]  # rk4's backward retraces the same grid
     assert ma["loss"] == pytest.approx(md["loss"], rel=1e-12)
-    # rk4 at h = 0.05: adjoint and discrete gradients differ by O(h^4) ~ 1e-5.
+    # rk4 at h = 0.02: adjoint and discrete gradients differ by O(h^4).
     assert ma["grad_norm"] == pytest.approx(md["grad_norm"], rel=1e-3)
     for cell in (direct, adjoint):
         assert len(cell.times["backward"]) == 2 and "backward" in cell.memory
@@ -275,10 +280,57 @@ def test_each_cell_keeps_a_trajectory_figure(tmp_path: Path) -> None:
     from PIL import Image
 
     out = tmp_path / "run"
-    cell = run_cell("ode.lotka_volterra", "rk4", tmp_path, {"t1": 2.0}, output=out, step_size=0.05)
+    cell = run_cell(
+        "ode.lotka_volterra",
+        "rk4",
+        tmp_path,
+        {"t1": 2.0, "n_times": 41},
+        output=out,
+        step_size=0.05,
+    )
     [(name, kind, path, nbytes)] = cell.files
     assert (name, kind) == ("trajectory.png", "png")
     assert path == f"files/{cell.cell.id}/trajectory.png"  # relative to the run's folder
     assert (out / path).stat().st_size == nbytes
     with Image.open(out / path) as image:
         assert image.width > 600 and image.height > 200  # three panels side by side
+
+
+@pytest.mark.parametrize(
+    ("step", "message"),
+    [
+        (0.5, "solver.step_size 0.5 exceeds the output spacing 0.1 and would run at 0.1, "
+              "so the cell would not measure the step it is labelled with; give a step "
+              "dividing the spacing (0.1, 0.05, 0.025, 0.0125, ...), or fewer output times "
+              "(n_times at most 21)"),
+        (0.07, "solver.step_size 0.07 does not divide the output spacing 0.1: it would take "
+               "1 step of 0.07 and one of 0.03 between output times"),
+    ],
+)  # fmt: skip
+def test_a_step_the_solver_would_not_take_is_refused(tmp_path: Path, step, message) -> None:
+    """rk4 steps from output time to output time: at step_size 0.5 over outputs 0.1
+    apart it ran at 0.1 (nfe 400, error 8.3e-6) where torchdiffeq.rk4, on a grid, ran
+    at 0.5 (nfe 80, error 5.2e-3), both labelled 0.5 (a user audit); at 0.07 it took
+    0.07 + 0.03. A step dividing the spacing runs as labelled, and a grid solver takes
+    any step."""
+    import yaml
+
+    from bench.suite import SuiteError, load_suite
+
+    def suite(solvers: list[str], steps: list[float]) -> Path:
+        path = tmp_path / "s.yaml"
+        entry = {"task": "ode.harmonic", "matrix": {"solver": solvers},
+                 "params": {"solver.step_size": steps}}  # fmt: skip
+        path.write_text(yaml.safe_dump({"suite": "s", "benchmarks": [entry]}))
+        return path
+
+    with pytest.raises(SuiteError) as err:
+        load_suite(suite(["rk4", "torchdiffeq.rk4"], [0.05, step]), REGISTRY)
+    text = str(err.value)
+    assert "rk4 steps from output time to output time (t1 10 over n_times 101)" in text
+    assert message in text and "torchdiffeq.rk4" not in text.replace("solver=torchdiffeq", "")
+    assert len(load_suite(suite(["torchdiffeq.rk4"], [0.5, 0.07]), REGISTRY).cells) == 2
+    assert len(load_suite(suite(["rk4", "heun", "euler"], [0.1, 0.05, 0.025]), REGISTRY).cells)
+    # the solve itself: a dividing step is the step taken (nfe = 4 stages x t1 / h)
+    for h in (0.1, 0.05):
+        assert run_cell("ode.harmonic", "rk4", tmp_path, step_size=h).metrics["nfe"] == 4 * 10 / h

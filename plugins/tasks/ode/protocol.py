@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from bench import CellContext, Headline, Param, SkipCell, Solver, Task
+from bench import CellContext, Headline, Param, Plugin, SkipCell, Solver, Task
 from plugins.tasks.ode.counting import CountingFunc
 from plugins.tasks.ode.figures import trajectory_figure
 from plugins.tasks.ode.reference import cached, scipy_reference
@@ -55,6 +55,32 @@ def adjoint_requested(solver: Solver) -> bool:
     return bool(solver.values.get("adjoint", False))
 
 
+def output_step_problem(solver: str, step: float, t1: float, n_times: int) -> str | None:
+    """Why a solver that steps from output time to output time (``lands_on_outputs``)
+    would not take ``step``: above the output spacing it runs at the spacing; one that
+    does not divide the spacing ends each interval with a shorter step (steps of 0.07
+    and 0.03 where a solver on a grid takes 0.07 throughout). None where it divides."""
+    spacing = t1 / (n_times - 1)
+    per = spacing / step
+    if abs(per - round(per)) <= 1e-6 * per and round(per) >= 1:
+        return None
+    offer = ", ".join(f"{spacing / k:.4g}" for k in (1, 2, 4, 8))
+    if per < 1:
+        what = f"exceeds the output spacing {spacing:.4g} and would run at {spacing:.4g}"
+        more = f", or fewer output times (n_times at most {int(t1 / step + 1e-9) + 1})"
+    else:
+        k = int(per)
+        what = (f"does not divide the output spacing {spacing:.4g}: it would take {k} "
+                f"step{'s' if k > 1 else ''} of {step:.4g} and one of {spacing - k * step:.4g} "
+                "between output times")  # fmt: skip
+        more = ""
+    return (
+        f"{solver} steps from output time to output time (t1 {t1:g} over n_times "
+        f"{n_times}): solver.step_size {step:g} {what}, so the cell would not measure the "
+        f"step it is labelled with; give a step dividing the spacing ({offer}, ...){more}"
+    )
+
+
 class ODEProblemTask(Task):
     """Base of the reference-problem tasks; subclasses describe the problem.
 
@@ -78,6 +104,13 @@ class ODEProblemTask(Task):
     @classmethod
     def validation_data(cls, params: dict[str, Any], select: str) -> str | None:
         return "solves the same problem for every seed (the seed changes nothing it scores)"
+
+    @classmethod
+    def check_cell(cls, components: dict[str, type[Plugin]], params: dict[str, Any]) -> str | None:
+        solver, step = components.get("solver"), params.get("solver.step_size")
+        if solver is None or not getattr(solver, "lands_on_outputs", False) or step is None:
+            return None
+        return output_step_problem(solver.name, float(step), params["t1"], params["n_times"])
 
     headline = Headline(
         quality={"final_rel_error": "lower", "rel_l2_error": "lower"},
