@@ -328,6 +328,15 @@ class Task(Plugin):
         return None
 
     @classmethod
+    def data_seeds(cls, params: dict[str, Any], seed: int) -> tuple[int, ...]:
+        """The seeds a cell of ``seed`` draws its data with, for these resolved task
+        parameters: its own (the default), or more where it draws, say, its test set
+        with another (``(seed, seed + 10000)``). A tuned entry is refused where a
+        validation cell would draw with a seed a reported cell draws with, on the same
+        data parameters: a choice trained or scored on the reported cells' data."""
+        return (seed,)
+
+    @classmethod
     def validation_data(cls, params: dict[str, Any], select: str) -> str | None:
         """Why a tuned entry choosing by the metric ``select`` would choose on the data its
         reported cells are scored on, for these resolved task parameters ("scores every

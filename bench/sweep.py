@@ -178,6 +178,8 @@ def _tuned(
         same = instead and _same_data(entry.task_cls, config, own_rule.select, path, errors)
         if same and not _other_data(entry.task_cls, config, validation, tuning, path, errors):
             continue
+        if not _apart_draws(entry, config, validation, path, errors):
+            continue
         tunings.append(tuning)
     check_sizes(tunings, path, errors)
     return tunings
@@ -265,6 +267,47 @@ def _other_data(
     if message not in errors:
         errors.append(message)
     return False
+
+
+def _apart_draws(
+    entry: _Entry, config: Cell, validation: Cell, path: str, errors: list[str]
+) -> bool:
+    """Whether the validation cells draw their data with other seeds than the reported
+    cells (``Task.data_seeds``), where both have the same data parameters; else an
+    error: validation seed 10000 training on reported seed 0's test set (drawn with
+    seed + 10000) is a choice made on the reported data."""
+    task_cls, rule = entry.task_cls, entry.tune
+    assert rule is not None
+    keys = _data_keys(task_cls)
+    if validation is config or any(
+        validation.task_params.get(k) != config.task_params.get(k) for k in keys
+    ):  # other data (validation_params) or no validation cell (said already)
+        return True
+    try:
+        drawn = {
+            seed: set(task_cls.data_seeds(config.task_params, seed))
+            for seed in [*entry.settings["seeds"], *rule.validation_seeds]
+        }
+    except Exception as exc:  # a plugin's own hook failing: named, not a traceback
+        message = f"{path}.tune: {task_cls.name}.data_seeds raised {type(exc).__name__}: {exc}"
+        if message not in errors:
+            errors.append(message)
+        return False
+    for v in rule.validation_seeds:
+        for s in entry.settings["seeds"]:
+            shared = sorted(drawn[v] & drawn[s])
+            if shared:
+                message = (
+                    f"{path}.tune.validation_seeds: validation seed {v} draws its data with "
+                    f"seeds {sorted(drawn[v])} and reported seed {s} with {sorted(drawn[s])} "
+                    f"({task_cls.name}.data_seeds): they share {shared}, so the choice would "
+                    "be trained or scored on the reported cells' data; pick validation seeds "
+                    "whose draws are apart"
+                )
+                if message not in errors:
+                    errors.append(message)
+                return False
+    return True
 
 
 def _each_value(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:

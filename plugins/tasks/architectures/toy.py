@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import copy
 import time
+from typing import Any
 
 import torch
 from torch import nn
@@ -37,6 +38,9 @@ from plugins.data import toy2d
 from plugins.tasks.architectures import figures
 from plugins.tasks.architectures.common import build_architecture, count_parameters
 from plugins.tasks.architectures.flow import jacobians, power_iteration_lipschitz
+
+#: a cell's test set is drawn with its seed plus this (its training set with its seed)
+TEST_SEED_OFFSET = 10_000
 
 
 def lift(x: torch.Tensor, width: int) -> torch.Tensor:
@@ -66,13 +70,17 @@ class ClassifyToy(Task):
         "figures": Param(True, doc="keep the decision-boundary, trajectory and det J figures"),
     }
 
+    @classmethod
+    def data_seeds(cls, params: dict[str, Any], seed: int) -> tuple[int, ...]:
+        return (seed, seed + TEST_SEED_OFFSET)  # the training set's, the test set's
+
     def run(self, ctx: CellContext) -> None:
         p = ctx.params
         arch, net = build_architecture(ctx)
         width = net.width
         dev = ctx.device
         x_tr, y_tr = toy2d.make(p["dataset"], p["n_train"], p["noise"], ctx.seed)
-        x_te, y_te = toy2d.make(p["dataset"], p["n_test"], p["noise"], ctx.seed + 10_000)
+        x_te, y_te = toy2d.make(p["dataset"], p["n_test"], p["noise"], ctx.seed + TEST_SEED_OFFSET)
         grid_np, xs, ys = toy2d.grid(p["dataset"], p["grid"])
         (lx, hx), (ly, hy) = toy2d.domain(p["dataset"])
         low = torch.tensor([lx, ly], device=dev)

@@ -163,3 +163,41 @@ def test_symmetric_fixed_point_inverse_same_training_inverts_the_domain(tmp_path
     # fixed point to a change < 1e-7 per step (h Lip f < 1), plus fp32 rounding over
     # 8 steps on |x| <= 2: ~1e-6; the issue's target is 1e-3
     assert fixed["inverse_error_domain"] < 1e-5 and fixed["inverse_error_test"] < 1e-5
+
+
+def test_validation_seeds_drawing_a_reported_cells_test_set_are_refused(tmp_path):
+    """classify.toy draws a cell's test set with seed + 10000: validation seed 10000
+    trained on reported seed 0's test points, and was accepted (a user audit: the
+    arrays were equal). Task.data_seeds names both draws; validation seeds whose draws
+    meet a reported seed's are refused, other data (validation_params) or seeds apart
+    are not."""
+    import numpy as np
+    import yaml
+
+    from bench.suite import SuiteError, load_suite
+    from bench.testing import default_registry
+    from plugins.data import toy2d
+
+    # the leak itself, as the task draws: validation seed 10000's training points are
+    # reported seed 0's test points
+    train_v, _ = toy2d.make("moons", 50, 0.1, 10_000)
+    test_0, _ = toy2d.make("moons", 50, 0.1, 0 + 10_000)
+    assert np.array_equal(train_v, test_0)
+
+    def suite(validation_seeds, **tune):
+        entry = {"task": "classify.toy", "params": {"architecture": "resnet", "epochs": 2},
+                 "tune": {"grid": {"lr": [1e-3, 1e-2]}, "validation_seeds": validation_seeds,
+                          **tune}}  # fmt: skip
+        path = tmp_path / "s.yaml"
+        path.write_text(yaml.safe_dump({"suite": "s", "seeds": [0, 1], "benchmarks": [entry]}))
+        return load_suite(path, default_registry())
+
+    with pytest.raises(SuiteError) as err:
+        suite([10_001, 500])
+    assert (
+        "benchmarks[0].tune.validation_seeds: validation seed 10001 draws its data with seeds "
+        "[10001, 20001] and reported seed 1 with [1, 10001] (classify.toy.data_seeds): they "
+        "share [10001], so the choice would be trained or scored on the reported cells' data"
+    ) in str(err.value)
+    assert suite([100, 101]).tunings
+    assert suite([10_000], validation_params={"dataset": "circles"}).tunings  # other data
