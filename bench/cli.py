@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import math
 import re
 import statistics
 import sys
@@ -1338,8 +1339,8 @@ def cmd_stats(args: argparse.Namespace) -> int:
             f"{row.other_mean:.4g}",
             f"{row.difference:+.4g}",
             str(row.n),
-            f"{row.p:.3g}",
-            f"{row.q:.3g}",
+            "-" if math.isnan(row.p) else f"{row.p:.3g}",  # no test: a deterministic pair
+            "-" if math.isnan(row.q) else f"{row.q:.3g}",
             row.verdict,
         ]
         grid.add_row(*cells_)

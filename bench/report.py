@@ -444,13 +444,17 @@ def best_margin(t: Task, summary: pd.DataFrame, alpha: float = 0.05) -> str:
 
 def pareto_front(cost: pd.Series, score: pd.Series) -> pd.Series:
     """Points no other point beats on both (lower cost, lower score), one at least
-    strictly; points missing either are off the front."""
+    strictly; points missing either are off the front. Scores within round-off
+    (``tuning.tied``) are one: a configuration as good to the last digits but slower
+    is off the front, not on it by a 1e-11 lead."""
     x, y = cost.to_numpy(float), score.to_numpy(float)
     have = np.isfinite(x) & np.isfinite(y)
     front = np.zeros(len(x), dtype=bool)
     for i in np.flatnonzero(have):
-        dominated = have & (x <= x[i]) & (y <= y[i]) & ((x < x[i]) | (y < y[i]))
-        front[i] = not dominated.any()
+        same = np.array([have[j] and tied(y[j], y[i]) for j in range(len(y))])
+        no_worse = have & ((y <= y[i]) | same)
+        better = (x < x[i]) | ((y < y[i]) & ~same)
+        front[i] = not (no_worse & (x <= x[i]) & better).any()
     return pd.Series(front, index=cost.index)
 
 
@@ -1504,7 +1508,7 @@ def _tuning_section(page: _Page, found: list[tuned.Choice], hidden: pd.DataFrame
         parts.append(f"<p>{_esc(tuned.summary(found, hidden))}. Each configuration's setting "
                      "is the best validation mean in the metric's direction (a setting with a "
                      "failed or non-finite validation cell is out; ties, means within a "
-                     "relative 1e-12, go to the first in grid order).</p>")  # fmt: skip
+                     "relative 1e-9, go to the first in grid order).</p>")  # fmt: skip
         parts.append(page.table(choice, "filter choices"))
         parts.append(
             f"<details><summary>every setting's validation score ({len(every['rows'])})"

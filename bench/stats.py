@@ -43,6 +43,7 @@ import pandas as pd
 from bench.cell import TEST
 from bench.columns import METRIC, PARAM, components, param_column, params
 from bench.tuned import reported
+from bench.tuning import tied
 
 #: columns of a cell that are not part of what it ran (results, bookkeeping)
 NOT_CONFIGURATION = {"cell_id", "suite", "bench", "label", "role", "device", "threads"}
@@ -416,17 +417,22 @@ def paired_comparisons(
         a = np.array([x for x, _ in values_])
         b = np.array([y for _, y in values_])
         d = a - b
-        # every difference 0: no evidence either way (scipy would refuse an empty sample)
-        p = float(wilcoxon(a, b, alternative="two-sided").pvalue) if np.any(d != 0) else 1.0
+        constant = bool(len(d) > 1 and np.ptp(a) == 0 and np.ptp(b) == 0)
+        if constant:  # the seed changes nothing: copies are no sample, no p to print
+            p = math.nan
+        else:  # every difference 0: no evidence either way (scipy refuses an empty sample)
+            p = float(wilcoxon(a, b, alternative="two-sided").pvalue) if np.any(d != 0) else 1.0
         mean_a, mean_b = float(a.mean()), float(b.mean())
         row = Comparison(group_name, name, mean_a, mean_b, float(d.mean()), len(d), p)
         row.nonzero = int(np.count_nonzero(d))
         row.rank_sum = signed_rank_sum(d)
-        row.constant = bool(np.ptp(a) == 0 and np.ptp(b) == 0)
+        row.constant = constant
         table.rows.append(row)
-    qs = false_discovery_control([r.p for r in table.rows], method="bh")
-    for row, q in zip(table.rows, qs):
+    tested = [r for r in table.rows if not math.isnan(r.p)]
+    qs = false_discovery_control([r.p for r in tested], method="bh") if tested else []
+    for row, q in zip(tested, qs):
         row.q = float(q)
+    for row in table.rows:
         row.verdict = _verdict(row, better, alpha, ref_label)
     return table
 
@@ -454,7 +460,9 @@ def untestable(nonzero: int, alpha: float) -> str | None:
 
 
 def _verdict(row: Comparison, better: str | None, alpha: float, ref: str) -> str:
-    if row.n > 1 and row.constant and row.difference != 0:
+    if row.constant and tied(row.reference_mean, row.other_mean):
+        return "the same on every seed (deterministic; apart by round-off at most)"
+    if row.constant:
         # every pair alike (the seed changes nothing): copies are no sample
         side = row.difference > 0
         who = (ref if side == (better == "higher") else row.other) if better else None

@@ -57,7 +57,7 @@ class Choice:
     @property
     def distinct(self) -> int:
         """How many different validation scores the qualified settings gave (scores
-        within a relative 1e-12 are one, as for the choice): fewer than ``qualified``
+        within a relative 1e-9 are one, as for the choice): fewer than ``qualified``
         where settings tied, because a grid axis changed nothing (a step cap a stopping
         rule never reaches) or because the metric is coarse (Dice on label maps moves in
         steps), so the choice was among fewer outcomes than the grid's size."""

@@ -602,3 +602,32 @@ def test_a_tuned_configuration_without_test_cells_is_named_under_the_table():
     assert "encoding=bad.raises (no setting ended ok with a finite value" in text
     assert "relu" not in text
     assert untested_configurations({"tuning": records}, "other.task") == ""
+
+
+def test_round_off_neither_stars_nor_puts_on_the_front():
+    """rk4 and the 3/8 rule (identical in exact arithmetic) 1.3e-11 apart: the report
+    starred the one ahead by 5.6e-16 alone, and put torchdiffeq.rk4 on the Pareto front
+    beside the cheaper rk38 for an error 6e-11 lower (a user audit). Within round-off
+    they are one score: both starred, the slower one off the front."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from bench.report import configuration_summary, pareto_front
+
+    err = 8.3325038110e-6
+    rows = [("rk38", s, err, 13.4e-3) for s in range(3)]
+    rows += [("torchdiffeq.rk4", s, 8.3325038105e-6, 17.7e-3) for s in range(3)]
+    rows += [("euler", s, 0.6, 3.1e-3) for s in range(3)]
+    cells = pd.DataFrame(rows, columns=["config", "seed", "metric.final_rel_error", "time.s"])
+    cells["status"] = "ok"
+    task = SimpleNamespace(configs=["rk38", "torchdiffeq.rk4", "euler"], cells=cells,
+                           quality=["metric.final_rel_error"], problem=[],
+                           better={"metric.final_rel_error": "lower"}, cost="time.s")  # fmt: skip
+    summary = configuration_summary(task).set_index("config")
+    assert list(summary["best"]) == [True, True, False]
+    assert list(summary["front"]) == [True, False, True]
+    # a real lead is still a lead; equal cost and tied score: both on the front
+    front = pareto_front(pd.Series([1.0, 1.0, 2.0]), pd.Series([1.0, 1.0 + 1e-12, 0.5]))
+    assert list(front) == [True, True, True]
+    assert list(pareto_front(pd.Series([1.0, 2.0]), pd.Series([1.0, 0.99]))) == [True, True]

@@ -595,3 +595,21 @@ def test_a_tuned_runs_configurations_pair_though_their_chosen_settings_differ():
     table = paired_comparisons(both, "psnr", "encoding=siren", better="higher",
                                tuned=["lr"], by=["task"])  # fmt: skip
     assert sorted((r.group, r.n) for r in table.rows) == [("task=t", 3), ("task=u", 6)]
+
+
+def test_a_deterministic_pair_prints_no_p_and_a_round_off_gap_is_the_same():
+    """rk4 and the 3/8 rule on a linear problem, 6 seeds alike, 1.3e-11 apart: bench
+    stats printed p = q = 0.0312 beside 'deterministic: no test' (a user audit), and
+    its verdict named a winner by round-off. No p, no q (nor in another row's false
+    discovery correction), and the same."""
+    scores = {"a": lambda s: 4.3e-5, "b": lambda s: 4.3e-5 * (1 + 1.3e-11),
+              "c": lambda s: 5e-5 + s * 1e-6}  # fmt: skip
+    rows = [{**_row(m, "x", seed, 1, "test", f(seed)), "cell_id": f"{m}{seed}"}
+            for seed in range(6) for m, f in scores.items()]  # fmt: skip
+    table = paired_comparisons(pd.DataFrame(rows), "dice", "method=a", better="lower")
+    rows_ = {r.other: r for r in table.rows}
+    same, varied = rows_["method=b"], rows_["method=c"]
+    assert math.isnan(same.p) and math.isnan(same.q)
+    assert same.verdict == "the same on every seed (deterministic; apart by round-off at most)"
+    assert varied.q == pytest.approx(varied.p)  # one test corrected, not two
+    assert varied.verdict == "method=a better"
