@@ -159,8 +159,8 @@ def _run_parser(sub: Any) -> None:
     run.add_argument(
         "--strict",
         action="store_true",
-        help=f"exit {EXIT_CELLS_NOT_OK} when the run finished but some cells are not ok "
-        "(for scripts and CI)",
+        help=f"exit {EXIT_CELLS_NOT_OK} when the run finished but some cells are not ok, or "
+        "a tuned configuration chose no setting (for scripts and CI)",
     )
     run.set_defaults(func=cmd_run)
 
@@ -522,8 +522,10 @@ def _run(args: argparse.Namespace) -> int:
         interrupted = _run_cells(args, suite, run_dir, executor, display)
         if interrupted:
             return EXIT_INTERRUPTED
-    counts = display.summary(load_run(run_dir))
-    if args.strict and set(counts) - {"ok"}:
+    run = load_run(run_dir)
+    counts = display.summary(run)
+    unchosen = [c for c in tuned.choices(run.meta) if c.chosen is None]
+    if args.strict and (set(counts) - {"ok"} or unchosen):
         return EXIT_CELLS_NOT_OK
     return 0
 

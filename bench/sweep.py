@@ -178,7 +178,7 @@ def _tuned(
         same = instead and _same_data(entry.task_cls, config, own_rule.select, path, errors)
         if same and not _other_data(entry.task_cls, config, validation, tuning, path, errors):
             continue
-        if not _apart_draws(entry, config, validation, path, errors):
+        if not entry.check_only and not _apart_draws(entry, config, validation, path, errors):
             continue
         tunings.append(tuning)
     check_sizes(tunings, path, errors)

@@ -109,7 +109,9 @@ def choices(meta: dict[str, Any], tasks: set[str] | None = None) -> list[Choice]
         varying = [k for k in keys if k != "entry" and _tells_apart(k, same_task)]
         if len({_label(g, varying) for g in same_task}) < len(same_task):
             varying = ["entry", *varying]
-        out.append(_choice(record, _label(given, varying) or "default"))
+        # one configuration of its task: what the suite gave it, whole
+        whole = [k for k in given if k != "entry"]
+        out.append(_choice(record, _label(given, varying) or _label(given, whole) or "default"))
     return out
 
 

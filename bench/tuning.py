@@ -285,6 +285,15 @@ def _select(value: Any, headline: Any, path: str, errors: list[str]) -> tuple[st
         if not isinstance(value["metric"], str) or value["better"] not in ("lower", "higher"):
             errors.append(f"{path}.select: metric: NAME, better: lower|higher; got {shown(value)}")
             return "", "lower"
+        known = {**headline.quality, **headline.validation} if headline is not None else {}
+        hint = did_you_mean(value["metric"], known) if value["metric"] not in known else ""
+        if hint:  # a name close to a ranked one is a typo: found once every cell had run
+            errors.append(
+                f"{path}.select.metric: {value['metric']!r} is not a metric the task's "
+                f"headline ranks ({', '.join(known)}){hint} (another metric the task "
+                "records is taken as named, where none of these is this close)"
+            )
+            return "", "lower"
         return value["metric"], value["better"]
     errors.append(f"{path}.select: a metric name or {{metric: NAME, better: lower|higher}}")
     return "", "lower"

@@ -9,6 +9,7 @@ import textwrap
 
 import pytest
 
+from bench import tuned
 from bench.cli import main
 from bench.results import load_run
 from bench.suite import SuiteError, load_suite
@@ -1125,3 +1126,28 @@ def test_a_select_no_cell_records_is_told_apart_from_failures(tmp_path):
               "benchmarks[0].tune", headline, [0], errors)  # fmt: skip
     assert any("say which way 'Dice' is better" in e and "did you mean 'dice'?" in e
                for e in errors)  # fmt: skip
+
+
+def test_a_select_metric_no_cell_records_is_caught_before_or_exits_strict(tmp_path, capsys):
+    """select: {metric: accuracy, better: higher} (classify.toy records test_accuracy)
+    ran every validation cell, chose nothing, ran no test cell and exited 0, its one
+    configuration labelled 'default' (a user audit). A name close to a ranked one is
+    refused before anything runs; another never recorded ends a --strict run with 3,
+    and the configuration is named by what the suite gave it."""
+    typo = """
+    - task: tune.score
+      matrix: {solver: [tune.knob]}
+      seeds: [0]
+      tune: {validation_seeds: [10], select: {metric: erorr, better: lower}}
+    """
+    path = _suite(tmp_path, typo)
+    assert main(["run", str(path), "--dry-run"]) == 2
+    assert (
+        "benchmarks[0].tune.select.metric: 'erorr' is not a metric the task's headline ranks "
+        "(error); did you mean 'error'?"
+    ) in capsys.readouterr().err
+    path = _suite(tmp_path, typo.replace("erorr", "wall_seconds"))
+    out = str(tmp_path / "out")
+    assert main(["run", str(path), "--output", out, "--in-process", "--strict"]) == 3
+    (choice,) = tuned.choices(load_run(next((tmp_path / "out" / "tuned").iterdir())).meta)
+    assert choice.chosen is None and choice.configuration == "solver=tune.knob"
