@@ -167,6 +167,31 @@ def distinguishing(cells: pd.DataFrame, cols: list[str]) -> list[str]:
     return out
 
 
+def own_settings(cells: pd.DataFrame) -> list[str]:
+    """The component parameters a label leaves out because each plugin alone decides them
+    (``distinguishing``) but whose values differ between the configurations of these
+    cells (one task's): ``architecture.depth: 4 (node), 8 (resnet, revnet)``, a line
+    each, for the foot of a table. A budget that differs by plugin (a default, or a
+    tuned choice) is said, not hidden."""
+    cols = configuration_columns(cells)
+    kept = set(distinguishing(cells, cols))
+    out = []
+    for c in cols:
+        slot = _slot(c)
+        if c in kept or not slot or slot not in cells.columns:
+            continue
+        by_value: dict[str, list[str]] = {}
+        for plugin, value in zip(cells[slot].map(str), cells[c], strict=True):
+            if not blank(value):
+                by_value.setdefault(value_text(value), [])
+                if plugin not in by_value[value_text(value)]:
+                    by_value[value_text(value)].append(plugin)
+        if len(by_value) > 1:
+            each = ", ".join(f"{v} ({', '.join(ps)})" for v, ps in by_value.items())
+            out.append(f"{short_name(c)}: {each}")
+    return out
+
+
 def configuration_labels(cells: pd.DataFrame) -> pd.Series:
     """One label per cell, task by task: ``solver=rk4 step_size=0.01``; cells of one
     configuration (seeds apart) share it. Components read as their plugin's name; the

@@ -335,6 +335,9 @@ def task_tables(
         hidden = len(rest) if lead and not everything else 0
         if hidden:
             out.append(_more(hidden, rest))
+        own = schema.own_settings(group)
+        if own:
+            out.append("set by each plugin, not in the rows: " + "; ".join(own))
     return out
 
 

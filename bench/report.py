@@ -1442,6 +1442,11 @@ def _task_section(page: _Page, run: Run, t: Task, gallery: _Gallery, index: int)
         _headline_note(t),
         headline_table_html(t, summary),
     ]
+    own = C.own_settings(t.cells.drop(columns=["config", "problem"], errors="ignore"))
+    if own:
+        parts.append(
+            f"<p class=dim>{_esc('set by each plugin, not in the labels: ' + '; '.join(own))}</p>"
+        )
     margins = best_margins(t, summary)
     others = judged_otherwise(t, summary)
     if others:

@@ -226,3 +226,53 @@ def test_the_fallback_metric_passes_over_flags_and_constants_for_report_and_site
     assert fallback_metric(cells.drop(columns="metric.psnr")) == "metric.params"
     assert fallback_metric(cells[["metric.reached_psnr_30"]]) == "metric.reached_psnr_30"
     assert fallback_metric(pd.DataFrame({"x": [1]})) is None
+
+
+def test_what_each_plugin_sets_on_its_own_is_said_under_the_table():
+    """A tuned run chose architecture.hidden 8 for one plugin and 32 for another, and
+    node ran at its default depth 4 beside the others' 8: no table showed either (a
+    user audit; labels leave out what each plugin alone decides). The foot says it."""
+    from pathlib import Path
+
+    from bench import columns as C
+    from bench.display import task_tables
+    from bench.report import Colours, _task_section, describe_task
+
+    rows = []
+    for arch, depth, hidden in [("node", 4, 16), ("midnet", 8, 8), ("resnet", 8, 32)]:
+        for seed in (0, 1):
+            rows.append({"cell_id": f"{arch}{seed}", "task": "t", "status": "ok", "seed": seed,
+                         "architecture": arch, "param.architecture.depth": depth,
+                         "param.architecture.hidden": hidden, "param.lr": 0.01,
+                         "metric.acc": 0.9})  # fmt: skip
+    cells = pd.DataFrame(rows)
+    line = (
+        "architecture.depth: 4 (node), 8 (midnet, resnet); "
+        "architecture.hidden: 16 (node), 8 (midnet), 32 (resnet)"
+    )
+    assert "; ".join(C.own_settings(cells)) == line
+    assert task_tables(cells)[-1] == "set by each plugin, not in the rows: " + line
+    assert C.own_settings(
+        cells[cells["architecture"] != "node"].assign(**{"param.architecture.depth": 8})
+    ) == ["architecture.hidden: 8 (midnet), 32 (resnet)"]
+    # a suite that set one value for all says nothing
+    assert C.own_settings(cells.assign(**{"param.architecture.depth": 8,
+                                          "param.architecture.hidden": 8})) == []  # fmt: skip
+    from bench.results import Run
+
+    run = Run(Path("."), {}, cells, pd.DataFrame(), pd.DataFrame(), pd.DataFrame())
+    t = describe_task(run, "t", cells, pd.DataFrame(), Colours())
+
+    class Page:  # what the section asks of the page: tables and figures as text
+        def table(self, *a, **k):
+            return ""
+
+        def figure(self, *a, **k):
+            return ""
+
+    class Gallery:
+        def html(self, t):
+            return ""
+
+    html = _task_section(Page(), run, t, Gallery(), 0)
+    assert "set by each plugin, not in the labels: " + line in html.replace("&#x27;", "'")
