@@ -871,17 +871,27 @@ def _short(cell) -> str:
 
 def cmd_new(args: argparse.Namespace) -> int:
     from bench.plugins import PluginLoadError, get_plugin_manager
+    from bench.registry import Registry, RegistryError
     from bench.scaffold import ScaffoldError, templates, write
 
     try:
-        found = templates(get_plugin_manager(args.plugins, base_dir=Path.cwd()))
-    except PluginLoadError as exc:
+        pm = get_plugin_manager(args.plugins, base_dir=Path.cwd())
+        found = templates(pm)
+        registry = Registry(pm)
+    except (PluginLoadError, RegistryError) as exc:
         raise CliError(str(exc)) from None
     listing = "; ".join(f"{k}: {t.doc}" for k, t in sorted(found.items()))
     if args.kind not in found:
         raise CliError(f"no template for kind {args.kind!r} (templates: {listing or 'none'})")
     if not args.name:
         raise CliError(f"bench new {args.kind} needs a NAME for the plugin, e.g. my_lab.mine")
+    if registry.has(args.kind, args.name):  # its suite would refuse the duplicate
+        (entry,) = [e for e in registry.entries(args.kind) if e.cls.name == args.name]
+        where = registry.where(entry.provider)
+        raise CliError(
+            f"a {args.kind} named {args.name!r} is registered already ({where}): give "
+            f"yours a name of its own, e.g. my_lab.{args.name.rsplit('.', 1)[-1]}"
+        )
     try:
         plugin, suite = write(found[args.kind], args.name, Path(args.output))
     except (ScaffoldError, OSError) as exc:

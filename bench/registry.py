@@ -149,7 +149,8 @@ class Registry:
                 f"{name!r} is a {base.kind} that does not subclass {base.__name__}{what} "
                 f"({label}s: {', '.join(fits) or 'none'})"
             )
-        raise UnknownPluginError(self._with_unavailable(unknown_message(label, name, fits)))
+        message = self._other_kind(base.kind, name, fits) or unknown_message(label, name, fits)
+        raise UnknownPluginError(self._with_unavailable(message))
 
     def get(self, kind: str, name: str) -> type[Plugin]:
         """The class registered as ``name`` for ``kind``; unknown names say what is close."""
@@ -163,8 +164,23 @@ class Registry:
 
     def unknown(self, kind: str, name: object) -> str:
         """The message for a name no plugin of ``kind`` has: close names, the known ones,
-        and the plugin modules that could not be imported (one of them may hold it)."""
-        return self._with_unavailable(unknown_message(kind, name, self.names(kind)))
+        and the plugin modules that could not be imported (one of them may hold it); or,
+        where a plugin of another kind has it, that it is of that kind."""
+        message = self._other_kind(kind, name) or unknown_message(kind, name, self.names(kind))
+        return self._with_unavailable(message)
+
+    def _other_kind(self, kind: str, name: object, fits: list[str] | None = None) -> str | None:
+        """``'my_lab.midnet' is an architecture, not a solver (solvers: ...)`` where a
+        plugin of another kind has the name (``fits``: the names the slot takes, where
+        it narrows the kind); None where none has."""
+        if not isinstance(name, str):
+            return None
+        other = [k for k in self.kinds if k != kind and name in self._entries[k]]
+        if not other:
+            return None
+        listing = self.names(kind) if fits is None else fits
+        shown_ = ", ".join(listing) if len(listing) <= 12 else f"see `bench list {kind}`"
+        return f"{name!r} is {_a(other[0])}, not {_a(kind)} ({kind}s: {shown_ or 'none'})"
 
     def _with_unavailable(self, message: str) -> str:
         """``message`` and the plugin modules that could not be imported (one of them
@@ -173,6 +189,10 @@ class Registry:
             return message
         down = "; ".join(f"{m}: {why}" for m, why in self.unavailable.items())
         return f"{message} (plugin modules that could not be imported: {down})"
+
+
+def _a(noun: str) -> str:
+    return f"{'an' if noun[:1] in 'aeiou' else 'a'} {noun}"
 
 
 def unknown_message(kind: str, name: object, known: list[str]) -> str:

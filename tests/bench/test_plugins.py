@@ -451,3 +451,34 @@ def test_a_tasks_data_params_of_the_wrong_shape_are_refused_when_registered(tmp_
     path = _plugin_file(tmp_path, "t.py", source)
     with pytest.raises(Exception, match="task 'my_lab.t': data_params is 'image', not a tuple"):
         Registry(get_plugin_manager([path], builtins=False))
+
+
+def test_a_plugin_of_another_kind_in_a_slot_is_named_as_what_it_is(tmp_path):
+    """matrix: {solver: [my_lab.midnet]} said "unknown solver 'my_lab.midnet'; did you
+    mean ...", where midnet is an architecture (a user audit)."""
+    import yaml
+
+    from bench.suite import SuiteError, load_suite
+    from bench.testing import default_registry
+
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump({"suite": "s", "benchmarks": [
+        {"task": "ode.harmonic", "matrix": {"solver": ["resnet"]}},
+        {"task": "classify.toy", "matrix": {"architecture": ["rk4"]}}]}))  # fmt: skip
+    with pytest.raises(SuiteError) as err:
+        load_suite(path, default_registry())
+    text = str(err.value)
+    assert "benchmarks[0].matrix.solver: 'resnet' is an architecture, not a solver" in text
+    assert "benchmarks[1].matrix.architecture: 'rk4' is a solver, not an architecture" in text
+    assert "unknown" not in text
+
+
+def test_bench_new_refuses_a_name_already_registered(tmp_path, monkeypatch, capsys):
+    """bench new solver rk4 wrote a plugin clashing with the built-in rk4 and a suite
+    that could not run (a user audit)."""
+    from bench.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["new", "solver", "rk4"]) == 2
+    assert "a solver named 'rk4' is registered already" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())

@@ -108,7 +108,9 @@ class ODEProblemTask(Task):
     @classmethod
     def check_cell(cls, components: dict[str, type[Plugin]], params: dict[str, Any]) -> str | None:
         solver, step = components.get("solver"), params.get("solver.step_size")
-        if solver is None or not getattr(solver, "lands_on_outputs", False) or step is None:
+        if solver is None or step is None or not issubclass(solver, Solver):
+            return None
+        if not solver.lands_on_outputs:
             return None
         return output_step_problem(solver.name, float(step), params["t1"], params["n_times"])
 
