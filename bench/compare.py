@@ -678,6 +678,36 @@ def measurement_differences(meta_a: dict[str, Any], meta_b: dict[str, Any]) -> l
         if len(set(seen)) > 1:
             out.append(f"run {run} was resumed with another number of cells at a time "
                        f"({', '.join(map(said, seen))})")  # fmt: skip
+    timing_a, timing_b = _timing(meta_a), _timing(meta_b)
+    whys = {"repeats": "a median over another number of timed calls",
+            "warmup": "first-call costs (compilation, caches) timed or not"}  # fmt: skip
+    for key, why in whys.items():
+        if timing_a.get(key) and timing_b.get(key) and timing_a[key] != timing_b[key]:
+            out.append(f"{key} {'/'.join(timing_a[key])} in A, {'/'.join(timing_b[key])} in "
+                       f"B: the time ratios measure that too ({why})")  # fmt: skip
+    return out
+
+
+def _timing(meta: dict[str, Any]) -> dict[str, list[str]]:
+    """The ``repeats`` and ``warmup`` each entry of the run's suite ran with (its own, else
+    the suite's, else the default), as the recorded suite text says; nothing where the
+    text cannot be read (a received file: never raised on)."""
+    import yaml
+
+    from bench.settings import SETTINGS
+
+    try:
+        data = yaml.safe_load(meta.get("suite_text") or "")
+    except yaml.YAMLError:
+        return {}
+    entries = data.get("benchmarks") if isinstance(data, dict) else None
+    if not isinstance(entries, list):
+        return {}
+    out = {}
+    for key in ("repeats", "warmup"):
+        top = data.get(key, SETTINGS[key].default)
+        values = {str(e.get(key, top)) if isinstance(e, dict) else str(top) for e in entries}
+        out[key] = sorted(values)
     return out
 
 
