@@ -179,3 +179,42 @@ def _solver_conforms(cls):
     exact = y0 * math.exp(-1.0)
     # Euler with h = 0.01 is off by about h/2 * |y| = 0.5 %; every other method less.
     assert torch.allclose(ys[-1], exact, rtol=1e-2), (cls.name, ys[-1], exact)
+
+
+def test_check_plugin_refuses_a_solver_declaring_an_order_it_does_not_reach():
+    """A Ralston method declaring order 4 passed check_plugin (a user audit); its
+    observed order on the logistic is 2.0. Declared 2, it passes."""
+    import math
+
+    class Liar(Solver):
+        """Ralston's method, fixed step, declaring fourth order."""
+
+        name = "test.liar"
+        order = 4
+        params = {"step_size": Param(0.05, low=0.0, low_open=True)}
+
+        def odeint(self, func, y0, t, **options):
+            h = options.get("step_size", self.values["step_size"])
+            ys, y = [y0], y0
+            for t0, t1 in zip(t[:-1], t[1:]):
+                n = max(1, math.ceil(abs(float(t1 - t0)) / h - 1e-9))
+                dt = (t1 - t0) / n
+                for i in range(n):
+                    s = t0 + i * dt
+                    k1 = func(s, y)
+                    k2 = func(s + 2 * dt / 3, y + 2 * dt / 3 * k1)
+                    y = y + dt * (k1 + 3 * k2) / 4
+                ys.append(y)
+            return torch.stack(ys)
+
+    with pytest.raises(PluginCheckError, match=r"order 4: on y' = y \(1 - y\) .* an observed "
+                       r"order of 2\.0\d; declare the order it converges at"):  # fmt: skip
+        check_plugin(Liar, registry=REGISTRY)
+
+    class Honest(Liar):
+        """Ralston's method, fixed step, second order."""
+
+        name = "test.honest"
+        order = 2
+
+    check_plugin(Honest, registry=REGISTRY)
