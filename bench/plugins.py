@@ -69,10 +69,19 @@ def get_plugin_manager(
             raise PluginLoadError(msg) from exc
         if pm.get_plugin(entry.value) is None and not pm.is_registered(module):
             pm.register(module, name=entry.value if builtin else entry.name)
+    failed = []  # every suite plugin that cannot load, said at once
     for spec in extra:
-        module = load_plugin(spec, base_dir=base_dir)
+        try:
+            module = load_plugin(spec, base_dir=base_dir)
+        except PluginLoadError as exc:
+            failed.append(str(exc))
+            continue
         if pm.get_plugin(module.__name__) is None:
             pm.register(module, name=module.__name__)
+    if len(failed) == 1:
+        raise PluginLoadError(failed[0])
+    if failed:
+        raise PluginLoadError(f"{len(failed)} plugins cannot load: " + "; ".join(failed))
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:

@@ -482,3 +482,17 @@ def test_bench_new_refuses_a_name_already_registered(tmp_path, monkeypatch, caps
     assert main(["new", "solver", "rk4"]) == 2
     assert "a solver named 'rk4' is registered already" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
+
+
+def test_every_suite_plugin_that_cannot_load_is_named_at_once(tmp_path):
+    """plugins: [./broken.py, ./missing.py] named the first only; the second came to
+    light on the next try (a user audit)."""
+    from bench.plugins import PluginLoadError, get_plugin_manager
+
+    (tmp_path / "broken.py").write_text("raise RuntimeError('my import is broken')\n")
+    with pytest.raises(PluginLoadError) as err:
+        get_plugin_manager(["./broken.py", "./missing.py"], base_dir=tmp_path, builtins=False)
+    text = str(err.value)
+    assert text.startswith("2 plugins cannot load: ")
+    assert "'./broken.py' failed to import: RuntimeError: my import is broken" in text
+    assert "'./missing.py' does not exist" in text
