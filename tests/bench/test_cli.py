@@ -324,3 +324,47 @@ def test_the_cells_not_ok_name_their_seed_when_seeds_differ():
     console.print(errors_table(cells))
     text = console.export_text()
     assert "seed=1" in text and "seed=2" in text and "seed=0" not in text
+
+
+def test_a_log_axis_within_a_decade_has_tick_labels_that_do_not_overlap(tmp_path):
+    """Times from 3.1 to 78 ms on a log axis: matplotlib labels the minor ticks, and
+    they ran together ("3x10^-3 4x10^-3 6x10^-3"; a user audit)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from bench.plot import plot_run
+
+    cells = pd.DataFrame({"status": "ok", "solver": ["a", "b", "c", "d"] * 2, "seed": 0,
+                          "task": ["t"] * 4 + ["u"] * 4,
+                          "time.solve.median": [3.1e-3, 6.2e-3, 1.8e-2, 7.8e-2] * 2,
+                          "metric.error": [1e-2, 1e-4, 1e-6, 1e-8] * 2})  # fmt: skip
+    seen = {}
+    original = plt.subplots
+
+    def spy(*args, **kwargs):
+        fig, axes = original(*args, **kwargs)
+        seen["fig"], seen["axes"] = fig, axes
+        return fig, axes
+
+    plt.subplots = spy
+    try:
+        plot_run(cells, x="time.solve.median", y="metric.error", by=None, facet="task",
+                 output=tmp_path / "p.png")  # fmt: skip
+    finally:
+        plt.subplots = original
+    fig, ax = seen["fig"], seen["axes"][0][0]
+    fig.canvas.draw()
+    low, high = ax.get_xlim()
+    boxes = [
+        t.get_window_extent()
+        for t in ax.get_xticklabels(which="both")
+        if t.get_visible() and t.get_text() and low <= t.get_position()[0] <= high
+    ]
+    assert len(boxes) >= 3  # the minor ticks are labelled: the case that overlapped
+    boxes.sort(key=lambda b: b.x0)
+    overlaps = [(a, b) for a, b in zip(boxes, boxes[1:])
+                if a.overlaps(b) and a.x1 > b.x0 + 0.5]  # fmt: skip
+    assert not overlaps
