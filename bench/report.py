@@ -783,6 +783,51 @@ def _sweep_lines(t: Task, means: dict[str, tuple[float, float]]) -> list[dict[st
     return out
 
 
+def sweep_slopes(t: Task, summary: pd.DataFrame) -> list[str]:
+    """For each numeric parameter swept over 3 or more positive values among otherwise
+    alike configurations, the slope of log(quality) against log(parameter) by least
+    squares, where the quality is the one their problem is judged by and lower is
+    better (an error): its power law, the observed order where the parameter is a step
+    (``solver.step_size: rk4 4.01, heun 2.02 (final_rel_error, 4 values each)``)."""
+    if "judged_by" not in summary:
+        return []
+    cols = [c for c in C.configuration_columns(t.cells.drop(columns=["config", "problem"],
+                                                            errors="ignore"))
+            if c in t.cells]  # fmt: skip
+    first = t.cells.drop_duplicates("config").set_index("config")
+    judged = summary.set_index("config")
+    out = []
+    for col in cols:
+        values = _numeric(first, col)
+        if not col.startswith(C.PARAM) or values[values > 0].nunique() < 3:
+            continue
+        others = [c for c in cols if c != col]
+        keys = first[others].map(repr).agg("|".join, axis=1) if others else first[col] * 0
+        found, metrics, sizes = [], set(), set()
+        for _, labels in first.groupby(keys, sort=False).groups.items():
+            quality = judged.loc[labels[0], "judged_by"] if labels[0] in judged.index else None
+            if not isinstance(quality, str) or t.better.get(quality) != "lower":
+                continue
+            pts = [(values[lab], judged.loc[lab, quality]) for lab in labels
+                   if lab in judged.index and judged.loc[lab, "judged_by"] == quality]  # fmt: skip
+            pts = [(x, y) for x, y in pts if x > 0 and np.isfinite(y) and y > 0]
+            if len({x for x, _ in pts}) < 3:
+                continue
+            slope = float(
+                np.polyfit(np.log([x for x, _ in pts]), np.log([y for _, y in pts]), 1)[0]
+            )
+            name = " ".join(w for w in str(labels[0]).split() if not w.startswith(
+                f"{C.short_name(col)}="))  # fmt: skip
+            found.append(f"{name or 'default'} {slope:.3g}")
+            metrics.add(C.short_name(quality))
+            sizes.add(len(pts))
+        if found:
+            each = f"{min(sizes)}" if len(sizes) == 1 else f"{min(sizes)}-{max(sizes)}"
+            out.append(f"{C.short_name(col)}: {', '.join(found)} ({', '.join(sorted(metrics))}, "
+                       f"{each} values each)")  # fmt: skip
+    return out
+
+
 def _thin(frame: pd.DataFrame, limit: int = MAX_POINTS) -> pd.DataFrame:
     if len(frame) <= limit:
         return frame
@@ -1447,6 +1492,15 @@ def _task_section(page: _Page, run: Run, t: Task, gallery: _Gallery, index: int)
         parts.append(
             f"<p class=dim>{_esc('set by each plugin, not in the labels: ' + '; '.join(own))}</p>"
         )
+    slopes = sweep_slopes(t, summary)
+    if slopes:
+        parts.append(
+            "<p class=dim>"
+            + _esc("error against a swept parameter as a power law (the slope of "
+                   "log-log least squares; the observed order where it is a step): "
+                   + "; ".join(slopes))
+            + "</p>"
+        )  # fmt: skip
     margins = best_margins(t, summary)
     others = judged_otherwise(t, summary)
     if others:

@@ -631,3 +631,36 @@ def test_round_off_neither_stars_nor_puts_on_the_front():
     front = pareto_front(pd.Series([1.0, 1.0, 2.0]), pd.Series([1.0, 1.0 + 1e-12, 0.5]))
     assert list(front) == [True, True, True]
     assert list(pareto_front(pd.Series([1.0, 2.0]), pd.Series([1.0, 0.99]))) == [True, True]
+
+
+def test_an_error_swept_over_a_step_reads_as_its_observed_order():
+    """A work-precision run showed no convergence order anywhere (a user audit): the
+    page gives the log-log slope of the error against a swept positive parameter, per
+    otherwise alike configurations (rk4 4, euler 1), and none for a quality where
+    higher is better."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from bench import columns as C
+    from bench.report import configuration_summary, sweep_slopes
+
+    rows = []
+    for solver, order in (("rk4", 4), ("euler", 1)):
+        for h in (0.1, 0.05, 0.025, 0.0125):
+            for seed in (0, 1):
+                rows.append({"cell_id": f"{solver}{h}{seed}", "seed": seed, "status": "ok",
+                             "task": "t", "solver": solver, "param.solver.step_size": h,
+                             "metric.error": 3.0 * h**order, "time.s": 1 / h})  # fmt: skip
+    cells = pd.DataFrame(rows)
+    cells["config"] = C.configuration_labels(cells)
+    cells["problem"] = ""
+    configs = list(dict.fromkeys(cells["config"]))
+    task = SimpleNamespace(configs=configs, cells=cells, quality=["metric.error"], problem=[],
+                           better={"metric.error": "lower"}, cost="time.s")  # fmt: skip
+    summary = configuration_summary(task)
+    assert sweep_slopes(task, summary) == [
+        "solver.step_size: solver=rk4 4, solver=euler 1 (error, 4 values each)"
+    ]
+    task.better = {"metric.error": "higher"}  # a PSNR's power law is no order
+    assert sweep_slopes(task, configuration_summary(task)) == []
