@@ -510,6 +510,8 @@ def _run(args: argparse.Namespace) -> int:
             owned.enter_context(early)
         probed = _plugins_probed(early, args.suite)
         suite = _load_suite(args.suite, probe=not probed, read=read)
+        for note in dict.fromkeys(t.rule.note for t in suite.tunings if t.rule.note):
+            make_console(stderr=True).print(f"note: {note}", highlight=False, markup=False)
         if args.dry_run:
             _print_dry_run(out, suite, _done_in(args, suite) if args.resume else None)
             return 0

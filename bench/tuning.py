@@ -91,6 +91,9 @@ class TuneRule:
     #: False: ``select`` is the task's default, which a configuration's parameters may
     #: change (``Task.tuning_metric``)
     select_given: bool = True
+    #: said before the run where ``select`` is no metric the headline ranks but close to
+    #: one (a typo, or another metric the task records: only the cells can tell)
+    note: str = ""
 
 
 @dataclass
@@ -251,6 +254,7 @@ def read_rule(
         equal_size=equal,
         validation_params=dict(instead),
         select_given=block.get("select") is not None,
+        note=_unranked(select, headline, path),
     )
 
 
@@ -285,18 +289,25 @@ def _select(value: Any, headline: Any, path: str, errors: list[str]) -> tuple[st
         if not isinstance(value["metric"], str) or value["better"] not in ("lower", "higher"):
             errors.append(f"{path}.select: metric: NAME, better: lower|higher; got {shown(value)}")
             return "", "lower"
-        known = {**headline.quality, **headline.validation} if headline is not None else {}
-        hint = did_you_mean(value["metric"], known) if value["metric"] not in known else ""
-        if hint:  # a name close to a ranked one is a typo: found once every cell had run
-            errors.append(
-                f"{path}.select.metric: {value['metric']!r} is not a metric the task's "
-                f"headline ranks ({', '.join(known)}){hint} (another metric the task "
-                "records is taken as named, where none of these is this close)"
-            )
-            return "", "lower"
         return value["metric"], value["better"]
     errors.append(f"{path}.select: a metric name or {{metric: NAME, better: lower|higher}}")
     return "", "lower"
+
+
+def _unranked(select: str, headline: Any, path: str) -> str:
+    """A note where ``select`` is not a metric the headline ranks but close to one
+    (``accuracy`` beside ``test_accuracy``): a typo makes a tuning that chooses nothing,
+    found only once its validation cells ran; another metric the task records
+    (``train_accuracy``) is fine. "" where it is ranked, or close to none."""
+    known = {**headline.quality, **headline.validation} if headline is not None else {}
+    hint = did_you_mean(select, known) if select and select not in known else ""
+    if not hint:
+        return ""
+    return (
+        f"{path}.select: {select!r} is not a metric the task's headline ranks "
+        f"({', '.join(known)}){hint} It is taken as named: a tuning whose validation cells "
+        "record none of it chooses nothing (bench run --strict exits 3)"
+    )
 
 
 def grid_axes(
