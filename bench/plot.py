@@ -285,21 +285,29 @@ def _draw(
 
 
 def _spaced_log_labels(ax: Any) -> None:
-    """A log x axis spanning under two decades: labels at 1, 2 and 5 times each power
-    of ten and none on the other minor ticks. Left alone, matplotlib labels the minor
-    ticks too (2, 3, 4, 6 x 10^-3, ...), and side by side they ran together."""
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+    """A log x axis spanning under two decades that holds two or more of 1, 2 and 5
+    times a power of ten: ticks labelled there, and only there. Left alone, matplotlib
+    labels the minor ticks too (2, 3, 4, 6 x 10^-3, ...), and side by side they ran
+    together. An axis holding fewer of them keeps matplotlib's own ticks."""
+    import math
+
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
 
     low, high = ax.get_xlim()
     if ax.get_xscale() != "log" or not 0 < low < high or high / low >= 100:
         return
+    powers = range(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1)
+    ticks = [m * 10.0**e for e in powers for m in (1, 2, 5) if low <= m * 10.0**e <= high]
+    if len(ticks) < 2:
+        return
 
     def label(value: float, _: int) -> str:
-        mantissa, exponent = f"{value:.0e}".split("e")
-        power = f"10^{{{int(exponent)}}}"
-        return f"${power}$" if int(float(mantissa)) == 1 else f"${mantissa}\\times{power}$"
+        exponent = math.floor(math.log10(value) + 1e-9)
+        mantissa = round(value / 10.0**exponent)
+        power = f"10^{{{exponent}}}"
+        return f"${power}$" if mantissa == 1 else f"${mantissa}\\times{power}$"
 
-    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
     ax.xaxis.set_major_formatter(FuncFormatter(label))
     ax.xaxis.set_minor_formatter(NullFormatter())
 
