@@ -149,9 +149,9 @@ class Solver(Plugin):
     supports_adjoint: ClassVar[bool] = False
     #: a fixed-step solver that steps from each output time to the next, landing on
     #: each (no interpolation), with its ``step_size`` parameter: a step above the
-    #: output spacing runs at the spacing, and one that does not divide it ends each
-    #: interval with a shorter step. Tasks that know their output times refuse both
-    #: rather than label a cell with a step it did not take.
+    #: output spacing runs at the spacing, and one that does not divide it cannot be
+    #: taken throughout (a shorter last step, or equal shorter ones). Tasks that know
+    #: their output times refuse both rather than label a cell with a step it did not take.
     lands_on_outputs: ClassVar[bool] = False
 
     @abstractmethod

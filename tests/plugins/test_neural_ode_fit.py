@@ -65,3 +65,27 @@ def test_adaptive_solver_trains(tmp_path: Path) -> None:
     m = run_cell("ode.neural_ode_fit", "torchdiffeq.dopri5", tmp_path, {"steps": 3},
                  rtol=1e-5, atol=1e-6).metrics  # fmt: skip
     assert m["nfe_forward"] > 6 and np.isfinite(m["final_loss"])
+
+
+def test_a_step_the_solver_would_not_take_on_the_data_is_refused(tmp_path: Path) -> None:
+    """The quickstart ran rk4 and torchdiffeq.rk4 'at 0.1' over data 0.05 apart: rk4
+    stepped 0.05 (nfe 36 a window), torchdiffeq.rk4 0.1 (nfe 20; a review). A solver
+    landing on every data time is refused a step the data spacing does not allow."""
+    import yaml
+
+    from bench.suite import SuiteError, load_suite
+    from bench.testing import default_registry
+
+    def suite(step: float) -> Path:
+        entry = {"task": "ode.neural_ode_fit", "params": {"steps": 2, "solver.step_size": step},
+                 "matrix": {"solver": ["rk4", "torchdiffeq.rk4"]}}  # fmt: skip
+        path = tmp_path / f"s{step}.yaml"
+        path.write_text(yaml.safe_dump({"suite": "s", "benchmarks": [entry]}))
+        return path
+
+    message = (r"rk4 steps from output time to output time \(t1 25 over n_times 501\): "
+               "solver.step_size 0.1 exceeds the output spacing 0.05")  # fmt: skip
+    with pytest.raises(SuiteError, match=message):
+        load_suite(suite(0.1), default_registry())
+    for step in (0.05, 0.025):
+        assert len(load_suite(suite(step), default_registry()).cells) == 2

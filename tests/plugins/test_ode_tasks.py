@@ -301,10 +301,11 @@ def test_each_cell_keeps_a_trajectory_figure(tmp_path: Path) -> None:
     [
         (0.5, "solver.step_size 0.5 exceeds the output spacing 0.1 and would run at 0.1, "
               "so the cell would not measure the step it is labelled with; give a step "
-              "dividing the spacing (0.1, 0.05, 0.025, 0.0125, ...), or fewer output times "
-              "(n_times at most 21)"),
-        (0.07, "solver.step_size 0.07 does not divide the output spacing 0.1: it would take "
-               "1 step of 0.07 and one of 0.03 between output times"),
+              "dividing the spacing (0.1, 0.05, 0.025, 0.0125, ...), or n_times 21, 11, 6, 5"),
+        (0.07, "solver.step_size 0.07 does not divide the output spacing 0.1 (1.429 steps) "
+               "and cannot be taken throughout, so the cell would not measure the step it is "
+               "labelled with; give a step dividing the spacing (0.1, 0.05, 0.025, 0.0125, "
+               "...) (no n_times spaces the outputs a whole number of steps 0.07 apart)"),
     ],
 )  # fmt: skip
 def test_a_step_the_solver_would_not_take_is_refused(tmp_path: Path, step, message) -> None:
@@ -331,6 +332,9 @@ def test_a_step_the_solver_would_not_take_is_refused(tmp_path: Path, step, messa
     assert message in text and "torchdiffeq.rk4" not in text.replace("solver=torchdiffeq", "")
     assert len(load_suite(suite(["torchdiffeq.rk4"], [0.5, 0.07]), REGISTRY).cells) == 2
     assert len(load_suite(suite(["rk4", "heun", "euler"], [0.1, 0.05, 0.025]), REGISTRY).cells)
+    # a step within the solvers' slack of dividing it is taken (1/3 written to 4 digits)
+    assert protocol.output_step_problem("rk4", 0.3333, 1.0, 4) is None
+    assert protocol.output_step_problem("rk4", 1 / 3, 1.0, 4) is None
     # the solve itself: a dividing step is the step taken (nfe = 4 stages x t1 / h)
     for h in (0.1, 0.05):
         assert run_cell("ode.harmonic", "rk4", tmp_path, step_size=h).metrics["nfe"] == 4 * 10 / h

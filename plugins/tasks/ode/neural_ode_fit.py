@@ -9,11 +9,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench import CellContext, Headline, Param, SkipCell, Solver, Task
+from bench import CellContext, Headline, Param, Plugin, SkipCell, Solver, Task
 from plugins.tasks.ode import problems
 from plugins.tasks.ode.counting import CountingFunc
 from plugins.tasks.ode.figures import trajectory_figure
-from plugins.tasks.ode.protocol import DTYPES, adjoint_requested
+from plugins.tasks.ode.protocol import DTYPES, adjoint_requested, output_step_problem
 from plugins.tasks.ode.reference import cached, scipy_reference
 
 SPIRAL_Y0 = (2.0, 0.0)
@@ -84,6 +84,15 @@ class NeuralODEFitTask(Task):
             "fits and scores the same spiral trajectory for every seed (a seed changes the "
             "initial weights and the batches)"
         )
+
+    @classmethod
+    def check_cell(cls, components: dict[str, type[Plugin]], params: dict[str, Any]) -> str | None:
+        solver, step = components.get("solver"), params.get("solver.step_size")
+        if solver is None or step is None or not issubclass(solver, Solver):
+            return None
+        if not solver.lands_on_outputs:  # its windows' times are the data's
+            return None
+        return output_step_problem(solver.name, float(step), SPIRAL_T1, params["data_size"])
 
     def run(self, ctx: CellContext) -> None:
         solver: Solver = ctx.components["solver"]

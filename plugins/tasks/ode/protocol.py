@@ -55,25 +55,38 @@ def adjoint_requested(solver: Solver) -> bool:
     return bool(solver.values.get("adjoint", False))
 
 
+#: how far from a whole number of steps an interval may be and still be that many
+#: steps (the own solvers' and the solver template's slack, for float32 output times)
+STEP_SLACK = 1e-3
+
+
 def output_step_problem(solver: str, step: float, t1: float, n_times: int) -> str | None:
     """Why a solver that steps from output time to output time (``lands_on_outputs``)
-    would not take ``step``: above the output spacing it runs at the spacing; one that
-    does not divide the spacing ends each interval with a shorter step (steps of 0.07
-    and 0.03 where a solver on a grid takes 0.07 throughout). None where it divides."""
+    would not take ``step`` throughout: above the output spacing it runs at the spacing;
+    one that does not divide the spacing cannot step it throughout (the own solvers end
+    each interval with a shorter step, the solver template takes equal shorter ones).
+    None where the spacing is a whole number of steps (within ``STEP_SLACK``)."""
     spacing = t1 / (n_times - 1)
     per = spacing / step
-    if abs(per - round(per)) <= 1e-6 * per and round(per) >= 1:
+    if per >= 1 - STEP_SLACK and abs(per - round(per)) <= STEP_SLACK:
         return None
-    offer = ", ".join(f"{spacing / k:.4g}" for k in (1, 2, 4, 8))
+    offer = ", ".join(f"{spacing / k:.6g}" for k in (1, 2, 4, 8))
     if per < 1:
-        what = f"exceeds the output spacing {spacing:.4g} and would run at {spacing:.4g}"
-        more = f", or fewer output times (n_times at most {int(t1 / step + 1e-9) + 1})"
+        what = f"exceeds the output spacing {spacing:.6g} and would run at {spacing:.6g}"
     else:
-        k = int(per)
-        what = (f"does not divide the output spacing {spacing:.4g}: it would take {k} "
-                f"step{'s' if k > 1 else ''} of {step:.4g} and one of {spacing - k * step:.4g} "
-                "between output times")  # fmt: skip
-        more = ""
+        what = (f"does not divide the output spacing {spacing:.6g} ({per:.4g} steps) and "
+                "cannot be taken throughout")  # fmt: skip
+    # output times spaced a whole number m of steps: (n_times - 1) m = t1 / step
+    steps = t1 / step
+    fits = []
+    if abs(steps - round(steps)) <= STEP_SLACK * max(1.0, steps) and round(steps) >= 1:
+        whole = round(steps)
+        fits = [whole // m + 1 for m in range(1, whole + 1) if whole % m == 0][:4]
+    more = (
+        f", or n_times {', '.join(map(str, fits))}"
+        if fits
+        else f" (no n_times spaces the outputs a whole number of steps {step:g} apart)"
+    )
     return (
         f"{solver} steps from output time to output time (t1 {t1:g} over n_times "
         f"{n_times}): solver.step_size {step:g} {what}, so the cell would not measure the "
