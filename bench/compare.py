@@ -654,8 +654,9 @@ def code_differences(meta_a: dict[str, Any], meta_b: dict[str, Any]) -> list[str
 
 def measurement_differences(meta_a: dict[str, Any], meta_b: dict[str, Any]) -> list[str]:
     """How the runs ran their cells, where it differs (``run.json``'s ``concurrent``:
-    cells side by side share the machine, so their times are not one cell's alone), or
-    where one run ran them otherwise on a resume (``earlier_runs``)."""
+    cells side by side share the machine, so their times are not one cell's alone),
+    where one run ran them otherwise on a resume (``earlier_runs``), and where an entry
+    both runs hold timed with other ``repeats`` or ``warmup``."""
 
     def at_once(meta: dict[str, Any]) -> list[Any]:
         earlier = meta.get("earlier_runs")
@@ -682,15 +683,20 @@ def measurement_differences(meta_a: dict[str, Any], meta_b: dict[str, Any]) -> l
     whys = {"repeats": "a median over another number of timed calls",
             "warmup": "first-call costs (compilation, caches) timed or not"}  # fmt: skip
     for key, why in whys.items():
-        if timing_a.get(key) and timing_b.get(key) and timing_a[key] != timing_b[key]:
-            out.append(f"{key} {'/'.join(timing_a[key])} in A, {'/'.join(timing_b[key])} in "
-                       f"B: the time ratios measure that too ({why})")  # fmt: skip
+        apart = [(label, a[key], timing_b[entry][1][key])
+                 for entry, (label, a) in timing_a.items()
+                 if entry in timing_b and a[key] != timing_b[entry][1][key]]  # fmt: skip
+        if apart:
+            each = "; ".join(f"{label}: {x} in A, {y} in B" for label, x, y in apart[:4])
+            more = f"; and {len(apart) - 4} more entries" if len(apart) > 4 else ""
+            out.append(f"{key} differ ({each}{more}): the time ratios measure that too ({why})")
     return out
 
 
-def _timing(meta: dict[str, Any]) -> dict[str, list[str]]:
-    """The ``repeats`` and ``warmup`` each entry of the run's suite ran with (its own, else
-    the suite's, else the default), as the recorded suite text says; nothing where the
+def _timing(meta: dict[str, Any]) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Each entry of the run's suite, as its recorded text wrote it (its ``name``, else
+    its task and given values), with the ``repeats`` and ``warmup`` it ran with (its own,
+    else the suite's, else the default) and a label for messages; nothing where the
     text cannot be read (a received file: never raised on)."""
     import yaml
 
@@ -703,11 +709,15 @@ def _timing(meta: dict[str, Any]) -> dict[str, list[str]]:
     entries = data.get("benchmarks") if isinstance(data, dict) else None
     if not isinstance(entries, list):
         return {}
+    top = {k: data.get(k, SETTINGS[k].default) for k in ("repeats", "warmup")}
     out = {}
-    for key in ("repeats", "warmup"):
-        top = data.get(key, SETTINGS[key].default)
-        values = {str(e.get(key, top)) if isinstance(e, dict) else str(top) for e in entries}
-        out[key] = sorted(values)
+    for entry in entries:
+        if not isinstance(entry, dict):
+            continue
+        given = {k: entry.get(k) for k in ("task", "params", "matrix")}
+        key = str(entry.get("name") or json.dumps(given, sort_keys=True, default=str))
+        label = str(entry.get("name") or entry.get("task", "?"))
+        out[key] = (label, {k: entry.get(k, v) for k, v in top.items()})
     return out
 
 

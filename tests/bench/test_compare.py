@@ -619,19 +619,30 @@ def test_compare_says_when_the_runs_ran_cells_side_by_side_otherwise(tmp_path, c
 
 def test_runs_timed_with_other_repeats_or_warmup_are_said_to_differ():
     """A run at repeats 2, warmup 1 against one at repeats 1, warmup 0 showed euler 1.89x
-    slower with no word (a user audit): the note names both, entries' own values too."""
+    slower with no word (a user audit): the note names each entry both runs hold that
+    ran otherwise (entry by entry: two entries swapping their repeats differ, an entry
+    one run alone holds does not count; a review)."""
     from bench.compare import measurement_differences
 
     a = {
-        "suite_text": "suite: a\nrepeats: 2\nbenchmarks:\n  - task: t\n  - task: u\n    warmup: 0\n"
+        "suite_text": "suite: a\nrepeats: 2\nbenchmarks:\n  - task: t\n"
+        "  - task: u\n    warmup: 0\n  - task: v\n    repeats: 7\n"
     }
-    b = {"suite_text": "suite: b\nrepeats: 1\nwarmup: 0\nbenchmarks:\n  - task: t\n"}
+    b = {"suite_text": "suite: b\nrepeats: 1\nwarmup: 0\nbenchmarks:\n  - task: t\n"
+                       "  - task: u\n"}  # fmt: skip
     assert measurement_differences(a, b) == [
-        "repeats 2 in A, 1 in B: the time ratios measure that too (a median over another "
-        "number of timed calls)",
-        "warmup 0/1 in A, 0 in B: the time ratios measure that too (first-call costs "
-        "(compilation, caches) timed or not)",
+        "repeats differ (t: 2 in A, 1 in B; u: 2 in A, 1 in B): the time ratios measure "
+        "that too (a median over another number of timed calls)",
+        "warmup differ (t: 1 in A, 0 in B): the time ratios measure that too (first-call "
+        "costs (compilation, caches) timed or not)",
     ]
     assert measurement_differences(a, a) == []
+    swapped = {
+        "suite_text": "suite: c\nbenchmarks:\n  - {task: t, name: e, repeats: 2}\n"
+        "  - {task: t, name: r, repeats: 1}\n"
+    }
+    other = {"suite_text": "suite: c\nbenchmarks:\n  - {task: t, name: e, repeats: 1}\n"
+                           "  - {task: t, name: r, repeats: 2}\n"}  # fmt: skip
+    assert len(measurement_differences(swapped, other)) == 1
     # a text that is not a suite says nothing, and raises nothing
     assert measurement_differences({"suite_text": "[: bad"}, b) == []
