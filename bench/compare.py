@@ -686,11 +686,25 @@ def measurement_differences(meta_a: dict[str, Any], meta_b: dict[str, Any]) -> l
         apart = [(label, a[key], timing_b[entry][1][key])
                  for entry, (label, a) in timing_a.items()
                  if entry in timing_b and a[key] != timing_b[entry][1][key]]  # fmt: skip
+        # a task both runs sweep in entries written otherwise: the values its entries used
+        said = {label for label, _, _ in apart}
+        tasks_a, tasks_b = _by_task(timing_a, key), _by_task(timing_b, key)
+        for task in tasks_a.keys() & tasks_b.keys():
+            if task not in said and tasks_a[task] != tasks_b[task]:
+                apart.append((task, "/".join(tasks_a[task]), "/".join(tasks_b[task])))
         if apart:
             each = "; ".join(f"{label}: {x} in A, {y} in B" for label, x, y in apart[:4])
             more = f"; and {len(apart) - 4} more entries" if len(apart) > 4 else ""
             out.append(f"{key} differ ({each}{more}): the time ratios measure that too ({why})")
     return out
+
+
+def _by_task(timing: dict[str, tuple[str, dict[str, Any]]], key: str) -> dict[str, list[str]]:
+    """Each task's values of ``key`` over its entries (``_timing``'s), sorted."""
+    out: dict[str, set[str]] = {}
+    for _, values in timing.values():
+        out.setdefault(values["task"], set()).add(str(values[key]))
+    return {task: sorted(v) for task, v in out.items()}
 
 
 def _timing(meta: dict[str, Any]) -> dict[str, tuple[str, dict[str, Any]]]:
@@ -717,7 +731,8 @@ def _timing(meta: dict[str, Any]) -> dict[str, tuple[str, dict[str, Any]]]:
         given = {k: entry.get(k) for k in ("task", "params", "matrix")}
         key = str(entry.get("name") or json.dumps(given, sort_keys=True, default=str))
         label = str(entry.get("name") or entry.get("task", "?"))
-        out[key] = (label, {k: entry.get(k, v) for k, v in top.items()})
+        values = {k: entry.get(k, v) for k, v in top.items()}
+        out[key] = (label, {**values, "task": str(entry.get("task", "?"))})
     return out
 
 

@@ -644,5 +644,9 @@ def test_runs_timed_with_other_repeats_or_warmup_are_said_to_differ():
     other = {"suite_text": "suite: c\nbenchmarks:\n  - {task: t, name: e, repeats: 1}\n"
                            "  - {task: t, name: r, repeats: 2}\n"}  # fmt: skip
     assert len(measurement_differences(swapped, other)) == 1
+    # the audit's case: one task swept by entries written otherwise in the two runs
+    one = {"suite_text": "suite: a\nrepeats: 2\nbenchmarks:\n  - {task: t, params: {h: [1]}}\n"}
+    two = {"suite_text": "suite: b\nrepeats: 1\nbenchmarks:\n  - {task: t, params: {h: [2]}}\n"}
+    assert measurement_differences(one, two)[0].startswith("repeats differ (t: 2 in A, 1 in B)")
     # a text that is not a suite says nothing, and raises nothing
     assert measurement_differences({"suite_text": "[: bad"}, b) == []
