@@ -62,7 +62,7 @@ from bench.compare import (
 from bench.headline import Headline
 from bench.results import Run, is_missing, key_columns
 from bench.stats import signed_rank_sum, untestable
-from bench.tuning import tied
+from bench.tuning import TIE_RTOL, tie_anchors
 
 ROW_LIMIT = 500  # rows a table shows at once (filter and sort cover all)
 MAX_TRACES = 40  # cells drawn per curve figure; the rest are named in the caption
@@ -330,10 +330,8 @@ def configuration_summary(t: Task) -> pd.DataFrame:
         # on some seeds (the hard cases, say) has a mean over the easy ones only
         whole = score.where(mine["ok"] == mine["cells"])
         if whole.notna().any():  # means apart in their last bits are tied: both best
-            best = whole.min()
-            summary.loc[mine.index, "best"] = whole.map(
-                lambda v, b=best: bool(pd.notna(v) and tied(v, b))
-            )
+            anchors = pd.Series(tie_anchors(whole.tolist()), index=whole.index)
+            summary.loc[mine.index, "best"] = anchors.notna() & (anchors == anchors.min())
         if t.cost:
             # the same configurations as the best: a mean over the seeds that
             # survived is no point on a front of whole ones
@@ -444,17 +442,16 @@ def best_margin(t: Task, summary: pd.DataFrame, alpha: float = 0.05) -> str:
 
 def pareto_front(cost: pd.Series, score: pd.Series) -> pd.Series:
     """Points no other point beats on both (lower cost, lower score), one at least
-    strictly; points missing either are off the front. Scores within round-off
-    (``tuning.tied``) are one: a configuration as good to the last digits but slower
-    is off the front, not on it by a 1e-11 lead."""
-    x, y = cost.to_numpy(float), score.to_numpy(float)
+    strictly; points missing either are off the front. Scores within round-off are one
+    (``tuning.tie_anchors``: each as the smallest of its run of ties): a configuration
+    as good to the last digits but slower is off the front, not on it by a 1e-11 lead."""
+    x = cost.to_numpy(float)
+    y = np.asarray(tie_anchors(score.to_numpy(float).tolist()), dtype=float)
     have = np.isfinite(x) & np.isfinite(y)
     front = np.zeros(len(x), dtype=bool)
     for i in np.flatnonzero(have):
-        same = np.array([have[j] and tied(y[j], y[i]) for j in range(len(y))])
-        no_worse = have & ((y <= y[i]) | same)
-        better = (x < x[i]) | ((y < y[i]) & ~same)
-        front[i] = not (no_worse & (x <= x[i]) & better).any()
+        dominated = have & (x <= x[i]) & (y <= y[i]) & ((x < x[i]) | (y < y[i]))
+        front[i] = not dominated.any()
     return pd.Series(front, index=cost.index)
 
 
@@ -1567,7 +1564,7 @@ def _tuning_section(page: _Page, found: list[tuned.Choice], hidden: pd.DataFrame
         parts.append(f"<p>{_esc(tuned.summary(found, hidden))}. Each configuration's setting "
                      "is the best validation mean in the metric's direction (a setting with a "
                      "failed or non-finite validation cell is out; ties, means within a "
-                     "relative 1e-9, go to the first in grid order).</p>")  # fmt: skip
+                     f"relative {TIE_RTOL:g}, go to the first in grid order).</p>")  # fmt: skip
         parts.append(page.table(choice, "filter choices"))
         parts.append(
             f"<details><summary>every setting's validation score ({len(every['rows'])})"

@@ -69,11 +69,21 @@ def tied(a: float, b: float) -> bool:
 def distinct_scores(scores: list[float]) -> int:
     """How many different scores ``scores`` holds, a run of scores each tied with the
     smallest of its run counting once."""
-    count, first = 0, None
-    for score in sorted(scores):
+    return len(set(tie_anchors(scores)))
+
+
+def tie_anchors(scores: list[float]) -> list[float]:
+    """Each score as the smallest of its run of ties (scores in increasing order, a
+    run each tied with its smallest): one value per class, so that ties are
+    transitive where ``tied`` alone is not (a ~ b and b ~ c, a not ~ c). A score that
+    is not finite stays itself."""
+    anchor: dict[float, float] = {}
+    first = None
+    for score in sorted(s for s in scores if math.isfinite(s)):
         if first is None or not tied(first, score):
-            count, first = count + 1, score
-    return count
+            first = score
+        anchor[score] = first
+    return [anchor.get(s, s) for s in scores]
 
 
 @dataclass

@@ -664,3 +664,25 @@ def test_an_error_swept_over_a_step_reads_as_its_observed_order():
     ]
     task.better = {"metric.error": "higher"}  # a PSNR's power law is no order
     assert sweep_slopes(task, configuration_summary(task)) == []
+
+
+def test_ties_chained_within_round_off_keep_the_star_on_the_front():
+    """A (cost 1, 1.0), B (2, 1 - 0.9e-9), C (3, 1 - 1.8e-9): B ties both, A and C do
+    not tie. Pairwise ties starred B and C and put only A on the front (a review).
+    As runs of ties anchored at the smallest: B and C are one score, B (cheaper) on
+    the front beside A, C off it."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from bench.report import configuration_summary
+
+    rows = [(c, s, v, cost) for c, v, cost in (("A", 1.0, 1.0), ("B", 1 - 0.9e-9, 2.0),
+                                               ("C", 1 - 1.8e-9, 3.0)) for s in (0, 1)]  # fmt: skip
+    cells = pd.DataFrame(rows, columns=["config", "seed", "metric.err", "time.s"])
+    cells["status"] = "ok"
+    task = SimpleNamespace(configs=["A", "B", "C"], cells=cells, quality=["metric.err"],
+                           better={"metric.err": "lower"}, cost="time.s", problem=[])  # fmt: skip
+    summary = configuration_summary(task).set_index("config")
+    assert list(summary["best"]) == [False, True, True]
+    assert list(summary["front"]) == [True, True, False]
