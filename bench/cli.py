@@ -890,9 +890,12 @@ def cmd_new(args: argparse.Namespace) -> int:
     if registry.has(args.kind, args.name):  # its suite would refuse the duplicate
         (entry,) = [e for e in registry.entries(args.kind) if e.cls.name == args.name]
         where = registry.where(entry.provider)
+        last = args.name.rsplit(".", 1)[-1]
+        free = next(n for n in (f"my_lab.{last}", f"{args.name}_2", f"{args.name}_3",
+                                f"{args.name}_mine") if not registry.has(args.kind, n))  # fmt: skip
         raise CliError(
             f"a {args.kind} named {args.name!r} is registered already ({where}): give "
-            f"yours a name of its own, e.g. my_lab.{args.name.rsplit('.', 1)[-1]}"
+            f"yours a name of its own, e.g. {free}"
         )
     try:
         plugin, suite = write(found[args.kind], args.name, Path(args.output))

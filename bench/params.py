@@ -15,6 +15,11 @@ from typing import Any
 _MISSING = object()
 
 
+def article(noun: str) -> str:
+    """``an architecture``, ``a solver``: the noun with its indefinite article."""
+    return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
+
+
 def did_you_mean(name: object, choices: Iterable[str], *, n: int = 1, cutoff: float = 0.6) -> str:
     """``"; did you mean 'x'?"`` (up to ``n`` names, closest first) for a name close to
     one of ``choices``, else ``""``: the hint of every "unknown name" message."""

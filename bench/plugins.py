@@ -70,7 +70,7 @@ def get_plugin_manager(
         if pm.get_plugin(entry.value) is None and not pm.is_registered(module):
             pm.register(module, name=entry.value if builtin else entry.name)
     failed = []  # every suite plugin that cannot load, said at once
-    for spec in extra:
+    for spec in dict.fromkeys(extra):
         try:
             module = load_plugin(spec, base_dir=base_dir)
         except PluginLoadError as exc:

@@ -10,7 +10,7 @@ from typing import Any
 import pluggy
 
 from bench.base import BASES, Plugin, base_label
-from bench.params import Param, ParamError, did_you_mean, shown
+from bench.params import Param, ParamError, article, did_you_mean, shown
 
 
 class RegistryError(Exception):
@@ -180,7 +180,7 @@ class Registry:
             return None
         listing = self.names(kind) if fits is None else fits
         shown_ = ", ".join(listing) if len(listing) <= 12 else f"see `bench list {kind}`"
-        return f"{name!r} is {_a(other[0])}, not {_a(kind)} ({kind}s: {shown_ or 'none'})"
+        return f"{name!r} is {article(other[0])}, not {article(kind)} ({kind}s: {shown_ or 'none'})"
 
     def _with_unavailable(self, message: str) -> str:
         """``message`` and the plugin modules that could not be imported (one of them
@@ -189,10 +189,6 @@ class Registry:
             return message
         down = "; ".join(f"{m}: {why}" for m, why in self.unavailable.items())
         return f"{message} (plugin modules that could not be imported: {down})"
-
-
-def _a(noun: str) -> str:
-    return f"{'an' if noun[:1] in 'aeiou' else 'a'} {noun}"
 
 
 def unknown_message(kind: str, name: object, known: list[str]) -> str:

@@ -629,8 +629,9 @@ def cost_quality_figure(t: Task, summary: pd.DataFrame, y: str | None = None) ->
     variants = [v for v in (_cost_quality_variant(t, summary, col) for col in ys) if v]
     if not variants:
         return None
+    name = variants[0]["name"] if len(variants) == 1 else "quality"
     return {
-        "title": f"{variants[0]['name']} against {_column_title(t.cost)}",
+        "title": f"{name} against {_column_title(t.cost)}",
         "variants": variants,
         "caption": variants[0]["caption"],
         "select": "quality",

@@ -15,8 +15,9 @@
 - Per comparison: the reference's and the other's means, the mean paired difference
   (reference - other), the number of pairs, the two-sided Wilcoxon signed-rank p-value
   (``scipy.stats.wilcoxon``, zero differences dropped as Wilcoxon did; 1 when every
-  difference is 0), and the Benjamini-Hochberg q-value across all comparisons of the
-  table (``scipy.stats.false_discovery_control``). ``by`` repeats the comparisons within
+  difference is 0; none, NaN, where every pair is alike on every seed: copies are no
+  sample), and the Benjamini-Hochberg q-value across the comparisons of the table that
+  were tested (``scipy.stats.false_discovery_control``). ``by`` repeats the comparisons within
   each value of those columns (the pairs never cross them); cells of several tasks are
   compared task by task, as if ``by`` named the task (a metric name two tasks share is
   two measures).
@@ -63,7 +64,7 @@ class Comparison:
     other_mean: float
     difference: float  # mean of reference - other over the pairs
     n: int
-    p: float  # NaN when there is no pair
+    p: float  # NaN when there is no pair, or no test (every pair alike on every seed)
     q: float = math.nan
     verdict: str = ""
     nonzero: int = 0  # the pairs whose difference is not 0 (what the test ranks)

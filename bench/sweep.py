@@ -15,7 +15,7 @@ from typing import Any
 from bench import components as nested_plugins
 from bench.base import Slot, Task
 from bench.cell import TEST, VALIDATION, Cell, canonical_json, cell_id, id_prefix
-from bench.params import ParamError, did_you_mean, is_list_param, shown, unknown_key
+from bench.params import ParamError, article, did_you_mean, is_list_param, shown, unknown_key
 from bench.registry import Registry, UnknownPluginError
 from bench.settings import DEFAULTS, read_settings
 from bench.suitefile import BENCH_KEYS, SUITE_NAME_RE, TOP_KEYS, SuiteError
@@ -675,7 +675,7 @@ def _unfilled_slots(
         if slot not in seen and spec.default is None and not spec.optional:
             fits = registry.fitting(spec.base)
             messages.append(
-                f"{path}: {task_name} needs {_article(spec.describe())} in slot {shown(slot)} "
+                f"{path}: {task_name} needs {article(spec.describe())} in slot {shown(slot)} "
                 f"(add e.g. `matrix: {{{slot}: [{', '.join(fits[:2])}]}}`)"
             )
     return messages
@@ -921,10 +921,6 @@ class _Resolver:
         if reason:
             self._error(f"{self.where}{_values_shown(given)}: {self.task_cls.name}: {reason}")
         return not reason
-
-
-def _article(noun: str) -> str:
-    return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
 
 
 def _values_shown(values: dict[str, Any], slot: str = "") -> str:

@@ -482,6 +482,13 @@ def test_bench_new_refuses_a_name_already_registered(tmp_path, monkeypatch, caps
     assert main(["new", "solver", "rk4"]) == 2
     assert "a solver named 'rk4' is registered already" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
+    # a user's own name taken by their own plugin: the offer is another name (a review)
+    assert main(["new", "solver", "my_lab.ralston"]) == 0
+    capsys.readouterr()
+    plugin = str(tmp_path / "ralston.py")
+    assert main(["new", "solver", "my_lab.ralston", "--plugins", plugin, "-o", "x"]) == 2
+    err = capsys.readouterr().err
+    assert "registered already" in err and "e.g. my_lab.ralston_2" in err
 
 
 def test_every_suite_plugin_that_cannot_load_is_named_at_once(tmp_path):
@@ -496,3 +503,6 @@ def test_every_suite_plugin_that_cannot_load_is_named_at_once(tmp_path):
     assert text.startswith("2 plugins cannot load: ")
     assert "'./broken.py' failed to import: RuntimeError: my import is broken" in text
     assert "'./missing.py' does not exist" in text
+    with pytest.raises(PluginLoadError) as err:  # one file named twice is one failure
+        get_plugin_manager(["./broken.py", "./broken.py"], base_dir=tmp_path, builtins=False)
+    assert not str(err.value).startswith("2 plugins")
