@@ -77,6 +77,18 @@ class Plugin(ABC):
         return {k: p for k, p in cls.params.items() if p.plugin is not None}
 
     @classmethod
+    def nested_defaults(
+        cls, head: str, inner: type[Plugin], resolved: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The parameters this plugin sets on the nested plugin ``inner`` it holds as
+        ``head``, from its own ``resolved`` values, where the suite sets none (a Neural
+        ODE's solver steps time/depth): resolved and recorded as the nested plugin's
+        own, so a cell's columns say the step it took. A key ``inner`` does not have is
+        an error at validation, naming both (a solver whose step is not ``step_size``
+        would run at its own). Default: none."""
+        return {}
+
+    @classmethod
     def resolve_params(cls, values: dict[str, Any]) -> dict[str, Any]:
         """Validate ``values`` against ``params`` and fill in defaults.
 

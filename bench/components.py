@@ -80,7 +80,22 @@ def resolve(
         except UnknownPluginError as exc:
             report(head if head in own else None, f"{cls.name}.{head}: {exc}")
             return None
-        sub = resolve(registry, inner, nested.get(head, {}), _prefixed(report, head))
+        try:
+            holder_sets = cls.nested_defaults(head, inner, resolved)
+        except Exception as exc:  # a plugin's own hook failing: named, not a traceback
+            report(None, f"{cls.name}.nested_defaults raised {type(exc).__name__}: {exc}")
+            return None
+        missing = sorted(k for k in holder_sets if k not in inner.params)
+        if missing:
+            key = missing[0]
+            known = ", ".join(sorted(inner.params)) or "none"
+            report(head if head in own else None,
+                   f"{cls.name} sets {head}.{key} ({shown(holder_sets[key])}), which "
+                   f"{inner.name} does not have (parameters: {known}): it would run at its "
+                   f"own setting, not {cls.name}'s")  # fmt: skip
+            return None
+        given_inner = {**holder_sets, **nested.get(head, {})}  # the suite's own win
+        sub = resolve(registry, inner, given_inner, _prefixed(report, head))
         if sub is None:
             return None
         resolved.update((f"{head}.{k}", v) for k, v in sub.items())

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from bench import Param, SkipCell, Solver
+from bench import Param, Plugin, SkipCell, Solver
 from plugins.architectures.base import FlowArchitecture
 from plugins.architectures.common import Block, FlowNet, common_params
 
@@ -101,6 +101,16 @@ class NeuralODE(FlowArchitecture):
         "adjoint": Param(False, doc="gradients by the adjoint method instead of backprop"),
     }
     invertible = "approximate"
+
+    @classmethod
+    def nested_defaults(
+        cls, head: str, inner: type[Plugin], resolved: dict[str, Any]
+    ) -> dict[str, Any]:
+        # a fixed-step solver steps time/depth unless the suite sets its step: recorded
+        # as its step_size (it showed the solver's own default, never taken)
+        if head == "solver" and issubclass(inner, Solver) and not inner.adaptive:
+            return {"step_size": resolved["time"] / resolved["depth"]}
+        return {}
 
     def build(self, **kwargs: Any) -> NeuralODEModule:
         v = self.values

@@ -29,7 +29,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from bench import CellContext, Param, Solver
+from bench import CellContext, Param, Plugin, Solver
 from kernels.reference import sine_mlp_reference, siren_parameters
 from plugins.encodings.base import FieldEncoding, build_field, check_field_shape
 from plugins.methods.registration.base import (
@@ -165,6 +165,16 @@ class NODEO(RegistrationMethod):
         "adjoint": Param(False, doc="gradients by the adjoint method"),
     }
     tuning = adam_tuning(params)
+
+    @classmethod
+    def nested_defaults(
+        cls, head: str, inner: type[Plugin], resolved: dict[str, Any]
+    ) -> dict[str, Any]:
+        # a fixed-step solver steps step_size unless the suite sets the solver's own:
+        # recorded as its step_size (it showed the solver's default, never taken)
+        if head == "solver" and issubclass(inner, Solver) and not inner.adaptive:
+            return {"step_size": resolved["step_size"]}
+        return {}
 
     def _solver(self) -> tuple[Solver, dict[str, Any]]:
         """The nested solver, and the options each call passes it."""

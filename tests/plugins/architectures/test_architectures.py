@@ -341,3 +341,64 @@ def test_a_module_short_of_the_flow_contract_is_named_with_what_it_lacks():
     net.width = 3  # says 3, maps 4 to 4
     with pytest.raises(ValueError, match=r"\(N, width\) -> \(N, width\), and its width is 3"):
         check_flow_module("my.net", net, None)
+
+
+def test_a_holders_step_is_recorded_as_its_solvers_and_a_solver_it_cannot_reach_refused(
+    tmp_path,
+):
+    """node steps time/depth and nodeo its step_size unless the suite sets the solver's
+    own; the cells recorded the solver's default (rk4 0.05, never taken) as
+    architecture.solver.step_size, and a fixed-step solver whose step is not called
+    step_size ran at its own step, silently (a user audit). Recorded as taken now, and
+    such a solver refused at validation."""
+    import textwrap
+
+    import yaml
+
+    from bench.suite import SuiteError, load_suite
+
+    (tmp_path / "own.py").write_text(
+        textwrap.dedent('''
+        import torch
+        from bench import Param, Solver, hookimpl
+
+        class HeunDt(Solver):
+            """Heun, fixed step named dt."""
+            name = "mylab.heun_dt"
+            order = 2
+            params = {"dt": Param(0.05, low=0.0, low_open=True)}
+
+            def odeint(self, func, y0, t, **options):
+                return torch.stack([y0] * len(t))
+
+        @hookimpl
+        def bench_plugins():
+            return [HeunDt]
+    ''')
+    )
+
+    def suite(entries):
+        path = tmp_path / "s.yaml"
+        path.write_text(yaml.safe_dump({"suite": "s", "plugins": ["./own.py"],
+                                        "benchmarks": entries}))  # fmt: skip
+        return load_suite(path, probe=False)  # its plugin file registered beside the rest
+
+    toy = {"task": "classify.toy", "params": {"architecture": "node", "architecture.depth": 4,
+                                              "architecture.time": 2.0}}  # fmt: skip
+    cells = suite(
+        [
+            {**toy, "matrix": {"architecture.solver": ["rk4", "dopri5"]}},
+            {**toy, "params": {**toy["params"], "architecture.solver.step_size": 0.1}},
+        ]
+    )
+    steps = [c.component_params["architecture"].get("solver.step_size") for c in cells.cells]
+    assert steps == [0.5, None, 0.1]  # time / depth; an adaptive solver has none; the suite's
+    nodeo = {
+        "task": "registration.pairwise",
+        "params": {"method": "nodeo", "method.step_size": 0.25},
+        "matrix": {"method.solver": ["rk4", "mylab.heun_dt"]},
+    }
+    with pytest.raises(SuiteError, match=r"nodeo sets solver.step_size \(0.25\), which "
+                       r"mylab.heun_dt does not have \(parameters: dt\): it would run at its "
+                       "own setting, not nodeo's"):  # fmt: skip
+        suite([nodeo])
