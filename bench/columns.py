@@ -192,6 +192,26 @@ def own_settings(cells: pd.DataFrame) -> list[str]:
     return out
 
 
+def untuned_beside_tuned(cells: pd.DataFrame) -> str:
+    """Where one task's reported cells mix tuned configurations (test cells of a tuned
+    entry) with untuned ones, which were not tuned; "" where they do not mix. One rule
+    for every method is what makes a comparison fair: a table that mixes says so."""
+    role = roles(cells)
+    if not (role == TEST).any() or (role == TEST).all():
+        return ""
+    labels = configuration_labels(cells.drop(columns=["role"], errors="ignore"))
+    tuned = set(labels[role == TEST])
+    untuned = [c for c in dict.fromkeys(labels[role != TEST]) if c not in tuned]
+    if not untuned:
+        return ""
+    shown_ = ", ".join(untuned[:6]) + (f" and {len(untuned) - 6} more" if len(untuned) > 6 else "")
+    return (
+        f"not tuned: {shown_} ran at the values the suite gave, beside {len(tuned)} "
+        f"configuration{'s' if len(tuned) != 1 else ''} tuned on validation seeds: tuned "
+        "against untuned, not one rule for all"
+    )
+
+
 def configuration_labels(cells: pd.DataFrame) -> pd.Series:
     """One label per cell, task by task: ``solver=rk4 step_size=0.01``; cells of one
     configuration (seeds apart) share it. Components read as their plugin's name; the

@@ -338,6 +338,9 @@ def task_tables(
         own = schema.own_settings(group)
         if own:
             out.append("set by each plugin, not in the rows: " + "; ".join(own))
+        mixed = schema.untuned_beside_tuned(group)
+        if mixed:
+            out.append(mixed)
     return out
 
 

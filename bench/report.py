@@ -1490,6 +1490,9 @@ def _task_section(page: _Page, run: Run, t: Task, gallery: _Gallery, index: int)
         parts.append(
             f"<p class=dim>{_esc('set by each plugin, not in the labels: ' + '; '.join(own))}</p>"
         )
+    mixed = C.untuned_beside_tuned(t.cells.drop(columns=["config", "problem"], errors="ignore"))
+    if mixed:
+        parts.append(f"<p class=warn>{_esc(mixed[0].upper() + mixed[1:])}</p>")
     slopes = sweep_slopes(t, summary)
     if slopes:
         parts.append(

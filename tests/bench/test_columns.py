@@ -276,3 +276,23 @@ def test_what_each_plugin_sets_on_its_own_is_said_under_the_table():
 
     html = _task_section(Page(), run, t, Gallery(), 0)
     assert "set by each plugin, not in the labels: " + line in html.replace("&#x27;", "'")
+
+
+def test_a_table_mixing_tuned_and_untuned_configurations_says_so():
+    """One method tuned on validation seeds beside three at the suite's values shared a
+    table and a star with no word of it (a user audit)."""
+    from bench import columns as C
+    from bench.display import task_tables
+
+    rows = [{"cell_id": f"{m}{s}", "task": "t", "status": "ok", "seed": s, "method": m,
+             "role": "test" if m == "mine" else None, "metric.err": 0.1}
+            for m in ("mine", "pinn", "supervised") for s in (0, 1)]  # fmt: skip
+    cells = pd.DataFrame(rows)
+    text = (
+        "not tuned: method=pinn, method=supervised ran at the values the suite gave, beside "
+        "1 configuration tuned on validation seeds: tuned against untuned, not one rule for all"
+    )
+    assert C.untuned_beside_tuned(cells) == text
+    assert text in task_tables(cells)
+    assert C.untuned_beside_tuned(cells[cells["method"] == "mine"]) == ""
+    assert C.untuned_beside_tuned(cells.assign(role=None)) == ""
