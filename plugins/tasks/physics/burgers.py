@@ -56,6 +56,18 @@ def _grid_predict(solution: Solution, x: np.ndarray, t: np.ndarray) -> np.ndarra
     return predict_checked(solution, xx.reshape(-1), tt.reshape(-1)).reshape(len(t), len(x))
 
 
+def _solve_timed(method: PhysicsMethod, problem: PhysicsProblem, ctx: CellContext) -> Solution:
+    """``method.solve``, refused where it records no ``time.train``, the family's cost:
+    such a cell ended ok with a blank cost, off the Pareto front without a word."""
+    solution = method.solve(problem, ctx)
+    if "train" not in ctx.record.times:
+        raise ValueError(
+            f"{method.name} recorded no time.train, the physics family's cost: time its "
+            "training with ctx.time('train', ...) or ctx.add_time('train', seconds)"
+        )
+    return solution
+
+
 def _rel_l2(pred: np.ndarray, ref: np.ndarray) -> float:
     return float(np.linalg.norm(pred - ref) / max(np.linalg.norm(ref), 1e-300))
 
@@ -139,7 +151,7 @@ class BurgersTask(Task):
             monitor=monitor,
         )
         method = ctx.components["method"]
-        solution = method.solve(problem, ctx)
+        solution = _solve_timed(method, problem, ctx)
         pred = _grid_predict(solution, x, t)
         ctx.check_finite("prediction", float(np.abs(pred).sum()))
         err = np.abs(pred - exact)
@@ -285,7 +297,7 @@ class BurgersReconstructTask(Task):
             monitor=monitor,
         )
         method = ctx.components["method"]
-        solution = method.solve(problem, ctx)
+        solution = _solve_timed(method, problem, ctx)
         pred = _grid_predict(solution, x, t)
         ctx.check_finite("prediction", float(np.abs(pred).sum()))
         err = np.abs(pred - truth_np)

@@ -30,6 +30,7 @@ class _Exact(PhysicsMethod):
     name = "test.exact"
 
     def solve(self, problem, ctx):
+        ctx.add_time("train", 0.0)  # the family's cost (nothing trained)
         nu = problem.nu
 
         class Sol:
@@ -46,6 +47,7 @@ class _Scaled(PhysicsMethod):
     eps = 0.1
 
     def solve(self, problem, ctx):
+        ctx.add_time("train", 0.0)
         truth = problem.grid.observed
         states = coarse_trajectory(problem.grid.n, problem.grid.steps, 1.0, problem.nu)
         assert set(truth) == {problem.grid.steps // 2}
@@ -56,8 +58,12 @@ class _Zero(PhysicsMethod):
     """Test only: u = 0 everywhere."""
 
     name = "test.zero"
+    timed = True
 
     def solve(self, problem, ctx):
+        if self.timed:
+            ctx.add_time("train", 0.0)
+
         class Sol:
             def predict(self, x, t):
                 return torch.zeros_like(x, dtype=torch.float64)
@@ -84,10 +90,17 @@ class _FieldSpy(_Exact):
         return super().solve(problem, ctx)
 
 
+class _Untimed(_Zero):
+    """Test only: u = 0, and no time.train recorded."""
+
+    name = "test.untimed"
+    timed = False
+
+
 @hookimpl
 def bench_plugins() -> list[type[PhysicsMethod]]:
     """This module as a plugin module: the registry below holds its test-only methods."""
-    return [_Exact, _Scaled, _Zero, _FieldSpy]
+    return [_Exact, _Scaled, _Zero, _FieldSpy, _Untimed]
 
 
 @functools.cache
@@ -278,3 +291,11 @@ def test_a_solution_short_of_its_contract_is_named(returned, message):
         sol.predict = returned
     with pytest.raises(ValueError, match=re.escape(message)):
         predict_checked(sol, np.linspace(-1, 1, 10), np.zeros(10))
+
+
+def test_a_method_recording_no_training_time_ends_its_cell_saying_so(tmp_path):
+    """The family's cost is time.train; a method that recorded none ended ok with a blank
+    cost, off the Pareto front without a word (a user audit)."""
+    with pytest.raises(testing.CellFailed, match="test.untimed recorded no time.train, the "
+                       "physics family's cost"):  # fmt: skip
+        run_cell(BURGERS, {"method": "test.untimed"}, tmp_path, registry=_registry(), **SMALL)
