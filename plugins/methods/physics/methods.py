@@ -14,7 +14,6 @@ from plugins.methods.physics.problem import (
     GridSolution,
     NetworkSolution,
     PhysicsProblem,
-    PointData,
 )
 from plugins.methods.physics.solver import simulate, unstable_diffusion
 from plugins.methods.physics.training import (
@@ -58,12 +57,6 @@ def _network_params() -> dict[str, Param]:
             500, doc="record the task's error every this many steps (0: never)", low=0
         ),
     }
-
-
-def _pick(pool: PointData, n: int, rng: np.random.Generator) -> PointData:
-    """``n`` points of ``pool`` drawn without replacement (all of them if it has fewer)."""
-    index = rng.choice(len(pool), size=min(n, len(pool)), replace=False)
-    return pool.subset(torch.as_tensor(np.sort(index)))
 
 
 class _NetworkMethod(PhysicsMethod):
@@ -140,7 +133,7 @@ class Supervised(_NetworkMethod):
         if pool is None:
             raise SkipCell(f"{problem.__class__.__name__} of this task has no field samples")
         solution, dtype = self._setup(problem, ctx)
-        data = _pick(pool, v["n_data"], np.random.default_rng(ctx.seed))
+        data = pool.draw(v["n_data"], ctx.seed)
         ctx.metric("data_points", len(data))
         x, t, u = (a.to(device=ctx.device, dtype=dtype) for a in (data.x, data.t, data.u))
 
@@ -203,7 +196,7 @@ class PINN(_NetworkMethod):
         v = self.values
         solution, dtype = self._setup(problem, ctx)
         rng = np.random.default_rng(ctx.seed)
-        data = _pick(problem.constraints, v["n_data"], rng)
+        data = problem.constraints.pick(v["n_data"], rng)
         lb = np.array([problem.x_range[0], problem.t_range[0]])
         ub = np.array([problem.x_range[1], problem.t_range[1]])
         xf = latin_hypercube(v["n_collocation"], lb, ub, rng)

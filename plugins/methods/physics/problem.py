@@ -24,6 +24,18 @@ class PointData:
     def subset(self, index: torch.Tensor) -> PointData:
         return PointData(self.x[index], self.t[index], self.u[index])
 
+    def pick(self, n: int, rng: np.random.Generator) -> PointData:
+        """``n`` of these points drawn without replacement (all if there are fewer), in
+        their order."""
+        index = rng.choice(len(self), size=min(n, len(self)), replace=False)
+        return self.subset(torch.as_tensor(np.sort(index)))
+
+    def draw(self, n: int, seed: int) -> PointData:
+        """``n`` of these points as ``seed`` draws them: the points pinn and supervised
+        fit at that seed, so that a method drawing this way is paired on seed with them
+        on the same data."""
+        return self.pick(n, np.random.default_rng(seed))
+
 
 @dataclass(frozen=True)
 class GridSetup:

@@ -299,3 +299,20 @@ def test_a_method_recording_no_training_time_ends_its_cell_saying_so(tmp_path):
     with pytest.raises(testing.CellFailed, match="test.untimed recorded no time.train, the "
                        "physics family's cost"):  # fmt: skip
         run_cell(BURGERS, {"method": "test.untimed"}, tmp_path, registry=_registry(), **SMALL)
+
+
+def test_a_scaffolded_physics_method_fits_the_points_pinn_fits_at_a_seed(tmp_path):
+    """The bench new physics template drew its constraint points with torch.randperm:
+    at seeds 0, 1, 2 it shared 22-27 of its 100 points with pinn's, yet stats and the
+    report pair cells on seed (a user audit). It draws with PointData.draw now."""
+    from pathlib import Path
+
+    from plugins.methods.physics.problem import PointData
+
+    pool = PointData(*(torch.arange(454, dtype=torch.float64) + k for k in range(3)))
+    for seed in (0, 1, 2):
+        pinn = pool.pick(100, np.random.default_rng(seed))  # as pinn draws, rng then reused
+        assert torch.equal(pool.draw(100, seed).x, pinn.x)
+    template = (Path(__file__).parents[3] / "plugins/templates/physics.py.txt").read_text()
+    assert 'problem.constraints.draw(v["n_data"], ctx.seed)' in template
+    assert "randperm" not in template
