@@ -1345,7 +1345,15 @@ def cmd_stats(args: argparse.Namespace) -> int:
     grid = Table(show_edge=False)
     if table.by:
         grid.add_column(" ".join(c.removeprefix("param.") for c in table.by))
-    for name in ("other", "reference mean", "other mean", "paired diff", "n", "p", "q"):
+    for name in (
+        "other",
+        "reference mean",
+        "other mean",
+        "paired diff (ref - other)",
+        "n",
+        "p",
+        "q",
+    ):
         grid.add_column(name, justify="left" if name == "other" else "right")
     grid.add_column("verdict")
     for row in table.rows:
