@@ -1043,6 +1043,11 @@ def cmd_show(args: argparse.Namespace) -> int:
         f"{run.name}  [{run.status}]  {meta.get('start', '')}  on {dev}",
         highlight=False,
     )
+    from bench.sysinfo import environment_note
+
+    env = environment_note(meta.get("environment"))
+    if env:
+        out.print(f"environment: {env}", highlight=False, markup=False)
     shown = _reported_or_asked(out, run, cells, args.validation or _asks_role(args.filter))
     if args.baseline and not shown.empty:
         from bench.compare import speedups_against

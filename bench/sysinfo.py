@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import platform
 import socket
 import subprocess
@@ -22,6 +23,35 @@ PACKAGES = (
     "nilearn",
     "scikit-image",
 )
+
+
+#: environment variables that change how cells run or what they time, recorded where set
+ENVIRONMENT = (
+    "TRITON_INTERPRET",  # Triton kernels in the CPU interpreter: its times, not a GPU's
+    "CUDA_LAUNCH_BLOCKING",
+    "CUDA_VISIBLE_DEVICES",
+    "TORCHDYNAMO_DISABLE",
+    "TORCH_COMPILE_DISABLE",
+    "PYTORCH_NO_CUDA_MEMORY_CACHING",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+)
+
+
+def environment() -> dict[str, str]:
+    """The ``ENVIRONMENT`` variables set in this process (the workers inherit them)."""
+    return {k: os.environ[k] for k in ENVIRONMENT if k in os.environ}
+
+
+def environment_note(env: Any) -> str:
+    """``TRITON_INTERPRET=1 (Triton kernels ran in its CPU interpreter: ...)``: a run's
+    recorded environment as a line; "" for none (or a damaged record)."""
+    if not isinstance(env, dict) or not env:
+        return ""
+    text = " ".join(f"{k}={v}" for k, v in sorted(env.items()))
+    if str(env.get("TRITON_INTERPRET", "0")) not in ("", "0"):
+        text += " (Triton kernels ran in its CPU interpreter: their times are the interpreter's)"
+    return text
 
 
 def package_versions() -> dict[str, str | None]:
@@ -95,4 +125,5 @@ def run_metadata(devices: list[str]) -> dict[str, Any]:
         "cuda": cuda,
         "host": socket.gethostname(),
         "platform": platform.platform(),
+        **({"environment": env} if (env := environment()) else {}),
     }

@@ -380,3 +380,34 @@ def test_a_log_axis_within_a_decade_has_tick_labels_that_do_not_overlap(tmp_path
             exponent.replace("\\minus", "-").replace("\u2212", "-")
         )
         assert value == pytest.approx(t.get_position()[0], rel=1e-9), t.get_text()
+
+
+def test_a_run_in_tritons_interpreter_says_so_wherever_its_times_are_read(
+    write_suite, registry, tmp_path, capsys, monkeypatch
+):
+    """TRITON_INTERPRET=1 timed warp.triton at 18 ms, a 0.006x 'speedup', with nothing in
+    run.json, show or the report saying the kernels ran in the CPU interpreter (a user
+    audit). The run records the variables that change how cells run; show, the report
+    and compare say them."""
+    from bench.compare import measurement_differences
+    from bench.results import load_run
+
+    path = write_suite(
+        "suite: p\nplugins: [FIXTURE_PLUGINS]\nrepeats: 1\nbenchmarks:\n"
+        "  - task: test.behave\n    matrix: {solver: [test.constant]}\n"
+    )
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    run_dir = tmp_path / "run"
+    run_suite(load_suite(path, registry), run_dir, executor=InProcessExecutor(registry))
+    meta = load_run(run_dir).meta
+    assert meta["environment"]["TRITON_INTERPRET"] == "1"  # (and any other set here)
+    assert main(["show", str(run_dir)]) == 0
+    said = "TRITON_INTERPRET=1 (Triton kernels ran in its CPU interpreter: their times are"
+    assert said in capsys.readouterr().out
+    page = tmp_path / "page.html"
+    assert main(["report", str(run_dir), "-o", str(page)]) == 0
+    assert said in page.read_text()
+    plain = {k: v for k, v in meta.items() if k != "environment"}
+    (note,) = measurement_differences(meta, plain)
+    assert note.startswith("the environment differs: ") and said in note
+    assert note.endswith("in A, none set in B")
