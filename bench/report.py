@@ -1544,6 +1544,12 @@ def _task_section(page: _Page, run: Run, t: Task, gallery: _Gallery, index: int)
     return "".join(parts)
 
 
+def _power(value: float) -> str:
+    """``1e-9``, not Python's ``1e-09``."""
+    mantissa, exponent = f"{value:.0e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
+
+
 def _tuning_section(page: _Page, found: list[tuned.Choice], hidden: pd.DataFrame) -> str:
     """What a tuned run chose, before its results: per configuration the setting its
     validation seeds chose, its score and the next best; every setting's score; the
@@ -1567,10 +1573,12 @@ def _tuning_section(page: _Page, found: list[tuned.Choice], hidden: pd.DataFrame
         parts.append(f"<p>{_esc(tuned.summary(found, hidden))}: run.json records no choice "
                      "(the run ended before its close)</p>")  # fmt: skip
     else:
-        parts.append(f"<p>{_esc(tuned.summary(found, hidden))}. Each configuration's setting "
-                     "is the best validation mean in the metric's direction (a setting with a "
-                     "failed or non-finite validation cell is out; ties, means within a "
-                     f"relative {TIE_RTOL:g}, go to the first in grid order).</p>")  # fmt: skip
+        parts.append(
+            f"<p>{_esc(tuned.summary(found, hidden))}. Each configuration's setting "
+            "is the best validation mean in the metric's direction (a setting with a "
+            "failed or non-finite validation cell is out; ties, means within a "
+            f"relative {_power(TIE_RTOL)}, go to the first in grid order).</p>"
+        )
         parts.append(page.table(choice, "filter choices"))
         parts.append(
             f"<details><summary>every setting's validation score ({len(every['rows'])})"
