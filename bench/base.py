@@ -77,15 +77,14 @@ class Plugin(ABC):
         return {k: p for k, p in cls.params.items() if p.plugin is not None}
 
     @classmethod
-    def nested_defaults(
+    def nested_settings(
         cls, head: str, inner: type[Plugin], resolved: dict[str, Any]
     ) -> dict[str, Any]:
-        """The parameters this plugin sets on the nested plugin ``inner`` it holds as
-        ``head``, from its own ``resolved`` values, where the suite sets none (a Neural
-        ODE's solver steps time/depth): resolved and recorded as the nested plugin's
-        own, so a cell's columns say the step it took. A key ``inner`` does not have is
-        an error at validation, naming both (a solver whose step is not ``step_size``
-        would run at its own). Default: none."""
+        """What this plugin passes the nested plugin ``inner`` it holds as ``head`` at run
+        time, from its own ``resolved`` values, where the suite sets none (a Neural ODE
+        steps its solver time/depth). Checked when the suite is validated: a key ``inner``
+        does not have, where the suite sets none of its parameters, is refused naming
+        both (a solver whose step is ``dt`` would run at its own). Default: nothing."""
         return {}
 
     @classmethod

@@ -80,26 +80,50 @@ def resolve(
         except UnknownPluginError as exc:
             report(head if head in own else None, f"{cls.name}.{head}: {exc}")
             return None
-        try:
-            holder_sets = cls.nested_defaults(head, inner, resolved)
-        except Exception as exc:  # a plugin's own hook failing: named, not a traceback
-            report(None, f"{cls.name}.nested_defaults raised {type(exc).__name__}: {exc}")
+        mine = nested.get(head, {})
+        where = head if head in own else None
+        if not _reaches(cls, (head, where), inner, resolved, mine, report):
             return None
-        missing = sorted(k for k in holder_sets if k not in inner.params)
-        if missing:
-            key = missing[0]
-            known = ", ".join(sorted(inner.params)) or "none"
-            report(head if head in own else None,
-                   f"{cls.name} sets {head}.{key} ({shown(holder_sets[key])}), which "
-                   f"{inner.name} does not have (parameters: {known}): it would run at its "
-                   f"own setting, not {cls.name}'s")  # fmt: skip
-            return None
-        given_inner = {**holder_sets, **nested.get(head, {})}  # the suite's own win
-        sub = resolve(registry, inner, given_inner, _prefixed(report, head))
+        sub = resolve(registry, inner, mine, _prefixed(report, head))
         if sub is None:
             return None
         resolved.update((f"{head}.{k}", v) for k, v in sub.items())
     return resolved
+
+
+def _reaches(
+    cls: type[Plugin],
+    held: tuple[str, str | None],
+    inner: type[Plugin],
+    resolved: dict[str, Any],
+    given: dict[str, Any],
+    report: Report,
+) -> bool:
+    """Whether what ``cls`` passes its nested plugin at run time (``nested_settings``)
+    reaches it: a key the nested plugin does not have, where the suite sets none of its
+    parameters, would leave it at its own setting beside others at the holder's (a
+    fixed-step solver whose step is ``dt`` under node); reported, naming both. A nested
+    plugin without parameters (nothing to set), or one the suite sets itself, passes.
+    ``held``: the slot's name, and the key a message is about (None: the plugin)."""
+    head, where = held
+    try:
+        passes = cls.nested_settings(head, inner, resolved)
+        if not isinstance(passes, dict):
+            raise TypeError(f"returned {type(passes).__name__}, not a dict")
+    except Exception as exc:  # a plugin's own hook failing: named, not a traceback
+        report(None, f"{cls.name}.nested_settings raised {type(exc).__name__}: {exc}")
+        return False
+    missing = sorted(k for k in passes if k not in inner.params)
+    if not missing or given or not inner.params:
+        return True
+    key = missing[0]
+    known = ", ".join(sorted(inner.params))
+    report(where,
+           f"{cls.name} passes {head}.{key} ({shown(passes[key])}), which {inner.name} "
+           f"does not have (parameters: {known}): it would run at its own setting, not "
+           f"{cls.name}'s; set {cls.name}'s {head}'s own (e.g. {head}.{sorted(inner.params)[0]})"
+           " or give it that parameter")  # fmt: skip
+    return False
 
 
 def _prefixed(report: Report, head: str) -> Report:

@@ -103,11 +103,10 @@ class NeuralODE(FlowArchitecture):
     invertible = "approximate"
 
     @classmethod
-    def nested_defaults(
+    def nested_settings(
         cls, head: str, inner: type[Plugin], resolved: dict[str, Any]
     ) -> dict[str, Any]:
-        # a fixed-step solver steps time/depth unless the suite sets its step: recorded
-        # as its step_size (it showed the solver's own default, never taken)
+        # a fixed-step solver steps time/depth unless the suite sets its step
         if head == "solver" and issubclass(inner, Solver) and not inner.adaptive:
             return {"step_size": resolved["time"] / resolved["depth"]}
         return {}

@@ -167,11 +167,10 @@ class NODEO(RegistrationMethod):
     tuning = adam_tuning(params)
 
     @classmethod
-    def nested_defaults(
+    def nested_settings(
         cls, head: str, inner: type[Plugin], resolved: dict[str, Any]
     ) -> dict[str, Any]:
-        # a fixed-step solver steps step_size unless the suite sets the solver's own:
-        # recorded as its step_size (it showed the solver's default, never taken)
+        # a fixed-step solver steps step_size unless the suite sets the solver's own
         if head == "solver" and issubclass(inner, Solver) and not inner.adaptive:
             return {"step_size": resolved["step_size"]}
         return {}

@@ -343,14 +343,14 @@ def test_a_module_short_of_the_flow_contract_is_named_with_what_it_lacks():
         check_flow_module("my.net", net, None)
 
 
-def test_a_holders_step_is_recorded_as_its_solvers_and_a_solver_it_cannot_reach_refused(
-    tmp_path,
-):
-    """node steps time/depth and nodeo its step_size unless the suite sets the solver's
-    own; the cells recorded the solver's default (rk4 0.05, never taken) as
-    architecture.solver.step_size, and a fixed-step solver whose step is not called
-    step_size ran at its own step, silently (a user audit). Recorded as taken now, and
-    such a solver refused at validation."""
+def test_a_solver_the_holders_step_cannot_reach_is_refused(tmp_path):
+    """node steps its solver time/depth and nodeo its step_size unless the suite sets the
+    solver's own; a fixed-step solver whose step is not called step_size ran silently at
+    its own step beside others at the holder's (a user audit). Refused at validation,
+    unless the suite sets that solver's parameters itself (then its step is the suite's,
+    a review); a solver with no parameters has nothing to set. The recorded columns and
+    cell ids are as before (recording the holder's step as the solver's changed them and
+    broke pairing across a depth sweep: a review)."""
     import textwrap
 
     import yaml
@@ -371,9 +371,17 @@ def test_a_holders_step_is_recorded_as_its_solvers_and_a_solver_it_cannot_reach_
             def odeint(self, func, y0, t, **options):
                 return torch.stack([y0] * len(t))
 
+        class Exact(Solver):
+            """No step to set."""
+            name = "mylab.exact"
+            order = 4
+
+            def odeint(self, func, y0, t, **options):
+                return torch.stack([y0] * len(t))
+
         @hookimpl
         def bench_plugins():
-            return [HeunDt]
+            return [HeunDt, Exact]
     ''')
     )
 
@@ -383,22 +391,18 @@ def test_a_holders_step_is_recorded_as_its_solvers_and_a_solver_it_cannot_reach_
                                         "benchmarks": entries}))  # fmt: skip
         return load_suite(path, probe=False)  # its plugin file registered beside the rest
 
-    toy = {"task": "classify.toy", "params": {"architecture": "node", "architecture.depth": 4,
-                                              "architecture.time": 2.0}}  # fmt: skip
-    cells = suite(
-        [
-            {**toy, "matrix": {"architecture.solver": ["rk4", "dopri5"]}},
-            {**toy, "params": {**toy["params"], "architecture.solver.step_size": 0.1}},
-        ]
-    )
-    steps = [c.component_params["architecture"].get("solver.step_size") for c in cells.cells]
-    assert steps == [0.5, None, 0.1]  # time / depth; an adaptive solver has none; the suite's
+    toy = {"task": "classify.toy", "params": {"architecture": "node", "architecture.depth": 4}}
+    cells = suite([{**toy, "matrix": {"architecture.solver": ["rk4", "dopri5", "mylab.exact"]}},
+                   {**toy, "params": {**toy["params"], "architecture.solver": "mylab.heun_dt",
+                                      "architecture.solver.dt": 0.25}}]).cells  # fmt: skip
+    steps = [c.component_params["architecture"].get("solver.step_size") for c in cells]
+    assert steps == [0.05, None, None, None]  # rk4's own, as recorded before
     nodeo = {
         "task": "registration.pairwise",
         "params": {"method": "nodeo", "method.step_size": 0.25},
         "matrix": {"method.solver": ["rk4", "mylab.heun_dt"]},
     }
-    with pytest.raises(SuiteError, match=r"nodeo sets solver.step_size \(0.25\), which "
+    with pytest.raises(SuiteError, match=r"nodeo passes solver.step_size \(0.25\), which "
                        r"mylab.heun_dt does not have \(parameters: dt\): it would run at its "
                        "own setting, not nodeo's"):  # fmt: skip
         suite([nodeo])
