@@ -201,7 +201,8 @@ def untuned_beside_tuned(cells: pd.DataFrame) -> str:
         return ""
     labels = configuration_labels(cells.drop(columns=["role"], errors="ignore"))
     tuned = set(labels[role == TEST])
-    untuned = [c for c in dict.fromkeys(labels[role != TEST]) if c not in tuned]
+    # an untuned entry's cells have no role: validation and superseded cells are tuned
+    untuned = [c for c in dict.fromkeys(labels[role == ""]) if c not in tuned]
     if not untuned:
         return ""
     shown_ = ", ".join(untuned[:6]) + (f" and {len(untuned) - 6} more" if len(untuned) > 6 else "")

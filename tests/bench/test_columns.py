@@ -296,3 +296,10 @@ def test_a_table_mixing_tuned_and_untuned_configurations_says_so():
     assert text in task_tables(cells)
     assert C.untuned_beside_tuned(cells[cells["method"] == "mine"]) == ""
     assert C.untuned_beside_tuned(cells.assign(role=None)) == ""
+    # bench show --validation: a tuned entry's validation and superseded cells are tuned
+    # (their grid settings were listed as 'not tuned': a review)
+    mine = cells[cells["method"] == "mine"]
+    shown_too = pd.concat([mine, mine.assign(role="validation", **{"param.method.lr": 0.1}),
+                           mine.assign(role="superseded", **{"param.method.lr": 0.3})],
+                          ignore_index=True)  # fmt: skip
+    assert C.untuned_beside_tuned(shown_too) == ""
