@@ -1046,8 +1046,15 @@ def cmd_show(args: argparse.Namespace) -> int:
     from bench.sysinfo import environment_note
 
     env = environment_note(meta.get("environment"))
-    if env:
-        out.print(f"environment: {env}", highlight=False, markup=False)
+    earlier = [
+        environment_note(e.get("environment"))
+        for e in meta.get("earlier_runs") or []
+        if isinstance(e, dict) and e.get("environment") != meta.get("environment")
+    ]
+    if env or earlier:
+        out.print(f"environment: {env or 'none set'}"
+                  + "".join(f"; before a resume: {e or 'none set'}" for e in earlier),
+                  highlight=False, markup=False)  # fmt: skip
     shown = _reported_or_asked(out, run, cells, args.validation or _asks_role(args.filter))
     if args.baseline and not shown.empty:
         from bench.compare import speedups_against

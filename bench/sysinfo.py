@@ -39,7 +39,9 @@ ENVIRONMENT = (
 
 
 def environment() -> dict[str, str]:
-    """The ``ENVIRONMENT`` variables set in this process (the workers inherit them)."""
+    """The ``ENVIRONMENT`` variables set in the launching process: its local workers
+    inherit them (but ``--gpus`` gives each its own ``CUDA_VISIBLE_DEVICES``); SLURM jobs
+    run in the environment their nodes give them, not recorded here."""
     return {k: os.environ[k] for k in ENVIRONMENT if k in os.environ}
 
 
@@ -52,6 +54,24 @@ def environment_note(env: Any) -> str:
     if str(env.get("TRITON_INTERPRET", "0")) not in ("", "0"):
         text += " (Triton kernels ran in its CPU interpreter: their times are the interpreter's)"
     return text
+
+
+def run_environment(meta: Any) -> str:
+    """What ``environment_note`` says of a run's environment, and of each earlier
+    invocation's where a resume ran in another (``earlier_runs``); "" where none was
+    set or recorded."""
+    if not isinstance(meta, dict):
+        return ""
+    now = meta.get("environment")
+    earlier = [
+        environment_note(e.get("environment")) or "none set"
+        for e in meta.get("earlier_runs") or []
+        if isinstance(e, dict) and "environment" in e and e["environment"] != now
+    ]
+    text = environment_note(now)
+    if not text and not earlier:
+        return ""
+    return (text or "none set") + "".join(f"; before a resume: {e}" for e in earlier)
 
 
 def package_versions() -> dict[str, str | None]:
@@ -125,5 +145,5 @@ def run_metadata(devices: list[str]) -> dict[str, Any]:
         "cuda": cuda,
         "host": socket.gethostname(),
         "platform": platform.platform(),
-        **({"environment": env} if (env := environment()) else {}),
+        "environment": environment(),  # {}: none set (a run without the key: not recorded)
     }

@@ -407,7 +407,16 @@ def test_a_run_in_tritons_interpreter_says_so_wherever_its_times_are_read(
     page = tmp_path / "page.html"
     assert main(["report", str(run_dir), "-o", str(page)]) == 0
     assert said in page.read_text()
-    plain = {k: v for k, v in meta.items() if k != "environment"}
-    (note,) = measurement_differences(meta, plain)
+    (note,) = measurement_differences(meta, {**meta, "environment": {}})
     assert note.startswith("the environment differs: ") and said in note
     assert note.endswith("in A, none set in B")
+    # a run from before environments were recorded is not 'none set' (a review)
+    older = {k: v for k, v in meta.items() if k != "environment"}
+    (note,) = measurement_differences(meta, older)
+    assert note.endswith("the other recorded no environment (a run from before bench recorded it)")
+    # a resume in another environment keeps the first invocation's (a review)
+    from bench.sysinfo import run_environment
+
+    resumed = {**meta, "environment": {}, "earlier_runs": [{"environment": meta["environment"]}]}
+    assert run_environment(resumed).startswith("none set; before a resume: ")
+    assert said in run_environment(resumed)

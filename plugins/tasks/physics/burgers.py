@@ -62,8 +62,8 @@ def _solve_timed(method: PhysicsMethod, problem: PhysicsProblem, ctx: CellContex
     solution = method.solve(problem, ctx)
     if "train" not in ctx.record.times:
         raise ValueError(
-            f"{method.name} recorded no time.train, the physics family's cost: time its "
-            "training with ctx.time('train', ...) or ctx.add_time('train', seconds)"
+            f"{method.name} recorded no time.train, the physics family's cost: add its "
+            "training's seconds with ctx.add_time('train', seconds)"
         )
     return solution
 

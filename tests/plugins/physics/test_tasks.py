@@ -311,8 +311,10 @@ def test_a_scaffolded_physics_method_fits_the_points_pinn_fits_at_a_seed(tmp_pat
 
     pool = PointData(*(torch.arange(454, dtype=torch.float64) + k for k in range(3)))
     for seed in (0, 1, 2):
-        pinn = pool.pick(100, np.random.default_rng(seed))  # as pinn draws, rng then reused
-        assert torch.equal(pool.draw(100, seed).x, pinn.x)
+        # pinn's draw as its code wrote it before PointData.draw (sorted indices of one
+        # choice by default_rng(seed)): the template's points are those points
+        index = np.sort(np.random.default_rng(seed).choice(454, size=100, replace=False))
+        assert torch.equal(pool.draw(100, seed).x, pool.x[torch.as_tensor(index)])
     template = (Path(__file__).parents[3] / "plugins/templates/physics.py.txt").read_text()
     assert 'problem.constraints.draw(v["n_data"], ctx.seed)' in template
     assert "randperm" not in template
