@@ -116,6 +116,25 @@ def test_the_new_solver_is_ralstons_method_not_a_shipped_one(tmp_path, monkeypat
     assert "Ralston's second-order method" in (tmp_path / "lab" / "ralston.py").read_text()
 
 
+def test_the_new_solver_takes_its_step_on_float32_times(tmp_path, monkeypatch):
+    """float32 output times 0.1 apart carry ~1e-8 relative error: a first ceil(d/h - 1e-9)
+    took 3 steps of a 2-step interval at h 0.05 (nfe 484 for 400 over [0, 10]; a review).
+    With the solvers' 1e-3 slack: 2 stages x 200 steps, as in float64."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["new", "solver", "my_lab.ralston", "-o", "lab"]) == 0
+    (cls,) = load_plugin(str(tmp_path / "lab" / "ralston.py")).bench_plugins()
+    for dtype in (torch.float32, torch.float64):
+        calls = []
+
+        def f(s, y, calls=calls):
+            calls.append(1)
+            return -y
+
+        t = torch.linspace(0.0, 10.0, 101, dtype=dtype)
+        cls(step_size=0.05).odeint(f, torch.ones(1, dtype=dtype), t)
+        assert len(calls) == 400, dtype
+
+
 def test_bench_new_refuses_what_it_cannot_make(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(["new", "nope", "my_lab.x"]) == 2

@@ -200,3 +200,15 @@ def test_run_cell_raises_with_the_traceback_of_a_failed_cell(tmp_path):
         "test.behave", {"solver": "test.constant"}, {"mode": "raise"}, registry=reg, check=False
     )
     assert failed.status == "error"
+
+
+def test_a_holders_nested_settings_hook_that_fails_is_named_not_a_traceback(reg, monkeypatch):
+    """A holder's nested_settings returning None raised a TypeError traceback at
+    validation (a review): named, with the holder, as a plugin's own hook failing is."""
+    holder = reg.get("architecture", "t.holder")
+    monkeypatch.setattr(holder, "nested_settings", classmethod(lambda cls, h, i, r: None))
+    (error,) = _errors(reg, arch="t.holder")
+    assert "t.holder.nested_settings raised TypeError: returned NoneType, not a dict" in error
+    passes = classmethod(lambda cls, h, i, r: {"step_size": r["depth"] / 4})
+    monkeypatch.setattr(holder, "nested_settings", passes)
+    assert expand(_suite(arch="t.holder"), reg)  # a key the solver has: accepted
