@@ -87,6 +87,13 @@ class Plugin(ABC):
         both (a solver whose step is ``dt`` would run at its own). Default: nothing."""
         return {}
 
+    def nested_options(self, head: str) -> dict[str, Any]:
+        """What ``nested_settings`` passes the plugin this one holds as ``head``, at run
+        time: the keys that plugin has and its suite (or caller) did not set itself."""
+        inner = self.values[head]
+        passes = type(self).nested_settings(head, type(inner), self.values)
+        return {k: v for k, v in passes.items() if k in inner.params and k not in inner.given}
+
     @classmethod
     def resolve_params(cls, values: dict[str, Any]) -> dict[str, Any]:
         """Validate ``values`` against ``params`` and fill in defaults.

@@ -1043,18 +1043,11 @@ def cmd_show(args: argparse.Namespace) -> int:
         f"{run.name}  [{run.status}]  {meta.get('start', '')}  on {dev}",
         highlight=False,
     )
-    from bench.sysinfo import environment_note
+    from bench.sysinfo import run_environment
 
-    env = environment_note(meta.get("environment"))
-    earlier = [
-        environment_note(e.get("environment"))
-        for e in meta.get("earlier_runs") or []
-        if isinstance(e, dict) and e.get("environment") != meta.get("environment")
-    ]
-    if env or earlier:
-        out.print(f"environment: {env or 'none set'}"
-                  + "".join(f"; before a resume: {e or 'none set'}" for e in earlier),
-                  highlight=False, markup=False)  # fmt: skip
+    env = run_environment(meta)
+    if env:
+        out.print(f"environment: {env}", highlight=False, markup=False)
     shown = _reported_or_asked(out, run, cells, args.validation or _asks_role(args.filter))
     if args.baseline and not shown.empty:
         from bench.compare import speedups_against
@@ -1395,10 +1388,9 @@ def _direction(run: Any, cells: Any, column: str) -> str | None:
         return None
     name = column[len("metric.") :]
     directions = {
-        {**h.quality, **h.validation}[name]
+        h.ranked[name]
         for task in cells["task"].dropna().unique()
-        if (h := headline(run.meta, str(task))) is not None
-        and name in {**h.quality, **h.validation}
+        if (h := headline(run.meta, str(task))) is not None and name in h.ranked
     }
     return directions.pop() if len(directions) == 1 else None
 

@@ -182,10 +182,11 @@ def own_settings(cells: pd.DataFrame) -> list[str]:
             continue
         by_value: dict[str, list[str]] = {}
         for plugin, value in zip(cells[slot].map(str), cells[c], strict=True):
-            if not blank(value):
-                by_value.setdefault(value_text(value), [])
-                if plugin not in by_value[value_text(value)]:
-                    by_value[value_text(value)].append(plugin)
+            if blank(value):
+                continue
+            plugins = by_value.setdefault(value_text(value), [])
+            if plugin not in plugins:
+                plugins.append(plugin)
         if len(by_value) > 1:
             each = ", ".join(f"{v} ({', '.join(ps)})" for v, ps in by_value.items())
             out.append(f"{short_name(c)}: {each}")

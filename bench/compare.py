@@ -679,15 +679,13 @@ def measurement_differences(meta_a: dict[str, Any], meta_b: dict[str, Any]) -> l
         if len(set(seen)) > 1:
             out.append(f"run {run} was resumed with another number of cells at a time "
                        f"({', '.join(map(said, seen))})")  # fmt: skip
+    from bench.sysinfo import environment_note
+
     env_a, env_b = meta_a.get("environment"), meta_b.get("environment")
     if isinstance(env_a, dict) and isinstance(env_b, dict) and env_a != env_b:
-        from bench.sysinfo import environment_note
-
         out.append(f"the environment differs: {environment_note(env_a) or 'none set'} in A, "
                    f"{environment_note(env_b) or 'none set'} in B")  # fmt: skip
     elif isinstance(env_a, dict) != isinstance(env_b, dict) and (env_a or env_b):
-        from bench.sysinfo import environment_note
-
         said = environment_note(env_a if isinstance(env_a, dict) else env_b)
         out.append(f"run {'A' if isinstance(env_a, dict) else 'B'} ran with {said}; the other "
                    "recorded no environment (a run from before bench recorded it)")  # fmt: skip

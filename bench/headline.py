@@ -90,6 +90,12 @@ class Headline:
         return f"metric.{next(iter(self.quality))}"
 
     @property
+    def ranked(self) -> dict[str, str]:
+        """Every metric the headline ranks, with which way is better: the quality
+        metrics, then the validation ones (what a tuning may choose by)."""
+        return {**self.quality, **self.validation}
+
+    @property
     def quality_columns(self) -> list[str]:
         return [f"metric.{name}" for name in self.quality]
 

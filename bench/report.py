@@ -39,7 +39,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -753,18 +753,27 @@ def _pareto_front_lines(t: Task, summary: pd.DataFrame, y: str) -> list[dict[str
     return lines
 
 
-def _sweep_lines(t: Task, means: dict[str, tuple[float, float]]) -> list[dict[str, Any]]:
-    """Grey lines through configurations that differ in one numeric parameter only."""
-    cols = [c for c in C.configuration_columns(t.cells.drop(columns="config")) if c in t.cells]
+def _sweeps(t: Task, cols: list[str]) -> Iterator[tuple[str, pd.Series, list[list[Any]]]]:
+    """Each numeric parameter among ``cols`` (configuration columns) that three or more
+    configurations set, with each configuration's value of it and the groups of
+    configurations that differ in it alone (their labels)."""
     first = t.cells.drop_duplicates("config").set_index("config")
-    out = []
     for col in cols:
         values = _numeric(first, col)
         if not col.startswith(C.PARAM) or values.notna().sum() < 3:
             continue
         others = [c for c in cols if c != col]
         keys = first[others].map(repr).agg("|".join, axis=1) if others else first[col] * 0
-        for _, labels in first.groupby(keys, sort=False).groups.items():
+        groups = [list(labels) for labels in first.groupby(keys, sort=False).groups.values()]
+        yield col, values, groups
+
+
+def _sweep_lines(t: Task, means: dict[str, tuple[float, float]]) -> list[dict[str, Any]]:
+    """Grey lines through configurations that differ in one numeric parameter only."""
+    cols = [c for c in C.configuration_columns(t.cells.drop(columns="config")) if c in t.cells]
+    out = []
+    for col, values, groups in _sweeps(t, cols):
+        for labels in groups:
             pts = sorted(
                 (values[lab], *means[lab])
                 for lab in labels
@@ -793,17 +802,11 @@ def sweep_slopes(t: Task, summary: pd.DataFrame) -> list[str]:
     cols = [c for c in C.configuration_columns(t.cells.drop(columns=["config", "problem"],
                                                             errors="ignore"))
             if c in t.cells]  # fmt: skip
-    first = t.cells.drop_duplicates("config").set_index("config")
     judged = summary.set_index("config")
     out = []
-    for col in cols:
-        values = _numeric(first, col)
-        if not col.startswith(C.PARAM) or values[values > 0].nunique() < 3:
-            continue
-        others = [c for c in cols if c != col]
-        keys = first[others].map(repr).agg("|".join, axis=1) if others else first[col] * 0
+    for col, values, groups in _sweeps(t, cols):
         found, metrics, sizes = [], set(), set()
-        for _, labels in first.groupby(keys, sort=False).groups.items():
+        for labels in groups:
             quality = judged.loc[labels[0], "judged_by"] if labels[0] in judged.index else None
             if not isinstance(quality, str) or t.better.get(quality) != "lower":
                 continue
@@ -1487,12 +1490,13 @@ def _task_section(page: _Page, run: Run, t: Task, gallery: _Gallery, index: int)
         _headline_note(t),
         headline_table_html(t, summary),
     ]
-    own = C.own_settings(t.cells.drop(columns=["config", "problem"], errors="ignore"))
+    cells = t.cells.drop(columns=["config", "problem"], errors="ignore")  # as recorded
+    own = C.own_settings(cells)
     if own:
         parts.append(
             f"<p class=dim>{_esc('set by each plugin, not in the labels: ' + '; '.join(own))}</p>"
         )
-    mixed = C.untuned_beside_tuned(t.cells.drop(columns=["config", "problem"], errors="ignore"))
+    mixed = C.untuned_beside_tuned(cells)
     if mixed:
         parts.append(f"<p class=warn>{_esc(mixed[0].upper() + mixed[1:])}</p>")
     slopes = sweep_slopes(t, summary)

@@ -200,7 +200,7 @@ def _default_select(
     if metric is None or metric == rule.select:
         return rule
     headline = task_cls.headline
-    known = {**headline.quality, **headline.validation} if headline is not None else {}
+    known = headline.ranked if headline is not None else {}
     if not isinstance(metric, str) or metric not in known:
         message = (
             f"{path}.tune.select: {task_cls.name}.tuning_metric gave {shown(metric)}, not a "
@@ -237,6 +237,13 @@ def _data_keys(task_cls: type[Task]) -> tuple[str, ...]:
     return task_cls.headline.problem if task_cls.headline is not None else ()
 
 
+def _poses_other_data(task_cls: type[Task], config: Cell, validation: Cell) -> bool:
+    """Whether the ``validation`` cell's data parameters (``_data_keys``) differ from the
+    reported configuration's: it is scored on other data."""
+    keys = _data_keys(task_cls)
+    return any(validation.task_params.get(k) != config.task_params.get(k) for k in keys)
+
+
 def _other_data(
     task_cls: type[Task],
     config: Cell,
@@ -251,9 +258,9 @@ def _other_data(
     share of it, or the same value spelt otherwise would choose on what is reported."""
     if validation is config:  # no validation cell: refused already, with its own message
         return True
-    data = _data_keys(task_cls)
-    if any(validation.task_params.get(k) != config.task_params.get(k) for k in data):
+    if _poses_other_data(task_cls, config, validation):
         return True
+    data = _data_keys(task_cls)
     given = ", ".join(f"{k}: {shown(v)}" for k, v in tuning.rule.validation_params.items())
     if data:
         same = ", ".join(f"{k}={shown(config.task_params.get(k))}" for k in data)
@@ -278,11 +285,8 @@ def _apart_draws(
     seed + 10000) is a choice made on the reported data."""
     task_cls, rule = entry.task_cls, entry.tune
     assert rule is not None
-    keys = _data_keys(task_cls)
-    if validation is config or any(
-        validation.task_params.get(k) != config.task_params.get(k) for k in keys
-    ):  # other data (validation_params) or no validation cell (said already)
-        return True
+    if validation is config or _poses_other_data(task_cls, config, validation):
+        return True  # no validation cell (said already), or other data (validation_params)
     try:
         drawn = {
             seed: set(task_cls.data_seeds(config.task_params, seed))

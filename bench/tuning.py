@@ -285,7 +285,7 @@ def _select(value: Any, headline: Any, path: str, errors: list[str]) -> tuple[st
         name = next(iter(chosen))
         return name, chosen[name]
     if isinstance(value, str):
-        known = {**headline.quality, **headline.validation} if headline is not None else {}
+        known = headline.ranked if headline is not None else {}
         better = known.get(value)
         if better is None:
             hint = did_you_mean(value, known)
@@ -309,7 +309,7 @@ def _unranked(select: str, headline: Any, path: str) -> str:
     (``accuracy`` beside ``test_accuracy``): a typo makes a tuning that chooses nothing,
     found only once its validation cells ran; another metric the task records
     (``train_accuracy``) is fine. "" where it is ranked, or close to none."""
-    known = {**headline.quality, **headline.validation} if headline is not None else {}
+    known = headline.ranked if headline is not None else {}
     hint = did_you_mean(select, known) if select and select not in known else ""
     if not hint:
         return ""

@@ -47,17 +47,17 @@ class NeuralODEModule(FlowNet):
         time: float,
         solver: Solver,
         adjoint: bool,
+        solver_options: dict[str, Any],
     ) -> None:
         super().__init__(width, depth)
         self.time = time
         self.solver = solver
         self.adjoint = adjoint
+        self.solver_options = solver_options  # its step, unless the suite set the solver's
         self.func = _Dynamics(Block(width, hidden, width, activation))
 
     def _options(self) -> dict[str, Any]:
-        options: dict[str, Any] = {}
-        if "step_size" in self.solver.params and "step_size" not in self.solver.given:
-            options["step_size"] = self.time / self.depth
+        options = dict(self.solver_options)
         if self.adjoint:
             options["adjoint"] = True
         return options
@@ -106,8 +106,13 @@ class NeuralODE(FlowArchitecture):
     def nested_settings(
         cls, head: str, inner: type[Plugin], resolved: dict[str, Any]
     ) -> dict[str, Any]:
-        # a fixed-step solver steps time/depth unless the suite sets its step
-        if head == "solver" and issubclass(inner, Solver) and not inner.adaptive:
+        # a solver with a step (a fixed-step one must have it) steps time/depth unless
+        # the suite sets its step
+        if (
+            head == "solver"
+            and issubclass(inner, Solver)
+            and (not inner.adaptive or "step_size" in inner.params)
+        ):
             return {"step_size": resolved["time"] / resolved["depth"]}
         return {}
 
@@ -123,5 +128,6 @@ class NeuralODE(FlowArchitecture):
         if v["adjoint"] and not solver.supports_adjoint:
             raise SkipCell(f"solver {solver.name} has no adjoint mode")
         return NeuralODEModule(
-            v["width"], v["depth"], v["hidden"], v["activation"], v["time"], solver, v["adjoint"]
-        )
+            v["width"], v["depth"], v["hidden"], v["activation"], v["time"], solver, v["adjoint"],
+            self.nested_options("solver"),
+        )  # fmt: skip

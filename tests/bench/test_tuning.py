@@ -1103,6 +1103,7 @@ def test_a_select_no_cell_records_is_told_apart_from_failures(tmp_path):
     did-you-mean."""
     from types import SimpleNamespace
 
+    from bench import Headline
     from bench.tuning import TuneRule, Tuning, read_rule
 
     rule = TuneRule(grid={"lr": [0.1, 0.2]}, select="Dice", better="higher",
@@ -1121,7 +1122,7 @@ def test_a_select_no_cell_records_is_told_apart_from_failures(tmp_path):
     rows["a"]["status"] = rows["b"]["status"] = "error"
     assert tuning.record(rows)["why_none"].startswith("no setting ended ok")
     errors: list[str] = []
-    headline = SimpleNamespace(quality={"dice": "higher"}, validation={})
+    headline = Headline(quality={"dice": "higher"})
     read_rule({"grid": {"lr": [0.1]}, "select": "Dice", "validation_seeds": [100]},
               "benchmarks[0].tune", headline, [0], errors)  # fmt: skip
     assert any("say which way 'Dice' is better" in e and "did you mean 'dice'?" in e

@@ -170,8 +170,13 @@ class NODEO(RegistrationMethod):
     def nested_settings(
         cls, head: str, inner: type[Plugin], resolved: dict[str, Any]
     ) -> dict[str, Any]:
-        # a fixed-step solver steps step_size unless the suite sets the solver's own
-        if head == "solver" and issubclass(inner, Solver) and not inner.adaptive:
+        # a solver with a step (a fixed-step one must have it) steps step_size unless the
+        # suite sets the solver's own
+        if (
+            head == "solver"
+            and issubclass(inner, Solver)
+            and (not inner.adaptive or "step_size" in inner.params)
+        ):
             return {"step_size": resolved["step_size"]}
         return {}
 
@@ -186,9 +191,7 @@ class NODEO(RegistrationMethod):
         if self.values["adjoint"] and not solver.supports_adjoint:
             raise ValueError(f"solver {solver.name} has no adjoint method")
         options: dict[str, Any] = {"adjoint": True} if self.values["adjoint"] else {}
-        if "step_size" in solver.params and "step_size" not in solver.given:
-            options["step_size"] = self.values["step_size"]
-        return solver, options
+        return solver, {**options, **self.nested_options("solver")}
 
     def solve(self, problem: Problem, ctx: CellContext) -> Result:
         v = self.values

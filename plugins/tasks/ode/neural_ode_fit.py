@@ -13,7 +13,7 @@ from bench import CellContext, Headline, Param, Plugin, SkipCell, Solver, Task
 from plugins.tasks.ode import problems
 from plugins.tasks.ode.counting import CountingFunc
 from plugins.tasks.ode.figures import trajectory_figure
-from plugins.tasks.ode.protocol import DTYPES, adjoint_requested, output_step_problem
+from plugins.tasks.ode.protocol import DTYPES, adjoint_requested, solver_step_problem
 from plugins.tasks.ode.reference import cached, scipy_reference
 
 SPIRAL_Y0 = (2.0, 0.0)
@@ -87,12 +87,8 @@ class NeuralODEFitTask(Task):
 
     @classmethod
     def check_cell(cls, components: dict[str, type[Plugin]], params: dict[str, Any]) -> str | None:
-        solver, step = components.get("solver"), params.get("solver.step_size")
-        if solver is None or step is None or not issubclass(solver, Solver):
-            return None
-        if not solver.lands_on_outputs:  # its windows' times are the data's
-            return None
-        return output_step_problem(solver.name, float(step), SPIRAL_T1, params["data_size"])
+        # its windows' times are the data's
+        return solver_step_problem(components, params, SPIRAL_T1, params["data_size"])
 
     def run(self, ctx: CellContext) -> None:
         solver: Solver = ctx.components["solver"]

@@ -60,6 +60,20 @@ def adjoint_requested(solver: Solver) -> bool:
 STEP_SLACK = 1e-3
 
 
+def solver_step_problem(
+    components: dict[str, type[Plugin]], params: dict[str, Any], t1: float, n_times: int
+) -> str | None:
+    """A task's ``check_cell`` over ``n_times`` output times on [0, ``t1``]: why its
+    ``solver`` slot's plugin would not take ``solver.step_size`` (``output_step_problem``),
+    where it lands on every output time; None where it would, or has no such step."""
+    solver, step = components.get("solver"), params.get("solver.step_size")
+    if solver is None or step is None or not issubclass(solver, Solver):
+        return None
+    if not solver.lands_on_outputs:
+        return None
+    return output_step_problem(solver.name, float(step), t1, n_times)
+
+
 def output_step_problem(solver: str, step: float, t1: float, n_times: int) -> str | None:
     """Why a solver that steps from output time to output time (``lands_on_outputs``)
     would not take ``step`` throughout: above the output spacing it runs at the spacing;
@@ -120,12 +134,7 @@ class ODEProblemTask(Task):
 
     @classmethod
     def check_cell(cls, components: dict[str, type[Plugin]], params: dict[str, Any]) -> str | None:
-        solver, step = components.get("solver"), params.get("solver.step_size")
-        if solver is None or step is None or not issubclass(solver, Solver):
-            return None
-        if not solver.lands_on_outputs:
-            return None
-        return output_step_problem(solver.name, float(step), params["t1"], params["n_times"])
+        return solver_step_problem(components, params, params["t1"], params["n_times"])
 
     headline = Headline(
         quality={"final_rel_error": "lower", "rel_l2_error": "lower"},
