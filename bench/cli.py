@@ -111,6 +111,7 @@ def _parser() -> argparse.ArgumentParser:
     _stats_parser(sub)
     _reach_parser(sub)
     _site_parser(sub)
+    _headlines_parser(sub)
     return p
 
 
@@ -446,6 +447,23 @@ def _site_parser(sub: Any) -> None:
         "tasks declared theirs: the best is judged within each of its values; repeatable",
     )
     site.set_defaults(func=cmd_site)
+
+
+def _headlines_parser(sub: Any) -> None:
+    hl = sub.add_parser(
+        "headlines",
+        help="a run made before tasks declared headlines: the headlines its tasks declare now, "
+        "recorded in its run.json with --record (so its pages show a best and a front)",
+    )
+    hl.add_argument("run", nargs="+", help="run folders, or suite folders (their newest run)")
+    hl.add_argument(
+        "--record",
+        action="store_true",
+        help="write them into each run.json, with the commit and date they were taken at "
+        "(default: only say what would be recorded)",
+    )
+    hl.add_argument("--plugins", nargs="*", default=[], help="extra plugin modules or .py files")
+    hl.set_defaults(func=cmd_headlines)
 
 
 def _alpha(text: str) -> float:
@@ -1157,6 +1175,34 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     make_console().print(f"wrote {path}", highlight=False)
     return 0
+
+
+# --- headlines --------------------------------------------------------------
+
+
+def cmd_headlines(args: argparse.Namespace) -> int:
+    from bench.plugins import PluginLoadError, get_plugin_manager, probe_plugins
+    from bench.registry import Registry, RegistryError
+    from bench.results import ResultsError, add_headlines
+
+    try:
+        probe_plugins(args.plugins, base_dir=Path.cwd())
+        registry = Registry(get_plugin_manager(args.plugins, base_dir=Path.cwd()))
+    except (PluginLoadError, RegistryError) as exc:
+        raise CliError(str(exc)) from None
+    out = make_console()
+    failed = False
+    for folder in dict.fromkeys(args.run):
+        run = _load(folder)
+        try:
+            lines = add_headlines(run, registry, record=args.record)
+        except ResultsError as exc:
+            out.print(Text(f"{run.path}: {exc}", style="red"), soft_wrap=True)
+            failed = True
+            continue
+        for line in lines:
+            out.print(f"{run.path}: {line}", highlight=False, soft_wrap=True)
+    return 1 if failed else 0
 
 
 # --- plot -------------------------------------------------------------------

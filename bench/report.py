@@ -60,7 +60,7 @@ from bench.compare import (
     speedups_against,
 )
 from bench.headline import Headline
-from bench.results import Run, is_missing, key_columns
+from bench.results import Run, headline_added, is_missing, key_columns
 from bench.stats import signed_rank_sum, untestable
 from bench.sysinfo import run_environment
 from bench.tuning import TIE_RTOL, tie_anchors
@@ -206,6 +206,8 @@ class Task:
     #: the problem columns that vary (``cells["problem"]`` says each cell's): the best
     #: and the Pareto front are judged within one problem
     problem: list[str] = field(default_factory=list)
+    #: where the headline was added after the run (``bench headlines --record``), else ""
+    added: str = ""
 
 
 def _numeric(cells: pd.DataFrame, col: str) -> pd.Series:
@@ -272,6 +274,7 @@ def describe_task(
         configs=configs,
         colours=colours.assign(configs),
         problem=varied,
+        added=headline_added(run.meta, task) if found is not None else "",
     )
 
 
@@ -573,9 +576,10 @@ def _headline_note(t: Task) -> str:
             f" The best and the Pareto front are judged within each {names} (another "
             "problem, not another method), never across."
         )
+    added = f" (the run recorded none: {t.added})" if t.added else ""
     return (
-        f"<p class=dim>headline: quality {_esc(quality)}; cost {_esc(cost)}; curves "
-        f"{_esc(curves)}. Mean ± standard deviation over seeds.{_esc(within)}</p>"
+        f"<p class=dim>headline{_esc(added)}: quality {_esc(quality)}; cost {_esc(cost)}; "
+        f"curves {_esc(curves)}. Mean ± standard deviation over seeds.{_esc(within)}</p>"
     )
 
 

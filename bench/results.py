@@ -797,3 +797,91 @@ def key_columns(cells: pd.DataFrame) -> list[str]:
     ]
     params = sorted(c for c in cells.columns if c.startswith("param."))
     return ["task", *comps, *params]
+
+
+def add_headlines(run: Run, registry: Any, record: bool = False) -> list[str]:
+    """For a run made before tasks declared headlines: each of its tasks' headline as the
+    task (in ``registry``) declares it now, recorded in its ``run.json`` where ``record``
+    (``headlines``, and under ``headlines_added`` the commit and date each was taken at:
+    pages say it was added, not recorded by the run). A headline the run recorded is
+    left as it is; one naming no metric the cells have is not added. One line per task
+    saying what was (or would be) done. ``ResultsError`` where the run is being written
+    or has no ``run.json``."""
+    from datetime import datetime, timezone
+
+    from bench.headline import Headline
+    from bench.registry import UnknownPluginError
+    from bench.sysinfo import git_state
+
+    meta_path = run.path / RUN_JSON
+    if not _exists(meta_path):
+        raise ResultsError(f"{meta_path}: missing; nothing to record the headlines in")
+    alive = writer_alive(run.path)
+    if alive:
+        who = f" ({alive})" if isinstance(alive, str) else ""
+        raise ResultsError(f"a bench run is writing it{who}; nothing was changed")
+    meta = read_run_json(meta_path)
+    recorded = meta.get("headlines", {})
+    if not isinstance(recorded, dict):
+        raise ResultsError(f"{meta_path}: 'headlines' is {shown(recorded)}, expected an object")
+    tasks = [str(t) for t in dict.fromkeys(run.cells["task"])] if "task" in run.cells else []
+    have = {c.removeprefix("metric.") for c in run.cells.columns if c.startswith("metric.")}
+    lines, added = [], {}
+    verb = "recorded" if record else "would record"
+    for task in tasks:
+        if isinstance(recorded.get(task), dict) and Headline.from_dict(recorded[task]):
+            lines.append(f"{task}: the run recorded its headline; left as it is")
+            continue
+        try:
+            declared = registry.get("task", task).headline
+        except UnknownPluginError as exc:  # not registered here: a plugin the user must name
+            lines.append(
+                f"{task}: no such task is registered here ({exc.args[0]}; give its plugin "
+                "with --plugins); left without a headline"
+            )
+            continue
+        if declared is None:
+            lines.append(f"{task}: the task declares no headline; left without one")
+            continue
+        missing = [name for name in declared.quality if name not in have]
+        if len(missing) == len(declared.quality):
+            lines.append(
+                f"{task}: its cells record none of the quality metrics the task declares now "
+                f"({', '.join(declared.quality)}); left without a headline"
+            )
+            continue
+        added[task] = declared.to_dict()
+        quality = ", ".join(f"{k} ({v} is better)" for k, v in declared.quality.items())
+        lines.append(
+            f"{task}: {verb} quality {quality}; cost {declared.cost}"
+            + (f"; not in its cells: {', '.join(missing)}" if missing else "")
+        )
+    if record and added:
+        state = git_state()
+        when = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        source = {"commit": state.get("commit"), "dirty": state.get("dirty"), "date": when}
+        meta["headlines"] = {**recorded, **added}
+        earlier = meta.get("headlines_added")
+        meta["headlines_added"] = {
+            **(earlier if isinstance(earlier, dict) else {}),
+            **{task: source for task in added},
+        }
+        atomic_write_json(meta_path, meta)
+    return lines
+
+
+def headline_added(meta: Any, task: str) -> str:
+    """Where a task's headline was added after its run (``bench headlines --record``):
+    "added after the run, from the task at commit abc1234 (2026-12-07)"; "" where the run
+    recorded it or none."""
+    added = meta.get("headlines_added") if isinstance(meta, dict) else None
+    source = added.get(task) if isinstance(added, dict) else None
+    if not isinstance(source, dict):
+        return ""
+    commit = source.get("commit")
+    at = f"commit {str(commit)[:7]}" if isinstance(commit, str) and commit else "an unknown commit"
+    if source.get("dirty") is True:
+        at += " with uncommitted changes"
+    date = source.get("date")
+    when = f" ({str(date)[:10]})" if isinstance(date, str) and date else ""
+    return f"added after the run, as the task declared it at {at}{when}"

@@ -44,7 +44,7 @@ from bench.columns import (
     varying,
 )
 from bench.columns import headline as recorded_headline
-from bench.results import CELLS, LOG, RUN_JSON, ResultsError, Run, load_run
+from bench.results import CELLS, LOG, RUN_JSON, ResultsError, Run, headline_added, load_run
 from bench.tuned import reported, untested_configurations
 from bench.tuning import tied
 
@@ -596,7 +596,12 @@ def _task_html(task: str, entries: list[SiteRun]) -> str:
             _column_name(c) + {"lower": " ▼", "higher": " ▲"}.get(d or "", "")
             for c, d in table.quality
         )
-        how = "headline" if table.declared else "no headline recorded: first metric and timer"
+        added = headline_added(entry.run.meta, task) if table.declared else ""
+        how = (
+            (f"headline {added}" if added else "headline")
+            if table.declared
+            else "no headline recorded: first metric and timer"
+        )
         cost = _column_name(table.cost) if table.cost else "none"
         run_link = (
             f'<a href="{_esc(entry.report)}">{_esc(entry.source)}</a>'
