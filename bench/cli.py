@@ -1183,7 +1183,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_headlines(args: argparse.Namespace) -> int:
     from bench.plugins import PluginLoadError, get_plugin_manager, probe_plugins
     from bench.registry import Registry, RegistryError
-    from bench.results import ResultsError, add_headlines
+    from bench.results import ResultsError, add_headlines, headline_source
 
     try:
         probe_plugins(args.plugins, base_dir=Path.cwd())
@@ -1192,10 +1192,11 @@ def cmd_headlines(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     out = make_console()
     failed = False
+    source = headline_source()  # before any run.json is written (that dirties the tree)
     for folder in dict.fromkeys(args.run):
         run = _load(folder)
         try:
-            lines = add_headlines(run, registry, record=args.record)
+            lines = add_headlines(run, registry, record=args.record, source=source)
         except ResultsError as exc:
             out.print(Text(f"{run.path}: {exc}", style="red"), soft_wrap=True)
             failed = True

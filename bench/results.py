@@ -799,19 +799,21 @@ def key_columns(cells: pd.DataFrame) -> list[str]:
     return ["task", *comps, *params]
 
 
-def add_headlines(run: Run, registry: Any, record: bool = False) -> list[str]:
+def add_headlines(
+    run: Run, registry: Any, record: bool = False, source: dict[str, Any] | None = None
+) -> list[str]:
     """For a run made before tasks declared headlines: each of its tasks' headline as the
     task (in ``registry``) declares it now, recorded in its ``run.json`` where ``record``
     (``headlines``, and under ``headlines_added`` the commit and date each was taken at:
     pages say it was added, not recorded by the run). A headline the run recorded is
     left as it is; one naming no metric the cells have is not added. One line per task
-    saying what was (or would be) done. ``ResultsError`` where the run is being written
-    or has no ``run.json``."""
-    from datetime import datetime, timezone
+    saying what was (or would be) done. ``source``: where they were taken
+    (``headline_source()``, taken once before any run.json is written: writing one
+    makes the tree dirty). ``ResultsError`` where the run is being written or has no
+    ``run.json``."""
 
     from bench.headline import Headline
     from bench.registry import UnknownPluginError
-    from bench.sysinfo import git_state
 
     meta_path = run.path / RUN_JSON
     if not _exists(meta_path):
@@ -857,9 +859,7 @@ def add_headlines(run: Run, registry: Any, record: bool = False) -> list[str]:
             + (f"; not in its cells: {', '.join(missing)}" if missing else "")
         )
     if record and added:
-        state = git_state()
-        when = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        source = {"commit": state.get("commit"), "dirty": state.get("dirty"), "date": when}
+        source = source or headline_source()
         meta["headlines"] = {**recorded, **added}
         earlier = meta.get("headlines_added")
         meta["headlines_added"] = {
@@ -868,6 +868,17 @@ def add_headlines(run: Run, registry: Any, record: bool = False) -> list[str]:
         }
         atomic_write_json(meta_path, meta)
     return lines
+
+
+def headline_source() -> dict[str, Any]:
+    """The commit, dirty flag and date (now) a headline is taken at."""
+    from datetime import datetime, timezone
+
+    from bench.sysinfo import git_state
+
+    state = git_state()
+    when = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return {"commit": state.get("commit"), "dirty": state.get("dirty"), "date": when}
 
 
 def headline_added(meta: Any, task: str) -> str:

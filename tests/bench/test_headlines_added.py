@@ -96,3 +96,14 @@ def test_a_run_being_written_or_without_its_record_is_refused(tmp_path, capsys):
     (run / "run.json").unlink()
     assert main(["headlines", str(run), "--record"]) == 1
     assert "run.json: missing; nothing to record the headlines in" in capsys.readouterr().out
+
+
+def test_runs_recorded_together_name_one_source(tmp_path):
+    """The source is taken once, before any run.json is written: writing one into a
+    checked-in results folder makes the tree dirty, which the next would record."""
+    first = _old_run(tmp_path)
+    second = tmp_path / "second"
+    shutil.copytree(first, second)
+    assert main(["headlines", str(first), str(second), "--record"]) == 0
+    added = [json.loads((r / "run.json").read_text())["headlines_added"] for r in (first, second)]
+    assert added[0] == added[1] and len({json.dumps(s) for s in added[0].values()}) == 1
