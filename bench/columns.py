@@ -214,6 +214,22 @@ def untuned_beside_tuned(cells: pd.DataFrame) -> str:
     )
 
 
+def none_tuned(cells: pd.DataFrame) -> str:
+    """Where one task's reported cells compare plugins (a slot holds more than one) and
+    none was tuned (no test cell of a tuned entry): the best is the best of the values
+    the suite gave, not of methods each tuned by one rule; "" otherwise."""
+    if (roles(cells) == TEST).any():
+        return ""
+    compared = [c for c in components(cells) if cells[c].dropna().nunique() > 1]
+    if not compared:
+        return ""
+    return (
+        f"none tuned: each {' and '.join(compared)} ran at the values the suite gave (no "
+        "tune block chose them on validation seeds), so the best is the best of these "
+        "values, not of methods each tuned by one rule"
+    )
+
+
 def configuration_labels(cells: pd.DataFrame) -> pd.Series:
     """One label per cell, task by task: ``solver=rk4 step_size=0.01``; cells of one
     configuration (seeds apart) share it. Components read as their plugin's name; the

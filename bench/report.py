@@ -1503,6 +1503,9 @@ def _task_section(page: _Page, run: Run, t: Task, gallery: _Gallery, index: int)
     mixed = C.untuned_beside_tuned(cells)
     if mixed:
         parts.append(f"<p class=warn>{_esc(mixed[0].upper() + mixed[1:])}</p>")
+    untuned = C.none_tuned(cells) if t.better else ""  # a page with a best to qualify
+    if untuned:
+        parts.append(f"<p class=dim>{_esc(untuned[0].upper() + untuned[1:])}</p>")
     slopes = sweep_slopes(t, summary)
     if slopes:
         parts.append(

@@ -38,6 +38,7 @@ import pandas as pd
 from bench.columns import (
     configuration_labels,
     fallback_metric,
+    none_tuned,
     param_column,
     problems,
     timers,
@@ -620,6 +621,11 @@ def _task_html(task: str, entries: list[SiteRun]) -> str:
             f"cost {_esc(cost)}{_esc(bold)} <span class=dim>({_esc(how)})</span></p>"
         )
         out.append(_headline_table(table))
+        if any(d for _, d in table.quality):  # a best to qualify
+            cells = entry.run.cells
+            untuned = none_tuned(reported(cells[cells["task"] == task]))
+            if untuned:
+                out.append(f"<p class=dim>{_esc(untuned[0].upper() + untuned[1:])}</p>")
         untested = untested_configurations(entry.run.meta, task)
         if untested:
             out.append(f"<p class=warn>{_esc(untested)}</p>")

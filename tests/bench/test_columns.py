@@ -303,3 +303,23 @@ def test_a_table_mixing_tuned_and_untuned_configurations_says_so():
                            mine.assign(role="superseded", **{"param.method.lr": 0.3})],
                           ignore_index=True)  # fmt: skip
     assert C.untuned_beside_tuned(shown_too) == ""
+
+
+def test_a_table_comparing_plugins_none_of_them_tuned_says_so():
+    """A star over methods that each ran at the suite's values (every run published
+    before tuning existed) is the best of those values, not of tuned methods: said."""
+    from bench import columns as C
+
+    rows = [{"cell_id": f"{m}{s}", "task": "t", "status": "ok", "seed": s, "method": m,
+             "backend": "warp.eager", "metric.err": 0.1}
+            for m in ("pinn", "supervised") for s in (0, 1)]  # fmt: skip
+    cells = pd.DataFrame(rows)
+    assert C.none_tuned(cells) == (
+        "none tuned: each method ran at the values the suite gave (no tune block chose them "
+        "on validation seeds), so the best is the best of these values, not of methods "
+        "each tuned by one rule"
+    )
+    assert C.none_tuned(cells[cells["method"] == "pinn"]) == ""  # one plugin: no comparison
+    assert C.none_tuned(cells.assign(role="test")) == ""  # tuned
+    # the mixed case is untuned_beside_tuned's line, not this one
+    assert C.none_tuned(cells.assign(role=["test", "test", None, None])) == ""

@@ -58,6 +58,13 @@ def test_an_old_run_gets_the_headlines_its_tasks_declare_with_their_source(tmp_p
     page = report.read_text()
     assert "the run recorded none: added after the run, as the task declared it at" in page
     assert "<tr class=bestrow>" in page  # a best now: which way is better is known
+    # backends compared, none tuned (the run predates tuning): the star says of what
+    assert "None tuned: each backend ran at the values the suite gave" in page
+    site = tmp_path / "site"
+    assert main(["site", str(run), "-o", str(site)]) == 0
+    index = "".join(p.read_text() for p in site.rglob("*.html") if p.name != "report.html")
+    assert "headline added after the run, as the task declared it at commit" in index
+    assert "None tuned: each backend ran at the values the suite gave" in index
     # the best warp configuration is the one with the lowest output error of its problem
     cells = load_run(run).cells
     warp = cells[cells["task"] == "kernels.warp"]
