@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench import CellContext, Param, Plugin, Slot, Task
+from bench import CellContext, Diverged, Param, Plugin, Slot, Task
 from plugins.backends.base import SineMLPBackend
 from plugins.encodings.base import FieldEncoding, build_field, check_field_shape
 
@@ -70,10 +70,31 @@ def ssim(pred: np.ndarray, target: np.ndarray, rgb: bool = False) -> float:
     )
 
 
-def evaluate(model: nn.Module, coords: torch.Tensor, chunk: int = EVAL_CHUNK) -> torch.Tensor:
-    """The field at ``coords``, in chunks, without gradients."""
-    with torch.no_grad():
-        return torch.cat([model(c) for c in coords.split(chunk)])
+def evaluate(
+    model: nn.Module | Callable[[torch.Tensor], torch.Tensor],
+    coords: torch.Tensor,
+    chunk: int = EVAL_CHUNK,
+    check: bool = True,
+) -> torch.Tensor:
+    """The field at ``coords``, in chunks, without gradients, in evaluation mode (a
+    field with dropout scores as its curves do, not with units dropped; the mode it was
+    in is put back; a function of the field, one of BACON's outputs, is called as it
+    is: ``fit`` leaves the field in evaluation mode). ``check``: a non-finite output
+    raises ``Diverged`` (a field that is NaN only when evaluated ended ok with the
+    scores of its training mode)."""
+    module = model if isinstance(model, nn.Module) else None  # else a function of one
+    training = module.training if module is not None else False
+    if module is not None:
+        module.eval()
+    try:
+        with torch.no_grad():
+            out = torch.cat([model(c) for c in coords.split(chunk)])
+    finally:
+        if module is not None:
+            module.train(training)
+    if check and not bool(out.isfinite().all()):
+        raise Diverged("the field's output is not finite (in evaluation mode)")
+    return out
 
 
 def metric_suffix(x: float) -> str:
@@ -217,7 +238,12 @@ def fit(
     def record(step: int) -> None:
         nonlocal reached, reached_step
         model.eval()
-        values = evaluate_fn()
+        try:
+            values = evaluate_fn()
+        except Diverged:  # a curve point NaN, kept; the loss or the final score says so
+            if not result.last:  # step 0: nothing trained yet
+                raise
+            values = dict.fromkeys(result.last, math.nan)
         model.train()
         for name, value in values.items():
             ctx.curve(name, step, value, result.train_seconds)
@@ -243,6 +269,7 @@ def fit(
             if step % eval_every == 0 or step == steps:
                 ctx.curve("loss", step, loss.detach(), result.train_seconds)
                 record(step)
+    model.eval()  # what is scored after the fit is the model its curves scored
     ctx.add_time("fit", result.train_seconds)
     ctx.metric("steps_per_s", steps / max(result.train_seconds, 1e-12))
     if threshold:
@@ -361,7 +388,7 @@ def _warm_up(
 def record_throughput(ctx: CellContext, model: nn.Module, coords: torch.Tensor) -> None:
     """Inference throughput over ``coords`` (timed repeats): ``eval_points_per_s``."""
     model.eval()
-    ctx.time("eval", lambda: evaluate(model, coords))
+    ctx.time("eval", lambda: evaluate(model, coords, check=False))  # checked when scored
     median = sorted(ctx.record.times["eval"])[len(ctx.record.times["eval"]) // 2]
     ctx.metric("eval_points_per_s", coords.shape[0] / max(median, 1e-12))
 

@@ -554,3 +554,60 @@ def test_the_curves_figure_draws_a_tuned_runs_reported_cells_from_its_suite_fold
     folder, cells, _ = drawn(run.parent)  # the suite's folder
     assert folder == run and len(cells) == 1 and set(cells["param.image"]) == {"camera"}
     assert plot_curves(run.parent).read_bytes()[:4] == b"\x89PNG"
+
+
+_MODES = (
+    "import torch\n"
+    "from torch import nn\n"
+    "from bench import hookimpl\n"
+    "from plugins.encodings.base import FieldEncoding\n\n\n"
+    "class Dropped(nn.Module):\n"
+    "    def __init__(self, d, nan):\n"
+    "        super().__init__()\n"
+    "        self.nan = nan\n"
+    "        self.net = nn.Sequential(nn.Linear(d, 64), nn.ReLU(), nn.Dropout(0.5),\n"
+    "                                 nn.Linear(64, 1))\n\n"
+    "    def forward(self, x):\n"
+    "        y = self.net(x)\n"
+    "        return y * float('nan') if self.nan and not self.training else y\n\n\n"
+    "class DropoutField(FieldEncoding):\n"
+    '    """A field with dropout (or NaN when evaluated, nan=True)."""\n\n'
+    '    name = "my_lab.dropout"\n\n'
+    "    def build(self, in_features, out_features, **kwargs):\n"
+    "        return Dropped(in_features, False)\n\n\n"
+    "class EvalNaN(DropoutField):\n"
+    '    """NaN in evaluation mode only."""\n\n'
+    '    name = "my_lab.evalnan"\n\n'
+    "    def build(self, in_features, out_features, **kwargs):\n"
+    "        return Dropped(in_features, True)\n\n\n"
+    "@hookimpl\n"
+    "def bench_plugins():\n"
+    "    return [DropoutField, EvalNaN]\n"
+)
+
+
+def test_a_field_with_dropout_is_scored_in_evaluation_mode_as_its_curves(tmp_path):
+    """The final PSNR was computed with dropout on (16.1 dB beside the curve's 17.4 at
+    the same step, a user audit), and a field that is NaN only when evaluated ended ok
+    with its training mode's scores: scored in evaluation mode, NaN ends diverged."""
+    (tmp_path / "modes.py").write_text(_MODES)
+    entries = [{"task": "fields.image_fit", "params": {"size": 16, "steps": 6, "eval_every": 3,
+                                                       "encoding": name}}
+               for name in ("my_lab.dropout", "my_lab.evalnan")]  # fmt: skip
+    path = tmp_path / "suite.yaml"
+    path.write_text(yaml.safe_dump({**_suite(*entries), "plugins": ["./modes.py"]}))
+    args = ["run", str(path), "--output", str(tmp_path / "out"), "--quiet", "--in-process"]
+    main(args)
+    (run,) = (tmp_path / "out" / "t").iterdir()
+    cells = pd.read_parquet(run / "cells.parquet").set_index("encoding")
+    curves = pd.read_parquet(run / "curves.parquet")
+    dropout = cells.loc["my_lab.dropout"]
+    assert dropout["status"] == "ok"
+    last = curves[(curves["cell_id"] == dropout["cell_id"]) & (curves["curve"] == "psnr")]
+    # the same model at the same step, in the same mode: the same number (float32 sums
+    # in the same order; 1e-9 leaves room for nothing but their printing)
+    assert dropout["metric.psnr"] == pytest.approx(last.sort_values("step")["value"].iloc[-1],
+                                                   rel=1e-9)  # fmt: skip
+    nan = cells.loc["my_lab.evalnan"]
+    assert nan["status"] == "diverged"
+    assert "the field's output is not finite (in evaluation mode)" in nan["error"]
