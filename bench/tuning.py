@@ -354,11 +354,20 @@ def settings_of(axes: dict[str, list[Any]]) -> list[dict[str, Any]]:
 
 def check_sizes(tunings: list[Tuning], path: str, errors: list[str]) -> None:
     """All the configurations try as many settings, when asked (each is within
-    ``max_settings``: a larger grid is refused before its settings are made)."""
+    ``max_settings``: a larger grid is refused before its settings are made); a
+    declared grid that no plugin declares (every configuration's one setting its
+    defaults) is refused: a tuning in name only."""
     if not tunings:
         return
     rule = tunings[0].rule
     sizes = {_describe(t.configuration): len(t.settings) for t in tunings}
+    if rule.grid is None and not any(setting for t in tunings for setting in t.settings):
+        errors.append(
+            f"{path}.tune: grid declared, but no plugin of {', '.join(sizes)} declares a "
+            "tuning grid: each would run at its defaults and read as tuned; give the grid "
+            "in the suite (grid: {method.lr: [...]}) or leave out tune"
+        )
+        return
     if rule.equal_size and len(set(sizes.values())) > 1:
         listing = ", ".join(f"{k}: {n}" for k, n in sizes.items())
         errors.append(

@@ -1155,3 +1155,20 @@ def test_a_select_metric_no_cell_records_is_said_before_and_exits_strict(tmp_pat
     path = _suite(tmp_path, typo.replace("erorr", "wall_seconds"))
     assert main(["run", str(path), "--dry-run"]) == 0
     assert "note:" not in capsys.readouterr().err
+
+
+def test_a_declared_grid_no_plugin_declares_is_refused(tmp_path, monkeypatch, capsys):
+    """grid: declared where no configuration's plugins declare one ran every one at its
+    defaults and read "tuned: 2 of 2 configurations chose a setting" (a user audit)."""
+    monkeypatch.chdir(tmp_path)
+    entry = (
+        "- task: tune.score\n  matrix: {solver: [tune.plain, rk4]}\n  seeds: [0]\n"
+        "  tune: {validation_seeds: [10]}\n"
+    )
+    path = _suite(tmp_path, entry)
+    assert main(["run", str(path), "--dry-run"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert (
+        "benchmarks[0].tune: grid declared, but no plugin of solver=tune.plain, solver=rk4 "
+        "declares a tuning grid: each would run at its defaults and read as tuned" in err
+    )
