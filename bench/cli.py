@@ -1301,6 +1301,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         check_gates,
         compare_runs,
         gate_table,
+        nothing_shared,
         pairable_notes,
         untestable_notes,
         untestable_under,
@@ -1336,11 +1337,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         out.print(f"unmatched configurations: {cmp.only_a} only in A, {cmp.only_b} only in B")
         for line in pairable_notes(cmp):
             out.print(line, highlight=False, markup=False)
-    if not cmp.times and not cmp.metrics and not cmp.status_changes:
-        raise CliError(
-            f"{cmp.run_a} and {cmp.run_b} share no cell with results in both (same task, "
-            "components and parameters): nothing to compare"
-        )
+    if nothing_shared(cmp):
+        raise CliError(nothing_shared(cmp))
     for table in comparison_tables(cmp):
         out.print(table)
     violations = check_gates(cmp, gates, alpha=args.alpha)

@@ -1009,3 +1009,15 @@ def with_speedups(cells: pd.DataFrame, column: str, value: str | list[str]) -> p
                 speedup.append(float(cells.at[base, timer]) / mine if mine > 0 else math.nan)
         out["speedup." + timer[len("time.") : -len(".median")]] = speedup
     return out
+
+
+def nothing_shared(cmp: Comparison) -> str:
+    """Why two runs cannot be compared, where they share no cell with results in both;
+    "" where they do. ``bench compare`` and ``bench report A B`` refuse alike."""
+    if cmp.times or cmp.metrics or cmp.status_changes:
+        return ""
+    return (
+        f"{cmp.run_a} and {cmp.run_b} share no cell with results in both (same task, "
+        "components and parameters): nothing to compare (--across KEY pairs configurations "
+        "across a parameter changed between the runs)"
+    )

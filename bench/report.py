@@ -56,6 +56,7 @@ from bench.compare import (
     MetricRow,
     TimeRow,
     compare_runs,
+    nothing_shared,
     pairable_notes,
     speedups_against,
 )
@@ -1443,6 +1444,8 @@ def _comparison_section(
         cmp = compare_runs(run, run_b, alpha, across=across)
     except AcrossError as exc:
         raise ReportError(str(exc)) from None
+    if nothing_shared(cmp):  # a page titled A vs B holding A alone (a user audit)
+        raise ReportError(nothing_shared(cmp))
     tasks = {str(t) for t in run.cells["task"].unique()}
     heads = {t: C.headline(run.meta, t) for t in tasks}
     data = comparison_data(cmp, colours, heads)

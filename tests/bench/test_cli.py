@@ -201,6 +201,11 @@ def test_compare_of_unrelated_runs_is_bad_input(write_suite, registry, tmp_path,
         runs.append(str(tmp_path / f"r{i}"))
     assert main(["compare", *runs]) == 2
     assert "share no cell" in capsys.readouterr().err
+    # the report of the two alike (it wrote a page titled A vs B holding A alone)
+    page = tmp_path / "ab.html"
+    assert main(["report", *runs, "-o", str(page)]) == 2
+    assert "share no cell with results in both" in capsys.readouterr().err
+    assert not page.exists()
 
 
 @pytest.mark.parametrize("alpha", ["-1", "nan", "1", "x"])

