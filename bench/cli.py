@@ -1099,6 +1099,9 @@ def _reported_or_asked(out: Any, run: Any, cells: Any, asked: bool) -> Any:
     found = tuned.choices(run.meta, tasks=set(cells["task"].astype(str)))
     if found:
         out.print(tuning_table(found))
+        edges = tuned.grid_edges(found)
+        if edges:
+            out.print(edges, highlight=False, markup=False)
     hidden = tuned.not_reported(cells)
     if hidden.empty or asked:
         return cells

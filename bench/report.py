@@ -1594,6 +1594,9 @@ def _tuning_section(page: _Page, found: list[tuned.Choice], hidden: pd.DataFrame
             f"relative {_power(TIE_RTOL)}, go to the first in grid order).</p>"
         )
         parts.append(page.table(choice, "filter choices"))
+        edges = tuned.grid_edges(found)
+        if edges:
+            parts.append(f"<p class=warn>{_esc(edges[0].upper() + edges[1:])}</p>")
         parts.append(
             f"<details><summary>every setting's validation score ({len(every['rows'])})"
             f"</summary>{page.table(every, 'filter settings')}</details>"

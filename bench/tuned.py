@@ -18,7 +18,7 @@ report``), whatever shape a damaged file gives it.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -49,6 +49,9 @@ class Choice:
     why_none: str = ""
     #: the task parameters validation ran with instead (other data): ``image=moon``
     validation_params: str = ""
+    #: the chosen values at an end of their numeric axis: ``method.weight=0.5 (lowest
+    #: of 2 tried)``; the best may lie beyond the grid
+    edges: list[str] = field(default_factory=list)
 
     @property
     def qualified(self) -> int:
@@ -196,6 +199,43 @@ def _choice(raw: dict[str, Any], label: str) -> Choice:
         )
         if isinstance(raw.get("validation_params"), dict)
         else "",
+        edges=_edges(settings, chosen) if index is not None else [],
+    )
+
+
+def _edges(settings: list[dict[str, Any]], chosen: dict[str, Any]) -> list[str]:
+    """The chosen values that are the lowest or highest of their axis, an axis of two
+    numbers or more (a value a grid does not bracket: the best may lie beyond it)."""
+    out = []
+    for key, value in chosen.items():
+        given = [s[key] for s in settings if key in s]
+        if not all(_number(v) for v in [value, *given]):  # a word, a list: no ends
+            continue
+        axis = list(dict.fromkeys(given))
+        if len(axis) < 2:
+            continue
+        low, high = min(axis), max(axis)
+        end = "lowest" if value == low else "highest" if value == high else ""
+        if end:
+            out.append(f"{key}={value_text(value)} ({end} of {len(axis)} tried)")
+    return out
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def grid_edges(found: list[Choice]) -> str:
+    """One line naming the configurations whose choice sits at an end of a numeric grid
+    axis (a user audit: two built-ins chose the lowest weight and the most iterations
+    tried, and one step beyond both beat the starred method); "" where none does."""
+    named = [f"{c.configuration}: {', '.join(c.edges)}" for c in found if c.edges]
+    if not named:
+        return ""
+    return (
+        f"{len(named)} of {len(found)} configurations chose an end of a numeric grid axis, "
+        "so a better setting may lie beyond it (only an axis of 3 values or more can bracket "
+        "a best): " + "; ".join(named)
     )
 
 

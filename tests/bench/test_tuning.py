@@ -1172,3 +1172,35 @@ def test_a_declared_grid_no_plugin_declares_is_refused(tmp_path, monkeypatch, ca
         "benchmarks[0].tune: grid declared, but no plugin of solver=tune.plain, solver=rk4 "
         "declares a tuning grid: each would run at its defaults and read as tuned" in err
     )
+
+
+def test_a_choice_at_an_end_of_its_grid_is_named():
+    """Two built-ins chose the lowest weight and the most iterations their grid tried;
+    one step beyond, both beat the starred method, and nothing said the choices sat on
+    the grid's boundary (a user audit)."""
+    from bench.tuned import choices, grid_edges
+
+    settings = [{"method.weight": w, "method.iterations": n, "method.mode": m}
+                for w in (0.5, 2.0) for n in (100, 200) for m in ("a", "b")]  # fmt: skip
+    scores = [0.1 * i for i in range(len(settings))]
+    meta = {"tuning": [
+        {"task": "t", "entry": 0, "configuration": {"method": "svf"}, "settings": settings,
+         "scores": scores, "chosen": {"method.weight": 0.5, "method.iterations": 200,
+                                      "method.mode": "a"}, "better": "higher"},
+        {"task": "t", "entry": 0, "configuration": {"method": "mine"},
+         "settings": [{"method.sigma": s, "method.iterations": [40, 20]} for s in (1.0, 2.0, 3.0)],
+         "scores": [1, 2, 1], "chosen": {"method.sigma": 2.0, "method.iterations": [40, 20]},
+         "better": "higher"},
+    ]}  # fmt: skip
+    found = choices(meta)
+    assert found[0].edges == [
+        "method.weight=0.5 (lowest of 2 tried)",
+        "method.iterations=200 (highest of 2 tried)",
+    ]  # a word axis has no end
+    assert found[1].edges == []  # bracketed: 1 < 2 < 3
+    assert grid_edges(found) == (
+        "1 of 2 configurations chose an end of a numeric grid axis, so a better setting may "
+        "lie beyond it (only an axis of 3 values or more can bracket a best): method=svf: "
+        "method.weight=0.5 (lowest of 2 tried), method.iterations=200 (highest of 2 tried)"
+    )
+    assert grid_edges(found[1:]) == ""
