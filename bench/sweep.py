@@ -644,10 +644,38 @@ def _sweep_axes(
             swept = isinstance(value, list) and value and all(isinstance(v, list) for v in value)
             if section == "params" and not swept and _takes_a_list(key, chosen, task_cls, registry):
                 value = [value]  # the list is the value, not a sweep
+            before = len(errors)
             values = _axis_values(key, value, section, task_cls, registry, kpath, errors)
             if values is not None:
                 axes.append((key, values, kpath))
+            elif len(errors) > before and "." not in key and key not in task_cls.params:
+                errors[-1] += _component_param_hint(key, chosen, task_cls, registry)
     return axes, seen
+
+
+def _component_param_hint(
+    key: str, chosen: dict[str, list[Any]], task_cls: type, registry: Registry
+) -> str:
+    """For a key the task lacks that a chosen component has: how to give it
+    (``sigma`` -> ``method.sigma``), with whose parameter it is."""
+    found = []
+    for slot, names in chosen.items():
+        if slot not in task_cls.slots():
+            continue
+        base = task_cls.slots()[slot].base
+        owners = []
+        for name in names:
+            try:
+                cls = registry.lookup(base, name)
+            except Exception:  # an unknown plugin: its own message, elsewhere
+                continue
+            if key in cls.params:
+                owners.append(cls.name)
+        if owners:
+            found.append(f"{slot}.{key} ({', '.join(owners)}'s)")
+    if not found:
+        return ""
+    return f"; a component's parameter is given with its slot: {' or '.join(found)}"
 
 
 def _takes_a_list(

@@ -136,6 +136,9 @@ def run_cell(
             raise
         status = "oom" if _is_oom(exc) else "error"
         message = f"{type(exc).__name__}: {exc}".strip()
+        notes = [str(n) for n in getattr(exc, "__notes__", None) or []]
+        if notes:  # what the task added on the way out (exc.add_note): where it was
+            message += f" ({'; '.join(notes)})"
         where = _where(exc)
         result = Outcome(status, f"{message} (at {where})" if where else message)
         result.traceback = "".join(traceback.format_exception(exc))

@@ -660,3 +660,17 @@ def test_a_component_parameter_taking_a_list_is_one_value_in_params(tmp_path):
 
     assert cells([20, 10]) == [[20, 10]]
     assert cells([[20, 10], [10, 5]]) == [[20, 10], [10, 5]]  # a list of lists sweeps
+
+
+def test_a_components_parameter_given_as_the_tasks_names_its_slot(tmp_path, capsys):
+    """`sigma: 2.0` beside a method with a sigma said only that the task has no such
+    parameter (a user audit): the message says how a component's parameter is given."""
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        "suite: x\ndevice: cpu\nbenchmarks:\n  - task: registration.pairwise\n"
+        "    params: {downsample: 4, levels: 2}\n    matrix: {method: [svf, lddmm]}\n"
+    )
+    assert main(["run", str(path), "--dry-run"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "registration.pairwise has no parameter 'levels'" in err
+    assert "a component's parameter is given with its slot: method.levels (svf, lddmm's)" in err

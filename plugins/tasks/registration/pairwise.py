@@ -372,9 +372,16 @@ class Pairwise(Task):
         # The suite's warm-up: whole solves first, untimed and unrecorded, so that
         # one-time costs (CUDA context, kernel compiles, cuDNN plans) stay out of the
         # time. A learned method trains in each. The registration suites use 0 on CPU.
-        for _ in range(ctx.warmup):
+        for i in range(ctx.warmup):
             scratch = ctx.scratch()
-            method.solve(self.problem(pair, scratch), scratch)
+            try:
+                method.solve(self.problem(pair, scratch), scratch)
+            except Exception as exc:  # said: its records are dropped with the scratch
+                exc.add_note(
+                    f"in the untimed warm-up solve {i + 1} of {ctx.warmup}, whose records "
+                    "are not kept (warmup: 0 measures the first solve)"
+                )
+                raise
         problem = self.problem(pair, ctx)
         monitor = problem.monitor
         with ctx.memory("register"):

@@ -139,10 +139,37 @@ class _SpySVF(SVF):
         return result
 
 
+class _CrashSVF(SVF):
+    """Test only: svf that records a metric and then raises."""
+
+    name = "test.svf_crash"
+
+    def solve(self, problem, ctx):
+        ctx.metric("partial_marker", 42.0)
+        raise RuntimeError("fails on purpose")
+
+
 @hookimpl
 def bench_plugins() -> list[type[SVF]]:
-    """This module as a plugin module, so that a registry can hold its spy."""
-    return [_SpySVF]
+    """This module as a plugin module, so that a registry can hold its spies."""
+    return [_SpySVF, _CrashSVF]
+
+
+def test_a_method_failing_in_the_warm_up_says_so():
+    """A crash in the untimed warm-up solve read as one in the measured solve, with no
+    sign of why what the method recorded was missing (a user audit)."""
+    registry = testing.default_registry([__name__])
+    args = ("registration.pairwise", {"method": _CrashSVF.name, "backend": "warp.eager"},
+            {"downsample": 4})  # fmt: skip
+    warm = testing.run_cell(*args, warmup=2, registry=registry, check=False)
+    assert warm.status == "error" and "partial_marker" not in warm.metrics
+    assert warm.error.startswith(
+        "RuntimeError: fails on purpose (in the untimed warm-up solve 1 of 2, whose records "
+        "are not kept (warmup: 0 measures the first solve)) (at "
+    )
+    cold = testing.run_cell(*args, warmup=0, registry=registry, check=False)
+    assert cold.status == "error" and cold.metrics["partial_marker"] == 42.0
+    assert "warm-up" not in cold.error
 
 
 def test_svf_result_is_the_reference_exponential_of_its_velocity(tmp_path):
