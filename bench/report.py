@@ -1221,7 +1221,8 @@ def comparison_data(
     for row in cmp.metrics:
         task = str(row.key.get("task"))
         label = labels[_key(row.key)]
-        part, item = _metric_item(row, label, headlines.get(task))
+        crossed = problems_across(cmp, headlines.get(task))
+        part, item = _metric_item(row, label, headlines.get(task), crossed)
         tasks[task][part].append(item)
     for key, a, b in cmp.status_changes:
         label = labels[_key(key)]
@@ -1264,14 +1265,25 @@ def _time_item(row: TimeRow, label: str, h: Headline | None) -> tuple[bool, str,
                                           row.ratio, p, time_verdict(row)])  # fmt: skip
 
 
+def problems_across(cmp: Comparison, h: Headline | None) -> list[str]:
+    """The ``--across`` columns that are problems of the task (``Headline.problem``): a
+    quality that changed across one changed with the problem, not for better or worse
+    (a user audit read B-spline pairs, easier, as every method 13 % better)."""
+    return [c for c in cmp.across if h is not None and c in h.problem_columns]
+
+
 def _metric_item(
-    row: MetricRow, label: str, h: Headline | None
+    row: MetricRow, label: str, h: Headline | None, crossed: Sequence[str] = ()
 ) -> tuple[str, tuple[bool, str, str, list]]:
     """Which table a metric's row goes to (``metrics`` or ``other_metrics``), and the
     row, keyed for sorting: the headline's primary metric first, then by label and
-    metric."""
+    metric. ``crossed``: problem columns compared across (``problems_across``): no
+    better or worse, the problem changed."""
     way = h.better(row.metric) if h is not None else None
     verdict = _metric_verdict(row, way)
+    if crossed and verdict.split(" (")[0] in ("better", "worse"):
+        names = ", ".join(C.short_name(c) for c in crossed)
+        verdict = f"changed with the problem ({names})" + verdict[len(verdict.split(" (")[0]) :]
     primary = h is not None and h.primary == row.metric
     # up front: the headline's quality metrics (without a headline: those that
     # changed); the rest one click away
@@ -1472,6 +1484,14 @@ def _comparison_section(
             f"<p class=dim>compared across {_esc(shown)}: configurations are paired whatever "
             "their value of it, and a row says each run's where it changed.</p>"
         )
+        crossed = list(dict.fromkeys(c for h in heads.values() for c in problems_across(cmp, h)))
+        if crossed:
+            names = ", ".join(C.short_name(c) for c in crossed)
+            parts.append(
+                f"<p class=warn>{_esc(names)} poses another problem (its task judges each "
+                "value apart): a quality that changed across it changed with the problem, so "
+                "no row reads better or worse.</p>"
+            )
     parts.extend(f"<p class=dim>{_esc(line)}</p>" for line in pairable_notes(cmp))
     for entry in data["tasks"]:
         parts.append(f"<h3>{_esc(entry['task'])}</h3>")

@@ -650,3 +650,33 @@ def test_runs_timed_with_other_repeats_or_warmup_are_said_to_differ():
     assert measurement_differences(one, two)[0].startswith("repeats differ (t: 2 in A, 1 in B)")
     # a text that is not a suite says nothing, and raises nothing
     assert measurement_differences({"suite_text": "[: bad"}, b) == []
+
+
+def test_across_a_problem_reads_no_quality_as_better_or_worse(tmp_path):
+    """--across truth read every method '13 % better' where B's B-spline pairs were
+    easier (a user audit): across a parameter its task declares a problem, a quality
+    changed with the problem."""
+    import json
+
+    from bench import Headline
+    from bench.report import comparison_data
+
+    a = _fake_run(tmp_path, "a", 1.0, 0.1)
+    b = _stepped(_fake_run(tmp_path, "b", 1.0, 0.05, seed=1), 0.2)  # err halved
+    cmp = compare_runs(load_run(a), load_run(b), across=["step_size"])
+
+    def verdicts(problem):
+        head = Headline(quality={"err": "lower"}, problem=problem)
+        data = comparison_data(cmp, headlines={"ode.t": head})
+        return [row[-1] for row in data["tasks"][0]["metrics"]["rows"]]
+
+    assert verdicts(()) == ["better", "better"]
+    assert verdicts(("step_size",)) == ["changed with the problem (step_size)"] * 2
+    head = {"quality": {"err": "lower"}, "cost": "wall", "problem": ["step_size"]}
+    for run in (a, b):
+        (run / "run.json").write_text(json.dumps({"suite": "x", "headlines": {"ode.t": head}}))
+    page = tmp_path / "page.html"
+    assert main(["report", str(a), str(b), "--across", "step_size", "-o", str(page)]) == 0
+    html = page.read_text()
+    assert "step_size poses another problem (its task judges each value apart)" in html
+    assert "changed with the problem (step_size)" in html
