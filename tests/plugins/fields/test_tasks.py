@@ -611,3 +611,29 @@ def test_a_field_with_dropout_is_scored_in_evaluation_mode_as_its_curves(tmp_pat
     nan = cells.loc["my_lab.evalnan"]
     assert nan["status"] == "diverged"
     assert "the field's output is not finite (in evaluation mode)" in nan["error"]
+
+
+def test_the_floor_is_what_a_field_that_learned_nothing_scores(tmp_path):
+    """A Poisson fit 0.2 dB above a constant image read as a result (a user audit):
+    psnr_floor is the PSNR of the best field that learned nothing (the mean; for the
+    Poisson tasks the null space the supervision cannot see, fitted as the fit is),
+    checked against the image's own variance: a constant's MSE at best is it."""
+    from bench import testing
+    from plugins.data.images import load_image
+
+    image = load_image("camera", 16, "grey").astype(np.float64)
+    by_var = -10 * np.log10(image.var())
+    for task, extra in (("fields.image_fit", {"holdout": True}),
+                        ("fields.poisson", {"supervise": "gradient"})):  # fmt: skip
+        cell = testing.run_cell(task, {"encoding": "relu"},
+                                {"size": 16, "steps": 2, "eval_every": 1, **extra})  # fmt: skip
+        if task == "fields.poisson":  # the whole image, mean-matched
+            assert cell.metrics["psnr_floor"] == pytest.approx(by_var, abs=1e-4)
+        else:  # the trained quarter; the held-out pixels against its mean
+            train = image[::2, ::2]
+            assert cell.metrics["psnr_floor"] == pytest.approx(-10 * np.log10(train.var()),
+                                                               abs=1e-4)  # fmt: skip
+            mask = np.ones_like(image, dtype=bool)
+            mask[::2, ::2] = False
+            held = -10 * np.log10(((image[mask] - train.mean()) ** 2).mean())
+            assert cell.metrics["psnr_heldout_floor"] == pytest.approx(held, abs=1e-4)
