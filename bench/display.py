@@ -63,8 +63,21 @@ def fmt_value(value: Any) -> str:
     if is_missing(value):
         return ""
     if isinstance(value, float):
-        return f"{value:.4g}"
+        return _digits(value)
     return str(value)
+
+
+def _digits(value: float) -> str:
+    """4 significant digits, more where those would show a value that is not whole as
+    a small whole number (an SSIM of 0.999982 read "1", as if exact)."""
+    text = f"{value:.4g}"
+    for digits in (6, 8):
+        if not math.isfinite(value) or any(c in text for c in ".en") or float(text) == value:
+            break
+        if abs(float(text)) > 100:
+            break
+        text = f"{value:.{digits}g}"
+    return text
 
 
 _EXPONENT = re.compile(r"e([+-])0*(\d)")
@@ -81,7 +94,7 @@ def fmt_number(value: Any) -> str:
     if schema.blank(value):
         return ""
     if isinstance(value, (float, np.floating)):
-        return compact(f"{float(value):.4g}")
+        return compact(_digits(float(value)))
     return str(value)
 
 

@@ -323,3 +323,13 @@ def test_a_table_comparing_plugins_none_of_them_tuned_says_so():
     assert C.none_tuned(cells.assign(role="test")) == ""  # tuned
     # the mixed case is untuned_beside_tuned's line, not this one
     assert C.none_tuned(cells.assign(role=["test", "test", None, None])) == ""
+
+
+def test_a_number_near_a_whole_one_is_not_shown_as_it():
+    """bench show printed an SSIM of 0.999982 as "1", as if exact (a user audit)."""
+    from bench.display import fmt_number, fmt_value
+
+    assert fmt_number(0.999982) == fmt_value(0.999982) == "0.999982"
+    assert fmt_number(99.99996) == "99.99996" and fmt_number(0.9999999999) == "1"
+    assert fmt_number(1.0) == "1" and fmt_number(3.14159) == "3.142"
+    assert fmt_number(12345.6) == "1.235e4" and fmt_number(1234.4) == "1234"
