@@ -689,6 +689,14 @@ def measurement_differences(meta_a: dict[str, Any], meta_b: dict[str, Any]) -> l
         said = environment_note(env_a if isinstance(env_a, dict) else env_b)
         out.append(f"run {'A' if isinstance(env_a, dict) else 'B'} ran with {said}; the other "
                    "recorded no environment (a run from before bench recorded it)")  # fmt: skip
+    from bench.sysinfo import load_note
+
+    loads = {run: load_note(meta) for run, meta in (("A", meta_a), ("B", meta_b))}
+    busy = [run for run, note in loads.items() if "busy" in note]
+    if busy:
+        out.append("the machine was busy as run " + " and ".join(
+            f"{run} started (load average {loads[run].split(' (')[0]})" for run in busy
+        ) + ": its times may include other work")  # fmt: skip
     timing_a, timing_b = _timing(meta_a), _timing(meta_b)
     whys = {"repeats": "a median over another number of timed calls",
             "warmup": "first-call costs (compilation, caches) timed or not"}  # fmt: skip

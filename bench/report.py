@@ -63,7 +63,7 @@ from bench.compare import (
 from bench.headline import Headline
 from bench.results import Run, headline_added, is_missing, key_columns
 from bench.stats import signed_rank_sum, untestable
-from bench.sysinfo import run_environment
+from bench.sysinfo import load_note, run_environment
 from bench.tuning import TIE_RTOL, tie_anchors
 
 ROW_LIMIT = 500  # rows a table shows at once (filter and sort cover all)
@@ -1389,6 +1389,7 @@ def _run_header(run: Run, title: str, open_: bool = True) -> str:
         ("devices", devices),
         ("versions", packages),
         *([("environment", env)] if (env := run_environment(meta)) else []),
+        *([("load average", load)] if (load := load_note(meta)) else []),
         *([("plugin files", _plugin_files(meta))] if meta.get("plugin_files") else []),
         ("started", meta.get("start", "?")),
         ("ended", f"{meta.get('end', '?')} ({run.status})"),

@@ -146,4 +146,35 @@ def run_metadata(devices: list[str]) -> dict[str, Any]:
         "host": socket.gethostname(),
         "platform": platform.platform(),
         "environment": environment(),  # {}: none set (a run without the key: not recorded)
+        "load": host_load(),
     }
+
+
+#: a 1-minute load average over this share of the CPUs at a run's start: a busy machine
+BUSY_SHARE = 0.5
+
+
+def host_load() -> dict[str, Any]:
+    """The machine's 1-minute load average as a run starts (before any cell: other
+    work's, or a run that just ended) and its CPU count; {} where the system has none."""
+    try:
+        load = os.getloadavg()[0]
+    except (OSError, AttributeError):  # not on this system
+        return {}
+    return {"load_1min": round(float(load), 2), "cpus": os.cpu_count() or 0}
+
+
+def load_note(meta: Any) -> str:
+    """``3.9 on 2 CPUs at the start: the machine was busy, so times may include other
+    work``; a plain ``0.1 on 2 CPUs at the start`` where it was not; "" where not
+    recorded (or damaged)."""
+    load = meta.get("load") if isinstance(meta, dict) else None
+    if not isinstance(load, dict):
+        return ""
+    value, cpus = load.get("load_1min"), load.get("cpus")
+    if not isinstance(value, (int, float)) or not isinstance(cpus, int) or cpus <= 0:
+        return ""
+    text = f"{value:g} on {cpus} CPUs at the start"
+    if value > BUSY_SHARE * cpus:
+        text += " (the machine was busy: times may include other work)"
+    return text

@@ -405,6 +405,7 @@ def test_a_run_in_tritons_interpreter_says_so_wherever_its_times_are_read(
     run_dir = tmp_path / "run"
     run_suite(load_suite(path, registry), run_dir, executor=InProcessExecutor(registry))
     meta = load_run(run_dir).meta
+    meta.pop("load")  # a busy machine (this test's own suite, say) would add its own note
     assert meta["environment"]["TRITON_INTERPRET"] == "1"  # (and any other set here)
     assert main(["show", str(run_dir)]) == 0
     said = "TRITON_INTERPRET=1 (Triton kernels ran in its CPU interpreter: their times are"
@@ -425,3 +426,45 @@ def test_a_run_in_tritons_interpreter_says_so_wherever_its_times_are_read(
     resumed = {**meta, "environment": {}, "earlier_runs": [{"environment": meta["environment"]}]}
     assert run_environment(resumed).startswith("none set; before a resume: ")
     assert said in run_environment(resumed)
+
+
+def test_a_run_records_the_load_it_started_under(write_suite, registry, tmp_path, capsys):
+    """A run started beside other work came out 2-4.5x slower and nothing recorded it (a
+    user audit): run.json keeps the 1-minute load average and CPU count at the start;
+    show, the report and compare say where it was busy."""
+    import json
+    import os
+
+    from bench.compare import measurement_differences
+    from bench.results import load_run
+    from bench.sysinfo import load_note
+
+    path = write_suite(
+        "suite: p\nplugins: [FIXTURE_PLUGINS]\nrepeats: 1\nbenchmarks:\n"
+        "  - task: test.behave\n    matrix: {solver: [test.constant]}\n"
+    )
+    run_dir = tmp_path / "run"
+    run_suite(load_suite(path, registry), run_dir, executor=InProcessExecutor(registry))
+    meta = load_run(run_dir).meta
+    assert meta["load"]["cpus"] == os.cpu_count() and meta["load"]["load_1min"] >= 0
+    quiet = {**meta, "load": {"load_1min": 0.25, "cpus": 4}}
+    busy = {**meta, "load": {"load_1min": 3.9, "cpus": 2}}
+    assert load_note(quiet) == "0.25 on 4 CPUs at the start"
+    assert load_note(busy) == (
+        "3.9 on 2 CPUs at the start (the machine was busy: times may include other work)"
+    )
+    assert load_note({"load": "high"}) == load_note({}) == ""  # damaged, or not recorded
+    assert measurement_differences(quiet, quiet) == []
+    assert measurement_differences(quiet, busy) == [
+        "the machine was busy as run B started (load average 3.9 on 2 CPUs at the start): "
+        "its times may include other work"
+    ]
+    (run_dir / "run.json").write_text(json.dumps(busy))
+    capsys.readouterr()
+    assert main(["show", str(run_dir)]) == 0
+    assert "load average: 3.9 on 2 CPUs at the start (the machine was busy" in (
+        " ".join(capsys.readouterr().out.split())
+    )
+    page = tmp_path / "page.html"
+    assert main(["report", str(run_dir), "-o", str(page)]) == 0
+    assert "the machine was busy: times may include other work" in page.read_text()
