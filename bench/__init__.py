@@ -24,6 +24,7 @@ from bench.base import (
     Slot,
     Solver,
     Task,
+    add_note,
 )
 from bench.context import CellContext
 from bench.fileio import atomic_path
@@ -49,6 +50,7 @@ __all__ = [
     "Registry",
     "SkipCell",
     "Slot",
+    "add_note",
     "atomic_path",
     "did_you_mean",
     "Solver",

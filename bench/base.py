@@ -52,6 +52,18 @@ class Diverged(Exception):
     """Raise from a plugin to end its cell with status ``diverged`` and this reason."""
 
 
+def add_note(exc: BaseException, note: str) -> None:
+    """Add where a failure was to an exception on its way out (``except ...:
+    add_note(exc, "in the untimed warm-up"); raise``): the cell's message says it in
+    parentheses, whatever the status. ``BaseException.add_note`` from Python 3.11, the
+    same ``__notes__`` list before it."""
+    notes = getattr(exc, "__notes__", None)
+    if isinstance(notes, list):
+        notes.append(note)
+    else:
+        exc.__notes__ = [note]  # type: ignore[attr-defined]
+
+
 class Plugin(ABC):
     """Common base: a named, documented class with typed parameters."""
 

@@ -107,6 +107,13 @@ def _is_oom(exc: BaseException) -> bool:
     )
 
 
+def _noted(exc: BaseException, message: str) -> str:
+    """``message`` with the notes a task added on the way out (``bench.add_note``:
+    where it was, an untimed warm-up say)."""
+    notes = [str(n) for n in getattr(exc, "__notes__", None) or []]
+    return f"{message} ({'; '.join(notes)})" if notes else message
+
+
 def run_cell(
     cell: Cell,
     registry: Registry,
@@ -126,19 +133,16 @@ def run_cell(
     try:
         ctx = _run(cell, registry, cache_dir, holder, listener)
     except SkipCell as exc:
-        result = Outcome("skipped", str(exc))
+        result = Outcome("skipped", _noted(exc, str(exc)))
     except Diverged as exc:
-        result = Outcome("diverged", str(exc))
+        result = Outcome("diverged", _noted(exc, str(exc)))
     except ParamError as exc:
-        result = Outcome("error", f"ParamError: {exc}")
+        result = Outcome("error", _noted(exc, f"ParamError: {exc}"))
     except BaseException as exc:  # noqa: BLE001 - every plugin failure becomes a status
         if isinstance(exc, KeyboardInterrupt):
             raise
         status = "oom" if _is_oom(exc) else "error"
-        message = f"{type(exc).__name__}: {exc}".strip()
-        notes = [str(n) for n in getattr(exc, "__notes__", None) or []]
-        if notes:  # what the task added on the way out (exc.add_note): where it was
-            message += f" ({'; '.join(notes)})"
+        message = _noted(exc, f"{type(exc).__name__}: {exc}".strip())
         where = _where(exc)
         result = Outcome(status, f"{message} (at {where})" if where else message)
         result.traceback = "".join(traceback.format_exception(exc))

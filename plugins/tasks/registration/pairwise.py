@@ -69,6 +69,7 @@ from bench import (
     Plugin,
     Slot,
     Task,
+    add_note,
 )
 from plugins.backends.base import WarpBackend
 from plugins.data import registration as data
@@ -377,9 +378,10 @@ class Pairwise(Task):
             try:
                 method.solve(self.problem(pair, scratch), scratch)
             except Exception as exc:  # said: its records are dropped with the scratch
-                exc.add_note(
+                add_note(
+                    exc,
                     f"in the untimed warm-up solve {i + 1} of {ctx.warmup}, whose records "
-                    "are not kept (warmup: 0 measures the first solve)"
+                    "are not kept (warmup: 0 measures the first solve)",
                 )
                 raise
         problem = self.problem(pair, ctx)

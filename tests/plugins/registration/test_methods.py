@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from bench import hookimpl, testing
+from bench import Diverged, hookimpl, testing
 from kernels.reference import svf_exp_reference, warp_reference
 from plugins.methods.registration.classical import SVF, lddmm_flow
 from plugins.methods.registration.losses import (
@@ -140,12 +140,15 @@ class _SpySVF(SVF):
 
 
 class _CrashSVF(SVF):
-    """Test only: svf that records a metric and then raises."""
+    """Test only: svf that records a metric and then raises (diverges, where its
+    similarity is mse)."""
 
     name = "test.svf_crash"
 
     def solve(self, problem, ctx):
         ctx.metric("partial_marker", 42.0)
+        if problem.similarity_name == "mse":
+            raise Diverged("loss is NaN")
         raise RuntimeError("fails on purpose")
 
 
@@ -170,6 +173,15 @@ def test_a_method_failing_in_the_warm_up_says_so():
     cold = testing.run_cell(*args, warmup=0, registry=registry, check=False)
     assert cold.status == "error" and cold.metrics["partial_marker"] == 42.0
     assert "warm-up" not in cold.error
+    # whatever the status: a diverged warm-up (a review)
+    task, components, params = args
+    warm = testing.run_cell(task, components, {**params, "similarity": "mse"}, warmup=1,
+                            registry=registry, check=False)  # fmt: skip
+    assert warm.status == "diverged"
+    assert warm.error == (
+        "loss is NaN (in the untimed warm-up solve 1 of 1, whose records are not kept "
+        "(warmup: 0 measures the first solve))"
+    )
 
 
 def test_svf_result_is_the_reference_exponential_of_its_velocity(tmp_path):
