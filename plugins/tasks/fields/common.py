@@ -74,27 +74,35 @@ def evaluate(
     model: nn.Module | Callable[[torch.Tensor], torch.Tensor],
     coords: torch.Tensor,
     chunk: int = EVAL_CHUNK,
-    check: bool = True,
 ) -> torch.Tensor:
     """The field at ``coords``, in chunks, without gradients, in evaluation mode (a
     field with dropout scores as its curves do, not with units dropped; the mode it was
     in is put back; a function of the field, one of BACON's outputs, is called as it
-    is: ``fit`` leaves the field in evaluation mode). ``check``: a non-finite output
-    raises ``Diverged`` (a field that is NaN only when evaluated ended ok with the
-    scores of its training mode)."""
+    is: ``fit`` leaves the field in evaluation mode). A non-finite output raises
+    ``Diverged`` (a field that is NaN only when evaluated ended ok with the scores of
+    its training mode)."""
     module = model if isinstance(model, nn.Module) else None  # else a function of one
     training = module.training if module is not None else False
     if module is not None:
         module.eval()
     try:
-        with torch.no_grad():
-            out = torch.cat([model(c) for c in coords.split(chunk)])
+        out = _forward(model, coords, chunk)
     finally:
         if module is not None:
             module.train(training)
-    if check and not bool(out.isfinite().all()):
+    if not bool(out.isfinite().all()):
         raise Diverged("the field's output is not finite (in evaluation mode)")
     return out
+
+
+def _forward(
+    model: nn.Module | Callable[[torch.Tensor], torch.Tensor],
+    coords: torch.Tensor,
+    chunk: int = EVAL_CHUNK,
+) -> torch.Tensor:
+    """The field at ``coords`` in chunks, without gradients, in whatever mode it is."""
+    with torch.no_grad():
+        return torch.cat([model(c) for c in coords.split(chunk)])
 
 
 def metric_suffix(x: float) -> str:
@@ -387,8 +395,8 @@ def _warm_up(
 
 def record_throughput(ctx: CellContext, model: nn.Module, coords: torch.Tensor) -> None:
     """Inference throughput over ``coords`` (timed repeats): ``eval_points_per_s``."""
-    model.eval()
-    ctx.time("eval", lambda: evaluate(model, coords, check=False))  # checked when scored
+    model.eval()  # once, outside the timed calls (a mode switch walks every module)
+    ctx.time("eval", lambda: _forward(model, coords))
     median = sorted(ctx.record.times["eval"])[len(ctx.record.times["eval"]) // 2]
     ctx.metric("eval_points_per_s", coords.shape[0] / max(median, 1e-12))
 
