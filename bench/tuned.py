@@ -199,14 +199,21 @@ def _choice(raw: dict[str, Any], label: str) -> Choice:
         )
         if isinstance(raw.get("validation_params"), dict)
         else "",
-        edges=_edges(settings, chosen) if index is not None else [],
+        edges=_edges(settings, chosen, [s for _, s in shown]) if index is not None else [],
     )
 
 
-def _edges(settings: list[dict[str, Any]], chosen: dict[str, Any]) -> list[str]:
+def _edges(
+    settings: list[dict[str, Any]], chosen: dict[str, Any], scores: list[float | None]
+) -> list[str]:
     """The chosen values that are the lowest or highest of their axis, an axis of two
-    numbers or more (a value a grid does not bracket: the best may lie beyond it)."""
+    numbers or more (a value a grid does not bracket: the best may lie beyond it); not
+    where the next value in scored the same (a flat end: the axis changed nothing
+    there, and ties go to the first in grid order)."""
+    from bench.tuning import tied
+
     out = []
+    mine = scores[settings.index(chosen)]
     for key, value in chosen.items():
         given = [s[key] for s in settings if key in s]
         if not all(_number(v) for v in [value, *given]):  # a word, a list: no ends
@@ -214,8 +221,12 @@ def _edges(settings: list[dict[str, Any]], chosen: dict[str, Any]) -> list[str]:
         axis = list(dict.fromkeys(given))
         if len(axis) < 2:
             continue
-        low, high = min(axis), max(axis)
-        end = "lowest" if value == low else "highest" if value == high else ""
+        ordered = sorted(axis)
+        end = "lowest" if value == ordered[0] else "highest" if value == ordered[-1] else ""
+        inner = {**chosen, key: ordered[1] if end == "lowest" else ordered[-2]}
+        beside = scores[settings.index(inner)] if inner in settings else None
+        if end and mine is not None and beside is not None and tied(mine, beside):
+            continue  # flat: the next value in scored the same
         if end:
             out.append(f"{key}={value_text(value)} ({end} of {len(axis)} tried)")
     return out

@@ -1204,3 +1204,16 @@ def test_a_choice_at_an_end_of_its_grid_is_named():
         "method.weight=0.5 (lowest of 2 tried), method.iterations=200 (highest of 2 tried)"
     )
     assert grid_edges(found[1:]) == ""
+    # a flat end: iterations changed nothing, and the tie went to the first, the lowest
+    flat = {
+        "task": "t",
+        "entry": 0,
+        "configuration": {"method": "svf"},
+        "settings": [{"method.iterations": n} for n in (100, 200, 400)],
+        "scores": [0.9, 0.9, 0.9],
+        "chosen": {"method.iterations": 100},
+        "better": "higher",
+    }
+    assert choices({"tuning": [flat]})[0].edges == []
+    flat["scores"] = [0.9, 0.8, 0.7]  # a real end: the next value in scored worse
+    assert choices({"tuning": [flat]})[0].edges == ["method.iterations=100 (lowest of 3 tried)"]
