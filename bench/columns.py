@@ -254,6 +254,16 @@ def _label(row: pd.Series, cols: list[str]) -> str:
     return " ".join(parts) or "default"
 
 
+def four_digits(value: float) -> str:
+    """4 significant digits as the report's script writes them (``toPrecision(4)``)
+    where ``.4g`` would show a value that is not whole as a whole number: 0.999982 is
+    ``1.000``, not ``1`` (an SSIM read as exact: a user audit); else ``.4g``."""
+    text = f"{value:.4g}"
+    if math.isfinite(value) and not any(c in text for c in ".en") and float(text) != value:
+        text = f"{value:#.4g}".rstrip(".")
+    return text
+
+
 def value_text(value: Any) -> str:
     """A value as a label writes it: a float to 4 significant digits."""
     if isinstance(value, float) and math.isfinite(value):

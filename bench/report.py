@@ -153,7 +153,7 @@ def fmt(value: Any, kind: str = "value") -> str:
     if a >= 1e4 or a < 1e-3:  # as the script writes it: 1.333e-8
         mantissa, exponent = f"{value:.3e}".split("e")
         return f"{mantissa}e{int(exponent)}"
-    return f"{value:.4g}"
+    return C.four_digits(value)
 
 
 # --- configurations and their colours ----------------------------------------

@@ -38,6 +38,7 @@ import pandas as pd
 from bench.columns import (
     configuration_labels,
     fallback_metric,
+    four_digits,
     none_tuned,
     param_column,
     problems,
@@ -227,7 +228,7 @@ def _fmt(value: float, column: str) -> str:
             if abs(value) >= scale:
                 return f"{value / scale:.3g} {unit}"
         return f"{value:.0f} B"
-    return f"{value:.4g}"
+    return four_digits(value)
 
 
 def _column_name(column: str) -> str:

@@ -333,3 +333,9 @@ def test_a_number_near_a_whole_one_is_not_shown_as_it():
     assert fmt_number(99.99996) == "99.99996" and fmt_number(0.9999999999) == "1"
     assert fmt_number(1.0) == "1" and fmt_number(3.14159) == "3.142"
     assert fmt_number(12345.6) == "1.235e4" and fmt_number(1234.4) == "1234"
+    # the report and the site as the page's script writes it (toPrecision(4)): "1.000"
+    from bench.report import fmt
+    from bench.site import _fmt
+
+    assert fmt(0.999982) == _fmt(0.999982, "metric.ssim") == "1.000"
+    assert fmt(1.0) == "1" and _fmt(0.5, "metric.ssim") == "0.5"
