@@ -1350,7 +1350,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     violations = check_gates(cmp, gates, alpha=args.alpha)
     untestable = untestable_under(cmp, gates)
     if violations or untestable:
-        title = "gates crossed" if violations else "gates: untestable comparisons (not failed)"
+        title = "gates crossed" if violations else "gates: comparisons not judged (not failed)"
         out.print(gate_table(violations + untestable, title=title))
     for note in untestable_notes(cmp, gates):
         out.print(note, highlight=False)

@@ -803,13 +803,29 @@ def check_gates(cmp: Comparison, gates: list[Gate], alpha: float = 0.05) -> list
         elif gate.target == "headline":
             for row in cmp.metrics:
                 better = _headline_direction(cmp, row)
-                if better is not None:
+                if better is not None and not _across_problem(cmp, row):
                     out += _metric_violation(gate, row, 1 if better == "lower" else -1, better)
         else:
             for row in cmp.metrics:
-                if row.metric == gate.target:
+                if row.metric == gate.target and not _across_problem(cmp, row):
                     out += _metric_violation(gate, row, gate.sign)
     return out
+
+
+def problems_across(cmp: Comparison, h: Headline | None) -> list[str]:
+    """The ``--across`` columns that are problems of the task (``Headline.problem``): a
+    quality that changed across one changed with the problem, not for better or worse
+    (a user audit read B-spline pairs, easier, as every method 13 % better)."""
+    return [c for c in cmp.across if h is not None and c in h.problem_columns]
+
+
+def _across_problem(cmp: Comparison, row: MetricRow) -> list[str]:
+    """The problem columns a quality row of the headline was compared across (its
+    gate does not judge it: the problem changed), else []."""
+    found = cmp.headlines.get(str(row.key.get("task")))
+    if found is None or found.better(row.metric) is None:
+        return []
+    return problems_across(cmp, found)
 
 
 def untestable_under(cmp: Comparison, gates: list[Gate]) -> list[Violation]:
@@ -819,6 +835,14 @@ def untestable_under(cmp: Comparison, gates: list[Gate]) -> list[Violation]:
     out = []
     for gate in gates:
         if not gate.target.startswith("time"):
+            for row in cmp.metrics:  # a quality across a problem: listed, not judged
+                crossed = _across_problem(cmp, row)
+                named = gate.target in ("headline", row.metric)
+                if crossed and named and _metric_violation(gate, row, _sign(cmp, gate, row)):
+                    names = ", ".join(c.removeprefix("param.") for c in crossed)
+                    detail = f"{row.a:.4g} -> {row.b:.4g}"
+                    why = f"not judged: the problem changed ({names})"
+                    out.append(Violation(gate, row.key, row.metric, detail, row.label, why))
             continue
         for row in _gated_times(cmp, gate):
             if not row.testable and _crosses(gate, row.ratio - 1.0):
@@ -858,6 +882,13 @@ def _gated_times(cmp: Comparison, gate: Gate) -> list[TimeRow]:
 
 def _crosses(gate: Gate, change: float, sign: int | None = None) -> bool:
     return change * (gate.sign if sign is None else sign) > gate.amount
+
+
+def _sign(cmp: Comparison, gate: Gate, row: MetricRow) -> int:
+    """Which way is worse for the row under ``gate``: the headline's, for its gate."""
+    if gate.target != "headline":
+        return gate.sign
+    return 1 if _headline_direction(cmp, row) == "lower" else -1
 
 
 def _headline_direction(cmp: Comparison, row: MetricRow) -> str | None:

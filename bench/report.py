@@ -58,6 +58,7 @@ from bench.compare import (
     compare_runs,
     nothing_shared,
     pairable_notes,
+    problems_across,
     speedups_against,
 )
 from bench.headline import Headline
@@ -1263,13 +1264,6 @@ def _time_item(row: TimeRow, label: str, h: Headline | None) -> tuple[bool, str,
         p = row.p_value
     return (not first, label, row.timer, [label, row.timer, row.median_a, row.median_b,
                                           row.ratio, p, time_verdict(row)])  # fmt: skip
-
-
-def problems_across(cmp: Comparison, h: Headline | None) -> list[str]:
-    """The ``--across`` columns that are problems of the task (``Headline.problem``): a
-    quality that changed across one changed with the problem, not for better or worse
-    (a user audit read B-spline pairs, easier, as every method 13 % better)."""
-    return [c for c in cmp.across if h is not None and c in h.problem_columns]
 
 
 def _metric_item(

@@ -680,3 +680,21 @@ def test_across_a_problem_reads_no_quality_as_better_or_worse(tmp_path):
     html = page.read_text()
     assert "step_size poses another problem (its task judges each value apart)" in html
     assert "changed with the problem (step_size)" in html
+    # a gate on the quality does not judge it either: listed, not failed (a review)
+    from bench.compare import Gate, check_gates, untestable_under
+
+    worse = _stepped(_fake_run(tmp_path, "w", 1.0, 0.2, seed=1), 0.2)  # err doubled
+    (worse / "run.json").write_text(json.dumps({"suite": "x", "headlines": {"ode.t": head}}))
+    for gate in ("headline:+5%", "metric.err:+5%"):
+        code = main(["compare", str(a), str(worse), "--across", "step_size", "--fail-on", gate])
+        assert code == 0, gate
+        cmp = compare_runs(load_run(a), load_run(worse), across=["step_size"])
+        assert check_gates(cmp, [Gate.parse(gate)]) == []
+        listed = [v.verdict for v in untestable_under(cmp, [Gate.parse(gate)])]
+        assert listed == ["not judged: the problem changed (step_size)"] * 2
+    # without --across's problem (no headline problem), the same doubling fails the gate
+    plain = {"quality": {"err": "lower"}, "cost": "wall"}
+    for run in (a, worse):
+        (run / "run.json").write_text(json.dumps({"suite": "x", "headlines": {"ode.t": plain}}))
+    args = ["compare", str(a), str(worse), "--across", "step_size", "--fail-on", "headline:+5%"]
+    assert main(args) == 1
