@@ -170,7 +170,12 @@ class ClassifyDigits(Task):
         for m in modules:
             m.eval()
         with torch.no_grad():
-            predict = lambda x: head(net(stem(x))).argmax(1)  # noqa: E731
+
+            def predict(x: torch.Tensor) -> torch.Tensor:
+                out = head(net(stem(x)))  # an argmax of NaN logits is a class: diverged
+                ctx.check_finite("the network's output (in evaluation mode)", out)
+                return out.argmax(1)
+
             ctx.metric("train_accuracy", (predict(xtr) == ytr).float().mean())
             ctx.metric("test_accuracy", (predict(xte) == yte).float().mean())
             if p["validation_images"]:

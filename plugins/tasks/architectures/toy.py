@@ -120,8 +120,12 @@ class ClassifyToy(Task):
 
         net.eval()
         with torch.no_grad():
-            ctx.metric("train_accuracy", (head(net(xtr)).argmax(1) == ytr).float().mean())
-            ctx.metric("test_accuracy", (head(net(xte)).argmax(1) == yte).float().mean())
+            # an argmax of NaN logits scores 0.5 on two classes: not finite is diverged
+            out_tr, out_te = head(net(xtr)), head(net(xte))
+            ctx.check_finite("the network's output (in evaluation mode)", out_tr)
+            ctx.check_finite("the network's output (in evaluation mode)", out_te)
+            ctx.metric("train_accuracy", (out_tr.argmax(1) == ytr).float().mean())
+            ctx.metric("test_accuracy", (out_te.argmax(1) == yte).float().mean())
             prob = torch.softmax(head(net(grid)), dim=1)[:, 1]
             traj = net.trajectory(xte)
             if arch.invertible is not None:

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import yaml
 
+from bench import testing
 from bench.cli import main
 from plugins.data import toy2d
 from tests.plugins.architectures._run import run_cell
@@ -201,3 +202,33 @@ def test_validation_seeds_drawing_a_reported_cells_test_set_are_refused(tmp_path
     ) in str(err.value)
     assert suite([100, 101]).tunings
     assert suite([10_000], validation_params={"dataset": "circles"}).tunings  # other data
+
+
+def test_a_network_not_finite_when_evaluated_ends_diverged(tmp_path, monkeypatch):
+    """NaN logits in evaluation mode scored test_accuracy 0.5 (an argmax of NaN) and then
+    ended 'error' with matplotlib's 'vmin, vcenter, vmax must increase' from the figures
+    (a user audit): the cell ends diverged, naming what was not finite."""
+    import plugins.tasks.architectures.toy as toy
+
+    original = toy.build_architecture
+
+    def nan_when_evaluated(ctx):
+        arch, net = original(ctx)
+        forward = net.forward
+
+        def patched(z):
+            out = forward(z)
+            return out if net.training else out * float("nan")
+
+        net.forward = patched
+        return arch, net
+
+    monkeypatch.setattr(toy, "build_architecture", nan_when_evaluated)
+    cell = testing.run_cell(
+        "classify.toy", {"architecture": "resnet"},
+        {"architecture.depth": 2, "architecture.width": 4, "epochs": 2, "n_train": 32,
+         "n_test": 32, "grid": 5}, check=False,
+    )  # fmt: skip
+    assert cell.status == "diverged"
+    assert cell.error == "the network's output (in evaluation mode) is not finite"
+    assert "test_accuracy" not in cell.metrics
