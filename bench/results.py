@@ -809,24 +809,36 @@ def add_headlines(
     left as it is; one naming no metric the cells have is not added. One line per task
     saying what was (or would be) done. ``source``: where they were taken
     (``headline_source()``, taken once before any run.json is written: writing one
-    makes the tree dirty). ``ResultsError`` where the run is being written or has no
-    ``run.json``."""
-
-    from bench.headline import Headline
-    from bench.registry import UnknownPluginError
-
+    makes the tree dirty). ``ResultsError`` where a bench run is writing it (its lock
+    is held) or it has no ``run.json``."""
     meta_path = run.path / RUN_JSON
     if not _exists(meta_path):
         raise ResultsError(f"{meta_path}: missing; nothing to record the headlines in")
-    alive = writer_alive(run.path)
-    if alive:
-        who = f" ({alive})" if isinstance(alive, str) else ""
-        raise ResultsError(f"a bench run is writing it{who}; nothing was changed")
+    # a folder a bench run wrote has its lock: held while run.json is read and written
+    # (a resume starting meanwhile waits its turn); a copied folder has none to take
+    lock = RunLock(run.path) if record and _exists(run.path / ".lock") else None
+    if lock is not None:
+        lock.acquire()  # RunLockedError (a ResultsError) naming the holder
+    try:
+        return _add_headlines(run, meta_path, registry, record, source)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _add_headlines(
+    run: Run, meta_path: Path, registry: Any, record: bool, source: dict[str, Any] | None
+) -> list[str]:
+    from bench.headline import Headline
+    from bench.registry import UnknownPluginError
+
     meta = read_run_json(meta_path)
-    recorded = meta.get("headlines", {})
+    recorded = meta.get("headlines") or {}  # null: none recorded, as the readers take it
     if not isinstance(recorded, dict):
         raise ResultsError(f"{meta_path}: 'headlines' is {shown(recorded)}, expected an object")
     tasks = [str(t) for t in dict.fromkeys(run.cells["task"])] if "task" in run.cells else []
+    if not tasks:
+        return ["no cells: no task to give a headline"]
     have = {c.removeprefix("metric.") for c in run.cells.columns if c.startswith("metric.")}
     lines, added = [], {}
     verb = "recorded" if record else "would record"
@@ -834,6 +846,8 @@ def add_headlines(
         if isinstance(recorded.get(task), dict) and Headline.from_dict(recorded[task]):
             lines.append(f"{task}: the run recorded its headline; left as it is")
             continue
+        # there, but not a headline: replaced, and said
+        verb_here = f"{verb} (in place of a malformed one)" if task in recorded else verb
         try:
             declared = registry.get("task", task).headline
         except UnknownPluginError as exc:  # not registered here: a plugin the user must name
@@ -855,7 +869,7 @@ def add_headlines(
         added[task] = declared.to_dict()
         quality = ", ".join(f"{k} ({v} is better)" for k, v in declared.quality.items())
         lines.append(
-            f"{task}: {verb} quality {quality}; cost {declared.cost}"
+            f"{task}: {verb_here} quality {quality}; cost {declared.cost}"
             + (f"; not in its cells: {', '.join(missing)}" if missing else "")
         )
     if record and added:

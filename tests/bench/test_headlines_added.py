@@ -99,15 +99,52 @@ def test_tasks_it_cannot_give_a_headline_are_named_and_left(tmp_path, capsys):
 
 
 def test_a_run_being_written_or_without_its_record_is_refused(tmp_path, capsys):
+    from bench.results import RunLock
+
     run = _old_run(tmp_path)
+    lock = RunLock(run)
+    lock.acquire()  # a bench run writing it (here: this process holds its lock)
+    try:
+        before = (run / "run.json").read_bytes()
+        # the lock is flock'd on an open file: a second open in this process is refused
+        assert main(["headlines", str(run), "--record"]) == 1
+        assert "another bench run (pid " in capsys.readouterr().out
+        assert (run / "run.json").read_bytes() == before
+    finally:
+        lock.release()
+    assert main(["headlines", str(run), "--record"]) == 0  # released: recorded
     (run / "run.json").unlink()
     assert main(["headlines", str(run), "--record"]) == 1
     assert "run.json: missing; nothing to record the headlines in" in capsys.readouterr().out
 
 
-def test_runs_recorded_together_name_one_source(tmp_path):
+def test_odd_records_are_read_as_the_pages_read_them(tmp_path, capsys):
+    """"headlines": null is none recorded (the readers' view, not a refusal); a recorded
+    entry that is no headline is replaced, and said (a review)."""
+    run = _old_run(tmp_path)
+    meta = json.loads((run / "run.json").read_text())
+    meta["headlines"] = None
+    (run / "run.json").write_text(json.dumps(meta))
+    assert main(["headlines", str(run)]) == 0
+    assert "kernels.warp: would record quality" in capsys.readouterr().out
+    meta["headlines"] = {"kernels.warp": "oops"}
+    (run / "run.json").write_text(json.dumps(meta))
+    assert main(["headlines", str(run), "--record"]) == 0
+    said = capsys.readouterr().out
+    assert "kernels.warp: recorded (in place of a malformed one) quality" in said
+    assert json.loads((run / "run.json").read_text())["headlines"]["kernels.warp"]["quality"]
+
+
+def test_runs_recorded_together_name_one_source(tmp_path, monkeypatch):
     """The source is taken once, before any run.json is written: writing one into a
-    checked-in results folder makes the tree dirty, which the next would record."""
+    checked-in results folder makes the tree dirty, which the next would record (here
+    each git_state call answers otherwise, so a second call would show)."""
+    import bench.sysinfo
+
+    calls = iter(range(100))
+    monkeypatch.setattr(
+        bench.sysinfo, "git_state", lambda: {"commit": f"c{next(calls)}", "dirty": False}
+    )
     first = _old_run(tmp_path)
     second = tmp_path / "second"
     shutil.copytree(first, second)
