@@ -365,7 +365,8 @@ def check_sizes(tunings: list[Tuning], path: str, errors: list[str]) -> None:
         errors.append(
             f"{path}.tune: grid declared, but no plugin of {', '.join(sizes)} declares a "
             "tuning grid: each would run at its defaults and read as tuned; give the grid "
-            "in the suite (grid: {method.lr: [...]}) or leave out tune"
+            "in the suite (grid: {<slot>.<param>: [values]}, e.g. {method.lr: [...]}) or leave out "
+            "tune"
         )
         return
     if rule.equal_size and len(set(sizes.values())) > 1:

