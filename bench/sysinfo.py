@@ -156,12 +156,18 @@ BUSY_SHARE = 0.5
 
 def host_load() -> dict[str, Any]:
     """The machine's 1-minute load average as a run starts (before any cell: other
-    work's, or a run that just ended) and its CPU count; {} where the system has none."""
+    work's, or a run that just ended: read it as a hint) and the CPUs this process may
+    use; {} where the system has none. Host-wide: a SLURM run's cells ran elsewhere,
+    so nothing is said of it there."""
     try:
         load = os.getloadavg()[0]
     except (OSError, AttributeError):  # not on this system
         return {}
-    return {"load_1min": round(float(load), 2), "cpus": os.cpu_count() or 0}
+    try:  # the CPUs this process may run on (an affinity mask, a cgroup's cpuset)
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 0
+    return {"load_1min": round(float(load), 2), "cpus": cpus}
 
 
 def load_note(meta: Any) -> str:
@@ -169,8 +175,8 @@ def load_note(meta: Any) -> str:
     work``; a plain ``0.1 on 2 CPUs at the start`` where it was not; "" where not
     recorded (or damaged)."""
     load = meta.get("load") if isinstance(meta, dict) else None
-    if not isinstance(load, dict):
-        return ""
+    if not isinstance(load, dict) or meta.get("executor") == "SlurmExecutor":
+        return ""  # a job array's cells ran on other hosts than the one measured
     value, cpus = load.get("load_1min"), load.get("cpus")
     if not isinstance(value, (int, float)) or not isinstance(cpus, int) or cpus <= 0:
         return ""

@@ -119,7 +119,7 @@ def test_a_run_being_written_or_without_its_record_is_refused(tmp_path, capsys):
 
 
 def test_odd_records_are_read_as_the_pages_read_them(tmp_path, capsys):
-    """"headlines": null is none recorded (the readers' view, not a refusal); a recorded
+    """ "headlines": null is none recorded (the readers' view, not a refusal); a recorded
     entry that is no headline is replaced, and said (a review)."""
     run = _old_run(tmp_path)
     meta = json.loads((run / "run.json").read_text())
