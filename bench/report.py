@@ -345,6 +345,37 @@ def configuration_summary(t: Task) -> pd.DataFrame:
     return summary
 
 
+def floor_margins(t: Task, summary: pd.DataFrame) -> str:
+    """How far each configuration's judged quality is past its floor, where the task
+    records one (``<metric>_floor``: what learning nothing scores, a constant image's
+    PSNR, say), mean over the ok seeds, in the better direction: a fit a hair above
+    what learning nothing scores reads so, not as a result (a user audit). ""
+    where no floor is recorded."""
+    parts = []
+    for problem, mine in summary.groupby("problem", sort=False):
+        col = mine["judged_by"].dropna()
+        if col.empty:
+            continue
+        col = str(col.iloc[0])
+        floor = col + "_floor"
+        if floor not in t.cells:
+            continue
+        sign = 1.0 if t.better.get(col) == "higher" else -1.0
+        shown = []
+        for label in mine["config"]:
+            ok = t.cells[(t.cells["config"] == label) & (t.cells["status"] == "ok")]
+            margin = sign * (_finite(ok, col).mean() - _finite(ok, floor).mean())
+            if math.isfinite(margin):
+                shown.append(f"{label} {margin:+.3g}" + (" (no better)" if margin <= 0 else ""))
+        if shown:
+            head = f"{problem}: " if problem else ""
+            parts.append(head + ", ".join(shown))
+    if not parts:
+        return ""
+    name = C.short_name(str(summary["judged_by"].dropna().iloc[0]))
+    return f"past what learning nothing scores ({name}_floor), mean over seeds: " + "; ".join(parts)
+
+
 def judged_by(t: Task, mine: pd.DataFrame) -> str | None:
     """The quality column one problem's configurations are judged by (``mine``: its rows
     of the summary): the primary, or, where none of them has it, the first quality column
@@ -1533,6 +1564,9 @@ def _task_section(page: _Page, run: Run, t: Task, gallery: _Gallery, index: int)
                    + "; ".join(slopes))
             + "</p>"
         )  # fmt: skip
+    floors = floor_margins(t, summary)
+    if floors:
+        parts.append(f"<p class=dim>{_esc(floors[0].upper() + floors[1:])}</p>")
     margins = best_margins(t, summary)
     others = judged_otherwise(t, summary)
     if others:

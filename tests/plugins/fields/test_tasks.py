@@ -637,3 +637,21 @@ def test_the_floor_is_what_a_field_that_learned_nothing_scores(tmp_path):
             mask[::2, ::2] = False
             held = -10 * np.log10(((image[mask] - train.mean()) ** 2).mean())
             assert cell.metrics["psnr_heldout_floor"] == pytest.approx(held, abs=1e-4)
+
+
+def test_the_report_says_how_far_each_fit_is_past_its_floor(tmp_path):
+    """A fit 0.2 dB above a constant image sat in the table beside real ones with no
+    hint (a user audit): the page says each configuration's margin over psnr_floor."""
+    import html as html_lib
+
+    entry = {"task": "fields.image_fit", "params": {"size": 16, "steps": 3, "eval_every": 3},
+             "matrix": {"encoding": ["relu", "fourier"]}}  # fmt: skip
+    run = _run(tmp_path, _suite(entry))
+    page = tmp_path / "page.html"
+    assert main(["report", str(run), "-o", str(page)]) == 0
+    text = html_lib.unescape(page.read_text())
+    cells = pd.read_parquet(run / "cells.parquet").set_index("encoding")
+    margins = cells["metric.psnr"] - cells["metric.psnr_floor"]  # one seed: the means
+    assert "Past what learning nothing scores (psnr_floor), mean over seeds: " in text
+    for name in ("relu", "fourier"):
+        assert f"encoding={name} backend=sine_mlp.eager {margins[name]:+.3g}" in text
