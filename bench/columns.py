@@ -290,6 +290,7 @@ def headline(meta: dict[str, Any], task: str, cells: pd.DataFrame | None = None)
         curves=found.curves,
         problem=found.problem,
         validation=validation,
+        size=found.size if f"{METRIC}{found.size}" in cells.columns else "",
     )
 
 

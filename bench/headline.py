@@ -47,6 +47,9 @@ class Headline:
     #: metric name -> direction: the same quality measured on a validation split the
     #: quality metrics never see; a tuned entry chooses by the first unless told
     validation: dict[str, str] = field(default_factory=dict)
+    #: the metric that says how big a configuration is (``parameters``): where it
+    #: differs between the configurations of a problem, the pages say so beside the best
+    size: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "quality", dict(self.quality))
@@ -77,6 +80,8 @@ class Headline:
             )
         if not all(isinstance(c, str) and c for c in self.curves):
             raise HeadlineError(f"curves {self.curves!r}: curve names")
+        if not isinstance(self.size, str) or self.size.startswith("metric."):
+            raise HeadlineError(f"size {self.size!r}: give the metric's own name")
         for name in self.problem:
             if not isinstance(name, str) or not name or name.startswith("param.") or "." in name:
                 raise HeadlineError(
@@ -113,6 +118,8 @@ class Headline:
             out["problem"] = list(self.problem)
         if self.validation:
             out["validation"] = dict(self.validation)
+        if self.size:
+            out["size"] = self.size
         return out
 
     @classmethod
@@ -130,6 +137,7 @@ class Headline:
                 curves=tuple(data.get("curves", ())),
                 problem=tuple(problem),
                 validation=dict(validation),
+                size=data.get("size", "") if isinstance(data.get("size", ""), str) else "",
             )
         except (HeadlineError, TypeError, AttributeError):
             return None

@@ -376,6 +376,31 @@ def floor_margins(t: Task, summary: pd.DataFrame) -> str:
     return f"past what learning nothing scores ({name}_floor), mean over seeds: " + "; ".join(parts)
 
 
+def size_differences(t: Task, summary: pd.DataFrame) -> str:
+    """Where the configurations of a problem differ in size (the headline's ``size``
+    metric, ``parameters``), each one's, mean over its ok seeds: a best by quality at
+    four times the parameters of the runner-up is another comparison than at the same
+    (a user audit); "" where the task names no size or none differs."""
+    name = t.headline.size if t.headline is not None else ""
+    col = f"metric.{name}"
+    if not name or col not in t.cells:
+        return ""
+    parts = []
+    for problem, mine in summary.groupby("problem", sort=False):
+        sizes = {}
+        for label in mine["config"]:
+            ok = t.cells[(t.cells["config"] == label) & (t.cells["status"] == "ok")]
+            value = _finite(ok, col).mean()
+            if math.isfinite(value):
+                sizes[label] = value
+        if len(set(sizes.values())) > 1:
+            head = f"{problem}: " if problem else ""
+            parts.append(head + ", ".join(f"{k} {C.value_text(v)}" for k, v in sizes.items()))
+    if not parts:
+        return ""
+    return f"the configurations differ in size ({name}): " + "; ".join(parts)
+
+
 def judged_by(t: Task, mine: pd.DataFrame) -> str | None:
     """The quality column one problem's configurations are judged by (``mine``: its rows
     of the summary): the primary, or, where none of them has it, the first quality column
@@ -1564,6 +1589,9 @@ def _task_section(page: _Page, run: Run, t: Task, gallery: _Gallery, index: int)
                    + "; ".join(slopes))
             + "</p>"
         )  # fmt: skip
+    sizes = size_differences(t, summary)
+    if sizes:
+        parts.append(f"<p class=dim>{_esc(sizes[0].upper() + sizes[1:])}</p>")
     floors = floor_margins(t, summary)
     if floors:
         parts.append(f"<p class=dim>{_esc(floors[0].upper() + floors[1:])}</p>")

@@ -171,6 +171,8 @@ def unrecorded(task: type[Task], registry: Registry = REGISTRY) -> list[str]:
     rec = recorded(sources(task, registry))
     missing = [f"metric {m!r}" for m in [*h.quality, *h.validation] if not rec.has("metric", m)]
     missing += [f"curve {c!r}" for c in h.curves if not rec.has("curve", c)]
+    if h.size and not rec.has("metric", h.size):
+        missing.append(f"size {h.size!r}")
     cost = h.cost
     if cost.startswith("time."):
         kind, name = "time", cost.removeprefix("time.").rsplit(".", 1)[0]

@@ -84,6 +84,7 @@ class ClassifyDigits(Task):
 
     name = "classify.digits"
     headline = Headline(
+        size="parameters",
         quality={"test_accuracy": "higher", "inverse_error_test": "lower"},
         cost="time.train.median",
         curves=("loss",),

@@ -80,6 +80,7 @@ class MemoryDepth(Task):
 
     name = "memory.depth"
     headline = Headline(
+        size="parameters",
         quality={"saved_activation_bytes": "lower", "peak_minus_gradients": "lower"},
         cost="time.step.median",
         problem=("batch",),

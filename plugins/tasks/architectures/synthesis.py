@@ -224,6 +224,7 @@ class SynthesisT1ToT2(Task):
 
     name = "synthesis.t1_to_t2"
     headline = Headline(
+        size="parameters",
         quality={
             "psnr_t1_to_t2": "higher",
             "ssim_t1_to_t2": "higher",

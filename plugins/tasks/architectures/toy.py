@@ -53,6 +53,7 @@ class ClassifyToy(Task):
 
     name = "classify.toy"
     headline = Headline(
+        size="parameters",
         quality={"test_accuracy": "higher", "inverse_error_test": "lower"},
         cost="time.train.median",
         curves=("loss",),

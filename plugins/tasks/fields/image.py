@@ -112,6 +112,7 @@ class ImageFit(FieldTask):
     # recorded only then: the headline drops it from runs without); psnr is on the
     # training pixels, where a field that memorises them leads
     headline = Headline(
+        size="params",
         quality={
             "psnr_heldout": "higher",
             "psnr": "higher",
@@ -256,6 +257,7 @@ class Poisson(FieldTask):
 
     name = "fields.poisson"
     headline = Headline(
+        size="params",
         quality={"psnr": "higher", "ssim": "higher"},
         cost="time.fit.median",
         curves=("psnr", "loss"),
@@ -347,6 +349,7 @@ class Multires(FieldTask):
 
     name = "fields.multires"
     headline = Headline(
+        size="params",
         quality={"psnr": "higher", "psnr_quarter": "higher", "psnr_4x": "higher"},
         cost="time.fit.median",
         curves=("psnr", "loss"),

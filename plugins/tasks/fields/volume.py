@@ -105,6 +105,7 @@ class VolumeFit(FieldTask):
 
     name = "fields.volume_fit"
     headline = Headline(
+        size="params",
         quality={"psnr": "higher", "psnr_mask": "higher", "ssim": "higher"},
         cost="time.fit.median",
         curves=("psnr", "loss"),
@@ -196,6 +197,7 @@ class Occupancy(FieldTask):
 
     name = "fields.occupancy"
     headline = Headline(
+        size="params",
         quality={"iou": "higher", "iou_fine": "higher"},
         cost="time.fit.median",
         curves=("iou", "loss"),

@@ -655,3 +655,10 @@ def test_the_report_says_how_far_each_fit_is_past_its_floor(tmp_path):
     assert "Past what learning nothing scores (psnr_floor), mean over seeds: " in text
     for name in ("relu", "fourier"):
         assert f"encoding={name} backend=sine_mlp.eager {margins[name]:+.3g}" in text
+    # and that they differ in size (the headline's size metric, params)
+    params = cells["metric.params"]
+    assert params["relu"] != params["fourier"]
+    assert (
+        f"The configurations differ in size (params): encoding=relu backend=sine_mlp.eager "
+        f"{params['relu']:.4g}, encoding=fourier backend=sine_mlp.eager {params['fourier']:.4g}"
+    ) in text
