@@ -924,17 +924,22 @@ def cmd_new(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_list(args: argparse.Namespace) -> int:
-    from rich.table import Table
-
+def _plugins_registry(plugins: list[str]) -> Any:
+    """The registry of the built-ins and ``--plugins`` (modules or files, from here)."""
     from bench.plugins import PluginLoadError, get_plugin_manager, probe_plugins
     from bench.registry import Registry, RegistryError
 
     try:
-        probe_plugins(args.plugins, base_dir=Path.cwd())
-        registry = Registry(get_plugin_manager(args.plugins, base_dir=Path.cwd()))
+        probe_plugins(plugins, base_dir=Path.cwd())
+        return Registry(get_plugin_manager(plugins, base_dir=Path.cwd()))
     except (PluginLoadError, RegistryError) as exc:
         raise CliError(str(exc)) from None
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    registry = _plugins_registry(args.plugins)
     out = make_console()
     if args.kind and args.kind not in registry.kinds:
         raise CliError(f"unknown plugin kind {args.kind!r}; kinds are {', '.join(registry.kinds)}")
@@ -1187,15 +1192,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_headlines(args: argparse.Namespace) -> int:
-    from bench.plugins import PluginLoadError, get_plugin_manager, probe_plugins
-    from bench.registry import Registry, RegistryError
     from bench.results import ResultsError, add_headlines, headline_source
 
-    try:
-        probe_plugins(args.plugins, base_dir=Path.cwd())
-        registry = Registry(get_plugin_manager(args.plugins, base_dir=Path.cwd()))
-    except (PluginLoadError, RegistryError) as exc:
-        raise CliError(str(exc)) from None
+    registry = _plugins_registry(args.plugins)
     out = make_console()
     failed = False
     source = headline_source()  # before any run.json is written (that dirties the tree)
