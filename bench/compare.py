@@ -820,10 +820,11 @@ def problems_across(cmp: Comparison, h: Headline | None) -> list[str]:
 
 
 def _across_problem(cmp: Comparison, row: MetricRow) -> list[str]:
-    """The problem columns a quality row of the headline was compared across (its
-    gate does not judge it: the problem changed), else []."""
+    """The problem columns a metric row was compared across (its gate does not judge
+    it: every measure of a problem changes with it), else []. A value B lost or that
+    is not finite is judged all the same: it crosses its gate whatever the problem."""
     found = cmp.headlines.get(str(row.key.get("task")))
-    if found is None or found.better(row.metric) is None:
+    if found is None or not math.isfinite(row.b):
         return []
     return problems_across(cmp, found)
 

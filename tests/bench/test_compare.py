@@ -692,6 +692,14 @@ def test_across_a_problem_reads_no_quality_as_better_or_worse(tmp_path):
         assert check_gates(cmp, [Gate.parse(gate)]) == []
         listed = [v.verdict for v in untestable_under(cmp, [Gate.parse(gate)])]
         assert listed == ["not judged: the problem changed (step_size)"] * 2
+    # a value B lost crosses its gate across a problem too (a review)
+    lost = _stepped(_fake_run(tmp_path, "l", 1.0, 0.2, seed=1), 0.2)
+    cells = pd.read_parquet(lost / "cells.parquet")
+    cells.loc[cells["solver"] == "rk4", ["status", "metric.err"]] = ["error", float("nan")]
+    cells.to_parquet(lost / "cells.parquet")
+    (lost / "run.json").write_text(json.dumps({"suite": "x", "headlines": {"ode.t": head}}))
+    args = ["compare", str(a), str(lost), "--across", "step_size", "--fail-on", "headline:+5%"]
+    assert main(args) == 1
     # without --across's problem (no headline problem), the same doubling fails the gate
     plain = {"quality": {"err": "lower"}, "cost": "wall"}
     for run in (a, worse):
