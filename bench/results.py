@@ -814,11 +814,18 @@ def add_headlines(
     meta_path = run.path / RUN_JSON
     if not _exists(meta_path):
         raise ResultsError(f"{meta_path}: missing; nothing to record the headlines in")
+    alive = writer_alive(run.path)  # also a holder on another host, which flock may miss
+    if alive and record:
+        who = f" ({alive})" if isinstance(alive, str) else ""
+        raise ResultsError(f"a bench run is writing it{who}; nothing was changed")
     # a folder a bench run wrote has its lock: held while run.json is read and written
-    # (a resume starting meanwhile waits its turn); a copied folder has none to take
+    # (a resume starting meanwhile is refused, naming this pid); a copied folder has none
     lock = RunLock(run.path) if record and _exists(run.path / ".lock") else None
     if lock is not None:
-        lock.acquire()  # RunLockedError (a ResultsError) naming the holder
+        try:
+            lock.acquire()
+        except ResultsError as exc:
+            raise ResultsError(f"{exc}; nothing was changed") from None
     try:
         return _add_headlines(run, meta_path, registry, record, source)
     finally:
