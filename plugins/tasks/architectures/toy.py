@@ -127,7 +127,9 @@ class ClassifyToy(Task):
             ctx.check_finite("the network's output (in evaluation mode)", out_te)
             ctx.metric("train_accuracy", (out_tr.argmax(1) == ytr).float().mean())
             ctx.metric("test_accuracy", (out_te.argmax(1) == yte).float().mean())
-            prob = torch.softmax(head(net(grid)), dim=1)[:, 1]
+            out_grid = head(net(grid))  # the decision-boundary figure's: checked alike
+            ctx.check_finite("the network's output (in evaluation mode)", out_grid)
+            prob = torch.softmax(out_grid, dim=1)[:, 1]
             traj = net.trajectory(xte)
             if arch.invertible is not None:
                 for name, z in (("test", xte), ("domain", grid)):
