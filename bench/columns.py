@@ -291,6 +291,9 @@ def headline(meta: dict[str, Any], task: str, cells: pd.DataFrame | None = None)
         problem=found.problem,
         validation=validation,
         size=found.size if f"{METRIC}{found.size}" in cells.columns else "",
+        floor={
+            k: v for k, v in found.floor.items() if k in quality and f"{METRIC}{v}" in cells.columns
+        },  # fmt: skip
     )
 
 

@@ -50,6 +50,10 @@ class Headline:
     #: the metric that says how big a configuration is (``parameters``): where it
     #: differs between the configurations of a problem, the pages say so beside the best
     size: str = ""
+    #: quality metric -> the metric recording its floor, what a configuration that
+    #: learned nothing scores (``{"psnr": "psnr_floor"}``): the pages give each
+    #: configuration's margin past it
+    floor: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "quality", dict(self.quality))
@@ -80,6 +84,12 @@ class Headline:
             )
         if not all(isinstance(c, str) and c for c in self.curves):
             raise HeadlineError(f"curves {self.curves!r}: curve names")
+        object.__setattr__(self, "floor", dict(self.floor))
+        for name, floor in self.floor.items():
+            if name not in self.quality or not isinstance(floor, str) or not floor:
+                raise HeadlineError(
+                    f"floor {name!r}: a quality metric's name -> the metric of its floor"
+                )
         if not isinstance(self.size, str) or self.size.startswith("metric."):
             raise HeadlineError(f"size {self.size!r}: give the metric's own name")
         for name in self.problem:
@@ -120,6 +130,8 @@ class Headline:
             out["validation"] = dict(self.validation)
         if self.size:
             out["size"] = self.size
+        if self.floor:
+            out["floor"] = dict(self.floor)
         return out
 
     @classmethod
@@ -138,6 +150,7 @@ class Headline:
                 problem=tuple(problem),
                 validation=dict(validation),
                 size=data.get("size", "") if isinstance(data.get("size", ""), str) else "",
+                floor=data.get("floor", {}) if isinstance(data.get("floor", {}), dict) else {},
             )
         except (HeadlineError, TypeError, AttributeError):
             return None

@@ -346,19 +346,20 @@ def configuration_summary(t: Task) -> pd.DataFrame:
 
 
 def floor_margins(t: Task, summary: pd.DataFrame) -> str:
-    """How far each configuration's judged quality is past its floor, where the task
-    records one (``<metric>_floor``: what learning nothing scores, a constant image's
-    PSNR, say), mean over the ok seeds, in the better direction: a fit a hair above
-    what learning nothing scores reads so, not as a result (a user audit). ""
-    where no floor is recorded."""
+    """How far each configuration's judged quality is past its floor, where the
+    headline declares one (``Headline.floor``: what a configuration that learned
+    nothing scores), mean over the ok seeds, in the better direction, per problem with
+    the floor of the quality it is judged by. "" where none is declared."""
+    floors = t.headline.floor if t.headline is not None else {}
     parts = []
     for problem, mine in summary.groupby("problem", sort=False):
         col = mine["judged_by"].dropna()
         if col.empty:
             continue
         col = str(col.iloc[0])
-        floor = col + "_floor"
-        if floor not in t.cells:
+        name = floors.get(C.short_name(col))
+        floor = f"metric.{name}"
+        if not name or floor not in t.cells:
             continue
         sign = 1.0 if t.better.get(col) == "higher" else -1.0
         shown = []
@@ -369,11 +370,10 @@ def floor_margins(t: Task, summary: pd.DataFrame) -> str:
                 shown.append(f"{label} {margin:+.3g}" + (" (no better)" if margin <= 0 else ""))
         if shown:
             head = f"{problem}: " if problem else ""
-            parts.append(head + ", ".join(shown))
+            parts.append(f"{head}{C.short_name(col)} past {name}: " + ", ".join(shown))
     if not parts:
         return ""
-    name = C.short_name(str(summary["judged_by"].dropna().iloc[0]))
-    return f"past what learning nothing scores ({name}_floor), mean over seeds: " + "; ".join(parts)
+    return "past the floor (what learning nothing scores), mean over seeds: " + "; ".join(parts)
 
 
 def size_differences(t: Task, summary: pd.DataFrame) -> str:
@@ -395,10 +395,15 @@ def size_differences(t: Task, summary: pd.DataFrame) -> str:
                 sizes[label] = value
         if len(set(sizes.values())) > 1:
             head = f"{problem}: " if problem else ""
-            parts.append(head + ", ".join(f"{k} {C.value_text(v)}" for k, v in sizes.items()))
+            parts.append(head + ", ".join(f"{k} {_size(v)}" for k, v in sizes.items()))
     if not parts:
         return ""
     return f"the configurations differ in size ({name}): " + "; ".join(parts)
+
+
+def _size(value: float) -> str:
+    """A size as a whole number where it is one (263169, never 2.632e+05)."""
+    return str(int(value)) if float(value).is_integer() else C.value_text(value)
 
 
 def judged_by(t: Task, mine: pd.DataFrame) -> str | None:

@@ -173,6 +173,7 @@ def unrecorded(task: type[Task], registry: Registry = REGISTRY) -> list[str]:
     missing += [f"curve {c!r}" for c in h.curves if not rec.has("curve", c)]
     if h.size and not rec.has("metric", h.size):
         missing.append(f"size {h.size!r}")
+    missing += [f"floor {f!r}" for f in h.floor.values() if not rec.has("metric", f)]
     cost = h.cost
     if cost.startswith("time."):
         kind, name = "time", cost.removeprefix("time.").rsplit(".", 1)[0]

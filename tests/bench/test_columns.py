@@ -339,3 +339,22 @@ def test_a_number_near_a_whole_one_is_not_shown_as_it():
 
     assert fmt(0.999982) == _fmt(0.999982, "metric.ssim") == "1.000"
     assert fmt(1.0) == "1" and _fmt(0.5, "metric.ssim") == "0.5"
+
+
+def test_a_headlines_size_and_floor_come_back_from_run_json():
+    """Headline.size and Headline.floor survive run.json; a floor names a quality, and
+    a run's headline keeps only the ones its cells record."""
+    from bench import Headline
+    from bench import columns as C
+    from bench.headline import HeadlineError
+
+    h = Headline(quality={"psnr": "higher", "ssim": "higher"}, size="params",
+                 floor={"psnr": "psnr_floor"})  # fmt: skip
+    assert Headline.from_dict(h.to_dict()) == h
+    with pytest.raises(HeadlineError, match="floor 'loss'"):
+        Headline(quality={"psnr": "higher"}, floor={"loss": "loss_floor"})
+    cells = pd.DataFrame({"metric.psnr": [1.0], "metric.ssim": [0.5], "metric.params": [3]})
+    found = C.headline({"headlines": {"t": h.to_dict()}}, "t", cells)
+    assert found.size == "params" and found.floor == {}  # no psnr_floor in these cells
+    cells["metric.psnr_floor"] = 0.5
+    assert C.headline({"headlines": {"t": h.to_dict()}}, "t", cells).floor == {"psnr": "psnr_floor"}

@@ -122,6 +122,7 @@ class ImageFit(FieldTask):
         cost="time.fit.median",
         curves=("psnr", "loss"),
         problem=("image", "color", "size", "holdout"),
+        floor={"psnr": "psnr_floor", "psnr_heldout": "psnr_heldout_floor"},
     )
     params = {
         **_image_params(256),
@@ -262,6 +263,7 @@ class Poisson(FieldTask):
         cost="time.fit.median",
         curves=("psnr", "loss"),
         problem=("image", "color", "size", "supervise"),
+        floor={"psnr": "psnr_floor"},
     )
     backends = ("sine_mlp.eager",)
     backend_reason = (
