@@ -369,7 +369,7 @@ def _start_meta(
         # resumed with two keeps both (the last one's are at the top level)
         earlier = previous.get("earlier_runs")
         earlier = earlier if isinstance(earlier, list) else []
-        how = ("command", "executor", "concurrent", "cluster", "environment")
+        how = ("command", "executor", "concurrent", "cluster", "environment", "load")
         earlier.append(
             {"until": meta["resumed"][-1], **{k: previous[k] for k in how if k in previous}}
         )

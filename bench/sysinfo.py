@@ -171,16 +171,30 @@ def host_load() -> dict[str, Any]:
 
 
 def load_note(meta: Any) -> str:
-    """``3.9 on 2 CPUs at the start: the machine was busy, so times may include other
-    work``; a plain ``0.1 on 2 CPUs at the start`` where it was not; "" where not
-    recorded (or damaged)."""
-    load = meta.get("load") if isinstance(meta, dict) else None
-    if not isinstance(load, dict) or meta.get("executor") == "SlurmExecutor":
-        return ""  # a job array's cells ran on other hosts than the one measured
-    value, cpus = load.get("load_1min"), load.get("cpus")
-    if not isinstance(value, (int, float)) or not isinstance(cpus, int) or cpus <= 0:
+    """``3.9 on 2 CPUs at the start (the machine was busy: times may include other
+    work)``; a plain ``0.1 on 2 CPUs at the start`` where it was not; each earlier
+    invocation's too where the run was resumed (``earlier_runs``), busy if any was; ""
+    where not recorded (or damaged)."""
+    if not isinstance(meta, dict):
         return ""
-    text = f"{value:g} on {cpus} CPUs at the start"
-    if value > BUSY_SHARE * cpus:
+    earlier = meta.get("earlier_runs") if isinstance(meta.get("earlier_runs"), list) else []
+    readings = [_reading(e) for e in [*earlier, meta] if isinstance(e, dict)]
+    readings = [r for r in readings if r]
+    if not readings:
+        return ""
+    text = "; then, resumed, ".join(text for text, _ in readings)
+    if any(busy for _, busy in readings):
         text += " (the machine was busy: times may include other work)"
     return text
+
+
+def _reading(invocation: dict[str, Any]) -> tuple[str, bool] | None:
+    """One invocation's load at its start and whether it was busy; None where not
+    recorded, damaged, or a SLURM run (its cells ran on other hosts than the one read)."""
+    load = invocation.get("load")
+    if not isinstance(load, dict) or invocation.get("executor") == "SlurmExecutor":
+        return None
+    value, cpus = load.get("load_1min"), load.get("cpus")
+    if not isinstance(value, (int, float)) or not isinstance(cpus, int) or cpus <= 0:
+        return None
+    return f"{value:g} on {cpus} CPUs at the start", value > BUSY_SHARE * cpus

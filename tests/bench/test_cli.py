@@ -456,6 +456,12 @@ def test_a_run_records_the_load_it_started_under(write_suite, registry, tmp_path
     assert load_note({"load": "high"}) == load_note({}) == ""  # damaged, or not recorded
     # a job array's cells ran on other hosts than the one the load was read on
     assert load_note({**busy, "executor": "SlurmExecutor"}) == ""
+    # resumed on a quiet machine: the busy first invocation is still said (a review)
+    resumed = {**quiet, "earlier_runs": [{"load": busy["load"], "executor": "ProcessExecutor"}]}
+    assert load_note(resumed) == (
+        "3.9 on 2 CPUs at the start; then, resumed, 0.25 on 4 CPUs at the start (the machine "
+        "was busy: times may include other work)"
+    )
     assert measurement_differences(quiet, quiet) == []
     assert measurement_differences(quiet, busy) == [
         "the machine was busy as run B started (load average 3.9 on 2 CPUs at the start): "
