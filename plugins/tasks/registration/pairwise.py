@@ -478,6 +478,8 @@ class Pairwise(Task):
             back = reverse.disp[0].detach().double().cpu().numpy()
             ctx.metric("ic_reverse_mm", m.inverse_consistency(disp, back, spacing, fixed.mask))
         self.keep_files(ctx, fixed, moving, warped, disp, det, label)
+        if disp.shape[0] == 2:  # 2-D: small enough to keep what the metrics read
+            self.keep_inputs(ctx, fixed, moving, pair.truth)
 
     def record_time_to_dice(self, ctx: CellContext) -> None:
         target = self.values["target_dice"]
@@ -508,6 +510,25 @@ class Pairwise(Task):
         ctx.metric("dice_grouped", np.mean(list(scores.values())))
         ctx.metric("dice_grouped_before", m.mean_dice(grouped[0], grouped[2]))
 
+    def keep_inputs(self, ctx, fixed, moving, truth) -> None:
+        """A 2-D cell's pair as its metrics read it, so that each can be recomputed from
+        the cell's folder alone (a user audit had to draw the pairs again): the fixed
+        and moving images and labels, the fixed brain mask the errors are read in (NIfTI,
+        the fixed image's affine) and the true
+        displacement from fixed to moving, as ``displacement`` is written. A few hundred
+        KB a cell; 3-D cells keep none (``make_pair`` with the cell's seed redraws them)."""
+        affine = fixed.affine
+        ctx.artifact("input_fixed", fixed.data.astype(np.float32)[:, :, None], affine=affine)
+        ctx.artifact("input_moving", moving.data.astype(np.float32)[:, :, None], affine=affine)
+        mask = np.asarray(fixed.mask).astype(np.uint8)[:, :, None]  # where errors are read
+        ctx.artifact("input_fixed_mask", mask, affine=affine)
+        for name, image in (("fixed", fixed), ("moving", moving)):
+            if image.labels is not None:
+                labels = np.asarray(image.labels).astype(np.int16)[:, :, None]
+                ctx.artifact(f"input_{name}_labels", labels, affine=affine)
+        if truth is not None:
+            ctx.artifact("input_truth", itk_vector_field(truth, affine), affine=affine)
+
     def keep_files(self, ctx, fixed, moving, warped, disp, det, label) -> None:
         affine = fixed.affine
         ndim = disp.shape[0]
@@ -517,10 +538,7 @@ class Pairwise(Task):
         # physical frame (nibabel's RAS world vector, the affine's voxel-to-mm columns
         # applied to the voxel displacement, with x and y negated). Three components in
         # 2-D too; a synthetic slice's affine is diag(spacing), a user slice's its own.
-        world = np.einsum("ij,j...->...i", affine[:3, :ndim], disp)
-        field = world * np.array([-1.0, -1.0, 1.0])
-        field = field[:, :, None] if ndim == 2 else field
-        ctx.artifact("displacement", field[:, :, :, None, :].astype(np.float32), affine=affine)
+        ctx.artifact("displacement", itk_vector_field(disp, affine), affine=affine)
         if ndim == 2:
             ctx.artifact("warped", warped, vmin=0.0, vmax=float(np.percentile(fixed.data, 99.5)))
         else:
@@ -528,6 +546,16 @@ class Pairwise(Task):
         title = f"{label}: {self.values['similarity']}, seed {ctx.seed}"
         fig = registration_figure(fixed.data, moving.data, warped, disp, det, title)
         ctx.artifact("registration", fig)
+
+
+def itk_vector_field(disp: np.ndarray, affine: np.ndarray) -> np.ndarray:
+    """A voxel displacement (ndim, *S) as the NIfTI vector image ANTs writes (see
+    ``keep_files``): (x, y, z, 1, 3) float32, mm, in ITK's LPS frame."""
+    ndim = disp.shape[0]
+    world = np.einsum("ij,j...->...i", affine[:3, :ndim], disp)
+    field = world * np.array([-1.0, -1.0, 1.0])
+    field = field[:, :, None] if ndim == 2 else field
+    return field[:, :, :, None, :].astype(np.float32)
 
 
 def fast_mean_dice(fixed: np.ndarray, warped: np.ndarray) -> float:

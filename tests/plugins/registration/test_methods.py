@@ -269,3 +269,47 @@ def test_a_field_encoding_takes_the_neural_methods_siren_place():
     with pytest.raises(Exception, match="implicit.field is null .none., so it has no "):
         testing.run_cell("registration.pairwise", {"method": "implicit"},
                          {**params, "method.field.width": 16})  # fmt: skip
+
+
+def test_a_2d_cell_keeps_what_its_metrics_read(tmp_path):
+    """A user audit had to draw each pair again to check the numbers: a 2-D cell keeps
+    its fixed and moving images, labels and true displacement beside the displacement
+    found, and Dice and the error to the truth come back from those files alone
+    (numpy's Dice; the error as the mean over the brain of |found - truth| in mm, the
+    vector files read back from ITK's LPS frame)."""
+    import nibabel as nib
+
+    from plugins.tasks.registration import metrics as m
+
+    cell = run_pairwise("svf", tmp_path, iterations=10)
+    files = {f[0] for f in cell.files}
+    assert files >= {"input_fixed.nii.gz", "input_moving.nii.gz", "input_fixed_labels.nii.gz",
+                     "input_moving_labels.nii.gz", "input_truth.nii.gz",
+                     "input_fixed_mask.nii.gz"}  # fmt: skip
+    (folder,) = {p.parent for p in tmp_path.rglob("input_truth.nii.gz")}
+
+    def read(name):
+        return np.asarray(nib.load(folder / name).dataobj)
+
+    def voxels(name):  # (x, y, 1, 1, 3) mm LPS -> (2, x, y) voxels (the affine is diagonal)
+        image = nib.load(folder / name)
+        lps = np.asarray(image.dataobj)[:, :, 0, 0, :2] * np.array([-1.0, -1.0])
+        return np.moveaxis(lps / np.diag(image.affine)[:2], -1, 0)
+
+    fixed_labels = read("input_fixed_labels.nii.gz")[:, :, 0]
+    moving_labels = read("input_moving_labels.nii.gz")[:, :, 0]
+    found, truth = voxels("displacement.nii.gz"), voxels("input_truth.nii.gz")
+    spacing = tuple(np.abs(np.diag(nib.load(folder / "input_fixed.nii.gz").affine)[:2]))
+    brain = read("input_fixed_mask.nii.gz")[:, :, 0] > 0
+    assert cell.metrics["error_mm_before"] == pytest.approx(
+        m.error_mm(np.zeros_like(truth), truth, spacing, brain), rel=1e-4
+    )
+    assert cell.metrics["error_mm"] == pytest.approx(
+        m.error_mm(found, truth, spacing, brain), rel=1e-4
+    )
+    before = np.mean([
+        2 * ((fixed_labels == k) & (moving_labels == k)).sum()
+        / ((fixed_labels == k).sum() + (moving_labels == k).sum())
+        for k in np.unique(fixed_labels) if k != 0
+    ])  # fmt: skip
+    assert cell.metrics["dice_before"] == pytest.approx(before, rel=1e-9)
