@@ -806,7 +806,9 @@ def add_headlines(
     task (in ``registry``) declares it now, recorded in its ``run.json`` where ``record``
     (``headlines``, and under ``headlines_added`` the commit and date each was taken at:
     pages say it was added, not recorded by the run). A headline the run recorded is
-    left as it is; one naming no metric the cells have is not added. One line per task
+    left as it is; one added here before is taken again where the task now declares
+    another (a field since added, say); one naming no metric the cells have is not
+    added. One line per task
     saying what was (or would be) done. ``source``: where they were taken
     (``headline_source()``, taken once before any run.json is written: writing one
     makes the tree dirty). ``ResultsError`` where a bench run is writing it (its lock
@@ -849,12 +851,25 @@ def _add_headlines(
     have = {c.removeprefix("metric.") for c in run.cells.columns if c.startswith("metric.")}
     lines, added = [], {}
     verb = "recorded" if record else "would record"
+    ours = meta.get("headlines_added") if isinstance(meta.get("headlines_added"), dict) else {}
     for task in tasks:
-        if isinstance(recorded.get(task), dict) and Headline.from_dict(recorded[task]):
+        valid = isinstance(recorded.get(task), dict) and Headline.from_dict(recorded[task])
+        if valid and task not in ours:
             lines.append(f"{task}: the run recorded its headline; left as it is")
             continue
-        # there, but not a headline: replaced, and said
-        verb_here = f"{verb} (in place of a malformed one)" if task in recorded else verb
+        if valid:  # added here before: taken again, as the task declares it now
+            declared = _declared(registry, task)
+            if declared is not None and declared.to_dict() == recorded[task]:
+                lines.append(f"{task}: added before, as the task still declares it; left")
+                continue
+        # there, but not a headline: replaced, and said; one added before: taken again
+        verb_here = (
+            f"{verb} (in place of the one added before)"
+            if valid
+            else f"{verb} (in place of a malformed one)"
+            if task in recorded
+            else verb
+        )
         try:
             declared = registry.get("task", task).headline
         except UnknownPluginError as exc:  # not registered here: a plugin the user must name
@@ -889,6 +904,16 @@ def _add_headlines(
         }
         atomic_write_json(meta_path, meta)
     return lines
+
+
+def _declared(registry: Any, task: str) -> Any:
+    """The task's headline as ``registry`` declares it, or None (not registered, none)."""
+    from bench.registry import UnknownPluginError
+
+    try:
+        return registry.get("task", task).headline
+    except UnknownPluginError:
+        return None
 
 
 def headline_source() -> dict[str, Any]:

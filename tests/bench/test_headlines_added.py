@@ -76,7 +76,7 @@ def test_an_old_run_gets_the_headlines_its_tasks_declare_with_their_source(tmp_p
 
     # a second time: the recorded ones are left as they are
     assert main(["headlines", str(run), "--record"]) == 0
-    assert capsys.readouterr().out.count("left as it is") == 3
+    assert capsys.readouterr().out.count("added before, as the task still declares it; left") == 3
     assert json.loads((run / "run.json").read_text())["headlines_added"] == meta["headlines_added"]
 
 
@@ -152,3 +152,38 @@ def test_runs_recorded_together_name_one_source(tmp_path, monkeypatch):
     assert main(["headlines", str(first), str(second), "--record"]) == 0
     added = [json.loads((r / "run.json").read_text())["headlines_added"] for r in (first, second)]
     assert added[0] == added[1] and len({json.dumps(s) for s in added[0].values()}) == 1
+
+
+def test_a_headline_added_before_is_taken_again_where_the_task_changed_it(tmp_path):
+    """Headlines added before a task declared its size are refreshed by a second
+    --record; ones the run recorded itself never are."""
+    from types import SimpleNamespace
+
+    from bench import Headline
+    from bench.results import add_headlines, load_run
+
+    run = _old_run(tmp_path)
+    first = Headline(quality={"output_error_max": "lower"}, cost="time.forward.median")
+    later = Headline(quality={"output_error_max": "lower"}, cost="time.forward.median",
+                     size="params")  # fmt: skip
+    current = {"h": first}
+
+    class Tasks:
+        def get(self, kind, name):
+            return SimpleNamespace(headline=current["h"])
+
+    source = {"commit": "c", "dirty": False, "date": "2026-12-07"}
+    add_headlines(load_run(run), Tasks(), record=True, source=source)
+    lines = add_headlines(load_run(run), Tasks(), record=True, source=source)
+    assert all("added before, as the task still declares it; left" in line for line in lines)
+    current["h"] = later
+    lines = add_headlines(load_run(run), Tasks(), record=True, source=source)
+    assert all("recorded (in place of the one added before)" in line for line in lines)
+    meta = json.loads((run / "run.json").read_text())
+    assert all(h.get("size") == "params" for h in meta["headlines"].values())
+    # a headline the run recorded itself is left, whatever the task declares now
+    del meta["headlines_added"]
+    (run / "run.json").write_text(json.dumps(meta))
+    current["h"] = first
+    lines = add_headlines(load_run(run), Tasks(), record=True, source=source)
+    assert all("the run recorded its headline; left as it is" in line for line in lines)
