@@ -862,6 +862,15 @@ def _add_headlines(
             if declared is not None and declared.to_dict() == recorded[task]:
                 lines.append(f"{task}: added before, as the task still declares it; left")
                 continue
+            before = [q for q in recorded[task]["quality"] if q in have]
+            if declared is not None and len([q for q in declared.quality if q in have]) < len(
+                before
+            ):  # a quality since renamed: the cells hold the old name, the page would lose it
+                lines.append(
+                    f"{task}: added before; the task now declares qualities these cells "
+                    f"record fewer of (they have {', '.join(before)}); left"
+                )
+                continue
         # there, but not a headline: replaced, and said; one added before: taken again
         verb_here = (
             f"{verb} (in place of the one added before)"

@@ -181,6 +181,11 @@ def test_a_headline_added_before_is_taken_again_where_the_task_changed_it(tmp_pa
     assert all("recorded (in place of the one added before)" in line for line in lines)
     meta = json.loads((run / "run.json").read_text())
     assert all(h.get("size") == "params" for h in meta["headlines"].values())
+    # a quality since renamed: the cells hold the old name, so the old headline stays
+    current["h"] = Headline(quality={"renamed_error": "lower"}, cost="time.forward.median")
+    lines = add_headlines(load_run(run), Tasks(), record=True, source=source)
+    assert all("now declares qualities these cells record fewer of" in line for line in lines)
+    assert json.loads((run / "run.json").read_text())["headlines"] == meta["headlines"]
     # a headline the run recorded itself is left, whatever the task declares now
     del meta["headlines_added"]
     (run / "run.json").write_text(json.dumps(meta))
