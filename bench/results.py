@@ -807,8 +807,8 @@ def add_headlines(
     (``headlines``, and under ``headlines_added`` the commit and date each was taken at:
     pages say it was added, not recorded by the run). A headline the run recorded is
     left as it is; one added here before is taken again where the task now declares
-    another (a field since added, say); one naming no metric the cells have is not
-    added. One line per task
+    another (a field since added, say), unless it names fewer of the cells' quality
+    metrics; one naming no metric the cells have is not added. One line per task
     saying what was (or would be) done. ``source``: where they were taken
     (``headline_source()``, taken once before any run.json is written: writing one
     makes the tree dirty). ``ResultsError`` where a bench run is writing it (its lock
