@@ -184,6 +184,12 @@ class Solver(Plugin):
     #: their output times refuse both rather than label a cell with a step it did not take.
     lands_on_outputs: ClassVar[bool] = False
 
+    @classmethod
+    def steps_by_size(cls) -> bool:
+        """Whether a plugin holding this solver steps it by ``step_size``: a fixed-step
+        solver (it must have one) or an adaptive one that takes a ``step_size``."""
+        return not cls.adaptive or "step_size" in cls.params
+
     @abstractmethod
     def odeint(self, func: Any, y0: torch.Tensor, t: torch.Tensor, **options: Any) -> torch.Tensor:
         """Solve and return the solution at every time in ``t``.

@@ -108,11 +108,7 @@ class NeuralODE(FlowArchitecture):
     ) -> dict[str, Any]:
         # a solver with a step (a fixed-step one must have it) steps time/depth unless
         # the suite sets its step
-        if (
-            head == "solver"
-            and issubclass(inner, Solver)
-            and (not inner.adaptive or "step_size" in inner.params)
-        ):
+        if head == "solver" and issubclass(inner, Solver) and inner.steps_by_size():
             return {"step_size": resolved["time"] / resolved["depth"]}
         return {}
 

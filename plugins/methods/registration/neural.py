@@ -172,11 +172,7 @@ class NODEO(RegistrationMethod):
     ) -> dict[str, Any]:
         # a solver with a step (a fixed-step one must have it) steps step_size unless the
         # suite sets the solver's own
-        if (
-            head == "solver"
-            and issubclass(inner, Solver)
-            and (not inner.adaptive or "step_size" in inner.params)
-        ):
+        if head == "solver" and issubclass(inner, Solver) and inner.steps_by_size():
             return {"step_size": resolved["step_size"]}
         return {}
 
