@@ -117,6 +117,11 @@ def _esc(value: Any) -> str:
     return html.escape("" if value is None else str(value))
 
 
+def _sentence(text: str, cls: str = "dim") -> str:
+    """A line under a table as a paragraph, its first letter capitalised; "" for none."""
+    return f"<p class={cls}>{_esc(text[0].upper() + text[1:])}</p>" if text else ""
+
+
 # --- numbers as text ---------------------------------------------------------
 
 
@@ -363,9 +368,8 @@ def floor_margins(t: Task, summary: pd.DataFrame) -> str:
             continue
         sign = 1.0 if t.better.get(col) == "higher" else -1.0
         shown = []
-        for label in mine["config"]:
-            ok = t.cells[(t.cells["config"] == label) & (t.cells["status"] == "ok")]
-            margin = sign * (_finite(ok, col).mean() - _finite(ok, floor).mean())
+        for label, mean in zip(mine["config"], mine[col]):  # the summary's mean of ok cells
+            margin = sign * (mean - _config_mean(t, label, floor))
             if math.isfinite(margin):
                 shown.append(f"{label} {margin:+.3g}" + (" (no better)" if margin <= 0 else ""))
         if shown:
@@ -387,18 +391,21 @@ def size_differences(t: Task, summary: pd.DataFrame) -> str:
         return ""
     parts = []
     for problem, mine in summary.groupby("problem", sort=False):
-        sizes = {}
-        for label in mine["config"]:
-            ok = t.cells[(t.cells["config"] == label) & (t.cells["status"] == "ok")]
-            value = _finite(ok, col).mean()
-            if math.isfinite(value):
-                sizes[label] = value
+        sizes = {label: _config_mean(t, label, col) for label in mine["config"]}
+        sizes = {label: value for label, value in sizes.items() if math.isfinite(value)}
         if len(set(sizes.values())) > 1:
             head = f"{problem}: " if problem else ""
             parts.append(head + ", ".join(f"{k} {_size(v)}" for k, v in sizes.items()))
     if not parts:
         return ""
     return f"the configurations differ in size ({name}): " + "; ".join(parts)
+
+
+def _config_mean(t: Task, label: str, col: str) -> float:
+    """A configuration's mean of ``col`` over its ok cells (NaN where none has it), as
+    ``configuration_summary`` takes its quality columns'."""
+    ok = t.cells[(t.cells["config"] == label) & (t.cells["status"] == "ok")]
+    return float(_finite(ok, col).mean())
 
 
 def _size(value: float) -> str:
@@ -1579,12 +1586,8 @@ def _task_section(page: _Page, run: Run, t: Task, gallery: _Gallery, index: int)
         parts.append(
             f"<p class=dim>{_esc('set by each plugin, not in the labels: ' + '; '.join(own))}</p>"
         )
-    mixed = C.untuned_beside_tuned(cells)
-    if mixed:
-        parts.append(f"<p class=warn>{_esc(mixed[0].upper() + mixed[1:])}</p>")
-    untuned = C.none_tuned(cells) if t.better else ""  # a page with a best to qualify
-    if untuned:
-        parts.append(f"<p class=dim>{_esc(untuned[0].upper() + untuned[1:])}</p>")
+    parts.append(_sentence(C.untuned_beside_tuned(cells), "warn"))
+    parts.append(_sentence(C.none_tuned(cells) if t.better else ""))  # a best to qualify
     slopes = sweep_slopes(t, summary)
     if slopes:
         parts.append(
@@ -1594,12 +1597,8 @@ def _task_section(page: _Page, run: Run, t: Task, gallery: _Gallery, index: int)
                    + "; ".join(slopes))
             + "</p>"
         )  # fmt: skip
-    sizes = size_differences(t, summary)
-    if sizes:
-        parts.append(f"<p class=dim>{_esc(sizes[0].upper() + sizes[1:])}</p>")
-    floors = floor_margins(t, summary)
-    if floors:
-        parts.append(f"<p class=dim>{_esc(floors[0].upper() + floors[1:])}</p>")
+    parts.append(_sentence(size_differences(t, summary)))
+    parts.append(_sentence(floor_margins(t, summary)))
     margins = best_margins(t, summary)
     others = judged_otherwise(t, summary)
     if others:
@@ -1676,9 +1675,7 @@ def _tuning_section(page: _Page, found: list[tuned.Choice], hidden: pd.DataFrame
             f"relative {_power(TIE_RTOL)}, go to the first in grid order).</p>"
         )
         parts.append(page.table(choice, "filter choices"))
-        edges = tuned.grid_edges(found)
-        if edges:
-            parts.append(f"<p class=warn>{_esc(edges[0].upper() + edges[1:])}</p>")
+        parts.append(_sentence(tuned.grid_edges(found), "warn"))
         parts.append(
             f"<details><summary>every setting's validation score ({len(every['rows'])})"
             f"</summary>{page.table(every, 'filter settings')}</details>"
