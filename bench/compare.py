@@ -679,7 +679,7 @@ def measurement_differences(meta_a: dict[str, Any], meta_b: dict[str, Any]) -> l
         if len(set(seen)) > 1:
             out.append(f"run {run} was resumed with another number of cells at a time "
                        f"({', '.join(map(said, seen))})")  # fmt: skip
-    from bench.sysinfo import environment_note
+    from bench.sysinfo import environment_note, load_note
 
     env_a, env_b = meta_a.get("environment"), meta_b.get("environment")
     if isinstance(env_a, dict) and isinstance(env_b, dict) and env_a != env_b:
@@ -689,8 +689,6 @@ def measurement_differences(meta_a: dict[str, Any], meta_b: dict[str, Any]) -> l
         said = environment_note(env_a if isinstance(env_a, dict) else env_b)
         out.append(f"run {'A' if isinstance(env_a, dict) else 'B'} ran with {said}; the other "
                    "recorded no environment (a run from before bench recorded it)")  # fmt: skip
-    from bench.sysinfo import load_note
-
     loads = {run: load_note(meta) for run, meta in (("A", meta_a), ("B", meta_b))}
     busy = [run for run, note in loads.items() if "busy" in note]
     if busy:

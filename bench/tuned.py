@@ -175,8 +175,7 @@ def _choice(raw: dict[str, Any], label: str) -> Choice:
     shown = []
     for i, setting in enumerate(settings):
         score = scores[i] if i < len(scores) else None
-        finite = isinstance(score, (int, float)) and not isinstance(score, bool)
-        score = float(score) if finite and math.isfinite(score) else None
+        score = float(score) if _number(score) else None
         text = " ".join(f"{k}={value_text(v)}" for k, v in setting.items())
         shown.append((text or NO_GRID, score))
     chosen = raw.get("chosen")  # {}: the one setting of a configuration with no grid
@@ -199,36 +198,32 @@ def _choice(raw: dict[str, Any], label: str) -> Choice:
         )
         if isinstance(raw.get("validation_params"), dict)
         else "",
-        edges=_edges(settings, chosen, [s for _, s in shown]) if index is not None else [],
+        edges=_edges(settings, index, [s for _, s in shown]) if index is not None else [],
     )
 
 
-def _edges(
-    settings: list[dict[str, Any]], chosen: dict[str, Any], scores: list[float | None]
-) -> list[str]:
-    """The chosen values that are the lowest or highest of their axis, an axis of two
-    numbers or more (a value a grid does not bracket: the best may lie beyond it); not
-    where the next value in scored the same (a flat end: the axis changed nothing
-    there, and ties go to the first in grid order)."""
+def _edges(settings: list[dict[str, Any]], index: int, scores: list[float | None]) -> list[str]:
+    """The chosen values (``settings[index]``) that are the lowest or highest of their
+    axis, an axis of two numbers or more (a value a grid does not bracket: the best may
+    lie beyond it); not where the next value in scored the same (a flat end: the axis
+    changed nothing there, and ties go to the first in grid order)."""
     from bench.tuning import tied
 
+    chosen, mine = settings[index], scores[index]
     out = []
-    mine = scores[settings.index(chosen)]
     for key, value in chosen.items():
         given = [s[key] for s in settings if key in s]
         if not all(_number(v) for v in [value, *given]):  # a word, a list: no ends
             continue
-        axis = list(dict.fromkeys(given))
-        if len(axis) < 2:
+        ordered = sorted(set(given))
+        if len(ordered) < 2 or value not in (ordered[0], ordered[-1]):
             continue
-        ordered = sorted(axis)
-        end = "lowest" if value == ordered[0] else "highest" if value == ordered[-1] else ""
+        end = "lowest" if value == ordered[0] else "highest"
         inner = {**chosen, key: ordered[1] if end == "lowest" else ordered[-2]}
         beside = scores[settings.index(inner)] if inner in settings else None
-        if end and mine is not None and beside is not None and tied(mine, beside):
+        if mine is not None and beside is not None and tied(mine, beside):
             continue  # flat: the next value in scored the same
-        if end:
-            out.append(f"{key}={value_text(value)} ({end} of {len(axis)} tried)")
+        out.append(f"{key}={value_text(value)} ({end} of {len(ordered)} tried)")
     return out
 
 
