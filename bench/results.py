@@ -857,15 +857,24 @@ def _add_headlines(
         if valid and task not in ours:
             lines.append(f"{task}: the run recorded its headline; left as it is")
             continue
+        try:
+            declared = registry.get("task", task).headline
+        except UnknownPluginError as exc:  # not registered here: a plugin the user must name
+            lines.append(
+                f"{task}: no such task is registered here ({exc.args[0]}; give its plugin "
+                "with --plugins); left without a headline"
+            )
+            continue
+        if declared is None:
+            lines.append(f"{task}: the task declares no headline; left without one")
+            continue
         if valid:  # added here before: taken again, as the task declares it now
-            declared = _declared(registry, task)
-            if declared is not None and declared.to_dict() == recorded[task]:
+            if declared.to_dict() == recorded[task]:
                 lines.append(f"{task}: added before, as the task still declares it; left")
                 continue
             before = [q for q in recorded[task]["quality"] if q in have]
-            if declared is not None and len([q for q in declared.quality if q in have]) < len(
-                before
-            ):  # a quality since renamed: the cells hold the old name, the page would lose it
+            if len([q for q in declared.quality if q in have]) < len(before):
+                # a quality since renamed: the cells hold the old name, the page would lose it
                 lines.append(
                     f"{task}: added before; the task now declares qualities these cells "
                     f"record fewer of (they have {', '.join(before)}); left"
@@ -879,17 +888,6 @@ def _add_headlines(
             if task in recorded
             else verb
         )
-        try:
-            declared = registry.get("task", task).headline
-        except UnknownPluginError as exc:  # not registered here: a plugin the user must name
-            lines.append(
-                f"{task}: no such task is registered here ({exc.args[0]}; give its plugin "
-                "with --plugins); left without a headline"
-            )
-            continue
-        if declared is None:
-            lines.append(f"{task}: the task declares no headline; left without one")
-            continue
         missing = [name for name in declared.quality if name not in have]
         if len(missing) == len(declared.quality):
             lines.append(
@@ -906,23 +904,9 @@ def _add_headlines(
     if record and added:
         source = source or headline_source()
         meta["headlines"] = {**recorded, **added}
-        earlier = meta.get("headlines_added")
-        meta["headlines_added"] = {
-            **(earlier if isinstance(earlier, dict) else {}),
-            **{task: source for task in added},
-        }
+        meta["headlines_added"] = {**ours, **{task: source for task in added}}
         atomic_write_json(meta_path, meta)
     return lines
-
-
-def _declared(registry: Any, task: str) -> Any:
-    """The task's headline as ``registry`` declares it, or None (not registered, none)."""
-    from bench.registry import UnknownPluginError
-
-    try:
-        return registry.get("task", task).headline
-    except UnknownPluginError:
-        return None
 
 
 def headline_source() -> dict[str, Any]:
