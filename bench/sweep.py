@@ -684,18 +684,45 @@ def _takes_a_list(
     """Whether ``slot.name`` is a parameter that takes a list in every plugin the slot
     may hold (then a list given in ``params`` is the value, not a sweep)."""
     slot, _, sub = key.partition(".")
-    if not sub or "." in sub or slot not in task_cls.slots() or not chosen.get(slot):
+    if not sub or "." in sub or slot not in task_cls.slots():
         return False
+    classes = _slot_classes(slot, chosen, task_cls, registry)
+    if not classes or None in classes:
+        return False
+    return all(sub in cls.params and is_list_param(cls.params[sub]) for cls in classes)
+
+
+def _slot_classes(
+    slot: str, chosen: dict[str, list[Any]], task_cls: type, registry: Registry
+) -> list[type | None]:
+    """The classes of the plugins an entry names for ``slot`` (``chosen``), None for a
+    name no plugin of the slot's base has (its own message is given elsewhere)."""
     base = task_cls.slots()[slot].base
-    found = []
-    for name in chosen[slot]:
+    out: list[type | None] = []
+    for name in chosen.get(slot, []):
         try:
-            cls = registry.lookup(base, name)
-        except Exception:  # an unknown plugin: its own message, elsewhere
-            return False
-        param = cls.params.get(sub)
-        found.append(param is not None and is_list_param(param))
-    return all(found)
+            out.append(registry.lookup(base, name))
+        except Exception:
+            out.append(None)
+    return out
+
+
+def _component_param_hint(
+    key: str, chosen: dict[str, list[Any]], task_cls: type, registry: Registry
+) -> str:
+    """For a key the task lacks that a chosen component has: how to give it
+    (``sigma`` -> ``method.sigma``), with whose parameter it is."""
+    found = []
+    for slot in chosen:
+        if slot not in task_cls.slots():
+            continue
+        classes = _slot_classes(slot, chosen, task_cls, registry)
+        owners = [cls.name for cls in classes if cls is not None and key in cls.params]
+        if owners:
+            found.append(f"{slot}.{key} ({', '.join(owners)}'s)")
+    if not found:
+        return ""
+    return f"; a component's parameter is given with its slot: {' or '.join(found)}"
 
 
 def _unfilled_slots(
