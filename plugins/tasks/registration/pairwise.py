@@ -512,20 +512,19 @@ class Pairwise(Task):
 
     def keep_inputs(self, ctx, fixed, moving, truth) -> None:
         """A 2-D cell's pair as its metrics read it, so that each can be recomputed from
-        the cell's folder alone (a user audit had to draw the pairs again): the fixed
-        and moving images and labels, the fixed brain mask the errors are read in (NIfTI,
-        the fixed image's affine) and the true
-        displacement from fixed to moving, as ``displacement`` is written. A few hundred
-        KB a cell; 3-D cells keep none (``make_pair`` with the cell's seed redraws them)."""
+        the cell's folder alone (a user audit had to draw the pairs again): the fixed and
+        moving images and labels, the fixed brain mask the errors are read in (NIfTI, the
+        fixed image's affine) and the true displacement from fixed to moving, written as
+        ``displacement`` is. Tens of KB a cell; 3-D cells keep none (``make_pair`` with
+        the cell's seed redraws them)."""
         affine = fixed.affine
-        ctx.artifact("input_fixed", fixed.data.astype(np.float32)[:, :, None], affine=affine)
-        ctx.artifact("input_moving", moving.data.astype(np.float32)[:, :, None], affine=affine)
-        mask = np.asarray(fixed.mask).astype(np.uint8)[:, :, None]  # where errors are read
-        ctx.artifact("input_fixed_mask", mask, affine=affine)
         for name, image in (("fixed", fixed), ("moving", moving)):
+            ctx.artifact(f"input_{name}", image.data.astype(np.float32)[:, :, None], affine=affine)
             if image.labels is not None:
                 labels = np.asarray(image.labels).astype(np.int16)[:, :, None]
                 ctx.artifact(f"input_{name}_labels", labels, affine=affine)
+        mask = np.asarray(fixed.mask).astype(np.uint8)[:, :, None]  # where errors are read
+        ctx.artifact("input_fixed_mask", mask, affine=affine)
         if truth is not None:
             ctx.artifact("input_truth", itk_vector_field(truth, affine), affine=affine)
 
