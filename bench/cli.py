@@ -1066,14 +1066,13 @@ def cmd_show(args: argparse.Namespace) -> int:
         f"{run.name}  [{run.status}]  {meta.get('start', '')}  on {dev}",
         highlight=False,
     )
-    from bench.sysinfo import load_note, run_environment
+    from bench.sysinfo import load_note, run_environment, run_load
 
     env = run_environment(meta)
     if env:
         out.print(f"environment: {env}", highlight=False, markup=False)
-    load = load_note(meta)
-    if load and "busy" in load:  # a quiet start goes unsaid here (the report says it)
-        out.print(f"load average: {load}", highlight=False, markup=False)
+    if run_load(meta)[1]:  # a quiet start goes unsaid here (the report says it)
+        out.print(f"load average: {load_note(meta)}", highlight=False, markup=False)
     shown = _reported_or_asked(out, run, cells, args.validation or _asks_role(args.filter))
     if args.baseline and not shown.empty:
         from bench.compare import speedups_against

@@ -679,7 +679,7 @@ def measurement_differences(meta_a: dict[str, Any], meta_b: dict[str, Any]) -> l
         if len(set(seen)) > 1:
             out.append(f"run {run} was resumed with another number of cells at a time "
                        f"({', '.join(map(said, seen))})")  # fmt: skip
-    from bench.sysinfo import environment_note, load_note
+    from bench.sysinfo import environment_note, run_load
 
     env_a, env_b = meta_a.get("environment"), meta_b.get("environment")
     if isinstance(env_a, dict) and isinstance(env_b, dict) and env_a != env_b:
@@ -689,11 +689,11 @@ def measurement_differences(meta_a: dict[str, Any], meta_b: dict[str, Any]) -> l
         said = environment_note(env_a if isinstance(env_a, dict) else env_b)
         out.append(f"run {'A' if isinstance(env_a, dict) else 'B'} ran with {said}; the other "
                    "recorded no environment (a run from before bench recorded it)")  # fmt: skip
-    loads = {run: load_note(meta) for run, meta in (("A", meta_a), ("B", meta_b))}
-    busy = [run for run, note in loads.items() if "busy" in note]
+    loads = {run: run_load(meta) for run, meta in (("A", meta_a), ("B", meta_b))}
+    busy = [run for run, (_, was_busy) in loads.items() if was_busy]
     if busy:
         out.append("the machine was busy as run " + " and ".join(
-            f"{run} started (load average {loads[run].split(' (')[0]})" for run in busy
+            f"{run} started (load average {loads[run][0]})" for run in busy
         ) + ": its times may include other work")  # fmt: skip
     timing_a, timing_b = _timing(meta_a), _timing(meta_b)
     whys = {"repeats": "a median over another number of timed calls",

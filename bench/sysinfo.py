@@ -170,22 +170,24 @@ def host_load() -> dict[str, Any]:
     return {"load_1min": round(float(load), 2), "cpus": cpus}
 
 
-def load_note(meta: Any) -> str:
-    """``3.9 on 2 CPUs at the start (the machine was busy: times may include other
-    work)``; a plain ``0.1 on 2 CPUs at the start`` where it was not; each earlier
-    invocation's too where the run was resumed (``earlier_runs``), busy if any was; ""
-    where not recorded (or damaged)."""
+def run_load(meta: Any) -> tuple[str, bool]:
+    """The load a run started under, ``3.9 on 2 CPUs at the start``, each earlier
+    invocation's too where it was resumed (``earlier_runs``), and whether any was busy
+    (over ``BUSY_SHARE`` of its CPUs); ("", False) where not recorded (or damaged)."""
     if not isinstance(meta, dict):
-        return ""
+        return "", False
     earlier = meta.get("earlier_runs") if isinstance(meta.get("earlier_runs"), list) else []
     readings = [_reading(e) for e in [*earlier, meta] if isinstance(e, dict)]
     readings = [r for r in readings if r]
-    if not readings:
-        return ""
     text = "; then, resumed, ".join(text for text, _ in readings)
-    if any(busy for _, busy in readings):
-        text += " (the machine was busy: times may include other work)"
-    return text
+    return text, any(busy for _, busy in readings)
+
+
+def load_note(meta: Any) -> str:
+    """``run_load``'s text, with ``(the machine was busy: times may include other
+    work)`` where it was; "" where not recorded."""
+    text, busy = run_load(meta)
+    return text + " (the machine was busy: times may include other work)" if busy else text
 
 
 def _reading(invocation: dict[str, Any]) -> tuple[str, bool] | None:
