@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # One device session's GPU checks, in stages: bash scripts/gpu-session.sh STAGE...
-#   tests     the gpu-marked tests (compiled Triton kernels against the torch reference)
+#   tests     the gpu-marked tests (compiled Triton kernels against the torch reference),
+#             in one process: addopts' -n (pytest-xdist) is dropped, so the machine
+#             needs no xdist and the tests do not share the GPU
 #   headline  suites/kernels-headline.yaml
 #   fields    suites/fields-throughput.yaml
 #   register  suites/registration-gpu.yaml
@@ -66,6 +68,7 @@ for stage in "${stages[@]}"; do
     tests)
         timeout --signal=TERM --kill-after=20 "${STAGE_LIMIT_tests:-200}" \
             python3 -m pytest -q -m gpu tests/kernels -p no:cacheprovider -rA \
+            -o addopts=--benchmark-disable \
             --junitxml="$OUT/tests.xml" >"$OUT/tests.log" 2>&1
         echo "exit $? after $((SECONDS - start))s" >>"$OUT/tests.log"
         ;;

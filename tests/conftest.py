@@ -29,6 +29,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip_gpu)
 
 
+@pytest.fixture(autouse=True)
+def _no_inherited_terminal_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests read the output of a console that is not a terminal (200 columns, as in a
+    CI log): a ``COLUMNS`` or ``LINES`` inherited from the shell, or set to 80 by
+    pytest-xdist's workers, would fold their tables. A test that needs a width sets
+    ``COLUMNS`` itself."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+    monkeypatch.delenv("LINES", raising=False)
+
+
 @pytest.fixture(scope="module")
 def frozen_heap() -> Iterator[None]:
     """A module that runs many cells in this process (bench.testing, bench.worker's
