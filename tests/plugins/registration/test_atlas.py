@@ -121,6 +121,58 @@ def test_conditional_template_recovers_a_strong_effect():
     # (10x to 26x more at seeds 0-2)
     assert one["attribute_deformation_mm"] > 5 * deformed["attribute_deformation_mm"]
     assert "label_dice" in one and "label_dice" not in deformed
+    # subject_error_mm is to each subject's own displacement (from T(a_i)) for both forms:
+    # one table, one truth (a user audit: one template was scored to its displacements
+    # from T(0), the conditional ones to those from T(a_i)). The one template's own
+    # target is kept apart, and it reaches it better than the subjects' own
+    assert "subject_error_total_mm" in one and "subject_error_total_mm" not in deformed
+    assert one["subject_error_total_mm"] < one["subject_error_mm"]
+
+
+def test_every_form_is_scored_against_the_same_subject_displacements():
+    """The truth subject_error_mm reads is the population's disps for every form,
+    recomputed here from the population; in a conditional population without an effect
+    the displacements from T(0) are those same ones."""
+    import numpy as np
+
+    atlas = REGISTRY.get("task", "registration.atlas")
+    small = {"downsample": 4, "subjects": 3, "attribute": 2.0}
+    one = atlas(**small).population(0)
+    linear = atlas(**small, conditional="linear").population(0)
+    assert all(np.array_equal(a, b) for a, b in zip(one[2], linear[2], strict=True))
+    assert all(np.array_equal(a, b) for a, b in zip(one[2], one[3].disps, strict=True))
+    flat = _run(attribute=0.0, population="conditional", iterations=5).metrics
+    assert flat["subject_error_total_mm"] == pytest.approx(flat["subject_error_mm"], rel=1e-6)
+    # the headline's mean deformation is the distance to the truth's own mean: held at
+    # zero, the displacement projection's error is the truth's mean itself (1e-3 mm: the
+    # projection's 1e-4 voxel tolerance at 8 mm)
+    hard = _run(barycentre=0.0, projection="displacement").metrics
+    assert hard["mean_deformation_error_mm"] == pytest.approx(
+        hard["truth_mean_deformation_mm"], abs=1e-3
+    )
+    assert "mean_deformation_error_mm" in atlas.headline.quality
+    assert "mean_deformation_mm" not in atlas.headline.quality
+
+
+def test_parameters_of_one_form_are_na_elsewhere_and_refused_where_set():
+    """init_steps and the neural velocities' settings were recorded for grid templates
+    that never used them, so a grid row read 'init_steps=200' beside an implicit one's 20
+    (a user audit)."""
+    from bench import ParamError
+
+    atlas = REGISTRY.get("task", "registration.atlas")
+    grid = atlas.resolve_params({"conditional": "deformed", "attribute": 2.0})
+    one_form = ("init_steps", "field_lr", "attribute_scale", "velocity_lr", "velocity_width")
+    assert all(grid[k] is None for k in (*one_form, "velocity_omega"))
+    implicit = atlas.resolve_params({"conditional": "implicit", "init_steps": 20})
+    assert implicit["init_steps"] == 20 and implicit["velocity_width"] == 64
+    neural = atlas.resolve_params({"conditional": "deformed", "velocities": "neural"})
+    assert neural["velocity_width"] == 64 and neural["init_steps"] is None
+    with pytest.raises(ParamError, match=r"init_steps: only conditional implicit takes it "
+                       r"\(this cell: conditional none, velocities auto\)"):  # fmt: skip
+        atlas.resolve_params({"init_steps": 20})
+    with pytest.raises(ParamError, match=r"velocity_lr, velocity_width: only a cell with neural"):
+        atlas.resolve_params({"velocity_lr": 1e-3, "velocity_width": 8})
 
 
 def test_conditional_cell_keeps_the_figure_across_the_attribute():
