@@ -118,15 +118,36 @@ def blanks_emptied(cells: pd.DataFrame) -> pd.DataFrame:
 
 
 def varying(cells: pd.DataFrame, columns: list[str]) -> list[str]:
-    """The columns whose filled values differ. A parameter only some plugins have
-    (empty for the others) but the same wherever it is set does not count."""
+    """The columns whose filled values differ, or that are empty in some cells and set in
+    others of one plugin (the ``owner``'s value): an optional nested plugin left out
+    beside one given (a user audit: two networks read as one configuration, their
+    seeds pooled). A parameter only some plugins have (empty for the others) but the
+    same wherever it is set does not count."""
     out = []
     for c in columns:
-        if c in cells.columns:
-            filled = cells[c][~cells[c].map(blank)]
-            if filled.map(repr).nunique() > 1:
+        if c not in cells.columns:
+            continue
+        empty = cells[c].map(blank)
+        if cells[c][~empty].map(repr).nunique() > 1:
+            out.append(c)
+            continue
+        owner = _owner(c)
+        if empty.any() and not empty.all() and owner in cells.columns:
+            plugin = cells[owner].map(lambda v: None if blank(v) else str(v))
+            mixed = empty[plugin.notna()].groupby(plugin[plugin.notna()]).nunique()
+            if (mixed > 1).any():
                 out.append(c)
     return out
+
+
+def _owner(column: str) -> str:
+    """The column naming the plugin a parameter column belongs to: ``param.lr`` ->
+    ``task``, ``param.method.lr`` -> ``method``, ``param.method.field.width`` ->
+    ``param.method.field``."""
+    parts = column[len(PARAM) :].split(".")
+    if len(parts) == 1:
+        return "task"
+    return parts[0] if len(parts) == 2 else PARAM + ".".join(parts[:-1])
 
 
 def configuration_columns(cells: pd.DataFrame) -> list[str]:

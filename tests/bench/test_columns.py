@@ -121,6 +121,40 @@ def test_a_plugin_setting_that_one_plugin_varies_is_in_every_label_that_has_it()
     ]
 
 
+@pytest.mark.parametrize("nan_as_text", [False, True])
+def test_an_optional_nested_plugin_left_out_beside_one_given_is_another_configuration(
+    tmp_path, nan_as_text
+):
+    """Two cells of one method, one with its optional nested network left out (None),
+    one with a siren in it, read as one configuration (one label, their seeds pooled in
+    the report: a user audit): empty and set within one plugin is a difference; empty
+    where another plugin lacks the parameter is not, nor is a nested plugin's own
+    parameter where that plugin is left out."""
+    cells = pd.DataFrame({
+        "cell_id": list("abcd"), "task": "physics.burgers",
+        "method": ["my.pinn", "my.pinn", "pinn", "supervised"],
+        "param.method.field": [None, "siren", None, None],
+        "param.method.field.width": [None, 32, None, None],
+        "param.method.steps": [200, 200, None, 300],
+        "param.nu": [0.01] * 4,
+    })  # fmt: skip
+    cells = _stored(cells, tmp_path)
+    if nan_as_text:  # a run written before empty entries of a mixed column were None
+        cells["param.method.field"] = cells["param.method.field"].fillna("NaN")
+    assert list(configuration_labels(cells)) == [
+        "method=my.pinn", "method=my.pinn method.field=siren", "method=pinn", "method=supervised",
+    ]  # fmt: skip
+    # a task parameter one form of a task uses (None elsewhere: the atlas's init_steps)
+    atlas = pd.DataFrame({
+        "cell_id": list("abc"), "task": "registration.atlas",
+        "param.conditional": ["linear", "deformed", "implicit"],
+        "param.init_steps": [None, None, 100],
+    })  # fmt: skip
+    assert list(configuration_labels(atlas)) == [
+        "conditional=linear", "conditional=deformed", "conditional=implicit init_steps=100",
+    ]  # fmt: skip
+
+
 def test_an_empty_entry_in_a_mixed_column_is_empty_in_tables(tmp_path):
     from bench.display import fmt_number
 
