@@ -167,7 +167,8 @@ def check_plugin(
     give (a slot's default, a nested plugin's) must be registered and fit. A solver,
     built with its defaults, must give the same answer backwards in time as forwards
     (dy/dt = -y from t = 2 to 0 against dz/dt = z from 0 to 2, within 1e-3), and a
-    fixed-step one must converge at the order it declares (on y' = y (1 - y), within 0.5).
+    fixed-step one must take its step as ``step_size`` and converge at the order it
+    declares (on y' = y (1 - y), within 0.5).
     """
     problems = list(_problems(cls, registry or default_registry(plugins)))
     if problems:
@@ -299,6 +300,15 @@ def _constructs(cls: type[Plugin], registry: Registry) -> Iterable[str]:
         if not same:
             yield f"built with its defaults, {key} is {value!r}, not the default {expected!r}"
     if cls.kind == "solver":
+        if not cls.adaptive and "step_size" not in cls.params:
+            # (a user audit: a solver taking 100 fixed steps an interval, no parameter,
+            # ran under node beside rk4 at node's step, and nothing said so)
+            yield (
+                "a fixed-step solver (adaptive False) takes its step as a step_size "
+                "parameter: a plugin holding it (node steps it time/depth, nodeo at its "
+                "step_size) sets it there, and one it cannot set would run at its own "
+                "step beside others at the holder's (an adaptive solver sets adaptive = True)"
+            )
         yield from _integrates_backwards(instance)
         yield from _converges_at_its_order(instance)
 

@@ -142,6 +142,39 @@ def test_check_plugin_refuses_a_solver_that_steps_backwards_in_one_go():
         check_plugin(OneStep, registry=REGISTRY)
 
 
+def test_check_plugin_refuses_a_fixed_step_solver_without_step_size():
+    """A fixed-step solver whose step is not a parameter (here 100 Euler steps an
+    interval) ran silently under node beside rk4 at node's step (a user audit): the
+    holder could not set it, and validation passes a solver without parameters."""
+
+    class Euler100(Solver):
+        """Euler, 100 steps between output times."""
+
+        name = "test.euler100"
+        order = 1
+
+        def odeint(self, func, y0, t, **options):
+            ys, y = [y0], y0
+            for t0, t1 in zip(t[:-1], t[1:]):
+                dt = (t1 - t0) / 100
+                for i in range(100):
+                    y = y + dt * func(t0 + i * dt, y)
+                ys.append(y)
+            return torch.stack(ys)
+
+    with pytest.raises(PluginCheckError, match=r"^test\.euler100: a fixed-step solver "
+                       r"\(adaptive False\) takes its step as a step_size parameter"):  # fmt: skip
+        check_plugin(Euler100, registry=REGISTRY)
+
+    class Adaptive(Euler100):
+        """The same, declared adaptive (it chooses its own steps): no step to take."""
+
+        name = "test.adaptive100"
+        adaptive = True
+
+    check_plugin(Adaptive, registry=REGISTRY)
+
+
 def test_check_plugin_takes_a_coarse_but_correct_solver():
     """The backwards check compares against the same problem forwards, not against the
     exact value: Euler with a default step of 0.5 is 31 % off exp(2) both ways, and fine."""
