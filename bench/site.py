@@ -443,6 +443,13 @@ def build_site(
     found = find_runs([Path(p) for p in inputs], site)
     if not found:
         raise SiteError(f"{', '.join(map(str, inputs))}: no run folders found")
+    roots = {root for root, _, _ in found}
+    empty = [str(p) for p in inputs if Path(p).resolve() not in roots]
+    if empty:  # a page saying "runs from a, b" that holds none of b's (a user audit)
+        raise SiteError(
+            f"{', '.join(empty)}: no run folders found (a run, runs in it, or runs in its "
+            "suite folders: give the folder that holds the suite folders)"
+        )
     (site / "runs").mkdir(parents=True, exist_ok=True)
     taken: set[str] = set()
     runs: list[SiteRun] = []

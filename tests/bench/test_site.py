@@ -139,6 +139,13 @@ def test_site_refuses_to_write_over_an_input_and_needs_runs(inputs, tmp_path, ca
     (tmp_path / "empty").mkdir()
     assert main(["site", str(tmp_path / "empty"), "-o", str(tmp_path / "s")]) == 2
     assert "no run folders found" in capsys.readouterr().err
+    # one input of two without runs (three levels down): said, not left out of a page
+    # that names it as a source (a user audit)
+    (tmp_path / "deep" / "a" / "b" / "c").mkdir(parents=True)
+    assert main(["site", str(mine), str(tmp_path / "deep"), "-o", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'deep'}: no run folders found" in err and str(mine) not in err
+    assert not (tmp_path / "s").exists()
 
 
 @pytest.mark.slow
