@@ -54,7 +54,10 @@ def _network_params() -> dict[str, Param]:
         ),
         "dtype": Param("float32", choices=tuple(DTYPES), doc="network precision"),
         "monitor_every": Param(
-            500, doc="record the task's error every this many steps (0: never)", low=0
+            500,
+            doc="record the task's error every this many loss evaluations (an Adam step is "
+            "one, an L-BFGS iteration one or more with its line search; 0: never)",
+            low=0,
         ),
     }
 

@@ -18,6 +18,12 @@ at once, Adam on A and the v_i:
         + barycentre * mean_x |mean_i disp_i(x)|^2
 
 ``barycentre`` 0 turns the penalty off (beo's weight is 1, gradient 1, magnitude 0.01).
+One difference from beo: its gradient regulariser is the mean absolute difference (L1);
+``diffusion`` here is the mean squared one, as the registration methods' (a user audit
+found it unlabelled). The population is SIMULATED by the model it is estimated with:
+each subject is exp(v_i) by 7 squarings, as every form estimates them, and T(a) =
+T(0) o exp(a w) is the ``deformed`` form's own, which ``linear`` (A0 + a A1) can only
+approximate: a comparison of forms on it favours ``deformed`` by construction.
 ``projection`` adds a hard constraint instead of (or beside) the penalty, after every
 step (``plugins.tasks.registration.barycentre``): ``velocity`` makes the velocities
 zero-mean (the mean displacement vanishes to first order in v), ``displacement`` makes
