@@ -312,6 +312,7 @@ def headline(meta: dict[str, Any], task: str, cells: pd.DataFrame | None = None)
         problem=found.problem,
         validation=validation,
         size=found.size if f"{METRIC}{found.size}" in cells.columns else "",
+        budget=found.budget,  # kept where no cell records it: the pages say so
         floor={
             k: v for k, v in found.floor.items() if k in quality and f"{METRIC}{v}" in cells.columns
         },  # fmt: skip

@@ -50,6 +50,11 @@ class Headline:
     #: the metric that says how big a configuration is (``parameters``): where it
     #: differs between the configurations of a problem, the pages say so beside the best
     size: str = ""
+    #: the metric that says how much work a configuration was given (``loss_evaluations``):
+    #: where it differs between the configurations of a problem, or some do not record
+    #: it, the pages say so beside the best (budgets a plugin names its own way, steps
+    #: against adam_steps, stay comparable through it)
+    budget: str = ""
     #: quality metric -> the metric recording its floor, what a configuration that
     #: learned nothing scores (``{"psnr": "psnr_floor"}``): the pages give each
     #: configuration's margin past it
@@ -90,8 +95,9 @@ class Headline:
                 raise HeadlineError(
                     f"floor {name!r}: a quality metric's name -> the metric of its floor"
                 )
-        if not isinstance(self.size, str) or self.size.startswith("metric."):
-            raise HeadlineError(f"size {self.size!r}: give the metric's own name")
+        for what, name in (("size", self.size), ("budget", self.budget)):
+            if not isinstance(name, str) or name.startswith("metric."):
+                raise HeadlineError(f"{what} {name!r}: give the metric's own name")
         for name in self.problem:
             if not isinstance(name, str) or not name or name.startswith("param.") or "." in name:
                 raise HeadlineError(
@@ -130,6 +136,8 @@ class Headline:
             out["validation"] = dict(self.validation)
         if self.size:
             out["size"] = self.size
+        if self.budget:
+            out["budget"] = self.budget
         if self.floor:
             out["floor"] = dict(self.floor)
         return out
@@ -150,6 +158,7 @@ class Headline:
                 problem=tuple(problem),
                 validation=dict(validation),
                 size=data.get("size", "") if isinstance(data.get("size", ""), str) else "",
+                budget=data.get("budget", "") if isinstance(data.get("budget", ""), str) else "",
                 floor=data.get("floor", {}) if isinstance(data.get("floor", {}), dict) else {},
             )
         except (HeadlineError, TypeError, AttributeError):

@@ -401,6 +401,34 @@ def size_differences(t: Task, summary: pd.DataFrame) -> str:
     return f"the configurations differ in size ({name}): " + "; ".join(parts)
 
 
+def budget_differences(t: Task, summary: pd.DataFrame) -> str:
+    """Where the configurations of a problem were given different budgets (the
+    headline's ``budget`` metric, ``loss_evaluations``), each one's, mean over its ok
+    seeds, and the configurations that record none: a best at ten times the steps of its
+    runner-up, the steps named differently by each plugin, read as the better method (a
+    user audit); "" where the task names no budget or all record the same."""
+    name = t.headline.budget if t.headline is not None else ""
+    if not name:
+        return ""
+    col = f"metric.{name}"
+    parts = []
+    for problem, mine in summary.groupby("problem", sort=False):
+        means = {label: _config_mean(t, label, col) if col in t.cells else math.nan
+                 for label in mine["config"]}  # fmt: skip
+        given = {label: value for label, value in means.items() if math.isfinite(value)}
+        missing = [label for label in means if label not in given]
+        if len(set(given.values())) <= 1 and not (given and missing):
+            continue
+        head = f"{problem}: " if problem else ""
+        text = ", ".join(f"{k} {_size(v)}" for k, v in given.items())
+        if missing:
+            text += ("; " if text else "") + f"not recorded by {', '.join(missing)}"
+        parts.append(head + text)
+    if not parts:
+        return ""
+    return f"the configurations' budgets differ ({name}, mean over seeds): " + "; ".join(parts)
+
+
 def _config_mean(t: Task, label: str, col: str) -> float:
     """A configuration's mean of ``col`` over its ok cells (NaN where none has it), as
     ``configuration_summary`` takes its quality columns'."""
@@ -1598,6 +1626,7 @@ def _task_section(page: _Page, run: Run, t: Task, gallery: _Gallery, index: int)
             + "</p>"
         )  # fmt: skip
     parts.append(_sentence(size_differences(t, summary)))
+    parts.append(_sentence(budget_differences(t, summary), "warn"))
     parts.append(_sentence(floor_margins(t, summary)))
     margins = best_margins(t, summary)
     others = judged_otherwise(t, summary)

@@ -392,3 +392,9 @@ def test_a_headlines_size_and_floor_come_back_from_run_json():
     assert found.size == "params" and found.floor == {}  # no psnr_floor in these cells
     cells["metric.psnr_floor"] = 0.5
     assert C.headline({"headlines": {"t": h.to_dict()}}, "t", cells).floor == {"psnr": "psnr_floor"}
+    # a budget survives too, and is kept where no cell records it: the page says so
+    b = Headline(quality={"psnr": "higher"}, budget="loss_evaluations")
+    assert Headline.from_dict(b.to_dict()) == b and b.to_dict()["budget"] == "loss_evaluations"
+    assert C.headline({"headlines": {"t": b.to_dict()}}, "t", cells).budget == "loss_evaluations"
+    with pytest.raises(HeadlineError, match="budget 'metric.steps'"):
+        Headline(quality={"psnr": "higher"}, budget="metric.steps")

@@ -686,3 +686,26 @@ def test_ties_chained_within_round_off_keep_the_star_on_the_front():
     summary = configuration_summary(task).set_index("config")
     assert list(summary["best"]) == [False, True, True]
     assert list(summary["front"]) == [True, True, False]
+
+
+def test_a_budget_line_names_what_records_no_budget():
+    """A configuration that records no budget metric (a user's method that counts its
+    steps its own way) is named, not left out of the comparison in silence."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from bench import Headline
+    from bench.report import budget_differences
+
+    cells = pd.DataFrame({"config": ["a", "b", "c"], "status": ["ok", "ok", "ok"],
+                          "metric.loss_evaluations": [5.0, float("nan"), 5.0]})  # fmt: skip
+    t = SimpleNamespace(headline=Headline(quality={"e": "lower"}, budget="loss_evaluations"),
+                        cells=cells)  # fmt: skip
+    summary = pd.DataFrame({"problem": ["", "", ""], "config": ["a", "b", "c"]})
+    assert budget_differences(t, summary) == (
+        "the configurations' budgets differ (loss_evaluations, mean over seeds): a 5, c 5; "
+        "not recorded by b"
+    )
+    same = summary[summary["config"] != "b"]
+    assert budget_differences(t, same) == ""  # the same budget: nothing to say

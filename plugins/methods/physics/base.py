@@ -16,6 +16,10 @@ class PhysicsMethod(Method):
     which every physics task gives) or ``grid`` (the book's periodic ``GridSetup``,
     which only the grid-posed tasks give); a task refuses a method that needs what it
     does not offer when the suite is validated.
+
+    ``solve`` records its training's seconds (``ctx.add_time("train", ...)``, refused
+    without) and should record ``loss_evaluations``, the Burgers tasks' budget: the
+    pages say where it differs between configurations, or where a method records none.
     """
 
     needs: ClassVar[str] = "points"

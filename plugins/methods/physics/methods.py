@@ -294,6 +294,7 @@ class DiffPhys(PhysicsMethod):
                     ctx.curve("error", it, problem.monitor(GridSolution(states, setup)), train)
         ctx.add_time("train", train)
         ctx.metric("seconds_per_evaluation", train / v["iterations"])
+        ctx.metric("loss_evaluations", v["iterations"])  # one a plain gradient step
         with torch.no_grad():
             states = simulate(u0.detach(), nu, dt, dx, setup.steps, sub)
             ctx.metric("final_loss", loss_of(u0.detach()))

@@ -82,6 +82,7 @@ class BurgersTask(Task):
         curves=("error", "loss"),
         problem=("nu", "nx", "nt", "shock_halfwidth", "quadrature_nodes"),
         validation={"val_rel_l2": "lower"},
+        budget="loss_evaluations",
     )
     data_params = ("nu",)  # the grid and the quadrature only score the one solution
     components = {"method": PhysicsMethod}
@@ -209,6 +210,7 @@ class BurgersReconstructTask(Task):
         cost="time.train.median",
         curves=("error", "loss"),
         problem=("n", "t_end", "nu", "observe_step", "boundary_points", "refine", "target"),
+        budget="loss_evaluations",
     )
     data_params = ("nu",)  # the rest observe or score the one trajectory otherwise
     components = {"method": PhysicsMethod}

@@ -141,3 +141,35 @@ def test_unstable_explicit_diffusion_is_refused_at_validation_with_the_bound(tmp
     err = " ".join(capsys.readouterr().err.split())
     assert "benchmarks[0]" in err and "nu*dt/dx^2 = 16 > 0.5" in err and "dt <= 0.0078" in err
     assert not (tmp_path / "out").exists()  # nothing ran
+
+
+def test_the_report_says_where_budgets_differ_whatever_each_method_calls_them(tmp_path):
+    """A method at 10x the steps of another, named its own way (steps against
+    adam_steps), was starred with no word of it (a user audit): the Burgers tasks name
+    loss_evaluations as their budget, and the page gives each configuration's where they
+    differ. diffphys records one evaluation an iteration."""
+    import html as html_lib
+
+    small = {"method.lbfgs_iterations": 0, "method.depth": 2, "method.width": 8}
+    benchmarks = [
+        {"task": "physics.burgers", "params": {**TINY["physics.burgers"], **small,
+                                               "method": "pinn", "method.n_collocation": 50,
+                                               "method.adam_steps": 5}},
+        {"task": "physics.burgers", "params": {**TINY["physics.burgers"], **small,
+                                               "method": "supervised", "method.adam_steps": 7}},
+        {"task": "physics.burgers_reconstruct", "params": {**TINY["physics.burgers_reconstruct"],
+                                                           "method": "diffphys",
+                                                           "method.iterations": 3}},
+    ]  # fmt: skip
+    path = _write(tmp_path, benchmarks, "budgets")
+    out = tmp_path / "out"
+    assert main(["run", path, "--output", str(out), "--quiet", "--in-process"]) == 0
+    (run,) = (out / "budgets").iterdir()
+    cells = pd.read_parquet(run / "cells.parquet").set_index("method")
+    assert list(cells["metric.loss_evaluations"]) == [5, 7, 3]
+    page = tmp_path / "page.html"
+    assert main(["report", str(run), "-o", str(page)]) == 0
+    text = html_lib.unescape(page.read_text())
+    assert ("The configurations' budgets differ (loss_evaluations, mean over seeds): "
+            "method=pinn 5, method=supervised 7") in text  # fmt: skip
+    assert text.count("budgets differ") == 1  # one configuration: nothing to compare
