@@ -118,36 +118,25 @@ def blanks_emptied(cells: pd.DataFrame) -> pd.DataFrame:
 
 
 def varying(cells: pd.DataFrame, columns: list[str]) -> list[str]:
-    """The columns whose filled values differ, or that are empty in some cells and set in
-    others of one plugin (the ``owner``'s value): an optional nested plugin left out
-    beside one given (a user audit: two networks read as one configuration, their
-    seeds pooled). A parameter only some plugins have (empty for the others) but the
-    same wherever it is set does not count."""
-    out = []
-    for c in columns:
-        if c not in cells.columns:
+    """The columns whose filled values differ; and those empty in some cells and set in
+    others that nothing else tells apart (the task, the components, the columns already
+    varying): an optional nested plugin left out beside one given (a user audit: two
+    networks of one method read as one configuration, their seeds pooled). A parameter
+    only some plugins have, or only some forms of a task use, empty for the others and
+    the same wherever it is set, does not count."""
+    present = [c for c in columns if c in cells.columns]
+    empties = {c: cells[c].map(blank) for c in present}
+    out = {c for c in present if cells[c][~empties[c]].map(repr).nunique() > 1}
+    keys = [c for c in ("task", *components(cells)) if c in cells.columns]
+    keys += [c for c in present if c in out]
+    for c in present:
+        if c in out or not empties[c].any() or empties[c].all():
             continue
-        empty = cells[c].map(blank)
-        if cells[c][~empty].map(repr).nunique() > 1:
-            out.append(c)
-            continue
-        owner = _owner(c)
-        if empty.any() and not empty.all() and owner in cells.columns:
-            plugin = cells[owner].map(lambda v: None if blank(v) else str(v))
-            mixed = empty[plugin.notna()].groupby(plugin[plugin.notna()]).nunique()
-            if (mixed > 1).any():
-                out.append(c)
-    return out
-
-
-def _owner(column: str) -> str:
-    """The column naming the plugin a parameter column belongs to: ``param.lr`` ->
-    ``task``, ``param.method.lr`` -> ``method``, ``param.method.field.width`` ->
-    ``param.method.field``."""
-    parts = column[len(PARAM) :].split(".")
-    if len(parts) == 1:
-        return "task"
-    return parts[0] if len(parts) == 2 else PARAM + ".".join(parts[:-1])
+        told = cells[keys].map(lambda v: "" if blank(v) else repr(v)).astype(str)
+        if empties[c].groupby([told[k] for k in keys] or [0] * len(cells)).nunique().max() > 1:
+            out.add(c)
+            keys.append(c)
+    return [c for c in present if c in out]
 
 
 def configuration_columns(cells: pd.DataFrame) -> list[str]:

@@ -127,9 +127,9 @@ def test_an_optional_nested_plugin_left_out_beside_one_given_is_another_configur
 ):
     """Two cells of one method, one with its optional nested network left out (None),
     one with a siren in it, read as one configuration (one label, their seeds pooled in
-    the report: a user audit): empty and set within one plugin is a difference; empty
-    where another plugin lacks the parameter is not, nor is a nested plugin's own
-    parameter where that plugin is left out."""
+    the report: a user audit): empty and set where nothing else tells the cells apart is
+    a difference; empty where another plugin lacks the parameter is not, nor is a nested
+    plugin's own parameter where that plugin is left out."""
     cells = pd.DataFrame({
         "cell_id": list("abcd"), "task": "physics.burgers",
         "method": ["my.pinn", "my.pinn", "pinn", "supervised"],
@@ -144,14 +144,21 @@ def test_an_optional_nested_plugin_left_out_beside_one_given_is_another_configur
     assert list(configuration_labels(cells)) == [
         "method=my.pinn", "method=my.pinn method.field=siren", "method=pinn", "method=supervised",
     ]  # fmt: skip
-    # a task parameter one form of a task uses (None elsewhere: the atlas's init_steps)
+    # a task parameter one form of a task uses (None elsewhere: the atlas's init_steps),
+    # the form telling the rows apart already: not a difference of its own; two implicit
+    # rows at two init_steps are
     atlas = pd.DataFrame({
-        "cell_id": list("abc"), "task": "registration.atlas",
-        "param.conditional": ["linear", "deformed", "implicit"],
-        "param.init_steps": [None, None, 100],
+        "cell_id": list("abcd"), "task": "registration.atlas",
+        "param.conditional": ["linear", "deformed", "implicit", "implicit"],
+        "param.init_steps": [None, None, 100, 100],
     })  # fmt: skip
     assert list(configuration_labels(atlas)) == [
-        "conditional=linear", "conditional=deformed", "conditional=implicit init_steps=100",
+        "conditional=linear", "conditional=deformed", "conditional=implicit",
+        "conditional=implicit",
+    ]  # fmt: skip
+    atlas.loc[3, "param.init_steps"] = 20
+    assert list(configuration_labels(atlas))[2:] == [
+        "conditional=implicit init_steps=100", "conditional=implicit init_steps=20",
     ]  # fmt: skip
 
 
