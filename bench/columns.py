@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
@@ -117,25 +118,52 @@ def blanks_emptied(cells: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def varying(cells: pd.DataFrame, columns: list[str]) -> list[str]:
-    """The columns whose filled values differ; and those empty in some cells and set in
-    others that nothing else tells apart (the task, the components, the columns already
-    varying): an optional nested plugin left out beside one given (a user audit: two
-    networks of one method read as one configuration, their seeds pooled). A parameter
-    only some plugins have, or only some forms of a task use, empty for the others and
-    the same wherever it is set, does not count."""
+#: columns the pages add to a cells table (a configuration's label, its problem's): not
+#: what a cell ran, so never what tells cells apart
+DERIVED = ("config", "problem")
+
+
+def varying(
+    cells: pd.DataFrame,
+    columns: list[str],
+    keys: Sequence[str] | None = None,
+    empty: bool = True,
+) -> list[str]:
+    """The columns whose filled values differ; and, with ``empty``, those empty in some
+    cells and set in others that nothing else tells apart: an optional nested plugin
+    left out beside one given (a user audit: two networks of one method read as one
+    configuration, their seeds pooled). What tells cells apart: ``keys`` where given
+    (``("task",)`` for problems: a problem parameter empty in some cells is another
+    problem whatever else differs); else the task and the components, then a nested
+    plugin's column found so, then the columns already varying. A parameter only some
+    plugins have, or only some forms of a task use, empty for the others and the same
+    wherever it is set, does not count."""
     present = [c for c in columns if c in cells.columns]
     empties = {c: cells[c].map(blank) for c in present}
     out = {c for c in present if cells[c][~empties[c]].map(repr).nunique() > 1}
-    keys = [c for c in ("task", *components(cells)) if c in cells.columns]
-    keys += [c for c in present if c in out]
-    for c in present:
-        if c in out or not empties[c].any() or empties[c].all():
-            continue
-        told = cells[keys].map(lambda v: "" if blank(v) else repr(v)).astype(str)
-        if empties[c].groupby([told[k] for k in keys] or [0] * len(cells)).nunique().max() > 1:
+    mixed = [c for c in present if c not in out and empties[c].any() and not empties[c].all()]
+    if not empty or not mixed:
+        return [c for c in present if c in out]
+
+    def splits(column: str, by: list[str]) -> bool:
+        told = [cells[k].map(lambda v: "" if blank(v) else repr(v)) for k in by]
+        return bool(empties[column].groupby(told or [0] * len(cells)).nunique().max() > 1)
+
+    if keys is not None:
+        out.update(c for c in mixed if splits(c, [k for k in keys if k in cells.columns]))
+        return [c for c in present if c in out]
+    by = [c for c in ("task", *components(cells)) if c in cells.columns and c not in DERIVED]
+    # a nested plugin left out beside one given first, against the slots alone: its own
+    # parameters varying must not stand in for its name
+    for c in mixed:
+        if any(other.startswith(c + ".") for other in cells.columns) and splits(c, by):
             out.add(c)
-            keys.append(c)
+            by.append(c)
+    by += [c for c in present if c in out and c not in by]
+    for c in mixed:
+        if c not in out and splits(c, by):
+            out.add(c)
+            by.append(c)
     return [c for c in present if c in out]
 
 
@@ -301,7 +329,7 @@ def headline(meta: dict[str, Any], task: str, cells: pd.DataFrame | None = None)
         problem=found.problem,
         validation=validation,
         size=found.size if f"{METRIC}{found.size}" in cells.columns else "",
-        budget=found.budget,  # kept where no cell records it: the pages say so
+        budget=found.budget,  # kept where no cell records it: the report says so
         floor={
             k: v for k, v in found.floor.items() if k in quality and f"{METRIC}{v}" in cells.columns
         },  # fmt: skip
@@ -318,7 +346,7 @@ def problems(cells: pd.DataFrame, columns: list[str]) -> pd.Series:
     """Each cell's problem, as the ``columns`` (a headline's ``problem_columns``, or any
     the user names) that vary among ``cells`` say it: ``truth=svf``; "" for every cell
     where none varies. The best and the Pareto front are judged within one problem."""
-    cols = varying(cells, [c for c in columns if c in cells.columns])
+    cols = varying(cells, [c for c in columns if c in cells.columns], keys=("task",))
     if not cols:
         return pd.Series("", index=cells.index, dtype=object)
     return pd.Series(

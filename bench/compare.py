@@ -263,7 +263,7 @@ def _labels(a: Run, b: Run, cols: list[str]) -> dict[str, str]:
     where = [c for c in ("device", "threads") if c in cols]
     out: dict[str, str] = {}
     for _, group in both.groupby("task", sort=False, dropna=False):
-        extra = varying(group, where)
+        extra = varying(group, where, empty=False)  # a run's own setting, set or not
         for idx, row in group.iterrows():
             parts = [f"{c}={_plain(row[c])}" for c in extra if not is_missing(row[c])]
             out.setdefault(keys[idx], " ".join([labels[idx], *parts]))

@@ -9,7 +9,7 @@ from typing import Any
 
 import pluggy
 
-from bench.base import BASES, Plugin, base_label
+from bench.base import BASES, Plugin, Solver, base_label
 from bench.params import Param, ParamError, article, did_you_mean, shown
 
 
@@ -247,6 +247,24 @@ def _declaration_problem(cls: type[Plugin], base: type[Plugin]) -> str | None:
                 except ParamError as exc:
                     return f"tuning[{key!r}]: {shown(value)} {exc}"
     return None
+
+
+def fixed_step_problem(cls: type) -> str | None:
+    """Why a solver that is not adaptive breaks the contract that it takes its step as
+    ``step_size``, or None (a user audit: 100 Euler steps an interval with no parameter
+    ran under node beside rk4 at node's step, nothing said). ``check_plugin``'s rule,
+    not a registration's: a solver whose step is ``dt`` still runs where the suite sets
+    its step itself (validation refuses it where a holder would set one)."""
+    if not (isinstance(cls, type) and issubclass(cls, Solver)) or cls.adaptive:
+        return None
+    if "step_size" in getattr(cls, "params", {}):
+        return None
+    return (
+        "a fixed-step solver (adaptive False) takes its step as a step_size parameter: a "
+        "plugin holding it (node steps it time/depth, nodeo at its step_size) sets it "
+        "there, and one it cannot set would run at its own step beside others at the "
+        "holder's (an adaptive solver sets adaptive = True)"
+    )
 
 
 def data_params_problem(cls: type) -> str | None:

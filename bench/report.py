@@ -247,7 +247,9 @@ def describe_task(
     ok = cells[cells["status"] == "ok"]
     found = C.headline(run.meta, task, ok if len(ok) else cells)
     named = [*(found.problem_columns if found else []), *problem_columns(cells, problem)]
-    varied = C.varying(cells, [c for c in dict.fromkeys(named) if c in cells.columns])
+    varied = C.varying(
+        cells, [c for c in dict.fromkeys(named) if c in cells.columns], keys=("task",)
+    )
     cells["problem"] = C.problems(cells, varied).to_numpy()
     names = set()
     if not curves.empty:
@@ -411,22 +413,34 @@ def budget_differences(t: Task, summary: pd.DataFrame) -> str:
     if not name:
         return ""
     col = f"metric.{name}"
-    parts = []
+    finished = set(t.cells.loc[t.cells["status"] == "ok", "config"])
+    parts, unknown = [], []
     for problem, mine in summary.groupby("problem", sort=False):
+        # configurations with an ok cell: one that only failed recorded nothing to read
+        labels = [label for label in mine["config"] if label in finished]
         means = {label: _config_mean(t, label, col) if col in t.cells else math.nan
-                 for label in mine["config"]}  # fmt: skip
+                 for label in labels}  # fmt: skip
         given = {label: value for label, value in means.items() if math.isfinite(value)}
         missing = [label for label in means if label not in given]
-        if len(set(given.values())) <= 1 and not (given and missing):
-            continue
         head = f"{problem}: " if problem else ""
+        if not given:
+            if len(missing) > 1:
+                unknown.append(problem or "its configurations")
+            continue
+        if len(set(given.values())) <= 1 and not missing:
+            continue  # one budget for all
         text = ", ".join(f"{k} {_size(v)}" for k, v in given.items())
         if missing:
-            text += ("; " if text else "") + f"not recorded by {', '.join(missing)}"
+            text += f"; not recorded by {', '.join(missing)}"
         parts.append(head + text)
-    if not parts:
-        return ""
-    return f"the configurations' budgets differ ({name}, mean over seeds): " + "; ".join(parts)
+    out = []
+    if parts:
+        out.append(f"the configurations' budgets differ ({name}, mean over seeds): "
+                   + "; ".join(parts))  # fmt: skip
+    if unknown:
+        out.append(f"no configuration records {name}, the budget the task names, so whether "
+                   f"their budgets differ is not shown ({', '.join(unknown)})")  # fmt: skip
+    return ". ".join(out)
 
 
 def _config_mean(t: Task, label: str, col: str) -> float:

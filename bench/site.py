@@ -187,7 +187,7 @@ def task_table(run: Run, task: str, problem: Sequence[str] = ()) -> TaskTable | 
         for c in dict.fromkeys([*(found.problem_columns if found else []), *given])
         if c in cells.columns
     ]
-    varied = varying(cells, named)
+    varied = varying(cells, named, keys=("task",))
     where = problems(cells, varied)
     rows = []
     for label, group in cells.groupby(labels, sort=False):

@@ -35,7 +35,7 @@ from bench.components import build, resolve
 from bench.context import CellRecord, default_cache_dir
 from bench.headline import Headline
 from bench.params import Param, ParamError
-from bench.registry import Registry, UnknownPluginError, data_params_problem
+from bench.registry import Registry, UnknownPluginError, data_params_problem, fixed_step_problem
 from bench.suite import Cell, expand
 
 
@@ -300,15 +300,9 @@ def _constructs(cls: type[Plugin], registry: Registry) -> Iterable[str]:
         if not same:
             yield f"built with its defaults, {key} is {value!r}, not the default {expected!r}"
     if cls.kind == "solver":
-        if not cls.adaptive and "step_size" not in cls.params:
-            # (a user audit: a solver taking 100 fixed steps an interval, no parameter,
-            # ran under node beside rk4 at node's step, and nothing said so)
-            yield (
-                "a fixed-step solver (adaptive False) takes its step as a step_size "
-                "parameter: a plugin holding it (node steps it time/depth, nodeo at its "
-                "step_size) sets it there, and one it cannot set would run at its own "
-                "step beside others at the holder's (an adaptive solver sets adaptive = True)"
-            )
+        fixed = fixed_step_problem(cls)
+        if fixed:
+            yield fixed
         yield from _integrates_backwards(instance)
         yield from _converges_at_its_order(instance)
 

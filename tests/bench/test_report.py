@@ -709,3 +709,13 @@ def test_a_budget_line_names_what_records_no_budget():
     )
     same = summary[summary["config"] != "b"]
     assert budget_differences(t, same) == ""  # the same budget: nothing to say
+    # a configuration that only failed recorded nothing to read: not blamed (a review)
+    cells.loc[1, "status"] = "error"
+    assert budget_differences(t, summary) == ""
+    # none records it: said, not silent
+    cells["metric.loss_evaluations"] = float("nan")
+    cells["status"] = "ok"
+    assert budget_differences(t, summary) == (
+        "no configuration records loss_evaluations, the budget the task names, so whether "
+        "their budgets differ is not shown (its configurations)"
+    )

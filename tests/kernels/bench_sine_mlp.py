@@ -1,7 +1,7 @@
 """Benchmarks of sine_mlp: every backend and precision, with each one's error.
 
-    pytest tests/kernels/bench_sine_mlp.py --benchmark-enable            # time them
-    pytest tests/kernels/bench_sine_mlp.py --benchmark-enable --benchmark-json out.json
+    pytest tests/kernels/bench_sine_mlp.py --benchmark-enable -n 0       # time them
+    pytest tests/kernels/bench_sine_mlp.py --benchmark-enable -n 0 --benchmark-json out.json
 
 The default run (``--benchmark-disable``, pyproject) executes each body once as a smoke
 test. On CPU the sizes are tiny (the Triton kernel runs in the interpreter) and the

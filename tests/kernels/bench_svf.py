@@ -1,6 +1,6 @@
 """Benchmarks of svf_exp (7-step scaling and squaring): torch eager, torch.compile, Triton.
 
-    pytest tests/kernels/bench_svf.py --benchmark-enable [-m "slow or not slow"]
+    pytest tests/kernels/bench_svf.py --benchmark-enable -n 0 [-m "slow or not slow"]
 
 GPU sizes: 3-D 160x192x224 and 80x96x112 and 2-D 256x256, batch 1, forward and
 forward+backward. The eager baseline is VoxelMorph's VecInt on ``grid_sample_warp``.

@@ -1,6 +1,6 @@
 """Benchmarks of warp: torch eager (VoxelMorph-style grid_sample), torch.compile, Triton.
 
-    pytest tests/kernels/bench_warp.py --benchmark-enable [-m "slow or not slow"]
+    pytest tests/kernels/bench_warp.py --benchmark-enable -n 0 [-m "slow or not slow"]
 
 The eager baseline is VoxelMorph's SpatialTransformer (``grid_sample_warp``, identity
 grid precomputed as its buffer), not the NaN-checking ``warp_reference``.
