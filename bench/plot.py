@@ -128,7 +128,24 @@ def headline_panels(
             continue
         better = h.better(py) if h else None
         panels.append(Panel(ok, px, py, title=str(task), better=better))
+        if y is None and h is not None:
+            panels += _judged_otherwise(part, ok, px, h, str(task))
     return panels, skipped
+
+
+def _judged_otherwise(part: pd.DataFrame, drawn: pd.DataFrame, x: str, h: Any, task: str) -> list:
+    """A panel for the ok cells the primary left out because they record none of it (a
+    barycentre atlas beside conditional ones: no attribute_ncc), by the next quality
+    they have, as the report judges them; [] where none was left out."""
+    rest = part[(part["status"] == "ok") & ~part.index.isin(drawn.index)]
+    rest = rest[pd.to_numeric(rest[h.primary], errors="coerce").isna()]
+    for column in h.quality_columns[1:]:
+        if column in rest.columns:
+            ok = _plottable(rest, x, column)
+            if not ok.empty:
+                title = f"{task} (no {schema.short_name(h.primary)})"
+                return [Panel(ok, x, column, title=title, better=h.better(column))]
+    return []
 
 
 def _pyplot() -> Any:

@@ -476,3 +476,27 @@ def test_a_run_records_the_load_it_started_under(write_suite, registry, tmp_path
     page = tmp_path / "page.html"
     assert main(["report", str(run_dir), "-o", str(page)]) == 0
     assert "the machine was busy: times may include other work" in page.read_text()
+
+
+def test_the_headline_plot_draws_the_cells_its_primary_leaves_out_by_their_next_quality():
+    """The published atlas rerun mixes a barycentre population (no attribute_ncc) with
+    conditional ones: the default plot dropped the 12 barycentre cells in silence (a
+    review). They get a panel of their own, by template_ncc, as the report judges them."""
+    import json
+    from pathlib import Path
+
+    import pandas as pd
+
+    from bench.plot import headline_panels
+
+    run = Path(__file__).resolve().parents[2] / "results/published/registration-atlas-rerun-cpu"
+    cells = pd.read_parquet(run / "cells.parquet")
+    panels, skipped = headline_panels(cells, json.loads((run / "run.json").read_text()))
+    assert [(p.title, p.y, len(p.cells)) for p in panels] == [
+        ("registration.atlas", "metric.attribute_ncc", 15),
+        ("registration.atlas (no attribute_ncc)", "metric.template_ncc", 12),
+    ] and skipped == []
+    # a --y the user names draws what has it, no second panel
+    named, _ = headline_panels(cells, json.loads((run / "run.json").read_text()),
+                               y="metric.template_ncc")  # fmt: skip
+    assert [len(p.cells) for p in named] == [27]
