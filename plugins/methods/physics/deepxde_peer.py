@@ -82,6 +82,17 @@ class DeepXDEPINN(PhysicsMethod):
         ctx.metric("collocation_points", v["num_domain"])
         solution = _DeepXDESolution(model)
         recorder = _recorder(dde, ctx, problem, solution, v["monitor_every"], v["time_limit"])
+        # the task's budget, loss_evaluations: DeepXDE counts L-BFGS iterations, not the
+        # evaluations its line search makes, so the training forwards are counted here
+        # (a training-mode forward with trainable parameters: its loss history and test
+        # losses run with them frozen, predictions in evaluation mode)
+        evaluations = [0]
+
+        def count(module: torch.nn.Module, _: Any) -> None:
+            if module.training and any(p.requires_grad for p in module.parameters()):
+                evaluations[0] += 1
+
+        hook = net.register_forward_pre_hook(count)
         with ctx.memory("train"):
             if v["adam_steps"]:
                 model.compile("adam", lr=v["lr"], verbose=0)
@@ -98,7 +109,9 @@ class DeepXDEPINN(PhysicsMethod):
         if history.loss_train:
             ctx.metric("final_loss", float(np.sum(history.loss_train[-1])))
         ctx.add_time("train", recorder.train_seconds)
+        hook.remove()
         ctx.metric("steps", recorder.steps)
+        ctx.metric("loss_evaluations", evaluations[0])
         ctx.metric("seconds_per_evaluation", recorder.train_seconds / max(recorder.steps, 1))
         ctx.metric("stopped_by_time_limit", float(recorder.over_time()))
         return solution

@@ -330,6 +330,9 @@ def test_deepxde_peer_trains_on_the_same_problem(tmp_path):
     ctx = _ctx(tmp_path, method)
     sol = method.solve(problem, ctx)
     assert ctx.record.metrics["steps"] == 300
+    # the budget the Burgers tasks compare: one loss evaluation an Adam step; the loss
+    # history DeepXDE logs and the monitor's predictions are not training evaluations
+    assert ctx.record.metrics["loss_evaluations"] == 300
     assert len(seen) == 3  # the task's error at steps 100, 200, 300
     # x / (1 + t) again (an exact solution for any nu): 300 Adam steps bring the worst
     # error at the data from ~1 to ~0.05 (measured); 0.2 fails a peer that did not train
