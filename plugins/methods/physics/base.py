@@ -24,6 +24,14 @@ class PhysicsMethod(Method):
 
     needs: ClassVar[str] = "points"
 
+    def reads_field(self) -> bool:
+        """Whether ``solve`` learns from ``problem.field``, samples of the solution itself
+        anywhere in the domain: a task gives them only to a method that says so (others
+        get None) and records ``field_samples_given`` (1 or 0), so that a table tells a
+        method that fitted the solution from one that was given its constraints alone.
+        Default: no (a PINN's data are its constraints)."""
+        return False
+
     @abstractmethod
     def solve(self, problem: Any, ctx: CellContext) -> Any:
         """What a plugin of this family must implement (the family's contract above)."""

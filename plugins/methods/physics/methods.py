@@ -130,6 +130,9 @@ class Supervised(_NetworkMethod):
         ),
     }
 
+    def reads_field(self) -> bool:
+        return self.values["source"] == "field"
+
     def solve(self, problem: PhysicsProblem, ctx: CellContext) -> NetworkSolution:
         v = self.values
         pool = problem.field if v["source"] == "field" else problem.constraints

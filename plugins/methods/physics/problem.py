@@ -68,7 +68,8 @@ class PhysicsProblem:
         constraints: the point data a PINN is given (Raissi: initial and boundary
             points; the book's reconstruction: the state at t = 0.5 and u = 0 at x = +-1).
         field: samples of the solution anywhere in the domain (what a supervised
-            model learns from); None where the task gives none.
+            model learns from), given only to a method whose ``reads_field()`` says
+            so; None where the task gives none or the method does not read them.
         grid: the solver setup for grid methods (``diffphys``); None where there is none.
         monitor: the task's error of a solution (e.g. relative L2 on its grid), which a
             method may call between training steps for a convergence curve; the

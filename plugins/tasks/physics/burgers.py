@@ -138,7 +138,12 @@ class BurgersTask(Task):
         # Raissi's pool of N_u candidates: the initial line and both boundaries of the grid.
         edge = (tt == 0.0) | (np.abs(xx) == 1.0)
         constraints = _points(xx[edge], tt[edge], exact[edge])
-        field = self.field_samples(ctx.seed)
+        method = ctx.components["method"]
+        # samples of the solution itself only to a method that learns from them: a PINN
+        # handed them could fit them and read as physics-informed (a user audit)
+        reads = bool(method.reads_field())
+        field = self.field_samples(ctx.seed) if reads else None
+        ctx.metric("field_samples_given", 1.0 if reads else 0.0)
 
         def monitor(solution: Solution) -> float:
             return _rel_l2(_grid_predict(solution, x, t), exact)
@@ -151,7 +156,6 @@ class BurgersTask(Task):
             field=field,
             monitor=monitor,
         )
-        method = ctx.components["method"]
         solution = _solve_timed(method, problem, ctx)
         pred = _grid_predict(solution, x, t)
         ctx.check_finite("prediction", float(np.abs(pred).sum()))

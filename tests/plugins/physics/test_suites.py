@@ -173,3 +173,35 @@ def test_the_report_says_where_budgets_differ_whatever_each_method_calls_them(tm
     assert ("The configurations' budgets differ (loss_evaluations, mean over seeds): "
             "method=pinn 5, method=supervised 7") in text  # fmt: skip
     assert text.count("budgets differ") == 1  # one configuration: nothing to compare
+
+
+def test_samples_of_the_solution_go_only_to_a_method_that_reads_them(tmp_path):
+    """Every method was handed 20,000 exact samples of u (a user audit: a 'PINN' could
+    fit them and read as physics-informed, nothing on a page would show it): only a
+    method whose reads_field() says so gets them, and each cell says which."""
+    from bench import testing
+
+    seen = {}
+    from plugins.methods.physics.methods import PINN, Supervised
+
+    for cls, params in ((PINN, {}), (Supervised, {}), (Supervised, {"source": "constraints"})):
+        original = cls.solve
+
+        def spy(self, problem, ctx, _original=original, _key=(cls.name, str(params))):
+            seen[_key] = problem.field
+            return _original(self, problem, ctx)
+
+        cls.solve = spy
+        try:
+            cell = testing.run_cell(
+                "physics.burgers",
+                {"method": cls.name},
+                {**TINY["physics.burgers"], **{f"method.{k}": v for k, v in params.items()},
+                 "method.adam_steps": 2, "method.lbfgs_iterations": 0,
+                 "method.depth": 1, "method.width": 4},
+            )  # fmt: skip
+        finally:
+            cls.solve = original
+        given = seen[(cls.name, str(params))] is not None
+        assert cell.metrics["field_samples_given"] == float(given)
+        assert given == (cls is Supervised and not params)

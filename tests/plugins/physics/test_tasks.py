@@ -77,6 +77,9 @@ class _FieldSpy(_Exact):
 
     name = "test.field_spy"
 
+    def reads_field(self):  # it learns from problem.field: the task hands it the samples
+        return True
+
     def solve(self, problem, ctx):
         f = problem.field
         x, t, u = (a.numpy() for a in (f.x, f.t, f.u))
