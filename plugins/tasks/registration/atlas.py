@@ -84,7 +84,11 @@ made on that grid (``ConditionalPopulation.template_at(a, finer)``): the implici
 template evaluated there, a grid template interpolated bilinearly;
 ``finer_ncc_interpolated`` (implicit only) its own training-grid image interpolated
 instead; ``init_loss`` (implicit) the MSE left by the start fit. Files: the template
-(A0) as NIfTI, and A1 for ``linear``; a figure beside the truth and the mean; with an
+(A0) as NIfTI, and A1 for ``linear``; the subjects' estimated and true displacements
+(``displacements``, ``true_displacements``: (*S, subject, axis) in voxels) and the
+brain mask as NIfTI, what ``subject_error_mm`` and the mean deformation read (2-D
+only, a few hundred KB; a 3-D population's would be tens of MB, and its seed redraws
+the truth); a figure beside the truth and the mean; with an
 attribute, a figure of the template at a = -1, 0, 1 beside the truth; with ``finer``,
 the same on the finer grid (``finer.png``).
 
@@ -562,6 +566,15 @@ class Atlas(Task):
             labels = counts.argmax(0)
             ctx.metric("label_dice", m.mean_dice(truth.labels, labels))
         ctx.artifact("template", estimate.astype(np.float32), affine=truth.affine)
+        # what subject_error_mm and the mean deformation read, so that they can be
+        # recomputed from the cell's folder (a user audit could not): (*S, subject, axis)
+        # in voxels, float32, the estimate's and the truth's; the brain mask is the truth's.
+        # 2-D only: a 3-D population's would be tens of MB (the seed redraws the truth)
+        if truth.data.ndim == 2:
+            for name, fields in (("displacements", disps), ("true_displacements", true_disps)):
+                stacked = np.moveaxis(np.asarray(fields, dtype=np.float32), (0, 1), (-2, -1))
+                ctx.artifact(name, stacked, affine=truth.affine)
+            ctx.artifact("brain_mask", truth.mask.astype(np.uint8), affine=truth.affine)
         title = f"atlas of {len(subjects)} subjects, {self.constraint()}, seed {ctx.seed}"
         ctx.artifact("atlas", atlas_figure(truth.data, mean_image, estimate, title))
 

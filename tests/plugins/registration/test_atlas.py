@@ -270,3 +270,39 @@ def test_a_conditional_population_is_judged_across_the_attribute(tmp_path):
     assert "attribute=1 population=conditional: backend=warp.eager" in text
     assert "attribute=0 population=barycentre: by template_ncc" in text
     assert "is best by mean attribute_ncc" in text
+
+
+def test_the_subject_errors_recompute_from_the_cells_folder(tmp_path):
+    """A user audit could recompute template_ncc but not subject_error_mm nor the mean
+    deformation: the cell keeps both displacement sets and the brain mask, and those
+    files alone give the recorded numbers."""
+    import nibabel as nib
+    import numpy as np
+
+    cell = testing.run_cell(
+        "registration.atlas", {"backend": "warp.eager"},
+        {"downsample": 4, "subjects": 3, "iterations": 5, "attribute": 1.0,
+         "conditional": "linear"},
+        registry=REGISTRY, output=tmp_path,
+    )  # fmt: skip
+
+    def load(name):  # cell.files: (name, kind, path in the run folder, bytes)
+        (path,) = [f[2] for f in cell.files if f[0] == f"{name}.nii.gz"]
+        return nib.load(tmp_path / path)
+
+    est, true = (np.asarray(load(n).dataobj, dtype=np.float64)
+                 for n in ("displacements", "true_displacements"))  # fmt: skip
+    image = load("brain_mask")
+    mask = np.asarray(image.dataobj).astype(bool)
+    spacing = image.header.get_zooms()[: mask.ndim]
+    assert est.shape == (*mask.shape, 3, 2)
+
+    def error(a, b):  # mean Euclidean distance in mm inside the brain, by hand
+        d = (a - b) * np.asarray(spacing)
+        return float(np.sqrt((d**2).sum(-1))[mask].mean())
+
+    subjects = [error(est[..., i, :], true[..., i, :]) for i in range(3)]
+    assert cell.metrics["subject_error_mm"] == pytest.approx(np.mean(subjects), rel=1e-5)
+    assert cell.metrics["mean_deformation_error_mm"] == pytest.approx(
+        error(est.mean(-2), true.mean(-2)), rel=1e-5
+    )  # float32 files: 1e-5
