@@ -1341,10 +1341,28 @@ def cmd_compare(args: argparse.Namespace) -> int:
         out.print(f"unmatched configurations: {cmp.only_a} only in A, {cmp.only_b} only in B")
         for line in pairable_notes(cmp):
             out.print(line, highlight=False, markup=False)
+    unfinished = [
+        f"run {name} is {status}, not complete: cells it has not finished are not compared"
+        for name, run in (("A", run_a), ("B", run_b))
+        if (status := str(run.meta.get("status", "complete"))) != "complete"
+    ]
+    for line in unfinished:
+        out.print(f"warning: {line}", style="yellow", highlight=False)
     if nothing_shared(cmp):
         raise CliError(nothing_shared(cmp))
     for table in comparison_tables(cmp):
         out.print(table)
+    # What a gate cannot hold for (a user audit: a configuration B no longer ran, and a
+    # run still going or interrupted, each left every gate "held")
+    unjudged = []
+    if gates and cmp.only_a:
+        unjudged.append(
+            f"{cmp.only_a} configuration{'s' if cmp.only_a != 1 else ''} of A not in B: "
+            "nothing to hold the gates against (--across KEY pairs configurations whose "
+            "parameter changed)"
+        )
+    if gates:
+        unjudged += unfinished
     violations = check_gates(cmp, gates, alpha=args.alpha)
     untestable = untestable_under(cmp, gates)
     if violations or untestable:
@@ -1352,7 +1370,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
         out.print(gate_table(violations + untestable, title=title))
     for note in untestable_notes(cmp, gates):
         out.print(note, highlight=False)
-    if violations:
+    for line in unjudged:
+        out.print(f"gates not held: {line}", style="red", highlight=False)
+    if violations or unjudged:
         return EXIT_GATE
     if gates:
         out.print(f"gates held: {', '.join(str(g) for g in gates)}")

@@ -236,6 +236,29 @@ def test_cli_exit_codes(tmp_path, capsys):
     assert main(["compare", str(a), str(b), "--fail-on", "bogus"]) == 2
 
 
+def test_gates_do_not_hold_over_what_b_did_not_measure(tmp_path, capsys):
+    """A configuration B no longer ran (a plugin's default changed), and a run B still
+    going or interrupted, each left every gate 'held' (a user audit): said, exit 1."""
+    import json
+
+    a = _fake_run(tmp_path, "a", 1.0, 0.1)
+    b = _fake_run(tmp_path, "b", 1.0, 0.1, seed=1)
+    cells = pd.read_parquet(b / "cells.parquet")
+    cells.loc[cells["solver"] == "rk4", "param.step_size"] = 0.05
+    cells.to_parquet(b / "cells.parquet")
+    assert main(["compare", str(a), str(b), "--fail-on", "time:+50%"]) == 1
+    out = " ".join(capsys.readouterr().out.split())
+    assert "gates not held: 1 configuration of A not in B" in out and "gates held" not in out
+    assert main(["compare", str(a), str(b)]) == 0  # no gate: a comparison, no verdict
+    capsys.readouterr()
+    b = _fake_run(tmp_path, "b2", 1.0, 0.1, seed=1)
+    (b / "run.json").write_text(json.dumps({"suite": "x", "status": "interrupted"}))
+    assert main(["compare", str(a), str(b), "--fail-on", "time:+50%"]) == 1
+    out = " ".join(capsys.readouterr().out.split())
+    assert "warning: run B is interrupted, not complete" in out
+    assert "gates not held: run B is interrupted" in out
+
+
 def test_two_real_runs_align(write_suite, registry, tmp_path, capsys):
     path = write_suite(
         "suite: cmp\nplugins: [FIXTURE_PLUGINS]\nrepeats: 3\nbenchmarks:\n"
