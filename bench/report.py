@@ -65,7 +65,7 @@ from bench.headline import Headline
 from bench.results import Run, headline_added, is_missing, key_columns
 from bench.stats import signed_rank_sum, untestable
 from bench.sysinfo import load_note, run_environment
-from bench.tuning import TIE_RTOL, tie_anchors
+from bench.tuning import TIE_ATOL, TIE_RTOL, tie_anchors
 
 ROW_LIMIT = 500  # rows a table shows at once (filter and sort cover all)
 MAX_TRACES = 40  # cells drawn per curve figure; the rest are named in the caption
@@ -1715,7 +1715,8 @@ def _tuning_section(page: _Page, found: list[tuned.Choice], hidden: pd.DataFrame
             f"<p>{_esc(tuned.summary(found, hidden))}. Each configuration's setting "
             "is the best validation mean in the metric's direction (a setting with a "
             "failed or non-finite validation cell is out; ties, means within a "
-            f"relative {_power(TIE_RTOL)}, go to the first in grid order).</p>"
+            f"relative {_power(TIE_RTOL)} or an absolute {_power(TIE_ATOL)}, go to the first "
+            "in grid order).</p>"
         )
         parts.append(page.table(choice, "filter choices"))
         parts.append(_sentence(tuned.grid_edges(found), "warn"))

@@ -939,6 +939,9 @@ def test_scores_apart_only_in_their_last_bits_are_a_tie_for_the_first_setting(be
     assert chosen([0.5, noisy, 0.3]) == (1 if better == "lower" else 0)
     assert chosen([0.3 + 1e-9, 0.3]) == (1 if better == "lower" else 0)
     assert chosen([3e-13, 1e-13]) == (1 if better == "lower" else 0)
+    # an error's round-off from an O(1) solution: 5.2e-7 against 1.3e-15 more (2.6e-9
+    # relative) is one score (a user audit: starred on it)
+    assert chosen([5.208204e-7 + 1.33e-15, 5.208204e-7]) == 0
     from bench.tuning import tied
 
     inf = float("inf")
