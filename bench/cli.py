@@ -1450,9 +1450,13 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 
 def _direction(run: Any, cells: Any, column: str) -> str | None:
-    """The metric's direction as the cells' tasks' headlines say it (None: unknown)."""
-    from bench.columns import headline
+    """The metric's direction as the cells' tasks' headlines say it (None: unknown); a
+    time or a memory peak is lower-is-better whatever the task (a user audit had to give
+    --better for time.solve.median)."""
+    from bench.columns import MEM, TIME, headline
 
+    if column.startswith((TIME, MEM)):
+        return "lower"
     if not column.startswith("metric."):
         return None
     name = column[len("metric.") :]

@@ -301,6 +301,11 @@ def test_the_command_prints_the_table_with_the_headline_direction(toy_run, capsy
     row = next(line for line in out.splitlines() if "solver=st.b" in line)
     assert "0.0312" in row and "solver=st.a better" in row
     assert wilcoxon(np.arange(6) + 0.1 + 0.01 * np.arange(6), np.arange(6)).pvalue == 0.03125
+    # a timer is lower-is-better without --better (a user audit had to give it)
+    from bench.cli import _direction
+
+    assert _direction(None, None, "time.solve.median") == "lower"
+    assert _direction(None, None, "mem.train") == "lower"
 
 
 @pytest.mark.parametrize(
