@@ -644,9 +644,11 @@ def headline_table_html(t: Task, summary: pd.DataFrame) -> str:
             if not is_missing(spread):
                 text += f" ± {fmt(spread)}"
             cells.append(f'<td class="num" data-v="{_esc(_plain(mean))}">{_esc(text)}</td>')
-        if t.cost:
-            mean = row.get(t.cost)
+        if t.cost:  # its spread too: the caption says mean ± deviation (a user audit)
+            mean, spread = row.get(t.cost), row.get(t.cost + "|sd")
             text = fmt(mean, _kind(t.cost))
+            if not is_missing(spread):
+                text += f" ± {fmt(spread, _kind(t.cost))}"
             cells.append(f'<td class="num" data-v="{_esc(_plain(mean))}">{_esc(text)}</td>')
         if directional and t.cost:
             on = bool(row["front"])

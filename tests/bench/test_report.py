@@ -96,6 +96,9 @@ def test_each_task_leads_with_its_headline_table(page):
     best = [r for r in rows if "★ best" in r]
     assert len(best) == 2 and all("value=1 " in r or r.count("value=1<") for r in best)
     assert all("1 ± 0" in r for r in best)  # value 1.0 in both seeds: sd 0
+    # the cost with its spread over seeds too, as the caption says (a user audit)
+    costs = [re.findall(r'<td class="num" data-v="[^"]*">([^<]*)</td>', r)[-1] for r in best]
+    assert all(re.fullmatch(r"\S+ \S*s ± \S+ \S*s", c) for c in costs), costs
     front = [r for r in rows if "●" in r]
     assert front and all("seconds=0.001" in r for r in front)
     assert any("0/1 (error 1)" in r for r in rows)
