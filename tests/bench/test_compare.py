@@ -232,7 +232,11 @@ def test_cli_exit_codes(tmp_path, capsys):
     assert main(["compare", str(a), str(b), "--fail-on", "time:+10%"]) == 1
     assert "gates crossed" in capsys.readouterr().out
     assert main(["compare", str(a), str(b), "--fail-on", "time:+50%"]) == 0
-    assert "gates held: time:+50%" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "gates held: time:+50%" in out
+    # a time gate says what its p-values assume (a user audit: identical code apart
+    # crossed time:+10%)
+    assert "a time gate compares two runs made apart" in " ".join(out.split())
     assert main(["compare", str(a), str(b), "--fail-on", "bogus"]) == 2
 
 
