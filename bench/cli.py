@@ -1404,7 +1404,7 @@ def _run_cells_filtered(args: argparse.Namespace) -> tuple[Any, Any]:
 def cmd_stats(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    from bench.stats import StatsError, paired_comparisons, resolve_metric
+    from bench.stats import StatsError, paired_comparisons, resolve_metric, split_seeds
 
     run, cells = _run_cells_filtered(args)
     keys = tuned.tuned_keys(run.meta)
@@ -1420,6 +1420,15 @@ def cmd_stats(args: argparse.Namespace) -> int:
     out = make_console()
     chosen = " but the settings each tuned configuration chose" if keys else ""
     direction = f"{better} is better" if better else "direction unknown: give --better"
+    split = split_seeds(run.meta, cells) if column.startswith(("time.", "mem.")) else []
+    if split:
+        out.print(
+            f"note: this run was resumed, and the cells of seed{'s' if len(split) > 1 else ''} "
+            f"{', '.join(map(str, split))} finished in different invocations: their pairs "
+            "were not timed under one load (not interleaved)",
+            style="yellow",
+            highlight=False,
+        )
     out.print(
         f"{run.path}: {table.metric} ({direction}), {table.reference} against each other "
         f"configuration, paired on seed and every other parameter{chosen}; Wilcoxon signed-rank "

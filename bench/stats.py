@@ -394,6 +394,21 @@ def _matching(cells: pd.DataFrame, keys: dict[str, str], reference: str) -> pd.S
     return is_ref
 
 
+def split_seeds(meta: Any, cells: pd.DataFrame) -> list[Any]:
+    """The seeds whose cells finished in different invocations of a resumed run
+    (``run.json``'s ``resumed`` times against each cell's ``finished_at``): their times
+    were not taken under one load, so their pairs are not interleaved (a user audit: a
+    pair split by an interrupt read x0.82 among x1.04 to x1.36). [] for a run never
+    resumed."""
+    resumed = meta.get("resumed") if isinstance(meta, dict) else None
+    if not isinstance(resumed, list) or not resumed or "finished_at" not in cells:
+        return []
+    marks = sorted(str(r) for r in resumed)
+    invocation = cells["finished_at"].map(lambda t: sum(m <= str(t) for m in marks))
+    spans = invocation.groupby(cells["seed"]).nunique()
+    return sorted(spans[spans > 1].index.tolist())
+
+
 def paired_comparisons(
     cells: pd.DataFrame,
     metric: str,

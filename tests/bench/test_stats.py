@@ -618,3 +618,20 @@ def test_a_deterministic_pair_prints_no_p_and_a_round_off_gap_is_the_same():
     assert same.verdict == "the same on every seed (deterministic; apart by round-off at most)"
     assert varied.q == pytest.approx(varied.p)  # one test corrected, not two
     assert varied.verdict == "method=a better"
+
+
+def test_seeds_whose_cells_ran_in_different_invocations_are_named():
+    """A resume ran one seed's second cell 20 s after its partner, in another worker
+    (a user audit: that pair read x0.82 among x1.04-x1.36): bench stats names such seeds
+    for a time column."""
+    from bench.stats import split_seeds
+
+    cells = pd.DataFrame({
+        "seed": [0, 0, 1, 1, 2, 2],
+        "finished_at": ["2026-12-07T20:51:00+00:00", "2026-12-07T20:51:01+00:00",
+                        "2026-12-07T20:51:20+00:00", "2026-12-07T20:51:21+00:00",
+                        "2026-12-07T20:51:38+00:00", "2026-12-07T20:51:58+00:00"],
+    })  # fmt: skip
+    meta = {"resumed": ["2026-12-07T20:51:50+00:00"]}
+    assert split_seeds(meta, cells) == [2]
+    assert split_seeds({}, cells) == [] and split_seeds({"resumed": []}, cells) == []
