@@ -344,6 +344,12 @@ def _compare_parser(sub: Any) -> None:
     )
     cmp.add_argument("--alpha", type=_alpha, default=0.05, help="significance level (0.05)")
     cmp.add_argument("--across", **ACROSS_FLAG)
+    cmp.add_argument(
+        "--allow-missing",
+        action="store_true",
+        help="configurations of A that B does not have are listed, not 'gates not held' "
+        "(B measured a subset on purpose)",
+    )
     cmp.set_defaults(func=cmd_compare)
 
 
@@ -1355,11 +1361,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
     # What a gate cannot hold for (a user audit: a configuration B no longer ran, and a
     # run still going or interrupted, each left every gate "held")
     unjudged = []
-    if gates and cmp.only_a:
+    if gates and cmp.only_a and not args.allow_missing:
         unjudged.append(
             f"{cmp.only_a} configuration{'s' if cmp.only_a != 1 else ''} of A not in B: "
             "nothing to hold the gates against (--across KEY pairs configurations whose "
-            "parameter changed)"
+            "parameter changed; --allow-missing where B measured a subset on purpose)"
         )
     if gates:
         unjudged += unfinished

@@ -123,13 +123,14 @@ def headline_panels(
             skipped.append(f"{task} {why} ({', '.join(missing)} not in its cells)")
             continue
         ok = _plottable(part, px, py)
-        if ok.empty:
+        others = _judged_otherwise(part, ok, px, h, str(task)) if y is None and h else []
+        if ok.empty and not others:
             skipped.append(f"{task}: no ok cell has both {px} and {py}")
             continue
-        better = h.better(py) if h else None
-        panels.append(Panel(ok, px, py, title=str(task), better=better))
-        if y is None and h is not None:
-            panels += _judged_otherwise(part, ok, px, h, str(task))
+        if not ok.empty:
+            better = h.better(py) if h else None
+            panels.append(Panel(ok, px, py, title=str(task), better=better))
+        panels += others
     return panels, skipped
 
 
@@ -138,14 +139,17 @@ def _judged_otherwise(part: pd.DataFrame, drawn: pd.DataFrame, x: str, h: Any, t
     barycentre atlas beside conditional ones: no attribute_ncc), by the next quality
     they have, as the report judges them; [] where none was left out."""
     rest = part[(part["status"] == "ok") & ~part.index.isin(drawn.index)]
-    rest = rest[pd.to_numeric(rest[h.primary], errors="coerce").isna()]
-    for column in h.quality_columns[1:]:
-        if column in rest.columns:
+    if h.primary in rest.columns:
+        rest = rest[pd.to_numeric(rest[h.primary], errors="coerce").isna()]
+    panels = []
+    for column in h.quality_columns[1:]:  # each cell by the first of them it records
+        if column in rest.columns and not rest.empty:
             ok = _plottable(rest, x, column)
             if not ok.empty:
                 title = f"{task} (no {schema.short_name(h.primary)})"
-                return [Panel(ok, x, column, title=title, better=h.better(column))]
-    return []
+                panels.append(Panel(ok, x, column, title=title, better=h.better(column)))
+                rest = rest[~rest.index.isin(ok.index)]
+    return panels
 
 
 def _pyplot() -> Any:

@@ -613,7 +613,7 @@ def headline_table_html(t: Task, summary: pd.DataFrame) -> str:
         )
     if t.cost:
         head.append("cost: " + _column_title(t.cost))
-        tips.append("mean over seeds (lower is cheaper)")
+        tips.append("mean ± standard deviation over seeds (lower is cheaper)")
     if directional and t.cost:
         head.append("Pareto")
         tips.append("on the Pareto front: no configuration is both cheaper and better")

@@ -403,10 +403,16 @@ def split_seeds(meta: Any, cells: pd.DataFrame) -> list[Any]:
     resumed = meta.get("resumed") if isinstance(meta, dict) else None
     if not isinstance(resumed, list) or not resumed or "finished_at" not in cells:
         return []
+    from bench.results import reported
+
+    cells = reported(cells)  # the pairs compared: no validation or superseded cell
+    cells = cells[cells["finished_at"].map(lambda t: isinstance(t, str) and bool(t))]
     marks = sorted(str(r) for r in resumed)
-    invocation = cells["finished_at"].map(lambda t: sum(m <= str(t) for m in marks))
-    spans = invocation.groupby(cells["seed"]).nunique()
-    return sorted(spans[spans > 1].index.tolist())
+    invocation = cells["finished_at"].map(lambda t: sum(m <= t for m in marks))
+    keys = [cells[k] for k in ("task", "seed") if k in cells]
+    spans = invocation.groupby(keys).nunique()
+    split = spans[spans > 1].index
+    return sorted({key[-1] if isinstance(key, tuple) else key for key in split})
 
 
 def paired_comparisons(

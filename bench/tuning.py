@@ -59,7 +59,8 @@ TIE_RTOL = 1e-9
 # round-off (1e-15 on a solution of size 1) reaches it undivided: rk4 and an unrolled
 # rk4 at an error of 5.2e-7 were 1.3e-15 apart, 2.6e-9 relative, and one was starred
 # while bench stats said "better on every seed" (a user audit). About 50 ulps of 1:
-# errors of 1e-13 and 3e-13 (a tight tolerance) stay apart
+# errors of 1e-13 and 3e-13 (a tight tolerance) stay apart. It assumes a quality of
+# order 1 at most: one in units that make it 1e-15 would tie (no shipped headline's is)
 TIE_ATOL = 1e-14
 
 

@@ -500,3 +500,7 @@ def test_the_headline_plot_draws_the_cells_its_primary_leaves_out_by_their_next_
     named, _ = headline_panels(cells, json.loads((run / "run.json").read_text()),
                                y="metric.template_ncc")  # fmt: skip
     assert [len(p.cells) for p in named] == [27]
+    # the barycentre cells alone (no ok cell with the primary): still drawn (a review)
+    alone, skipped = headline_panels(cells[cells["metric.attribute_ncc"].isna()],
+                                     json.loads((run / "run.json").read_text()))  # fmt: skip
+    assert [(p.y, len(p.cells)) for p in alone] == [("metric.template_ncc", 12)]

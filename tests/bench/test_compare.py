@@ -255,6 +255,9 @@ def test_gates_do_not_hold_over_what_b_did_not_measure(tmp_path, capsys):
     assert "gates not held: 1 configuration of A not in B" in out and "gates held" not in out
     assert main(["compare", str(a), str(b)]) == 0  # no gate: a comparison, no verdict
     capsys.readouterr()
+    assert main(["compare", str(a), str(b), "--fail-on", "time:+50%", "--allow-missing"]) == 0
+    assert "gates held" in capsys.readouterr().out  # a subset on purpose: said so
+    capsys.readouterr()
     b = _fake_run(tmp_path, "b2", 1.0, 0.1, seed=1)
     (b / "run.json").write_text(json.dumps({"suite": "x", "status": "interrupted"}))
     assert main(["compare", str(a), str(b), "--fail-on", "time:+50%"]) == 1

@@ -634,4 +634,13 @@ def test_seeds_whose_cells_ran_in_different_invocations_are_named():
     })  # fmt: skip
     meta = {"resumed": ["2026-12-07T20:51:50+00:00"]}
     assert split_seeds(meta, cells) == [2]
+    # by task, reported cells only, a missing time left out (a review: validation
+    # seeds and another task's cells were named)
+    cells["task"] = ["a", "a", "a", "b", "a", "a"]
+    cells.loc[3, "finished_at"] = "2026-12-07T20:52:00+00:00"  # task b alone at seed 1
+    cells["role"] = ["", "", "", "", "", "validation"]
+    assert split_seeds(meta, cells) == []
+    cells.loc[5, "role"] = ""
+    cells.loc[4, "finished_at"] = None
+    assert split_seeds(meta, cells) == []
     assert split_seeds({}, cells) == [] and split_seeds({"resumed": []}, cells) == []
