@@ -167,6 +167,21 @@ def nested(plugin: Plugin) -> Iterator[Plugin]:
             yield from nested(inner)
 
 
+def passed_down(plugin: Plugin, prefix: str) -> Iterator[tuple[str, Any]]:
+    """What ``plugin`` (under ``prefix``, a slot) and the plugins it holds pass the plugins
+    they hold at run time (``nested_options``: node's time/depth as its solver's
+    step_size), as ``(prefix.head.key, value)``: the values those plugins ran at where
+    their own parameter columns keep their defaults (a user audit read a solver's
+    recorded step_size 0.05 where it ran at 0.25)."""
+    for head in type(plugin).plugin_params():
+        inner = plugin.values.get(head)
+        if not isinstance(inner, Plugin):
+            continue
+        for key, value in plugin.nested_options(head).items():
+            yield f"{prefix}.{head}.{key}", value
+        yield from passed_down(inner, f"{prefix}.{head}")
+
+
 def plugin_classes(
     registry: Registry, cls: type[Plugin], resolved: dict[str, Any], prefix: str
 ) -> dict[str, type[Plugin]]:

@@ -20,7 +20,7 @@ from typing import Any
 
 from bench.base import Diverged, SkipCell
 from bench.cell import Cell, Outcome
-from bench.components import build, nested
+from bench.components import build, nested, passed_down
 from bench.context import CellContext, CellRecord
 from bench.params import ParamError
 from bench.registry import Registry
@@ -231,6 +231,10 @@ def _run(
     )
     ctx.listener = listener
     holder.append(ctx)
+    for slot, plugin in components.items():  # what a holder set, as metric.ran.<path>
+        for path, value in passed_down(plugin, slot):
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                ctx.metric(f"ran.{path}", value)
     task.run(ctx)
     return ctx
 

@@ -406,3 +406,26 @@ def test_a_solver_the_holders_step_cannot_reach_is_refused(tmp_path):
                        r"mylab.heun_dt does not have \(parameters: dt\): it would run at its "
                        "own setting, not nodeo's"):  # fmt: skip
         suite([nodeo])
+
+
+def test_the_step_a_holder_gave_its_solver_is_recorded_as_what_it_ran_at():
+    """node steps its solver time/depth; the solver's step_size column keeps the solver's
+    own default (changing it broke pairing), which a user audit read as the step taken
+    (0.05 where it ran at 0.25). The cell records metric ran.<path>, the value passed
+    down; nothing where the suite set the solver's own step or the solver takes none."""
+    from bench import testing
+
+    registry = testing.default_registry()
+
+    def ran(params):
+        cell = testing.run_cell("classify.toy", {"architecture": "node"},
+                                {"architecture.depth": 4, "epochs": 1, **params},
+                                registry=registry)  # fmt: skip
+        return {k: v for k, v in cell.metrics.items() if k.startswith("ran.")}
+
+    assert ran({"architecture.solver": "rk4"}) == {"ran.architecture.solver.step_size": 0.25}
+    assert ran({"architecture.solver": "rk4", "architecture.time": 2.0}) == {
+        "ran.architecture.solver.step_size": 0.5
+    }
+    assert ran({"architecture.solver": "rk4", "architecture.solver.step_size": 0.125}) == {}
+    assert ran({"architecture.solver": "dopri5"}) == {}
