@@ -393,11 +393,10 @@ def size_differences(t: Task, summary: pd.DataFrame) -> str:
         return ""
     parts = []
     for problem, mine in summary.groupby("problem", sort=False):
-        sizes = {label: _config_mean(t, label, col) for label in mine["config"]}
-        sizes = {label: value for label, value in sizes.items() if math.isfinite(value)}
+        sizes = _finite_means(t, mine["config"], col)
         if len(set(sizes.values())) > 1:
             head = f"{problem}: " if problem else ""
-            parts.append(head + ", ".join(f"{k} {_size(v)}" for k, v in sizes.items()))
+            parts.append(head + _listed(sizes))
     if not parts:
         return ""
     return f"the configurations differ in size ({name}): " + "; ".join(parts)
@@ -418,10 +417,8 @@ def budget_differences(t: Task, summary: pd.DataFrame) -> str:
     for problem, mine in summary.groupby("problem", sort=False):
         # configurations with an ok cell: one that only failed recorded nothing to read
         labels = [label for label in mine["config"] if label in finished]
-        means = {label: _config_mean(t, label, col) if col in t.cells else math.nan
-                 for label in labels}  # fmt: skip
-        given = {label: value for label, value in means.items() if math.isfinite(value)}
-        missing = [label for label in means if label not in given]
+        given = _finite_means(t, labels, col)
+        missing = [label for label in labels if label not in given]
         head = f"{problem}: " if problem else ""
         if not given:
             if len(missing) > 1:
@@ -429,7 +426,7 @@ def budget_differences(t: Task, summary: pd.DataFrame) -> str:
             continue
         if len(set(given.values())) <= 1 and not missing:
             continue  # one budget for all
-        text = ", ".join(f"{k} {_size(v)}" for k, v in given.items())
+        text = _listed(given)
         if missing:
             text += f"; not recorded by {', '.join(missing)}"
         parts.append(head + text)
@@ -441,6 +438,19 @@ def budget_differences(t: Task, summary: pd.DataFrame) -> str:
         out.append(f"no configuration records {name}, the budget the task names, so whether "
                    f"their budgets differ is not shown ({', '.join(unknown)})")  # fmt: skip
     return ". ".join(out)
+
+
+def _finite_means(t: Task, labels: Any, col: str) -> dict[str, float]:
+    """Each configuration's mean of ``col`` (``_config_mean``), those that have one."""
+    if col not in t.cells:
+        return {}
+    means = {label: _config_mean(t, label, col) for label in labels}
+    return {label: value for label, value in means.items() if math.isfinite(value)}
+
+
+def _listed(means: dict[str, float]) -> str:
+    """``label 263169, label 1322``: sizes and budgets as whole numbers where they are."""
+    return ", ".join(f"{k} {_size(v)}" for k, v in means.items())
 
 
 def _config_mean(t: Task, label: str, col: str) -> float:

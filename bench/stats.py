@@ -403,8 +403,6 @@ def split_seeds(meta: Any, cells: pd.DataFrame) -> list[Any]:
     resumed = meta.get("resumed") if isinstance(meta, dict) else None
     if not isinstance(resumed, list) or not resumed or "finished_at" not in cells:
         return []
-    from bench.results import reported
-
     cells = reported(cells)  # the pairs compared: no validation or superseded cell
     cells = cells[cells["finished_at"].map(lambda t: isinstance(t, str) and bool(t))]
     marks = sorted(str(r) for r in resumed)

@@ -135,7 +135,7 @@ class Supervised(_NetworkMethod):
 
     def solve(self, problem: PhysicsProblem, ctx: CellContext) -> NetworkSolution:
         v = self.values
-        pool = problem.field if v["source"] == "field" else problem.constraints
+        pool = problem.field if self.reads_field() else problem.constraints
         if pool is None:
             raise SkipCell(f"{problem.__class__.__name__} of this task has no field samples")
         solution, dtype = self._setup(problem, ctx)

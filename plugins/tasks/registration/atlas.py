@@ -235,6 +235,11 @@ def align(
     return out[0, 0].double().cpu().numpy(), disp[0].double().cpu().numpy()
 
 
+def _subject_error(disps: Any, truths: Any, spacing: Any, mask: np.ndarray) -> float:
+    """Mean over the subjects of each displacement's error (mm) to its truth in ``mask``."""
+    return float(np.mean([m.error_mm(d, t, spacing, mask) for d, t in zip(disps, truths)]))
+
+
 def _sharpness(image: np.ndarray, mask: np.ndarray) -> float:
     grads = np.gradient(image)
     return float(np.sqrt(sum(g**2 for g in grads))[mask].mean())
@@ -385,11 +390,11 @@ class Atlas(Task):
                 continue
             given = sorted(k for k in names if values.get(k) is not None)
             if given:
+                them = "them" if len(given) > 1 else "it"
                 raise ParamError(
-                    f"{', '.join(given)}: only {what} takes "
-                    f"{'them' if len(given) > 1 else 'it'} (this cell: conditional "
-                    f"{v['conditional']}, velocities {v['velocities']}); set "
-                    f"{'them' if len(given) > 1 else 'it'} in an entry of that form"
+                    f"{', '.join(given)}: only {what} takes {them} (this cell: conditional "
+                    f"{v['conditional']}, velocities {v['velocities']}); set {them} in an "
+                    "entry of that form"
                 )
         if v["finer"] > 1:
             if v["population"] == "barycentre":
@@ -529,8 +534,8 @@ class Atlas(Task):
         ctx.metric("template_alignment_mm", m.error_mm(moved, 0 * moved, truth.spacing, mask))
         if pop is not None:
             if v["conditional"] == "none":  # what a one-template model can reach
-                errors = [m.error_mm(d, t, truth.spacing, mask) for d, t in zip(disps, pop.totals)]
-                ctx.metric("subject_error_total_mm", float(np.mean(errors)))
+                total = _subject_error(disps, pop.totals, truth.spacing, mask)
+                ctx.metric("subject_error_total_mm", total)
             self.record_attribute(ctx, pop, model, disps)
         if v["finer"] > 1:
             self.record_finer(ctx, pop, model)
@@ -549,8 +554,7 @@ class Atlas(Task):
         # the truth's own mean is not zero (0.09 mm on the published population): lower
         # is better only as a distance to it
         ctx.metric("mean_deformation_error_mm", m.error_mm(disps.mean(0), true_mean, spacing, mask))
-        errors = [m.error_mm(d, t, spacing, mask) for d, t in zip(disps, true_disps)]
-        ctx.metric("subject_error_mm", float(np.mean(errors)))
+        ctx.metric("subject_error_mm", _subject_error(disps, true_disps, spacing, mask))
         sizes = [m.error_mm(0 * t, t, spacing, mask) for t in true_disps]
         ctx.metric("subject_deformation_mm", float(np.mean(sizes)))
         ctx.metric("sharpness", _sharpness(estimate, mask) / _sharpness(mean_image, mask))
